@@ -1,0 +1,229 @@
+//! Local-disk backend. Reads, stats, listings and deletes go through OpenDAL's `fs` service;
+//! creation is our own, because OpenDAL's fs (0.59) neither refuses to overwrite atomically nor
+//! fsyncs the directory: temp file → fsync → `renameat2(RENAME_NOREPLACE)` (or `link()`) → fsync
+//! of the directory (format-spec §1.2).
+
+use super::opendal::OpendalBackend;
+use super::{backend_err, check_path, exists, Backend, ObjectInfo};
+use crate::error::{Error, Result};
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// A repository in a local directory.
+pub struct LocalBackend {
+    root: PathBuf,
+    reader: OpendalBackend,
+}
+
+impl LocalBackend {
+    /// A backend rooted at `root` (which need not exist yet).
+    pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(root, e))?
+                .join(root)
+        };
+        let reader = OpendalBackend::fs(&root)?;
+        Ok(LocalBackend { root, reader })
+    }
+
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn cstr(p: &Path) -> std::io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::other("path contains NUL"))
+}
+
+/// Moves `tmp` to `dst` unless `dst` exists; `Ok(false)` when it does.
+fn rename_noreplace(tmp: &Path, dst: &Path) -> std::io::Result<bool> {
+    let (a, b) = (cstr(tmp)?, cstr(dst)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD with absolute paths.
+    let r = unsafe {
+        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => Ok(false),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            // The filesystem lacks RENAME_NOREPLACE: link() is atomic and fails on existence.
+            match fs::hard_link(tmp, dst) {
+                Ok(()) => {
+                    fs::remove_file(tmp)?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(e),
+    }
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        check_path(path)?;
+        self.reader.read(path)
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        check_path(path)?;
+        self.reader.read_range(path, offset, len)
+    }
+
+    fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
+        check_path(path)?;
+        let dst = self.full(path);
+        let dir = dst.parent().expect("object paths have a parent").to_path_buf();
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| backend_err("mkdir", path, e))?;
+            if let Some(pp) = dir.parent() {
+                fsync_dir(pp).map_err(|e| backend_err("fsync", path, e))?;
+            }
+        }
+        let tmp = dir.join(format!(".tmp-{}", hex::encode(&crate::crypto::random_32()[..12])));
+        let res = (|| -> std::io::Result<bool> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            let placed = rename_noreplace(&tmp, &dst)?;
+            if placed {
+                fsync_dir(&dir)?;
+            }
+            Ok(placed)
+        })();
+        match res {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let _ = fs::remove_file(&tmp);
+                Err(exists(path))
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(backend_err("write", path, e))
+            }
+        }
+    }
+
+    fn stat(&self, path: &str) -> Result<Option<ObjectInfo>> {
+        check_path(path)?;
+        self.reader.stat(path)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        if !self.full(prefix).is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut v = self.reader.list(prefix)?;
+        v.retain(|o| !o.path.rsplit('/').next().unwrap_or("").starts_with(".tmp-"));
+        Ok(v)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        check_path(path)?;
+        match fs::remove_file(self.full(path)) {
+            Ok(()) => {
+                if let Some(d) = self.full(path).parent() {
+                    fsync_dir(d).map_err(|e| backend_err("fsync", path, e))?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(backend_err("delete", path, e)),
+        }
+    }
+
+    fn create_root(&self) -> Result<()> {
+        let loc = self.location();
+        if self.root.exists() {
+            let mut it = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
+            if it.next().is_some() {
+                return Err(Error::Invalid(format!(
+                    "{loc}: directory is not empty; refusing to create a repository in it"
+                )));
+            }
+        }
+        for d in ["config", "keys", "index", "snapshots", "leases", "prune", "ledger"] {
+            fs::create_dir_all(self.root.join(d)).map_err(|e| Error::io(self.root.join(d), e))?;
+        }
+        for kind in ["data", "tree"] {
+            for i in 0..256 {
+                let d = self.root.join(kind).join(format!("{i:02x}"));
+                fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+            }
+            fsync_dir(&self.root.join(kind)).map_err(|e| Error::io(self.root.join(kind), e))?;
+        }
+        fsync_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        if let Some(p) = self.root.parent() {
+            let _ = fsync_dir(p);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_if_not_exists_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo")).unwrap();
+        b.create_root().unwrap();
+        b.write_new("index/abc", b"one").unwrap();
+        let e = b.write_new("index/abc", b"two").unwrap_err();
+        assert!(e.is_exists(), "{e}");
+        assert_eq!(b.read("index/abc").unwrap(), b"one");
+        assert_eq!(b.read_range("index/abc", 1, 2).unwrap(), b"ne");
+        let l = b.list("index/").unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].path, "index/abc");
+        assert_eq!(l[0].size, 3);
+        assert!(b.stat("index/nope").unwrap().is_none());
+        assert!(b.read("index/nope").unwrap_err().is_not_found());
+        assert!(b.write_new("../escape", b"x").is_err());
+        b.delete("index/abc").unwrap();
+        b.delete("index/abc").unwrap();
+        assert!(b.list("index/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_creators_of_one_name_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = std::sync::Arc::new(LocalBackend::new(dir.path()).unwrap());
+        let hs: Vec<_> = (0..8u8)
+            .map(|i| {
+                let b = b.clone();
+                std::thread::spawn(move || b.write_new("x/y", &[i; 1000]).is_ok())
+            })
+            .collect();
+        let wins = hs.into_iter().filter(|_| true).map(|h| h.join().unwrap()).filter(|w| *w).count();
+        assert_eq!(wins, 1);
+        let d = b.read("x/y").unwrap();
+        assert!(d.iter().all(|&x| x == d[0]));
+    }
+}

@@ -1,0 +1,59 @@
+//! Finding and listing nodes inside a snapshot's trees. Reads trees through the repository.
+
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::repository::Repository;
+use crate::tree::{Node, NodeKind};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// The node at an absolute `path` below the root tree; `None` for `/` itself.
+pub fn find(repo: &Repository, root: &BlobId, path: &Path) -> Result<Option<Node>> {
+    let comps: Vec<&[u8]> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    let mut tree = *root;
+    let mut found = None;
+    for (i, c) in comps.iter().enumerate() {
+        let nodes = repo.load_dir(&tree)?;
+        let Ok(pos) = nodes.binary_search_by(|n| n.name.as_slice().cmp(c)) else {
+            return Err(Error::NotFound(format!("path {}", path.display())));
+        };
+        let n = nodes[pos].clone();
+        if i + 1 < comps.len() {
+            match n.kind {
+                NodeKind::Dir { tree: t } => tree = t,
+                _ => return Err(Error::NotFound(format!("path {} ({} is not a directory)", path.display(), String::from_utf8_lossy(c)))),
+            }
+        }
+        found = Some(n);
+    }
+    Ok(found)
+}
+
+/// Calls `f` for every node below directory `tree` (pre-order, names in byte order), with its
+/// absolute path. `f` returns false to skip a directory's contents.
+pub fn walk(repo: &Repository, tree: &BlobId, base: &Path, f: &mut dyn FnMut(&Path, &Node) -> Result<bool>) -> Result<()> {
+    for n in repo.load_dir(tree)? {
+        let p = base.join(OsStr::from_bytes(&n.name));
+        let descend = f(&p, &n)?;
+        if let (true, NodeKind::Dir { tree: t }) = (descend, &n.kind) {
+            walk(repo, t, &p, f)?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits `SNAPSHOT:PATH` into its parts.
+pub fn split_spec(spec: &str) -> (&str, Option<PathBuf>) {
+    match spec.split_once(':') {
+        Some((s, p)) if !p.is_empty() => (s, Some(PathBuf::from(p))),
+        Some((s, _)) => (s, None),
+        None => (spec, None),
+    }
+}

@@ -1,0 +1,271 @@
+//! Content-defined chunking: FastCDC 2020 with a gear table keyed by `chunk_key`
+//! (format-spec §3.6). Takes bytes, returns cut points; reads nothing itself except through the
+//! `Read` it is handed.
+
+use crate::crypto::{context, Secret};
+use fastcdc::v2020::{cut_gear, select_masks, Normalization};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read};
+
+/// The chunker algorithm id recorded in the config.
+pub const ALGORITHM_FASTCDC2020_KEYED_GEAR: u32 = 1;
+
+/// Chunker parameters, recorded in the config (format-spec §3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    /// Algorithm id; 1 = FastCDC 2020 with a keyed gear table.
+    pub algorithm: u32,
+    /// Minimum chunk size.
+    pub min_size: u32,
+    /// Average (target) chunk size.
+    pub avg_size: u32,
+    /// Maximum chunk size.
+    pub max_size: u32,
+    /// Normalization level, 0..=3.
+    pub normalization: u8,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams {
+            algorithm: ALGORITHM_FASTCDC2020_KEYED_GEAR,
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+            normalization: 1,
+        }
+    }
+}
+
+impl ChunkerParams {
+    /// Checks the parameters against what the algorithm supports.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = self.algorithm == ALGORITHM_FASTCDC2020_KEYED_GEAR
+            && self.min_size >= 64
+            && self.min_size <= self.avg_size
+            && self.avg_size <= self.max_size
+            && self.avg_size >= 256
+            && self.avg_size <= 4 * 1024 * 1024
+            && self.max_size <= 16 * 1024 * 1024
+            && self.min_size % 2 == 0
+            && self.avg_size % 2 == 0
+            && self.max_size % 2 == 0
+            && self.normalization <= 3;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("unsupported chunker parameters {self:?}"))
+        }
+    }
+}
+
+/// A keyed FastCDC chunker.
+#[derive(Clone)]
+pub struct Chunker {
+    params: ChunkerParams,
+    gear: Box<[u64; 256]>,
+    gear_ls: Box<[u64; 256]>,
+    mask_s: u64,
+    mask_l: u64,
+}
+
+/// The keyed gear table: 256 little-endian u64 read from the BLAKE3 XOF of
+/// [`context::GEAR`] keyed by `chunk_key`.
+pub fn gear_table(chunk_key: &Secret) -> Box<[u64; 256]> {
+    let mut h = blake3::Hasher::new_keyed(&chunk_key.0);
+    h.update(context::GEAR.as_bytes());
+    let mut bytes = [0u8; 2048];
+    h.finalize_xof().fill(&mut bytes);
+    let mut g = Box::new([0u64; 256]);
+    for (i, v) in g.iter_mut().enumerate() {
+        *v = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    }
+    g
+}
+
+impl Chunker {
+    /// A chunker for `params` keyed by `chunk_key`. The parameters must be valid.
+    pub fn new(params: ChunkerParams, chunk_key: &Secret) -> Result<Self, String> {
+        params.validate()?;
+        let gear = gear_table(chunk_key);
+        let mut gear_ls = Box::new([0u64; 256]);
+        for (d, s) in gear_ls.iter_mut().zip(gear.iter()) {
+            *d = s << 1;
+        }
+        let level = match params.normalization {
+            0 => Normalization::Level0,
+            1 => Normalization::Level1,
+            2 => Normalization::Level2,
+            _ => Normalization::Level3,
+        };
+        let (mask_s, mask_l) = select_masks(params.avg_size as usize, level);
+        Ok(Chunker {
+            params,
+            gear,
+            gear_ls,
+            mask_s,
+            mask_l,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &ChunkerParams {
+        &self.params
+    }
+
+    /// Length of the chunk that starts `data`. `data` must hold at least `max_size` bytes
+    /// unless it is the end of the stream.
+    pub fn next_cut(&self, data: &[u8]) -> usize {
+        if data.is_empty() {
+            return 0;
+        }
+        let (_, len) = cut_gear(
+            data,
+            self.params.min_size as usize,
+            self.params.avg_size as usize,
+            self.params.max_size as usize,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear[..],
+            &self.gear_ls[..],
+        );
+        len.clamp(1, data.len())
+    }
+
+    /// All cut points of an in-memory buffer, as chunk lengths.
+    pub fn cuts(&self, data: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let n = self.next_cut(&data[pos..]);
+            out.push(n);
+            pos += n;
+        }
+        out
+    }
+
+    /// Chunks a reader, yielding owned chunks; memory stays within about twice `max_size`.
+    pub fn stream<R: Read>(&self, reader: R) -> ChunkStream<'_, R> {
+        ChunkStream {
+            chunker: self,
+            reader,
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+            bytes_read: 0,
+        }
+    }
+}
+
+/// Iterator over the chunks of a reader. See [`Chunker::stream`].
+pub struct ChunkStream<'a, R> {
+    chunker: &'a Chunker,
+    reader: R,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+    bytes_read: u64,
+}
+
+impl<R: Read> ChunkStream<'_, R> {
+    /// Bytes read from the reader so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        let max = self.chunker.params.max_size as usize;
+        if self.start > 0 && self.buf.len() - self.start < max {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        while !self.eof && self.buf.len() - self.start < max {
+            let want = (2 * max).max(self.buf.len() + 256 * 1024);
+            let old = self.buf.len();
+            self.buf.resize(want, 0);
+            match self.reader.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => {
+                    self.buf.truncate(old + n);
+                    self.bytes_read += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Iterator for ChunkStream<'_, R> {
+    type Item = io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.fill() {
+            return Some(Err(e));
+        }
+        let avail = &self.buf[self.start..];
+        if avail.is_empty() {
+            return None;
+        }
+        let n = self.chunker.next_cut(avail);
+        let chunk = avail[..n].to_vec();
+        self.start += n;
+        Some(Ok(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_and_slice_agree() {
+        let c = Chunker::new(ChunkerParams::default(), &Secret([5; 32])).unwrap();
+        let data = pseudo_random(9 * 1024 * 1024 + 77, 1);
+        let cuts = c.cuts(&data);
+        let streamed: Vec<usize> = c
+            .stream(&data[..])
+            .map(|r| r.unwrap().len())
+            .collect();
+        assert_eq!(cuts, streamed);
+        assert_eq!(cuts.iter().sum::<usize>(), data.len());
+        for &n in &cuts[..cuts.len() - 1] {
+            assert!(n >= 256 * 1024 && n <= 4 * 1024 * 1024);
+        }
+    }
+
+    #[test]
+    fn the_key_moves_cut_points() {
+        let data = pseudo_random(8 * 1024 * 1024, 2);
+        let a = Chunker::new(ChunkerParams::default(), &Secret([1; 32])).unwrap();
+        let b = Chunker::new(ChunkerParams::default(), &Secret([2; 32])).unwrap();
+        assert_ne!(a.cuts(&data), b.cuts(&data));
+    }
+
+    #[test]
+    fn empty_stream_has_no_chunks() {
+        let c = Chunker::new(ChunkerParams::default(), &Secret([5; 32])).unwrap();
+        assert_eq!(c.stream(&b""[..]).count(), 0);
+    }
+}

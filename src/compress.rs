@@ -1,0 +1,123 @@
+//! zstd compression with a cheap skip for incompressible data (format-spec §5.2). Pure.
+
+use std::cell::RefCell;
+
+/// The compression setting of a backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Store everything raw.
+    Off,
+    /// zstd at this level; blobs that do not compress are stored raw.
+    Zstd(i32),
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Zstd(3)
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" | "default" => Ok(Compression::Zstd(3)),
+            "off" | "none" => Ok(Compression::Off),
+            "max" => Ok(Compression::Zstd(19)),
+            "fast" => Ok(Compression::Zstd(1)),
+            n => match n.parse::<i32>() {
+                Ok(l) if (1..=22).contains(&l) => Ok(Compression::Zstd(l)),
+                _ => Err(format!(
+                    "compression must be auto, off, fast, max or a level 1..22, not {n:?}"
+                )),
+            },
+        }
+    }
+}
+
+const SAMPLE: usize = 8 * 1024;
+
+thread_local! {
+    static COMPRESSORS: RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_compressor<T>(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> T) -> T {
+    COMPRESSORS.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(pos) = c.iter().position(|(l, _)| *l == level) {
+            f(&mut c[pos].1)
+        } else {
+            let comp = zstd::bulk::Compressor::new(level).expect("zstd compressor");
+            c.push((level, comp));
+            let last = c.len() - 1;
+            f(&mut c[last].1)
+        }
+    })
+}
+
+/// True when a sample of `data` suggests compression will not pay (≥ 97 % of the size).
+pub fn looks_incompressible(data: &[u8]) -> bool {
+    if data.len() < 4 * SAMPLE {
+        return false;
+    }
+    let mut sample = Vec::with_capacity(3 * SAMPLE);
+    for at in [0, data.len() / 2 - SAMPLE / 2, data.len() - SAMPLE] {
+        sample.extend_from_slice(&data[at..at + SAMPLE]);
+    }
+    let out = with_compressor(1, |c| c.compress(&sample)).unwrap_or_default();
+    out.is_empty() || out.len() * 100 >= sample.len() * 97
+}
+
+/// Compresses `data`, or returns `None` when it should be stored raw.
+pub fn compress(data: &[u8], setting: Compression) -> Option<Vec<u8>> {
+    let Compression::Zstd(level) = setting else {
+        return None;
+    };
+    if data.len() < 64 || looks_incompressible(data) {
+        return None;
+    }
+    let out = with_compressor(level, |c| c.compress(data)).ok()?;
+    (out.len() < data.len()).then_some(out)
+}
+
+/// Decompresses a zstd payload whose plain length is known; fails on any mismatch.
+pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
+    if plain_len > crate::blob::MAX_PLAIN_LEN {
+        return Err(format!("plain length {plain_len} exceeds the maximum"));
+    }
+    let out = zstd::bulk::decompress(data, plain_len).map_err(|e| format!("zstd: {e}"))?;
+    if out.len() != plain_len {
+        return Err(format!(
+            "decompressed {} bytes, expected {}",
+            out.len(),
+            plain_len
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressible_round_trip_and_random_is_skipped() {
+        let text: Vec<u8> = b"the quick brown fox ".iter().cycle().take(200_000).copied().collect();
+        let c = compress(&text, Compression::default()).unwrap();
+        assert!(c.len() < text.len() / 10);
+        assert_eq!(decompress(&c, text.len()).unwrap(), text);
+        assert!(decompress(&c, text.len() - 1).is_err());
+        let mut random = vec![0u8; 200_000];
+        getrandom::getrandom(&mut random).unwrap();
+        assert!(compress(&random, Compression::default()).is_none());
+        assert!(compress(&text, Compression::Off).is_none());
+    }
+
+    #[test]
+    fn parse_settings() {
+        assert_eq!("auto".parse::<Compression>(), Ok(Compression::Zstd(3)));
+        assert_eq!("off".parse::<Compression>(), Ok(Compression::Off));
+        assert_eq!("7".parse::<Compression>(), Ok(Compression::Zstd(7)));
+        assert!("99".parse::<Compression>().is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! cairn: a content-addressed, deduplicating, encrypted backup repository.
+//!
+//! Layers, bottom up (each module uses only those above it in this list):
+//! - format types, no I/O: [`id`], [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`],
+//!   [`index`], [`pack`], [`blob`]
+//! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
+//! - storage: [`backend`]; local state: [`cache`]
+//! - the repository: [`repository`], [`writer`]
+//! - operations: [`backup`], [`restore`], [`browse`]
+//!
+//! The normative description of every stored byte is `format-spec/` in the source tree.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod backup;
+pub mod blob;
+pub mod browse;
+pub mod cache;
+pub mod chunker;
+pub mod compress;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod filter;
+pub mod fsmeta;
+pub mod id;
+pub mod index;
+pub mod keyfile;
+pub mod lease;
+pub mod pack;
+pub mod repository;
+pub mod restore;
+pub mod snapshot;
+pub mod tree;
+pub mod writer;
+
+pub use error::{Error, Result};

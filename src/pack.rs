@@ -1,0 +1,262 @@
+//! Packs (format-spec §5.3): sealed blobs back to back, then the sealed header, its length and a
+//! magic. Builds and parses pack bytes; does no I/O.
+
+use crate::crypto::{self, MasterKeys, ObjectKind};
+use crate::id::{BlobId, BlobKind, PackId, RepoId};
+use crate::index::{IndexBlob, IndexPack};
+use serde::{Deserialize, Serialize};
+
+/// The last 8 bytes of every pack.
+pub const PACK_MAGIC: &[u8; 8] = b"CAIRNPK1";
+/// Length of the trailer: header length (u32 LE) and the magic.
+pub const TRAILER_LEN: usize = 12;
+/// Largest header a reader accepts.
+pub const MAX_HEADER_LEN: usize = 64 * 1024 * 1024;
+
+/// One blob in a pack header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackEntry {
+    /// Blob kind.
+    pub kind: BlobKind,
+    /// Content id.
+    pub id: BlobId,
+    /// Index into the header's session table.
+    pub session: u32,
+    /// Stored (sealed) length.
+    pub length: u32,
+    /// Plaintext length.
+    pub plain_length: u32,
+}
+
+/// The decoded header of a pack (format-spec §5.3). Blobs lie back to back from offset 0 in
+/// entry order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PackHeader {
+    /// Version 1.
+    V1 {
+        /// The session public keys the entries refer to.
+        sessions: Vec<[u8; 32]>,
+        /// The blobs, in storage order.
+        entries: Vec<PackEntry>,
+    },
+}
+
+impl PackHeader {
+    /// The session table.
+    pub fn sessions(&self) -> &[[u8; 32]] {
+        match self {
+            PackHeader::V1 { sessions, .. } => sessions,
+        }
+    }
+    /// The entries.
+    pub fn entries(&self) -> &[PackEntry] {
+        match self {
+            PackHeader::V1 { entries, .. } => entries,
+        }
+    }
+
+    /// The entries as index records with their offsets; checks they fit `blob_area` bytes.
+    pub fn to_index_blobs(&self, blob_area: u64) -> Result<Vec<IndexBlob>, String> {
+        let mut off = 0u64;
+        let mut out = Vec::with_capacity(self.entries().len());
+        for e in self.entries() {
+            if e.session as usize >= self.sessions().len() {
+                return Err(format!("blob {} names session {} of {}", e.id, e.session, self.sessions().len()));
+            }
+            out.push(IndexBlob {
+                kind: e.kind,
+                id: e.id,
+                session: e.session,
+                offset: off,
+                length: e.length,
+                plain_length: e.plain_length,
+            });
+            off += e.length as u64;
+        }
+        if off > blob_area {
+            return Err(format!("header describes {off} bytes of blobs, the pack has {blob_area}"));
+        }
+        Ok(out)
+    }
+}
+
+/// Accumulates sealed blobs into a pack.
+pub struct PackBuilder {
+    kind: BlobKind,
+    buf: Vec<u8>,
+    sessions: Vec<[u8; 32]>,
+    entries: Vec<PackEntry>,
+}
+
+/// A finished pack: its id, bytes and index record.
+pub struct FinishedPack {
+    /// BLAKE3 of `bytes`.
+    pub id: PackId,
+    /// The pack's stored bytes.
+    pub bytes: Vec<u8>,
+    /// What the index says about it.
+    pub index: IndexPack,
+}
+
+impl PackBuilder {
+    /// An empty pack for blobs of `kind`.
+    pub fn new(kind: BlobKind, capacity: usize) -> Self {
+        PackBuilder {
+            kind,
+            buf: Vec::with_capacity(capacity),
+            sessions: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Bytes of blobs so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of blobs.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends a sealed blob.
+    pub fn add(&mut self, session: &[u8; 32], kind: BlobKind, id: BlobId, sealed: &[u8], plain_length: u32) {
+        let s = match self.sessions.iter().position(|p| p == session) {
+            Some(i) => i,
+            None => {
+                self.sessions.push(*session);
+                self.sessions.len() - 1
+            }
+        };
+        self.entries.push(PackEntry {
+            kind,
+            id,
+            session: s as u32,
+            length: sealed.len() as u32,
+            plain_length,
+        });
+        self.buf.extend_from_slice(sealed);
+    }
+
+    /// Seals the header and returns the finished pack.
+    pub fn finish(self, keys: &MasterKeys) -> FinishedPack {
+        let header = PackHeader::V1 {
+            sessions: self.sessions,
+            entries: self.entries,
+        };
+        let blob_area = self.buf.len() as u64;
+        let mut bytes = self.buf;
+        let stored_header = seal_header(keys, &header);
+        let header_hash = *blake3::hash(&stored_header).as_bytes();
+        bytes.extend_from_slice(&stored_header);
+        bytes.extend_from_slice(&(stored_header.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(PACK_MAGIC);
+        let id = PackId(*blake3::hash(&bytes).as_bytes());
+        let blobs = header
+            .to_index_blobs(blob_area)
+            .expect("a header we just built is consistent");
+        let PackHeader::V1 { sessions, .. } = header;
+        FinishedPack {
+            id,
+            index: IndexPack {
+                id,
+                kind: self.kind,
+                size: bytes.len() as u64,
+                header_length: stored_header.len() as u32,
+                header_hash,
+                sessions,
+                blobs,
+            },
+            bytes,
+        }
+    }
+}
+
+/// `salt ‖ seal(index seal key, aad(PackHeader, salt), postcard(header))`.
+pub fn seal_header(keys: &MasterKeys, header: &PackHeader) -> Vec<u8> {
+    let salt = crypto::random_32();
+    let plain = postcard::to_allocvec(header).expect("pack header encodes");
+    let aad = crypto::aad(&keys.repo_id, ObjectKind::PackHeader, &salt);
+    let mut out = salt.to_vec();
+    out.extend_from_slice(&crypto::seal(&keys.index_seal_key(), &aad, &plain));
+    out
+}
+
+/// Reads the trailer (the last [`TRAILER_LEN`] bytes): the stored header's length.
+pub fn parse_trailer(trailer: &[u8]) -> Result<usize, String> {
+    if trailer.len() != TRAILER_LEN {
+        return Err("pack shorter than its trailer".into());
+    }
+    if &trailer[4..] != PACK_MAGIC {
+        return Err("pack magic missing".into());
+    }
+    let n = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as usize;
+    if n > MAX_HEADER_LEN {
+        return Err(format!("pack header length {n} too large"));
+    }
+    Ok(n)
+}
+
+/// Opens a stored pack header.
+pub fn open_header(repo: &RepoId, index_seal_key: &crypto::Secret, stored: &[u8]) -> Result<PackHeader, String> {
+    if stored.len() < 32 + crypto::SEAL_OVERHEAD {
+        return Err("pack header too short".into());
+    }
+    let salt: [u8; 32] = stored[..32].try_into().expect("32 bytes");
+    let aad = crypto::aad(repo, ObjectKind::PackHeader, &salt);
+    let plain = crypto::open(index_seal_key, &aad, &stored[32..])
+        .ok_or("pack header does not authenticate")?;
+    postcard::from_bytes(&plain).map_err(|e| format!("pack header: {e}"))
+}
+
+/// Parses a whole pack: checks the trailer, opens the header and checks the blob layout.
+pub fn parse_pack(keys: &MasterKeys, bytes: &[u8]) -> Result<(PackHeader, Vec<IndexBlob>), String> {
+    if bytes.len() < TRAILER_LEN {
+        return Err("pack shorter than its trailer".into());
+    }
+    let hl = parse_trailer(&bytes[bytes.len() - TRAILER_LEN..])?;
+    let body = bytes.len() - TRAILER_LEN;
+    if hl > body {
+        return Err("pack header longer than the pack".into());
+    }
+    let header = open_header(&keys.repo_id, &keys.index_seal_key(), &bytes[body - hl..body])?;
+    let blobs = header.to_index_blobs((body - hl) as u64)?;
+    Ok((header, blobs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Compression;
+
+    #[test]
+    fn build_and_parse() {
+        let keys = MasterKeys::generate();
+        let mut b = PackBuilder::new(BlobKind::Data, 0);
+        let sess = [7u8; 32];
+        let mut ids = vec![];
+        for i in 0..5u8 {
+            let plain = vec![i; 1000 * i as usize];
+            let id = keys.content_id(&plain);
+            let sealed = crate::blob::seal_blob(&keys.index_key, &keys.repo_id, BlobKind::Data, &id, &plain, Compression::default());
+            b.add(&sess, BlobKind::Data, id, &sealed, plain.len() as u32);
+            ids.push(id);
+        }
+        let p = b.finish(&keys);
+        assert_eq!(p.id, PackId(*blake3::hash(&p.bytes).as_bytes()));
+        let (h, blobs) = parse_pack(&keys, &p.bytes).unwrap();
+        assert_eq!(h.sessions(), &[sess]);
+        assert_eq!(blobs, p.index.blobs);
+        assert_eq!(blobs.iter().map(|b| b.id).collect::<Vec<_>>(), ids);
+        let mut bad = p.bytes.clone();
+        let n = bad.len();
+        bad[n - 20] ^= 1;
+        assert!(parse_pack(&keys, &bad).is_err());
+        assert!(parse_pack(&keys, &p.bytes[..5]).is_err());
+    }
+}

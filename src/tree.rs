@@ -1,0 +1,235 @@
+//! Trees (format-spec §7): canonical directory listings and indirect chunk lists, stored as tree
+//! blobs. Pure data and encoding; no I/O.
+
+use crate::id::BlobId;
+use serde::{Deserialize, Serialize};
+
+/// Nodes per tree blob before a directory continues in another blob.
+pub const MAX_NODES_PER_BLOB: usize = 4096;
+/// Content lists longer than this go through indirect chunk-list blobs.
+pub const MAX_DIRECT_CHUNKS: usize = 1024;
+/// Ids per chunk-list blob.
+pub const CHUNK_LIST_LEN: usize = 65536;
+
+/// A point in time: seconds and nanoseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Time {
+    /// Seconds since 1970-01-01T00:00:00Z (negative before).
+    pub secs: i64,
+    /// Nanoseconds, 0..1e9.
+    pub nanos: u32,
+}
+
+impl Time {
+    /// From nanoseconds since the epoch.
+    pub fn from_nanos(ns: i128) -> Self {
+        Time {
+            secs: ns.div_euclid(1_000_000_000) as i64,
+            nanos: ns.rem_euclid(1_000_000_000) as u32,
+        }
+    }
+    /// As nanoseconds since the epoch.
+    pub fn as_nanos(&self) -> i128 {
+        self.secs as i128 * 1_000_000_000 + self.nanos as i128
+    }
+    /// The current time.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Time {
+            secs: d.as_secs() as i64,
+            nanos: d.subsec_nanos(),
+        }
+    }
+    /// RFC 3339 in UTC with nanoseconds where there are any.
+    pub fn to_rfc3339(&self) -> String {
+        match jiff::Timestamp::new(self.secs, self.nanos.min(999_999_999) as i32) {
+            Ok(t) => t.to_string(),
+            Err(_) => format!("@{}.{:09}", self.secs, self.nanos),
+        }
+    }
+}
+
+/// What a file's content is made of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Content {
+    /// The data blob ids, in order.
+    Chunks(Vec<BlobId>),
+    /// Chunk-list blobs (tree kind) whose concatenation is the data blob ids, and their count.
+    Indirect {
+        /// The chunk-list blobs.
+        lists: Vec<BlobId>,
+        /// Total number of data blob ids.
+        count: u64,
+    },
+}
+
+/// The kind of a node and what only that kind has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeKind {
+    /// A regular file.
+    File {
+        /// Its content.
+        content: Content,
+    },
+    /// A directory and its tree.
+    Dir {
+        /// The first tree blob of the directory.
+        tree: BlobId,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// The target, as bytes.
+        target: Vec<u8>,
+    },
+    /// A named pipe.
+    Fifo,
+    /// A character device.
+    CharDevice {
+        /// Device number.
+        rdev: u64,
+    },
+    /// A block device.
+    BlockDevice {
+        /// Device number.
+        rdev: u64,
+    },
+    /// A socket (restored as nothing; recorded for completeness).
+    Socket,
+}
+
+/// One directory entry (format-spec §7.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// The name, as bytes (need not be UTF-8).
+    pub name: Vec<u8>,
+    /// Kind and kind-specific data.
+    pub kind: NodeKind,
+    /// Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Owner name, empty when unknown.
+    pub user: String,
+    /// Group name, empty when unknown.
+    pub group: String,
+    /// Modification time.
+    pub mtime: Time,
+    /// Access time.
+    pub atime: Time,
+    /// Status change time: change detection only; cannot be restored.
+    pub ctime: Time,
+    /// Size in bytes (files: content length; symlinks: target length).
+    pub size: u64,
+    /// Hardlink group within the snapshot; 0 when the file has a single name.
+    pub hardlink: u64,
+    /// Extended attributes, sorted by name.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Node {
+    /// The type name used in listings.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            NodeKind::File { .. } => "file",
+            NodeKind::Dir { .. } => "dir",
+            NodeKind::Symlink { .. } => "symlink",
+            NodeKind::Fifo => "fifo",
+            NodeKind::CharDevice { .. } => "chardev",
+            NodeKind::BlockDevice { .. } => "blockdev",
+            NodeKind::Socket => "socket",
+        }
+    }
+}
+
+/// A tree blob's plaintext (format-spec §7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TreeBlob {
+    /// A directory (or a part of one), nodes sorted by name bytes.
+    DirV1 {
+        /// The entries.
+        nodes: Vec<Node>,
+        /// The next part of a directory too large for one blob.
+        next: Option<BlobId>,
+    },
+    /// An indirect list of data blob ids.
+    ChunkListV1 {
+        /// The ids.
+        ids: Vec<BlobId>,
+    },
+}
+
+impl TreeBlob {
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("tree encodes")
+    }
+    /// Decodes and checks the canonical order of names.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let t: TreeBlob = postcard::from_bytes(bytes).map_err(|e| format!("tree: {e}"))?;
+        if let TreeBlob::DirV1 { nodes, .. } = &t {
+            for w in nodes.windows(2) {
+                if w[0].name >= w[1].name {
+                    return Err("tree entries not in canonical order".into());
+                }
+            }
+            for n in nodes {
+                if n.name.is_empty() || n.name == b"." || n.name == b".." || n.name.contains(&b'/') || n.name.contains(&0) {
+                    return Err(format!("invalid entry name {:?}", String::from_utf8_lossy(&n.name)));
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Sorts nodes into canonical order (by name bytes) and their xattrs by name.
+pub fn canonicalize(nodes: &mut [Node]) {
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    for n in nodes.iter_mut() {
+        n.xattrs.sort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &[u8]) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind: NodeKind::Fifo,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime: Time::default(),
+            atime: Time::default(),
+            ctime: Time::default(),
+            size: 0,
+            hardlink: 0,
+            xattrs: vec![],
+        }
+    }
+
+    #[test]
+    fn decode_refuses_non_canonical_and_bad_names() {
+        let good = TreeBlob::DirV1 { nodes: vec![node(b"a"), node(b"b\xff")], next: None };
+        assert_eq!(TreeBlob::decode(&good.encode()).unwrap(), good);
+        for bad in [vec![node(b"b"), node(b"a")], vec![node(b"..")], vec![node(b"a/b")], vec![node(b"")]] {
+            let t = TreeBlob::DirV1 { nodes: bad, next: None };
+            assert!(TreeBlob::decode(&t.encode()).is_err());
+        }
+    }
+
+    #[test]
+    fn time_nanos_round_trip() {
+        for ns in [0i128, 1, -1, 1_700_000_000_123_456_789, -5_000_000_001] {
+            assert_eq!(Time::from_nanos(ns).as_nanos(), ns);
+        }
+    }
+}

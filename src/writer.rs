@@ -1,0 +1,461 @@
+//! The write side of a session (DESIGN §4, §7): dedups blobs, seals and verifies them, packs them
+//! into at least two open data packs in random order, uploads packs concurrently, writes index
+//! files after their packs, keeps the writer lease alive, and commits snapshots last.
+
+use crate::blob;
+use crate::compress::Compression;
+use crate::crypto::Session;
+use crate::error::{Error, Result};
+use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use crate::index::{self, IndexFile, IndexPack};
+use crate::lease::{self, Lease};
+use crate::pack::{FinishedPack, PackBuilder};
+use crate::repository::{hostname, Repository};
+use crate::snapshot::{self, Snapshot};
+use crate::tree::Time;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Packs per index file.
+const PACKS_PER_INDEX: usize = 64;
+/// Open data packs blobs are spread across.
+const OPEN_DATA_PACKS: usize = 2;
+
+/// Tunables of a writing session.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Compression.
+    pub compression: Compression,
+    /// Verify every blob (unseal, decompress, recompute id) before its pack is written.
+    pub verify: bool,
+    /// Concurrent uploads.
+    pub uploaders: usize,
+    /// Dry run: count, store nothing.
+    pub dry_run: bool,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            compression: Compression::default(),
+            verify: true,
+            uploaders: 2,
+            dry_run: false,
+        }
+    }
+}
+
+/// Counters of what a session stored.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// New blobs.
+    pub blobs_added: AtomicU64,
+    /// Plain bytes of new blobs.
+    pub bytes_added: AtomicU64,
+    /// Sealed bytes of new blobs.
+    pub bytes_added_stored: AtomicU64,
+    /// Packs uploaded.
+    pub packs: AtomicU64,
+}
+
+struct Shared {
+    backend: crate::backend::DynBackend,
+    keys: crate::crypto::MasterKeys,
+    cache: Arc<crate::cache::Cache>,
+    pending: Mutex<Vec<IndexPack>>,
+    error: Mutex<Option<Error>>,
+    stats: WriterStats,
+}
+
+/// A writing session on a repository.
+pub struct Writer<'r> {
+    repo: &'r Repository,
+    shared: Arc<Shared>,
+    session: Session,
+    opts: WriterOptions,
+    open: Mutex<OpenPacks>,
+    seen: Mutex<HashSet<(BlobKind, BlobId)>>,
+    condemned: HashSet<PackId>,
+    upload_tx: Option<Sender<FinishedPack>>,
+    uploaders: Vec<JoinHandle<()>>,
+    lease: Option<LeaseKeeper>,
+    pack_size: usize,
+}
+
+struct OpenPacks {
+    data: Vec<PackBuilder>,
+    tree: PackBuilder,
+}
+
+fn random_index(n: usize) -> usize {
+    let mut b = [0u8; 1];
+    let _ = getrandom::getrandom(&mut b);
+    b[0] as usize % n
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut g = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(e);
+        }
+    }
+
+    fn upload(&self, p: FinishedPack) -> Result<()> {
+        let path = pack_path(p.index.kind, &p.id);
+        match self.backend.write_new(&path, &p.bytes) {
+            Ok(()) => {}
+            // Same name = same bytes (the name is their hash).
+            Err(e) if e.is_exists() => {}
+            Err(e) => return Err(e),
+        }
+        self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        let batch = {
+            let mut g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            g.push(p.index);
+            if g.len() >= PACKS_PER_INDEX {
+                std::mem::take(&mut *g)
+            } else {
+                Vec::new()
+            }
+        };
+        if !batch.is_empty() {
+            self.write_index(batch)?;
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        let id = IndexId::random();
+        let f = IndexFile::V1 { supersedes: vec![], packs };
+        let bytes = index::encode(&self.keys, &id, &f);
+        self.backend.write_new(&format!("index/{id}"), &bytes)?;
+        self.cache.ingest_index(&id, f.packs())
+    }
+}
+
+impl<'r> Writer<'r> {
+    /// Starts a session: checks the writer version, takes a lease, loads the condemned set and
+    /// brings the cache up to date.
+    pub fn new(repo: &'r Repository, opts: WriterOptions, operation: &str) -> Result<Self> {
+        repo.check_writer_version()?;
+        let session = Session::new_writer(repo.keys());
+        let lease = if opts.dry_run { None } else { Some(LeaseKeeper::start(repo, &session, operation)?) };
+        repo.sync_index()?;
+        let condemned = repo.condemned()?;
+        let pack_size = repo.config().v1().pack_size.clamp(1 << 20, 256 << 20) as usize;
+        let shared = Arc::new(Shared {
+            backend: repo.backend().clone(),
+            keys: repo.keys().clone(),
+            cache: repo.cache_arc(),
+            pending: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+            stats: WriterStats::default(),
+        });
+        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(0);
+        let mut uploaders = Vec::new();
+        if !opts.dry_run {
+            for _ in 0..opts.uploaders.max(1) {
+                let rx = rx.clone();
+                let sh = shared.clone();
+                uploaders.push(std::thread::spawn(move || {
+                    for p in rx {
+                        if let Err(e) = sh.upload(p) {
+                            sh.fail(e);
+                        }
+                    }
+                }));
+            }
+        }
+        Ok(Writer {
+            repo,
+            shared,
+            session,
+            open: Mutex::new(OpenPacks {
+                data: (0..OPEN_DATA_PACKS).map(|_| PackBuilder::new(BlobKind::Data, pack_size + (4 << 20))).collect(),
+                tree: PackBuilder::new(BlobKind::Tree, 0),
+            }),
+            seen: Mutex::new(HashSet::new()),
+            condemned,
+            upload_tx: Some(tx),
+            uploaders,
+            lease,
+            pack_size,
+            opts,
+        })
+    }
+
+    /// This session's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.shared.stats
+    }
+
+    /// The session (its public key goes into the snapshot).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// True when the blob is already stored in a pack that is not condemned, or in this session.
+    pub fn is_known(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+        if self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&(kind, *id)) {
+            return Ok(true);
+        }
+        Ok(self.repo.locate(kind, id)?.iter().any(|l| !self.condemned.contains(&l.pack)))
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        if let Some(e) = self.shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Stores a blob unless it is known; returns its id and whether it was new.
+    pub fn store(&self, kind: BlobKind, plain: &[u8]) -> Result<(BlobId, bool)> {
+        let id = self.repo.keys().content_id(plain);
+        let new = self.store_with_id(kind, id, plain)?;
+        Ok((id, new))
+    }
+
+    /// [`Writer::store`] for a blob whose id the caller computed.
+    pub fn store_with_id(&self, kind: BlobKind, id: BlobId, plain: &[u8]) -> Result<bool> {
+        self.check_failed()?;
+        if self.repo.locate(kind, &id)?.iter().any(|l| !self.condemned.contains(&l.pack)) {
+            return Ok(false);
+        }
+        if !self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, id)) {
+            return Ok(false);
+        }
+        let repo = self.repo;
+        let compression = if kind == BlobKind::Tree { Compression::Zstd(3).max_with(self.opts.compression) } else { self.opts.compression };
+        let sealed = blob::seal_blob(self.session.key(), &repo.keys().repo_id, kind, &id, plain, compression);
+        if self.opts.verify {
+            let back = blob::open_blob(self.session.key(), &repo.keys().repo_id, kind, &id, &sealed, plain.len())
+                .map_err(|e| Error::corrupt("blob", id, format!("verification before upload failed: {e}")))?;
+            if repo.keys().content_id(&back) != id {
+                return Err(Error::corrupt("blob", id, "verification before upload failed: content changed"));
+            }
+        }
+        let st = &self.shared.stats;
+        st.blobs_added.fetch_add(1, Ordering::Relaxed);
+        st.bytes_added.fetch_add(plain.len() as u64, Ordering::Relaxed);
+        st.bytes_added_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        if self.opts.dry_run {
+            return Ok(true);
+        }
+        let full = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let (builder, limit) = match kind {
+                BlobKind::Data => {
+                    let i = random_index(open.data.len());
+                    (&mut open.data[i], self.pack_size)
+                }
+                BlobKind::Tree => (&mut open.tree, self.pack_size / 4),
+            };
+            builder.add(&self.session.public, kind, id, &sealed, plain.len() as u32);
+            if builder.len() >= limit {
+                Some(std::mem::replace(builder, PackBuilder::new(kind, limit + (4 << 20))))
+            } else {
+                None
+            }
+        };
+        if let Some(b) = full {
+            self.send(b)?;
+        }
+        Ok(true)
+    }
+
+    fn send(&self, b: PackBuilder) -> Result<()> {
+        let p = b.finish(self.repo.keys());
+        if let Some(tx) = &self.upload_tx {
+            tx.send(p).map_err(|_| Error::Invalid("upload workers stopped".into()))?;
+        }
+        self.check_failed()
+    }
+
+    /// Uploads every open pack, waits for the uploads and writes the remaining index.
+    /// After this returns, every blob stored is in storage and indexed.
+    pub fn flush(&mut self) -> Result<()> {
+        let builders: Vec<PackBuilder> = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let mut v: Vec<PackBuilder> = open.data.drain(..).collect();
+            v.push(std::mem::replace(&mut open.tree, PackBuilder::new(BlobKind::Tree, 0)));
+            open.data = (0..OPEN_DATA_PACKS).map(|_| PackBuilder::new(BlobKind::Data, 0)).collect();
+            v
+        };
+        for b in builders.into_iter().filter(|b| !b.is_empty()) {
+            if self.opts.dry_run {
+                continue;
+            }
+            self.send(b)?;
+        }
+        self.upload_tx = None;
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+        self.check_failed()?;
+        let rest = std::mem::take(&mut *self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if !rest.is_empty() {
+            self.shared.write_index(rest)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, then commits a snapshot if the lease is still held. The snapshot is the commit
+    /// point: everything it references is stored and indexed before it is written.
+    pub fn commit(mut self, snap: &Snapshot) -> Result<SnapshotId> {
+        self.flush()?;
+        if let Some(l) = &self.lease {
+            l.check()?;
+        }
+        let id = SnapshotId::random();
+        let repo = self.repo;
+        let bytes = snapshot::encode(repo.keys(), &self.session, &id, snap);
+        repo.backend().write_new(&format!("snapshots/{id}"), &bytes)?;
+        if let Some(l) = self.lease.take() {
+            l.release();
+        }
+        Ok(id)
+    }
+
+    /// Ends the session without a snapshot: what was uploaded stays as unreferenced packs for
+    /// prune to collect.
+    pub fn abandon(mut self) {
+        self.upload_tx = None;
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+        if let Some(l) = self.lease.take() {
+            l.release();
+        }
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.upload_tx = None;
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+trait MaxWith {
+    fn max_with(self, other: Compression) -> Compression;
+}
+impl MaxWith for Compression {
+    fn max_with(self, other: Compression) -> Compression {
+        match other {
+            Compression::Off => Compression::Off,
+            _ => self,
+        }
+    }
+}
+
+/// Keeps a writer lease alive: a new lease object every [`lease::LEASE_RENEW_SECS`], the old one
+/// deleted after, never an overwrite (format-spec §10.1).
+struct LeaseKeeper {
+    stop: Sender<()>,
+    handle: Option<JoinHandle<()>>,
+    state: Arc<Mutex<LeaseState>>,
+}
+
+struct LeaseState {
+    seq: u32,
+    last_backend_time: Option<Time>,
+    error: Option<String>,
+}
+
+fn write_lease(repo_backend: &crate::backend::DynBackend, keys: &crate::crypto::MasterKeys, session: &[u8; 32], seq: u32, operation: &str) -> Result<Option<Time>> {
+    let path = lease::lease_path(session, seq);
+    let l = Lease::V1 {
+        session: *session,
+        seq,
+        host: hostname(),
+        pid: std::process::id(),
+        duration_secs: lease::LEASE_DURATION_SECS,
+        operation: operation.into(),
+        client_time: Time::now(),
+    };
+    repo_backend.write_new(&path, &lease::encode_lease(keys, &path, &l))?;
+    Ok(repo_backend.stat(&path)?.and_then(|i| i.modified))
+}
+
+impl LeaseKeeper {
+    fn start(repo: &Repository, session: &Session, operation: &str) -> Result<Self> {
+        let backend = repo.backend().clone();
+        let keys = repo.keys().clone();
+        let public = session.public;
+        let t = write_lease(&backend, &keys, &public, 0, operation)?;
+        let state = Arc::new(Mutex::new(LeaseState { seq: 0, last_backend_time: t, error: None }));
+        let (stop, stop_rx) = bounded::<()>(1);
+        let st = state.clone();
+        let op = operation.to_string();
+        let handle = std::thread::spawn(move || loop {
+            match stop_rx.recv_timeout(Duration::from_secs(lease::LEASE_RENEW_SECS)) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                _ => {
+                    let seq = st.lock().unwrap_or_else(|p| p.into_inner()).seq;
+                    for s in 0..=seq {
+                        let _ = backend.delete(&lease::lease_path(&public, s));
+                    }
+                    return;
+                }
+            }
+            let seq = st.lock().unwrap_or_else(|p| p.into_inner()).seq + 1;
+            match write_lease(&backend, &keys, &public, seq, &op) {
+                Ok(t) => {
+                    let mut g = st.lock().unwrap_or_else(|p| p.into_inner());
+                    if let (Some(prev), Some(now)) = (g.last_backend_time, t) {
+                        if now.secs - prev.secs > lease::LEASE_DURATION_SECS as i64 {
+                            g.error = Some(format!("lease lapsed: {}s between renewals", now.secs - prev.secs));
+                        }
+                    }
+                    g.seq = seq;
+                    g.last_backend_time = t;
+                    let _ = backend.delete(&lease::lease_path(&public, seq - 1));
+                }
+                Err(e) => {
+                    tracing::warn!("renewing the lease failed: {e}");
+                }
+            }
+        });
+        Ok(LeaseKeeper { stop, handle: Some(handle), state })
+    }
+
+    /// Fails when the lease lapsed: a writer whose lease lapsed never publishes.
+    fn check(&self) -> Result<()> {
+        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = &g.error {
+            return Err(Error::Lease(e.clone()));
+        }
+        if let Some(prev) = g.last_backend_time {
+            let now = Time::now();
+            // The backend's clock stamped the last renewal; allow for skew in our own reading.
+            if now.secs - prev.secs > lease::LEASE_DURATION_SECS as i64 + 300 {
+                return Err(Error::Lease(format!("the last lease renewal was {}s ago", now.secs - prev.secs)));
+            }
+        }
+        Ok(())
+    }
+
+    fn release(mut self) {
+        let _ = self.stop.send(());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

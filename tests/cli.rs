@@ -1,0 +1,24 @@
+//! Black-box integration tests of the `cairn` command-line program.
+//!
+//! Every test runs the real binary (`CARGO_BIN_EXE_cairn`) against a repository, a cache directory and source
+//! trees in a private temporary directory; nothing here calls into the library. The contract the tests check is
+//! `docs/cli-contract.md`.
+//!
+//! This is deliberately the only integration-test binary of the crate (each test binary links RocksDB); the tests
+//! are split into modules under `tests/cli/`.
+
+#[path = "cli/common.rs"]
+mod common;
+#[path = "cli/manifest.rs"]
+mod manifest;
+
+#[path = "cli/dedup.rs"]
+mod dedup;
+#[path = "cli/options.rs"]
+mod options;
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+#[path = "cli/safety.rs"]
+mod safety;
+#[path = "cli/streams.rs"]
+mod streams;
