@@ -139,13 +139,7 @@ enum Event {
     LeaveDir,
     Node(Node),
     Cached { node: Node, path: Vec<u8> },
-    File {
-        node: Node,
-        path: Vec<u8>,
-        status: FileStatus,
-        msgs: Receiver<FileMsg>,
-        cache: Option<FileEntry>,
-    },
+    File { node: Node, path: Vec<u8>, status: FileStatus, msgs: Receiver<FileMsg>, cache: Option<FileEntry> },
     HardlinkRef { node: Node, group: u64 },
 }
 
@@ -172,13 +166,19 @@ impl Ctx<'_> {
     fn error(&self, path: &Path, msg: impl ToString) {
         let m = msg.to_string();
         self.progress.error(path, &m);
-        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage { path: path.display().to_string(), message: m });
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(PathMessage { path: path.display().to_string(), message: m });
     }
 
     fn warning(&self, path: &Path, msg: impl ToString) {
         let m = msg.to_string();
         self.progress.warning(path, &m);
-        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage { path: path.display().to_string(), message: m });
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(PathMessage { path: path.display().to_string(), message: m });
     }
 
     fn send(&self, e: Event) -> bool {
@@ -277,8 +277,13 @@ impl Ctx<'_> {
         if !self.opts.force {
             match self.repo.cache().file_get(&pbytes) {
                 Ok(Some(c)) => {
-                    let same = c.size == entry.size && c.mtime == entry.mtime && c.ctime == entry.ctime && c.inode == entry.inode && c.dev == entry.dev;
-                    let known = same && c.content.iter().all(|id| self.writer.is_known(BlobKind::Data, id).unwrap_or(false));
+                    let same = c.size == entry.size
+                        && c.mtime == entry.mtime
+                        && c.ctime == entry.ctime
+                        && c.inode == entry.inode
+                        && c.dev == entry.dev;
+                    let known =
+                        same && c.content.iter().all(|id| self.writer.is_known(BlobKind::Data, id).unwrap_or(false));
                     if known {
                         node.kind = NodeKind::File { content: Content::Chunks(c.content) };
                         return self.send(Event::Cached { node, path: pbytes });
@@ -428,7 +433,10 @@ impl Ctx<'_> {
                 }
             };
             let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, &path, true);
-            if !self.send(Event::EnterDir(node)) || !self.virtual_dir(&path, &child.children) || !self.send(Event::LeaveDir) {
+            if !self.send(Event::EnterDir(node))
+                || !self.virtual_dir(&path, &child.children)
+                || !self.send(Event::LeaveDir)
+            {
                 return false;
             }
         }
@@ -444,7 +452,8 @@ struct Trie {
 
 /// Makes paths absolute and lexically normal (no `.`, `..` or trailing `/`).
 pub fn absolute(p: &Path) -> Result<PathBuf> {
-    let base = if p.is_absolute() { PathBuf::from("/") } else { std::env::current_dir().map_err(|e| Error::io(p, e))? };
+    let base =
+        if p.is_absolute() { PathBuf::from("/") } else { std::env::current_dir().map_err(|e| Error::io(p, e))? };
     let mut out = base;
     for c in p.components() {
         match c {
@@ -641,7 +650,12 @@ fn check_stream_name(name: &str) -> Result<()> {
 }
 
 /// Runs a backup and commits its snapshot.
-pub fn backup(repo: &Repository, source: BackupSource, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupResult> {
+pub fn backup(
+    repo: &Repository,
+    source: BackupSource,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupResult> {
     let started = Time::now();
     let host = opts.host.clone().unwrap_or_else(hostname);
     let (paths, snap_source): (Vec<PathBuf>, Source) = match &source {
@@ -660,7 +674,10 @@ pub fn backup(repo: &Repository, source: BackupSource, opts: &BackupOptions, pro
         }
         BackupSource::Command { name, command } => {
             check_stream_name(name)?;
-            (vec![PathBuf::from("/").join(name)], Source::Command { command: command.clone(), name: name.clone(), exit_status: 0 })
+            (
+                vec![PathBuf::from("/").join(name)],
+                Source::Command { command: command.clone(), name: name.clone(), exit_status: 0 },
+            )
         }
     };
     let path_bytes: Vec<Vec<u8>> = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
@@ -681,7 +698,11 @@ pub fn backup(repo: &Repository, source: BackupSource, opts: &BackupOptions, pro
         dry_run: opts.dry_run,
     };
     let writer = Writer::new(repo, wopts, "backup")?;
-    let threads = if opts.threads > 0 { opts.threads } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) };
+    let threads = if opts.threads > 0 {
+        opts.threads
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    };
     let (jobs_tx, jobs_rx) = bounded::<ChunkJob>(threads * 2);
     let (ev_tx, ev_rx) = bounded::<Event>(1024);
     let ctx = Ctx {
@@ -751,7 +772,13 @@ pub fn backup(repo: &Repository, source: BackupSource, opts: &BackupOptions, pro
                 BackupSource::Stream { name, reader } => {
                     let (mtx, mrx) = bounded(256);
                     let node = stream_node(&name, 0, Time::now());
-                    if ctx.send(Event::File { node, path: name.clone().into_bytes(), status: FileStatus::New, msgs: mrx, cache: None }) {
+                    if ctx.send(Event::File {
+                        node,
+                        path: name.clone().into_bytes(),
+                        status: FileStatus::New,
+                        msgs: mrx,
+                        cache: None,
+                    }) {
                         let (size, error) = ctx.read_chunks(reader, &mtx);
                         let _ = mtx.send(FileMsg::Done { size, error });
                     }
@@ -764,16 +791,32 @@ pub fn backup(repo: &Repository, source: BackupSource, opts: &BackupOptions, pro
                         .stdout(std::process::Stdio::piped())
                         .spawn();
                     match child {
-                        Err(e) => command_error = Some(Error::CommandFailed { command: command.clone(), status: format!("cannot start: {e}") }),
+                        Err(e) => {
+                            command_error = Some(Error::CommandFailed {
+                                command: command.clone(),
+                                status: format!("cannot start: {e}"),
+                            })
+                        }
                         Ok(mut child) => {
                             let out = child.stdout.take().expect("piped stdout");
                             let (mtx, mrx) = bounded(256);
                             let node = stream_node(&name, 0, Time::now());
-                            if ctx.send(Event::File { node, path: name.clone().into_bytes(), status: FileStatus::New, msgs: mrx, cache: None }) {
+                            if ctx.send(Event::File {
+                                node,
+                                path: name.clone().into_bytes(),
+                                status: FileStatus::New,
+                                msgs: mrx,
+                                cache: None,
+                            }) {
                                 let (size, error) = ctx.read_chunks(out, &mtx);
                                 match child.wait() {
                                     Ok(st) => command_status = Some(st),
-                                    Err(e) => command_error = Some(Error::CommandFailed { command: command.clone(), status: e.to_string() }),
+                                    Err(e) => {
+                                        command_error = Some(Error::CommandFailed {
+                                            command: command.clone(),
+                                            status: e.to_string(),
+                                        })
+                                    }
                                 }
                                 let _ = mtx.send(FileMsg::Done { size, error });
                             } else {

@@ -77,18 +77,11 @@ pub fn decode_inner(mut inner: Vec<u8>, plain_len: usize) -> Result<Vec<u8>, Str
     }
     let flag = inner[1];
     let pad = u32::from_le_bytes(inner[2..6].try_into().expect("4 bytes")) as usize;
-    let end = inner
-        .len()
-        .checked_sub(pad)
-        .filter(|&e| e >= HEADER_LEN)
-        .ok_or("blob padding longer than the blob")?;
+    let end = inner.len().checked_sub(pad).filter(|&e| e >= HEADER_LEN).ok_or("blob padding longer than the blob")?;
     match flag {
         COMPRESSION_NONE => {
             if end - HEADER_LEN != plain_len {
-                return Err(format!(
-                    "blob holds {} bytes, expected {plain_len}",
-                    end - HEADER_LEN
-                ));
+                return Err(format!("blob holds {} bytes, expected {plain_len}", end - HEADER_LEN));
             }
             inner.truncate(end);
             inner.drain(..HEADER_LEN);
@@ -110,10 +103,7 @@ mod tests {
         let id = BlobId([5; 32]);
         for plain in [vec![], vec![7u8; 100_000], b"abc".to_vec()] {
             let s = seal_blob(&key, &repo, BlobKind::Data, &id, &plain, Compression::default());
-            assert_eq!(
-                open_blob(&key, &repo, BlobKind::Data, &id, &s, plain.len()).unwrap(),
-                plain
-            );
+            assert_eq!(open_blob(&key, &repo, BlobKind::Data, &id, &s, plain.len()).unwrap(), plain);
             assert!(open_blob(&key, &repo, BlobKind::Tree, &id, &s, plain.len()).is_err());
         }
     }

@@ -28,7 +28,13 @@ pub fn find(repo: &Repository, root: &BlobId, path: &Path) -> Result<Option<Node
         if i + 1 < comps.len() {
             match n.kind {
                 NodeKind::Dir { tree: t } => tree = t,
-                _ => return Err(Error::NotFound(format!("path {} ({} is not a directory)", path.display(), String::from_utf8_lossy(c)))),
+                _ => {
+                    return Err(Error::NotFound(format!(
+                        "path {} ({} is not a directory)",
+                        path.display(),
+                        String::from_utf8_lossy(c)
+                    )))
+                }
             }
         }
         found = Some(n);
@@ -38,7 +44,12 @@ pub fn find(repo: &Repository, root: &BlobId, path: &Path) -> Result<Option<Node
 
 /// Calls `f` for every node below directory `tree` (pre-order, names in byte order), with its
 /// absolute path. `f` returns false to skip a directory's contents.
-pub fn walk(repo: &Repository, tree: &BlobId, base: &Path, f: &mut dyn FnMut(&Path, &Node) -> Result<bool>) -> Result<()> {
+pub fn walk(
+    repo: &Repository,
+    tree: &BlobId,
+    base: &Path,
+    f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
+) -> Result<()> {
     for n in repo.load_dir(tree)? {
         let p = base.join(OsStr::from_bytes(&n.name));
         let descend = f(&p, &n)?;

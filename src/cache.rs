@@ -87,12 +87,7 @@ impl Cache {
             "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by cairn.\n",
         );
         match Self::open_at(&dir.join("db")) {
-            Ok(store) => Ok(Cache {
-                store,
-                dir,
-                temporary: false,
-                note: None,
-            }),
+            Ok(store) => Ok(Cache { store, dir, temporary: false, note: None }),
             Err(msg) if msg.to_lowercase().contains("lock") => {
                 let mut c = Self::temporary(Some(&root.join("tmp")))?;
                 c.note = Some(format!(
@@ -109,15 +104,11 @@ impl Cache {
     pub fn temporary(parent: Option<&Path>) -> Result<Self> {
         let parent = parent.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let dir = parent.join(format!("cairn-tmp-{}-{}", std::process::id(), hex::encode(&crate::crypto::random_32()[..6])));
+        let dir =
+            parent.join(format!("cairn-tmp-{}-{}", std::process::id(), hex::encode(&crate::crypto::random_32()[..6])));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let store = Self::open_at(&dir.join("db")).map_err(|m| Error::Cache { path: dir.clone(), message: m })?;
-        Ok(Cache {
-            store,
-            dir,
-            temporary: true,
-            note: None,
-        })
+        Ok(Cache { store, dir, temporary: true, note: None })
     }
 
     #[cfg(feature = "cache")]
@@ -147,10 +138,7 @@ impl Cache {
     }
 
     fn err(&self, e: impl ToString) -> Error {
-        Error::Cache {
-            path: self.dir.clone(),
-            message: e.to_string(),
-        }
+        Error::Cache { path: self.dir.clone(), message: e.to_string() }
     }
 
     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -241,12 +229,7 @@ impl Cache {
                 };
                 let mut k = blob_prefix(b.kind, &b.id);
                 k.extend_from_slice(&p.id.0);
-                let v = LocVal {
-                    offset: b.offset,
-                    length: b.length,
-                    plain_length: b.plain_length,
-                    session: *session,
-                };
+                let v = LocVal { offset: b.offset, length: b.length, plain_length: b.plain_length, session: *session };
                 items.push((k, postcard::to_allocvec(&v).expect("encodes")));
             }
         }

@@ -99,13 +99,7 @@ impl Chunker {
             _ => Normalization::Level3,
         };
         let (mask_s, mask_l) = select_masks(params.avg_size as usize, level);
-        Ok(Chunker {
-            params,
-            gear,
-            gear_ls,
-            mask_s,
-            mask_l,
-        })
+        Ok(Chunker { params, gear, gear_ls, mask_s, mask_l })
     }
 
     /// The parameters.
@@ -148,14 +142,7 @@ impl Chunker {
 
     /// Chunks a reader, yielding owned chunks; memory stays within about twice `max_size`.
     pub fn stream<R: Read>(&self, reader: R) -> ChunkStream<'_, R> {
-        ChunkStream {
-            chunker: self,
-            reader,
-            buf: Vec::new(),
-            start: 0,
-            eof: false,
-            bytes_read: 0,
-        }
+        ChunkStream { chunker: self, reader, buf: Vec::new(), start: 0, eof: false, bytes_read: 0 }
     }
 }
 
@@ -244,10 +231,7 @@ mod tests {
         let c = Chunker::new(ChunkerParams::default(), &Secret([5; 32])).unwrap();
         let data = pseudo_random(9 * 1024 * 1024 + 77, 1);
         let cuts = c.cuts(&data);
-        let streamed: Vec<usize> = c
-            .stream(&data[..])
-            .map(|r| r.unwrap().len())
-            .collect();
+        let streamed: Vec<usize> = c.stream(&data[..]).map(|r| r.unwrap().len()).collect();
         assert_eq!(cuts, streamed);
         assert_eq!(cuts.iter().sum::<usize>(), data.len());
         for &n in &cuts[..cuts.len() - 1] {

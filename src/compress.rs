@@ -27,9 +27,7 @@ impl std::str::FromStr for Compression {
             "fast" => Ok(Compression::Zstd(1)),
             n => match n.parse::<i32>() {
                 Ok(l) if (1..=22).contains(&l) => Ok(Compression::Zstd(l)),
-                _ => Err(format!(
-                    "compression must be auto, off, fast, max or a level 1..22, not {n:?}"
-                )),
+                _ => Err(format!("compression must be auto, off, fast, max or a level 1..22, not {n:?}")),
             },
         }
     }
@@ -87,11 +85,7 @@ pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
     }
     let out = zstd::bulk::decompress(data, plain_len).map_err(|e| format!("zstd: {e}"))?;
     if out.len() != plain_len {
-        return Err(format!(
-            "decompressed {} bytes, expected {}",
-            out.len(),
-            plain_len
-        ));
+        return Err(format!("decompressed {} bytes, expected {}", out.len(), plain_len));
     }
     Ok(out)
 }

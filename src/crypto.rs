@@ -198,16 +198,11 @@ impl Session {
     /// Re-derives the key of an earlier session from its public key. Needs the repository secret.
     pub fn for_reading(keys: &MasterKeys, eph_public: &[u8; 32]) -> Result<Self> {
         let Some(secret) = &keys.repo_secret else {
-            return Err(Error::Invalid(
-                "this key is write-only: it cannot read data written by other sessions".into(),
-            ));
+            return Err(Error::Invalid("this key is write-only: it cannot read data written by other sessions".into()));
         };
         let sk = x25519_dalek::StaticSecret::from(secret.0);
         let shared = sk.diffie_hellman(&x25519_dalek::PublicKey::from(*eph_public));
-        Ok(Session {
-            public: *eph_public,
-            key: session_key(shared.as_bytes(), eph_public, keys),
-        })
+        Ok(Session { public: *eph_public, key: session_key(shared.as_bytes(), eph_public, keys) })
     }
 
     /// The symmetric key of this session.
@@ -258,14 +253,7 @@ pub fn open(key: &Secret, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
     let mut buf = ct.to_vec();
     let cipher = XChaCha20Poly1305::new((&key.0).into());
-    cipher
-        .decrypt_in_place_detached(
-            XNonce::from_slice(nonce),
-            aad,
-            &mut buf,
-            Tag::from_slice(tag),
-        )
-        .ok()?;
+    cipher.decrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut buf, Tag::from_slice(tag)).ok()?;
     Some(buf)
 }
 
@@ -282,17 +270,9 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// The floor the brief sets: t=3, m=64 MiB, p=4.
-    pub const MINIMUM: KdfParams = KdfParams {
-        m_kib: 64 * 1024,
-        t: 3,
-        p: 4,
-    };
+    pub const MINIMUM: KdfParams = KdfParams { m_kib: 64 * 1024, t: 3, p: 4 };
     /// The upper bound a reader accepts (so a hostile key file cannot ask for 1 TiB).
-    pub const MAXIMUM: KdfParams = KdfParams {
-        m_kib: 4 * 1024 * 1024,
-        t: 64,
-        p: 64,
-    };
+    pub const MAXIMUM: KdfParams = KdfParams { m_kib: 4 * 1024 * 1024, t: 64, p: 64 };
 }
 
 /// Derives the key-encryption key from a password with argon2id.
@@ -305,16 +285,13 @@ pub fn derive_kek(password: &[u8], salt: &[u8; 32], params: KdfParams) -> Result
         )));
     }
     if params.m_kib > max.m_kib || params.t > max.t || params.p > max.p {
-        return Err(Error::Invalid(format!(
-            "key derivation parameters {params:?} exceed the maximum {max:?}"
-        )));
+        return Err(Error::Invalid(format!("key derivation parameters {params:?} exceed the maximum {max:?}")));
     }
     let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
         .map_err(|e| Error::Invalid(format!("argon2 parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut out = Secret([0u8; 32]);
-    a.hash_password_into(password, salt, &mut out.0)
-        .map_err(|e| Error::Invalid(format!("argon2: {e}")))?;
+    a.hash_password_into(password, salt, &mut out.0).map_err(|e| Error::Invalid(format!("argon2: {e}")))?;
     Ok(out)
 }
 
@@ -357,11 +334,7 @@ mod tests {
 
     #[test]
     fn weak_kdf_parameters_are_refused() {
-        let weak = KdfParams {
-            m_kib: 1024,
-            t: 1,
-            p: 1,
-        };
+        let weak = KdfParams { m_kib: 1024, t: 1, p: 1 };
         assert!(derive_kek(b"pw", &[0; 32], weak).is_err());
     }
 }

@@ -116,30 +116,17 @@ pub mod exit {
 impl Error {
     /// Shorthand for a local I/O error at `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     /// Shorthand for a corrupt object.
     pub fn corrupt(kind: &'static str, id: impl ToString, reason: impl ToString) -> Self {
-        Error::Corrupt {
-            kind,
-            id: id.to_string(),
-            reason: reason.to_string(),
-        }
+        Error::Corrupt { kind, id: id.to_string(), reason: reason.to_string() }
     }
 
     /// True when a storage read found no object.
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            Error::Backend {
-                not_found: true,
-                ..
-            }
-        )
+        matches!(self, Error::Backend { not_found: true, .. })
     }
 
     /// True when create-if-not-exists found the object already there.

@@ -28,11 +28,19 @@ impl Patterns {
             }
             if p.contains('/') {
                 let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
-                let g = GlobBuilder::new(&full).literal_separator(true).case_insensitive(ci).build().map_err(|e| format!("pattern {p:?}: {e}"))?;
+                let g = GlobBuilder::new(&full)
+                    .literal_separator(true)
+                    .case_insensitive(ci)
+                    .build()
+                    .map_err(|e| format!("pattern {p:?}: {e}"))?;
                 paths.add(g);
                 n_paths += 1;
             } else {
-                let g = GlobBuilder::new(p).literal_separator(true).case_insensitive(ci).build().map_err(|e| format!("pattern {p:?}: {e}"))?;
+                let g = GlobBuilder::new(p)
+                    .literal_separator(true)
+                    .case_insensitive(ci)
+                    .build()
+                    .map_err(|e| format!("pattern {p:?}: {e}"))?;
                 names.add(g);
                 n_names += 1;
             }

@@ -57,7 +57,14 @@ impl KeyFile {
 }
 
 /// Seals `keys` under `password` into a new key file.
-pub fn create(keys: &MasterKeys, id: &KeyId, password: &[u8], kdf: KdfParams, host: &str, user: &str) -> Result<Vec<u8>> {
+pub fn create(
+    keys: &MasterKeys,
+    id: &KeyId,
+    password: &[u8],
+    kdf: KdfParams,
+    host: &str,
+    user: &str,
+) -> Result<Vec<u8>> {
     let salt = crypto::random_32();
     let kek = crypto::derive_kek(password, &salt, kdf)?;
     let plain = zeroize::Zeroizing::new(postcard::to_allocvec(keys).expect("keys encode"));
@@ -94,8 +101,8 @@ pub fn open(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<MasterKe
         return Ok(None);
     };
     let plain = zeroize::Zeroizing::new(plain);
-    let keys: MasterKeys = postcard::from_bytes(&plain)
-        .map_err(|e| Error::corrupt("key", id, format!("key material: {e}")))?;
+    let keys: MasterKeys =
+        postcard::from_bytes(&plain).map_err(|e| Error::corrupt("key", id, format!("key material: {e}")))?;
     if keys.repo_id != k.repo_id {
         return Err(Error::corrupt("key", id, "key material names another repository"));
     }

@@ -8,13 +8,19 @@
 //! - the repository: [`repository`], [`writer`]
 //! - operations: [`backup`], [`restore`], [`browse`]
 //!
+//! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
+//! fuzz targets link.
+//!
 //! The normative description of every stored byte is `format-spec/` in the source tree.
 #![warn(missing_docs)]
 
 pub mod backend;
+#[cfg(feature = "cache")]
 pub mod backup;
 pub mod blob;
+#[cfg(feature = "cache")]
 pub mod browse;
+#[cfg(feature = "cache")]
 pub mod cache;
 pub mod chunker;
 pub mod compress;
@@ -28,10 +34,13 @@ pub mod index;
 pub mod keyfile;
 pub mod lease;
 pub mod pack;
+#[cfg(feature = "cache")]
 pub mod repository;
+#[cfg(feature = "cache")]
 pub mod restore;
 pub mod snapshot;
 pub mod tree;
+#[cfg(feature = "cache")]
 pub mod writer;
 
 pub use error::{Error, Result};

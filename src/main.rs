@@ -1,1 +1,1295 @@
-fn main() {}
+//! The `cairn` command: parses arguments, finds the password, drives the library's operations and
+//! owns every byte of output (progress bars on a terminal, `--json` for scripts, quiet under cron).
+//! The contract it keeps is `docs/cli-contract.md`; the exit codes are [`cairn::error::exit`].
+
+use anyhow::{anyhow, bail, Context};
+use cairn::backend::{self, DynBackend};
+use cairn::backup::{self, BackupOptions, BackupResult, BackupSource};
+use cairn::compress::Compression;
+use cairn::error::{exit, Error};
+use cairn::filter::{self, Patterns};
+use cairn::id::{BlobId, BlobKind, IndexId, SnapshotId};
+use cairn::keyfile::{self, KeyKind};
+use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::restore::{self, RestoreOptions};
+use cairn::snapshot::{Snapshot, Summary};
+use cairn::tree::{Node, NodeKind, Time};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+// ---------------------------------------------------------------------------------------------
+
+/// cairn: deduplicating, encrypted backups to local disk and object storage.
+#[derive(Parser)]
+#[command(name = "cairn", version, about, long_about = None, max_term_width = 110)]
+#[command(after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 partial backup, 10 no repository, \
+11 locked, 12 wrong password, 130 interrupted.\nDocumentation: README.md and docs/cli-contract.md.")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Repository: a path, file:///path or memory://NAME
+    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "URL")]
+    repo: Option<String>,
+    /// Read the password from the first line of this file
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and use the first line of its output as the password
+    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true, value_name = "CMD")]
+    password_command: Option<String>,
+    /// Local cache directory [default: $XDG_CACHE_HOME/cairn or ~/.cache/cairn]
+    #[arg(long, env = "CAIRN_CACHE_DIR", global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Use no persistent local cache (slower; nothing is written under the cache directory)
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Print one JSON document on stdout and nothing else there
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print more: a summary even when not on a terminal, and each file as it is processed (-vv)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new repository
+    Init(InitArgs),
+    /// Manage the passwords (key files) of a repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Back up files and directories, standard input or a command's output
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(SnapshotFilter),
+    /// List the contents of a snapshot
+    Ls(LsArgs),
+    /// Restore a snapshot (or part of it) into a directory
+    Restore(RestoreArgs),
+    /// Write one file of a snapshot to standard output
+    Dump(DumpArgs),
+    /// Print a repository object (for debugging)
+    Cat(CatArgs),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Default zstd level of the repository (0 = no compression)
+    #[arg(long, default_value_t = 3, value_name = "LEVEL")]
+    compression_level: i32,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// List the key files
+    List,
+    /// Add a password (a new key file)
+    Add {
+        /// Read the new password from this file (else CAIRN_NEW_PASSWORD, else a prompt)
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+        /// The new key can add backups but cannot read what other runs wrote
+        #[arg(long)]
+        write_only: bool,
+    },
+    /// Remove a key file (never the last full key)
+    Remove {
+        /// Key id or unique prefix
+        id: String,
+    },
+    /// Change the password of the key in use (adds a new key file, removes the old one)
+    Passwd {
+        /// Read the new password from this file (else CAIRN_NEW_PASSWORD, else a prompt)
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct SnapshotFilter {
+    /// Only snapshots of this host
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots with this tag (repeat: all must match)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Only snapshots that include this path
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Files and directories to back up
+    paths: Vec<PathBuf>,
+    /// Read the paths to back up from this file (one per line; # starts a comment)
+    #[arg(long, value_name = "FILE")]
+    files_from: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Host name to record [default: this machine's]
+    #[arg(long)]
+    host: Option<String>,
+    /// Record the snapshot at this time (RFC 3339 or YYYY-MM-DD[ HH:MM[:SS]] UTC)
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
+    /// Exclude paths matching GLOB (repeatable; a name pattern like *.tmp matches at any depth)
+    #[arg(long = "exclude", value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Like --exclude, ignoring case
+    #[arg(long = "iexclude", value_name = "GLOB")]
+    iexcludes: Vec<String>,
+    /// Read exclude patterns from this file (one per line)
+    #[arg(long, value_name = "FILE")]
+    exclude_file: Vec<PathBuf>,
+    /// Read case-insensitive exclude patterns from this file
+    #[arg(long, value_name = "FILE")]
+    iexclude_file: Vec<PathBuf>,
+    /// Skip directories holding a valid CACHEDIR.TAG
+    #[arg(long)]
+    exclude_caches: bool,
+    /// Skip directories that contain a file of this name (repeatable)
+    #[arg(long, value_name = "NAME")]
+    exclude_if_present: Vec<String>,
+    /// Skip files larger than SIZE (e.g. 10M, 1G)
+    #[arg(long, value_name = "SIZE")]
+    exclude_larger_than: Option<String>,
+    /// Stay on the file system of each given path
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+    /// auto, off, fast, max or a zstd level 1..22 [default: the repository's]
+    #[arg(long, value_name = "MODE")]
+    compression: Option<String>,
+    /// Read and count everything, store nothing
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Compare against this snapshot instead of the newest of the same host and paths
+    #[arg(long, value_name = "SNAPSHOT")]
+    parent: Option<String>,
+    /// Read every file again, even when the files cache says it is unchanged
+    #[arg(long)]
+    force: bool,
+    /// Back up standard input as one file (name it with --stdin-filename)
+    #[arg(long, conflicts_with = "command")]
+    stdin: bool,
+    /// Run CMD with sh -c and back up its standard output; no snapshot if it fails
+    #[arg(long, value_name = "CMD")]
+    command: Option<String>,
+    /// File name of a --stdin or --command stream in the snapshot
+    #[arg(long, value_name = "NAME")]
+    stdin_filename: Option<String>,
+    /// Do not verify blobs before upload (faster; not recommended)
+    #[arg(long)]
+    no_verify: bool,
+}
+
+#[derive(Args)]
+struct LsArgs {
+    /// SNAPSHOT or SNAPSHOT:PATH
+    snapshot: String,
+    /// Long listing: type, mode, owner, size, mtime
+    #[arg(short, long)]
+    long: bool,
+    #[command(flatten)]
+    filter: SnapshotFilter,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// Snapshot id, prefix or `latest` (may be omitted with --as-of); SNAPSHOT:PATH restores a subtree
+    snapshot: Option<String>,
+    /// Directory to restore into (snapshot paths land below it)
+    #[arg(short, long, value_name = "DIR")]
+    target: PathBuf,
+    /// Restore only paths matching GLOB (and what lies below them)
+    #[arg(long = "include", value_name = "GLOB")]
+    includes: Vec<String>,
+    /// Skip paths matching GLOB
+    #[arg(long = "exclude", value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Restore the newest snapshot taken at or before TIME (per host and paths)
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
+    /// Replace existing files
+    #[arg(long)]
+    overwrite: bool,
+    /// Read back every restored file and compare it with the snapshot
+    #[arg(long)]
+    verify: bool,
+    /// Print the plan (what would be written, which packs read) and write nothing
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    #[command(flatten)]
+    filter: SnapshotFilter,
+}
+
+#[derive(Args)]
+struct DumpArgs {
+    /// Snapshot id, prefix or `latest`
+    snapshot: String,
+    /// Path of the file in the snapshot (a stream's name, or an absolute path)
+    path: PathBuf,
+    #[command(flatten)]
+    filter: SnapshotFilter,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CatKind {
+    Config,
+    Snapshot,
+    Tree,
+    Index,
+    Key,
+    Blob,
+}
+
+#[derive(Args)]
+struct CatArgs {
+    /// What to print
+    #[arg(value_enum)]
+    kind: CatKind,
+    /// Its id (not needed for config)
+    id: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and exit codes
+// ---------------------------------------------------------------------------------------------
+
+/// A CLI-level failure with its exit code.
+#[derive(Debug)]
+struct Exit {
+    code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for Exit {}
+
+fn fail(code: i32, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Exit { code, message: message.into() })
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<Exit>() {
+            return x.code;
+        }
+        if let Some(x) = cause.downcast_ref::<Error>() {
+            return x.exit_code();
+        }
+    }
+    exit::ERROR
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    init_logging(&cli.global);
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled ends the process at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, exit::INTERRUPTED, cancel.clone());
+        let _ = signal_hook::flag::register(sig, cancel.clone());
+    }
+    let code = match run(cli, cancel.clone()) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = if cancel.load(Ordering::Relaxed) || INTERRUPTED.load(Ordering::Relaxed) {
+                exit::INTERRUPTED
+            } else {
+                exit_code(&e)
+            };
+            let mut msg = format!("{e}");
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("cairn: {msg}");
+            code
+        }
+    };
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn init_logging(g: &Global) {
+    let default = if g.quiet { "error" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
+    let g = cli.global;
+    match cli.command {
+        Command::Init(a) => cmd_init(&g, a),
+        Command::Key(k) => cmd_key(&g, k),
+        Command::Backup(a) => cmd_backup(&g, a, cancel),
+        Command::Snapshots(f) => cmd_snapshots(&g, f),
+        Command::Ls(a) => cmd_ls(&g, a),
+        Command::Restore(a) => cmd_restore(&g, a, cancel),
+        Command::Dump(a) => cmd_dump(&g, a),
+        Command::Cat(a) => cmd_cat(&g, a),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords and opening
+// ---------------------------------------------------------------------------------------------
+
+fn first_line(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let mut line = &bytes[..end];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    Zeroizing::new(line.to_vec())
+}
+
+fn run_password_command(cmd: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("password command `{cmd}` could not start"))?;
+    let out_bytes = Zeroizing::new(out.stdout);
+    if !out.status.success() {
+        return Err(fail(exit::KEY, format!("password command `{cmd}` failed: {}", out.status)));
+    }
+    Ok(first_line(&out_bytes))
+}
+
+fn prompt(label: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    match rpassword::prompt_password(label) {
+        Ok(p) => Ok(Zeroizing::new(p.into_bytes())),
+        Err(_) => Err(fail(
+            exit::KEY,
+            "no password given and no terminal to ask on: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or \
+             CAIRN_PASSWORD_COMMAND (or --password-file / --password-command)",
+        )),
+    }
+}
+
+/// The repository password: --password-file, --password-command, CAIRN_PASSWORD, then a prompt.
+fn password(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    if let Some(f) = &g.password_file {
+        let bytes =
+            Zeroizing::new(std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?);
+        return Ok(first_line(&bytes));
+    }
+    if let Some(cmd) = &g.password_command {
+        return run_password_command(cmd);
+    }
+    if let Some(p) = std::env::var_os("CAIRN_PASSWORD") {
+        return Ok(Zeroizing::new(p.as_bytes().to_vec()));
+    }
+    let p = prompt("Repository password: ")?;
+    if confirm {
+        let again = prompt("Repeat the password: ")?;
+        if *again != *p {
+            bail!("the passwords do not match");
+        }
+    }
+    Ok(p)
+}
+
+/// A new password for `key add` / `key passwd`: the file, CAIRN_NEW_PASSWORD, or a prompt (twice).
+fn new_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let p = if let Some(f) = file {
+        let bytes =
+            Zeroizing::new(std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?);
+        first_line(&bytes)
+    } else if let Some(p) = std::env::var_os("CAIRN_NEW_PASSWORD") {
+        Zeroizing::new(p.as_bytes().to_vec())
+    } else {
+        let p = prompt("New password: ")?;
+        let again = prompt("Repeat the new password: ")?;
+        if *again != *p {
+            bail!("the passwords do not match");
+        }
+        p
+    };
+    if p.is_empty() {
+        bail!("an empty password is not accepted");
+    }
+    Ok(p)
+}
+
+fn open_backend(g: &Global) -> anyhow::Result<DynBackend> {
+    let url = g.repo.clone().unwrap_or_default();
+    Ok(backend::open_url(&url).map_err(|e| match e {
+        Error::Invalid(m) => fail(exit::USAGE, m),
+        other => anyhow::Error::new(other),
+    })?)
+}
+
+fn open_options(g: &Global) -> OpenOptions {
+    OpenOptions { cache_root: g.cache_dir.clone(), no_cache: g.no_cache }
+}
+
+fn open_repo(g: &Global) -> anyhow::Result<Repository> {
+    let backend = open_backend(g)?;
+    // Look before asking for a password: a missing repository is exit 10, not a prompt.
+    let location = backend.location();
+    if backend.list("config/")?.is_empty() && backend.list("keys/")?.is_empty() {
+        return Err(Error::RepoNotFound(location).into());
+    }
+    let pw = password(g, false)?;
+    let repo = Repository::open(backend, &pw, &open_options(g))?;
+    if let Some(note) = repo.cache().note() {
+        if !g.quiet {
+            eprintln!("cairn: {note}");
+        }
+    }
+    Ok(repo)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output helpers
+// ---------------------------------------------------------------------------------------------
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn chatty(g: &Global) -> bool {
+    !g.quiet && !g.json && (g.verbose > 0 || std::io::stdout().is_terminal())
+}
+
+fn bars(g: &Global) -> bool {
+    !g.quiet && std::io::stderr().is_terminal()
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+fn parse_time(s: &str) -> anyhow::Result<Time> {
+    let s = s.trim();
+    let bad = || fail(exit::USAGE, format!("{s:?} is not a time (RFC 3339, or YYYY-MM-DD[ HH:MM[:SS]] in UTC)"));
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(Time { secs: t.as_second(), nanos: t.subsec_nanosecond().max(0) as u32 });
+    }
+    let civil = s
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .or_else(|| s.parse::<jiff::civil::Date>().ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .ok_or_else(bad)?;
+    let z = civil.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| bad())?;
+    let t = z.timestamp();
+    Ok(Time { secs: t.as_second(), nanos: t.subsec_nanosecond().max(0) as u32 })
+}
+
+fn summary_json(s: &Summary) -> Value {
+    json!({
+        "files_new": s.files_new,
+        "files_changed": s.files_changed,
+        "files_unchanged": s.files_unchanged,
+        "dirs": s.dirs,
+        "other": s.other,
+        "bytes_read": s.bytes_read,
+        "bytes_processed": s.bytes_processed,
+        "blobs_added": s.blobs_added,
+        "bytes_added": s.bytes_added,
+        "bytes_added_stored": s.bytes_added_stored,
+        "errors": s.errors,
+        "started": s.started.to_rfc3339(),
+        "finished": s.finished.to_rfc3339(),
+    })
+}
+
+fn snapshot_json(id: &SnapshotId, snap: &Snapshot) -> Value {
+    let s = snap.v1();
+    json!({
+        "id": id.to_hex(),
+        "short_id": id.short(),
+        "time": s.time.to_rfc3339(),
+        "host": s.host,
+        "user": s.user,
+        "uid": s.uid,
+        "gid": s.gid,
+        "paths": snap.display_paths(),
+        "tags": s.tags,
+        "parent": s.parent.map(|p| p.to_hex()),
+        "root": s.root.to_hex(),
+        "source": s.source.describe(),
+        "program": s.program,
+        "summary": summary_json(&s.summary),
+    })
+}
+
+/// Replaces arrays of 32 small integers (ids and keys serialised by serde) with hex strings.
+fn hexify(v: Value) -> Value {
+    match v {
+        Value::Array(a) => {
+            if a.len() == 32 && a.iter().all(|x| x.as_u64().is_some_and(|n| n < 256)) {
+                let bytes: Vec<u8> = a.iter().map(|x| x.as_u64().unwrap_or(0) as u8).collect();
+                Value::String(hex::encode(bytes))
+            } else {
+                Value::Array(a.into_iter().map(hexify).collect())
+            }
+        }
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, hexify(v))).collect()),
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot selection
+// ---------------------------------------------------------------------------------------------
+
+fn abs_path(p: &Path) -> PathBuf {
+    backup::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn matches_filter(snap: &Snapshot, f: &SnapshotFilter) -> bool {
+    let s = snap.v1();
+    if f.host.as_ref().is_some_and(|h| *h != s.host) {
+        return false;
+    }
+    if !f.tags.iter().all(|t| s.tags.contains(t)) {
+        return false;
+    }
+    f.paths.iter().all(|p| {
+        let want = abs_path(p);
+        s.paths.iter().any(|sp| sp.as_slice() == want.as_os_str().as_bytes())
+    })
+}
+
+fn filtered(repo: &Repository, f: &SnapshotFilter) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
+    Ok(repo.list_snapshots()?.into_iter().filter(|(_, s)| matches_filter(s, f)).collect())
+}
+
+/// Resolves a SNAPSHOT argument (`latest` honours the filter).
+fn select(repo: &Repository, spec: &str, f: &SnapshotFilter) -> anyhow::Result<(SnapshotId, Snapshot)> {
+    let candidates = if spec == "latest" { filtered(repo, f)? } else { Vec::new() };
+    let id = repo.resolve_snapshot(spec, &candidates)?;
+    if let Some((_, s)) = candidates.iter().find(|(i, _)| *i == id) {
+        return Ok((id, s.clone()));
+    }
+    let snap = repo.load_snapshot(&id)?;
+    Ok((id, snap))
+}
+
+/// Splits `SNAPSHOT:PATH`; a relative PATH is taken from the root (`/`).
+fn split_spec(spec: &str) -> (&str, Option<PathBuf>) {
+    let (s, p) = cairn::browse::split_spec(spec);
+    (s, p.map(|p| if p.is_absolute() { p } else { Path::new("/").join(p) }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------------------------
+
+fn cmd_init(g: &Global, a: InitArgs) -> anyhow::Result<i32> {
+    let backend = open_backend(g)?;
+    if !(0..=22).contains(&a.compression_level) {
+        return Err(fail(exit::USAGE, "--compression-level must be 0..22"));
+    }
+    if !backend.list("config/")?.is_empty() || !backend.list("keys/")?.is_empty() {
+        bail!("{}: a repository already exists here", backend.location());
+    }
+    let pw = password(g, true)?;
+    if pw.is_empty() {
+        bail!("an empty password is not accepted");
+    }
+    let init = InitOptions { compression_level: a.compression_level, ..InitOptions::default() };
+    let repo = Repository::init(backend, &pw, &init, &open_options(g))?;
+    let id = repo.keys().repo_id;
+    if g.json {
+        print_json(&json!({"repository_id": id.to_hex(), "key_id": repo.key_id().to_hex()}))?;
+    } else if !g.quiet {
+        println!("created cairn repository {} at {}", id.short(), repo.backend().location());
+        println!("Keep the password safe: without it the data cannot be read by anyone.");
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_key(g: &Global, k: KeyCommand) -> anyhow::Result<i32> {
+    let repo = open_repo(g)?;
+    match k {
+        KeyCommand::List => {
+            let keys = repo.list_keys()?;
+            if g.json {
+                let v: Vec<Value> = keys
+                    .iter()
+                    .map(|k| {
+                        json!({
+                            "id": k.id.to_hex(),
+                            "kind": match k.kind { KeyKind::Full => "full", KeyKind::WriteOnly => "write-only" },
+                            "created": k.created.to_rfc3339(),
+                            "host": k.host,
+                            "user": k.user,
+                            "current": k.current,
+                        })
+                    })
+                    .collect();
+                print_json(&Value::Array(v))?;
+            } else {
+                println!(" {:<8}  {:<10}  {:<20}  {:<12}  {}", "ID", "KIND", "CREATED", "USER", "HOST");
+                for k in keys {
+                    println!(
+                        "{}{:<8}  {:<10}  {:<20}  {:<12}  {}",
+                        if k.current { "*" } else { " " },
+                        k.id.short(),
+                        match k.kind {
+                            KeyKind::Full => "full",
+                            KeyKind::WriteOnly => "write-only",
+                        },
+                        k.created.to_rfc3339().chars().take(19).collect::<String>(),
+                        k.user,
+                        k.host
+                    );
+                }
+            }
+        }
+        KeyCommand::Add { new_password_file, write_only } => {
+            let pw = new_password(new_password_file.as_deref())?;
+            let id = repo.add_key(&pw, write_only, cairn::crypto::KdfParams::MINIMUM)?;
+            if g.json {
+                print_json(&json!({"key_id": id.to_hex(), "write_only": write_only}))?;
+            } else if !g.quiet {
+                println!("added key {}", id.short());
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let id = repo.resolve_key(&id)?;
+            repo.remove_key(&id, false)?;
+            if g.json {
+                print_json(&json!({"removed": id.to_hex()}))?;
+            } else if !g.quiet {
+                println!("removed key {}", id.short());
+            }
+        }
+        KeyCommand::Passwd { new_password_file } => {
+            let pw = new_password(new_password_file.as_deref())?;
+            let old = repo.key_id();
+            let write_only = !repo.keys().can_read();
+            let new = repo.add_key(&pw, write_only, cairn::crypto::KdfParams::MINIMUM)?;
+            repo.remove_key(&old, true)?;
+            if g.json {
+                print_json(&json!({"key_id": new.to_hex(), "removed": old.to_hex()}))?;
+            } else if !g.quiet {
+                println!("password changed: key {} replaces {}", new.short(), old.short());
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+struct BackupProgress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl BackupProgress {
+    fn say(&self, line: String) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl backup::Progress for BackupProgress {
+    fn file(&self, path: &Path, _size: u64) {
+        if let Some(b) = &self.bar {
+            b.set_message(path.display().to_string());
+        }
+        if self.verbose > 1 {
+            self.say(format!("{}", path.display()));
+        }
+    }
+    fn bytes(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(n);
+        }
+    }
+    fn error(&self, path: &Path, message: &str) {
+        self.say(format!("cairn: error: {}: {message}", path.display()));
+    }
+    fn warning(&self, path: &Path, message: &str) {
+        if !self.quiet {
+            self.say(format!("cairn: warning: {}: {message}", path.display()));
+        }
+    }
+}
+
+/// Sums the sizes under `paths` in the background, so the progress bar can show an ETA.
+fn scan_sizes(paths: Vec<PathBuf>, bar: ProgressBar, cancel: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut total = 0u64;
+        let mut stack = paths;
+        let mut n = 0u64;
+        while let Some(p) = stack.pop() {
+            if cancel.load(Ordering::Relaxed) || bar.is_finished() {
+                return;
+            }
+            let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+            if md.is_dir() {
+                if let Ok(rd) = std::fs::read_dir(&p) {
+                    stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+                }
+            } else if md.is_file() {
+                total += md.len();
+            }
+            n += 1;
+            if n.is_multiple_of(1000) {
+                bar.set_length(total.max(bar.position()));
+            }
+        }
+        bar.set_length(total.max(bar.position()));
+    });
+}
+
+fn cmd_backup(g: &Global, a: BackupArgs, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
+    // Validate everything before touching the repository.
+    let mut paths = a.paths.clone();
+    for f in &a.files_from {
+        paths.extend(read_lines(f)?.into_iter().map(PathBuf::from));
+    }
+    let source_count = usize::from(a.stdin) + usize::from(a.command.is_some());
+    if source_count > 0 && !paths.is_empty() {
+        return Err(fail(exit::USAGE, "--stdin/--command cannot be combined with paths"));
+    }
+    if source_count > 0 && a.stdin_filename.is_none() {
+        return Err(fail(exit::USAGE, "--stdin and --command need --stdin-filename NAME"));
+    }
+    if source_count == 0 && paths.is_empty() {
+        return Err(fail(exit::USAGE, "nothing to back up: give paths, --files-from, --stdin or --command"));
+    }
+    let mut pats: Vec<(String, bool)> = Vec::new();
+    pats.extend(a.excludes.iter().map(|p| (p.clone(), false)));
+    pats.extend(a.iexcludes.iter().map(|p| (p.clone(), true)));
+    for f in &a.exclude_file {
+        pats.extend(read_lines(f)?.into_iter().map(|p| (p, false)));
+    }
+    for f in &a.iexclude_file {
+        pats.extend(read_lines(f)?.into_iter().map(|p| (p, true)));
+    }
+    let excludes = Patterns::new(pats.iter().map(|(p, ci)| (p.as_str(), *ci))).map_err(|e| fail(exit::USAGE, e))?;
+    let exclude_larger_than = match &a.exclude_larger_than {
+        Some(s) => Some(filter::parse_size(s).map_err(|e| fail(exit::USAGE, e))?),
+        None => None,
+    };
+    let compression = match &a.compression {
+        Some(c) => Some(c.parse::<Compression>().map_err(|e| fail(exit::USAGE, e))?),
+        None => None,
+    };
+    let time = a.time.as_deref().map(parse_time).transpose()?;
+
+    let repo = open_repo(g)?;
+    let parent = match &a.parent {
+        Some(p) => Some(select(&repo, p, &SnapshotFilter::default())?.0),
+        None => None,
+    };
+    let opts = BackupOptions {
+        host: a.host.clone(),
+        tags: a.tags.clone(),
+        time,
+        excludes,
+        exclude_if_present: a.exclude_if_present.clone(),
+        exclude_caches: a.exclude_caches,
+        exclude_larger_than,
+        one_file_system: a.one_file_system,
+        compression,
+        dry_run: a.dry_run,
+        force: a.force,
+        parent,
+        no_verify: a.no_verify,
+        threads: 0,
+        cancel: Some(cancel.clone()),
+    };
+    let bar = bars(g).then(|| {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let source = if a.stdin {
+        BackupSource::Stream { name: a.stdin_filename.clone().unwrap_or_default(), reader: Box::new(std::io::stdin()) }
+    } else if let Some(cmd) = &a.command {
+        BackupSource::Command { name: a.stdin_filename.clone().unwrap_or_default(), command: cmd.clone() }
+    } else {
+        if let Some(b) = &bar {
+            scan_sizes(paths.iter().map(|p| abs_path(p)).collect(), b.clone(), cancel.clone());
+        }
+        BackupSource::Paths(paths)
+    };
+    let progress = BackupProgress { bar: bar.clone(), quiet: g.quiet, verbose: g.verbose };
+    let result = backup::backup(&repo, source, &opts, &progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let r: BackupResult = result?;
+    let s = &r.summary;
+    if g.json {
+        let errors: Vec<Value> = r.errors.iter().map(|e| json!({"path": e.path, "error": e.message})).collect();
+        let warnings: Vec<Value> = r.warnings.iter().map(|e| json!({"path": e.path, "warning": e.message})).collect();
+        let mut v = summary_json(s);
+        let m = v.as_object_mut().expect("object");
+        m.insert("snapshot_id".into(), json!(r.snapshot_id.map(|i| i.to_hex())));
+        m.insert("parent".into(), json!(r.parent.map(|i| i.to_hex())));
+        m.insert("dry_run".into(), json!(a.dry_run));
+        m.insert("errors".into(), Value::Array(errors));
+        m.insert("warnings".into(), Value::Array(warnings));
+        print_json(&v)?;
+    } else if chatty(g) {
+        let secs = (s.finished.as_nanos() - s.started.as_nanos()).max(0) as f64 / 1e9;
+        println!(
+            "files: {} new, {} changed, {} unchanged; {} dirs, {} other",
+            s.files_new, s.files_changed, s.files_unchanged, s.dirs, s.other
+        );
+        println!(
+            "read {} of {}; added {} ({} stored) in {} blobs; {:.1} s",
+            human_bytes(s.bytes_read),
+            human_bytes(s.bytes_processed),
+            human_bytes(s.bytes_added),
+            human_bytes(s.bytes_added_stored),
+            s.blobs_added,
+            secs
+        );
+        match r.snapshot_id {
+            Some(id) => println!("snapshot {} saved", id.short()),
+            None => println!("dry run: nothing was stored"),
+        }
+    }
+    if !r.errors.is_empty() {
+        if !g.quiet {
+            eprintln!(
+                "cairn: {} path(s) could not be read; the snapshot lacks them (exit {})",
+                r.errors.len(),
+                exit::PARTIAL
+            );
+        }
+        return Ok(exit::PARTIAL);
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_snapshots(g: &Global, f: SnapshotFilter) -> anyhow::Result<i32> {
+    let repo = open_repo(g)?;
+    let snaps = filtered(&repo, &f)?;
+    if g.json {
+        print_json(&Value::Array(snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect()))?;
+        return Ok(exit::OK);
+    }
+    if g.quiet {
+        return Ok(exit::OK);
+    }
+    println!("{:<8}  {:<20}  {:<16}  {:<16}  {:>10}  PATHS", "ID", "TIME", "HOST", "TAGS", "SIZE");
+    for (id, s) in &snaps {
+        let v = s.v1();
+        println!(
+            "{:<8}  {:<20}  {:<16}  {:<16}  {:>10}  {}",
+            id.short(),
+            v.time.to_rfc3339().chars().take(19).collect::<String>().replace('T', " "),
+            v.host,
+            v.tags.join(","),
+            human_bytes(v.summary.bytes_processed),
+            s.display_paths().join(" ")
+        );
+    }
+    println!("{} snapshot(s)", snaps.len());
+    Ok(exit::OK)
+}
+
+fn mode_string(n: &Node) -> String {
+    let t = match n.kind {
+        NodeKind::File { .. } => '-',
+        NodeKind::Dir { .. } => 'd',
+        NodeKind::Symlink { .. } => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::CharDevice { .. } => 'c',
+        NodeKind::BlockDevice { .. } => 'b',
+        NodeKind::Socket => 's',
+    };
+    let m = n.mode;
+    let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
+    let x = |exec: u32, special: u32, set: char, unset: char| match (m & exec != 0, m & special != 0) {
+        (true, true) => set,
+        (false, true) => unset,
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    format!(
+        "{t}{}{}{}{}{}{}{}{}{}",
+        bit(0o400, 'r'),
+        bit(0o200, 'w'),
+        x(0o100, 0o4000, 's', 'S'),
+        bit(0o040, 'r'),
+        bit(0o020, 'w'),
+        x(0o010, 0o2000, 's', 'S'),
+        bit(0o004, 'r'),
+        bit(0o002, 'w'),
+        x(0o001, 0o1000, 't', 'T'),
+    )
+}
+
+fn cmd_ls(g: &Global, a: LsArgs) -> anyhow::Result<i32> {
+    let repo = open_repo(g)?;
+    let (spec, sub) = split_spec(&a.snapshot);
+    let (_, snap) = select(&repo, spec, &a.filter)?;
+    let root = snap.v1().root;
+    let mut entries: Vec<(PathBuf, Node)> = Vec::new();
+    let start = match &sub {
+        None => root,
+        Some(p) => match cairn::browse::find(&repo, &root, p)? {
+            None => root,
+            Some(n) => match n.kind {
+                NodeKind::Dir { tree } => {
+                    entries.push((p.clone(), n));
+                    tree
+                }
+                _ => {
+                    entries.push((p.clone(), n));
+                    BlobId([0; 32])
+                }
+            },
+        },
+    };
+    let base = sub.clone().unwrap_or_else(|| PathBuf::from("/"));
+    if start != BlobId([0; 32]) {
+        cairn::browse::walk(&repo, &start, &base, &mut |p, n| {
+            entries.push((p.to_path_buf(), n.clone()));
+            Ok(true)
+        })?;
+    }
+    if g.json {
+        let v: Vec<Value> = entries
+            .iter()
+            .map(|(p, n)| {
+                let mut e = json!({
+                    "path": p.to_string_lossy(),
+                    "type": n.type_name(),
+                    "size": n.size,
+                    "mode": n.mode,
+                    "uid": n.uid,
+                    "gid": n.gid,
+                    "user": n.user,
+                    "group": n.group,
+                    "mtime": n.mtime.to_rfc3339(),
+                });
+                if p.as_os_str().to_str().is_none() {
+                    e["path_bytes"] = json!(hex::encode(p.as_os_str().as_bytes()));
+                }
+                if let NodeKind::Symlink { target } = &n.kind {
+                    e["target"] = json!(String::from_utf8_lossy(target));
+                }
+                e
+            })
+            .collect();
+        print_json(&Value::Array(v))?;
+        return Ok(exit::OK);
+    }
+    let mut out = std::io::stdout().lock();
+    for (p, n) in &entries {
+        if a.long {
+            let owner = if n.user.is_empty() { n.uid.to_string() } else { n.user.clone() };
+            let group = if n.group.is_empty() { n.gid.to_string() } else { n.group.clone() };
+            let mut line = format!(
+                "{} {:>8} {:>8} {:>12} {} ",
+                mode_string(n),
+                owner,
+                group,
+                n.size,
+                n.mtime.to_rfc3339().chars().take(19).collect::<String>().replace('T', " ")
+            );
+            let mut bytes = std::mem::take(&mut line).into_bytes();
+            bytes.extend_from_slice(p.as_os_str().as_bytes());
+            if let NodeKind::Symlink { target } = &n.kind {
+                bytes.extend_from_slice(b" -> ");
+                bytes.extend_from_slice(target);
+            }
+            bytes.push(b'\n');
+            out.write_all(&bytes)?;
+        } else {
+            out.write_all(p.as_os_str().as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The newest snapshot at or before `t` for each (host, paths) group that passes the filter.
+fn as_of(repo: &Repository, t: Time, f: &SnapshotFilter) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
+    let mut best: std::collections::BTreeMap<(String, Vec<Vec<u8>>), (SnapshotId, Snapshot)> = Default::default();
+    for (id, s) in filtered(repo, f)? {
+        if s.v1().time > t {
+            continue;
+        }
+        let key = (s.v1().host.clone(), s.v1().paths.clone());
+        // list_snapshots is oldest first: a later one replaces an earlier one.
+        best.insert(key, (id, s));
+    }
+    Ok(best.into_values().collect())
+}
+
+struct RestoreBar(Option<ProgressBar>);
+impl restore::RestoreProgress for RestoreBar {
+    fn bytes(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+}
+
+fn cmd_restore(g: &Global, a: RestoreArgs, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
+    let includes = Patterns::new(a.includes.iter().map(|p| (p.as_str(), false))).map_err(|e| fail(exit::USAGE, e))?;
+    let excludes = Patterns::new(a.excludes.iter().map(|p| (p.as_str(), false))).map_err(|e| fail(exit::USAGE, e))?;
+    let as_of_time = a.as_of.as_deref().map(parse_time).transpose()?;
+    if a.snapshot.is_none() && as_of_time.is_none() {
+        return Err(fail(exit::USAGE, "give a SNAPSHOT (an id, a prefix or `latest`) or --as-of TIME"));
+    }
+    let repo = open_repo(g)?;
+    let (spec, sub) = match &a.snapshot {
+        Some(s) => {
+            let (x, p) = split_spec(s);
+            (Some(x.to_string()), p)
+        }
+        None => (None, None),
+    };
+    let (id, snap) = match (spec.as_deref(), as_of_time) {
+        (Some(spec), None) => select(&repo, spec, &a.filter)?,
+        (spec, Some(t)) => {
+            if spec.is_some_and(|s| s != "latest") {
+                return Err(fail(exit::USAGE, "--as-of picks the snapshot itself: give no SNAPSHOT or `latest`"));
+            }
+            let mut found = as_of(&repo, t, &a.filter)?;
+            match found.len() {
+                0 => {
+                    return Err(Error::NotFound(format!(
+                        "snapshot taken at or before {} (matching the filters)",
+                        t.to_rfc3339()
+                    ))
+                    .into())
+                }
+                1 => found.remove(0),
+                n => {
+                    let groups: Vec<String> =
+                        found.iter().map(|(_, s)| format!("{} {}", s.v1().host, s.display_paths().join(","))).collect();
+                    return Err(fail(
+                        exit::USAGE,
+                        format!(
+                            "--as-of matches {n} groups of snapshots ({}); choose one with --host/--path",
+                            groups.join("; ")
+                        ),
+                    ));
+                }
+            }
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        includes,
+        excludes,
+        overwrite: a.overwrite,
+        verify: a.verify,
+        threads: 0,
+        cancel: Some(cancel),
+    };
+    let plan = restore::plan(&repo, &snap.v1().root, sub.as_deref(), &opts)?;
+    if a.dry_run {
+        let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
+        if g.json {
+            print_json(&json!({
+                "snapshot_id": id.to_hex(),
+                "dry_run": true,
+                "entries": plan.entries.len(),
+                "files": files,
+                "packs": plan.packs.len(),
+                "bytes": plan.total_bytes,
+                "hole_bytes": plan.hole_bytes,
+                "unrestorable": plan.unrestorable.iter().map(|e| json!({"path": e.path, "error": e.message})).collect::<Vec<_>>(),
+            }))?;
+        } else if !g.quiet {
+            println!(
+                "would restore snapshot {} into {}: {} entries ({} files, {}), reading {} packs",
+                id.short(),
+                a.target.display(),
+                plan.entries.len(),
+                files,
+                human_bytes(plan.total_bytes),
+                plan.packs.len()
+            );
+            for e in &plan.unrestorable {
+                println!("cannot restore {}: {}", e.path, e.message);
+            }
+        }
+        return Ok(if plan.unrestorable.is_empty() { exit::OK } else { exit::ERROR });
+    }
+    let bar = bars(g).then(|| {
+        let b = ProgressBar::with_draw_target(Some(plan.total_bytes), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let res = restore::execute(&repo, &plan, &opts, &RestoreBar(bar.clone()));
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let res = res?;
+    if g.json {
+        print_json(&json!({
+            "snapshot_id": id.to_hex(),
+            "target": a.target.display().to_string(),
+            "files": res.files,
+            "dirs": res.dirs,
+            "other": res.other,
+            "bytes": res.bytes,
+            "verified": res.verified,
+            "errors": res.errors.iter().map(|e| json!({"path": e.path, "error": e.message})).collect::<Vec<_>>(),
+        }))?;
+    } else if chatty(g) {
+        println!(
+            "restored snapshot {} into {}: {} files, {} dirs, {} other, {}{}",
+            id.short(),
+            a.target.display(),
+            res.files,
+            res.dirs,
+            res.other,
+            human_bytes(res.bytes),
+            if a.verify { format!("; {} files verified", res.verified) } else { String::new() }
+        );
+    }
+    if !res.errors.is_empty() {
+        for e in &res.errors {
+            eprintln!("cairn: error: {}: {}", e.path, e.message);
+        }
+        return Err(anyhow!("{} path(s) were not restored correctly (see above)", res.errors.len()));
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
+    let repo = open_repo(g)?;
+    let (_, snap) = select(&repo, &a.snapshot, &a.filter)?;
+    let path = if a.path.is_absolute() { a.path.clone() } else { Path::new("/").join(&a.path) };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    restore::dump(&repo, &snap.v1().root, &path, &mut out)?;
+    out.flush().context("writing to standard output")?;
+    Ok(exit::OK)
+}
+
+fn cmd_cat(g: &Global, a: CatArgs) -> anyhow::Result<i32> {
+    let repo = open_repo(g)?;
+    let need_id = || a.id.clone().ok_or_else(|| fail(exit::USAGE, "this kind needs an ID"));
+    let parse32 = |s: &str| -> anyhow::Result<[u8; 32]> {
+        cairn::id::parse_hex32(s).ok_or_else(|| fail(exit::USAGE, format!("{s:?} is not a 64-digit hex id")))
+    };
+    let v: Value = match a.kind {
+        CatKind::Config => json!({"number": repo.config_number(), "config": serde_json::to_value(repo.config())?}),
+        CatKind::Snapshot => {
+            let (id, snap) = select(&repo, &need_id()?, &SnapshotFilter::default())?;
+            json!({"id": id.to_hex(), "snapshot": serde_json::to_value(&snap)?})
+        }
+        CatKind::Tree => {
+            let id = BlobId(parse32(&need_id()?)?);
+            serde_json::to_value(repo.read_tree_blob(&id)?)?
+        }
+        CatKind::Index => {
+            let id = IndexId(parse32(&need_id()?)?);
+            serde_json::to_value(repo.read_index(&id)?)?
+        }
+        CatKind::Key => {
+            let id = repo.resolve_key(&need_id()?)?;
+            let kf = keyfile::decode(&repo.backend().read(&format!("keys/{id}"))?)
+                .map_err(|e| Error::corrupt("key", id, e))?;
+            let k = kf.v1();
+            json!({"id": id.to_hex(), "kind": format!("{:?}", k.kind), "repo_id": k.repo_id.to_hex(),
+                   "created": k.created.to_rfc3339(), "host": k.host, "user": k.user,
+                   "kdf": serde_json::to_value(k.kdf)?, "salt": hex::encode(k.salt), "sealed_len": k.sealed.len()})
+        }
+        CatKind::Blob => {
+            let id = BlobId(parse32(&need_id()?)?);
+            let data = repo.read_blob(BlobKind::Data, &id)?;
+            if g.json {
+                json!({"id": id.to_hex(), "length": data.len(), "hex": hex::encode(&data)})
+            } else {
+                std::io::stdout().lock().write_all(&data)?;
+                return Ok(exit::OK);
+            }
+        }
+    };
+    print_json(&hexify(v))?;
+    Ok(exit::OK)
+}

@@ -101,12 +101,7 @@ pub struct FinishedPack {
 impl PackBuilder {
     /// An empty pack for blobs of `kind`.
     pub fn new(kind: BlobKind, capacity: usize) -> Self {
-        PackBuilder {
-            kind,
-            buf: Vec::with_capacity(capacity),
-            sessions: Vec::new(),
-            entries: Vec::new(),
-        }
+        PackBuilder { kind, buf: Vec::with_capacity(capacity), sessions: Vec::new(), entries: Vec::new() }
     }
 
     /// Bytes of blobs so far.
@@ -133,22 +128,13 @@ impl PackBuilder {
                 self.sessions.len() - 1
             }
         };
-        self.entries.push(PackEntry {
-            kind,
-            id,
-            session: s as u32,
-            length: sealed.len() as u32,
-            plain_length,
-        });
+        self.entries.push(PackEntry { kind, id, session: s as u32, length: sealed.len() as u32, plain_length });
         self.buf.extend_from_slice(sealed);
     }
 
     /// Seals the header and returns the finished pack.
     pub fn finish(self, keys: &MasterKeys) -> FinishedPack {
-        let header = PackHeader::V1 {
-            sessions: self.sessions,
-            entries: self.entries,
-        };
+        let header = PackHeader::V1 { sessions: self.sessions, entries: self.entries };
         let blob_area = self.buf.len() as u64;
         let mut bytes = self.buf;
         let stored_header = seal_header(keys, &header);
@@ -157,9 +143,7 @@ impl PackBuilder {
         bytes.extend_from_slice(&(stored_header.len() as u32).to_le_bytes());
         bytes.extend_from_slice(PACK_MAGIC);
         let id = PackId(*blake3::hash(&bytes).as_bytes());
-        let blobs = header
-            .to_index_blobs(blob_area)
-            .expect("a header we just built is consistent");
+        let blobs = header.to_index_blobs(blob_area).expect("a header we just built is consistent");
         let PackHeader::V1 { sessions, .. } = header;
         FinishedPack {
             id,
@@ -209,8 +193,7 @@ pub fn open_header(repo: &RepoId, index_seal_key: &crypto::Secret, stored: &[u8]
     }
     let salt: [u8; 32] = stored[..32].try_into().expect("32 bytes");
     let aad = crypto::aad(repo, ObjectKind::PackHeader, &salt);
-    let plain = crypto::open(index_seal_key, &aad, &stored[32..])
-        .ok_or("pack header does not authenticate")?;
+    let plain = crypto::open(index_seal_key, &aad, &stored[32..]).ok_or("pack header does not authenticate")?;
     postcard::from_bytes(&plain).map_err(|e| format!("pack header: {e}"))
 }
 
@@ -243,7 +226,14 @@ mod tests {
         for i in 0..5u8 {
             let plain = vec![i; 1000 * i as usize];
             let id = keys.content_id(&plain);
-            let sealed = crate::blob::seal_blob(&keys.index_key, &keys.repo_id, BlobKind::Data, &id, &plain, Compression::default());
+            let sealed = crate::blob::seal_blob(
+                &keys.index_key,
+                &keys.repo_id,
+                BlobKind::Data,
+                &id,
+                &plain,
+                Compression::default(),
+            );
             b.add(&sess, BlobKind::Data, id, &sealed, plain.len() as u32);
             ids.push(id);
         }

@@ -173,7 +173,12 @@ impl Repository {
     }
 
     /// Opens a repository with key material already at hand (tests; write-only keys).
-    pub fn open_with_keys(backend: DynBackend, keys: MasterKeys, key_id: KeyId, opts: &OpenOptions) -> Result<Repository> {
+    pub fn open_with_keys(
+        backend: DynBackend,
+        keys: MasterKeys,
+        key_id: KeyId,
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
         Self::finish_open(backend, keys, key_id, opts)
     }
 
@@ -216,7 +221,8 @@ impl Repository {
                 reason: format!("format version {} is not supported by this cairn", config.v1().format_version),
             });
         }
-        let chunker = Chunker::new(config.v1().chunker, &keys.chunk_key).map_err(|e| Error::RepoInvalid { location: loc.clone(), reason: e })?;
+        let chunker = Chunker::new(config.v1().chunker, &keys.chunk_key)
+            .map_err(|e| Error::RepoInvalid { location: loc.clone(), reason: e })?;
         let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
         let cache = if opts.no_cache { Cache::temporary(None)? } else { Cache::open(&root, &keys.repo_id)? };
         let repo = Repository {
@@ -329,12 +335,8 @@ impl Repository {
 
     /// Brings the cache's blob map up to date with the index files in storage.
     pub fn sync_index(&self) -> Result<()> {
-        let listed: Vec<IndexId> = self
-            .backend
-            .list("index/")?
-            .into_iter()
-            .filter_map(|o| id_from_name(&o.path, "index/", IndexId))
-            .collect();
+        let listed: Vec<IndexId> =
+            self.backend.list("index/")?.into_iter().filter_map(|o| id_from_name(&o.path, "index/", IndexId)).collect();
         let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
         let ingested: HashSet<IndexId> = self.cache.ingested()?.into_iter().collect();
         if ingested.iter().any(|i| !listed_set.contains(i)) {
@@ -441,7 +443,9 @@ impl Repository {
                     out.extend(nodes);
                     next = n;
                 }
-                TreeBlob::ChunkListV1 { .. } => return Err(Error::corrupt("tree", t, "a chunk list where a directory was expected")),
+                TreeBlob::ChunkListV1 { .. } => {
+                    return Err(Error::corrupt("tree", t, "a chunk list where a directory was expected"))
+                }
             }
         }
         Ok(out)
@@ -460,7 +464,11 @@ impl Repository {
                     }
                 }
                 if out.len() as u64 != *count {
-                    return Err(Error::corrupt("tree", lists.first().map(|l| l.to_hex()).unwrap_or_default(), "chunk list count mismatch"));
+                    return Err(Error::corrupt(
+                        "tree",
+                        lists.first().map(|l| l.to_hex()).unwrap_or_default(),
+                        "chunk list count mismatch",
+                    ));
                 }
                 Ok(out)
             }
@@ -494,10 +502,8 @@ impl Repository {
     /// Every snapshot, oldest first.
     pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.snapshot_ids()?;
-        let mut v: Vec<(SnapshotId, Snapshot)> = ids
-            .par_iter()
-            .map(|id| self.load_snapshot(id).map(|s| (*id, s)))
-            .collect::<Result<_>>()?;
+        let mut v: Vec<(SnapshotId, Snapshot)> =
+            ids.par_iter().map(|id| self.load_snapshot(id).map(|s| (*id, s))).collect::<Result<_>>()?;
         v.sort_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)));
         Ok(v)
     }
@@ -513,7 +519,9 @@ impl Repository {
         }
         let spec_l = spec.to_ascii_lowercase();
         if spec_l.len() < 4 || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!("{spec:?} is not a snapshot id, a prefix of at least 4 hex digits, or `latest`")));
+            return Err(Error::Invalid(format!(
+                "{spec:?} is not a snapshot id, a prefix of at least 4 hex digits, or `latest`"
+            )));
         }
         let ids = self.snapshot_ids()?;
         let m: Vec<&SnapshotId> = ids.iter().filter(|id| id.to_hex().starts_with(&spec_l)).collect();
@@ -531,7 +539,14 @@ impl Repository {
             let Some(id) = id_from_name(&o.path, "keys/", KeyId) else { continue };
             let kf = keyfile::decode(&self.backend.read(&o.path)?).map_err(|e| Error::corrupt("key", id, e))?;
             let k = kf.v1();
-            out.push(KeyInfo { id, kind: k.kind, created: k.created, host: k.host.clone(), user: k.user.clone(), current: id == self.key_id });
+            out.push(KeyInfo {
+                id,
+                kind: k.kind,
+                created: k.created,
+                host: k.host.clone(),
+                user: k.user.clone(),
+                current: id == self.key_id,
+            });
         }
         out.sort_by(|a, b| a.created.cmp(&b.created));
         Ok(out)
@@ -556,7 +571,9 @@ impl Repository {
             return Err(Error::NotFound(format!("key {id}")));
         };
         if target.current && !allow_current {
-            return Err(Error::Invalid(format!("key {id} is the one in use; open the repository with another key to remove it")));
+            return Err(Error::Invalid(format!(
+                "key {id} is the one in use; open the repository with another key to remove it"
+            )));
         }
         let fulls = keys.iter().filter(|k| k.kind == KeyKind::Full).count();
         if target.kind == KeyKind::Full && fulls <= 1 {
@@ -568,7 +585,8 @@ impl Repository {
     /// Resolves a key id prefix.
     pub fn resolve_key(&self, spec: &str) -> Result<KeyId> {
         let s = spec.to_ascii_lowercase();
-        let m: Vec<KeyId> = self.list_keys()?.into_iter().map(|k| k.id).filter(|id| id.to_hex().starts_with(&s)).collect();
+        let m: Vec<KeyId> =
+            self.list_keys()?.into_iter().map(|k| k.id).filter(|id| id.to_hex().starts_with(&s)).collect();
         match m.len() {
             1 => Ok(m[0]),
             0 => Err(Error::NotFound(format!("key {spec}"))),

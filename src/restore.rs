@@ -149,7 +149,14 @@ pub fn plan(repo: &Repository, root: &BlobId, sub: Option<&Path>, opts: &Restore
     Ok(p)
 }
 
-fn collect(repo: &Repository, tree: &BlobId, base: &Path, opts: &RestoreOptions, inherited: bool, out: &mut Vec<(PathBuf, Node)>) -> Result<bool> {
+fn collect(
+    repo: &Repository,
+    tree: &BlobId,
+    base: &Path,
+    opts: &RestoreOptions,
+    inherited: bool,
+    out: &mut Vec<(PathBuf, Node)>,
+) -> Result<bool> {
     let mut any = false;
     for n in repo.load_dir(tree)? {
         let path = base.join(std::ffi::OsStr::from_bytes_compat(&n.name));
@@ -211,7 +218,10 @@ fn add_entry(
         for id in &ids {
             let locs = repo.locate(BlobKind::Data, id)?;
             let Some(loc) = locs.into_iter().next() else {
-                p.unrestorable.push(PathMessage { path: path.display().to_string(), message: format!("data blob {id} is not in any index") });
+                p.unrestorable.push(PathMessage {
+                    path: path.display().to_string(),
+                    message: format!("data blob {id} is not in any index"),
+                });
                 return Ok(None);
             };
             let len = loc.plain_length;
@@ -224,7 +234,10 @@ fn add_entry(
             off += len as u64;
         }
         if off != node.size {
-            p.unrestorable.push(PathMessage { path: path.display().to_string(), message: format!("content is {off} bytes, the tree says {}", node.size) });
+            p.unrestorable.push(PathMessage {
+                path: path.display().to_string(),
+                message: format!("content is {off} bytes, the tree says {}", node.size),
+            });
             return Ok(None);
         }
         p.total_bytes += off;
@@ -253,7 +266,12 @@ fn remove_existing(path: &Path) -> std::io::Result<()> {
 }
 
 /// Carries out a plan.
-pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, progress: &dyn RestoreProgress) -> Result<RestoreResult> {
+pub fn execute(
+    repo: &Repository,
+    plan: &RestorePlan,
+    opts: &RestoreOptions,
+    progress: &dyn RestoreProgress,
+) -> Result<RestoreResult> {
     let mut res = RestoreResult { errors: plan.unrestorable.clone(), ..Default::default() };
     let target = &opts.target;
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
@@ -322,7 +340,8 @@ pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, pro
     }
     // 2. Content, pack by pack.
     let threads = if opts.threads > 0 { opts.threads } else { 4 };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::Invalid(e.to_string()))?;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::Invalid(e.to_string()))?;
     let written = AtomicU64::new(0);
     let pack_errors: Mutex<Vec<PathMessage>> = Mutex::new(Vec::new());
     let packs: Vec<(&PackId, &Vec<PlanBlob>)> = plan.packs.iter().collect();
@@ -340,7 +359,10 @@ pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, pro
                 let start = blobs[i].loc.offset;
                 let mut end = start + blobs[i].loc.length as u64;
                 let mut j = i + 1;
-                while j < blobs.len() && blobs[j].loc.offset <= end + (1 << 20) && blobs[j].loc.offset + blobs[j].loc.length as u64 - start <= (32 << 20) {
+                while j < blobs.len()
+                    && blobs[j].loc.offset <= end + (1 << 20)
+                    && blobs[j].loc.offset + blobs[j].loc.length as u64 - start <= (32 << 20)
+                {
                     end = end.max(blobs[j].loc.offset + blobs[j].loc.length as u64);
                     j += 1;
                 }
@@ -361,13 +383,18 @@ pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, pro
                                 let w = (|| -> std::io::Result<()> {
                                     let f = match files.entry(idx) {
                                         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                                        std::collections::hash_map::Entry::Vacant(v) => v.insert(std::fs::OpenOptions::new().write(true).open(&t)?),
+                                        std::collections::hash_map::Entry::Vacant(v) => {
+                                            v.insert(std::fs::OpenOptions::new().write(true).open(&t)?)
+                                        }
                                     };
                                     f.write_all_at(&data, off)
                                 })();
                                 if let Err(err) = w {
                                     failed[idx].store(true, Ordering::Relaxed);
-                                    pack_errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage { path: t.display().to_string(), message: format!("write failed: {err}") });
+                                    pack_errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage {
+                                        path: t.display().to_string(),
+                                        message: format!("write failed: {err}"),
+                                    });
                                 } else {
                                     written.fetch_add(data.len() as u64, Ordering::Relaxed);
                                     progress.bytes(data.len() as u64);
@@ -378,7 +405,10 @@ pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, pro
                             for &(idx, _) in &b.targets {
                                 failed[idx].store(true, Ordering::Relaxed);
                                 let t = target_of(target, &plan.entries[idx].path);
-                                pack_errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage { path: t.display().to_string(), message: err.to_string() });
+                                pack_errors
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(PathMessage { path: t.display().to_string(), message: err.to_string() });
                             }
                         }
                     }
@@ -404,7 +434,10 @@ pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, pro
             let src = target_of(target, &plan.entries[primary].path);
             if let Err(err) = remove_existing(&t).and_then(|_| std::fs::hard_link(&src, &t)) {
                 failed[i].store(true, Ordering::Relaxed);
-                errors.push(PathMessage { path: t.display().to_string(), message: format!("cannot link to {}: {err}", src.display()) });
+                errors.push(PathMessage {
+                    path: t.display().to_string(),
+                    message: format!("cannot link to {}: {err}", src.display()),
+                });
             }
         }
     }
@@ -431,7 +464,10 @@ pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, pro
                     }
                     Err(msg) => {
                         failed[i].store(true, Ordering::Relaxed);
-                        verify_errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage { path: t.display().to_string(), message: format!("verify failed: {msg}") });
+                        verify_errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage {
+                            path: t.display().to_string(),
+                            message: format!("verify failed: {msg}"),
+                        });
                     }
                 }
             })
@@ -488,7 +524,12 @@ pub fn execute(repo: &Repository, plan: &RestorePlan, opts: &RestoreOptions, pro
 }
 
 /// Re-reads a restored file and compares its chunk ids.
-fn verify_file(repo: &Repository, path: &Path, content: &crate::tree::Content, size: u64) -> std::result::Result<(), String> {
+fn verify_file(
+    repo: &Repository,
+    path: &Path,
+    content: &crate::tree::Content,
+    size: u64,
+) -> std::result::Result<(), String> {
     let ids = repo.content_ids(content).map_err(|e| e.to_string())?;
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
@@ -511,7 +552,13 @@ fn verify_file(repo: &Repository, path: &Path, content: &crate::tree::Content, s
 }
 
 /// Plans and executes a restore of `root` (or `sub` within it).
-pub fn restore(repo: &Repository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions, progress: &dyn RestoreProgress) -> Result<RestoreResult> {
+pub fn restore(
+    repo: &Repository,
+    root: &BlobId,
+    sub: Option<&Path>,
+    opts: &RestoreOptions,
+    progress: &dyn RestoreProgress,
+) -> Result<RestoreResult> {
     let p = plan(repo, root, sub, opts)?;
     execute(repo, &p, opts, progress)
 }

@@ -23,10 +23,7 @@ pub struct Time {
 impl Time {
     /// From nanoseconds since the epoch.
     pub fn from_nanos(ns: i128) -> Self {
-        Time {
-            secs: ns.div_euclid(1_000_000_000) as i64,
-            nanos: ns.rem_euclid(1_000_000_000) as u32,
-        }
+        Time { secs: ns.div_euclid(1_000_000_000) as i64, nanos: ns.rem_euclid(1_000_000_000) as u32 }
     }
     /// As nanoseconds since the epoch.
     pub fn as_nanos(&self) -> i128 {
@@ -34,13 +31,8 @@ impl Time {
     }
     /// The current time.
     pub fn now() -> Self {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Time {
-            secs: d.as_secs() as i64,
-            nanos: d.subsec_nanos(),
-        }
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Time { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
     }
     /// RFC 3339 in UTC with nanoseconds where there are any.
     pub fn to_rfc3339(&self) -> String {
@@ -177,7 +169,12 @@ impl TreeBlob {
                 }
             }
             for n in nodes {
-                if n.name.is_empty() || n.name == b"." || n.name == b".." || n.name.contains(&b'/') || n.name.contains(&0) {
+                if n.name.is_empty()
+                    || n.name == b"."
+                    || n.name == b".."
+                    || n.name.contains(&b'/')
+                    || n.name.contains(&0)
+                {
                     return Err(format!("invalid entry name {:?}", String::from_utf8_lossy(&n.name)));
                 }
             }

@@ -40,12 +40,7 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions {
-            compression: Compression::default(),
-            verify: true,
-            uploaders: 2,
-            dry_run: false,
-        }
+        WriterOptions { compression: Compression::default(), verify: true, uploaders: 2, dry_run: false }
     }
 }
 
@@ -231,7 +226,11 @@ impl<'r> Writer<'r> {
             return Ok(false);
         }
         let repo = self.repo;
-        let compression = if kind == BlobKind::Tree { Compression::Zstd(3).max_with(self.opts.compression) } else { self.opts.compression };
+        let compression = if kind == BlobKind::Tree {
+            Compression::Zstd(3).max_with(self.opts.compression)
+        } else {
+            self.opts.compression
+        };
         let sealed = blob::seal_blob(self.session.key(), &repo.keys().repo_id, kind, &id, plain, compression);
         if self.opts.verify {
             let back = blob::open_blob(self.session.key(), &repo.keys().repo_id, kind, &id, &sealed, plain.len())
@@ -370,7 +369,13 @@ struct LeaseState {
     error: Option<String>,
 }
 
-fn write_lease(repo_backend: &crate::backend::DynBackend, keys: &crate::crypto::MasterKeys, session: &[u8; 32], seq: u32, operation: &str) -> Result<Option<Time>> {
+fn write_lease(
+    repo_backend: &crate::backend::DynBackend,
+    keys: &crate::crypto::MasterKeys,
+    session: &[u8; 32],
+    seq: u32,
+    operation: &str,
+) -> Result<Option<Time>> {
     let path = lease::lease_path(session, seq);
     let l = Lease::V1 {
         session: *session,

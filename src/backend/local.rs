@@ -26,9 +26,7 @@ impl LocalBackend {
         let root = if root.is_absolute() {
             root.to_path_buf()
         } else {
-            std::env::current_dir()
-                .map_err(|e| Error::io(root, e))?
-                .join(root)
+            std::env::current_dir().map_err(|e| Error::io(root, e))?.join(root)
         };
         let reader = OpendalBackend::fs(&root)?;
         Ok(LocalBackend { root, reader })
@@ -51,9 +49,7 @@ fn cstr(p: &Path) -> std::io::Result<CString> {
 fn rename_noreplace(tmp: &Path, dst: &Path) -> std::io::Result<bool> {
     let (a, b) = (cstr(tmp)?, cstr(dst)?);
     // SAFETY: both are valid NUL-terminated paths; AT_FDCWD with absolute paths.
-    let r = unsafe {
-        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_NOREPLACE)
-    };
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_NOREPLACE) };
     if r == 0 {
         return Ok(true);
     }
@@ -102,11 +98,7 @@ impl Backend for LocalBackend {
         }
         let tmp = dir.join(format!(".tmp-{}", hex::encode(&crate::crypto::random_32()[..12])));
         let res = (|| -> std::io::Result<bool> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);

@@ -66,23 +66,11 @@ pub fn open_url(url: &str) -> Result<DynBackend> {
 }
 
 pub(crate) fn backend_err(op: &'static str, path: &str, message: impl ToString) -> Error {
-    Error::Backend {
-        op,
-        path: path.to_string(),
-        message: message.to_string(),
-        not_found: false,
-        exists: false,
-    }
+    Error::Backend { op, path: path.to_string(), message: message.to_string(), not_found: false, exists: false }
 }
 
 pub(crate) fn not_found(op: &'static str, path: &str) -> Error {
-    Error::Backend {
-        op,
-        path: path.to_string(),
-        message: "no such object".into(),
-        not_found: true,
-        exists: false,
-    }
+    Error::Backend { op, path: path.to_string(), message: "no such object".into(), not_found: true, exists: false }
 }
 
 pub(crate) fn exists(path: &str) -> Error {

@@ -41,9 +41,7 @@ impl OpendalBackend {
     /// The OpenDAL `fs` service rooted at `root`.
     pub fn fs(root: &Path) -> Result<Self> {
         let b = opendal::services::Fs::default().root(&root.to_string_lossy());
-        let op = Operator::new(b)
-            .map_err(|e| backend_err("open", &root.display().to_string(), e))?
-            .finish();
+        let op = Operator::new(b).map_err(|e| backend_err("open", &root.display().to_string(), e))?.finish();
         Ok(OpendalBackend {
             op,
             rt: runtime()?,
@@ -55,9 +53,8 @@ impl OpendalBackend {
 
     /// An in-memory store (unit tests only: it vanishes with the process).
     pub fn memory(name: &str) -> Result<Self> {
-        let op = Operator::new(opendal::services::Memory::default())
-            .map_err(|e| backend_err("open", "memory", e))?
-            .finish();
+        let op =
+            Operator::new(opendal::services::Memory::default()).map_err(|e| backend_err("open", "memory", e))?.finish();
         Ok(OpendalBackend {
             op,
             rt: runtime()?,
@@ -73,10 +70,7 @@ impl OpendalBackend {
             size: m.content_length(),
             modified: m.last_modified().map(|t| {
                 let t: jiff::Timestamp = t.into();
-                Time {
-                    secs: t.as_second(),
-                    nanos: t.subsec_nanosecond().max(0) as u32,
-                }
+                Time { secs: t.as_second(), nanos: t.subsec_nanosecond().max(0) as u32 }
             }),
         }
     }
@@ -89,17 +83,12 @@ impl Backend for OpendalBackend {
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         check_path(path)?;
-        self.rt
-            .block_on(self.op.read(path))
-            .map(|b| b.to_vec())
-            .map_err(|e| map_err("read", path, e))
+        self.rt.block_on(self.op.read(path)).map(|b| b.to_vec()).map_err(|e| map_err("read", path, e))
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         check_path(path)?;
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| backend_err("read", path, "range overflows"))?;
+        let end = offset.checked_add(len).ok_or_else(|| backend_err("read", path, "range overflows"))?;
         let v = self
             .rt
             .block_on(self.op.read_with(path).range(offset..end))
@@ -123,10 +112,7 @@ impl Backend for OpendalBackend {
             if self.stat(path)?.is_some() {
                 return Err(super::exists(path));
             }
-            self.rt
-                .block_on(self.op.write(path, data.to_vec()))
-                .map(|_| ())
-                .map_err(|e| map_err("write", path, e))
+            self.rt.block_on(self.op.write(path, data.to_vec())).map(|_| ()).map_err(|e| map_err("write", path, e))
         }
     }
 
