@@ -5,6 +5,7 @@ use super::{backend_err, check_path, not_found, Backend, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::tree::Time;
 use opendal::{ErrorKind, Operator};
+use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -41,7 +42,7 @@ impl OpendalBackend {
     /// The OpenDAL `fs` service rooted at `root`.
     pub fn fs(root: &Path) -> Result<Self> {
         let b = opendal::services::Fs::default().root(&root.to_string_lossy());
-        let op = Operator::new(b).map_err(|e| backend_err("open", &root.display().to_string(), e))?.finish();
+        let op = Operator::new(b).map_err(|e| backend_err("open", &root.display().to_string(), e))?;
         Ok(OpendalBackend {
             op,
             rt: runtime()?,
@@ -53,8 +54,7 @@ impl OpendalBackend {
 
     /// An in-memory store (unit tests only: it vanishes with the process).
     pub fn memory(name: &str) -> Result<Self> {
-        let op =
-            Operator::new(opendal::services::Memory::default()).map_err(|e| backend_err("open", "memory", e))?.finish();
+        let op = Operator::new(opendal::services::Memory::default()).map_err(|e| backend_err("open", "memory", e))?;
         Ok(OpendalBackend {
             op,
             rt: runtime()?,
@@ -69,8 +69,12 @@ impl OpendalBackend {
             path,
             size: m.content_length(),
             modified: m.last_modified().map(|t| {
-                let t: jiff::Timestamp = t.into();
-                Time { secs: t.as_second(), nanos: t.subsec_nanosecond().max(0) as u32 }
+                // Through SystemTime: OpenDAL's timestamp converts only into its own jiff version.
+                let t: std::time::SystemTime = t.into();
+                match t.duration_since(std::time::UNIX_EPOCH) {
+                    Ok(d) => Time { secs: d.as_secs() as i64, nanos: d.subsec_nanos() },
+                    Err(e) => Time::from_nanos(-(e.duration().as_nanos() as i128)),
+                }
             }),
         }
     }
@@ -91,7 +95,7 @@ impl Backend for OpendalBackend {
         let end = offset.checked_add(len).ok_or_else(|| backend_err("read", path, "range overflows"))?;
         let v = self
             .rt
-            .block_on(self.op.read_with(path).range(offset..end))
+            .block_on(self.op.read_with(path).range(offset..end).into_future())
             .map(|b| b.to_vec())
             .map_err(|e| map_err("read", path, e))?;
         if v.len() as u64 != len {
@@ -104,7 +108,7 @@ impl Backend for OpendalBackend {
         check_path(path)?;
         if self.conditional_write {
             self.rt
-                .block_on(self.op.write_with(path, data.to_vec()).if_not_exists(true))
+                .block_on(self.op.write_with(path, data.to_vec()).if_not_exists(true).into_future())
                 .map(|_| ())
                 .map_err(|e| map_err("write", path, e))
         } else {
@@ -127,7 +131,7 @@ impl Backend for OpendalBackend {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let prefix = if prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
-        let entries = match self.rt.block_on(self.op.list_with(&prefix).recursive(true)) {
+        let entries = match self.rt.block_on(self.op.list_with(&prefix).recursive(true).into_future()) {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(map_err("list", &prefix, e)),
