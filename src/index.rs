@@ -120,7 +120,13 @@ pub fn decode_with(
     }
     let aad = crypto::aad(repo, ObjectKind::Index, &id.0);
     let plain = crypto::open(seal_key, &aad, &bytes[9..]).ok_or("does not authenticate")?;
-    let f: IndexFile = postcard::from_bytes(&plain).map_err(|e| format!("decode: {e}"))?;
+    decode_plain(&plain)
+}
+
+/// Decodes and validates the plaintext of an index file, the step [`decode`] runs after
+/// authentication (exposed so it can be fuzzed without the key).
+pub fn decode_plain(plain: &[u8]) -> Result<IndexFile, String> {
+    let f: IndexFile = postcard::from_bytes(plain).map_err(|e| format!("decode: {e}"))?;
     f.validate()?;
     Ok(f)
 }

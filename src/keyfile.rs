@@ -101,13 +101,19 @@ pub fn open(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<MasterKe
         return Ok(None);
     };
     let plain = zeroize::Zeroizing::new(plain);
-    let keys: MasterKeys =
-        postcard::from_bytes(&plain).map_err(|e| Error::corrupt("key", id, format!("key material: {e}")))?;
+    decode_material(kf, &plain).map(Some).map_err(|e| Error::corrupt("key", id, e))
+}
+
+/// Decodes the opened key material of `kf` and checks it against the key file, the step
+/// [`open`] runs after authentication (exposed so it can be fuzzed without a password).
+pub fn decode_material(kf: &KeyFile, plain: &[u8]) -> Result<MasterKeys, String> {
+    let k = kf.v1();
+    let keys: MasterKeys = postcard::from_bytes(plain).map_err(|e| format!("key material: {e}"))?;
     if keys.repo_id != k.repo_id {
-        return Err(Error::corrupt("key", id, "key material names another repository"));
+        return Err("key material names another repository".into());
     }
     if (k.kind == KeyKind::Full) != keys.can_read() {
-        return Err(Error::corrupt("key", id, "key kind does not match its material"));
+        return Err("key kind does not match its material".into());
     }
-    Ok(Some(keys))
+    Ok(keys)
 }

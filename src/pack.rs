@@ -194,7 +194,13 @@ pub fn open_header(repo: &RepoId, index_seal_key: &crypto::Secret, stored: &[u8]
     let salt: [u8; 32] = stored[..32].try_into().expect("32 bytes");
     let aad = crypto::aad(repo, ObjectKind::PackHeader, &salt);
     let plain = crypto::open(index_seal_key, &aad, &stored[32..]).ok_or("pack header does not authenticate")?;
-    postcard::from_bytes(&plain).map_err(|e| format!("pack header: {e}"))
+    decode_header(&plain)
+}
+
+/// Decodes the plaintext of a pack header, the step [`open_header`] runs after authentication
+/// (exposed so it can be fuzzed without the key).
+pub fn decode_header(plain: &[u8]) -> Result<PackHeader, String> {
+    postcard::from_bytes(plain).map_err(|e| format!("pack header: {e}"))
 }
 
 /// Parses a whole pack: checks the trailer, opens the header and checks the blob layout.
