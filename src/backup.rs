@@ -131,14 +131,13 @@ enum FileMsg {
 enum FileStatus {
     New,
     Changed,
-    Unchanged,
 }
 
 enum Event {
     EnterDir(Node),
     LeaveDir,
     Node(Node),
-    Cached { node: Node, path: Vec<u8> },
+    Cached { node: Node },
     File { node: Node, path: Vec<u8>, status: FileStatus, msgs: Receiver<FileMsg>, cache: Option<FileEntry> },
     HardlinkRef { node: Node, group: u64 },
 }
@@ -286,7 +285,7 @@ impl Ctx<'_> {
                         same && c.content.iter().all(|id| self.writer.is_known(BlobKind::Data, id).unwrap_or(false));
                     if known {
                         node.kind = NodeKind::File { content: Content::Chunks(c.content) };
-                        return self.send(Event::Cached { node, path: pbytes });
+                        return self.send(Event::Cached { node });
                     }
                     status = FileStatus::Changed;
                 }
@@ -560,7 +559,7 @@ impl Builder<'_> {
                 self.summary.other += 1;
                 self.push(n);
             }
-            Event::Cached { node, path: _ } => {
+            Event::Cached { node } => {
                 self.summary.files_unchanged += 1;
                 self.summary.bytes_processed += node.size;
                 if node.hardlink != 0 {
@@ -600,7 +599,6 @@ impl Builder<'_> {
                 match status {
                     FileStatus::New => self.summary.files_new += 1,
                     FileStatus::Changed => self.summary.files_changed += 1,
-                    FileStatus::Unchanged => self.summary.files_unchanged += 1,
                 }
                 self.summary.bytes_processed += size;
                 if let (Some(mut c), false) = (cache, dry_run) {

@@ -531,8 +531,7 @@ fn parse_time(s: &str) -> anyhow::Result<Time> {
         .ok()
         .or_else(|| s.parse::<jiff::civil::Date>().ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
         .ok_or_else(bad)?;
-    let z = civil.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| bad())?;
-    let t = z.timestamp();
+    let t = jiff::tz::TimeZone::UTC.to_timestamp(civil).map_err(|_| bad())?;
     Ok(Time { secs: t.as_second(), nanos: t.subsec_nanosecond().max(0) as u32 })
 }
 
