@@ -204,7 +204,8 @@ impl Repository {
         for (n, c) in decoded.into_iter().rev() {
             let chained = match c.v1().previous {
                 None => n == 1,
-                Some(h) => hashes.get(&(n - 1)) == Some(&h),
+                // `config/0000000000` has no predecessor: never chained (and no underflow).
+                Some(h) => n.checked_sub(1).and_then(|p| hashes.get(&p)) == Some(&h),
             };
             if chained {
                 chosen = Some((n, c));
