@@ -139,7 +139,7 @@ enum Event {
     Node(Node),
     Cached { node: Node },
     File { node: Node, path: Vec<u8>, status: FileStatus, msgs: Receiver<FileMsg>, cache: Option<FileEntry> },
-    HardlinkRef { node: Node, group: u64 },
+    HardlinkRef { node: Node, group: u64, path: Vec<u8> },
 }
 
 struct Ctx<'a> {
@@ -255,7 +255,11 @@ impl Ctx<'_> {
                 Some(&g) => {
                     node.hardlink = g;
                     drop(h);
-                    return self.send(Event::HardlinkRef { node, group: g });
+                    return self.send(Event::HardlinkRef {
+                        node,
+                        group: g,
+                        path: path.as_os_str().as_bytes().to_vec(),
+                    });
                 }
                 None => {
                     h.insert((st.dev, st.ino), next);
@@ -300,8 +304,12 @@ impl Ctx<'_> {
                 return true;
             }
         };
-        // Racily clean files (changed within the last second) are not trusted to the files cache.
-        let racy = st.mtime.secs >= self.start.secs - 1 || st.ctime.secs >= self.start.secs - 1;
+        // Racily clean files are not trusted to the files cache: a change within the same timestamp
+        // tick as the last one would not move mtime or ctime. The tick is taken as 2 s where the
+        // file system keeps whole seconds (FAT, some network file systems), else 50 ms.
+        let tick: i128 = if st.mtime.nanos == 0 && st.ctime.nanos == 0 { 2_000_000_000 } else { 50_000_000 };
+        let since = self.start.as_nanos() - tick;
+        let racy = st.mtime.as_nanos() >= since || st.ctime.as_nanos() >= since;
         let (mtx, mrx) = bounded(256);
         if !self.send(Event::File { node, path: pbytes, status, msgs: mrx, cache: (!racy).then_some(entry) }) {
             return false;
@@ -569,13 +577,20 @@ impl Builder<'_> {
                 }
                 self.push(node);
             }
-            Event::HardlinkRef { mut node, group } => {
-                if let Some(c) = self.groups.get(&group) {
+            Event::HardlinkRef { mut node, group, path } => match self.groups.get(&group) {
+                Some(c) => {
                     node.kind = NodeKind::File { content: c.clone() };
                     self.summary.bytes_processed += node.size;
                     self.push(node);
                 }
-            }
+                None => {
+                    // The group's first name could not be read: this name is missing too, and says so.
+                    self.errors.push(PathMessage {
+                        path: String::from_utf8_lossy(&path).into_owned(),
+                        message: "hard link to a file that could not be read; not in the snapshot".into(),
+                    });
+                }
+            },
             Event::File { mut node, path, status, msgs, cache } => {
                 let mut ids = Vec::new();
                 let mut outcome = None;

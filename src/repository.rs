@@ -83,6 +83,8 @@ pub struct Repository {
     cache: std::sync::Arc<Cache>,
     chunker: Chunker,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
+    /// Set once the cache has been brought up to date with the index files in this process.
+    index_synced: std::sync::atomic::AtomicBool,
 }
 
 /// The host name of this machine.
@@ -165,8 +167,12 @@ impl Repository {
                     continue;
                 }
             };
-            if let Some(keys) = keyfile::open(&kf, &id, password)? {
-                return Self::finish_open(backend, keys, id, opts);
+            // A key file that cannot even be tried (hostile KDF parameters, bad material) must not
+            // stop the others from opening: anyone who can write `keys/` could plant one.
+            match keyfile::open(&kf, &id, password) {
+                Ok(Some(keys)) => return Self::finish_open(backend, keys, id, opts),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("key {id}: {e}; skipped"),
             }
         }
         Err(Error::WrongPassword)
@@ -235,6 +241,7 @@ impl Repository {
             cache: std::sync::Arc::new(cache),
             chunker,
             sessions: Mutex::new(HashMap::new()),
+            index_synced: std::sync::atomic::AtomicBool::new(false),
         };
         if !opts.no_cache {
             repo.check_pin(&root)?;
@@ -336,6 +343,7 @@ impl Repository {
 
     /// Brings the cache's blob map up to date with the index files in storage.
     pub fn sync_index(&self) -> Result<()> {
+        self.index_synced.store(true, std::sync::atomic::Ordering::Relaxed);
         let listed: Vec<IndexId> =
             self.backend.list("index/")?.into_iter().filter_map(|o| id_from_name(&o.path, "index/", IndexId)).collect();
         let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
@@ -388,9 +396,15 @@ impl Repository {
         Ok(s)
     }
 
-    /// Where a blob is stored.
+    /// Where a blob is stored. The first miss in a process brings the cache up to date with the
+    /// index files (a fresh or deleted cache, or another host's new snapshot) and looks again.
     pub fn locate(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<Location>> {
-        self.cache.lookup(kind, id)
+        let found = self.cache.lookup(kind, id)?;
+        if found.is_empty() && !self.index_synced.load(std::sync::atomic::Ordering::Relaxed) {
+            self.sync_index()?;
+            return self.cache.lookup(kind, id);
+        }
+        Ok(found)
     }
 
     /// Opens a sealed blob read from `loc` and verifies its id.

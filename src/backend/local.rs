@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 /// A repository in a local directory.
 pub struct LocalBackend {
     root: PathBuf,
-    reader: OpendalBackend,
+    /// Made on first use, and only once the root exists: OpenDAL's fs service creates its root,
+    /// and no command but `init` may create a repository directory.
+    reader: std::sync::OnceLock<OpendalBackend>,
 }
 
 impl LocalBackend {
@@ -28,8 +30,19 @@ impl LocalBackend {
         } else {
             std::env::current_dir().map_err(|e| Error::io(root, e))?.join(root)
         };
-        let reader = OpendalBackend::fs(&root)?;
-        Ok(LocalBackend { root, reader })
+        Ok(LocalBackend { root, reader: std::sync::OnceLock::new() })
+    }
+
+    /// The OpenDAL reader; `None` while the root directory does not exist.
+    fn reader(&self) -> Result<Option<&OpendalBackend>> {
+        if let Some(r) = self.reader.get() {
+            return Ok(Some(r));
+        }
+        if !self.root.is_dir() {
+            return Ok(None);
+        }
+        let r = OpendalBackend::fs(&self.root)?;
+        Ok(Some(self.reader.get_or_init(|| r)))
     }
 
     fn full(&self, path: &str) -> PathBuf {
@@ -78,12 +91,18 @@ impl Backend for LocalBackend {
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         check_path(path)?;
-        self.reader.read(path)
+        match self.reader()? {
+            Some(r) => r.read(path),
+            None => Err(super::not_found("read", path)),
+        }
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         check_path(path)?;
-        self.reader.read_range(path, offset, len)
+        match self.reader()? {
+            Some(r) => r.read_range(path, offset, len),
+            None => Err(super::not_found("read", path)),
+        }
     }
 
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
@@ -123,14 +142,18 @@ impl Backend for LocalBackend {
 
     fn stat(&self, path: &str) -> Result<Option<ObjectInfo>> {
         check_path(path)?;
-        self.reader.stat(path)
+        match self.reader()? {
+            Some(r) => r.stat(path),
+            None => Ok(None),
+        }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         if !self.full(prefix).is_dir() {
             return Ok(Vec::new());
         }
-        let mut v = self.reader.list(prefix)?;
+        let Some(r) = self.reader()? else { return Ok(Vec::new()) };
+        let mut v = r.list(prefix)?;
         v.retain(|o| !o.path.rsplit('/').next().unwrap_or("").starts_with(".tmp-"));
         Ok(v)
     }

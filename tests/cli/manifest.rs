@@ -107,8 +107,8 @@ impl Manifest {
             } else {
                 panic!("unknown file type at {path:?}")
             };
-            let link_target = (kind == Kind::Symlink)
-                .then(|| fs::read_link(path).unwrap().into_os_string().as_bytes().to_vec());
+            let link_target =
+                (kind == Kind::Symlink).then(|| fs::read_link(path).unwrap().into_os_string().as_bytes().to_vec());
             let digest = (kind == Kind::File).then(|| file_digest(path));
             let rdev = matches!(kind, Kind::CharDev | Kind::BlockDev).then(|| md.rdev());
             let mut xattrs = BTreeMap::new();
@@ -198,7 +198,12 @@ impl Manifest {
 /// Asserts that `actual` describes the same tree as `expected`, listing the differences.
 pub fn assert_manifest_eq(expected: &Manifest, actual: &Manifest, what: &str) {
     let d = Manifest::diff(expected, actual);
-    assert!(d.is_empty(), "{what}: {} difference(s):\n{}", d.len(), d.iter().take(60).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        d.is_empty(),
+        "{what}: {} difference(s):\n{}",
+        d.len(),
+        d.iter().take(60).cloned().collect::<Vec<_>>().join("\n")
+    );
 }
 
 fn fmt_opt_bytes(b: &Option<Vec<u8>>) -> String {
@@ -222,7 +227,18 @@ fn fmt_groups(g: &BTreeSet<BTreeSet<Vec<u8>>>) -> String {
 impl fmt::Display for Manifest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (rel, e) in &self.entries {
-            writeln!(f, "{} {:?} {:o} {}:{} size {} mtime {} atime {}", show(rel), e.kind, e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.atime_ns)?;
+            writeln!(
+                f,
+                "{} {:?} {:o} {}:{} size {} mtime {} atime {}",
+                show(rel),
+                e.kind,
+                e.mode,
+                e.uid,
+                e.gid,
+                e.size,
+                e.mtime_ns,
+                e.atime_ns
+            )?;
         }
         Ok(())
     }

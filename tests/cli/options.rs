@@ -114,8 +114,7 @@ fn backup_files_from() {
     let id = string(&summary, "snapshot_id");
     assert_eq!(num(&summary, "files_new"), 2, "{summary}");
     let entries = ls_json(&repo, &id);
-    let files: BTreeSet<&str> =
-        entries.iter().filter(|(_, t)| t != "dir").map(|(p, _)| p.as_str()).collect();
+    let files: BTreeSet<&str> = entries.iter().filter(|(_, t)| t != "dir").map(|(p, _)| p.as_str()).collect();
     let (keep, keep2) = (src.join("keep.txt"), src.join("sub/keep2.txt"));
     let expected: BTreeSet<&str> = [s(&keep), s(&keep2)].into_iter().collect();
     assert_eq!(files, expected, "--files-from: the snapshot must hold exactly the listed files");
@@ -144,10 +143,8 @@ fn tags_host_and_time_are_recorded_and_filterable() {
     let repo = Repo::new();
     let src = repo.mkdir("src");
     write_file(&src.join("f"), b"x");
-    let a = repo.backup(
-        &[&src],
-        &["--tag", "daily", "--tag", "db", "--host", "alpha", "--time", "2024-05-01T10:00:00Z"],
-    );
+    let a =
+        repo.backup(&[&src], &["--tag", "daily", "--tag", "db", "--host", "alpha", "--time", "2024-05-01T10:00:00Z"]);
     let b = repo.backup(&[&src], &["--tag", "weekly", "--host", "beta", "--time", "2024-05-02 11:30"]);
     let (id_a, id_b) = (string(&a, "snapshot_id"), string(&b, "snapshot_id"));
 
@@ -159,7 +156,12 @@ fn tags_host_and_time_are_recorded_and_filterable() {
     assert_eq!(string(sa, "host"), "alpha");
     assert_eq!(string(sb, "host"), "beta");
     let tags = |v: &Value| -> BTreeSet<String> {
-        v["tags"].as_array().unwrap_or_else(|| panic!("no tags array in {v}")).iter().map(|t| t.as_str().unwrap().to_string()).collect()
+        v["tags"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tags array in {v}"))
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(tags(sa), ["daily", "db"].iter().map(|s| s.to_string()).collect());
     assert_eq!(tags(sb), ["weekly"].iter().map(|s| s.to_string()).collect());
@@ -168,7 +170,8 @@ fn tags_host_and_time_are_recorded_and_filterable() {
     assert_eq!(string(sa, "short_id"), id_a[..8]);
     assert_eq!(sa["paths"], serde_json::json!([s(&src)]));
 
-    let ids = |filter: &[&str]| -> Vec<String> { repo.snapshots_filtered(filter).iter().map(|v| string(v, "id")).collect() };
+    let ids =
+        |filter: &[&str]| -> Vec<String> { repo.snapshots_filtered(filter).iter().map(|v| string(v, "id")).collect() };
     assert_eq!(ids(&["--tag", "db"]), vec![id_a.clone()]);
     assert_eq!(ids(&["--tag", "daily"]), vec![id_a.clone()]);
     assert_eq!(ids(&["--tag", "weekly"]), vec![id_b.clone()]);
@@ -236,7 +239,11 @@ fn restore_refuses_to_overwrite_without_the_flag() {
 
     let out = repo.run(&["restore", "latest", "--target", s(&target)]);
     assert_eq!(out.status.code(), Some(1), "restore over existing files without --overwrite\n{}", describe(&out));
-    assert!(stderr(&out).contains("a.txt") || stderr(&out).contains("b.txt"), "the refusal must name the path\n{}", describe(&out));
+    assert!(
+        stderr(&out).contains("a.txt") || stderr(&out).contains("b.txt"),
+        "the refusal must name the path\n{}",
+        describe(&out)
+    );
     assert_eq!(fs::read(restored.join("a.txt")).unwrap(), b"local edit", "the existing file was replaced");
 
     repo.ok(&["restore", "latest", "--target", s(&target), "--overwrite"]);
@@ -296,7 +303,12 @@ fn ls_lists_the_paths() {
 
     let v = repo.json(&["ls", &id]);
     let find = |p: &Path| -> Value {
-        v.as_array().unwrap().iter().find(|e| e["path"] == s(p)).unwrap_or_else(|| panic!("ls --json lacks {p:?}: {v}")).clone()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == s(p))
+            .unwrap_or_else(|| panic!("ls --json lacks {p:?}: {v}"))
+            .clone()
     };
     let a = find(&src.join("a.txt"));
     assert_eq!(a["type"], "file");

@@ -62,7 +62,9 @@ fn try_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
 fn stamp_times(root: &Path, seed: u64) {
     let mut rels = walk(root);
     rels.push(Vec::new());
-    rels.sort_by_key(|r| std::cmp::Reverse(if r.is_empty() { 0 } else { r.iter().filter(|&&b| b == b'/').count() + 1 }));
+    rels.sort_by_key(|r| {
+        std::cmp::Reverse(if r.is_empty() { 0 } else { r.iter().filter(|&&b| b == b'/').count() + 1 })
+    });
     let future = now_secs() + 30 * 86_400;
     for (i, rel) in rels.iter().enumerate() {
         let i = i as i64 + seed as i64 % 1000;

@@ -24,7 +24,9 @@ fn wrong_password_exits_12_with_one_line() {
     repo.backup(&[&src], &[]);
     repo.mkdir("t");
 
-    for args in [&["snapshots"][..], &["backup", s(&src)][..], &["restore", "latest", "--target", s(&repo.path("t"))][..]] {
+    for args in
+        [&["snapshots"][..], &["backup", s(&src)][..], &["restore", "latest", "--target", s(&repo.path("t"))][..]]
+    {
         let out = run_cmd({
             let mut c = repo.command(args);
             c.env("CAIRN_PASSWORD", "not the password");
@@ -116,7 +118,12 @@ fn init_twice_is_refused_and_the_repository_survives() {
     let out = repo.run(&["init"]);
     assert_eq!(out.status.code(), Some(1), "init with another password must be refused\n{}", describe(&out));
     let out = repo.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(12), "the refused init's password must not open the repository\n{}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "the refused init's password must not open the repository\n{}",
+        describe(&out)
+    );
 
     repo.password = PASSWORD.into();
     let snaps = repo.snapshots();
