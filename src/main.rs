@@ -459,10 +459,10 @@ fn new_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 
 fn open_backend(g: &Global) -> anyhow::Result<DynBackend> {
     let url = g.repo.clone().unwrap_or_default();
-    Ok(backend::open_url(&url).map_err(|e| match e {
+    backend::open_url(&url).map_err(|e| match e {
         Error::Invalid(m) => fail(exit::USAGE, m),
         other => anyhow::Error::new(other),
-    })?)
+    })
 }
 
 fn open_options(g: &Global) -> OpenOptions {
@@ -681,7 +681,7 @@ fn cmd_key(g: &Global, k: KeyCommand) -> anyhow::Result<i32> {
                     .collect();
                 print_json(&Value::Array(v))?;
             } else {
-                println!(" {:<8}  {:<10}  {:<20}  {:<12}  {}", "ID", "KIND", "CREATED", "USER", "HOST");
+                println!(" {:<8}  {:<10}  {:<20}  {:<12}  HOST", "ID", "KIND", "CREATED", "USER");
                 for k in keys {
                     println!(
                         "{}{:<8}  {:<10}  {:<20}  {:<12}  {}",
@@ -1084,7 +1084,8 @@ fn cmd_ls(g: &Global, a: LsArgs) -> anyhow::Result<i32> {
 
 /// The newest snapshot at or before `t` for each (host, paths) group that passes the filter.
 fn as_of(repo: &Repository, t: Time, f: &SnapshotFilter) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
-    let mut best: std::collections::BTreeMap<(String, Vec<Vec<u8>>), (SnapshotId, Snapshot)> = Default::default();
+    type Group = (String, Vec<Vec<u8>>);
+    let mut best: std::collections::BTreeMap<Group, (SnapshotId, Snapshot)> = Default::default();
     for (id, s) in filtered(repo, f)? {
         if s.v1().time > t {
             continue;

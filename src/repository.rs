@@ -563,7 +563,7 @@ impl Repository {
                 current: id == self.key_id,
             });
         }
-        out.sort_by(|a, b| a.created.cmp(&b.created));
+        out.sort_by_key(|k| k.created);
         Ok(out)
     }
 
