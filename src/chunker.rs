@@ -47,9 +47,9 @@ impl ChunkerParams {
             && self.avg_size >= 256
             && self.avg_size <= 4 * 1024 * 1024
             && self.max_size <= 16 * 1024 * 1024
-            && self.min_size % 2 == 0
-            && self.avg_size % 2 == 0
-            && self.max_size % 2 == 0
+            && self.min_size.is_multiple_of(2)
+            && self.avg_size.is_multiple_of(2)
+            && self.max_size.is_multiple_of(2)
             && self.normalization <= 3;
         if ok {
             Ok(())
@@ -162,33 +162,42 @@ impl<R: Read> ChunkStream<'_, R> {
         self.bytes_read
     }
 
+    /// Reads until at least `max_size` bytes are buffered past `start`, or to the end. The
+    /// buffer is grown (and zeroed) once per fill, not once per `read`: a pipe hands out 64 KiB
+    /// per call, and zeroing megabytes for each of those made stream sources crawl.
     fn fill(&mut self) -> io::Result<()> {
         let max = self.chunker.params.max_size as usize;
         if self.start > 0 && self.buf.len() - self.start < max {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        while !self.eof && self.buf.len() - self.start < max {
-            let want = (2 * max).max(self.buf.len() + 256 * 1024);
-            let old = self.buf.len();
-            self.buf.resize(want, 0);
-            match self.reader.read(&mut self.buf[old..]) {
+        if self.eof || self.buf.len() - self.start >= max {
+            return Ok(());
+        }
+        // Here `start` is 0 and fewer than `max` bytes are buffered, so `want` leaves room for the
+        // `max` bytes the loop waits for: no `read` gets an empty slice (which would look like EOF).
+        let want = (2 * max).max(self.buf.len() + 256 * 1024);
+        let mut filled = self.buf.len();
+        self.buf.resize(want, 0);
+        let result = loop {
+            if filled - self.start >= max {
+                break Ok(());
+            }
+            match self.reader.read(&mut self.buf[filled..]) {
                 Ok(0) => {
-                    self.buf.truncate(old);
                     self.eof = true;
+                    break Ok(());
                 }
                 Ok(n) => {
-                    self.buf.truncate(old + n);
+                    filled += n;
                     self.bytes_read += n as u64;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
             }
-        }
-        Ok(())
+        };
+        self.buf.truncate(filled);
+        result
     }
 }
 
@@ -235,7 +244,7 @@ mod tests {
         assert_eq!(cuts, streamed);
         assert_eq!(cuts.iter().sum::<usize>(), data.len());
         for &n in &cuts[..cuts.len() - 1] {
-            assert!(n >= 256 * 1024 && n <= 4 * 1024 * 1024);
+            assert!((256 * 1024..=4 * 1024 * 1024).contains(&n));
         }
     }
 
@@ -245,6 +254,34 @@ mod tests {
         let a = Chunker::new(ChunkerParams::default(), &Secret([1; 32])).unwrap();
         let b = Chunker::new(ChunkerParams::default(), &Secret([2; 32])).unwrap();
         assert_ne!(a.cuts(&data), b.cuts(&data));
+    }
+
+    /// Hands out at most `step` bytes per `read`, like a pipe.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.len().min(self.step).min(buf.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn short_reads_give_the_same_chunks() {
+        let params = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384, ..ChunkerParams::default() };
+        let c = Chunker::new(params, &Secret([5; 32])).unwrap();
+        let data = pseudo_random(300_000, 3);
+        for step in [1, 7, 4096, 65536, 1 << 20] {
+            let mut stream = c.stream(Trickle { data: &data, step });
+            let streamed: Vec<usize> = stream.by_ref().map(|r| r.unwrap().len()).collect();
+            assert_eq!(stream.bytes_read(), data.len() as u64);
+            assert_eq!(streamed, c.cuts(&data), "reads of {step} bytes");
+        }
     }
 
     #[test]
