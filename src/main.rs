@@ -486,6 +486,22 @@ fn open_repo(g: &Global) -> anyhow::Result<Repository> {
     Ok(repo)
 }
 
+/// Opens the repository for a command that reads snapshots, trees or data: a write-only key is
+/// refused here with a clear message instead of failing later on a sealed object.
+fn open_reader(g: &Global) -> anyhow::Result<Repository> {
+    let repo = open_repo(g)?;
+    if !repo.keys().can_read() {
+        return Err(fail(
+            exit::KEY,
+            format!(
+                "key {} is write-only: it can add backups but cannot read snapshots or data; use a full key",
+                repo.key_id().short()
+            ),
+        ));
+    }
+    Ok(repo)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output helpers
 // ---------------------------------------------------------------------------------------------
@@ -939,7 +955,7 @@ fn cmd_backup(g: &Global, a: BackupArgs, cancel: Arc<AtomicBool>) -> anyhow::Res
 }
 
 fn cmd_snapshots(g: &Global, f: SnapshotFilter) -> anyhow::Result<i32> {
-    let repo = open_repo(g)?;
+    let repo = open_reader(g)?;
     let snaps = filtered(&repo, &f)?;
     if g.json {
         print_json(&Value::Array(snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect()))?;
@@ -998,7 +1014,7 @@ fn mode_string(n: &Node) -> String {
 }
 
 fn cmd_ls(g: &Global, a: LsArgs) -> anyhow::Result<i32> {
-    let repo = open_repo(g)?;
+    let repo = open_reader(g)?;
     let (spec, sub) = split_spec(&a.snapshot);
     let (_, snap) = select(&repo, spec, &a.filter)?;
     let root = snap.v1().root;
@@ -1113,7 +1129,7 @@ fn cmd_restore(g: &Global, a: RestoreArgs, cancel: Arc<AtomicBool>) -> anyhow::R
     if a.snapshot.is_none() && as_of_time.is_none() {
         return Err(fail(exit::USAGE, "give a SNAPSHOT (an id, a prefix or `latest`) or --as-of TIME"));
     }
-    let repo = open_repo(g)?;
+    let repo = open_reader(g)?;
     let (spec, sub) = match &a.snapshot {
         Some(s) => {
             let (x, p) = split_spec(s);
@@ -1240,7 +1256,7 @@ fn cmd_restore(g: &Global, a: RestoreArgs, cancel: Arc<AtomicBool>) -> anyhow::R
 }
 
 fn cmd_dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
-    let repo = open_repo(g)?;
+    let repo = open_reader(g)?;
     let (_, snap) = select(&repo, &a.snapshot, &a.filter)?;
     let path = if a.path.is_absolute() { a.path.clone() } else { Path::new("/").join(&a.path) };
     let stdout = std::io::stdout();
@@ -1251,7 +1267,7 @@ fn cmd_dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
 }
 
 fn cmd_cat(g: &Global, a: CatArgs) -> anyhow::Result<i32> {
-    let repo = open_repo(g)?;
+    let repo = if matches!(a.kind, CatKind::Config | CatKind::Key) { open_repo(g)? } else { open_reader(g)? };
     let need_id = || a.id.clone().ok_or_else(|| fail(exit::USAGE, "this kind needs an ID"));
     let parse32 = |s: &str| -> anyhow::Result<[u8; 32]> {
         cairn::id::parse_hex32(s).ok_or_else(|| fail(exit::USAGE, format!("{s:?} is not a 64-digit hex id")))

@@ -12,6 +12,8 @@ mod common;
 #[path = "cli/manifest.rs"]
 mod manifest;
 
+#[path = "cli/control.rs"]
+mod control;
 #[path = "cli/dedup.rs"]
 mod dedup;
 #[path = "cli/options.rs"]

@@ -1,0 +1,136 @@
+//! Control and key kinds: an interrupted backup commits nothing and exits 130; restore's `--dry-run` writes nothing
+//! and `--verify` reads back; a write-only key can add backups but not read them; `cat` dumps objects.
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+#[test]
+fn interrupted_backup_exits_130_and_commits_nothing() {
+    let repo = Repo::new();
+    repo.json_stdin(&["backup", "--stdin", "--stdin-filename", "first"], b"an acknowledged snapshot");
+
+    let mut cmd = repo.command(&["backup", "--stdin", "--stdin-filename", "endless.dump", "--json"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn cairn");
+    let mut stdin = child.stdin.take().unwrap();
+    let pid = child.id() as libc::pid_t;
+    // Feed data until cairn is clearly busy, then interrupt it while the stream is still open.
+    let feeder = std::thread::spawn(move || {
+        let block = random_bytes(5, 1 << 20);
+        let start = Instant::now();
+        let mut sent = 0usize;
+        while start.elapsed() < Duration::from_secs(60) {
+            if stdin.write_all(&block).is_err() {
+                break;
+            }
+            sent += block.len();
+        }
+        sent
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = child.wait_with_output().expect("wait for cairn");
+    let sent = feeder.join().unwrap();
+    assert!(sent > 0, "nothing was fed to the backup");
+    assert_eq!(out.status.code(), Some(130), "SIGINT during a backup\n{}", describe(&out));
+
+    let snaps = repo.snapshots();
+    assert_eq!(snaps.len(), 1, "an interrupted backup must not commit a snapshot: {snaps:?}");
+    assert_eq!(repo.ok_bytes(&["dump", "latest", "first"]), b"an acknowledged snapshot");
+    // The repository takes the next backup as usual.
+    repo.json_stdin(&["backup", "--stdin", "--stdin-filename", "after"], b"after the interruption");
+    assert_eq!(repo.snapshots().len(), 2);
+    assert_eq!(repo.ok_bytes(&["dump", "latest", "after"]), b"after the interruption");
+}
+
+#[test]
+fn restore_dry_run_writes_nothing_and_verify_reads_back() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    write_file(&src.join("a.bin"), &random_bytes(1, 700 * KIB));
+    write_file(&src.join("sub/b.txt"), &compressible_bytes(2, 300 * KIB));
+    repo.backup(&[&src], &[]);
+
+    let target = repo.mkdir("plan-only");
+    let plan = repo.json(&["restore", "latest", "--target", s(&target), "--dry-run"]);
+    assert_eq!(plan["dry_run"], Value::Bool(true), "{plan}");
+    assert!(num(&plan, "files") == 2 && num(&plan, "bytes") == (1000 * KIB) as u64, "dry-run plan: {plan}");
+    assert!(num(&plan, "packs") >= 1, "the plan names the packs to read: {plan}");
+    assert!(fs::read_dir(&target).unwrap().next().is_none(), "restore --dry-run wrote into the target");
+
+    let target = repo.mkdir("verified");
+    let res = repo.json(&["restore", "latest", "--target", s(&target), "--verify"]);
+    assert_eq!(num(&res, "verified"), 2, "--verify must read back both files: {res}");
+    assert_same_contents(&src, &restored_path(&target, &src));
+}
+
+#[test]
+fn write_only_key_adds_backups_but_cannot_read() {
+    let mut repo = Repo::new();
+    let src = repo.mkdir("src");
+    let shared = random_bytes(9, 2 * MIB);
+    write_file(&src.join("shared.bin"), &shared);
+    let first = repo.backup(&[&src], &[]);
+    assert!(num(&first, "bytes_added") >= shared.len() as u64);
+
+    let mut add = repo.command(&["key", "add", "--write-only", "--json"]);
+    add.env("CAIRN_NEW_PASSWORD", "writer only");
+    let added = parse_json(&expect_success(&repo.command(&["key", "add"]), run_cmd(add)));
+    assert_eq!(added["write_only"], Value::Bool(true), "{added}");
+    let kinds = repo.json(&["key", "list"]);
+    assert!(
+        kinds.as_array().unwrap().iter().any(|k| k["kind"] == "write-only"),
+        "key list must show the write-only key: {kinds}"
+    );
+
+    // With the write-only password: a backup works and dedups against what the full key stored.
+    repo.password = "writer only".into();
+    let src2 = repo.mkdir("src2");
+    write_file(&src2.join("same-content.bin"), &shared);
+    write_file(&src2.join("new.txt"), b"written by the write-only key\n");
+    let second = repo.backup(&[&src2], &[]);
+    assert!(
+        num(&second, "bytes_added") < 64 * KIB as u64,
+        "the write-only key must dedup against the full key's data: {second}"
+    );
+    // ... but it reads nothing: no listing, no restore, no dump.
+    for args in [&["snapshots"][..], &["ls", "latest"][..], &["dump", "latest", "x"][..]] {
+        let out = repo.run(args);
+        assert_eq!(out.status.code(), Some(12), "write-only key running {args:?}\n{}", describe(&out));
+        assert!(stderr(&out).contains("write-only"), "the refusal must say why\n{}", describe(&out));
+    }
+
+    // The full key reads both snapshots.
+    repo.password = PASSWORD.into();
+    assert_eq!(repo.snapshots().len(), 2);
+    let target = repo.mkdir("restore");
+    repo.restore("latest", &target);
+    assert_same_contents(&src2, &restored_path(&target, &src2));
+}
+
+#[test]
+fn cat_dumps_repository_objects() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    write_file(&src.join("f.txt"), b"cat me\n");
+    let id = string(&repo.backup(&[&src], &[]), "snapshot_id");
+
+    let config = repo.json(&["cat", "config"]);
+    assert_eq!(config["number"], 1, "{config}");
+    let snap = repo.json(&["cat", "snapshot", &id[..8]]);
+    assert_eq!(string(&snap, "id"), id);
+    let key = repo.json(&["cat", "key", &repo.init_key_id()]);
+    assert_eq!(string(&key, "id"), repo.init_key_id());
+    let index_name = fs::read_dir(repo.repo.join("index")).unwrap().next().unwrap().unwrap().file_name();
+    let index = repo.json(&["cat", "index", index_name.to_str().unwrap()]);
+    assert!(index.to_string().contains("\"Tree\""), "the index lists the tree pack: {index}");
+    // Unknown kinds are usage errors.
+    repo.expect_code(&["cat", "nonsense", "x"], 2);
+}
