@@ -220,8 +220,8 @@ impl Ctx<'_> {
     }
 
     /// Reads `reader` into chunks, handing them to the workers, and reports on `msgs`.
-    fn read_chunks(&self, reader: impl Read, msgs: &Sender<FileMsg>) -> (u64, Option<String>) {
-        let mut stream = self.repo.chunker().stream(reader);
+    fn read_chunks(&self, reader: impl Read, size_hint: Option<u64>, msgs: &Sender<FileMsg>) -> (u64, Option<String>) {
+        let mut stream = self.repo.chunker().stream_with_hint(reader, size_hint);
         let mut last = 0;
         loop {
             if cancelled(self.opts) {
@@ -314,7 +314,7 @@ impl Ctx<'_> {
         if !self.send(Event::File { node, path: pbytes, status, msgs: mrx, cache: (!racy).then_some(entry) }) {
             return false;
         }
-        let (size, error) = self.read_chunks(&f, &mtx);
+        let (size, error) = self.read_chunks(&f, Some(st.size), &mtx);
         if error.is_none() {
             if let Ok(after) = f.metadata().map(|m| Stat::from(&m)) {
                 if after.size != st.size || after.mtime != st.mtime || after.ctime != st.ctime || size != st.size {
@@ -792,7 +792,7 @@ pub fn backup(
                         msgs: mrx,
                         cache: None,
                     }) {
-                        let (size, error) = ctx.read_chunks(reader, &mtx);
+                        let (size, error) = ctx.read_chunks(reader, None, &mtx);
                         let _ = mtx.send(FileMsg::Done { size, error });
                     }
                 }
@@ -821,7 +821,7 @@ pub fn backup(
                                 msgs: mrx,
                                 cache: None,
                             }) {
-                                let (size, error) = ctx.read_chunks(out, &mtx);
+                                let (size, error) = ctx.read_chunks(out, None, &mtx);
                                 match child.wait() {
                                     Ok(st) => command_status = Some(st),
                                     Err(e) => {
