@@ -55,8 +55,10 @@ for t in "${targets[@]}"; do
         failed+=("$t")
         crash=$(grep -oE 'artifact_prefix=[^;]*; Test unit written to [^ ]+' "$log" | sed 's/.*written to //' | tail -1)
         summary+=("FAILED $t: exit $rc${crash:+, input saved as $crash}")
-        echo "---- $t (last lines of its log) ----"
-        tail -n 60 "$log"
+        echo "---- $t: what failed, then the end of its log ----"
+        grep -m1 -A4 -E "panicked at|ERROR: (AddressSanitizer|libFuzzer)" "$log"
+        echo "..."
+        tail -n 20 "$log"
     fi
 done
 
