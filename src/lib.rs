@@ -6,7 +6,7 @@
 //! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
 //! - storage: [`backend`]; local state: [`cache`]
 //! - the repository: [`repository`], [`writer`]
-//! - operations: [`backup`], [`restore`], [`browse`]
+//! - operations: [`backup`], [`restore`], [`browse`]; the pure retention policy: [`retention`]
 //!
 //! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
 //! fuzz targets link.
@@ -38,6 +38,7 @@ pub mod pack;
 pub mod repository;
 #[cfg(feature = "cache")]
 pub mod restore;
+pub mod retention;
 pub mod snapshot;
 pub mod tree;
 #[cfg(feature = "cache")]
