@@ -104,6 +104,9 @@ impl CalendarDuration {
     }
 }
 
+/// A calendar bucket: (year, month or ISO week, day, hour), unused parts zero.
+pub type Bucket = (i32, i32, i32, i32);
+
 /// A calendar bucket size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Period {
@@ -135,7 +138,7 @@ impl Period {
     }
 
     /// The bucket `t` falls in, in civil time in `tz`.
-    pub fn bucket(self, t: Time, tz: &TimeZone) -> (i32, i32, i32, i32) {
+    pub fn bucket(self, t: Time, tz: &TimeZone) -> Bucket {
         let Ok(ts) = Timestamp::new(t.secs, t.nanos.min(999_999_999) as i32) else { return (i32::MIN, 0, 0, 0) };
         let z = ts.to_zoned_datetime(tz.clone());
         let (y, m, d, h) = (i32::from(z.year()), i32::from(z.month()), i32::from(z.day()), i32::from(z.hour()));
@@ -272,8 +275,8 @@ pub fn apply(items: &[Item], policy: &Policy, tz: &TimeZone) -> Vec<Decision> {
     let within_periods: Vec<(Period, CalendarDuration, Time)> =
         policy.within_periods.iter().map(|(p, d)| (*p, *d, d.before(newest, tz))).collect();
     // Per bucket rule: how many buckets it has used, and the bucket of the last snapshot it kept.
-    let mut used: Vec<(u64, Option<(i32, i32, i32, i32)>)> = vec![(0, None); policy.periods.len()];
-    let mut used_within: Vec<Option<(i32, i32, i32, i32)>> = vec![None; within_periods.len()];
+    let mut used: Vec<(u64, Option<Bucket>)> = vec![(0, None); policy.periods.len()];
+    let mut used_within: Vec<Option<Bucket>> = vec![None; within_periods.len()];
     let mut last_used = 0u64;
 
     let mut out = Vec::with_capacity(order.len());
@@ -433,7 +436,7 @@ mod tests {
                 }
             }
             let mut v: Vec<&Item> = best.into_values().collect();
-            v.sort_by(|a, b| (b.time, b.id).cmp(&(a.time, a.id)));
+            v.sort_by_key(|i| std::cmp::Reverse((i.time, i.id)));
             v.into_iter().map(|i| i.id).collect()
         }
 
@@ -449,7 +452,7 @@ mod tests {
             let Some(newest) = items.iter().map(|i| i.time).max() else { return keep };
             if let Some(c) = p.last {
                 let mut v: Vec<&Item> = items.iter().collect();
-                v.sort_by(|a, b| (b.time, b.id).cmp(&(a.time, a.id)));
+                v.sort_by_key(|i| std::cmp::Reverse((i.time, i.id)));
                 keep.extend(take(v.into_iter().map(|i| i.id).collect(), c));
             }
             for (period, c) in &p.periods {
