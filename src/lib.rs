@@ -6,7 +6,7 @@
 //! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
 //! - storage: [`backend`]; local state: [`cache`]
 //! - the repository: [`repository`], [`writer`]
-//! - operations: [`backup`], [`restore`], [`browse`]; the pure retention policy: [`retention`]
+//! - operations: [`backup`], [`restore`], [`browse`], [`forget`]; the pure retention policy: [`retention`]
 //!
 //! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
 //! fuzz targets link.
@@ -28,6 +28,8 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod filter;
+#[cfg(feature = "cache")]
+pub mod forget;
 pub mod fsmeta;
 pub mod id;
 pub mod index;

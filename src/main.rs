@@ -86,8 +86,76 @@ enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Dump(DumpArgs),
+    /// Remove snapshots by a retention policy (the data goes with a later prune)
+    Forget(ForgetArgs),
     /// Print a repository object (for debugging)
     Cat(CatArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "A count is a number or `unlimited`; a duration is like 7y, 90d, 36h or 1y6m \
+(y years, m months, w weeks, d days, h hours), counted back from the newest snapshot of the group. \
+Calendar buckets (days, weeks, ...) are taken in --tz (default: the system's time zone). \
+See docs/retention.md for the policy file.")]
+struct ForgetArgs {
+    /// Keep the newest N snapshots
+    #[arg(long, value_name = "N")]
+    keep_last: Option<String>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<String>,
+    /// ... of each of the last N days
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<String>,
+    /// ... of each of the last N ISO weeks
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<String>,
+    /// ... of each of the last N months
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<String>,
+    /// ... of each of the last N years
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<String>,
+    /// Keep every snapshot within DURATION of the newest one
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Keep the newest snapshot of every hour within DURATION
+    #[arg(long, value_name = "DURATION")]
+    keep_within_hourly: Option<String>,
+    /// ... of every day within DURATION
+    #[arg(long, value_name = "DURATION")]
+    keep_within_daily: Option<String>,
+    /// ... of every week within DURATION
+    #[arg(long, value_name = "DURATION")]
+    keep_within_weekly: Option<String>,
+    /// ... of every month within DURATION
+    #[arg(long, value_name = "DURATION")]
+    keep_within_monthly: Option<String>,
+    /// ... of every year within DURATION
+    #[arg(long, value_name = "DURATION")]
+    keep_within_yearly: Option<String>,
+    /// Keep every snapshot with this tag (repeatable)
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    keep_tags: Vec<String>,
+    /// Apply the classes of a policy file (TOML) instead of --keep-* flags
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly",
+        "keep_monthly", "keep_yearly", "keep_within", "keep_within_hourly", "keep_within_daily",
+        "keep_within_weekly", "keep_within_monthly", "keep_within_yearly", "keep_tags"])]
+    policy: Option<PathBuf>,
+    /// Group snapshots by these (comma-separated: host, paths, tags) before applying the policy
+    #[arg(long, default_value = "host,paths", value_name = "LIST")]
+    group_by: String,
+    /// Time zone for calendar buckets (e.g. Europe/Berlin, UTC) [default: the system's]
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// Print what would be kept and removed; remove nothing
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Allow removing every snapshot of a group
+    #[arg(long)]
+    allow_empty: bool,
+    #[command(flatten)]
+    filter: SnapshotFilter,
 }
 
 #[derive(Args)]
@@ -369,6 +437,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
         Command::Ls(a) => cmd_ls(&g, a),
         Command::Restore(a) => cmd_restore(&g, a, cancel),
         Command::Dump(a) => cmd_dump(&g, a),
+        Command::Forget(a) => cmd_forget(&g, a),
         Command::Cat(a) => cmd_cat(&g, a),
     }
 }
@@ -1263,6 +1332,115 @@ fn cmd_dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     restore::dump(&repo, &snap.v1().root, &path, &mut out)?;
     out.flush().context("writing to standard output")?;
+    Ok(exit::OK)
+}
+
+fn forget_rules(a: &ForgetArgs) -> anyhow::Result<cairn::forget::Rules> {
+    use cairn::retention::{CalendarDuration, Count, Period, Policy, PolicyFile};
+    if let Some(f) = &a.policy {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read policy file {}", f.display()))?;
+        let pf =
+            PolicyFile::parse(&text).map_err(|e| fail(exit::USAGE, format!("policy file {}: {e}", f.display())))?;
+        return Ok(cairn::forget::Rules::File(pf));
+    }
+    let count = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<Count>> {
+        v.as_deref().map(|s| s.parse::<Count>().map_err(|e| fail(exit::USAGE, format!("--{flag}: {e}")))).transpose()
+    };
+    let dur = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<CalendarDuration>> {
+        v.as_deref()
+            .map(|s| s.parse::<CalendarDuration>().map_err(|e| fail(exit::USAGE, format!("--{flag}: {e}"))))
+            .transpose()
+    };
+    let mut p = Policy { last: count(&a.keep_last, "keep-last")?, tags: a.keep_tags.clone(), ..Default::default() };
+    for (period, v, flag) in [
+        (Period::Hourly, &a.keep_hourly, "keep-hourly"),
+        (Period::Daily, &a.keep_daily, "keep-daily"),
+        (Period::Weekly, &a.keep_weekly, "keep-weekly"),
+        (Period::Monthly, &a.keep_monthly, "keep-monthly"),
+        (Period::Yearly, &a.keep_yearly, "keep-yearly"),
+    ] {
+        if let Some(c) = count(v, flag)? {
+            p.periods.push((period, c));
+        }
+    }
+    p.within = dur(&a.keep_within, "keep-within")?;
+    for (period, v, flag) in [
+        (Period::Hourly, &a.keep_within_hourly, "keep-within-hourly"),
+        (Period::Daily, &a.keep_within_daily, "keep-within-daily"),
+        (Period::Weekly, &a.keep_within_weekly, "keep-within-weekly"),
+        (Period::Monthly, &a.keep_within_monthly, "keep-within-monthly"),
+        (Period::Yearly, &a.keep_within_yearly, "keep-within-yearly"),
+    ] {
+        if let Some(d) = dur(v, flag)? {
+            p.within_periods.push((period, d));
+        }
+    }
+    if p.is_empty() {
+        return Err(fail(exit::USAGE, "no policy given: use --keep-* options or --policy FILE (nothing was removed)"));
+    }
+    Ok(cairn::forget::Rules::Policy(p))
+}
+
+fn cmd_forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
+    let rules = forget_rules(&a)?;
+    let group_by: cairn::forget::GroupBy = a.group_by.parse().map_err(|e: String| fail(exit::USAGE, e))?;
+    let tz = match &a.tz {
+        Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| fail(exit::USAGE, format!("--tz {z}: {e}")))?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let repo = open_reader(g)?;
+    let snaps = filtered(&repo, &a.filter)?;
+    let groups = cairn::forget::plan(&snaps, group_by, &rules, &tz);
+    let removed = if a.dry_run { Vec::new() } else { cairn::forget::execute(&repo, &groups, a.allow_empty)? };
+    let refused = a.dry_run && !a.allow_empty && groups.iter().any(|g| g.removes_all());
+    if g.json {
+        let gs: Vec<Value> = groups
+            .iter()
+            .map(|gr| {
+                json!({
+                    "host": gr.host,
+                    "paths": gr.paths,
+                    "tags": gr.tags,
+                    "snapshots": gr.decisions.iter().map(|d| json!({
+                        "id": d.id.to_hex(),
+                        "short_id": d.id.short(),
+                        "time": d.time.to_rfc3339(),
+                        "keep": d.keep,
+                        "reasons": d.reasons,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&json!({
+            "dry_run": a.dry_run,
+            "groups": gs,
+            "removed": removed.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        for gr in &groups {
+            println!("group {}:", cairn::forget::describe(gr));
+            for d in &gr.decisions {
+                let when = d.time.to_rfc3339().chars().take(19).collect::<String>().replace('T', " ");
+                if d.keep {
+                    println!("  keep    {}  {}  {}", d.id.short(), when, d.reasons.join(", "));
+                } else {
+                    println!("  {}  {}  {}", if a.dry_run { "would remove" } else { "remove " }, d.id.short(), when);
+                }
+            }
+        }
+        let n = groups.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).count();
+        if a.dry_run {
+            println!("dry run: {n} snapshot(s) would be removed; nothing was changed");
+        } else {
+            println!("removed {} snapshot(s); the data only they used stays stored until a prune", removed.len());
+        }
+    }
+    if refused {
+        return Err(fail(
+            exit::ERROR,
+            "the policy would remove every snapshot of a group (see above); use --allow-empty",
+        ));
+    }
     Ok(exit::OK)
 }
 

@@ -514,6 +514,12 @@ impl Repository {
         snapshot::decode_body(&self.keys, &session, id, body).map_err(|e| Error::corrupt("snapshot", id, e))
     }
 
+    /// Removes a snapshot manifest (forget). The data it referenced stays until prune.
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.check_writer_version()?;
+        self.backend.delete(&format!("snapshots/{id}"))
+    }
+
     /// Every snapshot, oldest first.
     pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.snapshot_ids()?;

@@ -322,6 +322,176 @@ pub fn apply(items: &[Item], policy: &Policy, tz: &TimeZone) -> Vec<Decision> {
     out
 }
 
+/// The rules of one class in a policy file, as written there (`keep-daily = 30`, `keep-within = "7y"`).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RulesToml {
+    keep_last: Option<CountToml>,
+    keep_hourly: Option<CountToml>,
+    keep_daily: Option<CountToml>,
+    keep_weekly: Option<CountToml>,
+    keep_monthly: Option<CountToml>,
+    keep_yearly: Option<CountToml>,
+    keep_within: Option<String>,
+    keep_within_hourly: Option<String>,
+    keep_within_daily: Option<String>,
+    keep_within_weekly: Option<String>,
+    keep_within_monthly: Option<String>,
+    keep_within_yearly: Option<String>,
+    #[serde(default)]
+    keep_tag: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum CountToml {
+    N(i64),
+    Word(String),
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassToml {
+    name: String,
+    tags: Vec<String>,
+    #[serde(flatten)]
+    rules: RulesToml,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    class: Vec<ClassToml>,
+    default: Option<RulesToml>,
+}
+
+impl RulesToml {
+    fn into_policy(self, what: &str) -> Result<Policy, String> {
+        let count = |c: Option<CountToml>, key: &str| -> Result<Option<Count>, String> {
+            match c {
+                None => Ok(None),
+                Some(CountToml::N(-1)) => Ok(Some(Count::Unlimited)),
+                Some(CountToml::N(n)) => u32::try_from(n)
+                    .map(|n| Some(Count::Last(n)))
+                    .map_err(|_| format!("{what}: {key} = {n} is not a count")),
+                Some(CountToml::Word(w)) => w.parse().map(Some).map_err(|e| format!("{what}: {key}: {e}")),
+            }
+        };
+        let dur = |d: Option<String>, key: &str| -> Result<Option<CalendarDuration>, String> {
+            d.map(|d| d.parse().map_err(|e| format!("{what}: {key}: {e}"))).transpose()
+        };
+        let mut p = Policy { last: count(self.keep_last, "keep-last")?, tags: self.keep_tag, ..Default::default() };
+        for (period, c, key) in [
+            (Period::Hourly, self.keep_hourly, "keep-hourly"),
+            (Period::Daily, self.keep_daily, "keep-daily"),
+            (Period::Weekly, self.keep_weekly, "keep-weekly"),
+            (Period::Monthly, self.keep_monthly, "keep-monthly"),
+            (Period::Yearly, self.keep_yearly, "keep-yearly"),
+        ] {
+            if let Some(c) = count(c, key)? {
+                p.periods.push((period, c));
+            }
+        }
+        p.within = dur(self.keep_within, "keep-within")?;
+        for (period, d, key) in [
+            (Period::Hourly, self.keep_within_hourly, "keep-within-hourly"),
+            (Period::Daily, self.keep_within_daily, "keep-within-daily"),
+            (Period::Weekly, self.keep_within_weekly, "keep-within-weekly"),
+            (Period::Monthly, self.keep_within_monthly, "keep-within-monthly"),
+            (Period::Yearly, self.keep_within_yearly, "keep-within-yearly"),
+        ] {
+            if let Some(d) = dur(d, key)? {
+                p.within_periods.push((period, d));
+            }
+        }
+        if p.is_empty() {
+            return Err(format!("{what}: no keep rule"));
+        }
+        Ok(p)
+    }
+}
+
+/// A named class of snapshots (by tag) with its own policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Class {
+    /// Its name, for output.
+    pub name: String,
+    /// A snapshot carrying any of these tags belongs to the class.
+    pub tags: Vec<String>,
+    /// The rules for its snapshots.
+    pub policy: Policy,
+}
+
+/// A policy file: classes by tag, and the default for snapshots no class claims (docs/retention.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyFile {
+    /// Classes, in file order.
+    pub classes: Vec<Class>,
+    /// Rules for snapshots in no class; `None` keeps them all.
+    pub default: Option<Policy>,
+}
+
+impl PolicyFile {
+    /// Parses the TOML text of a policy file.
+    pub fn parse(text: &str) -> Result<PolicyFile, String> {
+        let f: FileToml = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut classes = Vec::new();
+        for c in f.class {
+            if c.tags.is_empty() {
+                return Err(format!("class {:?}: `tags` is empty, so no snapshot could belong to it", c.name));
+            }
+            let policy = c.rules.into_policy(&format!("class {:?}", c.name))?;
+            classes.push(Class { name: c.name, tags: c.tags, policy });
+        }
+        let default = f.default.map(|d| d.into_policy("default")).transpose()?;
+        if classes.is_empty() && default.is_none() {
+            return Err("the policy file has neither a [[class]] nor a [default]".into());
+        }
+        Ok(PolicyFile { classes, default })
+    }
+
+    /// Applies the file to one group: each class's policy to the snapshots that carry its tags,
+    /// the default to the rest. A snapshot in several classes is kept if any keeps it; with no
+    /// default, snapshots in no class are kept (reason `no class`). Newest first.
+    pub fn apply(&self, items: &[Item], tz: &TimeZone) -> Vec<Decision> {
+        let mut verdicts: std::collections::BTreeMap<SnapshotId, Decision> = Default::default();
+        let mut merge = |d: Decision, prefix: &str| {
+            let e = verdicts.entry(d.id).or_insert(Decision { id: d.id, time: d.time, keep: false, reasons: vec![] });
+            e.keep |= d.keep;
+            e.reasons.extend(d.reasons.into_iter().map(|r| format!("{prefix}{r}")));
+        };
+        let mut unclaimed = Vec::new();
+        for it in items {
+            if !self.classes.iter().any(|c| c.tags.iter().any(|t| it.tags.contains(t))) {
+                unclaimed.push(it.clone());
+            }
+        }
+        for c in &self.classes {
+            let members: Vec<Item> =
+                items.iter().filter(|it| c.tags.iter().any(|t| it.tags.contains(t))).cloned().collect();
+            for d in apply(&members, &c.policy, tz) {
+                merge(d, &format!("{}: ", c.name));
+            }
+        }
+        match &self.default {
+            Some(p) => {
+                for d in apply(&unclaimed, p, tz) {
+                    merge(d, "");
+                }
+            }
+            None => {
+                for it in &unclaimed {
+                    merge(Decision { id: it.id, time: it.time, keep: true, reasons: vec!["no class".into()] }, "");
+                }
+            }
+        }
+        let mut out: Vec<Decision> = verdicts.into_values().collect();
+        out.sort_by_key(|d| std::cmp::Reverse((d.time, d.id)));
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +553,45 @@ mod tests {
         assert_eq!(kept(&apply(&items, &p, &TimeZone::UTC)), vec![2]);
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
         assert_eq!(kept(&apply(&items, &p, &berlin)), vec![1, 2]);
+    }
+
+    const RUNBOOK: &str = r#"
+[[class]]
+name = "critical"
+tags = ["critical"]
+keep-within = "7y"
+
+[[class]]
+name = "transient"
+tags = ["transient"]
+keep-within = "30d"
+
+[default]
+keep-daily = 30
+keep-weekly = 12
+keep-monthly = 12
+keep-yearly = "unlimited"
+"#;
+
+    #[test]
+    fn policy_file_classes_by_tag() {
+        let f = PolicyFile::parse(RUNBOOK).unwrap();
+        assert_eq!(f.classes.len(), 2);
+        let items = [
+            item(1, "2018-01-01T00:00:00Z", &["critical"]),
+            item(2, "2024-01-01T00:00:00Z", &["critical"]),
+            item(3, "2023-01-01T00:00:00Z", &["transient"]),
+            item(4, "2024-01-01T00:00:00Z", &["transient"]),
+            item(5, "2010-05-01T00:00:00Z", &[]),
+            item(6, "2024-01-01T00:00:00Z", &[]),
+        ];
+        let d = f.apply(&items, &TimeZone::UTC);
+        assert_eq!(kept(&d), vec![1, 2, 4, 5, 6]);
+        let r = d.iter().find(|d| d.id.0[0] == 1).unwrap();
+        assert_eq!(r.reasons, vec!["critical: within 7y"]);
+        for bad in ["", "[default]", "[[class]]\nname='a'\ntags=[]\nkeep-last=1", "[default]\nkeep-dayly=3"] {
+            assert!(PolicyFile::parse(&bad.replace("\\n", "\n")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@ mod manifest;
 mod control;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/forget.rs"]
+mod forget;
 #[path = "cli/options.rs"]
 mod options;
 #[path = "cli/roundtrip.rs"]

@@ -1,0 +1,136 @@
+//! The forget operation: groups snapshots, applies a retention policy to each group (a plan),
+//! then removes the snapshots the plan condemns. Removing a snapshot deletes only its manifest;
+//! the data it referenced stays until prune (format-spec §11).
+
+use crate::error::{Error, Result};
+use crate::id::SnapshotId;
+use crate::repository::Repository;
+use crate::retention::{self, Decision, Item, Policy, PolicyFile};
+use crate::snapshot::Snapshot;
+use jiff::tz::TimeZone;
+
+/// What snapshots are grouped by before the policy applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupBy {
+    /// Host name.
+    pub host: bool,
+    /// The set of backed-up paths.
+    pub paths: bool,
+    /// The set of tags.
+    pub tags: bool,
+}
+
+impl Default for GroupBy {
+    fn default() -> Self {
+        GroupBy { host: true, paths: true, tags: false }
+    }
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let mut g = GroupBy { host: false, paths: false, tags: false };
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "host" => g.host = true,
+                "paths" | "path" => g.paths = true,
+                "tags" | "tag" => g.tags = true,
+                other => return Err(format!("cannot group by {other:?} (use host, paths, tags)")),
+            }
+        }
+        Ok(g)
+    }
+}
+
+/// The rules to apply: flags or a policy file.
+#[derive(Clone, Debug)]
+pub enum Rules {
+    /// One policy for every group.
+    Policy(Policy),
+    /// Classes by tag.
+    File(PolicyFile),
+}
+
+/// One group and the verdicts on its snapshots (newest first).
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// The host, when grouping by host.
+    pub host: Option<String>,
+    /// The paths, when grouping by paths.
+    pub paths: Option<Vec<String>>,
+    /// The tags, when grouping by tags.
+    pub tags: Option<Vec<String>>,
+    /// The verdicts.
+    pub decisions: Vec<Decision>,
+}
+
+impl Group {
+    /// True when the plan removes every snapshot of the group.
+    pub fn removes_all(&self) -> bool {
+        !self.decisions.is_empty() && self.decisions.iter().all(|d| !d.keep)
+    }
+}
+
+/// Groups `snapshots` and applies `rules` in time zone `tz`.
+pub fn plan(snapshots: &[(SnapshotId, Snapshot)], group_by: GroupBy, rules: &Rules, tz: &TimeZone) -> Vec<Group> {
+    type Key = (Option<String>, Option<Vec<String>>, Option<Vec<String>>);
+    let mut groups: std::collections::BTreeMap<Key, Vec<Item>> = Default::default();
+    for (id, s) in snapshots {
+        let v = s.v1();
+        let mut tags = v.tags.clone();
+        tags.sort();
+        let mut paths = s.display_paths();
+        paths.sort();
+        let key =
+            (group_by.host.then(|| v.host.clone()), group_by.paths.then_some(paths), group_by.tags.then_some(tags));
+        groups.entry(key).or_default().push(Item { id: *id, time: v.time, tags: v.tags.clone() });
+    }
+    groups
+        .into_iter()
+        .map(|((host, paths, tags), items)| {
+            let decisions = match rules {
+                Rules::Policy(p) => retention::apply(&items, p, tz),
+                Rules::File(f) => f.apply(&items, tz),
+            };
+            Group { host, paths, tags, decisions }
+        })
+        .collect()
+}
+
+/// Removes the snapshots the plan does not keep; returns their ids. Refuses (removing nothing)
+/// when a group would lose every snapshot, unless `allow_empty`.
+pub fn execute(repo: &Repository, groups: &[Group], allow_empty: bool) -> Result<Vec<SnapshotId>> {
+    if !allow_empty {
+        if let Some(g) = groups.iter().find(|g| g.removes_all()) {
+            return Err(Error::Invalid(format!(
+                "the policy would remove every snapshot of group {}; nothing was removed (use --allow-empty if that is intended)",
+                describe(g)
+            )));
+        }
+    }
+    let mut removed = Vec::new();
+    for d in groups.iter().flat_map(|g| g.decisions.iter()).filter(|d| !d.keep) {
+        repo.remove_snapshot(&d.id)?;
+        removed.push(d.id);
+    }
+    Ok(removed)
+}
+
+/// `host web-1, paths /etc /srv` — for messages.
+pub fn describe(g: &Group) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = &g.host {
+        parts.push(format!("host {h}"));
+    }
+    if let Some(p) = &g.paths {
+        parts.push(format!("paths {}", p.join(" ")));
+    }
+    if let Some(t) = &g.tags {
+        parts.push(format!("tags {}", if t.is_empty() { "(none)".to_string() } else { t.join(",") }));
+    }
+    if parts.is_empty() {
+        "(all snapshots)".into()
+    } else {
+        parts.join(", ")
+    }
+}
