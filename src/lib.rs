@@ -6,7 +6,7 @@
 //! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
 //! - storage: [`backend`]; local state: [`cache`]
 //! - the repository: [`repository`], [`writer`]
-//! - operations: [`backup`], [`restore`], [`browse`], [`forget`]; the pure retention policy: [`retention`]
+//! - operations: [`backup`], [`restore`], [`browse`], [`forget`], [`check`]; the pure retention policy: [`retention`]
 //!
 //! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
 //! fuzz targets link.
@@ -22,6 +22,8 @@ pub mod blob;
 pub mod browse;
 #[cfg(feature = "cache")]
 pub mod cache;
+#[cfg(feature = "cache")]
+pub mod check;
 pub mod chunker;
 pub mod compress;
 pub mod config;

@@ -88,8 +88,25 @@ enum Command {
     Dump(DumpArgs),
     /// Remove snapshots by a retention policy (the data goes with a later prune)
     Forget(ForgetArgs),
+    /// Verify the repository: structure always, data on request
+    Check(CheckArgs),
     /// Print a repository object (for debugging)
     Cat(CatArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Without --read-data* nothing under data/ is read (it may sit in an archive tier): data packs \
+are checked by listing and size against the index. Tree packs are always read and compared with the index.")]
+struct CheckArgs {
+    /// Read every data pack, open every blob and recompute its id
+    #[arg(long, conflicts_with_all = ["read_data_subset", "read_data_rotation"])]
+    read_data: bool,
+    /// Read a share of the data packs: N/M (part N of M) or P% (e.g. 1/30, 10%)
+    #[arg(long, value_name = "SHARE", conflicts_with = "read_data_rotation")]
+    read_data_subset: Option<String>,
+    /// Read today's share of DAYS, so that every data pack is read within DAYS days of daily runs
+    #[arg(long, value_name = "DAYS")]
+    read_data_rotation: Option<u64>,
 }
 
 #[derive(Args)]
@@ -438,6 +455,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
         Command::Restore(a) => cmd_restore(&g, a, cancel),
         Command::Dump(a) => cmd_dump(&g, a),
         Command::Forget(a) => cmd_forget(&g, a),
+        Command::Check(a) => cmd_check(&g, a),
         Command::Cat(a) => cmd_cat(&g, a),
     }
 }
@@ -1440,6 +1458,88 @@ fn cmd_forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
             exit::ERROR,
             "the policy would remove every snapshot of a group (see above); use --allow-empty",
         ));
+    }
+    Ok(exit::OK)
+}
+
+fn parse_share(s: &str) -> anyhow::Result<cairn::check::ReadData> {
+    use cairn::check::ReadData;
+    let bad = || fail(exit::USAGE, format!("--read-data-subset {s:?}: use N/M (e.g. 1/30) or P% (e.g. 10%)"));
+    if let Some(p) = s.strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| bad())?;
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(bad());
+        }
+        return Ok(ReadData::Percent(p));
+    }
+    let (n, m) = s.split_once('/').ok_or_else(bad)?;
+    let (n, m): (u64, u64) = (n.trim().parse().map_err(|_| bad())?, m.trim().parse().map_err(|_| bad())?);
+    if m == 0 || n == 0 || n > m {
+        return Err(bad());
+    }
+    Ok(ReadData::Subset { n, m })
+}
+
+fn cmd_check(g: &Global, a: CheckArgs) -> anyhow::Result<i32> {
+    use cairn::check::{CheckOptions, ReadData, Severity};
+    let read_data = if a.read_data {
+        ReadData::All
+    } else if let Some(s) = &a.read_data_subset {
+        parse_share(s)?
+    } else if let Some(days) = a.read_data_rotation {
+        if days == 0 {
+            return Err(fail(exit::USAGE, "--read-data-rotation needs at least 1 day"));
+        }
+        ReadData::Rotation { days, day: (Time::now().secs.max(0) as u64) / 86_400 }
+    } else {
+        ReadData::None
+    };
+    let repo = open_reader(g)?;
+    let report = cairn::check::check(&repo, &CheckOptions { read_data })?;
+    let errors = report.errors();
+    if g.json {
+        print_json(&serde_json::to_value(&report)?)?;
+    } else {
+        for f in &report.findings {
+            if f.severity == Severity::Info && g.quiet {
+                continue;
+            }
+            let mut line = format!(
+                "{} {}: {}: {}",
+                if f.severity == Severity::Error { "error" } else { "note" },
+                f.code,
+                f.object,
+                f.message
+            );
+            if !f.snapshots.is_empty() {
+                let short: Vec<&str> = f.snapshots.iter().map(|s| &s[..8.min(s.len())]).collect();
+                line.push_str(&format!(" [snapshots {}]", short.join(" ")));
+            }
+            if !f.paths.is_empty() {
+                line.push_str(&format!(" [paths {}]", f.paths.join(" ")));
+            }
+            if f.severity == Severity::Error {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+        if !g.quiet {
+            println!(
+                "checked {} snapshots, {} index files, {} tree packs and {} data packs ({} read, {} blobs verified, {}): {}",
+                report.snapshots,
+                report.index_files,
+                report.tree_packs,
+                report.data_packs,
+                report.data_packs_read,
+                report.blobs_verified,
+                human_bytes(report.bytes_read),
+                if errors == 0 { "no errors".to_string() } else { format!("{errors} error(s)") }
+            );
+        }
+    }
+    if errors > 0 {
+        return Err(fail(exit::ERROR, format!("check found {errors} error(s)")));
     }
     Ok(exit::OK)
 }

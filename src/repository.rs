@@ -357,10 +357,17 @@ impl Repository {
         self.ingest(&new)
     }
 
+    /// Ingests index files into the cache. A damaged index file is skipped with a warning (and
+    /// tried again next time): the blobs it alone describes are then reported missing by name,
+    /// and everything else stays readable. Storage and cache failures stop the sync.
     fn ingest(&self, ids: &[IndexId]) -> Result<()> {
-        ids.par_iter().try_for_each(|id| {
-            let f = self.read_index(id)?;
-            self.cache.ingest_index(id, f.packs())
+        ids.par_iter().try_for_each(|id| match self.read_index(id) {
+            Ok(f) => self.cache.ingest_index(id, f.packs()),
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::warn!("{e}; skipped (run `cairn check`)");
+                Ok(())
+            }
+            Err(e) => Err(e),
         })
     }
 

@@ -12,6 +12,8 @@ mod common;
 #[path = "cli/manifest.rs"]
 mod manifest;
 
+#[path = "cli/check.rs"]
+mod check;
 #[path = "cli/control.rs"]
 mod control;
 #[path = "cli/dedup.rs"]

@@ -1,0 +1,174 @@
+//! `check`: a healthy repository passes; every kind of damage is reported, naming the object and the snapshots and
+//! paths it affects, with a non-zero exit; without `--read-data` nothing under `data/` is read.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn tree(src: &Path) {
+    write_file(&src.join("a.bin"), &random_bytes(31, 600 * KIB));
+    write_file(&src.join("sub/b.bin"), &random_bytes(32, 900 * KIB));
+    write_file(&src.join("sub/c.txt"), &compressible_bytes(33, 200 * KIB));
+}
+
+/// Every regular file under `repo/prefix`.
+fn objects(repo: &Repo, prefix: &str) -> Vec<PathBuf> {
+    regular_files(&repo.repo.join(prefix)).iter().map(|r| join_rel(&repo.repo.join(prefix), r)).collect()
+}
+
+fn check_json(repo: &Repo, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["check", "--json"];
+    args.extend_from_slice(extra);
+    let out = repo.run(&args);
+    (out.status.code(), parse_json(&out))
+}
+
+fn codes(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn healthy_repository_passes_every_mode() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    tree(&src);
+    repo.backup(&[&src], &[]);
+    repo.backup(&[&src], &["--force"]);
+    for extra in [
+        &[][..],
+        &["--read-data"][..],
+        &["--read-data-subset", "1/3"][..],
+        &["--read-data-subset", "50%"][..],
+        &["--read-data-rotation", "30"][..],
+    ] {
+        let (code, v) = check_json(&repo, extra);
+        assert_eq!(code, Some(0), "check {extra:?}: {v}");
+        assert!(codes(&v).is_empty(), "check {extra:?}: {v}");
+        assert_eq!(num(&v, "snapshots"), 2);
+    }
+    let (_, all) = check_json(&repo, &["--read-data"]);
+    assert_eq!(num(&all, "data_packs_read"), num(&all, "data_packs"), "--read-data reads every data pack: {all}");
+    assert!(num(&all, "blobs_verified") >= 3, "{all}");
+    // Subsets of 1/3, 2/3 and 3/3 cover every pack exactly once.
+    let parts: u64 =
+        (1..=3).map(|n| num(&check_json(&repo, &["--read-data-subset", &format!("{n}/3")]).1, "data_packs_read")).sum();
+    assert_eq!(parts, num(&all, "data_packs"));
+    repo.expect_code(&["check", "--read-data-subset", "0/3"], 2);
+}
+
+#[test]
+fn structural_check_reads_nothing_under_data() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    tree(&src);
+    repo.backup(&[&src], &[]);
+    // Same size, different bytes: only reading the packs could tell.
+    for p in objects(&repo, "data") {
+        let n = fs::metadata(&p).unwrap().len() as usize;
+        fs::write(&p, vec![0x5a; n]).unwrap();
+    }
+    let (code, v) = check_json(&repo, &[]);
+    assert_eq!(code, Some(0), "a structural check must not read data packs: {v}");
+    assert_eq!(num(&v, "data_packs_read"), 0);
+    let (code, v) = check_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(codes(&v).iter().any(|c| c == "pack-corrupt"), "{v}");
+}
+
+#[test]
+fn every_kind_of_damage_is_reported_with_what_it_affects() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    tree(&src);
+    let snap = string(&repo.backup(&[&src], &[]), "snapshot_id");
+
+    // A flipped bit in each data pack: found by --read-data, naming the snapshot and a path.
+    for (i, pack) in objects(&repo, "data").into_iter().enumerate() {
+        let work = tempfile::tempdir().unwrap();
+        let copy = work.path().join("repo");
+        copy_tree(&repo.repo, &copy);
+        let target = copy.join(pack.strip_prefix(&repo.repo).unwrap());
+        let mut bytes = fs::read(&target).unwrap();
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x01;
+        fs::write(&target, &bytes).unwrap();
+        let mut cmd = repo.command(&["check", "--read-data", "--json"]);
+        cmd.env("CAIRN_REPOSITORY", &copy).env("CAIRN_CACHE_DIR", work.path().join("cache"));
+        let out = run_cmd(cmd);
+        assert_eq!(out.status.code(), Some(1), "data pack {i} with a flipped bit\n{}", describe(&out));
+        let v = parse_json(&out);
+        let bad: Vec<&Value> =
+            v["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "blob-corrupt").collect();
+        assert!(!bad.is_empty(), "no blob-corrupt finding: {v}");
+        assert!(
+            bad.iter()
+                .any(|f| f["snapshots"].to_string().contains(&snap) && !f["paths"].as_array().unwrap().is_empty()),
+            "the finding must name the snapshot and the affected path: {v}"
+        );
+    }
+
+    // A missing data pack: found without reading data, naming the affected files.
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("repo");
+    copy_tree(&repo.repo, &copy);
+    let victim = objects(&repo, "data")[0].strip_prefix(&repo.repo).unwrap().to_path_buf();
+    fs::remove_file(copy.join(&victim)).unwrap();
+    let mut cmd = repo.command(&["check", "--json"]);
+    cmd.env("CAIRN_REPOSITORY", &copy).env("CAIRN_CACHE_DIR", work.path().join("cache"));
+    let out = run_cmd(cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let v = parse_json(&out);
+    let f = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "pack-missing").cloned().unwrap();
+    assert!(f["object"].as_str().unwrap().ends_with(victim.file_name().unwrap().to_str().unwrap()), "{f}");
+    assert!(f["snapshots"].to_string().contains(&snap) && !f["paths"].as_array().unwrap().is_empty(), "{f}");
+
+    // Damaged metadata objects: each is named.
+    for (prefix, code) in
+        [("index", "index-unreadable"), ("snapshots", "snapshot-unreadable"), ("tree", "pack-corrupt")]
+    {
+        let work = tempfile::tempdir().unwrap();
+        let copy = work.path().join("repo");
+        copy_tree(&repo.repo, &copy);
+        let obj = objects(&repo, prefix)[0].strip_prefix(&repo.repo).unwrap().to_path_buf();
+        let mut bytes = fs::read(copy.join(&obj)).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x40;
+        fs::write(copy.join(&obj), &bytes).unwrap();
+        let mut cmd = repo.command(&["check", "--json"]);
+        cmd.env("CAIRN_REPOSITORY", &copy).env("CAIRN_CACHE_DIR", work.path().join("cache"));
+        let out = run_cmd(cmd);
+        assert_eq!(out.status.code(), Some(1), "damaged {obj:?}\n{}", describe(&out));
+        let v = parse_json(&out);
+        let name = obj.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["code"] == code && f["object"].as_str().unwrap().contains(&name)),
+            "damaged {obj:?}: expected a {code} finding naming it: {v}"
+        );
+    }
+
+    // An unindexed pack (an interrupted backup's leftover) is a note, not an error.
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("repo");
+    copy_tree(&repo.repo, &copy);
+    let bytes = b"leftover pack bytes";
+    let id = blake3::hash(bytes).to_hex().to_string();
+    write_file(&copy.join("data").join(&id[..2]).join(&id), bytes);
+    let mut cmd = repo.command(&["check", "--json"]);
+    cmd.env("CAIRN_REPOSITORY", &copy).env("CAIRN_CACHE_DIR", work.path().join("cache"));
+    let out = run_cmd(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(parse_json(&out)["findings"].to_string().contains("pack-unindexed"));
+}
