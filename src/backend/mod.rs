@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::tree::Time;
 use std::sync::Arc;
 
+pub mod fault;
 pub mod local;
 pub mod opendal;
 

@@ -12,8 +12,8 @@
 //!   leases and prune marks; random bytes and bit flips are rejected with an `Err`, never a panic.
 //! - The write-only key of DESIGN §2 on a `memory://` repository.
 //!
-//! This is the crate's second integration-test binary (each one links RocksDB); keep it the only one
-//! besides `tests/cli.rs`.
+//! A module of `tests/library.rs`, the crate's second integration-test binary (each one links RocksDB).
+//!
 
 use cairn::backend::open_url;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
@@ -35,7 +35,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-const VECTORS: &str = include_str!("../format-spec/test-vectors.json");
+const VECTORS: &str = include_str!("../../format-spec/test-vectors.json");
 
 fn vectors() -> &'static Value {
     static V: OnceLock<Value> = OnceLock::new();

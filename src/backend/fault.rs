@@ -1,0 +1,184 @@
+//! A fault-injecting backend for tests: wraps another backend, counts its operations, and fails
+//! (or "crashes" at) the Nth write, delete or list, shortens listings, or acknowledges a write
+//! without storing it. It decides by counts and a seed only, so every run is reproducible.
+
+use super::{backend_err, Backend, DynBackend, ObjectInfo};
+use crate::error::Result;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// What to break. Counters are 0-based: `fail_write: Some(0)` fails the first write.
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// Fail the Nth `write_new`.
+    pub fail_write: Option<u64>,
+    /// Fail the Nth `delete`.
+    pub fail_delete: Option<u64>,
+    /// Fail the Nth `list`.
+    pub fail_list: Option<u64>,
+    /// After the first injected failure, fail every later operation too, as if the process had
+    /// died there (nothing it does afterwards reaches storage).
+    pub crash: bool,
+    /// Return at most this many entries from every listing (a truncated, paginated listing).
+    pub short_list: Option<usize>,
+    /// Acknowledge the Nth write without storing it (a lost acknowledged write).
+    pub lose_write: Option<u64>,
+    /// Only count and break objects whose path starts with this (e.g. `data/`); others pass.
+    pub only_prefix: Option<String>,
+}
+
+/// Operation counts of a [`FaultBackend`].
+#[derive(Debug, Default)]
+pub struct FaultCounts {
+    /// Writes seen (matching `only_prefix`).
+    pub writes: AtomicU64,
+    /// Deletes seen.
+    pub deletes: AtomicU64,
+    /// Listings seen.
+    pub lists: AtomicU64,
+    /// Reads seen (whole and ranged, any path).
+    pub reads: AtomicU64,
+    /// Paths read, in order (for tests that must prove a prefix is never read).
+    pub read_paths: Mutex<Vec<String>>,
+}
+
+/// The fault-injecting wrapper.
+pub struct FaultBackend {
+    inner: DynBackend,
+    plan: FaultPlan,
+    counts: FaultCounts,
+    crashed: AtomicBool,
+}
+
+impl FaultBackend {
+    /// Wraps `inner` with `plan`.
+    pub fn new(inner: DynBackend, plan: FaultPlan) -> Self {
+        FaultBackend { inner, plan, counts: FaultCounts::default(), crashed: AtomicBool::new(false) }
+    }
+
+    /// The operation counts so far.
+    pub fn counts(&self) -> &FaultCounts {
+        &self.counts
+    }
+
+    /// True once an injected failure has happened under `crash`.
+    pub fn has_crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.plan.only_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+    }
+
+    fn dead(&self, op: &'static str, path: &str) -> Result<()> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Err(backend_err(op, path, "injected fault: the process has crashed"));
+        }
+        Ok(())
+    }
+
+    fn inject(&self, op: &'static str, path: &str) -> crate::Error {
+        if self.plan.crash {
+            self.crashed.store(true, Ordering::SeqCst);
+        }
+        backend_err(op, path, "injected fault")
+    }
+}
+
+impl Backend for FaultBackend {
+    fn location(&self) -> String {
+        format!("fault({})", self.inner.location())
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        self.dead("read", path)?;
+        self.counts.reads.fetch_add(1, Ordering::SeqCst);
+        self.counts.read_paths.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_string());
+        self.inner.read(path)
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.dead("read", path)?;
+        self.counts.reads.fetch_add(1, Ordering::SeqCst);
+        self.counts.read_paths.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_string());
+        self.inner.read_range(path, offset, len)
+    }
+
+    fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.dead("write", path)?;
+        if self.matches(path) {
+            let n = self.counts.writes.fetch_add(1, Ordering::SeqCst);
+            if self.plan.fail_write == Some(n) {
+                return Err(self.inject("write", path));
+            }
+            if self.plan.lose_write == Some(n) {
+                return Ok(());
+            }
+        }
+        self.inner.write_new(path, data)
+    }
+
+    fn stat(&self, path: &str) -> Result<Option<ObjectInfo>> {
+        self.dead("stat", path)?;
+        self.inner.stat(path)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.dead("list", prefix)?;
+        if self.matches(prefix) {
+            let n = self.counts.lists.fetch_add(1, Ordering::SeqCst);
+            if self.plan.fail_list == Some(n) {
+                return Err(self.inject("list", prefix));
+            }
+        }
+        let mut v = self.inner.list(prefix)?;
+        if let Some(max) = self.plan.short_list {
+            v.truncate(max);
+        }
+        Ok(v)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.dead("delete", path)?;
+        if self.matches(path) {
+            let n = self.counts.deletes.fetch_add(1, Ordering::SeqCst);
+            if self.plan.fail_delete == Some(n) {
+                return Err(self.inject("delete", path));
+            }
+        }
+        self.inner.delete(path)
+    }
+
+    fn create_root(&self) -> Result<()> {
+        self.dead("create", "")?;
+        self.inner.create_root()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn fails_the_nth_write_then_everything_after_a_crash() {
+        let inner: DynBackend = Arc::new(super::super::opendal::OpendalBackend::memory("f").unwrap());
+        let f = FaultBackend::new(inner, FaultPlan { fail_write: Some(1), crash: true, ..Default::default() });
+        f.write_new("a/1", b"x").unwrap();
+        assert!(f.write_new("a/2", b"y").is_err());
+        assert!(f.has_crashed());
+        assert!(f.read("a/1").is_err(), "after a crash nothing gets through");
+    }
+
+    #[test]
+    fn short_listings_and_lost_writes() {
+        let inner: DynBackend = Arc::new(super::super::opendal::OpendalBackend::memory("g").unwrap());
+        let f = FaultBackend::new(inner, FaultPlan { short_list: Some(2), lose_write: Some(0), ..Default::default() });
+        f.write_new("a/0", b"lost").unwrap();
+        for i in 1..5 {
+            f.write_new(&format!("a/{i}"), b"x").unwrap();
+        }
+        assert!(f.read("a/0").unwrap_err().is_not_found(), "the acknowledged write was lost");
+        assert_eq!(f.list("a/").unwrap().len(), 2);
+    }
+}
