@@ -624,7 +624,9 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
   local t=$1 s=$2 R=$SCRATCH/$1/repo C=$SCRATCH/$1/cache
   STDIN_FROM=-; STDOUT_TO=$LOGS/r$ROUND.$s.$t.out
   case "$t:$s" in
-    cairn:init)            CMD=("$CAIRN" -r "$R" init) ;;
+    # init too gets the per-round cache: cairn pins each location's repository id in its cache
+    # (DESIGN §2), and every round re-creates a repository at the same path.
+    cairn:init)            CMD=("$CAIRN" -r "$R" --cache-dir "$C" init) ;;
     cairn:backup[123])     CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup "$CORPUS") ;;
     cairn:restore)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" restore latest --target "$TARGET") ;;
     cairn:stream1)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP ;;
@@ -755,7 +757,7 @@ run_step() {  # tool step
 # ---------------------------------------------------------------- header
 {
   echo "cairn end-to-end benchmark, run $RUN_ID"
-  echo "host: $(uname -srm), $(nproc) cpus, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "host: $(uname -srm), $(nproc) cpus, load: $(cut -d' ' -f1-3 /proc/loadavg), open files limit: $(ulimit -n)"
   echo "corpus: $CORPUS: $C_FILES files ($C_SMALL < 4 KiB, $C_LARGE >= 16 MiB), $C_BYTES bytes, $C_DIRS dirs, $C_LINKS symlinks"
   echo "dump: $DUMP: $D_BYTES bytes; edited: $D2_BYTES bytes ($STREAM_EDITS scattered edits + insert/overwrite/delete blocks)"
   echo "restore target: $SHM_RUN ($(stat -f -c %T "$SHM_RUN"))"
