@@ -265,6 +265,9 @@ fn remove_existing(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Files a pack reader keeps open at once (it reopens a file whose handle it dropped).
+const MAX_OPEN_FILES_PER_READER: usize = 64;
+
 /// Carries out a plan.
 pub fn execute(
     repo: &Repository,
@@ -381,6 +384,10 @@ pub fn execute(
                                 }
                                 let t = target_of(target, &plan.entries[idx].path);
                                 let w = (|| -> std::io::Result<()> {
+                                    // A pack can hold thousands of small files: keep few open.
+                                    if files.len() >= MAX_OPEN_FILES_PER_READER && !files.contains_key(&idx) {
+                                        files.clear();
+                                    }
                                     let f = match files.entry(idx) {
                                         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                                         std::collections::hash_map::Entry::Vacant(v) => {

@@ -134,3 +134,30 @@ fn cat_dumps_repository_objects() {
     // Unknown kinds are usage errors.
     repo.expect_code(&["cat", "nonsense", "x"], 2);
 }
+
+#[test]
+fn restore_of_many_small_files_stays_within_a_low_open_files_limit() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    // 3000 distinct small files land in one data pack: a restore that held a handle for every file of a pack
+    // would run out of descriptors under a limit of 512.
+    for i in 0..3000u64 {
+        write_file(&src.join(format!("d{}/f{i}.txt", i % 10)), format!("small file {i}\n").as_bytes());
+    }
+    repo.backup(&[&src], &[]);
+    let target = repo.mkdir("t");
+    let mut cmd = repo.command(&["restore", "latest", "--target", s(&target)]);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's own limit.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 512, rlim_max: 512 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    expect_success(&repo.command(&["restore"]), run_cmd(cmd));
+    assert_same_contents(&src, &restored_path(&target, &src));
+}
