@@ -297,7 +297,7 @@ impl Ctx<'_> {
                 Err(e) => self.warning(path, e),
             }
         }
-        let f = match std::fs::File::open(path) {
+        let f = match open_noatime(path) {
             Ok(f) => f,
             Err(e) => {
                 self.error(path, format!("cannot open: {e}"));
@@ -369,15 +369,8 @@ impl Ctx<'_> {
                 }
                 let cross = self.opts.one_file_system && parent_dev.is_some_and(|d| d != st.dev);
                 if !cross {
-                    match std::fs::read_dir(path) {
-                        Ok(rd) => {
-                            let mut names: Vec<std::ffi::OsString> = Vec::new();
-                            for e in rd {
-                                match e {
-                                    Ok(e) => names.push(e.file_name()),
-                                    Err(e) => self.error(path, format!("cannot list: {e}")),
-                                }
-                            }
+                    match list_dir_noatime(path) {
+                        Ok(mut names) => {
                             names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
                             for n in names {
                                 if !self.entry(&path.join(&n), n.as_bytes(), Some(st.dev)) {
@@ -660,6 +653,62 @@ fn check_stream_name(name: &str) -> Result<()> {
         return Err(Error::Invalid(format!("--stdin-filename {name:?} must be a plain file name")));
     }
     Ok(())
+}
+
+/// Opens a file for reading without updating its access time where the kernel allows it (the
+/// owner or root): otherwise every backup would change the atime it records, and with it every
+/// tree, so an unchanged tree would never dedup.
+fn open_noatime(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOATIME).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::File::open(path),
+        r => r,
+    }
+}
+
+/// The names in a directory, read without updating its access time where the kernel allows it
+/// (see [`open_noatime`]).
+fn list_dir_noatime(path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStringExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let mut fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_NOATIME) };
+    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+        // SAFETY: as above.
+        fd = unsafe { libc::open(c.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is an open directory descriptor; fdopendir takes ownership of it on success.
+    let dir = unsafe { libc::fdopendir(fd) };
+    if dir.is_null() {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `fd` is still ours to close.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    let mut names = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; reset it to tell the end of the stream from an error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dir` is a valid DIR stream until closedir below.
+        let ent = unsafe { libc::readdir(dir) };
+        if ent.is_null() {
+            let e = std::io::Error::last_os_error();
+            break if e.raw_os_error().unwrap_or(0) == 0 { Ok(()) } else { Err(e) };
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsString::from_vec(name.to_vec()));
+        }
+    };
+    // SAFETY: `dir` came from fdopendir and is closed exactly once.
+    unsafe { libc::closedir(dir) };
+    result.map(|()| names)
 }
 
 /// Runs a backup and commits its snapshot.

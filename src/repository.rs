@@ -87,6 +87,12 @@ pub struct Repository {
     index_synced: std::sync::atomic::AtomicBool,
 }
 
+/// Where the client pin of the repository at `location` lives under the cache root.
+fn pin_path(root: &std::path::Path, location: &str) -> PathBuf {
+    let name = blake3::hash(location.as_bytes()).to_hex().to_string();
+    root.join("pins").join(&name[..32])
+}
+
 /// The host name of this machine.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
@@ -140,6 +146,12 @@ impl Repository {
         let kf = keyfile::create(&keys, &key_id, password, init.kdf, &hostname(), &username())?;
         backend.write_new(&format!("keys/{key_id}"), &kf)?;
         backend.write_new(&config::path(1), &config::encode(&keys, 1, &cfg))?;
+        // A new repository replaces whatever this client pinned at the location before (one that
+        // was deleted on purpose): pin the new one instead of refusing it.
+        if !opts.no_cache {
+            let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
+            let _ = std::fs::remove_file(pin_path(&root, &backend.location()));
+        }
         Self::finish_open(backend, keys, key_id, opts)
     }
 
@@ -252,9 +264,9 @@ impl Repository {
     /// Client-side pinning (DESIGN §2): the repository at this location must keep its id and
     /// keys, and its config chain must not go backwards.
     fn check_pin(&self, root: &std::path::Path) -> Result<()> {
-        let dir = root.join("pins");
-        let name = blake3::hash(self.backend.location().as_bytes()).to_hex().to_string();
-        let path = dir.join(&name[..32]);
+        let path = pin_path(root, &self.backend.location());
+        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| root.join("pins"));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let fp = hex::encode(self.keys.fingerprint());
         if let Ok(s) = std::fs::read_to_string(&path) {
             let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
@@ -285,7 +297,7 @@ impl Repository {
             "fingerprint": fp,
             "config": self.config_n,
         });
-        let tmp = dir.join(format!("{}.tmp{}", &name[..32], std::process::id()));
+        let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
         if std::fs::write(&tmp, v.to_string()).is_ok() {
             let _ = std::fs::rename(&tmp, &path);
         }

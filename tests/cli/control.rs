@@ -161,3 +161,37 @@ fn restore_of_many_small_files_stays_within_a_low_open_files_limit() {
     expect_success(&repo.command(&["restore"]), run_cmd(cmd));
     assert_same_contents(&src, &restored_path(&target, &src));
 }
+
+#[test]
+fn backups_leave_access_times_alone_so_unchanged_trees_dedup() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    write_file(&src.join("a.txt"), b"read me\n");
+    write_file(&src.join("sub/b.bin"), &random_bytes(3, 300 * KIB));
+    // Times two days back: under relatime, any read would move these atimes to now.
+    let old = (now_secs() - 2 * 86_400, 0);
+    for p in [src.join("a.txt"), src.join("sub/b.bin"), src.join("sub"), src.clone()] {
+        set_times(&p, Some(old), Some(old));
+    }
+    let atime = |p: &std::path::Path| fs::metadata(p).unwrap().accessed().unwrap();
+    let before = atime(&src.join("a.txt"));
+    let first = repo.backup(&[&src], &[]);
+    assert!(num(&first, "blobs_added") > 0);
+    assert_eq!(atime(&src.join("a.txt")), before, "backup changed a file's access time");
+    let second = repo.backup(&[&src], &[]);
+    assert_eq!(num(&second, "blobs_added"), 0, "an unchanged tree must store nothing new: {second}");
+    let third = repo.backup(&[&src], &["--force"]);
+    assert_eq!(num(&third, "blobs_added"), 0, "re-reading every file must store nothing new either: {third}");
+}
+
+#[test]
+fn init_where_a_deleted_repository_was_succeeds() {
+    let repo = Repo::new();
+    repo.json_stdin(&["backup", "--stdin", "--stdin-filename", "x"], b"old repository");
+    fs::remove_dir_all(&repo.repo).unwrap();
+    let v = repo.json(&["init"]);
+    assert!(v["repository_id"].is_string(), "{v}");
+    assert!(repo.snapshots().is_empty(), "the new repository is empty");
+    repo.json_stdin(&["backup", "--stdin", "--stdin-filename", "y"], b"new repository");
+    assert_eq!(repo.ok_bytes(&["dump", "latest", "y"]), b"new repository");
+}
