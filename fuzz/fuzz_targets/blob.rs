@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let keys = common::keys();
     let key = Secret([0x99; 32]);
     let id = BlobId([0x88; 32]);
-    let kind = if plain_len % 2 == 0 { BlobKind::Data } else { BlobKind::Tree };
+    let kind = if plain_len.is_multiple_of(2) { BlobKind::Data } else { BlobKind::Tree };
 
     // Raw: dies at the AEAD, or at the plain-length limit.
     let _ = blob::open_blob(&key, &keys.repo_id, kind, &id, inner, plain_len);
