@@ -184,6 +184,16 @@ impl Ctx<'_> {
         self.events.send(e).is_ok()
     }
 
+    fn xattrs(&self, path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match fsmeta::read_xattrs(path) {
+            Ok(x) => x,
+            Err(e) => {
+                self.warning(path, format!("extended attributes not read: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
     fn node(&self, name: &[u8], st: &Stat, kind: NodeKind, path: &Path, xattrs: bool) -> Node {
         let (user, group) = {
             let mut g = self.names.lock().unwrap_or_else(|p| p.into_inner());
@@ -191,17 +201,7 @@ impl Ctx<'_> {
             let gr = g.1.entry(st.gid).or_insert_with(|| fsmeta::group_name(st.gid).unwrap_or_default()).clone();
             (u, gr)
         };
-        let xattrs = if xattrs {
-            match fsmeta::read_xattrs(path) {
-                Ok(x) => x,
-                Err(e) => {
-                    self.warning(path, format!("extended attributes not read: {e}"));
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
-        };
+        let xattrs = if xattrs { self.xattrs(path) } else { Vec::new() };
         Node {
             name: name.to_vec(),
             kind,
@@ -247,7 +247,8 @@ impl Ctx<'_> {
 
     fn file(&self, path: &Path, name: &[u8], st: &Stat) -> bool {
         let pbytes = path.as_os_str().as_bytes().to_vec();
-        let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, true);
+        // Extended attributes are read below, unless the files cache already has them.
+        let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
         if st.nlink > 1 {
             let mut h = self.hardlinks.lock().unwrap_or_else(|p| p.into_inner());
             let next = h.len() as u64 + 1;
@@ -255,6 +256,7 @@ impl Ctx<'_> {
                 Some(&g) => {
                     node.hardlink = g;
                     drop(h);
+                    node.xattrs = self.xattrs(path);
                     return self.send(Event::HardlinkRef {
                         node,
                         group: g,
@@ -275,6 +277,7 @@ impl Ctx<'_> {
             inode: st.ino,
             dev: st.dev,
             content: vec![],
+            xattrs: vec![],
         };
         let mut status = FileStatus::New;
         if !self.opts.force {
@@ -289,6 +292,7 @@ impl Ctx<'_> {
                         same && c.content.iter().all(|id| self.writer.is_known(BlobKind::Data, id).unwrap_or(false));
                     if known {
                         node.kind = NodeKind::File { content: Content::Chunks(c.content) };
+                        node.xattrs = c.xattrs;
                         return self.send(Event::Cached { node });
                     }
                     status = FileStatus::Changed;
@@ -297,6 +301,8 @@ impl Ctx<'_> {
                 Err(e) => self.warning(path, e),
             }
         }
+        node.xattrs = self.xattrs(path);
+        let entry = FileEntry { xattrs: node.xattrs.clone(), ..entry };
         let f = match open_noatime(path) {
             Ok(f) => f,
             Err(e) => {

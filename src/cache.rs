@@ -48,6 +48,8 @@ pub struct FileEntry {
     pub dev: u64,
     /// The file's data blob ids.
     pub content: Vec<BlobId>,
+    /// Its extended attributes: a change to them moves ctime, so a hit need not read them again.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 enum Store {

@@ -271,8 +271,9 @@ pub struct KdfParams {
 impl KdfParams {
     /// The floor the brief sets: t=3, m=64 MiB, p=4.
     pub const MINIMUM: KdfParams = KdfParams { m_kib: 64 * 1024, t: 3, p: 4 };
-    /// The upper bound a reader accepts (so a hostile key file cannot ask for 1 TiB).
-    pub const MAXIMUM: KdfParams = KdfParams { m_kib: 4 * 1024 * 1024, t: 64, p: 64 };
+    /// The upper bound a reader accepts, so a planted key file can cost an open at most about
+    /// a second and 1 GiB before it is skipped.
+    pub const MAXIMUM: KdfParams = KdfParams { m_kib: 1024 * 1024, t: 16, p: 16 };
 }
 
 /// Derives the key-encryption key from a password with argon2id.

@@ -360,13 +360,15 @@ pub fn execute(
             let mut i = 0;
             while i < blobs.len() {
                 let start = blobs[i].loc.offset;
-                let mut end = start + blobs[i].loc.length as u64;
+                // Offsets come from authenticated index files, but saturate anyway: no overflow
+                // panics on anything read from storage.
+                let mut end = start.saturating_add(blobs[i].loc.length as u64);
                 let mut j = i + 1;
                 while j < blobs.len()
-                    && blobs[j].loc.offset <= end + (1 << 20)
-                    && blobs[j].loc.offset + blobs[j].loc.length as u64 - start <= (32 << 20)
+                    && blobs[j].loc.offset <= end.saturating_add(1 << 20)
+                    && blobs[j].loc.offset.saturating_add(blobs[j].loc.length as u64) - start <= (32 << 20)
                 {
-                    end = end.max(blobs[j].loc.offset + blobs[j].loc.length as u64);
+                    end = end.max(blobs[j].loc.offset.saturating_add(blobs[j].loc.length as u64));
                     j += 1;
                 }
                 let kind = blobs[i].loc.kind;
@@ -374,7 +376,10 @@ pub fn execute(
                 for b in &blobs[i..j] {
                     let plain = range.as_ref().map_err(|e| Error::corrupt("pack", pack, e.to_string())).and_then(|r| {
                         let from = (b.loc.offset - start) as usize;
-                        repo.open_blob_at(&b.loc, &b.id, &r[from..from + b.loc.length as usize])
+                        let sealed = r.get(from..from.saturating_add(b.loc.length as usize)).ok_or_else(|| {
+                            Error::corrupt("pack", pack, format!("blob {} lies beyond the end of the pack", b.id))
+                        })?;
+                        repo.open_blob_at(&b.loc, &b.id, sealed)
                     });
                     match plain {
                         Ok(data) => {
