@@ -120,7 +120,9 @@ impl Cache {
         o.set_max_open_files(128);
         o.set_keep_log_file_num(2);
         o.set_max_log_file_size(1 << 20);
-        o.set_write_buffer_size(16 << 20);
+        // Small memtables: the cache is a few bytes per blob and file, and every megabyte here
+        // counts against the backup's memory budget.
+        o.set_write_buffer_size(4 << 20);
         rocksdb::DB::open(&o, path).map(Store::Rocks).map_err(|e| e.to_string())
     }
 

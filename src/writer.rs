@@ -125,6 +125,8 @@ impl Shared {
     }
 
     fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        // The packs this index names must be durable before it exists (format-spec §11).
+        self.backend.sync()?;
         let id = IndexId::random();
         let f = IndexFile::V1 { supersedes: vec![], packs };
         let bytes = index::encode(&self.keys, &id, &f);

@@ -149,6 +149,11 @@ impl Backend for FaultBackend {
         self.inner.delete(path)
     }
 
+    fn sync(&self) -> Result<()> {
+        self.dead("sync", "")?;
+        self.inner.sync()
+    }
+
     fn create_root(&self) -> Result<()> {
         self.dead("create", "")?;
         self.inner.create_root()

@@ -19,6 +19,9 @@ pub struct LocalBackend {
     /// Made on first use, and only once the root exists: OpenDAL's fs service creates its root,
     /// and no command but `init` may create a repository directory.
     reader: std::sync::OnceLock<OpendalBackend>,
+    /// Packs renamed into place but not yet fsynced, and the lock that makes `sync` atomic: a
+    /// `sync` returns only when every pack written before it began is durable.
+    unsynced: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl LocalBackend {
@@ -30,7 +33,7 @@ impl LocalBackend {
         } else {
             std::env::current_dir().map_err(|e| Error::io(root, e))?.join(root)
         };
-        Ok(LocalBackend { root, reader: std::sync::OnceLock::new() })
+        Ok(LocalBackend { root, reader: std::sync::OnceLock::new(), unsynced: std::sync::Mutex::new(Vec::new()) })
     }
 
     /// The OpenDAL reader; `None` while the root directory does not exist.
@@ -116,14 +119,23 @@ impl Backend for LocalBackend {
             }
         }
         let tmp = dir.join(format!(".tmp-{}", hex::encode(&crate::crypto::random_32()[..12])));
+        // Packs are made durable in batches by `sync` (before any index names them), so their
+        // write-back overlaps the backup's work; everything else is durable on return.
+        let deferred = path.starts_with("data/") || path.starts_with("tree/");
         let res = (|| -> std::io::Result<bool> {
             let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(data)?;
-            f.sync_all()?;
+            if !deferred {
+                f.sync_all()?;
+            }
             drop(f);
             let placed = rename_noreplace(&tmp, &dst)?;
             if placed {
-                fsync_dir(&dir)?;
+                if deferred {
+                    self.unsynced.lock().unwrap_or_else(|p| p.into_inner()).push(dst.clone());
+                } else {
+                    fsync_dir(&dir)?;
+                }
             }
             Ok(placed)
         })();
@@ -172,6 +184,28 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn sync(&self) -> Result<()> {
+        // Held across the fsyncs: a concurrent `sync` must not return while packs taken by this
+        // one are still being flushed.
+        let mut pending = self.unsynced.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for p in pending.iter() {
+            let shown = p.strip_prefix(&self.root).unwrap_or(p).display().to_string();
+            File::open(p).and_then(|f| f.sync_all()).map_err(|e| backend_err("fsync", &shown, e))?;
+            if let Some(d) = p.parent() {
+                if !dirs.iter().any(|x| x == d) {
+                    dirs.push(d.to_path_buf());
+                }
+            }
+        }
+        for d in &dirs {
+            let shown = d.strip_prefix(&self.root).unwrap_or(d).display().to_string();
+            fsync_dir(d).map_err(|e| backend_err("fsync", &shown, e))?;
+        }
+        pending.clear();
+        Ok(())
+    }
+
     fn create_root(&self) -> Result<()> {
         let loc = self.location();
         if self.root.exists() {
@@ -210,6 +244,11 @@ mod tests {
         let b = LocalBackend::new(dir.path().join("repo")).unwrap();
         b.create_root().unwrap();
         b.write_new("index/abc", b"one").unwrap();
+        b.write_new("data/ab/abc", b"pack").unwrap();
+        assert_eq!(b.unsynced.lock().unwrap().len(), 1, "pack durability is deferred");
+        b.sync().unwrap();
+        assert!(b.unsynced.lock().unwrap().is_empty());
+        assert_eq!(b.read("data/ab/abc").unwrap(), b"pack");
         let e = b.write_new("index/abc", b"two").unwrap_err();
         assert!(e.is_exists(), "{e}");
         assert_eq!(b.read("index/abc").unwrap(), b"one");

@@ -37,6 +37,13 @@ pub trait Backend: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Deletes an object; deleting a missing object is not an error.
     fn delete(&self, path: &str) -> Result<()>;
+    /// Makes every object written so far durable. A backend may defer the durability of pack
+    /// objects (`data/`, `tree/`) until this call; writers call it before they write an index
+    /// file that names those packs (format-spec §1.3, §11), so nothing is ever referenced before
+    /// it is durable. Other objects are durable when `write_new` returns.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
     /// Prepares an empty location for a new repository.
     fn create_root(&self) -> Result<()> {
         Ok(())
