@@ -184,6 +184,15 @@ impl Ctx<'_> {
         self.events.send(e).is_ok()
     }
 
+    /// Announces a stream source stored as the one file `name`; its chunks go on the returned sender.
+    fn begin_stream(&self, name: &str) -> Option<Sender<FileMsg>> {
+        let (mtx, mrx) = bounded(256);
+        let node = stream_node(name, 0, Time::now());
+        let file =
+            Event::File { node, path: name.as_bytes().to_vec(), status: FileStatus::New, msgs: mrx, cache: None };
+        self.send(file).then_some(mtx)
+    }
+
     fn xattrs(&self, path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         match fsmeta::read_xattrs(path) {
             Ok(x) => x,
@@ -838,15 +847,7 @@ pub fn backup(
                     }
                 }
                 BackupSource::Stream { name, reader } => {
-                    let (mtx, mrx) = bounded(256);
-                    let node = stream_node(&name, 0, Time::now());
-                    if ctx.send(Event::File {
-                        node,
-                        path: name.clone().into_bytes(),
-                        status: FileStatus::New,
-                        msgs: mrx,
-                        cache: None,
-                    }) {
+                    if let Some(mtx) = ctx.begin_stream(&name) {
                         let (size, error) = ctx.read_chunks(reader, None, &mtx);
                         let _ = mtx.send(FileMsg::Done { size, error });
                     }
@@ -867,15 +868,7 @@ pub fn backup(
                         }
                         Ok(mut child) => {
                             let out = child.stdout.take().expect("piped stdout");
-                            let (mtx, mrx) = bounded(256);
-                            let node = stream_node(&name, 0, Time::now());
-                            if ctx.send(Event::File {
-                                node,
-                                path: name.clone().into_bytes(),
-                                status: FileStatus::New,
-                                msgs: mrx,
-                                cache: None,
-                            }) {
+                            if let Some(mtx) = ctx.begin_stream(&name) {
                                 let (size, error) = ctx.read_chunks(out, None, &mtx);
                                 match child.wait() {
                                     Ok(st) => command_status = Some(st),
