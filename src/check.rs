@@ -326,16 +326,31 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         index_ids.par_iter().map(|id| (*id, repo.read_index(id))).collect();
     let mut packs: BTreeMap<PackId, (IndexPack, Vec<IndexId>)> = BTreeMap::new();
     let mut superseded: HashSet<IndexId> = HashSet::new();
+    let mut unreadable = Vec::new();
     for (id, r) in read {
         report.index_files += 1;
         match r {
-            Err(e) => findings.push(Walk::error("index-unreadable", format!("index/{id}"), e.to_string())),
+            Err(e) => unreadable.push((id, e)),
             Ok(f) => {
                 superseded.extend(f.supersedes().iter().copied());
                 for p in f.packs() {
                     packs.entry(p.id).or_insert_with(|| (p.clone(), Vec::new())).1.push(id);
                 }
             }
+        }
+    }
+    for (id, e) in unreadable {
+        if superseded.contains(&id) {
+            findings.push(Finding {
+                severity: Severity::Info,
+                code: "index-superseded",
+                object: format!("index/{id}"),
+                message: format!("{e}; a newer index file supersedes it (`repair index`), prune removes it"),
+                snapshots: vec![],
+                paths: vec![],
+            });
+        } else {
+            findings.push(Walk::error("index-unreadable", format!("index/{id}"), e.to_string()));
         }
     }
     for (id, (_, files)) in &packs {

@@ -90,8 +90,24 @@ enum Command {
     Forget(ForgetArgs),
     /// Verify the repository: structure always, data on request
     Check(CheckArgs),
+    /// Repair what check reports (adds objects; never deletes)
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Print a repository object (for debugging)
     Cat(CatArgs),
+}
+
+#[derive(Subcommand)]
+enum RepairCommand {
+    /// Write index files, rebuilt from pack headers, for stored packs no readable index describes
+    Index {
+        /// Report what would be indexed; write nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Also index packs younger than an hour (they may belong to a backup still running)
+        #[arg(long)]
+        include_recent: bool,
+    },
 }
 
 #[derive(Args)]
@@ -456,6 +472,9 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
         Command::Dump(a) => cmd_dump(&g, a),
         Command::Forget(a) => cmd_forget(&g, a),
         Command::Check(a) => cmd_check(&g, a),
+        Command::Repair(RepairCommand::Index { dry_run, include_recent }) => {
+            cmd_repair_index(&g, dry_run, include_recent)
+        }
         Command::Cat(a) => cmd_cat(&g, a),
     }
 }
@@ -1540,6 +1559,38 @@ fn cmd_check(g: &Global, a: CheckArgs) -> anyhow::Result<i32> {
     }
     if errors > 0 {
         return Err(fail(exit::ERROR, format!("check found {errors} error(s)")));
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_repair_index(g: &Global, dry_run: bool, include_recent: bool) -> anyhow::Result<i32> {
+    let repo = open_reader(g)?;
+    let opts = cairn::repair::RepairOptions { dry_run, min_age_secs: if include_recent { 0 } else { 3600 } };
+    let r = cairn::repair::repair_index(&repo, &opts)?;
+    if g.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["dry_run"] = json!(dry_run);
+        print_json(&v)?;
+    } else if !g.quiet {
+        let verb = if dry_run { "would index" } else { "indexed" };
+        for p in &r.indexed {
+            println!("{verb} {p}");
+        }
+        for p in &r.skipped_recent {
+            println!("left alone (younger than an hour; --include-recent to index it): {p}");
+        }
+        for i in &r.superseded {
+            println!("{} damaged {i}", if dry_run { "would supersede" } else { "superseded" });
+        }
+        for (p, e) in &r.unreadable {
+            eprintln!("cannot rebuild {p}: {e}");
+        }
+        println!(
+            "{} pack(s) {verb}, {} index file(s) written{}",
+            r.indexed.len(),
+            r.index_files.len(),
+            if dry_run { " (dry run: nothing was written)" } else { "" }
+        );
     }
     Ok(exit::OK)
 }

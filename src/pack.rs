@@ -218,6 +218,30 @@ pub fn parse_pack(keys: &MasterKeys, bytes: &[u8]) -> Result<(PackHeader, Vec<In
     Ok((header, blobs))
 }
 
+/// Rebuilds the index record of a stored pack from its bytes alone (repair): checks that the
+/// bytes hash to `id`, opens the header and describes every blob as the writer did.
+pub fn index_entry(keys: &MasterKeys, id: &PackId, kind: BlobKind, bytes: &[u8]) -> Result<IndexPack, String> {
+    if *blake3::hash(bytes).as_bytes() != id.0 {
+        return Err("the pack's bytes do not hash to its name".into());
+    }
+    let (header, blobs) = parse_pack(keys, bytes)?;
+    let header_length = parse_trailer(&bytes[bytes.len() - TRAILER_LEN..])?;
+    let body = bytes.len() - TRAILER_LEN;
+    let stored_header = &bytes[body - header_length..body];
+    if blobs.iter().any(|b| b.kind != kind) {
+        return Err(format!("a {kind} pack holds blobs of another kind"));
+    }
+    Ok(IndexPack {
+        id: *id,
+        kind,
+        size: bytes.len() as u64,
+        header_length: header_length as u32,
+        header_hash: *blake3::hash(stored_header).as_bytes(),
+        sessions: header.sessions().to_vec(),
+        blobs,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +269,12 @@ mod tests {
         }
         let p = b.finish(&keys);
         assert_eq!(p.id, PackId(*blake3::hash(&p.bytes).as_bytes()));
+        assert_eq!(
+            index_entry(&keys, &p.id, BlobKind::Data, &p.bytes).unwrap(),
+            p.index,
+            "repair rebuilds the same record"
+        );
+        assert!(index_entry(&keys, &p.id, BlobKind::Tree, &p.bytes).is_err());
         let (h, blobs) = parse_pack(&keys, &p.bytes).unwrap();
         assert_eq!(h.sessions(), &[sess]);
         assert_eq!(blobs, p.index.blobs);

@@ -172,3 +172,49 @@ fn every_kind_of_damage_is_reported_with_what_it_affects() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(parse_json(&out)["findings"].to_string().contains("pack-unindexed"));
 }
+
+#[test]
+fn repair_index_rebuilds_a_damaged_index_from_the_pack_headers() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    tree(&src);
+    repo.backup(&[&src], &[]);
+    let index = objects(&repo, "index");
+    assert_eq!(index.len(), 1);
+    let mut bytes = fs::read(&index[0]).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x08;
+    fs::write(&index[0], &bytes).unwrap();
+    fs::remove_dir_all(&repo.cache).unwrap();
+
+    let (code, v) = check_json(&repo, &[]);
+    assert_eq!(code, Some(1), "{v}");
+    let target = repo.mkdir("before");
+    assert!(!repo.run(&["restore", "latest", "--target", s(&target)]).status.success(), "restore without an index");
+
+    // A dry run writes nothing; packs younger than an hour need --include-recent.
+    let dry = repo.json(&["repair", "index", "--dry-run", "--include-recent"]);
+    assert!(!dry["indexed"].as_array().unwrap().is_empty(), "{dry}");
+    assert_eq!(objects(&repo, "index").len(), 1, "--dry-run wrote an index file");
+    let cautious = repo.json(&["repair", "index"]);
+    assert!(
+        cautious["indexed"].as_array().unwrap().is_empty()
+            && !cautious["skipped_recent"].as_array().unwrap().is_empty(),
+        "{cautious}"
+    );
+
+    let done = repo.json(&["repair", "index", "--include-recent"]);
+    assert_eq!(done["superseded"].as_array().unwrap().len(), 1, "{done}");
+    let (code, v) = check_json(&repo, &["--read-data"]);
+    assert_eq!(code, Some(0), "after repair index: {v}");
+    assert!(v["findings"].to_string().contains("index-superseded"), "{v}");
+    let target = repo.mkdir("after");
+    repo.restore("latest", &target);
+    assert_same_contents(&src, &restored_path(&target, &src));
+    // Running it again finds nothing to do.
+    let again = repo.json(&["repair", "index", "--include-recent"]);
+    assert!(
+        again["indexed"].as_array().unwrap().is_empty() && again["index_files"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+}

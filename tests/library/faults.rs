@@ -10,9 +10,10 @@ use cairn::backend::fault::{FaultBackend, FaultPlan};
 use cairn::backend::local::LocalBackend;
 use cairn::backend::DynBackend;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
-use cairn::check::{check, CheckOptions, ReadData};
+use cairn::check::{check, CheckOptions, ReadData, Severity};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
+use cairn::repair::{repair_index, RepairOptions};
 use cairn::repository::{InitOptions, OpenOptions, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use std::collections::BTreeMap;
@@ -254,4 +255,36 @@ fn check_without_read_data_reads_nothing_under_data() {
     let reads = counting.counts().read_paths.lock().unwrap().clone();
     assert!(reads.iter().any(|p| p.starts_with("tree/")), "tree packs are read: {reads:?}");
     assert!(!reads.iter().any(|p| p.starts_with("data/")), "check read under data/: {reads:?}");
+}
+
+#[test]
+fn repair_index_adopts_the_packs_of_a_backup_that_crashed_before_its_index() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    // Crash at the first index write: the packs are stored, nothing names them.
+    let faulty = Arc::new(FaultBackend::new(
+        Arc::new(LocalBackend::new(&dir).unwrap()),
+        FaultPlan { fail_write: Some(0), crash: true, only_prefix: Some("index/".into()), ..Default::default() },
+    ));
+    let r =
+        Repository::open_with_keys(faulty, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c1"))).and_then(|repo| {
+            backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
+        });
+    assert!(r.is_err());
+    let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
+    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c2"))).unwrap();
+    let before = check(&repo, &CheckOptions::default()).unwrap();
+    let leftovers = before.findings.iter().filter(|f| f.code == "pack-unindexed").count();
+    assert!(leftovers >= 2, "the crashed backup left data and tree packs: {:#?}", before.findings);
+
+    let report = repair_index(&repo, &RepairOptions { dry_run: false, min_age_secs: 0 }).unwrap();
+    assert_eq!(report.indexed.len(), leftovers, "{report:?}");
+    let after = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
+    assert_eq!(after.errors(), 0, "{:#?}", after.findings);
+    assert!(after.findings.iter().all(|f| f.severity != Severity::Info || f.code != "pack-unindexed"));
+    // The adopted blobs count as stored: the retried backup adds no data blob.
+    let again =
+        backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    assert!(again.summary.bytes_added < 64 * 1024, "the retry stored the data again: {:?}", again.summary);
+    restore_matches(&repo, &again.snapshot_id.unwrap(), &fx.src_b, &fx.base.join("r"));
 }
