@@ -347,7 +347,11 @@ impl Ctx<'_> {
         let tick: i128 = if st.mtime.nanos == 0 && st.ctime.nanos == 0 { 2_000_000_000 } else { 50_000_000 };
         let since = self.start.as_nanos() - tick;
         let racy = st.mtime.as_nanos() >= since || st.ctime.as_nanos() >= since;
-        let (mtx, mrx) = bounded(256);
+        // The channel's slots are allocated up front: size it for the chunks this file can have
+        // (a 1 KiB file needs 2, not 256), so many small files do not churn the allocator.
+        let min_chunk = u64::from(self.repo.chunker().params().min_size.max(1));
+        let slots = (st.size / min_chunk + 2).min(256) as usize;
+        let (mtx, mrx) = bounded(slots);
         if !self.send(Event::File { node, path: pbytes, status, msgs: mrx, cache: (!racy).then_some(entry) }) {
             return false;
         }
