@@ -64,7 +64,13 @@ struct Shared {
     pending: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
     stats: WriterStats,
+    /// Buffers of uploaded packs, reused for new ones: a fresh 20 MiB buffer per pack cost a
+    /// page fault per 4 KiB and a fifth of the backup's system time.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Pack buffers kept for reuse.
+const SPARE_BUFFERS: usize = 2;
 
 /// A writing session on a repository.
 pub struct Writer<'r> {
@@ -109,6 +115,12 @@ impl Shared {
             Err(e) => return Err(e),
         }
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        if p.index.kind == BlobKind::Data {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(p.bytes);
+            }
+        }
         let batch = {
             let mut g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             g.push(p.index);
@@ -152,6 +164,7 @@ impl<'r> Writer<'r> {
             pending: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             stats: WriterStats::default(),
+            spare: Mutex::new(Vec::new()),
         });
         let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(0);
         let mut uploaders = Vec::new();
@@ -259,7 +272,16 @@ impl<'r> Writer<'r> {
             };
             builder.add(&self.session.public, kind, id, &sealed, plain.len() as u32);
             if builder.len() >= limit {
-                Some(std::mem::replace(builder, PackBuilder::new(kind, limit + (4 << 20))))
+                let spare = if kind == BlobKind::Data {
+                    self.shared.spare.lock().unwrap_or_else(|p| p.into_inner()).pop()
+                } else {
+                    None
+                };
+                let fresh = match spare {
+                    Some(buf) => PackBuilder::with_buffer(kind, buf),
+                    None => PackBuilder::new(kind, limit + (4 << 20)),
+                };
+                Some(std::mem::replace(builder, fresh))
             } else {
                 None
             }
