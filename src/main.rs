@@ -409,6 +409,16 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn main() {
+    // Buffers of 1 MiB and more (chunks, pack reads, pack buffers) always come from mmap and go
+    // back to the system when freed, and at most two malloc arenas hold the rest. Otherwise glibc
+    // raises its mmap threshold after the first such free and keeps later ones in per-thread
+    // arenas: a restore of the 1.9 GB benchmark corpus peaked at 190 MB instead of 140 MB (backup
+    // 159 MB instead of 137 MB), for about 5 % more wall time.
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
