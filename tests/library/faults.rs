@@ -288,3 +288,29 @@ fn repair_index_adopts_the_packs_of_a_backup_that_crashed_before_its_index() {
     assert!(again.summary.bytes_added < 64 * 1024, "the retry stored the data again: {:?}", again.summary);
     restore_matches(&repo, &again.snapshot_id.unwrap(), &fx.src_b, &fx.base.join("r"));
 }
+
+#[test]
+fn a_planted_key_file_cannot_stop_the_real_key_from_opening() {
+    use cairn::crypto::KdfParams;
+    use cairn::keyfile::{KeyFile, KeyFileV1, KeyKind, KEY_MAGIC};
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    // A key file named to be tried first, asking for far more than any reader allows.
+    let planted = KeyFile::V1(KeyFileV1 {
+        kind: KeyKind::Full,
+        repo_id: fx.keys.repo_id,
+        created: cairn::tree::Time::now(),
+        host: "attacker".into(),
+        user: "attacker".into(),
+        kdf: KdfParams { m_kib: 64 * 1024 * 1024, t: 1000, p: 64 },
+        salt: [0; 32],
+        sealed: vec![0; 64],
+    });
+    let mut bytes = KEY_MAGIC.to_vec();
+    bytes.extend_from_slice(&postcard::to_allocvec(&planted).unwrap());
+    write(&dir.join("keys").join("0".repeat(64)), &bytes);
+    let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
+    let repo = Repository::open(backend, PASSWORD, &opts(&fx.base.join("c-planted")))
+        .unwrap_or_else(|e| panic!("the planted key file stopped the open: {e}"));
+    restore_matches(&repo, &fx.first, &fx.src_a, &fx.base.join("r-planted"));
+}
