@@ -8,7 +8,7 @@ use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::pack;
 use crate::repository::Repository;
-use crate::tree::{Content, NodeKind};
+use crate::tree::NodeKind;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -204,32 +204,25 @@ impl Walk<'_> {
                     let p = path.join(OsStr::from_bytes(&n.name));
                     match &n.kind {
                         NodeKind::Dir { tree: t } => under.extend(self.dir(snap, t, &p)),
-                        NodeKind::File { content } => {
-                            let ids = match content {
-                                Content::Chunks(v) => Ok(v.clone()),
-                                c => self.repo.content_ids(c),
-                            };
-                            match ids {
-                                Err(e) => {
-                                    let i =
-                                        self.add(Self::error("tree-unreadable", "chunk list".into(), e.to_string()));
-                                    self.note(i, snap, &p);
-                                    under.push(i);
-                                }
-                                Ok(ids) => {
-                                    let mut seen = HashSet::new();
-                                    for id in ids {
-                                        if !seen.insert(id) {
-                                            continue;
-                                        }
-                                        if let Some(i) = self.data_blob(&id) {
-                                            self.note(i, snap, &p);
-                                            under.push(i);
-                                        }
+                        NodeKind::File { content } => match self.repo.content_ids(content) {
+                            Err(e) => {
+                                let i = self.add(Self::error("tree-unreadable", "chunk list".into(), e.to_string()));
+                                self.note(i, snap, &p);
+                                under.push(i);
+                            }
+                            Ok(ids) => {
+                                let mut seen = HashSet::new();
+                                for id in ids {
+                                    if !seen.insert(id) {
+                                        continue;
+                                    }
+                                    if let Some(i) = self.data_blob(&id) {
+                                        self.note(i, snap, &p);
+                                        under.push(i);
                                     }
                                 }
                             }
-                        }
+                        },
                         _ => {}
                     }
                 }

@@ -413,7 +413,8 @@ fn main() {
     // back to the system when freed, and at most two malloc arenas hold the rest. Otherwise glibc
     // raises its mmap threshold after the first such free and keeps later ones in per-thread
     // arenas: a restore of the 1.9 GB benchmark corpus peaked at 190 MB instead of 140 MB (backup
-    // 159 MB instead of 137 MB), for about 5 % more wall time.
+    // 159 MB instead of 137 MB). It costs wall time (about 10 % on restore, more on streams):
+    // benches/README.md has both runs.
     // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
@@ -1383,45 +1384,30 @@ fn cmd_dump(g: &Global, a: DumpArgs) -> anyhow::Result<i32> {
 }
 
 fn forget_rules(a: &ForgetArgs) -> anyhow::Result<cairn::forget::Rules> {
-    use cairn::retention::{CalendarDuration, Count, Period, Policy, PolicyFile};
+    use cairn::retention::{CountSpec, KeepRules, PolicyFile};
     if let Some(f) = &a.policy {
         let text = std::fs::read_to_string(f).with_context(|| format!("cannot read policy file {}", f.display()))?;
         let pf =
             PolicyFile::parse(&text).map_err(|e| fail(exit::USAGE, format!("policy file {}: {e}", f.display())))?;
         return Ok(cairn::forget::Rules::File(pf));
     }
-    let count = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<Count>> {
-        v.as_deref().map(|s| s.parse::<Count>().map_err(|e| fail(exit::USAGE, format!("--{flag}: {e}")))).transpose()
+    let count = |v: &Option<String>| v.clone().map(CountSpec::Word);
+    let rules = KeepRules {
+        keep_last: count(&a.keep_last),
+        keep_hourly: count(&a.keep_hourly),
+        keep_daily: count(&a.keep_daily),
+        keep_weekly: count(&a.keep_weekly),
+        keep_monthly: count(&a.keep_monthly),
+        keep_yearly: count(&a.keep_yearly),
+        keep_within: a.keep_within.clone(),
+        keep_within_hourly: a.keep_within_hourly.clone(),
+        keep_within_daily: a.keep_within_daily.clone(),
+        keep_within_weekly: a.keep_within_weekly.clone(),
+        keep_within_monthly: a.keep_within_monthly.clone(),
+        keep_within_yearly: a.keep_within_yearly.clone(),
+        keep_tag: a.keep_tags.clone(),
     };
-    let dur = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<CalendarDuration>> {
-        v.as_deref()
-            .map(|s| s.parse::<CalendarDuration>().map_err(|e| fail(exit::USAGE, format!("--{flag}: {e}"))))
-            .transpose()
-    };
-    let mut p = Policy { last: count(&a.keep_last, "keep-last")?, tags: a.keep_tags.clone(), ..Default::default() };
-    for (period, v, flag) in [
-        (Period::Hourly, &a.keep_hourly, "keep-hourly"),
-        (Period::Daily, &a.keep_daily, "keep-daily"),
-        (Period::Weekly, &a.keep_weekly, "keep-weekly"),
-        (Period::Monthly, &a.keep_monthly, "keep-monthly"),
-        (Period::Yearly, &a.keep_yearly, "keep-yearly"),
-    ] {
-        if let Some(c) = count(v, flag)? {
-            p.periods.push((period, c));
-        }
-    }
-    p.within = dur(&a.keep_within, "keep-within")?;
-    for (period, v, flag) in [
-        (Period::Hourly, &a.keep_within_hourly, "keep-within-hourly"),
-        (Period::Daily, &a.keep_within_daily, "keep-within-daily"),
-        (Period::Weekly, &a.keep_within_weekly, "keep-within-weekly"),
-        (Period::Monthly, &a.keep_within_monthly, "keep-within-monthly"),
-        (Period::Yearly, &a.keep_within_yearly, "keep-within-yearly"),
-    ] {
-        if let Some(d) = dur(v, flag)? {
-            p.within_periods.push((period, d));
-        }
-    }
+    let p = rules.into_policy("options").map_err(|e| fail(exit::USAGE, e))?;
     if p.is_empty() {
         return Err(fail(exit::USAGE, "no policy given: use --keep-* options or --policy FILE (nothing was removed)"));
     }

@@ -6,9 +6,10 @@
 
 use crate::error::Result;
 use crate::id::{pack_path, BlobKind, IndexId, PackId};
-use crate::index::{self, IndexFile, IndexPack};
+use crate::index::IndexPack;
 use crate::repository::Repository;
 use crate::tree::Time;
+use crate::writer::{write_index_file, PACKS_PER_INDEX};
 use std::collections::HashSet;
 
 /// Options of `repair index`.
@@ -42,9 +43,6 @@ pub struct RepairReport {
     /// New index files written (empty on a dry run).
     pub index_files: Vec<String>,
 }
-
-/// Packs per new index file, as the writer does.
-const PACKS_PER_INDEX: usize = 64;
 
 /// Runs `repair index`.
 pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
@@ -103,25 +101,15 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     if opts.dry_run || (rebuilt.is_empty() && damaged.is_empty()) {
         return Ok(report);
     }
-    let mut chunks: Vec<Vec<IndexPack>> = Vec::new();
-    while !rebuilt.is_empty() {
-        let rest = rebuilt.split_off(rebuilt.len().min(PACKS_PER_INDEX));
-        chunks.push(std::mem::replace(&mut rebuilt, rest));
-    }
+    // The packs were found in storage and read back whole. With nothing to rebuild, one empty
+    // index file still records the damaged ones as superseded (their packs are indexed elsewhere).
+    let mut chunks: Vec<Vec<IndexPack>> = rebuilt.chunks(PACKS_PER_INDEX).map(<[IndexPack]>::to_vec).collect();
     if chunks.is_empty() {
-        // Only damaged index files and nothing to rebuild: their packs are indexed elsewhere.
         chunks.push(Vec::new());
     }
-    // The packs were found in storage and read back whole; make sure they are durable before
-    // an index names them (format-spec §11).
-    repo.backend().sync()?;
     for (i, packs) in chunks.into_iter().enumerate() {
-        let id = IndexId::random();
         let supersedes = if i == 0 { damaged.clone() } else { Vec::new() };
-        let f = IndexFile::V1 { supersedes, packs };
-        let bytes = index::encode(repo.keys(), &id, &f);
-        repo.backend().write_new(&format!("index/{id}"), &bytes)?;
-        repo.cache().ingest_index(&id, f.packs())?;
+        let id = write_index_file(repo.backend(), repo.keys(), repo.cache(), supersedes, packs)?;
         report.index_files.push(format!("index/{id}"));
     }
     Ok(report)

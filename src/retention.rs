@@ -322,30 +322,47 @@ pub fn apply(items: &[Item], policy: &Policy, tz: &TimeZone) -> Vec<Decision> {
     out
 }
 
-/// The rules of one class in a policy file, as written there (`keep-daily = 30`, `keep-within = "7y"`).
+/// Keep rules as a person writes them, in a policy file (`keep-daily = 30`, `keep-within = "7y"`)
+/// or as `--keep-*` flags; [`KeepRules::into_policy`] checks and converts them.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RulesToml {
-    keep_last: Option<CountToml>,
-    keep_hourly: Option<CountToml>,
-    keep_daily: Option<CountToml>,
-    keep_weekly: Option<CountToml>,
-    keep_monthly: Option<CountToml>,
-    keep_yearly: Option<CountToml>,
-    keep_within: Option<String>,
-    keep_within_hourly: Option<String>,
-    keep_within_daily: Option<String>,
-    keep_within_weekly: Option<String>,
-    keep_within_monthly: Option<String>,
-    keep_within_yearly: Option<String>,
+pub struct KeepRules {
+    /// `keep-last`.
+    pub keep_last: Option<CountSpec>,
+    /// `keep-hourly`.
+    pub keep_hourly: Option<CountSpec>,
+    /// `keep-daily`.
+    pub keep_daily: Option<CountSpec>,
+    /// `keep-weekly`.
+    pub keep_weekly: Option<CountSpec>,
+    /// `keep-monthly`.
+    pub keep_monthly: Option<CountSpec>,
+    /// `keep-yearly`.
+    pub keep_yearly: Option<CountSpec>,
+    /// `keep-within`, a [`CalendarDuration`].
+    pub keep_within: Option<String>,
+    /// `keep-within-hourly`.
+    pub keep_within_hourly: Option<String>,
+    /// `keep-within-daily`.
+    pub keep_within_daily: Option<String>,
+    /// `keep-within-weekly`.
+    pub keep_within_weekly: Option<String>,
+    /// `keep-within-monthly`.
+    pub keep_within_monthly: Option<String>,
+    /// `keep-within-yearly`.
+    pub keep_within_yearly: Option<String>,
+    /// `keep-tag`.
     #[serde(default)]
-    keep_tag: Vec<String>,
+    pub keep_tag: Vec<String>,
 }
 
+/// A count as written: a number (`-1` is unlimited) or a word (`7`, `unlimited`).
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(untagged)]
-enum CountToml {
+pub enum CountSpec {
+    /// A TOML integer.
     N(i64),
+    /// Text, parsed as a [`Count`].
     Word(String),
 }
 
@@ -355,7 +372,7 @@ struct ClassToml {
     name: String,
     tags: Vec<String>,
     #[serde(flatten)]
-    rules: RulesToml,
+    rules: KeepRules,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -363,19 +380,21 @@ struct ClassToml {
 struct FileToml {
     #[serde(default)]
     class: Vec<ClassToml>,
-    default: Option<RulesToml>,
+    default: Option<KeepRules>,
 }
 
-impl RulesToml {
-    fn into_policy(self, what: &str) -> Result<Policy, String> {
-        let count = |c: Option<CountToml>, key: &str| -> Result<Option<Count>, String> {
+impl KeepRules {
+    /// Checks and converts the rules; errors start with `what` and name the rule. The result
+    /// may be empty ([`Policy::is_empty`]); callers decide what that means.
+    pub fn into_policy(self, what: &str) -> Result<Policy, String> {
+        let count = |c: Option<CountSpec>, key: &str| -> Result<Option<Count>, String> {
             match c {
                 None => Ok(None),
-                Some(CountToml::N(-1)) => Ok(Some(Count::Unlimited)),
-                Some(CountToml::N(n)) => u32::try_from(n)
+                Some(CountSpec::N(-1)) => Ok(Some(Count::Unlimited)),
+                Some(CountSpec::N(n)) => u32::try_from(n)
                     .map(|n| Some(Count::Last(n)))
                     .map_err(|_| format!("{what}: {key} = {n} is not a count")),
-                Some(CountToml::Word(w)) => w.parse().map(Some).map_err(|e| format!("{what}: {key}: {e}")),
+                Some(CountSpec::Word(w)) => w.parse().map(Some).map_err(|e| format!("{what}: {key}: {e}")),
             }
         };
         let dur = |d: Option<String>, key: &str| -> Result<Option<CalendarDuration>, String> {
@@ -405,11 +424,17 @@ impl RulesToml {
                 p.within_periods.push((period, d));
             }
         }
-        if p.is_empty() {
-            return Err(format!("{what}: no keep rule"));
-        }
         Ok(p)
     }
+}
+
+/// [`KeepRules::into_policy`] for a policy-file section, which must keep something.
+fn section_policy(rules: KeepRules, what: &str) -> Result<Policy, String> {
+    let p = rules.into_policy(what)?;
+    if p.is_empty() {
+        return Err(format!("{what}: no keep rule"));
+    }
+    Ok(p)
 }
 
 /// A named class of snapshots (by tag) with its own policy.
@@ -441,10 +466,10 @@ impl PolicyFile {
             if c.tags.is_empty() {
                 return Err(format!("class {:?}: `tags` is empty, so no snapshot could belong to it", c.name));
             }
-            let policy = c.rules.into_policy(&format!("class {:?}", c.name))?;
+            let policy = section_policy(c.rules, &format!("class {:?}", c.name))?;
             classes.push(Class { name: c.name, tags: c.tags, policy });
         }
-        let default = f.default.map(|d| d.into_policy("default")).transpose()?;
+        let default = f.default.map(|d| section_policy(d, "default")).transpose()?;
         if classes.is_empty() && default.is_none() {
             return Err("the policy file has neither a [[class]] nor a [default]".into());
         }

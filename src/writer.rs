@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Packs per index file.
-const PACKS_PER_INDEX: usize = 64;
+pub const PACKS_PER_INDEX: usize = 64;
 /// Open data packs blobs are spread across.
 const OPEN_DATA_PACKS: usize = 2;
 
@@ -139,12 +139,24 @@ impl Shared {
     fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
         // The packs this index names must be durable before it exists (format-spec §11).
         self.backend.sync()?;
-        let id = IndexId::random();
-        let f = IndexFile::V1 { supersedes: vec![], packs };
-        let bytes = index::encode(&self.keys, &id, &f);
-        self.backend.write_new(&format!("index/{id}"), &bytes)?;
-        self.cache.ingest_index(&id, f.packs())
+        write_index_file(&self.backend, &self.keys, &self.cache, Vec::new(), packs).map(|_| ())
     }
+}
+
+/// Writes a new index file naming `packs` (and superseding `supersedes`), then records it in
+/// the cache. The caller has made sure the packs are durable (format-spec §11).
+pub fn write_index_file(
+    backend: &crate::backend::DynBackend,
+    keys: &crate::crypto::MasterKeys,
+    cache: &crate::cache::Cache,
+    supersedes: Vec<IndexId>,
+    packs: Vec<IndexPack>,
+) -> Result<IndexId> {
+    let id = IndexId::random();
+    let f = IndexFile::V1 { supersedes, packs };
+    backend.write_new(&format!("index/{id}"), &index::encode(keys, &id, &f))?;
+    cache.ingest_index(&id, f.packs())?;
+    Ok(id)
 }
 
 impl<'r> Writer<'r> {
