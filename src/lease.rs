@@ -97,6 +97,12 @@ impl PruneMark {
             PruneMark::V1 { condemned, .. } => condemned,
         }
     }
+    /// The snapshots the mark saw.
+    pub fn snapshots(&self) -> &[SnapshotId] {
+        match self {
+            PruneMark::V1 { snapshots, .. } => snapshots,
+        }
+    }
 }
 
 /// Encodes a prune mark stored at `path`.
@@ -107,4 +113,95 @@ pub fn encode_prune_mark(keys: &MasterKeys, path: &str, m: &PruneMark) -> Vec<u8
 /// Decodes and verifies a prune mark stored at `path`.
 pub fn decode_prune_mark(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<PruneMark, String> {
     decode_macd(PRUNE_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, bytes)
+}
+
+/// First bytes of a maintenance lock object.
+pub const LOCK_MAGIC: &[u8; 8] = b"CAIRNPLK";
+/// First bytes of a prune wait object.
+pub const WAIT_MAGIC: &[u8; 8] = b"CAIRNPRW";
+/// How long a maintenance lock lasts.
+pub const LOCK_DURATION_SECS: u64 = 4 * 3600;
+/// Allowance for clock skew between the backend's stamps and a writer's own clock (§10.1).
+pub const LEASE_SKEW_SECS: u64 = 300;
+
+/// One link of the maintenance lock chain (format-spec §10.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MaintenanceLock {
+    /// Version 1.
+    V1 {
+        /// Random per prune run.
+        holder: [u8; 32],
+        /// Host of the holder.
+        host: String,
+        /// Process id of the holder.
+        pid: u32,
+        /// Validity from the object's backend time.
+        duration_secs: u64,
+        /// True for the link that releases the lock.
+        released: bool,
+        /// The holder's clock (informational).
+        client_time: Time,
+    },
+}
+
+/// Storage path of link `n` of the lock chain.
+pub fn lock_path(n: u64) -> String {
+    format!("prune/lock-{n:020}")
+}
+
+/// The number of a lock chain path, if it is one.
+pub fn parse_lock_path(p: &str) -> Option<u64> {
+    let d = p.strip_prefix("prune/lock-")?;
+    if d.len() != 20 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    d.parse().ok()
+}
+
+/// Encodes a lock link stored at `path`.
+pub fn encode_lock(keys: &MasterKeys, path: &str, l: &MaintenanceLock) -> Vec<u8> {
+    encode_macd(LOCK_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, l)
+}
+
+/// Decodes and verifies a lock link stored at `path`.
+pub fn decode_lock(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<MaintenanceLock, String> {
+    decode_macd(LOCK_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, bytes)
+}
+
+/// The writer sessions a mark waits for (format-spec §10.5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PruneWait {
+    /// Version 1.
+    V1 {
+        /// The marking client's clock (informational).
+        created: Time,
+        /// Sessions whose leases were listed after the mark was stored.
+        sessions: Vec<[u8; 32]>,
+    },
+}
+
+impl PruneWait {
+    /// The sessions to wait for.
+    pub fn sessions(&self) -> &[[u8; 32]] {
+        match self {
+            PruneWait::V1 { sessions, .. } => sessions,
+        }
+    }
+}
+
+/// Encodes a wait stored at `path`.
+pub fn encode_wait(keys: &MasterKeys, path: &str, w: &PruneWait) -> Vec<u8> {
+    encode_macd(WAIT_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, w)
+}
+
+/// Decodes and verifies a wait stored at `path`.
+pub fn decode_wait(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<PruneWait, String> {
+    decode_macd(WAIT_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, bytes)
+}
+
+/// The session and sequence number a lease path names.
+pub fn parse_lease_path(p: &str) -> Option<([u8; 32], u32)> {
+    let rest = p.strip_prefix("leases/")?;
+    let (hexs, seq) = rest.split_once('-')?;
+    Some((crate::id::parse_hex32(hexs)?, seq.parse().ok()?))
 }

@@ -6,7 +6,7 @@
 //! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
 //! - storage: [`backend`]; local state: [`cache`]
 //! - the repository: [`repository`], [`writer`]
-//! - operations: [`backup`], [`restore`], [`browse`], [`forget`], [`check`], [`repair`]; the pure retention policy: [`retention`]
+//! - operations: [`backup`], [`restore`], [`browse`], [`forget`], [`prune`], [`check`], [`repair`]; the pure retention policy: [`retention`]
 //!
 //! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
 //! fuzz targets link.
@@ -38,6 +38,8 @@ pub mod index;
 pub mod keyfile;
 pub mod lease;
 pub mod pack;
+#[cfg(feature = "cache")]
+pub mod prune;
 #[cfg(feature = "cache")]
 pub mod repair;
 #[cfg(feature = "cache")]

@@ -88,6 +88,8 @@ enum Command {
     Dump(DumpArgs),
     /// Remove snapshots by a retention policy (the data goes with a later prune)
     Forget(ForgetArgs),
+    /// Delete the data no snapshot needs, in two phases: mark now, sweep in a later run after a grace period
+    Prune(PruneCmdArgs),
     /// Verify the repository: structure always, data on request
     Check(CheckArgs),
     /// Repair what check reports (adds objects; never deletes)
@@ -187,8 +189,46 @@ struct ForgetArgs {
     /// Allow removing every snapshot of a group
     #[arg(long)]
     allow_empty: bool,
+    /// Run prune right after (with the prune options below)
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    prune_opts: PruneArgs,
     #[command(flatten)]
     filter: SnapshotFilter,
+}
+
+#[derive(Args)]
+#[command(after_help = "Prune works in two phases (format-spec §10.6). Each run first sweeps the marks that are \
+due: their grace period has passed and every backup that was running when they were made has ended; packs a \
+snapshot still needs are rescued, the rest are deleted. Then, when no mark is pending, it marks: packs no \
+snapshot uses are condemned, and packs with more than --max-unused unused bytes are repacked first. Backups may \
+run at the same time; a backup that needs a condemned blob stores it again. Two prunes never run at once.")]
+struct PruneCmdArgs {
+    /// Print what would be repacked, marked and deleted, and how much space returns; change nothing
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    #[command(flatten)]
+    opts: PruneArgs,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Repack a pack when more than this share of it is unused (e.g. 5%, 0%, 100% = never)
+    #[arg(long, default_value = "5%", value_name = "PERCENT")]
+    max_unused: String,
+    /// Repack at most this many bytes of packs per run (e.g. 500M, 2G, unlimited)
+    #[arg(long, default_value = "unlimited", value_name = "SIZE")]
+    max_repack_size: String,
+    /// Never read a pack: condemn only packs nothing uses (for data/ in an archive tier)
+    #[arg(long)]
+    no_repack: bool,
+    /// How long a mark waits before its sweep (e.g. 24h, 7d, 0); below 24h is warned about
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    grace: String,
+    /// Go on past the safety stops: listing and index disagree, or more than half the data would go
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -482,6 +522,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
         Command::Restore(a) => cmd_restore(&g, a, cancel),
         Command::Dump(a) => cmd_dump(&g, a),
         Command::Forget(a) => cmd_forget(&g, a),
+        Command::Prune(a) => cmd_prune(&g, &a.opts, a.dry_run, None),
         Command::Check(a) => cmd_check(&g, a),
         Command::Repair(RepairCommand::Index { dry_run, include_recent }) => {
             cmd_repair_index(&g, dry_run, include_recent)
@@ -1426,6 +1467,7 @@ fn cmd_forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
     let groups = cairn::forget::plan(&snaps, group_by, &rules, &tz);
     let removed = if a.dry_run { Vec::new() } else { cairn::forget::execute(&repo, &groups, a.allow_empty)? };
     let refused = a.dry_run && !a.allow_empty && groups.iter().any(|g| g.removes_all());
+    let mut forget_json = None;
     if g.json {
         let gs: Vec<Value> = groups
             .iter()
@@ -1444,11 +1486,16 @@ fn cmd_forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
                 })
             })
             .collect();
-        print_json(&json!({
+        let doc = json!({
             "dry_run": a.dry_run,
             "groups": gs,
             "removed": removed.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
-        }))?;
+        });
+        if a.prune && !refused {
+            forget_json = Some(doc);
+        } else {
+            print_json(&doc)?;
+        }
     } else if !g.quiet {
         for gr in &groups {
             println!("group {}:", cairn::forget::describe(gr));
@@ -1473,6 +1520,170 @@ fn cmd_forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
             exit::ERROR,
             "the policy would remove every snapshot of a group (see above); use --allow-empty",
         ));
+    }
+    if a.prune {
+        drop(repo);
+        return cmd_prune(g, &a.prune_opts, a.dry_run, forget_json);
+    }
+    Ok(exit::OK)
+}
+
+fn parse_percent(flag: &str, s: &str) -> anyhow::Result<f64> {
+    let bad = || fail(exit::USAGE, format!("{flag} {s:?}: use a percentage such as 5% (0% to 100%)"));
+    let v: f64 = s.trim().trim_end_matches('%').trim().parse().map_err(|_| bad())?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(bad());
+    }
+    Ok(v / 100.0)
+}
+
+fn parse_size(flag: &str, s: &str) -> anyhow::Result<u64> {
+    if s == "unlimited" {
+        return Ok(u64::MAX);
+    }
+    let bad = || fail(exit::USAGE, format!("{flag} {s:?}: use a size such as 500M, 2G or unlimited"));
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+fn parse_duration_secs(flag: &str, s: &str) -> anyhow::Result<i64> {
+    let bad = || fail(exit::USAGE, format!("{flag} {s:?}: use a duration such as 24h, 7d, 90m, 30s or 0"));
+    let t = s.trim();
+    if t == "0" {
+        return Ok(0);
+    }
+    let (num, mult) = match t.chars().last() {
+        Some('s') => (&t[..t.len() - 1], 1i64),
+        Some('m') => (&t[..t.len() - 1], 60),
+        Some('h') => (&t[..t.len() - 1], 3600),
+        Some('d') => (&t[..t.len() - 1], 86_400),
+        Some('w') => (&t[..t.len() - 1], 7 * 86_400),
+        _ => return Err(bad()),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    if n < 0 {
+        return Err(bad());
+    }
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+fn cmd_prune(g: &Global, a: &PruneArgs, dry_run: bool, forget: Option<Value>) -> anyhow::Result<i32> {
+    use cairn::prune::{human_secs, PruneOptions};
+    let opts = PruneOptions {
+        max_unused: parse_percent("--max-unused", &a.max_unused)?,
+        max_repack_size: parse_size("--max-repack-size", &a.max_repack_size)?,
+        grace_secs: parse_duration_secs("--grace", &a.grace)?,
+        force: a.force,
+        repack: !a.no_repack,
+        ..PruneOptions::default()
+    };
+    if opts.grace_secs < 24 * 3600 && !g.quiet {
+        eprintln!(
+            "warning: --grace {} is below 24h: a backup slower than the grace period that started before the mark \
+             is still protected by its lease, but a client whose clock or storage timestamps are off is not",
+            a.grace
+        );
+    }
+    if a.force && !g.quiet {
+        eprintln!("warning: --force: prune goes on past its safety stops (listing and index disagree, or more than half of the data would go)");
+    }
+    let repo = open_reader(g)?;
+    let (plan, report) = cairn::prune::run(&repo, &opts, dry_run)?;
+    if g.json {
+        let mut doc = json!({"dry_run": dry_run, "plan": serde_json::to_value(&plan)?, "report": serde_json::to_value(&report)?});
+        if let Some(f) = forget {
+            doc = json!({"forget": f, "prune": doc});
+        }
+        print_json(&hexify(doc))?;
+        return Ok(exit::OK);
+    }
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    if g.quiet {
+        return Ok(exit::OK);
+    }
+    let would = |s: &str| if dry_run { format!("would {s}") } else { s.to_string() };
+    println!(
+        "repository: {} snapshots, {} packs, {}; {} in blobs no snapshot uses",
+        plan.snapshots,
+        plan.packs,
+        human_bytes(plan.pack_bytes),
+        human_bytes(plan.unused_bytes)
+    );
+    if let Some(s) = &plan.sweep {
+        println!("sweep of {} mark(s):", s.marks.len());
+        for r in &s.delete {
+            if g.verbose > 0 {
+                println!("  {} {}", would("delete"), cairn::id::pack_path(r.kind, &r.id));
+            }
+        }
+        for r in &s.rescued {
+            println!("  {} {} (a snapshot still needs it)", would("rescue"), cairn::id::pack_path(r.kind, &r.id));
+        }
+        println!(
+            "  {} {} pack(s), {}; {} {} index file(s)",
+            would("delete"),
+            s.delete.len(),
+            human_bytes(s.delete_bytes),
+            would("replace"),
+            s.old_index.len()
+        );
+    }
+    for w in &plan.waiting {
+        println!("mark {}: {} pack(s) condemned, waiting: {}", &w.mark[..8.min(w.mark.len())], w.packs, w.reason);
+    }
+    if let Some(m) = &plan.mark {
+        println!(
+            "mark: {} {} unused pack(s), {} unindexed pack(s) and {} repacked pack(s); about {} return after the grace period ({})",
+            would("condemn"),
+            m.unused.len(),
+            m.orphans.len(),
+            m.repack.len(),
+            human_bytes(m.reclaim_bytes),
+            human_secs(opts.grace_secs)
+        );
+        if g.verbose > 0 {
+            for r in &m.repack {
+                println!(
+                    "  {} {} ({} used, {} unused)",
+                    would("repack"),
+                    cairn::id::pack_path(r.pack.kind, &r.pack.id),
+                    human_bytes(r.used_bytes),
+                    human_bytes(r.unused_bytes)
+                );
+            }
+        }
+    } else if let Some(r) = &plan.no_mark_reason {
+        println!("no new mark: {r}");
+    }
+    if let Some(r) = &report {
+        for s in &r.repack_skipped {
+            eprintln!("warning: not repacked (left in place): {s}");
+        }
+        println!(
+            "done: {} pack(s) deleted ({}), {} rescued, {} repacked ({} blobs), {} index file(s) replaced{}",
+            r.deleted_packs,
+            human_bytes(r.deleted_bytes),
+            r.rescued_packs,
+            r.repacked_packs,
+            r.repacked_blobs,
+            r.replaced_index,
+            match &r.marked {
+                Some(m) => format!(", mark {} condemns {} pack(s)", &m[..8], r.condemned),
+                None => String::new(),
+            }
+        );
+    } else {
+        println!("dry run: nothing was changed");
     }
     Ok(exit::OK)
 }

@@ -357,6 +357,22 @@ impl<'r> Writer<'r> {
         Ok(id)
     }
 
+    /// Treats the blobs of `packs` as absent from now on, so they are stored again (prune's
+    /// repack, format-spec §10.6).
+    pub fn condemn(&mut self, packs: impl IntoIterator<Item = PackId>) {
+        self.condemned.extend(packs);
+    }
+
+    /// Flushes and ends the session without a snapshot (prune's repack): every blob stored is
+    /// in storage and indexed when this returns.
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        if let Some(l) = self.lease.take() {
+            l.release();
+        }
+        Ok(())
+    }
+
     /// Ends the session without a snapshot: what was uploaded stays as unreferenced packs for
     /// prune to collect.
     pub fn abandon(mut self) {
