@@ -229,6 +229,10 @@ struct PruneArgs {
     /// Go on past the safety stops: listing and index disagree, or more than half the data would go
     #[arg(long)]
     force: bool,
+    /// Take the maintenance lock although another prune seems to hold it (after a crash on another host; only
+    /// when you are sure no other prune runs)
+    #[arg(long)]
+    break_lock: bool,
 }
 
 #[derive(Args)]
@@ -521,8 +525,8 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
         Command::Ls(a) => cmd_ls(&g, a),
         Command::Restore(a) => cmd_restore(&g, a, cancel),
         Command::Dump(a) => cmd_dump(&g, a),
-        Command::Forget(a) => cmd_forget(&g, a),
-        Command::Prune(a) => cmd_prune(&g, &a.opts, a.dry_run, None),
+        Command::Forget(a) => cmd_forget(&g, a, cancel),
+        Command::Prune(a) => cmd_prune(&g, &a.opts, a.dry_run, None, cancel),
         Command::Check(a) => cmd_check(&g, a),
         Command::Repair(RepairCommand::Index { dry_run, include_recent }) => {
             cmd_repair_index(&g, dry_run, include_recent)
@@ -1455,7 +1459,7 @@ fn forget_rules(a: &ForgetArgs) -> anyhow::Result<cairn::forget::Rules> {
     Ok(cairn::forget::Rules::Policy(p))
 }
 
-fn cmd_forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
+fn cmd_forget(g: &Global, a: ForgetArgs, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
     let rules = forget_rules(&a)?;
     let group_by: cairn::forget::GroupBy = a.group_by.parse().map_err(|e: String| fail(exit::USAGE, e))?;
     let tz = match &a.tz {
@@ -1523,7 +1527,7 @@ fn cmd_forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
     }
     if a.prune {
         drop(repo);
-        return cmd_prune(g, &a.prune_opts, a.dry_run, forget_json);
+        return cmd_prune(g, &a.prune_opts, a.dry_run, forget_json, cancel);
     }
     Ok(exit::OK)
 }
@@ -1575,7 +1579,13 @@ fn parse_duration_secs(flag: &str, s: &str) -> anyhow::Result<i64> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
-fn cmd_prune(g: &Global, a: &PruneArgs, dry_run: bool, forget: Option<Value>) -> anyhow::Result<i32> {
+fn cmd_prune(
+    g: &Global,
+    a: &PruneArgs,
+    dry_run: bool,
+    forget: Option<Value>,
+    cancel: Arc<AtomicBool>,
+) -> anyhow::Result<i32> {
     use cairn::prune::{human_secs, PruneOptions};
     let opts = PruneOptions {
         max_unused: parse_percent("--max-unused", &a.max_unused)?,
@@ -1583,6 +1593,8 @@ fn cmd_prune(g: &Global, a: &PruneArgs, dry_run: bool, forget: Option<Value>) ->
         grace_secs: parse_duration_secs("--grace", &a.grace)?,
         force: a.force,
         repack: !a.no_repack,
+        break_lock: a.break_lock,
+        cancel: Some(cancel),
         ..PruneOptions::default()
     };
     if opts.grace_secs < 24 * 3600 && !g.quiet {
@@ -1598,7 +1610,8 @@ fn cmd_prune(g: &Global, a: &PruneArgs, dry_run: bool, forget: Option<Value>) ->
     let repo = open_reader(g)?;
     let (plan, report) = cairn::prune::run(&repo, &opts, dry_run)?;
     if g.json {
-        let mut doc = json!({"dry_run": dry_run, "plan": serde_json::to_value(&plan)?, "report": serde_json::to_value(&report)?});
+        let mut doc =
+            json!({"dry_run": dry_run, "plan": serde_json::to_value(&plan)?, "report": serde_json::to_value(&report)?});
         if let Some(f) = forget {
             doc = json!({"forget": f, "prune": doc});
         }

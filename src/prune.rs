@@ -37,6 +37,12 @@ pub struct PruneOptions {
     /// Validity assumed for a writer lease object past its backend time, in seconds
     /// (`duration_secs` + the skew allowance of §10.1). Tests lower it to simulate time passing.
     pub lease_timeout_secs: i64,
+    /// Take the maintenance lock even when another run seems to hold it (after a crash on
+    /// another host; only when no other prune runs).
+    pub break_lock: bool,
+    /// Set (by a signal handler) to stop between steps; every step is idempotent, so the next
+    /// run finishes the work (P5).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Repack partly used packs at all (off: only whole unused packs are condemned, and no pack is
     /// read, which suits repositories whose `data/` lives in an archive tier).
     pub repack: bool,
@@ -53,6 +59,8 @@ impl Default for PruneOptions {
             max_delete_share: 0.5,
             lock_duration_secs: lease::LOCK_DURATION_SECS,
             lease_timeout_secs: (lease::LEASE_DURATION_SECS + lease::LEASE_SKEW_SECS) as i64,
+            break_lock: false,
+            cancel: None,
             repack: true,
         }
     }
@@ -222,7 +230,7 @@ pub struct PruneLock<'r> {
 
 impl<'r> PruneLock<'r> {
     /// Takes the lock, or fails with [`Error::Lease`] naming who holds it.
-    pub fn acquire(repo: &'r Repository, duration: u64) -> Result<Self> {
+    pub fn acquire(repo: &'r Repository, duration: u64, break_lock: bool) -> Result<Self> {
         let b = repo.backend();
         let now = backend_now(repo)?;
         let links = Self::links(repo)?;
@@ -232,16 +240,17 @@ impl<'r> PruneLock<'r> {
                 let path = lease::lock_path(*n);
                 let bytes = b.read(&path)?;
                 match lease::decode_lock(repo.keys(), &path, &bytes) {
-                    Err(e) => {
+                    Err(e) if !break_lock => {
                         return Err(Error::Lease(format!(
                             "the maintenance lock {path} does not verify ({e}); make sure no prune runs, then delete it"
                         )))
                     }
+                    Err(_) => {}
                     Ok(MaintenanceLock::V1 { released, host, pid, duration_secs, client_time, .. }) => {
                         let stamped = info.unwrap_or(client_time);
                         let expired = stamped.secs.saturating_add(duration_secs as i64) <= now.secs;
                         let dead = host == hostname() && !pid_alive(pid);
-                        if !released && !expired && !dead {
+                        if !released && !expired && !dead && !break_lock {
                             return Err(Error::Lease(format!(
                                 "another prune holds the repository (host {host}, pid {pid}, since {}, lock {path})",
                                 stamped.to_rfc3339()
@@ -475,6 +484,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
         Error::Invalid(format!("prune cannot read every snapshot ({e}); nothing was changed. Run `cairn check`"))
     })?;
     p.snapshots = snapshots.len();
+    // The walk reads trees through the cache: bring it up to date with index files that appeared
+    // since this process last looked (every listed snapshot's index files exist, §11 I2).
+    repo.sync_index()?;
     let mut old_index = Vec::new();
     let mut packs: BTreeMap<PackId, IndexPack> = BTreeMap::new();
     for o in repo.backend().list("index/")? {
@@ -677,6 +689,13 @@ fn has(m: &PruneMark, id: &PackId) -> bool {
     m.condemned().iter().any(|(_, p)| p == id)
 }
 
+fn cancelled(opts: &PruneOptions) -> Result<()> {
+    match &opts.cancel {
+        Some(c) if c.load(std::sync::atomic::Ordering::Relaxed) => Err(Error::Interrupted),
+        _ => Ok(()),
+    }
+}
+
 /// Carries out a plan made under `lock`.
 pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &PruneLock) -> Result<PruneReport> {
     let b = repo.backend();
@@ -688,22 +707,37 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
     }
 
     if let Some(s) = &plan.sweep {
+        cancelled(opts)?;
         lock.ensure()?;
         // New index files first (P3): every surviving pack, superseding every old file.
         b.sync()?;
         let mut written = Vec::new();
         for chunk in s.keep.chunks(crate::writer::PACKS_PER_INDEX.max(1)) {
-            written.push(crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), chunk.to_vec())?);
+            written.push(crate::writer::write_index_file(
+                b,
+                repo.keys(),
+                repo.cache(),
+                s.old_index.clone(),
+                chunk.to_vec(),
+            )?);
         }
         if s.keep.is_empty() && !s.old_index.is_empty() {
-            written.push(crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), Vec::new())?);
+            written.push(crate::writer::write_index_file(
+                b,
+                repo.keys(),
+                repo.cache(),
+                s.old_index.clone(),
+                Vec::new(),
+            )?);
         }
         lock.ensure()?;
         for id in &s.old_index {
+            cancelled(opts)?;
             b.delete(&format!("index/{id}"))?;
             report.replaced_index += 1;
         }
         for r in &s.delete {
+            cancelled(opts)?;
             b.delete(&pack_path(r.kind, &r.id))?;
             report.deleted_packs += 1;
             report.deleted_bytes += r.size;
@@ -725,6 +759,7 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
             let mut w = Writer::new(repo, WriterOptions::default(), "prune")?;
             w.condemn(m.repack.iter().map(|r| r.pack.id));
             for r in &m.repack {
+                cancelled(opts)?;
                 match repack_one(repo, &w, r) {
                     Ok(n) => {
                         report.repacked_blobs += n;
@@ -744,7 +779,8 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
         if !condemned.is_empty() {
             let suffix = hex::encode(rand32());
             let path = format!("prune/mark-{suffix}");
-            let mark = PruneMark::V1 { created: Time::now(), condemned: condemned.clone(), snapshots: m.snapshots.clone() };
+            let mark =
+                PruneMark::V1 { created: Time::now(), condemned: condemned.clone(), snapshots: m.snapshots.clone() };
             b.write_new(&path, &lease::encode_prune_mark(repo.keys(), &path, &mark))?;
             write_wait(repo, &suffix, opts)?;
             report.condemned = condemned.len();
@@ -801,7 +837,7 @@ pub fn run(repo: &Repository, opts: &PruneOptions, dry_run: bool) -> Result<(Pru
         return Ok((plan(repo, opts, Time::now())?, None));
     }
     repo.check_writer_version()?;
-    let lock = PruneLock::acquire(repo, opts.lock_duration_secs)?;
+    let lock = PruneLock::acquire(repo, opts.lock_duration_secs, opts.break_lock)?;
     let p = plan(repo, opts, lock.taken_at())?;
     let r = execute(repo, opts, &p, &lock)?;
     lock.release()?;

@@ -353,9 +353,24 @@ impl Repository {
         Ok(())
     }
 
-    /// Brings the cache's blob map up to date with the index files in storage.
+    /// Brings the cache's blob map up to date with the index files in storage. An index file
+    /// that vanishes between the listing and its read was superseded by prune, which writes the
+    /// replacing files first (format-spec §10.6, P3): the sync lists again.
     pub fn sync_index(&self) -> Result<()> {
         self.index_synced.store(true, std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..10 {
+            if self.sync_index_once()? {
+                return Ok(());
+            }
+        }
+        Err(Error::Invalid(format!(
+            "{}: index files kept vanishing while they were read (a prune running?); try again",
+            self.backend.location()
+        )))
+    }
+
+    /// One pass of [`Repository::sync_index`]; false when an index file vanished meanwhile.
+    fn sync_index_once(&self) -> Result<bool> {
         let listed: Vec<IndexId> =
             self.backend.list("index/")?.into_iter().filter_map(|o| id_from_name(&o.path, "index/", IndexId)).collect();
         let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
@@ -369,18 +384,25 @@ impl Repository {
         self.ingest(&new)
     }
 
-    /// Ingests index files into the cache. A damaged index file is skipped with a warning (and
-    /// tried again next time): the blobs it alone describes are then reported missing by name,
-    /// and everything else stays readable. Storage and cache failures stop the sync.
-    fn ingest(&self, ids: &[IndexId]) -> Result<()> {
+    /// Ingests index files into the cache; false when one of them vanished. A damaged index file
+    /// is skipped with a warning (and tried again next time): the blobs it alone describes are
+    /// then reported missing by name, and everything else stays readable. Storage and cache
+    /// failures stop the sync.
+    fn ingest(&self, ids: &[IndexId]) -> Result<bool> {
+        let vanished = std::sync::atomic::AtomicBool::new(false);
         ids.par_iter().try_for_each(|id| match self.read_index(id) {
             Ok(f) => self.cache.ingest_index(id, f.packs()),
             Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("{e}; skipped (run `cairn check`)");
                 Ok(())
             }
+            Err(e) if e.is_not_found() => {
+                vanished.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
             Err(e) => Err(e),
-        })
+        })?;
+        Ok(!vanished.into_inner())
     }
 
     /// Reads and decodes one index file.
@@ -542,8 +564,16 @@ impl Repository {
     /// Every snapshot, oldest first.
     pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.snapshot_ids()?;
-        let mut v: Vec<(SnapshotId, Snapshot)> =
-            ids.par_iter().map(|id| self.load_snapshot(id).map(|s| (*id, s))).collect::<Result<_>>()?;
+        // A snapshot that vanished between the listing and the read was forgotten meanwhile.
+        let loaded: Vec<Option<(SnapshotId, Snapshot)>> = ids
+            .par_iter()
+            .map(|id| match self.load_snapshot(id) {
+                Ok(s) => Ok(Some((*id, s))),
+                Err(Error::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect::<Result<_>>()?;
+        let mut v: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
         v.sort_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)));
         Ok(v)
     }

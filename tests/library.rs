@@ -5,3 +5,5 @@
 mod faults;
 #[path = "library/format.rs"]
 mod format;
+#[path = "library/prune.rs"]
+mod prune;

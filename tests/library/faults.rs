@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 const PASSWORD: &[u8] = b"fault injection";
 
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
     let mut h = blake3::Hasher::new();
     h.update(&seed.to_le_bytes());
@@ -30,13 +30,13 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn write(path: &Path, data: &[u8]) {
+pub(crate) fn write(path: &Path, data: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, data).unwrap();
 }
 
 /// Relative path → content of every regular file below `root`.
-fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -52,14 +52,14 @@ fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+pub(crate) fn copy_dir(src: &Path, dst: &Path) {
     for (rel, data) in files(src) {
         write(&dst.join(rel), &data);
     }
     // Empty directories (the local backend pre-creates the pack fan-out) need not be copied.
 }
 
-fn opts(cache: &Path) -> OpenOptions {
+pub(crate) fn opts(cache: &Path) -> OpenOptions {
     OpenOptions { cache_root: Some(cache.to_path_buf()), no_cache: false }
 }
 
@@ -94,7 +94,7 @@ fn fixture() -> Fixture {
     Fixture { _tmp: tmp, base, keys, key_id, first, src_a, src_b }
 }
 
-fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, target: &Path) {
+pub(crate) fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, target: &Path) {
     let s = repo.load_snapshot(snap).unwrap();
     let o = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
     let r = restore(repo, &s.v1().root, None, &o, &NoRestoreProgress).unwrap();

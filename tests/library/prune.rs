@@ -1,0 +1,438 @@
+//! Prune (format-spec §10.4–§10.6) end to end through the library: what it deletes and keeps, the grace period
+//! and the waited sessions, rescue of packs a late snapshot uses, the lock, the safety stops, a crash at every
+//! write and delete of both phases, short listings, and backups running while prune loops with no grace.
+
+use super::faults::{bytes, copy_dir, files, opts, restore_matches, write};
+use cairn::backend::fault::{FaultBackend, FaultPlan};
+use cairn::backend::local::LocalBackend;
+use cairn::backend::DynBackend;
+use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+use cairn::check::{check, CheckOptions, ReadData};
+use cairn::crypto::MasterKeys;
+use cairn::id::{KeyId, SnapshotId};
+use cairn::prune::{run, PruneLock, PruneOptions};
+use cairn::repository::{InitOptions, Repository};
+use cairn::writer::{Writer, WriterOptions};
+use cairn::Error;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const PASSWORD: &[u8] = b"prune";
+
+/// No grace, no waiting for crashed sessions' leases, orphans collected at once, no share stop.
+fn eager() -> PruneOptions {
+    PruneOptions {
+        grace_secs: 0,
+        lease_timeout_secs: 0,
+        orphan_min_age_secs: 0,
+        max_delete_share: 1.0,
+        max_unused: 0.0,
+        ..PruneOptions::default()
+    }
+}
+
+struct Fx {
+    _tmp: tempfile::TempDir,
+    base: PathBuf,
+    keys: MasterKeys,
+    key_id: KeyId,
+    /// Forgotten snapshot of `src_a` (its unique data is garbage).
+    forgotten: SnapshotId,
+    /// Kept snapshot of `src_b`.
+    kept: SnapshotId,
+    src_b: PathBuf,
+}
+
+/// A repository with a forgotten snapshot of A (one file unique to it, one shared with B) and a kept one of B.
+fn fixture() -> Fx {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().to_path_buf();
+    let (src_a, src_b) = (base.join("src-a"), base.join("src-b"));
+    write(&src_a.join("shared.bin"), &bytes(1, 600 * 1024));
+    write(&src_a.join("only-a.bin"), &bytes(3, 900 * 1024));
+    write(&src_a.join("d/a.txt"), b"only in A\n");
+    write(&src_b.join("shared.bin"), &bytes(1, 600 * 1024));
+    write(&src_b.join("new.bin"), &bytes(2, 500 * 1024));
+    write(&src_b.join("e/f/g.txt"), b"deep\n");
+    let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
+    let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0"))).unwrap();
+    let snap = |src: &Path| {
+        backup(&repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress)
+            .unwrap()
+            .snapshot_id
+            .unwrap()
+    };
+    let forgotten = snap(&src_a);
+    let kept = snap(&src_b);
+    repo.remove_snapshot(&forgotten).unwrap();
+    let (keys, key_id) = (repo.keys().clone(), repo.key_id());
+    Fx { _tmp: tmp, base, keys, key_id, forgotten, kept, src_b }
+}
+
+impl Fx {
+    /// Opens the repository at `dir` through plain storage with the cache `cache`.
+    fn repo(&self, dir: &Path, cache: &str) -> Repository {
+        let backend: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
+        Repository::open_with_keys(backend, self.keys.clone(), self.key_id, &opts(&self.base.join(cache))).unwrap()
+    }
+
+    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (Repository, Arc<FaultBackend>) {
+        let inner: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
+        let fb = Arc::new(FaultBackend::new(inner, plan));
+        let repo =
+            Repository::open_with_keys(fb.clone(), self.keys.clone(), self.key_id, &opts(&self.base.join(cache)))
+                .unwrap();
+        (repo, fb)
+    }
+}
+
+fn pack_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        files(dir).into_keys().filter(|p| p.starts_with("data") || p.starts_with("tree")).collect();
+    v.sort();
+    v
+}
+
+fn prune_state(dir: &Path) -> Vec<PathBuf> {
+    files(dir).into_keys().filter(|p| p.starts_with("prune")).collect()
+}
+
+/// Asserts `check --read-data` finds no error and the kept snapshot restores byte for byte.
+fn assert_intact(fx: &Fx, dir: &Path, what: &str) {
+    let cache = format!("cache-{}", rand_name());
+    let repo = fx.repo(dir, &cache);
+    let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
+    assert_eq!(report.errors(), 0, "{what}: check found errors: {:#?}", report.findings);
+    restore_matches(&repo, &fx.kept, &fx.src_b, &fx.base.join(format!("restore-{cache}")));
+}
+
+fn rand_name() -> String {
+    hex::encode(SnapshotId::random().0)[..12].to_string()
+}
+
+/// Runs eager prunes until nothing is left to do; returns how many runs it took.
+fn settle(repo: &Repository) -> usize {
+    let mut o = eager();
+    o.break_lock = true;
+    for i in 1..=4 {
+        let (plan, _) = run(repo, &o, false).unwrap();
+        if plan.sweep.is_none() && plan.mark.is_none() && plan.waiting.is_empty() {
+            return i;
+        }
+    }
+    panic!("prune did not settle in 4 runs");
+}
+
+#[test]
+fn prune_deletes_only_what_no_snapshot_needs_and_only_in_a_later_run() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    let before = pack_files(&dir);
+    let bytes_before: u64 = before.iter().map(|p| std::fs::metadata(dir.join(p)).unwrap().len()).sum();
+
+    // Phase 1 marks and repacks, deletes nothing.
+    let (plan, report) = run(&repo, &eager(), false).unwrap();
+    let m = plan.mark.as_ref().expect("a mark");
+    assert!(!m.unused.is_empty(), "the forgotten snapshot's tree pack is unused: {plan:#?}");
+    assert!(report.unwrap().marked.is_some());
+    let after_mark = pack_files(&dir);
+    assert!(before.iter().all(|p| after_mark.contains(p)), "phase 1 deleted a pack");
+    assert_intact(&fx, &dir, "after the mark");
+
+    // With a 24 h grace the sweep waits.
+    let (plan, report) = run(&repo, &PruneOptions { grace_secs: 24 * 3600, ..eager() }, false).unwrap();
+    assert!(plan.sweep.is_none() && plan.waiting.len() == 1, "{plan:#?}");
+    assert!(plan.waiting[0].reason.contains("grace"), "{:?}", plan.waiting[0].reason);
+    assert_eq!(report.unwrap().deleted_packs, 0);
+    assert_eq!(pack_files(&dir), after_mark);
+
+    // A dry run plans the sweep and changes nothing.
+    let state = files(&dir).into_keys().collect::<Vec<_>>();
+    let (plan, report) = run(&repo, &eager(), true).unwrap();
+    assert!(report.is_none());
+    assert!(!plan.sweep.as_ref().unwrap().delete.is_empty());
+    assert_eq!(files(&dir).into_keys().collect::<Vec<_>>(), state, "a dry run changed the repository");
+
+    // Phase 2 deletes.
+    let (plan, report) = run(&repo, &eager(), false).unwrap();
+    let report = report.unwrap();
+    assert!(report.deleted_packs > 0 && report.replaced_index > 0, "{report:#?}");
+    assert_eq!(report.deleted_packs, plan.sweep.unwrap().delete.len());
+    let after = pack_files(&dir);
+    let bytes_after: u64 = after.iter().map(|p| std::fs::metadata(dir.join(p)).unwrap().len()).sum();
+    assert!(bytes_after < bytes_before, "{bytes_after} >= {bytes_before}");
+    assert!(prune_state(&dir).iter().all(|p| p.to_string_lossy().contains("lock-")), "{:?}", prune_state(&dir));
+    assert_intact(&fx, &dir, "after the sweep");
+    let fresh = fx.repo(&dir, "c2");
+    assert!(fresh.load_snapshot(&fx.forgotten).is_err());
+    // Nothing left to do.
+    assert_eq!(settle(&fresh), 1);
+}
+
+#[test]
+fn a_snapshot_written_by_a_session_that_began_before_the_mark_rescues_its_packs() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    // Forget B as well, so the mark condemns every pack; a writer that took its lease before the mark then
+    // commits a snapshot of B's tree (as a backup that found everything already stored would).
+    let keep_b = repo.load_snapshot(&fx.kept).unwrap();
+    repo.remove_snapshot(&fx.kept).unwrap();
+    let w = Writer::new(&repo, WriterOptions::default(), "backup").unwrap();
+    assert!(w.is_known(cairn::id::BlobKind::Tree, &keep_b.v1().root).unwrap());
+    let (plan, _) = run(&repo, &PruneOptions { lease_timeout_secs: 3600, ..eager() }, false).unwrap();
+    assert!(plan.mark.is_some());
+    let late = w.commit(&keep_b).unwrap();
+    // The sweep now finds a snapshot outside the marked set and rescues what it needs.
+    let (plan, report) = run(&repo, &PruneOptions { lease_timeout_secs: 3600, ..eager() }, false).unwrap();
+    let s = plan.sweep.expect("the writer ended: the mark is due");
+    assert!(!s.rescued.is_empty(), "{s:#?}");
+    assert!(report.unwrap().rescued_packs > 0);
+    let fresh = fx.repo(&dir, "c2");
+    assert_eq!(check(&fresh, &CheckOptions { read_data: ReadData::All }).unwrap().errors(), 0);
+    restore_matches(&fresh, &late, &fx.src_b, &fx.base.join("restore-late"));
+}
+
+#[test]
+fn the_sweep_waits_for_sessions_alive_at_mark_time() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    let w = Writer::new(&repo, WriterOptions::default(), "backup").unwrap();
+    let o = PruneOptions { lease_timeout_secs: 3600, ..eager() };
+    run(&repo, &o, false).unwrap();
+    let packs = pack_files(&dir);
+    let (plan, report) = run(&repo, &o, false).unwrap();
+    assert!(plan.sweep.is_none(), "{plan:#?}");
+    assert!(plan.waiting[0].reason.contains("session"), "{:?}", plan.waiting[0].reason);
+    assert_eq!(report.unwrap().deleted_packs, 0);
+    assert_eq!(pack_files(&dir), packs);
+    w.abandon();
+    let (plan, _) = run(&repo, &o, false).unwrap();
+    assert!(plan.sweep.is_some(), "{plan:#?}");
+    assert_intact(&fx, &dir, "after the sweep");
+}
+
+#[test]
+fn a_backup_after_the_mark_stores_condemned_blobs_again() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    // Forget B too: every pack is condemned.
+    repo.remove_snapshot(&fx.kept).unwrap();
+    let o = PruneOptions { lease_timeout_secs: 3600, ..eager() };
+    run(&repo, &o, false).unwrap();
+    let s = backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    assert!(s.summary.bytes_added > 1_000_000, "the condemned data was not stored again: {:?}", s.summary);
+    let (plan, _) = run(&repo, &o, false).unwrap();
+    let sw = plan.sweep.unwrap();
+    assert!(sw.rescued.is_empty(), "{sw:#?}");
+    let fresh = fx.repo(&dir, "c2");
+    assert_eq!(check(&fresh, &CheckOptions { read_data: ReadData::All }).unwrap().errors(), 0);
+    restore_matches(&fresh, &s.snapshot_id.unwrap(), &fx.src_b, &fx.base.join("restore"));
+}
+
+#[test]
+fn one_prune_at_a_time_and_a_crashed_holder_can_be_broken() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    let lock = PruneLock::acquire(&repo, 3600, false).unwrap();
+    let e = run(&repo, &eager(), false).unwrap_err();
+    assert!(matches!(e, Error::Lease(_)), "{e}");
+    assert!(e.to_string().contains("another prune"), "{e}");
+    assert_eq!(e.exit_code(), cairn::error::exit::LOCKED);
+    // A dry run needs no lock.
+    run(&repo, &eager(), true).unwrap();
+    std::mem::forget(lock); // the holder "crashes": its link stays
+    run(&repo, &PruneOptions { break_lock: true, ..eager() }, false).unwrap();
+    // Released: the next run takes the lock normally.
+    run(&repo, &eager(), false).unwrap();
+}
+
+#[test]
+fn a_short_or_failing_listing_during_prune_deletes_nothing() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    // Make a due mark first.
+    run(&fx.repo(&dir, "c1"), &eager(), false).unwrap();
+    let state: Vec<PathBuf> = files(&dir).into_keys().filter(|p| !p.starts_with("prune")).collect();
+    for plan in [
+        FaultPlan { short_list: Some(1), ..Default::default() },
+        FaultPlan { short_list: Some(3), only_prefix: Some("data/".into()), ..Default::default() },
+    ] {
+        let (repo, _) = fx.faulty(&dir, plan.clone(), &format!("c-{}", rand_name()));
+        let r = run(&repo, &PruneOptions { max_delete_share: 0.5, ..eager() }, false);
+        let now: Vec<PathBuf> = files(&dir).into_keys().filter(|p| !p.starts_with("prune")).collect();
+        assert_eq!(now, state, "prune under {plan:?} changed the repository ({r:?})");
+        let e = r.expect_err("a short listing must stop prune");
+        assert!(e.to_string().contains("nothing was") || e.to_string().contains("Nothing was"), "{e}");
+    }
+    // A failing listing anywhere in prune stops it (opening needs listings too: count from after the open).
+    let mut failed = 0;
+    for i in 0..12 {
+        let inner: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
+        let fb = Arc::new(FaultBackend::new(inner, FaultPlan { fail_list: Some(i), ..Default::default() }));
+        let cache = fx.base.join(format!("c-{}", rand_name()));
+        let Ok(repo) = Repository::open_with_keys(fb.clone(), fx.keys.clone(), fx.key_id, &opts(&cache)) else {
+            continue;
+        };
+        if run(&repo, &eager(), false).is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "no listing failure reached prune");
+    assert_intact(&fx, &dir, "after failing listings");
+}
+
+#[test]
+fn an_unusual_share_stops_the_sweep_unless_forced() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    repo.remove_snapshot(&fx.kept).unwrap();
+    let o = PruneOptions { max_delete_share: 0.5, ..eager() };
+    run(&repo, &o, false).unwrap();
+    let packs = pack_files(&dir);
+    let e = run(&repo, &o, false).unwrap_err();
+    assert!(e.to_string().contains("--force"), "{e}");
+    assert_eq!(pack_files(&dir), packs);
+    run(&repo, &PruneOptions { force: true, ..o }, false).unwrap();
+    assert!(pack_files(&dir).is_empty(), "{:?}", pack_files(&dir));
+}
+
+/// Counts the writes and deletes of one prune run on a copy of `dir`.
+fn count_ops(fx: &Fx, dir: &Path) -> (u64, u64) {
+    let probe = fx.base.join(format!("probe-{}", rand_name()));
+    copy_dir(dir, &probe);
+    let (repo, fb) = fx.faulty(&probe, FaultPlan::default(), &format!("c-{}", rand_name()));
+    run(&repo, &eager(), false).unwrap();
+    let c = fb.counts();
+    (c.writes.load(std::sync::atomic::Ordering::Relaxed), c.deletes.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Crashes prune at every write and every delete of the run that starts from `dir`.
+fn crash_everywhere(fx: &Fx, dir: &Path, phase: &str) -> usize {
+    let (writes, deletes) = count_ops(fx, dir);
+    assert!(writes > 2 && deletes > 0, "{phase}: {writes} writes, {deletes} deletes");
+    let mut points = 0;
+    let plans = (0..writes)
+        .map(|i| FaultPlan { fail_write: Some(i), crash: true, ..Default::default() })
+        .chain((0..deletes).map(|i| FaultPlan { fail_delete: Some(i), crash: true, ..Default::default() }));
+    for plan in plans {
+        let copy = fx.base.join(format!("crash-{}", rand_name()));
+        copy_dir(dir, &copy);
+        let (repo, fb) = fx.faulty(&copy, plan.clone(), &format!("c-{}", rand_name()));
+        let r = run(&repo, &eager(), false);
+        assert!(fb.has_crashed(), "{phase}: {plan:?} never fired");
+        assert!(r.is_err(), "{phase}: prune reported success through a crash at {plan:?}");
+        drop(repo);
+        points += 1;
+        assert_intact(fx, &copy, &format!("{phase}, crash at {plan:?}"));
+        // The next prune finishes the work.
+        let repo = fx.repo(&copy, &format!("c-{}", rand_name()));
+        settle(&repo);
+        assert_intact(fx, &copy, &format!("{phase}, crash at {plan:?}, then settled"));
+        let _ = std::fs::remove_dir_all(&copy);
+    }
+    points
+}
+
+#[test]
+fn a_crash_at_any_write_or_delete_of_either_phase_loses_nothing() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let marked = crash_everywhere(&fx, &dir, "mark");
+    run(&fx.repo(&dir, "c1"), &eager(), false).unwrap();
+    let swept = crash_everywhere(&fx, &dir, "sweep");
+    eprintln!("prune crash points exercised: {marked} in the mark phase, {swept} in the sweep phase");
+}
+
+#[test]
+fn backups_running_while_prune_loops_with_no_grace_lose_nothing() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let rounds = 10;
+    let sources: Vec<PathBuf> = (0..3)
+        .map(|t| {
+            let s = fx.base.join(format!("conc-{t}"));
+            write(&s.join("shared.bin"), &bytes(1, 600 * 1024));
+            s
+        })
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        let mut backups = Vec::new();
+        for (t, src) in sources.iter().enumerate() {
+            let (fx, dir, acknowledged) = (&fx, &dir, &acknowledged);
+            backups.push(sc.spawn(move || {
+                let repo = fx.repo(dir, &format!("cw{t}"));
+                for r in 0..rounds {
+                    // Each round changes the tree: a new file, and the previous round's goes away.
+                    let _ = std::fs::remove_file(src.join(format!("r{}.bin", r.max(1) - 1)));
+                    write(&src.join(format!("r{r}.bin")), &bytes(1000 + t as u64 * 100 + r, 300 * 1024));
+                    let content = files(src);
+                    let s =
+                        backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress)
+                            .unwrap();
+                    let id = s.snapshot_id.unwrap();
+                    acknowledged.lock().unwrap().push((id, src.clone(), content));
+                    // Forget this source's older snapshots now and then, so prune has work.
+                    if r % 2 == 1 {
+                        for (sid, snap) in repo.list_snapshots().unwrap() {
+                            let mine = snap.v1().paths.iter().any(|p| p == src.as_os_str().as_encoded_bytes());
+                            if mine && sid != id {
+                                repo.remove_snapshot(&sid).unwrap();
+                                acknowledged.lock().unwrap().retain(|(a, _, _)| *a != sid);
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        let (fx, dir, done) = (&fx, &dir, &done);
+        let pruner = sc.spawn(move || {
+            let repo = fx.repo(dir, "cp");
+            let o = PruneOptions { lease_timeout_secs: 3600, ..eager() };
+            let (mut runs, mut sweeps) = (0, 0);
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                match run(&repo, &o, false) {
+                    Ok((p, _)) => sweeps += p.sweep.is_some() as usize,
+                    Err(e) => panic!("prune failed during concurrent backups: {e}"),
+                }
+                runs += 1;
+                if finished {
+                    return (runs, sweeps);
+                }
+            }
+        });
+        let results: Vec<_> = backups.into_iter().map(|b| b.join()).collect();
+        // Stop the prune loop whatever happened, then report.
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for r in results {
+            if let Err(e) = r {
+                std::panic::resume_unwind(e);
+            }
+        }
+        let (runs, sweeps) = pruner.join().unwrap();
+        eprintln!("concurrent: {} backups, {runs} prune runs ({sweeps} sweeps) in parallel", 3 * rounds);
+        assert!(sweeps > 0, "prune never swept while backups ran");
+    });
+    let repo = fx.repo(&dir, "final");
+    settle(&repo);
+    let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
+    assert_eq!(report.errors(), 0, "{:#?}", report.findings);
+    let acked = acknowledged.into_inner().unwrap();
+    assert!(acked.len() >= 3);
+    for (i, (id, src, content)) in acked.iter().enumerate() {
+        let target = fx.base.join(format!("restore-conc-{i}"));
+        let s = repo.load_snapshot(id).unwrap();
+        let o = cairn::restore::RestoreOptions { target: target.clone(), ..Default::default() };
+        let r = cairn::restore::restore(&repo, &s.v1().root, None, &o, &cairn::restore::NoRestoreProgress).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(&files(&target.join(src.strip_prefix("/").unwrap())), content, "snapshot {id:?} of {src:?}");
+    }
+}
