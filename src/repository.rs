@@ -211,12 +211,17 @@ impl Repository {
         let mut chosen = None;
         let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
         let mut decoded = Vec::new();
+        // Why each config object was passed over, for the error when none rules.
+        let mut problems: Vec<String> = Vec::new();
         for (n, p) in &numbered {
             let bytes = backend.read(p)?;
             hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
             match config::decode(&keys, *n, &bytes) {
                 Ok(c) => decoded.push((*n, c)),
-                Err(e) => tracing::warn!("config {n}: {e}"),
+                Err(e) => {
+                    tracing::warn!("config {n}: {e}");
+                    problems.push(format!("{p}: {e}"));
+                }
             }
         }
         for (n, c) in decoded.into_iter().rev() {
@@ -230,9 +235,14 @@ impl Repository {
                 break;
             }
             tracing::warn!("config {n}: does not chain to config {}", n.saturating_sub(1));
+            problems.push(format!("{}: does not chain to config {}", config::path(n), n.saturating_sub(1)));
         }
         let Some((config_n, config)) = chosen else {
-            return Err(Error::RepoInvalid { location: loc, reason: "no config object verifies with this key".into() });
+            let why = if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) };
+            return Err(Error::RepoInvalid {
+                location: loc,
+                reason: format!("no config object verifies with this key{why}"),
+            });
         };
         if config.v1().format_version != FORMAT_VERSION {
             return Err(Error::RepoInvalid {

@@ -22,6 +22,8 @@ mod dedup;
 mod forget;
 #[path = "cli/options.rs"]
 mod options;
+#[path = "cli/repair.rs"]
+mod repair;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]
