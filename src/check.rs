@@ -524,12 +524,18 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
         }
         let mut fingerprint = k.salt.to_vec();
         fingerprint.extend_from_slice(&k.sealed);
-        if let Some(other) = seen.insert(fingerprint, o.path.clone()) {
-            findings.push(Walk::error(
-                "key-duplicate",
-                o.path.clone(),
-                format!("a copy of {other}: the seal binds the key id, so at most one of the two opens"),
-            ));
+        // Which of two identical key files is the copy cannot be told without the password: both
+        // are named.
+        if let Some(other) = seen.get(&fingerprint) {
+            for (a, b) in [(other, &o.path), (&o.path, other)] {
+                findings.push(Walk::error(
+                    "key-duplicate",
+                    a.clone(),
+                    format!("identical to {b}: the seal binds the key id, so at most one of the two opens"),
+                ));
+            }
+        } else {
+            seen.insert(fingerprint, o.path.clone());
         }
     }
 

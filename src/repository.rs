@@ -549,11 +549,29 @@ impl Repository {
         self.backend.delete(&format!("snapshots/{id}"))
     }
 
-    /// Every snapshot, oldest first.
+    /// Every readable snapshot, oldest first. A snapshot object that does not open or decode is
+    /// skipped with a warning naming it (`check` reports it as `snapshot-unreadable`): one damaged
+    /// manifest must not stop listings, `latest`, retention or the parent lookup of every later
+    /// backup. Storage failures stop the listing.
     pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.snapshot_ids()?;
-        let mut v: Vec<(SnapshotId, Snapshot)> =
-            ids.par_iter().map(|id| self.load_snapshot(id).map(|s| (*id, s))).collect::<Result<_>>()?;
+        let loaded: Vec<Result<Option<(SnapshotId, Snapshot)>>> = ids
+            .par_iter()
+            .map(|id| match self.load_snapshot(id) {
+                Ok(s) => Ok(Some((*id, s))),
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!("{e}; skipped (run `cairn check`)");
+                    Ok(None)
+                }
+                // Deleted between the listing and the read (a concurrent forget).
+                Err(Error::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect();
+        let mut v: Vec<(SnapshotId, Snapshot)> = Vec::new();
+        for r in loaded {
+            v.extend(r?);
+        }
         v.sort_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)));
         Ok(v)
     }

@@ -14,6 +14,8 @@ mod manifest;
 
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/corruption.rs"]
+mod corruption;
 #[path = "cli/control.rs"]
 mod control;
 #[path = "cli/dedup.rs"]
