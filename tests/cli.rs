@@ -14,10 +14,10 @@ mod manifest;
 
 #[path = "cli/check.rs"]
 mod check;
-#[path = "cli/corruption.rs"]
-mod corruption;
 #[path = "cli/control.rs"]
 mod control;
+#[path = "cli/corruption.rs"]
+mod corruption;
 #[path = "cli/dedup.rs"]
 mod dedup;
 #[path = "cli/forget.rs"]
