@@ -10,3 +10,5 @@ mod config_chain;
 mod faults;
 #[path = "library/format.rs"]
 mod format;
+#[path = "library/repair.rs"]
+mod repair;

@@ -215,3 +215,38 @@ fn a_lost_tree_pack_becomes_empty_directories_marked_lost() {
     let (code, v) = check_code(&repo);
     assert_eq!(code, Some(0), "check after repair --forget: {v}");
 }
+
+#[test]
+fn read_data_finds_blobs_that_do_not_verify() {
+    let repo = Repo::new();
+    let src = source(&repo);
+    repo.backup(&[&src], &[]);
+    // Same size, one bit: only reading the pack can tell.
+    let pack = objects(&repo, "data").remove(0);
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[100] ^= 0x01;
+    fs::write(&pack, &bytes).unwrap();
+
+    let blind = repo.json(&["repair", "snapshots"]);
+    assert_eq!(num(&blind, "intact"), 1, "without --read-data a listed pack counts as intact: {blind}");
+    let done = repo.json(&["repair", "snapshots", "--read-data", "--forget"]);
+    let entry = &done["damaged"][0];
+    let lost = lost_items(entry);
+    assert_eq!(lost.len(), 1, "one flipped bit damages one blob, so one file: {done}");
+    assert!(entry["lost"][0]["ranges"][0]["reason"].as_str().unwrap().contains("blob"), "{done}");
+    let target = repo.mkdir("restored");
+    repo.restore(entry["repaired"].as_str().unwrap(), &target);
+    let root = restored_path(&target, &src);
+    for rel in regular_files(&src) {
+        let abs = join_rel(&src, &rel).to_string_lossy().into_owned();
+        let want = fs::read(join_rel(&src, &rel)).unwrap();
+        let got = fs::read(join_rel(&root, &rel)).unwrap();
+        let expect = lost.get(&abs).map_or(want.clone(), |(_, ranges)| without(&want, ranges));
+        assert!(got == expect, "{abs}");
+    }
+    let out = repo.run(&["check", "--read-data", "--json"]);
+    let v = parse_json(&out);
+    for f in error_findings(&v) {
+        assert!(f["snapshots"].as_array().unwrap().is_empty(), "only the damaged pack itself is left: {f}");
+    }
+}
