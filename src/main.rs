@@ -90,7 +90,7 @@ enum Command {
     Forget(ForgetArgs),
     /// Verify the repository: structure always, data on request
     Check(CheckArgs),
-    /// Repair what check reports (adds objects; never deletes)
+    /// Repair what check reports (adds objects; deletes only snapshots replaced, with `repair snapshots --forget`)
     #[command(subcommand)]
     Repair(RepairCommand),
     /// Print a repository object (for debugging)
