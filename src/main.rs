@@ -92,7 +92,7 @@ enum Command {
     Prune(PruneCmdArgs),
     /// Verify the repository: structure always, data on request
     Check(CheckArgs),
-    /// Repair what check reports (adds objects; never deletes)
+    /// Repair what check reports (adds objects; deletes only snapshots replaced, with `repair snapshots --forget`)
     #[command(subcommand)]
     Repair(RepairCommand),
     /// Print a repository object (for debugging)
@@ -109,6 +109,21 @@ enum RepairCommand {
         /// Also index packs younger than an hour (they may belong to a backup still running)
         #[arg(long)]
         include_recent: bool,
+    },
+    /// Write a new snapshot for each snapshot whose trees reference lost data, keeping every intact item
+    #[command(after_help = "Without --read-data nothing under data/ is read: a data blob is lost when no index file \
+names it or none of its packs is in storage. The new snapshot is tagged `repaired`, `repaired-from:ID` and \
+`lost:PATH` per damaged item (format-spec §8.2); the original stays unless --forget.")]
+    Snapshots {
+        /// Report the damage and the plan; write and remove nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Also read every referenced data blob and count the ones that do not verify as lost
+        #[arg(long)]
+        read_data: bool,
+        /// Remove each damaged original once its repaired snapshot is written
+        #[arg(long)]
+        forget: bool,
     },
 }
 
@@ -530,6 +545,9 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
         Command::Check(a) => cmd_check(&g, a),
         Command::Repair(RepairCommand::Index { dry_run, include_recent }) => {
             cmd_repair_index(&g, dry_run, include_recent)
+        }
+        Command::Repair(RepairCommand::Snapshots { dry_run, read_data, forget }) => {
+            cmd_repair_snapshots(&g, cairn::repair::RepairSnapshotsOptions { dry_run, read_data, forget })
         }
         Command::Cat(a) => cmd_cat(&g, a),
     }
@@ -1811,6 +1829,57 @@ fn cmd_repair_index(g: &Global, dry_run: bool, include_recent: bool) -> anyhow::
             r.index_files.len(),
             if dry_run { " (dry run: nothing was written)" } else { "" }
         );
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_repair_snapshots(g: &Global, opts: cairn::repair::RepairSnapshotsOptions) -> anyhow::Result<i32> {
+    let repo = open_reader(g)?;
+    let r = cairn::repair::repair_snapshots(&repo, &opts)?;
+    if g.json {
+        print_json(&serde_json::to_value(&r)?)?;
+    } else if !g.quiet {
+        for d in &r.damaged {
+            let short = &d.snapshot[..8];
+            println!(
+                "snapshot {short} ({}, {}, {}): {} damaged item(s)",
+                d.time,
+                d.host,
+                d.paths.join(" "),
+                d.lost.len()
+            );
+            for l in &d.lost {
+                println!("  lost {} {}: {}", l.kind, l.path, l.what);
+                for x in &l.ranges {
+                    let at = x.offset.map_or("?".to_string(), |o| o.to_string());
+                    let len = x.length.map_or("?".to_string(), |n| n.to_string());
+                    println!("    bytes at {at}, length {len}: blob {}: {}", &x.blob[..16], x.reason);
+                }
+            }
+            match (&d.repaired, &d.already_repaired_by) {
+                (Some(n), _) => println!("  wrote snapshot {} (tagged repaired)", &n[..8]),
+                (None, Some(n)) => println!("  already repaired by snapshot {}", &n[..8]),
+                (None, None) => println!("  would write a repaired snapshot (dry run)"),
+            }
+            if d.forgotten {
+                println!("  removed the original snapshot {short}");
+            } else if !opts.dry_run {
+                println!("  kept the original snapshot {short} (--forget removes it)");
+            }
+        }
+        println!(
+            "{} snapshot(s) checked: {} intact, {} damaged{}",
+            r.snapshots,
+            r.intact,
+            r.damaged.len(),
+            if opts.dry_run { " (dry run: nothing was written)" } else { "" }
+        );
+    }
+    for (p, e) in &r.unreadable {
+        eprintln!("cairn: error: cannot repair {p}: {e}");
+    }
+    if !r.unreadable.is_empty() {
+        return Err(fail(exit::ERROR, format!("{} snapshot(s) cannot be read", r.unreadable.len())));
     }
     Ok(exit::OK)
 }

@@ -480,7 +480,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     let marks = stored_marks(repo, &mut p.warnings)?;
 
     // Snapshots first, then the index, then the listing (format-spec §10.6 mark step 1).
-    let snapshots = repo.list_snapshots().map_err(|e| {
+    let snapshots = repo.list_snapshots_strict().map_err(|e| {
         Error::Invalid(format!("prune cannot read every snapshot ({e}); nothing was changed. Run `cairn check`"))
     })?;
     p.snapshots = snapshots.len();

@@ -1,16 +1,23 @@
-//! `repair index`: writes index files, rebuilt from the pack headers, for stored packs that no
-//! readable index file describes (packs of an interrupted backup, or packs whose index file was
-//! damaged). It only adds: it never deletes or rewrites anything. A new index file names the
-//! damaged index files it stands in for (`supersedes`), so `check` reports those as superseded
-//! rather than as errors, and a later prune can remove them.
+//! The repair operations. `repair index` writes index files, rebuilt from the pack headers, for
+//! stored packs that no readable index file describes (packs of an interrupted backup, or packs
+//! whose index file was damaged); it only adds. A new index file names the damaged index files it
+//! stands in for (`supersedes`), so `check` reports those as superseded rather than as errors, and
+//! a later prune can remove them. `repair snapshots` writes, for each snapshot whose trees reference
+//! lost data, a new snapshot that keeps every intact item and records what was lost
+//! (format-spec §8.2); it removes the original only when asked, after the new one is committed.
 
-use crate::error::Result;
-use crate::id::{pack_path, BlobKind, IndexId, PackId};
+use crate::error::{Error, Result};
+use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::repository::Repository;
-use crate::tree::Time;
-use crate::writer::{write_index_file, PACKS_PER_INDEX};
-use std::collections::HashSet;
+use crate::snapshot::Snapshot;
+use crate::tree::{Content, Node, NodeKind, Time, TreeBlob, CHUNK_LIST_LEN, MAX_DIRECT_CHUNKS, MAX_NODES_PER_BLOB};
+use crate::writer::{write_index_file, Writer, WriterOptions, PACKS_PER_INDEX};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// Options of `repair index`.
 #[derive(Clone, Debug)]
@@ -112,5 +119,455 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
         let id = write_index_file(repo.backend(), repo.keys(), repo.cache(), supersedes, packs)?;
         report.index_files.push(format!("index/{id}"));
     }
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// repair snapshots (format-spec §8.2)
+
+/// The tag every snapshot written by `repair snapshots` carries (format-spec §8.2).
+pub const TAG_REPAIRED: &str = "repaired";
+/// Prefix of the tag naming the snapshot a repaired one replaces: `repaired-from:<64 hex>`.
+pub const TAG_REPAIRED_FROM: &str = "repaired-from:";
+/// Prefix of the tags naming lost items: `lost:<path>` (a directory ends in `/`).
+pub const TAG_LOST: &str = "lost:";
+/// Prefix of the tag counting lost items beyond [`MAX_LOST_TAGS`]: `lost-more:<n>`.
+pub const TAG_LOST_MORE: &str = "lost-more:";
+/// At most this many `lost:` tags per repaired snapshot (the report lists every item).
+pub const MAX_LOST_TAGS: usize = 256;
+
+/// Options of `repair snapshots`.
+#[derive(Clone, Debug, Default)]
+pub struct RepairSnapshotsOptions {
+    /// Plan and report; write and remove nothing.
+    pub dry_run: bool,
+    /// Read every data blob the snapshots reference and verify it (unseal, decompress, recompute
+    /// the id). Without it nothing under `data/` is read: a data blob counts as lost when no index
+    /// file names it or when none of its packs is in the storage listing.
+    pub read_data: bool,
+    /// Remove each original snapshot after its repaired replacement is committed.
+    pub forget: bool,
+}
+
+/// A byte range of a file whose content is lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LostRange {
+    /// Offset in the original file; unknown after a chunk of unknown length.
+    pub offset: Option<u64>,
+    /// Length; unknown when no index file describes the lost blob (or a chunk list is lost).
+    pub length: Option<u64>,
+    /// The lost data blob, or the lost chunk list (hex id).
+    pub blob: String,
+    /// Why it is lost.
+    pub reason: String,
+}
+
+/// One damaged item of a snapshot and what was lost of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LostItem {
+    /// The path in the snapshot (lossy UTF-8 for display).
+    pub path: String,
+    /// `file` (some content lost) or `dir` (some or all of its listing lost).
+    pub kind: &'static str,
+    /// What the repaired snapshot holds instead.
+    pub what: String,
+    /// For files: the lost byte ranges of the original content, in order.
+    pub ranges: Vec<LostRange>,
+    /// For files: the original size.
+    pub size_before: u64,
+    /// For files: the size of the kept (intact) content.
+    pub size_after: u64,
+}
+
+/// One damaged snapshot and what repair did with it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotRepair {
+    /// The damaged snapshot (hex id).
+    pub snapshot: String,
+    /// Its time, host and paths (to recognise it).
+    pub time: String,
+    /// Host.
+    pub host: String,
+    /// Source paths.
+    pub paths: Vec<String>,
+    /// The repaired snapshot written (hex id); none on a dry run.
+    pub repaired: Option<String>,
+    /// A repaired snapshot that already existed for it (written by an earlier run); nothing new
+    /// was written then.
+    pub already_repaired_by: Option<String>,
+    /// True when the original was removed (`--forget`).
+    pub forgotten: bool,
+    /// Everything lost, per path.
+    pub lost: Vec<LostItem>,
+}
+
+/// What `repair snapshots` found and did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairSnapshotsReport {
+    /// Snapshots looked at.
+    pub snapshots: u64,
+    /// Snapshots found intact (left alone).
+    pub intact: u64,
+    /// Damaged snapshots and what was done with each.
+    pub damaged: Vec<SnapshotRepair>,
+    /// Snapshots whose manifest cannot be read: (path, reason). Nothing can be rebuilt from them.
+    pub unreadable: Vec<(String, String)>,
+    /// Data blobs found lost.
+    pub lost_blobs: u64,
+    /// True on a dry run.
+    pub dry_run: bool,
+}
+
+/// True when `e` means the object is gone or damaged (as opposed to a storage or cache failure,
+/// which must stop a repair rather than make it drop intact items).
+fn is_loss(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { .. }) || e.is_not_found()
+}
+
+/// What is known about data blobs, shared by every snapshot of a run.
+struct Damage<'r> {
+    repo: &'r Repository,
+    read_data: bool,
+    /// Packs in the storage listing (data and tree).
+    listed: HashSet<PackId>,
+    /// Per data blob: its plain length when indexed, and why it is lost (none when intact).
+    data: HashMap<BlobId, (Option<u64>, Option<String>)>,
+}
+
+impl Damage<'_> {
+    fn data_blob(&mut self, id: &BlobId) -> Result<(Option<u64>, Option<String>)> {
+        if let Some(v) = self.data.get(id) {
+            return Ok(v.clone());
+        }
+        let locs = self.repo.locate(BlobKind::Data, id)?;
+        let len = locs.first().map(|l| l.plain_length as u64);
+        let lost = if locs.is_empty() {
+            Some("the data blob is in no index file".to_string())
+        } else if !locs.iter().any(|l| self.listed.contains(&l.pack)) {
+            Some(format!("its pack {} is not in storage", pack_path(BlobKind::Data, &locs[0].pack)))
+        } else if self.read_data {
+            match self.repo.read_blob(BlobKind::Data, id) {
+                Ok(_) => None,
+                Err(e) if is_loss(&e) => Some(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        self.data.insert(*id, (len, lost.clone()));
+        Ok((len, lost))
+    }
+}
+
+/// One pass over one snapshot: computes (and with a writer, stores) the repaired trees.
+struct Pass<'a, 'r, 'w> {
+    repo: &'r Repository,
+    damage: &'a mut Damage<'r>,
+    writer: Option<&'a Writer<'w>>,
+    /// Per original directory tree: its replacement and the losses under it.
+    dirs: HashMap<BlobId, (BlobId, Vec<(PathBuf, LostItem)>)>,
+}
+
+impl Pass<'_, '_, '_> {
+    fn put_tree(&self, blob: &TreeBlob) -> Result<BlobId> {
+        let bytes = blob.encode();
+        match self.writer {
+            Some(w) => w.store(BlobKind::Tree, &bytes).map(|(id, _)| id),
+            None => Ok(self.repo.keys().content_id(&bytes)),
+        }
+    }
+
+    /// Writes a directory listing (split into parts as format-spec §7.2 requires); returns the
+    /// id of its first part.
+    fn put_dir(&self, nodes: Vec<Node>) -> Result<BlobId> {
+        let parts: Vec<&[Node]> = if nodes.is_empty() { vec![&[]] } else { nodes.chunks(MAX_NODES_PER_BLOB).collect() };
+        let mut next = None;
+        for part in parts.into_iter().rev() {
+            next = Some(self.put_tree(&TreeBlob::DirV1 { nodes: part.to_vec(), next })?);
+        }
+        Ok(next.expect("at least one part"))
+    }
+
+    /// The repaired tree of a directory, and the losses under it (paths relative to it).
+    fn dir(&mut self, tree: &BlobId) -> Result<(BlobId, Vec<(PathBuf, LostItem)>)> {
+        if let Some(v) = self.dirs.get(tree) {
+            return Ok(v.clone());
+        }
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut next = Some(*tree);
+        let mut seen = HashSet::new();
+        let mut parts = 0usize;
+        let mut listing_lost = None;
+        while let Some(t) = next {
+            if !seen.insert(t) {
+                listing_lost = Some(format!("tree {t}: the directory's parts form a loop"));
+                break;
+            }
+            match self.repo.read_tree_blob(&t) {
+                Ok(TreeBlob::DirV1 { nodes: n, next: x }) => {
+                    nodes.extend(n);
+                    next = x;
+                    parts += 1;
+                }
+                Ok(TreeBlob::ChunkListV1 { .. }) => {
+                    listing_lost = Some(format!("tree {t}: a chunk list where a directory was expected"));
+                    break;
+                }
+                Err(e) if is_loss(&e) => {
+                    listing_lost = Some(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut losses: Vec<(PathBuf, LostItem)> = Vec::new();
+        let mut changed = false;
+        if let Some(reason) = listing_lost {
+            changed = true;
+            let what = if parts == 0 {
+                format!("the directory listing is lost ({reason}); kept as an empty directory with its metadata")
+            } else {
+                format!(
+                    "part {} of the directory listing is lost ({reason}); the {} entries of the readable parts are kept, \
+                     later entries are missing",
+                    parts + 1,
+                    nodes.len()
+                )
+            };
+            losses.push((
+                PathBuf::new(),
+                LostItem { path: String::new(), kind: "dir", what, ranges: vec![], size_before: 0, size_after: 0 },
+            ));
+        }
+        // The parts were each canonical; keep the whole listing canonical even if they were not.
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.dedup_by(|a, b| a.name == b.name);
+        for n in nodes.iter_mut() {
+            let name = PathBuf::from(OsStr::from_bytes(&n.name));
+            match &n.kind {
+                NodeKind::Dir { tree: t } => {
+                    let t = *t;
+                    let (nt, under) = self.dir(&t)?;
+                    if nt != t {
+                        changed = true;
+                        n.kind = NodeKind::Dir { tree: nt };
+                    }
+                    losses.extend(under.into_iter().map(|(rel, item)| {
+                        let p = if rel.as_os_str().is_empty() { name.clone() } else { name.join(rel) };
+                        (p, item)
+                    }));
+                }
+                NodeKind::File { content } => {
+                    if let Some((content, size, item)) = self.file(content, n.size)? {
+                        changed = true;
+                        n.kind = NodeKind::File { content };
+                        n.size = size;
+                        losses.push((name, item));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let new = if changed { self.put_dir(nodes)? } else { *tree };
+        self.dirs.insert(*tree, (new, losses.clone()));
+        Ok((new, losses))
+    }
+
+    /// A file's repaired content when some of it is lost: the intact chunks in order.
+    fn file(&mut self, content: &Content, size_before: u64) -> Result<Option<(Content, u64, LostItem)>> {
+        // Chunk ids, or a lost chunk list (its id and why).
+        let mut items: Vec<std::result::Result<BlobId, (BlobId, String)>> = Vec::new();
+        match content {
+            Content::Chunks(v) => items.extend(v.iter().copied().map(Ok)),
+            Content::Indirect { lists, count } => {
+                for l in lists {
+                    match self.repo.read_tree_blob(l) {
+                        Ok(TreeBlob::ChunkListV1 { ids }) => items.extend(ids.into_iter().map(Ok)),
+                        Ok(TreeBlob::DirV1 { .. }) => {
+                            items.push(Err((*l, format!("tree {l}: a directory where a chunk list was expected"))))
+                        }
+                        Err(e) if is_loss(&e) => items.push(Err((*l, format!("chunk list lost: {e}")))),
+                        Err(e) => return Err(e),
+                    }
+                }
+                if items.iter().all(|i| i.is_ok()) && items.len() as u64 != *count {
+                    let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
+                    let n = items.len();
+                    items.push(Err((first, format!("the chunk lists hold {n} ids, the file says {count}"))));
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        let mut ranges = Vec::new();
+        let mut offset = Some(0u64);
+        let mut size_after = 0u64;
+        for it in &items {
+            match it {
+                Ok(id) => {
+                    let (len, lost) = self.damage.data_blob(id)?;
+                    match (lost, len) {
+                        (None, Some(len)) => {
+                            kept.push(*id);
+                            size_after += len;
+                        }
+                        (lost, len) => ranges.push(LostRange {
+                            offset,
+                            length: len,
+                            blob: id.to_hex(),
+                            reason: lost.unwrap_or_else(|| "the data blob is in no index file".into()),
+                        }),
+                    }
+                    offset = offset.zip(len).map(|(o, l)| o + l);
+                }
+                Err((list, reason)) => {
+                    ranges.push(LostRange { offset, length: None, blob: list.to_hex(), reason: reason.clone() });
+                    offset = None;
+                }
+            }
+        }
+        if ranges.is_empty() {
+            return Ok(None);
+        }
+        let total = items.len();
+        let new = if kept.len() <= MAX_DIRECT_CHUNKS {
+            Content::Chunks(kept.clone())
+        } else {
+            let mut lists = Vec::new();
+            for ids in kept.chunks(CHUNK_LIST_LEN) {
+                lists.push(self.put_tree(&TreeBlob::ChunkListV1 { ids: ids.to_vec() })?);
+            }
+            Content::Indirect { lists, count: kept.len() as u64 }
+        };
+        let what = format!(
+            "{} of {total} chunks lost; the file keeps its {} intact chunks in order ({size_after} of {size_before} \
+             bytes), the lost ranges are left out",
+            total - kept.len(),
+            kept.len()
+        );
+        let item = LostItem { path: String::new(), kind: "file", what, ranges, size_before, size_after };
+        Ok(Some((new, size_after, item)))
+    }
+}
+
+/// Finishes the losses found under the root: absolute paths, in path order.
+fn absolute(losses: Vec<(PathBuf, LostItem)>) -> Vec<LostItem> {
+    let mut out: Vec<(PathBuf, LostItem)> =
+        losses.into_iter().map(|(rel, item)| (Path::new("/").join(rel), item)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter()
+        .map(|(p, mut item)| {
+            item.path = p.to_string_lossy().into_owned();
+            item
+        })
+        .collect()
+}
+
+/// The tags of the repaired replacement of `original` (format-spec §8.2).
+fn repaired_tags(tags: &[String], original: &SnapshotId, lost: &[LostItem]) -> Vec<String> {
+    let mut out: Vec<String> = tags.iter().filter(|t| !t.starts_with(TAG_LOST_MORE)).cloned().collect();
+    if !out.iter().any(|t| t == TAG_REPAIRED) {
+        out.push(TAG_REPAIRED.to_string());
+    }
+    out.push(format!("{TAG_REPAIRED_FROM}{original}"));
+    for item in lost.iter().take(MAX_LOST_TAGS) {
+        let slash = if item.kind == "dir" && !item.path.ends_with('/') { "/" } else { "" };
+        out.push(format!("{TAG_LOST}{}{slash}", item.path));
+    }
+    if lost.len() > MAX_LOST_TAGS {
+        out.push(format!("{TAG_LOST_MORE}{}", lost.len() - MAX_LOST_TAGS));
+    }
+    out
+}
+
+/// Runs `repair snapshots` (format-spec §8.2): finds the snapshots whose trees reference lost data
+/// (a tree or data blob that no index file names, whose packs are all missing from storage, or,
+/// with `read_data`, that does not open and verify), and for each writes a new snapshot whose
+/// trees keep every intact item: a file with lost chunks keeps its intact chunks in order, a
+/// directory whose listing is lost becomes an empty directory with its metadata. Writes go packs →
+/// index → snapshot; the original is removed only with `forget`, after its replacement is
+/// committed. A storage or cache failure stops the run (it never counts as loss).
+pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Result<RepairSnapshotsReport> {
+    if !opts.dry_run {
+        repo.check_writer_version()?;
+    }
+    repo.sync_index()?;
+    let mut listed: HashSet<PackId> = HashSet::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        listed.extend(crate::check::listing(repo, kind)?.into_keys());
+    }
+    let mut report = RepairSnapshotsReport { dry_run: opts.dry_run, ..Default::default() };
+    let mut snaps: Vec<(SnapshotId, Snapshot)> = Vec::new();
+    for id in repo.snapshot_ids()? {
+        report.snapshots += 1;
+        match repo.load_snapshot(&id) {
+            Ok(s) => snaps.push((id, s)),
+            Err(e) if is_loss(&e) => report.unreadable.push((format!("snapshots/{id}"), e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    snaps.sort_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)));
+    // Originals that an earlier run already replaced.
+    let mut replaced: HashMap<String, SnapshotId> = HashMap::new();
+    for (id, s) in &snaps {
+        for t in &s.v1().tags {
+            if let Some(orig) = t.strip_prefix(TAG_REPAIRED_FROM) {
+                replaced.insert(orig.to_string(), *id);
+            }
+        }
+    }
+    let mut damage = Damage { repo, read_data: opts.read_data, listed, data: HashMap::new() };
+    for (sid, snap) in &snaps {
+        let v1 = snap.v1();
+        // First pass: find the losses, writing nothing.
+        let (root, losses) = Pass { repo, damage: &mut damage, writer: None, dirs: HashMap::new() }.dir(&v1.root)?;
+        if root == v1.root {
+            report.intact += 1;
+            continue;
+        }
+        let lost = absolute(losses);
+        let mut entry = SnapshotRepair {
+            snapshot: sid.to_hex(),
+            time: v1.time.to_rfc3339(),
+            host: v1.host.clone(),
+            paths: snap.display_paths(),
+            repaired: None,
+            already_repaired_by: replaced.get(&sid.to_hex()).map(|r| r.to_hex()),
+            forgotten: false,
+            lost,
+        };
+        if opts.dry_run {
+            report.damaged.push(entry);
+            continue;
+        }
+        if entry.already_repaired_by.is_none() {
+            let writer = Writer::new(
+                repo,
+                WriterOptions { compression: repo.default_compression(), ..Default::default() },
+                "repair snapshots",
+            )?;
+            let written = Pass { repo, damage: &mut damage, writer: Some(&writer), dirs: HashMap::new() }.dir(&v1.root);
+            let (new_root, _) = match written {
+                Ok(v) => v,
+                Err(e) => {
+                    writer.abandon();
+                    return Err(e);
+                }
+            };
+            debug_assert_eq!(new_root, root, "both passes compute the same trees");
+            let mut new = v1.clone();
+            new.root = new_root;
+            new.tags = repaired_tags(&v1.tags, sid, &entry.lost);
+            new.program = format!("cairn {} (repair snapshots)", env!("CARGO_PKG_VERSION"));
+            let id = writer.commit(&Snapshot::V1(new))?;
+            entry.repaired = Some(id.to_hex());
+        }
+        if opts.forget {
+            // Only now: the replacement is committed (packs → index → snapshot).
+            repo.remove_snapshot(sid)?;
+            entry.forgotten = true;
+        }
+        report.damaged.push(entry);
+    }
+    report.lost_blobs = damage.data.values().filter(|(_, lost)| lost.is_some()).count() as u64;
     Ok(report)
 }

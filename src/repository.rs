@@ -211,12 +211,17 @@ impl Repository {
         let mut chosen = None;
         let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
         let mut decoded = Vec::new();
+        // Why each config object was passed over, for the error when none rules.
+        let mut problems: Vec<String> = Vec::new();
         for (n, p) in &numbered {
             let bytes = backend.read(p)?;
             hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
             match config::decode(&keys, *n, &bytes) {
                 Ok(c) => decoded.push((*n, c)),
-                Err(e) => tracing::warn!("config {n}: {e}"),
+                Err(e) => {
+                    tracing::warn!("config {n}: {e}");
+                    problems.push(format!("{p}: {e}"));
+                }
             }
         }
         for (n, c) in decoded.into_iter().rev() {
@@ -230,9 +235,14 @@ impl Repository {
                 break;
             }
             tracing::warn!("config {n}: does not chain to config {}", n.saturating_sub(1));
+            problems.push(format!("{}: does not chain to config {}", config::path(n), n.saturating_sub(1)));
         }
         let Some((config_n, config)) = chosen else {
-            return Err(Error::RepoInvalid { location: loc, reason: "no config object verifies with this key".into() });
+            let why = if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) };
+            return Err(Error::RepoInvalid {
+                location: loc,
+                reason: format!("no config object verifies with this key{why}"),
+            });
         };
         if config.v1().format_version != FORMAT_VERSION {
             return Err(Error::RepoInvalid {
@@ -561,19 +571,47 @@ impl Repository {
         self.backend.delete(&format!("snapshots/{id}"))
     }
 
-    /// Every snapshot, oldest first.
-    pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    /// Every snapshot, oldest first, failing on any that does not open or decode. Prune uses this:
+    /// a snapshot it cannot read may reference anything, so it must stop rather than skip it.
+    pub fn list_snapshots_strict(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.snapshot_ids()?;
-        // A snapshot that vanished between the listing and the read was forgotten meanwhile.
         let loaded: Vec<Option<(SnapshotId, Snapshot)>> = ids
             .par_iter()
             .map(|id| match self.load_snapshot(id) {
                 Ok(s) => Ok(Some((*id, s))),
+                // Deleted between the listing and the read (a concurrent forget).
                 Err(Error::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
             })
             .collect::<Result<_>>()?;
         let mut v: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
+        v.sort_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)));
+        Ok(v)
+    }
+
+    /// Every readable snapshot, oldest first. A snapshot object that does not open or decode is
+    /// skipped with a warning naming it (`check` reports it as `snapshot-unreadable`): one damaged
+    /// manifest must not stop listings, `latest`, retention or the parent lookup of every later
+    /// backup. Storage failures stop the listing.
+    pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let ids = self.snapshot_ids()?;
+        let loaded: Vec<Result<Option<(SnapshotId, Snapshot)>>> = ids
+            .par_iter()
+            .map(|id| match self.load_snapshot(id) {
+                Ok(s) => Ok(Some((*id, s))),
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!("{e}; skipped (run `cairn check`)");
+                    Ok(None)
+                }
+                // Deleted between the listing and the read (a concurrent forget).
+                Err(Error::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect();
+        let mut v: Vec<(SnapshotId, Snapshot)> = Vec::new();
+        for r in loaded {
+            v.extend(r?);
+        }
         v.sort_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)));
         Ok(v)
     }

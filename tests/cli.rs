@@ -16,12 +16,16 @@ mod manifest;
 mod check;
 #[path = "cli/control.rs"]
 mod control;
+#[path = "cli/corruption.rs"]
+mod corruption;
 #[path = "cli/dedup.rs"]
 mod dedup;
 #[path = "cli/forget.rs"]
 mod forget;
 #[path = "cli/options.rs"]
 mod options;
+#[path = "cli/repair.rs"]
+mod repair;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]

@@ -1,0 +1,179 @@
+//! Cold storage (issue #4): file data lives under `data/`, which a bucket lifecycle rule may move to an archive tier
+//! (docs/cold-storage.md). Every operation that needs only metadata — listing snapshots, listing a snapshot's files,
+//! planning and running forget, the structural check, repair snapshots without data reading, and an incremental
+//! backup (which dedups through the index and reads only the parent's trees) — must read nothing
+//! under `data/`, with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
+//! counting layer of `src/backend/fault.rs`, which records every path read (whole or ranged).
+
+use cairn::backend::fault::{FaultBackend, FaultPlan};
+use cairn::backend::local::LocalBackend;
+use cairn::backend::DynBackend;
+use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+use cairn::check::{check, CheckOptions, ReadData};
+use cairn::crypto::MasterKeys;
+use cairn::forget::{self, GroupBy, Rules};
+use cairn::id::KeyId;
+use cairn::repair::{repair_snapshots, RepairSnapshotsOptions};
+use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::retention::{Count, Policy};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.finalize_xof().fill(&mut out);
+    out
+}
+
+fn write(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+fn files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    for f in files(src) {
+        let to = dst.join(f.strip_prefix(src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    base: PathBuf,
+    keys: MasterKeys,
+    key_id: KeyId,
+}
+
+/// A repository with two snapshots of a small tree (the second after a change).
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().to_path_buf();
+    let src = base.join("src");
+    write(&src.join("a.bin"), &bytes(1, 900 * 1024));
+    write(&src.join("d/b.bin"), &bytes(2, 300 * 1024));
+    write(&src.join("d/e/c.txt"), b"small\n");
+    let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
+    let opts = OpenOptions { cache_root: Some(base.join("cache0")), no_cache: false };
+    let repo = Repository::init(backend, b"cold", &InitOptions::default(), &opts).unwrap();
+    backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    write(&src.join("d/e/c.txt"), b"changed\n");
+    backup(&repo, BackupSource::Paths(vec![src]), &BackupOptions::default(), &NoProgress).unwrap();
+    Fixture { keys: repo.keys().clone(), key_id: repo.key_id(), _tmp: tmp, base }
+}
+
+/// An operation on the repository; its argument is the fixture's base directory (the source is `base/src`).
+type Op = fn(&Repository, &Path);
+
+fn ops() -> Vec<(&'static str, Op)> {
+    fn keep_last_one() -> Rules {
+        Rules::Policy(Policy { last: Some(Count::Last(1)), ..Default::default() })
+    }
+    vec![
+        ("snapshots", |r, _| assert_eq!(r.list_snapshots().unwrap().len(), 2)),
+        ("ls", |r, _| {
+            for (_, s) in r.list_snapshots().unwrap() {
+                let mut n = 0;
+                cairn::browse::walk(r, &s.v1().root, Path::new("/"), &mut |_, _| {
+                    n += 1;
+                    Ok(true)
+                })
+                .unwrap();
+                assert!(n >= 3);
+            }
+        }),
+        ("forget --dry-run", |r, _| {
+            let plan = forget::plan(
+                &r.list_snapshots().unwrap(),
+                GroupBy::default(),
+                &keep_last_one(),
+                &jiff::tz::TimeZone::UTC,
+            );
+            assert_eq!(plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).count(), 1);
+        }),
+        ("forget", |r, _| {
+            let plan = forget::plan(
+                &r.list_snapshots().unwrap(),
+                GroupBy::default(),
+                &keep_last_one(),
+                &jiff::tz::TimeZone::UTC,
+            );
+            assert_eq!(forget::execute(r, &plan, false).unwrap().len(), 1);
+        }),
+        ("check", |r, _| {
+            let report = check(r, &CheckOptions { read_data: ReadData::None }).unwrap();
+            assert_eq!(report.errors(), 0, "{:#?}", report.findings);
+            assert_eq!(report.data_packs_read, 0);
+        }),
+        ("repair snapshots --dry-run", |r, _| {
+            let report = repair_snapshots(r, &RepairSnapshotsOptions { dry_run: true, ..Default::default() }).unwrap();
+            assert_eq!(report.intact, 2);
+        }),
+        ("backup (incremental)", |r, base| {
+            write(&base.join("src/d/new.txt"), b"new after the archive rule\n");
+            let o = BackupOptions::default();
+            backup(r, BackupSource::Paths(vec![base.join("src")]), &o, &NoProgress).unwrap();
+        }),
+        ("repair snapshots (a data pack lost)", |r, _| {
+            let report = repair_snapshots(r, &RepairSnapshotsOptions::default()).unwrap();
+            assert!(!report.damaged.is_empty(), "{report:?}");
+            assert!(report.damaged.iter().all(|d| d.repaired.is_some()), "{report:?}");
+        }),
+    ]
+}
+
+#[test]
+fn metadata_operations_read_nothing_under_data() {
+    let fx = fixture();
+    for (name, op) in ops() {
+        for fresh_cache in [false, true] {
+            let what = format!("{name} ({} cache)", if fresh_cache { "fresh" } else { "warm" });
+            let work = tempfile::tempdir().unwrap();
+            let dir = work.path().join("repo");
+            copy_dir(&fx.base.join("repo"), &dir);
+            let cache = work.path().join("cache");
+            if name.contains("lost") {
+                let pack = files(&dir.join("data")).into_iter().next().unwrap();
+                std::fs::remove_file(pack).unwrap();
+            }
+            let opts = OpenOptions { cache_root: Some(cache.clone()), no_cache: false };
+            if !fresh_cache {
+                // Warm the cache first, through plain storage.
+                let plain: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
+                let r = Repository::open_with_keys(plain, fx.keys.clone(), fx.key_id, &opts).unwrap();
+                r.sync_index().unwrap();
+            }
+            let counting =
+                Arc::new(FaultBackend::new(Arc::new(LocalBackend::new(&dir).unwrap()), FaultPlan::default()));
+            let backend: DynBackend = counting.clone();
+            let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts).unwrap();
+            op(&repo, &fx.base);
+            let read = counting.counts().read_paths.lock().unwrap().clone();
+            let data: Vec<&String> = read.iter().filter(|p| p.starts_with("data/")).collect();
+            assert!(data.is_empty(), "{what} read under data/: {data:?}");
+            assert!(read.iter().any(|p| p.starts_with("config/")), "{what}: the counting layer saw no reads: {read:?}");
+            if fresh_cache && !name.starts_with("snapshots") && !name.starts_with("forget") {
+                assert!(
+                    read.iter().any(|p| p.starts_with("index/")),
+                    "{what}: a fresh cache syncs the index: {read:?}"
+                );
+            }
+        }
+    }
+}
