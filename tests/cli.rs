@@ -24,6 +24,8 @@ mod dedup;
 mod forget;
 #[path = "cli/options.rs"]
 mod options;
+#[path = "cli/prune.rs"]
+mod prune;
 #[path = "cli/repair.rs"]
 mod repair;
 #[path = "cli/roundtrip.rs"]

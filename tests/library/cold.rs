@@ -121,6 +121,25 @@ fn ops() -> Vec<(&'static str, Op)> {
             assert_eq!(report.errors(), 0, "{:#?}", report.findings);
             assert_eq!(report.data_packs_read, 0);
         }),
+        ("prune --no-repack (mark, then sweep)", |r, _| {
+            let plan = forget::plan(
+                &r.list_snapshots().unwrap(),
+                GroupBy::default(),
+                &keep_last_one(),
+                &jiff::tz::TimeZone::UTC,
+            );
+            forget::execute(r, &plan, false).unwrap();
+            let o = cairn::prune::PruneOptions {
+                repack: false,
+                grace_secs: 0,
+                max_delete_share: 1.0,
+                ..Default::default()
+            };
+            let (p, _) = cairn::prune::run(r, &o, false).unwrap();
+            assert!(p.mark.is_some(), "{p:#?}");
+            let (p, rep) = cairn::prune::run(r, &o, false).unwrap();
+            assert!(rep.unwrap().deleted_packs > 0, "{p:#?}");
+        }),
         ("repair snapshots --dry-run", |r, _| {
             let report = repair_snapshots(r, &RepairSnapshotsOptions { dry_run: true, ..Default::default() }).unwrap();
             assert_eq!(report.intact, 2);
@@ -168,7 +187,11 @@ fn metadata_operations_read_nothing_under_data() {
             let data: Vec<&String> = read.iter().filter(|p| p.starts_with("data/")).collect();
             assert!(data.is_empty(), "{what} read under data/: {data:?}");
             assert!(read.iter().any(|p| p.starts_with("config/")), "{what}: the counting layer saw no reads: {read:?}");
-            if fresh_cache && !name.starts_with("snapshots") && !name.starts_with("forget") {
+            if fresh_cache
+                && !name.starts_with("snapshots")
+                && !name.starts_with("forget")
+                && !name.starts_with("prune")
+            {
                 assert!(
                     read.iter().any(|p| p.starts_with("index/")),
                     "{what}: a fresh cache syncs the index: {read:?}"
