@@ -436,3 +436,54 @@ fn backups_running_while_prune_loops_with_no_grace_lose_nothing() {
         assert_eq!(&files(&target.join(src.strip_prefix("/").unwrap())), content, "snapshot {id:?} of {src:?}");
     }
 }
+
+#[test]
+fn a_crash_at_any_delete_of_forget_loses_nothing_kept() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    // Three more snapshots to forget, so forget deletes several objects.
+    let repo = fx.repo(&dir, "c1");
+    let src_c = fx.base.join("src-c");
+    for i in 0..3 {
+        write(&src_c.join("f.bin"), &bytes(50 + i, 200 * 1024));
+        backup(&repo, BackupSource::Paths(vec![src_c.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    }
+    drop(repo);
+    let policy = cairn::forget::Rules::Policy(cairn::retention::Policy {
+        last: Some(cairn::retention::Count::Last(1)),
+        ..Default::default()
+    });
+    let mut points = 0;
+    let removals = {
+        let repo = fx.repo(&dir, "c-count");
+        let plan = cairn::forget::plan(
+            &repo.list_snapshots().unwrap(),
+            cairn::forget::GroupBy::default(),
+            &policy,
+            &jiff::tz::TimeZone::UTC,
+        );
+        plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).count() as u64
+    };
+    assert_eq!(removals, 2);
+    for i in 0..removals {
+        let copy = fx.base.join(format!("forget-crash-{i}"));
+        copy_dir(&dir, &copy);
+        let (repo, fb) =
+            fx.faulty(&copy, FaultPlan { fail_delete: Some(i), crash: true, ..Default::default() }, &format!("cf{i}"));
+        let snaps = repo.list_snapshots().unwrap();
+        let plan = cairn::forget::plan(&snaps, cairn::forget::GroupBy::default(), &policy, &jiff::tz::TimeZone::UTC);
+        assert!(cairn::forget::execute(&repo, &plan, false).is_err(), "forget went through a crash at delete {i}");
+        assert!(fb.has_crashed());
+        points += 1;
+        drop(repo);
+        assert_intact(&fx, &copy, &format!("forget crash at delete {i}"));
+        let repo = fx.repo(&copy, &format!("cf{i}-after"));
+        let snaps = repo.list_snapshots().unwrap();
+        let plan = cairn::forget::plan(&snaps, cairn::forget::GroupBy::default(), &policy, &jiff::tz::TimeZone::UTC);
+        cairn::forget::execute(&repo, &plan, false).unwrap();
+        assert_eq!(repo.list_snapshots().unwrap().len(), 2, "one per group after the retried forget");
+        settle(&repo);
+        assert_intact(&fx, &copy, &format!("forget crash at delete {i}, then forget and prune"));
+    }
+    eprintln!("forget crash points exercised: {points}");
+}
