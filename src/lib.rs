@@ -6,7 +6,7 @@
 //! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
 //! - storage: [`backend`]; local state: [`cache`]
 //! - the repository: [`repository`], [`writer`]
-//! - operations: [`backup`], [`restore`], [`browse`], [`forget`], [`prune`], [`check`], [`repair`]; the pure retention policy: [`retention`]
+//! - operations: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`], [`repair`]; the pure retention policy: [`retention`]
 //!
 //! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
 //! fuzz targets link.
@@ -27,6 +27,8 @@ pub mod check;
 pub mod chunker;
 pub mod compress;
 pub mod config;
+#[cfg(feature = "cache")]
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod filter;

@@ -95,6 +95,8 @@ enum Command {
     /// Repair what check reports (adds objects; deletes only snapshots replaced, with `repair snapshots --forget`)
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Copy snapshots from another repository into this one, storing only what it lacks
+    Copy(CopyArgs),
     /// Print a repository object (for debugging)
     Cat(CatArgs),
 }
@@ -255,6 +257,46 @@ struct InitArgs {
     /// Default zstd level of the repository (0 = no compression)
     #[arg(long, default_value_t = 3, value_name = "LEVEL")]
     compression_level: i32,
+    /// Share this repository's content-id and chunker keys and chunker parameters (nothing else), so that `copy`
+    /// from it moves blobs without cutting files again
+    #[arg(long, value_name = "URL")]
+    copy_chunker_from: Option<String>,
+    #[command(flatten)]
+    from: FromRepoArgs,
+}
+
+/// How to open the other repository of `copy` and `init --copy-chunker-from`.
+#[derive(Args, Clone)]
+struct FromRepoArgs {
+    /// Password file of the source repository (else CAIRN_FROM_PASSWORD, else a prompt)
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE", value_name = "FILE")]
+    from_password_file: Option<PathBuf>,
+    /// Command printing the password of the source repository
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_COMMAND", value_name = "CMD")]
+    from_password_command: Option<String>,
+}
+
+#[derive(Args)]
+#[command(after_help = "The destination is --to-repo (default: -r / CAIRN_REPOSITORY) with the usual password \
+sources; the source's password comes from --from-password-file, --from-password-command, CAIRN_FROM_PASSWORD or a \
+prompt. A snapshot whose time, host and paths the destination already has is skipped, so running copy twice copies \
+nothing the second time.")]
+struct CopyArgs {
+    /// The repository to copy from
+    #[arg(long, value_name = "URL")]
+    from_repo: String,
+    /// The repository to copy into [default: -r / CAIRN_REPOSITORY]
+    #[arg(long, value_name = "URL")]
+    to_repo: Option<String>,
+    #[command(flatten)]
+    from: FromRepoArgs,
+    /// Say what would be copied and how much would be stored; store nothing
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Snapshots to copy (ids, unique prefixes or `latest`) [default: all, after the filters]
+    snapshots: Vec<String>,
+    #[command(flatten)]
+    filter: SnapshotFilter,
 }
 
 #[derive(Subcommand)]
@@ -549,6 +591,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<i32> {
         Command::Repair(RepairCommand::Snapshots { dry_run, read_data, forget }) => {
             cmd_repair_snapshots(&g, cairn::repair::RepairSnapshotsOptions { dry_run, read_data, forget })
         }
+        Command::Copy(a) => cmd_copy(&g, a),
         Command::Cat(a) => cmd_cat(&g, a),
     }
 }
@@ -844,7 +887,12 @@ fn cmd_init(g: &Global, a: InitArgs) -> anyhow::Result<i32> {
     if pw.is_empty() {
         bail!("an empty password is not accepted");
     }
-    let init = InitOptions { compression_level: a.compression_level, ..InitOptions::default() };
+    let mut init = InitOptions { compression_level: a.compression_level, ..InitOptions::default() };
+    if let Some(url) = &a.copy_chunker_from {
+        let src = open_from(g, url, &a.from)?;
+        init.chunker = src.config().v1().chunker;
+        init.chunker_keys_from = Some(src.keys().clone());
+    }
     let repo = Repository::init(backend, &pw, &init, &open_options(g))?;
     let id = repo.keys().repo_id;
     if g.json {
@@ -852,6 +900,92 @@ fn cmd_init(g: &Global, a: InitArgs) -> anyhow::Result<i32> {
     } else if !g.quiet {
         println!("created cairn repository {} at {}", id.short(), repo.backend().location());
         println!("Keep the password safe: without it the data cannot be read by anyone.");
+    }
+    Ok(exit::OK)
+}
+
+/// Opens the source repository of `copy` / `init --copy-chunker-from` for reading.
+fn open_from(g: &Global, url: &str, from: &FromRepoArgs) -> anyhow::Result<Repository> {
+    let mut fg = g.clone();
+    fg.repo = Some(url.to_string());
+    fg.password_file = from.from_password_file.clone();
+    fg.password_command = from.from_password_command.clone();
+    let backend = open_backend(&fg)?;
+    let location = backend.location();
+    if backend.list("config/")?.is_empty() && backend.list("keys/")?.is_empty() {
+        return Err(Error::RepoNotFound(location).into());
+    }
+    let pw = if fg.password_file.is_some() || fg.password_command.is_some() {
+        password(&fg, false)?
+    } else if let Some(p) = std::env::var_os("CAIRN_FROM_PASSWORD") {
+        Zeroizing::new(p.as_bytes().to_vec())
+    } else {
+        prompt(&format!("Password of {location}: "))?
+    };
+    let repo = Repository::open(backend, &pw, &open_options(g))?;
+    if !repo.keys().can_read() {
+        return Err(fail(
+            exit::KEY,
+            format!("{location}: key {} is write-only; the source needs a full key", repo.key_id().short()),
+        ));
+    }
+    Ok(repo)
+}
+
+fn cmd_copy(g: &Global, a: CopyArgs) -> anyhow::Result<i32> {
+    let src = open_from(g, &a.from_repo, &a.from)?;
+    let mut tg = g.clone();
+    if let Some(t) = &a.to_repo {
+        tg.repo = Some(t.clone());
+    }
+    let dst = open_reader(&tg)?;
+    let candidates = filtered(&src, &a.filter)?;
+    let mut ids = Vec::new();
+    for spec in &a.snapshots {
+        ids.push(src.resolve_snapshot(spec, &candidates)?);
+    }
+    if ids.is_empty() {
+        ids = candidates.iter().map(|(id, _)| *id).collect();
+        if ids.is_empty() {
+            if !g.quiet && !g.json {
+                println!("no snapshot matches; nothing to copy");
+            }
+            if g.json {
+                print_json(&json!({"dry_run": a.dry_run, "rechunked": false, "snapshots": []}))?;
+            }
+            return Ok(exit::OK);
+        }
+    }
+    let r = cairn::copy::copy(&src, &dst, &ids, a.dry_run)?;
+    if g.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["dry_run"] = json!(a.dry_run);
+        print_json(&hexify(v))?;
+        return Ok(exit::OK);
+    }
+    if !g.quiet {
+        if r.rechunked {
+            println!(
+                "the repositories do not share chunker keys: every file is read and cut again (create the destination with \
+                 `cairn init --copy-chunker-from` to avoid this)"
+            );
+        }
+        for c in &r.snapshots {
+            match (&c.target, &c.already) {
+                (Some(t), _) => println!("copied {} -> {}", c.source.short(), t.short()),
+                (None, Some(e)) => println!("skipped {} (already there as {})", c.source.short(), e.short()),
+                (None, None) => println!("would copy {}", c.source.short()),
+            }
+        }
+        println!(
+            "{} {} blob(s), {}; read {} data blob(s), {}{}",
+            if a.dry_run { "would store" } else { "stored" },
+            r.blobs_added,
+            human_bytes(r.bytes_added),
+            r.data_blobs_read,
+            human_bytes(r.data_bytes_read),
+            if a.dry_run { " (dry run: nothing was stored)" } else { "" }
+        );
     }
     Ok(exit::OK)
 }

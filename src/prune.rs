@@ -659,7 +659,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
             m.orphans.push(PackRef { kind: *kind, id: *id, size: *size });
         }
     }
-    m.orphans.sort_by(|a, b| a.id.cmp(&b.id));
+    m.orphans.sort_by_key(|a| a.id);
     if opts.repack {
         partial.sort_by(|a, b| {
             let sa = a.unused_bytes as f64 / (a.used_bytes + a.unused_bytes) as f64;

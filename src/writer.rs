@@ -342,19 +342,29 @@ impl<'r> Writer<'r> {
 
     /// Flushes, then commits a snapshot if the lease is still held. The snapshot is the commit
     /// point: everything it references is stored and indexed before it is written.
-    pub fn commit(mut self, snap: &Snapshot) -> Result<SnapshotId> {
+    pub fn commit(self, snap: &Snapshot) -> Result<SnapshotId> {
+        let ids = self.commit_all(std::slice::from_ref(snap))?;
+        Ok(ids[0])
+    }
+
+    /// [`Writer::commit`] for several snapshots of one session (copy), in order.
+    pub fn commit_all(mut self, snaps: &[Snapshot]) -> Result<Vec<SnapshotId>> {
         self.flush()?;
-        if let Some(l) = &self.lease {
-            l.check()?;
-        }
-        let id = SnapshotId::random();
         let repo = self.repo;
-        let bytes = snapshot::encode(repo.keys(), &self.session, &id, snap);
-        repo.backend().write_new(&format!("snapshots/{id}"), &bytes)?;
+        let mut ids = Vec::with_capacity(snaps.len());
+        for snap in snaps {
+            if let Some(l) = &self.lease {
+                l.check()?;
+            }
+            let id = SnapshotId::random();
+            let bytes = snapshot::encode(repo.keys(), &self.session, &id, snap);
+            repo.backend().write_new(&format!("snapshots/{id}"), &bytes)?;
+            ids.push(id);
+        }
         if let Some(l) = self.lease.take() {
             l.release();
         }
-        Ok(id)
+        Ok(ids)
     }
 
     /// Treats the blobs of `packs` as absent from now on, so they are stored again (prune's

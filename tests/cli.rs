@@ -16,6 +16,8 @@ mod manifest;
 mod check;
 #[path = "cli/control.rs"]
 mod control;
+#[path = "cli/copy.rs"]
+mod copy;
 #[path = "cli/corruption.rs"]
 mod corruption;
 #[path = "cli/dedup.rs"]

@@ -1,0 +1,302 @@
+//! Copy: snapshots from one repository into another (a local repository feeding an off-site one),
+//! re-sealed with the destination's keys, storing only the blobs the destination lacks. With
+//! shared chunker keys (`init --copy-chunker-from`) blobs move as they are, and data the
+//! destination already has is not read; otherwise every file is read and cut again with the
+//! destination's chunker. Idempotent: a snapshot whose time, host and paths the destination
+//! already has is not copied again. Prints nothing.
+
+use crate::backup::{make_content, store_dir};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, BlobKind, SnapshotId};
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::{Content, NodeKind, TreeBlob};
+use crate::writer::{Writer, WriterOptions};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
+/// What happened to one source snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopiedSnapshot {
+    /// The snapshot in the source repository.
+    pub source: SnapshotId,
+    /// The new snapshot in the destination (`None` when skipped or on a dry run).
+    pub target: Option<SnapshotId>,
+    /// The destination's snapshot with the same time, host and paths, when it was skipped.
+    pub already: Option<SnapshotId>,
+}
+
+/// What a copy did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CopyReport {
+    /// True when the repositories do not share chunker keys and files were cut again.
+    pub rechunked: bool,
+    /// Per source snapshot.
+    pub snapshots: Vec<CopiedSnapshot>,
+    /// Blobs stored in the destination.
+    pub blobs_added: u64,
+    /// Plain bytes of those blobs.
+    pub bytes_added: u64,
+    /// Data blobs read from the source.
+    pub data_blobs_read: u64,
+    /// Plain bytes of those.
+    pub data_bytes_read: u64,
+}
+
+/// True when ids and cut points agree between the two repositories (format-spec §3, §5).
+pub fn shares_chunker(src: &Repository, dst: &Repository) -> bool {
+    let (a, b) = (src.keys(), dst.keys());
+    crate::crypto::mac_eq(&a.id_key.0, &b.id_key.0)
+        && crate::crypto::mac_eq(&a.chunk_key.0, &b.chunk_key.0)
+        && src.config().v1().chunker == dst.config().v1().chunker
+}
+
+fn identity(s: &Snapshot) -> (crate::tree::Time, String, Vec<Vec<u8>>) {
+    let v = s.v1();
+    (v.time, v.host.clone(), v.paths.clone())
+}
+
+/// Copies `snapshots` (all of the source's when empty) from `src` into `dst`.
+pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_run: bool) -> Result<CopyReport> {
+    if src.keys().repo_id == dst.keys().repo_id {
+        return Err(Error::Invalid("source and destination are the same repository".into()));
+    }
+    let mut report = CopyReport { rechunked: !shares_chunker(src, dst), ..Default::default() };
+    let all = src.list_snapshots()?;
+    let selected: Vec<(SnapshotId, Snapshot)> = if snapshots.is_empty() {
+        all
+    } else {
+        let mut v = Vec::new();
+        for id in snapshots {
+            match all.iter().find(|(i, _)| i == id) {
+                Some(x) => v.push(x.clone()),
+                None => return Err(Error::NotFound(format!("snapshot {id} in {}", src.backend().location()))),
+            }
+        }
+        v
+    };
+    let existing: HashMap<_, SnapshotId> =
+        dst.list_snapshots()?.into_iter().map(|(id, s)| (identity(&s), id)).collect();
+    let todo: Vec<&(SnapshotId, Snapshot)> = selected
+        .iter()
+        .filter(|(id, s)| match existing.get(&identity(s)) {
+            Some(e) => {
+                report.snapshots.push(CopiedSnapshot { source: *id, target: None, already: Some(*e) });
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    let w = Writer::new(dst, WriterOptions { dry_run, ..WriterOptions::default() }, "copy")?;
+    let mut c = Copier {
+        src,
+        dst,
+        w: &w,
+        trees_done: HashSet::new(),
+        data_done: HashSet::new(),
+        rechunked: HashMap::new(),
+        files: HashMap::new(),
+        reads: (0, 0),
+    };
+    let mut prepared = Vec::new();
+    for (id, snap) in todo {
+        let root = snap.v1().root;
+        let new_root = if report.rechunked {
+            c.rechunk_dir(&root)?
+        } else {
+            c.copy_tree(&root)?;
+            root
+        };
+        let Snapshot::V1(mut v) = snap.clone();
+        v.root = new_root;
+        // The parent names a snapshot of the source repository.
+        v.parent = None;
+        prepared.push((*id, Snapshot::V1(v)));
+    }
+    report.data_blobs_read = c.reads.0;
+    report.data_bytes_read = c.reads.1;
+    drop(c);
+    let st = w.stats();
+    report.blobs_added = st.blobs_added.load(std::sync::atomic::Ordering::Relaxed);
+    report.bytes_added = st.bytes_added.load(std::sync::atomic::Ordering::Relaxed);
+    if dry_run {
+        w.abandon();
+        report.snapshots.extend(prepared.into_iter().map(|(id, _)| CopiedSnapshot {
+            source: id,
+            target: None,
+            already: None,
+        }));
+        return Ok(report);
+    }
+    // Every blob is stored and indexed before the first snapshot names it (format-spec §11).
+    let snaps: Vec<Snapshot> = prepared.iter().map(|(_, s)| s.clone()).collect();
+    let targets = w.commit_all(&snaps)?;
+    for ((id, _), t) in prepared.into_iter().zip(targets) {
+        report.snapshots.push(CopiedSnapshot { source: id, target: Some(t), already: None });
+    }
+    Ok(report)
+}
+
+struct Copier<'a, 'r> {
+    src: &'a Repository,
+    dst: &'a Repository,
+    w: &'a Writer<'r>,
+    trees_done: HashSet<BlobId>,
+    data_done: HashSet<BlobId>,
+    rechunked: HashMap<BlobId, BlobId>,
+    files: HashMap<Vec<BlobId>, Vec<BlobId>>,
+    reads: (u64, u64),
+}
+
+impl Copier<'_, '_> {
+    fn read_data(&mut self, id: &BlobId) -> Result<Vec<u8>> {
+        let plain = self.src.read_blob(BlobKind::Data, id)?;
+        self.reads.0 += 1;
+        self.reads.1 += plain.len() as u64;
+        Ok(plain)
+    }
+
+    /// Shared chunker: stores every blob of the tree that the destination lacks, children first.
+    /// Every blob is looked up, not only the tree: a tree the destination has may have lost its
+    /// children to a prune (it can sit unreferenced in a pack kept for other blobs).
+    fn copy_tree(&mut self, id: &BlobId) -> Result<()> {
+        if !self.trees_done.insert(*id) {
+            return Ok(());
+        }
+        let plain = self.src.read_blob(BlobKind::Tree, id)?;
+        let tb = TreeBlob::decode(&plain).map_err(|e| Error::corrupt("tree", id, e))?;
+        match &tb {
+            TreeBlob::DirV1 { nodes, next } => {
+                if let Some(n) = next {
+                    self.copy_tree(n)?;
+                }
+                for n in nodes {
+                    match &n.kind {
+                        NodeKind::Dir { tree } => self.copy_tree(tree)?,
+                        NodeKind::File { content: Content::Chunks(ids) } => {
+                            for d in ids {
+                                self.copy_data(d)?;
+                            }
+                        }
+                        NodeKind::File { content: Content::Indirect { lists, .. } } => {
+                            for l in lists {
+                                self.copy_tree(l)?;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            TreeBlob::ChunkListV1 { ids } => {
+                for d in ids {
+                    self.copy_data(d)?;
+                }
+            }
+        }
+        self.w.store_with_id(BlobKind::Tree, *id, &plain)?;
+        Ok(())
+    }
+
+    fn copy_data(&mut self, id: &BlobId) -> Result<()> {
+        if !self.data_done.insert(*id) || self.w.is_known(BlobKind::Data, id)? {
+            return Ok(());
+        }
+        let plain = self.read_data(id)?;
+        self.w.store_with_id(BlobKind::Data, *id, &plain)?;
+        Ok(())
+    }
+
+    /// Different chunkers: rebuilds the directory with every file cut again; returns its new id.
+    fn rechunk_dir(&mut self, id: &BlobId) -> Result<BlobId> {
+        if let Some(n) = self.rechunked.get(id) {
+            return Ok(*n);
+        }
+        let nodes = self.src.load_dir(id)?;
+        let mut out = Vec::with_capacity(nodes.len());
+        for mut n in nodes {
+            match &n.kind {
+                NodeKind::Dir { tree } => n.kind = NodeKind::Dir { tree: self.rechunk_dir(tree)? },
+                NodeKind::File { content } => {
+                    let ids = self.src.content_ids(content)?;
+                    // A file unchanged between snapshots has the same chunk list: cut it once.
+                    let new_ids = match self.files.get(&ids) {
+                        Some(v) => v.clone(),
+                        None => {
+                            let v = self.rechunk_file(ids.clone())?;
+                            self.files.insert(ids, v.clone());
+                            v
+                        }
+                    };
+                    n.kind = NodeKind::File { content: make_content(self.w, new_ids)? };
+                }
+                _ => {}
+            }
+            out.push(n);
+        }
+        let new = store_dir(self.w, out)?;
+        self.rechunked.insert(*id, new);
+        Ok(new)
+    }
+
+    fn rechunk_file(&mut self, ids: Vec<BlobId>) -> Result<Vec<BlobId>> {
+        let mut reader =
+            BlobReader { src: self.src, ids: ids.into_iter(), buf: Vec::new(), pos: 0, error: None, reads: (0, 0) };
+        let mut out = Vec::new();
+        let mut failed = None;
+        for c in self.dst.chunker().stream(&mut reader) {
+            match c {
+                // Stored as they come: memory stays at a few chunks.
+                Ok(c) => out.push(self.w.store(BlobKind::Data, &c)?.0),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.reads.0 += reader.reads.0;
+        self.reads.1 += reader.reads.1;
+        if let Some(e) = failed {
+            return Err(reader.error.take().unwrap_or_else(|| Error::Invalid(format!("re-chunking: {e}"))));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a file's content from the source, blob by blob.
+struct BlobReader<'a> {
+    src: &'a Repository,
+    ids: std::vec::IntoIter<BlobId>,
+    buf: Vec<u8>,
+    pos: usize,
+    error: Option<Error>,
+    reads: (u64, u64),
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            let Some(id) = self.ids.next() else { return Ok(0) };
+            match self.src.read_blob(BlobKind::Data, &id) {
+                Ok(b) => {
+                    self.reads.0 += 1;
+                    self.reads.1 += b.len() as u64;
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.error = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
