@@ -85,6 +85,8 @@ pub struct Repository {
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     /// Set once the cache has been brought up to date with the index files in this process.
     index_synced: std::sync::atomic::AtomicBool,
+    /// Serializes the first sync, so no lookup runs before it has finished.
+    sync_lock: Mutex<()>,
 }
 
 /// Where the client pin of the repository at `location` lives under the cache root.
@@ -264,6 +266,7 @@ impl Repository {
             chunker,
             sessions: Mutex::new(HashMap::new()),
             index_synced: std::sync::atomic::AtomicBool::new(false),
+            sync_lock: Mutex::new(()),
         };
         if !opts.no_cache {
             repo.check_pin(&root)?;
@@ -367,9 +370,9 @@ impl Repository {
     /// that vanishes between the listing and its read was superseded by prune, which writes the
     /// replacing files first (format-spec §10.6, P3): the sync lists again.
     pub fn sync_index(&self) -> Result<()> {
-        self.index_synced.store(true, std::sync::atomic::Ordering::Relaxed);
         for _ in 0..10 {
             if self.sync_index_once()? {
+                self.index_synced.store(true, std::sync::atomic::Ordering::Release);
                 return Ok(());
             }
         }
@@ -423,18 +426,54 @@ impl Repository {
 
     /// Packs condemned by prune marks; writers treat their blobs as absent (DESIGN §7).
     pub fn condemned(&self) -> Result<HashSet<PackId>> {
+        Ok(self.read_marks()?.1)
+    }
+
+    /// The names of the prune marks in storage, the packs they condemn, and whether a listed mark
+    /// vanished before it could be read (a sweep finished meanwhile).
+    fn read_marks(&self) -> Result<(HashSet<String>, HashSet<PackId>, bool)> {
+        let mut names = HashSet::new();
         let mut out = HashSet::new();
+        let mut vanished = false;
         for o in self.backend.list("prune/")? {
             if !o.path.starts_with("prune/mark-") {
                 continue;
             }
-            let bytes = self.backend.read(&o.path)?;
+            let bytes = match self.backend.read(&o.path) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => {
+                    vanished = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match lease::decode_prune_mark(&self.keys, &o.path, &bytes) {
                 Ok(m) => out.extend(m.condemned().iter().map(|(_, p)| *p)),
                 Err(e) => tracing::warn!("{}: {e}; ignored", o.path),
             }
+            names.insert(o.path);
         }
-        Ok(out)
+        Ok((names, out, vanished))
+    }
+
+    /// The start of a writing session after its lease is taken (format-spec §10.3): brings the
+    /// cache up to date with the index and returns the condemned set. Marks are listed before and
+    /// after the index sync; if one vanished in between, a sweep finished meanwhile and may have
+    /// replaced index files the sync read and deleted packs they name, so the sync runs again.
+    pub fn sync_for_writing(&self) -> Result<HashSet<PackId>> {
+        let (mut before, _, _) = self.read_marks()?;
+        for _ in 0..10 {
+            self.sync_index()?;
+            let (after, condemned, vanished) = self.read_marks()?;
+            if !vanished && before.is_subset(&after) {
+                return Ok(condemned);
+            }
+            before = after;
+        }
+        Err(Error::Invalid(format!(
+            "{}: prune marks kept vanishing while a session started (a prune looping?); try again",
+            self.backend.location()
+        )))
     }
 
     fn session(&self, public: &[u8; 32]) -> Result<Session> {
@@ -447,15 +486,18 @@ impl Repository {
         Ok(s)
     }
 
-    /// Where a blob is stored. The first miss in a process brings the cache up to date with the
-    /// index files (a fresh or deleted cache, or another host's new snapshot) and looks again.
+    /// Where a blob is stored. The first lookup in a process brings the cache up to date with the
+    /// index files (a fresh or deleted cache, another host's new snapshot, or a prune elsewhere
+    /// that replaced index files and deleted packs the cache still names): one listing of
+    /// `index/`, and only new files are read.
     pub fn locate(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<Location>> {
-        let found = self.cache.lookup(kind, id)?;
-        if found.is_empty() && !self.index_synced.load(std::sync::atomic::Ordering::Relaxed) {
-            self.sync_index()?;
-            return self.cache.lookup(kind, id);
+        if !self.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+            let _g = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+                self.sync_index()?;
+            }
         }
-        Ok(found)
+        self.cache.lookup(kind, id)
     }
 
     /// Opens a sealed blob read from `loc` and verifies its id.
@@ -469,8 +511,20 @@ impl Repository {
         Ok(plain)
     }
 
-    /// Reads, opens and verifies one blob, trying every known location.
+    /// Reads, opens and verifies one blob, trying every known location. When every location
+    /// names a pack that is gone, the cache is brought up to date once (a prune elsewhere may
+    /// have moved the blob) and the lookup is tried again.
     pub fn read_blob(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+        match self.read_blob_once(kind, id) {
+            Err(e) if e.is_not_found() => {
+                self.sync_index()?;
+                self.read_blob_once(kind, id)
+            }
+            r => r,
+        }
+    }
+
+    fn read_blob_once(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
         let locs = self.locate(kind, id)?;
         if locs.is_empty() {
             return Err(Error::corrupt("blob", id, format!("{kind} blob is not in any index")));

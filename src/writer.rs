@@ -166,8 +166,7 @@ impl<'r> Writer<'r> {
         repo.check_writer_version()?;
         let session = Session::new_writer(repo.keys());
         let lease = if opts.dry_run { None } else { Some(LeaseKeeper::start(repo, &session, operation)?) };
-        repo.sync_index()?;
-        let condemned = repo.condemned()?;
+        let condemned = repo.sync_for_writing()?;
         let pack_size = repo.config().v1().pack_size.clamp(1 << 20, 256 << 20) as usize;
         let shared = Arc::new(Shared {
             backend: repo.backend().clone(),

@@ -130,11 +130,14 @@ fn prune_deletes_only_what_no_snapshot_needs_and_only_in_a_later_run() {
     let repo = fx.repo(&dir, "c1");
     let before = pack_files(&dir);
     let bytes_before: u64 = before.iter().map(|p| std::fs::metadata(dir.join(p)).unwrap().len()).sum();
+    // Another host's cache, warm before the prune: it will name packs the sweep deletes.
+    fx.repo(&dir, "other-host").sync_index().unwrap();
 
     // Phase 1 marks and repacks, deletes nothing.
     let (plan, report) = run(&repo, &eager(), false).unwrap();
     let m = plan.mark.as_ref().expect("a mark");
     assert!(!m.unused.is_empty(), "the forgotten snapshot's tree pack is unused: {plan:#?}");
+    assert!(!m.repack.is_empty(), "blobs must move to new packs, for the stale-cache case below: {plan:#?}");
     assert!(report.unwrap().marked.is_some());
     let after_mark = pack_files(&dir);
     assert!(before.iter().all(|p| after_mark.contains(p)), "phase 1 deleted a pack");
@@ -166,6 +169,8 @@ fn prune_deletes_only_what_no_snapshot_needs_and_only_in_a_later_run() {
     assert_intact(&fx, &dir, "after the sweep");
     let fresh = fx.repo(&dir, "c2");
     assert!(fresh.load_snapshot(&fx.forgotten).is_err());
+    // The other host's next command (a new process) restores through its stale cache.
+    restore_matches(&fx.repo(&dir, "other-host"), &fx.kept, &fx.src_b, &fx.base.join("restore-other-host"));
     // Nothing left to do.
     assert_eq!(settle(&fresh), 1);
 }
