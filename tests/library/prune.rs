@@ -492,3 +492,20 @@ fn a_crash_at_any_delete_of_forget_loses_nothing_kept() {
     }
     eprintln!("forget crash points exercised: {points}");
 }
+
+#[test]
+fn a_snapshot_prune_cannot_read_stops_it_before_anything_is_deleted() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    run(&fx.repo(&dir, "c1"), &eager(), false).unwrap();
+    // Damage the kept snapshot's manifest: it may reference anything, so the sweep must not guess.
+    let snap = dir.join(format!("snapshots/{}", fx.kept));
+    let mut b = std::fs::read(&snap).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    std::fs::write(&snap, &b).unwrap();
+    let packs = pack_files(&dir);
+    let e = run(&fx.repo(&dir, "c2"), &eager(), false).unwrap_err();
+    assert!(e.to_string().contains("cannot read every snapshot"), "{e}");
+    assert_eq!(pack_files(&dir), packs, "prune deleted packs past an unreadable snapshot");
+}
