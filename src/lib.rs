@@ -1,7 +1,7 @@
 //! cairn: a content-addressed, deduplicating, encrypted backup repository.
 //!
 //! Layers, bottom up (each module uses only those above it in this list):
-//! - format types, no I/O: [`id`], [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`],
+//! - format types, no I/O: [`id`], [`units`], [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`],
 //!   [`index`], [`pack`], [`blob`]
 //! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
 //! - storage: [`backend`]; local state: [`cache`]
@@ -51,6 +51,7 @@ pub mod restore;
 pub mod retention;
 pub mod snapshot;
 pub mod tree;
+pub mod units;
 #[cfg(feature = "cache")]
 pub mod writer;
 

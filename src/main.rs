@@ -14,6 +14,7 @@ use cairn::repository::{InitOptions, OpenOptions, Repository};
 use cairn::restore::{self, RestoreOptions};
 use cairn::snapshot::{Snapshot, Summary};
 use cairn::tree::{Node, NodeKind, Time};
+use cairn::units::human_bytes;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
@@ -742,21 +743,6 @@ fn chatty(g: &Global) -> bool {
 
 fn bars(g: &Global) -> bool {
     !g.quiet && std::io::stderr().is_terminal()
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
 }
 
 fn parse_time(s: &str) -> anyhow::Result<Time> {
@@ -1738,7 +1724,8 @@ fn cmd_prune(
     forget: Option<Value>,
     cancel: Arc<AtomicBool>,
 ) -> anyhow::Result<i32> {
-    use cairn::prune::{human_secs, PruneOptions};
+    use cairn::prune::PruneOptions;
+    use cairn::units::human_secs;
     let opts = PruneOptions {
         max_unused: parse_percent("--max-unused", &a.max_unused)?,
         max_repack_size: parse_size("--max-repack-size", &a.max_repack_size)?,

@@ -10,6 +10,7 @@ use crate::index::IndexPack;
 use crate::lease::{self, MaintenanceLock, PruneMark, PruneWait};
 use crate::repository::{hostname, Repository};
 use crate::tree::{Content, NodeKind, Time, TreeBlob};
+use crate::units::{human_bytes, human_secs};
 use crate::writer::{Writer, WriterOptions};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -842,32 +843,4 @@ pub fn run(repo: &Repository, opts: &PruneOptions, dry_run: bool) -> Result<(Pru
     let r = execute(repo, opts, &p, &lock)?;
     lock.release()?;
     Ok((p, Some(r)))
-}
-
-/// `1.5 GiB`.
-pub fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
-/// `3h 20m`.
-pub fn human_secs(s: i64) -> String {
-    let (h, m) = (s / 3600, (s % 3600) / 60);
-    if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m")
-    } else {
-        format!("{s}s")
-    }
 }
