@@ -1,7 +1,8 @@
-//! Backends through OpenDAL: the `fs` service (reads of the local backend) and `memory` (unit
-//! tests only). Each call runs on a private tokio runtime; call it from plain threads only.
+//! Backends through OpenDAL: the `fs` service (reads of the local backend), `memory` (tests only)
+//! and the remote services [`super::remote`] configures. Each call runs on a private tokio
+//! runtime; call it from plain threads only. Errors name the backend's location, never a secret.
 
-use super::{backend_err, check_path, not_found, Backend, ObjectInfo};
+use super::{backend_err, check_path, not_found, Backend, Guarantees, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::tree::Time;
 use opendal::{ErrorKind, Operator};
@@ -14,19 +15,17 @@ pub struct OpendalBackend {
     op: Operator,
     rt: tokio::runtime::Runtime,
     location: String,
-    /// Serializes check-then-write on services without conditional writes (memory).
+    /// Serializes check-then-write on services without conditional writes (memory, WebDAV).
     create_lock: Mutex<()>,
-    conditional_write: bool,
-}
-
-fn map_err(op: &'static str, path: &str, e: opendal::Error) -> Error {
-    if e.kind() == ErrorKind::NotFound {
-        return not_found(op, path);
-    }
-    if e.kind() == ErrorKind::ConditionNotMatch {
-        return super::exists(path);
-    }
-    backend_err(op, path, e)
+    /// What the service promises; `conditional_create` selects how `write_new` works.
+    guarantees: Guarantees,
+    /// Pack uploads to keep in flight.
+    uploads: usize,
+    /// Multipart part size for large objects (0: one request).
+    chunk: usize,
+    /// Remote: errors other than "not found"/"exists" name the location (the local backend's
+    /// errors already do through its paths).
+    remote: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -38,7 +37,44 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Invalid(format!("cannot start the I/O runtime: {e}")))
 }
 
+impl std::fmt::Debug for OpendalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpendalBackend").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
 impl OpendalBackend {
+    fn map_err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
+        if e.kind() == ErrorKind::NotFound {
+            return not_found(op, path);
+        }
+        if e.kind() == ErrorKind::ConditionNotMatch {
+            return super::exists(path);
+        }
+        if self.remote {
+            let hint = match e.kind() {
+                ErrorKind::PermissionDenied => " (check the credentials)",
+                _ => "",
+            };
+            return backend_err(op, path, format!("{}: {e}{hint}", self.location));
+        }
+        backend_err(op, path, e)
+    }
+
+    /// A remote service's operator (already layered), with what the service guarantees.
+    pub fn remote(op: Operator, location: String, guarantees: Guarantees, uploads: usize, chunk: usize) -> Result<Self> {
+        Ok(OpendalBackend {
+            op,
+            rt: runtime()?,
+            location,
+            create_lock: Mutex::new(()),
+            guarantees,
+            uploads,
+            chunk,
+            remote: true,
+        })
+    }
+
     /// The OpenDAL `fs` service rooted at `root`.
     pub fn fs(root: &Path) -> Result<Self> {
         let b = opendal::services::Fs::default().root(&root.to_string_lossy());
@@ -48,7 +84,10 @@ impl OpendalBackend {
             rt: runtime()?,
             location: root.display().to_string(),
             create_lock: Mutex::new(()),
-            conditional_write: false,
+            guarantees: Guarantees { conditional_create: false, atomic_write: false, consistent_list: true },
+            uploads: 2,
+            chunk: 0,
+            remote: false,
         })
     }
 
@@ -60,7 +99,11 @@ impl OpendalBackend {
             rt: runtime()?,
             location: format!("memory://{name}"),
             create_lock: Mutex::new(()),
-            conditional_write: false,
+            // One process owns the map, and the create lock serializes check-then-write.
+            guarantees: Guarantees { conditional_create: true, atomic_write: true, consistent_list: true },
+            uploads: 2,
+            chunk: 0,
+            remote: false,
         })
     }
 
@@ -87,7 +130,7 @@ impl Backend for OpendalBackend {
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         check_path(path)?;
-        self.rt.block_on(self.op.read(path)).map(|b| b.to_vec()).map_err(|e| map_err("read", path, e))
+        self.rt.block_on(self.op.read(path)).map(|b| b.to_vec()).map_err(|e| self.map_err("read", path, e))
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -97,26 +140,51 @@ impl Backend for OpendalBackend {
             .rt
             .block_on(self.op.read_with(path).range(offset..end).into_future())
             .map(|b| b.to_vec())
-            .map_err(|e| map_err("read", path, e))?;
+            .map_err(|e| self.map_err("read", path, e))?;
         if v.len() as u64 != len {
             return Err(backend_err("read", path, format!("short read: {} of {len} bytes at {offset}", v.len())));
         }
         Ok(v)
     }
 
+    /// Remote services with conditional create send one `If-None-Match: *` (or `O_EXCL`) write.
+    /// OpenDAL's retry layer may resend it after a timeout or a dropped connection, and if the
+    /// first attempt landed, the resend is refused as "exists". So an "exists" answer is checked:
+    /// when the stored object holds exactly `data`, the create is complete and this returns
+    /// `Ok`; otherwise it is the "exists" error. (Names are random or content hashes, so equal
+    /// bytes under the same name mean this write, or — for packs — the same pack.)
+    ///
+    /// Services without conditional create (WebDAV, memory, the `fs` reader) stat and then write
+    /// under a process-wide lock: that never overwrites an object this process can see, but two
+    /// processes can race between the stat and the write (format-spec §1.3, §1.4).
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
         check_path(path)?;
-        if self.conditional_write {
-            self.rt
-                .block_on(self.op.write_with(path, data.to_vec()).if_not_exists(true).into_future())
-                .map(|_| ())
-                .map_err(|e| map_err("write", path, e))
+        if self.remote && self.guarantees.conditional_create {
+            let mut w = self.op.write_with(path, data.to_vec()).if_not_exists(true);
+            if self.chunk > 0 && data.len() > self.chunk {
+                w = w.chunk(self.chunk).concurrent(2);
+            }
+            match self.rt.block_on(w.into_future()) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::ConditionNotMatch => match self.read(path) {
+                    Ok(stored) if stored == data => {
+                        tracing::debug!("{path}: already stored with the same bytes (a retried create)");
+                        Ok(())
+                    }
+                    _ => Err(super::exists(path)),
+                },
+                Err(e) => Err(self.map_err("write", path, e)),
+            }
         } else {
             let _g = self.create_lock.lock().unwrap_or_else(|p| p.into_inner());
             if self.stat(path)?.is_some() {
                 return Err(super::exists(path));
             }
-            self.rt.block_on(self.op.write(path, data.to_vec())).map(|_| ()).map_err(|e| map_err("write", path, e))
+            let mut w = self.op.write_with(path, data.to_vec());
+            if self.chunk > 0 && data.len() > self.chunk {
+                w = w.chunk(self.chunk);
+            }
+            self.rt.block_on(w.into_future()).map(|_| ()).map_err(|e| self.map_err("write", path, e))
         }
     }
 
@@ -125,7 +193,7 @@ impl Backend for OpendalBackend {
         match self.rt.block_on(self.op.stat(path)) {
             Ok(m) => Ok(Some(Self::info(path.to_string(), &m))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(map_err("stat", path, e)),
+            Err(e) => Err(self.map_err("stat", path, e)),
         }
     }
 
@@ -134,7 +202,7 @@ impl Backend for OpendalBackend {
         let entries = match self.rt.block_on(self.op.list_with(&prefix).recursive(true).into_future()) {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(map_err("list", &prefix, e)),
+            Err(e) => return Err(self.map_err("list", &prefix, e)),
         };
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -143,7 +211,7 @@ impl Backend for OpendalBackend {
             }
             let path = e.path().trim_start_matches('/').to_string();
             let m = if e.metadata().content_length() == 0 && e.metadata().last_modified().is_none() {
-                self.rt.block_on(self.op.stat(&path)).map_err(|er| map_err("stat", &path, er))?
+                self.rt.block_on(self.op.stat(&path)).map_err(|er| self.map_err("stat", &path, er))?
             } else {
                 e.metadata().clone()
             };
@@ -153,12 +221,20 @@ impl Backend for OpendalBackend {
         Ok(out)
     }
 
+    fn guarantees(&self) -> Guarantees {
+        self.guarantees
+    }
+
+    fn upload_concurrency(&self) -> usize {
+        self.uploads
+    }
+
     fn delete(&self, path: &str) -> Result<()> {
         check_path(path)?;
         match self.rt.block_on(self.op.delete(path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(map_err("delete", path, e)),
+            Err(e) => Err(self.map_err("delete", path, e)),
         }
     }
 }
