@@ -42,6 +42,18 @@ pub const KEYS: &[OptionKey] = &[
         help: "path-style addressing (default true when s3.endpoint is set)",
     },
     OptionKey {
+        key: "s3.access_key_id",
+        schemes: &["s3"],
+        secret: false,
+        help: "access key id (default AWS_ACCESS_KEY_ID, then the AWS default chain)",
+    },
+    OptionKey {
+        key: "s3.secret_access_key",
+        schemes: &["s3"],
+        secret: true,
+        help: "secret key (default AWS_SECRET_ACCESS_KEY)",
+    },
+    OptionKey {
         key: "sftp.key",
         schemes: &["sftp"],
         secret: false,

@@ -132,12 +132,25 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
             if !o.get_bool("s3.path_style")?.unwrap_or(endpoint.is_some()) {
                 b = b.enable_virtual_host_style();
             }
-            // Explicit keys from the environment win; otherwise OpenDAL's default chain
-            // (AWS_PROFILE and the shared config files, web identity, instance metadata).
-            if let (Some(ak), Some(sk)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-                b = b.access_key_id(&ak).secret_access_key(&sk);
-                if let Some(t) = env("AWS_SESSION_TOKEN") {
-                    b = b.session_token(&t);
+            // Keys from the options, else from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and
+            // AWS_SESSION_TOKEN); with neither, OpenDAL's default chain (AWS_PROFILE and the
+            // shared config files, web identity, instance metadata).
+            let ak = o.get("s3.access_key_id").map(str::to_string);
+            let sk = o.get("s3.secret_access_key").map(str::to_string);
+            match (ak, sk) {
+                (Some(ak), Some(sk)) => b = b.access_key_id(&ak).secret_access_key(&sk),
+                (None, None) => {
+                    if let (Some(ak), Some(sk)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                        b = b.access_key_id(&ak).secret_access_key(&sk);
+                        if let Some(t) = env("AWS_SESSION_TOKEN") {
+                            b = b.session_token(&t);
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Error::Invalid(
+                        "options s3.access_key_id and s3.secret_access_key go together".into(),
+                    ))
                 }
             }
             Operator::new(b).map_err(|e| config_err(url, e))?
