@@ -469,8 +469,15 @@ fn main() {
 
 fn init_logging(g: &Global) {
     let default = if g.quiet { "error" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The request-signing crates log credentials (a provider's Debug form, keys in the clear) at
+    // debug and warn level: never let them through, whatever CAIRN_LOG says.
+    for target in ["reqsign_core", "reqsign_aws_core", "reqsign_aws_v4", "reqsign_google", "reqsign_azure_storage"] {
+        if let Ok(d) = format!("{target}=off").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -604,9 +611,7 @@ fn open_backend(g: &Global) -> anyhow::Result<DynBackend> {
 fn probe_list(backend: &DynBackend, prefix: &str) -> anyhow::Result<bool> {
     match backend.list(prefix) {
         Ok(v) => Ok(!v.is_empty()),
-        Err(e @ Error::Backend { .. }) => {
-            Err(fail(exit::REPO, format!("cannot access the repository at {}: {e}", backend.location())))
-        }
+        Err(e @ Error::Backend { .. }) => Err(fail(exit::REPO, format!("cannot access the repository: {e}"))),
         Err(e) => Err(e.into()),
     }
 }

@@ -11,6 +11,8 @@
 mod common;
 #[path = "cli/manifest.rs"]
 mod manifest;
+#[path = "support/servers.rs"]
+mod servers;
 
 #[path = "cli/check.rs"]
 mod check;
@@ -22,6 +24,8 @@ mod dedup;
 mod forget;
 #[path = "cli/options.rs"]
 mod options;
+#[path = "cli/remote.rs"]
+mod remote;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]

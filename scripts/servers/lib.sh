@@ -25,3 +25,8 @@ wait_port() {
   done
   log "nothing listens on $1:$2 after 30 s"; return 1
 }
+
+# port_unused HOST PORT: fails (with a message) when something already listens there.
+port_unused() {
+  if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then log "port $1:$2 is already in use"; return 1; fi
+}

@@ -24,6 +24,7 @@ SK="${S3_SECRET_KEY:-$(rnd 20)}"
 BIN="$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")"
 [ -x "$BIN" ] || { log "s3s-fs is not installed (run .ci/servers)"; exit 1; }
 
+port_unused "$HOST" "$PORT"
 rm -f "$DIR/server.pid"
 trap 'if [ -f "$DIR/server.pid" ]; then kill "$(cat "$DIR/server.pid")" 2>/dev/null || true; fi' EXIT
 nohup "$BIN" --host "$HOST" --port "$PORT" --access-key "$AK" --secret-key "$SK" "$DIR/data" \

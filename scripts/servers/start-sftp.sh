@@ -18,6 +18,7 @@ USER_NAME="$(id -un)"
 [ -x /usr/sbin/sshd ] || { log "sshd is missing (apt-get install openssh-server; .ci/servers does)"; exit 1; }
 command -v ssh >/dev/null || { log "ssh is missing (apt-get install openssh-client)"; exit 1; }
 
+port_unused "$HOST" "$PORT"
 [ -f "$DIR/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$DIR/host_ed25519"
 [ -f "$DIR/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$DIR/client_ed25519"
 cp "$DIR/client_ed25519.pub" "$DIR/authorized_keys"

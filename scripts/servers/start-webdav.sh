@@ -16,6 +16,7 @@ USER_NAME=cairn
 PASS="$(rnd 12)"
 command -v rclone >/dev/null || { log "rclone is missing (apt-get install rclone; .ci/servers does)"; exit 1; }
 
+port_unused "$HOST" "$PORT"
 : > "$DIR/rclone.conf"
 RCLONE_CONFIG="$DIR/rclone.conf" nohup rclone serve webdav "$DIR/data" \
     --addr "$HOST:$PORT" --user "$USER_NAME" --pass "$PASS" \

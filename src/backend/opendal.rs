@@ -52,17 +52,25 @@ impl OpendalBackend {
             return super::exists(path);
         }
         if self.remote {
-            let hint = match e.kind() {
-                ErrorKind::PermissionDenied => " (check the credentials)",
-                _ => "",
-            };
-            return backend_err(op, path, format!("{}: {e}{hint}", self.location));
+            let text = e.to_string();
+            let refused = e.kind() == ErrorKind::PermissionDenied
+                || text.contains("status: 401")
+                || text.contains("status: 403")
+                || text.contains("Permission denied");
+            let hint = if refused { " (the service refused the credentials)" } else { "" };
+            return backend_err(op, path, format!("{}: {text}{hint}", self.location));
         }
         backend_err(op, path, e)
     }
 
     /// A remote service's operator (already layered), with what the service guarantees.
-    pub fn remote(op: Operator, location: String, guarantees: Guarantees, uploads: usize, chunk: usize) -> Result<Self> {
+    pub fn remote(
+        op: Operator,
+        location: String,
+        guarantees: Guarantees,
+        uploads: usize,
+        chunk: usize,
+    ) -> Result<Self> {
         Ok(OpendalBackend {
             op,
             rt: runtime()?,

@@ -59,12 +59,7 @@ pub const KEYS: &[OptionKey] = &[
         secret: false,
         help: "private key file (default: ssh's own, ~/.ssh/config)",
     },
-    OptionKey {
-        key: "sftp.known_hosts",
-        schemes: &["sftp"],
-        secret: false,
-        help: "strict (default) or accept-new",
-    },
+    OptionKey { key: "sftp.known_hosts", schemes: &["sftp"], secret: false, help: "strict (default) or accept-new" },
     OptionKey { key: "webdav.user", schemes: &["webdav", "webdavs"], secret: false, help: "user name" },
     OptionKey {
         key: "webdav.password",
@@ -189,9 +184,9 @@ impl Options {
 
     fn merge_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| Error::Invalid(format!("options file {}: {}", path.display(), e.message())))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            Error::Invalid(format!("options file {}: {}", path.display(), e.message()))
+        })?;
         let src = Source::File(path.display().to_string());
         let mut flat = Vec::new();
         flatten("", &table, &mut flat, &src)?;
@@ -283,17 +278,16 @@ mod tests {
     fn unknown_keys_are_named() {
         let e = Options::from_sources(&["s3.endpiont=x".into()], vec![], None).unwrap_err().to_string();
         assert!(e.contains("\"s3.endpiont\""), "{e}");
-        let e = Options::from_sources(&[], vec![("CAIRN_OPTION_BOGUS".into(), "1".into())], None)
-            .unwrap_err()
-            .to_string();
+        let e =
+            Options::from_sources(&[], vec![("CAIRN_OPTION_BOGUS".into(), "1".into())], None).unwrap_err().to_string();
         assert!(e.contains("bogus") && e.contains("CAIRN_OPTION_BOGUS"), "{e}");
         assert!(Options::from_sources(&["novalue".into()], vec![], None).is_err());
     }
 
     #[test]
     fn debug_hides_secrets() {
-        let o = Options::from_sources(&["webdav.password=hunter2".into(), "webdav.user=u".into()], vec![], None)
-            .unwrap();
+        let o =
+            Options::from_sources(&["webdav.password=hunter2".into(), "webdav.user=u".into()], vec![], None).unwrap();
         let d = format!("{o:?}");
         assert!(!d.contains("hunter2") && d.contains("<secret>") && d.contains("\"u\""), "{d}");
     }

@@ -148,9 +148,7 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
                     }
                 }
                 _ => {
-                    return Err(Error::Invalid(
-                        "options s3.access_key_id and s3.secret_access_key go together".into(),
-                    ))
+                    return Err(Error::Invalid("options s3.access_key_id and s3.secret_access_key go together".into()))
                 }
             }
             Operator::new(b).map_err(|e| config_err(url, e))?
@@ -164,7 +162,9 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
                 "strict" => "strict",
                 "accept-new" => "add",
                 other => {
-                    return Err(Error::Invalid(format!("option sftp.known_hosts: {other:?} is not strict or accept-new")))
+                    return Err(Error::Invalid(format!(
+                        "option sftp.known_hosts: {other:?} is not strict or accept-new"
+                    )))
                 }
             };
             let mut b = services::Sftp::default().endpoint(&endpoint).root(path).known_hosts_strategy(strategy);

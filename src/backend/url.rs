@@ -289,7 +289,12 @@ mod tests {
     fn hosts() {
         assert_eq!(
             RepoUrl::parse("sftp://me@h.example:2222/srv/r/").unwrap(),
-            RepoUrl::Sftp { user: Some("me".into()), host: "h.example".into(), port: Some(2222), path: "/srv/r".into() }
+            RepoUrl::Sftp {
+                user: Some("me".into()),
+                host: "h.example".into(),
+                port: Some(2222),
+                path: "/srv/r".into()
+            }
         );
         assert_eq!(RepoUrl::parse("sftp://me@[::1]:22/r").unwrap().to_string(), "sftp://me@[::1]:22/r");
         assert!(RepoUrl::parse("sftp://h").is_err());

@@ -155,7 +155,8 @@ fn listing_pages_through_more_than_1000_objects() {
                 let b = b.clone();
                 sc.spawn(move || {
                     for i in (t..N).step_by(8) {
-                        b.write_new(&format!("index/{i:064x}"), &[i as u8; 3]).unwrap_or_else(|e| panic!("{name}: {e}"));
+                        b.write_new(&format!("index/{i:064x}"), &[i as u8; 3])
+                            .unwrap_or_else(|e| panic!("{name}: {e}"));
                     }
                 });
             }

@@ -21,7 +21,9 @@ fn var(server: &str, name: &str) -> Option<String> {
                      (see scripts/servers/up.sh)"
                 );
             }
-            eprintln!("note: skipping the {server} part of this test: {name} is not set (./test.sh starts the servers)");
+            eprintln!(
+                "note: skipping the {server} part of this test: {name} is not set (./test.sh starts the servers)"
+            );
             None
         }
     }
