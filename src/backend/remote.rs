@@ -172,10 +172,15 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
                 b = b.user(u);
             }
             if let Some(k) = o.get("sftp.key") {
-                if !std::path::Path::new(k).is_file() {
+                // `-o sftp.key=~/.ssh/id` reaches us unexpanded (the shell expands `~` only at a word's start).
+                let k = match (k.strip_prefix("~/"), env("HOME")) {
+                    (Some(rest), Some(home)) => format!("{home}/{rest}"),
+                    _ => k.to_string(),
+                };
+                if !std::path::Path::new(&k).is_file() {
                     return Err(Error::Invalid(format!("option sftp.key: no key file at {k}")));
                 }
-                b = b.key(k);
+                b = b.key(&k);
             }
             Operator::new(b).map_err(|e| config_err(url, e))?
         }
@@ -253,11 +258,11 @@ pub fn layered(op: Operator, t: &Tuning) -> Operator {
                 .with_max_delay(Duration::from_secs(20))
                 .with_notify(|ev: opendal::layers::RetryEvent<'_>| {
                     tracing::warn!(
-                        "storage {} failed ({}), retry {} in {:.1}s",
+                        "storage {} failed, retry {} in {:.1}s: {}",
                         ev.op,
-                        ev.err.kind(),
                         ev.attempt,
-                        ev.retry_after.as_secs_f64()
+                        ev.retry_after.as_secs_f64(),
+                        ev.err
                     );
                 }),
         )

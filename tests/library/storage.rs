@@ -229,6 +229,16 @@ fn unreachable_server_fails_in_bounded_time() {
     assert!(e.contains("s3://b/p") && e.contains("config/0000000001"), "{e}");
 }
 
+/// HTTPS works: the ring TLS provider is installed before the first request (a missing provider would panic
+/// inside reqwest instead of failing the call).
+#[test]
+fn https_client_starts_with_the_ring_provider() {
+    let b = open("webdavs://127.0.0.1:9/x", vec!["retries=0".into(), "webdav.password=p".into()]);
+    let e = b.list("config/").unwrap_err().to_string();
+    assert!(e.contains("webdavs://127.0.0.1:9/x") && e.contains("list"), "{e}");
+    assert!(!e.contains("webdav.password") && !e.contains("=p"), "{e}");
+}
+
 /// A backend that makes every pack upload take a while and records how many run at once.
 struct SlowPacks {
     inner: DynBackend,
