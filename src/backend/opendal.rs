@@ -26,6 +26,20 @@ pub struct OpendalBackend {
     /// Remote: errors other than "not found"/"exists" name the location (the local backend's
     /// errors already do through its paths).
     remote: bool,
+    /// The operator listings go through (without OpenDAL's retry layer; see
+    /// [`super::remote::layered`]), and how often a failed listing is retried whole.
+    lister: Operator,
+    list_retries: usize,
+}
+
+/// The parts of a remote backend besides its main operator.
+pub struct Remote {
+    /// The operator for listings: the service without the retry layer.
+    pub lister: Operator,
+    /// Whole-listing retries.
+    pub list_retries: usize,
+    /// The location for messages (no secrets).
+    pub location: String,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -52,7 +66,14 @@ impl OpendalBackend {
             return super::exists(path);
         }
         if self.remote {
-            let text = e.to_string();
+            // OpenDAL's message shows the first cause; the useful one (a refused certificate, a
+            // reset connection) is often deeper.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e).and_then(|s| s.source());
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
             let refused = e.kind() == ErrorKind::PermissionDenied
                 || text.contains("status: 401")
                 || text.contains("status: 403")
@@ -64,22 +85,18 @@ impl OpendalBackend {
     }
 
     /// A remote service's operator (already layered), with what the service guarantees.
-    pub fn remote(
-        op: Operator,
-        location: String,
-        guarantees: Guarantees,
-        uploads: usize,
-        chunk: usize,
-    ) -> Result<Self> {
+    pub fn remote(op: Operator, r: Remote, guarantees: Guarantees, uploads: usize, chunk: usize) -> Result<Self> {
         Ok(OpendalBackend {
             op,
             rt: runtime()?,
-            location,
+            location: r.location,
             create_lock: Mutex::new(()),
             guarantees,
             uploads,
             chunk,
             remote: true,
+            lister: r.lister,
+            list_retries: r.list_retries,
         })
     }
 
@@ -88,6 +105,8 @@ impl OpendalBackend {
         let b = opendal::services::Fs::default().root(&root.to_string_lossy());
         let op = Operator::new(b).map_err(|e| backend_err("open", &root.display().to_string(), e))?;
         Ok(OpendalBackend {
+            lister: op.clone(),
+            list_retries: 0,
             op,
             rt: runtime()?,
             location: root.display().to_string(),
@@ -103,6 +122,8 @@ impl OpendalBackend {
     pub fn memory(name: &str) -> Result<Self> {
         let op = Operator::new(opendal::services::Memory::default()).map_err(|e| backend_err("open", "memory", e))?;
         Ok(OpendalBackend {
+            lister: op.clone(),
+            list_retries: 0,
             op,
             rt: runtime()?,
             location: format!("memory://{name}"),
@@ -207,10 +228,20 @@ impl Backend for OpendalBackend {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let prefix = if prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
-        let entries = match self.rt.block_on(self.op.list_with(&prefix).recursive(true).into_future()) {
-            Ok(v) => v,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.map_err("list", &prefix, e)),
+        // Retried whole, never page by page (see `super::remote::layered`).
+        let mut attempt = 0u32;
+        let entries = loop {
+            match self.rt.block_on(self.lister.list_with(&prefix).recursive(true).into_future()) {
+                Ok(v) => break v,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) if e.is_temporary() && (attempt as usize) < self.list_retries => {
+                    attempt += 1;
+                    let wait = super::remote::backoff(attempt);
+                    tracing::warn!("storage list {prefix} failed, retry {attempt} in {:.1}s: {e}", wait.as_secs_f64());
+                    std::thread::sleep(wait);
+                }
+                Err(e) => return Err(self.map_err("list", &prefix, e)),
+            }
         };
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {

@@ -246,16 +246,25 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
 /// Writes are retried too: the one non-idempotent call, a conditional create, is made safe by
 /// [`OpendalBackend`]'s compare-on-exists (a retry that finds the name taken reads the object
 /// back and accepts it only when it holds exactly the bytes being written).
-pub fn layered(op: Operator, t: &Tuning) -> Operator {
-    op.layer(ConcurrentLimitLayer::new(t.connections))
-        .layer(TimeoutLayer::new().with_timeout(t.timeout).with_io_timeout(t.io_timeout))
+///
+/// Returns two operators over one service: the retrying one, and one without the retry layer for
+/// listings. OpenDAL retries a listing page by page, and a retried page can end the listing: with
+/// the WebDAV service a PROPFIND that failed and was retried gave an empty listing and no error
+/// (found by `https_client_starts_with_the_ring_provider`). A short listing is the one storage
+/// answer that cannot be told from the truth, so [`OpendalBackend`] retries listings whole.
+pub fn layered(op: Operator, t: &Tuning) -> (Operator, Operator) {
+    let base = op
+        .layer(ConcurrentLimitLayer::new(t.connections))
+        .layer(TimeoutLayer::new().with_timeout(t.timeout).with_io_timeout(t.io_timeout));
+    let retrying = base
+        .clone()
         .layer(
             RetryLayer::new()
                 .with_max_times(t.retries)
                 .with_jitter()
                 .with_factor(2.0)
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(20))
+                .with_min_delay(MIN_DELAY)
+                .with_max_delay(MAX_DELAY)
                 .with_notify(|ev: opendal::layers::RetryEvent<'_>| {
                     tracing::warn!(
                         "storage {} failed, retry {} in {:.1}s: {}",
@@ -266,7 +275,22 @@ pub fn layered(op: Operator, t: &Tuning) -> Operator {
                     );
                 }),
         )
-        .layer(LoggingLayer::new(Tracer))
+        .layer(LoggingLayer::new(Tracer));
+    (retrying, base.layer(LoggingLayer::new(Tracer)))
+}
+
+/// The first retry's delay; each later one doubles, up to [`MAX_DELAY`].
+pub const MIN_DELAY: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+pub const MAX_DELAY: Duration = Duration::from_secs(20);
+
+/// The wait before retry `attempt` (1-based): exponential from [`MIN_DELAY`], capped, with jitter
+/// (a random 50–100 % of it), like the retry layer's.
+pub fn backoff(attempt: u32) -> Duration {
+    let full = MIN_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(MAX_DELAY);
+    let mut b = [0u8; 1];
+    let _ = getrandom::getrandom(&mut b);
+    full.mul_f64(0.5 + f64::from(b[0]) / 510.0)
 }
 
 /// Installs the process-wide TLS provider (`ring`) and OpenDAL's HTTP transport, once.
@@ -287,12 +311,18 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     let scheme = url.scheme();
     let tuning = Tuning::from_options(o, scheme)?;
     install_transport();
-    let op = layered(build_operator(url, o)?, &tuning);
+    let (op, lister) = layered(build_operator(url, o)?, &tuning);
     let cap = op.info().capability();
     let mut g = service_table(scheme);
     g.conditional_create &= cap.write_with_if_not_exists;
     let chunk = if cap.write_can_multi { tuning.chunk_size } else { 0 };
-    OpendalBackend::remote(op, url.to_string(), g, tuning.uploads, chunk)
+    OpendalBackend::remote(
+        op,
+        super::opendal::Remote { lister, list_retries: tuning.retries, location: url.to_string() },
+        g,
+        tuning.uploads,
+        chunk,
+    )
 }
 
 #[cfg(test)]

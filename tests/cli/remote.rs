@@ -130,6 +130,53 @@ fn webdav_end_to_end() {
     roundtrip(&Remote::webdav(&srv, "e2e"));
 }
 
+/// HTTPS through the ring TLS provider: a private `rclone serve webdav` with a certificate from a throwaway CA.
+/// Without trusting the CA the repository cannot be reached (exit 10, the message says why); with it
+/// (`SSL_CERT_FILE`) the whole roundtrip works.
+#[test]
+fn webdavs_end_to_end_with_a_private_ca() {
+    let Some(_) = Webdav::from_env() else { return };
+    let r0 = Repo::uninit();
+    let dir = r0.path("tls-dav");
+    let out = Command::new(scripts().join("start-webdav.sh"))
+        .arg(&dir)
+        .env("WEBDAV_TLS", "1")
+        .env_remove("WEBDAV_PORT")
+        .output()
+        .expect("run start-webdav.sh");
+    assert!(out.status.success(), "start-webdav.sh WEBDAV_TLS=1 failed: {}", describe(&out));
+    let env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect();
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    struct Stop(PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(self.0.join("rclone.pid")) {
+                // SAFETY: kill(2) of the server this test started.
+                unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGTERM) };
+            }
+        }
+    }
+    let _stop = Stop(dir.clone());
+    let srv = Webdav {
+        host: get("WEBDAV_HOST"),
+        port: get("WEBDAV_PORT"),
+        user: get("WEBDAV_USER"),
+        pass: get("WEBDAV_PASS"),
+    };
+    let mut remote = Remote::webdav(&srv, "tls");
+    remote.url = remote.url.replacen("webdav://", "webdavs://", 1);
+    remote.flags = vec!["-o".into(), "retries=1".into()];
+    let out = remote.run(&["snapshots"]);
+    assert_code(&remote.command(&["snapshots"]), &out, 10);
+    assert!(stderr(&out).contains("certificate"), "the message does not say why: {}", stderr(&out));
+    remote.env.push(("SSL_CERT_FILE".into(), get("WEBDAV_CA")));
+    roundtrip(&remote);
+}
+
 /// Refused credentials: exit 10 ("repository cannot be reached"), a message naming the service, the operation
 /// and the object, and never the secret.
 #[test]

@@ -220,10 +220,13 @@ fn unreachable_server_fails_in_bounded_time() {
             "s3.endpoint=http://127.0.0.1:9".into(),
             "s3.access_key_id=a".into(),
             "s3.secret_access_key=b".into(),
-            "retries=1".into(),
+            "retries=3".into(),
         ],
     );
     let t = std::time::Instant::now();
+    // A listing that keeps failing is an error, never an empty (or truncated) listing.
+    let e = b.list("config/").expect_err("a listing of an unreachable server succeeded").to_string();
+    assert!(e.contains("s3://b/p") && e.contains("list"), "{e}");
     let e = b.read("config/0000000001").unwrap_err().to_string();
     assert!(t.elapsed() < std::time::Duration::from_secs(30), "took {:?}", t.elapsed());
     assert!(e.contains("s3://b/p") && e.contains("config/0000000001"), "{e}");
@@ -233,7 +236,7 @@ fn unreachable_server_fails_in_bounded_time() {
 /// inside reqwest instead of failing the call).
 #[test]
 fn https_client_starts_with_the_ring_provider() {
-    let b = open("webdavs://127.0.0.1:9/x", vec!["retries=0".into(), "webdav.password=p".into()]);
+    let b = open("webdavs://127.0.0.1:9/x", vec!["retries=2".into(), "webdav.password=p".into()]);
     let e = b.list("config/").unwrap_err().to_string();
     assert!(e.contains("webdavs://127.0.0.1:9/x") && e.contains("list"), "{e}");
     assert!(!e.contains("webdav.password") && !e.contains("=p"), "{e}");
