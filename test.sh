@@ -15,7 +15,10 @@ if [ "${CAIRN_TEST_SERVERS:-required}" != off ]; then
   .ci/servers
   state="$(mktemp -d "${TMPDIR:-/tmp}/cairn-servers.XXXXXX")"
   trap 'scripts/servers/down.sh "$state"; rm -rf "$state"' EXIT
-  eval "$(scripts/servers/up.sh "$state")"
+  # Tests of a server that is missing fail from here on, even if up.sh itself failed to say so.
+  export CAIRN_TEST_SERVERS=required
+  servers="$(scripts/servers/up.sh "$state")"   # an assignment: a failing up.sh stops the script (set -e)
+  eval "$servers"
 else
   unset CAIRN_TEST_SERVERS
 fi
