@@ -44,9 +44,17 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Global {
-    /// Repository: a path, file:///path or memory://NAME
+    /// Repository: a path, file:///path, s3://BUCKET/PREFIX, sftp://[USER@]HOST[:PORT]/PATH,
+    /// webdav(s)://HOST[:PORT]/PATH, gcs://BUCKET/PREFIX, azblob://CONTAINER/PREFIX or memory://NAME
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "URL")]
     repo: Option<String>,
+    /// Backend option (repeatable), e.g. -o s3.endpoint=http://127.0.0.1:9000; overrides
+    /// CAIRN_OPTION_<KEY> variables, which override the options file
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    options: Vec<String>,
+    /// TOML file of backend options (key = "value")
+    #[arg(long, env = "CAIRN_OPTIONS_FILE", global = true, value_name = "FILE")]
+    options_file: Option<PathBuf>,
     /// Read the password from the first line of this file
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
@@ -563,8 +571,15 @@ fn main() {
 
 fn init_logging(g: &Global) {
     let default = if g.quiet { "error" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The request-signing crates log credentials (a provider's Debug form, keys in the clear) at
+    // debug and warn level: never let them through, whatever CAIRN_LOG says.
+    for target in ["reqsign_core", "reqsign_aws_core", "reqsign_aws_v4", "reqsign_google", "reqsign_azure_storage"] {
+        if let Ok(d) = format!("{target}=off").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -683,10 +698,29 @@ fn new_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 
 fn open_backend(g: &Global) -> anyhow::Result<DynBackend> {
     let url = g.repo.clone().unwrap_or_default();
-    backend::open_url(&url).map_err(|e| match e {
+    // Only CAIRN_OPTION_* variables are looked at; a non-UTF-8 one is an error, not skipped.
+    let mut env = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let Some(k) = k.to_str().filter(|k| k.starts_with(backend::options::ENV_PREFIX)) else { continue };
+        let v = v.into_string().map_err(|_| fail(exit::USAGE, format!("{k} is not valid UTF-8")))?;
+        env.push((k.to_string(), v));
+    }
+    let usage = |e: Error| match e {
         Error::Invalid(m) => fail(exit::USAGE, m),
         other => anyhow::Error::new(other),
-    })
+    };
+    let options = backend::Options::from_sources(&g.options, env, g.options_file.as_deref()).map_err(usage)?;
+    backend::open_url_with(&url, &options).map_err(usage)
+}
+
+/// The first look at a repository: a storage failure here (an unreachable server, refused
+/// credentials) means the repository cannot be reached, which is exit code 10.
+fn probe_list(backend: &DynBackend, prefix: &str) -> anyhow::Result<bool> {
+    match backend.list(prefix) {
+        Ok(v) => Ok(!v.is_empty()),
+        Err(e @ Error::Backend { .. }) => Err(fail(exit::REPO, format!("cannot access the repository: {e}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn open_options(g: &Global) -> OpenOptions {
@@ -697,7 +731,7 @@ fn open_repo(g: &Global) -> anyhow::Result<Repository> {
     let backend = open_backend(g)?;
     // Look before asking for a password: a missing repository is exit 10, not a prompt.
     let location = backend.location();
-    if backend.list("config/")?.is_empty() && backend.list("keys/")?.is_empty() {
+    if !probe_list(&backend, "config/")? && !probe_list(&backend, "keys/")? {
         return Err(Error::RepoNotFound(location).into());
     }
     let pw = password(g, false)?;
@@ -866,7 +900,7 @@ fn cmd_init(g: &Global, a: InitArgs) -> anyhow::Result<i32> {
     if !(0..=22).contains(&a.compression_level) {
         return Err(fail(exit::USAGE, "--compression-level must be 0..22"));
     }
-    if !backend.list("config/")?.is_empty() || !backend.list("keys/")?.is_empty() {
+    if probe_list(&backend, "config/")? || probe_list(&backend, "keys/")? {
         bail!("{}: a repository already exists here", backend.location());
     }
     let pw = password(g, true)?;

@@ -32,7 +32,7 @@ pub struct WriterOptions {
     pub compression: Compression,
     /// Verify every blob (unseal, decompress, recompute id) before its pack is written.
     pub verify: bool,
-    /// Concurrent uploads.
+    /// Concurrent uploads (at least; the backend may ask for more, see `Backend::upload_concurrency`).
     pub uploaders: usize,
     /// Dry run: count, store nothing.
     pub dry_run: bool,
@@ -180,7 +180,8 @@ impl<'r> Writer<'r> {
         let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(0);
         let mut uploaders = Vec::new();
         if !opts.dry_run {
-            for _ in 0..opts.uploaders.max(1) {
+            // Remote backends ask for more uploads in flight than local disk (a PUT waits on the network).
+            for _ in 0..opts.uploaders.max(shared.backend.upload_concurrency()).max(1) {
                 let rx = rx.clone();
                 let sh = shared.clone();
                 uploaders.push(std::thread::spawn(move || {

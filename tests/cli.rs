@@ -11,6 +11,8 @@
 mod common;
 #[path = "cli/manifest.rs"]
 mod manifest;
+#[path = "support/servers.rs"]
+mod servers;
 
 #[path = "cli/check.rs"]
 mod check;
@@ -30,6 +32,8 @@ mod options;
 mod prune;
 #[path = "cli/repair.rs"]
 mod repair;
+#[path = "cli/remote.rs"]
+mod remote;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]

@@ -1,6 +1,8 @@
 //! Library-level tests: format conformance (spec vectors, codecs, write-only keys), crash safety under injected
-//! storage faults, the cold-storage promise (metadata operations read nothing under `data/`) and the config chain
-//! under damage. The second integration-test binary of the crate, beside `tests/cli.rs` (each links RocksDB).
+//! storage faults, prune (crash points, concurrency), repair, the cold-storage promise (metadata operations read
+//! nothing under `data/`), the config chain under damage, and the backend conformance suite (local, memory, OpenDAL
+//! fs, and the S3/SFTP/WebDAV servers `./test.sh` starts). The second integration-test binary of the crate, beside
+//! `tests/cli.rs` (each links RocksDB).
 
 #[path = "library/cold.rs"]
 mod cold;
@@ -14,3 +16,7 @@ mod format;
 mod prune;
 #[path = "library/repair.rs"]
 mod repair;
+#[path = "support/servers.rs"]
+mod servers;
+#[path = "library/storage.rs"]
+mod storage;

@@ -158,6 +158,14 @@ impl Backend for FaultBackend {
         self.dead("create", "")?;
         self.inner.create_root()
     }
+
+    fn guarantees(&self) -> super::Guarantees {
+        self.inner.guarantees()
+    }
+
+    fn upload_concurrency(&self) -> usize {
+        self.inner.upload_concurrency()
+    }
 }
 
 #[cfg(test)]

@@ -184,6 +184,12 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn guarantees(&self) -> super::Guarantees {
+        // renameat2(RENAME_NOREPLACE)/link() refuse an existing name, also across processes;
+        // temp file + rename makes every object whole or absent (format-spec §1.2).
+        super::Guarantees { conditional_create: true, atomic_write: true, consistent_list: true }
+    }
+
     fn sync(&self) -> Result<()> {
         // Held across the fsyncs: a concurrent `sync` must not return while packs taken by this
         // one are still being flushed.

@@ -8,6 +8,28 @@ use std::sync::Arc;
 pub mod fault;
 pub mod local;
 pub mod opendal;
+pub mod options;
+pub mod remote;
+pub mod url;
+
+pub use options::Options;
+pub use url::RepoUrl;
+
+/// What a backend promises about concurrent writers and listings (format-spec §1.4). Prune and
+/// other multi-writer protocols consult it to refuse modes a service cannot make safe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guarantees {
+    /// `write_new` is refused atomically by the service when the name exists, across processes
+    /// and hosts. When false, `write_new` checks and writes under a lock that protects only
+    /// against this process.
+    pub conditional_create: bool,
+    /// An object is either absent or complete under its final name, even if the writer dies
+    /// mid-write. When false a crash can leave a torn object (which `check` reports).
+    pub atomic_write: bool,
+    /// A listing started after a write returned includes that object (read-after-write
+    /// consistent listings).
+    pub consistent_list: bool,
+}
 
 /// One stored object as a listing or stat reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,29 +70,35 @@ pub trait Backend: Send + Sync {
     fn create_root(&self) -> Result<()> {
         Ok(())
     }
+    /// What this backend guarantees (see [`Guarantees`]). The default is the safe answer: none.
+    fn guarantees(&self) -> Guarantees {
+        Guarantees { conditional_create: false, atomic_write: false, consistent_list: false }
+    }
+    /// How many pack uploads a writer should keep in flight: more hides a network round trip,
+    /// fewer saves memory (each in-flight pack is a buffer of the pack size).
+    fn upload_concurrency(&self) -> usize {
+        2
+    }
 }
 
 /// A shared backend.
 pub type DynBackend = Arc<dyn Backend>;
 
-/// Opens the backend a repository URL names: a plain path, `file:///path`, or `memory://NAME`.
+/// Opens the backend a repository URL names, with default options (see [`open_url_with`]).
 pub fn open_url(url: &str) -> Result<DynBackend> {
-    if let Some(rest) = url.strip_prefix("memory://") {
-        return Ok(Arc::new(opendal::OpendalBackend::memory(rest)?));
+    open_url_with(url, &Options::default())
+}
+
+/// Opens the backend a repository URL names: a plain path, `file:///path`, `memory://NAME`, or a
+/// remote service (`s3://`, `sftp://`, `webdav(s)://`, `gcs://`, `azblob://`) configured by
+/// `options`. Opening a remote service makes no request except what its builder does itself;
+/// the first storage call reports bad credentials.
+pub fn open_url_with(url: &str, options: &Options) -> Result<DynBackend> {
+    match RepoUrl::parse(url)? {
+        RepoUrl::Memory(name) => Ok(Arc::new(opendal::OpendalBackend::memory(&name)?)),
+        RepoUrl::Local(path) => Ok(Arc::new(local::LocalBackend::new(path)?)),
+        remote => Ok(Arc::new(remote::open(&remote, options)?)),
     }
-    if let Some(rest) = url.strip_prefix("file://") {
-        return Ok(Arc::new(local::LocalBackend::new(rest)?));
-    }
-    if url.contains("://") {
-        let scheme = url.split("://").next().unwrap_or_default();
-        return Err(Error::Invalid(format!(
-            "repository URL scheme {scheme}:// is not supported by this build (supported: a path, file://, memory://)"
-        )));
-    }
-    if url.is_empty() {
-        return Err(Error::Invalid("no repository given (use -r/--repo or CAIRN_REPOSITORY)".into()));
-    }
-    Ok(Arc::new(local::LocalBackend::new(url)?))
 }
 
 pub(crate) fn backend_err(op: &'static str, path: &str, message: impl ToString) -> Error {

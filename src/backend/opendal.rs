@@ -1,7 +1,8 @@
-//! Backends through OpenDAL: the `fs` service (reads of the local backend) and `memory` (unit
-//! tests only). Each call runs on a private tokio runtime; call it from plain threads only.
+//! Backends through OpenDAL: the `fs` service (reads of the local backend), `memory` (tests only)
+//! and the remote services [`super::remote`] configures. Each call runs on a private tokio
+//! runtime; call it from plain threads only. Errors name the backend's location, never a secret.
 
-use super::{backend_err, check_path, not_found, Backend, ObjectInfo};
+use super::{backend_err, check_path, not_found, Backend, Guarantees, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::tree::Time;
 use opendal::{ErrorKind, Operator};
@@ -14,19 +15,31 @@ pub struct OpendalBackend {
     op: Operator,
     rt: tokio::runtime::Runtime,
     location: String,
-    /// Serializes check-then-write on services without conditional writes (memory).
+    /// Serializes check-then-write on services without conditional writes (memory, WebDAV).
     create_lock: Mutex<()>,
-    conditional_write: bool,
+    /// What the service promises; `conditional_create` selects how `write_new` works.
+    guarantees: Guarantees,
+    /// Pack uploads to keep in flight.
+    uploads: usize,
+    /// Multipart part size for large objects (0: one request).
+    chunk: usize,
+    /// Remote: errors other than "not found"/"exists" name the location (the local backend's
+    /// errors already do through its paths).
+    remote: bool,
+    /// The operator listings go through (without OpenDAL's retry layer; see
+    /// [`super::remote::layered`]), and how often a failed listing is retried whole.
+    lister: Operator,
+    list_retries: usize,
 }
 
-fn map_err(op: &'static str, path: &str, e: opendal::Error) -> Error {
-    if e.kind() == ErrorKind::NotFound {
-        return not_found(op, path);
-    }
-    if e.kind() == ErrorKind::ConditionNotMatch {
-        return super::exists(path);
-    }
-    backend_err(op, path, e)
+/// The parts of a remote backend besides its main operator.
+pub struct Remote {
+    /// The operator for listings: the service without the retry layer.
+    pub lister: Operator,
+    /// Whole-listing retries.
+    pub list_retries: usize,
+    /// The location for messages (no secrets).
+    pub location: String,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -38,17 +51,70 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Invalid(format!("cannot start the I/O runtime: {e}")))
 }
 
+impl std::fmt::Debug for OpendalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpendalBackend").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
 impl OpendalBackend {
+    fn map_err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
+        if e.kind() == ErrorKind::NotFound {
+            return not_found(op, path);
+        }
+        if e.kind() == ErrorKind::ConditionNotMatch {
+            return super::exists(path);
+        }
+        if self.remote {
+            // OpenDAL's message shows the first cause; the useful one (a refused certificate, a
+            // reset connection) is often deeper.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e).and_then(|s| s.source());
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            let refused = e.kind() == ErrorKind::PermissionDenied
+                || text.contains("status: 401")
+                || text.contains("status: 403")
+                || text.contains("Permission denied");
+            let hint = if refused { " (the service refused the credentials)" } else { "" };
+            return backend_err(op, path, format!("{}: {text}{hint}", self.location));
+        }
+        backend_err(op, path, e)
+    }
+
+    /// A remote service's operator (already layered), with what the service guarantees.
+    pub fn remote(op: Operator, r: Remote, guarantees: Guarantees, uploads: usize, chunk: usize) -> Result<Self> {
+        Ok(OpendalBackend {
+            op,
+            rt: runtime()?,
+            location: r.location,
+            create_lock: Mutex::new(()),
+            guarantees,
+            uploads,
+            chunk,
+            remote: true,
+            lister: r.lister,
+            list_retries: r.list_retries,
+        })
+    }
+
     /// The OpenDAL `fs` service rooted at `root`.
     pub fn fs(root: &Path) -> Result<Self> {
         let b = opendal::services::Fs::default().root(&root.to_string_lossy());
         let op = Operator::new(b).map_err(|e| backend_err("open", &root.display().to_string(), e))?;
         Ok(OpendalBackend {
+            lister: op.clone(),
+            list_retries: 0,
             op,
             rt: runtime()?,
             location: root.display().to_string(),
             create_lock: Mutex::new(()),
-            conditional_write: false,
+            guarantees: Guarantees { conditional_create: false, atomic_write: false, consistent_list: true },
+            uploads: 2,
+            chunk: 0,
+            remote: false,
         })
     }
 
@@ -56,11 +122,17 @@ impl OpendalBackend {
     pub fn memory(name: &str) -> Result<Self> {
         let op = Operator::new(opendal::services::Memory::default()).map_err(|e| backend_err("open", "memory", e))?;
         Ok(OpendalBackend {
+            lister: op.clone(),
+            list_retries: 0,
             op,
             rt: runtime()?,
             location: format!("memory://{name}"),
             create_lock: Mutex::new(()),
-            conditional_write: false,
+            // One process owns the map, and the create lock serializes check-then-write.
+            guarantees: Guarantees { conditional_create: true, atomic_write: true, consistent_list: true },
+            uploads: 2,
+            chunk: 0,
+            remote: false,
         })
     }
 
@@ -87,7 +159,7 @@ impl Backend for OpendalBackend {
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         check_path(path)?;
-        self.rt.block_on(self.op.read(path)).map(|b| b.to_vec()).map_err(|e| map_err("read", path, e))
+        self.rt.block_on(self.op.read(path)).map(|b| b.to_vec()).map_err(|e| self.map_err("read", path, e))
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -97,26 +169,51 @@ impl Backend for OpendalBackend {
             .rt
             .block_on(self.op.read_with(path).range(offset..end).into_future())
             .map(|b| b.to_vec())
-            .map_err(|e| map_err("read", path, e))?;
+            .map_err(|e| self.map_err("read", path, e))?;
         if v.len() as u64 != len {
             return Err(backend_err("read", path, format!("short read: {} of {len} bytes at {offset}", v.len())));
         }
         Ok(v)
     }
 
+    /// Remote services with conditional create send one `If-None-Match: *` (or `O_EXCL`) write.
+    /// OpenDAL's retry layer may resend it after a timeout or a dropped connection, and if the
+    /// first attempt landed, the resend is refused as "exists". So an "exists" answer is checked:
+    /// when the stored object holds exactly `data`, the create is complete and this returns
+    /// `Ok`; otherwise it is the "exists" error. (Names are random or content hashes, so equal
+    /// bytes under the same name mean this write, or — for packs — the same pack.)
+    ///
+    /// Services without conditional create (WebDAV, memory, the `fs` reader) stat and then write
+    /// under a process-wide lock: that never overwrites an object this process can see, but two
+    /// processes can race between the stat and the write (format-spec §1.3, §1.4).
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
         check_path(path)?;
-        if self.conditional_write {
-            self.rt
-                .block_on(self.op.write_with(path, data.to_vec()).if_not_exists(true).into_future())
-                .map(|_| ())
-                .map_err(|e| map_err("write", path, e))
+        if self.remote && self.guarantees.conditional_create {
+            let mut w = self.op.write_with(path, data.to_vec()).if_not_exists(true);
+            if self.chunk > 0 && data.len() > self.chunk {
+                w = w.chunk(self.chunk).concurrent(2);
+            }
+            match self.rt.block_on(w.into_future()) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::ConditionNotMatch => match self.read(path) {
+                    Ok(stored) if stored == data => {
+                        tracing::debug!("{path}: already stored with the same bytes (a retried create)");
+                        Ok(())
+                    }
+                    _ => Err(super::exists(path)),
+                },
+                Err(e) => Err(self.map_err("write", path, e)),
+            }
         } else {
             let _g = self.create_lock.lock().unwrap_or_else(|p| p.into_inner());
             if self.stat(path)?.is_some() {
                 return Err(super::exists(path));
             }
-            self.rt.block_on(self.op.write(path, data.to_vec())).map(|_| ()).map_err(|e| map_err("write", path, e))
+            let mut w = self.op.write_with(path, data.to_vec());
+            if self.chunk > 0 && data.len() > self.chunk {
+                w = w.chunk(self.chunk);
+            }
+            self.rt.block_on(w.into_future()).map(|_| ()).map_err(|e| self.map_err("write", path, e))
         }
     }
 
@@ -125,16 +222,26 @@ impl Backend for OpendalBackend {
         match self.rt.block_on(self.op.stat(path)) {
             Ok(m) => Ok(Some(Self::info(path.to_string(), &m))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(map_err("stat", path, e)),
+            Err(e) => Err(self.map_err("stat", path, e)),
         }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let prefix = if prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
-        let entries = match self.rt.block_on(self.op.list_with(&prefix).recursive(true).into_future()) {
-            Ok(v) => v,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(map_err("list", &prefix, e)),
+        // Retried whole, never page by page (see `super::remote::layered`).
+        let mut attempt = 0u32;
+        let entries = loop {
+            match self.rt.block_on(self.lister.list_with(&prefix).recursive(true).into_future()) {
+                Ok(v) => break v,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) if e.is_temporary() && (attempt as usize) < self.list_retries => {
+                    attempt += 1;
+                    let wait = super::remote::backoff(attempt);
+                    tracing::warn!("storage list {prefix} failed, retry {attempt} in {:.1}s: {e}", wait.as_secs_f64());
+                    std::thread::sleep(wait);
+                }
+                Err(e) => return Err(self.map_err("list", &prefix, e)),
+            }
         };
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -143,7 +250,7 @@ impl Backend for OpendalBackend {
             }
             let path = e.path().trim_start_matches('/').to_string();
             let m = if e.metadata().content_length() == 0 && e.metadata().last_modified().is_none() {
-                self.rt.block_on(self.op.stat(&path)).map_err(|er| map_err("stat", &path, er))?
+                self.rt.block_on(self.op.stat(&path)).map_err(|er| self.map_err("stat", &path, er))?
             } else {
                 e.metadata().clone()
             };
@@ -153,12 +260,20 @@ impl Backend for OpendalBackend {
         Ok(out)
     }
 
+    fn guarantees(&self) -> Guarantees {
+        self.guarantees
+    }
+
+    fn upload_concurrency(&self) -> usize {
+        self.uploads
+    }
+
     fn delete(&self, path: &str) -> Result<()> {
         check_path(path)?;
         match self.rt.block_on(self.op.delete(path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(map_err("delete", path, e)),
+            Err(e) => Err(self.map_err("delete", path, e)),
         }
     }
 }

@@ -1,0 +1,380 @@
+//! Remote services through OpenDAL: turns a parsed [`RepoUrl`] and [`Options`] into a configured
+//! operator (retry with backoff and jitter, timeouts, a concurrency limit, tracing of every call),
+//! and holds the per-service table of guarantees (format-spec §1.4). It reads credentials from
+//! the environment variables documented in README.md; it never puts a secret in a location,
+//! message or log line.
+
+use super::opendal::OpendalBackend;
+use super::options::Options;
+use super::url::RepoUrl;
+use super::Guarantees;
+use crate::error::{Error, Result};
+use opendal::layers::{ConcurrentLimitLayer, LoggingInterceptor, LoggingLayer, RetryLayer, TimeoutLayer};
+use opendal::raw::{Operation, ServiceInfo};
+use opendal::{services, ErrorKind, Operator};
+use std::time::Duration;
+
+/// What each service promises, before the open-time probe (which can only lower
+/// `conditional_create`, from the operator's `write_with_if_not_exists` capability).
+///
+/// | service | conditional create | atomic write | consistent list |
+/// |---|---|---|---|
+/// | local | yes (`renameat2` NOREPLACE / `link`) | yes (temp + rename) | yes |
+/// | memory | yes (one process owns it) | yes | yes |
+/// | s3 | yes (`If-None-Match: *`; AWS since 2024-08, s3s-fs) | yes (PUT) | yes (AWS since 2020-12) |
+/// | gcs | yes (`ifGenerationMatch=0`) | yes | yes |
+/// | azblob | yes (`If-None-Match: *`) | yes | yes |
+/// | sftp | yes (`O_EXCL` open) | **no** (written in place) | yes (a filesystem) |
+/// | webdav | **no** (stat, then PUT under a process lock) | no | yes for rclone; server-dependent |
+pub fn service_table(scheme: &str) -> Guarantees {
+    let g = |conditional_create, atomic_write, consistent_list| Guarantees {
+        conditional_create,
+        atomic_write,
+        consistent_list,
+    };
+    match scheme {
+        "file" | "memory" => g(true, true, true),
+        "s3" | "gcs" | "azblob" => g(true, true, true),
+        "sftp" => g(true, false, true),
+        "webdav" | "webdavs" => g(false, false, true),
+        _ => g(false, false, false),
+    }
+}
+
+/// Tracing for every OpenDAL call: debug lines, and a warning only for errors that are not an
+/// expected answer (a missing object or a refused conditional create are answers, not faults).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tracer;
+
+impl LoggingInterceptor for Tracer {
+    fn log(
+        &self,
+        info: &ServiceInfo,
+        operation: Operation,
+        context: &[(&str, &str)],
+        message: &str,
+        err: Option<&opendal::Error>,
+    ) {
+        let path = context.iter().find(|(k, _)| *k == "path").map(|(_, v)| *v).unwrap_or("");
+        match err {
+            Some(e) if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConditionNotMatch) => {
+                tracing::debug!(service = info.scheme(), op = %operation, path, "{message}: {}", e.kind());
+            }
+            _ => tracing::trace!(service = info.scheme(), op = %operation, path, "{message}"),
+        }
+    }
+}
+
+/// Settings common to every remote service, from the options.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// Retries of a temporarily failed call.
+    pub retries: usize,
+    /// Timeout of a call without a body.
+    pub timeout: Duration,
+    /// Timeout of each read/write step of a body.
+    pub io_timeout: Duration,
+    /// Requests in flight at most.
+    pub connections: usize,
+    /// Pack uploads a writer keeps in flight.
+    pub uploads: usize,
+    /// Multipart part size in bytes (0: one request per object).
+    pub chunk_size: usize,
+}
+
+impl Tuning {
+    /// Reads the common options, with their defaults.
+    pub fn from_options(o: &Options, scheme: &str) -> Result<Self> {
+        let chunk_default = if matches!(scheme, "s3" | "gcs" | "azblob") { 8 } else { 0 };
+        let t = Tuning {
+            retries: o.get_u64("retries")?.unwrap_or(5) as usize,
+            timeout: Duration::from_secs(o.get_u64("timeout")?.unwrap_or(60).max(1)),
+            io_timeout: Duration::from_secs(o.get_u64("io_timeout")?.unwrap_or(120).max(1)),
+            connections: o.get_u64("connections")?.unwrap_or(16).clamp(1, 1024) as usize,
+            uploads: o.get_u64("uploads")?.unwrap_or(4).clamp(1, 64) as usize,
+            chunk_size: (o.get_u64("chunk_size")?.unwrap_or(chunk_default).min(4096) as usize) << 20,
+        };
+        if t.chunk_size != 0 && t.chunk_size < 5 << 20 && scheme == "s3" {
+            return Err(Error::Invalid("option chunk_size: S3 parts are 5 MiB at least".into()));
+        }
+        Ok(t)
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn root_of(prefix: &str) -> String {
+    format!("/{prefix}")
+}
+
+fn config_err(url: &RepoUrl, e: opendal::Error) -> Error {
+    Error::Invalid(format!("repository {url}: cannot configure the {} service: {}", url.scheme(), e.message()))
+}
+
+/// Builds the operator for `url` (a remote one) without layers.
+pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
+    let op = match url {
+        RepoUrl::S3 { bucket, prefix } => {
+            let endpoint = o.get("s3.endpoint");
+            let region = o
+                .get("s3.region")
+                .map(str::to_string)
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".into());
+            let mut b = services::S3::default().bucket(bucket).root(&root_of(prefix)).region(&region);
+            if let Some(ep) = endpoint {
+                b = b.endpoint(ep);
+            }
+            // Path style for S3-compatible servers (an endpoint given), virtual hosts for AWS.
+            if !o.get_bool("s3.path_style")?.unwrap_or(endpoint.is_some()) {
+                b = b.enable_virtual_host_style();
+            }
+            // Keys from the options, else from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and
+            // AWS_SESSION_TOKEN); with neither, OpenDAL's default chain (AWS_PROFILE and the
+            // shared config files, web identity, instance metadata).
+            let ak = o.get("s3.access_key_id").map(str::to_string);
+            let sk = o.get("s3.secret_access_key").map(str::to_string);
+            match (ak, sk) {
+                (Some(ak), Some(sk)) => b = b.access_key_id(&ak).secret_access_key(&sk),
+                (None, None) => {
+                    if let (Some(ak), Some(sk)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                        b = b.access_key_id(&ak).secret_access_key(&sk);
+                        if let Some(t) = env("AWS_SESSION_TOKEN") {
+                            b = b.session_token(&t);
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Error::Invalid("options s3.access_key_id and s3.secret_access_key go together".into()))
+                }
+            }
+            Operator::new(b).map_err(|e| config_err(url, e))?
+        }
+        RepoUrl::Sftp { user, host, port, path } => {
+            let endpoint = match port {
+                Some(p) => format!("ssh://{host}:{p}"),
+                None => format!("ssh://{host}"),
+            };
+            let strategy = match o.get("sftp.known_hosts").unwrap_or("strict") {
+                "strict" => "strict",
+                "accept-new" => "add",
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "option sftp.known_hosts: {other:?} is not strict or accept-new"
+                    )))
+                }
+            };
+            let mut b = services::Sftp::default().endpoint(&endpoint).root(path).known_hosts_strategy(strategy);
+            if let Some(u) = user {
+                b = b.user(u);
+            }
+            if let Some(k) = o.get("sftp.key") {
+                // `-o sftp.key=~/.ssh/id` reaches us unexpanded (the shell expands `~` only at a word's start).
+                let k = match (k.strip_prefix("~/"), env("HOME")) {
+                    (Some(rest), Some(home)) => format!("{home}/{rest}"),
+                    _ => k.to_string(),
+                };
+                if !std::path::Path::new(&k).is_file() {
+                    return Err(Error::Invalid(format!("option sftp.key: no key file at {k}")));
+                }
+                b = b.key(&k);
+            }
+            Operator::new(b).map_err(|e| config_err(url, e))?
+        }
+        RepoUrl::Webdav { tls, user, host, port, path } => {
+            let scheme = if *tls { "https" } else { "http" };
+            let endpoint = match port {
+                Some(p) => format!("{scheme}://{host}:{p}"),
+                None => format!("{scheme}://{host}"),
+            };
+            let mut b = services::Webdav::default().endpoint(&endpoint).root(path);
+            let user = o.get("webdav.user").map(str::to_string).or_else(|| user.clone());
+            if let Some(u) = &user {
+                b = b.username(u);
+            }
+            let pass = o.get("webdav.password").map(str::to_string).or_else(|| env("CAIRN_WEBDAV_PASSWORD"));
+            if let Some(p) = pass {
+                b = b.password(&p);
+            }
+            Operator::new(b).map_err(|e| config_err(url, e))?
+        }
+        RepoUrl::Gcs { bucket, prefix } => {
+            let mut b = services::Gcs::default().bucket(bucket).root(&root_of(prefix));
+            if let Some(p) = o.get("gcs.credential_path") {
+                b = b.credential_path(p);
+            }
+            if let Some(ep) = o.get("gcs.endpoint") {
+                b = b.endpoint(ep);
+            }
+            Operator::new(b).map_err(|e| config_err(url, e))?
+        }
+        RepoUrl::Azblob { container, prefix } => {
+            let mut b = services::Azblob::default().container(container).root(&root_of(prefix));
+            let account = o.get("azblob.account_name").map(str::to_string).or_else(|| env("AZURE_STORAGE_ACCOUNT"));
+            let endpoint = o
+                .get("azblob.endpoint")
+                .map(str::to_string)
+                .or_else(|| account.as_ref().map(|a| format!("https://{a}.blob.core.windows.net")));
+            let Some(endpoint) = endpoint else {
+                return Err(Error::Invalid(format!(
+                    "repository {url}: set option azblob.account_name (or azblob.endpoint)"
+                )));
+            };
+            b = b.endpoint(&endpoint);
+            if let Some(a) = &account {
+                b = b.account_name(a);
+            }
+            let key = o.get("azblob.account_key").map(str::to_string).or_else(|| env("AZURE_STORAGE_ACCOUNT_KEY"));
+            if let Some(k) = key {
+                b = b.account_key(&k);
+            }
+            Operator::new(b).map_err(|e| config_err(url, e))?
+        }
+        RepoUrl::Local(_) | RepoUrl::Memory(_) => {
+            return Err(Error::Invalid(format!("{url} is not a remote service")));
+        }
+    };
+    Ok(op)
+}
+
+/// Wraps an operator in cairn's layers, innermost first: the concurrency limit (each attempt
+/// holds a permit), timeouts, retry with exponential backoff and jitter, and tracing. OpenDAL
+/// retries only errors it marks temporary (timeouts, connection failures, 5xx, throttling).
+/// Writes are retried too: the one non-idempotent call, a conditional create, is made safe by
+/// [`OpendalBackend`]'s compare-on-exists (a retry that finds the name taken reads the object
+/// back and accepts it only when it holds exactly the bytes being written).
+///
+/// Returns two operators over one service: the retrying one, and one without the retry layer for
+/// listings. OpenDAL retries a listing page by page, and a retried page can end the listing: with
+/// the WebDAV service a PROPFIND that failed and was retried gave an empty listing and no error
+/// (found by `https_client_starts_with_the_ring_provider`). A short listing is the one storage
+/// answer that cannot be told from the truth, so [`OpendalBackend`] retries listings whole.
+pub fn layered(op: Operator, t: &Tuning) -> (Operator, Operator) {
+    let base = op
+        .layer(ConcurrentLimitLayer::new(t.connections))
+        .layer(TimeoutLayer::new().with_timeout(t.timeout).with_io_timeout(t.io_timeout));
+    let retrying = base
+        .clone()
+        .layer(
+            RetryLayer::new()
+                .with_max_times(t.retries)
+                .with_jitter()
+                .with_factor(2.0)
+                .with_min_delay(MIN_DELAY)
+                .with_max_delay(MAX_DELAY)
+                .with_notify(|ev: opendal::layers::RetryEvent<'_>| {
+                    tracing::warn!(
+                        "storage {} failed, retry {} in {:.1}s: {}",
+                        ev.op,
+                        ev.attempt,
+                        ev.retry_after.as_secs_f64(),
+                        ev.err
+                    );
+                }),
+        )
+        .layer(LoggingLayer::new(Tracer));
+    (retrying, base.layer(LoggingLayer::new(Tracer)))
+}
+
+/// The first retry's delay; each later one doubles, up to [`MAX_DELAY`].
+pub const MIN_DELAY: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+pub const MAX_DELAY: Duration = Duration::from_secs(20);
+
+/// The wait before retry `attempt` (1-based): exponential from [`MIN_DELAY`], capped, with jitter
+/// (a random 50–100 % of it), like the retry layer's.
+pub fn backoff(attempt: u32) -> Duration {
+    let full = MIN_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(MAX_DELAY);
+    let mut b = [0u8; 1];
+    let _ = getrandom::getrandom(&mut b);
+    full.mul_f64(0.5 + f64::from(b[0]) / 510.0)
+}
+
+/// Installs the process-wide TLS provider (`ring`) and OpenDAL's HTTP transport, once.
+fn install_transport() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only when a provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal_http_transport_reqwest::install_default();
+    });
+}
+
+/// Opens a remote backend: validates the options for its scheme, builds and layers the operator,
+/// and probes what it can (the conditional-write capability).
+pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
+    // A service option of another scheme is ignored (an options file may serve several
+    // repositories); unknown keys were refused when the options were built.
+    let scheme = url.scheme();
+    let tuning = Tuning::from_options(o, scheme)?;
+    install_transport();
+    let (op, lister) = layered(build_operator(url, o)?, &tuning);
+    let cap = op.info().capability();
+    let mut g = service_table(scheme);
+    g.conditional_create &= cap.write_with_if_not_exists;
+    let chunk = if cap.write_can_multi { tuning.chunk_size } else { 0 };
+    OpendalBackend::remote(
+        op,
+        super::opendal::Remote { lister, list_retries: tuning.retries, location: url.to_string() },
+        g,
+        tuning.uploads,
+        chunk,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(flags: &[&str]) -> Options {
+        let f: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        Options::from_sources(&f, vec![], None).unwrap()
+    }
+
+    #[test]
+    fn builders_construct_for_every_scheme() {
+        for (url, flags) in [
+            ("s3://bkt/pre/fix", vec!["s3.endpoint=http://127.0.0.1:1", "s3.region=eu-west-1"]),
+            ("s3://bkt", vec![]),
+            ("sftp://u@127.0.0.1:2/srv/x", vec!["sftp.known_hosts=accept-new"]),
+            ("webdavs://u@dav.example/r", vec!["webdav.password=pw"]),
+            ("gcs://bkt/p", vec!["gcs.endpoint=http://127.0.0.1:1"]),
+            ("azblob://c/p", vec!["azblob.account_name=acct", "azblob.account_key=a2V5"]),
+        ] {
+            let u = RepoUrl::parse(url).unwrap();
+            let b = open(&u, &opts(&flags)).unwrap_or_else(|e| panic!("{url}: {e}"));
+            use crate::backend::Backend;
+            assert_eq!(b.location(), u.to_string());
+            assert!(!b.location().contains("pw") && !b.location().contains("a2V5"));
+        }
+    }
+
+    #[test]
+    fn guarantees_follow_the_table_and_the_probe() {
+        use crate::backend::Backend;
+        let s3 = open(&RepoUrl::parse("s3://b/p").unwrap(), &opts(&["s3.endpoint=http://127.0.0.1:1"])).unwrap();
+        assert!(s3.guarantees().conditional_create && s3.guarantees().atomic_write);
+        assert_eq!(s3.upload_concurrency(), 4);
+        let dav = open(&RepoUrl::parse("webdav://h/p").unwrap(), &opts(&[])).unwrap();
+        assert!(!dav.guarantees().conditional_create, "WebDAV has no conditional create");
+        let sftp = open(&RepoUrl::parse("sftp://h/p").unwrap(), &opts(&["uploads=7"])).unwrap();
+        assert!(sftp.guarantees().conditional_create && !sftp.guarantees().atomic_write);
+        assert_eq!(sftp.upload_concurrency(), 7);
+    }
+
+    #[test]
+    fn bad_option_values_are_named() {
+        let u = RepoUrl::parse("sftp://h/p").unwrap();
+        let e = open(&u, &opts(&["sftp.known_hosts=maybe"])).unwrap_err().to_string();
+        assert!(e.contains("sftp.known_hosts"), "{e}");
+        let e = open(&u, &opts(&["sftp.key=/nonexistent/key"])).unwrap_err().to_string();
+        assert!(e.contains("sftp.key"), "{e}");
+        let e = open(&RepoUrl::parse("azblob://c/p").unwrap(), &opts(&[])).unwrap_err().to_string();
+        assert!(e.contains("azblob.account_name"), "{e}");
+        let e = open(&RepoUrl::parse("s3://b/p").unwrap(), &opts(&["chunk_size=1"])).unwrap_err().to_string();
+        assert!(e.contains("chunk_size"), "{e}");
+    }
+}

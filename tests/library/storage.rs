@@ -1,0 +1,323 @@
+//! The backend conformance suite: one set of checks of the `Backend` contract (format-spec §1, src/backend/mod.rs)
+//! run against every backend — local disk, memory, OpenDAL's fs service, and the real S3, SFTP and WebDAV servers
+//! `./test.sh` starts (tests/support/servers.rs has the rule for a missing server). Each run uses a fresh prefix.
+
+use super::servers::{self, Sftp, Webdav, S3};
+use cairn::backend::{self, local::LocalBackend, opendal::OpendalBackend, DynBackend, Options};
+use std::sync::Arc;
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.finalize_xof().fill(&mut out);
+    out
+}
+
+fn open(url: &str, flags: Vec<String>) -> DynBackend {
+    let o = Options::from_sources(&flags, vec![], None).unwrap_or_else(|e| panic!("{url}: {e}"));
+    backend::open_url_with(url, &o).unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+fn s3(what: &str) -> Option<DynBackend> {
+    let s = S3::from_env()?;
+    Some(open(&s.url(what), [s.options(), s.credentials(&s.secret_key)].concat()))
+}
+
+fn sftp(what: &str) -> Option<DynBackend> {
+    let s = Sftp::from_env()?;
+    Some(open(&s.url(what), s.options()))
+}
+
+fn webdav(what: &str) -> Option<DynBackend> {
+    let w = Webdav::from_env()?;
+    Some(open(&w.url(what), [w.options(), w.password(&w.pass)].concat()))
+}
+
+/// Every backend, each at a fresh empty location; the temp dirs live as long as the returned guard.
+fn every_backend(what: &str) -> (Vec<(&'static str, DynBackend)>, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("local");
+    let fs = tmp.path().join("fs");
+    std::fs::create_dir_all(&fs).unwrap();
+    let mut v: Vec<(&'static str, DynBackend)> = vec![
+        ("local", Arc::new(LocalBackend::new(&local).unwrap())),
+        ("memory", backend::open_url(&format!("memory://{}", servers::unique(what))).unwrap()),
+        ("opendal-fs", Arc::new(OpendalBackend::fs(&fs).unwrap())),
+    ];
+    if let Some(b) = s3(what) {
+        v.push(("s3", b));
+    }
+    if let Some(b) = sftp(what) {
+        v.push(("sftp", b));
+    }
+    if let Some(b) = webdav(what) {
+        v.push(("webdav", b));
+    }
+    (v, tmp)
+}
+
+#[test]
+fn write_read_stat_delete() {
+    let (backends, _tmp) = every_backend("basic");
+    for (name, b) in backends {
+        let data = bytes(1, 3000);
+        b.write_new("keys/one", &data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        b.write_new("data/ab/nested", b"x").unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(b.read("keys/one").unwrap(), data, "{name}");
+        let st = b.stat("keys/one").unwrap().unwrap_or_else(|| panic!("{name}: stat found nothing"));
+        assert_eq!((st.path.as_str(), st.size), ("keys/one", 3000), "{name}");
+        // OpenDAL's memory service keeps no times; every real store does.
+        assert!(st.modified.is_some() || name == "memory", "{name}: no modification time");
+        assert!(b.stat("keys/missing").unwrap().is_none(), "{name}");
+        let e = b.read("keys/missing").unwrap_err();
+        assert!(e.is_not_found(), "{name}: reading a missing object: {e}");
+        assert!(b.read_range("keys/missing", 0, 1).unwrap_err().is_not_found(), "{name}");
+        b.delete("keys/one").unwrap();
+        assert!(b.read("keys/one").unwrap_err().is_not_found(), "{name}: deleted object still readable");
+        b.delete("keys/one").unwrap_or_else(|e| panic!("{name}: deleting a missing object: {e}"));
+        assert!(b.write_new("../escape", b"x").is_err(), "{name}: a path escaping the root was accepted");
+        b.sync().unwrap();
+    }
+}
+
+#[test]
+fn ranged_reads_and_short_reads() {
+    let (backends, _tmp) = every_backend("range");
+    for (name, b) in backends {
+        let data = bytes(2, 10_000);
+        b.write_new("data/00/p", &data).unwrap();
+        assert_eq!(b.read_range("data/00/p", 0, 10).unwrap(), &data[..10], "{name}");
+        assert_eq!(b.read_range("data/00/p", 9_990, 10).unwrap(), &data[9_990..], "{name}");
+        assert_eq!(b.read_range("data/00/p", 1234, 5000).unwrap(), &data[1234..6234], "{name}");
+        assert!(b.read_range("data/00/p", 9_995, 10).is_err(), "{name}: a read past the end must fail");
+        assert!(b.read_range("data/00/p", 20_000, 10).is_err(), "{name}: a read beyond the object must fail");
+        assert!(b.read_range("data/00/p", u64::MAX, 2).is_err(), "{name}: an overflowing range must fail");
+    }
+}
+
+#[test]
+fn create_if_not_exists_never_overwrites() {
+    let (backends, _tmp) = every_backend("cine");
+    for (name, b) in backends {
+        b.write_new("index/a", b"first").unwrap();
+        let e = b.write_new("index/a", b"second").unwrap_err();
+        assert!(e.is_exists(), "{name}: second create gave {e}");
+        assert_eq!(b.read("index/a").unwrap(), b"first", "{name}: content changed");
+        // A large object (multipart on S3) is refused just the same.
+        let big = bytes(3, 20 << 20);
+        b.write_new("data/ff/big", &big).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let e = b.write_new("data/ff/big", &bytes(4, 20 << 20)).unwrap_err();
+        assert!(e.is_exists(), "{name}: second create of a large object gave {e}");
+        assert_eq!(b.stat("data/ff/big").unwrap().unwrap().size, big.len() as u64, "{name}");
+        assert!(b.read("data/ff/big").unwrap() == big, "{name}: large object changed");
+    }
+}
+
+#[test]
+fn racing_creators_of_one_name_exactly_one_wins() {
+    let (backends, _tmp) = every_backend("race");
+    for (name, b) in backends {
+        let wins: Vec<bool> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..6u64)
+                .map(|i| {
+                    let b = b.clone();
+                    sc.spawn(move || match b.write_new("leases/x", &bytes(100 + i, 2000)) {
+                        Ok(()) => true,
+                        Err(e) if e.is_exists() => false,
+                        Err(e) => panic!("{name}: {e}"),
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let stored = b.read("leases/x").unwrap();
+        if name == "s3" {
+            // s3s-fs (the test server) checks If-None-Match and then writes, without a lock: racing creates of
+            // one name can all succeed there (AWS S3 decides atomically). The object is still one whole write.
+            assert!(wins.iter().any(|w| *w), "{name}: {wins:?}");
+            assert!((0..6).any(|i| stored == bytes(100 + i, 2000)), "{name}: a torn object");
+            continue;
+        }
+        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{name}: {wins:?}");
+        let winner = wins.iter().position(|w| *w).unwrap() as u64;
+        assert_eq!(stored, bytes(100 + winner, 2000), "{name}: the winner's bytes");
+    }
+}
+
+#[test]
+fn listing_pages_through_more_than_1000_objects() {
+    let (backends, _tmp) = every_backend("list");
+    const N: usize = 1100;
+    for (name, b) in backends {
+        std::thread::scope(|sc| {
+            for t in 0..8 {
+                let b = b.clone();
+                sc.spawn(move || {
+                    for i in (t..N).step_by(8) {
+                        b.write_new(&format!("index/{i:064x}"), &[i as u8; 3])
+                            .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    }
+                });
+            }
+        });
+        b.write_new("snapshots/other", b"s").unwrap();
+        let l = b.list("index/").unwrap();
+        assert_eq!(l.len(), N, "{name}: listing lost or invented objects");
+        assert!(l.windows(2).all(|w| w[0].path < w[1].path), "{name}: listing not sorted");
+        assert!(l.iter().all(|o| o.size == 3 && o.path.starts_with("index/")), "{name}");
+        assert_eq!(b.list("index").unwrap().len(), N, "{name}: prefix without a slash");
+        assert_eq!(b.list("snapshots/").unwrap().len(), 1, "{name}");
+        assert!(b.list("prune/").unwrap().is_empty(), "{name}: a missing prefix lists as empty");
+    }
+}
+
+#[test]
+fn guarantees_are_reported() {
+    let (backends, _tmp) = every_backend("guar");
+    for (name, b) in backends {
+        let g = b.guarantees();
+        let expect_conditional = name != "webdav" && name != "opendal-fs";
+        assert_eq!(g.conditional_create, expect_conditional, "{name}: {g:?}");
+        assert!(g.consistent_list, "{name}");
+        let remote = matches!(name, "s3" | "sftp" | "webdav");
+        assert_eq!(b.upload_concurrency(), if remote { 4 } else { 2 }, "{name}");
+    }
+}
+
+/// Wrong credentials fail the first call with an error that names the operation, the service and the path, and
+/// does not contain the secret.
+#[test]
+fn wrong_credentials_are_a_clear_error() {
+    let mut cases: Vec<(&str, DynBackend, String)> = Vec::new();
+    if let Some(s) = S3::from_env() {
+        let secret = "not-the-secret-0123456789".to_string();
+        cases.push(("s3", open(&s.url("cred"), [s.options(), s.credentials(&secret)].concat()), secret));
+    }
+    if let Some(s) = Sftp::from_env() {
+        let key = s.wrong_key();
+        cases.push(("sftp", open(&s.url("cred"), vec![format!("sftp.key={key}")]), "PRIVATE KEY".into()));
+    }
+    if let Some(w) = Webdav::from_env() {
+        let pass = "wrong-password-42".to_string();
+        cases.push(("webdav", open(&w.url("cred"), w.password(&pass)), pass));
+    }
+    for (name, b, secret) in cases {
+        let e = b.list("config/").unwrap_err().to_string();
+        assert!(e.contains("list") && e.contains(&format!("{name}://")), "{name}: unclear error: {e}");
+        assert!(!e.contains(&secret), "{name}: the error shows the secret: {e}");
+        let e = b.write_new("keys/k", b"x").unwrap_err().to_string();
+        assert!(e.contains("keys/k"), "{name}: the error does not name the object: {e}");
+    }
+}
+
+/// An unreachable server is an error after the retries, not a hang.
+#[test]
+fn unreachable_server_fails_in_bounded_time() {
+    let b = open(
+        "s3://b/p",
+        vec![
+            "s3.endpoint=http://127.0.0.1:9".into(),
+            "s3.access_key_id=a".into(),
+            "s3.secret_access_key=b".into(),
+            "retries=3".into(),
+        ],
+    );
+    let t = std::time::Instant::now();
+    // A listing that keeps failing is an error, never an empty (or truncated) listing.
+    let e = b.list("config/").expect_err("a listing of an unreachable server succeeded").to_string();
+    assert!(e.contains("s3://b/p") && e.contains("list"), "{e}");
+    let e = b.read("config/0000000001").unwrap_err().to_string();
+    assert!(t.elapsed() < std::time::Duration::from_secs(30), "took {:?}", t.elapsed());
+    assert!(e.contains("s3://b/p") && e.contains("config/0000000001"), "{e}");
+}
+
+/// HTTPS works: the ring TLS provider is installed before the first request (a missing provider would panic
+/// inside reqwest instead of failing the call).
+#[test]
+fn https_client_starts_with_the_ring_provider() {
+    let b = open("webdavs://127.0.0.1:9/x", vec!["retries=2".into(), "webdav.password=p".into()]);
+    let e = b.list("config/").unwrap_err().to_string();
+    assert!(e.contains("webdavs://127.0.0.1:9/x") && e.contains("list"), "{e}");
+    assert!(!e.contains("webdav.password") && !e.contains("=p"), "{e}");
+}
+
+/// A backend that makes every pack upload take a while and records how many run at once.
+struct SlowPacks {
+    inner: DynBackend,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+    wants: usize,
+}
+
+impl cairn::backend::Backend for SlowPacks {
+    fn location(&self) -> String {
+        format!("slow({})", self.inner.location())
+    }
+    fn read(&self, path: &str) -> cairn::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> cairn::Result<Vec<u8>> {
+        self.inner.read_range(path, offset, len)
+    }
+    fn write_new(&self, path: &str, data: &[u8]) -> cairn::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !path.starts_with("data/") {
+            return self.inner.write_new(path, data);
+        }
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.max.fetch_max(now, SeqCst);
+        // Longer than producing the next 1 MiB pack takes in a debug build, so uploads pile up.
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let r = self.inner.write_new(path, data);
+        self.in_flight.fetch_sub(1, SeqCst);
+        r
+    }
+    fn stat(&self, path: &str) -> cairn::Result<Option<cairn::backend::ObjectInfo>> {
+        self.inner.stat(path)
+    }
+    fn list(&self, prefix: &str) -> cairn::Result<Vec<cairn::backend::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &str) -> cairn::Result<()> {
+        self.inner.delete(path)
+    }
+    fn sync(&self) -> cairn::Result<()> {
+        self.inner.sync()
+    }
+    fn upload_concurrency(&self) -> usize {
+        self.wants
+    }
+}
+
+/// The writer keeps as many pack uploads in flight as the backend asks for (remote backends ask for 4), and the
+/// result is a healthy repository whose snapshot restores.
+#[test]
+fn pack_uploads_run_concurrently_as_the_backend_asks() {
+    use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+    use cairn::check::{check, CheckOptions, ReadData};
+    use cairn::repository::{InitOptions, OpenOptions, Repository};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..4 {
+        std::fs::write(src.join(format!("f{i}")), bytes(50 + i, 2 << 20)).unwrap();
+    }
+    for wants in [2, 4] {
+        let slow = Arc::new(SlowPacks {
+            inner: Arc::new(LocalBackend::new(tmp.path().join(format!("repo{wants}"))).unwrap()),
+            in_flight: Default::default(),
+            max: Default::default(),
+            wants,
+        });
+        let init = InitOptions { pack_size: 1 << 20, ..InitOptions::default() };
+        let oo = OpenOptions { cache_root: Some(tmp.path().join(format!("cache{wants}"))), no_cache: false };
+        let repo = Repository::init(slow.clone(), b"pw", &init, &oo).unwrap();
+        let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+        assert!(r.snapshot_id.is_some());
+        let max = slow.max.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(max, wants, "uploads in flight at most: {max}, the backend asked for {wants}");
+        let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
+        assert_eq!(report.errors(), 0, "{:#?}", report.findings);
+    }
+}

@@ -1,0 +1,142 @@
+//! The real storage servers `./test.sh` starts on loopback (scripts/servers/): their settings, read from the
+//! environment, and the rule for a missing one. With `CAIRN_TEST_SERVERS=required` (set by `./test.sh` and CI) a
+//! server whose variables are missing FAILS the test; without it (a plain `cargo test`) the test prints a notice and
+//! skips. Shared by `tests/library.rs` and `tests/cli.rs` through `#[path]`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// True when missing servers are failures.
+pub fn required() -> bool {
+    std::env::var("CAIRN_TEST_SERVERS").is_ok_and(|v| v == "required")
+}
+
+fn var(server: &str, name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if required() {
+                panic!(
+                    "CAIRN_TEST_SERVERS=required but {name} is not set: the {server} test server did not start \
+                     (see scripts/servers/up.sh)"
+                );
+            }
+            eprintln!(
+                "note: skipping the {server} part of this test: {name} is not set (./test.sh starts the servers)"
+            );
+            None
+        }
+    }
+}
+
+/// A name no other test run uses.
+pub fn unique(what: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::getrandom(&mut b).expect("random bytes");
+    format!("{what}-{}", hex::encode(b))
+}
+
+/// The S3 server (s3s-fs).
+#[derive(Clone, Debug)]
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub state_dir: PathBuf,
+}
+
+impl S3 {
+    pub fn from_env() -> Option<S3> {
+        Some(S3 {
+            endpoint: var("S3", "S3_ENDPOINT")?,
+            bucket: var("S3", "S3_BUCKET")?,
+            access_key: var("S3", "S3_ACCESS_KEY")?,
+            secret_key: var("S3", "S3_SECRET_KEY")?,
+            state_dir: var("S3", "S3_STATE_DIR")?.into(),
+        })
+    }
+    /// A fresh repository URL in the bucket.
+    pub fn url(&self, what: &str) -> String {
+        format!("s3://{}/{}", self.bucket, unique(what))
+    }
+    /// `-o` options (without credentials: those go in AWS_* variables or `credentials`).
+    pub fn options(&self) -> Vec<String> {
+        vec![format!("s3.endpoint={}", self.endpoint)]
+    }
+    /// The credentials as `-o` options.
+    pub fn credentials(&self, secret: &str) -> Vec<String> {
+        vec![format!("s3.access_key_id={}", self.access_key), format!("s3.secret_access_key={secret}")]
+    }
+    /// The credentials as environment variables.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret_key.clone()),
+        ]
+    }
+}
+
+/// The SFTP server (OpenSSH sshd).
+#[derive(Clone, Debug)]
+pub struct Sftp {
+    pub host: String,
+    pub port: String,
+    pub user: String,
+    pub key: String,
+    pub root: String,
+    pub state_dir: PathBuf,
+}
+
+impl Sftp {
+    pub fn from_env() -> Option<Sftp> {
+        Some(Sftp {
+            host: var("SFTP", "SFTP_HOST")?,
+            port: var("SFTP", "SFTP_PORT")?,
+            user: var("SFTP", "SFTP_USER")?,
+            key: var("SFTP", "SFTP_KEY")?,
+            root: var("SFTP", "SFTP_ROOT")?,
+            state_dir: var("SFTP", "SFTP_STATE_DIR")?.into(),
+        })
+    }
+    pub fn url(&self, what: &str) -> String {
+        format!("sftp://{}@{}:{}{}/{}", self.user, self.host, self.port, self.root, unique(what))
+    }
+    pub fn options(&self) -> Vec<String> {
+        vec![format!("sftp.key={}", self.key)]
+    }
+    /// A private key the server does not accept (its own host key).
+    pub fn wrong_key(&self) -> String {
+        self.state_dir.join("host_ed25519").to_string_lossy().into_owned()
+    }
+}
+
+/// The WebDAV server (rclone serve webdav).
+#[derive(Clone, Debug)]
+pub struct Webdav {
+    pub host: String,
+    pub port: String,
+    pub user: String,
+    pub pass: String,
+}
+
+impl Webdav {
+    pub fn from_env() -> Option<Webdav> {
+        Some(Webdav {
+            host: var("WebDAV", "WEBDAV_HOST")?,
+            port: var("WebDAV", "WEBDAV_PORT")?,
+            user: var("WebDAV", "WEBDAV_USER")?,
+            pass: var("WebDAV", "WEBDAV_PASS")?,
+        })
+    }
+    pub fn url(&self, what: &str) -> String {
+        format!("webdav://{}@{}:{}/{}", self.user, self.host, self.port, unique(what))
+    }
+    /// `-o` options without the password (that goes in `CAIRN_WEBDAV_PASSWORD` or `password`).
+    pub fn options(&self) -> Vec<String> {
+        Vec::new()
+    }
+    pub fn password(&self, pass: &str) -> Vec<String> {
+        vec![format!("webdav.password={pass}")]
+    }
+}
