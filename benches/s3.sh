@@ -3,17 +3,19 @@
 # release binary, fresh repository and cache each round. Prints both wall times (median of the rounds) and the
 # ratio S3/local throughput (= local time / S3 time; 100 % means S3 costs nothing extra).
 #
-#   benches/s3.sh [CORPUS_DIR]        default: /var/tmp/cairn-bench/corpus-200mb (made by benches/compare.sh)
+#   benches/s3.sh [CORPUS_DIR...]     default: /var/tmp/cairn-bench/corpus-200mb (made by benches/compare.sh)
 #   env CAIRN_BENCH_ROUNDS (default 3), CAIRN_BIN (default: build --release), CAIRN_BENCH_WORK (default
 #       /var/tmp/cairn-bench-s3: the local repository and the S3 server's data both live there, on one disk)
 # Needs s3s-fs (.ci/servers installs it) and curl.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-CORPUS="${1:-/var/tmp/cairn-bench/corpus-200mb}"
+if [ $# -gt 0 ]; then CORPUS=("$@"); else CORPUS=(/var/tmp/cairn-bench/corpus-200mb); fi
 ROUNDS="${CAIRN_BENCH_ROUNDS:-3}"
 WORK="${CAIRN_BENCH_WORK:-/var/tmp/cairn-bench-s3}"
-[ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (run benches/compare.sh once, or name a directory)" >&2; exit 2; }
+for c in "${CORPUS[@]}"; do
+  [ -d "$c" ] || { echo "no corpus at $c (run benches/compare.sh once, or name directories)" >&2; exit 2; }
+done
 if [ -z "${CAIRN_BIN:-}" ]; then
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
   (cd "$root" && cargo build --release --locked --bin cairn >&2)
@@ -23,15 +25,15 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 trap 'kill "$(cat "$WORK/s3/server.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 eval "$(env -u S3_PORT -u S3_ACCESS_KEY -u S3_SECRET_KEY -u S3_BUCKET "$root/scripts/servers/start-s3.sh" "$WORK/s3")"
 export CAIRN_PASSWORD=bench AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
-size_mb=$(du -sm "$CORPUS" | cut -f1)
-echo "corpus $CORPUS (${size_mb} MB), $ROUNDS rounds, binary $CAIRN_BIN" >&2
+size_mb=$(du -scm "${CORPUS[@]}" | tail -1 | cut -f1)
+echo "corpus ${CORPUS[*]} (${size_mb} MB), $ROUNDS rounds, binary $CAIRN_BIN" >&2
 
 # run REPO_URL: init + one backup with a fresh cache; prints the backup's wall seconds.
 run() {
   local cache="$WORK/cache"; rm -rf "$cache"
   "$CAIRN_BIN" -q -r "$1" --cache-dir "$cache" -o "s3.endpoint=$S3_ENDPOINT" init >/dev/null
   local t0 t1; t0=$(date +%s.%N)
-  "$CAIRN_BIN" -q -r "$1" --cache-dir "$cache" -o "s3.endpoint=$S3_ENDPOINT" backup "$CORPUS" >/dev/null
+  "$CAIRN_BIN" -q -r "$1" --cache-dir "$cache" -o "s3.endpoint=$S3_ENDPOINT" backup "${CORPUS[@]}" >/dev/null
   t1=$(date +%s.%N)
   echo "$t0 $t1" | awk '{printf "%.2f\n", $2 - $1}'
 }

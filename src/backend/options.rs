@@ -28,6 +28,12 @@ pub const KEYS: &[OptionKey] = &[
     OptionKey { key: "connections", schemes: &[], secret: false, help: "concurrent requests at most (default 16)" },
     OptionKey { key: "uploads", schemes: &[], secret: false, help: "packs uploaded at once (default 4)" },
     OptionKey {
+        key: "conditional_create",
+        schemes: &[],
+        secret: false,
+        help: "false: do not trust the service's create-if-not-exists (for S3-compatible servers that ignore it)",
+    },
+    OptionKey {
         key: "chunk_size",
         schemes: &["s3", "gcs", "azblob"],
         secret: false,

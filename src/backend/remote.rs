@@ -315,6 +315,11 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     let cap = op.info().capability();
     let mut g = service_table(scheme);
     g.conditional_create &= cap.write_with_if_not_exists;
+    // The probe sees only what OpenDAL declares; a server that ignores `If-None-Match` cannot be
+    // detected without writing, so the user can declare it (it can only lower the guarantee).
+    if o.get_bool("conditional_create")? == Some(false) {
+        g.conditional_create = false;
+    }
     let chunk = if cap.write_can_multi { tuning.chunk_size } else { 0 };
     OpendalBackend::remote(
         op,
@@ -360,6 +365,12 @@ mod tests {
         assert_eq!(s3.upload_concurrency(), 4);
         let dav = open(&RepoUrl::parse("webdav://h/p").unwrap(), &opts(&[])).unwrap();
         assert!(!dav.guarantees().conditional_create, "WebDAV has no conditional create");
+        let off = open(
+            &RepoUrl::parse("s3://b/p").unwrap(),
+            &opts(&["s3.endpoint=http://127.0.0.1:1", "conditional_create=false"]),
+        )
+        .unwrap();
+        assert!(!off.guarantees().conditional_create, "the option lowers the guarantee");
         let sftp = open(&RepoUrl::parse("sftp://h/p").unwrap(), &opts(&["uploads=7"])).unwrap();
         assert!(sftp.guarantees().conditional_create && !sftp.guarantees().atomic_write);
         assert_eq!(sftp.upload_concurrency(), 7);

@@ -114,6 +114,25 @@ fn create_if_not_exists_never_overwrites() {
     }
 }
 
+/// What a retried conditional create looks like: the same name with the same bytes again. On remote services with
+/// conditional create that is a completed create (`Ok`: the stored object is read back and compared); everywhere
+/// else it is "exists". Different bytes are "exists" everywhere (above).
+#[test]
+fn a_repeated_create_with_the_same_bytes() {
+    let (backends, _tmp) = every_backend("same");
+    for (name, b) in backends {
+        let data = bytes(7, 5000);
+        b.write_new("index/s", &data).unwrap();
+        let again = b.write_new("index/s", &data);
+        if matches!(name, "s3" | "sftp") {
+            again.unwrap_or_else(|e| panic!("{name}: a create repeated with the same bytes: {e}"));
+        } else {
+            assert!(again.unwrap_err().is_exists(), "{name}");
+        }
+        assert_eq!(b.read("index/s").unwrap(), data, "{name}");
+    }
+}
+
 #[test]
 fn racing_creators_of_one_name_exactly_one_wins() {
     let (backends, _tmp) = every_backend("race");
