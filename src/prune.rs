@@ -832,12 +832,39 @@ fn repack_one(repo: &Repository, w: &Writer, r: &Repack) -> Result<u64> {
     Ok(n)
 }
 
+/// Refuses prune on storage whose guarantees the protocol needs but lacks (format-spec §1.4,
+/// §10.4), unless forced: without conditional create the maintenance lock cannot keep two prunes
+/// apart; without consistent listings the lease listing after the mark may miss a new writer.
+fn refuse_unsafe_storage(repo: &Repository, opts: &PruneOptions) -> Result<()> {
+    let g = repo.backend().guarantees();
+    let mut why = Vec::new();
+    if !g.conditional_create {
+        why.push(
+            "it cannot create an object only if the name is free, so the maintenance lock cannot keep two prunes apart",
+        );
+    }
+    if !g.consistent_list {
+        why.push(
+            "its listings may miss objects just written, so prune could miss a backup that started after its mark",
+        );
+    }
+    if why.is_empty() || opts.force {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "prune refuses to run on {}: {}. Nothing was changed. If only one host ever prunes this repository and no backup runs during prune, --force overrides",
+        repo.backend().location(),
+        why.join("; ")
+    )))
+}
+
 /// Runs prune: takes the lock, plans, and unless `dry_run` carries the plan out.
 pub fn run(repo: &Repository, opts: &PruneOptions, dry_run: bool) -> Result<(PrunePlan, Option<PruneReport>)> {
     if dry_run {
         return Ok((plan(repo, opts, Time::now())?, None));
     }
     repo.check_writer_version()?;
+    refuse_unsafe_storage(repo, opts)?;
     let lock = PruneLock::acquire(repo, opts.lock_duration_secs, opts.break_lock)?;
     let p = plan(repo, opts, lock.taken_at())?;
     let r = execute(repo, opts, &p, &lock)?;

@@ -30,10 +30,10 @@ mod forget;
 mod options;
 #[path = "cli/prune.rs"]
 mod prune;
-#[path = "cli/repair.rs"]
-mod repair;
 #[path = "cli/remote.rs"]
 mod remote;
+#[path = "cli/repair.rs"]
+mod repair;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]
