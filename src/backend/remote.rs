@@ -11,7 +11,9 @@ use super::Guarantees;
 use crate::error::{Error, Result};
 use opendal::layers::{ConcurrentLimitLayer, LoggingInterceptor, LoggingLayer, RetryLayer, TimeoutLayer};
 use opendal::raw::{Operation, ServiceInfo};
-use opendal::{services, ErrorKind, Operator};
+#[cfg(feature = "remote")]
+use opendal::services;
+use opendal::{ErrorKind, Operator};
 use std::time::Duration;
 
 /// What each service promises, before the open-time probe (which can only lower
@@ -101,18 +103,22 @@ impl Tuning {
     }
 }
 
+#[cfg(feature = "remote")]
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+#[cfg(feature = "remote")]
 fn root_of(prefix: &str) -> String {
     format!("/{prefix}")
 }
 
+#[cfg(feature = "remote")]
 fn config_err(url: &RepoUrl, e: opendal::Error) -> Error {
     Error::Invalid(format!("repository {url}: cannot configure the {} service: {}", url.scheme(), e.message()))
 }
 
+#[cfg(feature = "remote")]
 /// Builds the operator for `url` (a remote one) without layers.
 pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
     let op = match url {
@@ -293,6 +299,7 @@ pub fn backoff(attempt: u32) -> Duration {
     full.mul_f64(0.5 + f64::from(b[0]) / 510.0)
 }
 
+#[cfg(feature = "remote")]
 /// Installs the process-wide TLS provider (`ring`) and OpenDAL's HTTP transport, once.
 fn install_transport() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -303,6 +310,13 @@ fn install_transport() {
     });
 }
 
+/// Without the `remote` feature (the fuzz targets' build) no remote service is compiled in.
+#[cfg(not(feature = "remote"))]
+pub fn open(url: &RepoUrl, _o: &Options) -> Result<OpendalBackend> {
+    Err(Error::Invalid(format!("repository {url}: this build of cairn has no remote backends (feature `remote`)")))
+}
+
+#[cfg(feature = "remote")]
 /// Opens a remote backend: validates the options for its scheme, builds and layers the operator,
 /// and probes what it can (the conditional-write capability).
 pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
@@ -330,7 +344,7 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "remote"))]
 mod tests {
     use super::*;
 
