@@ -1,5 +1,4 @@
-//! Leases and prune marks (format-spec §10): `lease::decode_lease` and
-//! `lease::decode_prune_mark` on the raw input (dies at the MAC), then the input behind each magic
+//! Leases, prune marks, maintenance locks and waits (format-spec §10): the four decoders on the raw input (dies at the MAC), then the input behind each magic
 //! with a valid MAC from fixed keys, which must decode exactly as postcard decodes the input;
 //! decoded values must survive their encoders.
 #![no_main]
@@ -7,7 +6,9 @@
 mod common;
 
 use cairn::crypto::{self, context};
-use cairn::lease::{self, Lease, PruneMark, LEASE_MAGIC, PRUNE_MAGIC};
+use cairn::lease::{
+    self, Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, WAIT_MAGIC,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn macd(magic: &[u8; 8], key: &crypto::Secret, path: &str, data: &[u8]) -> Vec<u8> {
@@ -26,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
 
     let _ = lease::decode_lease(&keys, &path, data);
     let _ = lease::decode_prune_mark(&keys, &path, data);
+    let _ = lease::decode_lock(&keys, &path, data);
+    let _ = lease::decode_wait(&keys, &path, data);
+    let _ = lease::parse_lease_path(&String::from_utf8_lossy(data));
+    let _ = lease::parse_lock_path(&String::from_utf8_lossy(data));
 
     // Leases.
     let want: Result<Lease, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
@@ -49,5 +54,26 @@ fuzz_target!(|data: &[u8]| {
         let _ = m.condemned().len();
         let again = lease::encode_prune_mark(&keys, &path, m);
         assert_eq!(lease::decode_prune_mark(&keys, &path, &again).as_ref(), Ok(m), "prune mark round trip");
+    }
+
+    // Maintenance locks.
+    let want: Result<MaintenanceLock, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
+    let bytes = macd(LOCK_MAGIC, &prune_key, &path, data);
+    common::assert_same("lock", &want, &lease::decode_lock(&keys, &path, &bytes));
+    assert!(lease::decode_prune_mark(&keys, &path, &bytes).is_err(), "a lock is no prune mark");
+    if let Ok(l) = &want {
+        let again = lease::encode_lock(&keys, &path, l);
+        assert_eq!(lease::decode_lock(&keys, &path, &again).as_ref(), Ok(l), "lock round trip");
+    }
+
+    // Waits.
+    let want: Result<PruneWait, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
+    let bytes = macd(WAIT_MAGIC, &prune_key, &path, data);
+    common::assert_same("wait", &want, &lease::decode_wait(&keys, &path, &bytes));
+    assert!(lease::decode_lock(&keys, &path, &bytes).is_err(), "a wait is no lock");
+    if let Ok(w) = &want {
+        let _ = w.sessions().len();
+        let again = lease::encode_wait(&keys, &path, w);
+        assert_eq!(lease::decode_wait(&keys, &path, &again).as_ref(), Ok(w), "wait round trip");
     }
 });
