@@ -54,6 +54,13 @@ fn fixture() -> Fx {
     write(&src_b.join("shared.bin"), &bytes(1, 600 * 1024));
     write(&src_b.join("new.bin"), &bytes(2, 500 * 1024));
     write(&src_b.join("e/f/g.txt"), b"deep\n");
+    // Small files, one chunk each, shared and unique: spread at random over the two open data packs, they make
+    // every data pack of A's backup hold both kinds, so prune repacks (blobs move to new packs).
+    for i in 0..16u64 {
+        write(&src_a.join(format!("s/{i}")), &bytes(100 + i, 4096));
+        write(&src_b.join(format!("s/{i}")), &bytes(100 + i, 4096));
+        write(&src_a.join(format!("u/{i}")), &bytes(200 + i, 4096));
+    }
     let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
     let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0"))).unwrap();
     let snap = |src: &Path| {
