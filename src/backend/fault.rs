@@ -25,6 +25,19 @@ pub struct FaultPlan {
     pub lose_write: Option<u64>,
     /// Only count and break objects whose path starts with this (e.g. `data/`); others pass.
     pub only_prefix: Option<String>,
+    /// Called with the prefix before every listing, to interleave another actor at an exact
+    /// point of an operation (a prune sweep in the middle of a writer's start, say).
+    pub before_list: Option<ListHook>,
+}
+
+/// A callback run before a listing (see [`FaultPlan::before_list`]).
+#[derive(Clone)]
+pub struct ListHook(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for ListHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListHook")
+    }
 }
 
 /// Operation counts of a [`FaultBackend`].
@@ -125,6 +138,9 @@ impl Backend for FaultBackend {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.dead("list", prefix)?;
+        if let Some(h) = &self.plan.before_list {
+            (h.0)(prefix);
+        }
         if self.matches(prefix) {
             let n = self.counts.lists.fetch_add(1, Ordering::SeqCst);
             if self.plan.fail_list == Some(n) {

@@ -537,3 +537,46 @@ fn prune_refuses_storage_without_conditional_create_unless_forced() {
     run(&repo, &eager(), true).unwrap();
     run(&repo, &PruneOptions { force: true, ..eager() }, false).unwrap();
 }
+
+/// The race behind format-spec §10.3 step 4, made deterministic: a backup starts after a mark was stored, syncs the
+/// index, and then — before it reads the marks — a sweep runs to the end (new index, packs deleted, mark deleted).
+/// Without the second look at the marks the backup would find no mark, trust its freshly synced (now stale) index
+/// and reference deleted packs.
+#[test]
+fn a_sweep_between_a_writers_index_sync_and_its_mark_read_cannot_make_it_reference_deleted_packs() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    // Forget everything: the mark condemns every pack; B's content then exists only in condemned packs.
+    let repo = fx.repo(&dir, "c1");
+    repo.remove_snapshot(&fx.kept).unwrap();
+    run(&repo, &eager(), false).unwrap();
+    drop(repo);
+
+    let (base, keys, key_id, d) = (fx.base.clone(), fx.keys.clone(), fx.key_id, dir.clone());
+    let seen_index = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (si, fi) = (seen_index.clone(), fired.clone());
+    let hook = cairn::backend::fault::ListHook(Arc::new(move |prefix: &str| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if prefix.starts_with("index") {
+            si.store(true, SeqCst);
+        } else if prefix.starts_with("prune") && si.load(SeqCst) && !fi.swap(true, SeqCst) {
+            // The sweep, from another process, right after the writer's index sync.
+            let backend: DynBackend = Arc::new(LocalBackend::new(&d).unwrap());
+            let other =
+                Repository::open_with_keys(backend, keys.clone(), key_id, &opts(&base.join("c-sweeper"))).unwrap();
+            let (p, r) = run(&other, &PruneOptions { force: true, ..eager() }, false).unwrap();
+            assert!(p.sweep.is_some() && r.unwrap().deleted_packs > 0, "the interleaved sweep did nothing: {p:#?}");
+        }
+    }));
+    let (repo, _) = fx.faulty(&dir, FaultPlan { before_list: Some(hook), ..Default::default() }, "c-writer");
+    // Warm the writer's cache with the old index first, as a host that backed up before would have it.
+    repo.sync_index().unwrap();
+    seen_index.store(false, std::sync::atomic::Ordering::SeqCst);
+    let b = backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    assert!(fired.load(std::sync::atomic::Ordering::SeqCst), "the sweep never ran inside the writer's start");
+    let fresh = fx.repo(&dir, "c-check");
+    let report = check(&fresh, &CheckOptions { read_data: ReadData::All }).unwrap();
+    assert_eq!(report.errors(), 0, "the backup references deleted packs: {:#?}", report.findings);
+    restore_matches(&fresh, &b.snapshot_id.unwrap(), &fx.src_b, &fx.base.join("restore-race"));
+}
