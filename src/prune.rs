@@ -778,6 +778,8 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
             w.finish()?;
         }
         if !condemned.is_empty() {
+            // A long repack may outlive the lock; a mark made after another prune took over would race it.
+            lock.ensure()?;
             let suffix = hex::encode(rand32());
             let path = format!("prune/mark-{suffix}");
             let mark =
