@@ -932,7 +932,7 @@ fn open_from(g: &Global, url: &str, from: &FromRepoArgs) -> anyhow::Result<Repos
     fg.password_command = from.from_password_command.clone();
     let backend = open_backend(&fg)?;
     let location = backend.location();
-    if backend.list("config/")?.is_empty() && backend.list("keys/")?.is_empty() {
+    if !probe_list(&backend, "config/")? && !probe_list(&backend, "keys/")? {
         return Err(Error::RepoNotFound(location).into());
     }
     let pw = if fg.password_file.is_some() || fg.password_command.is_some() {
