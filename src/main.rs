@@ -653,6 +653,12 @@ fn prompt(label: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 
 /// The repository password: --password-file, --password-command, CAIRN_PASSWORD, then a prompt.
 fn password(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    password_from(g, "CAIRN_PASSWORD", "Repository password: ", confirm)
+}
+
+/// The password sources in their documented order: `g`'s file, `g`'s command, the variable `env`,
+/// then a prompt with `label`.
+fn password_from(g: &Global, env: &str, label: &str, confirm: bool) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     if let Some(f) = &g.password_file {
         let bytes =
             Zeroizing::new(std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?);
@@ -661,10 +667,10 @@ fn password(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     if let Some(cmd) = &g.password_command {
         return run_password_command(cmd);
     }
-    if let Some(p) = std::env::var_os("CAIRN_PASSWORD") {
+    if let Some(p) = std::env::var_os(env) {
         return Ok(Zeroizing::new(p.as_bytes().to_vec()));
     }
-    let p = prompt("Repository password: ")?;
+    let p = prompt(label)?;
     if confirm {
         let again = prompt("Repeat the password: ")?;
         if *again != *p {
@@ -728,13 +734,19 @@ fn open_options(g: &Global) -> OpenOptions {
 }
 
 fn open_repo(g: &Global) -> anyhow::Result<Repository> {
+    open_repo_with(g, "CAIRN_PASSWORD", "Repository password: ")
+}
+
+/// [`open_repo`] with the password from `env` or a prompt with `label` after `g`'s password
+/// file and command.
+fn open_repo_with(g: &Global, env: &str, label: &str) -> anyhow::Result<Repository> {
     let backend = open_backend(g)?;
     // Look before asking for a password: a missing repository is exit 10, not a prompt.
     let location = backend.location();
     if !probe_list(&backend, "config/")? && !probe_list(&backend, "keys/")? {
         return Err(Error::RepoNotFound(location).into());
     }
-    let pw = password(g, false)?;
+    let pw = password_from(g, env, label, false)?;
     let repo = Repository::open(backend, &pw, &open_options(g))?;
     if let Some(note) = repo.cache().note() {
         if !g.quiet {
@@ -747,7 +759,10 @@ fn open_repo(g: &Global) -> anyhow::Result<Repository> {
 /// Opens the repository for a command that reads snapshots, trees or data: a write-only key is
 /// refused here with a clear message instead of failing later on a sealed object.
 fn open_reader(g: &Global) -> anyhow::Result<Repository> {
-    let repo = open_repo(g)?;
+    readable(open_repo(g)?)
+}
+
+fn readable(repo: Repository) -> anyhow::Result<Repository> {
     if !repo.keys().can_read() {
         return Err(fail(
             exit::KEY,
@@ -930,26 +945,7 @@ fn open_from(g: &Global, url: &str, from: &FromRepoArgs) -> anyhow::Result<Repos
     fg.repo = Some(url.to_string());
     fg.password_file = from.from_password_file.clone();
     fg.password_command = from.from_password_command.clone();
-    let backend = open_backend(&fg)?;
-    let location = backend.location();
-    if !probe_list(&backend, "config/")? && !probe_list(&backend, "keys/")? {
-        return Err(Error::RepoNotFound(location).into());
-    }
-    let pw = if fg.password_file.is_some() || fg.password_command.is_some() {
-        password(&fg, false)?
-    } else if let Some(p) = std::env::var_os("CAIRN_FROM_PASSWORD") {
-        Zeroizing::new(p.as_bytes().to_vec())
-    } else {
-        prompt(&format!("Password of {location}: "))?
-    };
-    let repo = Repository::open(backend, &pw, &open_options(g))?;
-    if !repo.keys().can_read() {
-        return Err(fail(
-            exit::KEY,
-            format!("{location}: key {} is write-only; the source needs a full key", repo.key_id().short()),
-        ));
-    }
-    Ok(repo)
+    readable(open_repo_with(&fg, "CAIRN_FROM_PASSWORD", "Password of the source repository: ")?)
 }
 
 fn cmd_copy(g: &Global, a: CopyArgs) -> anyhow::Result<i32> {

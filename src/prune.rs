@@ -13,7 +13,7 @@ use crate::tree::{Content, NodeKind, Time, TreeBlob};
 use crate::units::{human_bytes, human_secs};
 use crate::writer::{Writer, WriterOptions};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The oldest writer protocol that honours prune marks (format-spec §10.3, P6).
 pub const MIN_WRITER_FOR_PRUNE: u32 = 1;
@@ -190,7 +190,7 @@ pub struct PruneReport {
 
 /// The backend's current time: the stamp of a fresh probe object (format-spec §10.6).
 pub fn backend_now(repo: &Repository) -> Result<Time> {
-    let path = format!("prune/clock-{}", hex::encode(rand32()));
+    let path = format!("prune/clock-{}", hex::encode(crate::crypto::random_32()));
     let b = repo.backend();
     b.write_new(&path, b"t")?;
     let info = b.stat(&path);
@@ -202,12 +202,6 @@ pub fn backend_now(repo: &Repository) -> Result<Time> {
             b.location()
         ))),
     }
-}
-
-fn rand32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    let _ = getrandom::getrandom(&mut b);
-    b
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -262,7 +256,7 @@ impl<'r> PruneLock<'r> {
                 n + 1
             }
         };
-        let holder = rand32();
+        let holder = crate::crypto::random_32();
         let path = lease::lock_path(next);
         let link = MaintenanceLock::V1 {
             holder,
@@ -322,6 +316,10 @@ impl<'r> PruneLock<'r> {
     /// Releases the lock: a released link above ours, then the older links go.
     pub fn release(mut self) -> Result<()> {
         self.released = true;
+        self.write_release()
+    }
+
+    fn write_release(&self) -> Result<()> {
         let b = self.repo.backend();
         let path = lease::lock_path(self.n + 1);
         let link = MaintenanceLock::V1 {
@@ -342,33 +340,12 @@ impl<'r> PruneLock<'r> {
     }
 }
 
-impl PruneLock<'_> {
-    /// The number of this run's link in the chain.
-    pub fn link(&self) -> u64 {
-        self.n
-    }
-}
-
 impl Drop for PruneLock<'_> {
     fn drop(&mut self) {
         if !self.released {
             // An error path: release the lock if storage still answers; otherwise it expires
             // (or is stale at once on this host, once this process has exited).
-            let b = self.repo.backend();
-            let path = lease::lock_path(self.n + 1);
-            let link = MaintenanceLock::V1 {
-                holder: self.holder,
-                host: hostname(),
-                pid: std::process::id(),
-                duration_secs: 0,
-                released: true,
-                client_time: Time::now(),
-            };
-            if b.write_new(&path, &lease::encode_lock(self.repo.keys(), &path, &link)).is_ok() {
-                for n in 0..=self.n {
-                    let _ = b.delete(&lease::lock_path(n));
-                }
-            }
+            let _ = self.write_release();
         }
     }
 }
@@ -540,7 +517,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     }
 
     let refs = Refs::walk(repo, snapshots.iter().map(|(_, s)| s.v1().root))?;
-    let pack_of_blob = |ip: &IndexPack| ip.blobs.iter().any(|b| refs.blobs.contains(&(b.kind, b.id)));
+    // Every pack some mark condemns, due or pending: a new mark leaves them to theirs.
+    let condemned_before: HashSet<PackId> =
+        marks.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
 
     // Sweep of the due marks.
     let live = live_sessions(repo, now, opts.lease_timeout_secs)?;
@@ -578,22 +557,21 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     let mut sweeping: HashSet<PackId> = HashSet::new();
     if !due.is_empty() {
         let mut s = SweepPlan { marks: due.iter().map(|m| m.suffix.clone()).collect(), ..Default::default() };
-        let condemned: BTreeMap<PackId, BlobKind> =
-            due.iter().flat_map(|m| m.mark.condemned().iter().map(|(k, id)| (*id, *k))).collect();
+        let condemned: BTreeSet<PackId> =
+            due.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
         // Walking every snapshot, not only those outside the marked sets, costs nothing more (the
         // mark walks them all) and keeps a wrong or forged mark from deleting anything in use.
         // A blob is safe when some copy lives outside the condemned packs.
         let mut outside: HashSet<(BlobKind, BlobId)> = HashSet::new();
-        for ip in packs.values().filter(|ip| !condemned.contains_key(&ip.id)) {
+        for ip in packs.values().filter(|ip| !condemned.contains(&ip.id)) {
             outside.extend(ip.blobs.iter().map(|b| (b.kind, b.id)));
         }
-        for (id, kind) in &condemned {
+        for id in &condemned {
             let Some(&(lk, size, _)) = listed.get(id) else { continue };
             let r = PackRef { kind: lk, id: *id, size };
             let needed = packs.get(id).is_some_and(|ip| {
                 ip.blobs.iter().any(|b| refs.blobs.contains(&(b.kind, b.id)) && !outside.contains(&(b.kind, b.id)))
             });
-            let _ = kind;
             if needed || pending.contains(id) {
                 s.rescued.push(r);
             } else {
@@ -631,11 +609,11 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
             (0..ip.blobs.len()).filter(|&i| refs.blobs.contains(&(ip.blobs[i].kind, ip.blobs[i].id))).collect();
         let used_bytes: u64 = used.iter().map(|&i| ip.blobs[i].length as u64).sum();
         p.unused_bytes += total - used_bytes;
-        if sweeping.contains(&ip.id) || pending.contains(&ip.id) || due.iter().any(|m| has(&m.mark, &ip.id)) {
+        if condemned_before.contains(&ip.id) {
             continue;
         }
         let r = PackRef { kind: ip.kind, id: ip.id, size: ip.size };
-        if !pack_of_blob(ip) {
+        if used.is_empty() {
             unused_packs.push(r);
         } else if total > 0 && (total - used_bytes) as f64 > opts.max_unused * total as f64 {
             partial.push(Repack { pack: r, used_bytes, unused_bytes: total - used_bytes, entry: ip.clone(), used });
@@ -649,8 +627,6 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     }
     let mut m = MarkPlan { snapshots: snapshots.iter().map(|(id, _)| *id).collect(), ..Default::default() };
     m.unused = unused_packs;
-    let condemned_before: HashSet<PackId> =
-        marks.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
     for (id, (kind, size, modified)) in &listed {
         if packs.contains_key(id) || condemned_before.contains(id) {
             continue;
@@ -686,10 +662,6 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     Ok(p)
 }
 
-fn has(m: &PruneMark, id: &PackId) -> bool {
-    m.condemned().iter().any(|(_, p)| p == id)
-}
-
 fn cancelled(opts: &PruneOptions) -> Result<()> {
     match &opts.cancel {
         Some(c) if c.load(std::sync::atomic::Ordering::Relaxed) => Err(Error::Interrupted),
@@ -712,24 +684,11 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
         lock.ensure()?;
         // New index files first (P3): every surviving pack, superseding every old file.
         b.sync()?;
-        let mut written = Vec::new();
-        for chunk in s.keep.chunks(crate::writer::PACKS_PER_INDEX.max(1)) {
-            written.push(crate::writer::write_index_file(
-                b,
-                repo.keys(),
-                repo.cache(),
-                s.old_index.clone(),
-                chunk.to_vec(),
-            )?);
-        }
-        if s.keep.is_empty() && !s.old_index.is_empty() {
-            written.push(crate::writer::write_index_file(
-                b,
-                repo.keys(),
-                repo.cache(),
-                s.old_index.clone(),
-                Vec::new(),
-            )?);
+        // With no pack left, one empty file still records what it supersedes.
+        let parts: Vec<&[IndexPack]> =
+            if s.keep.is_empty() { vec![&[]] } else { s.keep.chunks(crate::writer::PACKS_PER_INDEX).collect() };
+        for part in parts {
+            crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), part.to_vec())?;
         }
         lock.ensure()?;
         for id in &s.old_index {
@@ -748,8 +707,8 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
             b.delete(&format!("prune/wait-{m}"))?;
             b.delete(&format!("prune/mark-{m}"))?;
         }
-        // This process's cache still names the replaced files: rebuild it from storage.
-        repo.cache().clear_index()?;
+        // This process's cache still names the replaced files: the sync finds them gone and
+        // rebuilds it from storage.
         repo.sync_index()?;
     }
 
@@ -780,7 +739,7 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
         if !condemned.is_empty() {
             // A long repack may outlive the lock; a mark made after another prune took over would race it.
             lock.ensure()?;
-            let suffix = hex::encode(rand32());
+            let suffix = hex::encode(crate::crypto::random_32());
             let path = format!("prune/mark-{suffix}");
             let mark =
                 PruneMark::V1 { created: Time::now(), condemned: condemned.clone(), snapshots: m.snapshots.clone() };

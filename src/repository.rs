@@ -424,11 +424,6 @@ impl Repository {
         index::decode(&self.keys, id, &bytes).map_err(|e| Error::corrupt("index", id, e))
     }
 
-    /// Packs condemned by prune marks; writers treat their blobs as absent (DESIGN §7).
-    pub fn condemned(&self) -> Result<HashSet<PackId>> {
-        Ok(self.read_marks()?.1)
-    }
-
     /// The names of the prune marks in storage, the packs they condemn, and whether a listed mark
     /// vanished before it could be read (a sweep finished meanwhile).
     fn read_marks(&self) -> Result<(HashSet<String>, HashSet<PackId>, bool)> {

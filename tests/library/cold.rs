@@ -5,6 +5,7 @@
 //! under `data/`, with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
 //! counting layer of `src/backend/fault.rs`, which records every path read (whole or ranged).
 
+use super::faults::{bytes, copy_dir, files, write};
 use cairn::backend::fault::{FaultBackend, FaultPlan};
 use cairn::backend::local::LocalBackend;
 use cairn::backend::DynBackend;
@@ -18,41 +19,6 @@ use cairn::repository::{InitOptions, OpenOptions, Repository};
 use cairn::retention::{Count, Policy};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    let mut h = blake3::Hasher::new();
-    h.update(&seed.to_le_bytes());
-    h.finalize_xof().fill(&mut out);
-    out
-}
-
-fn write(path: &Path, data: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
-
-fn files(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(root).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    for f in files(src) {
-        let to = dst.join(f.strip_prefix(src).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(&f, &to).unwrap();
-    }
-}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -168,8 +134,8 @@ fn metadata_operations_read_nothing_under_data() {
             copy_dir(&fx.base.join("repo"), &dir);
             let cache = work.path().join("cache");
             if name.contains("lost") {
-                let pack = files(&dir.join("data")).into_iter().next().unwrap();
-                std::fs::remove_file(pack).unwrap();
+                let pack = files(&dir.join("data")).into_keys().next().unwrap();
+                std::fs::remove_file(dir.join("data").join(pack)).unwrap();
             }
             let opts = OpenOptions { cache_root: Some(cache.clone()), no_cache: false };
             if !fresh_cache {

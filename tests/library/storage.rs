@@ -2,17 +2,10 @@
 //! run against every backend — local disk, memory, OpenDAL's fs service, and the real S3, SFTP and WebDAV servers
 //! `./test.sh` starts (tests/support/servers.rs has the rule for a missing server). Each run uses a fresh prefix.
 
+use super::faults::bytes;
 use super::servers::{self, Sftp, Webdav, S3};
 use cairn::backend::{self, local::LocalBackend, opendal::OpendalBackend, DynBackend, Options};
 use std::sync::Arc;
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    let mut h = blake3::Hasher::new();
-    h.update(&seed.to_le_bytes());
-    h.finalize_xof().fill(&mut out);
-    out
-}
 
 fn open(url: &str, flags: Vec<String>) -> DynBackend {
     let o = Options::from_sources(&flags, vec![], None).unwrap_or_else(|e| panic!("{url}: {e}"));
