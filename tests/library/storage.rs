@@ -260,6 +260,8 @@ struct SlowPacks {
     in_flight: std::sync::atomic::AtomicUsize,
     max: std::sync::atomic::AtomicUsize,
     wants: usize,
+    /// Set once `wants` uploads were in flight together; until then each upload waits for the others.
+    gate: (std::sync::Mutex<bool>, std::sync::Condvar),
 }
 
 impl cairn::backend::Backend for SlowPacks {
@@ -279,8 +281,20 @@ impl cairn::backend::Backend for SlowPacks {
         }
         let now = self.in_flight.fetch_add(1, SeqCst) + 1;
         self.max.fetch_max(now, SeqCst);
-        // Longer than producing the next 1 MiB pack takes in a debug build, so uploads pile up.
-        std::thread::sleep(std::time::Duration::from_millis(1000));
+        // Hold each upload until `wants` are in flight at once (then let everything through), so the count does not
+        // depend on how fast packs are produced. A writer that keeps fewer in flight leaves them waiting until the
+        // timeout, and the maximum stays below `wants`.
+        let (lock, cv) = &self.gate;
+        let mut open = lock.lock().unwrap();
+        if now >= self.wants {
+            *open = true;
+            cv.notify_all();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !*open && std::time::Instant::now() < deadline {
+            open = cv.wait_timeout(open, std::time::Duration::from_millis(100)).unwrap().0;
+        }
+        drop(open);
         let r = self.inner.write_new(path, data);
         self.in_flight.fetch_sub(1, SeqCst);
         r
@@ -321,6 +335,7 @@ fn pack_uploads_run_concurrently_as_the_backend_asks() {
             in_flight: Default::default(),
             max: Default::default(),
             wants,
+            gate: Default::default(),
         });
         let init = InitOptions { pack_size: 1 << 20, ..InitOptions::default() };
         let oo = OpenOptions { cache_root: Some(tmp.path().join(format!("cache{wants}"))), no_cache: false };
