@@ -1,58 +1,33 @@
 //! cairn: a content-addressed, deduplicating, encrypted backup repository.
 //!
-//! Layers, bottom up (each module uses only those above it in this list):
-//! - format types, no I/O: [`id`], [`units`], [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`],
-//!   [`index`], [`pack`], [`blob`]
-//! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
-//! - storage: [`backend`]; local state: [`cache`]
-//! - the repository: [`repository`], [`writer`]
-//! - operations: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`], [`repair`]; the pure retention policy: [`retention`]
+//! The source folders are the layers, bottom up:
+//! 1. [`format`]: format types, no I/O.
+//! 2. [`codec`]: crypto, compression, chunking, blob framing.
+//! 3. [`backend`]: storage.
+//! 4. [`repository`]: the repository, its writer and the local cache.
+//! 5. [`ops`]: the operations and the pure retention policy.
 //!
-//! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
-//! fuzz targets link.
+//! Every concept module is re-exported at the crate root (`cairn::id`, `cairn::backup`, ...).
+//!
+//! Without the default `cache` feature only the layers below the repository build (no RocksDB):
+//! that is what the fuzz targets link.
 //!
 //! The normative description of every stored byte is `format-spec/` in the source tree.
 #![warn(missing_docs)]
 
 pub mod backend;
-#[cfg(feature = "cache")]
-pub mod backup;
-pub mod blob;
-#[cfg(feature = "cache")]
-pub mod browse;
-#[cfg(feature = "cache")]
-pub mod cache;
-#[cfg(feature = "cache")]
-pub mod check;
-pub mod chunker;
-pub mod compress;
-pub mod config;
-#[cfg(feature = "cache")]
-pub mod copy;
-pub mod crypto;
-pub mod error;
-pub mod filter;
-#[cfg(feature = "cache")]
-pub mod forget;
-pub mod fsmeta;
-pub mod id;
-pub mod index;
-pub mod keyfile;
-pub mod lease;
-pub mod pack;
-#[cfg(feature = "cache")]
-pub mod prune;
-#[cfg(feature = "cache")]
-pub mod repair;
+pub mod codec;
+pub mod format;
+pub mod ops;
 #[cfg(feature = "cache")]
 pub mod repository;
+
+pub use codec::{blob, chunker, compress, crypto};
+pub use format::{config, error, filter, id, index, keyfile, lease, pack, snapshot, tree, units};
 #[cfg(feature = "cache")]
-pub mod restore;
-pub mod retention;
-pub mod snapshot;
-pub mod tree;
-pub mod units;
+pub use ops::{backup, browse, check, copy, forget, prune, repair, restore};
+pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]
-pub mod writer;
+pub use repository::{cache, writer};
 
 pub use error::{Error, Result};

@@ -1,6 +1,9 @@
 //! The repository: opens keys and config, keeps the local cache in step with the index files,
 //! reads blobs, trees and snapshots, and manages key files (format-spec §1, §4, §9).
 
+pub mod cache;
+pub mod writer;
+
 use crate::backend::DynBackend;
 use crate::blob;
 use crate::cache::{Cache, Location};

@@ -1,0 +1,21 @@
+//! Layer 5, the operations a user asks for: backup, restore, browse, copy, forget, prune, check,
+//! repair, with the pure retention policy and the file-metadata system calls they share.
+
+#[cfg(feature = "cache")]
+pub mod backup;
+#[cfg(feature = "cache")]
+pub mod browse;
+#[cfg(feature = "cache")]
+pub mod check;
+#[cfg(feature = "cache")]
+pub mod copy;
+#[cfg(feature = "cache")]
+pub mod forget;
+pub mod fsmeta;
+#[cfg(feature = "cache")]
+pub mod prune;
+#[cfg(feature = "cache")]
+pub mod repair;
+#[cfg(feature = "cache")]
+pub mod restore;
+pub mod retention;
