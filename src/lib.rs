@@ -1,11 +1,20 @@
 //! cairn: a content-addressed, deduplicating, encrypted backup repository.
 //!
-//! The source folders are the layers, bottom up:
-//! 1. [`format`]: format types, no I/O.
-//! 2. [`codec`]: crypto, compression, chunking, blob framing.
-//! 3. [`backend`]: storage.
-//! 4. [`repository`]: the repository, its writer and the local cache.
-//! 5. [`ops`]: the operations and the pure retention policy.
+//! The source folders are the layers, bottom up; a module uses only its own layer and the layers
+//! below it (`scripts/check-layers.sh` checks this):
+//! 1. [`format`]: the stored format as data, no I/O and no crypto: [`error`], [`id`], [`time`],
+//!    [`units`], [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`], [`index`], [`pack`],
+//!    [`filter`].
+//! 2. [`codec`]: bytes in, bytes out: [`crypto`], [`compress`], [`chunker`], [`blob`], and the
+//!    sealed or MACed encoding of every stored object: one envelope ([`codec::envelope`]) that
+//!    [`codec::object`] (configs, snapshots, index files, key files, leases) and
+//!    [`codec::packer`] (packs and their headers) go through.
+//! 3. [`backend`]: storage services.
+//! 4. [`repository`]: an open repository (open, index sync, reads, snapshots, keys), the write
+//!    side [`writer`] and the local [`cache`].
+//! 5. [`ops`]: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`],
+//!    [`repair`]; the pure retention policy [`retention`]; the file-metadata calls [`fsmeta`].
+//! 6. the `cairn` binary (`src/main.rs`, `src/cli/`), which is not part of the library.
 //!
 //! Every concept module is re-exported at the crate root (`cairn::id`, `cairn::backup`, ...).
 //!
@@ -23,7 +32,7 @@ pub mod ops;
 pub mod repository;
 
 pub use codec::{blob, chunker, compress, crypto};
-pub use format::{config, error, filter, id, index, keyfile, lease, pack, snapshot, tree, units};
+pub use format::{config, error, filter, id, index, keyfile, lease, pack, snapshot, time, tree, units};
 #[cfg(feature = "cache")]
 pub use ops::{backup, browse, check, copy, forget, prune, repair, restore};
 pub use ops::{fsmeta, retention};

@@ -6,6 +6,7 @@
 #[path = "../fuzz_targets/common.rs"]
 mod common;
 
+use cairn::codec::object;
 use cairn::blob;
 use cairn::chunker::ChunkerParams;
 use cairn::compress::Compression;
@@ -15,7 +16,8 @@ use cairn::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
 use cairn::keyfile::{KeyFile, KeyFileV1, KeyKind};
 use cairn::lease::{Lease, PruneMark};
-use cairn::pack::{PackBuilder, PackHeader};
+use cairn::codec::packer::PackBuilder;
+use cairn::pack::PackHeader;
 use cairn::snapshot::{Snapshot, SnapshotV1, Source, Summary};
 use cairn::tree::{Content, Node, NodeKind, Time, TreeBlob};
 use std::path::Path;
@@ -69,7 +71,7 @@ fn main() {
     let p = b.finish(&keys);
     let header = PackHeader::V1 {
         sessions: p.index.sessions.clone(),
-        entries: cairn::pack::parse_pack(&keys, &p.bytes).unwrap().0.entries().to_vec(),
+        entries: cairn::codec::packer::parse_pack(&keys, &p.bytes).unwrap().0.entries().to_vec(),
     };
     write("pack_header", "header", &pc!(&header));
     write("pack_header", "empty", &pc!(&PackHeader::V1 { sessions: vec![], entries: vec![] }));
@@ -151,7 +153,7 @@ fn main() {
         created: t(1_700_000_000),
     });
     write("config", "body", &pc!(&cfg));
-    write("config", "stored", &config::encode(&keys, 1, &cfg));
+    write("config", "stored", &object::encode_config(&keys, 1, &cfg));
 
     // Key files: the postcard body of a key file, and key material.
     let kf = KeyFile::V1(KeyFileV1 {

@@ -1,4 +1,4 @@
-//! Config objects (format-spec §9): `config::decode_unverified` and `config::decode` on the raw
+//! Config objects (format-spec §9): `config::decode_unverified` and `object::decode_config` on the raw
 //! input (dies at the MAC), the input behind the magic with a valid MAC from fixed keys (so
 //! `decode` reaches its repository and chunker checks), the encode round trip, and the path
 //! parser that reads listings.
@@ -6,6 +6,7 @@
 
 mod common;
 
+use cairn::codec::object;
 use cairn::chunker::Chunker;
 use cairn::config::{self, CONFIG_MAGIC};
 use cairn::crypto::{self, context};
@@ -16,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let n = data.first().map_or(1, |&b| b as u64);
 
     let _ = config::decode_unverified(data);
-    let _ = config::decode(&keys, n, data);
+    let _ = object::decode_config(&keys, n, data);
     if let Ok(s) = std::str::from_utf8(data) {
         if let Some(k) = config::parse_path(s) {
             assert_eq!(config::path(k), s, "parse_path accepted a name path() does not make");
@@ -29,18 +30,18 @@ fuzz_target!(|data: &[u8]| {
     let tag = crypto::mac(&keys.writer_mac_key(context::CONFIG_MAC), &[&n.to_le_bytes(), &bytes]);
     bytes.extend_from_slice(&tag);
     let unverified = config::decode_unverified(&bytes);
-    let verified = config::decode(&keys, n, &bytes);
+    let verified = object::decode_config(&keys, n, &bytes);
     if let Ok(c) = &verified {
         assert_eq!(unverified.as_ref(), Ok(c));
         assert_eq!(c.v1().repo_id, keys.repo_id);
         // A config that verifies has parameters the chunker takes.
         Chunker::new(c.v1().chunker, &keys.chunk_key).expect("a verified config's chunker builds");
     }
-    assert!(config::decode(&keys, n.wrapping_add(1), &bytes).is_err(), "the MAC must bind the number");
+    assert!(object::decode_config(&keys, n.wrapping_add(1), &bytes).is_err(), "the MAC must bind the number");
     if let Ok(c) = &unverified {
         let _ = (c.v1().created.to_rfc3339(), c.v1().chunker.validate());
-        let again = config::encode(&keys, n, c);
+        let again = object::encode_config(&keys, n, c);
         assert_eq!(config::decode_unverified(&again).as_ref(), Ok(c), "config round trip");
-        assert_eq!(config::decode(&keys, n, &again).is_ok(), verified.is_ok());
+        assert_eq!(object::decode_config(&keys, n, &again).is_ok(), verified.is_ok());
     }
 });

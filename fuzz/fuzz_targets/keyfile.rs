@@ -1,10 +1,11 @@
 //! Key files (format-spec §4): `keyfile::decode` on the raw input and behind the magic, and
-//! `keyfile::decode_material` on the input as the opened key material of a fixed key file (the
-//! step `keyfile::open` runs after argon2id and the AEAD, which are too slow to fuzz through).
+//! `object::decode_key_material` on the input as the opened key material of a fixed key file (the
+//! step `object::open_keyfile` runs after argon2id and the AEAD, which are too slow to fuzz through).
 #![no_main]
 
 mod common;
 
+use cairn::codec::object;
 use cairn::crypto::KdfParams;
 use cairn::keyfile::{self, KeyFile, KeyFileV1, KeyKind, KEY_MAGIC};
 use cairn::tree::Time;
@@ -37,18 +38,18 @@ fuzz_target!(|data: &[u8]| {
 
     for kind in [KeyKind::Full, KeyKind::WriteOnly] {
         let kf = fixed_file(kind);
-        if let Ok(m) = keyfile::decode_material(&kf, data) {
+        if let Ok(m) = object::decode_key_material(&kf, data) {
             assert_eq!(m.repo_id, kf.v1().repo_id);
             assert_eq!(m.can_read(), kind == KeyKind::Full);
             let _ = (m.index_seal_key(), m.fingerprint());
             let again = postcard::to_allocvec(&m).unwrap();
-            assert_eq!(keyfile::decode_material(&kf, &again).as_ref(), Ok(&m), "key material round trip");
+            assert_eq!(object::decode_key_material(&kf, &again).as_ref(), Ok(&m), "key material round trip");
         }
     }
     let full = common::keys();
     for m in [full.clone(), full.write_only()] {
         let kind = if m.can_read() { KeyKind::Full } else { KeyKind::WriteOnly };
         let bytes = postcard::to_allocvec(&m).unwrap();
-        assert_eq!(keyfile::decode_material(&fixed_file(kind), &bytes), Ok(m));
+        assert_eq!(object::decode_key_material(&fixed_file(kind), &bytes), Ok(m));
     }
 });

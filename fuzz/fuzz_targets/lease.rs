@@ -5,6 +5,7 @@
 
 mod common;
 
+use cairn::codec::object;
 use cairn::crypto::{self, context};
 use cairn::lease::{
     self, Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, WAIT_MAGIC,
@@ -25,55 +26,55 @@ fuzz_target!(|data: &[u8]| {
     let prune_key = keys.writer_mac_key(context::PRUNE_MAC);
     let path = lease::lease_path(&[0x12; 32], 7);
 
-    let _ = lease::decode_lease(&keys, &path, data);
-    let _ = lease::decode_prune_mark(&keys, &path, data);
-    let _ = lease::decode_lock(&keys, &path, data);
-    let _ = lease::decode_wait(&keys, &path, data);
+    let _ = object::decode_lease(&keys, &path, data);
+    let _ = object::decode_prune_mark(&keys, &path, data);
+    let _ = object::decode_lock(&keys, &path, data);
+    let _ = object::decode_wait(&keys, &path, data);
     let _ = lease::parse_lease_path(&String::from_utf8_lossy(data));
     let _ = lease::parse_lock_path(&String::from_utf8_lossy(data));
 
     // Leases.
     let want: Result<Lease, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
     let bytes = macd(LEASE_MAGIC, &lease_key, &path, data);
-    common::assert_same("lease", &want, &lease::decode_lease(&keys, &path, &bytes));
-    assert!(lease::decode_lease(&keys, "leases/other", &bytes).is_err(), "the MAC must bind the path");
-    assert!(lease::decode_prune_mark(&keys, &path, &bytes).is_err(), "a lease is no prune mark");
+    common::assert_same("lease", &want, &object::decode_lease(&keys, &path, &bytes));
+    assert!(object::decode_lease(&keys, "leases/other", &bytes).is_err(), "the MAC must bind the path");
+    assert!(object::decode_prune_mark(&keys, &path, &bytes).is_err(), "a lease is no prune mark");
     if let Ok(l) = &want {
         let Lease::V1 { client_time, .. } = l;
         let _ = client_time.to_rfc3339();
-        let again = lease::encode_lease(&keys, &path, l);
-        assert_eq!(lease::decode_lease(&keys, &path, &again).as_ref(), Ok(l), "lease round trip");
+        let again = object::encode_lease(&keys, &path, l);
+        assert_eq!(object::decode_lease(&keys, &path, &again).as_ref(), Ok(l), "lease round trip");
     }
 
     // Prune marks.
     let want: Result<PruneMark, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
     let bytes = macd(PRUNE_MAGIC, &prune_key, &path, data);
-    common::assert_same("prune mark", &want, &lease::decode_prune_mark(&keys, &path, &bytes));
-    assert!(lease::decode_lease(&keys, &path, &bytes).is_err(), "a prune mark is no lease");
+    common::assert_same("prune mark", &want, &object::decode_prune_mark(&keys, &path, &bytes));
+    assert!(object::decode_lease(&keys, &path, &bytes).is_err(), "a prune mark is no lease");
     if let Ok(m) = &want {
         let _ = m.condemned().len();
-        let again = lease::encode_prune_mark(&keys, &path, m);
-        assert_eq!(lease::decode_prune_mark(&keys, &path, &again).as_ref(), Ok(m), "prune mark round trip");
+        let again = object::encode_prune_mark(&keys, &path, m);
+        assert_eq!(object::decode_prune_mark(&keys, &path, &again).as_ref(), Ok(m), "prune mark round trip");
     }
 
     // Maintenance locks.
     let want: Result<MaintenanceLock, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
     let bytes = macd(LOCK_MAGIC, &prune_key, &path, data);
-    common::assert_same("lock", &want, &lease::decode_lock(&keys, &path, &bytes));
-    assert!(lease::decode_prune_mark(&keys, &path, &bytes).is_err(), "a lock is no prune mark");
+    common::assert_same("lock", &want, &object::decode_lock(&keys, &path, &bytes));
+    assert!(object::decode_prune_mark(&keys, &path, &bytes).is_err(), "a lock is no prune mark");
     if let Ok(l) = &want {
-        let again = lease::encode_lock(&keys, &path, l);
-        assert_eq!(lease::decode_lock(&keys, &path, &again).as_ref(), Ok(l), "lock round trip");
+        let again = object::encode_lock(&keys, &path, l);
+        assert_eq!(object::decode_lock(&keys, &path, &again).as_ref(), Ok(l), "lock round trip");
     }
 
     // Waits.
     let want: Result<PruneWait, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
     let bytes = macd(WAIT_MAGIC, &prune_key, &path, data);
-    common::assert_same("wait", &want, &lease::decode_wait(&keys, &path, &bytes));
-    assert!(lease::decode_lock(&keys, &path, &bytes).is_err(), "a wait is no lock");
+    common::assert_same("wait", &want, &object::decode_wait(&keys, &path, &bytes));
+    assert!(object::decode_lock(&keys, &path, &bytes).is_err(), "a wait is no lock");
     if let Ok(w) = &want {
         let _ = w.sessions().len();
-        let again = lease::encode_wait(&keys, &path, w);
-        assert_eq!(lease::decode_wait(&keys, &path, &again).as_ref(), Ok(w), "wait round trip");
+        let again = object::encode_wait(&keys, &path, w);
+        assert_eq!(object::decode_wait(&keys, &path, &again).as_ref(), Ok(w), "wait round trip");
     }
 });

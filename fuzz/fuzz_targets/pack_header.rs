@@ -5,6 +5,7 @@
 
 mod common;
 
+use cairn::codec::packer;
 use cairn::crypto::{self, ObjectKind};
 use cairn::pack::{self, PackHeader, PACK_MAGIC, TRAILER_LEN};
 use libfuzzer_sys::fuzz_target;
@@ -27,8 +28,8 @@ fuzz_target!(|data: &[u8]| {
     if data.len() >= TRAILER_LEN {
         let _ = pack::parse_trailer(&data[data.len() - TRAILER_LEN..]);
     }
-    let _ = pack::open_header(&keys.repo_id, &seal_key, data);
-    let _ = pack::parse_pack(&keys, data);
+    let _ = packer::open_header(&keys.repo_id, &seal_key, data);
+    let _ = packer::parse_pack(&keys, data);
 
     // The input as a header's plaintext.
     let plain = plain_path(data);
@@ -36,8 +37,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = h.to_index_blobs(0);
         let _ = h.to_index_blobs(u64::MAX);
         // Round trip through the real sealing.
-        let stored = pack::seal_header(&keys, h);
-        assert_eq!(pack::open_header(&keys.repo_id, &seal_key, &stored).as_ref(), Ok(h));
+        let stored = packer::seal_header(&keys, h);
+        assert_eq!(packer::open_header(&keys.repo_id, &seal_key, &stored).as_ref(), Ok(h));
     }
 
     // The input sealed as a header, inside a pack: `blobs ‖ salt ‖ seal ‖ length ‖ magic`.
@@ -49,6 +50,6 @@ fuzz_target!(|data: &[u8]| {
     bytes.extend_from_slice(&stored);
     bytes.extend_from_slice(&(stored.len() as u32).to_le_bytes());
     bytes.extend_from_slice(PACK_MAGIC);
-    let sealed = pack::parse_pack(&keys, &bytes);
+    let sealed = packer::parse_pack(&keys, &bytes);
     common::assert_same("pack", &plain, &sealed);
 });

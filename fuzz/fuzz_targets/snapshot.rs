@@ -1,10 +1,11 @@
-//! Snapshots (format-spec §8): `snapshot::split` and `snapshot::decode` on the raw input (dies at
+//! Snapshots (format-spec §8): `snapshot::split` and `object::decode_snapshot` on the raw input (dies at
 //! the AEAD), `snapshot::decode_plain` on it as plaintext, and the input sealed with a fixed
 //! session, which must decode exactly as the plaintext; a decoded snapshot must survive `encode`.
 #![no_main]
 
 mod common;
 
+use cairn::codec::object;
 use cairn::crypto::{self, ObjectKind, Session};
 use cairn::id::SnapshotId;
 use cairn::snapshot::{self, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
@@ -16,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let id = SnapshotId([0x3c; 32]);
 
     let _ = snapshot::split(data);
-    let _ = snapshot::decode(&keys, &id, data);
-    let _ = snapshot::decode(&keys.write_only(), &id, data);
+    let _ = object::decode_snapshot(&keys, &id, data);
+    let _ = object::decode_snapshot(&keys.write_only(), &id, data);
 
     let plain = snapshot::decode_plain(data);
     // X25519 is the slow part: derive the session once.
@@ -27,8 +28,8 @@ fuzz_target!(|data: &[u8]| {
         let v = s.v1();
         let _ = (s.display_paths(), v.source.describe(), v.time.to_rfc3339(), v.summary.started.to_rfc3339());
         let _ = (v.root.short(), v.parent.map(|p| p.to_hex()));
-        let bytes = snapshot::encode(&keys, session, &id, s);
-        assert_eq!(snapshot::decode(&keys, &id, &bytes).as_ref(), Ok(s), "snapshot round trip");
+        let bytes = object::encode_snapshot(&keys, session, &id, s);
+        assert_eq!(object::decode_snapshot(&keys, &id, &bytes).as_ref(), Ok(s), "snapshot round trip");
     }
 
     let aad = crypto::aad(&keys.repo_id, ObjectKind::Snapshot, &id.0);
@@ -38,9 +39,9 @@ fuzz_target!(|data: &[u8]| {
     sealed.extend_from_slice(&crypto::seal(session.key(), &aad, data));
     let (public, body) = snapshot::split(&sealed).expect("a snapshot just framed splits");
     assert_eq!(public, session.public);
-    common::assert_same("snapshot body", &plain, &snapshot::decode_body(&keys, session, &id, body));
+    common::assert_same("snapshot body", &plain, &object::decode_snapshot_body(&keys, session, &id, body));
     if plain.is_ok() {
         // The whole reader path, session derivation included.
-        common::assert_same("snapshot", &plain, &snapshot::decode(&keys, &id, &sealed));
+        common::assert_same("snapshot", &plain, &object::decode_snapshot(&keys, &id, &sealed));
     }
 });

@@ -2,7 +2,7 @@
 //! Backends move bytes by name; they know nothing of the format.
 
 use crate::error::{Error, Result};
-use crate::tree::Time;
+use crate::time::Time;
 use std::sync::Arc;
 
 pub mod fault;

@@ -4,11 +4,12 @@
 
 use super::{backend_err, check_path, not_found, Backend, Guarantees, ObjectInfo};
 use crate::error::{Error, Result};
-use crate::tree::Time;
+use crate::time::Time;
 use opendal::{ErrorKind, Operator};
 use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// A backend over an OpenDAL operator.
 pub struct OpendalBackend {
@@ -236,7 +237,7 @@ impl Backend for OpendalBackend {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
                 Err(e) if e.is_temporary() && (attempt as usize) < self.list_retries => {
                     attempt += 1;
-                    let wait = super::remote::backoff(attempt);
+                    let wait = backoff(attempt);
                     tracing::warn!("storage list {prefix} failed, retry {attempt} in {:.1}s: {e}", wait.as_secs_f64());
                     std::thread::sleep(wait);
                 }
@@ -276,6 +277,20 @@ impl Backend for OpendalBackend {
             Err(e) => Err(self.map_err("delete", path, e)),
         }
     }
+}
+
+/// The first retry's delay; each later one doubles, up to [`MAX_DELAY`].
+pub const MIN_DELAY: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+pub const MAX_DELAY: Duration = Duration::from_secs(20);
+
+/// The wait before retry `attempt` (1-based): exponential from [`MIN_DELAY`], capped, with jitter
+/// (a random 50–100 % of it), like the retry layer's.
+pub fn backoff(attempt: u32) -> Duration {
+    let full = MIN_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(MAX_DELAY);
+    let mut b = [0u8; 1];
+    let _ = getrandom::getrandom(&mut b);
+    full.mul_f64(0.5 + f64::from(b[0]) / 510.0)
 }
 
 #[cfg(test)]

@@ -14,8 +14,7 @@ pub const COMPRESSION_NONE: u8 = 0;
 pub const COMPRESSION_ZSTD: u8 = 1;
 /// Length of the framing header.
 pub const HEADER_LEN: usize = 6;
-/// The largest plaintext a blob may have; decoders refuse larger claims.
-pub const MAX_PLAIN_LEN: usize = 64 * 1024 * 1024;
+pub use crate::compress::MAX_PLAIN_LEN;
 
 /// The object kind bound into a blob's associated data.
 pub fn object_kind(kind: BlobKind) -> ObjectKind {

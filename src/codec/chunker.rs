@@ -2,62 +2,10 @@
 //! (format-spec §3.6). Takes bytes, returns cut points; reads nothing itself except through the
 //! `Read` it is handed.
 
+pub use crate::config::{ChunkerParams, ALGORITHM_FASTCDC2020_KEYED_GEAR};
 use crate::crypto::{context, Secret};
 use fastcdc::v2020::{cut_gear, select_masks, Normalization};
-use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
-
-/// The chunker algorithm id recorded in the config.
-pub const ALGORITHM_FASTCDC2020_KEYED_GEAR: u32 = 1;
-
-/// Chunker parameters, recorded in the config (format-spec §3.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkerParams {
-    /// Algorithm id; 1 = FastCDC 2020 with a keyed gear table.
-    pub algorithm: u32,
-    /// Minimum chunk size.
-    pub min_size: u32,
-    /// Average (target) chunk size.
-    pub avg_size: u32,
-    /// Maximum chunk size.
-    pub max_size: u32,
-    /// Normalization level, 0..=3.
-    pub normalization: u8,
-}
-
-impl Default for ChunkerParams {
-    fn default() -> Self {
-        ChunkerParams {
-            algorithm: ALGORITHM_FASTCDC2020_KEYED_GEAR,
-            min_size: 256 * 1024,
-            avg_size: 1024 * 1024,
-            max_size: 4 * 1024 * 1024,
-            normalization: 1,
-        }
-    }
-}
-
-impl ChunkerParams {
-    /// Checks the parameters against what the algorithm supports.
-    pub fn validate(&self) -> Result<(), String> {
-        let ok = self.algorithm == ALGORITHM_FASTCDC2020_KEYED_GEAR
-            && self.min_size >= 64
-            && self.min_size <= self.avg_size
-            && self.avg_size <= self.max_size
-            && self.avg_size >= 256
-            && self.avg_size <= 4 * 1024 * 1024
-            && self.max_size <= 16 * 1024 * 1024
-            && self.min_size.is_multiple_of(2)
-            && self.avg_size.is_multiple_of(2)
-            && self.max_size.is_multiple_of(2)
-            && self.normalization <= 3;
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("unsupported chunker parameters {self:?}"))
-        }
-    }
-}
 
 /// A keyed FastCDC chunker.
 #[derive(Clone)]

@@ -2,6 +2,12 @@
 
 use std::cell::RefCell;
 
+/// The zstd level used unless a backup or the repository's config says otherwise; tree blobs
+/// always use it (unless compression is off).
+pub const DEFAULT_LEVEL: i32 = 3;
+/// The largest plaintext a blob may have; decoders refuse larger claims.
+pub const MAX_PLAIN_LEN: usize = 64 * 1024 * 1024;
+
 /// The compression setting of a backup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -13,7 +19,25 @@ pub enum Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Compression::Zstd(3)
+        Compression::Zstd(DEFAULT_LEVEL)
+    }
+}
+
+impl Compression {
+    /// The setting a config's `compression_level` names (0 = off).
+    pub fn from_level(level: i32) -> Self {
+        match level {
+            0 => Compression::Off,
+            l => Compression::Zstd(l),
+        }
+    }
+
+    /// The setting for tree blobs when data blobs use `self`: the default level, or off.
+    pub fn for_trees(self) -> Self {
+        match self {
+            Compression::Off => Compression::Off,
+            Compression::Zstd(_) => Compression::default(),
+        }
     }
 }
 
@@ -21,7 +45,7 @@ impl std::str::FromStr for Compression {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "auto" | "default" => Ok(Compression::Zstd(3)),
+            "auto" | "default" => Ok(Compression::default()),
             "off" | "none" => Ok(Compression::Off),
             "max" => Ok(Compression::Zstd(19)),
             "fast" => Ok(Compression::Zstd(1)),
@@ -80,7 +104,7 @@ pub fn compress(data: &[u8], setting: Compression) -> Option<Vec<u8>> {
 
 /// Decompresses a zstd payload whose plain length is known; fails on any mismatch.
 pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
-    if plain_len > crate::blob::MAX_PLAIN_LEN {
+    if plain_len > MAX_PLAIN_LEN {
         return Err(format!("plain length {plain_len} exceeds the maximum"));
     }
     thread_local! {
@@ -120,7 +144,7 @@ mod tests {
 
     #[test]
     fn parse_settings() {
-        assert_eq!("auto".parse::<Compression>(), Ok(Compression::Zstd(3)));
+        assert_eq!("auto".parse::<Compression>(), Ok(Compression::Zstd(DEFAULT_LEVEL)));
         assert_eq!("off".parse::<Compression>(), Ok(Compression::Off));
         assert_eq!("7".parse::<Compression>(), Ok(Compression::Zstd(7)));
         assert!("99".parse::<Compression>().is_err());

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::id::RepoId;
+pub use crate::keyfile::KdfParams;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
@@ -255,25 +256,6 @@ pub fn open(key: &Secret, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let cipher = XChaCha20Poly1305::new((&key.0).into());
     cipher.decrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut buf, Tag::from_slice(tag)).ok()?;
     Some(buf)
-}
-
-/// Argon2id parameters of a key file (format-spec §4.1).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KdfParams {
-    /// Memory in KiB.
-    pub m_kib: u32,
-    /// Passes.
-    pub t: u32,
-    /// Lanes.
-    pub p: u32,
-}
-
-impl KdfParams {
-    /// The floor the brief sets: t=3, m=64 MiB, p=4.
-    pub const MINIMUM: KdfParams = KdfParams { m_kib: 64 * 1024, t: 3, p: 4 };
-    /// The upper bound a reader accepts, so a planted key file can cost an open at most about
-    /// a second and 1 GiB before it is skipped.
-    pub const MAXIMUM: KdfParams = KdfParams { m_kib: 1024 * 1024, t: 16, p: 16 };
 }
 
 /// Derives the key-encryption key from a password with argon2id.

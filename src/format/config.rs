@@ -1,21 +1,74 @@
 //! The repository config chain (format-spec §9): `config/<n>` objects, MACed with a key derived
-//! from `writer_key`, each naming the hash of its predecessor. Encodes, decodes and verifies.
+//! from `writer_key`, each naming the hash of its predecessor. The types, paths and the unverified
+//! decoding; the MAC is [`crate::codec::object`]'s.
 
-use crate::chunker::ChunkerParams;
-use crate::crypto::{self, context, MasterKeys};
 use crate::id::RepoId;
-use crate::tree::Time;
+use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
 /// First bytes of a config object.
 pub const CONFIG_MAGIC: &[u8; 8] = b"CAIRNCFG";
 /// The repository format version this code writes.
 pub const FORMAT_VERSION: u32 = 1;
-/// The writer protocol version this code implements (DESIGN §7). A config whose
+/// The writer protocol version this code implements (format-spec §9.1). A config whose
 /// `min_writer_version` is higher makes this code refuse to write.
 pub const WRITER_VERSION: u32 = 1;
 /// Default pack size target.
 pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
+/// Length of the MAC that ends a config object.
+pub const MAC_LEN: usize = 32;
+
+/// The chunker algorithm id recorded in the config.
+pub const ALGORITHM_FASTCDC2020_KEYED_GEAR: u32 = 1;
+
+/// Chunker parameters, recorded in the config (format-spec §3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    /// Algorithm id; 1 = FastCDC 2020 with a keyed gear table.
+    pub algorithm: u32,
+    /// Minimum chunk size.
+    pub min_size: u32,
+    /// Average (target) chunk size.
+    pub avg_size: u32,
+    /// Maximum chunk size.
+    pub max_size: u32,
+    /// Normalization level, 0..=3.
+    pub normalization: u8,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams {
+            algorithm: ALGORITHM_FASTCDC2020_KEYED_GEAR,
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+            normalization: 1,
+        }
+    }
+}
+
+impl ChunkerParams {
+    /// Checks the parameters against what the algorithm supports.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = self.algorithm == ALGORITHM_FASTCDC2020_KEYED_GEAR
+            && self.min_size >= 64
+            && self.min_size <= self.avg_size
+            && self.avg_size <= self.max_size
+            && self.avg_size >= 256
+            && self.avg_size <= 4 * 1024 * 1024
+            && self.max_size <= 16 * 1024 * 1024
+            && self.min_size.is_multiple_of(2)
+            && self.avg_size.is_multiple_of(2)
+            && self.max_size.is_multiple_of(2)
+            && self.normalization <= 3;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("unsupported chunker parameters {self:?}"))
+        }
+    }
+}
 
 /// A config (format-spec §9.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,10 +101,64 @@ pub struct ConfigV1 {
 }
 
 impl Config {
-    /// The version-independent view.
+    /// The version 1 fields; a newer version adds a match arm to each accessor below.
     pub fn v1(&self) -> &ConfigV1 {
         match self {
             Config::V1(c) => c,
+        }
+    }
+    /// Format version of the repository.
+    pub fn format_version(&self) -> u32 {
+        match self {
+            Config::V1(c) => c.format_version,
+        }
+    }
+    /// Writers older than this refuse to write.
+    pub fn min_writer_version(&self) -> u32 {
+        match self {
+            Config::V1(c) => c.min_writer_version,
+        }
+    }
+    /// Repository id.
+    pub fn repo_id(&self) -> RepoId {
+        match self {
+            Config::V1(c) => c.repo_id,
+        }
+    }
+    /// Chunker algorithm and parameters.
+    pub fn chunker(&self) -> ChunkerParams {
+        match self {
+            Config::V1(c) => c.chunker,
+        }
+    }
+    /// Target size of data packs in bytes.
+    pub fn pack_size(&self) -> u32 {
+        match self {
+            Config::V1(c) => c.pack_size,
+        }
+    }
+    /// Default zstd level (0 = off).
+    pub fn compression_level(&self) -> i32 {
+        match self {
+            Config::V1(c) => c.compression_level,
+        }
+    }
+    /// The repository's X25519 public key.
+    pub fn repo_public(&self) -> [u8; 32] {
+        match self {
+            Config::V1(c) => c.repo_public,
+        }
+    }
+    /// BLAKE3 of the previous config object's stored bytes; `None` for `config/1`.
+    pub fn previous(&self) -> Option<[u8; 32]> {
+        match self {
+            Config::V1(c) => c.previous,
+        }
+    }
+    /// When this config was written.
+    pub fn created(&self) -> Time {
+        match self {
+            Config::V1(c) => c.created,
         }
     }
 }
@@ -70,34 +177,10 @@ pub fn parse_path(p: &str) -> Option<u64> {
     n.parse().ok()
 }
 
-/// `magic ‖ postcard(config) ‖ MAC(n ‖ preceding bytes)`.
-pub fn encode(keys: &MasterKeys, n: u64, cfg: &Config) -> Vec<u8> {
-    let mut out = CONFIG_MAGIC.to_vec();
-    out.extend_from_slice(&postcard::to_allocvec(cfg).expect("config encodes"));
-    let tag = crypto::mac(&keys.writer_mac_key(context::CONFIG_MAC), &[&n.to_le_bytes(), &out]);
-    out.extend_from_slice(&tag);
-    out
-}
-
 /// Decodes a config object without checking its MAC (to show it, or before keys are open).
 pub fn decode_unverified(bytes: &[u8]) -> Result<Config, String> {
-    if bytes.len() < 8 + 32 || &bytes[..8] != CONFIG_MAGIC {
+    if bytes.len() < 8 + MAC_LEN || &bytes[..8] != CONFIG_MAGIC {
         return Err("not a config object (magic missing)".into());
     }
-    postcard::from_bytes(&bytes[8..bytes.len() - 32]).map_err(|e| format!("decode: {e}"))
-}
-
-/// Decodes a config object and checks its MAC and that it belongs to `keys`' repository.
-pub fn decode(keys: &MasterKeys, n: u64, bytes: &[u8]) -> Result<Config, String> {
-    let cfg = decode_unverified(bytes)?;
-    let (body, tag) = bytes.split_at(bytes.len() - 32);
-    let want = crypto::mac(&keys.writer_mac_key(context::CONFIG_MAC), &[&n.to_le_bytes(), body]);
-    if !crypto::mac_eq(&want, tag) {
-        return Err("MAC does not verify (not written by a holder of this repository's keys)".into());
-    }
-    if cfg.v1().repo_id != keys.repo_id {
-        return Err("belongs to another repository".into());
-    }
-    cfg.v1().chunker.validate()?;
-    Ok(cfg)
+    postcard::from_bytes(&bytes[8..bytes.len() - MAC_LEN]).map_err(|e| format!("decode: {e}"))
 }

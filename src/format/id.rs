@@ -32,10 +32,6 @@ macro_rules! id_type {
             pub fn from_hex(s: &str) -> Option<Self> {
                 parse_hex32(s).map(Self)
             }
-            /// A fresh random id.
-            pub fn random() -> Self {
-                Self(crate::crypto::random_32())
-            }
             /// The raw bytes.
             pub fn as_bytes(&self) -> &[u8; 32] {
                 &self.0

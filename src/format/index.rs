@@ -1,7 +1,6 @@
-//! Index files (format-spec §6): the authoritative map blob → pack. Encodes and decodes; does no
-//! I/O.
+//! Index files (format-spec §6): the authoritative map blob → pack. The types, the stored header
+//! and the plaintext decoding; sealing is [`crate::codec::object`]'s. No I/O.
 
-use crate::crypto::{self, MasterKeys, ObjectKind};
 use crate::id::{BlobId, BlobKind, IndexId, PackId};
 use serde::{Deserialize, Serialize};
 
@@ -90,40 +89,18 @@ impl IndexFile {
     }
 }
 
-/// Encodes and seals an index file under its id.
-pub fn encode(keys: &MasterKeys, id: &IndexId, file: &IndexFile) -> Vec<u8> {
-    let plain = postcard::to_allocvec(file).expect("index encodes");
-    let aad = crypto::aad(&keys.repo_id, ObjectKind::Index, &id.0);
-    let mut out = INDEX_MAGIC.to_vec();
-    out.push(INDEX_VERSION);
-    out.extend_from_slice(&crypto::seal(&keys.index_seal_key(), &aad, &plain));
-    out
-}
-
-/// Opens and decodes an index file.
-pub fn decode(keys: &MasterKeys, id: &IndexId, bytes: &[u8]) -> Result<IndexFile, String> {
-    decode_with(&keys.repo_id, &keys.index_seal_key(), id, bytes)
-}
-
-/// [`decode`] with the key material spelled out (for fuzzing).
-pub fn decode_with(
-    repo: &crate::id::RepoId,
-    seal_key: &crypto::Secret,
-    id: &IndexId,
-    bytes: &[u8],
-) -> Result<IndexFile, String> {
+/// Checks the magic and version of a stored index file and returns its sealed body.
+pub fn split(bytes: &[u8]) -> Result<&[u8], String> {
     if bytes.len() < 9 || &bytes[..8] != INDEX_MAGIC {
         return Err("not an index file (magic missing)".into());
     }
     if bytes[8] != INDEX_VERSION {
         return Err(format!("unknown index version {}", bytes[8]));
     }
-    let aad = crypto::aad(repo, ObjectKind::Index, &id.0);
-    let plain = crypto::open(seal_key, &aad, &bytes[9..]).ok_or("does not authenticate")?;
-    decode_plain(&plain)
+    Ok(&bytes[9..])
 }
 
-/// Decodes and validates the plaintext of an index file, the step [`decode`] runs after
+/// Decodes and validates the plaintext of an index file, the step the codec runs after
 /// authentication (exposed so it can be fuzzed without the key).
 pub fn decode_plain(plain: &[u8]) -> Result<IndexFile, String> {
     let f: IndexFile = postcard::from_bytes(plain).map_err(|e| format!("decode: {e}"))?;

@@ -1,14 +1,32 @@
 //! Key files (format-spec §4): one per password or capability, the key material sealed under an
-//! argon2id key-encryption key. Encodes and decodes; no I/O.
+//! argon2id key-encryption key. The types and the outer decoding; sealing and opening the
+//! material is [`crate::codec::object`]'s. No I/O.
 
-use crate::crypto::{self, KdfParams, MasterKeys, ObjectKind};
-use crate::error::{Error, Result};
-use crate::id::{KeyId, RepoId};
-use crate::tree::Time;
+use crate::id::RepoId;
+use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
 /// First bytes of a key file.
 pub const KEY_MAGIC: &[u8; 8] = b"CAIRNKEY";
+
+/// Argon2id parameters of a key file (format-spec §4.1).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl KdfParams {
+    /// The floor: t=3, m=64 MiB, p=4.
+    pub const MINIMUM: KdfParams = KdfParams { m_kib: 64 * 1024, t: 3, p: 4 };
+    /// The upper bound a reader accepts, so a planted key file can cost an open at most about
+    /// a second and 1 GiB before it is skipped.
+    pub const MAXIMUM: KdfParams = KdfParams { m_kib: 1024 * 1024, t: 16, p: 16 };
+}
 
 /// What a key grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,40 +66,60 @@ pub struct KeyFileV1 {
 }
 
 impl KeyFile {
-    /// The version-independent view.
+    /// The version 1 fields; a newer version adds a match arm to each accessor below.
     pub fn v1(&self) -> &KeyFileV1 {
         match self {
             KeyFile::V1(k) => k,
         }
     }
-}
-
-/// Seals `keys` under `password` into a new key file.
-pub fn create(
-    keys: &MasterKeys,
-    id: &KeyId,
-    password: &[u8],
-    kdf: KdfParams,
-    host: &str,
-    user: &str,
-) -> Result<Vec<u8>> {
-    let salt = crypto::random_32();
-    let kek = crypto::derive_kek(password, &salt, kdf)?;
-    let plain = zeroize::Zeroizing::new(postcard::to_allocvec(keys).expect("keys encode"));
-    let aad = crypto::aad(&keys.repo_id, ObjectKind::KeyFile, &id.0);
-    let kf = KeyFile::V1(KeyFileV1 {
-        kind: if keys.can_read() { KeyKind::Full } else { KeyKind::WriteOnly },
-        repo_id: keys.repo_id,
-        created: Time::now(),
-        host: host.into(),
-        user: user.into(),
-        kdf,
-        salt,
-        sealed: crypto::seal(&kek, &aad, &plain),
-    });
-    let mut out = KEY_MAGIC.to_vec();
-    out.extend_from_slice(&postcard::to_allocvec(&kf).expect("key file encodes"));
-    Ok(out)
+    /// What the key grants.
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            KeyFile::V1(k) => k.kind,
+        }
+    }
+    /// The repository.
+    pub fn repo_id(&self) -> RepoId {
+        match self {
+            KeyFile::V1(k) => k.repo_id,
+        }
+    }
+    /// When it was made.
+    pub fn created(&self) -> Time {
+        match self {
+            KeyFile::V1(k) => k.created,
+        }
+    }
+    /// Host it was made on.
+    pub fn host(&self) -> &str {
+        match self {
+            KeyFile::V1(k) => &k.host,
+        }
+    }
+    /// User who made it.
+    pub fn user(&self) -> &str {
+        match self {
+            KeyFile::V1(k) => &k.user,
+        }
+    }
+    /// argon2id parameters.
+    pub fn kdf(&self) -> KdfParams {
+        match self {
+            KeyFile::V1(k) => k.kdf,
+        }
+    }
+    /// argon2id salt.
+    pub fn salt(&self) -> &[u8; 32] {
+        match self {
+            KeyFile::V1(k) => &k.salt,
+        }
+    }
+    /// The sealed key material.
+    pub fn sealed(&self) -> &[u8] {
+        match self {
+            KeyFile::V1(k) => &k.sealed,
+        }
+    }
 }
 
 /// Decodes a key file without opening it.
@@ -90,30 +128,4 @@ pub fn decode(bytes: &[u8]) -> Result<KeyFile, String> {
         return Err("not a key file (magic missing)".into());
     }
     postcard::from_bytes(&bytes[8..]).map_err(|e| format!("decode: {e}"))
-}
-
-/// Opens a key file with a password: `Ok(None)` when the password does not fit.
-pub fn open(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<MasterKeys>> {
-    let k = kf.v1();
-    let kek = crypto::derive_kek(password, &k.salt, k.kdf)?;
-    let aad = crypto::aad(&k.repo_id, ObjectKind::KeyFile, &id.0);
-    let Some(plain) = crypto::open(&kek, &aad, &k.sealed) else {
-        return Ok(None);
-    };
-    let plain = zeroize::Zeroizing::new(plain);
-    decode_material(kf, &plain).map(Some).map_err(|e| Error::corrupt("key", id, e))
-}
-
-/// Decodes the opened key material of `kf` and checks it against the key file, the step
-/// [`open`] runs after authentication (exposed so it can be fuzzed without a password).
-pub fn decode_material(kf: &KeyFile, plain: &[u8]) -> Result<MasterKeys, String> {
-    let k = kf.v1();
-    let keys: MasterKeys = postcard::from_bytes(plain).map_err(|e| format!("key material: {e}"))?;
-    if keys.repo_id != k.repo_id {
-        return Err("key material names another repository".into());
-    }
-    if (k.kind == KeyKind::Full) != keys.can_read() {
-        return Err("key kind does not match its material".into());
-    }
-    Ok(keys)
 }

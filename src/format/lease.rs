@@ -1,9 +1,9 @@
-//! Writer leases and prune marks as writers see them (format-spec §10). Encodes, decodes and
-//! verifies the MACed objects; the repository layer stores them.
+//! Writer leases, prune marks, the maintenance lock and prune waits (format-spec §10): the types
+//! and their storage paths. Their MACed encoding is [`crate::codec::object`]'s; the repository
+//! and prune store them.
 
-use crate::crypto::{self, context, MasterKeys};
 use crate::id::{BlobKind, PackId, SnapshotId};
-use crate::tree::Time;
+use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
 /// First bytes of a lease object.
@@ -42,40 +42,6 @@ pub fn lease_path(session: &[u8; 32], seq: u32) -> String {
     format!("leases/{}-{seq:08}", hex::encode(session))
 }
 
-fn encode_macd<T: Serialize>(magic: &[u8; 8], key: &crypto::Secret, name: &str, v: &T) -> Vec<u8> {
-    let mut out = magic.to_vec();
-    out.extend_from_slice(&postcard::to_allocvec(v).expect("encodes"));
-    let tag = crypto::mac(key, &[name.as_bytes(), &out]);
-    out.extend_from_slice(&tag);
-    out
-}
-
-fn decode_macd<T: for<'de> Deserialize<'de>>(
-    magic: &[u8; 8],
-    key: &crypto::Secret,
-    name: &str,
-    bytes: &[u8],
-) -> Result<T, String> {
-    if bytes.len() < 40 || &bytes[..8] != magic {
-        return Err("magic missing".into());
-    }
-    let (body, tag) = bytes.split_at(bytes.len() - 32);
-    if !crypto::mac_eq(&crypto::mac(key, &[name.as_bytes(), body]), tag) {
-        return Err("MAC does not verify".into());
-    }
-    postcard::from_bytes(&body[8..]).map_err(|e| format!("decode: {e}"))
-}
-
-/// Encodes a lease stored at `path`; the MAC binds the path.
-pub fn encode_lease(keys: &MasterKeys, path: &str, lease: &Lease) -> Vec<u8> {
-    encode_macd(LEASE_MAGIC, &keys.writer_mac_key(context::LEASE_MAC), path, lease)
-}
-
-/// Decodes and verifies a lease stored at `path`.
-pub fn decode_lease(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<Lease, String> {
-    decode_macd(LEASE_MAGIC, &keys.writer_mac_key(context::LEASE_MAC), path, bytes)
-}
-
 /// A prune mark (format-spec §10.2): phase 1's record of condemned packs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PruneMark {
@@ -105,23 +71,13 @@ impl PruneMark {
     }
 }
 
-/// Encodes a prune mark stored at `path`.
-pub fn encode_prune_mark(keys: &MasterKeys, path: &str, m: &PruneMark) -> Vec<u8> {
-    encode_macd(PRUNE_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, m)
-}
-
-/// Decodes and verifies a prune mark stored at `path`.
-pub fn decode_prune_mark(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<PruneMark, String> {
-    decode_macd(PRUNE_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, bytes)
-}
-
 /// First bytes of a maintenance lock object.
 pub const LOCK_MAGIC: &[u8; 8] = b"CAIRNPLK";
 /// First bytes of a prune wait object.
 pub const WAIT_MAGIC: &[u8; 8] = b"CAIRNPRW";
 /// How long a maintenance lock lasts.
 pub const LOCK_DURATION_SECS: u64 = 4 * 3600;
-/// Allowance for clock skew between the backend's stamps and a writer's own clock (§10.1).
+/// Allowance for clock skew between the backend's stamps and a writer's own clock (format-spec §10.1).
 pub const LEASE_SKEW_SECS: u64 = 300;
 
 /// One link of the maintenance lock chain (format-spec §10.4).
@@ -158,16 +114,6 @@ pub fn parse_lock_path(p: &str) -> Option<u64> {
     d.parse().ok()
 }
 
-/// Encodes a lock link stored at `path`.
-pub fn encode_lock(keys: &MasterKeys, path: &str, l: &MaintenanceLock) -> Vec<u8> {
-    encode_macd(LOCK_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, l)
-}
-
-/// Decodes and verifies a lock link stored at `path`.
-pub fn decode_lock(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<MaintenanceLock, String> {
-    decode_macd(LOCK_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, bytes)
-}
-
 /// The writer sessions a mark waits for (format-spec §10.5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PruneWait {
@@ -187,16 +133,6 @@ impl PruneWait {
             PruneWait::V1 { sessions, .. } => sessions,
         }
     }
-}
-
-/// Encodes a wait stored at `path`.
-pub fn encode_wait(keys: &MasterKeys, path: &str, w: &PruneWait) -> Vec<u8> {
-    encode_macd(WAIT_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, w)
-}
-
-/// Decodes and verifies a wait stored at `path`.
-pub fn decode_wait(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<PruneWait, String> {
-    decode_macd(WAIT_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path, bytes)
 }
 
 /// The session and sequence number a lease path names.

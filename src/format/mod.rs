@@ -1,5 +1,5 @@
-//! Layer 1, the stored format as data: ids, trees, manifests, index and pack layouts, patterns,
-//! the error type.
+//! Layer 1, the stored format as data: ids, times, trees, manifests, index and pack layouts,
+//! patterns, the error type. Pure: no I/O, no keys, no crypto; every other layer builds on it.
 
 pub mod config;
 pub mod error;
@@ -10,5 +10,6 @@ pub mod keyfile;
 pub mod lease;
 pub mod pack;
 pub mod snapshot;
+pub mod time;
 pub mod tree;
 pub mod units;

@@ -1,14 +1,16 @@
-//! Snapshot manifests (format-spec §8): the commit point of a backup. Encodes and decodes; no I/O.
+//! Snapshot manifests (format-spec §8): the commit point of a backup. The types, the stored
+//! header and the plaintext decoding; sealing is [`crate::codec::object`]'s. No I/O.
 
-use crate::crypto::{self, MasterKeys, ObjectKind, Session};
 use crate::id::{BlobId, SnapshotId};
-use crate::tree::Time;
+use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
 /// First bytes of a snapshot object.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CAIRNSNP";
 /// Version byte after the magic.
 pub const SNAPSHOT_VERSION: u8 = 1;
+/// Length of the stored header: magic, version and the session public key.
+pub const HEADER_LEN: usize = 41;
 
 /// Where a snapshot's data came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,55 +112,102 @@ pub struct SnapshotV1 {
 }
 
 impl Snapshot {
-    /// The version-independent view.
+    /// The version 1 fields; a newer version adds a match arm to each accessor below.
     pub fn v1(&self) -> &SnapshotV1 {
         match self {
             Snapshot::V1(s) => s,
         }
     }
+    /// When it was taken (or the time given with `--time`).
+    pub fn time(&self) -> Time {
+        match self {
+            Snapshot::V1(s) => s.time,
+        }
+    }
+    /// Host name.
+    pub fn host(&self) -> &str {
+        match self {
+            Snapshot::V1(s) => &s.host,
+        }
+    }
+    /// User name.
+    pub fn user(&self) -> &str {
+        match self {
+            Snapshot::V1(s) => &s.user,
+        }
+    }
+    /// Numeric user id.
+    pub fn uid(&self) -> u32 {
+        match self {
+            Snapshot::V1(s) => s.uid,
+        }
+    }
+    /// Numeric group id.
+    pub fn gid(&self) -> u32 {
+        match self {
+            Snapshot::V1(s) => s.gid,
+        }
+    }
+    /// The absolute source paths, as bytes.
+    pub fn paths(&self) -> &[Vec<u8>] {
+        match self {
+            Snapshot::V1(s) => &s.paths,
+        }
+    }
+    /// Tags.
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Snapshot::V1(s) => &s.tags,
+        }
+    }
+    /// The root tree (the directory `/`).
+    pub fn root(&self) -> BlobId {
+        match self {
+            Snapshot::V1(s) => s.root,
+        }
+    }
+    /// The snapshot this one was based on.
+    pub fn parent(&self) -> Option<SnapshotId> {
+        match self {
+            Snapshot::V1(s) => s.parent,
+        }
+    }
+    /// Where the data came from.
+    pub fn source(&self) -> &Source {
+        match self {
+            Snapshot::V1(s) => &s.source,
+        }
+    }
+    /// Counters.
+    pub fn summary(&self) -> &Summary {
+        match self {
+            Snapshot::V1(s) => &s.summary,
+        }
+    }
+    /// The program and version that wrote it.
+    pub fn program(&self) -> &str {
+        match self {
+            Snapshot::V1(s) => &s.program,
+        }
+    }
     /// Paths as display strings.
     pub fn display_paths(&self) -> Vec<String> {
-        self.v1().paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect()
+        self.paths().iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect()
     }
-}
-
-/// `magic ‖ version ‖ session public key ‖ seal(session key, aad(Snapshot, id), postcard)`.
-pub fn encode(keys: &MasterKeys, session: &Session, id: &SnapshotId, snap: &Snapshot) -> Vec<u8> {
-    let plain = postcard::to_allocvec(snap).expect("snapshot encodes");
-    let aad = crypto::aad(&keys.repo_id, ObjectKind::Snapshot, &id.0);
-    let mut out = SNAPSHOT_MAGIC.to_vec();
-    out.push(SNAPSHOT_VERSION);
-    out.extend_from_slice(&session.public);
-    out.extend_from_slice(&crypto::seal(session.key(), &aad, &plain));
-    out
 }
 
 /// Splits a stored snapshot into its session public key and sealed body.
 pub fn split(bytes: &[u8]) -> Result<([u8; 32], &[u8]), String> {
-    if bytes.len() < 41 || &bytes[..8] != SNAPSHOT_MAGIC {
+    if bytes.len() < HEADER_LEN || &bytes[..8] != SNAPSHOT_MAGIC {
         return Err("not a snapshot (magic missing)".into());
     }
     if bytes[8] != SNAPSHOT_VERSION {
         return Err(format!("unknown snapshot version {}", bytes[8]));
     }
-    Ok((bytes[9..41].try_into().expect("32 bytes"), &bytes[41..]))
+    Ok((bytes[9..HEADER_LEN].try_into().expect("32 bytes"), &bytes[HEADER_LEN..]))
 }
 
-/// Opens and decodes a stored snapshot. Needs a key that can read.
-pub fn decode(keys: &MasterKeys, id: &SnapshotId, bytes: &[u8]) -> Result<Snapshot, String> {
-    let (public, body) = split(bytes)?;
-    let session = Session::for_reading(keys, &public).map_err(|e| e.to_string())?;
-    decode_body(keys, &session, id, body)
-}
-
-/// Decodes the sealed body with a known session.
-pub fn decode_body(keys: &MasterKeys, session: &Session, id: &SnapshotId, body: &[u8]) -> Result<Snapshot, String> {
-    let aad = crypto::aad(&keys.repo_id, ObjectKind::Snapshot, &id.0);
-    let plain = crypto::open(session.key(), &aad, body).ok_or("does not authenticate")?;
-    decode_plain(&plain)
-}
-
-/// Decodes the plaintext of a snapshot, the step [`decode_body`] runs after authentication
+/// Decodes the plaintext of a snapshot, the step the codec runs after authentication
 /// (exposed so it can be fuzzed without the key).
 pub fn decode_plain(plain: &[u8]) -> Result<Snapshot, String> {
     postcard::from_bytes(plain).map_err(|e| format!("decode: {e}"))

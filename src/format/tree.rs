@@ -2,6 +2,7 @@
 //! blobs. Pure data and encoding; no I/O.
 
 use crate::id::BlobId;
+pub use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
 /// Nodes per tree blob before a directory continues in another blob.
@@ -10,38 +11,6 @@ pub const MAX_NODES_PER_BLOB: usize = 4096;
 pub const MAX_DIRECT_CHUNKS: usize = 1024;
 /// Ids per chunk-list blob.
 pub const CHUNK_LIST_LEN: usize = 65536;
-
-/// A point in time: seconds and nanoseconds since the Unix epoch (UTC).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Time {
-    /// Seconds since 1970-01-01T00:00:00Z (negative before).
-    pub secs: i64,
-    /// Nanoseconds, 0..1e9.
-    pub nanos: u32,
-}
-
-impl Time {
-    /// From nanoseconds since the epoch.
-    pub fn from_nanos(ns: i128) -> Self {
-        Time { secs: ns.div_euclid(1_000_000_000) as i64, nanos: ns.rem_euclid(1_000_000_000) as u32 }
-    }
-    /// As nanoseconds since the epoch.
-    pub fn as_nanos(&self) -> i128 {
-        self.secs as i128 * 1_000_000_000 + self.nanos as i128
-    }
-    /// The current time.
-    pub fn now() -> Self {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Time { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
-    }
-    /// RFC 3339 in UTC with nanoseconds where there are any.
-    pub fn to_rfc3339(&self) -> String {
-        match jiff::Timestamp::new(self.secs, self.nanos.min(999_999_999) as i32) {
-            Ok(t) => t.to_string(),
-            Err(_) => format!("@{}.{:09}", self.secs, self.nanos),
-        }
-    }
-}
 
 /// What a file's content is made of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,13 +189,6 @@ mod tests {
         for bad in [vec![node(b"b"), node(b"a")], vec![node(b"..")], vec![node(b"a/b")], vec![node(b"")]] {
             let t = TreeBlob::DirV1 { nodes: bad, next: None };
             assert!(TreeBlob::decode(&t.encode()).is_err());
-        }
-    }
-
-    #[test]
-    fn time_nanos_round_trip() {
-        for ns in [0i128, 1, -1, 1_700_000_000_123_456_789, -5_000_000_001] {
-            assert_eq!(Time::from_nanos(ns).as_nanos(), ns);
         }
     }
 }

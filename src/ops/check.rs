@@ -5,10 +5,10 @@
 //! config objects are checked too, as far as a reader without their passwords can (format-spec
 //! §4, §9).
 
+use crate::codec::packer;
 use crate::error::Result;
 use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
-use crate::pack;
 use crate::repository::Repository;
 use crate::tree::NodeKind;
 use rayon::prelude::*;
@@ -270,7 +270,7 @@ fn read_pack(repo: &Repository, p: &IndexPack, verify_blobs: bool) -> PackCheck 
     if *blake3::hash(&bytes).as_bytes() != p.id.0 {
         out.push(err("pack-corrupt", "its bytes do not hash to its id".into()));
     }
-    match pack::parse_pack(repo.keys(), &bytes) {
+    match packer::parse_pack(repo.keys(), &bytes) {
         Err(e) => out.push(err("pack-corrupt", format!("header: {e}"))),
         Ok((header, blobs)) => {
             if header.sessions() != p.sessions.as_slice() || blobs != p.blobs {
@@ -440,7 +440,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 walk.add(Walk::error("snapshot-unreadable", format!("snapshots/{sid}"), e.to_string()));
             }
             Ok(s) => {
-                let root = s.v1().root;
+                let root = s.root();
                 walk.dir(&sid, &root, &PathBuf::from("/"));
             }
         }
@@ -490,29 +490,29 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
                 continue;
             }
         };
-        let k = kf.v1();
+        let k = &kf;
         let (min, max) = (KdfParams::MINIMUM, KdfParams::MAXIMUM);
-        let plain_len = match k.kind {
+        let plain_len = match k.kind() {
             KeyKind::Full => 225,
             KeyKind::WriteOnly => 193,
         };
         let problem = if postcard::to_allocvec(&kf).ok().as_deref() != bytes.get(8..) {
             Some("not in canonical form (trailing or re-encoded bytes)".to_string())
-        } else if k.repo_id != repo.keys().repo_id {
-            Some(format!("names repository {}, not this one ({})", k.repo_id, repo.keys().repo_id))
-        } else if k.kdf.m_kib < min.m_kib
-            || k.kdf.t < min.t
-            || k.kdf.p < min.p
-            || k.kdf.m_kib > max.m_kib
-            || k.kdf.t > max.t
-            || k.kdf.p > max.p
+        } else if k.repo_id() != repo.keys().repo_id {
+            Some(format!("names repository {}, not this one ({})", k.repo_id(), repo.keys().repo_id))
+        } else if k.kdf().m_kib < min.m_kib
+            || k.kdf().t < min.t
+            || k.kdf().p < min.p
+            || k.kdf().m_kib > max.m_kib
+            || k.kdf().t > max.t
+            || k.kdf().p > max.p
         {
-            Some(format!("argon2id parameters {:?} are out of bounds; no password can open it", k.kdf))
-        } else if k.sealed.len() != plain_len + SEAL_OVERHEAD {
+            Some(format!("argon2id parameters {:?} are out of bounds; no password can open it", k.kdf()))
+        } else if k.sealed().len() != plain_len + SEAL_OVERHEAD {
             Some(format!(
                 "its sealed key material has {} bytes, a {:?} key has {}",
-                k.sealed.len(),
-                k.kind,
+                k.sealed().len(),
+                k.kind(),
                 plain_len + SEAL_OVERHEAD
             ))
         } else {
@@ -522,8 +522,8 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
             findings.push(bad(p));
             continue;
         }
-        let mut fingerprint = k.salt.to_vec();
-        fingerprint.extend_from_slice(&k.sealed);
+        let mut fingerprint = k.salt().to_vec();
+        fingerprint.extend_from_slice(k.sealed());
         // Which of two identical key files is the copy cannot be told without the password: both
         // are named.
         if let Some(other) = seen.get(&fingerprint) {
@@ -555,14 +555,14 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
             Err(e) => return Err(e),
         };
         hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
-        match crate::config::decode(repo.keys(), *n, &bytes) {
+        match crate::codec::object::decode_config(repo.keys(), *n, &bytes) {
             Ok(c) => valid.push((*n, path.clone(), c)),
             Err(e) => findings.push(Walk::error("config-invalid", path.clone(), e)),
         }
     }
     let ruling = repo.config_number();
     for (n, path, c) in valid {
-        let chained = match c.v1().previous {
+        let chained = match c.previous() {
             None => n == 1,
             Some(h) => n.checked_sub(1).and_then(|p| hashes.get(&p)) == Some(&h),
         };
@@ -575,7 +575,7 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
                     n.saturating_sub(1)
                 ),
             ));
-        } else if c.v1().repo_id != repo.keys().repo_id {
+        } else if c.repo_id() != repo.keys().repo_id {
             findings.push(Walk::error("config-invalid", path, "names another repository".into()));
         }
     }

@@ -49,12 +49,11 @@ pub fn shares_chunker(src: &Repository, dst: &Repository) -> bool {
     let (a, b) = (src.keys(), dst.keys());
     crate::crypto::mac_eq(&a.id_key.0, &b.id_key.0)
         && crate::crypto::mac_eq(&a.chunk_key.0, &b.chunk_key.0)
-        && src.config().v1().chunker == dst.config().v1().chunker
+        && src.config().chunker() == dst.config().chunker()
 }
 
 fn identity(s: &Snapshot) -> (crate::tree::Time, String, Vec<Vec<u8>>) {
-    let v = s.v1();
-    (v.time, v.host.clone(), v.paths.clone())
+    (s.time(), s.host().to_string(), s.paths().to_vec())
 }
 
 /// Copies `snapshots` (all of the source's when empty) from `src` into `dst`.
@@ -104,7 +103,7 @@ pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_ru
     };
     let mut prepared = Vec::new();
     for (id, snap) in todo {
-        let root = snap.v1().root;
+        let root = snap.root();
         let new_root = if report.rechunked {
             c.rechunk_dir(&root)?
         } else {

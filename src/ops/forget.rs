@@ -76,14 +76,16 @@ pub fn plan(snapshots: &[(SnapshotId, Snapshot)], group_by: GroupBy, rules: &Rul
     type Key = (Option<String>, Option<Vec<String>>, Option<Vec<String>>);
     let mut groups: std::collections::BTreeMap<Key, Vec<Item>> = Default::default();
     for (id, s) in snapshots {
-        let v = s.v1();
-        let mut tags = v.tags.clone();
+        let mut tags = s.tags().to_vec();
         tags.sort();
         let mut paths = s.display_paths();
         paths.sort();
-        let key =
-            (group_by.host.then(|| v.host.clone()), group_by.paths.then_some(paths), group_by.tags.then_some(tags));
-        groups.entry(key).or_default().push(Item { id: *id, time: v.time, tags: v.tags.clone() });
+        let key = (
+            group_by.host.then(|| s.host().to_string()),
+            group_by.paths.then_some(paths),
+            group_by.tags.then_some(tags),
+        );
+        groups.entry(key).or_default().push(Item { id: *id, time: s.time(), tags: s.tags().to_vec() });
     }
     groups
         .into_iter()

@@ -1,7 +1,7 @@
 //! Reading and applying file metadata on Unix: owners, modes, nanosecond times, xattrs, special
 //! files. Thin wrappers over the system calls; no policy.
 
-use crate::tree::Time;
+use crate::time::Time;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -97,36 +97,6 @@ pub fn write_xattrs(p: &Path, attrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
         xattr::set(p, std::ffi::OsStr::from_bytes(k), v)?;
     }
     Ok(())
-}
-
-/// The name of a user id.
-pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut res: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the sizes given; getpwuid_r fills pw within buf.
-    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr() as *mut libc::c_char, buf.len(), &mut res) };
-    if r != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name points to a NUL-terminated string inside buf.
-    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
-/// The name of a group id.
-pub fn group_name(gid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut res: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: as for getpwuid_r.
-    let r = unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr() as *mut libc::c_char, buf.len(), &mut res) };
-    if r != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: on success gr_name points into buf.
-    let name = unsafe { std::ffi::CStr::from_ptr(gr.gr_name) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// `lchown(2)`.

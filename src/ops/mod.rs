@@ -1,5 +1,6 @@
 //! Layer 5, the operations a user asks for: backup, restore, browse, copy, forget, prune, check,
-//! repair, with the pure retention policy and the file-metadata system calls they share.
+//! repair, with the pure retention policy and the file-metadata system calls they share. Each
+//! works on an open [`crate::repository::Repository`]; none prints.
 
 #[cfg(feature = "cache")]
 pub mod backup;

@@ -88,7 +88,7 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
                 .backend()
                 .read(&o.path)
                 .map_err(|e| e.to_string())
-                .and_then(|bytes| crate::pack::index_entry(repo.keys(), &id, kind, &bytes));
+                .and_then(|bytes| crate::codec::packer::index_entry(repo.keys(), &id, kind, &bytes));
             match entry {
                 Ok(p) => {
                     report.indexed.push(o.path.clone());
@@ -505,11 +505,11 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
             Err(e) => return Err(e),
         }
     }
-    snaps.sort_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)));
+    snaps.sort_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)));
     // Originals that an earlier run already replaced.
     let mut replaced: HashMap<String, SnapshotId> = HashMap::new();
     for (id, s) in &snaps {
-        for t in &s.v1().tags {
+        for t in s.tags() {
             if let Some(orig) = t.strip_prefix(TAG_REPAIRED_FROM) {
                 replaced.insert(orig.to_string(), *id);
             }
@@ -517,18 +517,18 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
     }
     let mut damage = Damage { repo, read_data: opts.read_data, listed, data: HashMap::new() };
     for (sid, snap) in &snaps {
-        let v1 = snap.v1();
         // First pass: find the losses, writing nothing.
-        let (root, losses) = Pass { repo, damage: &mut damage, writer: None, dirs: HashMap::new() }.dir(&v1.root)?;
-        if root == v1.root {
+        let (root, losses) =
+            Pass { repo, damage: &mut damage, writer: None, dirs: HashMap::new() }.dir(&snap.root())?;
+        if root == snap.root() {
             report.intact += 1;
             continue;
         }
         let lost = absolute(losses);
         let mut entry = SnapshotRepair {
             snapshot: sid.to_hex(),
-            time: v1.time.to_rfc3339(),
-            host: v1.host.clone(),
+            time: snap.time().to_rfc3339(),
+            host: snap.host().to_string(),
             paths: snap.display_paths(),
             repaired: None,
             already_repaired_by: replaced.get(&sid.to_hex()).map(|r| r.to_hex()),
@@ -545,7 +545,8 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
                 WriterOptions { compression: repo.default_compression(), ..Default::default() },
                 "repair snapshots",
             )?;
-            let written = Pass { repo, damage: &mut damage, writer: Some(&writer), dirs: HashMap::new() }.dir(&v1.root);
+            let written =
+                Pass { repo, damage: &mut damage, writer: Some(&writer), dirs: HashMap::new() }.dir(&snap.root());
             let (new_root, _) = match written {
                 Ok(v) => v,
                 Err(e) => {
@@ -554,9 +555,9 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
                 }
             };
             debug_assert_eq!(new_root, root, "both passes compute the same trees");
-            let mut new = v1.clone();
+            let Snapshot::V1(mut new) = snap.clone();
             new.root = new_root;
-            new.tags = repaired_tags(&v1.tags, sid, &entry.lost);
+            new.tags = repaired_tags(snap.tags(), sid, &entry.lost);
             new.program = format!("cairn {} (repair snapshots)", env!("CARGO_PKG_VERSION"));
             let id = writer.commit(&Snapshot::V1(new))?;
             entry.repaired = Some(id.to_hex());

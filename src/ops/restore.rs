@@ -1,4 +1,4 @@
-//! The restore operation (DESIGN §10): plan by pack so each pack is read once, write every blob
+//! The restore operation: plan by pack so each pack is read once, write every blob
 //! to all its targets, leave holes for zero chunks, then links and metadata; verify on request.
 //! `dump` streams one file.
 

@@ -1,4 +1,4 @@
-//! The local cache (DESIGN §5): blob id → locations, the set of index files ingested, and the
+//! The local cache: blob id → locations, the set of index files ingested, and the
 //! files cache. Derived state only: deleting it is always safe. One RocksDB per repository id; a
 //! second process that finds it locked runs on a private temporary database instead of failing.
 

@@ -1,18 +1,19 @@
-//! The write side of a session (DESIGN §4, §7): dedups blobs, seals and verifies them, packs them
+//! The write side of a session (format-spec §5.4, §10.1, §11): dedups blobs, seals and verifies them, packs them
 //! into at least two open data packs in random order, uploads packs concurrently, writes index
 //! files after their packs, keeps the writer lease alive, and commits snapshots last.
 
 use crate::blob;
+use crate::codec::object;
+use crate::codec::packer::{FinishedPack, PackBuilder};
 use crate::compress::Compression;
 use crate::crypto::Session;
 use crate::error::{Error, Result};
 use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
-use crate::index::{self, IndexFile, IndexPack};
+use crate::index::{IndexFile, IndexPack};
 use crate::lease::{self, Lease};
-use crate::pack::{FinishedPack, PackBuilder};
 use crate::repository::{hostname, Repository};
-use crate::snapshot::{self, Snapshot};
-use crate::tree::Time;
+use crate::snapshot::Snapshot;
+use crate::time::Time;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -152,9 +153,9 @@ pub fn write_index_file(
     supersedes: Vec<IndexId>,
     packs: Vec<IndexPack>,
 ) -> Result<IndexId> {
-    let id = IndexId::random();
+    let id = IndexId(crate::crypto::random_32());
     let f = IndexFile::V1 { supersedes, packs };
-    backend.write_new(&format!("index/{id}"), &index::encode(keys, &id, &f))?;
+    backend.write_new(&format!("index/{id}"), &object::encode_index(keys, &id, &f))?;
     cache.ingest_index(&id, f.packs())?;
     Ok(id)
 }
@@ -167,7 +168,7 @@ impl<'r> Writer<'r> {
         let session = Session::new_writer(repo.keys());
         let lease = if opts.dry_run { None } else { Some(LeaseKeeper::start(repo, &session, operation)?) };
         let condemned = repo.sync_for_writing()?;
-        let pack_size = repo.config().v1().pack_size.clamp(1 << 20, 256 << 20) as usize;
+        let pack_size = repo.config().pack_size().clamp(1 << 20, 256 << 20) as usize;
         let shared = Arc::new(Shared {
             backend: repo.backend().clone(),
             keys: repo.keys().clone(),
@@ -253,11 +254,8 @@ impl<'r> Writer<'r> {
             return Ok(false);
         }
         let repo = self.repo;
-        let compression = if kind == BlobKind::Tree {
-            Compression::Zstd(3).max_with(self.opts.compression)
-        } else {
-            self.opts.compression
-        };
+        let compression =
+            if kind == BlobKind::Tree { self.opts.compression.for_trees() } else { self.opts.compression };
         let sealed = blob::seal_blob(self.session.key(), &repo.keys().repo_id, kind, &id, plain, compression);
         if self.opts.verify {
             let back = blob::open_blob(self.session.key(), &repo.keys().repo_id, kind, &id, &sealed, plain.len())
@@ -356,8 +354,8 @@ impl<'r> Writer<'r> {
             if let Some(l) = &self.lease {
                 l.check()?;
             }
-            let id = SnapshotId::random();
-            let bytes = snapshot::encode(repo.keys(), &self.session, &id, snap);
+            let id = SnapshotId(crate::crypto::random_32());
+            let bytes = object::encode_snapshot(repo.keys(), &self.session, &id, snap);
             repo.backend().write_new(&format!("snapshots/{id}"), &bytes)?;
             ids.push(id);
         }
@@ -405,18 +403,6 @@ impl Drop for Writer<'_> {
     }
 }
 
-trait MaxWith {
-    fn max_with(self, other: Compression) -> Compression;
-}
-impl MaxWith for Compression {
-    fn max_with(self, other: Compression) -> Compression {
-        match other {
-            Compression::Off => Compression::Off,
-            _ => self,
-        }
-    }
-}
-
 /// Keeps a writer lease alive: a new lease object every [`lease::LEASE_RENEW_SECS`], the old one
 /// deleted after, never an overwrite (format-spec §10.1).
 struct LeaseKeeper {
@@ -448,7 +434,7 @@ fn write_lease(
         operation: operation.into(),
         client_time: Time::now(),
     };
-    repo_backend.write_new(&path, &lease::encode_lease(keys, &path, &l))?;
+    repo_backend.write_new(&path, &object::encode_lease(keys, &path, &l))?;
     Ok(repo_backend.stat(&path)?.and_then(|i| i.modified))
 }
 

@@ -19,14 +19,17 @@ use cairn::backend::open_url;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::blob;
 use cairn::chunker::{gear_table, Chunker, ChunkerParams};
+use cairn::codec::object;
+use cairn::codec::packer;
+use cairn::codec::packer::PackBuilder;
 use cairn::compress::Compression;
 use cairn::config::{self, Config, ConfigV1};
 use cairn::crypto::{self, KdfParams, MasterKeys, ObjectKind, Secret, Session};
 use cairn::id::{pack_path, BlobId, BlobKind, IndexId, KeyId, PackId, RepoId, SnapshotId};
-use cairn::index::{self, IndexBlob, IndexFile, IndexPack};
+use cairn::index::{IndexBlob, IndexFile, IndexPack};
 use cairn::keyfile;
 use cairn::lease::{self, Lease, PruneMark};
-use cairn::pack::{self, PackBuilder, PackEntry, PackHeader};
+use cairn::pack::{PackEntry, PackHeader};
 use cairn::repository::{InitOptions, OpenOptions, Repository};
 use cairn::snapshot::{self, Snapshot, SnapshotV1, Source, Summary};
 use cairn::tree::{self, Content, Node, NodeKind, Time, TreeBlob};
@@ -844,7 +847,7 @@ fn vector_packs() {
             spec::open(&keys.index_seal_key().0, &spec::aad(&keys.repo_id.0, 5, &salt), &stored_header[32..])
                 .expect("pack header opens");
         let by_hand = spec::pack_header(&header_plain);
-        let (header, blobs) = pack::parse_pack(&keys, &bytes).unwrap();
+        let (header, blobs) = packer::parse_pack(&keys, &bytes).unwrap();
         assert_eq!(header, by_hand);
         assert_eq!(postcard::to_allocvec(&header).unwrap(), header_plain, "pack header encoding is canonical");
         if i == 0 {
@@ -875,7 +878,7 @@ fn vector_packs() {
     }
     // The index of the vectors describes exactly these packs.
     let index_id = IndexId(hx32("/index/id"));
-    let f = index::decode(&keys, &index_id, &hx("/index/bytes")).unwrap();
+    let f = object::decode_index(&keys, &index_id, &hx("/index/bytes")).unwrap();
     assert_eq!(f.packs(), &all_index_packs[..]);
 }
 
@@ -885,14 +888,14 @@ fn vector_index() {
     let id = IndexId(hx32("/index/id"));
     let bytes = hx("/index/bytes");
     assert_eq!(&bytes[..9], b"CAIRNIDX\x01");
-    let f = index::decode(&keys, &id, &bytes).unwrap();
+    let f = object::decode_index(&keys, &id, &bytes).unwrap();
     assert_eq!(f.supersedes(), &[IndexId([0x88; 32])]);
     let plain = spec::open(&keys.index_seal_key().0, &spec::aad(&keys.repo_id.0, 4, &id.0), &bytes[9..]).unwrap();
     assert_eq!(plain, hx("/index/plain"));
     assert_eq!(spec::index_file(&plain), f);
     assert_eq!(postcard::to_allocvec(&f).unwrap(), plain, "index encoding is canonical");
-    assert!(index::decode(&keys, &IndexId([0x12; 32]), &bytes).is_err(), "an index file cannot be renamed");
-    assert!(index::decode(&keys.write_only(), &id, &bytes).is_ok(), "write-only keys read the index");
+    assert!(object::decode_index(&keys, &IndexId([0x12; 32]), &bytes).is_err(), "an index file cannot be renamed");
+    assert!(object::decode_index(&keys.write_only(), &id, &bytes).is_ok(), "write-only keys read the index");
 }
 
 #[test]
@@ -902,15 +905,15 @@ fn vector_snapshot() {
     let bytes = hx("/snapshot/bytes");
     assert_eq!(&bytes[..9], b"CAIRNSNP\x01");
     assert_eq!(&bytes[9..41], &hx32("/session/ephemeral_public"));
-    let snap = snapshot::decode(&keys, &id, &bytes).unwrap();
+    let snap = object::decode_snapshot(&keys, &id, &bytes).unwrap();
     assert_eq!(snap, vsnapshot());
     let plain = hx("/snapshot/plain");
     assert_eq!(postcard::to_allocvec(&vsnapshot()).unwrap(), plain, "snapshot encoding changed (format-spec §8.1)");
     let key = spec::session_key(&keys, &hx32("/session/ephemeral_public"));
     assert_eq!(spec::open(&key, &spec::aad(&keys.repo_id.0, 3, &id.0), &bytes[41..]).unwrap(), plain);
     assert_eq!(spec::snapshot(&plain), snap);
-    assert!(snapshot::decode(&keys, &SnapshotId([0x23; 32]), &bytes).is_err(), "a snapshot cannot be renamed");
-    assert!(snapshot::decode(&keys.write_only(), &id, &bytes).is_err(), "write-only keys cannot read snapshots");
+    assert!(object::decode_snapshot(&keys, &SnapshotId([0x23; 32]), &bytes).is_err(), "a snapshot cannot be renamed");
+    assert!(object::decode_snapshot(&keys.write_only(), &id, &bytes).is_err(), "write-only keys cannot read snapshots");
 }
 
 #[test]
@@ -923,18 +926,18 @@ fn vector_configs() {
     assert_eq!(config::path(2), text("/configs/1/path"));
     assert_eq!(config::parse_path("config/0000000002"), Some(2));
     // Configs are deterministic: encoding must reproduce the frozen bytes exactly, MAC included.
-    assert_eq!(config::encode(&keys, 1, &c1), b1, "config encoding changed (format-spec §9.1)");
-    assert_eq!(config::encode(&keys, 2, &c2), b2);
+    assert_eq!(object::encode_config(&keys, 1, &c1), b1, "config encoding changed (format-spec §9.1)");
+    assert_eq!(object::encode_config(&keys, 2, &c2), b2);
     assert_eq!(blake3::hash(&b1).as_bytes(), &hx32("/configs/0/blake3"));
-    assert_eq!(config::decode(&keys, 1, &b1).unwrap(), c1);
-    assert_eq!(config::decode(&keys, 2, &b2).unwrap(), c2);
+    assert_eq!(object::decode_config(&keys, 1, &b1).unwrap(), c1);
+    assert_eq!(object::decode_config(&keys, 2, &b2).unwrap(), c2);
     assert_eq!(spec::config(&keys, 1, &b1), c1);
     assert_eq!(spec::config(&keys, 2, &b2), c2);
-    assert!(config::decode(&keys, 2, &b1).is_err(), "the MAC binds the config number");
-    assert_eq!(config::decode(&keys.write_only(), 1, &b1).unwrap(), c1);
+    assert!(object::decode_config(&keys, 2, &b1).is_err(), "the MAC binds the config number");
+    assert_eq!(object::decode_config(&keys.write_only(), 1, &b1).unwrap(), c1);
     let mut other = keys.clone();
     other.writer_key = Secret([0; 32]);
-    assert!(config::decode(&other, 1, &b1).is_err());
+    assert!(object::decode_config(&other, 1, &b1).is_err());
 }
 
 #[test]
@@ -945,8 +948,8 @@ fn vector_lease_and_prune_mark() {
     assert_eq!(lease::lease_path(&eph, 0), path);
     assert_eq!(path, format!("leases/{}-00000000", hex::encode(eph)));
     let bytes = hx("/lease/bytes");
-    assert_eq!(lease::encode_lease(&keys, path, &vlease()), bytes, "lease encoding changed (format-spec §10.1)");
-    assert_eq!(lease::decode_lease(&keys, path, &bytes).unwrap(), vlease());
+    assert_eq!(object::encode_lease(&keys, path, &vlease()), bytes, "lease encoding changed (format-spec §10.1)");
+    assert_eq!(object::decode_lease(&keys, path, &bytes).unwrap(), vlease());
     let mut r = spec::macd(spec::LEASE_MAC, &keys, b"CAIRNLSE", path, &bytes);
     assert_eq!(r.variant(), 0);
     let by_hand = Lease::V1 {
@@ -960,12 +963,12 @@ fn vector_lease_and_prune_mark() {
     };
     r.end();
     assert_eq!(by_hand, vlease());
-    assert!(lease::decode_lease(&keys, &lease::lease_path(&eph, 1), &bytes).is_err(), "the MAC binds the path");
+    assert!(object::decode_lease(&keys, &lease::lease_path(&eph, 1), &bytes).is_err(), "the MAC binds the path");
 
     let mpath = text("/prune_mark/path");
     let mbytes = hx("/prune_mark/bytes");
-    assert_eq!(lease::encode_prune_mark(&keys, mpath, &vmark()), mbytes, "prune mark encoding changed (§10.2)");
-    assert_eq!(lease::decode_prune_mark(&keys, mpath, &mbytes).unwrap(), vmark());
+    assert_eq!(object::encode_prune_mark(&keys, mpath, &vmark()), mbytes, "prune mark encoding changed (§10.2)");
+    assert_eq!(object::decode_prune_mark(&keys, mpath, &mbytes).unwrap(), vmark());
     let mut r = spec::macd(spec::PRUNE_MAC, &keys, b"CAIRNPRN", mpath, &mbytes);
     assert_eq!(r.variant(), 0);
     let by_hand = PruneMark::V1 {
@@ -975,7 +978,7 @@ fn vector_lease_and_prune_mark() {
     };
     r.end();
     assert_eq!(by_hand, vmark());
-    assert!(lease::decode_lease(&keys, mpath, &mbytes).is_err(), "a prune mark is not a lease");
+    assert!(object::decode_lease(&keys, mpath, &mbytes).is_err(), "a prune mark is not a lease");
 }
 
 #[test]
@@ -990,7 +993,8 @@ fn vector_key_files() {
         let k = kf.v1();
         assert_eq!(k.kdf, KdfParams::MINIMUM);
         assert_eq!(k.repo_id, keys.repo_id);
-        let opened = keyfile::open(&kf, &id, password.as_bytes()).unwrap().expect("the password opens the key file");
+        let opened =
+            object::open_keyfile(&kf, &id, password.as_bytes()).unwrap().expect("the password opens the key file");
         assert_eq!(opened, want);
         assert_eq!(k.kind == keyfile::KeyKind::Full, want.can_read());
         // By hand: argon2id KEK, then the AEAD with kind 6 and the key id.
@@ -1002,8 +1006,8 @@ fn vector_key_files() {
         let plain = spec::open(&kek, &spec::aad(&keys.repo_id.0, 6, &id.0), &k.sealed).unwrap();
         assert_eq!(spec::master_keys(&plain), want);
         if i == 0 {
-            assert!(keyfile::open(&kf, &id, b"wrong").unwrap().is_none());
-            assert!(keyfile::open(&kf, &KeyId([0; 32]), password.as_bytes()).unwrap().is_none());
+            assert!(object::open_keyfile(&kf, &id, b"wrong").unwrap().is_none());
+            assert!(object::open_keyfile(&kf, &KeyId([0; 32]), password.as_bytes()).unwrap().is_none());
         }
     }
 }
@@ -1268,11 +1272,11 @@ proptest! {
         let keys = vkeys();
         let session = Session::new_writer(&keys);
         let id = SnapshotId(crypto::random_32());
-        let bytes = snapshot::encode(&keys, &session, &id, &s);
-        prop_assert_eq!(snapshot::decode(&keys, &id, &bytes).unwrap(), s.clone());
+        let bytes = object::encode_snapshot(&keys, &session, &id, &s);
+        prop_assert_eq!(object::decode_snapshot(&keys, &id, &bytes).unwrap(), s.clone());
         let (public, body) = snapshot::split(&bytes).unwrap();
         prop_assert_eq!(public, session.public);
-        prop_assert_eq!(snapshot::decode_body(&keys, &session, &id, body).unwrap(), s);
+        prop_assert_eq!(object::decode_snapshot_body(&keys, &session, &id, body).unwrap(), s);
     }
 
     #[test]
@@ -1280,16 +1284,16 @@ proptest! {
         let keys = vkeys();
         prop_assert!(f.validate().is_ok());
         let id = IndexId(crypto::random_32());
-        let bytes = index::encode(&keys, &id, &f);
-        prop_assert_eq!(index::decode(&keys, &id, &bytes).unwrap(), f.clone());
+        let bytes = object::encode_index(&keys, &id, &f);
+        prop_assert_eq!(object::decode_index(&keys, &id, &bytes).unwrap(), f.clone());
         prop_assert_eq!(spec::index_file(&postcard::to_allocvec(&f).unwrap()), f);
     }
 
     #[test]
     fn pack_header_round_trip(h in arb_pack_header()) {
         let keys = vkeys();
-        let stored = pack::seal_header(&keys, &h);
-        prop_assert_eq!(pack::open_header(&keys.repo_id, &keys.index_seal_key(), &stored).unwrap(), h.clone());
+        let stored = packer::seal_header(&keys, &h);
+        prop_assert_eq!(packer::open_header(&keys.repo_id, &keys.index_seal_key(), &stored).unwrap(), h.clone());
         prop_assert_eq!(spec::pack_header(&postcard::to_allocvec(&h).unwrap()), h);
     }
 
@@ -1307,7 +1311,7 @@ proptest! {
         }
         let p = b.finish(&keys);
         prop_assert_eq!(p.id.0, *blake3::hash(&p.bytes).as_bytes());
-        let (h, index_blobs) = pack::parse_pack(&keys, &p.bytes).unwrap();
+        let (h, index_blobs) = packer::parse_pack(&keys, &p.bytes).unwrap();
         prop_assert_eq!(&index_blobs, &p.index.blobs);
         prop_assert_eq!(h.entries().len(), blobs.len());
         let single = IndexFile::V1 { supersedes: vec![], packs: vec![p.index.clone()] };
@@ -1321,11 +1325,11 @@ proptest! {
     #[test]
     fn config_round_trip(cfg in arb_config(RepoId(hx32("/keys/repo_id"))), n in 1u64..1_000_000) {
         let keys = vkeys();
-        let bytes = config::encode(&keys, n, &cfg);
-        prop_assert_eq!(config::decode(&keys, n, &bytes).unwrap(), cfg.clone());
+        let bytes = object::encode_config(&keys, n, &cfg);
+        prop_assert_eq!(object::decode_config(&keys, n, &bytes).unwrap(), cfg.clone());
         prop_assert_eq!(config::decode_unverified(&bytes).unwrap(), cfg.clone());
         prop_assert_eq!(spec::config(&keys, n, &bytes), cfg);
-        prop_assert!(config::decode(&keys, n + 1, &bytes).is_err());
+        prop_assert!(object::decode_config(&keys, n + 1, &bytes).is_err());
     }
 
     #[test]
@@ -1335,12 +1339,12 @@ proptest! {
         let session = crypto::random_32();
         let path = lease::lease_path(&session, seq);
         let l = Lease::V1 { session, seq, host, pid, duration_secs: 3600, operation: "backup".into(), client_time: t };
-        let bytes = lease::encode_lease(&keys, &path, &l);
-        prop_assert_eq!(lease::decode_lease(&keys, &path, &bytes).unwrap(), l);
+        let bytes = object::encode_lease(&keys, &path, &l);
+        prop_assert_eq!(object::decode_lease(&keys, &path, &bytes).unwrap(), l);
         let m = PruneMark::V1 { created: t, condemned, snapshots: vec![SnapshotId(session)] };
         let mpath = format!("prune/mark-{}", hex::encode(session));
-        let mbytes = lease::encode_prune_mark(&keys, &mpath, &m);
-        prop_assert_eq!(lease::decode_prune_mark(&keys, &mpath, &mbytes).unwrap(), m);
+        let mbytes = object::encode_prune_mark(&keys, &mpath, &m);
+        prop_assert_eq!(object::decode_prune_mark(&keys, &mpath, &mbytes).unwrap(), m);
     }
 
     /// Random bytes, bare or behind the right magic, never decode as an authenticated object and never
@@ -1350,20 +1354,20 @@ proptest! {
         let keys = vkeys();
         let session = vsession();
         let with = |magic: &[u8]| [magic, &bytes[..]].concat();
-        prop_assert!(snapshot::decode(&keys, &SnapshotId([1; 32]), &bytes).is_err());
-        prop_assert!(snapshot::decode(&keys, &SnapshotId([1; 32]), &with(b"CAIRNSNP\x01")).is_err());
-        prop_assert!(index::decode(&keys, &IndexId([1; 32]), &bytes).is_err());
-        prop_assert!(index::decode(&keys, &IndexId([1; 32]), &with(b"CAIRNIDX\x01")).is_err());
-        prop_assert!(pack::parse_pack(&keys, &bytes).is_err());
+        prop_assert!(object::decode_snapshot(&keys, &SnapshotId([1; 32]), &bytes).is_err());
+        prop_assert!(object::decode_snapshot(&keys, &SnapshotId([1; 32]), &with(b"CAIRNSNP\x01")).is_err());
+        prop_assert!(object::decode_index(&keys, &IndexId([1; 32]), &bytes).is_err());
+        prop_assert!(object::decode_index(&keys, &IndexId([1; 32]), &with(b"CAIRNIDX\x01")).is_err());
+        prop_assert!(packer::parse_pack(&keys, &bytes).is_err());
         let mut p = bytes.clone();
         p.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         p.extend_from_slice(b"CAIRNPK1");
-        prop_assert!(pack::parse_pack(&keys, &p).is_err());
-        prop_assert!(pack::open_header(&keys.repo_id, &keys.index_seal_key(), &bytes).is_err());
-        prop_assert!(config::decode(&keys, 1, &bytes).is_err());
-        prop_assert!(config::decode(&keys, 1, &with(b"CAIRNCFG")).is_err());
-        prop_assert!(lease::decode_lease(&keys, "leases/x", &with(b"CAIRNLSE")).is_err());
-        prop_assert!(lease::decode_prune_mark(&keys, "prune/mark-x", &with(b"CAIRNPRN")).is_err());
+        prop_assert!(packer::parse_pack(&keys, &p).is_err());
+        prop_assert!(packer::open_header(&keys.repo_id, &keys.index_seal_key(), &bytes).is_err());
+        prop_assert!(object::decode_config(&keys, 1, &bytes).is_err());
+        prop_assert!(object::decode_config(&keys, 1, &with(b"CAIRNCFG")).is_err());
+        prop_assert!(object::decode_lease(&keys, "leases/x", &with(b"CAIRNLSE")).is_err());
+        prop_assert!(object::decode_prune_mark(&keys, "prune/mark-x", &with(b"CAIRNPRN")).is_err());
         for kind in [BlobKind::Data, BlobKind::Tree] {
             prop_assert!(blob::open_blob(session.key(), &keys.repo_id, kind, &BlobId([1; 32]), &bytes, plain_len).is_err());
         }
@@ -1382,12 +1386,12 @@ proptest! {
         let keys = vkeys();
         let session = vsession();
         let snap_id = SnapshotId(hx32("/snapshot/id"));
-        prop_assert!(snapshot::decode(&keys, &snap_id, &flipped(&hx("/snapshot/bytes"), bit)).is_err());
+        prop_assert!(object::decode_snapshot(&keys, &snap_id, &flipped(&hx("/snapshot/bytes"), bit)).is_err());
         let index_id = IndexId(hx32("/index/id"));
-        prop_assert!(index::decode(&keys, &index_id, &flipped(&hx("/index/bytes"), bit)).is_err());
-        prop_assert!(config::decode(&keys, 1, &flipped(&hx("/configs/0/bytes"), bit)).is_err());
-        prop_assert!(lease::decode_lease(&keys, text("/lease/path"), &flipped(&hx("/lease/bytes"), bit)).is_err());
-        prop_assert!(lease::decode_prune_mark(&keys, text("/prune_mark/path"), &flipped(&hx("/prune_mark/bytes"), bit)).is_err());
+        prop_assert!(object::decode_index(&keys, &index_id, &flipped(&hx("/index/bytes"), bit)).is_err());
+        prop_assert!(object::decode_config(&keys, 1, &flipped(&hx("/configs/0/bytes"), bit)).is_err());
+        prop_assert!(object::decode_lease(&keys, text("/lease/path"), &flipped(&hx("/lease/bytes"), bit)).is_err());
+        prop_assert!(object::decode_prune_mark(&keys, text("/prune_mark/path"), &flipped(&hx("/prune_mark/bytes"), bit)).is_err());
         for i in 0..3 {
             let b = &vectors()["blobs"][i];
             let kind = if b["kind"] == "tree" { BlobKind::Tree } else { BlobKind::Data };
@@ -1400,7 +1404,7 @@ proptest! {
         let bytes = hx("/packs/0/bytes");
         let bad = flipped(&bytes, bit);
         prop_assert_ne!(*blake3::hash(&bad).as_bytes(), hx32("/packs/0/id"));
-        match pack::parse_pack(&keys, &bad) {
+        match packer::parse_pack(&keys, &bad) {
             Err(_) => {}
             Ok((_, blobs)) => {
                 let hit = blobs.iter().find(|b| {
@@ -1547,7 +1551,7 @@ fn config_chain_selects_the_highest_chained_config() {
     // A MACed `config/0000000000` that claims a predecessor never chains (and must not underflow).
     let mut c0 = c1.v1().clone();
     c0.previous = Some(*blake3::hash(&stored1).as_bytes());
-    backend.write_new(&config::path(0), &config::encode(&keys, 0, &Config::V1(c0))).unwrap();
+    backend.write_new(&config::path(0), &object::encode_config(&keys, 0, &Config::V1(c0))).unwrap();
     assert_eq!(reopen("c0").config_number(), 1);
     backend.delete(&config::path(1)).unwrap();
     let o = OpenOptions { cache_root: Some(tmp.path().join("c0-alone")), no_cache: false };
@@ -1558,7 +1562,7 @@ fn config_chain_selects_the_highest_chained_config() {
     let mut bad = c1.v1().clone();
     bad.previous = Some([0; 32]);
     bad.pack_size = 1 << 20;
-    backend.write_new(&config::path(2), &config::encode(&keys, 2, &Config::V1(bad))).unwrap();
+    backend.write_new(&config::path(2), &object::encode_config(&keys, 2, &Config::V1(bad))).unwrap();
     assert_eq!(reopen("bad").config_number(), 1);
     backend.delete(&config::path(2)).unwrap();
 
@@ -1566,7 +1570,7 @@ fn config_chain_selects_the_highest_chained_config() {
     let mut good = c1.v1().clone();
     good.previous = Some(*blake3::hash(&stored1).as_bytes());
     good.min_writer_version = config::WRITER_VERSION + 1;
-    backend.write_new(&config::path(2), &config::encode(&keys, 2, &Config::V1(good))).unwrap();
+    backend.write_new(&config::path(2), &object::encode_config(&keys, 2, &Config::V1(good))).unwrap();
     let r = reopen("good");
     assert_eq!(r.config_number(), 2);
     assert!(r.check_writer_version().is_err(), "a higher min_writer_version stops older writers");
@@ -1576,6 +1580,6 @@ fn config_chain_selects_the_highest_chained_config() {
     other.writer_key = Secret([1; 32]);
     let mut c3 = c1.v1().clone();
     c3.previous = Some(*blake3::hash(&backend.read(&config::path(2)).unwrap()).as_bytes());
-    backend.write_new(&config::path(3), &config::encode(&other, 3, &Config::V1(c3))).unwrap();
+    backend.write_new(&config::path(3), &object::encode_config(&other, 3, &Config::V1(c3))).unwrap();
     assert_eq!(reopen("forged").config_number(), 2);
 }

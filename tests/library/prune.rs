@@ -114,7 +114,7 @@ fn assert_intact(fx: &Fx, dir: &Path, what: &str) {
 }
 
 fn rand_name() -> String {
-    hex::encode(SnapshotId::random().0)[..12].to_string()
+    hex::encode(cairn::crypto::random_32())[..12].to_string()
 }
 
 /// Runs eager prunes until nothing is left to do; returns how many runs it took.

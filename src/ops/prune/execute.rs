@@ -1,0 +1,129 @@
+//! Carrying out a prune plan under the lock: sweeping due marks (repacking what is still
+//! needed, superseding index files, deleting condemned packs) and storing the new mark.
+
+use super::lock::PruneLock;
+use super::marks::write_wait;
+use super::{cancelled, PruneOptions, PrunePlan, PruneReport, Repack};
+use crate::cache::Location;
+use crate::codec::object;
+use crate::error::{Error, Result};
+use crate::id::{pack_path, BlobKind, PackId};
+use crate::index::IndexPack;
+use crate::lease::PruneMark;
+use crate::repository::Repository;
+use crate::time::Time;
+use crate::writer::{Writer, WriterOptions};
+
+/// Carries out a plan made under `lock`.
+pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &PruneLock) -> Result<PruneReport> {
+    let b = repo.backend();
+    let mut report = PruneReport::default();
+
+    for w in plan.waiting.iter().filter(|w| w.write_wait) {
+        write_wait(repo, &w.mark, opts)?;
+        report.waits_written += 1;
+    }
+
+    if let Some(s) = &plan.sweep {
+        cancelled(opts)?;
+        lock.ensure()?;
+        // New index files first (P3): every surviving pack, superseding every old file.
+        b.sync()?;
+        // With no pack left, one empty file still records what it supersedes.
+        let parts: Vec<&[IndexPack]> =
+            if s.keep.is_empty() { vec![&[]] } else { s.keep.chunks(crate::writer::PACKS_PER_INDEX).collect() };
+        for part in parts {
+            crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), part.to_vec())?;
+        }
+        lock.ensure()?;
+        for id in &s.old_index {
+            cancelled(opts)?;
+            b.delete(&format!("index/{id}"))?;
+            report.replaced_index += 1;
+        }
+        for r in &s.delete {
+            cancelled(opts)?;
+            b.delete(&pack_path(r.kind, &r.id))?;
+            report.deleted_packs += 1;
+            report.deleted_bytes += r.size;
+        }
+        report.rescued_packs = s.rescued.len();
+        for m in &s.marks {
+            b.delete(&format!("prune/wait-{m}"))?;
+            b.delete(&format!("prune/mark-{m}"))?;
+        }
+        // This process's cache still names the replaced files: the sync finds them gone and
+        // rebuilds it from storage.
+        repo.sync_index()?;
+    }
+
+    if let Some(m) = &plan.mark {
+        let mut condemned: Vec<(BlobKind, PackId)> =
+            m.unused.iter().chain(&m.orphans).map(|r| (r.kind, r.id)).collect();
+        if !m.repack.is_empty() {
+            let mut w = Writer::new(repo, WriterOptions::default(), "prune")?;
+            w.condemn(m.repack.iter().map(|r| r.pack.id));
+            for r in &m.repack {
+                cancelled(opts)?;
+                match repack_one(repo, &w, r) {
+                    Ok(n) => {
+                        report.repacked_blobs += n;
+                        report.repacked_packs += 1;
+                        condemned.push((r.pack.kind, r.pack.id));
+                    }
+                    // Unreadable (an archive tier, a damaged pack): left alone, not condemned.
+                    // Upload failures surface at `finish`, before any mark.
+                    Err(e) => {
+                        report.repack_skipped.push(format!("{}: {e}", pack_path(r.pack.kind, &r.pack.id)));
+                    }
+                }
+            }
+            // New packs and their index exist before the mark condemns the old ones.
+            w.finish()?;
+        }
+        if !condemned.is_empty() {
+            // A long repack may outlive the lock; a mark made after another prune took over would race it.
+            lock.ensure()?;
+            let suffix = hex::encode(crate::crypto::random_32());
+            let path = format!("prune/mark-{suffix}");
+            let mark =
+                PruneMark::V1 { created: Time::now(), condemned: condemned.clone(), snapshots: m.snapshots.clone() };
+            b.write_new(&path, &object::encode_prune_mark(repo.keys(), &path, &mark))?;
+            write_wait(repo, &suffix, opts)?;
+            report.condemned = condemned.len();
+            report.marked = Some(suffix);
+        }
+    }
+    Ok(report)
+}
+
+/// Stores the referenced blobs of one pack again through `w`; returns how many.
+pub(super) fn repack_one(repo: &Repository, w: &Writer, r: &Repack) -> Result<u64> {
+    let ip = &r.entry;
+    let path = pack_path(ip.kind, &ip.id);
+    let bytes = repo.backend().read(&path)?;
+    if bytes.len() as u64 != ip.size {
+        return Err(Error::corrupt("pack", &path, format!("{} bytes, the index says {}", bytes.len(), ip.size)));
+    }
+    let mut n = 0;
+    for &i in &r.used {
+        let bl = &ip.blobs[i];
+        let session = *ip.sessions.get(bl.session as usize).ok_or_else(|| Error::corrupt("index", &path, "session"))?;
+        let loc = Location {
+            kind: bl.kind,
+            pack: ip.id,
+            offset: bl.offset,
+            length: bl.length,
+            plain_length: bl.plain_length,
+            session,
+        };
+        let start = bl.offset as usize;
+        let end = start.saturating_add(bl.length as usize);
+        let sealed = bytes.get(start..end).ok_or_else(|| Error::corrupt("pack", &path, "blob past its end"))?;
+        let plain = repo.open_blob_at(&loc, &bl.id, sealed)?;
+        if w.store_with_id(bl.kind, bl.id, &plain)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,170 @@
+//! The maintenance lock (format-spec §10.4): a chain of MACed links, one holder at a time, taken
+//! and released by backend time; and the backend's clock.
+
+use crate::codec::object;
+use crate::error::{Error, Result};
+use crate::lease::{self, MaintenanceLock};
+use crate::repository::{hostname, Repository};
+use crate::time::Time;
+
+/// The backend's current time: the stamp of a fresh probe object (format-spec §10.6).
+pub fn backend_now(repo: &Repository) -> Result<Time> {
+    let path = format!("prune/clock-{}", hex::encode(crate::crypto::random_32()));
+    let b = repo.backend();
+    b.write_new(&path, b"t")?;
+    let info = b.stat(&path);
+    let _ = b.delete(&path);
+    match info?.and_then(|i| i.modified) {
+        Some(t) => Ok(t),
+        None => Err(Error::Invalid(format!(
+            "{}: the storage reports no modification times; prune needs them to measure the grace period",
+            b.location()
+        ))),
+    }
+}
+
+pub(super) fn pid_alive(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The maintenance lock held by this run (format-spec §10.4).
+pub struct PruneLock<'r> {
+    repo: &'r Repository,
+    n: u64,
+    holder: [u8; 32],
+    stamped: Time,
+    duration: u64,
+    released: bool,
+}
+
+impl<'r> PruneLock<'r> {
+    /// Takes the lock, or fails with [`Error::Lease`] naming who holds it.
+    pub fn acquire(repo: &'r Repository, duration: u64, break_lock: bool) -> Result<Self> {
+        let b = repo.backend();
+        let now = backend_now(repo)?;
+        let links = Self::links(repo)?;
+        let next = match links.last() {
+            None => 0,
+            Some((n, info)) => {
+                let path = lease::lock_path(*n);
+                let bytes = b.read(&path)?;
+                match object::decode_lock(repo.keys(), &path, &bytes) {
+                    Err(e) if !break_lock => {
+                        return Err(Error::Lease(format!(
+                            "the maintenance lock {path} does not verify ({e}); make sure no prune runs, then delete it"
+                        )))
+                    }
+                    Err(_) => {}
+                    Ok(MaintenanceLock::V1 { released, host, pid, duration_secs, client_time, .. }) => {
+                        let stamped = info.unwrap_or(client_time);
+                        let expired = stamped.secs.saturating_add(duration_secs as i64) <= now.secs;
+                        let dead = host == hostname() && !pid_alive(pid);
+                        if !released && !expired && !dead && !break_lock {
+                            return Err(Error::Lease(format!(
+                                "another prune holds the repository (host {host}, pid {pid}, since {}, lock {path})",
+                                stamped.to_rfc3339()
+                            )));
+                        }
+                    }
+                }
+                n + 1
+            }
+        };
+        let holder = crate::crypto::random_32();
+        let path = lease::lock_path(next);
+        let link = MaintenanceLock::V1 {
+            holder,
+            host: hostname(),
+            pid: std::process::id(),
+            duration_secs: duration,
+            released: false,
+            client_time: Time::now(),
+        };
+        b.write_new(&path, &object::encode_lock(repo.keys(), &path, &link)).map_err(|e| {
+            if e.is_exists() {
+                Error::Lease(format!("another prune took the maintenance lock ({path}) at the same moment"))
+            } else {
+                e
+            }
+        })?;
+        if Self::links(repo)?.iter().any(|(n, _)| *n > next) {
+            return Err(Error::Lease("another prune took the maintenance lock at the same moment".into()));
+        }
+        let stamped = b.stat(&path)?.and_then(|i| i.modified).unwrap_or(now);
+        Ok(PruneLock { repo, n: next, holder, stamped, duration, released: false })
+    }
+
+    fn links(repo: &Repository) -> Result<Vec<(u64, Option<Time>)>> {
+        let mut v: Vec<(u64, Option<Time>)> = repo
+            .backend()
+            .list("prune/")?
+            .into_iter()
+            .filter_map(|o| lease::parse_lock_path(&o.path).map(|n| (n, o.modified)))
+            .collect();
+        v.sort_by_key(|(n, _)| *n);
+        Ok(v)
+    }
+
+    /// Fails unless the lock is still ours and valid by the backend's time; called before every
+    /// destructive step.
+    pub fn ensure(&self) -> Result<Time> {
+        let now = backend_now(self.repo)?;
+        // Leave a margin for the step about to run.
+        if now.secs.saturating_add(60) >= self.stamped.secs.saturating_add(self.duration as i64) {
+            return Err(Error::Lease(format!(
+                "the maintenance lock expired (taken {}); stopped before deleting more",
+                self.stamped.to_rfc3339()
+            )));
+        }
+        if Self::links(self.repo)?.iter().any(|(n, _)| *n > self.n) {
+            return Err(Error::Lease("the maintenance lock was taken over; stopped".into()));
+        }
+        Ok(now)
+    }
+
+    /// The backend time the lock was taken at.
+    pub fn taken_at(&self) -> Time {
+        self.stamped
+    }
+
+    /// Releases the lock: a released link above ours, then the older links go.
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.write_release()
+    }
+
+    fn write_release(&self) -> Result<()> {
+        let b = self.repo.backend();
+        let path = lease::lock_path(self.n + 1);
+        let link = MaintenanceLock::V1 {
+            holder: self.holder,
+            host: hostname(),
+            pid: std::process::id(),
+            duration_secs: 0,
+            released: true,
+            client_time: Time::now(),
+        };
+        b.write_new(&path, &object::encode_lock(self.repo.keys(), &path, &link))?;
+        for (n, _) in Self::links(self.repo)? {
+            if n <= self.n {
+                b.delete(&lease::lock_path(n))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PruneLock<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            // An error path: release the lock if storage still answers; otherwise it expires
+            // (or is stale at once on this host, once this process has exited).
+            let _ = self.write_release();
+        }
+    }
+}

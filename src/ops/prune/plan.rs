@@ -1,0 +1,268 @@
+//! Planning a prune (format-spec §10.6): which marks are due to sweep, which packs no snapshot
+//! needs (to mark), and which packs to repack. Reads only; writes nothing.
+
+use super::marks::{live_sessions, stored_marks};
+use super::{MarkPlan, PackRef, PruneOptions, PrunePlan, Repack, SweepPlan, Waiting, MIN_WRITER_FOR_PRUNE};
+use crate::error::{Error, Result};
+use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId};
+use crate::index::IndexPack;
+use crate::repository::Repository;
+use crate::time::Time;
+use crate::tree::{Content, NodeKind, TreeBlob};
+use crate::units::{human_bytes, human_secs};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Every blob the given snapshots reference, through trees, continuations and chunk lists.
+pub(super) struct Refs {
+    blobs: HashSet<(BlobKind, BlobId)>,
+}
+
+impl Refs {
+    fn walk(repo: &Repository, roots: impl IntoIterator<Item = BlobId>) -> Result<Refs> {
+        let mut blobs = HashSet::new();
+        let mut stack: Vec<BlobId> = roots.into_iter().collect();
+        while let Some(t) = stack.pop() {
+            if !blobs.insert((BlobKind::Tree, t)) {
+                continue;
+            }
+            let tb = repo.read_tree_blob(&t).map_err(|e| {
+                Error::Invalid(format!(
+                    "prune cannot read tree {t} ({e}); nothing was changed. Run `cairn check`, and `cairn repair` if it reports damage"
+                ))
+            })?;
+            match tb {
+                TreeBlob::DirV1 { nodes, next } => {
+                    stack.extend(next);
+                    for n in nodes {
+                        match n.kind {
+                            NodeKind::Dir { tree } => stack.push(tree),
+                            NodeKind::File { content: Content::Chunks(ids) } => {
+                                blobs.extend(ids.into_iter().map(|i| (BlobKind::Data, i)))
+                            }
+                            NodeKind::File { content: Content::Indirect { lists, .. } } => stack.extend(lists),
+                            _ => {}
+                        }
+                    }
+                }
+                TreeBlob::ChunkListV1 { ids } => blobs.extend(ids.into_iter().map(|i| (BlobKind::Data, i))),
+            }
+        }
+        Ok(Refs { blobs })
+    }
+}
+
+/// Plans a prune run. `now` is the backend's time (the lock's), or the client's for a dry run.
+pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
+    let required = repo.config().min_writer_version();
+    if required < MIN_WRITER_FOR_PRUNE {
+        return Err(Error::Invalid(format!(
+            "the repository admits writers of protocol {required}, which do not honour prune marks; prune needs {MIN_WRITER_FOR_PRUNE}"
+        )));
+    }
+    let mut p = PrunePlan { now, ..Default::default() };
+    let marks = stored_marks(repo, &mut p.warnings)?;
+
+    // Snapshots first, then the index, then the listing (format-spec §10.6 mark step 1).
+    let snapshots = repo.list_snapshots_strict().map_err(|e| {
+        Error::Invalid(format!("prune cannot read every snapshot ({e}); nothing was changed. Run `cairn check`"))
+    })?;
+    p.snapshots = snapshots.len();
+    // The walk reads trees through the cache: bring it up to date with index files that appeared
+    // since this process last looked (every listed snapshot's index files exist, §11 I2).
+    repo.sync_index()?;
+    let mut old_index = Vec::new();
+    let mut packs: BTreeMap<PackId, IndexPack> = BTreeMap::new();
+    for o in repo.backend().list("index/")? {
+        let Some(id) = o.path.strip_prefix("index/").and_then(IndexId::from_hex) else { continue };
+        let f = repo.read_index(&id).map_err(|e| {
+            Error::Invalid(format!(
+                "prune cannot read index file {id} ({e}); nothing was changed. Run `cairn repair index`"
+            ))
+        })?;
+        old_index.push(id);
+        for ip in f.packs() {
+            packs.entry(ip.id).or_insert_with(|| ip.clone());
+        }
+    }
+    let mut listed: HashMap<PackId, (BlobKind, u64, Option<Time>)> = HashMap::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        for o in repo.backend().list(&format!("{}/", kind.prefix()))? {
+            let Some(id) = o.path.rsplit('/').next().and_then(PackId::from_hex) else { continue };
+            listed.insert(id, (kind, o.size, o.modified));
+        }
+    }
+    p.packs = listed.len();
+    p.pack_bytes = listed.values().map(|(_, s, _)| s).sum();
+
+    // Listing and index must agree before anything is planned for deletion (P4).
+    let mut disagree = Vec::new();
+    for ip in packs.values() {
+        match listed.get(&ip.id) {
+            None => disagree.push(format!("{} is in the index but not in the listing", pack_path(ip.kind, &ip.id))),
+            Some((k, s, _)) if *k != ip.kind || *s != ip.size => disagree.push(format!(
+                "{} is listed with {s} bytes, the index says {}",
+                pack_path(ip.kind, &ip.id),
+                ip.size
+            )),
+            _ => {}
+        }
+    }
+    if !disagree.is_empty() {
+        let msg = format!(
+            "the storage listing and the index disagree on {} pack(s), e.g. {}",
+            disagree.len(),
+            disagree.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        );
+        if !opts.force {
+            return Err(Error::Invalid(format!(
+                "{msg}. Nothing was deleted. A short listing or a lost pack: run `cairn check`; --force overrides"
+            )));
+        }
+        p.warnings.push(format!("{msg} (--force: going on)"));
+    }
+
+    let refs = Refs::walk(repo, snapshots.iter().map(|(_, s)| s.root()))?;
+    // Every pack some mark condemns, due or pending: a new mark leaves them to theirs.
+    let condemned_before: HashSet<PackId> =
+        marks.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
+
+    // Sweep of the due marks.
+    let live = live_sessions(repo, now, opts.lease_timeout_secs)?;
+    let mut due = Vec::new();
+    let mut pending = HashSet::new();
+    for m in &marks {
+        let reason = match &m.wait {
+            _ if m.wait_invalid => Some("its wait object is damaged".to_string()),
+            None => Some("its wait object is missing; written now, the grace period starts again".to_string()),
+            Some((w, t)) => {
+                let due_at = t.secs.saturating_add(opts.grace_secs);
+                let busy = w.sessions().iter().filter(|s| live.contains(*s)).count();
+                if due_at > now.secs {
+                    Some(format!("grace period: due in {}", human_secs(due_at - now.secs)))
+                } else if busy > 0 {
+                    Some(format!("{busy} writer session(s) alive when it was made have not ended"))
+                } else {
+                    None
+                }
+            }
+        };
+        match reason {
+            None => due.push(m),
+            Some(reason) => {
+                pending.extend(m.mark.condemned().iter().map(|(_, id)| *id));
+                p.waiting.push(Waiting {
+                    mark: m.suffix.clone(),
+                    packs: m.mark.condemned().len(),
+                    write_wait: m.wait.is_none() && !m.wait_invalid,
+                    reason,
+                });
+            }
+        }
+    }
+    let mut sweeping: HashSet<PackId> = HashSet::new();
+    if !due.is_empty() {
+        let mut s = SweepPlan { marks: due.iter().map(|m| m.suffix.clone()).collect(), ..Default::default() };
+        let condemned: BTreeSet<PackId> =
+            due.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
+        // Walking every snapshot, not only those outside the marked sets, costs nothing more (the
+        // mark walks them all) and keeps a wrong or forged mark from deleting anything in use.
+        // A blob is safe when some copy lives outside the condemned packs.
+        let mut outside: HashSet<(BlobKind, BlobId)> = HashSet::new();
+        for ip in packs.values().filter(|ip| !condemned.contains(&ip.id)) {
+            outside.extend(ip.blobs.iter().map(|b| (b.kind, b.id)));
+        }
+        for id in &condemned {
+            let Some(&(lk, size, _)) = listed.get(id) else { continue };
+            let r = PackRef { kind: lk, id: *id, size };
+            let needed = packs.get(id).is_some_and(|ip| {
+                ip.blobs.iter().any(|b| refs.blobs.contains(&(b.kind, b.id)) && !outside.contains(&(b.kind, b.id)))
+            });
+            if needed || pending.contains(id) {
+                s.rescued.push(r);
+            } else {
+                s.delete_bytes += size;
+                sweeping.insert(*id);
+                s.delete.push(r);
+            }
+        }
+        s.old_index = old_index.clone();
+        s.keep = packs.values().filter(|ip| !sweeping.contains(&ip.id)).cloned().collect();
+        if p.pack_bytes > 0 && s.delete_bytes as f64 > opts.max_delete_share * p.pack_bytes as f64 {
+            let msg = format!(
+                "the sweep would delete {} of {} of pack data ({:.0} %)",
+                human_bytes(s.delete_bytes),
+                human_bytes(p.pack_bytes),
+                100.0 * s.delete_bytes as f64 / p.pack_bytes as f64
+            );
+            if !opts.force {
+                return Err(Error::Invalid(format!(
+                    "{msg}, more than the {:.0} % that prune deletes unasked. Nothing was deleted; check `cairn snapshots`, then run again with --force",
+                    100.0 * opts.max_delete_share
+                )));
+            }
+            p.warnings.push(format!("{msg} (--force: going on)"));
+        }
+        p.sweep = Some(s);
+    }
+
+    // Unused share of every indexed pack.
+    let mut partial = Vec::new();
+    let mut unused_packs = Vec::new();
+    for ip in packs.values() {
+        let total: u64 = ip.blobs.iter().map(|b| b.length as u64).sum();
+        let used: Vec<usize> =
+            (0..ip.blobs.len()).filter(|&i| refs.blobs.contains(&(ip.blobs[i].kind, ip.blobs[i].id))).collect();
+        let used_bytes: u64 = used.iter().map(|&i| ip.blobs[i].length as u64).sum();
+        p.unused_bytes += total - used_bytes;
+        if condemned_before.contains(&ip.id) {
+            continue;
+        }
+        let r = PackRef { kind: ip.kind, id: ip.id, size: ip.size };
+        if used.is_empty() {
+            unused_packs.push(r);
+        } else if total > 0 && (total - used_bytes) as f64 > opts.max_unused * total as f64 {
+            partial.push(Repack { pack: r, used_bytes, unused_bytes: total - used_bytes, entry: ip.clone(), used });
+        }
+    }
+
+    // A new mark, unless one is still pending.
+    if !p.waiting.is_empty() {
+        p.no_mark_reason = Some(format!("{} earlier mark(s) still pending", p.waiting.len()));
+        return Ok(p);
+    }
+    let mut m = MarkPlan { snapshots: snapshots.iter().map(|(id, _)| *id).collect(), ..Default::default() };
+    m.unused = unused_packs;
+    for (id, (kind, size, modified)) in &listed {
+        if packs.contains_key(id) || condemned_before.contains(id) {
+            continue;
+        }
+        let old = modified.is_some_and(|t| t.secs.saturating_add(opts.orphan_min_age_secs) <= now.secs);
+        if old {
+            m.orphans.push(PackRef { kind: *kind, id: *id, size: *size });
+        }
+    }
+    m.orphans.sort_by_key(|a| a.id);
+    if opts.repack {
+        partial.sort_by(|a, b| {
+            let sa = a.unused_bytes as f64 / (a.used_bytes + a.unused_bytes) as f64;
+            let sb = b.unused_bytes as f64 / (b.used_bytes + b.unused_bytes) as f64;
+            sb.total_cmp(&sa).then(a.pack.id.cmp(&b.pack.id))
+        });
+        let mut budget = opts.max_repack_size;
+        for r in partial {
+            if r.pack.size > budget {
+                continue;
+            }
+            budget -= r.pack.size;
+            m.repack.push(r);
+        }
+    }
+    m.reclaim_bytes = m.unused.iter().chain(&m.orphans).map(|r| r.size).sum::<u64>()
+        + m.repack.iter().map(|r| r.unused_bytes).sum::<u64>();
+    if m.unused.is_empty() && m.orphans.is_empty() && m.repack.is_empty() {
+        p.no_mark_reason = Some("nothing to condemn: every pack is in use".into());
+    } else {
+        p.mark = Some(m);
+    }
+    Ok(p)
+}

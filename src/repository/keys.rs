@@ -1,0 +1,95 @@
+//! Key files: listing, adding and removing them (format-spec §4).
+
+use super::{id_from_name, Repository};
+use crate::codec::object;
+use crate::crypto::{self, KdfParams};
+use crate::error::{Error, Result};
+use crate::id::KeyId;
+use crate::keyfile::{self, KeyKind};
+use crate::repository::identity::{hostname, username};
+use crate::time::Time;
+
+/// A key file as `key list` shows it.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// Its id.
+    pub id: KeyId,
+    /// Full or write-only.
+    pub kind: KeyKind,
+    /// When it was made.
+    pub created: Time,
+    /// Where.
+    pub host: String,
+    /// By whom.
+    pub user: String,
+    /// The key this process opened the repository with.
+    pub current: bool,
+}
+
+impl Repository {
+    /// The key files of the repository.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for o in self.backend.list("keys/")? {
+            let Some(id) = id_from_name(&o.path, "keys/", KeyId) else { continue };
+            let kf = keyfile::decode(&self.backend.read(&o.path)?).map_err(|e| Error::corrupt("key", id, e))?;
+            out.push(KeyInfo {
+                id,
+                kind: kf.kind(),
+                created: kf.created(),
+                host: kf.host().to_string(),
+                user: kf.user().to_string(),
+                current: id == self.key_id,
+            });
+        }
+        out.sort_by_key(|k| k.created);
+        Ok(out)
+    }
+
+    /// Adds a key file for `password`; `write_only` grants only adding backups.
+    pub fn add_key(&self, password: &[u8], write_only: bool, kdf: KdfParams) -> Result<KeyId> {
+        let keys = if write_only { self.keys.write_only() } else { self.keys.clone() };
+        if !write_only && !self.keys.can_read() {
+            return Err(Error::Invalid("a write-only key cannot create a full key".into()));
+        }
+        let id = KeyId(crypto::random_32());
+        let kf = object::create_keyfile(&keys, &id, password, kdf, &hostname(), &username())?;
+        self.backend.write_new(&format!("keys/{id}"), &kf)?;
+        Ok(id)
+    }
+
+    /// Removes a key file; the last full key cannot go, nor (unless `allow_current`) the key in use.
+    pub fn remove_key(&self, id: &KeyId, allow_current: bool) -> Result<()> {
+        let keys = self.list_keys()?;
+        let Some(target) = keys.iter().find(|k| k.id == *id) else {
+            return Err(Error::NotFound(format!("key {id}")));
+        };
+        if target.current && !allow_current {
+            return Err(Error::Invalid(format!(
+                "key {id} is the one in use; open the repository with another key to remove it"
+            )));
+        }
+        let fulls = keys.iter().filter(|k| k.kind == KeyKind::Full).count();
+        if target.kind == KeyKind::Full && fulls <= 1 {
+            return Err(Error::Invalid(format!("key {id} is the last full key; removing it would lock everyone out")));
+        }
+        self.backend.delete(&format!("keys/{id}"))
+    }
+
+    /// Resolves a key id prefix.
+    pub fn resolve_key(&self, spec: &str) -> Result<KeyId> {
+        let s = spec.to_ascii_lowercase();
+        let m: Vec<KeyId> =
+            self.list_keys()?.into_iter().map(|k| k.id).filter(|id| id.to_hex().starts_with(&s)).collect();
+        match m.len() {
+            1 => Ok(m[0]),
+            0 => Err(Error::NotFound(format!("key {spec}"))),
+            _ => Err(Error::Invalid(format!("key prefix {spec} is ambiguous"))),
+        }
+    }
+
+    /// Decrypts a sealed item for `cat`: tries the index seal key.
+    pub fn index_seal_key(&self) -> crypto::Secret {
+        self.keys.index_seal_key()
+    }
+}

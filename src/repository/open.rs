@@ -1,0 +1,260 @@
+//! Creating and opening a repository: the key files tried with a password, the ruling config
+//! chosen from the chain (format-spec §9.2), the cache opened and the client pin checked.
+
+use super::{id_from_name, Repository};
+use crate::backend::DynBackend;
+use crate::cache::Cache;
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::codec::object;
+use crate::config::{self, Config, ConfigV1, FORMAT_VERSION, WRITER_VERSION};
+use crate::crypto::{self, KdfParams, MasterKeys};
+use crate::error::{Error, Result};
+use crate::id::KeyId;
+use crate::keyfile;
+use crate::repository::identity::{hostname, username};
+use crate::time::Time;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// How to open a repository's local state.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Cache root; default [`crate::cache::default_root`].
+    pub cache_root: Option<PathBuf>,
+    /// Use a private temporary cache.
+    pub no_cache: bool,
+}
+
+/// Settings for a new repository.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Key derivation parameters of the first key file.
+    pub kdf: KdfParams,
+    /// Chunker parameters.
+    pub chunker: ChunkerParams,
+    /// Target pack size.
+    pub pack_size: u32,
+    /// Default compression level (0 = off).
+    pub compression_level: i32,
+    /// Reuse another repository's `id_key` and `chunk_key` (so ids and cut points agree).
+    pub chunker_keys_from: Option<MasterKeys>,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::MINIMUM,
+            chunker: ChunkerParams::default(),
+            pack_size: config::DEFAULT_PACK_SIZE,
+            compression_level: crate::compress::DEFAULT_LEVEL,
+            chunker_keys_from: None,
+        }
+    }
+}
+
+/// Where the client pin of the repository at `location` lives under the cache root.
+fn pin_path(root: &std::path::Path, location: &str) -> PathBuf {
+    let name = blake3::hash(location.as_bytes()).to_hex().to_string();
+    root.join("pins").join(&name[..32])
+}
+
+impl Repository {
+    /// Creates a repository on an empty backend and opens it.
+    pub fn init(backend: DynBackend, password: &[u8], init: &InitOptions, opts: &OpenOptions) -> Result<Repository> {
+        let loc = backend.location();
+        if !backend.list("config/")?.is_empty() || !backend.list("keys/")?.is_empty() {
+            return Err(Error::Invalid(format!("{loc}: a repository already exists here")));
+        }
+        init.chunker.validate().map_err(Error::Invalid)?;
+        backend.create_root()?;
+        let mut keys = MasterKeys::generate();
+        if let Some(src) = &init.chunker_keys_from {
+            keys.id_key = src.id_key.clone();
+            keys.chunk_key = src.chunk_key.clone();
+        }
+        let cfg = Config::V1(ConfigV1 {
+            format_version: FORMAT_VERSION,
+            min_writer_version: WRITER_VERSION,
+            repo_id: keys.repo_id,
+            chunker: init.chunker,
+            pack_size: init.pack_size,
+            compression_level: init.compression_level,
+            repo_public: keys.repo_public,
+            previous: None,
+            created: Time::now(),
+        });
+        // Key file first, config last: a repository without a config is not one yet.
+        let key_id = KeyId(crypto::random_32());
+        let kf = object::create_keyfile(&keys, &key_id, password, init.kdf, &hostname(), &username())?;
+        backend.write_new(&format!("keys/{key_id}"), &kf)?;
+        backend.write_new(&config::path(1), &object::encode_config(&keys, 1, &cfg))?;
+        // A new repository replaces whatever this client pinned at the location before (one that
+        // was deleted on purpose): pin the new one instead of refusing it.
+        if !opts.no_cache {
+            let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
+            let _ = std::fs::remove_file(pin_path(&root, &backend.location()));
+        }
+        Self::finish_open(backend, keys, key_id, opts)
+    }
+
+    /// Opens a repository with a password.
+    pub fn open(backend: DynBackend, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
+        let loc = backend.location();
+        let configs = backend.list("config/")?;
+        let key_objs = backend.list("keys/")?;
+        if configs.is_empty() {
+            if key_objs.is_empty() {
+                return Err(Error::RepoNotFound(loc));
+            }
+            return Err(Error::RepoInvalid { location: loc, reason: "no config object".into() });
+        }
+        if key_objs.is_empty() {
+            return Err(Error::RepoInvalid { location: loc, reason: "no key files".into() });
+        }
+        for o in &key_objs {
+            let Some(id) = id_from_name(&o.path, "keys/", KeyId) else { continue };
+            let bytes = backend.read(&o.path)?;
+            let kf = match keyfile::decode(&bytes) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!("key {id}: {e}");
+                    continue;
+                }
+            };
+            // A key file that cannot even be tried (hostile KDF parameters, bad material) must not
+            // stop the others from opening: anyone who can write `keys/` could plant one.
+            match object::open_keyfile(&kf, &id, password) {
+                Ok(Some(keys)) => return Self::finish_open(backend, keys, id, opts),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("key {id}: {e}; skipped"),
+            }
+        }
+        Err(Error::WrongPassword)
+    }
+
+    /// Opens a repository with key material already at hand (tests; write-only keys).
+    pub fn open_with_keys(
+        backend: DynBackend,
+        keys: MasterKeys,
+        key_id: KeyId,
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
+        Self::finish_open(backend, keys, key_id, opts)
+    }
+
+    fn finish_open(backend: DynBackend, keys: MasterKeys, key_id: KeyId, opts: &OpenOptions) -> Result<Repository> {
+        let loc = backend.location();
+        let mut numbered: Vec<(u64, String)> = backend
+            .list("config/")?
+            .into_iter()
+            .filter_map(|o| config::parse_path(&o.path).map(|n| (n, o.path)))
+            .collect();
+        numbered.sort();
+        let mut chosen = None;
+        let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
+        let mut decoded = Vec::new();
+        // Why each config object was passed over, for the error when none rules.
+        let mut problems: Vec<String> = Vec::new();
+        for (n, p) in &numbered {
+            let bytes = backend.read(p)?;
+            hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
+            match object::decode_config(&keys, *n, &bytes) {
+                Ok(c) => decoded.push((*n, c)),
+                Err(e) => {
+                    tracing::warn!("config {n}: {e}");
+                    problems.push(format!("{p}: {e}"));
+                }
+            }
+        }
+        for (n, c) in decoded.into_iter().rev() {
+            let chained = match c.previous() {
+                None => n == 1,
+                // `config/0000000000` has no predecessor: never chained (and no underflow).
+                Some(h) => n.checked_sub(1).and_then(|p| hashes.get(&p)) == Some(&h),
+            };
+            if chained {
+                chosen = Some((n, c));
+                break;
+            }
+            tracing::warn!("config {n}: does not chain to config {}", n.saturating_sub(1));
+            problems.push(format!("{}: does not chain to config {}", config::path(n), n.saturating_sub(1)));
+        }
+        let Some((config_n, config)) = chosen else {
+            let why = if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) };
+            return Err(Error::RepoInvalid {
+                location: loc,
+                reason: format!("no config object verifies with this key{why}"),
+            });
+        };
+        if config.format_version() != FORMAT_VERSION {
+            return Err(Error::RepoInvalid {
+                location: loc,
+                reason: format!("format version {} is not supported by this cairn", config.format_version()),
+            });
+        }
+        let chunker = Chunker::new(config.chunker(), &keys.chunk_key)
+            .map_err(|e| Error::RepoInvalid { location: loc.clone(), reason: e })?;
+        let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
+        let cache = if opts.no_cache { Cache::temporary(None)? } else { Cache::open(&root, &keys.repo_id)? };
+        let repo = Repository {
+            backend,
+            keys,
+            key_id,
+            config,
+            config_n,
+            cache: std::sync::Arc::new(cache),
+            chunker,
+            sessions: Mutex::new(HashMap::new()),
+            index_synced: std::sync::atomic::AtomicBool::new(false),
+            sync_lock: Mutex::new(()),
+        };
+        if !opts.no_cache {
+            repo.check_pin(&root)?;
+        }
+        Ok(repo)
+    }
+
+    /// Client-side pinning: the repository at this location must keep its id and
+    /// keys, and its config chain must not go backwards.
+    fn check_pin(&self, root: &std::path::Path) -> Result<()> {
+        let path = pin_path(root, &self.backend.location());
+        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| root.join("pins"));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let fp = hex::encode(self.keys.fingerprint());
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
+            let pinned_id = v["repository_id"].as_str().unwrap_or_default();
+            let pinned_fp = v["fingerprint"].as_str().unwrap_or_default();
+            let pinned_n = v["config"].as_u64().unwrap_or(0);
+            if !pinned_id.is_empty() && (pinned_id != self.keys.repo_id.to_hex() || pinned_fp != fp) {
+                return Err(Error::RepoInvalid {
+                    location: self.backend.location(),
+                    reason: format!(
+                        "this location held repository {pinned_id} before and now holds another ({}); if that is intended, remove {}",
+                        self.keys.repo_id,
+                        path.display()
+                    ),
+                });
+            }
+            if self.config_n < pinned_n {
+                return Err(Error::RepoInvalid {
+                    location: self.backend.location(),
+                    reason: format!("its config went back from number {pinned_n} to {} (rolled back?)", self.config_n),
+                });
+            }
+        }
+        let _ = std::fs::create_dir_all(&dir);
+        let v = serde_json::json!({
+            "location": self.backend.location(),
+            "repository_id": self.keys.repo_id.to_hex(),
+            "fingerprint": fp,
+            "config": self.config_n,
+        });
+        let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
+        if std::fs::write(&tmp, v.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+        Ok(())
+    }
+}

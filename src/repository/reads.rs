@@ -1,0 +1,133 @@
+//! Reading blobs and trees: locating a blob through the cache, opening it with its session key,
+//! verifying its id, and following directory continuations and chunk lists.
+
+use super::Repository;
+use crate::blob;
+use crate::cache::Location;
+use crate::crypto::Session;
+use crate::error::{Error, Result};
+use crate::id::{pack_path, BlobId, BlobKind};
+use crate::tree::{Content, Node, TreeBlob};
+use std::collections::HashSet;
+
+impl Repository {
+    /// The session of `public`, derived once per process.
+    pub(super) fn session(&self, public: &[u8; 32]) -> Result<Session> {
+        let mut m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = m.get(public) {
+            return Ok(s.clone());
+        }
+        let s = Session::for_reading(&self.keys, public)?;
+        m.insert(*public, s.clone());
+        Ok(s)
+    }
+
+    /// Where a blob is stored. The first lookup in a process brings the cache up to date with the
+    /// index files (a fresh or deleted cache, another host's new snapshot, or a prune elsewhere
+    /// that replaced index files and deleted packs the cache still names): one listing of
+    /// `index/`, and only new files are read.
+    pub fn locate(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<Location>> {
+        if !self.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+            let _g = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+                self.sync_index()?;
+            }
+        }
+        self.cache.lookup(kind, id)
+    }
+
+    /// Opens a sealed blob read from `loc` and verifies its id.
+    pub fn open_blob_at(&self, loc: &Location, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
+        let session = self.session(&loc.session)?;
+        let plain = blob::open_blob(session.key(), &self.keys.repo_id, loc.kind, id, sealed, loc.plain_length as usize)
+            .map_err(|e| Error::corrupt("blob", format!("{id} in pack {}", loc.pack), e))?;
+        if self.keys.content_id(&plain) != *id {
+            return Err(Error::corrupt("blob", format!("{id} in pack {}", loc.pack), "content does not match its id"));
+        }
+        Ok(plain)
+    }
+
+    /// Reads, opens and verifies one blob, trying every known location. When every location
+    /// names a pack that is gone, the cache is brought up to date once (a prune elsewhere may
+    /// have moved the blob) and the lookup is tried again.
+    pub fn read_blob(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+        match self.read_blob_once(kind, id) {
+            Err(e) if e.is_not_found() => {
+                self.sync_index()?;
+                self.read_blob_once(kind, id)
+            }
+            r => r,
+        }
+    }
+
+    fn read_blob_once(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+        let locs = self.locate(kind, id)?;
+        if locs.is_empty() {
+            return Err(Error::corrupt("blob", id, format!("{kind} blob is not in any index")));
+        }
+        let mut last = None;
+        for loc in &locs {
+            let r = self
+                .backend
+                .read_range(&pack_path(loc.kind, &loc.pack), loc.offset, loc.length as u64)
+                .and_then(|sealed| self.open_blob_at(loc, id, &sealed));
+            match r {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one location"))
+    }
+
+    /// Reads a tree blob.
+    pub fn read_tree_blob(&self, id: &BlobId) -> Result<TreeBlob> {
+        let b = self.read_blob(BlobKind::Tree, id)?;
+        TreeBlob::decode(&b).map_err(|e| Error::corrupt("tree", id, e))
+    }
+
+    /// All nodes of a directory, following continuation blobs.
+    pub fn load_dir(&self, id: &BlobId) -> Result<Vec<Node>> {
+        let mut out = Vec::new();
+        let mut next = Some(*id);
+        let mut seen = HashSet::new();
+        while let Some(t) = next {
+            if !seen.insert(t) {
+                return Err(Error::corrupt("tree", id, "continuation loop"));
+            }
+            match self.read_tree_blob(&t)? {
+                TreeBlob::DirV1 { nodes, next: n } => {
+                    out.extend(nodes);
+                    next = n;
+                }
+                TreeBlob::ChunkListV1 { .. } => {
+                    return Err(Error::corrupt("tree", t, "a chunk list where a directory was expected"))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The data blob ids of a file's content.
+    pub fn content_ids(&self, content: &Content) -> Result<Vec<BlobId>> {
+        match content {
+            Content::Chunks(v) => Ok(v.clone()),
+            Content::Indirect { lists, count } => {
+                let mut out = Vec::new();
+                for l in lists {
+                    match self.read_tree_blob(l)? {
+                        TreeBlob::ChunkListV1 { ids } => out.extend(ids),
+                        _ => return Err(Error::corrupt("tree", l, "expected a chunk list")),
+                    }
+                }
+                if out.len() as u64 != *count {
+                    return Err(Error::corrupt(
+                        "tree",
+                        lists.first().map(|l| l.to_hex()).unwrap_or_default(),
+                        "chunk list count mismatch",
+                    ));
+                }
+                Ok(out)
+            }
+        }
+    }
+}
