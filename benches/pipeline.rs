@@ -444,7 +444,7 @@ fn bench_pipeline(c: &mut Criterion) {
     });
 
     // Restore of the first snapshot into a fresh directory (no verify); cleanup is not timed.
-    let root = repo.load_snapshot(&snap).expect("load the snapshot").v1().root;
+    let root = repo.load_snapshot(&snap).expect("load the snapshot").root();
     let out = tempfile::tempdir().expect("temp dir");
     let mut n = 0u64;
     g.bench_function("restore", |b| {

@@ -18,8 +18,8 @@
 //!
 //! Every concept module is re-exported at the crate root (`cairn::id`, `cairn::backup`, ...).
 //!
-//! Without the default `cache` feature only the layers below the repository build (no RocksDB):
-//! that is what the fuzz targets link.
+//! Without the default `cache` feature only the format, codec and backend layers build, with the
+//! retention policy and `fsmeta` (no RocksDB): that is what the fuzz targets link.
 //!
 //! The normative description of every stored byte is `format-spec/` in the source tree.
 #![warn(missing_docs)]

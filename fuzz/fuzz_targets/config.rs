@@ -33,13 +33,13 @@ fuzz_target!(|data: &[u8]| {
     let verified = object::decode_config(&keys, n, &bytes);
     if let Ok(c) = &verified {
         assert_eq!(unverified.as_ref(), Ok(c));
-        assert_eq!(c.v1().repo_id, keys.repo_id);
+        assert_eq!(c.repo_id(), keys.repo_id);
         // A config that verifies has parameters the chunker takes.
-        Chunker::new(c.v1().chunker, &keys.chunk_key).expect("a verified config's chunker builds");
+        Chunker::new(c.chunker(), &keys.chunk_key).expect("a verified config's chunker builds");
     }
     assert!(object::decode_config(&keys, n.wrapping_add(1), &bytes).is_err(), "the MAC must bind the number");
     if let Ok(c) = &unverified {
-        let _ = (c.v1().created.to_rfc3339(), c.v1().chunker.validate());
+        let _ = (c.created().to_rfc3339(), c.chunker().validate());
         let again = object::encode_config(&keys, n, c);
         assert_eq!(config::decode_unverified(&again).as_ref(), Ok(c), "config round trip");
         assert_eq!(object::decode_config(&keys, n, &again).is_ok(), verified.is_ok());

@@ -29,8 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let mut framed = KEY_MAGIC.to_vec();
     framed.extend_from_slice(data);
     if let Ok(kf) = keyfile::decode(&framed) {
-        let k = kf.v1();
-        let _ = (k.created.to_rfc3339(), k.host.len(), k.sealed.len());
+        let _ = (kf.created().to_rfc3339(), kf.host().len(), kf.sealed().len());
         let mut again = KEY_MAGIC.to_vec();
         again.extend_from_slice(&postcard::to_allocvec(&kf).unwrap());
         assert_eq!(keyfile::decode(&again).as_ref(), Ok(&kf), "key file round trip");
@@ -39,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     for kind in [KeyKind::Full, KeyKind::WriteOnly] {
         let kf = fixed_file(kind);
         if let Ok(m) = object::decode_key_material(&kf, data) {
-            assert_eq!(m.repo_id, kf.v1().repo_id);
+            assert_eq!(m.repo_id, kf.repo_id());
             assert_eq!(m.can_read(), kind == KeyKind::Full);
             let _ = (m.index_seal_key(), m.fingerprint());
             let again = postcard::to_allocvec(&m).unwrap();

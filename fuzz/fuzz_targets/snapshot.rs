@@ -25,9 +25,8 @@ fuzz_target!(|data: &[u8]| {
     static SESSION: OnceLock<Session> = OnceLock::new();
     let session = SESSION.get_or_init(|| Session::for_reading(&common::keys(), &[0x42; 32]).expect("full keys read"));
     if let Ok(s) = &plain {
-        let v = s.v1();
-        let _ = (s.display_paths(), v.source.describe(), v.time.to_rfc3339(), v.summary.started.to_rfc3339());
-        let _ = (v.root.short(), v.parent.map(|p| p.to_hex()));
+        let _ = (s.display_paths(), s.source().describe(), s.time().to_rfc3339(), s.summary().started.to_rfc3339());
+        let _ = (s.root().short(), s.parent().map(|p| p.to_hex()));
         let bytes = object::encode_snapshot(&keys, session, &id, s);
         assert_eq!(object::decode_snapshot(&keys, &id, &bytes).as_ref(), Ok(s), "snapshot round trip");
     }

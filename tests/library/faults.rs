@@ -97,7 +97,7 @@ fn fixture() -> Fixture {
 pub(crate) fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, target: &Path) {
     let s = repo.load_snapshot(snap).unwrap();
     let o = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
-    let r = restore(repo, &s.v1().root, None, &o, &NoRestoreProgress).unwrap();
+    let r = restore(repo, &s.root(), None, &o, &NoRestoreProgress).unwrap();
     assert!(r.errors.is_empty(), "restore of {snap:?}: {:?}", r.errors);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(files(&restored), files(src), "restore of {snap:?} differs from {src:?}");

@@ -990,20 +990,19 @@ fn vector_key_files() {
         let password = text(&format!("/key_files/{i}/password"));
         assert_eq!(&bytes[..8], b"CAIRNKEY");
         let kf = keyfile::decode(&bytes).unwrap();
-        let k = kf.v1();
-        assert_eq!(k.kdf, KdfParams::MINIMUM);
-        assert_eq!(k.repo_id, keys.repo_id);
+        assert_eq!(kf.kdf(), KdfParams::MINIMUM);
+        assert_eq!(kf.repo_id(), keys.repo_id);
         let opened =
             object::open_keyfile(&kf, &id, password.as_bytes()).unwrap().expect("the password opens the key file");
         assert_eq!(opened, want);
-        assert_eq!(k.kind == keyfile::KeyKind::Full, want.can_read());
+        assert_eq!(kf.kind() == keyfile::KeyKind::Full, want.can_read());
         // By hand: argon2id KEK, then the AEAD with kind 6 and the key id.
         let mut kek = [0u8; 32];
-        let params = argon2::Params::new(k.kdf.m_kib, k.kdf.t, k.kdf.p, Some(32)).unwrap();
+        let params = argon2::Params::new(kf.kdf().m_kib, kf.kdf().t, kf.kdf().p, Some(32)).unwrap();
         argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-            .hash_password_into(password.as_bytes(), &k.salt, &mut kek)
+            .hash_password_into(password.as_bytes(), kf.salt(), &mut kek)
             .unwrap();
-        let plain = spec::open(&kek, &spec::aad(&keys.repo_id.0, 6, &id.0), &k.sealed).unwrap();
+        let plain = spec::open(&kek, &spec::aad(&keys.repo_id.0, 6, &id.0), kf.sealed()).unwrap();
         assert_eq!(spec::master_keys(&plain), want);
         if i == 0 {
             assert!(object::open_keyfile(&kf, &id, b"wrong").unwrap().is_none());
@@ -1517,7 +1516,7 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
     let snaps: Vec<SnapshotId> = full.list_snapshots().unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(snaps.len(), 2);
     assert!(snaps.contains(&snap1) && snaps.contains(&snap2));
-    let root2 = full.load_snapshot(&snap2).unwrap().v1().root;
+    let root2 = full.load_snapshot(&snap2).unwrap().root();
     for (name, want) in
         [("big.bin", xof("big", 3 * 1024 * 1024 + 17)), ("new.txt", b"only in the second backup\n".to_vec())]
     {

@@ -192,7 +192,7 @@ fn a_snapshot_written_by_a_session_that_began_before_the_mark_rescues_its_packs(
     let keep_b = repo.load_snapshot(&fx.kept).unwrap();
     repo.remove_snapshot(&fx.kept).unwrap();
     let w = Writer::new(&repo, WriterOptions::default(), "backup").unwrap();
-    assert!(w.is_known(cairn::id::BlobKind::Tree, &keep_b.v1().root).unwrap());
+    assert!(w.is_known(cairn::id::BlobKind::Tree, &keep_b.root()).unwrap());
     let (plan, _) = run(&repo, &PruneOptions { lease_timeout_secs: 3600, ..eager() }, false).unwrap();
     assert!(plan.mark.is_some());
     let late = w.commit(&keep_b).unwrap();
@@ -398,7 +398,7 @@ fn backups_running_while_prune_loops_with_no_grace_lose_nothing() {
                     // Forget this source's older snapshots now and then, so prune has work.
                     if r % 2 == 1 {
                         for (sid, snap) in repo.list_snapshots().unwrap() {
-                            let mine = snap.v1().paths.iter().any(|p| p == src.as_os_str().as_encoded_bytes());
+                            let mine = snap.paths().iter().any(|p| p == src.as_os_str().as_encoded_bytes());
                             if mine && sid != id {
                                 repo.remove_snapshot(&sid).unwrap();
                                 acknowledged.lock().unwrap().retain(|(a, _, _)| *a != sid);
@@ -447,7 +447,7 @@ fn backups_running_while_prune_loops_with_no_grace_lose_nothing() {
         let target = fx.base.join(format!("restore-conc-{i}"));
         let s = repo.load_snapshot(id).unwrap();
         let o = cairn::restore::RestoreOptions { target: target.clone(), ..Default::default() };
-        let r = cairn::restore::restore(&repo, &s.v1().root, None, &o, &cairn::restore::NoRestoreProgress).unwrap();
+        let r = cairn::restore::restore(&repo, &s.root(), None, &o, &cairn::restore::NoRestoreProgress).unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!(&files(&target.join(src.strip_prefix("/").unwrap())), content, "snapshot {id:?} of {src:?}");
     }

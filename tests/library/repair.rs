@@ -54,7 +54,7 @@ fn one_lost_tree_blob_costs_only_what_it_listed() {
     let repo = Repository::init(backend, b"repair", &InitOptions::default(), &opts).unwrap();
     let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
     let original: SnapshotId = r.snapshot_id.unwrap();
-    let root = repo.load_snapshot(&original).unwrap().v1().root;
+    let root = repo.load_snapshot(&original).unwrap().root();
 
     // Damage the listing of `lost/` and the second part of `big/`.
     damage_tree_blob(&repo, &dir, &dir_tree(&repo, &root, &src.join("lost")));
@@ -74,10 +74,10 @@ fn one_lost_tree_blob_costs_only_what_it_listed() {
 
     let repaired = SnapshotId::from_hex(d.repaired.as_deref().unwrap()).unwrap();
     let snap = repo.load_snapshot(&repaired).unwrap();
-    assert!(snap.v1().tags.iter().any(|t| t == &format!("lost:{}/", lost_dir.display())), "{:?}", snap.v1().tags);
+    assert!(snap.tags().iter().any(|t| t == &format!("lost:{}/", lost_dir.display())), "{:?}", snap.tags());
     let target = base.join("restored");
     let o = RestoreOptions { target: target.clone(), ..Default::default() };
-    let res = restore(&repo, &snap.v1().root, None, &o, &NoRestoreProgress).unwrap();
+    let res = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
     assert!(res.errors.is_empty(), "{:?}", res.errors);
     let at = |p: &str| target.join(src.strip_prefix("/").unwrap()).join(p);
     assert_eq!(std::fs::read(at("keep/a.txt")).unwrap(), b"keep me\n");
