@@ -12,6 +12,7 @@ pub const KEY_MAGIC: &[u8; 8] = b"CAIRNKEY";
 
 /// What a key grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KeyKind {
     /// Read and write everything.
     Full,

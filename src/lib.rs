@@ -6,7 +6,8 @@
 //! - crypto and compression: [`crypto`], [`compress`], [`chunker`]
 //! - storage: [`backend`]; local state: [`cache`]
 //! - the repository: [`repository`], [`writer`]
-//! - operations: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`], [`repair`]; the pure retention policy: [`retention`]
+//! - operations: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`], [`repair`],
+//!   [`keys`], [`select`], [`scan`], [`probe`]; the pure retention policy: [`retention`]
 //!
 //! Without the default `cache` feature only the format layers build (no RocksDB): that is what the
 //! fuzz targets link.
@@ -38,8 +39,11 @@ pub mod fsmeta;
 pub mod id;
 pub mod index;
 pub mod keyfile;
+#[cfg(feature = "cache")]
+pub mod keys;
 pub mod lease;
 pub mod pack;
+pub mod probe;
 #[cfg(feature = "cache")]
 pub mod prune;
 #[cfg(feature = "cache")]
@@ -49,6 +53,10 @@ pub mod repository;
 #[cfg(feature = "cache")]
 pub mod restore;
 pub mod retention;
+#[cfg(feature = "cache")]
+pub mod scan;
+#[cfg(feature = "cache")]
+pub mod select;
 pub mod snapshot;
 pub mod tree;
 pub mod units;

@@ -57,7 +57,7 @@ impl Default for InitOptions {
 }
 
 /// A key file as `key list` shows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct KeyInfo {
     /// Its id.
     pub id: KeyId,
