@@ -6,7 +6,7 @@ use crate::crypto::KdfParams;
 use crate::error::{Error, Result};
 use crate::id::{KeyId, RepoId};
 use crate::keyfile::{self, KeyKind};
-use crate::repository::Repository;
+use crate::repository::{KeyInfo, Repository};
 use crate::tree::Time;
 use serde::Serialize;
 
@@ -40,6 +40,16 @@ pub struct PasswordChange {
     pub key_id: KeyId,
     /// The key file of the old password, now removed.
     pub removed: KeyId,
+}
+
+impl KeyInfo {
+    /// `full` or `write-only`, as listings write the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            KeyKind::Full => "full",
+            KeyKind::WriteOnly => "write-only",
+        }
+    }
 }
 
 impl Repository {

@@ -4,7 +4,6 @@ use crate::cli::args::KeyCommand;
 use crate::cli::output::Text;
 use crate::cli::{open, Ctx, Outcome};
 use cairn::id::KeyId;
-use cairn::keyfile::KeyKind;
 
 /// `key add --json`.
 #[derive(serde::Serialize)]
@@ -17,13 +16,6 @@ struct Added {
 #[derive(serde::Serialize)]
 struct Removed {
     removed: KeyId,
-}
-
-fn kind_name(k: KeyKind) -> &'static str {
-    match k {
-        KeyKind::Full => "full",
-        KeyKind::WriteOnly => "write-only",
-    }
 }
 
 pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
@@ -40,7 +32,7 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
                         "{}{:<8}  {:<10}  {:<20}  {:<12}  {}",
                         if k.current { "*" } else { " " },
                         k.id.short(),
-                        kind_name(k.kind),
+                        k.kind_name(),
                         k.created.to_rfc3339().chars().take(19).collect::<String>(),
                         k.user,
                         k.host
