@@ -1,5 +1,5 @@
 //! The `cairn` command line (binary only; the library never sees it): [`args`] is the clap
-//! definition with typed values, [`open`] finds the password and opens the repository, [`output`]
+//! definition, [`values`] its typed value parsers, [`open`] finds the password and opens the repository, [`output`]
 //! is the one printer, and `cmd/` holds one file per command, each turning its arguments into
 //! library options, calling the library and printing the typed result. The contract it keeps is
 //! `docs/cli-contract.md`.
@@ -8,6 +8,7 @@ pub mod args;
 mod cmd;
 pub mod open;
 pub mod output;
+pub mod values;
 
 use args::{Cli, Global};
 use output::Printer;
