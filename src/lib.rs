@@ -11,9 +11,10 @@
 //!    [`codec::packer`] (packs and their headers) go through.
 //! 3. [`backend`]: storage services.
 //! 4. [`repository`]: an open repository (open, index sync, reads, snapshots, keys), the write
-//!    side [`writer`] and the local [`cache`].
+//!    side [`writer`], the local [`cache`], and the [`probe`] of a location before opening.
 //! 5. [`ops`]: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`],
-//!    [`repair`]; the pure retention policy [`retention`]; the file-metadata calls [`fsmeta`].
+//!    [`repair`], key management [`keys`], snapshot selection [`select`], the size scan for
+//!    progress [`scan`]; the pure retention policy [`retention`]; the file-metadata calls [`fsmeta`].
 //! 6. the `cairn` binary (`src/main.rs`, `src/cli/`), which is not part of the library.
 //!
 //! Every concept module is re-exported at the crate root (`cairn::id`, `cairn::backup`, ...).
@@ -34,9 +35,9 @@ pub mod repository;
 pub use codec::{blob, chunker, compress, crypto};
 pub use format::{config, error, filter, id, index, keyfile, lease, pack, snapshot, time, tree, units};
 #[cfg(feature = "cache")]
-pub use ops::{backup, browse, check, copy, forget, prune, repair, restore};
+pub use ops::{backup, browse, check, copy, forget, keys, prune, repair, restore, scan, select};
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]
-pub use repository::{cache, writer};
+pub use repository::{cache, probe, writer};
 
 pub use error::{Error, Result};

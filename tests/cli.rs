@@ -16,6 +16,8 @@ mod servers;
 
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/contract.rs"]
+mod contract;
 #[path = "cli/control.rs"]
 mod control;
 #[path = "cli/copy.rs"]
@@ -26,6 +28,8 @@ mod corruption;
 mod dedup;
 #[path = "cli/forget.rs"]
 mod forget;
+#[path = "cli/grammar.rs"]
+mod grammar;
 #[path = "cli/options.rs"]
 mod options;
 #[path = "cli/prune.rs"]

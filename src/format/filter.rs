@@ -78,31 +78,6 @@ impl Patterns {
     }
 }
 
-/// Parses a size like `10M`, `1G`, `512K`, `100` (bytes; binary multiples).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mul) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => {
-            let unit = s[i..].to_ascii_uppercase();
-            let m = match unit.trim_end_matches("IB").trim_end_matches('B') {
-                "" => 1,
-                "K" => 1 << 10,
-                "M" => 1 << 20,
-                "G" => 1 << 30,
-                "T" => 1u64 << 40,
-                _ => return Err(format!("unknown size unit in {s:?}")),
-            };
-            (&s[..i], m)
-        }
-        None => (s, 1),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| format!("not a size: {s:?}"))?;
-    if n < 0.0 {
-        return Err(format!("negative size {s:?}"));
-    }
-    Ok((n * mul as f64) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,14 +93,5 @@ mod tests {
         assert!(!p.matches(Path::new("/src/tmp/sub/a.o")));
         let ci = Patterns::new([("*.JPG", true)]).unwrap();
         assert!(ci.matches(Path::new("/x/a.jpg")));
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10M").unwrap(), 10 << 20);
-        assert_eq!(parse_size("1K").unwrap(), 1024);
-        assert_eq!(parse_size("7").unwrap(), 7);
-        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
-        assert!(parse_size("x").is_err());
     }
 }

@@ -16,8 +16,32 @@ pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        ///
+        /// Serialized as its 32 bytes in the stored (binary) formats and as 64 hex digits in
+        /// human-readable ones (`--json`).
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub [u8; 32]);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    Self::from_hex(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a 64-digit hex id")))
+                } else {
+                    <[u8; 32]>::deserialize(d).map(Self)
+                }
+            }
+        }
 
         impl $name {
             /// The id as 64 lowercase hex digits.
@@ -136,6 +160,17 @@ mod tests {
         assert_eq!(BlobId::from_hex(&id.to_hex()), Some(id));
         assert_eq!(BlobId::from_hex("zz"), None);
         assert_eq!(id.short().len(), 8);
+    }
+
+    #[test]
+    fn ids_are_hex_in_json_and_bytes_in_postcard() {
+        let id = SnapshotId([0xab; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<SnapshotId>(&json).unwrap(), id);
+        let bin = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(bin, vec![0xab; 32]);
+        assert_eq!(postcard::from_bytes::<SnapshotId>(&bin).unwrap(), id);
     }
 
     #[test]

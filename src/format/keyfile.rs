@@ -30,6 +30,7 @@ impl KdfParams {
 
 /// What a key grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KeyKind {
     /// Read and write everything.
     Full,

@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 /// A point in time: seconds and nanoseconds since the Unix epoch (UTC).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Serialized as `{secs, nanos}` in the stored (binary) formats and as RFC 3339 text in
+/// human-readable ones (`--json`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Time {
     /// Seconds since 1970-01-01T00:00:00Z (negative before).
     pub secs: i64,
@@ -31,6 +34,35 @@ impl Time {
         match jiff::Timestamp::new(self.secs, self.nanos.min(999_999_999) as i32) {
             Ok(t) => t.to_string(),
             Err(_) => format!("@{}.{:09}", self.secs, self.nanos),
+        }
+    }
+}
+
+/// The stored layout of [`Time`].
+#[derive(Serialize, Deserialize)]
+struct TimeFields {
+    secs: i64,
+    nanos: u32,
+}
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_rfc3339())
+        } else {
+            TimeFields { secs: self.secs, nanos: self.nanos }.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            let t: jiff::Timestamp = s.parse().map_err(serde::de::Error::custom)?;
+            Ok(Time { secs: t.as_second(), nanos: t.subsec_nanosecond().max(0) as u32 })
+        } else {
+            TimeFields::deserialize(d).map(|f| Time { secs: f.secs, nanos: f.nanos })
         }
     }
 }

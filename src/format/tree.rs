@@ -92,6 +92,42 @@ pub struct Node {
 }
 
 impl Node {
+    /// The mode as `ls -l` writes it: the type letter and the permission bits with setuid,
+    /// setgid and sticky, e.g. `-rwxr-xr-x`, `drwxrwxrwt`, `-rwsr-S---`.
+    pub fn mode_string(&self) -> String {
+        let t = match self.kind {
+            NodeKind::File { .. } => '-',
+            NodeKind::Dir { .. } => 'd',
+            NodeKind::Symlink { .. } => 'l',
+            NodeKind::Fifo => 'p',
+            NodeKind::CharDevice { .. } => 'c',
+            NodeKind::BlockDevice { .. } => 'b',
+            NodeKind::Socket => 's',
+        };
+        let m = self.mode;
+        let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
+        let x = |exec: u32, special: u32, set: char, unset: char| match (m & exec != 0, m & special != 0) {
+            (true, true) => set,
+            (false, true) => unset,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
+        [
+            t,
+            bit(0o400, 'r'),
+            bit(0o200, 'w'),
+            x(0o100, 0o4000, 's', 'S'),
+            bit(0o040, 'r'),
+            bit(0o020, 'w'),
+            x(0o010, 0o2000, 's', 'S'),
+            bit(0o004, 'r'),
+            bit(0o002, 'w'),
+            x(0o001, 0o1000, 't', 'T'),
+        ]
+        .into_iter()
+        .collect()
+    }
+
     /// The type name used in listings.
     pub fn type_name(&self) -> &'static str {
         match self.kind {
@@ -180,6 +216,34 @@ mod tests {
             hardlink: 0,
             xattrs: vec![],
         }
+    }
+
+    #[test]
+    fn mode_strings() {
+        let mut n = node(b"f");
+        assert_eq!(n.mode_string(), "prw-r--r--");
+        n.kind = NodeKind::Dir { tree: BlobId([0; 32]) };
+        n.mode = 0o1777;
+        assert_eq!(n.mode_string(), "drwxrwxrwt");
+        n.kind = NodeKind::File { content: Content::Chunks(vec![]) };
+        n.mode = 0o6740;
+        assert_eq!(n.mode_string(), "-rwsr-S---");
+    }
+
+    #[test]
+    fn time_is_text_in_json_and_fields_in_postcard() {
+        let t = Time { secs: 1_709_294_400, nanos: 5 };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2024-03-01T12:00:00.000000005Z\"");
+        assert_eq!(serde_json::from_str::<Time>(&json).unwrap(), t);
+        let bin = postcard::to_allocvec(&t).unwrap();
+        assert_eq!(postcard::from_bytes::<Time>(&bin).unwrap(), t);
+        #[derive(serde::Serialize)]
+        struct Old {
+            secs: i64,
+            nanos: u32,
+        }
+        assert_eq!(bin, postcard::to_allocvec(&Old { secs: t.secs, nanos: t.nanos }).unwrap());
     }
 
     #[test]

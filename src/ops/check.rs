@@ -45,6 +45,28 @@ pub enum ReadData {
     },
 }
 
+impl std::str::FromStr for ReadData {
+    type Err = String;
+    /// A share as written after `--read-data-subset`: `N/M` (part N of M, e.g. `1/30`) or `P%`
+    /// (0 < P <= 100, e.g. `10%`).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{s:?} is not a share: write N/M (e.g. 1/30) or P% (e.g. 10%)");
+        if let Some(p) = s.trim().strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(ReadData::Percent(p));
+        }
+        let (n, m) = s.split_once('/').ok_or_else(bad)?;
+        let (n, m): (u64, u64) = (n.trim().parse().map_err(|_| bad())?, m.trim().parse().map_err(|_| bad())?);
+        if m == 0 || n == 0 || n > m {
+            return Err(bad());
+        }
+        Ok(ReadData::Subset { n, m })
+    }
+}
+
 impl ReadData {
     /// True when the pack is in the selected share.
     pub fn selects(&self, id: &PackId) -> bool {

@@ -51,8 +51,9 @@ pub enum Rules {
     File(PolicyFile),
 }
 
-/// One group and the verdicts on its snapshots (newest first).
-#[derive(Clone, Debug)]
+/// One group and the verdicts on its snapshots (newest first). Serializes as the `groups` items
+/// of `forget --json` (docs/cli-contract.md).
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Group {
     /// The host, when grouping by host.
     pub host: Option<String>,
@@ -61,7 +62,27 @@ pub struct Group {
     /// The tags, when grouping by tags.
     pub tags: Option<Vec<String>>,
     /// The verdicts.
+    #[serde(rename = "snapshots", serialize_with = "serialize_decisions")]
     pub decisions: Vec<Decision>,
+}
+
+/// Each verdict as `{id, short_id, time, keep, reasons}`.
+fn serialize_decisions<S: serde::Serializer>(ds: &[Decision], s: S) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Verdict<'a> {
+        id: SnapshotId,
+        short_id: String,
+        time: crate::tree::Time,
+        keep: bool,
+        reasons: &'a [String],
+    }
+    s.collect_seq(ds.iter().map(|d| Verdict {
+        id: d.id,
+        short_id: d.id.short(),
+        time: d.time,
+        keep: d.keep,
+        reasons: &d.reasons,
+    }))
 }
 
 impl Group {

@@ -14,9 +14,15 @@ pub mod copy;
 pub mod forget;
 pub mod fsmeta;
 #[cfg(feature = "cache")]
+pub mod keys;
+#[cfg(feature = "cache")]
 pub mod prune;
 #[cfg(feature = "cache")]
 pub mod repair;
 #[cfg(feature = "cache")]
 pub mod restore;
 pub mod retention;
+#[cfg(feature = "cache")]
+pub mod scan;
+#[cfg(feature = "cache")]
+pub mod select;

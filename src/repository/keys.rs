@@ -10,7 +10,7 @@ use crate::repository::identity::{hostname, username};
 use crate::time::Time;
 
 /// A key file as `key list` shows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct KeyInfo {
     /// Its id.
     pub id: KeyId,

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod identity;
 pub mod keys;
 pub mod open;
+pub mod probe;
 pub mod reads;
 pub mod snapshots;
 pub mod sync;

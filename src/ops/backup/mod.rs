@@ -83,6 +83,44 @@ pub struct BackupOptions {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
+/// The walk's selection rules: the backup walk and [`crate::scan`] both decide with these.
+impl BackupOptions {
+    /// True when `path` is left out by the exclude patterns.
+    pub fn excludes_path(&self, path: &Path) -> bool {
+        self.excludes.matches(path)
+    }
+
+    /// True when directory `dir` is left out with its contents: it holds a file named in
+    /// `exclude_if_present`, or (with `exclude_caches`) a valid `CACHEDIR.TAG`.
+    pub fn skips_dir(&self, dir: &Path) -> bool {
+        for n in &self.exclude_if_present {
+            if dir.join(n).symlink_metadata().is_ok() {
+                return true;
+            }
+        }
+        if self.exclude_caches {
+            if let Ok(mut f) = std::fs::File::open(dir.join("CACHEDIR.TAG")) {
+                let mut sig = [0u8; 43];
+                if f.read_exact(&mut sig).is_ok() && &sig == b"Signature: 8a477f597d28d172789f06886806bc55" {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// True when a regular file of `size` bytes is left out (`exclude_larger_than`).
+    pub fn skips_file(&self, size: u64) -> bool {
+        self.exclude_larger_than.is_some_and(|m| size > m)
+    }
+
+    /// True when a directory on device `dev`, below a parent on `parent_dev`, is recorded but not
+    /// entered (`one_file_system`).
+    pub fn stays_out(&self, parent_dev: Option<u64>, dev: u64) -> bool {
+        self.one_file_system && parent_dev.is_some_and(|d| d != dev)
+    }
+}
+
 /// Progress callbacks; every method has an empty default. Called from several threads.
 pub trait Progress: Send + Sync {
     /// A file is being processed.

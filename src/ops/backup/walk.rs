@@ -241,29 +241,12 @@ impl Ctx<'_> {
         true
     }
 
-    pub(super) fn skip_dir(&self, path: &Path) -> bool {
-        for n in &self.opts.exclude_if_present {
-            if path.join(n).symlink_metadata().is_ok() {
-                return true;
-            }
-        }
-        if self.opts.exclude_caches {
-            if let Ok(mut f) = std::fs::File::open(path.join("CACHEDIR.TAG")) {
-                let mut sig = [0u8; 43];
-                if f.read_exact(&mut sig).is_ok() && &sig == b"Signature: 8a477f597d28d172789f06886806bc55" {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
     /// Walks one real entry; false when the backup must stop.
     pub(super) fn entry(&self, path: &Path, name: &[u8], parent_dev: Option<u64>) -> bool {
         if cancelled(self.opts) {
             return false;
         }
-        if self.opts.excludes.matches(path) {
+        if self.opts.excludes_path(path) {
             return true;
         }
         let st = match fsmeta::lstat(path) {
@@ -275,14 +258,14 @@ impl Ctx<'_> {
         };
         match fsmeta::file_type(st.mode) {
             libc::S_IFDIR => {
-                if self.skip_dir(path) {
+                if self.opts.skips_dir(path) {
                     return true;
                 }
                 let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
                 if !self.send(Event::EnterDir(node)) {
                     return false;
                 }
-                let cross = self.opts.one_file_system && parent_dev.is_some_and(|d| d != st.dev);
+                let cross = self.opts.stays_out(parent_dev, st.dev);
                 if !cross {
                     match list_dir_noatime(path) {
                         Ok(mut names) => {
@@ -299,7 +282,7 @@ impl Ctx<'_> {
                 self.send(Event::LeaveDir)
             }
             libc::S_IFREG => {
-                if self.opts.exclude_larger_than.is_some_and(|m| st.size > m) {
+                if self.opts.skips_file(st.size) {
                     return true;
                 }
                 self.file(path, name, &st)

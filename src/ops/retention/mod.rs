@@ -12,11 +12,13 @@
 
 use crate::id::SnapshotId;
 use crate::time::Time;
+use crate::units::DurationSpec;
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 use std::fmt;
 
-/// A calendar duration: `7y`, `90d`, `36h`, `1y6m`, `2w` (y years, m months, w weeks, d days, h hours).
+/// A calendar duration: `7y`, `1y6mo`, `2w`, `90d`, `36h` (written in the one duration grammar,
+/// [`crate::units::DurationSpec`]; retention counts in hours and longer).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CalendarDuration {
     /// Years.
@@ -34,51 +36,31 @@ pub struct CalendarDuration {
 impl std::str::FromStr for CalendarDuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a duration like 7y, 90d, 36h or 1y6m (units: y m w d h)");
-        let mut d = CalendarDuration::default();
-        let mut num = String::new();
-        let mut any = false;
-        for c in s.trim().chars() {
-            if c.is_ascii_digit() {
-                num.push(c);
-                continue;
-            }
-            let n: u32 = num.parse().map_err(|_| bad())?;
-            num.clear();
-            let slot = match c {
-                'y' => &mut d.years,
-                'm' => &mut d.months,
-                'w' => &mut d.weeks,
-                'd' => &mut d.days,
-                'h' => &mut d.hours,
-                _ => return Err(bad()),
-            };
-            *slot = slot.checked_add(n).ok_or_else(bad)?;
-            any = true;
-        }
-        if !num.is_empty() || !any {
-            return Err(bad());
+        let d: DurationSpec = s.parse()?;
+        if d.minutes > 0 || d.seconds > 0 {
+            return Err(format!("{s:?}: retention counts in hours or longer (units: y mo w d h)"));
         }
         if d.years > 10_000 || d.months > 120_000 || d.weeks > 600_000 || d.days > 4_000_000 || d.hours > 90_000_000 {
             return Err(format!("{s:?} is longer than any calendar cairn handles"));
         }
-        Ok(d)
+        Ok(CalendarDuration { years: d.years, months: d.months, weeks: d.weeks, days: d.days, hours: d.hours })
     }
 }
 
 impl fmt::Display for CalendarDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut any = false;
-        for (n, u) in [(self.years, 'y'), (self.months, 'm'), (self.weeks, 'w'), (self.days, 'd'), (self.hours, 'h')] {
-            if n > 0 {
-                write!(f, "{n}{u}")?;
-                any = true;
-            }
+        if *self == CalendarDuration::default() {
+            return f.write_str("0h");
         }
-        if !any {
-            f.write_str("0h")?;
-        }
-        Ok(())
+        let d = DurationSpec {
+            years: self.years,
+            months: self.months,
+            weeks: self.weeks,
+            days: self.days,
+            hours: self.hours,
+            ..DurationSpec::default()
+        };
+        d.fmt(f)
     }
 }
 

@@ -1,0 +1,70 @@
+//! `cairn cat KIND ID`: one repository object as JSON (a data blob as raw bytes without `--json`).
+
+use crate::cli::args::CatCommand;
+use crate::cli::output::Text;
+use crate::cli::{open, Ctx, Outcome};
+use cairn::config::Config;
+use cairn::id::{BlobId, BlobKind, SnapshotId};
+use cairn::select::{self, Filter};
+use cairn::snapshot::Snapshot;
+use serde::Serialize;
+
+/// `cat config`.
+#[derive(Serialize)]
+struct ConfigDoc<'a> {
+    number: u64,
+    config: &'a Config,
+}
+
+/// `cat snapshot`.
+#[derive(Serialize)]
+struct SnapshotDoc {
+    id: SnapshotId,
+    snapshot: Snapshot,
+}
+
+/// `cat blob --json`.
+#[derive(Serialize)]
+struct BlobDoc {
+    id: BlobId,
+    length: usize,
+    hex: String,
+}
+
+/// Prints `doc` as JSON (with or without `--json`: these are dumps).
+fn dump<T: Serialize>(ctx: &Ctx, doc: &T) -> anyhow::Result<Outcome> {
+    ctx.out.result(doc, Text::Data, |w| {
+        serde_json::to_writer_pretty(&mut *w, doc)?;
+        writeln!(w)
+    })?;
+    Ok(Outcome::Done)
+}
+
+pub fn run(ctx: &Ctx, c: CatCommand) -> anyhow::Result<Outcome> {
+    let repo = match c {
+        CatCommand::Config | CatCommand::Key { .. } => open::open(&ctx.g, &ctx.out)?,
+        _ => open::open_reader(&ctx.g, &ctx.out)?,
+    };
+    match c {
+        CatCommand::Config => dump(ctx, &ConfigDoc { number: repo.config_number(), config: repo.config() }),
+        CatCommand::Snapshot { id } => {
+            let (id, snapshot) = select::select(&repo, &id, &Filter::default())?;
+            dump(ctx, &SnapshotDoc { id, snapshot })
+        }
+        CatCommand::Tree { id } => dump(ctx, &repo.read_tree_blob(&id)?),
+        CatCommand::Index { id } => dump(ctx, &repo.read_index(&id)?),
+        CatCommand::Key { id } => {
+            let id = repo.resolve_key(&id.0)?;
+            dump(ctx, &repo.key_file_info(&id)?)
+        }
+        CatCommand::Blob { id } => {
+            let data = repo.read_blob(BlobKind::Data, &id)?;
+            if ctx.out.json() {
+                dump(ctx, &BlobDoc { id, length: data.len(), hex: hex::encode(&data) })
+            } else {
+                ctx.out.bytes(&data)?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+}

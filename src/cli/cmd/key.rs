@@ -1,0 +1,63 @@
+//! `cairn key list|add|remove|passwd`: the key files (passwords) of a repository.
+
+use crate::cli::args::KeyCommand;
+use crate::cli::output::Text;
+use crate::cli::{open, Ctx, Outcome};
+use cairn::id::KeyId;
+
+/// `key add --json`.
+#[derive(serde::Serialize)]
+struct Added {
+    key_id: KeyId,
+    write_only: bool,
+}
+
+/// `key remove --json`.
+#[derive(serde::Serialize)]
+struct Removed {
+    removed: KeyId,
+}
+
+pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
+    let repo = open::open(&ctx.g, &ctx.out)?;
+    let out = &ctx.out;
+    match k {
+        KeyCommand::List => {
+            let keys = repo.list_keys()?;
+            out.result(&keys, Text::Data, |w| {
+                writeln!(w, " {:<8}  {:<10}  {:<20}  {:<12}  HOST", "ID", "KIND", "CREATED", "USER")?;
+                for k in &keys {
+                    writeln!(
+                        w,
+                        "{}{:<8}  {:<10}  {:<20}  {:<12}  {}",
+                        if k.current { "*" } else { " " },
+                        k.id.short(),
+                        k.kind_name(),
+                        k.created.to_rfc3339().chars().take(19).collect::<String>(),
+                        k.user,
+                        k.host
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        KeyCommand::Add { new_password_file, write_only } => {
+            let pw = open::new_password(new_password_file.as_deref())?;
+            let id = repo.add_password(&pw, write_only)?;
+            out.result(&Added { key_id: id, write_only }, Text::Normal, |w| writeln!(w, "added key {}", id.short()))?;
+        }
+        KeyCommand::Remove { id } => {
+            let id = repo.resolve_key(&id.0)?;
+            repo.remove_key(&id, false)?;
+            out.result(&Removed { removed: id }, Text::Normal, |w| writeln!(w, "removed key {}", id.short()))?;
+        }
+        KeyCommand::Passwd { new_password_file } => {
+            let pw = open::new_password(new_password_file.as_deref())?;
+            let c = repo.change_password(&pw)?;
+            out.result(&c, Text::Normal, |w| {
+                writeln!(w, "password changed: key {} replaces {}", c.key_id.short(), c.removed.short())
+            })?;
+        }
+    }
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,52 @@
+//! One file per command. Each has a `run` that turns its arguments into library options, calls
+//! the library, and prints the typed result through the printer. A new command is a file here, a
+//! variant of [`Command`] and its arm below.
+
+mod backup;
+mod cat;
+mod check;
+mod completion;
+mod copy;
+mod dump;
+mod forget;
+mod init;
+mod key;
+mod ls;
+mod prune;
+mod repair;
+mod restore;
+mod snapshots;
+
+use super::args::Command;
+use super::{Ctx, Outcome};
+
+/// Runs `command`.
+pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Init(a) => init::run(ctx, a),
+        Command::Key(a) => key::run(ctx, a),
+        Command::Backup(a) => backup::run(ctx, a),
+        Command::Snapshots(a) => snapshots::run(ctx, a),
+        Command::Ls(a) => ls::run(ctx, a),
+        Command::Restore(a) => restore::run(ctx, a),
+        Command::Dump(a) => dump::run(ctx, a),
+        Command::Forget(a) => forget::run(ctx, a),
+        Command::Prune(a) => prune::run(ctx, &a.opts, a.dry_run, None),
+        Command::Check(a) => check::run(ctx, a),
+        Command::Repair(a) => repair::run(ctx, a),
+        Command::Copy(a) => copy::run(ctx, a),
+        Command::Cat(a) => cat::run(ctx, a),
+        Command::Completion(a) => completion::completion(a),
+        Command::Man(a) => completion::man(a),
+    }
+}
+
+/// A report with the run's `dry_run` flag beside its fields (`repair index`, `copy`).
+#[derive(serde::Serialize)]
+pub struct WithDryRun<'a, T> {
+    /// True when nothing was changed.
+    pub dry_run: bool,
+    /// The report.
+    #[serde(flatten)]
+    pub report: &'a T,
+}

@@ -1,0 +1,171 @@
+//! `cairn restore`: a snapshot (or a subtree, or the snapshot `--as-of` a time) into a directory.
+
+use crate::cli::args::RestoreArgs;
+use crate::cli::output::{RestoreProgress, Text};
+use crate::cli::{open, CliError, Ctx, Outcome};
+use anyhow::anyhow;
+use cairn::backup::PathMessage;
+use cairn::filter::Patterns;
+use cairn::id::SnapshotId;
+use cairn::restore::{self, RestoreOptions};
+use cairn::select::{self, SnapshotSpec};
+use cairn::snapshot::Snapshot;
+use cairn::tree::NodeKind;
+use cairn::units::human_bytes;
+use cairn::Error;
+
+/// A path and its error, as `{"path", "error"}`.
+#[derive(serde::Serialize)]
+struct PathError<'a> {
+    path: &'a str,
+    error: &'a str,
+}
+
+fn path_errors(v: &[PathMessage]) -> Vec<PathError<'_>> {
+    v.iter().map(|e| PathError { path: &e.path, error: &e.message }).collect()
+}
+
+/// `restore --dry-run --json`.
+#[derive(serde::Serialize)]
+struct Plan<'a> {
+    snapshot_id: SnapshotId,
+    dry_run: bool,
+    entries: usize,
+    files: usize,
+    packs: usize,
+    bytes: u64,
+    hole_bytes: u64,
+    unrestorable: Vec<PathError<'a>>,
+}
+
+/// `restore --json`.
+#[derive(serde::Serialize)]
+struct Restored<'a> {
+    snapshot_id: SnapshotId,
+    target: String,
+    files: u64,
+    dirs: u64,
+    other: u64,
+    bytes: u64,
+    verified: u64,
+    errors: Vec<PathError<'a>>,
+}
+
+/// The snapshot to restore: the argument, or the one `--as-of` picks.
+fn choose(repo: &cairn::repository::Repository, a: &RestoreArgs) -> anyhow::Result<(SnapshotId, Snapshot)> {
+    let filter = a.filter.filter();
+    let Some(t) = a.as_of else {
+        let spec =
+            a.snapshot.as_ref().map(|s| &s.spec).ok_or_else(|| {
+                CliError::Usage("give a SNAPSHOT (an id, a prefix or `latest`) or --as-of TIME".into())
+            })?;
+        return Ok(select::select(repo, spec, &filter)?);
+    };
+    let mut found = select::as_of(repo, t, &filter)?;
+    match found.len() {
+        0 => {
+            Err(Error::NotFound(format!("snapshot taken at or before {} (matching the filters)", t.to_rfc3339()))
+                .into())
+        }
+        1 => Ok(found.remove(0)),
+        n => {
+            let groups: Vec<String> =
+                found.iter().map(|(_, s)| format!("{} {}", s.v1().host, s.display_paths().join(","))).collect();
+            Err(CliError::Usage(format!(
+                "--as-of matches {n} groups of snapshots ({}); choose one with --host/--path",
+                groups.join("; ")
+            ))
+            .into())
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
+    let includes = Patterns::new(a.includes.iter().map(|p| (p.as_str(), false))).map_err(CliError::Usage)?;
+    let excludes = Patterns::new(a.excludes.iter().map(|p| (p.as_str(), false))).map_err(CliError::Usage)?;
+    if a.as_of.is_some() && a.snapshot.as_ref().is_some_and(|s| s.spec != SnapshotSpec::Latest) {
+        return Err(CliError::Usage("--as-of picks the snapshot itself: give no SNAPSHOT or `latest`".into()).into());
+    }
+    let repo = open::open_reader(&ctx.g, &ctx.out)?;
+    let (id, snap) = choose(&repo, &a)?;
+    let sub = a.snapshot.as_ref().and_then(|s| s.path.clone());
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        includes,
+        excludes,
+        overwrite: a.overwrite,
+        verify: a.verify,
+        threads: 0,
+        cancel: Some(ctx.cancel.clone()),
+    };
+    let plan = restore::plan(&repo, &snap.v1().root, sub.as_deref(), &opts)?;
+    if a.dry_run {
+        let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
+        let doc = Plan {
+            snapshot_id: id,
+            dry_run: true,
+            entries: plan.entries.len(),
+            files,
+            packs: plan.packs.len(),
+            bytes: plan.total_bytes,
+            hole_bytes: plan.hole_bytes,
+            unrestorable: path_errors(&plan.unrestorable),
+        };
+        ctx.out.result(&doc, Text::Normal, |w| {
+            writeln!(
+                w,
+                "would restore snapshot {} into {}: {} entries ({} files, {}), reading {} packs",
+                id.short(),
+                a.target.display(),
+                doc.entries,
+                files,
+                human_bytes(doc.bytes),
+                doc.packs
+            )?;
+            for e in &plan.unrestorable {
+                writeln!(w, "cannot restore {}: {}", e.path, e.message)?;
+            }
+            Ok(())
+        })?;
+        if !plan.unrestorable.is_empty() {
+            return Err(anyhow!("{} path(s) cannot be restored (see above)", plan.unrestorable.len()));
+        }
+        return Ok(Outcome::Done);
+    }
+    let bar = ctx.out.byte_bar(Some(plan.total_bytes), false);
+    let res = restore::execute(&repo, &plan, &opts, &RestoreProgress(bar.clone()));
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let res = res?;
+    let doc = Restored {
+        snapshot_id: id,
+        target: a.target.display().to_string(),
+        files: res.files,
+        dirs: res.dirs,
+        other: res.other,
+        bytes: res.bytes,
+        verified: res.verified,
+        errors: path_errors(&res.errors),
+    };
+    ctx.out.result(&doc, Text::Chatty, |w| {
+        writeln!(
+            w,
+            "restored snapshot {} into {}: {} files, {} dirs, {} other, {}{}",
+            id.short(),
+            a.target.display(),
+            res.files,
+            res.dirs,
+            res.other,
+            human_bytes(res.bytes),
+            if a.verify { format!("; {} files verified", res.verified) } else { String::new() }
+        )
+    })?;
+    if !res.errors.is_empty() {
+        for e in &res.errors {
+            ctx.out.error(format!("cairn: error: {}: {}", e.path, e.message));
+        }
+        return Err(anyhow!("{} path(s) were not restored correctly (see above)", res.errors.len()));
+    }
+    Ok(Outcome::Done)
+}

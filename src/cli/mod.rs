@@ -1,0 +1,57 @@
+//! The `cairn` command line (binary only; the library never sees it): [`args`] is the clap
+//! definition, [`values`] its typed value parsers, [`open`] finds the password and opens the repository, [`output`]
+//! is the one printer, and `cmd/` holds one file per command, each turning its arguments into
+//! library options, calling the library and printing the typed result. The contract it keeps is
+//! `docs/cli-contract.md`.
+
+pub mod args;
+mod cmd;
+pub mod open;
+pub mod output;
+pub mod values;
+
+use args::{Cli, Global};
+use output::Printer;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// A failure the CLI itself finds (the library's are [`cairn::Error`]). `main`'s one exit-code map
+/// reads it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad flags or arguments that clap cannot see alone (a combination, a glob, a policy file).
+    #[error("{0}")]
+    Usage(String),
+    /// No password could be had, or the key in use cannot do what the command needs.
+    #[error("{0}")]
+    Key(String),
+    /// The repository's storage cannot be reached.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// How a command that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything was done.
+    Done,
+    /// A backup made its snapshot, but some files could not be read.
+    Partial,
+}
+
+/// What every command gets: the global options, the printer and the cancel flag the signal
+/// handlers set.
+pub struct Ctx {
+    /// The global options.
+    pub g: Global,
+    /// The one printer.
+    pub out: Printer,
+    /// Set by SIGINT/SIGTERM.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
+    let ctx = Ctx { out: Printer::new(&cli.global), g: cli.global, cancel };
+    cmd::run(&ctx, cli.command)
+}

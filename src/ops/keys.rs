@@ -1,0 +1,87 @@
+//! Passwords of a repository as the `key` commands see them: adding one, changing the one in use,
+//! and describing a key file without opening it. Goes through [`Repository`]'s key functions and
+//! the key file codec; prints nothing.
+
+use crate::crypto::KdfParams;
+use crate::error::{Error, Result};
+use crate::id::{KeyId, RepoId};
+use crate::keyfile::{self, KeyKind};
+use crate::repository::{KeyInfo, Repository};
+use crate::time::Time;
+use serde::Serialize;
+
+/// A key file's public part, as `cat key` prints it: nothing secret (the salt is not).
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyFileInfo {
+    /// Its id.
+    pub id: KeyId,
+    /// Full or write-only.
+    pub kind: KeyKind,
+    /// The repository it opens.
+    pub repo_id: RepoId,
+    /// When it was made.
+    pub created: Time,
+    /// Where.
+    pub host: String,
+    /// By whom.
+    pub user: String,
+    /// argon2id parameters.
+    pub kdf: KdfParams,
+    /// argon2id salt, hex.
+    pub salt: String,
+    /// Length of the sealed key material.
+    pub sealed_len: usize,
+}
+
+/// A password change: the key file written for the new password and the one removed.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PasswordChange {
+    /// The new key file.
+    pub key_id: KeyId,
+    /// The key file of the old password, now removed.
+    pub removed: KeyId,
+}
+
+impl KeyInfo {
+    /// `full` or `write-only`, as listings write the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            KeyKind::Full => "full",
+            KeyKind::WriteOnly => "write-only",
+        }
+    }
+}
+
+impl Repository {
+    /// Describes key file `id` (found by [`Repository::resolve_key`]) without its password.
+    pub fn key_file_info(&self, id: &KeyId) -> Result<KeyFileInfo> {
+        let kf =
+            keyfile::decode(&self.backend().read(&format!("keys/{id}"))?).map_err(|e| Error::corrupt("key", id, e))?;
+        let k = kf.v1();
+        Ok(KeyFileInfo {
+            id: *id,
+            kind: k.kind,
+            repo_id: k.repo_id,
+            created: k.created,
+            host: k.host.clone(),
+            user: k.user.clone(),
+            kdf: k.kdf,
+            salt: hex::encode(k.salt),
+            sealed_len: k.sealed.len(),
+        })
+    }
+
+    /// Adds a key file for `password` with the default key derivation parameters.
+    pub fn add_password(&self, password: &[u8], write_only: bool) -> Result<KeyId> {
+        self.add_key(password, write_only, KdfParams::MINIMUM)
+    }
+
+    /// Changes the password of the key in use: writes a key file of the same kind for `password`,
+    /// then removes the old one (so a failure in between leaves both passwords working).
+    pub fn change_password(&self, password: &[u8]) -> Result<PasswordChange> {
+        let old = self.key_id();
+        let new = self.add_password(password, !self.keys().can_read())?;
+        self.remove_key(&old, true)?;
+        Ok(PasswordChange { key_id: new, removed: old })
+    }
+}
