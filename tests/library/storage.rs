@@ -2,7 +2,7 @@
 //! run against every backend — local disk, memory, OpenDAL's fs service, and the real S3, SFTP and WebDAV servers
 //! `./test.sh` starts (tests/support/servers.rs has the rule for a missing server). Each run uses a fresh prefix.
 
-use super::faults::bytes;
+use super::fixtures::bytes;
 use super::servers::{self, Sftp, Webdav, S3};
 use cairn::backend::{self, local::LocalBackend, opendal::OpendalBackend, DynBackend, Options};
 use std::sync::Arc;
