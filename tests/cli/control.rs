@@ -4,41 +4,46 @@
 use std::fs;
 use std::io::Write;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::*;
 
+/// SIGINT while a backup from stdin is storing its first data pack (the stream still open, more data coming):
+/// exit 130, no snapshot, and the repository takes the next backup. The signal comes at a pause point before that
+/// pack's upload (`Pause`), not after a guessed time.
 #[test]
 fn interrupted_backup_exits_130_and_commits_nothing() {
     let repo = Repo::new();
     repo.json_stdin(&["backup", "--stdin", "--stdin-filename", "first"], b"an acknowledged snapshot");
 
     let mut cmd = repo.command(&["backup", "--stdin", "--stdin-filename", "endless.dump", "--json"]);
+    let pause = Pause::new(&repo.base, "sigint");
+    pause.arm(&mut cmd, "write", "data/", 0);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn cairn");
     let mut stdin = child.stdin.take().unwrap();
     let pid = child.id() as libc::pid_t;
-    // Feed data until cairn is clearly busy, then interrupt it while the stream is still open.
+    // Feed distinct data (no dedup) until cairn stops reading; bounded, so a backup that ignores the signal ends
+    // (and commits, which fails the test) instead of hanging.
     let feeder = std::thread::spawn(move || {
-        let block = random_bytes(5, 1 << 20);
-        let start = Instant::now();
         let mut sent = 0usize;
-        while start.elapsed() < Duration::from_secs(60) {
-            if stdin.write_all(&block).is_err() {
+        for seed in 0..1024u64 {
+            if stdin.write_all(&random_bytes(1000 + seed, 1 << 20)).is_err() {
                 break;
             }
-            sent += block.len();
+            sent += 1 << 20;
         }
         sent
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    let what = pause.wait(&mut child);
+    assert!(what.starts_with("write data/"), "paused at {what}");
     // SAFETY: plain kill(2) of our own child.
     unsafe { libc::kill(pid, libc::SIGINT) };
+    pause.release();
     let out = child.wait_with_output().expect("wait for cairn");
     let sent = feeder.join().unwrap();
-    assert!(sent > 0, "nothing was fed to the backup");
+    assert!(sent < 1024 << 20, "the backup read the whole stream: the interruption came too late");
     assert_eq!(out.status.code(), Some(130), "SIGINT during a backup\n{}", describe(&out));
 
     let snaps = repo.snapshots();
