@@ -57,7 +57,7 @@ fn healthy_repository_passes_every_mode() {
     let parts: u64 =
         (1..=3).map(|n| num(&check_json(&repo, &["--read-data-subset", &format!("{n}/3")]).1, "data_packs_read")).sum();
     assert_eq!(parts, num(&all, "data_packs"));
-    repo.expect_code(&["check", "--read-data-subset", "0/3"], 2);
+    repo.expect_usage_error(&["check", "--read-data-subset", "0/3"], &["--read-data-subset", "0/3"]);
 }
 
 #[test]

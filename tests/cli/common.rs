@@ -153,6 +153,17 @@ impl Repo {
         out
     }
 
+    /// Runs `cairn ARGS...` and asserts a usage error: exit 2, and a message on stderr that names each of `names`
+    /// (the flag, command or value at fault), so that the user can see what to fix.
+    pub fn expect_usage_error<S: AsRef<OsStr>>(&self, args: &[S], names: &[&str]) -> Output {
+        let out = self.expect_code(args, 2);
+        let err = stderr(&out);
+        for name in names {
+            assert!(err.contains(name), "the usage error does not name {name:?}\n{}", describe(&out));
+        }
+        out
+    }
+
     /// `cairn backup PATHS... EXTRA... --json`, asserted to succeed with exit 0. Returns the summary object.
     pub fn backup(&self, paths: &[&Path], extra: &[&str]) -> Value {
         let mut args: Vec<&OsStr> = vec![OsStr::new("backup")];

@@ -70,9 +70,9 @@ fn the_default_grace_period_keeps_condemned_packs() {
     assert!(text.contains("grace period: due in 2"), "{text}");
     assert_eq!(pack_bytes(&repo.repo), objs);
     // Bad option values are usage errors.
-    repo.expect_code(&["prune", "--grace", "soon"], 2);
-    repo.expect_code(&["prune", "--max-unused", "150%"], 2);
-    repo.expect_code(&["prune", "--max-repack-size", "lots"], 2);
+    repo.expect_usage_error(&["prune", "--grace", "soon"], &["--grace", "soon"]);
+    repo.expect_usage_error(&["prune", "--max-unused", "150%"], &["--max-unused", "150%"]);
+    repo.expect_usage_error(&["prune", "--max-repack-size", "lots"], &["--max-repack-size", "lots"]);
 }
 
 /// A prune killed with SIGKILL at each step of its sweep — before the new index file, between it and the deletion
