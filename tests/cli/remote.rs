@@ -235,12 +235,8 @@ fn webdavs_end_to_end_with_a_private_ca() {
         .output()
         .expect("run start-webdav.sh");
     assert!(out.status.success(), "start-webdav.sh WEBDAV_TLS=1 failed: {}", describe(&out));
-    let env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
-    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    let env = exports(&out);
+    let get = |k: &str| export(&env, k);
     struct Stop(PathBuf);
     impl Drop for Stop {
         fn drop(&mut self) {
@@ -342,6 +338,20 @@ fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/servers")
 }
 
+/// The `export NAME='value'` lines a start script printed.
+fn exports(out: &Output) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
+}
+
+/// One value of [`exports`].
+fn export(env: &[(String, String)], name: &str) -> String {
+    env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{name} was not printed"))
+}
+
 impl PrivateS3 {
     fn start(dir: &Path, env: &[(String, String)]) -> Vec<(String, String)> {
         let out = Command::new(scripts().join("start-s3.sh"))
@@ -355,19 +365,14 @@ impl PrivateS3 {
             .output()
             .expect("run start-s3.sh");
         assert!(out.status.success(), "start-s3.sh failed: {}", describe(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect()
+        exports(&out)
     }
 
     fn new(base: &Path) -> Option<PrivateS3> {
         S3::from_env()?; // the same rule: no S3 server here means no s3s-fs either
         let dir = base.join("private-s3");
         let env = Self::start(&dir, &[]);
-        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+        let get = |k: &str| export(&env, k);
         let srv = S3 {
             endpoint: get("S3_ENDPOINT"),
             bucket: get("S3_BUCKET"),
