@@ -625,7 +625,7 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
   STDIN_FROM=-; STDOUT_TO=$LOGS/r$ROUND.$s.$t.out
   case "$t:$s" in
     # init too gets the per-round cache: cairn pins each location's repository id in its cache
-    # (DESIGN §2), and every round re-creates a repository at the same path.
+    # (format-spec §9.2), and every round re-creates a repository at the same path.
     cairn:init)            CMD=("$CAIRN" -r "$R" --cache-dir "$C" init) ;;
     cairn:backup[123])     CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup "$CORPUS") ;;
     cairn:restore)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" restore latest --target "$TARGET") ;;

@@ -1,4 +1,4 @@
-//! Criterion benchmarks of cairn's data path (DESIGN §3, §4, §10): each CPU stage on its own
+//! Criterion benchmarks of cairn's data path (format-spec §3, §5): each CPU stage on its own
 //! (chunking, keyed BLAKE3 ids, zstd, blob sealing, the AEAD), then whole backups and a restore
 //! of a generated tree on local disk. See `benches/README.md` for what each one measures.
 //!

@@ -10,6 +10,8 @@ mod cold;
 mod config_chain;
 #[path = "library/faults.rs"]
 mod faults;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "library/format.rs"]
 mod format;
 #[path = "library/prune.rs"]

@@ -184,6 +184,130 @@ impl Backend for FaultBackend {
     }
 }
 
+/// The variable that arms a [`PauseBackend`] in a `cairn` process (test-only; see [`pause_from_env`]).
+pub const PAUSE_AT_VAR: &str = "CAIRN_TEST_PAUSE_AT";
+/// The variable naming the gate file of a [`PauseBackend`] (test-only).
+pub const PAUSE_FILE_VAR: &str = "CAIRN_TEST_PAUSE_FILE";
+/// How long a paused operation waits for its release before it fails.
+const PAUSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A test-only wrapper that stops the process once, before one chosen storage operation, until a
+/// test releases it: so a test can act (send a signal, kill the process, stop a server) at a known
+/// point of an operation instead of after a guessed time.
+///
+/// Before the `nth` (0-based) operation `op` (`read`, `write`, `stat`, `list` or `delete`) on a
+/// path starting with `prefix`, it writes `"OP PATH"` to `FILE.paused` (through a temporary name
+/// and a rename, so the file appears whole) and then waits until `FILE` exists. Every other
+/// operation passes straight through; the wrapper is transparent otherwise (location, guarantees).
+pub struct PauseBackend {
+    inner: DynBackend,
+    op: String,
+    prefix: String,
+    nth: u64,
+    file: std::path::PathBuf,
+    seen: AtomicU64,
+}
+
+impl PauseBackend {
+    /// Parses `OP:PREFIX[#N]` (see [`PauseBackend`]).
+    pub fn new(inner: DynBackend, at: &str, file: std::path::PathBuf) -> Result<Self> {
+        let bad = || crate::Error::Invalid(format!("{PAUSE_AT_VAR}={at:?}: expected OP:PREFIX[#N]"));
+        let (op, rest) = at.split_once(':').ok_or_else(bad)?;
+        if !matches!(op, "read" | "write" | "stat" | "list" | "delete") {
+            return Err(bad());
+        }
+        let (prefix, nth) = match rest.rsplit_once('#') {
+            Some((p, n)) => (p, n.parse().map_err(|_| bad())?),
+            None => (rest, 0),
+        };
+        Ok(PauseBackend { inner, op: op.into(), prefix: prefix.into(), nth, file, seen: AtomicU64::new(0) })
+    }
+
+    fn gate(&self, op: &'static str, path: &str) -> Result<()> {
+        if op != self.op || !path.starts_with(&self.prefix) || self.seen.fetch_add(1, Ordering::SeqCst) != self.nth {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| backend_err(op, path, format!("test pause: {}: {e}", self.file.display()));
+        let mut paused = self.file.clone().into_os_string();
+        paused.push(".paused");
+        let mut tmp = paused.clone();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, format!("{op} {path}")).map_err(io)?;
+        std::fs::rename(&tmp, &paused).map_err(io)?;
+        let start = std::time::Instant::now();
+        while !self.file.exists() {
+            if start.elapsed() > PAUSE_LIMIT {
+                return Err(backend_err(op, path, "test pause: never released"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for PauseBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        self.gate("read", path)?;
+        self.inner.read(path)
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.gate("read", path)?;
+        self.inner.read_range(path, offset, len)
+    }
+
+    fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.gate("write", path)?;
+        self.inner.write_new(path, data)
+    }
+
+    fn stat(&self, path: &str) -> Result<Option<ObjectInfo>> {
+        self.gate("stat", path)?;
+        self.inner.stat(path)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.gate("list", prefix)?;
+        self.inner.list(prefix)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.gate("delete", path)?;
+        self.inner.delete(path)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    fn create_root(&self) -> Result<()> {
+        self.inner.create_root()
+    }
+
+    fn guarantees(&self) -> super::Guarantees {
+        self.inner.guarantees()
+    }
+
+    fn upload_concurrency(&self) -> usize {
+        self.inner.upload_concurrency()
+    }
+}
+
+/// Test-only hook of [`super::open_url_with`]: with `CAIRN_TEST_PAUSE_AT=OP:PREFIX[#N]` and
+/// `CAIRN_TEST_PAUSE_FILE=FILE` set, wraps `inner` in a [`PauseBackend`]; otherwise returns it as
+/// it is. Nothing but the black-box tests sets these variables (tests/cli/common.rs, `Pause`).
+pub fn pause_from_env(inner: DynBackend) -> Result<DynBackend> {
+    let (Some(at), Some(file)) = (std::env::var_os(PAUSE_AT_VAR), std::env::var_os(PAUSE_FILE_VAR)) else {
+        return Ok(inner);
+    };
+    let at = at.to_string_lossy();
+    Ok(std::sync::Arc::new(PauseBackend::new(inner, &at, file.into())?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +333,28 @@ mod tests {
         }
         assert!(f.read("a/0").unwrap_err().is_not_found(), "the acknowledged write was lost");
         assert_eq!(f.list("a/").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_pause_stops_the_nth_matching_operation_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = dir.path().join("gate");
+        let inner: DynBackend = Arc::new(super::super::opendal::OpendalBackend::memory("p").unwrap());
+        let p = Arc::new(PauseBackend::new(inner, "write:data/#1", gate.clone()).unwrap());
+        p.write_new("data/0", b"a").unwrap();
+        p.write_new("index/0", b"b").unwrap();
+        let q = p.clone();
+        let t = std::thread::spawn(move || q.write_new("data/1", b"c"));
+        let paused = dir.path().join("gate.paused");
+        while !paused.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(std::fs::read_to_string(&paused).unwrap(), "write data/1");
+        assert!(p.inner.stat("data/1").unwrap().is_none(), "the paused write went through");
+        std::fs::write(&gate, b"").unwrap();
+        t.join().unwrap().unwrap();
+        p.write_new("data/2", b"d").unwrap();
+        assert!(PauseBackend::new(p.clone(), "rename:x", gate.clone()).is_err());
+        assert!(PauseBackend::new(p, "write:x#y", gate).is_err());
     }
 }

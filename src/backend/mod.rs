@@ -94,11 +94,13 @@ pub fn open_url(url: &str) -> Result<DynBackend> {
 /// `options`. Opening a remote service makes no request except what its builder does itself;
 /// the first storage call reports bad credentials.
 pub fn open_url_with(url: &str, options: &Options) -> Result<DynBackend> {
-    match RepoUrl::parse(url)? {
-        RepoUrl::Memory(name) => Ok(Arc::new(opendal::OpendalBackend::memory(&name)?)),
-        RepoUrl::Local(path) => Ok(Arc::new(local::LocalBackend::new(path)?)),
-        remote => Ok(Arc::new(remote::open(&remote, options)?)),
-    }
+    let backend: DynBackend = match RepoUrl::parse(url)? {
+        RepoUrl::Memory(name) => Arc::new(opendal::OpendalBackend::memory(&name)?),
+        RepoUrl::Local(path) => Arc::new(local::LocalBackend::new(path)?),
+        remote => Arc::new(remote::open(&remote, options)?),
+    };
+    // Test-only: a pause point the black-box tests arm through the environment.
+    fault::pause_from_env(backend)
 }
 
 pub(crate) fn backend_err(op: &'static str, path: &str, message: impl ToString) -> Error {

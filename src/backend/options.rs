@@ -80,6 +80,12 @@ pub const KEYS: &[OptionKey] = &[
         help: "service-account JSON file (default: GOOGLE_APPLICATION_CREDENTIALS)",
     },
     OptionKey { key: "gcs.endpoint", schemes: &["gcs"], secret: false, help: "endpoint URL (default Google)" },
+    OptionKey {
+        key: "gcs.token",
+        schemes: &["gcs"],
+        secret: true,
+        help: "an OAuth2 access token to send instead of a service account's (a short-lived token, an emulator)",
+    },
     OptionKey { key: "azblob.account_name", schemes: &["azblob"], secret: false, help: "storage account" },
     OptionKey {
         key: "azblob.account_key",

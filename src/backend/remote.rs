@@ -216,6 +216,9 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
             if let Some(ep) = o.get("gcs.endpoint") {
                 b = b.endpoint(ep);
             }
+            if let Some(t) = o.get("gcs.token") {
+                b = b.token(t.to_string());
+            }
             Operator::new(b).map_err(|e| config_err(url, e))?
         }
         RepoUrl::Azblob { container, prefix } => {

@@ -57,17 +57,16 @@ impl Repository {
     pub fn key_file_info(&self, id: &KeyId) -> Result<KeyFileInfo> {
         let kf =
             keyfile::decode(&self.backend().read(&format!("keys/{id}"))?).map_err(|e| Error::corrupt("key", id, e))?;
-        let k = kf.v1();
-        Ok(KeyFileInfo {
+                Ok(KeyFileInfo {
             id: *id,
-            kind: k.kind,
-            repo_id: k.repo_id,
-            created: k.created,
-            host: k.host.clone(),
-            user: k.user.clone(),
-            kdf: k.kdf,
-            salt: hex::encode(k.salt),
-            sealed_len: k.sealed.len(),
+            kind: kf.kind(),
+            repo_id: kf.repo_id(),
+            created: kf.created(),
+            host: kf.host().to_string(),
+            user: kf.user().to_string(),
+            kdf: kf.kdf(),
+            salt: hex::encode(kf.salt()),
+            sealed_len: kf.sealed().len(),
         })
     }
 

@@ -403,7 +403,7 @@ pub fn execute(
                                             v.insert(std::fs::OpenOptions::new().write(true).open(&t)?)
                                         }
                                     };
-                                    f.write_all_at(&data, off)
+                                    write_skipping_zero_blocks(f, &data, off)
                                 })();
                                 if let Err(err) = w {
                                     failed[idx].store(true, Ordering::Relaxed);
@@ -537,6 +537,38 @@ pub fn execute(
     res.bytes = written.into_inner() + plan.hole_bytes;
     res.errors.extend(errors);
     Ok(res)
+}
+
+/// The unit of holes restore leaves: an all-zero range of the file aligned to it is not written.
+/// 4 KiB is the block size of the common Linux file systems; on a larger block only whole blocks
+/// of zeros stay holes.
+const HOLE_BLOCK: u64 = 4096;
+
+/// Writes `data` at `off` of a file that was created empty and sized (so unwritten ranges read as
+/// zeros), leaving out every `HOLE_BLOCK`-aligned piece that is all zeros: those stay holes, so a
+/// sparse file comes back sparse even where its holes are shorter than a chunk.
+fn write_skipping_zero_blocks(f: &std::fs::File, data: &[u8], off: u64) -> std::io::Result<()> {
+    let mut pos = 0usize;
+    // The start of the run of non-zero pieces being collected, if any.
+    let mut run: Option<usize> = None;
+    while pos < data.len() {
+        let file_pos = off + pos as u64;
+        let piece = ((HOLE_BLOCK - file_pos % HOLE_BLOCK) as usize).min(data.len() - pos);
+        let zero = data[pos..pos + piece].iter().all(|b| *b == 0);
+        match (zero, run) {
+            (true, Some(start)) => {
+                f.write_all_at(&data[start..pos], off + start as u64)?;
+                run = None;
+            }
+            (false, None) => run = Some(pos),
+            _ => {}
+        }
+        pos += piece;
+    }
+    if let Some(start) = run {
+        f.write_all_at(&data[start..], off + start as u64)?;
+    }
+    Ok(())
 }
 
 /// Re-reads a restored file and compares its chunk ids.

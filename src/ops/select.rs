@@ -72,16 +72,15 @@ pub struct Filter {
 impl Filter {
     /// True when `snap` passes.
     pub fn matches(&self, snap: &Snapshot) -> bool {
-        let s = snap.v1();
-        if self.host.as_ref().is_some_and(|h| *h != s.host) {
+        if self.host.as_ref().is_some_and(|h| h != snap.host()) {
             return false;
         }
-        if !self.tags.iter().all(|t| s.tags.contains(t)) {
+        if !self.tags.iter().all(|t| snap.tags().contains(t)) {
             return false;
         }
         self.paths.iter().all(|p| {
             let want = absolute(p).unwrap_or_else(|_| p.to_path_buf());
-            s.paths.iter().any(|sp| sp.as_slice() == want.as_os_str().as_bytes())
+            snap.paths().iter().any(|sp| sp.as_slice() == want.as_os_str().as_bytes())
         })
     }
 
@@ -99,7 +98,7 @@ pub fn resolve(repo: &Repository, spec: &SnapshotSpec, candidates: &[(SnapshotId
         SnapshotSpec::Latest => {
             return candidates
                 .iter()
-                .max_by(|a, b| a.1.v1().time.cmp(&b.1.v1().time).then(a.0.cmp(&b.0)))
+                .max_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)))
                 .map(|(id, _)| *id)
                 .ok_or_else(|| Error::NotFound("snapshot `latest` (no snapshot matches)".into()));
         }
@@ -131,11 +130,11 @@ pub fn as_of(repo: &Repository, t: Time, filter: &Filter) -> Result<Vec<(Snapsho
     type Group = (String, Vec<Vec<u8>>);
     let mut best: BTreeMap<Group, (SnapshotId, Snapshot)> = BTreeMap::new();
     for (id, s) in filter.list(repo)? {
-        if s.v1().time > t {
+        if s.time() > t {
             continue;
         }
         // The listing is oldest first: a later snapshot replaces an earlier one.
-        best.insert((s.v1().host.clone(), s.v1().paths.clone()), (id, s));
+        best.insert((s.host().to_string(), s.paths().to_vec()), (id, s));
     }
     Ok(best.into_values().collect())
 }

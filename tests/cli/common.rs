@@ -2,7 +2,7 @@
 //! binary, deterministic test data, and small file-system helpers.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
 use std::fs;
 use std::io::{Read, Write};
@@ -153,6 +153,17 @@ impl Repo {
         out
     }
 
+    /// Runs `cairn ARGS...` and asserts a usage error: exit 2, and a message on stderr that names each of `names`
+    /// (the flag, command or value at fault), so that the user can see what to fix.
+    pub fn expect_usage_error<S: AsRef<OsStr>>(&self, args: &[S], names: &[&str]) -> Output {
+        let out = self.expect_code(args, 2);
+        let err = stderr(&out);
+        for name in names {
+            assert!(err.contains(name), "the usage error does not name {name:?}\n{}", describe(&out));
+        }
+        out
+    }
+
     /// `cairn backup PATHS... EXTRA... --json`, asserted to succeed with exit 0. Returns the summary object.
     pub fn backup(&self, paths: &[&Path], extra: &[&str]) -> Value {
         let mut args: Vec<&OsStr> = vec![OsStr::new("backup")];
@@ -231,6 +242,56 @@ pub fn run_cmd_stdin(mut cmd: Command, data: &[u8]) -> Output {
 pub fn spawn(mut cmd: Command) -> Child {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// A pause point in a `cairn` process (the test-only `CAIRN_TEST_PAUSE_AT` hook of src/backend/fault.rs): the
+/// process stops before one chosen storage operation and waits until the test releases it, so that the test acts
+/// (a signal, a kill, a server outage) at a known point instead of after a guessed time.
+pub struct Pause {
+    gate: PathBuf,
+}
+
+impl Pause {
+    /// A pause whose gate file lives in `dir` under `name`.
+    pub fn new(dir: &Path, name: &str) -> Pause {
+        fs::create_dir_all(dir).unwrap();
+        let gate = dir.join(format!("pause-{name}"));
+        let p = Pause { gate };
+        let _ = fs::remove_file(&p.gate);
+        let _ = fs::remove_file(p.paused_file());
+        p
+    }
+
+    fn paused_file(&self) -> PathBuf {
+        PathBuf::from(format!("{}.paused", self.gate.display()))
+    }
+
+    /// Arms `cmd` to pause before the `nth` (0-based) operation `op` on a path starting with `prefix`.
+    pub fn arm(&self, cmd: &mut Command, op: &str, prefix: &str, nth: u64) {
+        cmd.env("CAIRN_TEST_PAUSE_AT", format!("{op}:{prefix}#{nth}")).env("CAIRN_TEST_PAUSE_FILE", &self.gate);
+    }
+
+    /// Waits until `child` is paused and returns the operation and path it stopped before (`"write data/…"`).
+    /// Panics if the child exits first, or after two minutes.
+    pub fn wait(&self, child: &mut Child) -> String {
+        let paused = self.paused_file();
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(what) = fs::read_to_string(&paused) {
+                return what;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("cairn exited ({status}) without reaching the pause point");
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(120), "cairn did not reach the pause point");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Lets the paused process go on.
+    pub fn release(&self) {
+        fs::write(&self.gate, b"").unwrap();
+    }
 }
 
 fn clip(bytes: &[u8], max: usize) -> String {
@@ -469,6 +530,17 @@ pub fn file_digest(path: &Path) -> String {
         h.update(&buf[..n]);
     }
     h.finalize().to_hex().to_string()
+}
+
+/// Every regular file under `root/prefix` (a repository's objects of one kind), sorted.
+pub fn objects(root: &Path, prefix: &str) -> Vec<PathBuf> {
+    let dir = root.join(prefix);
+    regular_files(&dir).iter().map(|r| join_rel(&dir, r)).collect()
+}
+
+/// Every object of the repository at `root`: relative path and size.
+pub fn object_sizes(root: &Path) -> BTreeSet<(String, u64)> {
+    regular_files(root).iter().map(|r| (show(r), fs::symlink_metadata(join_rel(root, r)).unwrap().len())).collect()
 }
 
 /// Copies a tree of directories and regular files (a repository) to `dst`.

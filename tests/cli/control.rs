@@ -1,44 +1,50 @@
 //! Control and key kinds: an interrupted backup commits nothing and exits 130; restore's `--dry-run` writes nothing
 //! and `--verify` reads back; a write-only key can add backups but not read them; `cat` dumps objects.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::*;
 
+/// SIGINT while a backup from stdin is storing its first data pack (the stream still open, more data coming):
+/// exit 130, no snapshot, and the repository takes the next backup. The signal comes at a pause point before that
+/// pack's upload (`Pause`), not after a guessed time.
 #[test]
 fn interrupted_backup_exits_130_and_commits_nothing() {
     let repo = Repo::new();
     repo.json_stdin(&["backup", "--stdin", "--stdin-filename", "first"], b"an acknowledged snapshot");
 
     let mut cmd = repo.command(&["backup", "--stdin", "--stdin-filename", "endless.dump", "--json"]);
+    let pause = Pause::new(&repo.base, "sigint");
+    pause.arm(&mut cmd, "write", "data/", 0);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn cairn");
     let mut stdin = child.stdin.take().unwrap();
     let pid = child.id() as libc::pid_t;
-    // Feed data until cairn is clearly busy, then interrupt it while the stream is still open.
+    // Feed distinct data (no dedup) until cairn stops reading; bounded, so a backup that ignores the signal ends
+    // (and commits, which fails the test) instead of hanging.
     let feeder = std::thread::spawn(move || {
-        let block = random_bytes(5, 1 << 20);
-        let start = Instant::now();
         let mut sent = 0usize;
-        while start.elapsed() < Duration::from_secs(60) {
-            if stdin.write_all(&block).is_err() {
+        for seed in 0..1024u64 {
+            if stdin.write_all(&random_bytes(1000 + seed, 1 << 20)).is_err() {
                 break;
             }
-            sent += block.len();
+            sent += 1 << 20;
         }
         sent
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    let what = pause.wait(&mut child);
+    assert!(what.starts_with("write data/"), "paused at {what}");
     // SAFETY: plain kill(2) of our own child.
     unsafe { libc::kill(pid, libc::SIGINT) };
+    pause.release();
     let out = child.wait_with_output().expect("wait for cairn");
     let sent = feeder.join().unwrap();
-    assert!(sent > 0, "nothing was fed to the backup");
+    assert!(sent < 1024 << 20, "the backup read the whole stream: the interruption came too late");
     assert_eq!(out.status.code(), Some(130), "SIGINT during a backup\n{}", describe(&out));
 
     let snaps = repo.snapshots();
@@ -128,11 +134,41 @@ fn cat_dumps_repository_objects() {
     assert_eq!(string(&snap, "id"), id);
     let key = repo.json(&["cat", "key", &repo.init_key_id()]);
     assert_eq!(string(&key, "id"), repo.init_key_id());
-    let index_name = fs::read_dir(repo.repo.join("index")).unwrap().next().unwrap().unwrap().file_name();
-    let index = repo.json(&["cat", "index", index_name.to_str().unwrap()]);
-    assert!(index.to_string().contains("\"Tree\""), "the index lists the tree pack: {index}");
-    // Unknown kinds are usage errors.
-    repo.expect_code(&["cat", "nonsense", "x"], 2);
+    // The one index file lists every pack the backup stored: its id (the file name), kind (the directory) and
+    // size, and blobs of the pack's kind that lie inside it.
+    let index_files = objects(&repo.repo, "index");
+    assert_eq!(index_files.len(), 1, "{index_files:?}");
+    let index_name = index_files[0].file_name().unwrap().to_str().unwrap().to_string();
+    let index = repo.json(&["cat", "index", &index_name]);
+    let listed: BTreeMap<String, (String, u64)> = index["V1"]["packs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no packs array: {index}"))
+        .iter()
+        .map(|p| {
+            let kind = p["kind"].as_str().unwrap().to_string();
+            let size = num(p, "size");
+            let blobs = p["blobs"].as_array().unwrap();
+            assert!(!blobs.is_empty(), "a pack without blobs: {p}");
+            for b in blobs {
+                assert_eq!(b["kind"].as_str(), Some(kind.as_str()), "a blob of another kind than its pack: {p}");
+                assert!(num(b, "offset") + num(b, "length") <= size, "a blob beyond its pack's end: {p}");
+                assert_eq!(b["id"].as_str().map(str::len), Some(64), "{b}");
+            }
+            (string(p, "id"), (kind, size))
+        })
+        .collect();
+    let stored: BTreeMap<String, (String, u64)> = [("data", "Data"), ("tree", "Tree")]
+        .iter()
+        .flat_map(|(dir, kind)| {
+            objects(&repo.repo, dir).into_iter().map(move |p| {
+                let name = p.file_name().unwrap().to_str().unwrap().to_string();
+                (name, (kind.to_string(), fs::metadata(&p).unwrap().len()))
+            })
+        })
+        .collect();
+    assert_eq!(listed, stored, "cat index must list exactly the stored packs with their kinds and sizes: {index}");
+    // Unknown kinds are usage errors that name the kind.
+    repo.expect_usage_error(&["cat", "nonsense", "x"], &["nonsense"]);
 }
 
 #[test]

@@ -68,10 +68,6 @@ struct Kind {
     check_args: &'static [&'static str],
 }
 
-fn objects(root: &Path, prefix: &str) -> Vec<PathBuf> {
-    regular_files(&root.join(prefix)).iter().map(|r| join_rel(&root.join(prefix), r)).collect()
-}
-
 /// Runs cairn on the repository copy `dir` with a fresh cache under `work`.
 fn run_on(repo: &Repo, dir: &Path, work: &Path, password: &str, args: &[&str]) -> Output {
     let mut cmd = repo.command(args);

@@ -82,7 +82,7 @@ fn forget_refuses_to_empty_a_group_or_to_run_without_a_policy() {
     assert!(stderr(&out).contains("--allow-empty"), "{}", describe(&out));
     assert_eq!(ids(&repo), before, "a refused forget removed snapshots");
 
-    repo.expect_code(&["forget"], 2);
+    repo.expect_usage_error(&["forget"], &["--keep-", "--policy"]);
     assert_eq!(ids(&repo), before);
 
     repo.ok(&["forget", "--keep-tag", "nothing-has-this", "--allow-empty"]);

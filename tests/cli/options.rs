@@ -394,14 +394,34 @@ fn unreadable_path_gives_partial_backup_exit_3() {
     assert_eq!(repo.snapshots().len(), 2, "each partial backup makes a snapshot");
 }
 
+/// `backup --dry-run` reads and counts, and stores nothing: no object at all under data/, tree/, index/ or
+/// snapshots/ (the same as before the run, on an empty repository and on one that already holds a snapshot).
 #[test]
-fn dry_run_makes_no_snapshot() {
+fn dry_run_stores_nothing() {
     let repo = Repo::new();
     let src = repo.mkdir("src");
-    write_file(&src.join("a.bin"), &random_bytes(9, 100 * KIB));
+    write_file(&src.join("a.bin"), &random_bytes(9, 3 * MIB));
+    write_file(&src.join("d/b.txt"), &compressible_bytes(10, 200 * KIB));
+    let stored = |prefix: &str| objects(&repo.repo, prefix);
+    for prefix in ["data", "tree", "index", "snapshots"] {
+        assert!(stored(prefix).is_empty(), "a new repository holds {prefix}/ objects: {:?}", stored(prefix));
+    }
     let v = repo.json(&["backup", s(&src), "--dry-run"]);
     assert_eq!(v["dry_run"], true, "{v}");
     assert!(v["snapshot_id"].is_null(), "a dry run has no snapshot id: {v}");
-    assert_eq!(num(&v, "files_new"), 1, "{v}");
+    assert_eq!(num(&v, "files_new"), 2, "{v}");
+    assert!(num(&v, "bytes_added") >= 3 * MIB as u64, "a dry run counts what it would add: {v}");
+    for prefix in ["data", "tree", "index", "snapshots"] {
+        assert!(stored(prefix).is_empty(), "backup --dry-run stored {prefix}/ objects: {:?}", stored(prefix));
+    }
     assert!(repo.snapshots().is_empty(), "a dry run must not make a snapshot");
+
+    // On a repository with a snapshot: a changed tree, dry run, and nothing changes under those prefixes.
+    repo.backup(&[&src], &[]);
+    let before: Vec<_> = ["data", "tree", "index", "snapshots"].iter().map(|p| stored(p)).collect();
+    write_file(&src.join("new.bin"), &random_bytes(11, 2 * MIB));
+    let v = repo.json(&["backup", s(&src), "--dry-run"]);
+    assert_eq!(num(&v, "files_new"), 1, "{v}");
+    let after: Vec<_> = ["data", "tree", "index", "snapshots"].iter().map(|p| stored(p)).collect();
+    assert_eq!(after, before, "backup --dry-run changed the stored objects");
 }

@@ -1,17 +1,18 @@
-//! End to end on the real servers `./test.sh` starts (S3: s3s-fs, SFTP: OpenSSH, WebDAV: rclone): init, backup, a
-//! second backup, restore byte for byte, check, forget and prune; copy local → S3 → SFTP; wrong credentials; an S3 server killed and restarted during a
-//! backup; several processes backing up into one bucket at once. tests/support/servers.rs has the rule for a
-//! missing server (fail under `CAIRN_TEST_SERVERS=required`, else skip with a notice).
+//! End to end on the servers `./test.sh` starts (S3: s3s-fs, SFTP: OpenSSH, WebDAV: rclone, GCS: gcp-storage-emulator,
+//! Azure: Azurite): init, backup, a second backup, restore byte for byte, check, forget and prune; copy local → S3 →
+//! SFTP; wrong credentials; an S3 server killed during a backup and restarted while the backup retries; several
+//! processes backing up into one bucket at once. tests/support/servers.rs has the rule for a missing server (fail
+//! under `CAIRN_TEST_SERVERS=required`, else skip with a notice).
 //!
-//! Each server is configured through a different option source, so all three are exercised: S3 through
-//! `CAIRN_OPTION_S3_ENDPOINT` plus the `AWS_*` variables, SFTP through `-o`, WebDAV through an options file plus
-//! `CAIRN_WEBDAV_PASSWORD`.
+//! The servers are configured through different option sources, so each source is exercised: S3 through
+//! `CAIRN_OPTION_S3_ENDPOINT` plus the `AWS_*` variables, SFTP and GCS through `-o`, WebDAV through an options file
+//! plus `CAIRN_WEBDAV_PASSWORD`, Azure through `CAIRN_OPTION_AZBLOB_ENDPOINT` plus the `AZURE_STORAGE_*` variables.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::*;
-use crate::servers::{Sftp, Webdav, S3};
+use crate::servers::{Azure, Gcs, Sftp, Webdav, S3};
 
 /// A repository on a remote server, driven through the `cairn` binary.
 struct Remote {
@@ -41,6 +42,20 @@ impl Remote {
         let env =
             vec![("CAIRN_OPTIONS_FILE".into(), s(&file).to_string()), ("CAIRN_WEBDAV_PASSWORD".into(), w.pass.clone())];
         Remote { r, url: w.url(what), env, flags: Vec::new() }
+    }
+
+    fn gcs(g: &Gcs, what: &str) -> Remote {
+        let flags = g.options().into_iter().flat_map(|o| ["-o".to_string(), o]).collect();
+        Remote { r: Repo::uninit(), url: g.url(what), env: Vec::new(), flags }
+    }
+
+    fn azure(a: &Azure, what: &str) -> Remote {
+        let env = vec![
+            ("CAIRN_OPTION_AZBLOB_ENDPOINT".into(), a.endpoint.clone()),
+            ("AZURE_STORAGE_ACCOUNT".into(), a.account.clone()),
+            ("AZURE_STORAGE_ACCOUNT_KEY".into(), a.key.clone()),
+        ];
+        Remote { r: Repo::uninit(), url: a.url(what), env, flags: Vec::new() }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -110,13 +125,14 @@ fn roundtrip(remote: &Remote) {
 }
 
 /// forget, then both phases of prune, then check with data and a byte-identical restore of what was kept. Where
-/// the service cannot create objects conditionally (WebDAV) prune refuses and says why, until forced.
+/// the service cannot create objects conditionally (WebDAV, the GCS emulator) prune refuses and says why, until
+/// forced.
 fn forget_and_prune(remote: &Remote) {
     let src = remote.r.base.join("src");
     remote.ok(&["forget", "--keep-last", "1"]);
     let prune = ["prune", "--grace", "0", "--max-unused", "0%"];
     let mut args: Vec<&str> = prune.to_vec();
-    if remote.url.starts_with("webdav") {
+    if remote.url.starts_with("webdav") || remote.url.starts_with("gcs") {
         let out = remote.run(&args);
         assert_code(&remote.command(&args), &out, 1);
         assert!(stderr(&out).contains("cannot keep two prunes apart"), "{}", stderr(&out));
@@ -192,6 +208,18 @@ fn webdav_end_to_end() {
     roundtrip(&Remote::webdav(&srv, "e2e"));
 }
 
+#[test]
+fn gcs_end_to_end() {
+    let Some(srv) = Gcs::from_env() else { return };
+    roundtrip(&Remote::gcs(&srv, "e2e"));
+}
+
+#[test]
+fn azure_end_to_end() {
+    let Some(srv) = Azure::from_env() else { return };
+    roundtrip(&Remote::azure(&srv, "e2e"));
+}
+
 /// HTTPS through the ring TLS provider: a private `rclone serve webdav` with a certificate from a throwaway CA.
 /// Without trusting the CA the repository cannot be reached (exit 10, the message says why); with it
 /// (`SSL_CERT_FILE`) the whole roundtrip works.
@@ -207,12 +235,8 @@ fn webdavs_end_to_end_with_a_private_ca() {
         .output()
         .expect("run start-webdav.sh");
     assert!(out.status.success(), "start-webdav.sh WEBDAV_TLS=1 failed: {}", describe(&out));
-    let env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
-    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    let env = exports(&out);
+    let get = |k: &str| export(&env, k);
     struct Stop(PathBuf);
     impl Drop for Stop {
         fn drop(&mut self) {
@@ -261,6 +285,13 @@ fn wrong_credentials_exit_10_with_a_clear_message() {
         r.env.push(("CAIRN_WEBDAV_PASSWORD".into(), "wrong-pass-1111".into()));
         cases.push(("webdav", r, "wrong-pass-1111".to_string()));
     }
+    // The GCS emulator checks no credentials; Azurite checks the account key's signature.
+    if let Some(srv) = Azure::from_env() {
+        let mut r = Remote::azure(&srv, "cred");
+        r.env.retain(|(k, _)| k != "AZURE_STORAGE_ACCOUNT_KEY");
+        r.env.push(("AZURE_STORAGE_ACCOUNT_KEY".into(), "d3Jvbmcta2V5LTIyMjI=".into()));
+        cases.push(("azblob", r, "d3Jvbmcta2V5LTIyMjI=".to_string()));
+    }
     for (name, r, secret) in cases {
         for args in [&["init"][..], &["snapshots"][..]] {
             let out = r.run(args);
@@ -307,6 +338,20 @@ fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/servers")
 }
 
+/// The `export NAME='value'` lines a start script printed.
+fn exports(out: &Output) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
+}
+
+/// One value of [`exports`].
+fn export(env: &[(String, String)], name: &str) -> String {
+    env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{name} was not printed"))
+}
+
 impl PrivateS3 {
     fn start(dir: &Path, env: &[(String, String)]) -> Vec<(String, String)> {
         let out = Command::new(scripts().join("start-s3.sh"))
@@ -320,19 +365,14 @@ impl PrivateS3 {
             .output()
             .expect("run start-s3.sh");
         assert!(out.status.success(), "start-s3.sh failed: {}", describe(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect()
+        exports(&out)
     }
 
     fn new(base: &Path) -> Option<PrivateS3> {
         S3::from_env()?; // the same rule: no S3 server here means no s3s-fs either
         let dir = base.join("private-s3");
         let env = Self::start(&dir, &[]);
-        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+        let get = |k: &str| export(&env, k);
         let srv = S3 {
             endpoint: get("S3_ENDPOINT"),
             bucket: get("S3_BUCKET"),
@@ -347,31 +387,21 @@ impl PrivateS3 {
         std::fs::read_to_string(self.dir.join("server.pid")).unwrap().trim().parse().unwrap()
     }
 
+    /// Kills the server and waits until the process is gone (it is not our child: start-s3.sh detached it).
     fn kill(&self) {
+        let pid = self.pid();
         // SAFETY: plain kill(2) of the server this test started.
-        unsafe { libc::kill(self.pid(), libc::SIGKILL) };
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let t0 = std::time::Instant::now();
+        // SAFETY: kill(pid, 0) only asks whether the process exists.
+        while unsafe { libc::kill(pid, 0) } == 0 && t0.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     fn restart(&self) {
         Self::start(&self.dir, &self.env);
     }
-}
-
-/// True once a data pack exists anywhere below `dir` (s3s-fs keeps objects as files).
-fn has_pack(dir: &Path) -> bool {
-    fn walk(d: &Path) -> bool {
-        let Ok(rd) = std::fs::read_dir(d) else { return false };
-        rd.flatten().any(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p)
-            } else {
-                p.to_string_lossy().contains("/data/") && e.metadata().is_ok_and(|m| m.len() > MIB as u64)
-            }
-        })
-    }
-    walk(dir)
 }
 
 impl Drop for PrivateS3 {
@@ -380,11 +410,13 @@ impl Drop for PrivateS3 {
     }
 }
 
-/// The server dies in the middle of a backup and comes back 2 s later: the backup either completes (OpenDAL's
-/// retries bridge the gap) or fails with an error naming the service; either way `check` accepts the repository
-/// and the next backup succeeds and restores.
+/// The server dies in the middle of a backup — killed while the backup is paused before its second data pack's
+/// upload (`Pause`) — and is restarted once the backup has reported a failed upload and is retrying. OpenDAL's
+/// retries bridge the outage: the backup completes, its snapshot restores byte for byte, `check --read-data` accepts
+/// the repository, and the next backup succeeds and restores.
 #[test]
-fn s3_killed_and_restarted_during_a_backup() {
+fn s3_killed_during_a_backup_and_restarted_while_it_retries() {
+    use std::io::BufRead;
     let r0 = Repo::uninit();
     let Some(srv) = PrivateS3::new(&r0.base) else { return };
     let mut remote = Remote::s3(&srv.srv, "kill");
@@ -394,38 +426,51 @@ fn s3_killed_and_restarted_during_a_backup() {
         write_file(&src.join(format!("f{i}.bin")), &random_bytes(100 + i, 4 * MIB));
     }
     remote.ok(&["init"]);
-    let child = spawn({
+    let pause = Pause::new(&remote.r.base, "s3-outage");
+    let mut child = spawn({
         let mut c = remote.command(&["backup", s(&src), "--json"]);
         c.env("CAIRN_LOG", "warn");
-        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        pause.arm(&mut c, "write", "data/", 1);
         c
     });
-    // Kill it once the first pack has landed: mid-backup, with more packs to come.
-    let bucket_dir = srv.dir.join("data").join(&srv.srv.bucket);
-    let t0 = std::time::Instant::now();
-    while !has_pack(&bucket_dir) && t0.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let what = pause.wait(&mut child);
+    assert!(what.starts_with("write data/"), "paused at {what}");
     srv.kill();
-    // Down long enough that the next pack upload (and the lease renewal, if due) fails and is retried.
-    std::thread::sleep(std::time::Duration::from_secs(6));
-    srv.restart();
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "note: the backup across the restart {} after {:?}; its stderr:\n{}",
-        if out.status.success() { "completed" } else { "failed" },
-        t0.elapsed(),
-        stderr(&out)
-    );
-    if out.status.success() {
-        let v = parse_json(&out);
-        let t = remote.r.path("t");
-        remote.ok(&["restore", &string(&v, "snapshot_id"), "--target", s(&t)]);
-        assert_same_contents(&src, &restored_path(&t, &src));
-    } else {
-        let err = stderr(&out);
-        assert!(err.contains("s3://"), "the failure does not name the service: {err}");
+    // Read stderr as it comes: the first retry warning is the point where the upload has failed against the dead
+    // server and is waiting to try again.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    pause.release();
+    let t0 = std::time::Instant::now();
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(line) if line.contains("retry") => break,
+            Ok(_) => continue,
+            Err(e) => {
+                panic!("no retry warning after {:?} ({e}): the backup did not retry the failed upload", t0.elapsed())
+            }
+        }
     }
+    srv.restart();
+    let status = child.wait().unwrap();
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let err = reader.join().unwrap();
+    assert!(status.success(), "the backup did not bridge the outage ({status}); its stderr:\n{err}");
+    assert!(err.contains("retry"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    let t = remote.r.path("t");
+    remote.ok(&["restore", &string(&v, "snapshot_id"), "--target", s(&t)]);
+    assert_same_contents(&src, &restored_path(&t, &src));
     remote.ok(&["check", "--read-data"]);
     let v = remote.json(&["backup", s(&src)]);
     let t = remote.r.path("t2");

@@ -20,10 +20,6 @@ fn stored(repo: &Repo) -> BTreeSet<PathBuf> {
         .collect()
 }
 
-fn objects(repo: &Repo, prefix: &str) -> Vec<PathBuf> {
-    regular_files(&repo.repo.join(prefix)).iter().map(|r| join_rel(&repo.repo.join(prefix), r)).collect()
-}
-
 /// A source tree of many chunks: one large file of several chunks and a few small ones, in two directories.
 fn source(repo: &Repo) -> PathBuf {
     let src = repo.mkdir("src");
@@ -101,7 +97,7 @@ fn a_lost_data_pack_keeps_every_intact_file_and_names_the_damaged_ones() {
     let repo = Repo::new();
     let src = source(&repo);
     let original = string(&repo.backup(&[&src], &[]), "snapshot_id");
-    let packs = objects(&repo, "data");
+    let packs = objects(&repo.repo, "data");
     assert!(packs.len() >= 2, "the fixture needs two data packs: {packs:?}");
     fs::remove_file(&packs[0]).unwrap();
 
@@ -185,7 +181,7 @@ fn a_lost_tree_pack_becomes_empty_directories_marked_lost() {
     let repo = Repo::new();
     let src = source(&repo);
     repo.backup(&[&src], &[]);
-    let first_trees: BTreeSet<PathBuf> = objects(&repo, "tree").into_iter().collect();
+    let first_trees: BTreeSet<PathBuf> = objects(&repo.repo, "tree").into_iter().collect();
     write_file(&src.join("two/new.txt"), b"written after the first backup\n");
     let second = string(&repo.backup(&[&src], &[]), "snapshot_id");
     // The first backup's tree pack holds every tree of snapshot 1 and the unchanged `one/` of snapshot 2.
@@ -222,7 +218,7 @@ fn read_data_finds_blobs_that_do_not_verify() {
     let src = source(&repo);
     repo.backup(&[&src], &[]);
     // Same size, one bit: only reading the pack can tell.
-    let pack = objects(&repo, "data").remove(0);
+    let pack = objects(&repo.repo, "data").remove(0);
     let mut bytes = fs::read(&pack).unwrap();
     bytes[100] ^= 0x01;
     fs::write(&pack, &bytes).unwrap();

@@ -5,20 +5,17 @@
 //! under `data/`, with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
 //! counting layer of `src/backend/fault.rs`, which records every path read (whole or ranged).
 
-use super::faults::{bytes, copy_dir, files, write};
-use cairn::backend::fault::{FaultBackend, FaultPlan};
-use cairn::backend::local::LocalBackend;
-use cairn::backend::DynBackend;
+use super::fixtures::{bytes, copy_dir, files, init_local, open_faulty, open_local, snapshot_of, write};
+use cairn::backend::fault::FaultPlan;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, ReadData};
 use cairn::crypto::MasterKeys;
 use cairn::forget::{self, GroupBy, Rules};
 use cairn::id::KeyId;
 use cairn::repair::{repair_snapshots, RepairSnapshotsOptions};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::Repository;
 use cairn::retention::{Count, Policy};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -35,12 +32,10 @@ fn fixture() -> Fixture {
     write(&src.join("a.bin"), &bytes(1, 900 * 1024));
     write(&src.join("d/b.bin"), &bytes(2, 300 * 1024));
     write(&src.join("d/e/c.txt"), b"small\n");
-    let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
-    let opts = OpenOptions { cache_root: Some(base.join("cache0")), no_cache: false };
-    let repo = Repository::init(backend, b"cold", &InitOptions::default(), &opts).unwrap();
-    backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    let repo = init_local(&base.join("repo"), b"cold", &base.join("cache0"));
+    snapshot_of(&repo, &src);
     write(&src.join("d/e/c.txt"), b"changed\n");
-    backup(&repo, BackupSource::Paths(vec![src]), &BackupOptions::default(), &NoProgress).unwrap();
+    snapshot_of(&repo, &src);
     Fixture { keys: repo.keys().clone(), key_id: repo.key_id(), _tmp: tmp, base }
 }
 
@@ -137,18 +132,12 @@ fn metadata_operations_read_nothing_under_data() {
                 let pack = files(&dir.join("data")).into_keys().next().unwrap();
                 std::fs::remove_file(dir.join("data").join(pack)).unwrap();
             }
-            let opts = OpenOptions { cache_root: Some(cache.clone()), no_cache: false };
             if !fresh_cache {
                 // Warm the cache first, through plain storage.
-                let plain: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-                let r = Repository::open_with_keys(plain, fx.keys.clone(), fx.key_id, &opts).unwrap();
-                r.sync_index().unwrap();
+                open_local(&dir, &fx.keys, fx.key_id, &cache).sync_index().unwrap();
             }
-            let counting =
-                Arc::new(FaultBackend::new(Arc::new(LocalBackend::new(&dir).unwrap()), FaultPlan::default()));
-            let backend: DynBackend = counting.clone();
-            let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts).unwrap();
-            op(&repo, &fx.base);
+            let (repo, counting) = open_faulty(&dir, FaultPlan::default(), &fx.keys, fx.key_id, &cache);
+            op(&repo.unwrap(), &fx.base);
             let read = counting.counts().read_paths.lock().unwrap().clone();
             let data: Vec<&String> = read.iter().filter(|p| p.starts_with("data/")).collect();
             assert!(data.is_empty(), "{what} read under data/: {data:?}");

@@ -6,62 +6,20 @@
 //! are notes), the acknowledged snapshot restores byte for byte, and the same backup run again succeeds and
 //! restores byte for byte too. Lost acknowledged writes and failing listings are checked as well.
 
+use super::fixtures::{
+    bytes, copy_dir, init_local, local, open_faulty, open_local, opts, restore_matches, snapshot_of, write,
+};
 use cairn::backend::fault::{FaultBackend, FaultPlan};
-use cairn::backend::local::LocalBackend;
-use cairn::backend::DynBackend;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, ReadData, Severity};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
 use cairn::repair::{repair_index, RepairOptions};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
-use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
-use std::collections::BTreeMap;
+use cairn::repository::Repository;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const PASSWORD: &[u8] = b"fault injection";
-
-pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    let mut h = blake3::Hasher::new();
-    h.update(&seed.to_le_bytes());
-    h.finalize_xof().fill(&mut out);
-    out
-}
-
-pub(crate) fn write(path: &Path, data: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
-
-/// Relative path → content of every regular file below `root`.
-pub(crate) fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-pub(crate) fn copy_dir(src: &Path, dst: &Path) {
-    for (rel, data) in files(src) {
-        write(&dst.join(rel), &data);
-    }
-    // Empty directories (the local backend pre-creates the pack fan-out) need not be copied.
-}
-
-pub(crate) fn opts(cache: &Path) -> OpenOptions {
-    OpenOptions { cache_root: Some(cache.to_path_buf()), no_cache: false }
-}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -84,29 +42,27 @@ fn fixture() -> Fixture {
     write(&src_b.join("new.bin"), &bytes(2, 900 * 1024));
     write(&src_b.join("e/f/g.txt"), b"deep\n");
     write(&src_b.join("empty"), b"");
-    let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
-    let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0"))).unwrap();
-    let first = backup(&repo, BackupSource::Paths(vec![src_a.clone()]), &BackupOptions::default(), &NoProgress)
-        .unwrap()
-        .snapshot_id
-        .unwrap();
+    let repo = init_local(&base.join("repo"), PASSWORD, &base.join("cache0"));
+    let first = snapshot_of(&repo, &src_a);
     let (keys, key_id) = (repo.keys().clone(), repo.key_id());
     Fixture { _tmp: tmp, base, keys, key_id, first, src_a, src_b }
 }
 
-pub(crate) fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, target: &Path) {
-    let s = repo.load_snapshot(snap).unwrap();
-    let o = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
-    let r = restore(repo, &s.root(), None, &o, &NoRestoreProgress).unwrap();
-    assert!(r.errors.is_empty(), "restore of {snap:?}: {:?}", r.errors);
-    let restored = target.join(src.strip_prefix("/").unwrap());
-    assert_eq!(files(&restored), files(src), "restore of {snap:?} differs from {src:?}");
+impl Fixture {
+    /// A copy of the repository at `dir` behind the fault layer with `plan`, with the cache `base/cache`.
+    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (cairn::Result<Repository>, Arc<FaultBackend>) {
+        open_faulty(dir, plan, &self.keys, self.key_id, &self.base.join(cache))
+    }
+
+    /// A backup of `src_b` into `repo`.
+    fn backup_b(&self, repo: &Repository) -> cairn::Result<cairn::backup::BackupResult> {
+        backup(repo, BackupSource::Paths(vec![self.src_b.clone()]), &BackupOptions::default(), &NoProgress)
+    }
 }
 
 /// Opens `dir` through plain storage with a fresh cache and asserts it is healthy.
 fn assert_healthy(fx: &Fixture, dir: &Path, cache: &Path, what: &str) -> Repository {
-    let backend: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
-    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(cache)).unwrap();
+    let repo = open_local(dir, &fx.keys, fx.key_id, cache);
     let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
     assert_eq!(report.errors(), 0, "{what}: check found errors: {:#?}", report.findings);
     repo
@@ -120,11 +76,8 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
     // Count the writes of the second backup on a throwaway copy.
     let probe_dir = fx.base.join("probe");
     copy_dir(&repo_dir, &probe_dir);
-    let counting = Arc::new(FaultBackend::new(Arc::new(LocalBackend::new(&probe_dir).unwrap()), FaultPlan::default()));
-    let repo =
-        Repository::open_with_keys(counting.clone(), fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c-probe")))
-            .unwrap();
-    backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    let (repo, counting) = fx.faulty(&probe_dir, FaultPlan::default(), "c-probe");
+    fx.backup_b(&repo.unwrap()).unwrap();
     let writes = counting.counts().writes.load(std::sync::atomic::Ordering::SeqCst);
     assert!(writes >= 4, "a backup writes packs, an index, a snapshot and a lease: {writes}");
 
@@ -135,15 +88,10 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
     for n in 0..writes + 2 {
         let dir = fx.base.join(format!("crash-{n}"));
         copy_dir(&repo_dir, &dir);
-        let faulty = Arc::new(FaultBackend::new(
-            Arc::new(LocalBackend::new(&dir).unwrap()),
-            FaultPlan { fail_write: Some(n), crash: true, ..Default::default() },
-        ));
         let cache = fx.base.join(format!("c-crash-{n}"));
-        let r =
-            Repository::open_with_keys(faulty.clone(), fx.keys.clone(), fx.key_id, &opts(&cache)).and_then(|repo| {
-                backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
-            });
+        let plan = FaultPlan { fail_write: Some(n), crash: true, ..Default::default() };
+        let (repo, faulty) = fx.faulty(&dir, plan, &format!("c-crash-{n}"));
+        let r = repo.and_then(|repo| fx.backup_b(&repo));
         if !faulty.has_crashed() {
             assert!(r.is_ok(), "no fault was injected, yet the backup failed: {:?}", r.err());
             std::fs::remove_dir_all(&dir).unwrap();
@@ -169,8 +117,7 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
         }
         // The next backup succeeds and restores.
         let repo = assert_healthy(&fx, &dir, &cache, &format!("crash at write {n}, before the retry"));
-        let again = backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
-            .unwrap_or_else(|e| panic!("crash at write {n}: the next backup failed: {e}"));
+        let again = fx.backup_b(&repo).unwrap_or_else(|e| panic!("crash at write {n}: the next backup failed: {e}"));
         let id = again.snapshot_id.unwrap();
         restore_matches(&repo, &id, &fx.src_b, &fx.base.join(format!("r2-{n}")));
         assert_healthy(
@@ -192,14 +139,8 @@ fn a_failing_listing_stops_a_backup_without_damage() {
     for n in 0..3 {
         let dir = fx.base.join(format!("list-{n}"));
         copy_dir(&repo_dir, &dir);
-        let faulty = Arc::new(FaultBackend::new(
-            Arc::new(LocalBackend::new(&dir).unwrap()),
-            FaultPlan { fail_list: Some(n), ..Default::default() },
-        ));
-        let r = Repository::open_with_keys(faulty, fx.keys.clone(), fx.key_id, &opts(&fx.base.join(format!("cl-{n}"))))
-            .and_then(|repo| {
-                backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
-            });
+        let (repo, _) = fx.faulty(&dir, FaultPlan { fail_list: Some(n), ..Default::default() }, &format!("cl-{n}"));
+        let r = repo.and_then(|repo| fx.backup_b(&repo));
         if r.is_ok() {
             continue; // this listing was not on the backup's path
         }
@@ -216,26 +157,10 @@ fn a_lost_acknowledged_write_is_found_by_check() {
     for (prefix, n) in [("data/", 0u64), ("tree/", 0), ("index/", 0)] {
         let dir = fx.base.join(format!("lost-{}", prefix.trim_end_matches('/')));
         copy_dir(&repo_dir, &dir);
-        let faulty = Arc::new(FaultBackend::new(
-            Arc::new(LocalBackend::new(&dir).unwrap()),
-            FaultPlan { lose_write: Some(n), only_prefix: Some(prefix.into()), ..Default::default() },
-        ));
-        let repo = Repository::open_with_keys(
-            faulty,
-            fx.keys.clone(),
-            fx.key_id,
-            &opts(&fx.base.join(format!("cx-{prefix}"))),
-        )
-        .unwrap();
-        backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
-        let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-        let plain = Repository::open_with_keys(
-            backend,
-            fx.keys.clone(),
-            fx.key_id,
-            &opts(&fx.base.join(format!("cy-{prefix}"))),
-        )
-        .unwrap();
+        let plan = FaultPlan { lose_write: Some(n), only_prefix: Some(prefix.into()), ..Default::default() };
+        let (repo, _) = fx.faulty(&dir, plan, &format!("cx-{prefix}"));
+        fx.backup_b(&repo.unwrap()).unwrap();
+        let plain = open_local(&dir, &fx.keys, fx.key_id, &fx.base.join(format!("cy-{prefix}")));
         let report = check(&plain, &CheckOptions::default()).unwrap();
         assert!(report.errors() > 0, "a lost {prefix} write went unnoticed: {:#?}", report.findings);
         // The acknowledged first snapshot is untouched.
@@ -246,11 +171,8 @@ fn a_lost_acknowledged_write_is_found_by_check() {
 #[test]
 fn check_without_read_data_reads_nothing_under_data() {
     let fx = fixture();
-    let counting =
-        Arc::new(FaultBackend::new(Arc::new(LocalBackend::new(fx.base.join("repo")).unwrap()), FaultPlan::default()));
-    let repo =
-        Repository::open_with_keys(counting.clone(), fx.keys.clone(), fx.key_id, &opts(&fx.base.join("cr"))).unwrap();
-    let report = check(&repo, &CheckOptions::default()).unwrap();
+    let (repo, counting) = fx.faulty(&fx.base.join("repo"), FaultPlan::default(), "cr");
+    let report = check(&repo.unwrap(), &CheckOptions::default()).unwrap();
     assert_eq!(report.errors(), 0);
     let reads = counting.counts().read_paths.lock().unwrap().clone();
     assert!(reads.iter().any(|p| p.starts_with("tree/")), "tree packs are read: {reads:?}");
@@ -262,17 +184,10 @@ fn repair_index_adopts_the_packs_of_a_backup_that_crashed_before_its_index() {
     let fx = fixture();
     let dir = fx.base.join("repo");
     // Crash at the first index write: the packs are stored, nothing names them.
-    let faulty = Arc::new(FaultBackend::new(
-        Arc::new(LocalBackend::new(&dir).unwrap()),
-        FaultPlan { fail_write: Some(0), crash: true, only_prefix: Some("index/".into()), ..Default::default() },
-    ));
-    let r =
-        Repository::open_with_keys(faulty, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c1"))).and_then(|repo| {
-            backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
-        });
-    assert!(r.is_err());
-    let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c2"))).unwrap();
+    let plan = FaultPlan { fail_write: Some(0), crash: true, only_prefix: Some("index/".into()), ..Default::default() };
+    let (repo, _) = fx.faulty(&dir, plan, "c1");
+    assert!(repo.and_then(|repo| fx.backup_b(&repo)).is_err());
+    let repo = open_local(&dir, &fx.keys, fx.key_id, &fx.base.join("c2"));
     let before = check(&repo, &CheckOptions::default()).unwrap();
     let leftovers = before.findings.iter().filter(|f| f.code == "pack-unindexed").count();
     assert!(leftovers >= 2, "the crashed backup left data and tree packs: {:#?}", before.findings);
@@ -283,8 +198,7 @@ fn repair_index_adopts_the_packs_of_a_backup_that_crashed_before_its_index() {
     assert_eq!(after.errors(), 0, "{:#?}", after.findings);
     assert!(after.findings.iter().all(|f| f.severity != Severity::Info || f.code != "pack-unindexed"));
     // The adopted blobs count as stored: the retried backup adds no data blob.
-    let again =
-        backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    let again = fx.backup_b(&repo).unwrap();
     assert!(again.summary.bytes_added < 64 * 1024, "the retry stored the data again: {:?}", again.summary);
     restore_matches(&repo, &again.snapshot_id.unwrap(), &fx.src_b, &fx.base.join("r"));
 }
@@ -309,8 +223,7 @@ fn a_planted_key_file_cannot_stop_the_real_key_from_opening() {
     let mut bytes = KEY_MAGIC.to_vec();
     bytes.extend_from_slice(&postcard::to_allocvec(&planted).unwrap());
     write(&dir.join("keys").join("0".repeat(64)), &bytes);
-    let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-    let repo = Repository::open(backend, PASSWORD, &opts(&fx.base.join("c-planted")))
+    let repo = Repository::open(local(&dir), PASSWORD, &opts(&fx.base.join("c-planted")))
         .unwrap_or_else(|e| panic!("the planted key file stopped the open: {e}"));
     restore_matches(&repo, &fx.first, &fx.src_a, &fx.base.join("r-planted"));
 }

@@ -10,7 +10,7 @@
 //!   them fails `vector_cut_points_*`, because it would silently end dedup against older backups.
 //! - Property tests: encode/decode round trips of tree blobs, snapshots, index files, pack headers, configs,
 //!   leases and prune marks; random bytes and bit flips are rejected with an `Err`, never a panic.
-//! - The write-only key of DESIGN §2 on a `memory://` repository.
+//! - The write-only key (format-spec §4.2, §12) on a `memory://` repository.
 //!
 //! A module of `tests/library.rs`, the crate's second integration-test binary (each one links RocksDB).
 //!
@@ -1419,7 +1419,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The write-only key (DESIGN §2)
+// The write-only key (format-spec §4.2, §12)
 // ---------------------------------------------------------------------------------------------------------
 
 /// Deterministic pseudo-random bytes (the BLAKE3 XOF of `seed`).

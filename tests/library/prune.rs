@@ -2,16 +2,17 @@
 //! and the waited sessions, rescue of packs a late snapshot uses, the lock, the safety stops, a crash at every
 //! write and delete of both phases, short listings, and backups running while prune loops with no grace.
 
-use super::faults::{bytes, copy_dir, files, opts, restore_matches, write};
+use super::fixtures::{
+    bytes, copy_dir, files, init_local, open_faulty, open_local, opts, rand_name, restore_matches, snapshot_of, write,
+};
 use cairn::backend::fault::{FaultBackend, FaultPlan};
-use cairn::backend::local::LocalBackend;
 use cairn::backend::DynBackend;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, ReadData};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
 use cairn::prune::{run, PruneLock, PruneOptions};
-use cairn::repository::{InitOptions, Repository};
+use cairn::repository::Repository;
 use cairn::writer::{Writer, WriterOptions};
 use cairn::Error;
 use std::path::{Path, PathBuf};
@@ -61,16 +62,9 @@ fn fixture() -> Fx {
         write(&src_b.join(format!("s/{i}")), &bytes(100 + i, 4096));
         write(&src_a.join(format!("u/{i}")), &bytes(200 + i, 4096));
     }
-    let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
-    let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0"))).unwrap();
-    let snap = |src: &Path| {
-        backup(&repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress)
-            .unwrap()
-            .snapshot_id
-            .unwrap()
-    };
-    let forgotten = snap(&src_a);
-    let kept = snap(&src_b);
+    let repo = init_local(&base.join("repo"), PASSWORD, &base.join("cache0"));
+    let forgotten = snapshot_of(&repo, &src_a);
+    let kept = snapshot_of(&repo, &src_b);
     repo.remove_snapshot(&forgotten).unwrap();
     let (keys, key_id) = (repo.keys().clone(), repo.key_id());
     Fx { _tmp: tmp, base, keys, key_id, forgotten, kept, src_b }
@@ -79,17 +73,12 @@ fn fixture() -> Fx {
 impl Fx {
     /// Opens the repository at `dir` through plain storage with the cache `cache`.
     fn repo(&self, dir: &Path, cache: &str) -> Repository {
-        let backend: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
-        Repository::open_with_keys(backend, self.keys.clone(), self.key_id, &opts(&self.base.join(cache))).unwrap()
+        open_local(dir, &self.keys, self.key_id, &self.base.join(cache))
     }
 
     fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (Repository, Arc<FaultBackend>) {
-        let inner: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
-        let fb = Arc::new(FaultBackend::new(inner, plan));
-        let repo =
-            Repository::open_with_keys(fb.clone(), self.keys.clone(), self.key_id, &opts(&self.base.join(cache)))
-                .unwrap();
-        (repo, fb)
+        let (repo, fb) = open_faulty(dir, plan, &self.keys, self.key_id, &self.base.join(cache));
+        (repo.unwrap(), fb)
     }
 }
 
@@ -111,10 +100,6 @@ fn assert_intact(fx: &Fx, dir: &Path, what: &str) {
     let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
     assert_eq!(report.errors(), 0, "{what}: check found errors: {:#?}", report.findings);
     restore_matches(&repo, &fx.kept, &fx.src_b, &fx.base.join(format!("restore-{cache}")));
-}
-
-fn rand_name() -> String {
-    hex::encode(cairn::crypto::random_32())[..12].to_string()
 }
 
 /// Runs eager prunes until nothing is left to do; returns how many runs it took.
@@ -288,10 +273,9 @@ fn a_short_or_failing_listing_during_prune_deletes_nothing() {
     // A failing listing anywhere in prune stops it (opening needs listings too: count from after the open).
     let mut failed = 0;
     for i in 0..12 {
-        let inner: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-        let fb = Arc::new(FaultBackend::new(inner, FaultPlan { fail_list: Some(i), ..Default::default() }));
         let cache = fx.base.join(format!("c-{}", rand_name()));
-        let Ok(repo) = Repository::open_with_keys(fb.clone(), fx.keys.clone(), fx.key_id, &opts(&cache)) else {
+        let plan = FaultPlan { fail_list: Some(i), ..Default::default() };
+        let Ok(repo) = open_faulty(&dir, plan, &fx.keys, fx.key_id, &cache).0 else {
             continue;
         };
         if run(&repo, &eager(), false).is_err() {
@@ -462,7 +446,7 @@ fn a_crash_at_any_delete_of_forget_loses_nothing_kept() {
     let src_c = fx.base.join("src-c");
     for i in 0..3 {
         write(&src_c.join("f.bin"), &bytes(50 + i, 200 * 1024));
-        backup(&repo, BackupSource::Paths(vec![src_c.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+        snapshot_of(&repo, &src_c);
     }
     drop(repo);
     let policy = cairn::forget::Rules::Policy(cairn::retention::Policy {
@@ -562,9 +546,7 @@ fn a_sweep_between_a_writers_index_sync_and_its_mark_read_cannot_make_it_referen
             si.store(true, SeqCst);
         } else if prefix.starts_with("prune") && si.load(SeqCst) && !fi.swap(true, SeqCst) {
             // The sweep, from another process, right after the writer's index sync.
-            let backend: DynBackend = Arc::new(LocalBackend::new(&d).unwrap());
-            let other =
-                Repository::open_with_keys(backend, keys.clone(), key_id, &opts(&base.join("c-sweeper"))).unwrap();
+            let other = open_local(&d, &keys, key_id, &base.join("c-sweeper"));
             let (p, r) = run(&other, &PruneOptions { force: true, ..eager() }, false).unwrap();
             assert!(p.sweep.is_some() && r.unwrap().deleted_packs > 0, "the interleaved sweep did nothing: {p:#?}");
         }
@@ -573,10 +555,10 @@ fn a_sweep_between_a_writers_index_sync_and_its_mark_read_cannot_make_it_referen
     // Warm the writer's cache with the old index first, as a host that backed up before would have it.
     repo.sync_index().unwrap();
     seen_index.store(false, std::sync::atomic::Ordering::SeqCst);
-    let b = backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    let id = snapshot_of(&repo, &fx.src_b);
     assert!(fired.load(std::sync::atomic::Ordering::SeqCst), "the sweep never ran inside the writer's start");
     let fresh = fx.repo(&dir, "c-check");
     let report = check(&fresh, &CheckOptions { read_data: ReadData::All }).unwrap();
     assert_eq!(report.errors(), 0, "the backup references deleted packs: {:#?}", report.findings);
-    restore_matches(&fresh, &b.snapshot_id.unwrap(), &fx.src_b, &fx.base.join("restore-race"));
+    restore_matches(&fresh, &id, &fx.src_b, &fx.base.join("restore-race"));
 }

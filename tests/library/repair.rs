@@ -3,22 +3,14 @@
 //! damaged part of a split directory (format-spec §7.2) costs only the entries of that part; everything else of the
 //! snapshot restores byte for byte from the repaired snapshot.
 
-use cairn::backend::local::LocalBackend;
-use cairn::backend::DynBackend;
-use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+use super::fixtures::{init_local, snapshot_of, write};
 use cairn::check::{check, CheckOptions};
 use cairn::id::{pack_path, BlobId, BlobKind, SnapshotId};
 use cairn::repair::{repair_snapshots, RepairSnapshotsOptions};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::Repository;
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use cairn::tree::{NodeKind, TreeBlob};
 use std::path::Path;
-use std::sync::Arc;
-
-fn write(path: &Path, data: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
 
 fn dir_tree(repo: &Repository, root: &BlobId, path: &Path) -> BlobId {
     match cairn::browse::find(repo, root, path).unwrap().unwrap().kind {
@@ -49,11 +41,8 @@ fn one_lost_tree_blob_costs_only_what_it_listed() {
         write(&src.join(format!("big/f{i:05}")), format!("file {i}\n").as_bytes());
     }
     let dir = base.join("repo");
-    let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-    let opts = OpenOptions { cache_root: Some(base.join("cache")), no_cache: false };
-    let repo = Repository::init(backend, b"repair", &InitOptions::default(), &opts).unwrap();
-    let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
-    let original: SnapshotId = r.snapshot_id.unwrap();
+    let repo = init_local(&dir, b"repair", &base.join("cache"));
+    let original: SnapshotId = snapshot_of(&repo, &src);
     let root = repo.load_snapshot(&original).unwrap().root();
 
     // Damage the listing of `lost/` and the second part of `big/`.

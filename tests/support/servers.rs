@@ -1,4 +1,4 @@
-//! The real storage servers `./test.sh` starts on loopback (scripts/servers/): their settings, read from the
+//! The storage servers and emulators `./test.sh` starts on loopback (scripts/servers/): their settings, read from the
 //! environment, and the rule for a missing one. With `CAIRN_TEST_SERVERS=required` (set by `./test.sh` and CI) a
 //! server whose variables are missing FAILS the test; without it (a plain `cargo test`) the test prints a notice and
 //! skips. Shared by `tests/library.rs` and `tests/cli.rs` through `#[path]`.
@@ -138,5 +138,61 @@ impl Webdav {
     }
     pub fn password(&self, pass: &str) -> Vec<String> {
         vec![format!("webdav.password={pass}")]
+    }
+}
+
+/// The Google Cloud Storage emulator (fake-gcs-server). It checks no credentials, ignores `ifGenerationMatch` and has
+/// no XML multipart API, so it is opened with a fixed token, `conditional_create=false` and `chunk_size=0`.
+#[derive(Clone, Debug)]
+pub struct Gcs {
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl Gcs {
+    pub fn from_env() -> Option<Gcs> {
+        Some(Gcs { endpoint: var("GCS", "GCS_ENDPOINT")?, bucket: var("GCS", "GCS_BUCKET")? })
+    }
+    pub fn url(&self, what: &str) -> String {
+        format!("gcs://{}/{}", self.bucket, unique(what))
+    }
+    /// `-o` options: the endpoint, a token (the emulator accepts any), and what the emulator cannot do.
+    pub fn options(&self) -> Vec<String> {
+        vec![
+            format!("gcs.endpoint={}", self.endpoint),
+            "gcs.token=emulator-accepts-any-token".into(),
+            "conditional_create=false".into(),
+            "chunk_size=0".into(),
+        ]
+    }
+}
+
+/// The Azure Blob Storage emulator (Azurite) with its development account.
+#[derive(Clone, Debug)]
+pub struct Azure {
+    pub endpoint: String,
+    pub container: String,
+    pub account: String,
+    pub key: String,
+}
+
+impl Azure {
+    pub fn from_env() -> Option<Azure> {
+        Some(Azure {
+            endpoint: var("Azure", "AZURE_ENDPOINT")?,
+            container: var("Azure", "AZURE_CONTAINER")?,
+            account: var("Azure", "AZURE_ACCOUNT")?,
+            key: var("Azure", "AZURE_KEY")?,
+        })
+    }
+    pub fn url(&self, what: &str) -> String {
+        format!("azblob://{}/{}", self.container, unique(what))
+    }
+    /// `-o` options without the key (that goes in `AZURE_STORAGE_ACCOUNT_KEY` or `key`).
+    pub fn options(&self) -> Vec<String> {
+        vec![format!("azblob.endpoint={}", self.endpoint), format!("azblob.account_name={}", self.account)]
+    }
+    pub fn key(&self, key: &str) -> Vec<String> {
+        vec![format!("azblob.account_key={key}")]
     }
 }

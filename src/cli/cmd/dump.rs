@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, a: DumpArgs) -> anyhow::Result<Outcome> {
     // The file's bytes are the command's data: straight to stdout, in large writes.
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    restore::dump(&repo, &snap.v1().root, &path, &mut out)?;
+    restore::dump(&repo, &snap.root(), &path, &mut out)?;
     out.flush().context("writing to standard output")?;
     Ok(Outcome::Done)
 }

@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> anyhow::Result<Outcome> {
     let mut init = InitOptions { compression_level: a.compression_level, ..InitOptions::default() };
     if let Some(url) = &a.copy_chunker_from {
         let src = open::open_source(&ctx.g, &ctx.out, url, &a.from)?;
-        init.chunker = src.config().v1().chunker;
+        init.chunker = src.config().chunker();
         init.chunker_keys_from = Some(src.keys().clone());
     }
     let repo = Repository::init(backend, &pw, &init, &open::open_options(&ctx.g))?;

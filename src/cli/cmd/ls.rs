@@ -70,9 +70,9 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> anyhow::Result<Outcome> {
     let sub = a.snapshot.path.clone();
     let mut entries: Vec<(PathBuf, Node)> = Vec::new();
     // The directory to list below, if any: the root, or SNAPSHOT:PATH when it is a directory.
-    let mut start = Some(snap.v1().root);
+    let mut start = Some(snap.root());
     if let Some(p) = &sub {
-        if let Some(n) = cairn::browse::find(&repo, &snap.v1().root, p)? {
+        if let Some(n) = cairn::browse::find(&repo, &snap.root(), p)? {
             start = match n.kind {
                 NodeKind::Dir { tree } => Some(tree),
                 _ => None,

@@ -70,7 +70,7 @@ fn choose(repo: &cairn::repository::Repository, a: &RestoreArgs) -> anyhow::Resu
         1 => Ok(found.remove(0)),
         n => {
             let groups: Vec<String> =
-                found.iter().map(|(_, s)| format!("{} {}", s.v1().host, s.display_paths().join(","))).collect();
+                found.iter().map(|(_, s)| format!("{} {}", s.host(), s.display_paths().join(","))).collect();
             Err(CliError::Usage(format!(
                 "--as-of matches {n} groups of snapshots ({}); choose one with --host/--path",
                 groups.join("; ")
@@ -98,7 +98,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         threads: 0,
         cancel: Some(ctx.cancel.clone()),
     };
-    let plan = restore::plan(&repo, &snap.v1().root, sub.as_deref(), &opts)?;
+    let plan = restore::plan(&repo, &snap.root(), sub.as_deref(), &opts)?;
     if a.dry_run {
         let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
         let doc = Plan {

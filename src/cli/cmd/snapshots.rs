@@ -29,22 +29,21 @@ struct Listed<'a> {
 
 impl<'a> Listed<'a> {
     fn new(id: SnapshotId, snap: &'a Snapshot) -> Self {
-        let s = snap.v1();
         Listed {
             id,
             short_id: id.short(),
-            time: s.time,
-            host: &s.host,
-            user: &s.user,
-            uid: s.uid,
-            gid: s.gid,
+            time: snap.time(),
+            host: snap.host(),
+            user: snap.user(),
+            uid: snap.uid(),
+            gid: snap.gid(),
             paths: snap.display_paths(),
-            tags: &s.tags,
-            parent: s.parent,
-            root: s.root,
-            source: s.source.describe(),
-            program: &s.program,
-            summary: &s.summary,
+            tags: snap.tags(),
+            parent: snap.parent(),
+            root: snap.root(),
+            source: snap.source().describe(),
+            program: snap.program(),
+            summary: snap.summary(),
         }
     }
 }

@@ -1,0 +1,111 @@
+//! The shared helpers of the library tests (`tests/library/*`): test data, files on disk, repositories on a local
+//! directory (plain or behind the fault-injecting layer of `src/backend/fault.rs`), and the restore-and-compare
+//! check. Each test file builds its own fixture from these; none defines them again.
+#![allow(dead_code)]
+
+use cairn::backend::fault::{FaultBackend, FaultPlan};
+use cairn::backend::local::LocalBackend;
+use cairn::backend::DynBackend;
+use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+use cairn::crypto::MasterKeys;
+use cairn::id::{KeyId, SnapshotId};
+use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `len` pseudo-random (incompressible, unique per seed) bytes.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.finalize_xof().fill(&mut out);
+    out
+}
+
+/// Writes `data` to `path`, creating its parent directories.
+pub fn write(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Relative path → content of every regular file below `root`.
+pub fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Copies the regular files of a repository directory (empty directories, such as the local backend's pack fan-out,
+/// need not be copied).
+pub fn copy_dir(src: &Path, dst: &Path) {
+    for (rel, data) in files(src) {
+        write(&dst.join(rel), &data);
+    }
+}
+
+/// Open options with the cache at `cache`.
+pub fn opts(cache: &Path) -> OpenOptions {
+    OpenOptions { cache_root: Some(cache.to_path_buf()), no_cache: false }
+}
+
+/// The local backend at `dir`.
+pub fn local(dir: &Path) -> DynBackend {
+    Arc::new(LocalBackend::new(dir).unwrap())
+}
+
+/// A new repository at `dir` with default settings.
+pub fn init_local(dir: &Path, password: &[u8], cache: &Path) -> Repository {
+    Repository::init(local(dir), password, &InitOptions::default(), &opts(cache)).unwrap()
+}
+
+/// The repository at `dir` through plain storage, opened with known keys.
+pub fn open_local(dir: &Path, keys: &MasterKeys, key_id: KeyId, cache: &Path) -> Repository {
+    Repository::open_with_keys(local(dir), keys.clone(), key_id, &opts(cache)).unwrap()
+}
+
+/// The repository at `dir` behind a fault-injecting layer with `plan`, and that layer (for its counts).
+pub fn open_faulty(
+    dir: &Path,
+    plan: FaultPlan,
+    keys: &MasterKeys,
+    key_id: KeyId,
+    cache: &Path,
+) -> (cairn::Result<Repository>, Arc<FaultBackend>) {
+    let fb = Arc::new(FaultBackend::new(local(dir), plan));
+    (Repository::open_with_keys(fb.clone(), keys.clone(), key_id, &opts(cache)), fb)
+}
+
+/// Backs up `src` with default options and returns the snapshot id.
+pub fn snapshot_of(repo: &Repository, src: &Path) -> SnapshotId {
+    backup(repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress)
+        .unwrap()
+        .snapshot_id
+        .unwrap()
+}
+
+/// A short random name (for cache and restore directories).
+pub fn rand_name() -> String {
+    hex::encode(cairn::crypto::random_32())[..12].to_string()
+}
+
+/// Restores `snap` into `target` and asserts its files equal those of `src` byte for byte.
+pub fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, target: &Path) {
+    let s = repo.load_snapshot(snap).unwrap();
+    let o = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
+    let r = restore(repo, &s.root(), None, &o, &NoRestoreProgress).unwrap();
+    assert!(r.errors.is_empty(), "restore of {snap:?}: {:?}", r.errors);
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(files(&restored), files(src), "restore of {snap:?} differs from {src:?}");
+}
