@@ -10,8 +10,8 @@
 //!    [`codec::object`] (configs, snapshots, index files, key files, leases) and
 //!    [`codec::packer`] (packs and their headers) go through.
 //! 3. [`backend`]: storage services.
-//! 4. [`repository`]: an open repository (open, index sync, reads, snapshots, keys), the write
-//!    side [`writer`] and the local [`cache`].
+//! 4. [`repository`]: an open repository (open, index sync, reads, snapshots, keys), reading,
+//!    walking and writing [`trees`], the write side [`writer`] and the local [`cache`].
 //! 5. [`ops`]: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`],
 //!    [`repair`]; the pure retention policy [`retention`]; the file-metadata calls [`fsmeta`].
 //! 6. the `cairn` binary (`src/main.rs`, `src/cli/`), which is not part of the library.
@@ -37,6 +37,6 @@ pub use format::{config, error, filter, id, index, keyfile, lease, pack, snapsho
 pub use ops::{backup, browse, check, copy, forget, prune, repair, restore};
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]
-pub use repository::{cache, writer};
+pub use repository::{cache, trees, writer};
 
 pub use error::{Error, Result};
