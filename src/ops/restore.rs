@@ -2,13 +2,13 @@
 //! to all its targets, leave holes for zero chunks, then links and metadata; verify on request.
 //! `dump` streams one file.
 
-use crate::backup::PathMessage;
 use crate::browse;
 use crate::cache::Location;
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::fsmeta;
 use crate::id::{pack_path, BlobId, BlobKind, PackId};
+use crate::ops::PathMessage;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
 use crate::trees::{chunk_ids, Control, Visitor, Walker};

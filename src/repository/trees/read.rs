@@ -8,6 +8,13 @@ use crate::repository::Repository;
 use crate::tree::{Content, Node, TreeBlob};
 use std::collections::HashSet;
 
+impl Repository {
+    /// Reads a tree blob.
+    pub fn read_tree_blob(&self, id: &BlobId) -> Result<TreeBlob> {
+        read_tree(self, id).map(|(_, t)| t)
+    }
+}
+
 /// Reads a tree blob: its plaintext (as stored, for a copy that keeps its id) and what it
 /// decodes to.
 pub fn read_tree(repo: &Repository, id: &BlobId) -> Result<(Vec<u8>, TreeBlob)> {
