@@ -10,8 +10,9 @@
 //!    [`codec::object`] (configs, snapshots, index files, key files, leases) and
 //!    [`codec::packer`] (packs and their headers) go through.
 //! 3. [`backend`]: storage services.
-//! 4. [`repository`]: an open repository (open, index sync, reads, snapshots, keys), the write
-//!    side [`writer`], the local [`cache`], and the [`probe`] of a location before opening.
+//! 4. [`repository`]: an open repository (open, index sync, reads, snapshots, keys), reading,
+//!    walking and writing [`trees`], the write side [`writer`], the local [`cache`], and the
+//!    [`probe`] of a location before opening.
 //! 5. [`ops`]: [`backup`], [`restore`], [`browse`], [`copy`], [`forget`], [`prune`], [`check`],
 //!    [`repair`], key management [`keys`], snapshot selection [`select`], the size scan for
 //!    progress [`scan`]; the pure retention policy [`retention`]; the file-metadata calls [`fsmeta`].
@@ -38,6 +39,6 @@ pub use format::{config, error, filter, id, index, keyfile, lease, pack, snapsho
 pub use ops::{backup, browse, check, copy, forget, keys, prune, repair, restore, scan, select};
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]
-pub use repository::{cache, probe, writer};
+pub use repository::{cache, probe, trees, writer};
 
 pub use error::{Error, Result};

@@ -1,10 +1,11 @@
-//! Finding and listing nodes inside a snapshot's trees. Reads trees through the repository.
+//! Finding and listing nodes inside a snapshot's trees, through the one tree walker
+//! ([`crate::trees`]).
 
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
-use std::ffi::OsStr;
+use crate::trees::{read_dir, Control, Walker};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -20,7 +21,7 @@ pub fn find(repo: &Repository, root: &BlobId, path: &Path) -> Result<Option<Node
     let mut tree = *root;
     let mut found = None;
     for (i, c) in comps.iter().enumerate() {
-        let nodes = repo.load_dir(&tree)?;
+        let nodes = read_dir(repo, &tree)?;
         let Ok(pos) = nodes.binary_search_by(|n| n.name.as_slice().cmp(c)) else {
             return Err(Error::NotFound(format!("path {}", path.display())));
         };
@@ -50,14 +51,8 @@ pub fn walk(
     base: &Path,
     f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
 ) -> Result<()> {
-    for n in repo.load_dir(tree)? {
-        let p = base.join(OsStr::from_bytes(&n.name));
-        let descend = f(&p, &n)?;
-        if let (true, NodeKind::Dir { tree: t }) = (descend, &n.kind) {
-            walk(repo, t, &p, f)?;
-        }
-    }
-    Ok(())
+    let mut visit = |p: &Path, n: &Node| Ok(if f(p, n)? { Control::Descend } else { Control::Skip });
+    Walker::new(repo).walk(tree, base, &mut visit)
 }
 
 /// Splits `SNAPSHOT:PATH` into its parts.

@@ -10,13 +10,12 @@ use crate::error::Result;
 use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::repository::Repository;
-use crate::tree::NodeKind;
+use crate::tree::{Node, NodeKind};
+use crate::trees::{chunk_ids, Control, DirFault, Listing, Visitor, Walker};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Which data packs `check` reads in full.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -155,6 +154,10 @@ struct Walk<'a> {
     findings: Vec<Finding>,
     /// Per tree: the findings under it, so a later snapshot sharing the tree is named too.
     trees: HashMap<BlobId, Vec<usize>>,
+    /// The snapshot being walked.
+    snap: SnapshotId,
+    /// Per directory being walked, root first: the findings under it so far.
+    under: Vec<Vec<usize>>,
 }
 
 impl Walk<'_> {
@@ -163,9 +166,9 @@ impl Walk<'_> {
         self.findings.len() - 1
     }
 
-    fn note(&mut self, idx: usize, snap: &SnapshotId, path: &Path) {
+    fn note(&mut self, idx: usize, path: &Path) {
         let f = &mut self.findings[idx];
-        let s = snap.to_hex();
+        let s = self.snap.to_hex();
         if !f.snapshots.contains(&s) {
             f.snapshots.push(s);
         }
@@ -207,55 +210,70 @@ impl Walk<'_> {
             }
         }
     }
+}
 
-    /// Walks a directory; returns the findings under it (for memoisation).
-    fn dir(&mut self, snap: &SnapshotId, tree: &BlobId, path: &Path) -> Vec<usize> {
-        if let Some(v) = self.trees.get(tree).cloned() {
-            for &i in &v {
-                self.note(i, snap, path);
-            }
-            return v;
+/// The walk over one snapshot's trees: a directory already walked (in any snapshot) is not read
+/// again; its findings are noted for this snapshot and path too.
+impl Visitor for Walk<'_> {
+    fn enter(&mut self, path: &Path, tree: &BlobId) -> Result<Control> {
+        let Some(v) = self.trees.get(tree).cloned() else {
+            self.under.push(Vec::new());
+            return Ok(Control::Descend);
+        };
+        for &i in &v {
+            self.note(i, path);
         }
+        if let Some(up) = self.under.last_mut() {
+            up.extend(v);
+        }
+        Ok(Control::Skip)
+    }
+
+    fn fault(&mut self, path: &Path, tree: &BlobId, fault: DirFault, _: &Listing) -> Result<Control> {
+        let e = fault.into_error(tree);
+        let i = self.add(Self::error("tree-unreadable", format!("tree {tree}"), e.to_string()));
+        self.note(i, path);
+        self.under.last_mut().expect("entered").push(i);
+        Ok(Control::Skip)
+    }
+
+    fn node(&mut self, path: &Path, n: &Node) -> Result<Control> {
+        let NodeKind::File { content } = &n.kind else {
+            return Ok(Control::Descend);
+        };
         let mut under = Vec::new();
-        match self.repo.load_dir(tree) {
+        match chunk_ids(self.repo, content) {
             Err(e) => {
-                let i = self.add(Self::error("tree-unreadable", format!("tree {tree}"), e.to_string()));
-                self.note(i, snap, path);
+                let i = self.add(Self::error("tree-unreadable", "chunk list".into(), e.to_string()));
+                self.note(i, path);
                 under.push(i);
             }
-            Ok(nodes) => {
-                for n in nodes {
-                    let p = path.join(OsStr::from_bytes(&n.name));
-                    match &n.kind {
-                        NodeKind::Dir { tree: t } => under.extend(self.dir(snap, t, &p)),
-                        NodeKind::File { content } => match self.repo.content_ids(content) {
-                            Err(e) => {
-                                let i = self.add(Self::error("tree-unreadable", "chunk list".into(), e.to_string()));
-                                self.note(i, snap, &p);
-                                under.push(i);
-                            }
-                            Ok(ids) => {
-                                let mut seen = HashSet::new();
-                                for id in ids {
-                                    if !seen.insert(id) {
-                                        continue;
-                                    }
-                                    if let Some(i) = self.data_blob(&id) {
-                                        self.note(i, snap, &p);
-                                        under.push(i);
-                                    }
-                                }
-                            }
-                        },
-                        _ => {}
+            Ok(ids) => {
+                let mut seen = HashSet::new();
+                for id in ids {
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    if let Some(i) = self.data_blob(&id) {
+                        self.note(i, path);
+                        under.push(i);
                     }
                 }
             }
         }
+        self.under.last_mut().expect("entered").extend(under);
+        Ok(Control::Skip)
+    }
+
+    fn leave(&mut self, _: &Path, tree: &BlobId) -> Result<()> {
+        let mut under = self.under.pop().expect("entered");
         under.sort_unstable();
         under.dedup();
         self.trees.insert(*tree, under.clone());
-        under
+        if let Some(up) = self.under.last_mut() {
+            up.extend(under);
+        }
+        Ok(())
     }
 }
 
@@ -454,7 +472,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         missing_packs: &missing_packs,
         findings,
         trees: HashMap::new(),
+        snap: SnapshotId([0; 32]),
+        under: Vec::new(),
     };
+    let mut walker = Walker::new(repo);
     for sid in repo.snapshot_ids()? {
         report.snapshots += 1;
         match repo.load_snapshot(&sid) {
@@ -462,8 +483,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 walk.add(Walk::error("snapshot-unreadable", format!("snapshots/{sid}"), e.to_string()));
             }
             Ok(s) => {
-                let root = s.root();
-                walk.dir(&sid, &root, &PathBuf::from("/"));
+                walk.snap = sid;
+                walker.walk(&s.root(), Path::new("/"), &mut walk)?;
             }
         }
     }

@@ -5,16 +5,20 @@
 //! destination's chunker. Idempotent: a snapshot whose time, host and paths the destination
 //! already has is not copied again. Prints nothing.
 
-use crate::backup::{make_content, store_dir};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, SnapshotId};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::tree::{Content, NodeKind, TreeBlob};
+use crate::tree::{Content, Node, NodeKind, TreeBlob};
+use crate::trees::{
+    chunk_ids, read_tree, rebuild, write_content, write_dir, Control, DirFault, Listing, Rebuilder, Rebuilt, Visitor,
+    Walker,
+};
 use crate::writer::{Writer, WriterOptions};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::path::Path;
 
 /// What happened to one source snapshot.
 #[derive(Clone, Debug, Serialize)]
@@ -95,7 +99,8 @@ pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_ru
         src,
         dst,
         w: &w,
-        trees_done: HashSet::new(),
+        walker: Walker::new(src).skip_seen(),
+        lists_done: HashSet::new(),
         data_done: HashSet::new(),
         rechunked: HashMap::new(),
         files: HashMap::new(),
@@ -144,9 +149,12 @@ struct Copier<'a, 'r> {
     src: &'a Repository,
     dst: &'a Repository,
     w: &'a Writer<'r>,
-    trees_done: HashSet<BlobId>,
+    /// Source directories whose blobs are all stored (shared chunker).
+    walker: Walker<'a>,
+    /// Chunk lists stored (shared chunker).
+    lists_done: HashSet<BlobId>,
     data_done: HashSet<BlobId>,
-    rechunked: HashMap<BlobId, BlobId>,
+    rechunked: Rebuilt<()>,
     files: HashMap<Vec<BlobId>, Vec<BlobId>>,
     reads: (u64, u64),
 }
@@ -159,45 +167,15 @@ impl Copier<'_, '_> {
         Ok(plain)
     }
 
-    /// Shared chunker: stores every blob of the tree that the destination lacks, children first.
-    /// Every blob is looked up, not only the tree: a tree the destination has may have lost its
-    /// children to a prune (it can sit unreferenced in a pack kept for other blobs).
-    fn copy_tree(&mut self, id: &BlobId) -> Result<()> {
-        if !self.trees_done.insert(*id) {
-            return Ok(());
-        }
-        let plain = self.src.read_blob(BlobKind::Tree, id)?;
-        let tb = TreeBlob::decode(&plain).map_err(|e| Error::corrupt("tree", id, e))?;
-        match &tb {
-            TreeBlob::DirV1 { nodes, next } => {
-                if let Some(n) = next {
-                    self.copy_tree(n)?;
-                }
-                for n in nodes {
-                    match &n.kind {
-                        NodeKind::Dir { tree } => self.copy_tree(tree)?,
-                        NodeKind::File { content: Content::Chunks(ids) } => {
-                            for d in ids {
-                                self.copy_data(d)?;
-                            }
-                        }
-                        NodeKind::File { content: Content::Indirect { lists, .. } } => {
-                            for l in lists {
-                                self.copy_tree(l)?;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            TreeBlob::ChunkListV1 { ids } => {
-                for d in ids {
-                    self.copy_data(d)?;
-                }
-            }
-        }
-        self.w.store_with_id(BlobKind::Tree, *id, &plain)?;
-        Ok(())
+    /// Shared chunker: stores every blob of the tree that the destination lacks, a directory's
+    /// parts after everything below it. Every blob is looked up, not only the tree: a tree the
+    /// destination has may have lost its children to a prune (it can sit unreferenced in a pack
+    /// kept for other blobs).
+    fn copy_tree(&mut self, root: &BlobId) -> Result<()> {
+        let mut walker = std::mem::replace(&mut self.walker, Walker::new(self.src));
+        let r = walker.walk(root, Path::new("/"), &mut TreeCopy { c: self, parts: Vec::new() });
+        self.walker = walker;
+        r
     }
 
     fn copy_data(&mut self, id: &BlobId) -> Result<()> {
@@ -209,36 +187,12 @@ impl Copier<'_, '_> {
         Ok(())
     }
 
-    /// Different chunkers: rebuilds the directory with every file cut again; returns its new id.
-    fn rechunk_dir(&mut self, id: &BlobId) -> Result<BlobId> {
-        if let Some(n) = self.rechunked.get(id) {
-            return Ok(*n);
-        }
-        let nodes = self.src.load_dir(id)?;
-        let mut out = Vec::with_capacity(nodes.len());
-        for mut n in nodes {
-            match &n.kind {
-                NodeKind::Dir { tree } => n.kind = NodeKind::Dir { tree: self.rechunk_dir(tree)? },
-                NodeKind::File { content } => {
-                    let ids = self.src.content_ids(content)?;
-                    // A file unchanged between snapshots has the same chunk list: cut it once.
-                    let new_ids = match self.files.get(&ids) {
-                        Some(v) => v.clone(),
-                        None => {
-                            let v = self.rechunk_file(ids.clone())?;
-                            self.files.insert(ids, v.clone());
-                            v
-                        }
-                    };
-                    n.kind = NodeKind::File { content: make_content(self.w, new_ids)? };
-                }
-                _ => {}
-            }
-            out.push(n);
-        }
-        let new = store_dir(self.w, out)?;
-        self.rechunked.insert(*id, new);
-        Ok(new)
+    /// Different chunkers: rebuilds the tree with every file cut again; returns its new id.
+    fn rechunk_dir(&mut self, root: &BlobId) -> Result<BlobId> {
+        let mut done = std::mem::take(&mut self.rechunked);
+        let r = rebuild(&mut Walker::new(self.src), root, self, &mut done);
+        self.rechunked = done;
+        r.map(|(new, ())| new)
     }
 
     fn rechunk_file(&mut self, ids: Vec<BlobId>) -> Result<Vec<BlobId>> {
@@ -262,6 +216,92 @@ impl Copier<'_, '_> {
             return Err(reader.error.take().unwrap_or_else(|| Error::Invalid(format!("re-chunking: {e}"))));
         }
         Ok(out)
+    }
+}
+
+/// The shared-chunker copy of one tree: each directory part is stored as read (same id), after
+/// the blobs below it.
+struct TreeCopy<'c, 'a, 'r> {
+    c: &'c mut Copier<'a, 'r>,
+    /// Per directory being walked: its parts as read.
+    parts: Vec<Vec<(BlobId, Vec<u8>)>>,
+}
+
+impl Visitor for TreeCopy<'_, '_, '_> {
+    fn enter(&mut self, _: &Path, _: &BlobId) -> Result<Control> {
+        self.parts.push(Vec::new());
+        Ok(Control::Descend)
+    }
+
+    fn tree_blob(&mut self, id: &BlobId, plain: &[u8]) {
+        self.parts.last_mut().expect("entered").push((*id, plain.to_vec()));
+    }
+
+    fn fault(&mut self, _: &Path, tree: &BlobId, fault: DirFault, _: &Listing) -> Result<Control> {
+        match fault {
+            // Every part was read before the chain came back to one.
+            DirFault::Loop(_) => Ok(Control::Descend),
+            f => Err(f.into_error(tree)),
+        }
+    }
+
+    fn node(&mut self, _: &Path, n: &Node) -> Result<Control> {
+        match &n.kind {
+            NodeKind::File { content: Content::Chunks(ids) } => {
+                for d in ids {
+                    self.c.copy_data(d)?;
+                }
+            }
+            NodeKind::File { content: Content::Indirect { lists, .. } } => {
+                for l in lists {
+                    if !self.c.lists_done.insert(*l) {
+                        continue;
+                    }
+                    let (plain, tb) = read_tree(self.c.src, l)?;
+                    let TreeBlob::ChunkListV1 { ids } = tb else {
+                        return Err(Error::corrupt("tree", l, "expected a chunk list"));
+                    };
+                    for d in &ids {
+                        self.c.copy_data(d)?;
+                    }
+                    self.c.w.store_with_id(BlobKind::Tree, *l, &plain)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(Control::Descend)
+    }
+
+    fn leave(&mut self, _: &Path, _: &BlobId) -> Result<()> {
+        for (id, plain) in self.parts.pop().expect("entered").into_iter().rev() {
+            self.c.w.store_with_id(BlobKind::Tree, id, &plain)?;
+        }
+        Ok(())
+    }
+}
+
+/// The re-chunking copy: every file cut again, every directory written again.
+impl Rebuilder for Copier<'_, '_> {
+    type State = ();
+
+    fn entry(&mut self, _: &Path, n: &mut Node, _: &mut ()) -> Result<()> {
+        let NodeKind::File { content } = &n.kind else { return Ok(()) };
+        let ids = chunk_ids(self.src, content)?;
+        // A file unchanged between snapshots has the same chunk list: cut it once.
+        let new_ids = match self.files.get(&ids) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.rechunk_file(ids.clone())?;
+                self.files.insert(ids, v.clone());
+                v
+            }
+        };
+        n.kind = NodeKind::File { content: write_content(self.w, new_ids)? };
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &BlobId, entries: Vec<Node>, _: &()) -> Result<BlobId> {
+        write_dir(self.w, entries)
     }
 }
 

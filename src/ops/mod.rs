@@ -1,6 +1,7 @@
 //! Layer 5, the operations a user asks for: backup, restore, browse, copy, forget, prune, check,
 //! repair, with the pure retention policy and the file-metadata system calls they share. Each
-//! works on an open [`crate::repository::Repository`]; none prints.
+//! works on an open [`crate::repository::Repository`]; none prints. [`PathMessage`] is how they
+//! report what went wrong with one path.
 
 #[cfg(feature = "cache")]
 pub mod backup;
@@ -26,3 +27,12 @@ pub mod retention;
 pub mod scan;
 #[cfg(feature = "cache")]
 pub mod select;
+
+/// A path and what went wrong with it (a file backup could not read, restore could not write).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathMessage {
+    /// The path.
+    pub path: String,
+    /// The message.
+    pub message: String,
+}

@@ -11,7 +11,11 @@ use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::tree::{Content, Node, NodeKind, Time, TreeBlob, CHUNK_LIST_LEN, MAX_DIRECT_CHUNKS, MAX_NODES_PER_BLOB};
+use crate::tree::{Content, Node, NodeKind, Time};
+use crate::trees::{
+    chunk_list, rebuild, write_content, write_dir, Control, DirFault, IdsOnly, ListFault, Listing, Rebuilder, Rebuilt,
+    TreeSink, Walker,
+};
 use crate::writer::{write_index_file, Writer, WriterOptions, PACKS_PER_INDEX};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -259,120 +263,105 @@ impl Damage<'_> {
     }
 }
 
+/// The losses under a directory, with paths relative to it.
+type Losses = Vec<(PathBuf, LostItem)>;
+
 /// One pass over one snapshot: computes (and with a writer, stores) the repaired trees.
 struct Pass<'a, 'r, 'w> {
     repo: &'r Repository,
     damage: &'a mut Damage<'r>,
     writer: Option<&'a Writer<'w>>,
-    /// Per original directory tree: its replacement and the losses under it.
-    dirs: HashMap<BlobId, (BlobId, Vec<(PathBuf, LostItem)>)>,
+}
+
+/// What a repaired directory carries up: whether anything in it changed, and the losses under it.
+#[derive(Clone, Default)]
+struct DirLoss {
+    changed: bool,
+    losses: Losses,
+}
+
+impl<'a, 'r, 'w> Pass<'a, 'r, 'w> {
+    /// The repaired tree of the root directory, and the losses under it.
+    fn run(mut self, root: &BlobId) -> Result<(BlobId, Losses)> {
+        // The parts were each canonical; the rebuilt listing is canonical even if they were not.
+        let mut walker = Walker::new(self.repo).sorted();
+        let (new, state) = rebuild(&mut walker, root, &mut self, &mut Rebuilt::new())?;
+        Ok((new, state.losses))
+    }
+
+    /// Runs `f` with where this pass puts tree blobs: the writer, or nowhere (ids only).
+    fn with_sink<T>(&self, f: impl FnOnce(&dyn TreeSink) -> T) -> T {
+        match self.writer {
+            Some(w) => f(w),
+            None => f(&IdsOnly(self.repo)),
+        }
+    }
+}
+
+impl Rebuilder for Pass<'_, '_, '_> {
+    type State = DirLoss;
+
+    fn entry(&mut self, _: &Path, n: &mut Node, state: &mut DirLoss) -> Result<()> {
+        let NodeKind::File { content } = &n.kind else { return Ok(()) };
+        if let Some((content, size, item)) = self.file(content, n.size)? {
+            state.changed = true;
+            state.losses.push((PathBuf::from(OsStr::from_bytes(&n.name)), item));
+            n.kind = NodeKind::File { content };
+            n.size = size;
+        }
+        Ok(())
+    }
+
+    fn fault(
+        &mut self,
+        _: &Path,
+        tree: &BlobId,
+        fault: DirFault,
+        readable: &Listing,
+        state: &mut DirLoss,
+    ) -> Result<Control> {
+        let reason = match fault {
+            DirFault::Loop(t) => format!("tree {t}: the directory's parts form a loop"),
+            DirFault::Unreadable(_, e) if !is_loss(&e) => return Err(e),
+            f => f.into_error(tree).to_string(),
+        };
+        let what = if readable.parts.is_empty() {
+            format!("the directory listing is lost ({reason}); kept as an empty directory with its metadata")
+        } else {
+            format!(
+                "part {} of the directory listing is lost ({reason}); the {} entries of the readable parts are kept, \
+                 later entries are missing",
+                readable.parts.len() + 1,
+                readable.nodes.len()
+            )
+        };
+        state.changed = true;
+        state.losses.push((
+            PathBuf::new(),
+            LostItem { path: String::new(), kind: "dir", what, ranges: vec![], size_before: 0, size_after: 0 },
+        ));
+        Ok(Control::Descend)
+    }
+
+    fn finish(&mut self, tree: &BlobId, entries: Vec<Node>, state: &DirLoss) -> Result<BlobId> {
+        if state.changed {
+            self.with_sink(|s| write_dir(s, entries))
+        } else {
+            Ok(*tree)
+        }
+    }
+
+    fn absorb(&mut self, parent: &mut DirLoss, name: &[u8], child: DirLoss, rewritten: bool) {
+        parent.changed |= rewritten;
+        let name = PathBuf::from(OsStr::from_bytes(name));
+        parent.losses.extend(child.losses.into_iter().map(|(rel, item)| {
+            let p = if rel.as_os_str().is_empty() { name.clone() } else { name.join(rel) };
+            (p, item)
+        }));
+    }
 }
 
 impl Pass<'_, '_, '_> {
-    fn put_tree(&self, blob: &TreeBlob) -> Result<BlobId> {
-        let bytes = blob.encode();
-        match self.writer {
-            Some(w) => w.store(BlobKind::Tree, &bytes).map(|(id, _)| id),
-            None => Ok(self.repo.keys().content_id(&bytes)),
-        }
-    }
-
-    /// Writes a directory listing (split into parts as format-spec §7.2 requires); returns the
-    /// id of its first part.
-    fn put_dir(&self, nodes: Vec<Node>) -> Result<BlobId> {
-        let parts: Vec<&[Node]> = if nodes.is_empty() { vec![&[]] } else { nodes.chunks(MAX_NODES_PER_BLOB).collect() };
-        let mut next = None;
-        for part in parts.into_iter().rev() {
-            next = Some(self.put_tree(&TreeBlob::DirV1 { nodes: part.to_vec(), next })?);
-        }
-        Ok(next.expect("at least one part"))
-    }
-
-    /// The repaired tree of a directory, and the losses under it (paths relative to it).
-    fn dir(&mut self, tree: &BlobId) -> Result<(BlobId, Vec<(PathBuf, LostItem)>)> {
-        if let Some(v) = self.dirs.get(tree) {
-            return Ok(v.clone());
-        }
-        let mut nodes: Vec<Node> = Vec::new();
-        let mut next = Some(*tree);
-        let mut seen = HashSet::new();
-        let mut parts = 0usize;
-        let mut listing_lost = None;
-        while let Some(t) = next {
-            if !seen.insert(t) {
-                listing_lost = Some(format!("tree {t}: the directory's parts form a loop"));
-                break;
-            }
-            match self.repo.read_tree_blob(&t) {
-                Ok(TreeBlob::DirV1 { nodes: n, next: x }) => {
-                    nodes.extend(n);
-                    next = x;
-                    parts += 1;
-                }
-                Ok(TreeBlob::ChunkListV1 { .. }) => {
-                    listing_lost = Some(format!("tree {t}: a chunk list where a directory was expected"));
-                    break;
-                }
-                Err(e) if is_loss(&e) => {
-                    listing_lost = Some(e.to_string());
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let mut losses: Vec<(PathBuf, LostItem)> = Vec::new();
-        let mut changed = false;
-        if let Some(reason) = listing_lost {
-            changed = true;
-            let what = if parts == 0 {
-                format!("the directory listing is lost ({reason}); kept as an empty directory with its metadata")
-            } else {
-                format!(
-                    "part {} of the directory listing is lost ({reason}); the {} entries of the readable parts are kept, \
-                     later entries are missing",
-                    parts + 1,
-                    nodes.len()
-                )
-            };
-            losses.push((
-                PathBuf::new(),
-                LostItem { path: String::new(), kind: "dir", what, ranges: vec![], size_before: 0, size_after: 0 },
-            ));
-        }
-        // The parts were each canonical; keep the whole listing canonical even if they were not.
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        nodes.dedup_by(|a, b| a.name == b.name);
-        for n in nodes.iter_mut() {
-            let name = PathBuf::from(OsStr::from_bytes(&n.name));
-            match &n.kind {
-                NodeKind::Dir { tree: t } => {
-                    let t = *t;
-                    let (nt, under) = self.dir(&t)?;
-                    if nt != t {
-                        changed = true;
-                        n.kind = NodeKind::Dir { tree: nt };
-                    }
-                    losses.extend(under.into_iter().map(|(rel, item)| {
-                        let p = if rel.as_os_str().is_empty() { name.clone() } else { name.join(rel) };
-                        (p, item)
-                    }));
-                }
-                NodeKind::File { content } => {
-                    if let Some((content, size, item)) = self.file(content, n.size)? {
-                        changed = true;
-                        n.kind = NodeKind::File { content };
-                        n.size = size;
-                        losses.push((name, item));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let new = if changed { self.put_dir(nodes)? } else { *tree };
-        self.dirs.insert(*tree, (new, losses.clone()));
-        Ok((new, losses))
-    }
-
     /// A file's repaired content when some of it is lost: the intact chunks in order.
     fn file(&mut self, content: &Content, size_before: u64) -> Result<Option<(Content, u64, LostItem)>> {
         // Chunk ids, or a lost chunk list (its id and why).
@@ -381,13 +370,15 @@ impl Pass<'_, '_, '_> {
             Content::Chunks(v) => items.extend(v.iter().copied().map(Ok)),
             Content::Indirect { lists, count } => {
                 for l in lists {
-                    match self.repo.read_tree_blob(l) {
-                        Ok(TreeBlob::ChunkListV1 { ids }) => items.extend(ids.into_iter().map(Ok)),
-                        Ok(TreeBlob::DirV1 { .. }) => {
+                    match chunk_list(self.repo, l) {
+                        Ok(ids) => items.extend(ids.into_iter().map(Ok)),
+                        Err(ListFault::NotAList) => {
                             items.push(Err((*l, format!("tree {l}: a directory where a chunk list was expected"))))
                         }
-                        Err(e) if is_loss(&e) => items.push(Err((*l, format!("chunk list lost: {e}")))),
-                        Err(e) => return Err(e),
+                        Err(ListFault::Unreadable(e)) if is_loss(&e) => {
+                            items.push(Err((*l, format!("chunk list lost: {e}"))))
+                        }
+                        Err(ListFault::Unreadable(e)) => return Err(e),
                     }
                 }
                 if items.iter().all(|i| i.is_ok()) && items.len() as u64 != *count {
@@ -429,20 +420,13 @@ impl Pass<'_, '_, '_> {
             return Ok(None);
         }
         let total = items.len();
-        let new = if kept.len() <= MAX_DIRECT_CHUNKS {
-            Content::Chunks(kept.clone())
-        } else {
-            let mut lists = Vec::new();
-            for ids in kept.chunks(CHUNK_LIST_LEN) {
-                lists.push(self.put_tree(&TreeBlob::ChunkListV1 { ids: ids.to_vec() })?);
-            }
-            Content::Indirect { lists, count: kept.len() as u64 }
-        };
+        let kept_count = kept.len();
+        let new = self.with_sink(|s| write_content(s, kept))?;
         let what = format!(
             "{} of {total} chunks lost; the file keeps its {} intact chunks in order ({size_after} of {size_before} \
              bytes), the lost ranges are left out",
-            total - kept.len(),
-            kept.len()
+            total - kept_count,
+            kept_count
         );
         let item = LostItem { path: String::new(), kind: "file", what, ranges, size_before, size_after };
         Ok(Some((new, size_after, item)))
@@ -450,7 +434,7 @@ impl Pass<'_, '_, '_> {
 }
 
 /// Finishes the losses found under the root: absolute paths, in path order.
-fn absolute(losses: Vec<(PathBuf, LostItem)>) -> Vec<LostItem> {
+fn absolute(losses: Losses) -> Vec<LostItem> {
     let mut out: Vec<(PathBuf, LostItem)> =
         losses.into_iter().map(|(rel, item)| (Path::new("/").join(rel), item)).collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -518,8 +502,7 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
     let mut damage = Damage { repo, read_data: opts.read_data, listed, data: HashMap::new() };
     for (sid, snap) in &snaps {
         // First pass: find the losses, writing nothing.
-        let (root, losses) =
-            Pass { repo, damage: &mut damage, writer: None, dirs: HashMap::new() }.dir(&snap.root())?;
+        let (root, losses) = Pass { repo, damage: &mut damage, writer: None }.run(&snap.root())?;
         if root == snap.root() {
             report.intact += 1;
             continue;
@@ -545,8 +528,7 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
                 WriterOptions { compression: repo.default_compression(), ..Default::default() },
                 "repair snapshots",
             )?;
-            let written =
-                Pass { repo, damage: &mut damage, writer: Some(&writer), dirs: HashMap::new() }.dir(&snap.root());
+            let written = Pass { repo, damage: &mut damage, writer: Some(&writer) }.run(&snap.root());
             let (new_root, _) = match written {
                 Ok(v) => v,
                 Err(e) => {

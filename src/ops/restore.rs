@@ -2,15 +2,16 @@
 //! to all its targets, leave holes for zero chunks, then links and metadata; verify on request.
 //! `dump` streams one file.
 
-use crate::backup::PathMessage;
 use crate::browse;
 use crate::cache::Location;
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::fsmeta;
 use crate::id::{pack_path, BlobId, BlobKind, PackId};
+use crate::ops::PathMessage;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
+use crate::trees::{chunk_ids, Control, Visitor, Walker};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -130,10 +131,9 @@ pub fn plan(repo: &Repository, root: &BlobId, sub: Option<&Path>, opts: &Restore
     };
     let mut groups: HashMap<u64, usize> = HashMap::new();
     let mut zero_ids: HashMap<u32, BlobId> = HashMap::new();
-    let mut selected: Vec<(PathBuf, Node)> = Vec::new();
-    // Collect in pre-order with filtering; directories are kept if they or anything below match.
-    collect(repo, &start_tree, &base, opts, false, &mut selected)?;
-    for (path, node) in selected {
+    let mut c = Collect { opts, out: Vec::new(), dirs: vec![(false, 0, false)] };
+    Walker::new(repo).walk(&start_tree, &base, &mut c)?;
+    for (path, node) in c.out {
         if let Some(&primary) = groups.get(&node.hardlink).filter(|_| node.hardlink != 0) {
             p.entries.push(PlanEntry { path, node, link_to: Some(primary) });
             continue;
@@ -149,41 +149,49 @@ pub fn plan(repo: &Repository, root: &BlobId, sub: Option<&Path>, opts: &Restore
     Ok(p)
 }
 
-fn collect(
-    repo: &Repository,
-    tree: &BlobId,
-    base: &Path,
-    opts: &RestoreOptions,
-    inherited: bool,
-    out: &mut Vec<(PathBuf, Node)>,
-) -> Result<bool> {
-    let mut any = false;
-    for n in repo.load_dir(tree)? {
-        let path = base.join(std::ffi::OsStr::from_bytes_compat(&n.name));
-        if opts.excludes.matches(&path) {
-            continue;
+/// Collects the entries to restore in pre-order: what the excludes leave, of that what the
+/// includes select (with everything below a selected directory), and the directories on the way
+/// to a selected entry.
+struct Collect<'o> {
+    opts: &'o RestoreOptions,
+    out: Vec<(PathBuf, Node)>,
+    /// Per directory being walked, the start first: whether it is selected, where its entry is
+    /// in `out`, and whether anything below it was kept.
+    dirs: Vec<(bool, usize, bool)>,
+}
+
+impl Visitor for Collect<'_> {
+    fn node(&mut self, path: &Path, n: &Node) -> Result<Control> {
+        if self.opts.excludes.matches(path) {
+            return Ok(Control::Skip);
         }
-        let sel = inherited || opts.includes.is_empty() || opts.includes.matches(&path);
-        match &n.kind {
-            NodeKind::Dir { tree: t } => {
-                let at = out.len();
-                out.push((path.clone(), n.clone()));
-                let inner = collect(repo, t, &path, opts, sel, out)?;
-                if !sel && !inner {
-                    out.truncate(at);
-                } else {
-                    any = true;
-                }
-            }
-            _ => {
-                if sel {
-                    out.push((path, n));
-                    any = true;
-                }
-            }
+        let (inherited, _, any) = self.dirs.last_mut().expect("entered");
+        let sel = *inherited || self.opts.includes.is_empty() || self.opts.includes.matches(path);
+        if let NodeKind::Dir { .. } = n.kind {
+            self.dirs.push((sel, self.out.len(), false));
+            self.out.push((path.to_path_buf(), n.clone()));
+            return Ok(Control::Descend);
         }
+        if sel {
+            *any = true;
+            self.out.push((path.to_path_buf(), n.clone()));
+        }
+        Ok(Control::Skip)
     }
-    Ok(any)
+
+    fn leave(&mut self, _: &Path, _: &BlobId) -> Result<()> {
+        if self.dirs.len() == 1 {
+            // The start directory: its entry, if any, is the caller's.
+            return Ok(());
+        }
+        let (sel, at, any) = self.dirs.pop().expect("entered");
+        if !sel && !any {
+            self.out.truncate(at);
+        } else if let Some(up) = self.dirs.last_mut() {
+            up.2 = true;
+        }
+        Ok(())
+    }
 }
 
 trait FromBytesCompat {
@@ -206,7 +214,7 @@ fn add_entry(
 ) -> Result<Option<usize>> {
     let idx = p.entries.len();
     if let NodeKind::File { content } = &node.kind {
-        let ids = match repo.content_ids(content) {
+        let ids = match chunk_ids(repo, content) {
             Ok(v) => v,
             Err(e) => {
                 p.unrestorable.push(PathMessage { path: path.display().to_string(), message: e.to_string() });
@@ -578,7 +586,7 @@ fn verify_file(
     content: &crate::tree::Content,
     size: u64,
 ) -> std::result::Result<(), String> {
-    let ids = repo.content_ids(content).map_err(|e| e.to_string())?;
+    let ids = chunk_ids(repo, content).map_err(|e| e.to_string())?;
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
     if len != size {
@@ -617,7 +625,7 @@ pub fn dump(repo: &Repository, root: &BlobId, path: &Path, out: &mut dyn Write) 
     let NodeKind::File { content } = &node.kind else {
         return Err(Error::Invalid(format!("{} is a {}, not a file", path.display(), node.type_name())));
     };
-    let ids = repo.content_ids(content)?;
+    let ids = chunk_ids(repo, content)?;
     let mut n = 0u64;
     for window in ids.chunks(8) {
         let blobs: Vec<Result<Vec<u8>>> = window.par_iter().map(|id| repo.read_blob(BlobKind::Data, id)).collect();

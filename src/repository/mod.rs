@@ -1,7 +1,8 @@
 //! Layer 4, an open repository: the [`Repository`] handle and its accessors. Opening and
 //! pinning is [`open`], keeping the cache in step with the index files [`sync`], reading blobs
-//! and trees [`reads`], snapshots [`snapshots`], key files [`keys`]; the write side is [`writer`]
-//! and the local state [`cache`] (format-spec §1, §4, §9). Prints nothing; knows no command.
+//! [`reads`], snapshots [`snapshots`], key files [`keys`], reading, walking and writing trees
+//! [`trees`]; the write side is [`writer`] and the local state [`cache`] (format-spec §1, §4, §7,
+//! §9). Prints nothing; knows no command.
 
 pub mod cache;
 pub mod identity;
@@ -11,6 +12,7 @@ pub mod probe;
 pub mod reads;
 pub mod snapshots;
 pub mod sync;
+pub mod trees;
 pub mod writer;
 
 pub use identity::{hostname, username};

@@ -1,5 +1,5 @@
-//! Reading blobs and trees: locating a blob through the cache, opening it with its session key,
-//! verifying its id, and following directory continuations and chunk lists.
+//! Reading blobs: locating a blob through the cache, opening it with its session key and
+//! verifying its id. Trees are read in [`super::trees`].
 
 use super::Repository;
 use crate::blob;
@@ -7,8 +7,6 @@ use crate::cache::Location;
 use crate::crypto::Session;
 use crate::error::{Error, Result};
 use crate::id::{pack_path, BlobId, BlobKind};
-use crate::tree::{Content, Node, TreeBlob};
-use std::collections::HashSet;
 
 impl Repository {
     /// The session of `public`, derived once per process.
@@ -77,57 +75,5 @@ impl Repository {
             }
         }
         Err(last.expect("at least one location"))
-    }
-
-    /// Reads a tree blob.
-    pub fn read_tree_blob(&self, id: &BlobId) -> Result<TreeBlob> {
-        let b = self.read_blob(BlobKind::Tree, id)?;
-        TreeBlob::decode(&b).map_err(|e| Error::corrupt("tree", id, e))
-    }
-
-    /// All nodes of a directory, following continuation blobs.
-    pub fn load_dir(&self, id: &BlobId) -> Result<Vec<Node>> {
-        let mut out = Vec::new();
-        let mut next = Some(*id);
-        let mut seen = HashSet::new();
-        while let Some(t) = next {
-            if !seen.insert(t) {
-                return Err(Error::corrupt("tree", id, "continuation loop"));
-            }
-            match self.read_tree_blob(&t)? {
-                TreeBlob::DirV1 { nodes, next: n } => {
-                    out.extend(nodes);
-                    next = n;
-                }
-                TreeBlob::ChunkListV1 { .. } => {
-                    return Err(Error::corrupt("tree", t, "a chunk list where a directory was expected"))
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The data blob ids of a file's content.
-    pub fn content_ids(&self, content: &Content) -> Result<Vec<BlobId>> {
-        match content {
-            Content::Chunks(v) => Ok(v.clone()),
-            Content::Indirect { lists, count } => {
-                let mut out = Vec::new();
-                for l in lists {
-                    match self.read_tree_blob(l)? {
-                        TreeBlob::ChunkListV1 { ids } => out.extend(ids),
-                        _ => return Err(Error::corrupt("tree", l, "expected a chunk list")),
-                    }
-                }
-                if out.len() as u64 != *count {
-                    return Err(Error::corrupt(
-                        "tree",
-                        lists.first().map(|l| l.to_hex()).unwrap_or_default(),
-                        "chunk list count mismatch",
-                    ));
-                }
-                Ok(out)
-            }
-        }
     }
 }

@@ -2,16 +2,17 @@
 //! then trees, index and snapshot, in the write order of format-spec §11. Bounded queues keep
 //! memory flat: a walker thread reads and chunks in walk order ([`walk`]), workers seal chunks,
 //! and the calling thread builds trees from the walker's events as their chunk ids arrive
-//! ([`tree`]); [`pipeline`] wires them together, [`sources`] says what is read. Prints nothing.
+//! ([`tree`], storing them with [`crate::trees::write`]); [`pipeline`] wires them together,
+//! [`sources`] says what is read. Prints nothing.
 
 mod pipeline;
 mod sources;
 mod tree;
 mod walk;
 
+pub use crate::ops::PathMessage;
 pub use pipeline::backup;
 pub use sources::absolute;
-pub use tree::{make_content, store_dir};
 
 use crate::cache::FileEntry;
 use crate::compress::Compression;
@@ -136,15 +137,6 @@ pub trait Progress: Send + Sync {
 /// A progress sink that ignores everything.
 pub struct NoProgress;
 impl Progress for NoProgress {}
-
-/// A path and what went wrong with it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathMessage {
-    /// The path.
-    pub path: String,
-    /// The message.
-    pub message: String,
-}
 
 /// The outcome of a backup.
 #[derive(Clone, Debug)]

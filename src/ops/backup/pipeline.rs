@@ -2,7 +2,7 @@
 //! bounded queues; then the root tree and the snapshot, committed last.
 
 use super::sources::{resolve, walk_source};
-use super::tree::{store_dir, Builder, Frame};
+use super::tree::{Builder, Frame};
 use super::walk::Ctx;
 use super::{
     cancelled, BackupOptions, BackupResult, BackupSource, ChunkJob, Event, PathMessage, Progress, EVENT_BATCH,
@@ -12,6 +12,7 @@ use crate::id::BlobKind;
 use crate::repository::{hostname, username, Repository};
 use crate::snapshot::{Snapshot, SnapshotV1, Source, Summary};
 use crate::time::Time;
+use crate::trees::write_dir;
 use crate::writer::{Writer, WriterOptions};
 use crossbeam_channel::bounded;
 use std::collections::HashMap;
@@ -178,7 +179,7 @@ pub fn backup(
         writer.abandon();
         return Err(Error::Interrupted);
     }
-    let root = store_dir(&writer, root_frame.children)?;
+    let root = write_dir(&writer, root_frame.children)?;
     let mut summary = builder.summary;
     summary.bytes_read = walked.bytes_read;
     summary.errors = errors.len() as u64;

@@ -1,46 +1,16 @@
-//! Tree building: turns the walker's events into directory nodes, stores directories as tree
-//! blobs (split when large, format-spec §7.2) and long chunk lists as indirect lists (§7.3).
+//! Tree building: turns the walker's events into directory nodes and file contents, stored
+//! through the one tree writer ([`crate::trees::write`]: split directories, format-spec §7.2,
+//! and indirect chunk lists, §7.3).
 
 use super::{Event, FileMsg, FileStatus, PathMessage};
 use crate::cache::FileEntry;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, BlobKind};
 use crate::repository::Repository;
 use crate::snapshot::Summary;
-use crate::tree::{self, Content, Node, NodeKind, TreeBlob};
+use crate::tree::{Content, Node, NodeKind};
+use crate::trees::{write_content, write_dir};
 use crate::writer::Writer;
 use std::collections::HashMap;
-
-/// Stores a directory's nodes as tree blobs (continued across blobs when large).
-pub fn store_dir(writer: &Writer, mut nodes: Vec<Node>) -> Result<BlobId> {
-    tree::canonicalize(&mut nodes);
-    let mut parts: Vec<Vec<Node>> = Vec::new();
-    while nodes.len() > tree::MAX_NODES_PER_BLOB {
-        let rest = nodes.split_off(tree::MAX_NODES_PER_BLOB);
-        parts.push(std::mem::replace(&mut nodes, rest));
-    }
-    parts.push(nodes);
-    let mut next = None;
-    for part in parts.into_iter().rev() {
-        let t = TreeBlob::DirV1 { nodes: part, next };
-        next = Some(writer.store(BlobKind::Tree, &t.encode())?.0);
-    }
-    Ok(next.expect("at least one part"))
-}
-
-/// Content of a file from its chunk ids, through chunk-list blobs when long.
-pub fn make_content(writer: &Writer, ids: Vec<BlobId>) -> Result<Content> {
-    if ids.len() <= tree::MAX_DIRECT_CHUNKS {
-        return Ok(Content::Chunks(ids));
-    }
-    let count = ids.len() as u64;
-    let mut lists = Vec::new();
-    for part in ids.chunks(tree::CHUNK_LIST_LEN) {
-        let t = TreeBlob::ChunkListV1 { ids: part.to_vec() };
-        lists.push(writer.store(BlobKind::Tree, &t.encode())?.0);
-    }
-    Ok(Content::Indirect { lists, count })
-}
 
 pub(super) struct Frame {
     pub(super) node: Option<Node>,
@@ -75,7 +45,7 @@ impl Builder<'_> {
             Event::LeaveDir => {
                 let f = self.stack.pop().expect("balanced events");
                 let mut n = f.node.expect("a directory frame");
-                n.kind = NodeKind::Dir { tree: store_dir(self.writer, f.children)? };
+                n.kind = NodeKind::Dir { tree: write_dir(self.writer, f.children)? };
                 n.size = 0;
                 self.summary.dirs += 1;
                 self.push(n);
@@ -140,7 +110,7 @@ impl Builder<'_> {
                         self.flush_cache(false)?;
                     }
                 }
-                let content = make_content(self.writer, ids)?;
+                let content = write_content(self.writer, ids)?;
                 if node.hardlink != 0 {
                     self.groups.insert(node.hardlink, content.clone());
                 }

@@ -8,9 +8,11 @@ use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
 use crate::repository::Repository;
 use crate::time::Time;
-use crate::tree::{Content, NodeKind, TreeBlob};
+use crate::tree::{Content, Node, NodeKind};
+use crate::trees::{chunk_list, Control, DirFault, ListFault, Listing, Visitor, Walker};
 use crate::units::{human_bytes, human_secs};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
 
 /// Every blob the given snapshots reference, through trees, continuations and chunk lists.
 pub(super) struct Refs {
@@ -18,36 +20,65 @@ pub(super) struct Refs {
 }
 
 impl Refs {
+    /// Walks every snapshot's trees, each shared directory once. A tree that cannot be read
+    /// stops the plan: a blob it references would look unused.
     fn walk(repo: &Repository, roots: impl IntoIterator<Item = BlobId>) -> Result<Refs> {
-        let mut blobs = HashSet::new();
-        let mut stack: Vec<BlobId> = roots.into_iter().collect();
-        while let Some(t) = stack.pop() {
-            if !blobs.insert((BlobKind::Tree, t)) {
-                continue;
+        let mut refs = Refs { blobs: HashSet::new() };
+        let mut walker = Walker::new(repo).skip_seen();
+        let mut visit = RefsVisitor { repo, refs: &mut refs };
+        for root in roots {
+            walker.walk(&root, Path::new("/"), &mut visit)?;
+        }
+        Ok(refs)
+    }
+}
+
+struct RefsVisitor<'a> {
+    repo: &'a Repository,
+    refs: &'a mut Refs,
+}
+
+fn unreadable(t: &BlobId, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!(
+        "prune cannot read tree {t} ({e}); nothing was changed. Run `cairn check`, and `cairn repair` if it reports damage"
+    ))
+}
+
+impl Visitor for RefsVisitor<'_> {
+    fn tree_blob(&mut self, id: &BlobId, _: &[u8]) {
+        self.refs.blobs.insert((BlobKind::Tree, *id));
+    }
+
+    fn fault(&mut self, _: &Path, tree: &BlobId, fault: DirFault, _: &Listing) -> Result<Control> {
+        match fault {
+            // Every part was read before the chain came back to one: nothing is left unseen.
+            DirFault::Loop(_) => Ok(Control::Descend),
+            f => Err(unreadable(&f.blob(), f.into_error(tree))),
+        }
+    }
+
+    fn node(&mut self, _: &Path, n: &Node) -> Result<Control> {
+        match &n.kind {
+            NodeKind::File { content: Content::Chunks(ids) } => {
+                self.refs.blobs.extend(ids.iter().map(|i| (BlobKind::Data, *i)))
             }
-            let tb = repo.read_tree_blob(&t).map_err(|e| {
-                Error::Invalid(format!(
-                    "prune cannot read tree {t} ({e}); nothing was changed. Run `cairn check`, and `cairn repair` if it reports damage"
-                ))
-            })?;
-            match tb {
-                TreeBlob::DirV1 { nodes, next } => {
-                    stack.extend(next);
-                    for n in nodes {
-                        match n.kind {
-                            NodeKind::Dir { tree } => stack.push(tree),
-                            NodeKind::File { content: Content::Chunks(ids) } => {
-                                blobs.extend(ids.into_iter().map(|i| (BlobKind::Data, i)))
-                            }
-                            NodeKind::File { content: Content::Indirect { lists, .. } } => stack.extend(lists),
-                            _ => {}
+            NodeKind::File { content: Content::Indirect { lists, .. } } => {
+                for l in lists {
+                    if !self.refs.blobs.insert((BlobKind::Tree, *l)) {
+                        continue;
+                    }
+                    match chunk_list(self.repo, l) {
+                        Ok(ids) => self.refs.blobs.extend(ids.into_iter().map(|i| (BlobKind::Data, i))),
+                        Err(ListFault::Unreadable(e)) => return Err(unreadable(l, e)),
+                        Err(ListFault::NotAList) => {
+                            return Err(unreadable(l, Error::corrupt("tree", l, "expected a chunk list")))
                         }
                     }
                 }
-                TreeBlob::ChunkListV1 { ids } => blobs.extend(ids.into_iter().map(|i| (BlobKind::Data, i))),
             }
+            _ => {}
         }
-        Ok(Refs { blobs })
+        Ok(Control::Descend)
     }
 }
 
