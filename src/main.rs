@@ -1805,11 +1805,11 @@ fn cmd_prune(
         println!("sweep of {} mark(s):", s.marks.len());
         for r in &s.delete {
             if g.verbose > 0 {
-                println!("  {} {}", would("delete"), cairn::id::pack_path(r.kind, &r.id));
+                println!("  {} {}", would("delete"), cairn::layout::pack_path(r.kind, &r.id));
             }
         }
         for r in &s.rescued {
-            println!("  {} {} (a snapshot still needs it)", would("rescue"), cairn::id::pack_path(r.kind, &r.id));
+            println!("  {} {} (a snapshot still needs it)", would("rescue"), cairn::layout::pack_path(r.kind, &r.id));
         }
         println!(
             "  {} {} pack(s), {}; {} {} index file(s)",
@@ -1838,7 +1838,7 @@ fn cmd_prune(
                 println!(
                     "  {} {} ({} used, {} unused)",
                     would("repack"),
-                    cairn::id::pack_path(r.pack.kind, &r.pack.id),
+                    cairn::layout::pack_path(r.pack.kind, &r.pack.id),
                     human_bytes(r.used_bytes),
                     human_bytes(r.unused_bytes)
                 );

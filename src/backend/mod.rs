@@ -121,11 +121,7 @@ pub(crate) fn exists(path: &str) -> Error {
 
 /// Rejects object paths that could escape the repository root.
 pub(crate) fn check_path(path: &str) -> Result<()> {
-    if path.is_empty()
-        || path.starts_with('/')
-        || path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
-        || path.contains('\0')
-    {
+    if !crate::layout::is_valid_path(path) {
         return Err(Error::Invalid(format!("invalid object path {path:?}")));
     }
     Ok(())

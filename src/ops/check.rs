@@ -7,8 +7,9 @@
 
 use crate::codec::packer;
 use crate::error::Result;
-use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
+use crate::layout::{pack_path, Object, ObjectType, StoredId};
 use crate::repository::Repository;
 use crate::tree::NodeKind;
 use rayon::prelude::*;
@@ -239,14 +240,14 @@ impl Walk<'_> {
 
 /// The packs of one kind in the storage listing, with their stored sizes (no pack is read).
 pub(crate) fn listing(repo: &Repository, kind: BlobKind) -> Result<HashMap<PackId, u64>> {
-    let prefix = format!("{}/", kind.prefix());
+    let t = ObjectType::pack(kind);
     Ok(repo
         .backend()
-        .list(&prefix)?
+        .list(t.dir())?
         .into_iter()
-        .filter_map(|o| {
-            let name = o.path.rsplit('/').next()?;
-            PackId::from_hex(name).filter(|id| pack_path(kind, id) == o.path).map(|id| (id, o.size))
+        .filter_map(|o| match t.parse(&o.path) {
+            Some(Object::Pack(_, id)) => Some((id, o.size)),
+            _ => None,
         })
         .collect())
 }
@@ -314,12 +315,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     keys_and_config(repo, &mut findings)?;
 
     // Index files, and the packs they describe.
-    let index_ids: Vec<IndexId> = repo
-        .backend()
-        .list("index/")?
-        .into_iter()
-        .filter_map(|o| o.path.strip_prefix("index/").and_then(IndexId::from_hex))
-        .collect();
+    let index_ids: Vec<IndexId> =
+        repo.backend().list(ObjectType::Index.dir())?.into_iter().filter_map(|o| IndexId::from_path(&o.path)).collect();
     let read: Vec<(IndexId, Result<crate::index::IndexFile>)> =
         index_ids.par_iter().map(|id| (*id, repo.read_index(id))).collect();
     let mut packs: BTreeMap<PackId, (IndexPack, Vec<IndexId>)> = BTreeMap::new();
@@ -342,19 +339,19 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             findings.push(Finding {
                 severity: Severity::Info,
                 code: "index-superseded",
-                object: format!("index/{id}"),
+                object: id.path(),
                 message: format!("{e}; a newer index file supersedes it (`repair index`), prune removes it"),
                 snapshots: vec![],
                 paths: vec![],
             });
         } else {
-            findings.push(Walk::error("index-unreadable", format!("index/{id}"), e.to_string()));
+            findings.push(Walk::error("index-unreadable", id.path(), e.to_string()));
         }
     }
     for (id, (_, files)) in &packs {
         let live: Vec<&IndexId> = files.iter().filter(|f| !superseded.contains(f)).collect();
         if live.len() > 1 {
-            let names: Vec<String> = live.iter().map(|f| format!("index/{f}")).collect();
+            let names: Vec<String> = live.iter().map(|f| f.path()).collect();
             findings.push(Walk::error(
                 "pack-duplicate",
                 format!("pack {id}"),
@@ -437,7 +434,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         report.snapshots += 1;
         match repo.load_snapshot(&sid) {
             Err(e) => {
-                walk.add(Walk::error("snapshot-unreadable", format!("snapshots/{sid}"), e.to_string()));
+                walk.add(Walk::error("snapshot-unreadable", sid.path(), e.to_string()));
             }
             Ok(s) => {
                 let root = s.root();
@@ -472,10 +469,10 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
     use crate::crypto::{KdfParams, SEAL_OVERHEAD};
     use crate::keyfile::{self, KeyKind};
     let mut seen: HashMap<Vec<u8>, String> = HashMap::new();
-    for o in repo.backend().list("keys/")? {
+    for o in repo.backend().list(ObjectType::Key.dir())? {
         let path = o.path.clone();
         let bad = |msg: String| Walk::error("key-unreadable", path.clone(), msg);
-        if o.path.strip_prefix("keys/").and_then(crate::id::KeyId::from_hex).is_none() {
+        if crate::id::KeyId::from_path(&o.path).is_none() {
             continue;
         }
         let bytes = match repo.backend().read(&o.path) {
@@ -541,9 +538,12 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
 
     let mut configs: Vec<(u64, String)> = repo
         .backend()
-        .list("config/")?
+        .list(ObjectType::Config.dir())?
         .into_iter()
-        .filter_map(|o| crate::config::parse_path(&o.path).map(|n| (n, o.path)))
+        .filter_map(|o| match Object::parse(&o.path) {
+            Some(Object::Config(n)) => Some((n, o.path)),
+            _ => None,
+        })
         .collect();
     configs.sort();
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();

@@ -7,8 +7,9 @@
 //! (format-spec §8.2); it removes the original only when asked, after the new one is committed.
 
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
+use crate::layout::{pack_path, Object, ObjectType, StoredId};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, Node, NodeKind, Time, TreeBlob, CHUNK_LIST_LEN, MAX_DIRECT_CHUNKS, MAX_NODES_PER_BLOB};
@@ -58,8 +59,8 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     let mut covered: HashSet<PackId> = HashSet::new();
     let mut damaged: Vec<IndexId> = Vec::new();
     let mut superseded: HashSet<IndexId> = HashSet::new();
-    for o in repo.backend().list("index/")? {
-        let Some(id) = o.path.strip_prefix("index/").and_then(IndexId::from_hex) else { continue };
+    for o in repo.backend().list(ObjectType::Index.dir())? {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
         match repo.read_index(&id) {
             Ok(f) => {
                 covered.extend(f.packs().iter().map(|p| p.id));
@@ -74,9 +75,10 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     let now = Time::now().secs;
     let mut rebuilt: Vec<IndexPack> = Vec::new();
     for kind in [BlobKind::Tree, BlobKind::Data] {
-        for o in repo.backend().list(&format!("{}/", kind.prefix()))? {
-            let Some(id) = o.path.rsplit('/').next().and_then(PackId::from_hex) else { continue };
-            if pack_path(kind, &id) != o.path || covered.contains(&id) {
+        let t = ObjectType::pack(kind);
+        for o in repo.backend().list(t.dir())? {
+            let Some(Object::Pack(_, id)) = t.parse(&o.path) else { continue };
+            if covered.contains(&id) {
                 continue;
             }
             let age = o.modified.map(|m| now - m.secs).unwrap_or(i64::MAX);
@@ -104,7 +106,7 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     if !report.skipped_recent.is_empty() || !report.unreadable.is_empty() {
         damaged.clear();
     }
-    report.superseded = damaged.iter().map(|d| format!("index/{d}")).collect();
+    report.superseded = damaged.iter().map(|d| d.path()).collect();
     if opts.dry_run || (rebuilt.is_empty() && damaged.is_empty()) {
         return Ok(report);
     }
@@ -117,7 +119,7 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     for (i, packs) in chunks.into_iter().enumerate() {
         let supersedes = if i == 0 { damaged.clone() } else { Vec::new() };
         let id = write_index_file(repo.backend(), repo.keys(), repo.cache(), supersedes, packs)?;
-        report.index_files.push(format!("index/{id}"));
+        report.index_files.push(id.path());
     }
     Ok(report)
 }
@@ -501,7 +503,7 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
         report.snapshots += 1;
         match repo.load_snapshot(&id) {
             Ok(s) => snaps.push((id, s)),
-            Err(e) if is_loss(&e) => report.unreadable.push((format!("snapshots/{id}"), e.to_string())),
+            Err(e) if is_loss(&e) => report.unreadable.push((id.path(), e.to_string())),
             Err(e) => return Err(e),
         }
     }

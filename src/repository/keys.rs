@@ -1,11 +1,12 @@
 //! Key files: listing, adding and removing them (format-spec §4).
 
-use super::{id_from_name, Repository};
+use super::Repository;
 use crate::codec::object;
 use crate::crypto::{self, KdfParams};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
 use crate::keyfile::{self, KeyKind};
+use crate::layout::{ObjectType, StoredId};
 use crate::repository::identity::{hostname, username};
 use crate::time::Time;
 
@@ -30,8 +31,8 @@ impl Repository {
     /// The key files of the repository.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
-        for o in self.backend.list("keys/")? {
-            let Some(id) = id_from_name(&o.path, "keys/", KeyId) else { continue };
+        for o in self.backend.list(ObjectType::Key.dir())? {
+            let Some(id) = KeyId::from_path(&o.path) else { continue };
             let kf = keyfile::decode(&self.backend.read(&o.path)?).map_err(|e| Error::corrupt("key", id, e))?;
             out.push(KeyInfo {
                 id,
@@ -54,7 +55,7 @@ impl Repository {
         }
         let id = KeyId(crypto::random_32());
         let kf = object::create_keyfile(&keys, &id, password, kdf, &hostname(), &username())?;
-        self.backend.write_new(&format!("keys/{id}"), &kf)?;
+        self.backend.write_new(&id.path(), &kf)?;
         Ok(id)
     }
 
@@ -73,7 +74,7 @@ impl Repository {
         if target.kind == KeyKind::Full && fulls <= 1 {
             return Err(Error::Invalid(format!("key {id} is the last full key; removing it would lock everyone out")));
         }
-        self.backend.delete(&format!("keys/{id}"))
+        self.backend.delete(&id.path())
     }
 
     /// Resolves a key id prefix.

@@ -43,10 +43,6 @@ pub struct Repository {
     sync_lock: Mutex<()>,
 }
 
-fn id_from_name<T>(path: &str, prefix: &str, make: fn([u8; 32]) -> T) -> Option<T> {
-    crate::id::parse_hex32(path.strip_prefix(prefix)?).map(make)
-}
-
 impl Repository {
     /// The storage backend.
     pub fn backend(&self) -> &DynBackend {

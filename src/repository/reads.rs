@@ -6,7 +6,8 @@ use crate::blob;
 use crate::cache::Location;
 use crate::crypto::Session;
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobId, BlobKind};
+use crate::id::{BlobId, BlobKind};
+use crate::layout::pack_path;
 use crate::tree::{Content, Node, TreeBlob};
 use std::collections::HashSet;
 

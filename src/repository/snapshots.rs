@@ -1,9 +1,10 @@
 //! Snapshots in storage: listing, loading, resolving a spec, removing.
 
-use super::{id_from_name, Repository};
+use super::Repository;
 use crate::codec::object;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
+use crate::layout::{ObjectType, StoredId};
 use crate::snapshot::{self, Snapshot};
 use rayon::prelude::*;
 
@@ -12,15 +13,15 @@ impl Repository {
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self
             .backend
-            .list("snapshots/")?
+            .list(ObjectType::Snapshot.dir())?
             .into_iter()
-            .filter_map(|o| id_from_name(&o.path, "snapshots/", SnapshotId))
+            .filter_map(|o| SnapshotId::from_path(&o.path))
             .collect())
     }
 
     /// Reads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let bytes = self.backend.read(&format!("snapshots/{id}")).map_err(|e| {
+        let bytes = self.backend.read(&id.path()).map_err(|e| {
             if e.is_not_found() {
                 Error::NotFound(format!("snapshot {id}"))
             } else {
@@ -35,7 +36,7 @@ impl Repository {
     /// Removes a snapshot manifest (forget). The data it referenced stays until prune.
     pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.check_writer_version()?;
-        self.backend.delete(&format!("snapshots/{id}"))
+        self.backend.delete(&id.path())
     }
 
     /// Every snapshot, oldest first, failing on any that does not open or decode. Prune uses this:

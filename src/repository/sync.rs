@@ -1,11 +1,12 @@
 //! Keeping the local cache in step with the index files in storage, and the start of a writing
 //! session: the condemned packs of the prune marks (format-spec §6.2, §10.3).
 
-use super::{id_from_name, Repository};
+use super::Repository;
 use crate::codec::object;
 use crate::error::{Error, Result};
 use crate::id::{IndexId, PackId};
 use crate::index;
+use crate::layout::{Object, ObjectType, StoredId};
 use rayon::prelude::*;
 use std::collections::HashSet;
 
@@ -28,8 +29,12 @@ impl Repository {
 
     /// One pass of [`Repository::sync_index`]; false when an index file vanished meanwhile.
     fn sync_index_once(&self) -> Result<bool> {
-        let listed: Vec<IndexId> =
-            self.backend.list("index/")?.into_iter().filter_map(|o| id_from_name(&o.path, "index/", IndexId)).collect();
+        let listed: Vec<IndexId> = self
+            .backend
+            .list(ObjectType::Index.dir())?
+            .into_iter()
+            .filter_map(|o| IndexId::from_path(&o.path))
+            .collect();
         let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
         let ingested: HashSet<IndexId> = self.cache.ingested()?.into_iter().collect();
         if ingested.iter().any(|i| !listed_set.contains(i)) {
@@ -64,7 +69,7 @@ impl Repository {
 
     /// Reads and decodes one index file.
     pub fn read_index(&self, id: &IndexId) -> Result<index::IndexFile> {
-        let bytes = self.backend.read(&format!("index/{id}"))?;
+        let bytes = self.backend.read(&id.path())?;
         object::decode_index(&self.keys, id, &bytes).map_err(|e| Error::corrupt("index", id, e))
     }
 
@@ -74,8 +79,8 @@ impl Repository {
         let mut names = HashSet::new();
         let mut out = HashSet::new();
         let mut vanished = false;
-        for o in self.backend.list("prune/")? {
-            if !o.path.starts_with("prune/mark-") {
+        for o in self.backend.list(ObjectType::Mark.dir())? {
+            if !matches!(Object::parse(&o.path), Some(Object::Mark(_))) {
                 continue;
             }
             let bytes = match self.backend.read(&o.path) {

@@ -10,6 +10,7 @@ use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, ReadData};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
+use cairn::layout::StoredId;
 use cairn::prune::{run, PruneLock, PruneOptions};
 use cairn::repository::{InitOptions, Repository};
 use cairn::writer::{Writer, WriterOptions};
@@ -510,7 +511,7 @@ fn a_snapshot_prune_cannot_read_stops_it_before_anything_is_deleted() {
     let dir = fx.base.join("repo");
     run(&fx.repo(&dir, "c1"), &eager(), false).unwrap();
     // Damage the kept snapshot's manifest: it may reference anything, so the sweep must not guess.
-    let snap = dir.join(format!("snapshots/{}", fx.kept));
+    let snap = dir.join(fx.kept.path());
     let mut b = std::fs::read(&snap).unwrap();
     let mid = b.len() / 2;
     b[mid] ^= 0x40;

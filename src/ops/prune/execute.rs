@@ -7,8 +7,9 @@ use super::{cancelled, PruneOptions, PrunePlan, PruneReport, Repack};
 use crate::cache::Location;
 use crate::codec::object;
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobKind, PackId};
+use crate::id::{BlobKind, PackId};
 use crate::index::IndexPack;
+use crate::layout::{pack_path, Object, StoredId};
 use crate::lease::PruneMark;
 use crate::repository::Repository;
 use crate::time::Time;
@@ -38,7 +39,7 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
         lock.ensure()?;
         for id in &s.old_index {
             cancelled(opts)?;
-            b.delete(&format!("index/{id}"))?;
+            b.delete(&id.path())?;
             report.replaced_index += 1;
         }
         for r in &s.delete {
@@ -49,8 +50,8 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
         }
         report.rescued_packs = s.rescued.len();
         for m in &s.marks {
-            b.delete(&format!("prune/wait-{m}"))?;
-            b.delete(&format!("prune/mark-{m}"))?;
+            b.delete(&Object::Wait(m.clone()).path())?;
+            b.delete(&Object::Mark(m.clone()).path())?;
         }
         // This process's cache still names the replaced files: the sync finds them gone and
         // rebuilds it from storage.
@@ -85,7 +86,7 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
             // A long repack may outlive the lock; a mark made after another prune took over would race it.
             lock.ensure()?;
             let suffix = hex::encode(crate::crypto::random_32());
-            let path = format!("prune/mark-{suffix}");
+            let path = Object::Mark(suffix.clone()).path();
             let mark =
                 PruneMark::V1 { created: Time::now(), condemned: condemned.clone(), snapshots: m.snapshots.clone() };
             b.write_new(&path, &object::encode_prune_mark(repo.keys(), &path, &mark))?;

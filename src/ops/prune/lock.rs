@@ -3,13 +3,14 @@
 
 use crate::codec::object;
 use crate::error::{Error, Result};
-use crate::lease::{self, MaintenanceLock};
+use crate::layout::{Object, ObjectType};
+use crate::lease::MaintenanceLock;
 use crate::repository::{hostname, Repository};
 use crate::time::Time;
 
 /// The backend's current time: the stamp of a fresh probe object (format-spec §10.6).
 pub fn backend_now(repo: &Repository) -> Result<Time> {
-    let path = format!("prune/clock-{}", hex::encode(crate::crypto::random_32()));
+    let path = Object::Clock(crate::crypto::random_32()).path();
     let b = repo.backend();
     b.write_new(&path, b"t")?;
     let info = b.stat(&path);
@@ -51,7 +52,7 @@ impl<'r> PruneLock<'r> {
         let next = match links.last() {
             None => 0,
             Some((n, info)) => {
-                let path = lease::lock_path(*n);
+                let path = Object::Lock(*n).path();
                 let bytes = b.read(&path)?;
                 match object::decode_lock(repo.keys(), &path, &bytes) {
                     Err(e) if !break_lock => {
@@ -76,7 +77,7 @@ impl<'r> PruneLock<'r> {
             }
         };
         let holder = crate::crypto::random_32();
-        let path = lease::lock_path(next);
+        let path = Object::Lock(next).path();
         let link = MaintenanceLock::V1 {
             holder,
             host: hostname(),
@@ -102,9 +103,12 @@ impl<'r> PruneLock<'r> {
     fn links(repo: &Repository) -> Result<Vec<(u64, Option<Time>)>> {
         let mut v: Vec<(u64, Option<Time>)> = repo
             .backend()
-            .list("prune/")?
+            .list(ObjectType::Lock.dir())?
             .into_iter()
-            .filter_map(|o| lease::parse_lock_path(&o.path).map(|n| (n, o.modified)))
+            .filter_map(|o| match Object::parse(&o.path) {
+                Some(Object::Lock(n)) => Some((n, o.modified)),
+                _ => None,
+            })
             .collect();
         v.sort_by_key(|(n, _)| *n);
         Ok(v)
@@ -140,7 +144,7 @@ impl<'r> PruneLock<'r> {
 
     fn write_release(&self) -> Result<()> {
         let b = self.repo.backend();
-        let path = lease::lock_path(self.n + 1);
+        let path = Object::Lock(self.n + 1).path();
         let link = MaintenanceLock::V1 {
             holder: self.holder,
             host: hostname(),
@@ -152,7 +156,7 @@ impl<'r> PruneLock<'r> {
         b.write_new(&path, &object::encode_lock(self.repo.keys(), &path, &link))?;
         for (n, _) in Self::links(self.repo)? {
             if n <= self.n {
-                b.delete(&lease::lock_path(n))?;
+                b.delete(&Object::Lock(n).path())?;
             }
         }
         Ok(())

@@ -4,8 +4,9 @@
 use super::marks::{live_sessions, stored_marks};
 use super::{MarkPlan, PackRef, PruneOptions, PrunePlan, Repack, SweepPlan, Waiting, MIN_WRITER_FOR_PRUNE};
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
+use crate::layout::{pack_path, Object, ObjectType, StoredId};
 use crate::repository::Repository;
 use crate::time::Time;
 use crate::tree::{Content, NodeKind, TreeBlob};
@@ -72,8 +73,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     repo.sync_index()?;
     let mut old_index = Vec::new();
     let mut packs: BTreeMap<PackId, IndexPack> = BTreeMap::new();
-    for o in repo.backend().list("index/")? {
-        let Some(id) = o.path.strip_prefix("index/").and_then(IndexId::from_hex) else { continue };
+    for o in repo.backend().list(ObjectType::Index.dir())? {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
         let f = repo.read_index(&id).map_err(|e| {
             Error::Invalid(format!(
                 "prune cannot read index file {id} ({e}); nothing was changed. Run `cairn repair index`"
@@ -86,8 +87,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     }
     let mut listed: HashMap<PackId, (BlobKind, u64, Option<Time>)> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        for o in repo.backend().list(&format!("{}/", kind.prefix()))? {
-            let Some(id) = o.path.rsplit('/').next().and_then(PackId::from_hex) else { continue };
+        let t = ObjectType::pack(kind);
+        for o in repo.backend().list(t.dir())? {
+            let Some(Object::Pack(_, id)) = t.parse(&o.path) else { continue };
             listed.insert(id, (kind, o.size, o.modified));
         }
     }
