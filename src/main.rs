@@ -516,6 +516,17 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     exit::ERROR
 }
 
+/// The flag that lifts a library refusal, said after its message.
+fn override_hint(e: &anyhow::Error) -> Option<&'static str> {
+    use cairn::error::Override;
+    e.chain().find_map(|c| match c.downcast_ref::<Error>()?.lifted_by()? {
+        Override::Overwrite => Some("use --overwrite to replace it"),
+        Override::Force => Some("--force overrides"),
+        Override::AllowEmpty => Some("use --allow-empty if that is intended"),
+        _ => None,
+    })
+}
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn main() {
@@ -560,6 +571,9 @@ fn main() {
                     msg.push_str(": ");
                     msg.push_str(&c);
                 }
+            }
+            if let Some(hint) = override_hint(&e) {
+                msg.push_str(&format!(" ({hint})"));
             }
             eprintln!("cairn: {msg}");
             code
@@ -712,7 +726,7 @@ fn open_backend(g: &Global) -> anyhow::Result<DynBackend> {
         env.push((k.to_string(), v));
     }
     let usage = |e: Error| match e {
-        Error::Invalid(m) => fail(exit::USAGE, m),
+        Error::Usage(m) => fail(exit::USAGE, m),
         other => anyhow::Error::new(other),
     };
     let options = backend::Options::from_sources(&g.options, env, g.options_file.as_deref()).map_err(usage)?;
@@ -2058,7 +2072,7 @@ fn cmd_cat(g: &Global, a: CatArgs) -> anyhow::Result<i32> {
         CatKind::Key => {
             let id = repo.resolve_key(&need_id()?)?;
             let kf = keyfile::decode(&repo.backend().read(&format!("keys/{id}"))?)
-                .map_err(|e| Error::corrupt("key", id, e))?;
+                .map_err(|e| Error::corrupt(cairn::layout::Object::Key(id), e))?;
             let k = kf.v1();
             json!({"id": id.to_hex(), "kind": format!("{:?}", k.kind), "repo_id": k.repo_id.to_hex(),
                    "created": k.created.to_rfc3339(), "host": k.host, "user": k.user,

@@ -218,7 +218,7 @@ impl Backend for LocalBackend {
         if self.root.exists() {
             let mut it = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
             if it.next().is_some() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::refused(format!(
                     "{loc}: directory is not empty; refusing to create a repository in it"
                 )));
             }

@@ -205,6 +205,15 @@ impl Object {
         }
     }
 
+    /// What names the object within its type, for messages: the id, number or suffix (for a
+    /// pack its id, without the fan-out folder).
+    pub fn name(&self) -> String {
+        match self {
+            Object::Pack(_, id) => id.to_hex(),
+            o => o.path()[o.object_type().prefix().len()..].to_string(),
+        }
+    }
+
     /// The object a path names, or `None` when the path is not the exact name of one (wrong
     /// folder, upper-case or short hex, a pack in the wrong fan-out folder, unpadded numbers,
     /// `.`/`..`/empty components, a NUL byte). Every accepted path is the one [`Object::path`]
@@ -347,6 +356,7 @@ mod tests {
             assert!(p.starts_with(o.object_type().prefix()) && p.starts_with(o.object_type().dir()), "{p}");
             assert_eq!(o.object_type().parse(&p), Some(o.clone()));
             assert!(is_valid_path(&p));
+            assert!(p.ends_with(&o.name()), "{p}");
         }
     }
 

@@ -59,7 +59,7 @@ fn identity(s: &Snapshot) -> (crate::tree::Time, String, Vec<Vec<u8>>) {
 /// Copies `snapshots` (all of the source's when empty) from `src` into `dst`.
 pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_run: bool) -> Result<CopyReport> {
     if src.keys().repo_id == dst.keys().repo_id {
-        return Err(Error::Invalid("source and destination are the same repository".into()));
+        return Err(Error::Usage("source and destination are the same repository".into()));
     }
     let mut report = CopyReport { rechunked: !shares_chunker(src, dst), ..Default::default() };
     let all = src.list_snapshots()?;
@@ -167,7 +167,7 @@ impl Copier<'_, '_> {
             return Ok(());
         }
         let plain = self.src.read_blob(BlobKind::Tree, id)?;
-        let tb = TreeBlob::decode(&plain).map_err(|e| Error::corrupt("tree", id, e))?;
+        let tb = TreeBlob::decode(&plain).map_err(|e| Error::corrupt_blob(BlobKind::Tree, *id, None, e))?;
         match &tb {
             TreeBlob::DirV1 { nodes, next } => {
                 if let Some(n) = next {
@@ -259,7 +259,7 @@ impl Copier<'_, '_> {
         self.reads.0 += reader.reads.0;
         self.reads.1 += reader.reads.1;
         if let Some(e) = failed {
-            return Err(reader.error.take().unwrap_or_else(|| Error::Invalid(format!("re-chunking: {e}"))));
+            return Err(reader.error.take().unwrap_or_else(|| Error::Internal(format!("re-chunking: {e}"))));
         }
         Ok(out)
     }

@@ -5,11 +5,11 @@
 use crate::backup::PathMessage;
 use crate::browse;
 use crate::cache::Location;
-use crate::error::{Error, Result};
+use crate::error::{Error, Override, Result};
 use crate::filter::Patterns;
 use crate::fsmeta;
 use crate::id::{BlobId, BlobKind, PackId};
-use crate::layout::pack_path;
+use crate::layout::{pack_path, Object};
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
 use rayon::prelude::*;
@@ -291,7 +291,7 @@ pub fn execute(
             }
             let t = target_of(target, &e.path);
             if t.symlink_metadata().is_ok() {
-                return Err(Error::Invalid(format!("{} exists; use --overwrite to replace it", t.display())));
+                return Err(Error::refused_unless(format!("{} exists", t.display()), Override::Overwrite));
             }
         }
     }
@@ -349,7 +349,7 @@ pub fn execute(
     // 2. Content, pack by pack.
     let threads = if opts.threads > 0 { opts.threads } else { 4 };
     let pool =
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::Invalid(e.to_string()))?;
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::Internal(e.to_string()))?;
     let written = AtomicU64::new(0);
     let pack_errors: Mutex<Vec<PathMessage>> = Mutex::new(Vec::new());
     let packs: Vec<(&PackId, &Vec<PlanBlob>)> = plan.packs.iter().collect();
@@ -379,13 +379,19 @@ pub fn execute(
                 let kind = blobs[i].loc.kind;
                 let range = repo.backend().read_range(&pack_path(kind, pack), start, end - start);
                 for b in &blobs[i..j] {
-                    let plain = range.as_ref().map_err(|e| Error::corrupt("pack", pack, e.to_string())).and_then(|r| {
-                        let from = (b.loc.offset - start) as usize;
-                        let sealed = r.get(from..from.saturating_add(b.loc.length as usize)).ok_or_else(|| {
-                            Error::corrupt("pack", pack, format!("blob {} lies beyond the end of the pack", b.id))
-                        })?;
-                        repo.open_blob_at(&b.loc, &b.id, sealed)
-                    });
+                    let plain = range
+                        .as_ref()
+                        .map_err(|e| Error::corrupt(Object::Pack(kind, **pack), e.to_string()))
+                        .and_then(|r| {
+                            let from = (b.loc.offset - start) as usize;
+                            let sealed = r.get(from..from.saturating_add(b.loc.length as usize)).ok_or_else(|| {
+                                Error::corrupt(
+                                    Object::Pack(kind, **pack),
+                                    format!("blob {} lies beyond the end of the pack", b.id),
+                                )
+                            })?;
+                            repo.open_blob_at(&b.loc, &b.id, sealed)
+                        });
                     match plain {
                         Ok(data) => {
                             for &(idx, off) in &b.targets {
@@ -582,9 +588,9 @@ pub fn restore(
 
 /// Writes the content of the file at `path` to `out`, reading ahead in parallel.
 pub fn dump(repo: &Repository, root: &BlobId, path: &Path, out: &mut dyn Write) -> Result<u64> {
-    let node = browse::find(repo, root, path)?.ok_or_else(|| Error::Invalid("dump needs a file path, not /".into()))?;
+    let node = browse::find(repo, root, path)?.ok_or_else(|| Error::Usage("dump needs a file path, not /".into()))?;
     let NodeKind::File { content } = &node.kind else {
-        return Err(Error::Invalid(format!("{} is a {}, not a file", path.display(), node.type_name())));
+        return Err(Error::Usage(format!("{} is a {}, not a file", path.display(), node.type_name())));
     };
     let ids = repo.content_ids(content)?;
     let mut n = 0u64;

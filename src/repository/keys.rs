@@ -33,7 +33,7 @@ impl Repository {
         let mut out = Vec::new();
         for o in self.backend.list(ObjectType::Key.dir())? {
             let Some(id) = KeyId::from_path(&o.path) else { continue };
-            let kf = keyfile::decode(&self.backend.read(&o.path)?).map_err(|e| Error::corrupt("key", id, e))?;
+            let kf = keyfile::decode(&self.backend.read(&o.path)?).map_err(|e| Error::corrupt(id.object(), e))?;
             out.push(KeyInfo {
                 id,
                 kind: kf.kind(),
@@ -51,7 +51,7 @@ impl Repository {
     pub fn add_key(&self, password: &[u8], write_only: bool, kdf: KdfParams) -> Result<KeyId> {
         let keys = if write_only { self.keys.write_only() } else { self.keys.clone() };
         if !write_only && !self.keys.can_read() {
-            return Err(Error::Invalid("a write-only key cannot create a full key".into()));
+            return Err(Error::WriteOnlyKey { key: Some(self.key_id) });
         }
         let id = KeyId(crypto::random_32());
         let kf = object::create_keyfile(&keys, &id, password, kdf, &hostname(), &username())?;
@@ -66,13 +66,13 @@ impl Repository {
             return Err(Error::NotFound(format!("key {id}")));
         };
         if target.current && !allow_current {
-            return Err(Error::Invalid(format!(
+            return Err(Error::refused(format!(
                 "key {id} is the one in use; open the repository with another key to remove it"
             )));
         }
         let fulls = keys.iter().filter(|k| k.kind == KeyKind::Full).count();
         if target.kind == KeyKind::Full && fulls <= 1 {
-            return Err(Error::Invalid(format!("key {id} is the last full key; removing it would lock everyone out")));
+            return Err(Error::refused(format!("key {id} is the last full key; removing it would lock everyone out")));
         }
         self.backend.delete(&id.path())
     }
@@ -85,7 +85,7 @@ impl Repository {
         match m.len() {
             1 => Ok(m[0]),
             0 => Err(Error::NotFound(format!("key {spec}"))),
-            _ => Err(Error::Invalid(format!("key prefix {spec} is ambiguous"))),
+            _ => Err(Error::Usage(format!("key prefix {spec} is ambiguous"))),
         }
     }
 

@@ -65,9 +65,9 @@ impl Repository {
     pub fn init(backend: DynBackend, password: &[u8], init: &InitOptions, opts: &OpenOptions) -> Result<Repository> {
         let loc = backend.location();
         if !backend.list(ObjectType::Config.dir())?.is_empty() || !backend.list(ObjectType::Key.dir())?.is_empty() {
-            return Err(Error::Invalid(format!("{loc}: a repository already exists here")));
+            return Err(Error::refused(format!("{loc}: a repository already exists here")));
         }
-        init.chunker.validate().map_err(Error::Invalid)?;
+        init.chunker.validate().map_err(Error::Usage)?;
         backend.create_root()?;
         let mut keys = MasterKeys::generate();
         if let Some(src) = &init.chunker_keys_from {

@@ -5,7 +5,7 @@ use super::Repository;
 use crate::blob;
 use crate::cache::Location;
 use crate::crypto::Session;
-use crate::error::{Error, Result};
+use crate::error::{Damaged, Error, Result};
 use crate::id::{BlobId, BlobKind};
 use crate::layout::pack_path;
 use crate::tree::{Content, Node, TreeBlob};
@@ -41,9 +41,9 @@ impl Repository {
     pub fn open_blob_at(&self, loc: &Location, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
         let session = self.session(&loc.session)?;
         let plain = blob::open_blob(session.key(), &self.keys.repo_id, loc.kind, id, sealed, loc.plain_length as usize)
-            .map_err(|e| Error::corrupt("blob", format!("{id} in pack {}", loc.pack), e))?;
+            .map_err(|e| Error::corrupt_blob(loc.kind, *id, Some(loc.pack), e))?;
         if self.keys.content_id(&plain) != *id {
-            return Err(Error::corrupt("blob", format!("{id} in pack {}", loc.pack), "content does not match its id"));
+            return Err(Error::corrupt_blob(loc.kind, *id, Some(loc.pack), "content does not match its id"));
         }
         Ok(plain)
     }
@@ -64,7 +64,7 @@ impl Repository {
     fn read_blob_once(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
         let locs = self.locate(kind, id)?;
         if locs.is_empty() {
-            return Err(Error::corrupt("blob", id, format!("{kind} blob is not in any index")));
+            return Err(Error::corrupt_blob(kind, *id, None, "not in any index"));
         }
         let mut last = None;
         for loc in &locs {
@@ -83,7 +83,7 @@ impl Repository {
     /// Reads a tree blob.
     pub fn read_tree_blob(&self, id: &BlobId) -> Result<TreeBlob> {
         let b = self.read_blob(BlobKind::Tree, id)?;
-        TreeBlob::decode(&b).map_err(|e| Error::corrupt("tree", id, e))
+        TreeBlob::decode(&b).map_err(|e| Error::corrupt_blob(BlobKind::Tree, *id, None, e))
     }
 
     /// All nodes of a directory, following continuation blobs.
@@ -93,7 +93,7 @@ impl Repository {
         let mut seen = HashSet::new();
         while let Some(t) = next {
             if !seen.insert(t) {
-                return Err(Error::corrupt("tree", id, "continuation loop"));
+                return Err(Error::corrupt_blob(BlobKind::Tree, *id, None, "continuation loop"));
             }
             match self.read_tree_blob(&t)? {
                 TreeBlob::DirV1 { nodes, next: n } => {
@@ -101,7 +101,12 @@ impl Repository {
                     next = n;
                 }
                 TreeBlob::ChunkListV1 { .. } => {
-                    return Err(Error::corrupt("tree", t, "a chunk list where a directory was expected"))
+                    return Err(Error::corrupt_blob(
+                        BlobKind::Tree,
+                        t,
+                        None,
+                        "a chunk list where a directory was expected",
+                    ))
                 }
             }
         }
@@ -117,15 +122,15 @@ impl Repository {
                 for l in lists {
                     match self.read_tree_blob(l)? {
                         TreeBlob::ChunkListV1 { ids } => out.extend(ids),
-                        _ => return Err(Error::corrupt("tree", l, "expected a chunk list")),
+                        _ => return Err(Error::corrupt_blob(BlobKind::Tree, *l, None, "expected a chunk list")),
                     }
                 }
                 if out.len() as u64 != *count {
-                    return Err(Error::corrupt(
-                        "tree",
-                        lists.first().map(|l| l.to_hex()).unwrap_or_default(),
-                        "chunk list count mismatch",
-                    ));
+                    let reason = format!("chunk list count mismatch ({} ids, the node says {count})", out.len());
+                    return Err(match lists.first() {
+                        Some(l) => Error::corrupt_blob(BlobKind::Tree, *l, None, reason),
+                        None => Error::Corrupt { object: Damaged::Other("file content".into()), reason },
+                    });
                 }
                 Ok(out)
             }

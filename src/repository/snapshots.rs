@@ -28,9 +28,9 @@ impl Repository {
                 e
             }
         })?;
-        let (public, body) = snapshot::split(&bytes).map_err(|e| Error::corrupt("snapshot", id, e))?;
+        let (public, body) = snapshot::split(&bytes).map_err(|e| Error::corrupt(id.object(), e))?;
         let session = self.session(&public)?;
-        object::decode_snapshot_body(&self.keys, &session, id, body).map_err(|e| Error::corrupt("snapshot", id, e))
+        object::decode_snapshot_body(&self.keys, &session, id, body).map_err(|e| Error::corrupt(id.object(), e))
     }
 
     /// Removes a snapshot manifest (forget). The data it referenced stays until prune.
@@ -95,7 +95,7 @@ impl Repository {
         }
         let spec_l = spec.to_ascii_lowercase();
         if spec_l.len() < 4 || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{spec:?} is not a snapshot id, a prefix of at least 4 hex digits, or `latest`"
             )));
         }
@@ -104,7 +104,7 @@ impl Repository {
         match m.len() {
             0 => Err(Error::NotFound(format!("snapshot {spec}"))),
             1 => Ok(*m[0]),
-            n => Err(Error::Invalid(format!("snapshot prefix {spec} is ambiguous ({n} snapshots match)"))),
+            n => Err(Error::Usage(format!("snapshot prefix {spec} is ambiguous ({n} snapshots match)"))),
         }
     }
 }

@@ -21,7 +21,7 @@ impl Repository {
                 return Ok(());
             }
         }
-        Err(Error::Invalid(format!(
+        Err(Error::Locked(format!(
             "{}: index files kept vanishing while they were read (a prune running?); try again",
             self.backend.location()
         )))
@@ -70,7 +70,7 @@ impl Repository {
     /// Reads and decodes one index file.
     pub fn read_index(&self, id: &IndexId) -> Result<index::IndexFile> {
         let bytes = self.backend.read(&id.path())?;
-        object::decode_index(&self.keys, id, &bytes).map_err(|e| Error::corrupt("index", id, e))
+        object::decode_index(&self.keys, id, &bytes).map_err(|e| Error::corrupt(id.object(), e))
     }
 
     /// The names of the prune marks in storage, the packs they condemn, and whether a listed mark
@@ -114,7 +114,7 @@ impl Repository {
             }
             before = after;
         }
-        Err(Error::Invalid(format!(
+        Err(Error::Locked(format!(
             "{}: prune marks kept vanishing while a session started (a prune looping?); try again",
             self.backend.location()
         )))

@@ -260,9 +260,9 @@ impl<'r> Writer<'r> {
         let sealed = blob::seal_blob(self.session.key(), &repo.keys().repo_id, kind, &id, plain, compression);
         if self.opts.verify {
             let back = blob::open_blob(self.session.key(), &repo.keys().repo_id, kind, &id, &sealed, plain.len())
-                .map_err(|e| Error::corrupt("blob", id, format!("verification before upload failed: {e}")))?;
+                .map_err(|e| Error::corrupt_blob(kind, id, None, format!("verification before upload failed: {e}")))?;
             if repo.keys().content_id(&back) != id {
-                return Err(Error::corrupt("blob", id, "verification before upload failed: content changed"));
+                return Err(Error::corrupt_blob(kind, id, None, "verification before upload failed: content changed"));
             }
         }
         let st = &self.shared.stats;
@@ -306,7 +306,7 @@ impl<'r> Writer<'r> {
     fn send(&self, b: PackBuilder) -> Result<()> {
         let p = b.finish(self.repo.keys());
         if let Some(tx) = &self.upload_tx {
-            tx.send(p).map_err(|_| Error::Invalid("upload workers stopped".into()))?;
+            tx.send(p).map_err(|_| Error::Internal("upload workers stopped".into()))?;
         }
         self.check_failed()
     }
@@ -485,13 +485,13 @@ impl LeaseKeeper {
     fn check(&self) -> Result<()> {
         let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = &g.error {
-            return Err(Error::Lease(e.clone()));
+            return Err(Error::Locked(e.clone()));
         }
         if let Some(prev) = g.last_backend_time {
             let now = Time::now();
             // The backend's clock stamped the last renewal; allow for skew in our own reading.
             if now.secs - prev.secs > lease::LEASE_DURATION_SECS as i64 + 300 {
-                return Err(Error::Lease(format!("the last lease renewal was {}s ago", now.secs - prev.secs)));
+                return Err(Error::Locked(format!("the last lease renewal was {}s ago", now.secs - prev.secs)));
             }
         }
         Ok(())

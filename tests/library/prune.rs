@@ -253,7 +253,7 @@ fn one_prune_at_a_time_and_a_crashed_holder_can_be_broken() {
     let repo = fx.repo(&dir, "c1");
     let lock = PruneLock::acquire(&repo, 3600, false).unwrap();
     let e = run(&repo, &eager(), false).unwrap_err();
-    assert!(matches!(e, Error::Lease(_)), "{e}");
+    assert!(matches!(e, Error::Locked(_)), "{e}");
     assert!(e.to_string().contains("another prune"), "{e}");
     assert_eq!(e.exit_code(), cairn::error::exit::LOCKED);
     // A dry run needs no lock.
@@ -313,7 +313,9 @@ fn an_unusual_share_stops_the_sweep_unless_forced() {
     run(&repo, &o, false).unwrap();
     let packs = pack_files(&dir);
     let e = run(&repo, &o, false).unwrap_err();
-    assert!(e.to_string().contains("--force"), "{e}");
+    assert!(e.to_string().contains("more than the 50 %"), "{e}");
+    assert_eq!(e.lifted_by(), Some(cairn::error::Override::Force), "{e}");
+    assert_eq!(e.kind(), cairn::error::ErrorKind::Refused);
     assert_eq!(pack_files(&dir), packs);
     run(&repo, &PruneOptions { force: true, ..o }, false).unwrap();
     assert!(pack_files(&dir).is_empty(), "{:?}", pack_files(&dir));
@@ -533,6 +535,7 @@ fn prune_refuses_storage_without_conditional_create_unless_forced() {
     let packs = pack_files(&dir);
     let e = run(&repo, &eager(), false).unwrap_err();
     assert!(e.to_string().contains("cannot keep two prunes apart"), "{e}");
+    assert_eq!(e.lifted_by(), Some(cairn::error::Override::Force), "{e}");
     assert_eq!(pack_files(&dir), packs);
     // A dry run is fine; so is --force.
     run(&repo, &eager(), true).unwrap();

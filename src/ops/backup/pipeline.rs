@@ -134,7 +134,7 @@ pub fn backup(
             warnings: vec![],
             bytes_read: 0,
             command_status: None,
-            command_error: Some(Error::Invalid("the walker thread panicked".into())),
+            command_error: Some(Error::Internal("the walker thread panicked".into())),
         });
         (res, walked)
     });
@@ -170,7 +170,7 @@ pub fn backup(
     if !matches!(snap_source, Source::Files) && !errors.is_empty() {
         writer.abandon();
         let e = &errors[0];
-        return Err(Error::Invalid(format!("reading the stream failed: {}", e.message)));
+        return Err(Error::io(&e.path, std::io::Error::other(format!("reading the stream failed: {}", e.message))));
     }
     builder.flush_cache(true)?;
     let root_frame = builder.stack.pop().expect("root frame");

@@ -101,15 +101,18 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
 /// Stores the referenced blobs of one pack again through `w`; returns how many.
 pub(super) fn repack_one(repo: &Repository, w: &Writer, r: &Repack) -> Result<u64> {
     let ip = &r.entry;
-    let path = pack_path(ip.kind, &ip.id);
-    let bytes = repo.backend().read(&path)?;
+    let pack = Object::Pack(ip.kind, ip.id);
+    let bytes = repo.backend().read(&pack.path())?;
     if bytes.len() as u64 != ip.size {
-        return Err(Error::corrupt("pack", &path, format!("{} bytes, the index says {}", bytes.len(), ip.size)));
+        return Err(Error::corrupt(pack, format!("{} bytes, the index says {}", bytes.len(), ip.size)));
     }
     let mut n = 0;
     for &i in &r.used {
         let bl = &ip.blobs[i];
-        let session = *ip.sessions.get(bl.session as usize).ok_or_else(|| Error::corrupt("index", &path, "session"))?;
+        let session = *ip
+            .sessions
+            .get(bl.session as usize)
+            .ok_or_else(|| Error::corrupt(pack.clone(), "its index entry names no such session"))?;
         let loc = Location {
             kind: bl.kind,
             pack: ip.id,
@@ -120,7 +123,7 @@ pub(super) fn repack_one(repo: &Repository, w: &Writer, r: &Repack) -> Result<u6
         };
         let start = bl.offset as usize;
         let end = start.saturating_add(bl.length as usize);
-        let sealed = bytes.get(start..end).ok_or_else(|| Error::corrupt("pack", &path, "blob past its end"))?;
+        let sealed = bytes.get(start..end).ok_or_else(|| Error::corrupt(pack.clone(), "blob past its end"))?;
         let plain = repo.open_blob_at(&loc, &bl.id, sealed)?;
         if w.store_with_id(bl.kind, bl.id, &plain)? {
             n += 1;

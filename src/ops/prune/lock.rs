@@ -17,7 +17,7 @@ pub fn backend_now(repo: &Repository) -> Result<Time> {
     let _ = b.delete(&path);
     match info?.and_then(|i| i.modified) {
         Some(t) => Ok(t),
-        None => Err(Error::Invalid(format!(
+        None => Err(Error::refused(format!(
             "{}: the storage reports no modification times; prune needs them to measure the grace period",
             b.location()
         ))),
@@ -44,7 +44,7 @@ pub struct PruneLock<'r> {
 }
 
 impl<'r> PruneLock<'r> {
-    /// Takes the lock, or fails with [`Error::Lease`] naming who holds it.
+    /// Takes the lock, or fails with [`Error::Locked`] naming who holds it.
     pub fn acquire(repo: &'r Repository, duration: u64, break_lock: bool) -> Result<Self> {
         let b = repo.backend();
         let now = backend_now(repo)?;
@@ -56,7 +56,7 @@ impl<'r> PruneLock<'r> {
                 let bytes = b.read(&path)?;
                 match object::decode_lock(repo.keys(), &path, &bytes) {
                     Err(e) if !break_lock => {
-                        return Err(Error::Lease(format!(
+                        return Err(Error::Locked(format!(
                             "the maintenance lock {path} does not verify ({e}); make sure no prune runs, then delete it"
                         )))
                     }
@@ -66,7 +66,7 @@ impl<'r> PruneLock<'r> {
                         let expired = stamped.secs.saturating_add(duration_secs as i64) <= now.secs;
                         let dead = host == hostname() && !pid_alive(pid);
                         if !released && !expired && !dead && !break_lock {
-                            return Err(Error::Lease(format!(
+                            return Err(Error::Locked(format!(
                                 "another prune holds the repository (host {host}, pid {pid}, since {}, lock {path})",
                                 stamped.to_rfc3339()
                             )));
@@ -88,13 +88,13 @@ impl<'r> PruneLock<'r> {
         };
         b.write_new(&path, &object::encode_lock(repo.keys(), &path, &link)).map_err(|e| {
             if e.is_exists() {
-                Error::Lease(format!("another prune took the maintenance lock ({path}) at the same moment"))
+                Error::Locked(format!("another prune took the maintenance lock ({path}) at the same moment"))
             } else {
                 e
             }
         })?;
         if Self::links(repo)?.iter().any(|(n, _)| *n > next) {
-            return Err(Error::Lease("another prune took the maintenance lock at the same moment".into()));
+            return Err(Error::Locked("another prune took the maintenance lock at the same moment".into()));
         }
         let stamped = b.stat(&path)?.and_then(|i| i.modified).unwrap_or(now);
         Ok(PruneLock { repo, n: next, holder, stamped, duration, released: false })
@@ -120,13 +120,13 @@ impl<'r> PruneLock<'r> {
         let now = backend_now(self.repo)?;
         // Leave a margin for the step about to run.
         if now.secs.saturating_add(60) >= self.stamped.secs.saturating_add(self.duration as i64) {
-            return Err(Error::Lease(format!(
+            return Err(Error::Locked(format!(
                 "the maintenance lock expired (taken {}); stopped before deleting more",
                 self.stamped.to_rfc3339()
             )));
         }
         if Self::links(self.repo)?.iter().any(|(n, _)| *n > self.n) {
-            return Err(Error::Lease("the maintenance lock was taken over; stopped".into()));
+            return Err(Error::Locked("the maintenance lock was taken over; stopped".into()));
         }
         Ok(now)
     }

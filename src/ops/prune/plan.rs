@@ -3,7 +3,7 @@
 
 use super::marks::{live_sessions, stored_marks};
 use super::{MarkPlan, PackRef, PruneOptions, PrunePlan, Repack, SweepPlan, Waiting, MIN_WRITER_FOR_PRUNE};
-use crate::error::{Error, Result};
+use crate::error::{Error, Override, Result};
 use crate::id::{BlobId, BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, ObjectType, StoredId};
@@ -27,7 +27,7 @@ impl Refs {
                 continue;
             }
             let tb = repo.read_tree_blob(&t).map_err(|e| {
-                Error::Invalid(format!(
+                Error::refused(format!(
                     "prune cannot read tree {t} ({e}); nothing was changed. Run `cairn check`, and `cairn repair` if it reports damage"
                 ))
             })?;
@@ -56,7 +56,7 @@ impl Refs {
 pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
     let required = repo.config().min_writer_version();
     if required < MIN_WRITER_FOR_PRUNE {
-        return Err(Error::Invalid(format!(
+        return Err(Error::refused(format!(
             "the repository admits writers of protocol {required}, which do not honour prune marks; prune needs {MIN_WRITER_FOR_PRUNE}"
         )));
     }
@@ -65,7 +65,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
 
     // Snapshots first, then the index, then the listing (format-spec §10.6 mark step 1).
     let snapshots = repo.list_snapshots_strict().map_err(|e| {
-        Error::Invalid(format!("prune cannot read every snapshot ({e}); nothing was changed. Run `cairn check`"))
+        Error::refused(format!("prune cannot read every snapshot ({e}); nothing was changed. Run `cairn check`"))
     })?;
     p.snapshots = snapshots.len();
     // The walk reads trees through the cache: bring it up to date with index files that appeared
@@ -76,7 +76,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     for o in repo.backend().list(ObjectType::Index.dir())? {
         let Some(id) = IndexId::from_path(&o.path) else { continue };
         let f = repo.read_index(&id).map_err(|e| {
-            Error::Invalid(format!(
+            Error::refused(format!(
                 "prune cannot read index file {id} ({e}); nothing was changed. Run `cairn repair index`"
             ))
         })?;
@@ -116,11 +116,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
             disagree.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
         );
         if !opts.force {
-            return Err(Error::Invalid(format!(
-                "{msg}. Nothing was deleted. A short listing or a lost pack: run `cairn check`; --force overrides"
-            )));
+            return Err(Error::refused_unless(
+                format!("{msg}. Nothing was deleted. A short listing or a lost pack: run `cairn check`"),
+                Override::Force,
+            ));
         }
-        p.warnings.push(format!("{msg} (--force: going on)"));
+        p.warnings.push(format!("{msg} (forced: going on)"));
     }
 
     let refs = Refs::walk(repo, snapshots.iter().map(|(_, s)| s.root()))?;
@@ -197,12 +198,15 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
                 100.0 * s.delete_bytes as f64 / p.pack_bytes as f64
             );
             if !opts.force {
-                return Err(Error::Invalid(format!(
-                    "{msg}, more than the {:.0} % that prune deletes unasked. Nothing was deleted; check `cairn snapshots`, then run again with --force",
-                    100.0 * opts.max_delete_share
-                )));
+                return Err(Error::refused_unless(
+                    format!(
+                        "{msg}, more than the {:.0} % that prune deletes unasked. Nothing was deleted; check `cairn snapshots`",
+                        100.0 * opts.max_delete_share
+                    ),
+                    Override::Force,
+                ));
             }
-            p.warnings.push(format!("{msg} (--force: going on)"));
+            p.warnings.push(format!("{msg} (forced: going on)"));
         }
         p.sweep = Some(s);
     }
