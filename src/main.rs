@@ -10,7 +10,7 @@ use cairn::error::{exit, Error};
 use cairn::filter::{self, Patterns};
 use cairn::id::{BlobId, BlobKind, IndexId, SnapshotId};
 use cairn::keyfile::{self, KeyKind};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{self, RestoreOptions};
 use cairn::snapshot::{Snapshot, Summary};
 use cairn::tree::{Node, NodeKind, Time};
@@ -772,11 +772,11 @@ fn open_repo_with(g: &Global, env: &str, label: &str) -> anyhow::Result<Reposito
 
 /// Opens the repository for a command that reads snapshots, trees or data: a write-only key is
 /// refused here with a clear message instead of failing later on a sealed object.
-fn open_reader(g: &Global) -> anyhow::Result<Repository> {
+fn open_reader(g: &Global) -> anyhow::Result<ReadRepository> {
     readable(open_repo(g)?)
 }
 
-fn readable(repo: Repository) -> anyhow::Result<Repository> {
+fn readable(repo: Repository) -> anyhow::Result<ReadRepository> {
     if !repo.keys().can_read() {
         return Err(fail(
             exit::KEY,
@@ -786,7 +786,7 @@ fn readable(repo: Repository) -> anyhow::Result<Repository> {
             ),
         ));
     }
-    Ok(repo)
+    Ok(repo.readable()?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -899,12 +899,12 @@ fn matches_filter(snap: &Snapshot, f: &SnapshotFilter) -> bool {
     })
 }
 
-fn filtered(repo: &Repository, f: &SnapshotFilter) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
+fn filtered(repo: &ReadRepository, f: &SnapshotFilter) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
     Ok(repo.list_snapshots()?.into_iter().filter(|(_, s)| matches_filter(s, f)).collect())
 }
 
 /// Resolves a SNAPSHOT argument (`latest` honours the filter).
-fn select(repo: &Repository, spec: &str, f: &SnapshotFilter) -> anyhow::Result<(SnapshotId, Snapshot)> {
+fn select(repo: &ReadRepository, spec: &str, f: &SnapshotFilter) -> anyhow::Result<(SnapshotId, Snapshot)> {
     let candidates = if spec == "latest" { filtered(repo, f)? } else { Vec::new() };
     let id = repo.resolve_snapshot(spec, &candidates)?;
     if let Some((_, s)) = candidates.iter().find(|(i, _)| *i == id) {
@@ -954,7 +954,7 @@ fn cmd_init(g: &Global, a: InitArgs) -> anyhow::Result<i32> {
 }
 
 /// Opens the source repository of `copy` / `init --copy-chunker-from` for reading.
-fn open_from(g: &Global, url: &str, from: &FromRepoArgs) -> anyhow::Result<Repository> {
+fn open_from(g: &Global, url: &str, from: &FromRepoArgs) -> anyhow::Result<ReadRepository> {
     let mut fg = g.clone();
     fg.repo = Some(url.to_string());
     fg.password_file = from.from_password_file.clone();
@@ -1206,7 +1206,7 @@ fn cmd_backup(g: &Global, a: BackupArgs, cancel: Arc<AtomicBool>) -> anyhow::Res
 
     let repo = open_repo(g)?;
     let parent = match &a.parent {
-        Some(p) => Some(select(&repo, p, &SnapshotFilter::default())?.0),
+        Some(p) => Some(select(&repo.readable()?, p, &SnapshotFilter::default())?.0),
         None => None,
     };
     let opts = BackupOptions {
@@ -1443,7 +1443,7 @@ fn cmd_ls(g: &Global, a: LsArgs) -> anyhow::Result<i32> {
 }
 
 /// The newest snapshot at or before `t` for each (host, paths) group that passes the filter.
-fn as_of(repo: &Repository, t: Time, f: &SnapshotFilter) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
+fn as_of(repo: &ReadRepository, t: Time, f: &SnapshotFilter) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
     type Group = (String, Vec<Vec<u8>>);
     let mut best: std::collections::BTreeMap<Group, (SnapshotId, Snapshot)> = Default::default();
     for (id, s) in filtered(repo, f)? {
@@ -2050,7 +2050,8 @@ fn cmd_repair_snapshots(g: &Global, opts: cairn::repair::RepairSnapshotsOptions)
 }
 
 fn cmd_cat(g: &Global, a: CatArgs) -> anyhow::Result<i32> {
-    let repo = if matches!(a.kind, CatKind::Config | CatKind::Key) { open_repo(g)? } else { open_reader(g)? };
+    let any = if matches!(a.kind, CatKind::Config | CatKind::Key) { open_repo(g)? } else { (*open_reader(g)?).clone() };
+    let repo = &any;
     let need_id = || a.id.clone().ok_or_else(|| fail(exit::USAGE, "this kind needs an ID"));
     let parse32 = |s: &str| -> anyhow::Result<[u8; 32]> {
         cairn::id::parse_hex32(s).ok_or_else(|| fail(exit::USAGE, format!("{s:?} is not a 64-digit hex id")))
@@ -2058,12 +2059,12 @@ fn cmd_cat(g: &Global, a: CatArgs) -> anyhow::Result<i32> {
     let v: Value = match a.kind {
         CatKind::Config => json!({"number": repo.config_number(), "config": serde_json::to_value(repo.config())?}),
         CatKind::Snapshot => {
-            let (id, snap) = select(&repo, &need_id()?, &SnapshotFilter::default())?;
+            let (id, snap) = select(&repo.readable()?, &need_id()?, &SnapshotFilter::default())?;
             json!({"id": id.to_hex(), "snapshot": serde_json::to_value(&snap)?})
         }
         CatKind::Tree => {
             let id = BlobId(parse32(&need_id()?)?);
-            serde_json::to_value(repo.read_tree_blob(&id)?)?
+            serde_json::to_value(repo.readable()?.read_tree_blob(&id)?)?
         }
         CatKind::Index => {
             let id = IndexId(parse32(&need_id()?)?);
@@ -2080,7 +2081,7 @@ fn cmd_cat(g: &Global, a: CatArgs) -> anyhow::Result<i32> {
         }
         CatKind::Blob => {
             let id = BlobId(parse32(&need_id()?)?);
-            let data = repo.read_blob(BlobKind::Data, &id)?;
+            let data = repo.readable()?.read_blob(BlobKind::Data, &id)?;
             if g.json {
                 json!({"id": id.to_hex(), "length": data.len(), "hex": hex::encode(&data)})
             } else {

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, ObjectType, StoredId};
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::NodeKind;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -127,7 +127,7 @@ pub struct CheckOptions {
 const MAX_PATHS: usize = 5;
 
 struct Walk<'a> {
-    repo: &'a Repository,
+    repo: &'a ReadRepository,
     listed: &'a HashMap<PackId, u64>,
     bad_blobs: &'a HashMap<BlobId, usize>,
     missing_packs: &'a HashMap<PackId, usize>,
@@ -239,7 +239,7 @@ impl Walk<'_> {
 }
 
 /// The packs of one kind in the storage listing, with their stored sizes (no pack is read).
-pub(crate) fn listing(repo: &Repository, kind: BlobKind) -> Result<HashMap<PackId, u64>> {
+pub(crate) fn listing(repo: &ReadRepository, kind: BlobKind) -> Result<HashMap<PackId, u64>> {
     let t = ObjectType::pack(kind);
     Ok(repo
         .backend()
@@ -256,7 +256,7 @@ pub(crate) fn listing(repo: &Repository, kind: BlobKind) -> Result<HashMap<PackI
 /// when asked, the ids of blobs that failed to open.
 type PackCheck = (Vec<Finding>, Vec<(BlobId, usize)>, u64, u64);
 
-fn read_pack(repo: &Repository, p: &IndexPack, verify_blobs: bool) -> PackCheck {
+fn read_pack(repo: &ReadRepository, p: &IndexPack, verify_blobs: bool) -> PackCheck {
     let path = pack_path(p.kind, &p.id);
     let err = |code, msg: String| Walk::error(code, path.clone(), msg);
     let bytes = match repo.backend().read(&path) {
@@ -308,7 +308,7 @@ fn read_pack(repo: &Repository, p: &IndexPack, verify_blobs: bool) -> PackCheck 
 }
 
 /// Runs a check.
-pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut findings = Vec::new();
 
@@ -465,7 +465,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
 /// (a copy cannot open: the seal binds the key id). A flipped bit inside another key file's salt or
 /// sealed material is found only by opening it with its password. Every config object must verify
 /// with this repository's keys and chain to its predecessor.
-fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()> {
+fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>) -> Result<()> {
     use crate::crypto::{KdfParams, SEAL_OVERHEAD};
     use crate::keyfile::{self, KeyKind};
     let mut seen: HashMap<Vec<u8>, String> = HashMap::new();

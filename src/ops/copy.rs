@@ -8,7 +8,7 @@
 use crate::backup::{make_content, store_dir};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, SnapshotId};
-use crate::repository::Repository;
+use crate::repository::{ReadRepository, Repository};
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, NodeKind, TreeBlob};
 use crate::writer::{Writer, WriterOptions};
@@ -57,7 +57,7 @@ fn identity(s: &Snapshot) -> (crate::tree::Time, String, Vec<Vec<u8>>) {
 }
 
 /// Copies `snapshots` (all of the source's when empty) from `src` into `dst`.
-pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_run: bool) -> Result<CopyReport> {
+pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId], dry_run: bool) -> Result<CopyReport> {
     if src.keys().repo_id == dst.keys().repo_id {
         return Err(Error::Usage("source and destination are the same repository".into()));
     }
@@ -141,7 +141,7 @@ pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_ru
 }
 
 struct Copier<'a, 'r> {
-    src: &'a Repository,
+    src: &'a ReadRepository,
     dst: &'a Repository,
     w: &'a Writer<'r>,
     trees_done: HashSet<BlobId>,
@@ -267,7 +267,7 @@ impl Copier<'_, '_> {
 
 /// Reads a file's content from the source, blob by blob.
 struct BlobReader<'a> {
-    src: &'a Repository,
+    src: &'a ReadRepository,
     ids: std::vec::IntoIter<BlobId>,
     buf: Vec<u8>,
     pos: usize,

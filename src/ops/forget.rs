@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Override, Result};
 use crate::id::SnapshotId;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::retention::{self, Decision, Item, Policy, PolicyFile};
 use crate::snapshot::Snapshot;
 use jiff::tz::TimeZone;
@@ -101,7 +101,7 @@ pub fn plan(snapshots: &[(SnapshotId, Snapshot)], group_by: GroupBy, rules: &Rul
 
 /// Removes the snapshots the plan does not keep; returns their ids. Refuses (removing nothing)
 /// when a group would lose every snapshot, unless `allow_empty`.
-pub fn execute(repo: &Repository, groups: &[Group], allow_empty: bool) -> Result<Vec<SnapshotId>> {
+pub fn execute(repo: &ReadRepository, groups: &[Group], allow_empty: bool) -> Result<Vec<SnapshotId>> {
     if !allow_empty {
         if let Some(g) = groups.iter().find(|g| g.removes_all()) {
             return Err(Error::refused_unless(

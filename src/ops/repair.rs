@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, ObjectType, StoredId};
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, Node, NodeKind, Time, TreeBlob, CHUNK_LIST_LEN, MAX_DIRECT_CHUNKS, MAX_NODES_PER_BLOB};
 use crate::writer::{write_index_file, Writer, WriterOptions, PACKS_PER_INDEX};
@@ -53,7 +53,7 @@ pub struct RepairReport {
 }
 
 /// Runs `repair index`.
-pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
+pub fn repair_index(repo: &ReadRepository, opts: &RepairOptions) -> Result<RepairReport> {
     repo.check_writer_version()?;
     let mut report = RepairReport::default();
     let mut covered: HashSet<PackId> = HashSet::new();
@@ -228,7 +228,7 @@ fn is_loss(e: &Error) -> bool {
 
 /// What is known about data blobs, shared by every snapshot of a run.
 struct Damage<'r> {
-    repo: &'r Repository,
+    repo: &'r ReadRepository,
     read_data: bool,
     /// Packs in the storage listing (data and tree).
     listed: HashSet<PackId>,
@@ -263,7 +263,7 @@ impl Damage<'_> {
 
 /// One pass over one snapshot: computes (and with a writer, stores) the repaired trees.
 struct Pass<'a, 'r, 'w> {
-    repo: &'r Repository,
+    repo: &'r ReadRepository,
     damage: &'a mut Damage<'r>,
     writer: Option<&'a Writer<'w>>,
     /// Per original directory tree: its replacement and the losses under it.
@@ -488,7 +488,7 @@ fn repaired_tags(tags: &[String], original: &SnapshotId, lost: &[LostItem]) -> V
 /// directory whose listing is lost becomes an empty directory with its metadata. Writes go packs →
 /// index → snapshot; the original is removed only with `forget`, after its replacement is
 /// committed. A storage or cache failure stops the run (it never counts as loss).
-pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Result<RepairSnapshotsReport> {
+pub fn repair_snapshots(repo: &ReadRepository, opts: &RepairSnapshotsOptions) -> Result<RepairSnapshotsReport> {
     if !opts.dry_run {
         repo.check_writer_version()?;
     }

@@ -10,7 +10,7 @@ use crate::filter::Patterns;
 use crate::fsmeta;
 use crate::id::{BlobId, BlobKind, PackId};
 use crate::layout::{pack_path, Object};
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::{Node, NodeKind};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -108,7 +108,7 @@ fn target_of(target: &Path, path: &Path) -> PathBuf {
 }
 
 /// Computes the plan for restoring the tree `root` (or the subtree at `sub`).
-pub fn plan(repo: &Repository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
+pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
     let mut p = RestorePlan::default();
     let (start_tree, base) = match sub {
         None => (*root, PathBuf::from("/")),
@@ -151,7 +151,7 @@ pub fn plan(repo: &Repository, root: &BlobId, sub: Option<&Path>, opts: &Restore
 }
 
 fn collect(
-    repo: &Repository,
+    repo: &ReadRepository,
     tree: &BlobId,
     base: &Path,
     opts: &RestoreOptions,
@@ -198,7 +198,7 @@ impl FromBytesCompat for std::ffi::OsStr {
 }
 
 fn add_entry(
-    repo: &Repository,
+    repo: &ReadRepository,
     p: &mut RestorePlan,
     path: PathBuf,
     node: Node,
@@ -275,7 +275,7 @@ const MAX_OPEN_FILES_PER_READER: usize = 64;
 
 /// Carries out a plan.
 pub fn execute(
-    repo: &Repository,
+    repo: &ReadRepository,
     plan: &RestorePlan,
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
@@ -548,7 +548,7 @@ pub fn execute(
 
 /// Re-reads a restored file and compares its chunk ids.
 fn verify_file(
-    repo: &Repository,
+    repo: &ReadRepository,
     path: &Path,
     content: &crate::tree::Content,
     size: u64,
@@ -576,7 +576,7 @@ fn verify_file(
 
 /// Plans and executes a restore of `root` (or `sub` within it).
 pub fn restore(
-    repo: &Repository,
+    repo: &ReadRepository,
     root: &BlobId,
     sub: Option<&Path>,
     opts: &RestoreOptions,
@@ -587,7 +587,7 @@ pub fn restore(
 }
 
 /// Writes the content of the file at `path` to `out`, reading ahead in parallel.
-pub fn dump(repo: &Repository, root: &BlobId, path: &Path, out: &mut dyn Write) -> Result<u64> {
+pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Write) -> Result<u64> {
     let node = browse::find(repo, root, path)?.ok_or_else(|| Error::Usage("dump needs a file path, not /".into()))?;
     let NodeKind::File { content } = &node.kind else {
         return Err(Error::Usage(format!("{} is a {}, not a file", path.display(), node.type_name())));

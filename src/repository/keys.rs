@@ -31,16 +31,17 @@ impl Repository {
     /// The key files of the repository.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
-        for o in self.backend.list(ObjectType::Key.dir())? {
+        for o in self.shared.backend.list(ObjectType::Key.dir())? {
             let Some(id) = KeyId::from_path(&o.path) else { continue };
-            let kf = keyfile::decode(&self.backend.read(&o.path)?).map_err(|e| Error::corrupt(id.object(), e))?;
+            let kf =
+                keyfile::decode(&self.shared.backend.read(&o.path)?).map_err(|e| Error::corrupt(id.object(), e))?;
             out.push(KeyInfo {
                 id,
                 kind: kf.kind(),
                 created: kf.created(),
                 host: kf.host().to_string(),
                 user: kf.user().to_string(),
-                current: id == self.key_id,
+                current: id == self.shared.key_id,
             });
         }
         out.sort_by_key(|k| k.created);
@@ -49,13 +50,13 @@ impl Repository {
 
     /// Adds a key file for `password`; `write_only` grants only adding backups.
     pub fn add_key(&self, password: &[u8], write_only: bool, kdf: KdfParams) -> Result<KeyId> {
-        let keys = if write_only { self.keys.write_only() } else { self.keys.clone() };
-        if !write_only && !self.keys.can_read() {
-            return Err(Error::WriteOnlyKey { key: Some(self.key_id) });
+        let keys = if write_only { self.shared.keys.write_only() } else { self.shared.keys.clone() };
+        if !write_only && !self.shared.keys.can_read() {
+            return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
         }
         let id = KeyId(crypto::random_32());
         let kf = object::create_keyfile(&keys, &id, password, kdf, &hostname(), &username())?;
-        self.backend.write_new(&id.path(), &kf)?;
+        self.shared.backend.write_new(&id.path(), &kf)?;
         Ok(id)
     }
 
@@ -74,7 +75,7 @@ impl Repository {
         if target.kind == KeyKind::Full && fulls <= 1 {
             return Err(Error::refused(format!("key {id} is the last full key; removing it would lock everyone out")));
         }
-        self.backend.delete(&id.path())
+        self.shared.backend.delete(&id.path())
     }
 
     /// Resolves a key id prefix.
@@ -91,6 +92,6 @@ impl Repository {
 
     /// Decrypts a sealed item for `cat`: tries the index seal key.
     pub fn index_seal_key(&self) -> crypto::Secret {
-        self.keys.index_seal_key()
+        self.shared.keys.index_seal_key()
     }
 }

@@ -202,16 +202,18 @@ impl Repository {
         let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
         let cache = if opts.no_cache { Cache::temporary(None)? } else { Cache::open(&root, &keys.repo_id)? };
         let repo = Repository {
-            backend,
-            keys,
-            key_id,
-            config,
-            config_n,
-            cache: std::sync::Arc::new(cache),
-            chunker,
-            sessions: Mutex::new(HashMap::new()),
-            index_synced: std::sync::atomic::AtomicBool::new(false),
-            sync_lock: Mutex::new(()),
+            shared: std::sync::Arc::new(super::Shared {
+                backend,
+                keys,
+                key_id,
+                config,
+                config_n,
+                cache: std::sync::Arc::new(cache),
+                chunker,
+                sessions: Mutex::new(HashMap::new()),
+                index_synced: std::sync::atomic::AtomicBool::new(false),
+                sync_lock: Mutex::new(()),
+            }),
         };
         if !opts.no_cache {
             repo.check_pin(&root)?;
@@ -222,38 +224,41 @@ impl Repository {
     /// Client-side pinning: the repository at this location must keep its id and
     /// keys, and its config chain must not go backwards.
     fn check_pin(&self, root: &std::path::Path) -> Result<()> {
-        let path = pin_path(root, &self.backend.location());
+        let path = pin_path(root, &self.shared.backend.location());
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| root.join("pins"));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let fp = hex::encode(self.keys.fingerprint());
+        let fp = hex::encode(self.shared.keys.fingerprint());
         if let Ok(s) = std::fs::read_to_string(&path) {
             let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
             let pinned_id = v["repository_id"].as_str().unwrap_or_default();
             let pinned_fp = v["fingerprint"].as_str().unwrap_or_default();
             let pinned_n = v["config"].as_u64().unwrap_or(0);
-            if !pinned_id.is_empty() && (pinned_id != self.keys.repo_id.to_hex() || pinned_fp != fp) {
+            if !pinned_id.is_empty() && (pinned_id != self.shared.keys.repo_id.to_hex() || pinned_fp != fp) {
                 return Err(Error::RepoInvalid {
-                    location: self.backend.location(),
+                    location: self.shared.backend.location(),
                     reason: format!(
                         "this location held repository {pinned_id} before and now holds another ({}); if that is intended, remove {}",
-                        self.keys.repo_id,
+                        self.shared.keys.repo_id,
                         path.display()
                     ),
                 });
             }
-            if self.config_n < pinned_n {
+            if self.shared.config_n < pinned_n {
                 return Err(Error::RepoInvalid {
-                    location: self.backend.location(),
-                    reason: format!("its config went back from number {pinned_n} to {} (rolled back?)", self.config_n),
+                    location: self.shared.backend.location(),
+                    reason: format!(
+                        "its config went back from number {pinned_n} to {} (rolled back?)",
+                        self.shared.config_n
+                    ),
                 });
             }
         }
         let _ = std::fs::create_dir_all(&dir);
         let v = serde_json::json!({
-            "location": self.backend.location(),
-            "repository_id": self.keys.repo_id.to_hex(),
+            "location": self.shared.backend.location(),
+            "repository_id": self.shared.keys.repo_id.to_hex(),
             "fingerprint": fp,
-            "config": self.config_n,
+            "config": self.shared.config_n,
         });
         let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
         if std::fs::write(&tmp, v.to_string()).is_ok() {

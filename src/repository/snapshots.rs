@@ -1,6 +1,6 @@
 //! Snapshots in storage: listing, loading, resolving a spec, removing.
 
-use super::Repository;
+use super::{ReadRepository, Repository};
 use crate::codec::object;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
@@ -12,16 +12,19 @@ impl Repository {
     /// Snapshot ids in storage.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self
+            .shared
             .backend
             .list(ObjectType::Snapshot.dir())?
             .into_iter()
             .filter_map(|o| SnapshotId::from_path(&o.path))
             .collect())
     }
+}
 
+impl ReadRepository {
     /// Reads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let bytes = self.backend.read(&id.path()).map_err(|e| {
+        let bytes = self.shared.backend.read(&id.path()).map_err(|e| {
             if e.is_not_found() {
                 Error::NotFound(format!("snapshot {id}"))
             } else {
@@ -30,13 +33,13 @@ impl Repository {
         })?;
         let (public, body) = snapshot::split(&bytes).map_err(|e| Error::corrupt(id.object(), e))?;
         let session = self.session(&public)?;
-        object::decode_snapshot_body(&self.keys, &session, id, body).map_err(|e| Error::corrupt(id.object(), e))
+        object::decode_snapshot_body(&self.shared.keys, &session, id, body).map_err(|e| Error::corrupt(id.object(), e))
     }
 
     /// Removes a snapshot manifest (forget). The data it referenced stays until prune.
     pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.check_writer_version()?;
-        self.backend.delete(&id.path())
+        self.shared.backend.delete(&id.path())
     }
 
     /// Every snapshot, oldest first, failing on any that does not open or decode. Prune uses this:

@@ -17,29 +17,30 @@ impl Repository {
     pub fn sync_index(&self) -> Result<()> {
         for _ in 0..10 {
             if self.sync_index_once()? {
-                self.index_synced.store(true, std::sync::atomic::Ordering::Release);
+                self.shared.index_synced.store(true, std::sync::atomic::Ordering::Release);
                 return Ok(());
             }
         }
         Err(Error::Locked(format!(
             "{}: index files kept vanishing while they were read (a prune running?); try again",
-            self.backend.location()
+            self.shared.backend.location()
         )))
     }
 
     /// One pass of [`Repository::sync_index`]; false when an index file vanished meanwhile.
     fn sync_index_once(&self) -> Result<bool> {
         let listed: Vec<IndexId> = self
+            .shared
             .backend
             .list(ObjectType::Index.dir())?
             .into_iter()
             .filter_map(|o| IndexId::from_path(&o.path))
             .collect();
         let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
-        let ingested: HashSet<IndexId> = self.cache.ingested()?.into_iter().collect();
+        let ingested: HashSet<IndexId> = self.shared.cache.ingested()?.into_iter().collect();
         if ingested.iter().any(|i| !listed_set.contains(i)) {
             // An index file we relied on is gone (superseded by maintenance): rebuild.
-            self.cache.clear_index()?;
+            self.shared.cache.clear_index()?;
             return self.ingest(&listed);
         }
         let new: Vec<IndexId> = listed.into_iter().filter(|i| !ingested.contains(i)).collect();
@@ -53,7 +54,7 @@ impl Repository {
     fn ingest(&self, ids: &[IndexId]) -> Result<bool> {
         let vanished = std::sync::atomic::AtomicBool::new(false);
         ids.par_iter().try_for_each(|id| match self.read_index(id) {
-            Ok(f) => self.cache.ingest_index(id, f.packs()),
+            Ok(f) => self.shared.cache.ingest_index(id, f.packs()),
             Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("{e}; skipped (run `cairn check`)");
                 Ok(())
@@ -69,8 +70,8 @@ impl Repository {
 
     /// Reads and decodes one index file.
     pub fn read_index(&self, id: &IndexId) -> Result<index::IndexFile> {
-        let bytes = self.backend.read(&id.path())?;
-        object::decode_index(&self.keys, id, &bytes).map_err(|e| Error::corrupt(id.object(), e))
+        let bytes = self.shared.backend.read(&id.path())?;
+        object::decode_index(&self.shared.keys, id, &bytes).map_err(|e| Error::corrupt(id.object(), e))
     }
 
     /// The names of the prune marks in storage, the packs they condemn, and whether a listed mark
@@ -79,11 +80,11 @@ impl Repository {
         let mut names = HashSet::new();
         let mut out = HashSet::new();
         let mut vanished = false;
-        for o in self.backend.list(ObjectType::Mark.dir())? {
+        for o in self.shared.backend.list(ObjectType::Mark.dir())? {
             if !matches!(Object::parse(&o.path), Some(Object::Mark(_))) {
                 continue;
             }
-            let bytes = match self.backend.read(&o.path) {
+            let bytes = match self.shared.backend.read(&o.path) {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => {
                     vanished = true;
@@ -91,7 +92,7 @@ impl Repository {
                 }
                 Err(e) => return Err(e),
             };
-            match object::decode_prune_mark(&self.keys, &o.path, &bytes) {
+            match object::decode_prune_mark(&self.shared.keys, &o.path, &bytes) {
                 Ok(m) => out.extend(m.condemned().iter().map(|(_, p)| *p)),
                 Err(e) => tracing::warn!("{}: {e}; ignored", o.path),
             }
@@ -116,7 +117,7 @@ impl Repository {
         }
         Err(Error::Locked(format!(
             "{}: prune marks kept vanishing while a session started (a prune looping?); try again",
-            self.backend.location()
+            self.shared.backend.location()
         )))
     }
 }

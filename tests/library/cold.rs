@@ -15,7 +15,7 @@ use cairn::crypto::MasterKeys;
 use cairn::forget::{self, GroupBy, Rules};
 use cairn::id::KeyId;
 use cairn::repair::{repair_snapshots, RepairSnapshotsOptions};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::retention::{Count, Policy};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ fn fixture() -> Fixture {
     write(&src.join("d/e/c.txt"), b"small\n");
     let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
     let opts = OpenOptions { cache_root: Some(base.join("cache0")), no_cache: false };
-    let repo = Repository::init(backend, b"cold", &InitOptions::default(), &opts).unwrap();
+    let repo = Repository::init(backend, b"cold", &InitOptions::default(), &opts).and_then(|r| r.readable()).unwrap();
     backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
     write(&src.join("d/e/c.txt"), b"changed\n");
     backup(&repo, BackupSource::Paths(vec![src]), &BackupOptions::default(), &NoProgress).unwrap();
@@ -45,7 +45,7 @@ fn fixture() -> Fixture {
 }
 
 /// An operation on the repository; its argument is the fixture's base directory (the source is `base/src`).
-type Op = fn(&Repository, &Path);
+type Op = fn(&ReadRepository, &Path);
 
 fn ops() -> Vec<(&'static str, Op)> {
     fn keep_last_one() -> Rules {
@@ -141,13 +141,17 @@ fn metadata_operations_read_nothing_under_data() {
             if !fresh_cache {
                 // Warm the cache first, through plain storage.
                 let plain: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-                let r = Repository::open_with_keys(plain, fx.keys.clone(), fx.key_id, &opts).unwrap();
+                let r = Repository::open_with_keys(plain, fx.keys.clone(), fx.key_id, &opts)
+                    .and_then(|r| r.readable())
+                    .unwrap();
                 r.sync_index().unwrap();
             }
             let counting =
                 Arc::new(FaultBackend::new(Arc::new(LocalBackend::new(&dir).unwrap()), FaultPlan::default()));
             let backend: DynBackend = counting.clone();
-            let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts).unwrap();
+            let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts)
+                .and_then(|r| r.readable())
+                .unwrap();
             op(&repo, &fx.base);
             let read = counting.counts().read_paths.lock().unwrap().clone();
             let data: Vec<&String> = read.iter().filter(|p| p.starts_with("data/")).collect();

@@ -14,7 +14,7 @@ use cairn::check::{check, CheckOptions, ReadData, Severity};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
 use cairn::repair::{repair_index, RepairOptions};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,7 +85,9 @@ fn fixture() -> Fixture {
     write(&src_b.join("e/f/g.txt"), b"deep\n");
     write(&src_b.join("empty"), b"");
     let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
-    let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0"))).unwrap();
+    let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0")))
+        .and_then(|r| r.readable())
+        .unwrap();
     let first = backup(&repo, BackupSource::Paths(vec![src_a.clone()]), &BackupOptions::default(), &NoProgress)
         .unwrap()
         .snapshot_id
@@ -94,7 +96,7 @@ fn fixture() -> Fixture {
     Fixture { _tmp: tmp, base, keys, key_id, first, src_a, src_b }
 }
 
-pub(crate) fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, target: &Path) {
+pub(crate) fn restore_matches(repo: &ReadRepository, snap: &SnapshotId, src: &Path, target: &Path) {
     let s = repo.load_snapshot(snap).unwrap();
     let o = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
     let r = restore(repo, &s.root(), None, &o, &NoRestoreProgress).unwrap();
@@ -104,9 +106,11 @@ pub(crate) fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, 
 }
 
 /// Opens `dir` through plain storage with a fresh cache and asserts it is healthy.
-fn assert_healthy(fx: &Fixture, dir: &Path, cache: &Path, what: &str) -> Repository {
+fn assert_healthy(fx: &Fixture, dir: &Path, cache: &Path, what: &str) -> ReadRepository {
     let backend: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
-    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(cache)).unwrap();
+    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(cache))
+        .and_then(|r| r.readable())
+        .unwrap();
     let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
     assert_eq!(report.errors(), 0, "{what}: check found errors: {:#?}", report.findings);
     repo
@@ -123,6 +127,7 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
     let counting = Arc::new(FaultBackend::new(Arc::new(LocalBackend::new(&probe_dir).unwrap()), FaultPlan::default()));
     let repo =
         Repository::open_with_keys(counting.clone(), fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c-probe")))
+            .and_then(|r| r.readable())
             .unwrap();
     backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
     let writes = counting.counts().writes.load(std::sync::atomic::Ordering::SeqCst);
@@ -140,8 +145,9 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
             FaultPlan { fail_write: Some(n), crash: true, ..Default::default() },
         ));
         let cache = fx.base.join(format!("c-crash-{n}"));
-        let r =
-            Repository::open_with_keys(faulty.clone(), fx.keys.clone(), fx.key_id, &opts(&cache)).and_then(|repo| {
+        let r = Repository::open_with_keys(faulty.clone(), fx.keys.clone(), fx.key_id, &opts(&cache))
+            .and_then(|r| r.readable())
+            .and_then(|repo| {
                 backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
             });
         if !faulty.has_crashed() {
@@ -197,6 +203,7 @@ fn a_failing_listing_stops_a_backup_without_damage() {
             FaultPlan { fail_list: Some(n), ..Default::default() },
         ));
         let r = Repository::open_with_keys(faulty, fx.keys.clone(), fx.key_id, &opts(&fx.base.join(format!("cl-{n}"))))
+            .and_then(|r| r.readable())
             .and_then(|repo| {
                 backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
             });
@@ -226,6 +233,7 @@ fn a_lost_acknowledged_write_is_found_by_check() {
             fx.key_id,
             &opts(&fx.base.join(format!("cx-{prefix}"))),
         )
+        .and_then(|r| r.readable())
         .unwrap();
         backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
         let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
@@ -235,6 +243,7 @@ fn a_lost_acknowledged_write_is_found_by_check() {
             fx.key_id,
             &opts(&fx.base.join(format!("cy-{prefix}"))),
         )
+        .and_then(|r| r.readable())
         .unwrap();
         let report = check(&plain, &CheckOptions::default()).unwrap();
         assert!(report.errors() > 0, "a lost {prefix} write went unnoticed: {:#?}", report.findings);
@@ -248,8 +257,9 @@ fn check_without_read_data_reads_nothing_under_data() {
     let fx = fixture();
     let counting =
         Arc::new(FaultBackend::new(Arc::new(LocalBackend::new(fx.base.join("repo")).unwrap()), FaultPlan::default()));
-    let repo =
-        Repository::open_with_keys(counting.clone(), fx.keys.clone(), fx.key_id, &opts(&fx.base.join("cr"))).unwrap();
+    let repo = Repository::open_with_keys(counting.clone(), fx.keys.clone(), fx.key_id, &opts(&fx.base.join("cr")))
+        .and_then(|r| r.readable())
+        .unwrap();
     let report = check(&repo, &CheckOptions::default()).unwrap();
     assert_eq!(report.errors(), 0);
     let reads = counting.counts().read_paths.lock().unwrap().clone();
@@ -266,13 +276,16 @@ fn repair_index_adopts_the_packs_of_a_backup_that_crashed_before_its_index() {
         Arc::new(LocalBackend::new(&dir).unwrap()),
         FaultPlan { fail_write: Some(0), crash: true, only_prefix: Some("index/".into()), ..Default::default() },
     ));
-    let r =
-        Repository::open_with_keys(faulty, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c1"))).and_then(|repo| {
+    let r = Repository::open_with_keys(faulty, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c1")))
+        .and_then(|r| r.readable())
+        .and_then(|repo| {
             backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress)
         });
     assert!(r.is_err());
     let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c2"))).unwrap();
+    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c2")))
+        .and_then(|r| r.readable())
+        .unwrap();
     let before = check(&repo, &CheckOptions::default()).unwrap();
     let leftovers = before.findings.iter().filter(|f| f.code == "pack-unindexed").count();
     assert!(leftovers >= 2, "the crashed backup left data and tree packs: {:#?}", before.findings);
@@ -311,6 +324,7 @@ fn a_planted_key_file_cannot_stop_the_real_key_from_opening() {
     write(&dir.join("keys").join("0".repeat(64)), &bytes);
     let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
     let repo = Repository::open(backend, PASSWORD, &opts(&fx.base.join("c-planted")))
+        .and_then(|r| r.readable())
         .unwrap_or_else(|e| panic!("the planted key file stopped the open: {e}"));
     restore_matches(&repo, &fx.first, &fx.src_a, &fx.base.join("r-planted"));
 }

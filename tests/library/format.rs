@@ -1463,8 +1463,9 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
     let kdf = KdfParams::MINIMUM;
 
     // 1. A full key makes the repository and a first backup, and adds a write-only key file.
-    let full =
-        Repository::init(backend.clone(), b"full password", &InitOptions::default(), &opts("cache-full")).unwrap();
+    let full = Repository::init(backend.clone(), b"full password", &InitOptions::default(), &opts("cache-full"))
+        .and_then(|r| r.readable())
+        .unwrap();
     let r1 = backup(&full, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
     let snap1 = r1.snapshot_id.unwrap();
     assert!(r1.summary.bytes_added >= 4 * 1024 * 1024, "{:?}", r1.summary);
@@ -1499,7 +1500,11 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
 
     // 4. It cannot unseal anything the first session wrote.
     let (_, old_id, old_pack, old_session) = *before.iter().find(|b| b.0 == BlobKind::Data).unwrap();
-    assert!(wo.read_blob(BlobKind::Data, &old_id).is_err(), "a write-only key read another session's blob");
+    // Reading takes a ReadRepository, which a write-only key does not get: `wo.read_blob` and
+    // `wo.load_snapshot` do not compile. Below that, the keys themselves cannot open anything.
+    let e = wo.readable().err().expect("a write-only key got a readable handle");
+    assert_eq!(e.kind(), cairn::error::ErrorKind::Key, "{e}");
+    assert!(e.to_string().contains("write-only"), "{e}");
     assert!(Session::for_reading(wo.keys(), &old_session).is_err());
     let loc = wo.locate(BlobKind::Data, &old_id).unwrap().into_iter().find(|l| l.pack == old_pack).unwrap();
     let sealed = backend.read_range(&pack_path(BlobKind::Data, &old_pack), loc.offset, loc.length as u64).unwrap();
@@ -1509,13 +1514,16 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
             .is_err(),
         "a session key of the write-only key must not open another session's blob"
     );
-    assert!(wo.load_snapshot(&snap1).is_err(), "a write-only key read a snapshot");
-    assert!(wo.load_snapshot(&snap2).is_err(), "a write-only key read back its own snapshot after the session");
+    for (snap, what) in [(snap1, "a snapshot"), (snap2, "its own snapshot after the session")] {
+        let bytes = backend.read(&snap.path()).unwrap();
+        assert!(object::decode_snapshot(wo.keys(), &snap, &bytes).is_err(), "a write-only key read {what}");
+    }
     assert!(wo.add_key(b"escalate", false, kdf).is_err(), "a write-only key made a full key");
     drop(wo);
 
     // 5. The full key reads both snapshots, and the write-only session's data restores byte for byte.
-    let full = Repository::open(backend.clone(), b"full password", &opts("cache-full2")).unwrap();
+    let full =
+        Repository::open(backend.clone(), b"full password", &opts("cache-full2")).and_then(|r| r.readable()).unwrap();
     full.sync_index().unwrap();
     let snaps: Vec<SnapshotId> = full.list_snapshots().unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(snaps.len(), 2);
@@ -1539,7 +1547,8 @@ fn config_chain_selects_the_highest_chained_config() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = open_url("memory://format-config-chain").unwrap();
     let opts = OpenOptions { cache_root: Some(tmp.path().join("cache")), no_cache: false };
-    let repo = Repository::init(backend.clone(), b"pw", &InitOptions::default(), &opts).unwrap();
+    let repo =
+        Repository::init(backend.clone(), b"pw", &InitOptions::default(), &opts).and_then(|r| r.readable()).unwrap();
     let keys = repo.keys().clone();
     let key_id = repo.key_id();
     assert_eq!(repo.config_number(), 1);
@@ -1548,7 +1557,7 @@ fn config_chain_selects_the_highest_chained_config() {
     let stored1 = backend.read(&Object::Config(1).path()).unwrap();
     let reopen = |name: &str| {
         let o = OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false };
-        Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).unwrap()
+        Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).unwrap()
     };
 
     // A MACed `config/0000000000` that claims a predecessor never chains (and must not underflow).
@@ -1558,7 +1567,10 @@ fn config_chain_selects_the_highest_chained_config() {
     assert_eq!(reopen("c0").config_number(), 1);
     backend.delete(&Object::Config(1).path()).unwrap();
     let o = OpenOptions { cache_root: Some(tmp.path().join("c0-alone")), no_cache: false };
-    assert!(Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).is_err(), "nothing chains");
+    assert!(
+        Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).is_err(),
+        "nothing chains"
+    );
     backend.write_new(&Object::Config(1).path(), &stored1).unwrap();
 
     // A valid config/2 that names the wrong predecessor is ignored.

@@ -12,7 +12,7 @@ use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
 use cairn::layout::StoredId;
 use cairn::prune::{run, PruneLock, PruneOptions};
-use cairn::repository::{InitOptions, Repository};
+use cairn::repository::{InitOptions, ReadRepository, Repository};
 use cairn::writer::{Writer, WriterOptions};
 use cairn::Error;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,9 @@ fn fixture() -> Fx {
         write(&src_a.join(format!("u/{i}")), &bytes(200 + i, 4096));
     }
     let backend: DynBackend = Arc::new(LocalBackend::new(base.join("repo")).unwrap());
-    let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0"))).unwrap();
+    let repo = Repository::init(backend, PASSWORD, &InitOptions::default(), &opts(&base.join("cache0")))
+        .and_then(|r| r.readable())
+        .unwrap();
     let snap = |src: &Path| {
         backup(&repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress)
             .unwrap()
@@ -79,16 +81,19 @@ fn fixture() -> Fx {
 
 impl Fx {
     /// Opens the repository at `dir` through plain storage with the cache `cache`.
-    fn repo(&self, dir: &Path, cache: &str) -> Repository {
+    fn repo(&self, dir: &Path, cache: &str) -> ReadRepository {
         let backend: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
-        Repository::open_with_keys(backend, self.keys.clone(), self.key_id, &opts(&self.base.join(cache))).unwrap()
+        Repository::open_with_keys(backend, self.keys.clone(), self.key_id, &opts(&self.base.join(cache)))
+            .and_then(|r| r.readable())
+            .unwrap()
     }
 
-    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (Repository, Arc<FaultBackend>) {
+    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (ReadRepository, Arc<FaultBackend>) {
         let inner: DynBackend = Arc::new(LocalBackend::new(dir).unwrap());
         let fb = Arc::new(FaultBackend::new(inner, plan));
         let repo =
             Repository::open_with_keys(fb.clone(), self.keys.clone(), self.key_id, &opts(&self.base.join(cache)))
+                .and_then(|r| r.readable())
                 .unwrap();
         (repo, fb)
     }
@@ -119,7 +124,7 @@ fn rand_name() -> String {
 }
 
 /// Runs eager prunes until nothing is left to do; returns how many runs it took.
-fn settle(repo: &Repository) -> usize {
+fn settle(repo: &ReadRepository) -> usize {
     let mut o = eager();
     o.break_lock = true;
     for i in 1..=4 {
@@ -292,7 +297,9 @@ fn a_short_or_failing_listing_during_prune_deletes_nothing() {
         let inner: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
         let fb = Arc::new(FaultBackend::new(inner, FaultPlan { fail_list: Some(i), ..Default::default() }));
         let cache = fx.base.join(format!("c-{}", rand_name()));
-        let Ok(repo) = Repository::open_with_keys(fb.clone(), fx.keys.clone(), fx.key_id, &opts(&cache)) else {
+        let Ok(repo) = Repository::open_with_keys(fb.clone(), fx.keys.clone(), fx.key_id, &opts(&cache))
+            .and_then(|r| r.readable())
+        else {
             continue;
         };
         if run(&repo, &eager(), false).is_err() {
@@ -531,7 +538,9 @@ fn prune_refuses_storage_without_conditional_create_unless_forced() {
     // OpenDAL's fs service cannot create an object only if its name is free.
     let backend: DynBackend = Arc::new(cairn::backend::opendal::OpendalBackend::fs(&dir).unwrap());
     assert!(!backend.guarantees().conditional_create);
-    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c-fs"))).unwrap();
+    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c-fs")))
+        .and_then(|r| r.readable())
+        .unwrap();
     let packs = pack_files(&dir);
     let e = run(&repo, &eager(), false).unwrap_err();
     assert!(e.to_string().contains("cannot keep two prunes apart"), "{e}");
@@ -567,8 +576,9 @@ fn a_sweep_between_a_writers_index_sync_and_its_mark_read_cannot_make_it_referen
         } else if prefix.starts_with("prune") && si.load(SeqCst) && !fi.swap(true, SeqCst) {
             // The sweep, from another process, right after the writer's index sync.
             let backend: DynBackend = Arc::new(LocalBackend::new(&d).unwrap());
-            let other =
-                Repository::open_with_keys(backend, keys.clone(), key_id, &opts(&base.join("c-sweeper"))).unwrap();
+            let other = Repository::open_with_keys(backend, keys.clone(), key_id, &opts(&base.join("c-sweeper")))
+                .and_then(|r| r.readable())
+                .unwrap();
             let (p, r) = run(&other, &PruneOptions { force: true, ..eager() }, false).unwrap();
             assert!(p.sweep.is_some() && r.unwrap().deleted_packs > 0, "the interleaved sweep did nothing: {p:#?}");
         }

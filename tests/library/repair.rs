@@ -10,7 +10,7 @@ use cairn::check::{check, CheckOptions};
 use cairn::id::{BlobId, BlobKind, SnapshotId};
 use cairn::layout::pack_path;
 use cairn::repair::{repair_snapshots, RepairSnapshotsOptions};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use cairn::tree::{NodeKind, TreeBlob};
 use std::path::Path;
@@ -21,7 +21,7 @@ fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap();
 }
 
-fn dir_tree(repo: &Repository, root: &BlobId, path: &Path) -> BlobId {
+fn dir_tree(repo: &ReadRepository, root: &BlobId, path: &Path) -> BlobId {
     match cairn::browse::find(repo, root, path).unwrap().unwrap().kind {
         NodeKind::Dir { tree } => tree,
         other => panic!("{path:?} is a {other:?}"),
@@ -29,7 +29,7 @@ fn dir_tree(repo: &Repository, root: &BlobId, path: &Path) -> BlobId {
 }
 
 /// Flips a byte in the middle of a tree blob inside its pack, so that it no longer opens.
-fn damage_tree_blob(repo: &Repository, dir: &Path, id: &BlobId) {
+fn damage_tree_blob(repo: &ReadRepository, dir: &Path, id: &BlobId) {
     let loc = repo.locate(BlobKind::Tree, id).unwrap().remove(0);
     let pack = dir.join(pack_path(BlobKind::Tree, &loc.pack));
     let mut bytes = std::fs::read(&pack).unwrap();
@@ -52,7 +52,7 @@ fn one_lost_tree_blob_costs_only_what_it_listed() {
     let dir = base.join("repo");
     let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
     let opts = OpenOptions { cache_root: Some(base.join("cache")), no_cache: false };
-    let repo = Repository::init(backend, b"repair", &InitOptions::default(), &opts).unwrap();
+    let repo = Repository::init(backend, b"repair", &InitOptions::default(), &opts).and_then(|r| r.readable()).unwrap();
     let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
     let original: SnapshotId = r.snapshot_id.unwrap();
     let root = repo.load_snapshot(&original).unwrap().root();

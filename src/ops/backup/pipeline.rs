@@ -30,15 +30,16 @@ pub fn backup(
     let host = opts.host.clone().unwrap_or_else(hostname);
     let (paths, snap_source) = resolve(&source)?;
     let path_bytes: Vec<Vec<u8>> = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
-    let parent = match opts.parent {
-        Some(p) => Some(p),
-        None if repo.keys().can_read() => repo
+    let parent = match (opts.parent, repo.readable().ok()) {
+        (Some(p), _) => Some(p),
+        (None, Some(reader)) => reader
             .list_snapshots()?
             .into_iter()
             .rev()
             .find(|(_, s)| s.host() == host && s.paths() == path_bytes)
             .map(|(id, _)| id),
-        None => None,
+        // A write-only key cannot read earlier snapshots to pick a parent.
+        (None, None) => None,
     };
     let wopts = WriterOptions {
         compression: opts.compression.unwrap_or_else(|| repo.default_compression()),

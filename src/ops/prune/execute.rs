@@ -11,12 +11,12 @@ use crate::id::{BlobKind, PackId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, StoredId};
 use crate::lease::PruneMark;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::time::Time;
 use crate::writer::{Writer, WriterOptions};
 
 /// Carries out a plan made under `lock`.
-pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &PruneLock) -> Result<PruneReport> {
+pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, lock: &PruneLock) -> Result<PruneReport> {
     let b = repo.backend();
     let mut report = PruneReport::default();
 
@@ -99,7 +99,7 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
 }
 
 /// Stores the referenced blobs of one pack again through `w`; returns how many.
-pub(super) fn repack_one(repo: &Repository, w: &Writer, r: &Repack) -> Result<u64> {
+pub(super) fn repack_one(repo: &ReadRepository, w: &Writer, r: &Repack) -> Result<u64> {
     let ip = &r.entry;
     let pack = Object::Pack(ip.kind, ip.id);
     let bytes = repo.backend().read(&pack.path())?;

@@ -19,7 +19,7 @@ use crate::error::{Error, Override, Result};
 use crate::id::{BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::lease;
-use crate::repository::Repository;
+use crate::repository::{ReadRepository, Repository};
 use crate::time::Time;
 use serde::Serialize;
 
@@ -233,7 +233,7 @@ fn refuse_unsafe_storage(repo: &Repository, opts: &PruneOptions) -> Result<()> {
 }
 
 /// Runs prune: takes the lock, plans, and unless `dry_run` carries the plan out.
-pub fn run(repo: &Repository, opts: &PruneOptions, dry_run: bool) -> Result<(PrunePlan, Option<PruneReport>)> {
+pub fn run(repo: &ReadRepository, opts: &PruneOptions, dry_run: bool) -> Result<(PrunePlan, Option<PruneReport>)> {
     if dry_run {
         return Ok((plan(repo, opts, Time::now())?, None));
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Override, Result};
 use crate::id::{BlobId, BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, ObjectType, StoredId};
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::time::Time;
 use crate::tree::{Content, NodeKind, TreeBlob};
 use crate::units::{human_bytes, human_secs};
@@ -19,7 +19,7 @@ pub(super) struct Refs {
 }
 
 impl Refs {
-    fn walk(repo: &Repository, roots: impl IntoIterator<Item = BlobId>) -> Result<Refs> {
+    fn walk(repo: &ReadRepository, roots: impl IntoIterator<Item = BlobId>) -> Result<Refs> {
         let mut blobs = HashSet::new();
         let mut stack: Vec<BlobId> = roots.into_iter().collect();
         while let Some(t) = stack.pop() {
@@ -53,7 +53,7 @@ impl Refs {
 }
 
 /// Plans a prune run. `now` is the backend's time (the lock's), or the client's for a dry run.
-pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
+pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
     let required = repo.config().min_writer_version();
     if required < MIN_WRITER_FOR_PRUNE {
         return Err(Error::refused(format!(
