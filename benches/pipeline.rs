@@ -16,7 +16,7 @@ use cairn::chunker::{Chunker, ChunkerParams};
 use cairn::compress::{compress, decompress, looks_incompressible, Compression};
 use cairn::crypto::{self, MasterKeys, ObjectKind, Secret};
 use cairn::id::{BlobId, BlobKind, SnapshotId};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::path::{Path, PathBuf};
@@ -344,10 +344,12 @@ fn make_tree(root: &Path) -> u64 {
 }
 
 /// A fresh repository in `dir/repo` with its cache in `dir/cache`.
-fn new_repo(dir: &Path) -> Repository {
+fn new_repo(dir: &Path) -> ReadRepository {
     let backend = open_url(dir.join("repo").to_str().expect("UTF-8 temp path")).expect("open the repository path");
     let opts = OpenOptions { cache_root: Some(dir.join("cache")), no_cache: false };
-    Repository::init(backend, PASSWORD, &InitOptions::default(), &opts).expect("init the repository")
+    Repository::init(backend, PASSWORD, &InitOptions::default(), &opts)
+        .and_then(|r| r.readable())
+        .expect("init the repository")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -364,14 +366,16 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A copy of the empty repository `template` (made by [`new_repo`]) in `dir/repo`, opened with
 /// its keys and a new cache in `dir/cache`: a fresh repository without another argon2id run.
-fn copy_of_empty_repo(template: &Repository, template_dir: &Path, dir: &Path) -> Repository {
+fn copy_of_empty_repo(template: &ReadRepository, template_dir: &Path, dir: &Path) -> ReadRepository {
     copy_dir(&template_dir.join("repo"), &dir.join("repo"));
     let backend = open_url(dir.join("repo").to_str().expect("UTF-8 temp path")).expect("open the repository path");
     let opts = OpenOptions { cache_root: Some(dir.join("cache")), no_cache: false };
-    Repository::open_with_keys(backend, template.keys().clone(), template.key_id(), &opts).expect("open the copy")
+    Repository::open_with_keys(backend, template.keys().clone(), template.key_id(), &opts)
+        .and_then(|r| r.readable())
+        .expect("open the copy")
 }
 
-fn backup_tree(repo: &Repository, src: &Path) -> cairn::backup::BackupResult {
+fn backup_tree(repo: &ReadRepository, src: &Path) -> cairn::backup::BackupResult {
     let r = backup(repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress)
         .expect("backup");
     assert!(r.errors.is_empty(), "backup errors: {:?}", r.errors);

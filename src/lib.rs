@@ -3,8 +3,8 @@
 //! The source folders are the layers, bottom up; a module uses only its own layer and the layers
 //! below it (`scripts/check-layers.sh` checks this):
 //! 1. [`format`]: the stored format as data, no I/O and no crypto: [`error`], [`id`], [`time`],
-//!    [`units`], [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`], [`index`], [`pack`],
-//!    [`filter`].
+//!    [`units`], the object layout [`layout`] (every object path is made and parsed there),
+//!    [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`], [`index`], [`pack`], [`filter`].
 //! 2. [`codec`]: bytes in, bytes out: [`crypto`], [`compress`], [`chunker`], [`blob`], and the
 //!    sealed or MACed encoding of every stored object: one envelope ([`codec::envelope`]) that
 //!    [`codec::object`] (configs, snapshots, index files, key files, leases) and
@@ -34,7 +34,7 @@ pub mod ops;
 pub mod repository;
 
 pub use codec::{blob, chunker, compress, crypto};
-pub use format::{config, error, filter, id, index, keyfile, lease, pack, snapshot, time, tree, units};
+pub use format::{config, error, filter, id, index, keyfile, layout, lease, pack, snapshot, time, tree, units};
 #[cfg(feature = "cache")]
 pub use ops::{backup, browse, check, copy, forget, keys, prune, repair, restore, scan, select};
 pub use ops::{fsmeta, retention};

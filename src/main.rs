@@ -42,7 +42,22 @@ fn message(e: &anyhow::Error) -> String {
             msg.push_str(&c);
         }
     }
+    if let Some(hint) = override_hint(e) {
+        msg.push_str("; ");
+        msg.push_str(hint);
+    }
     msg
+}
+
+/// The flag that lifts a refusal of the library, named by its typed override.
+fn override_hint(e: &anyhow::Error) -> Option<&'static str> {
+    use cairn::error::Override;
+    e.chain().find_map(|c| match c.downcast_ref::<cairn::Error>()?.lifted_by()? {
+        Override::Overwrite => Some("use --overwrite to replace it"),
+        Override::Force => Some("--force overrides"),
+        Override::AllowEmpty => Some("use --allow-empty if that is intended"),
+        _ => None,
+    })
 }
 
 fn init_logging(quiet: bool) {

@@ -7,8 +7,9 @@ mod common;
 
 use cairn::codec::object;
 use cairn::crypto::{self, context};
+use cairn::layout::Object;
 use cairn::lease::{
-    self, Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, WAIT_MAGIC,
+    Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, WAIT_MAGIC,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -24,14 +25,12 @@ fuzz_target!(|data: &[u8]| {
     let keys = common::keys();
     let lease_key = keys.writer_mac_key(context::LEASE_MAC);
     let prune_key = keys.writer_mac_key(context::PRUNE_MAC);
-    let path = lease::lease_path(&[0x12; 32], 7);
+    let path = Object::Lease { session: [0x12; 32], seq: 7 }.path();
 
     let _ = object::decode_lease(&keys, &path, data);
     let _ = object::decode_prune_mark(&keys, &path, data);
     let _ = object::decode_lock(&keys, &path, data);
     let _ = object::decode_wait(&keys, &path, data);
-    let _ = lease::parse_lease_path(&String::from_utf8_lossy(data));
-    let _ = lease::parse_lock_path(&String::from_utf8_lossy(data));
 
     // Leases.
     let want: Result<Lease, String> = postcard::from_bytes(data).map_err(|e| e.to_string());

@@ -211,7 +211,7 @@ pub struct PauseBackend {
 impl PauseBackend {
     /// Parses `OP:PREFIX[#N]` (see [`PauseBackend`]).
     pub fn new(inner: DynBackend, at: &str, file: std::path::PathBuf) -> Result<Self> {
-        let bad = || crate::Error::Invalid(format!("{PAUSE_AT_VAR}={at:?}: expected OP:PREFIX[#N]"));
+        let bad = || crate::Error::Usage(format!("{PAUSE_AT_VAR}={at:?}: expected OP:PREFIX[#N]"));
         let (op, rest) = at.split_once(':').ok_or_else(bad)?;
         if !matches!(op, "read" | "write" | "stat" | "list" | "delete") {
             return Err(bad());

@@ -6,6 +6,7 @@
 use super::opendal::OpendalBackend;
 use super::{backend_err, check_path, exists, Backend, ObjectInfo};
 use crate::error::{Error, Result};
+use crate::layout::{ObjectType, LEDGER_DIR};
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -121,7 +122,7 @@ impl Backend for LocalBackend {
         let tmp = dir.join(format!(".tmp-{}", hex::encode(&crate::crypto::random_32()[..12])));
         // Packs are made durable in batches by `sync` (before any index names them), so their
         // write-back overlaps the backup's work; everything else is durable on return.
-        let deferred = path.starts_with("data/") || path.starts_with("tree/");
+        let deferred = ObjectType::of_path(path).and_then(ObjectType::blob_kind).is_some();
         let res = (|| -> std::io::Result<bool> {
             let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(data)?;
@@ -217,20 +218,23 @@ impl Backend for LocalBackend {
         if self.root.exists() {
             let mut it = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
             if it.next().is_some() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::refused(format!(
                     "{loc}: directory is not empty; refusing to create a repository in it"
                 )));
             }
         }
-        for d in ["config", "keys", "index", "snapshots", "leases", "prune", "ledger"] {
+        let mut dirs: Vec<&str> = ObjectType::ALL.iter().map(|t| t.dir()).collect();
+        dirs.push(LEDGER_DIR);
+        dirs.dedup();
+        for d in dirs {
             fs::create_dir_all(self.root.join(d)).map_err(|e| Error::io(self.root.join(d), e))?;
         }
-        for kind in ["data", "tree"] {
-            for i in 0..256 {
-                let d = self.root.join(kind).join(format!("{i:02x}"));
+        for t in [ObjectType::DataPack, ObjectType::TreePack] {
+            for sub in t.fan_out_dirs() {
+                let d = self.root.join(sub);
                 fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
             }
-            fsync_dir(&self.root.join(kind)).map_err(|e| Error::io(self.root.join(kind), e))?;
+            fsync_dir(&self.root.join(t.dir())).map_err(|e| Error::io(self.root.join(t.dir()), e))?;
         }
         fsync_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
         if let Some(p) = self.root.parent() {

@@ -1,7 +1,7 @@
 //! Storage backends: one small trait over the places a repository can live (format-spec §1).
 //! Backends move bytes by name; they know nothing of the format.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SourceError};
 use crate::time::Time;
 use std::sync::Arc;
 
@@ -103,19 +103,19 @@ pub fn open_url_with(url: &str, options: &Options) -> Result<DynBackend> {
     fault::pause_from_env(backend)
 }
 
-pub(crate) fn backend_err(op: &'static str, path: &str, message: impl ToString) -> Error {
-    Error::Backend { op, path: path.to_string(), message: message.to_string(), not_found: false, exists: false }
+pub(crate) fn backend_err(op: &'static str, path: &str, source: impl Into<SourceError>) -> Error {
+    Error::storage(op, path, source)
 }
 
 pub(crate) fn not_found(op: &'static str, path: &str) -> Error {
-    Error::Backend { op, path: path.to_string(), message: "no such object".into(), not_found: true, exists: false }
+    Error::Backend { op, path: path.to_string(), source: "no such object".into(), not_found: true, exists: false }
 }
 
 pub(crate) fn exists(path: &str) -> Error {
     Error::Backend {
         op: "create",
         path: path.to_string(),
-        message: "an object with this name already exists".into(),
+        source: "an object with this name already exists".into(),
         not_found: false,
         exists: true,
     }
@@ -123,12 +123,8 @@ pub(crate) fn exists(path: &str) -> Error {
 
 /// Rejects object paths that could escape the repository root.
 pub(crate) fn check_path(path: &str) -> Result<()> {
-    if path.is_empty()
-        || path.starts_with('/')
-        || path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
-        || path.contains('\0')
-    {
-        return Err(Error::Invalid(format!("invalid object path {path:?}")));
+    if !crate::layout::is_valid_path(path) {
+        return Err(Error::Usage(format!("invalid object path {path:?}")));
     }
     Ok(())
 }

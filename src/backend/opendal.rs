@@ -49,12 +49,32 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .thread_name("cairn-io")
         .build()
-        .map_err(|e| Error::Invalid(format!("cannot start the I/O runtime: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot start the I/O runtime: {e}")))
 }
 
 impl std::fmt::Debug for OpendalBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpendalBackend").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+/// A remote service's error: its location, OpenDAL's message with the deeper causes it leaves
+/// out, and a hint; the OpenDAL error itself stays the source.
+#[derive(Debug)]
+struct ServiceError {
+    text: String,
+    source: opendal::Error,
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for ServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }
 
@@ -80,7 +100,7 @@ impl OpendalBackend {
                 || text.contains("status: 403")
                 || text.contains("Permission denied");
             let hint = if refused { " (the service refused the credentials)" } else { "" };
-            return backend_err(op, path, format!("{}: {text}{hint}", self.location));
+            return backend_err(op, path, ServiceError { text: format!("{}: {text}{hint}", self.location), source: e });
         }
         backend_err(op, path, e)
     }

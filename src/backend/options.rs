@@ -151,7 +151,7 @@ impl std::fmt::Debug for Options {
 fn check_key(key: &str, source: &Source) -> Result<()> {
     if lookup(key).is_none() {
         let known: Vec<&str> = KEYS.iter().map(|k| k.key).collect();
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "unknown backend option {key:?} (from {source}); known options: {}",
             known.join(", ")
         )));
@@ -179,9 +179,8 @@ impl Options {
         }
         for (i, f) in flags.iter().enumerate() {
             // The text is not echoed: a mistyped flag may hold a secret.
-            let (k, v) = f
-                .split_once('=')
-                .ok_or_else(|| Error::Invalid(format!("-o option number {} is not KEY=VALUE", i + 1)))?;
+            let (k, v) =
+                f.split_once('=').ok_or_else(|| Error::Usage(format!("option number {} is not KEY=VALUE", i + 1)))?;
             o.set(k.trim(), v, Source::Flag)?;
         }
         Ok(o)
@@ -196,9 +195,9 @@ impl Options {
 
     fn merge_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            Error::Invalid(format!("options file {}: {}", path.display(), e.message()))
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::Usage(format!("options file {}: {}", path.display(), e.message())))?;
         let src = Source::File(path.display().to_string());
         let mut flat = Vec::new();
         flatten("", &table, &mut flat, &src)?;
@@ -220,7 +219,7 @@ impl Options {
         match v.to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" | "on" => Ok(Some(true)),
             "false" | "no" | "0" | "off" => Ok(Some(false)),
-            _ => Err(Error::Invalid(format!("option {key} (from {src}) must be true or false, not {v:?}"))),
+            _ => Err(Error::Usage(format!("option {key} (from {src}) must be true or false, not {v:?}"))),
         }
     }
 
@@ -230,7 +229,7 @@ impl Options {
         v.trim()
             .parse()
             .map(Some)
-            .map_err(|_| Error::Invalid(format!("option {key} (from {src}) must be a whole number, not {v:?}")))
+            .map_err(|_| Error::Usage(format!("option {key} (from {src}) must be a whole number, not {v:?}")))
     }
 
     /// Keys that are set.
@@ -259,7 +258,7 @@ fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, String)>, src: 
             toml::Value::String(s) => out.push((key, s.clone())),
             toml::Value::Integer(i) => out.push((key, i.to_string())),
             toml::Value::Boolean(b) => out.push((key, b.to_string())),
-            _ => return Err(Error::Invalid(format!("option {key} (from {src}): use a string, number or boolean"))),
+            _ => return Err(Error::Usage(format!("option {key} (from {src}): use a string, number or boolean"))),
         }
     }
     Ok(())

@@ -98,7 +98,7 @@ impl Tuning {
             chunk_size: (o.get_u64("chunk_size")?.unwrap_or(chunk_default).min(4096) as usize) << 20,
         };
         if t.chunk_size != 0 && t.chunk_size < 5 << 20 && scheme == "s3" {
-            return Err(Error::Invalid("option chunk_size: S3 parts are 5 MiB at least".into()));
+            return Err(Error::Usage("option chunk_size: S3 parts are 5 MiB at least".into()));
         }
         Ok(t)
     }
@@ -116,7 +116,7 @@ fn root_of(prefix: &str) -> String {
 
 #[cfg(feature = "remote")]
 fn config_err(url: &RepoUrl, e: opendal::Error) -> Error {
-    Error::Invalid(format!("repository {url}: cannot configure the {} service: {}", url.scheme(), e.message()))
+    Error::Usage(format!("repository {url}: cannot configure the {} service: {}", url.scheme(), e.message()))
 }
 
 #[cfg(feature = "remote")]
@@ -154,9 +154,7 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
                         }
                     }
                 }
-                _ => {
-                    return Err(Error::Invalid("options s3.access_key_id and s3.secret_access_key go together".into()))
-                }
+                _ => return Err(Error::Usage("options s3.access_key_id and s3.secret_access_key go together".into())),
             }
             Operator::new(b).map_err(|e| config_err(url, e))?
         }
@@ -169,9 +167,7 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
                 "strict" => "strict",
                 "accept-new" => "add",
                 other => {
-                    return Err(Error::Invalid(format!(
-                        "option sftp.known_hosts: {other:?} is not strict or accept-new"
-                    )))
+                    return Err(Error::Usage(format!("option sftp.known_hosts: {other:?} is not strict or accept-new")))
                 }
             };
             let mut b = services::Sftp::default().endpoint(&endpoint).root(path).known_hosts_strategy(strategy);
@@ -185,7 +181,7 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
                     _ => k.to_string(),
                 };
                 if !std::path::Path::new(&k).is_file() {
-                    return Err(Error::Invalid(format!("option sftp.key: no key file at {k}")));
+                    return Err(Error::Usage(format!("option sftp.key: no key file at {k}")));
                 }
                 b = b.key(&k);
             }
@@ -229,7 +225,7 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
                 .map(str::to_string)
                 .or_else(|| account.as_ref().map(|a| format!("https://{a}.blob.core.windows.net")));
             let Some(endpoint) = endpoint else {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "repository {url}: set option azblob.account_name (or azblob.endpoint)"
                 )));
             };
@@ -244,7 +240,7 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
             Operator::new(b).map_err(|e| config_err(url, e))?
         }
         RepoUrl::Local(_) | RepoUrl::Memory(_) => {
-            return Err(Error::Invalid(format!("{url} is not a remote service")));
+            return Err(Error::Usage(format!("{url} is not a remote service")));
         }
     };
     Ok(op)
@@ -303,7 +299,7 @@ fn install_transport() {
 /// Without the `remote` feature (the fuzz targets' build) no remote service is compiled in.
 #[cfg(not(feature = "remote"))]
 pub fn open(url: &RepoUrl, _o: &Options) -> Result<OpendalBackend> {
-    Err(Error::Invalid(format!("repository {url}: this build of cairn has no remote backends (feature `remote`)")))
+    Err(Error::Usage(format!("repository {url}: this build of cairn has no remote backends (feature `remote`)")))
 }
 
 #[cfg(feature = "remote")]

@@ -63,7 +63,7 @@ pub enum RepoUrl {
 pub const SCHEMES: &str = "a path, file://, memory://, s3://, sftp://, webdav://, webdavs://, gcs://, azblob://";
 
 fn invalid(url: &str, why: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("repository URL {}: {why}", redact(url)))
+    Error::Usage(format!("repository URL {}: {why}", redact(url)))
 }
 
 /// `url` with any `user:password@` password replaced by `***` (for messages only).
@@ -148,13 +148,13 @@ impl RepoUrl {
     /// Parses a repository URL.
     pub fn parse(url: &str) -> Result<Self> {
         if url.is_empty() {
-            return Err(Error::Invalid("no repository given (use -r/--repo or CAIRN_REPOSITORY)".into()));
+            return Err(Error::Usage("no repository given".into()));
         }
         let Some((scheme, rest)) = url.split_once("://") else {
             return Ok(RepoUrl::Local(PathBuf::from(url)));
         };
         if rest.contains(['?', '#']) {
-            return Err(invalid(url, "query strings and fragments are not used; give settings as options (-o)"));
+            return Err(invalid(url, "query strings and fragments are not used; give settings as backend options"));
         }
         match scheme {
             "file" => {

@@ -7,7 +7,7 @@ use super::output::Printer;
 use super::CliError;
 use anyhow::{bail, Context};
 use cairn::backend::{self, DynBackend};
-use cairn::repository::{OpenOptions, Repository};
+use cairn::repository::{OpenOptions, ReadRepository, Repository};
 use cairn::Error;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -112,14 +112,11 @@ pub fn backend(g: &Global) -> anyhow::Result<DynBackend> {
         let v = v.into_string().map_err(|_| CliError::Usage(format!("{k} is not valid UTF-8")))?;
         env.push((k.to_string(), v));
     }
-    let usage = |e: Error| -> anyhow::Error {
-        match e {
-            Error::Invalid(m) => CliError::Usage(m).into(),
-            other => other.into(),
-        }
-    };
-    let options = backend::Options::from_sources(&g.options, env, g.options_file.as_deref()).map_err(usage)?;
-    backend::open_url_with(&url, &options).map_err(usage)
+    if url.is_empty() {
+        return Err(CliError::Usage("no repository given (use -r/--repo or CAIRN_REPOSITORY)".into()).into());
+    }
+    let options = backend::Options::from_sources(&g.options, env, g.options_file.as_deref())?;
+    Ok(backend::open_url_with(&url, &options)?)
 }
 
 /// True when a repository is at the backend's location. A storage failure here (an unreachable
@@ -159,23 +156,19 @@ pub fn open(g: &Global, out: &Printer) -> anyhow::Result<Repository> {
 
 /// Opens the repository for a command that reads snapshots, trees or data: a write-only key is
 /// refused here with a clear message instead of failing later on a sealed object.
-pub fn open_reader(g: &Global, out: &Printer) -> anyhow::Result<Repository> {
+pub fn open_reader(g: &Global, out: &Printer) -> anyhow::Result<ReadRepository> {
     readable(open(g, out)?)
 }
 
-fn readable(repo: Repository) -> anyhow::Result<Repository> {
-    if !repo.keys().can_read() {
-        return Err(CliError::Key(format!(
-            "key {} is write-only: it can add backups but cannot read snapshots or data; use a full key",
-            repo.key_id().short()
-        ))
-        .into());
-    }
-    Ok(repo)
+fn readable(repo: Repository) -> anyhow::Result<ReadRepository> {
+    repo.readable().map_err(|e| match e {
+        e @ Error::WriteOnlyKey { .. } => CliError::Key(format!("{e}; use a full key")).into(),
+        e => e.into(),
+    })
 }
 
 /// Opens the source repository of `copy` / `init --copy-chunker-from` for reading.
-pub fn open_source(g: &Global, out: &Printer, url: &str, from: &FromRepoArgs) -> anyhow::Result<Repository> {
+pub fn open_source(g: &Global, out: &Printer, url: &str, from: &FromRepoArgs) -> anyhow::Result<ReadRepository> {
     let mut fg = g.clone();
     fg.repo = Some(url.to_string());
     fg.password_file = from.from_password_file.clone();

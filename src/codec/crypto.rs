@@ -199,7 +199,7 @@ impl Session {
     /// Re-derives the key of an earlier session from its public key. Needs the repository secret.
     pub fn for_reading(keys: &MasterKeys, eph_public: &[u8; 32]) -> Result<Self> {
         let Some(secret) = &keys.repo_secret else {
-            return Err(Error::Invalid("this key is write-only: it cannot read data written by other sessions".into()));
+            return Err(Error::WriteOnlyKey { key: None });
         };
         let sk = x25519_dalek::StaticSecret::from(secret.0);
         let shared = sk.diffie_hellman(&x25519_dalek::PublicKey::from(*eph_public));
@@ -263,18 +263,16 @@ pub fn derive_kek(password: &[u8], salt: &[u8; 32], params: KdfParams) -> Result
     let min = KdfParams::MINIMUM;
     let max = KdfParams::MAXIMUM;
     if params.m_kib < min.m_kib || params.t < min.t || params.p < min.p {
-        return Err(Error::Invalid(format!(
-            "key derivation parameters {params:?} are weaker than the minimum {min:?}"
-        )));
+        return Err(Error::Usage(format!("key derivation parameters {params:?} are weaker than the minimum {min:?}")));
     }
     if params.m_kib > max.m_kib || params.t > max.t || params.p > max.p {
-        return Err(Error::Invalid(format!("key derivation parameters {params:?} exceed the maximum {max:?}")));
+        return Err(Error::Usage(format!("key derivation parameters {params:?} exceed the maximum {max:?}")));
     }
     let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
-        .map_err(|e| Error::Invalid(format!("argon2 parameters: {e}")))?;
+        .map_err(|e| Error::Usage(format!("argon2 parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut out = Secret([0u8; 32]);
-    a.hash_password_into(password, salt, &mut out.0).map_err(|e| Error::Invalid(format!("argon2: {e}")))?;
+    a.hash_password_into(password, salt, &mut out.0).map_err(|e| Error::Internal(format!("argon2: {e}")))?;
     Ok(out)
 }
 

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::id::{IndexId, KeyId, RepoId, SnapshotId};
 use crate::index::{self, IndexFile, INDEX_MAGIC, INDEX_VERSION};
 use crate::keyfile::{KeyFile, KeyFileV1, KeyKind, KEY_MAGIC};
+use crate::layout::Object;
 use crate::lease::{Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, WAIT_MAGIC};
 use crate::snapshot::{self, Snapshot, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 use crate::time::Time;
@@ -119,7 +120,7 @@ pub fn open_keyfile(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<
     let Some(plain) = envelope::open(&kek, &kf.repo_id(), ObjectKind::KeyFile, &id.0, kf.sealed()) else {
         return Ok(None);
     };
-    decode_key_material(kf, &plain).map(Some).map_err(|e| Error::corrupt("key", id, e))
+    decode_key_material(kf, &plain).map(Some).map_err(|e| Error::corrupt(Object::Key(*id), e))
 }
 
 /// Decodes the opened key material of `kf` and checks it against the key file, the step

@@ -163,20 +163,6 @@ impl Config {
     }
 }
 
-/// Storage path of config number `n`.
-pub fn path(n: u64) -> String {
-    format!("config/{n:010}")
-}
-
-/// Parses a config path back into its number.
-pub fn parse_path(p: &str) -> Option<u64> {
-    let n = p.strip_prefix("config/")?;
-    if n.len() != 10 || !n.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    n.parse().ok()
-}
-
 /// Decodes a config object without checking its MAC (to show it, or before keys are open).
 pub fn decode_unverified(bytes: &[u8]) -> Result<Config, String> {
     if bytes.len() < 8 + MAC_LEN || &bytes[..8] != CONFIG_MAGIC {

@@ -126,13 +126,6 @@ impl BlobKind {
             _ => None,
         }
     }
-    /// The storage prefix of packs holding this kind: `data` or `tree`.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            BlobKind::Data => "data",
-            BlobKind::Tree => "tree",
-        }
-    }
 }
 
 impl fmt::Display for BlobKind {
@@ -142,12 +135,6 @@ impl fmt::Display for BlobKind {
             BlobKind::Tree => "tree",
         })
     }
-}
-
-/// Storage path of a pack: `data/ab/<hex>` or `tree/ab/<hex>`.
-pub fn pack_path(kind: BlobKind, id: &PackId) -> String {
-    let h = id.to_hex();
-    format!("{}/{}/{}", kind.prefix(), &h[..2], h)
 }
 
 #[cfg(test)]
@@ -171,12 +158,5 @@ mod tests {
         let bin = postcard::to_allocvec(&id).unwrap();
         assert_eq!(bin, vec![0xab; 32]);
         assert_eq!(postcard::from_bytes::<SnapshotId>(&bin).unwrap(), id);
-    }
-
-    #[test]
-    fn pack_paths_split_by_kind() {
-        let id = PackId([0xab; 32]);
-        assert!(pack_path(BlobKind::Data, &id).starts_with("data/ab/abab"));
-        assert!(pack_path(BlobKind::Tree, &id).starts_with("tree/ab/"));
     }
 }

@@ -37,11 +37,6 @@ pub enum Lease {
     },
 }
 
-/// Storage path of a lease.
-pub fn lease_path(session: &[u8; 32], seq: u32) -> String {
-    format!("leases/{}-{seq:08}", hex::encode(session))
-}
-
 /// A prune mark (format-spec §10.2): phase 1's record of condemned packs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PruneMark {
@@ -100,20 +95,6 @@ pub enum MaintenanceLock {
     },
 }
 
-/// Storage path of link `n` of the lock chain.
-pub fn lock_path(n: u64) -> String {
-    format!("prune/lock-{n:020}")
-}
-
-/// The number of a lock chain path, if it is one.
-pub fn parse_lock_path(p: &str) -> Option<u64> {
-    let d = p.strip_prefix("prune/lock-")?;
-    if d.len() != 20 || !d.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    d.parse().ok()
-}
-
 /// The writer sessions a mark waits for (format-spec §10.5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PruneWait {
@@ -133,11 +114,4 @@ impl PruneWait {
             PruneWait::V1 { sessions, .. } => sessions,
         }
     }
-}
-
-/// The session and sequence number a lease path names.
-pub fn parse_lease_path(p: &str) -> Option<([u8; 32], u32)> {
-    let rest = p.strip_prefix("leases/")?;
-    let (hexs, seq) = rest.split_once('-')?;
-    Some((crate::id::parse_hex32(hexs)?, seq.parse().ok()?))
 }

@@ -1,5 +1,5 @@
-//! Layer 1, the stored format as data: ids, times, trees, manifests, index and pack layouts,
-//! patterns, the error type. Pure: no I/O, no keys, no crypto; every other layer builds on it.
+//! Layer 1, the stored format as data: ids, times, the object layout, trees, manifests, index
+//! and pack layouts, patterns, the error type. Pure: no I/O, no keys, no crypto; every other layer builds on it.
 
 pub mod config;
 pub mod error;
@@ -7,6 +7,7 @@ pub mod filter;
 pub mod id;
 pub mod index;
 pub mod keyfile;
+pub mod layout;
 pub mod lease;
 pub mod pack;
 pub mod snapshot;

@@ -3,14 +3,14 @@
 
 use crate::error::{Error, Result};
 use crate::id::BlobId;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::{Node, NodeKind};
 use crate::trees::{read_dir, Control, Walker};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The node at an absolute `path` below the root tree; `None` for `/` itself.
-pub fn find(repo: &Repository, root: &BlobId, path: &Path) -> Result<Option<Node>> {
+pub fn find(repo: &ReadRepository, root: &BlobId, path: &Path) -> Result<Option<Node>> {
     let comps: Vec<&[u8]> = path
         .components()
         .filter_map(|c| match c {
@@ -46,7 +46,7 @@ pub fn find(repo: &Repository, root: &BlobId, path: &Path) -> Result<Option<Node
 /// Calls `f` for every node below directory `tree` (pre-order, names in byte order), with its
 /// absolute path. `f` returns false to skip a directory's contents.
 pub fn walk(
-    repo: &Repository,
+    repo: &ReadRepository,
     tree: &BlobId,
     base: &Path,
     f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,

@@ -7,9 +7,10 @@
 
 use crate::codec::packer;
 use crate::error::Result;
-use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
-use crate::repository::Repository;
+use crate::layout::{pack_path, Object, ObjectType, StoredId};
+use crate::repository::ReadRepository;
 use crate::tree::{Node, NodeKind};
 use crate::trees::{chunk_ids, Control, DirFault, Listing, Visitor, Walker};
 use rayon::prelude::*;
@@ -147,7 +148,7 @@ pub struct CheckOptions {
 const MAX_PATHS: usize = 5;
 
 struct Walk<'a> {
-    repo: &'a Repository,
+    repo: &'a ReadRepository,
     listed: &'a HashMap<PackId, u64>,
     bad_blobs: &'a HashMap<BlobId, usize>,
     missing_packs: &'a HashMap<PackId, usize>,
@@ -278,15 +279,15 @@ impl Visitor for Walk<'_> {
 }
 
 /// The packs of one kind in the storage listing, with their stored sizes (no pack is read).
-pub(crate) fn listing(repo: &Repository, kind: BlobKind) -> Result<HashMap<PackId, u64>> {
-    let prefix = format!("{}/", kind.prefix());
+pub(crate) fn listing(repo: &ReadRepository, kind: BlobKind) -> Result<HashMap<PackId, u64>> {
+    let t = ObjectType::pack(kind);
     Ok(repo
         .backend()
-        .list(&prefix)?
+        .list(t.dir())?
         .into_iter()
-        .filter_map(|o| {
-            let name = o.path.rsplit('/').next()?;
-            PackId::from_hex(name).filter(|id| pack_path(kind, id) == o.path).map(|id| (id, o.size))
+        .filter_map(|o| match t.parse(&o.path) {
+            Some(Object::Pack(_, id)) => Some((id, o.size)),
+            _ => None,
         })
         .collect())
 }
@@ -295,7 +296,7 @@ pub(crate) fn listing(repo: &Repository, kind: BlobKind) -> Result<HashMap<PackI
 /// when asked, the ids of blobs that failed to open.
 type PackCheck = (Vec<Finding>, Vec<(BlobId, usize)>, u64, u64);
 
-fn read_pack(repo: &Repository, p: &IndexPack, verify_blobs: bool) -> PackCheck {
+fn read_pack(repo: &ReadRepository, p: &IndexPack, verify_blobs: bool) -> PackCheck {
     let path = pack_path(p.kind, &p.id);
     let err = |code, msg: String| Walk::error(code, path.clone(), msg);
     let bytes = match repo.backend().read(&path) {
@@ -347,19 +348,15 @@ fn read_pack(repo: &Repository, p: &IndexPack, verify_blobs: bool) -> PackCheck 
 }
 
 /// Runs a check.
-pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut findings = Vec::new();
 
     keys_and_config(repo, &mut findings)?;
 
     // Index files, and the packs they describe.
-    let index_ids: Vec<IndexId> = repo
-        .backend()
-        .list("index/")?
-        .into_iter()
-        .filter_map(|o| o.path.strip_prefix("index/").and_then(IndexId::from_hex))
-        .collect();
+    let index_ids: Vec<IndexId> =
+        repo.backend().list(ObjectType::Index.dir())?.into_iter().filter_map(|o| IndexId::from_path(&o.path)).collect();
     let read: Vec<(IndexId, Result<crate::index::IndexFile>)> =
         index_ids.par_iter().map(|id| (*id, repo.read_index(id))).collect();
     let mut packs: BTreeMap<PackId, (IndexPack, Vec<IndexId>)> = BTreeMap::new();
@@ -382,19 +379,19 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             findings.push(Finding {
                 severity: Severity::Info,
                 code: "index-superseded",
-                object: format!("index/{id}"),
+                object: id.path(),
                 message: format!("{e}; a newer index file supersedes it (`repair index`), prune removes it"),
                 snapshots: vec![],
                 paths: vec![],
             });
         } else {
-            findings.push(Walk::error("index-unreadable", format!("index/{id}"), e.to_string()));
+            findings.push(Walk::error("index-unreadable", id.path(), e.to_string()));
         }
     }
     for (id, (_, files)) in &packs {
         let live: Vec<&IndexId> = files.iter().filter(|f| !superseded.contains(f)).collect();
         if live.len() > 1 {
-            let names: Vec<String> = live.iter().map(|f| format!("index/{f}")).collect();
+            let names: Vec<String> = live.iter().map(|f| f.path()).collect();
             findings.push(Walk::error(
                 "pack-duplicate",
                 format!("pack {id}"),
@@ -480,7 +477,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         report.snapshots += 1;
         match repo.load_snapshot(&sid) {
             Err(e) => {
-                walk.add(Walk::error("snapshot-unreadable", format!("snapshots/{sid}"), e.to_string()));
+                walk.add(Walk::error("snapshot-unreadable", sid.path(), e.to_string()));
             }
             Ok(s) => {
                 walk.snap = sid;
@@ -511,14 +508,14 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
 /// (a copy cannot open: the seal binds the key id). A flipped bit inside another key file's salt or
 /// sealed material is found only by opening it with its password. Every config object must verify
 /// with this repository's keys and chain to its predecessor.
-fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()> {
+fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>) -> Result<()> {
     use crate::crypto::{KdfParams, SEAL_OVERHEAD};
     use crate::keyfile::{self, KeyKind};
     let mut seen: HashMap<Vec<u8>, String> = HashMap::new();
-    for o in repo.backend().list("keys/")? {
+    for o in repo.backend().list(ObjectType::Key.dir())? {
         let path = o.path.clone();
         let bad = |msg: String| Walk::error("key-unreadable", path.clone(), msg);
-        if o.path.strip_prefix("keys/").and_then(crate::id::KeyId::from_hex).is_none() {
+        if crate::id::KeyId::from_path(&o.path).is_none() {
             continue;
         }
         let bytes = match repo.backend().read(&o.path) {
@@ -584,9 +581,12 @@ fn keys_and_config(repo: &Repository, findings: &mut Vec<Finding>) -> Result<()>
 
     let mut configs: Vec<(u64, String)> = repo
         .backend()
-        .list("config/")?
+        .list(ObjectType::Config.dir())?
         .into_iter()
-        .filter_map(|o| crate::config::parse_path(&o.path).map(|n| (n, o.path)))
+        .filter_map(|o| match Object::parse(&o.path) {
+            Some(Object::Config(n)) => Some((n, o.path)),
+            _ => None,
+        })
         .collect();
     configs.sort();
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, SnapshotId};
-use crate::repository::Repository;
+use crate::repository::{ReadRepository, Repository};
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, Node, NodeKind, TreeBlob};
 use crate::trees::{
@@ -61,9 +61,9 @@ fn identity(s: &Snapshot) -> (crate::tree::Time, String, Vec<Vec<u8>>) {
 }
 
 /// Copies `snapshots` (all of the source's when empty) from `src` into `dst`.
-pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_run: bool) -> Result<CopyReport> {
+pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId], dry_run: bool) -> Result<CopyReport> {
     if src.keys().repo_id == dst.keys().repo_id {
-        return Err(Error::Invalid("source and destination are the same repository".into()));
+        return Err(Error::Usage("source and destination are the same repository".into()));
     }
     let mut report = CopyReport { rechunked: !shares_chunker(src, dst), ..Default::default() };
     let all = src.list_snapshots()?;
@@ -146,7 +146,7 @@ pub fn copy(src: &Repository, dst: &Repository, snapshots: &[SnapshotId], dry_ru
 }
 
 struct Copier<'a, 'r> {
-    src: &'a Repository,
+    src: &'a ReadRepository,
     dst: &'a Repository,
     w: &'a Writer<'r>,
     /// Source directories whose blobs are all stored (shared chunker).
@@ -213,7 +213,7 @@ impl Copier<'_, '_> {
         self.reads.0 += reader.reads.0;
         self.reads.1 += reader.reads.1;
         if let Some(e) = failed {
-            return Err(reader.error.take().unwrap_or_else(|| Error::Invalid(format!("re-chunking: {e}"))));
+            return Err(reader.error.take().unwrap_or_else(|| Error::Internal(format!("re-chunking: {e}"))));
         }
         Ok(out)
     }
@@ -259,7 +259,7 @@ impl Visitor for TreeCopy<'_, '_, '_> {
                     }
                     let (plain, tb) = read_tree(self.c.src, l)?;
                     let TreeBlob::ChunkListV1 { ids } = tb else {
-                        return Err(Error::corrupt("tree", l, "expected a chunk list"));
+                        return Err(Error::corrupt_blob(BlobKind::Tree, *l, None, "expected a chunk list"));
                     };
                     for d in &ids {
                         self.c.copy_data(d)?;
@@ -307,7 +307,7 @@ impl Rebuilder for Copier<'_, '_> {
 
 /// Reads a file's content from the source, blob by blob.
 struct BlobReader<'a> {
-    src: &'a Repository,
+    src: &'a ReadRepository,
     ids: std::vec::IntoIter<BlobId>,
     buf: Vec<u8>,
     pos: usize,

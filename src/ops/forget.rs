@@ -2,9 +2,9 @@
 //! then removes the snapshots the plan condemns. Removing a snapshot deletes only its manifest;
 //! the data it referenced stays until prune (format-spec §11).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Override, Result};
 use crate::id::SnapshotId;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::retention::{self, Decision, Item, Policy, PolicyFile};
 use crate::snapshot::Snapshot;
 use jiff::tz::TimeZone;
@@ -122,13 +122,13 @@ pub fn plan(snapshots: &[(SnapshotId, Snapshot)], group_by: GroupBy, rules: &Rul
 
 /// Removes the snapshots the plan does not keep; returns their ids. Refuses (removing nothing)
 /// when a group would lose every snapshot, unless `allow_empty`.
-pub fn execute(repo: &Repository, groups: &[Group], allow_empty: bool) -> Result<Vec<SnapshotId>> {
+pub fn execute(repo: &ReadRepository, groups: &[Group], allow_empty: bool) -> Result<Vec<SnapshotId>> {
     if !allow_empty {
         if let Some(g) = groups.iter().find(|g| g.removes_all()) {
-            return Err(Error::Invalid(format!(
-                "the policy would remove every snapshot of group {}; nothing was removed (use --allow-empty if that is intended)",
-                describe(g)
-            )));
+            return Err(Error::refused_unless(
+                format!("the policy would remove every snapshot of group {}; nothing was removed", describe(g)),
+                Override::AllowEmpty,
+            ));
         }
     }
     let mut removed = Vec::new();

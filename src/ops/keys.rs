@@ -6,6 +6,7 @@ use crate::crypto::KdfParams;
 use crate::error::{Error, Result};
 use crate::id::{KeyId, RepoId};
 use crate::keyfile::{self, KeyKind};
+use crate::layout::{Object, StoredId};
 use crate::repository::{KeyInfo, Repository};
 use crate::time::Time;
 use serde::Serialize;
@@ -55,9 +56,8 @@ impl KeyInfo {
 impl Repository {
     /// Describes key file `id` (found by [`Repository::resolve_key`]) without its password.
     pub fn key_file_info(&self, id: &KeyId) -> Result<KeyFileInfo> {
-        let kf =
-            keyfile::decode(&self.backend().read(&format!("keys/{id}"))?).map_err(|e| Error::corrupt("key", id, e))?;
-                Ok(KeyFileInfo {
+        let kf = keyfile::decode(&self.backend().read(&id.path())?).map_err(|e| Error::corrupt(Object::Key(*id), e))?;
+        Ok(KeyFileInfo {
             id: *id,
             kind: kf.kind(),
             repo_id: kf.repo_id(),

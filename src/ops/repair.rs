@@ -7,9 +7,10 @@
 //! (format-spec §8.2); it removes the original only when asked, after the new one is committed.
 
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
-use crate::repository::Repository;
+use crate::layout::{pack_path, Object, ObjectType, StoredId};
+use crate::repository::ReadRepository;
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, Node, NodeKind, Time};
 use crate::trees::{
@@ -56,14 +57,14 @@ pub struct RepairReport {
 }
 
 /// Runs `repair index`.
-pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairReport> {
+pub fn repair_index(repo: &ReadRepository, opts: &RepairOptions) -> Result<RepairReport> {
     repo.check_writer_version()?;
     let mut report = RepairReport::default();
     let mut covered: HashSet<PackId> = HashSet::new();
     let mut damaged: Vec<IndexId> = Vec::new();
     let mut superseded: HashSet<IndexId> = HashSet::new();
-    for o in repo.backend().list("index/")? {
-        let Some(id) = o.path.strip_prefix("index/").and_then(IndexId::from_hex) else { continue };
+    for o in repo.backend().list(ObjectType::Index.dir())? {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
         match repo.read_index(&id) {
             Ok(f) => {
                 covered.extend(f.packs().iter().map(|p| p.id));
@@ -78,9 +79,10 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     let now = Time::now().secs;
     let mut rebuilt: Vec<IndexPack> = Vec::new();
     for kind in [BlobKind::Tree, BlobKind::Data] {
-        for o in repo.backend().list(&format!("{}/", kind.prefix()))? {
-            let Some(id) = o.path.rsplit('/').next().and_then(PackId::from_hex) else { continue };
-            if pack_path(kind, &id) != o.path || covered.contains(&id) {
+        let t = ObjectType::pack(kind);
+        for o in repo.backend().list(t.dir())? {
+            let Some(Object::Pack(_, id)) = t.parse(&o.path) else { continue };
+            if covered.contains(&id) {
                 continue;
             }
             let age = o.modified.map(|m| now - m.secs).unwrap_or(i64::MAX);
@@ -108,7 +110,7 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     if !report.skipped_recent.is_empty() || !report.unreadable.is_empty() {
         damaged.clear();
     }
-    report.superseded = damaged.iter().map(|d| format!("index/{d}")).collect();
+    report.superseded = damaged.iter().map(|d| d.path()).collect();
     if opts.dry_run || (rebuilt.is_empty() && damaged.is_empty()) {
         return Ok(report);
     }
@@ -121,7 +123,7 @@ pub fn repair_index(repo: &Repository, opts: &RepairOptions) -> Result<RepairRep
     for (i, packs) in chunks.into_iter().enumerate() {
         let supersedes = if i == 0 { damaged.clone() } else { Vec::new() };
         let id = write_index_file(repo.backend(), repo.keys(), repo.cache(), supersedes, packs)?;
-        report.index_files.push(format!("index/{id}"));
+        report.index_files.push(id.path());
     }
     Ok(report)
 }
@@ -230,7 +232,7 @@ fn is_loss(e: &Error) -> bool {
 
 /// What is known about data blobs, shared by every snapshot of a run.
 struct Damage<'r> {
-    repo: &'r Repository,
+    repo: &'r ReadRepository,
     read_data: bool,
     /// Packs in the storage listing (data and tree).
     listed: HashSet<PackId>,
@@ -268,7 +270,7 @@ type Losses = Vec<(PathBuf, LostItem)>;
 
 /// One pass over one snapshot: computes (and with a writer, stores) the repaired trees.
 struct Pass<'a, 'r, 'w> {
-    repo: &'r Repository,
+    repo: &'r ReadRepository,
     damage: &'a mut Damage<'r>,
     writer: Option<&'a Writer<'w>>,
 }
@@ -470,7 +472,7 @@ fn repaired_tags(tags: &[String], original: &SnapshotId, lost: &[LostItem]) -> V
 /// directory whose listing is lost becomes an empty directory with its metadata. Writes go packs →
 /// index → snapshot; the original is removed only with `forget`, after its replacement is
 /// committed. A storage or cache failure stops the run (it never counts as loss).
-pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Result<RepairSnapshotsReport> {
+pub fn repair_snapshots(repo: &ReadRepository, opts: &RepairSnapshotsOptions) -> Result<RepairSnapshotsReport> {
     if !opts.dry_run {
         repo.check_writer_version()?;
     }
@@ -485,7 +487,7 @@ pub fn repair_snapshots(repo: &Repository, opts: &RepairSnapshotsOptions) -> Res
         report.snapshots += 1;
         match repo.load_snapshot(&id) {
             Ok(s) => snaps.push((id, s)),
-            Err(e) if is_loss(&e) => report.unreadable.push((format!("snapshots/{id}"), e.to_string())),
+            Err(e) if is_loss(&e) => report.unreadable.push((id.path(), e.to_string())),
             Err(e) => return Err(e),
         }
     }

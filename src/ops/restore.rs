@@ -4,12 +4,13 @@
 
 use crate::browse;
 use crate::cache::Location;
-use crate::error::{Error, Result};
+use crate::error::{Error, Override, Result};
 use crate::filter::Patterns;
 use crate::fsmeta;
-use crate::id::{pack_path, BlobId, BlobKind, PackId};
+use crate::id::{BlobId, BlobKind, PackId};
+use crate::layout::{pack_path, Object};
 use crate::ops::PathMessage;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::{Node, NodeKind};
 use crate::trees::{chunk_ids, Control, Visitor, Walker};
 use rayon::prelude::*;
@@ -108,7 +109,7 @@ fn target_of(target: &Path, path: &Path) -> PathBuf {
 }
 
 /// Computes the plan for restoring the tree `root` (or the subtree at `sub`).
-pub fn plan(repo: &Repository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
+pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
     let mut p = RestorePlan::default();
     let (start_tree, base) = match sub {
         None => (*root, PathBuf::from("/")),
@@ -205,7 +206,7 @@ impl FromBytesCompat for std::ffi::OsStr {
 }
 
 fn add_entry(
-    repo: &Repository,
+    repo: &ReadRepository,
     p: &mut RestorePlan,
     path: PathBuf,
     node: Node,
@@ -282,7 +283,7 @@ const MAX_OPEN_FILES_PER_READER: usize = 64;
 
 /// Carries out a plan.
 pub fn execute(
-    repo: &Repository,
+    repo: &ReadRepository,
     plan: &RestorePlan,
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
@@ -298,7 +299,7 @@ pub fn execute(
             }
             let t = target_of(target, &e.path);
             if t.symlink_metadata().is_ok() {
-                return Err(Error::Invalid(format!("{} exists; use --overwrite to replace it", t.display())));
+                return Err(Error::refused_unless(format!("{} exists", t.display()), Override::Overwrite));
             }
         }
     }
@@ -356,7 +357,7 @@ pub fn execute(
     // 2. Content, pack by pack.
     let threads = if opts.threads > 0 { opts.threads } else { 4 };
     let pool =
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::Invalid(e.to_string()))?;
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::Internal(e.to_string()))?;
     let written = AtomicU64::new(0);
     let pack_errors: Mutex<Vec<PathMessage>> = Mutex::new(Vec::new());
     let packs: Vec<(&PackId, &Vec<PlanBlob>)> = plan.packs.iter().collect();
@@ -386,13 +387,19 @@ pub fn execute(
                 let kind = blobs[i].loc.kind;
                 let range = repo.backend().read_range(&pack_path(kind, pack), start, end - start);
                 for b in &blobs[i..j] {
-                    let plain = range.as_ref().map_err(|e| Error::corrupt("pack", pack, e.to_string())).and_then(|r| {
-                        let from = (b.loc.offset - start) as usize;
-                        let sealed = r.get(from..from.saturating_add(b.loc.length as usize)).ok_or_else(|| {
-                            Error::corrupt("pack", pack, format!("blob {} lies beyond the end of the pack", b.id))
-                        })?;
-                        repo.open_blob_at(&b.loc, &b.id, sealed)
-                    });
+                    let plain = range
+                        .as_ref()
+                        .map_err(|e| Error::corrupt(Object::Pack(kind, **pack), e.to_string()))
+                        .and_then(|r| {
+                            let from = (b.loc.offset - start) as usize;
+                            let sealed = r.get(from..from.saturating_add(b.loc.length as usize)).ok_or_else(|| {
+                                Error::corrupt(
+                                    Object::Pack(kind, **pack),
+                                    format!("blob {} lies beyond the end of the pack", b.id),
+                                )
+                            })?;
+                            repo.open_blob_at(&b.loc, &b.id, sealed)
+                        });
                     match plain {
                         Ok(data) => {
                             for &(idx, off) in &b.targets {
@@ -581,7 +588,7 @@ fn write_skipping_zero_blocks(f: &std::fs::File, data: &[u8], off: u64) -> std::
 
 /// Re-reads a restored file and compares its chunk ids.
 fn verify_file(
-    repo: &Repository,
+    repo: &ReadRepository,
     path: &Path,
     content: &crate::tree::Content,
     size: u64,
@@ -609,7 +616,7 @@ fn verify_file(
 
 /// Plans and executes a restore of `root` (or `sub` within it).
 pub fn restore(
-    repo: &Repository,
+    repo: &ReadRepository,
     root: &BlobId,
     sub: Option<&Path>,
     opts: &RestoreOptions,
@@ -620,10 +627,10 @@ pub fn restore(
 }
 
 /// Writes the content of the file at `path` to `out`, reading ahead in parallel.
-pub fn dump(repo: &Repository, root: &BlobId, path: &Path, out: &mut dyn Write) -> Result<u64> {
-    let node = browse::find(repo, root, path)?.ok_or_else(|| Error::Invalid("dump needs a file path, not /".into()))?;
+pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Write) -> Result<u64> {
+    let node = browse::find(repo, root, path)?.ok_or_else(|| Error::Usage("dump needs a file path, not /".into()))?;
     let NodeKind::File { content } = &node.kind else {
-        return Err(Error::Invalid(format!("{} is a {}, not a file", path.display(), node.type_name())));
+        return Err(Error::Usage(format!("{} is a {}, not a file", path.display(), node.type_name())));
     };
     let ids = chunk_ids(repo, content)?;
     let mut n = 0u64;

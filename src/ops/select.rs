@@ -6,7 +6,7 @@
 use crate::backup::absolute;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::snapshot::Snapshot;
 use crate::time::Time;
 use std::collections::BTreeMap;
@@ -85,7 +85,7 @@ impl Filter {
     }
 
     /// The readable snapshots that pass, oldest first.
-    pub fn list(&self, repo: &Repository) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    pub fn list(&self, repo: &ReadRepository) -> Result<Vec<(SnapshotId, Snapshot)>> {
         Ok(repo.list_snapshots()?.into_iter().filter(|(_, s)| self.matches(s)).collect())
     }
 }
@@ -93,7 +93,11 @@ impl Filter {
 /// The id `spec` names: `latest` is the newest of `candidates`; an id or prefix is looked up among
 /// every snapshot of the repository. No match is [`Error::NotFound`]; an ambiguous prefix is
 /// [`Error::Invalid`].
-pub fn resolve(repo: &Repository, spec: &SnapshotSpec, candidates: &[(SnapshotId, Snapshot)]) -> Result<SnapshotId> {
+pub fn resolve(
+    repo: &ReadRepository,
+    spec: &SnapshotSpec,
+    candidates: &[(SnapshotId, Snapshot)],
+) -> Result<SnapshotId> {
     let prefix = match spec {
         SnapshotSpec::Latest => {
             return candidates
@@ -110,12 +114,12 @@ pub fn resolve(repo: &Repository, spec: &SnapshotSpec, candidates: &[(SnapshotId
     match m.len() {
         0 => Err(Error::NotFound(format!("snapshot {spec}"))),
         1 => Ok(*m[0]),
-        n => Err(Error::Invalid(format!("snapshot prefix {spec} is ambiguous ({n} snapshots match)"))),
+        n => Err(Error::Usage(format!("snapshot prefix {spec} is ambiguous ({n} snapshots match)"))),
     }
 }
 
 /// The snapshot `spec` names, loaded (`latest` honours `filter`).
-pub fn select(repo: &Repository, spec: &SnapshotSpec, filter: &Filter) -> Result<(SnapshotId, Snapshot)> {
+pub fn select(repo: &ReadRepository, spec: &SnapshotSpec, filter: &Filter) -> Result<(SnapshotId, Snapshot)> {
     let candidates = if *spec == SnapshotSpec::Latest { filter.list(repo)? } else { Vec::new() };
     let id = resolve(repo, spec, &candidates)?;
     if let Some((_, s)) = candidates.iter().find(|(i, _)| *i == id) {
@@ -126,7 +130,7 @@ pub fn select(repo: &Repository, spec: &SnapshotSpec, filter: &Filter) -> Result
 
 /// The newest snapshot at or before `t` of each (host, paths) group that passes `filter`, in
 /// group order.
-pub fn as_of(repo: &Repository, t: Time, filter: &Filter) -> Result<Vec<(SnapshotId, Snapshot)>> {
+pub fn as_of(repo: &ReadRepository, t: Time, filter: &Filter) -> Result<Vec<(SnapshotId, Snapshot)>> {
     type Group = (String, Vec<Vec<u8>>);
     let mut best: BTreeMap<Group, (SnapshotId, Snapshot)> = BTreeMap::new();
     for (id, s) in filter.list(repo)? {

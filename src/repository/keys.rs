@@ -1,11 +1,12 @@
 //! Key files: listing, adding and removing them (format-spec §4).
 
-use super::{id_from_name, Repository};
+use super::Repository;
 use crate::codec::object;
 use crate::crypto::{self, KdfParams};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
 use crate::keyfile::{self, KeyKind};
+use crate::layout::{ObjectType, StoredId};
 use crate::repository::identity::{hostname, username};
 use crate::time::Time;
 
@@ -30,16 +31,17 @@ impl Repository {
     /// The key files of the repository.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
-        for o in self.backend.list("keys/")? {
-            let Some(id) = id_from_name(&o.path, "keys/", KeyId) else { continue };
-            let kf = keyfile::decode(&self.backend.read(&o.path)?).map_err(|e| Error::corrupt("key", id, e))?;
+        for o in self.shared.backend.list(ObjectType::Key.dir())? {
+            let Some(id) = KeyId::from_path(&o.path) else { continue };
+            let kf =
+                keyfile::decode(&self.shared.backend.read(&o.path)?).map_err(|e| Error::corrupt(id.object(), e))?;
             out.push(KeyInfo {
                 id,
                 kind: kf.kind(),
                 created: kf.created(),
                 host: kf.host().to_string(),
                 user: kf.user().to_string(),
-                current: id == self.key_id,
+                current: id == self.shared.key_id,
             });
         }
         out.sort_by_key(|k| k.created);
@@ -48,13 +50,13 @@ impl Repository {
 
     /// Adds a key file for `password`; `write_only` grants only adding backups.
     pub fn add_key(&self, password: &[u8], write_only: bool, kdf: KdfParams) -> Result<KeyId> {
-        let keys = if write_only { self.keys.write_only() } else { self.keys.clone() };
-        if !write_only && !self.keys.can_read() {
-            return Err(Error::Invalid("a write-only key cannot create a full key".into()));
+        let keys = if write_only { self.shared.keys.write_only() } else { self.shared.keys.clone() };
+        if !write_only && !self.shared.keys.can_read() {
+            return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
         }
         let id = KeyId(crypto::random_32());
         let kf = object::create_keyfile(&keys, &id, password, kdf, &hostname(), &username())?;
-        self.backend.write_new(&format!("keys/{id}"), &kf)?;
+        self.shared.backend.write_new(&id.path(), &kf)?;
         Ok(id)
     }
 
@@ -65,15 +67,15 @@ impl Repository {
             return Err(Error::NotFound(format!("key {id}")));
         };
         if target.current && !allow_current {
-            return Err(Error::Invalid(format!(
+            return Err(Error::refused(format!(
                 "key {id} is the one in use; open the repository with another key to remove it"
             )));
         }
         let fulls = keys.iter().filter(|k| k.kind == KeyKind::Full).count();
         if target.kind == KeyKind::Full && fulls <= 1 {
-            return Err(Error::Invalid(format!("key {id} is the last full key; removing it would lock everyone out")));
+            return Err(Error::refused(format!("key {id} is the last full key; removing it would lock everyone out")));
         }
-        self.backend.delete(&format!("keys/{id}"))
+        self.shared.backend.delete(&id.path())
     }
 
     /// Resolves a key id prefix.
@@ -84,12 +86,12 @@ impl Repository {
         match m.len() {
             1 => Ok(m[0]),
             0 => Err(Error::NotFound(format!("key {spec}"))),
-            _ => Err(Error::Invalid(format!("key prefix {spec} is ambiguous"))),
+            _ => Err(Error::Usage(format!("key prefix {spec} is ambiguous"))),
         }
     }
 
     /// Decrypts a sealed item for `cat`: tries the index seal key.
     pub fn index_seal_key(&self) -> crypto::Secret {
-        self.keys.index_seal_key()
+        self.shared.keys.index_seal_key()
     }
 }

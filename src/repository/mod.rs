@@ -1,4 +1,5 @@
-//! Layer 4, an open repository: the [`Repository`] handle and its accessors. Opening and
+//! Layer 4, an open repository: the [`Repository`] handle (any key) and the [`ReadRepository`]
+//! handle (a full key), and their accessors. Opening and
 //! pinning is [`open`], keeping the cache in step with the index files [`sync`], reading blobs
 //! [`reads`], snapshots [`snapshots`], key files [`keys`], reading, walking and writing trees
 //! [`trees`]; the write side is [`writer`] and the local state [`cache`] (format-spec §1, §4, §7,
@@ -28,10 +29,47 @@ use crate::crypto::{MasterKeys, Session};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// An open repository.
+/// An open repository, under a key of either kind: what writing needs (backup, the writer,
+/// keys, the index). Reading snapshots, trees and data needs a [`ReadRepository`], which
+/// [`Repository::readable`] gives for a full key only, so asking a write-only key to read does
+/// not compile. Cloning it is cheap; clones share the open repository.
+///
+/// ```compile_fail
+/// fn read(repo: &cairn::repository::Repository, id: &cairn::id::SnapshotId) {
+///     let _ = repo.load_snapshot(id); // a write-only key may hold this handle
+/// }
+/// ```
+/// ```
+/// fn read(repo: &cairn::repository::Repository, id: &cairn::id::SnapshotId) -> cairn::Result<()> {
+///     let snapshot = repo.readable()?.load_snapshot(id)?; // fails for a write-only key
+///     println!("{}", snapshot.host());
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
 pub struct Repository {
+    shared: Arc<Shared>,
+}
+
+/// A repository opened with a full key: everything [`Repository`] does (through `Deref`), and
+/// reading snapshots, trees and data (format-spec §12). Cloning it is cheap; clones share the
+/// open repository.
+#[derive(Clone)]
+pub struct ReadRepository {
+    repo: Repository,
+}
+
+impl std::ops::Deref for ReadRepository {
+    type Target = Repository;
+    fn deref(&self) -> &Repository {
+        &self.repo
+    }
+}
+
+/// The state of an open repository, shared by its handles.
+struct Shared {
     backend: DynBackend,
     keys: MasterKeys,
     key_id: KeyId,
@@ -46,51 +84,56 @@ pub struct Repository {
     sync_lock: Mutex<()>,
 }
 
-fn id_from_name<T>(path: &str, prefix: &str, make: fn([u8; 32]) -> T) -> Option<T> {
-    crate::id::parse_hex32(path.strip_prefix(prefix)?).map(make)
-}
-
 impl Repository {
+    /// The same repository as a [`ReadRepository`]; fails with [`Error::WriteOnlyKey`] when it
+    /// was opened with a write-only key.
+    pub fn readable(&self) -> Result<ReadRepository> {
+        if !self.shared.keys.can_read() {
+            return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
+        }
+        Ok(ReadRepository { repo: self.clone() })
+    }
+
     /// The storage backend.
     pub fn backend(&self) -> &DynBackend {
-        &self.backend
+        &self.shared.backend
     }
     /// The key material.
     pub fn keys(&self) -> &MasterKeys {
-        &self.keys
+        &self.shared.keys
     }
     /// The key file this repository was opened with.
     pub fn key_id(&self) -> KeyId {
-        self.key_id
+        self.shared.key_id
     }
     /// The ruling config.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
     }
     /// Its number in the chain.
     pub fn config_number(&self) -> u64 {
-        self.config_n
+        self.shared.config_n
     }
     /// The local cache.
     pub fn cache(&self) -> &Cache {
-        &self.cache
+        &self.shared.cache
     }
     /// The local cache, shared.
     pub fn cache_arc(&self) -> std::sync::Arc<Cache> {
-        self.cache.clone()
+        self.shared.cache.clone()
     }
     /// The keyed chunker.
     pub fn chunker(&self) -> &Chunker {
-        &self.chunker
+        &self.shared.chunker
     }
     /// The default compression of the repository.
     pub fn default_compression(&self) -> Compression {
-        Compression::from_level(self.config.compression_level())
+        Compression::from_level(self.shared.config.compression_level())
     }
 
     /// Refuses to write when the config demands a newer writer protocol.
     pub fn check_writer_version(&self) -> Result<()> {
-        let required = self.config.min_writer_version();
+        let required = self.shared.config.min_writer_version();
         if required > WRITER_VERSION {
             return Err(Error::WriterTooOld { required, have: WRITER_VERSION });
         }

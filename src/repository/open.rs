@@ -1,7 +1,7 @@
 //! Creating and opening a repository: the key files tried with a password, the ruling config
 //! chosen from the chain (format-spec §9.2), the cache opened and the client pin checked.
 
-use super::{id_from_name, Repository};
+use super::Repository;
 use crate::backend::DynBackend;
 use crate::cache::Cache;
 use crate::chunker::{Chunker, ChunkerParams};
@@ -11,6 +11,7 @@ use crate::crypto::{self, KdfParams, MasterKeys};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
 use crate::keyfile;
+use crate::layout::{Object, ObjectType, StoredId};
 use crate::repository::identity::{hostname, username};
 use crate::time::Time;
 use std::collections::HashMap;
@@ -63,10 +64,10 @@ impl Repository {
     /// Creates a repository on an empty backend and opens it.
     pub fn init(backend: DynBackend, password: &[u8], init: &InitOptions, opts: &OpenOptions) -> Result<Repository> {
         let loc = backend.location();
-        if !backend.list("config/")?.is_empty() || !backend.list("keys/")?.is_empty() {
-            return Err(Error::Invalid(format!("{loc}: a repository already exists here")));
+        if !backend.list(ObjectType::Config.dir())?.is_empty() || !backend.list(ObjectType::Key.dir())?.is_empty() {
+            return Err(Error::refused(format!("{loc}: a repository already exists here")));
         }
-        init.chunker.validate().map_err(Error::Invalid)?;
+        init.chunker.validate().map_err(Error::Usage)?;
         backend.create_root()?;
         let mut keys = MasterKeys::generate();
         if let Some(src) = &init.chunker_keys_from {
@@ -87,8 +88,8 @@ impl Repository {
         // Key file first, config last: a repository without a config is not one yet.
         let key_id = KeyId(crypto::random_32());
         let kf = object::create_keyfile(&keys, &key_id, password, init.kdf, &hostname(), &username())?;
-        backend.write_new(&format!("keys/{key_id}"), &kf)?;
-        backend.write_new(&config::path(1), &object::encode_config(&keys, 1, &cfg))?;
+        backend.write_new(&key_id.path(), &kf)?;
+        backend.write_new(&Object::Config(1).path(), &object::encode_config(&keys, 1, &cfg))?;
         // A new repository replaces whatever this client pinned at the location before (one that
         // was deleted on purpose): pin the new one instead of refusing it.
         if !opts.no_cache {
@@ -101,8 +102,8 @@ impl Repository {
     /// Opens a repository with a password.
     pub fn open(backend: DynBackend, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
         let loc = backend.location();
-        let configs = backend.list("config/")?;
-        let key_objs = backend.list("keys/")?;
+        let configs = backend.list(ObjectType::Config.dir())?;
+        let key_objs = backend.list(ObjectType::Key.dir())?;
         if configs.is_empty() {
             if key_objs.is_empty() {
                 return Err(Error::RepoNotFound(loc));
@@ -113,7 +114,7 @@ impl Repository {
             return Err(Error::RepoInvalid { location: loc, reason: "no key files".into() });
         }
         for o in &key_objs {
-            let Some(id) = id_from_name(&o.path, "keys/", KeyId) else { continue };
+            let Some(id) = KeyId::from_path(&o.path) else { continue };
             let bytes = backend.read(&o.path)?;
             let kf = match keyfile::decode(&bytes) {
                 Ok(k) => k,
@@ -146,9 +147,12 @@ impl Repository {
     fn finish_open(backend: DynBackend, keys: MasterKeys, key_id: KeyId, opts: &OpenOptions) -> Result<Repository> {
         let loc = backend.location();
         let mut numbered: Vec<(u64, String)> = backend
-            .list("config/")?
+            .list(ObjectType::Config.dir())?
             .into_iter()
-            .filter_map(|o| config::parse_path(&o.path).map(|n| (n, o.path)))
+            .filter_map(|o| match Object::parse(&o.path) {
+                Some(Object::Config(n)) => Some((n, o.path)),
+                _ => None,
+            })
             .collect();
         numbered.sort();
         let mut chosen = None;
@@ -178,7 +182,7 @@ impl Repository {
                 break;
             }
             tracing::warn!("config {n}: does not chain to config {}", n.saturating_sub(1));
-            problems.push(format!("{}: does not chain to config {}", config::path(n), n.saturating_sub(1)));
+            problems.push(format!("{}: does not chain to config {}", Object::Config(n), n.saturating_sub(1)));
         }
         let Some((config_n, config)) = chosen else {
             let why = if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) };
@@ -198,16 +202,18 @@ impl Repository {
         let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
         let cache = if opts.no_cache { Cache::temporary(None)? } else { Cache::open(&root, &keys.repo_id)? };
         let repo = Repository {
-            backend,
-            keys,
-            key_id,
-            config,
-            config_n,
-            cache: std::sync::Arc::new(cache),
-            chunker,
-            sessions: Mutex::new(HashMap::new()),
-            index_synced: std::sync::atomic::AtomicBool::new(false),
-            sync_lock: Mutex::new(()),
+            shared: std::sync::Arc::new(super::Shared {
+                backend,
+                keys,
+                key_id,
+                config,
+                config_n,
+                cache: std::sync::Arc::new(cache),
+                chunker,
+                sessions: Mutex::new(HashMap::new()),
+                index_synced: std::sync::atomic::AtomicBool::new(false),
+                sync_lock: Mutex::new(()),
+            }),
         };
         if !opts.no_cache {
             repo.check_pin(&root)?;
@@ -218,38 +224,41 @@ impl Repository {
     /// Client-side pinning: the repository at this location must keep its id and
     /// keys, and its config chain must not go backwards.
     fn check_pin(&self, root: &std::path::Path) -> Result<()> {
-        let path = pin_path(root, &self.backend.location());
+        let path = pin_path(root, &self.shared.backend.location());
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| root.join("pins"));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let fp = hex::encode(self.keys.fingerprint());
+        let fp = hex::encode(self.shared.keys.fingerprint());
         if let Ok(s) = std::fs::read_to_string(&path) {
             let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
             let pinned_id = v["repository_id"].as_str().unwrap_or_default();
             let pinned_fp = v["fingerprint"].as_str().unwrap_or_default();
             let pinned_n = v["config"].as_u64().unwrap_or(0);
-            if !pinned_id.is_empty() && (pinned_id != self.keys.repo_id.to_hex() || pinned_fp != fp) {
+            if !pinned_id.is_empty() && (pinned_id != self.shared.keys.repo_id.to_hex() || pinned_fp != fp) {
                 return Err(Error::RepoInvalid {
-                    location: self.backend.location(),
+                    location: self.shared.backend.location(),
                     reason: format!(
                         "this location held repository {pinned_id} before and now holds another ({}); if that is intended, remove {}",
-                        self.keys.repo_id,
+                        self.shared.keys.repo_id,
                         path.display()
                     ),
                 });
             }
-            if self.config_n < pinned_n {
+            if self.shared.config_n < pinned_n {
                 return Err(Error::RepoInvalid {
-                    location: self.backend.location(),
-                    reason: format!("its config went back from number {pinned_n} to {} (rolled back?)", self.config_n),
+                    location: self.shared.backend.location(),
+                    reason: format!(
+                        "its config went back from number {pinned_n} to {} (rolled back?)",
+                        self.shared.config_n
+                    ),
                 });
             }
         }
         let _ = std::fs::create_dir_all(&dir);
         let v = serde_json::json!({
-            "location": self.backend.location(),
-            "repository_id": self.keys.repo_id.to_hex(),
+            "location": self.shared.backend.location(),
+            "repository_id": self.shared.keys.repo_id.to_hex(),
             "fingerprint": fp,
-            "config": self.config_n,
+            "config": self.shared.config_n,
         });
         let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
         if std::fs::write(&tmp, v.to_string()).is_ok() {

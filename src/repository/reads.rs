@@ -1,46 +1,51 @@
 //! Reading blobs: locating a blob through the cache, opening it with its session key and
 //! verifying its id. Trees are read in [`super::trees`].
 
-use super::Repository;
+use super::{ReadRepository, Repository};
 use crate::blob;
 use crate::cache::Location;
 use crate::crypto::Session;
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobId, BlobKind};
+use crate::id::{BlobId, BlobKind};
+use crate::layout::pack_path;
 
 impl Repository {
-    /// The session of `public`, derived once per process.
-    pub(super) fn session(&self, public: &[u8; 32]) -> Result<Session> {
-        let mut m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = m.get(public) {
-            return Ok(s.clone());
-        }
-        let s = Session::for_reading(&self.keys, public)?;
-        m.insert(*public, s.clone());
-        Ok(s)
-    }
-
     /// Where a blob is stored. The first lookup in a process brings the cache up to date with the
     /// index files (a fresh or deleted cache, another host's new snapshot, or a prune elsewhere
     /// that replaced index files and deleted packs the cache still names): one listing of
-    /// `index/`, and only new files are read.
+    /// `index/`, and only new files are read. Any key can do this: the index is not secret to
+    /// writers (format-spec §12).
     pub fn locate(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<Location>> {
-        if !self.index_synced.load(std::sync::atomic::Ordering::Acquire) {
-            let _g = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-            if !self.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+        if !self.shared.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+            let _g = self.shared.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.shared.index_synced.load(std::sync::atomic::Ordering::Acquire) {
                 self.sync_index()?;
             }
         }
-        self.cache.lookup(kind, id)
+        self.shared.cache.lookup(kind, id)
+    }
+}
+
+impl ReadRepository {
+    /// The session of `public`, derived once per process.
+    pub(super) fn session(&self, public: &[u8; 32]) -> Result<Session> {
+        let mut m = self.shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = m.get(public) {
+            return Ok(s.clone());
+        }
+        let s = Session::for_reading(&self.shared.keys, public)?;
+        m.insert(*public, s.clone());
+        Ok(s)
     }
 
     /// Opens a sealed blob read from `loc` and verifies its id.
     pub fn open_blob_at(&self, loc: &Location, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
         let session = self.session(&loc.session)?;
-        let plain = blob::open_blob(session.key(), &self.keys.repo_id, loc.kind, id, sealed, loc.plain_length as usize)
-            .map_err(|e| Error::corrupt("blob", format!("{id} in pack {}", loc.pack), e))?;
-        if self.keys.content_id(&plain) != *id {
-            return Err(Error::corrupt("blob", format!("{id} in pack {}", loc.pack), "content does not match its id"));
+        let plain =
+            blob::open_blob(session.key(), &self.shared.keys.repo_id, loc.kind, id, sealed, loc.plain_length as usize)
+                .map_err(|e| Error::corrupt_blob(loc.kind, *id, Some(loc.pack), e))?;
+        if self.shared.keys.content_id(&plain) != *id {
+            return Err(Error::corrupt_blob(loc.kind, *id, Some(loc.pack), "content does not match its id"));
         }
         Ok(plain)
     }
@@ -61,11 +66,12 @@ impl Repository {
     fn read_blob_once(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
         let locs = self.locate(kind, id)?;
         if locs.is_empty() {
-            return Err(Error::corrupt("blob", id, format!("{kind} blob is not in any index")));
+            return Err(Error::corrupt_blob(kind, *id, None, "not in any index"));
         }
         let mut last = None;
         for loc in &locs {
             let r = self
+                .shared
                 .backend
                 .read_range(&pack_path(loc.kind, &loc.pack), loc.offset, loc.length as u64)
                 .and_then(|sealed| self.open_blob_at(loc, id, &sealed));

@@ -1,9 +1,10 @@
 //! Snapshots in storage: listing, loading, resolving a spec, removing.
 
-use super::{id_from_name, Repository};
+use super::{ReadRepository, Repository};
 use crate::codec::object;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
+use crate::layout::{ObjectType, StoredId};
 use crate::snapshot::{self, Snapshot};
 use rayon::prelude::*;
 
@@ -11,31 +12,34 @@ impl Repository {
     /// Snapshot ids in storage.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self
+            .shared
             .backend
-            .list("snapshots/")?
+            .list(ObjectType::Snapshot.dir())?
             .into_iter()
-            .filter_map(|o| id_from_name(&o.path, "snapshots/", SnapshotId))
+            .filter_map(|o| SnapshotId::from_path(&o.path))
             .collect())
     }
+}
 
+impl ReadRepository {
     /// Reads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let bytes = self.backend.read(&format!("snapshots/{id}")).map_err(|e| {
+        let bytes = self.shared.backend.read(&id.path()).map_err(|e| {
             if e.is_not_found() {
                 Error::NotFound(format!("snapshot {id}"))
             } else {
                 e
             }
         })?;
-        let (public, body) = snapshot::split(&bytes).map_err(|e| Error::corrupt("snapshot", id, e))?;
+        let (public, body) = snapshot::split(&bytes).map_err(|e| Error::corrupt(id.object(), e))?;
         let session = self.session(&public)?;
-        object::decode_snapshot_body(&self.keys, &session, id, body).map_err(|e| Error::corrupt("snapshot", id, e))
+        object::decode_snapshot_body(&self.shared.keys, &session, id, body).map_err(|e| Error::corrupt(id.object(), e))
     }
 
     /// Removes a snapshot manifest (forget). The data it referenced stays until prune.
     pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.check_writer_version()?;
-        self.backend.delete(&format!("snapshots/{id}"))
+        self.shared.backend.delete(&id.path())
     }
 
     /// Every snapshot, oldest first, failing on any that does not open or decode. Prune uses this:
@@ -94,7 +98,7 @@ impl Repository {
         }
         let spec_l = spec.to_ascii_lowercase();
         if spec_l.len() < 4 || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{spec:?} is not a snapshot id, a prefix of at least 4 hex digits, or `latest`"
             )));
         }
@@ -103,7 +107,7 @@ impl Repository {
         match m.len() {
             0 => Err(Error::NotFound(format!("snapshot {spec}"))),
             1 => Ok(*m[0]),
-            n => Err(Error::Invalid(format!("snapshot prefix {spec} is ambiguous ({n} snapshots match)"))),
+            n => Err(Error::Usage(format!("snapshot prefix {spec} is ambiguous ({n} snapshots match)"))),
         }
     }
 }

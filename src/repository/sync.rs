@@ -1,11 +1,12 @@
 //! Keeping the local cache in step with the index files in storage, and the start of a writing
 //! session: the condemned packs of the prune marks (format-spec §6.2, §10.3).
 
-use super::{id_from_name, Repository};
+use super::Repository;
 use crate::codec::object;
 use crate::error::{Error, Result};
 use crate::id::{IndexId, PackId};
 use crate::index;
+use crate::layout::{Object, ObjectType, StoredId};
 use rayon::prelude::*;
 use std::collections::HashSet;
 
@@ -16,25 +17,30 @@ impl Repository {
     pub fn sync_index(&self) -> Result<()> {
         for _ in 0..10 {
             if self.sync_index_once()? {
-                self.index_synced.store(true, std::sync::atomic::Ordering::Release);
+                self.shared.index_synced.store(true, std::sync::atomic::Ordering::Release);
                 return Ok(());
             }
         }
-        Err(Error::Invalid(format!(
+        Err(Error::Locked(format!(
             "{}: index files kept vanishing while they were read (a prune running?); try again",
-            self.backend.location()
+            self.shared.backend.location()
         )))
     }
 
     /// One pass of [`Repository::sync_index`]; false when an index file vanished meanwhile.
     fn sync_index_once(&self) -> Result<bool> {
-        let listed: Vec<IndexId> =
-            self.backend.list("index/")?.into_iter().filter_map(|o| id_from_name(&o.path, "index/", IndexId)).collect();
+        let listed: Vec<IndexId> = self
+            .shared
+            .backend
+            .list(ObjectType::Index.dir())?
+            .into_iter()
+            .filter_map(|o| IndexId::from_path(&o.path))
+            .collect();
         let listed_set: HashSet<IndexId> = listed.iter().copied().collect();
-        let ingested: HashSet<IndexId> = self.cache.ingested()?.into_iter().collect();
+        let ingested: HashSet<IndexId> = self.shared.cache.ingested()?.into_iter().collect();
         if ingested.iter().any(|i| !listed_set.contains(i)) {
             // An index file we relied on is gone (superseded by maintenance): rebuild.
-            self.cache.clear_index()?;
+            self.shared.cache.clear_index()?;
             return self.ingest(&listed);
         }
         let new: Vec<IndexId> = listed.into_iter().filter(|i| !ingested.contains(i)).collect();
@@ -48,7 +54,7 @@ impl Repository {
     fn ingest(&self, ids: &[IndexId]) -> Result<bool> {
         let vanished = std::sync::atomic::AtomicBool::new(false);
         ids.par_iter().try_for_each(|id| match self.read_index(id) {
-            Ok(f) => self.cache.ingest_index(id, f.packs()),
+            Ok(f) => self.shared.cache.ingest_index(id, f.packs()),
             Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("{e}; skipped (run `cairn check`)");
                 Ok(())
@@ -64,8 +70,8 @@ impl Repository {
 
     /// Reads and decodes one index file.
     pub fn read_index(&self, id: &IndexId) -> Result<index::IndexFile> {
-        let bytes = self.backend.read(&format!("index/{id}"))?;
-        object::decode_index(&self.keys, id, &bytes).map_err(|e| Error::corrupt("index", id, e))
+        let bytes = self.shared.backend.read(&id.path())?;
+        object::decode_index(&self.shared.keys, id, &bytes).map_err(|e| Error::corrupt(id.object(), e))
     }
 
     /// The names of the prune marks in storage, the packs they condemn, and whether a listed mark
@@ -74,11 +80,11 @@ impl Repository {
         let mut names = HashSet::new();
         let mut out = HashSet::new();
         let mut vanished = false;
-        for o in self.backend.list("prune/")? {
-            if !o.path.starts_with("prune/mark-") {
+        for o in self.shared.backend.list(ObjectType::Mark.dir())? {
+            if !matches!(Object::parse(&o.path), Some(Object::Mark(_))) {
                 continue;
             }
-            let bytes = match self.backend.read(&o.path) {
+            let bytes = match self.shared.backend.read(&o.path) {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => {
                     vanished = true;
@@ -86,7 +92,7 @@ impl Repository {
                 }
                 Err(e) => return Err(e),
             };
-            match object::decode_prune_mark(&self.keys, &o.path, &bytes) {
+            match object::decode_prune_mark(&self.shared.keys, &o.path, &bytes) {
                 Ok(m) => out.extend(m.condemned().iter().map(|(_, p)| *p)),
                 Err(e) => tracing::warn!("{}: {e}; ignored", o.path),
             }
@@ -109,9 +115,9 @@ impl Repository {
             }
             before = after;
         }
-        Err(Error::Invalid(format!(
+        Err(Error::Locked(format!(
             "{}: prune marks kept vanishing while a session started (a prune looping?); try again",
-            self.backend.location()
+            self.shared.backend.location()
         )))
     }
 }

@@ -8,8 +8,9 @@ use crate::codec::packer::{FinishedPack, PackBuilder};
 use crate::compress::Compression;
 use crate::crypto::Session;
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
+use crate::layout::{pack_path, Object, StoredId};
 use crate::lease::{self, Lease};
 use crate::repository::{hostname, Repository};
 use crate::snapshot::Snapshot;
@@ -155,7 +156,7 @@ pub fn write_index_file(
 ) -> Result<IndexId> {
     let id = IndexId(crate::crypto::random_32());
     let f = IndexFile::V1 { supersedes, packs };
-    backend.write_new(&format!("index/{id}"), &object::encode_index(keys, &id, &f))?;
+    backend.write_new(&id.path(), &object::encode_index(keys, &id, &f))?;
     cache.ingest_index(&id, f.packs())?;
     Ok(id)
 }
@@ -259,9 +260,9 @@ impl<'r> Writer<'r> {
         let sealed = blob::seal_blob(self.session.key(), &repo.keys().repo_id, kind, &id, plain, compression);
         if self.opts.verify {
             let back = blob::open_blob(self.session.key(), &repo.keys().repo_id, kind, &id, &sealed, plain.len())
-                .map_err(|e| Error::corrupt("blob", id, format!("verification before upload failed: {e}")))?;
+                .map_err(|e| Error::corrupt_blob(kind, id, None, format!("verification before upload failed: {e}")))?;
             if repo.keys().content_id(&back) != id {
-                return Err(Error::corrupt("blob", id, "verification before upload failed: content changed"));
+                return Err(Error::corrupt_blob(kind, id, None, "verification before upload failed: content changed"));
             }
         }
         let st = &self.shared.stats;
@@ -305,7 +306,7 @@ impl<'r> Writer<'r> {
     fn send(&self, b: PackBuilder) -> Result<()> {
         let p = b.finish(self.repo.keys());
         if let Some(tx) = &self.upload_tx {
-            tx.send(p).map_err(|_| Error::Invalid("upload workers stopped".into()))?;
+            tx.send(p).map_err(|_| Error::Internal("upload workers stopped".into()))?;
         }
         self.check_failed()
     }
@@ -356,7 +357,7 @@ impl<'r> Writer<'r> {
             }
             let id = SnapshotId(crate::crypto::random_32());
             let bytes = object::encode_snapshot(repo.keys(), &self.session, &id, snap);
-            repo.backend().write_new(&format!("snapshots/{id}"), &bytes)?;
+            repo.backend().write_new(&id.path(), &bytes)?;
             ids.push(id);
         }
         if let Some(l) = self.lease.take() {
@@ -424,7 +425,7 @@ fn write_lease(
     seq: u32,
     operation: &str,
 ) -> Result<Option<Time>> {
-    let path = lease::lease_path(session, seq);
+    let path = Object::Lease { session: *session, seq }.path();
     let l = Lease::V1 {
         session: *session,
         seq,
@@ -454,7 +455,7 @@ impl LeaseKeeper {
                 _ => {
                     let seq = st.lock().unwrap_or_else(|p| p.into_inner()).seq;
                     for s in 0..=seq {
-                        let _ = backend.delete(&lease::lease_path(&public, s));
+                        let _ = backend.delete(&Object::Lease { session: public, seq: s }.path());
                     }
                     return;
                 }
@@ -470,7 +471,7 @@ impl LeaseKeeper {
                     }
                     g.seq = seq;
                     g.last_backend_time = t;
-                    let _ = backend.delete(&lease::lease_path(&public, seq - 1));
+                    let _ = backend.delete(&Object::Lease { session: public, seq: seq - 1 }.path());
                 }
                 Err(e) => {
                     tracing::warn!("renewing the lease failed: {e}");
@@ -484,13 +485,13 @@ impl LeaseKeeper {
     fn check(&self) -> Result<()> {
         let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = &g.error {
-            return Err(Error::Lease(e.clone()));
+            return Err(Error::Locked(e.clone()));
         }
         if let Some(prev) = g.last_backend_time {
             let now = Time::now();
             // The backend's clock stamped the last renewal; allow for skew in our own reading.
             if now.secs - prev.secs > lease::LEASE_DURATION_SECS as i64 + 300 {
-                return Err(Error::Lease(format!("the last lease renewal was {}s ago", now.secs - prev.secs)));
+                return Err(Error::Locked(format!("the last lease renewal was {}s ago", now.secs - prev.secs)));
             }
         }
         Ok(())

@@ -13,7 +13,7 @@ use cairn::crypto::MasterKeys;
 use cairn::forget::{self, GroupBy, Rules};
 use cairn::id::KeyId;
 use cairn::repair::{repair_snapshots, RepairSnapshotsOptions};
-use cairn::repository::Repository;
+use cairn::repository::ReadRepository;
 use cairn::retention::{Count, Policy};
 use std::path::{Path, PathBuf};
 
@@ -40,7 +40,7 @@ fn fixture() -> Fixture {
 }
 
 /// An operation on the repository; its argument is the fixture's base directory (the source is `base/src`).
-type Op = fn(&Repository, &Path);
+type Op = fn(&ReadRepository, &Path);
 
 fn ops() -> Vec<(&'static str, Op)> {
     fn keep_last_one() -> Rules {

@@ -6,7 +6,8 @@ use cairn::backend::local::LocalBackend;
 use cairn::backend::DynBackend;
 use cairn::check::{check, CheckOptions};
 use cairn::codec::object;
-use cairn::config::{self, Config};
+use cairn::config::Config;
+use cairn::layout::Object;
 use cairn::repository::{InitOptions, OpenOptions, Repository};
 use std::sync::Arc;
 
@@ -16,14 +17,17 @@ fn a_damaged_config_is_reported_and_the_highest_valid_one_rules() {
     let dir = tmp.path().join("repo");
     let opts = |n: u32| OpenOptions { cache_root: Some(tmp.path().join(format!("cache{n}"))), no_cache: false };
     let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
-    let repo = Repository::init(backend.clone(), b"chain", &InitOptions::default(), &opts(0)).unwrap();
+    let repo = Repository::init(backend.clone(), b"chain", &InitOptions::default(), &opts(0))
+        .and_then(|r| r.readable())
+        .unwrap();
     let (keys, key_id) = (repo.keys().clone(), repo.key_id());
     // config/2: the same settings, chained to config/1.
-    let first = backend.read(&config::path(1)).unwrap();
+    let first = backend.read(&Object::Config(1).path()).unwrap();
     let Config::V1(mut v1) = repo.config().clone();
     v1.previous = Some(*blake3::hash(&first).as_bytes());
-    backend.write_new(&config::path(2), &object::encode_config(&keys, 2, &Config::V1(v1))).unwrap();
-    let open = |n| Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &opts(n));
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(v1))).unwrap();
+    let open =
+        |n| Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &opts(n)).and_then(|r| r.readable());
     assert_eq!(open(1).unwrap().config_number(), 2);
     assert_eq!(check(&open(1).unwrap(), &CheckOptions::default()).unwrap().errors(), 0);
 

@@ -15,7 +15,7 @@ use cairn::check::{check, CheckOptions, ReadData, Severity};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
 use cairn::repair::{repair_index, RepairOptions};
-use cairn::repository::Repository;
+use cairn::repository::{ReadRepository, Repository};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,18 +50,18 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     /// A copy of the repository at `dir` behind the fault layer with `plan`, with the cache `base/cache`.
-    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (cairn::Result<Repository>, Arc<FaultBackend>) {
+    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (cairn::Result<ReadRepository>, Arc<FaultBackend>) {
         open_faulty(dir, plan, &self.keys, self.key_id, &self.base.join(cache))
     }
 
     /// A backup of `src_b` into `repo`.
-    fn backup_b(&self, repo: &Repository) -> cairn::Result<cairn::backup::BackupResult> {
+    fn backup_b(&self, repo: &ReadRepository) -> cairn::Result<cairn::backup::BackupResult> {
         backup(repo, BackupSource::Paths(vec![self.src_b.clone()]), &BackupOptions::default(), &NoProgress)
     }
 }
 
 /// Opens `dir` through plain storage with a fresh cache and asserts it is healthy.
-fn assert_healthy(fx: &Fixture, dir: &Path, cache: &Path, what: &str) -> Repository {
+fn assert_healthy(fx: &Fixture, dir: &Path, cache: &Path, what: &str) -> ReadRepository {
     let repo = open_local(dir, &fx.keys, fx.key_id, cache);
     let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
     assert_eq!(report.errors(), 0, "{what}: check found errors: {:#?}", report.findings);
@@ -224,6 +224,7 @@ fn a_planted_key_file_cannot_stop_the_real_key_from_opening() {
     bytes.extend_from_slice(&postcard::to_allocvec(&planted).unwrap());
     write(&dir.join("keys").join("0".repeat(64)), &bytes);
     let repo = Repository::open(local(&dir), PASSWORD, &opts(&fx.base.join("c-planted")))
+        .and_then(|r| r.readable())
         .unwrap_or_else(|e| panic!("the planted key file stopped the open: {e}"));
     restore_matches(&repo, &fx.first, &fx.src_a, &fx.base.join("r-planted"));
 }

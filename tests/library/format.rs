@@ -25,10 +25,11 @@ use cairn::codec::packer::PackBuilder;
 use cairn::compress::Compression;
 use cairn::config::{self, Config, ConfigV1};
 use cairn::crypto::{self, KdfParams, MasterKeys, ObjectKind, Secret, Session};
-use cairn::id::{pack_path, BlobId, BlobKind, IndexId, KeyId, PackId, RepoId, SnapshotId};
+use cairn::id::{BlobId, BlobKind, IndexId, KeyId, PackId, RepoId, SnapshotId};
 use cairn::index::{IndexBlob, IndexFile, IndexPack};
 use cairn::keyfile;
-use cairn::lease::{self, Lease, PruneMark};
+use cairn::layout::{pack_path, Object, ObjectType, StoredId};
+use cairn::lease::{Lease, PruneMark};
 use cairn::pack::{PackEntry, PackHeader};
 use cairn::repository::{InitOptions, OpenOptions, Repository};
 use cairn::snapshot::{self, Snapshot, SnapshotV1, Source, Summary};
@@ -922,9 +923,9 @@ fn vector_configs() {
     let (c1, c2) = vconfigs();
     let b1 = hx("/configs/0/bytes");
     let b2 = hx("/configs/1/bytes");
-    assert_eq!(config::path(1), text("/configs/0/path"));
-    assert_eq!(config::path(2), text("/configs/1/path"));
-    assert_eq!(config::parse_path("config/0000000002"), Some(2));
+    assert_eq!(Object::Config(1).path(), text("/configs/0/path"));
+    assert_eq!(Object::Config(2).path(), text("/configs/1/path"));
+    assert_eq!(Object::parse("config/0000000002"), Some(Object::Config(2)));
     // Configs are deterministic: encoding must reproduce the frozen bytes exactly, MAC included.
     assert_eq!(object::encode_config(&keys, 1, &c1), b1, "config encoding changed (format-spec §9.1)");
     assert_eq!(object::encode_config(&keys, 2, &c2), b2);
@@ -945,7 +946,7 @@ fn vector_lease_and_prune_mark() {
     let keys = vkeys();
     let path = text("/lease/path");
     let eph = hx32("/session/ephemeral_public");
-    assert_eq!(lease::lease_path(&eph, 0), path);
+    assert_eq!(Object::Lease { session: eph, seq: 0 }.path(), path);
     assert_eq!(path, format!("leases/{}-00000000", hex::encode(eph)));
     let bytes = hx("/lease/bytes");
     assert_eq!(object::encode_lease(&keys, path, &vlease()), bytes, "lease encoding changed (format-spec §10.1)");
@@ -963,7 +964,10 @@ fn vector_lease_and_prune_mark() {
     };
     r.end();
     assert_eq!(by_hand, vlease());
-    assert!(object::decode_lease(&keys, &lease::lease_path(&eph, 1), &bytes).is_err(), "the MAC binds the path");
+    assert!(
+        object::decode_lease(&keys, &Object::Lease { session: eph, seq: 1 }.path(), &bytes).is_err(),
+        "the MAC binds the path"
+    );
 
     let mpath = text("/prune_mark/path");
     let mbytes = hx("/prune_mark/bytes");
@@ -1336,7 +1340,7 @@ proptest! {
                                  condemned in prop::collection::vec((arb_blob_kind(), any::<[u8; 32]>().prop_map(PackId)), 0..5)) {
         let keys = vkeys();
         let session = crypto::random_32();
-        let path = lease::lease_path(&session, seq);
+        let path = Object::Lease { session, seq }.path();
         let l = Lease::V1 { session, seq, host, pid, duration_secs: 3600, operation: "backup".into(), client_time: t };
         let bytes = object::encode_lease(&keys, &path, &l);
         prop_assert_eq!(object::decode_lease(&keys, &path, &bytes).unwrap(), l);
@@ -1434,8 +1438,8 @@ fn xof(seed: &str, len: usize) -> Vec<u8> {
 /// Every (kind, id) → pack of every index file in the repository.
 fn indexed_blobs(repo: &Repository) -> Vec<(BlobKind, BlobId, PackId, [u8; 32])> {
     let mut out = Vec::new();
-    for o in repo.backend().list("index/").unwrap() {
-        let id = IndexId::from_hex(o.path.strip_prefix("index/").unwrap()).unwrap();
+    for o in repo.backend().list(ObjectType::Index.dir()).unwrap() {
+        let id = IndexId::from_path(&o.path).unwrap();
         for p in repo.read_index(&id).unwrap().packs() {
             for b in &p.blobs {
                 out.push((b.kind, b.id, p.id, p.sessions[b.session as usize]));
@@ -1459,8 +1463,9 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
     let kdf = KdfParams::MINIMUM;
 
     // 1. A full key makes the repository and a first backup, and adds a write-only key file.
-    let full =
-        Repository::init(backend.clone(), b"full password", &InitOptions::default(), &opts("cache-full")).unwrap();
+    let full = Repository::init(backend.clone(), b"full password", &InitOptions::default(), &opts("cache-full"))
+        .and_then(|r| r.readable())
+        .unwrap();
     let r1 = backup(&full, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
     let snap1 = r1.snapshot_id.unwrap();
     assert!(r1.summary.bytes_added >= 4 * 1024 * 1024, "{:?}", r1.summary);
@@ -1495,7 +1500,11 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
 
     // 4. It cannot unseal anything the first session wrote.
     let (_, old_id, old_pack, old_session) = *before.iter().find(|b| b.0 == BlobKind::Data).unwrap();
-    assert!(wo.read_blob(BlobKind::Data, &old_id).is_err(), "a write-only key read another session's blob");
+    // Reading takes a ReadRepository, which a write-only key does not get: `wo.read_blob` and
+    // `wo.load_snapshot` do not compile. Below that, the keys themselves cannot open anything.
+    let e = wo.readable().err().expect("a write-only key got a readable handle");
+    assert_eq!(e.kind(), cairn::error::ErrorKind::Key, "{e}");
+    assert!(e.to_string().contains("write-only"), "{e}");
     assert!(Session::for_reading(wo.keys(), &old_session).is_err());
     let loc = wo.locate(BlobKind::Data, &old_id).unwrap().into_iter().find(|l| l.pack == old_pack).unwrap();
     let sealed = backend.read_range(&pack_path(BlobKind::Data, &old_pack), loc.offset, loc.length as u64).unwrap();
@@ -1505,13 +1514,16 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
             .is_err(),
         "a session key of the write-only key must not open another session's blob"
     );
-    assert!(wo.load_snapshot(&snap1).is_err(), "a write-only key read a snapshot");
-    assert!(wo.load_snapshot(&snap2).is_err(), "a write-only key read back its own snapshot after the session");
+    for (snap, what) in [(snap1, "a snapshot"), (snap2, "its own snapshot after the session")] {
+        let bytes = backend.read(&snap.path()).unwrap();
+        assert!(object::decode_snapshot(wo.keys(), &snap, &bytes).is_err(), "a write-only key read {what}");
+    }
     assert!(wo.add_key(b"escalate", false, kdf).is_err(), "a write-only key made a full key");
     drop(wo);
 
     // 5. The full key reads both snapshots, and the write-only session's data restores byte for byte.
-    let full = Repository::open(backend.clone(), b"full password", &opts("cache-full2")).unwrap();
+    let full =
+        Repository::open(backend.clone(), b"full password", &opts("cache-full2")).and_then(|r| r.readable()).unwrap();
     full.sync_index().unwrap();
     let snaps: Vec<SnapshotId> = full.list_snapshots().unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(snaps.len(), 2);
@@ -1535,41 +1547,45 @@ fn config_chain_selects_the_highest_chained_config() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = open_url("memory://format-config-chain").unwrap();
     let opts = OpenOptions { cache_root: Some(tmp.path().join("cache")), no_cache: false };
-    let repo = Repository::init(backend.clone(), b"pw", &InitOptions::default(), &opts).unwrap();
+    let repo =
+        Repository::init(backend.clone(), b"pw", &InitOptions::default(), &opts).and_then(|r| r.readable()).unwrap();
     let keys = repo.keys().clone();
     let key_id = repo.key_id();
     assert_eq!(repo.config_number(), 1);
     let c1 = repo.config().clone();
     drop(repo);
-    let stored1 = backend.read(&config::path(1)).unwrap();
+    let stored1 = backend.read(&Object::Config(1).path()).unwrap();
     let reopen = |name: &str| {
         let o = OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false };
-        Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).unwrap()
+        Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).unwrap()
     };
 
     // A MACed `config/0000000000` that claims a predecessor never chains (and must not underflow).
     let mut c0 = c1.v1().clone();
     c0.previous = Some(*blake3::hash(&stored1).as_bytes());
-    backend.write_new(&config::path(0), &object::encode_config(&keys, 0, &Config::V1(c0))).unwrap();
+    backend.write_new(&Object::Config(0).path(), &object::encode_config(&keys, 0, &Config::V1(c0))).unwrap();
     assert_eq!(reopen("c0").config_number(), 1);
-    backend.delete(&config::path(1)).unwrap();
+    backend.delete(&Object::Config(1).path()).unwrap();
     let o = OpenOptions { cache_root: Some(tmp.path().join("c0-alone")), no_cache: false };
-    assert!(Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).is_err(), "nothing chains");
-    backend.write_new(&config::path(1), &stored1).unwrap();
+    assert!(
+        Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).is_err(),
+        "nothing chains"
+    );
+    backend.write_new(&Object::Config(1).path(), &stored1).unwrap();
 
     // A valid config/2 that names the wrong predecessor is ignored.
     let mut bad = c1.v1().clone();
     bad.previous = Some([0; 32]);
     bad.pack_size = 1 << 20;
-    backend.write_new(&config::path(2), &object::encode_config(&keys, 2, &Config::V1(bad))).unwrap();
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(bad))).unwrap();
     assert_eq!(reopen("bad").config_number(), 1);
-    backend.delete(&config::path(2)).unwrap();
+    backend.delete(&Object::Config(2).path()).unwrap();
 
     // A config/2 that chains to config/1 rules.
     let mut good = c1.v1().clone();
     good.previous = Some(*blake3::hash(&stored1).as_bytes());
     good.min_writer_version = config::WRITER_VERSION + 1;
-    backend.write_new(&config::path(2), &object::encode_config(&keys, 2, &Config::V1(good))).unwrap();
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(good))).unwrap();
     let r = reopen("good");
     assert_eq!(r.config_number(), 2);
     assert!(r.check_writer_version().is_err(), "a higher min_writer_version stops older writers");
@@ -1578,7 +1594,7 @@ fn config_chain_selects_the_highest_chained_config() {
     let mut other = keys.clone();
     other.writer_key = Secret([1; 32]);
     let mut c3 = c1.v1().clone();
-    c3.previous = Some(*blake3::hash(&backend.read(&config::path(2)).unwrap()).as_bytes());
-    backend.write_new(&config::path(3), &object::encode_config(&other, 3, &Config::V1(c3))).unwrap();
+    c3.previous = Some(*blake3::hash(&backend.read(&Object::Config(2).path()).unwrap()).as_bytes());
+    backend.write_new(&Object::Config(3).path(), &object::encode_config(&other, 3, &Config::V1(c3))).unwrap();
     assert_eq!(reopen("forged").config_number(), 2);
 }

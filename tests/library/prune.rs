@@ -11,8 +11,9 @@ use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, ReadData};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
+use cairn::layout::StoredId;
 use cairn::prune::{run, PruneLock, PruneOptions};
-use cairn::repository::Repository;
+use cairn::repository::{ReadRepository, Repository};
 use cairn::writer::{Writer, WriterOptions};
 use cairn::Error;
 use std::path::{Path, PathBuf};
@@ -72,11 +73,11 @@ fn fixture() -> Fx {
 
 impl Fx {
     /// Opens the repository at `dir` through plain storage with the cache `cache`.
-    fn repo(&self, dir: &Path, cache: &str) -> Repository {
+    fn repo(&self, dir: &Path, cache: &str) -> ReadRepository {
         open_local(dir, &self.keys, self.key_id, &self.base.join(cache))
     }
 
-    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (Repository, Arc<FaultBackend>) {
+    fn faulty(&self, dir: &Path, plan: FaultPlan, cache: &str) -> (ReadRepository, Arc<FaultBackend>) {
         let (repo, fb) = open_faulty(dir, plan, &self.keys, self.key_id, &self.base.join(cache));
         (repo.unwrap(), fb)
     }
@@ -103,7 +104,7 @@ fn assert_intact(fx: &Fx, dir: &Path, what: &str) {
 }
 
 /// Runs eager prunes until nothing is left to do; returns how many runs it took.
-fn settle(repo: &Repository) -> usize {
+fn settle(repo: &ReadRepository) -> usize {
     let mut o = eager();
     o.break_lock = true;
     for i in 1..=4 {
@@ -237,7 +238,7 @@ fn one_prune_at_a_time_and_a_crashed_holder_can_be_broken() {
     let repo = fx.repo(&dir, "c1");
     let lock = PruneLock::acquire(&repo, 3600, false).unwrap();
     let e = run(&repo, &eager(), false).unwrap_err();
-    assert!(matches!(e, Error::Lease(_)), "{e}");
+    assert!(matches!(e, Error::Locked(_)), "{e}");
     assert!(e.to_string().contains("another prune"), "{e}");
     assert_eq!(e.exit_code(), cairn::error::exit::LOCKED);
     // A dry run needs no lock.
@@ -296,7 +297,9 @@ fn an_unusual_share_stops_the_sweep_unless_forced() {
     run(&repo, &o, false).unwrap();
     let packs = pack_files(&dir);
     let e = run(&repo, &o, false).unwrap_err();
-    assert!(e.to_string().contains("--force"), "{e}");
+    assert!(e.to_string().contains("more than the 50 %"), "{e}");
+    assert_eq!(e.lifted_by(), Some(cairn::error::Override::Force), "{e}");
+    assert_eq!(e.kind(), cairn::error::ErrorKind::Refused);
     assert_eq!(pack_files(&dir), packs);
     run(&repo, &PruneOptions { force: true, ..o }, false).unwrap();
     assert!(pack_files(&dir).is_empty(), "{:?}", pack_files(&dir));
@@ -494,7 +497,7 @@ fn a_snapshot_prune_cannot_read_stops_it_before_anything_is_deleted() {
     let dir = fx.base.join("repo");
     run(&fx.repo(&dir, "c1"), &eager(), false).unwrap();
     // Damage the kept snapshot's manifest: it may reference anything, so the sweep must not guess.
-    let snap = dir.join(format!("snapshots/{}", fx.kept));
+    let snap = dir.join(fx.kept.path());
     let mut b = std::fs::read(&snap).unwrap();
     let mid = b.len() / 2;
     b[mid] ^= 0x40;
@@ -512,10 +515,13 @@ fn prune_refuses_storage_without_conditional_create_unless_forced() {
     // OpenDAL's fs service cannot create an object only if its name is free.
     let backend: DynBackend = Arc::new(cairn::backend::opendal::OpendalBackend::fs(&dir).unwrap());
     assert!(!backend.guarantees().conditional_create);
-    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c-fs"))).unwrap();
+    let repo = Repository::open_with_keys(backend, fx.keys.clone(), fx.key_id, &opts(&fx.base.join("c-fs")))
+        .and_then(|r| r.readable())
+        .unwrap();
     let packs = pack_files(&dir);
     let e = run(&repo, &eager(), false).unwrap_err();
     assert!(e.to_string().contains("cannot keep two prunes apart"), "{e}");
+    assert_eq!(e.lifted_by(), Some(cairn::error::Override::Force), "{e}");
     assert_eq!(pack_files(&dir), packs);
     // A dry run is fine; so is --force.
     run(&repo, &eager(), true).unwrap();

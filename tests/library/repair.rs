@@ -5,14 +5,15 @@
 
 use super::fixtures::{init_local, snapshot_of, write};
 use cairn::check::{check, CheckOptions};
-use cairn::id::{pack_path, BlobId, BlobKind, SnapshotId};
+use cairn::id::{BlobId, BlobKind, SnapshotId};
+use cairn::layout::pack_path;
 use cairn::repair::{repair_snapshots, RepairSnapshotsOptions};
-use cairn::repository::Repository;
+use cairn::repository::ReadRepository;
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use cairn::tree::{NodeKind, TreeBlob};
 use std::path::Path;
 
-fn dir_tree(repo: &Repository, root: &BlobId, path: &Path) -> BlobId {
+fn dir_tree(repo: &ReadRepository, root: &BlobId, path: &Path) -> BlobId {
     match cairn::browse::find(repo, root, path).unwrap().unwrap().kind {
         NodeKind::Dir { tree } => tree,
         other => panic!("{path:?} is a {other:?}"),
@@ -20,7 +21,7 @@ fn dir_tree(repo: &Repository, root: &BlobId, path: &Path) -> BlobId {
 }
 
 /// Flips a byte in the middle of a tree blob inside its pack, so that it no longer opens.
-fn damage_tree_blob(repo: &Repository, dir: &Path, id: &BlobId) {
+fn damage_tree_blob(repo: &ReadRepository, dir: &Path, id: &BlobId) {
     let loc = repo.locate(BlobKind::Tree, id).unwrap().remove(0);
     let pack = dir.join(pack_path(BlobKind::Tree, &loc.pack));
     let mut bytes = std::fs::read(&pack).unwrap();

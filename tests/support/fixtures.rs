@@ -9,7 +9,7 @@ use cairn::backend::DynBackend;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::crypto::MasterKeys;
 use cairn::id::{KeyId, SnapshotId};
-use cairn::repository::{InitOptions, OpenOptions, Repository};
+use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,13 +66,13 @@ pub fn local(dir: &Path) -> DynBackend {
 }
 
 /// A new repository at `dir` with default settings.
-pub fn init_local(dir: &Path, password: &[u8], cache: &Path) -> Repository {
-    Repository::init(local(dir), password, &InitOptions::default(), &opts(cache)).unwrap()
+pub fn init_local(dir: &Path, password: &[u8], cache: &Path) -> ReadRepository {
+    Repository::init(local(dir), password, &InitOptions::default(), &opts(cache)).and_then(|r| r.readable()).unwrap()
 }
 
 /// The repository at `dir` through plain storage, opened with known keys.
-pub fn open_local(dir: &Path, keys: &MasterKeys, key_id: KeyId, cache: &Path) -> Repository {
-    Repository::open_with_keys(local(dir), keys.clone(), key_id, &opts(cache)).unwrap()
+pub fn open_local(dir: &Path, keys: &MasterKeys, key_id: KeyId, cache: &Path) -> ReadRepository {
+    Repository::open_with_keys(local(dir), keys.clone(), key_id, &opts(cache)).and_then(|r| r.readable()).unwrap()
 }
 
 /// The repository at `dir` behind a fault-injecting layer with `plan`, and that layer (for its counts).
@@ -82,9 +82,9 @@ pub fn open_faulty(
     keys: &MasterKeys,
     key_id: KeyId,
     cache: &Path,
-) -> (cairn::Result<Repository>, Arc<FaultBackend>) {
+) -> (cairn::Result<ReadRepository>, Arc<FaultBackend>) {
     let fb = Arc::new(FaultBackend::new(local(dir), plan));
-    (Repository::open_with_keys(fb.clone(), keys.clone(), key_id, &opts(cache)), fb)
+    (Repository::open_with_keys(fb.clone(), keys.clone(), key_id, &opts(cache)).and_then(|r| r.readable()), fb)
 }
 
 /// Backs up `src` with default options and returns the snapshot id.
@@ -101,7 +101,7 @@ pub fn rand_name() -> String {
 }
 
 /// Restores `snap` into `target` and asserts its files equal those of `src` byte for byte.
-pub fn restore_matches(repo: &Repository, snap: &SnapshotId, src: &Path, target: &Path) {
+pub fn restore_matches(repo: &ReadRepository, snap: &SnapshotId, src: &Path, target: &Path) {
     let s = repo.load_snapshot(snap).unwrap();
     let o = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
     let r = restore(repo, &s.root(), None, &o, &NoRestoreProgress).unwrap();

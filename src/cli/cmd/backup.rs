@@ -119,7 +119,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
 
     let repo = open::open(&ctx.g, &ctx.out)?;
     let parent = match &a.parent {
-        Some(p) => Some(select::select(&repo, p, &Filter::default())?.0),
+        Some(p) => Some(select::select(&repo.clone().readable()?, p, &Filter::default())?.0),
         None => None,
     };
     let opts = BackupOptions {

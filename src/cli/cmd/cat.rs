@@ -41,24 +41,26 @@ fn dump<T: Serialize>(ctx: &Ctx, doc: &T) -> anyhow::Result<Outcome> {
 }
 
 pub fn run(ctx: &Ctx, c: CatCommand) -> anyhow::Result<Outcome> {
-    let repo = match c {
-        CatCommand::Config | CatCommand::Key { .. } => open::open(&ctx.g, &ctx.out)?,
-        _ => open::open_reader(&ctx.g, &ctx.out)?,
-    };
+    // The config and key files are readable with any key, write-only ones included.
+    let reader = || open::open_reader(&ctx.g, &ctx.out);
     match c {
-        CatCommand::Config => dump(ctx, &ConfigDoc { number: repo.config_number(), config: repo.config() }),
-        CatCommand::Snapshot { id } => {
-            let (id, snapshot) = select::select(&repo, &id, &Filter::default())?;
-            dump(ctx, &SnapshotDoc { id, snapshot })
+        CatCommand::Config => {
+            let repo = open::open(&ctx.g, &ctx.out)?;
+            dump(ctx, &ConfigDoc { number: repo.config_number(), config: repo.config() })
         }
-        CatCommand::Tree { id } => dump(ctx, &repo.read_tree_blob(&id)?),
-        CatCommand::Index { id } => dump(ctx, &repo.read_index(&id)?),
         CatCommand::Key { id } => {
+            let repo = open::open(&ctx.g, &ctx.out)?;
             let id = repo.resolve_key(&id.0)?;
             dump(ctx, &repo.key_file_info(&id)?)
         }
+        CatCommand::Snapshot { id } => {
+            let (id, snapshot) = select::select(&reader()?, &id, &Filter::default())?;
+            dump(ctx, &SnapshotDoc { id, snapshot })
+        }
+        CatCommand::Tree { id } => dump(ctx, &reader()?.read_tree_blob(&id)?),
+        CatCommand::Index { id } => dump(ctx, &reader()?.read_index(&id)?),
         CatCommand::Blob { id } => {
-            let data = repo.read_blob(BlobKind::Data, &id)?;
+            let data = reader()?.read_blob(BlobKind::Data, &id)?;
             if ctx.out.json() {
                 dump(ctx, &BlobDoc { id, length: data.len(), hex: hex::encode(&data) })
             } else {

@@ -5,7 +5,7 @@ use super::forget::ForgetDoc;
 use crate::cli::args::PruneArgs;
 use crate::cli::output::Text;
 use crate::cli::{open, Ctx, Outcome};
-use cairn::id::pack_path;
+use cairn::layout::pack_path;
 use cairn::prune::{PruneOptions, PrunePlan, PruneReport};
 use cairn::units::{human_bytes, human_secs};
 use std::io::Write;

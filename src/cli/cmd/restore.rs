@@ -52,7 +52,7 @@ struct Restored<'a> {
 }
 
 /// The snapshot to restore: the argument, or the one `--as-of` picks.
-fn choose(repo: &cairn::repository::Repository, a: &RestoreArgs) -> anyhow::Result<(SnapshotId, Snapshot)> {
+fn choose(repo: &cairn::repository::ReadRepository, a: &RestoreArgs) -> anyhow::Result<(SnapshotId, Snapshot)> {
     let filter = a.filter.filter();
     let Some(t) = a.as_of else {
         let spec =

@@ -31,15 +31,16 @@ pub fn backup(
     let host = opts.host.clone().unwrap_or_else(hostname);
     let (paths, snap_source) = resolve(&source)?;
     let path_bytes: Vec<Vec<u8>> = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
-    let parent = match opts.parent {
-        Some(p) => Some(p),
-        None if repo.keys().can_read() => repo
+    let parent = match (opts.parent, repo.readable().ok()) {
+        (Some(p), _) => Some(p),
+        (None, Some(reader)) => reader
             .list_snapshots()?
             .into_iter()
             .rev()
             .find(|(_, s)| s.host() == host && s.paths() == path_bytes)
             .map(|(id, _)| id),
-        None => None,
+        // A write-only key cannot read earlier snapshots to pick a parent.
+        (None, None) => None,
     };
     let wopts = WriterOptions {
         compression: opts.compression.unwrap_or_else(|| repo.default_compression()),
@@ -135,7 +136,7 @@ pub fn backup(
             warnings: vec![],
             bytes_read: 0,
             command_status: None,
-            command_error: Some(Error::Invalid("the walker thread panicked".into())),
+            command_error: Some(Error::Internal("the walker thread panicked".into())),
         });
         (res, walked)
     });
@@ -171,7 +172,7 @@ pub fn backup(
     if !matches!(snap_source, Source::Files) && !errors.is_empty() {
         writer.abandon();
         let e = &errors[0];
-        return Err(Error::Invalid(format!("reading the stream failed: {}", e.message)));
+        return Err(Error::io(&e.path, std::io::Error::other(format!("reading the stream failed: {}", e.message))));
     }
     builder.flush_cache(true)?;
     let root_frame = builder.stack.pop().expect("root frame");

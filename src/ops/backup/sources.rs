@@ -14,7 +14,7 @@ pub(super) fn resolve(source: &BackupSource) -> Result<(Vec<PathBuf>, Source)> {
     Ok(match source {
         BackupSource::Paths(p) => {
             if p.is_empty() {
-                return Err(Error::Invalid("nothing to back up: give at least one path".into()));
+                return Err(Error::Usage("nothing to back up: give at least one path".into()));
             }
             let mut abs = p.iter().map(|x| absolute(x)).collect::<Result<Vec<_>>>()?;
             abs.sort();
@@ -106,7 +106,7 @@ pub(super) fn walk_source(
 
 pub(super) fn check_stream_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
-        return Err(Error::Invalid(format!("--stdin-filename {name:?} must be a plain file name")));
+        return Err(Error::Usage(format!("stream file name {name:?} must be a plain file name")));
     }
     Ok(())
 }

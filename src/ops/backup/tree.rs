@@ -84,7 +84,7 @@ impl Builder<'_> {
                 for m in msgs {
                     match m {
                         FileMsg::Chunk(rx) => {
-                            let id = rx.recv().map_err(|_| Error::Invalid("a worker stopped".into()))??;
+                            let id = rx.recv().map_err(|_| Error::Internal("a worker stopped".into()))??;
                             ids.push(id);
                         }
                         FileMsg::Done { size, error } => outcome = Some((size, error)),

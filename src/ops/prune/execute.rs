@@ -7,15 +7,16 @@ use super::{cancelled, PruneOptions, PrunePlan, PruneReport, Repack};
 use crate::cache::Location;
 use crate::codec::object;
 use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobKind, PackId};
+use crate::id::{BlobKind, PackId};
 use crate::index::IndexPack;
+use crate::layout::{pack_path, Object, StoredId};
 use crate::lease::PruneMark;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::time::Time;
 use crate::writer::{Writer, WriterOptions};
 
 /// Carries out a plan made under `lock`.
-pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &PruneLock) -> Result<PruneReport> {
+pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, lock: &PruneLock) -> Result<PruneReport> {
     let b = repo.backend();
     let mut report = PruneReport::default();
 
@@ -38,7 +39,7 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
         lock.ensure()?;
         for id in &s.old_index {
             cancelled(opts)?;
-            b.delete(&format!("index/{id}"))?;
+            b.delete(&id.path())?;
             report.replaced_index += 1;
         }
         for r in &s.delete {
@@ -49,8 +50,8 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
         }
         report.rescued_packs = s.rescued.len();
         for m in &s.marks {
-            b.delete(&format!("prune/wait-{m}"))?;
-            b.delete(&format!("prune/mark-{m}"))?;
+            b.delete(&Object::Wait(m.clone()).path())?;
+            b.delete(&Object::Mark(m.clone()).path())?;
         }
         // This process's cache still names the replaced files: the sync finds them gone and
         // rebuilds it from storage.
@@ -85,7 +86,7 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
             // A long repack may outlive the lock; a mark made after another prune took over would race it.
             lock.ensure()?;
             let suffix = hex::encode(crate::crypto::random_32());
-            let path = format!("prune/mark-{suffix}");
+            let path = Object::Mark(suffix.clone()).path();
             let mark =
                 PruneMark::V1 { created: Time::now(), condemned: condemned.clone(), snapshots: m.snapshots.clone() };
             b.write_new(&path, &object::encode_prune_mark(repo.keys(), &path, &mark))?;
@@ -98,17 +99,20 @@ pub fn execute(repo: &Repository, opts: &PruneOptions, plan: &PrunePlan, lock: &
 }
 
 /// Stores the referenced blobs of one pack again through `w`; returns how many.
-pub(super) fn repack_one(repo: &Repository, w: &Writer, r: &Repack) -> Result<u64> {
+pub(super) fn repack_one(repo: &ReadRepository, w: &Writer, r: &Repack) -> Result<u64> {
     let ip = &r.entry;
-    let path = pack_path(ip.kind, &ip.id);
-    let bytes = repo.backend().read(&path)?;
+    let pack = Object::Pack(ip.kind, ip.id);
+    let bytes = repo.backend().read(&pack.path())?;
     if bytes.len() as u64 != ip.size {
-        return Err(Error::corrupt("pack", &path, format!("{} bytes, the index says {}", bytes.len(), ip.size)));
+        return Err(Error::corrupt(pack, format!("{} bytes, the index says {}", bytes.len(), ip.size)));
     }
     let mut n = 0;
     for &i in &r.used {
         let bl = &ip.blobs[i];
-        let session = *ip.sessions.get(bl.session as usize).ok_or_else(|| Error::corrupt("index", &path, "session"))?;
+        let session = *ip
+            .sessions
+            .get(bl.session as usize)
+            .ok_or_else(|| Error::corrupt(pack.clone(), "its index entry names no such session"))?;
         let loc = Location {
             kind: bl.kind,
             pack: ip.id,
@@ -119,7 +123,7 @@ pub(super) fn repack_one(repo: &Repository, w: &Writer, r: &Repack) -> Result<u6
         };
         let start = bl.offset as usize;
         let end = start.saturating_add(bl.length as usize);
-        let sealed = bytes.get(start..end).ok_or_else(|| Error::corrupt("pack", &path, "blob past its end"))?;
+        let sealed = bytes.get(start..end).ok_or_else(|| Error::corrupt(pack.clone(), "blob past its end"))?;
         let plain = repo.open_blob_at(&loc, &bl.id, sealed)?;
         if w.store_with_id(bl.kind, bl.id, &plain)? {
             n += 1;

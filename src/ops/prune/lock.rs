@@ -3,20 +3,21 @@
 
 use crate::codec::object;
 use crate::error::{Error, Result};
-use crate::lease::{self, MaintenanceLock};
+use crate::layout::{Object, ObjectType};
+use crate::lease::MaintenanceLock;
 use crate::repository::{hostname, Repository};
 use crate::time::Time;
 
 /// The backend's current time: the stamp of a fresh probe object (format-spec §10.6).
 pub fn backend_now(repo: &Repository) -> Result<Time> {
-    let path = format!("prune/clock-{}", hex::encode(crate::crypto::random_32()));
+    let path = Object::Clock(crate::crypto::random_32()).path();
     let b = repo.backend();
     b.write_new(&path, b"t")?;
     let info = b.stat(&path);
     let _ = b.delete(&path);
     match info?.and_then(|i| i.modified) {
         Some(t) => Ok(t),
-        None => Err(Error::Invalid(format!(
+        None => Err(Error::refused(format!(
             "{}: the storage reports no modification times; prune needs them to measure the grace period",
             b.location()
         ))),
@@ -43,7 +44,7 @@ pub struct PruneLock<'r> {
 }
 
 impl<'r> PruneLock<'r> {
-    /// Takes the lock, or fails with [`Error::Lease`] naming who holds it.
+    /// Takes the lock, or fails with [`Error::Locked`] naming who holds it.
     pub fn acquire(repo: &'r Repository, duration: u64, break_lock: bool) -> Result<Self> {
         let b = repo.backend();
         let now = backend_now(repo)?;
@@ -51,11 +52,11 @@ impl<'r> PruneLock<'r> {
         let next = match links.last() {
             None => 0,
             Some((n, info)) => {
-                let path = lease::lock_path(*n);
+                let path = Object::Lock(*n).path();
                 let bytes = b.read(&path)?;
                 match object::decode_lock(repo.keys(), &path, &bytes) {
                     Err(e) if !break_lock => {
-                        return Err(Error::Lease(format!(
+                        return Err(Error::Locked(format!(
                             "the maintenance lock {path} does not verify ({e}); make sure no prune runs, then delete it"
                         )))
                     }
@@ -65,7 +66,7 @@ impl<'r> PruneLock<'r> {
                         let expired = stamped.secs.saturating_add(duration_secs as i64) <= now.secs;
                         let dead = host == hostname() && !pid_alive(pid);
                         if !released && !expired && !dead && !break_lock {
-                            return Err(Error::Lease(format!(
+                            return Err(Error::Locked(format!(
                                 "another prune holds the repository (host {host}, pid {pid}, since {}, lock {path})",
                                 stamped.to_rfc3339()
                             )));
@@ -76,7 +77,7 @@ impl<'r> PruneLock<'r> {
             }
         };
         let holder = crate::crypto::random_32();
-        let path = lease::lock_path(next);
+        let path = Object::Lock(next).path();
         let link = MaintenanceLock::V1 {
             holder,
             host: hostname(),
@@ -87,13 +88,13 @@ impl<'r> PruneLock<'r> {
         };
         b.write_new(&path, &object::encode_lock(repo.keys(), &path, &link)).map_err(|e| {
             if e.is_exists() {
-                Error::Lease(format!("another prune took the maintenance lock ({path}) at the same moment"))
+                Error::Locked(format!("another prune took the maintenance lock ({path}) at the same moment"))
             } else {
                 e
             }
         })?;
         if Self::links(repo)?.iter().any(|(n, _)| *n > next) {
-            return Err(Error::Lease("another prune took the maintenance lock at the same moment".into()));
+            return Err(Error::Locked("another prune took the maintenance lock at the same moment".into()));
         }
         let stamped = b.stat(&path)?.and_then(|i| i.modified).unwrap_or(now);
         Ok(PruneLock { repo, n: next, holder, stamped, duration, released: false })
@@ -102,9 +103,12 @@ impl<'r> PruneLock<'r> {
     fn links(repo: &Repository) -> Result<Vec<(u64, Option<Time>)>> {
         let mut v: Vec<(u64, Option<Time>)> = repo
             .backend()
-            .list("prune/")?
+            .list(ObjectType::Lock.dir())?
             .into_iter()
-            .filter_map(|o| lease::parse_lock_path(&o.path).map(|n| (n, o.modified)))
+            .filter_map(|o| match Object::parse(&o.path) {
+                Some(Object::Lock(n)) => Some((n, o.modified)),
+                _ => None,
+            })
             .collect();
         v.sort_by_key(|(n, _)| *n);
         Ok(v)
@@ -116,13 +120,13 @@ impl<'r> PruneLock<'r> {
         let now = backend_now(self.repo)?;
         // Leave a margin for the step about to run.
         if now.secs.saturating_add(60) >= self.stamped.secs.saturating_add(self.duration as i64) {
-            return Err(Error::Lease(format!(
+            return Err(Error::Locked(format!(
                 "the maintenance lock expired (taken {}); stopped before deleting more",
                 self.stamped.to_rfc3339()
             )));
         }
         if Self::links(self.repo)?.iter().any(|(n, _)| *n > self.n) {
-            return Err(Error::Lease("the maintenance lock was taken over; stopped".into()));
+            return Err(Error::Locked("the maintenance lock was taken over; stopped".into()));
         }
         Ok(now)
     }
@@ -140,7 +144,7 @@ impl<'r> PruneLock<'r> {
 
     fn write_release(&self) -> Result<()> {
         let b = self.repo.backend();
-        let path = lease::lock_path(self.n + 1);
+        let path = Object::Lock(self.n + 1).path();
         let link = MaintenanceLock::V1 {
             holder: self.holder,
             host: hostname(),
@@ -152,7 +156,7 @@ impl<'r> PruneLock<'r> {
         b.write_new(&path, &object::encode_lock(self.repo.keys(), &path, &link))?;
         for (n, _) in Self::links(self.repo)? {
             if n <= self.n {
-                b.delete(&lease::lock_path(n))?;
+                b.delete(&Object::Lock(n).path())?;
             }
         }
         Ok(())

@@ -5,7 +5,8 @@ use super::lock::backend_now;
 use super::PruneOptions;
 use crate::codec::object;
 use crate::error::Result;
-use crate::lease::{self, PruneMark, PruneWait};
+use crate::layout::{Object, ObjectType};
+use crate::lease::{PruneMark, PruneWait};
 use crate::repository::Repository;
 use crate::time::Time;
 use std::collections::{HashMap, HashSet};
@@ -21,14 +22,17 @@ pub(super) struct StoredMark {
 
 pub(super) fn stored_marks(repo: &Repository, warnings: &mut Vec<String>) -> Result<Vec<StoredMark>> {
     let b = repo.backend();
-    let listing = b.list("prune/")?;
+    let listing = b.list(ObjectType::Mark.dir())?;
     let waits: HashMap<String, Option<Time>> = listing
         .iter()
-        .filter_map(|o| o.path.strip_prefix("prune/wait-").map(|s| (s.to_string(), o.modified)))
+        .filter_map(|o| match Object::parse(&o.path) {
+            Some(Object::Wait(s)) => Some((s, o.modified)),
+            _ => None,
+        })
         .collect();
     let mut out = Vec::new();
     for o in &listing {
-        let Some(suffix) = o.path.strip_prefix("prune/mark-") else { continue };
+        let Some(Object::Mark(suffix)) = Object::parse(&o.path) else { continue };
         let mark = match object::decode_prune_mark(repo.keys(), &o.path, &b.read(&o.path)?) {
             Ok(m) => m,
             Err(e) => {
@@ -38,8 +42,8 @@ pub(super) fn stored_marks(repo: &Repository, warnings: &mut Vec<String>) -> Res
         };
         let mut wait = None;
         let mut wait_invalid = false;
-        if let Some(t) = waits.get(suffix) {
-            let path = format!("prune/wait-{suffix}");
+        if let Some(t) = waits.get(&suffix) {
+            let path = Object::Wait(suffix.clone()).path();
             match (object::decode_wait(repo.keys(), &path, &b.read(&path)?), t) {
                 (Ok(w), Some(t)) => wait = Some((w, *t)),
                 (Ok(_), None) => wait_invalid = true,
@@ -49,7 +53,7 @@ pub(super) fn stored_marks(repo: &Repository, warnings: &mut Vec<String>) -> Res
                 }
             }
         }
-        out.push(StoredMark { suffix: suffix.to_string(), mark, wait, wait_invalid });
+        out.push(StoredMark { suffix, mark, wait, wait_invalid });
     }
     Ok(out)
 }
@@ -57,8 +61,8 @@ pub(super) fn stored_marks(repo: &Repository, warnings: &mut Vec<String>) -> Res
 /// Sessions whose newest lease object is alive by backend time `now`.
 pub(super) fn live_sessions(repo: &Repository, now: Time, timeout: i64) -> Result<HashSet<[u8; 32]>> {
     let mut newest: HashMap<[u8; 32], i64> = HashMap::new();
-    for o in repo.backend().list("leases/")? {
-        let Some((session, _)) = lease::parse_lease_path(&o.path) else { continue };
+    for o in repo.backend().list(ObjectType::Lease.dir())? {
+        let Some(Object::Lease { session, .. }) = Object::parse(&o.path) else { continue };
         // An object without a time counts as written now.
         let t = o.modified.map(|t| t.secs).unwrap_or(now.secs);
         let e = newest.entry(session).or_insert(t);
@@ -72,7 +76,7 @@ pub(super) fn write_wait(repo: &Repository, suffix: &str, opts: &PruneOptions) -
     let now = backend_now(repo)?;
     let mut sessions: Vec<[u8; 32]> = live_sessions(repo, now, opts.lease_timeout_secs)?.into_iter().collect();
     sessions.sort();
-    let path = format!("prune/wait-{suffix}");
+    let path = Object::Wait(suffix.to_string()).path();
     let w = PruneWait::V1 { created: Time::now(), sessions };
     repo.backend().write_new(&path, &object::encode_wait(repo.keys(), &path, &w))
 }

@@ -15,11 +15,11 @@ pub use execute::execute;
 pub use lock::{backend_now, PruneLock};
 pub use plan::plan;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Override, Result};
 use crate::id::{BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::lease;
-use crate::repository::Repository;
+use crate::repository::{ReadRepository, Repository};
 use crate::time::Time;
 use serde::Serialize;
 
@@ -222,15 +222,18 @@ fn refuse_unsafe_storage(repo: &Repository, opts: &PruneOptions) -> Result<()> {
     if why.is_empty() || opts.force {
         return Ok(());
     }
-    Err(Error::Invalid(format!(
-        "prune refuses to run on {}: {}. Nothing was changed. If only one host ever prunes this repository and no backup runs during prune, --force overrides",
-        repo.backend().location(),
-        why.join("; ")
-    )))
+    Err(Error::refused_unless(
+        format!(
+            "prune refuses to run on {}: {}. Nothing was changed. Safe to override only if one host alone ever prunes this repository and no backup runs during prune",
+            repo.backend().location(),
+            why.join("; ")
+        ),
+        Override::Force,
+    ))
 }
 
 /// Runs prune: takes the lock, plans, and unless `dry_run` carries the plan out.
-pub fn run(repo: &Repository, opts: &PruneOptions, dry_run: bool) -> Result<(PrunePlan, Option<PruneReport>)> {
+pub fn run(repo: &ReadRepository, opts: &PruneOptions, dry_run: bool) -> Result<(PrunePlan, Option<PruneReport>)> {
     if dry_run {
         return Ok((plan(repo, opts, Time::now())?, None));
     }

@@ -3,10 +3,11 @@
 
 use super::marks::{live_sessions, stored_marks};
 use super::{MarkPlan, PackRef, PruneOptions, PrunePlan, Repack, SweepPlan, Waiting, MIN_WRITER_FOR_PRUNE};
-use crate::error::{Error, Result};
-use crate::id::{pack_path, BlobId, BlobKind, IndexId, PackId};
+use crate::error::{Error, Override, Result};
+use crate::id::{BlobId, BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
-use crate::repository::Repository;
+use crate::layout::{pack_path, Object, ObjectType, StoredId};
+use crate::repository::ReadRepository;
 use crate::time::Time;
 use crate::tree::{Content, Node, NodeKind};
 use crate::trees::{chunk_list, Control, DirFault, ListFault, Listing, Visitor, Walker};
@@ -22,7 +23,7 @@ pub(super) struct Refs {
 impl Refs {
     /// Walks every snapshot's trees, each shared directory once. A tree that cannot be read
     /// stops the plan: a blob it references would look unused.
-    fn walk(repo: &Repository, roots: impl IntoIterator<Item = BlobId>) -> Result<Refs> {
+    fn walk(repo: &ReadRepository, roots: impl IntoIterator<Item = BlobId>) -> Result<Refs> {
         let mut refs = Refs { blobs: HashSet::new() };
         let mut walker = Walker::new(repo).skip_seen();
         let mut visit = RefsVisitor { repo, refs: &mut refs };
@@ -34,12 +35,12 @@ impl Refs {
 }
 
 struct RefsVisitor<'a> {
-    repo: &'a Repository,
+    repo: &'a ReadRepository,
     refs: &'a mut Refs,
 }
 
 fn unreadable(t: &BlobId, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!(
+    Error::refused(format!(
         "prune cannot read tree {t} ({e}); nothing was changed. Run `cairn check`, and `cairn repair` if it reports damage"
     ))
 }
@@ -71,7 +72,10 @@ impl Visitor for RefsVisitor<'_> {
                         Ok(ids) => self.refs.blobs.extend(ids.into_iter().map(|i| (BlobKind::Data, i))),
                         Err(ListFault::Unreadable(e)) => return Err(unreadable(l, e)),
                         Err(ListFault::NotAList) => {
-                            return Err(unreadable(l, Error::corrupt("tree", l, "expected a chunk list")))
+                            return Err(unreadable(
+                                l,
+                                Error::corrupt_blob(BlobKind::Tree, *l, None, "expected a chunk list"),
+                            ))
                         }
                     }
                 }
@@ -83,10 +87,10 @@ impl Visitor for RefsVisitor<'_> {
 }
 
 /// Plans a prune run. `now` is the backend's time (the lock's), or the client's for a dry run.
-pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
+pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
     let required = repo.config().min_writer_version();
     if required < MIN_WRITER_FOR_PRUNE {
-        return Err(Error::Invalid(format!(
+        return Err(Error::refused(format!(
             "the repository admits writers of protocol {required}, which do not honour prune marks; prune needs {MIN_WRITER_FOR_PRUNE}"
         )));
     }
@@ -95,7 +99,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
 
     // Snapshots first, then the index, then the listing (format-spec §10.6 mark step 1).
     let snapshots = repo.list_snapshots_strict().map_err(|e| {
-        Error::Invalid(format!("prune cannot read every snapshot ({e}); nothing was changed. Run `cairn check`"))
+        Error::refused(format!("prune cannot read every snapshot ({e}); nothing was changed. Run `cairn check`"))
     })?;
     p.snapshots = snapshots.len();
     // The walk reads trees through the cache: bring it up to date with index files that appeared
@@ -103,10 +107,10 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     repo.sync_index()?;
     let mut old_index = Vec::new();
     let mut packs: BTreeMap<PackId, IndexPack> = BTreeMap::new();
-    for o in repo.backend().list("index/")? {
-        let Some(id) = o.path.strip_prefix("index/").and_then(IndexId::from_hex) else { continue };
+    for o in repo.backend().list(ObjectType::Index.dir())? {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
         let f = repo.read_index(&id).map_err(|e| {
-            Error::Invalid(format!(
+            Error::refused(format!(
                 "prune cannot read index file {id} ({e}); nothing was changed. Run `cairn repair index`"
             ))
         })?;
@@ -117,8 +121,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
     }
     let mut listed: HashMap<PackId, (BlobKind, u64, Option<Time>)> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        for o in repo.backend().list(&format!("{}/", kind.prefix()))? {
-            let Some(id) = o.path.rsplit('/').next().and_then(PackId::from_hex) else { continue };
+        let t = ObjectType::pack(kind);
+        for o in repo.backend().list(t.dir())? {
+            let Some(Object::Pack(_, id)) = t.parse(&o.path) else { continue };
             listed.insert(id, (kind, o.size, o.modified));
         }
     }
@@ -145,11 +150,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
             disagree.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
         );
         if !opts.force {
-            return Err(Error::Invalid(format!(
-                "{msg}. Nothing was deleted. A short listing or a lost pack: run `cairn check`; --force overrides"
-            )));
+            return Err(Error::refused_unless(
+                format!("{msg}. Nothing was deleted. A short listing or a lost pack: run `cairn check`"),
+                Override::Force,
+            ));
         }
-        p.warnings.push(format!("{msg} (--force: going on)"));
+        p.warnings.push(format!("{msg} (forced: going on)"));
     }
 
     let refs = Refs::walk(repo, snapshots.iter().map(|(_, s)| s.root()))?;
@@ -226,12 +232,15 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, now: Time) -> Result<PrunePl
                 100.0 * s.delete_bytes as f64 / p.pack_bytes as f64
             );
             if !opts.force {
-                return Err(Error::Invalid(format!(
-                    "{msg}, more than the {:.0} % that prune deletes unasked. Nothing was deleted; check `cairn snapshots`, then run again with --force",
-                    100.0 * opts.max_delete_share
-                )));
+                return Err(Error::refused_unless(
+                    format!(
+                        "{msg}, more than the {:.0} % that prune deletes unasked. Nothing was deleted; check `cairn snapshots`",
+                        100.0 * opts.max_delete_share
+                    ),
+                    Override::Force,
+                ));
             }
-            p.warnings.push(format!("{msg} (--force: going on)"));
+            p.warnings.push(format!("{msg} (forced: going on)"));
         }
         p.sweep = Some(s);
     }

@@ -23,7 +23,7 @@ fn durations_parse_and_print() {
     assert_eq!(d, CalendarDuration { years: 1, months: 6, weeks: 2, days: 3, hours: 4 });
     assert_eq!(d.to_string(), "1y6mo2w3d4h");
     // `m` alone is ambiguous (minutes or months), and retention counts in hours or longer.
-        for bad in ["", "7", "7x", "y", "-1d", "1.5d", "99999999999y", "6m", "1y6m", "30min", "10s"] {
+    for bad in ["", "7", "7x", "y", "-1d", "1.5d", "99999999999y", "6m", "1y6m", "30min", "10s"] {
         assert!(bad.parse::<CalendarDuration>().is_err(), "{bad:?}");
     }
 }

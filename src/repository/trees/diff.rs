@@ -6,7 +6,7 @@ use super::read::{read_dir, DirFault};
 use super::walk::Control;
 use crate::error::Result;
 use crate::id::BlobId;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::{Node, NodeKind};
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -47,7 +47,7 @@ pub struct DiffEntry<'a> {
 /// added (or removed), and a directory whose tree id is the same on both sides is not read.
 /// [`Control::Stop`] ends the walk. A directory that cannot be read whole is an error.
 pub fn diff(
-    repo: &Repository,
+    repo: &ReadRepository,
     old: &BlobId,
     new: &BlobId,
     base: &Path,
@@ -58,7 +58,7 @@ pub fn diff(
 }
 
 struct Diff<'a, 'f> {
-    repo: &'a Repository,
+    repo: &'a ReadRepository,
     path: PathBuf,
     on_path: HashSet<BlobId>,
     f: &'f mut dyn FnMut(&DiffEntry) -> Result<Control>,

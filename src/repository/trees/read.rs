@@ -4,11 +4,11 @@
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind};
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::{Content, Node, TreeBlob};
 use std::collections::HashSet;
 
-impl Repository {
+impl ReadRepository {
     /// Reads a tree blob.
     pub fn read_tree_blob(&self, id: &BlobId) -> Result<TreeBlob> {
         read_tree(self, id).map(|(_, t)| t)
@@ -17,9 +17,9 @@ impl Repository {
 
 /// Reads a tree blob: its plaintext (as stored, for a copy that keeps its id) and what it
 /// decodes to.
-pub fn read_tree(repo: &Repository, id: &BlobId) -> Result<(Vec<u8>, TreeBlob)> {
+pub fn read_tree(repo: &ReadRepository, id: &BlobId) -> Result<(Vec<u8>, TreeBlob)> {
     let plain = repo.read_blob(BlobKind::Tree, id)?;
-    let tree = TreeBlob::decode(&plain).map_err(|e| Error::corrupt("tree", id, e))?;
+    let tree = TreeBlob::decode(&plain).map_err(|e| Error::corrupt_blob(BlobKind::Tree, *id, None, e))?;
     Ok((plain, tree))
 }
 
@@ -56,12 +56,12 @@ impl DirFault {
     /// The error that stands for the fault of the directory whose first part is `tree`.
     pub fn into_error(self, tree: &BlobId) -> Error {
         match self {
-            DirFault::Loop(_) => Error::corrupt("tree", tree, "continuation loop"),
+            DirFault::Loop(_) => Error::corrupt_blob(BlobKind::Tree, *tree, None, "continuation loop"),
             DirFault::NotADirectory(part) => {
-                Error::corrupt("tree", part, "a chunk list where a directory was expected")
+                Error::corrupt_blob(BlobKind::Tree, part, None, "a chunk list where a directory was expected")
             }
             DirFault::Unreadable(_, e) => e,
-            DirFault::Cycle(t) => Error::corrupt("tree", t, "a directory that contains itself"),
+            DirFault::Cycle(t) => Error::corrupt_blob(BlobKind::Tree, t, None, "a directory that contains itself"),
         }
     }
 }
@@ -71,7 +71,7 @@ impl DirFault {
 /// directory could not be read whole, why: the entries are then those of the parts before the
 /// failing one.
 pub fn read_dir_with(
-    repo: &Repository,
+    repo: &ReadRepository,
     tree: &BlobId,
     on_part: &mut dyn FnMut(&BlobId, &[u8]),
 ) -> (Listing, Option<DirFault>) {
@@ -97,7 +97,7 @@ pub fn read_dir_with(
 }
 
 /// All entries of the directory whose first part is `tree`; any fault is an error.
-pub fn read_dir(repo: &Repository, tree: &BlobId) -> Result<Vec<Node>> {
+pub fn read_dir(repo: &ReadRepository, tree: &BlobId) -> Result<Vec<Node>> {
     match read_dir_with(repo, tree, &mut |_, _| {}) {
         (l, None) => Ok(l.nodes),
         (_, Some(f)) => Err(f.into_error(tree)),
@@ -114,7 +114,7 @@ pub enum ListFault {
 }
 
 /// The data blob ids of one chunk list.
-pub fn chunk_list(repo: &Repository, id: &BlobId) -> std::result::Result<Vec<BlobId>, ListFault> {
+pub fn chunk_list(repo: &ReadRepository, id: &BlobId) -> std::result::Result<Vec<BlobId>, ListFault> {
     match read_tree(repo, id) {
         Ok((_, TreeBlob::ChunkListV1 { ids })) => Ok(ids),
         Ok((_, TreeBlob::DirV1 { .. })) => Err(ListFault::NotAList),
@@ -124,7 +124,7 @@ pub fn chunk_list(repo: &Repository, id: &BlobId) -> std::result::Result<Vec<Blo
 
 /// The data blob ids of a file's content, through its chunk lists; a list that cannot be read,
 /// or lists whose length differs from the count, is an error.
-pub fn chunk_ids(repo: &Repository, content: &Content) -> Result<Vec<BlobId>> {
+pub fn chunk_ids(repo: &ReadRepository, content: &Content) -> Result<Vec<BlobId>> {
     let (lists, count) = match content {
         Content::Chunks(v) => return Ok(v.clone()),
         Content::Indirect { lists, count } => (lists, count),
@@ -133,13 +133,15 @@ pub fn chunk_ids(repo: &Repository, content: &Content) -> Result<Vec<BlobId>> {
     for l in lists {
         match chunk_list(repo, l) {
             Ok(ids) => out.extend(ids),
-            Err(ListFault::NotAList) => return Err(Error::corrupt("tree", l, "expected a chunk list")),
+            Err(ListFault::NotAList) => {
+                return Err(Error::corrupt_blob(BlobKind::Tree, *l, None, "expected a chunk list"))
+            }
             Err(ListFault::Unreadable(e)) => return Err(e),
         }
     }
     if out.len() as u64 != *count {
-        let first = lists.first().map(|l| l.to_hex()).unwrap_or_default();
-        return Err(Error::corrupt("tree", first, "chunk list count mismatch"));
+        let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
+        return Err(Error::corrupt_blob(BlobKind::Tree, first, None, "chunk list count mismatch"));
     }
     Ok(out)
 }

@@ -49,7 +49,7 @@ pub fn rebuild<R: Rebuilder>(
 ) -> Result<(BlobId, R::State)> {
     let mut v = Rebuild { r, done, pending: None, frames: Vec::new(), root: None };
     walker.walk(root, Path::new("/"), &mut v)?;
-    v.root.ok_or_else(|| Error::Invalid(format!("rebuilding tree {root} ended early")))
+    v.root.ok_or_else(|| Error::Internal(format!("rebuilding tree {root} ended early")))
 }
 
 struct Frame<S> {

@@ -5,15 +5,16 @@ use crate::backend::opendal::OpendalBackend;
 use crate::backend::DynBackend;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
-use crate::repository::{InitOptions, OpenOptions, Repository};
+use crate::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use crate::tree::{Content, Node, NodeKind, Time, CHUNK_LIST_LEN, MAX_DIRECT_CHUNKS, MAX_NODES_PER_BLOB};
 use crate::writer::{Writer, WriterOptions};
 use std::path::Path;
 use std::sync::Arc;
 
-fn repo() -> Repository {
+fn repo() -> ReadRepository {
     let backend: DynBackend = Arc::new(OpendalBackend::memory("trees").unwrap());
     Repository::init(backend, b"pw", &InitOptions::default(), &OpenOptions { cache_root: None, no_cache: true })
+        .and_then(|r| r.readable())
         .unwrap()
 }
 
@@ -45,7 +46,7 @@ fn dir(name: &str, tree: BlobId) -> Node {
 }
 
 /// Stores trees with `build`, then makes them readable.
-fn stored<T>(repo: &Repository, build: impl FnOnce(&Writer) -> Result<T>) -> T {
+fn stored<T>(repo: &ReadRepository, build: impl FnOnce(&Writer) -> Result<T>) -> T {
     let w = Writer::new(repo, WriterOptions::default(), "test").unwrap();
     let out = build(&w).unwrap();
     w.finish().unwrap();
@@ -174,7 +175,7 @@ fn long_contents_go_through_chunk_lists() {
     assert!(matches!(chunk_list(&repo, &root), Err(ListFault::NotAList)));
 }
 
-fn changes(repo: &Repository, old: &BlobId, new: &BlobId, ctl: Control) -> Vec<(String, Change)> {
+fn changes(repo: &ReadRepository, old: &BlobId, new: &BlobId, ctl: Control) -> Vec<(String, Change)> {
     let mut out = Vec::new();
     diff(repo, old, new, Path::new("/"), &mut |e: &DiffEntry| {
         out.push((e.path.to_string_lossy().into_owned(), e.change));

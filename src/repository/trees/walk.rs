@@ -6,7 +6,7 @@
 use super::read::{read_dir_with, DirFault, Listing};
 use crate::error::Result;
 use crate::id::BlobId;
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::{Node, NodeKind};
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -61,7 +61,7 @@ impl<F: FnMut(&Path, &Node) -> Result<Control>> Visitor for F {
 /// Walks trees of one repository; keeps, across walks, the directories already walked when
 /// asked to skip them.
 pub struct Walker<'r> {
-    repo: &'r Repository,
+    repo: &'r ReadRepository,
     seen: Option<HashSet<BlobId>>,
     sorted: bool,
 }
@@ -81,7 +81,7 @@ enum Opened {
 
 impl<'r> Walker<'r> {
     /// A walker over `repo`'s trees.
-    pub fn new(repo: &'r Repository) -> Self {
+    pub fn new(repo: &'r ReadRepository) -> Self {
         Walker { repo, seen: None, sorted: false }
     }
 

@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::id::{BlobId, BlobKind};
-use crate::repository::Repository;
+use crate::repository::ReadRepository;
 use crate::tree::{self, Content, Node, TreeBlob};
 use crate::writer::Writer;
 
@@ -21,7 +21,7 @@ impl TreeSink for Writer<'_> {
 }
 
 /// Names tree blobs without storing them (a pass that only plans).
-pub struct IdsOnly<'r>(pub &'r Repository);
+pub struct IdsOnly<'r>(pub &'r ReadRepository);
 
 impl TreeSink for IdsOnly<'_> {
     fn put(&self, plain: &[u8]) -> Result<BlobId> {
