@@ -5,6 +5,7 @@
 #   benches/compare.sh                                   # full scale, 3 rounds, all tools
 #   CAIRN_BENCH_SCALE=small CAIRN_BENCH_ROUNDS=1 benches/compare.sh
 #   CAIRN_BIN=/path/to/cairn CAIRN_BENCH_TOOLS="cairn restic" benches/compare.sh
+#   CAIRN_BASE_BIN=/path/to/older/cairn CAIRN_BENCH_TOOLS="cairn cairn-base" benches/compare.sh   # before/after
 #
 # Everything the script writes lives under $CAIRN_BENCH_DIR (default /var/tmp/cairn-bench) and under one
 # private directory on a tmpfs (/dev/shm/cairn-bench.PID, or a tmpfs it mounts under the work dir).
@@ -399,7 +400,7 @@ def report(tsv, tools):
                     n=len(good), runs=len(rs))
             else:
                 best[t] = dict(wall=None, med=None, cpu=None, rss=None, repo=None, delta=None, n=0, runs=len(rs))
-        peers = [t for t in best if t not in ("cairn", "statwalk") and best[t]["wall"] is not None]
+        peers = [t for t in best if t not in ("cairn", "cairn-base", "statwalk") and best[t]["wall"] is not None]
         cw = best.get("cairn", {}).get("wall")
         for t, b in best.items():
             ratio = ""
@@ -407,7 +408,7 @@ def report(tsv, tools):
                 if t == "cairn" and peers:
                     bp = min(peers, key=lambda p: best[p]["wall"])
                     ratio = f"{best[bp]['wall'] / cw:.2f}x vs {bp}"
-                elif t in peers:
+                elif t in peers or (t == "cairn-base" and b["wall"] is not None):
                     ratio = f"{b['wall'] / cw:.2f}x"
             label = "stat walk (find)" if t == "statwalk" else t
             status = f"{b['n']}/{b['runs']}"
@@ -613,7 +614,15 @@ for t in $TOOLS; do
         note "SKIP bupstash: not installed"
       fi
       ;;
-    *) note "SKIP $t: unknown tool (known: cairn restic bupstash)" ;;
+    cairn-base)
+      # An older cairn binary (CAIRN_BASE_BIN), run on the same data in the same rounds: a before/after comparison.
+      if [[ -n ${CAIRN_BASE_BIN:-} && -x ${CAIRN_BASE_BIN} ]]; then
+        CAIRN_BASE=$CAIRN_BASE_BIN; VERSION[cairn-base]="base: $CAIRN_BASE_BIN"; ACTIVE+=(cairn-base)
+      else
+        note "SKIP cairn-base: set CAIRN_BASE_BIN to an executable cairn binary"
+      fi
+      ;;
+    *) note "SKIP $t: unknown tool (known: cairn cairn-base restic bupstash)" ;;
   esac
 done
 (( ${#ACTIVE[@]} > 0 )) || die "no tool to benchmark"
@@ -623,6 +632,9 @@ done
 cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (file)
   local t=$1 s=$2 R=$SCRATCH/$1/repo C=$SCRATCH/$1/cache
   STDIN_FROM=-; STDOUT_TO=$LOGS/r$ROUND.$s.$t.out
+  local CAIRN=${CAIRN:-}
+  # cairn-base runs the same steps as cairn with the older binary
+  if [[ $t == cairn-base ]]; then CAIRN=$CAIRN_BASE; t=cairn; fi
   case "$t:$s" in
     # init too gets the per-round cache: cairn pins each location's repository id in its cache
     # (format-spec §9.2), and every round re-creates a repository at the same path.

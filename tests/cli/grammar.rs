@@ -93,11 +93,11 @@ fn malformed_ids_are_usage_errors_and_unknown_ones_are_not_found() {
     }
     repo.expect_code(&["cat", "tree", &"ab".repeat(32)], 1);
     repo.expect_code(&["key", "remove", "0123456789abcdef"], 1);
-    // Ambiguous: 1. A second snapshot object whose name shares the first 63 digits (a copy: the prefix is
+    // Ambiguous: 2 (the argument must be longer). A second snapshot object whose name shares the first 63 digits (a copy: the prefix is
     // resolved on the listing, before anything is opened).
     let twin = format!("{}{}", &id[..63], if id.ends_with('0') { '1' } else { '0' });
     std::fs::copy(repo.repo.join("snapshots").join(&id), repo.repo.join("snapshots").join(&twin)).unwrap();
-    let out = repo.expect_code(&["ls", &id[..8]], 1);
+    let out = repo.expect_code(&["ls", &id[..8]], 2);
     assert!(stderr_of(&out).contains("ambiguous"), "{}", stderr_of(&out));
     std::fs::remove_file(repo.repo.join("snapshots").join(&twin)).unwrap();
     // The full id and an upper-case prefix work.
