@@ -92,6 +92,26 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node named `name` of `kind` with mode 0644, owner 0:0, no names, times, size or xattrs.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &[u8], kind: NodeKind) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime: Time::default(),
+            atime: Time::default(),
+            ctime: Time::default(),
+            size: 0,
+            hardlink: 0,
+            xattrs: vec![],
+        }
+    }
+
     /// The mode as `ls -l` writes it: the type letter and the permission bits with setuid,
     /// setgid and sticky, e.g. `-rwxr-xr-x`, `drwxrwxrwt`, `-rwsr-S---`.
     pub fn mode_string(&self) -> String {
@@ -201,21 +221,7 @@ mod tests {
     use super::*;
 
     fn node(name: &[u8]) -> Node {
-        Node {
-            name: name.to_vec(),
-            kind: NodeKind::Fifo,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            user: String::new(),
-            group: String::new(),
-            mtime: Time::default(),
-            atime: Time::default(),
-            ctime: Time::default(),
-            size: 0,
-            hardlink: 0,
-            xattrs: vec![],
-        }
+        Node::for_test(name, NodeKind::Fifo)
     }
 
     #[test]

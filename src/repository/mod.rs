@@ -18,7 +18,7 @@ pub mod writer;
 
 pub use identity::{hostname, username};
 pub use keys::KeyInfo;
-pub use open::{InitOptions, OpenOptions};
+pub use open::{config_objects, InitOptions, OpenOptions};
 
 use crate::backend::DynBackend;
 use crate::cache::Cache;

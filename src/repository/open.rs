@@ -2,7 +2,7 @@
 //! chosen from the chain (format-spec §9.2), the cache opened and the client pin checked.
 
 use super::Repository;
-use crate::backend::DynBackend;
+use crate::backend::{Backend, DynBackend};
 use crate::cache::Cache;
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::codec::object;
@@ -146,15 +146,7 @@ impl Repository {
 
     fn finish_open(backend: DynBackend, keys: MasterKeys, key_id: KeyId, opts: &OpenOptions) -> Result<Repository> {
         let loc = backend.location();
-        let mut numbered: Vec<(u64, String)> = backend
-            .list(ObjectType::Config.dir())?
-            .into_iter()
-            .filter_map(|o| match Object::parse(&o.path) {
-                Some(Object::Config(n)) => Some((n, o.path)),
-                _ => None,
-            })
-            .collect();
-        numbered.sort();
+        let numbered = config_objects(backend.as_ref())?;
         let mut chosen = None;
         let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
         let mut decoded = Vec::new();
@@ -266,4 +258,19 @@ impl Repository {
         }
         Ok(())
     }
+}
+
+/// The config objects in storage, by number, lowest first (format-spec §9): every name under
+/// `config/` that parses as one; other names are not config objects and are passed over.
+pub fn config_objects(backend: &dyn Backend) -> Result<Vec<(u64, String)>> {
+    let mut numbered: Vec<(u64, String)> = backend
+        .list(ObjectType::Config.dir())?
+        .into_iter()
+        .filter_map(|o| match Object::parse(&o.path) {
+            Some(Object::Config(n)) => Some((n, o.path)),
+            _ => None,
+        })
+        .collect();
+    numbered.sort();
+    Ok(numbered)
 }

@@ -19,21 +19,7 @@ fn repo() -> ReadRepository {
 }
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
-    Node {
-        name: name.to_vec(),
-        kind,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: Time::default(),
-        atime: Time::default(),
-        ctime: Time::default(),
-        size: 1,
-        hardlink: 0,
-        xattrs: vec![],
-    }
+    Node { size: 1, ..Node::for_test(name, kind) }
 }
 
 /// A file whose one chunk is named by `b` (data blobs are never read here).

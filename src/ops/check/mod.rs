@@ -18,6 +18,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+mod keys;
+
 /// Which data packs `check` reads in full.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum ReadData {
@@ -352,7 +354,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     let mut report = CheckReport::default();
     let mut findings = Vec::new();
 
-    keys_and_config(repo, &mut findings)?;
+    keys::keys_and_config(repo, &mut findings)?;
 
     // Index files, and the packs they describe.
     let index_ids: Vec<IndexId> =
@@ -499,128 +501,4 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     findings.sort_by_key(|f| f.severity);
     report.findings = findings;
     Ok(report)
-}
-
-/// Key files and config objects (format-spec §4, §9). A key file can only be opened with its own
-/// password, so for every key file but the one in use this checks what a reader without the
-/// password can: it decodes canonically, names this repository, has argon2id parameters within
-/// the bounds, sealed key material of the length its kind has, and is no copy of another key file
-/// (a copy cannot open: the seal binds the key id). A flipped bit inside another key file's salt or
-/// sealed material is found only by opening it with its password. Every config object must verify
-/// with this repository's keys and chain to its predecessor.
-fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>) -> Result<()> {
-    use crate::crypto::{KdfParams, SEAL_OVERHEAD};
-    use crate::keyfile::{self, KeyKind};
-    let mut seen: HashMap<Vec<u8>, String> = HashMap::new();
-    for o in repo.backend().list(ObjectType::Key.dir())? {
-        let path = o.path.clone();
-        let bad = |msg: String| Walk::error("key-unreadable", path.clone(), msg);
-        if crate::id::KeyId::from_path(&o.path).is_none() {
-            continue;
-        }
-        let bytes = match repo.backend().read(&o.path) {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
-        };
-        let kf = match keyfile::decode(&bytes) {
-            Ok(k) => k,
-            Err(e) => {
-                findings.push(bad(e));
-                continue;
-            }
-        };
-        let k = &kf;
-        let (min, max) = (KdfParams::MINIMUM, KdfParams::MAXIMUM);
-        let plain_len = match k.kind() {
-            KeyKind::Full => 225,
-            KeyKind::WriteOnly => 193,
-        };
-        let problem = if postcard::to_allocvec(&kf).ok().as_deref() != bytes.get(8..) {
-            Some("not in canonical form (trailing or re-encoded bytes)".to_string())
-        } else if k.repo_id() != repo.keys().repo_id {
-            Some(format!("names repository {}, not this one ({})", k.repo_id(), repo.keys().repo_id))
-        } else if k.kdf().m_kib < min.m_kib
-            || k.kdf().t < min.t
-            || k.kdf().p < min.p
-            || k.kdf().m_kib > max.m_kib
-            || k.kdf().t > max.t
-            || k.kdf().p > max.p
-        {
-            Some(format!("argon2id parameters {:?} are out of bounds; no password can open it", k.kdf()))
-        } else if k.sealed().len() != plain_len + SEAL_OVERHEAD {
-            Some(format!(
-                "its sealed key material has {} bytes, a {:?} key has {}",
-                k.sealed().len(),
-                k.kind(),
-                plain_len + SEAL_OVERHEAD
-            ))
-        } else {
-            None
-        };
-        if let Some(p) = problem {
-            findings.push(bad(p));
-            continue;
-        }
-        let mut fingerprint = k.salt().to_vec();
-        fingerprint.extend_from_slice(k.sealed());
-        // Which of two identical key files is the copy cannot be told without the password: both
-        // are named.
-        if let Some(other) = seen.get(&fingerprint) {
-            for (a, b) in [(other, &o.path), (&o.path, other)] {
-                findings.push(Walk::error(
-                    "key-duplicate",
-                    a.clone(),
-                    format!("identical to {b}: the seal binds the key id, so at most one of the two opens"),
-                ));
-            }
-        } else {
-            seen.insert(fingerprint, o.path.clone());
-        }
-    }
-
-    let mut configs: Vec<(u64, String)> = repo
-        .backend()
-        .list(ObjectType::Config.dir())?
-        .into_iter()
-        .filter_map(|o| match Object::parse(&o.path) {
-            Some(Object::Config(n)) => Some((n, o.path)),
-            _ => None,
-        })
-        .collect();
-    configs.sort();
-    let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
-    let mut valid = Vec::new();
-    for (n, path) in &configs {
-        let bytes = match repo.backend().read(path) {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
-        };
-        hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
-        match crate::codec::object::decode_config(repo.keys(), *n, &bytes) {
-            Ok(c) => valid.push((*n, path.clone(), c)),
-            Err(e) => findings.push(Walk::error("config-invalid", path.clone(), e)),
-        }
-    }
-    let ruling = repo.config_number();
-    for (n, path, c) in valid {
-        let chained = match c.previous() {
-            None => n == 1,
-            Some(h) => n.checked_sub(1).and_then(|p| hashes.get(&p)) == Some(&h),
-        };
-        if !chained {
-            findings.push(Walk::error(
-                "config-invalid",
-                path,
-                format!(
-                    "verifies but does not chain to config {} (the ruling config is {ruling})",
-                    n.saturating_sub(1)
-                ),
-            ));
-        } else if c.repo_id() != repo.keys().repo_id {
-            findings.push(Walk::error("config-invalid", path, "names another repository".into()));
-        }
-    }
-    Ok(())
 }

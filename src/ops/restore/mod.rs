@@ -2,8 +2,12 @@
 //! to all its targets, leave holes for zero chunks, then links and metadata; verify on request.
 //! `dump` streams one file.
 
+mod plan;
+
+pub use plan::{plan, PlanBlob, PlanEntry, RestorePlan};
+use plan::target_of;
+
 use crate::browse;
-use crate::cache::Location;
 use crate::error::{Error, Override, Result};
 use crate::filter::Patterns;
 use crate::fsmeta;
@@ -11,10 +15,10 @@ use crate::id::{BlobId, BlobKind, PackId};
 use crate::layout::{pack_path, Object};
 use crate::ops::PathMessage;
 use crate::repository::ReadRepository;
-use crate::tree::{Node, NodeKind};
-use crate::trees::{chunk_ids, Control, Visitor, Walker};
+use crate::tree::NodeKind;
+use crate::trees::chunk_ids;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -50,43 +54,6 @@ pub trait RestoreProgress: Send + Sync {
 pub struct NoRestoreProgress;
 impl RestoreProgress for NoRestoreProgress {}
 
-/// One entry to create.
-#[derive(Clone, Debug)]
-pub struct PlanEntry {
-    /// The path in the snapshot (absolute).
-    pub path: PathBuf,
-    /// The node.
-    pub node: Node,
-    /// For files: the size and whether another entry is its hardlink primary.
-    pub link_to: Option<usize>,
-}
-
-/// One blob to read and where it goes.
-#[derive(Clone, Debug)]
-pub struct PlanBlob {
-    /// The blob.
-    pub id: BlobId,
-    /// Where it is.
-    pub loc: Location,
-    /// (entry index, offset in file).
-    pub targets: Vec<(usize, u64)>,
-}
-
-/// A restore plan: what to create and which packs to read.
-#[derive(Debug, Default)]
-pub struct RestorePlan {
-    /// Entries in pre-order.
-    pub entries: Vec<PlanEntry>,
-    /// Blobs to read, grouped by pack.
-    pub packs: BTreeMap<PackId, Vec<PlanBlob>>,
-    /// Bytes of file content.
-    pub total_bytes: u64,
-    /// Bytes that are holes (all-zero chunks) and are not written.
-    pub hole_bytes: u64,
-    /// Files that cannot be restored (their data is not indexed).
-    pub unrestorable: Vec<PathMessage>,
-}
-
 /// What a restore did.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreResult {
@@ -104,97 +71,6 @@ pub struct RestoreResult {
     pub errors: Vec<PathMessage>,
 }
 
-fn target_of(target: &Path, path: &Path) -> PathBuf {
-    target.join(path.strip_prefix("/").unwrap_or(path))
-}
-
-/// Computes the plan for restoring the tree `root` (or the subtree at `sub`).
-pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
-    let mut p = RestorePlan::default();
-    let (start_tree, base) = match sub {
-        None => (*root, PathBuf::from("/")),
-        Some(s) => match browse::find(repo, root, s)? {
-            None => (*root, PathBuf::from("/")),
-            Some(n) => match n.kind {
-                NodeKind::Dir { tree } => {
-                    // Restore the directory itself with its ancestors' names.
-                    p.entries.push(PlanEntry { path: s.to_path_buf(), node: n.clone(), link_to: None });
-                    (tree, s.to_path_buf())
-                }
-                _ => {
-                    let parent = s.parent().unwrap_or(Path::new("/")).to_path_buf();
-                    add_entry(repo, &mut p, s.to_path_buf(), n, &mut HashMap::new(), &mut HashMap::new())?;
-                    let _ = parent;
-                    return Ok(p);
-                }
-            },
-        },
-    };
-    let mut groups: HashMap<u64, usize> = HashMap::new();
-    let mut zero_ids: HashMap<u32, BlobId> = HashMap::new();
-    let mut c = Collect { opts, out: Vec::new(), dirs: vec![(false, 0, false)] };
-    Walker::new(repo).walk(&start_tree, &base, &mut c)?;
-    for (path, node) in c.out {
-        if let Some(&primary) = groups.get(&node.hardlink).filter(|_| node.hardlink != 0) {
-            p.entries.push(PlanEntry { path, node, link_to: Some(primary) });
-            continue;
-        }
-        let hl = node.hardlink;
-        let idx = add_entry(repo, &mut p, path, node, &mut zero_ids, &mut HashMap::new())?;
-        if hl != 0 {
-            if let Some(i) = idx {
-                groups.insert(hl, i);
-            }
-        }
-    }
-    Ok(p)
-}
-
-/// Collects the entries to restore in pre-order: what the excludes leave, of that what the
-/// includes select (with everything below a selected directory), and the directories on the way
-/// to a selected entry.
-struct Collect<'o> {
-    opts: &'o RestoreOptions,
-    out: Vec<(PathBuf, Node)>,
-    /// Per directory being walked, the start first: whether it is selected, where its entry is
-    /// in `out`, and whether anything below it was kept.
-    dirs: Vec<(bool, usize, bool)>,
-}
-
-impl Visitor for Collect<'_> {
-    fn node(&mut self, path: &Path, n: &Node) -> Result<Control> {
-        if self.opts.excludes.matches(path) {
-            return Ok(Control::Skip);
-        }
-        let (inherited, _, any) = self.dirs.last_mut().expect("entered");
-        let sel = *inherited || self.opts.includes.is_empty() || self.opts.includes.matches(path);
-        if let NodeKind::Dir { .. } = n.kind {
-            self.dirs.push((sel, self.out.len(), false));
-            self.out.push((path.to_path_buf(), n.clone()));
-            return Ok(Control::Descend);
-        }
-        if sel {
-            *any = true;
-            self.out.push((path.to_path_buf(), n.clone()));
-        }
-        Ok(Control::Skip)
-    }
-
-    fn leave(&mut self, _: &Path, _: &BlobId) -> Result<()> {
-        if self.dirs.len() == 1 {
-            // The start directory: its entry, if any, is the caller's.
-            return Ok(());
-        }
-        let (sel, at, any) = self.dirs.pop().expect("entered");
-        if !sel && !any {
-            self.out.truncate(at);
-        } else if let Some(up) = self.dirs.last_mut() {
-            up.2 = true;
-        }
-        Ok(())
-    }
-}
-
 trait FromBytesCompat {
     fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr;
 }
@@ -203,63 +79,6 @@ impl FromBytesCompat for std::ffi::OsStr {
         use std::os::unix::ffi::OsStrExt;
         std::ffi::OsStr::from_bytes(b)
     }
-}
-
-fn add_entry(
-    repo: &ReadRepository,
-    p: &mut RestorePlan,
-    path: PathBuf,
-    node: Node,
-    zero_ids: &mut HashMap<u32, BlobId>,
-    _scratch: &mut HashMap<u64, usize>,
-) -> Result<Option<usize>> {
-    let idx = p.entries.len();
-    if let NodeKind::File { content } = &node.kind {
-        let ids = match chunk_ids(repo, content) {
-            Ok(v) => v,
-            Err(e) => {
-                p.unrestorable.push(PathMessage { path: path.display().to_string(), message: e.to_string() });
-                return Ok(None);
-            }
-        };
-        let mut placed = Vec::with_capacity(ids.len());
-        let mut off = 0u64;
-        for id in &ids {
-            let locs = repo.locate(BlobKind::Data, id)?;
-            let Some(loc) = locs.into_iter().next() else {
-                p.unrestorable.push(PathMessage {
-                    path: path.display().to_string(),
-                    message: format!("data blob {id} is not in any index"),
-                });
-                return Ok(None);
-            };
-            let len = loc.plain_length;
-            let zero = *zero_ids.entry(len).or_insert_with(|| repo.keys().content_id(&vec![0u8; len as usize]));
-            if *id == zero {
-                p.hole_bytes += len as u64;
-            } else {
-                placed.push((*id, loc, off));
-            }
-            off += len as u64;
-        }
-        if off != node.size {
-            p.unrestorable.push(PathMessage {
-                path: path.display().to_string(),
-                message: format!("content is {off} bytes, the tree says {}", node.size),
-            });
-            return Ok(None);
-        }
-        p.total_bytes += off;
-        for (id, loc, o) in placed {
-            let list = p.packs.entry(loc.pack).or_default();
-            match list.iter_mut().find(|b| b.id == id) {
-                Some(b) => b.targets.push((idx, o)),
-                None => list.push(PlanBlob { id, loc, targets: vec![(idx, o)] }),
-            }
-        }
-    }
-    p.entries.push(PlanEntry { path, node, link_to: None });
-    Ok(Some(idx))
 }
 
 fn cancelled(opts: &RestoreOptions) -> bool {
