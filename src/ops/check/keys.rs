@@ -85,7 +85,7 @@ pub(super) fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>
         }
     }
 
-    let configs = crate::repository::config_objects(repo.backend())?;
+    let configs = crate::repository::config_objects(repo.backend().as_ref())?;
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
     let mut valid = Vec::new();
     for (n, path) in &configs {

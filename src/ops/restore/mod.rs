@@ -4,8 +4,8 @@
 
 mod plan;
 
-pub use plan::{plan, PlanBlob, PlanEntry, RestorePlan};
 use plan::target_of;
+pub use plan::{plan, PlanBlob, PlanEntry, RestorePlan};
 
 use crate::browse;
 use crate::error::{Error, Override, Result};

@@ -197,4 +197,3 @@ fn add_entry(
     p.entries.push(PlanEntry { path, node, link_to: None });
     Ok(Some(idx))
 }
-

@@ -6,7 +6,7 @@ use crate::backend::DynBackend;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
-use crate::tree::{Content, Node, NodeKind, Time, CHUNK_LIST_LEN, MAX_DIRECT_CHUNKS, MAX_NODES_PER_BLOB};
+use crate::tree::{Content, Node, NodeKind, CHUNK_LIST_LEN, MAX_DIRECT_CHUNKS, MAX_NODES_PER_BLOB};
 use crate::writer::{Writer, WriterOptions};
 use std::path::Path;
 use std::sync::Arc;
