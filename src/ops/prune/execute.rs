@@ -49,6 +49,7 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
             report.deleted_bytes += r.size;
         }
         report.rescued_packs = s.rescued.len();
+        report.verified_copies = s.verified_copies;
         for m in &s.marks {
             b.delete(&Object::Wait(m.clone()).path())?;
             b.delete(&Object::Mark(m.clone()).path())?;
