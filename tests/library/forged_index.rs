@@ -4,9 +4,12 @@
 //! forged entries.
 
 use super::fixtures::{
-    bytes, files, forge_pack, indexed_blobs, init_local, open_local, restore_matches, snapshot_of, write,
+    bytes, files, forge_index, forge_pack, indexed_blobs, indexed_packs, init_local, open_local, restore_matches,
+    snapshot_of, write,
 };
-use cairn::id::{BlobKind, SnapshotId};
+use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+use cairn::check::{check, CheckOptions, ReadData};
+use cairn::id::{BlobKind, PackId, SnapshotId};
 use cairn::layout::pack_path;
 use cairn::prune::{run, PruneOptions};
 use cairn::repository::ReadRepository;
@@ -110,22 +113,21 @@ fn prune_verifies_the_copy_it_relies_on_and_keeps_packs_that_forged_index_entrie
 fn a_sweep_deletes_a_condemned_pack_once_the_other_copy_verifies() {
     let fx = fixture();
     let repo = &fx.repo;
-    // A second backup of the same files after the mark stores them again (format-spec §10.3); the sweep reads
-    // each of those copies before it deletes the condemned originals.
-    let tree = repo.load_snapshot(&fx.snap).unwrap();
+    // Keep a snapshot of one subdirectory and forget the whole: every pack is partly used, so the mark repacks
+    // the kept blobs into new packs and condemns the old ones; the sweep reads each new copy before it deletes.
+    let part = fx.src.join("d");
+    let kept = snapshot_of(repo, &part);
     repo.remove_snapshot(&fx.snap).unwrap();
-    let w = Writer::new(repo, WriterOptions::default(), "backup").unwrap();
-    run(repo, &eager(), false).unwrap();
-    w.commit(&tree).unwrap();
-    let again = snapshot_of(repo, &fx.src);
+    let (plan, _) = run(repo, &eager(), false).unwrap();
+    assert!(!plan.mark.expect("a mark").repack.is_empty());
     let (plan, report) = run(repo, &eager(), false).unwrap();
     let s = plan.sweep.expect("due");
-    // The late snapshot names the same blobs, now stored outside the condemned packs too.
     assert!(s.rescued.is_empty(), "{s:#?}");
     assert!(s.bad_copies.is_empty(), "{s:#?}");
-    assert!(s.verified_copies > 8, "every referenced blob's new copy is read: {s:#?}");
+    assert!(!s.delete.is_empty(), "{s:#?}");
+    assert!(s.verified_copies >= 2, "every kept blob of a condemned pack is read in its new pack: {s:#?}");
     assert_eq!(report.unwrap().verified_copies, s.verified_copies);
-    restore_matches(&fx.fresh("cache-after"), &again, &fx.src, &fx.tmp.path().join("restore"));
+    restore_matches(&fx.fresh("cache-after"), &kept, &part, &fx.tmp.path().join("restore"));
 }
 
 #[test]
@@ -156,4 +158,70 @@ fn restore_and_dump_fall_back_from_a_forged_first_location() {
     let mut out = Vec::new();
     dump(&repo, &root, &fx.src.join("big.bin"), &mut out).unwrap();
     assert_eq!(out, bytes(1, 700 * 1024));
+}
+
+/// The attacker guesses a file the admin will back up later and claims its chunk, beside every stored blob, in a
+/// forged pack that sorts first; the admin then backs the file up. Returns the chunk, how many stored blobs were
+/// claimed, the forged pack and the admin's snapshot.
+fn poison(fx: &Fx) -> (Vec<u8>, usize, PackId, SnapshotId) {
+    let repo = &fx.repo;
+    let wo = repo.keys().write_only();
+    let future = bytes(99, 4096);
+    let (mut claims, low) = indexed_blobs(repo, BlobKind::Data);
+    let existing = claims.len();
+    claims.push((wo.content_id(&future), 4096));
+    let forged = forge_pack(repo.backend(), &wo, BlobKind::Data, &claims, Some(low));
+    write(&fx.src.join("later.bin"), &future);
+    (future, existing, forged, snapshot_of(repo, &fx.src))
+}
+
+#[test]
+fn check_read_data_names_forged_entries_and_the_snapshots_a_poisoned_dedup_affects() {
+    let fx = fixture();
+    // Dedup poisoning: the admin's backup stores nothing for the guessed chunk (the residual risk of §12).
+    let (future, existing, forged, poisoned) = poison(&fx);
+    let report = check(&fx.fresh("cache-check"), &CheckOptions { read_data: ReadData::All }).unwrap();
+    let forged_path = pack_path(BlobKind::Data, &forged);
+    let named: Vec<&cairn::check::Finding> = report.findings.iter().filter(|f| f.code == "index-forged").collect();
+    assert_eq!(named.len(), existing, "{:#?}", report.findings);
+    assert!(named.iter().all(|f| f.object.contains(&forged_path) && f.snapshots.is_empty()), "{named:#?}");
+    let lost: Vec<&cairn::check::Finding> = report.findings.iter().filter(|f| f.code == "blob-corrupt").collect();
+    assert_eq!(lost.len(), 1, "only the poisoned chunk has no good copy: {:#?}", report.findings);
+    assert!(lost[0].object.contains(&fx.repo.keys().content_id(&future).to_hex()), "{lost:#?}");
+    assert_eq!(lost[0].snapshots, vec![poisoned.to_hex()]);
+    assert_eq!(lost[0].paths, vec![fx.src.join("later.bin").display().to_string()]);
+}
+
+#[test]
+fn a_backup_with_verify_dedup_stores_a_chunk_anew_that_only_a_forged_entry_claims() {
+    let fx = fixture();
+    let (_, existing, _, _) = poison(&fx);
+    // With --verify-dedup the admin's next backup reads each copy it dedups against and stores the chunk anew.
+    let fresh = fx.fresh("cache-admin");
+    let o = BackupOptions { verify_dedup: true, ..BackupOptions::default() };
+    let r = backup(&fresh, BackupSource::Paths(vec![fx.src.clone()]), &o, &NoProgress).unwrap();
+    assert_eq!(r.dedup_rejected, 1, "the guessed chunk is stored anew");
+    assert!(r.dedup_verified >= existing as u64, "every other deduplicated blob was read back: {}", r.dedup_verified);
+    assert!(r.summary.bytes_added >= 4096, "the chunk was stored: {:?}", r.summary);
+    restore_matches(&fresh, &r.snapshot_id.unwrap(), &fx.src, &fx.tmp.path().join("restore"));
+    // Without the flag a backup trusts the forged entry.
+    let plain = backup(&fresh, BackupSource::Paths(vec![fx.src.clone()]), &BackupOptions::default(), &NoProgress);
+    assert_eq!(plain.unwrap().dedup_rejected, 0);
+}
+
+#[test]
+fn check_compares_every_index_files_entry_with_the_pack_header() {
+    let fx = fixture();
+    let repo = &fx.repo;
+    let wo = repo.keys().write_only();
+    // No new pack: an index file that claims a tree pack of the admin's holds a blob it does not.
+    let mut p = indexed_packs(repo, BlobKind::Tree).remove(0);
+    let claimed = wo.content_id(b"not in that pack");
+    p.blobs[0].id = claimed;
+    let file = forge_index(repo.backend(), &wo, vec![p.clone()]);
+    let report = check(&fx.fresh("cache-check"), &CheckOptions::default()).unwrap();
+    let m: Vec<&cairn::check::Finding> = report.findings.iter().filter(|f| f.code == "index-mismatch").collect();
+    assert_eq!(m.len(), 1, "{:#?}", report.findings);
+    assert_eq!(m[0].object, pack_path(BlobKind::Tree, &p.id));
+    assert!(m[0].message.contains(&file.to_hex()) && m[0].message.contains(&claimed.to_hex()), "{}", m[0].message);
 }

@@ -11,7 +11,7 @@ use cairn::codec::{object, packer::PackBuilder};
 use cairn::crypto::MasterKeys;
 use cairn::crypto::Session;
 use cairn::id::{BlobId, BlobKind, IndexId, KeyId, PackId, SnapshotId};
-use cairn::index::IndexFile;
+use cairn::index::{IndexFile, IndexPack};
 use cairn::layout::{pack_path, StoredId};
 use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
@@ -139,10 +139,26 @@ pub fn forge_pack(
         }
     };
     backend.write_new(&pack_path(kind, &fp.id), &fp.bytes).unwrap();
-    let iid = IndexId(cairn::crypto::random_32());
-    let f = IndexFile::V1 { supersedes: vec![], packs: vec![fp.index] };
-    backend.write_new(&iid.path(), &object::encode_index(wo, &iid, &f)).unwrap();
+    forge_index(backend, wo, vec![fp.index]);
     fp.id
+}
+
+/// Stores an index file describing `packs`, sealed with the write-only key material `wo` (format-spec §6.1).
+pub fn forge_index(backend: &DynBackend, wo: &MasterKeys, packs: Vec<IndexPack>) -> IndexId {
+    let iid = IndexId(cairn::crypto::random_32());
+    let f = IndexFile::V1 { supersedes: vec![], packs };
+    backend.write_new(&iid.path(), &object::encode_index(wo, &iid, &f)).unwrap();
+    iid
+}
+
+/// Every pack entry of kind `kind` in the index files of `repo`.
+pub fn indexed_packs(repo: &Repository, kind: BlobKind) -> Vec<IndexPack> {
+    let mut out = Vec::new();
+    for o in repo.backend().list("index/").unwrap() {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
+        out.extend(repo.read_index(&id).unwrap().packs().iter().filter(|p| p.kind == kind).cloned());
+    }
+    out
 }
 
 /// Every blob of `kind` the index files of `repo` name, with its plain length, and the lowest pack id of that
