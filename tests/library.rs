@@ -12,6 +12,8 @@ mod config_chain;
 mod faults;
 #[path = "support/fixtures.rs"]
 mod fixtures;
+#[path = "library/forged_index.rs"]
+mod forged_index;
 #[path = "library/format.rs"]
 mod format;
 #[path = "library/prune.rs"]

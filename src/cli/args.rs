@@ -249,6 +249,10 @@ pub struct BackupArgs {
     /// Do not verify blobs before upload (faster; not recommended)
     #[arg(long)]
     pub no_verify: bool,
+    /// Read back the stored copy of each blob this backup dedups against (once per run) and
+    /// store it anew if none verifies; needs a full key
+    #[arg(long)]
+    pub verify_dedup: bool,
 }
 
 /// `cairn ls`.

@@ -25,6 +25,21 @@ pub struct Location {
     pub session: [u8; 32],
 }
 
+impl Location {
+    /// The location an index entry describes: blob `b` of pack `ip`; `None` when the blob names
+    /// no session of the pack (an index file that fails validation, format-spec §6.2).
+    pub fn of(ip: &IndexPack, b: &crate::index::IndexBlob) -> Option<Location> {
+        Some(Location {
+            kind: b.kind,
+            pack: ip.id,
+            offset: b.offset,
+            length: b.length,
+            plain_length: b.plain_length,
+            session: *ip.sessions.get(b.session as usize)?,
+        })
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct LocVal {
     offset: u64,

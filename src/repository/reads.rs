@@ -50,6 +50,22 @@ impl ReadRepository {
         Ok(plain)
     }
 
+    /// Reads the blob at one location (a ranged read of its pack), opens it and verifies its id.
+    /// Any key can write an index entry (format-spec §12): this is how a full key tells a real copy
+    /// from a forged entry.
+    pub fn read_blob_at(&self, loc: &Location, id: &BlobId) -> Result<Vec<u8>> {
+        let sealed = self.shared.backend.read_range(&pack_path(loc.kind, &loc.pack), loc.offset, loc.length as u64)?;
+        if sealed.len() != loc.length as usize {
+            return Err(Error::corrupt_blob(
+                loc.kind,
+                *id,
+                Some(loc.pack),
+                format!("{} bytes at its place, the index says {}", sealed.len(), loc.length),
+            ));
+        }
+        self.open_blob_at(loc, id, &sealed)
+    }
+
     /// Reads, opens and verifies one blob, trying every known location. When every location
     /// names a pack that is gone, the cache is brought up to date once (a prune elsewhere may
     /// have moved the blob) and the lookup is tried again.
@@ -70,12 +86,7 @@ impl ReadRepository {
         }
         let mut last = None;
         for loc in &locs {
-            let r = self
-                .shared
-                .backend
-                .read_range(&pack_path(loc.kind, &loc.pack), loc.offset, loc.length as u64)
-                .and_then(|sealed| self.open_blob_at(loc, id, &sealed));
-            match r {
+            match self.read_blob_at(loc, id) {
                 Ok(p) => return Ok(p),
                 Err(e) => last = Some(e),
             }

@@ -12,11 +12,11 @@ use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
 use crate::layout::{pack_path, Object, StoredId};
 use crate::lease::{self, Lease};
-use crate::repository::{hostname, Repository};
+use crate::repository::{hostname, ReadRepository, Repository};
 use crate::snapshot::Snapshot;
 use crate::time::Time;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,11 +38,21 @@ pub struct WriterOptions {
     pub uploaders: usize,
     /// Dry run: count, store nothing.
     pub dry_run: bool,
+    /// Before relying on a blob stored by another session, read its stored copy once and
+    /// verify it opens; store the blob anew when no copy does (format-spec §12: any key can
+    /// write index entries). Needs a full key.
+    pub verify_dedup: bool,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { compression: Compression::default(), verify: true, uploaders: 2, dry_run: false }
+        WriterOptions {
+            compression: Compression::default(),
+            verify: true,
+            uploaders: 2,
+            dry_run: false,
+            verify_dedup: false,
+        }
     }
 }
 
@@ -57,6 +67,10 @@ pub struct WriterStats {
     pub bytes_added_stored: AtomicU64,
     /// Packs uploaded.
     pub packs: AtomicU64,
+    /// Stored copies read back before dedup relied on them (`verify_dedup`).
+    pub dedup_verified: AtomicU64,
+    /// Blobs stored anew because no indexed copy read back (`verify_dedup`).
+    pub dedup_rejected: AtomicU64,
 }
 
 struct Shared {
@@ -83,6 +97,9 @@ pub struct Writer<'r> {
     open: Mutex<OpenPacks>,
     seen: Mutex<HashSet<(BlobKind, BlobId)>>,
     condemned: HashSet<PackId>,
+    /// With `verify_dedup`: the full key's handle, and each blob's verdict this session.
+    reader: Option<ReadRepository>,
+    dedup_checked: Mutex<HashMap<(BlobKind, BlobId), bool>>,
     upload_tx: Option<Sender<FinishedPack>>,
     uploaders: Vec<JoinHandle<()>>,
     lease: Option<LeaseKeeper>,
@@ -166,6 +183,7 @@ impl<'r> Writer<'r> {
     /// brings the cache up to date.
     pub fn new(repo: &'r Repository, opts: WriterOptions, operation: &str) -> Result<Self> {
         repo.check_writer_version()?;
+        let reader = if opts.verify_dedup { Some(repo.readable()?) } else { None };
         let session = Session::new_writer(repo.keys());
         let lease = if opts.dry_run { None } else { Some(LeaseKeeper::start(repo, &session, operation)?) };
         let condemned = repo.sync_for_writing()?;
@@ -205,6 +223,8 @@ impl<'r> Writer<'r> {
             }),
             seen: Mutex::new(HashSet::new()),
             condemned,
+            reader,
+            dedup_checked: Mutex::new(HashMap::new()),
             upload_tx: Some(tx),
             uploaders,
             lease,
@@ -228,7 +248,38 @@ impl<'r> Writer<'r> {
         if self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&(kind, *id)) {
             return Ok(true);
         }
-        Ok(self.repo.locate(kind, id)?.iter().any(|l| !self.condemned.contains(&l.pack)))
+        self.stored_elsewhere(kind, id)
+    }
+
+    /// True when another session stored the blob in a pack that is not condemned (format-spec
+    /// §10.3); with `verify_dedup`, only when one such copy also reads back and verifies.
+    fn stored_elsewhere(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+        let locs = self.repo.locate(kind, id)?;
+        let candidates = locs.iter().filter(|l| !self.condemned.contains(&l.pack));
+        let Some(reader) = &self.reader else { return Ok(candidates.count() > 0) };
+        if let Some(v) = self.dedup_checked.lock().unwrap_or_else(|p| p.into_inner()).get(&(kind, *id)) {
+            return Ok(*v);
+        }
+        let mut ok = false;
+        let mut any = false;
+        for l in candidates {
+            any = true;
+            match reader.read_blob_at(l, id) {
+                Ok(_) => {
+                    ok = true;
+                    break;
+                }
+                Err(e) => tracing::warn!("{e}; not relied on for dedup (run `cairn check --read-data`)"),
+            }
+        }
+        let st = &self.shared.stats;
+        if ok {
+            st.dedup_verified.fetch_add(1, Ordering::Relaxed);
+        } else if any {
+            st.dedup_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        self.dedup_checked.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, *id), ok);
+        Ok(ok)
     }
 
     fn check_failed(&self) -> Result<()> {
@@ -248,7 +299,7 @@ impl<'r> Writer<'r> {
     /// [`Writer::store`] for a blob whose id the caller computed.
     pub fn store_with_id(&self, kind: BlobKind, id: BlobId, plain: &[u8]) -> Result<bool> {
         self.check_failed()?;
-        if self.repo.locate(kind, &id)?.iter().any(|l| !self.condemned.contains(&l.pack)) {
+        if self.stored_elsewhere(kind, &id)? {
             return Ok(false);
         }
         if !self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, id)) {

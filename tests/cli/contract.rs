@@ -82,12 +82,18 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
         backup_spec[k] = json!(t);
     }
     backup_spec["errors"] = json!([{"path": "str", "error": "str"}]);
+    backup_spec["dedup_verified"] = json!("n");
+    backup_spec["dedup_rejected"] = json!("n");
     let first = repo.json(&["backup", s(&src), "--tag", "t1"]);
     conforms("backup", &first, &backup_spec);
     write_file(&src.join("a.txt"), b"alpha, changed\n");
     let second = repo.json(&["backup", s(&src)]);
     conforms("backup", &second, &backup_spec);
     assert!(second["parent"].is_string(), "the second backup has a parent: {second}");
+    let verified = repo.json(&["backup", s(&src), "--verify-dedup", "--dry-run"]);
+    conforms("backup --verify-dedup", &verified, &backup_spec);
+    assert!(verified["dedup_verified"].as_u64() > Some(0), "--verify-dedup reads back what it dedups: {verified}");
+    assert_eq!(verified["dedup_rejected"], json!(0), "{verified}");
     conforms("backup --dry-run", &repo.json(&["backup", s(&src), "--dry-run"]), &backup_spec);
 
     let snaps = repo.json(&["snapshots"]);
@@ -143,14 +149,15 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
             &Value::Object(sweep.clone()),
             &json!({"marks": ["str"], "delete": [{"kind": "str", "id": "hex", "size": "n"}],
                     "rescued": [{"kind": "str", "id": "hex", "size": "n"}], "old_index": ["hex"],
-                    "delete_bytes": "n"}),
+                    "delete_bytes": "n", "verified_copies": "n",
+                    "bad_copies": [{"kind": "str", "blob": "hex", "pack": "hex", "error": "str"}]}),
         );
     }
     conforms(
         "prune report",
         &prune["report"],
         &json!({"deleted_packs": "n", "deleted_bytes": "n", "replaced_index": "n", "rescued_packs": "n",
-                "repacked_packs": "n", "repacked_blobs": "n", "repack_skipped": ["str"], "marked": "str?",
+                "verified_copies": "n", "repacked_packs": "n", "repacked_blobs": "n", "repack_skipped": ["str"], "marked": "str?",
                 "condemned": "n", "waits_written": "n"}),
     );
     let dry = repo.json(&["prune", "--dry-run"]);

@@ -7,8 +7,12 @@ use cairn::backend::fault::{FaultBackend, FaultPlan};
 use cairn::backend::local::LocalBackend;
 use cairn::backend::DynBackend;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+use cairn::codec::{object, packer::PackBuilder};
 use cairn::crypto::MasterKeys;
-use cairn::id::{KeyId, SnapshotId};
+use cairn::crypto::Session;
+use cairn::id::{BlobId, BlobKind, IndexId, KeyId, PackId, SnapshotId};
+use cairn::index::{IndexFile, IndexPack};
+use cairn::layout::{pack_path, StoredId};
 use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use std::collections::BTreeMap;
@@ -108,4 +112,68 @@ pub fn restore_matches(repo: &ReadRepository, snap: &SnapshotId, src: &Path, tar
     assert!(r.errors.is_empty(), "restore of {snap:?}: {:?}", r.errors);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(files(&restored), files(src), "restore of {snap:?} differs from {src:?}");
+}
+
+/// What a write-only key can do to the index (format-spec §12): stores, through the library's own encoders and
+/// with the write-only key material `wo`, a pack of `kind` whose header (valid: it opens under the index seal key)
+/// claims the blobs `claims` (content id, plain length) but whose blob bytes are garbage, and an index file that
+/// describes it. With `below`, garbage is drawn again until the pack id sorts before that id (so it is the first
+/// location of every blob it claims). Returns the pack id.
+pub fn forge_pack(
+    backend: &DynBackend,
+    wo: &MasterKeys,
+    kind: BlobKind,
+    claims: &[(BlobId, u32)],
+    below: Option<PackId>,
+) -> PackId {
+    assert!(!wo.can_read(), "forge with the write-only key material");
+    let session = Session::new_writer(wo);
+    let fp = loop {
+        let mut b = PackBuilder::new(kind, 0);
+        for (id, plain) in claims {
+            b.add(&session.public, kind, *id, &cairn::crypto::random_32().repeat(*plain as usize / 32 + 2), *plain);
+        }
+        let fp = b.finish(wo);
+        if below.is_none_or(|x| fp.id < x) {
+            break fp;
+        }
+    };
+    backend.write_new(&pack_path(kind, &fp.id), &fp.bytes).unwrap();
+    forge_index(backend, wo, vec![fp.index]);
+    fp.id
+}
+
+/// Stores an index file describing `packs`, sealed with the write-only key material `wo` (format-spec §6.1).
+pub fn forge_index(backend: &DynBackend, wo: &MasterKeys, packs: Vec<IndexPack>) -> IndexId {
+    let iid = IndexId(cairn::crypto::random_32());
+    let f = IndexFile::V1 { supersedes: vec![], packs };
+    backend.write_new(&iid.path(), &object::encode_index(wo, &iid, &f)).unwrap();
+    iid
+}
+
+/// Every pack entry of kind `kind` in the index files of `repo`.
+pub fn indexed_packs(repo: &Repository, kind: BlobKind) -> Vec<IndexPack> {
+    let mut out = Vec::new();
+    for o in repo.backend().list("index/").unwrap() {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
+        out.extend(repo.read_index(&id).unwrap().packs().iter().filter(|p| p.kind == kind).cloned());
+    }
+    out
+}
+
+/// Every blob of `kind` the index files of `repo` name, with its plain length, and the lowest pack id of that
+/// kind (read as a write-only key could: the index is not secret to writers, format-spec §12).
+pub fn indexed_blobs(repo: &Repository, kind: BlobKind) -> (Vec<(BlobId, u32)>, PackId) {
+    let mut out = BTreeMap::new();
+    let mut low = PackId([0xff; 32]);
+    for o in repo.backend().list("index/").unwrap() {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
+        for p in repo.read_index(&id).unwrap().packs().iter().filter(|p| p.kind == kind) {
+            low = low.min(p.id);
+            for b in &p.blobs {
+                out.insert(b.id, b.plain_length);
+            }
+        }
+    }
+    (out.into_iter().collect(), low)
 }

@@ -31,6 +31,8 @@ struct Report<'a> {
     blobs_added: u64,
     bytes_added: u64,
     bytes_added_stored: u64,
+    dedup_verified: u64,
+    dedup_rejected: u64,
     started: cairn::tree::Time,
     finished: cairn::tree::Time,
     errors: PathMessages<'a>,
@@ -72,6 +74,8 @@ impl<'a> Report<'a> {
             blobs_added: s.blobs_added,
             bytes_added: s.bytes_added,
             bytes_added_stored: s.bytes_added_stored,
+            dedup_verified: r.dedup_verified,
+            dedup_rejected: r.dedup_rejected,
             started: s.started,
             finished: s.finished,
             errors: PathMessages(&r.errors, "error"),
@@ -136,6 +140,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         force: a.force,
         parent,
         no_verify: a.no_verify,
+        verify_dedup: a.verify_dedup,
         threads: 0,
         cancel: Some(ctx.cancel.clone()),
     };
@@ -187,6 +192,12 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
             None => writeln!(w, "dry run: nothing was stored"),
         }
     })?;
+    if r.dedup_rejected > 0 {
+        ctx.out.note(format!(
+            "warning: {} blob(s) stored again: no indexed copy of them read back and verified (a forged or damaged index entry: run `cairn check --read-data`)",
+            r.dedup_rejected
+        ));
+    }
     if !r.errors.is_empty() {
         ctx.out.note(format!(
             "cairn: {} path(s) could not be read; the snapshot lacks them (exit {})",

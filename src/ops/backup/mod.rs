@@ -78,6 +78,9 @@ pub struct BackupOptions {
     pub parent: Option<SnapshotId>,
     /// Skip blob verification before upload.
     pub no_verify: bool,
+    /// Read back once the stored copy of each blob the backup dedups against, and store the blob
+    /// anew when no copy verifies (needs a full key; format-spec §12).
+    pub verify_dedup: bool,
     /// Worker threads (default: available cores).
     pub threads: usize,
     /// Set from a signal handler to stop early; nothing is committed then.
@@ -151,6 +154,10 @@ pub struct BackupResult {
     pub errors: Vec<PathMessage>,
     /// Files that changed while read, and similar notes.
     pub warnings: Vec<PathMessage>,
+    /// With `verify_dedup`: stored copies read back and verified.
+    pub dedup_verified: u64,
+    /// With `verify_dedup`: blobs stored anew because no indexed copy verified.
+    pub dedup_rejected: u64,
 }
 
 /// Walker events per message to the builder.

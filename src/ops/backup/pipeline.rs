@@ -47,6 +47,7 @@ pub fn backup(
         verify: !opts.no_verify,
         uploaders: 2,
         dry_run: opts.dry_run,
+        verify_dedup: opts.verify_dedup,
     };
     let writer = Writer::new(repo, wopts, "backup")?;
     let threads = if opts.threads > 0 {
@@ -190,6 +191,8 @@ pub fn backup(
     summary.bytes_added = st.bytes_added.load(Ordering::Relaxed);
     summary.bytes_added_stored = st.bytes_added_stored.load(Ordering::Relaxed);
     summary.finished = Time::now();
+    let dedup_verified = st.dedup_verified.load(Ordering::Relaxed);
+    let dedup_rejected = st.dedup_rejected.load(Ordering::Relaxed);
     let warnings = walked.warnings;
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let snap = Snapshot::V1(SnapshotV1 {
@@ -208,8 +211,16 @@ pub fn backup(
     });
     if opts.dry_run {
         writer.abandon();
-        return Ok(BackupResult { snapshot_id: None, parent, summary, errors, warnings });
+        return Ok(BackupResult {
+            snapshot_id: None,
+            parent,
+            summary,
+            errors,
+            warnings,
+            dedup_verified,
+            dedup_rejected,
+        });
     }
     let id = writer.commit(&snap)?;
-    Ok(BackupResult { snapshot_id: Some(id), parent, summary, errors, warnings })
+    Ok(BackupResult { snapshot_id: Some(id), parent, summary, errors, warnings, dedup_verified, dedup_rejected })
 }

@@ -298,7 +298,7 @@ pub(crate) fn listing(repo: &ReadRepository, kind: BlobKind) -> Result<HashMap<P
 /// when asked, the ids of blobs that failed to open.
 type PackCheck = (Vec<Finding>, Vec<(BlobId, usize)>, u64, u64);
 
-fn read_pack(repo: &ReadRepository, p: &IndexPack, verify_blobs: bool) -> PackCheck {
+fn read_pack(repo: &ReadRepository, p: &IndexPack, claims: &[(IndexId, IndexPack)], verify_blobs: bool) -> PackCheck {
     let path = pack_path(p.kind, &p.id);
     let err = |code, msg: String| Walk::error(code, path.clone(), msg);
     let bytes = match repo.backend().read(&path) {
@@ -316,8 +316,14 @@ fn read_pack(repo: &ReadRepository, p: &IndexPack, verify_blobs: bool) -> PackCh
     match packer::parse_pack(repo.keys(), &bytes) {
         Err(e) => out.push(err("pack-corrupt", format!("header: {e}"))),
         Ok((header, blobs)) => {
-            if header.sessions() != p.sessions.as_slice() || blobs != p.blobs {
-                out.push(err("index-mismatch", "the pack header and the index disagree".into()));
+            // Every index file's entry, not only the first: any key can write one (format-spec §12).
+            for (file, claim) in claims {
+                if let Some(what) = index_disagrees(claim, header.sessions(), &blobs, n) {
+                    out.push(err(
+                        "index-mismatch",
+                        format!("index file {file} disagrees with the pack header: {what}"),
+                    ));
+                }
             }
         }
     }
@@ -349,6 +355,36 @@ fn read_pack(repo: &ReadRepository, p: &IndexPack, verify_blobs: bool) -> PackCh
     (out, bad, n, verified)
 }
 
+/// How an index entry for a pack differs from the pack's header (and size), naming the first
+/// blob that differs; `None` when they agree.
+fn index_disagrees(
+    claim: &IndexPack,
+    sessions: &[[u8; 32]],
+    blobs: &[crate::index::IndexBlob],
+    size: u64,
+) -> Option<String> {
+    if claim.size != size {
+        return Some(format!("{size} bytes stored, the index says {}", claim.size));
+    }
+    if claim.sessions != sessions {
+        return Some("their session tables differ".into());
+    }
+    let differs = |i: usize| match (claim.blobs.get(i), blobs.get(i)) {
+        (Some(c), Some(h)) if c == h => None,
+        (Some(c), _) => Some(format!("the index claims blob {} at offset {}, the header does not", c.id, c.offset)),
+        (None, Some(h)) => Some(format!("the header holds blob {}, the index does not name it", h.id)),
+        (None, None) => None,
+    };
+    (0..claim.blobs.len().max(blobs.len())).find_map(differs)
+}
+
+/// Whether a blob that failed to open at one location has another indexed copy that opens and
+/// verifies: then the failing entry is forged or damaged, and no snapshot loses the blob.
+fn good_copy_elsewhere(repo: &ReadRepository, kind: BlobKind, id: &BlobId, bad: &PackId) -> Option<PackId> {
+    let locs = repo.locate(kind, id).ok()?;
+    locs.iter().filter(|l| l.pack != *bad).find(|l| repo.read_blob_at(l, id).is_ok()).map(|l| l.pack)
+}
+
 /// Runs a check.
 pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
@@ -362,6 +398,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     let read: Vec<(IndexId, Result<crate::index::IndexFile>)> =
         index_ids.par_iter().map(|id| (*id, repo.read_index(id))).collect();
     let mut packs: BTreeMap<PackId, (IndexPack, Vec<IndexId>)> = BTreeMap::new();
+    let mut claims: HashMap<PackId, Vec<(IndexId, IndexPack)>> = HashMap::new();
     let mut superseded: HashSet<IndexId> = HashSet::new();
     let mut unreadable = Vec::new();
     for (id, r) in read {
@@ -372,6 +409,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
                 superseded.extend(f.supersedes().iter().copied());
                 for p in f.packs() {
                     packs.entry(p.id).or_insert_with(|| (p.clone(), Vec::new())).1.push(id);
+                    claims.entry(p.id).or_default().push((id, p.clone()));
                 }
             }
         }
@@ -446,10 +484,15 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
         .filter(|p| listed_all.contains_key(&p.id))
         .filter(|p| p.kind == BlobKind::Tree || opts.read_data.selects(&p.id))
         .collect();
-    let results: Vec<(PackCheck, BlobKind)> =
-        to_read.par_iter().map(|p| (read_pack(repo, p, p.kind == BlobKind::Data), p.kind)).collect();
+    let results: Vec<(PackCheck, BlobKind)> = to_read
+        .par_iter()
+        .map(|p| {
+            let c = claims.get(&p.id).map(Vec::as_slice).unwrap_or_default();
+            (read_pack(repo, p, c, p.kind == BlobKind::Data), p.kind)
+        })
+        .collect();
     let mut bad_blobs: HashMap<BlobId, usize> = HashMap::new();
-    for ((f, bad, n, v), kind) in results {
+    for (((f, bad, n, v), kind), p) in results.into_iter().zip(&to_read) {
         report.bytes_read += n;
         report.blobs_verified += v;
         if kind == BlobKind::Data {
@@ -458,7 +501,23 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
         let first = findings.len();
         findings.extend(f);
         for (id, local) in bad {
-            bad_blobs.entry(id).or_insert(first + local);
+            let i = first + local;
+            // A blob that opens elsewhere is not lost: the entry that failed is forged or damaged
+            // (format-spec §12), and no snapshot is affected by it.
+            if findings[i].code == "blob-corrupt" {
+                if let Some(good) = good_copy_elsewhere(repo, kind, &id, &p.id) {
+                    let f = &mut findings[i];
+                    f.code = "index-forged";
+                    f.message = format!(
+                        "the index entry for blob {id} in {} does not give the blob ({}), while its copy in {} verifies: a forged or damaged index entry",
+                        pack_path(kind, &p.id),
+                        f.message,
+                        pack_path(kind, &good)
+                    );
+                    continue;
+                }
+            }
+            bad_blobs.entry(id).or_insert(i);
         }
     }
 

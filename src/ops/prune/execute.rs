@@ -49,6 +49,7 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
             report.deleted_bytes += r.size;
         }
         report.rescued_packs = s.rescued.len();
+        report.verified_copies = s.verified_copies;
         for m in &s.marks {
             b.delete(&Object::Wait(m.clone()).path())?;
             b.delete(&Object::Mark(m.clone()).path())?;
@@ -62,7 +63,8 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
         let mut condemned: Vec<(BlobKind, PackId)> =
             m.unused.iter().chain(&m.orphans).map(|r| (r.kind, r.id)).collect();
         if !m.repack.is_empty() {
-            let mut w = Writer::new(repo, WriterOptions::default(), "prune")?;
+            // The repack relies on no copy it has not read: an index entry elsewhere may be forged.
+            let mut w = Writer::new(repo, WriterOptions { verify_dedup: true, ..WriterOptions::default() }, "prune")?;
             w.condemn(m.repack.iter().map(|r| r.pack.id));
             for r in &m.repack {
                 cancelled(opts)?;

@@ -6,6 +6,7 @@
 //! [`lock`] holds the maintenance lock, [`marks`] reads and writes marks and waits, [`plan`]
 //! decides from the snapshots what to sweep, mark and repack, [`execute`] carries a plan out.
 
+mod copies;
 mod execute;
 mod lock;
 mod marks;
@@ -16,7 +17,7 @@ pub use lock::{backend_now, PruneLock};
 pub use plan::plan;
 
 use crate::error::{Error, Override, Result};
-use crate::id::{BlobKind, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::lease;
 use crate::repository::{ReadRepository, Repository};
@@ -99,8 +100,27 @@ pub struct SweepPlan {
     pub old_index: Vec<IndexId>,
     /// Bytes returned.
     pub delete_bytes: u64,
+    /// Copies outside the condemned packs read and verified before their condemned twins are
+    /// deleted (format-spec §10.6 sweep step 2).
+    pub verified_copies: u64,
+    /// Index entries outside the condemned packs that did not give the blob they claim (forged
+    /// by a write-only key, damaged, or in an archive tier); each keeps its condemned twins.
+    pub bad_copies: Vec<BadCopy>,
     #[serde(skip)]
     keep: Vec<IndexPack>,
+}
+
+/// An indexed location that did not give the blob it claims when the sweep read it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BadCopy {
+    /// `data` or `tree`.
+    pub kind: BlobKind,
+    /// The blob.
+    pub blob: BlobId,
+    /// The pack the index entry points into.
+    pub pack: PackId,
+    /// Why it failed (read, open or verify).
+    pub error: String,
 }
 
 /// A pack to repack.
@@ -182,6 +202,8 @@ pub struct PruneReport {
     pub replaced_index: usize,
     /// Packs rescued.
     pub rescued_packs: usize,
+    /// Copies verified by the sweep before deleting their condemned twins.
+    pub verified_copies: u64,
     /// Packs repacked.
     pub repacked_packs: usize,
     /// Blobs written again by the repack.

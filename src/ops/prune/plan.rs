@@ -1,6 +1,7 @@
 //! Planning a prune (format-spec §10.6): which marks are due to sweep, which packs no snapshot
 //! needs (to mark), and which packs to repack. Reads only; writes nothing.
 
+use super::copies::Copies;
 use super::marks::{live_sessions, stored_marks};
 use super::{MarkPlan, PackRef, PruneOptions, PrunePlan, Repack, SweepPlan, Waiting, MIN_WRITER_FOR_PRUNE};
 use crate::error::{Error, Override, Result};
@@ -203,18 +204,29 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
             due.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
         // Walking every snapshot, not only those outside the marked sets, costs nothing more (the
         // mark walks them all) and keeps a wrong or forged mark from deleting anything in use.
-        // A blob is safe when some copy lives outside the condemned packs.
-        let mut outside: HashSet<(BlobKind, BlobId)> = HashSet::new();
-        for ip in packs.values().filter(|ip| !condemned.contains(&ip.id)) {
-            outside.extend(ip.blobs.iter().map(|b| (b.kind, b.id)));
-        }
+        // A blob is safe when a copy outside the condemned packs reads and verifies: any key can
+        // write index entries, so an entry alone proves nothing (format-spec §10.6, §12).
+        let mut copies = Copies::new(repo, packs.values().filter(|ip| !condemned.contains(&ip.id)));
         for id in &condemned {
             let Some(&(lk, size, _)) = listed.get(id) else { continue };
             let r = PackRef { kind: lk, id: *id, size };
-            let needed = packs.get(id).is_some_and(|ip| {
-                ip.blobs.iter().any(|b| refs.blobs.contains(&(b.kind, b.id)) && !outside.contains(&(b.kind, b.id)))
-            });
-            if needed || pending.contains(id) {
+            let used: Vec<(BlobKind, BlobId)> = packs
+                .get(id)
+                .map(|ip| ip.blobs.iter().map(|b| (b.kind, b.id)).filter(|k| refs.blobs.contains(k)).collect())
+                .unwrap_or_default();
+            let needed = pending.contains(id)
+                || used.iter().any(|(k, b)| !copies.indexed(*k, b))
+                || match used.iter().find(|(k, b)| !copies.good(*k, b)) {
+                    Some((k, b)) => {
+                        p.warnings.push(format!(
+                            "{} kept: it holds {k} blob {b}, which a snapshot needs, and no other indexed copy of it reads and verifies (see the bad copies)",
+                            pack_path(lk, id)
+                        ));
+                        true
+                    }
+                    None => false,
+                };
+            if needed {
                 s.rescued.push(r);
             } else {
                 s.delete_bytes += size;
@@ -222,6 +234,17 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
                 s.delete.push(r);
             }
         }
+        for c in &copies.bad {
+            p.warnings.push(format!(
+                "index entry for {} blob {} in {} does not give the blob ({}); a forged or damaged index entry: run `cairn check --read-data`",
+                c.kind,
+                c.blob,
+                pack_path(c.kind, &c.pack),
+                c.error
+            ));
+        }
+        s.verified_copies = copies.verified;
+        s.bad_copies = std::mem::take(&mut copies.bad);
         s.old_index = old_index.clone();
         s.keep = packs.values().filter(|ip| !sweeping.contains(&ip.id)).cloned().collect();
         if p.pack_bytes > 0 && s.delete_bytes as f64 > opts.max_delete_share * p.pack_bytes as f64 {

@@ -3,6 +3,7 @@
 //! `dump` streams one file.
 
 mod plan;
+mod read;
 
 use plan::target_of;
 pub use plan::{plan, PlanBlob, PlanEntry, RestorePlan};
@@ -12,7 +13,7 @@ use crate::error::{Error, Override, Result};
 use crate::filter::Patterns;
 use crate::fsmeta;
 use crate::id::{BlobId, BlobKind, PackId};
-use crate::layout::{pack_path, Object};
+use crate::layout::pack_path;
 use crate::ops::PathMessage;
 use crate::repository::ReadRepository;
 use crate::tree::NodeKind;
@@ -206,19 +207,7 @@ pub fn execute(
                 let kind = blobs[i].loc.kind;
                 let range = repo.backend().read_range(&pack_path(kind, pack), start, end - start);
                 for b in &blobs[i..j] {
-                    let plain = range
-                        .as_ref()
-                        .map_err(|e| Error::corrupt(Object::Pack(kind, **pack), e.to_string()))
-                        .and_then(|r| {
-                            let from = (b.loc.offset - start) as usize;
-                            let sealed = r.get(from..from.saturating_add(b.loc.length as usize)).ok_or_else(|| {
-                                Error::corrupt(
-                                    Object::Pack(kind, **pack),
-                                    format!("blob {} lies beyond the end of the pack", b.id),
-                                )
-                            })?;
-                            repo.open_blob_at(&b.loc, &b.id, sealed)
-                        });
+                    let plain = read::planned_blob(repo, kind, pack, &range, start, b);
                     match plain {
                         Ok(data) => {
                             for &(idx, off) in &b.targets {
@@ -421,14 +410,8 @@ fn verify_file(
     let mut off = 0u64;
     let mut buf = Vec::new();
     for id in ids {
-        let loc = repo.locate(BlobKind::Data, &id).map_err(|e| e.to_string())?;
-        let n = loc.first().ok_or_else(|| format!("blob {id} not indexed"))?.plain_length as usize;
-        buf.resize(n, 0);
-        f.read_exact_at(&mut buf, off).map_err(|e| e.to_string())?;
-        if repo.keys().content_id(&buf) != id {
-            return Err(format!("bytes at offset {off} do not match blob {id}"));
-        }
-        off += n as u64;
+        let n = read::verify_chunk(repo, &f, &id, off, &mut buf)?;
+        off += n;
     }
     Ok(())
 }

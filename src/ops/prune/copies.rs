@@ -1,0 +1,63 @@
+//! The copies a sweep relies on (format-spec §10.6 sweep step 2): before a condemned pack that
+//! holds a blob some snapshot references is deleted, a copy of that blob outside the condemned
+//! packs is read and verified with the full key. An index entry alone is not proof: a write-only
+//! key can write index files and pack headers that claim any blob (§12).
+
+use super::BadCopy;
+use crate::cache::Location;
+use crate::id::{BlobId, BlobKind};
+use crate::index::IndexPack;
+use crate::repository::ReadRepository;
+use std::collections::HashMap;
+
+/// The indexed locations of blobs outside the condemned packs, and what reading them showed.
+pub(super) struct Copies<'a> {
+    repo: &'a ReadRepository,
+    outside: HashMap<(BlobKind, BlobId), Vec<Location>>,
+    verdict: HashMap<(BlobKind, BlobId), bool>,
+    /// Copies read and verified.
+    pub verified: u64,
+    /// Locations that did not give the blob they claim.
+    pub bad: Vec<BadCopy>,
+}
+
+impl<'a> Copies<'a> {
+    /// The copies the given packs (those outside the condemned set) hold.
+    pub fn new<'p>(repo: &'a ReadRepository, packs: impl Iterator<Item = &'p IndexPack>) -> Self {
+        let mut outside: HashMap<(BlobKind, BlobId), Vec<Location>> = HashMap::new();
+        for ip in packs {
+            for b in &ip.blobs {
+                if let Some(loc) = Location::of(ip, b) {
+                    outside.entry((b.kind, b.id)).or_default().push(loc);
+                }
+            }
+        }
+        Copies { repo, outside, verdict: HashMap::new(), verified: 0, bad: Vec::new() }
+    }
+
+    /// True when some copy outside the condemned packs is indexed (not yet verified).
+    pub fn indexed(&self, kind: BlobKind, id: &BlobId) -> bool {
+        self.outside.contains_key(&(kind, *id))
+    }
+
+    /// True when a copy outside the condemned packs reads, opens and verifies. Each blob is
+    /// settled once; every location that fails on the way is recorded.
+    pub fn good(&mut self, kind: BlobKind, id: &BlobId) -> bool {
+        if let Some(v) = self.verdict.get(&(kind, *id)) {
+            return *v;
+        }
+        let mut ok = false;
+        for loc in self.outside.get(&(kind, *id)).map(Vec::as_slice).unwrap_or_default() {
+            match self.repo.read_blob_at(loc, id) {
+                Ok(_) => {
+                    self.verified += 1;
+                    ok = true;
+                    break;
+                }
+                Err(e) => self.bad.push(BadCopy { kind, blob: *id, pack: loc.pack, error: e.to_string() }),
+            }
+        }
+        self.verdict.insert((kind, *id), ok);
+        ok
+    }
+}
