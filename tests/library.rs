@@ -16,6 +16,8 @@ mod fixtures;
 mod format;
 #[path = "library/prune.rs"]
 mod prune;
+#[path = "library/races.rs"]
+mod races;
 #[path = "library/repair.rs"]
 mod repair;
 #[path = "support/servers.rs"]

@@ -138,6 +138,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         no_verify: a.no_verify,
         threads: 0,
         cancel: Some(ctx.cancel.clone()),
+        test_before_open: None,
     };
     let bar = ctx.out.byte_bar(None, true);
     let source = if a.stdin {

@@ -82,6 +82,21 @@ pub struct BackupOptions {
     pub threads: usize,
     /// Set from a signal handler to stop early; nothing is committed then.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Test-only: called with each entry's path after the walk has examined it (`lstat`) and
+    /// before it opens it, so a test can swap the entry at that moment.
+    #[doc(hidden)]
+    pub test_before_open: Option<WalkHook>,
+}
+
+/// A test-only callback of the walk (see `BackupOptions::test_before_open`).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct WalkHook(pub Arc<dyn Fn(&Path) + Send + Sync>);
+
+impl std::fmt::Debug for WalkHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WalkHook")
+    }
 }
 
 /// The walk's selection rules: the backup walk and [`crate::scan`] both decide with these.
