@@ -27,6 +27,17 @@ pub struct OpenOptions {
     pub no_cache: bool,
 }
 
+impl OpenOptions {
+    /// The cache root to use: `cache_root`, else [`crate::cache::default_root`]; `None` with
+    /// `no_cache` or when there is no root to use.
+    fn root(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_root.clone().or_else(crate::cache::default_root)
+    }
+}
+
 /// Settings for a new repository.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -92,8 +103,7 @@ impl Repository {
         backend.write_new(&Object::Config(1).path(), &object::encode_config(&keys, 1, &cfg))?;
         // A new repository replaces whatever this client pinned at the location before (one that
         // was deleted on purpose): pin the new one instead of refusing it.
-        if !opts.no_cache {
-            let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
+        if let Some(root) = opts.root() {
             let _ = std::fs::remove_file(pin_path(&root, &backend.location()));
         }
         Self::finish_open(backend, keys, key_id, opts)
@@ -191,8 +201,12 @@ impl Repository {
         }
         let chunker = Chunker::new(config.chunker(), &keys.chunk_key)
             .map_err(|e| Error::RepoInvalid { location: loc.clone(), reason: e })?;
-        let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
-        let cache = if opts.no_cache { Cache::temporary(None)? } else { Cache::open(&root, &keys.repo_id)? };
+        let root = opts.root();
+        let cache = match (&root, opts.no_cache) {
+            (_, true) => Cache::temporary(None)?,
+            (Some(root), false) => Cache::open(root, &keys.repo_id)?,
+            (None, false) => Cache::without_root()?,
+        };
         let repo = Repository {
             shared: std::sync::Arc::new(super::Shared {
                 backend,
@@ -207,7 +221,7 @@ impl Repository {
                 sync_lock: Mutex::new(()),
             }),
         };
-        if !opts.no_cache {
+        if let Some(root) = root {
             repo.check_pin(&root)?;
         }
         Ok(repo)
@@ -245,7 +259,7 @@ impl Repository {
                 });
             }
         }
-        let _ = std::fs::create_dir_all(&dir);
+        crate::cache::private_dir(&dir, false)?;
         let v = serde_json::json!({
             "location": self.shared.backend.location(),
             "repository_id": self.shared.keys.repo_id.to_hex(),
@@ -253,7 +267,7 @@ impl Repository {
             "config": self.shared.config_n,
         });
         let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
-        if std::fs::write(&tmp, v.to_string()).is_ok() {
+        if crate::cache::write_private(&tmp, v.to_string().as_bytes()).is_ok() {
             let _ = std::fs::rename(&tmp, &path);
         }
         Ok(())
