@@ -14,6 +14,8 @@ mod faults;
 mod fixtures;
 #[path = "library/format.rs"]
 mod format;
+#[path = "library/limits.rs"]
+mod limits;
 #[path = "library/prune.rs"]
 mod prune;
 #[path = "library/races.rs"]
