@@ -108,3 +108,80 @@ fn the_cache_is_private_after_a_backup() {
     assert_eq!(mode(&r.cache.join("CACHEDIR.TAG")), 0o600);
     assert!(fs::read_dir(r.cache.join("pins")).unwrap().count() > 0);
 }
+
+/// A secret backend option on the command line (visible in `ps`) is a usage error that names the option and the
+/// variable to use instead, and does not echo the value.
+#[test]
+fn secret_options_are_refused_on_the_command_line() {
+    let r = Repo::new();
+    for (opt, var) in [
+        ("s3.secret_access_key", "CAIRN_OPTION_S3_SECRET_ACCESS_KEY"),
+        ("webdav.password", "CAIRN_OPTION_WEBDAV_PASSWORD"),
+        ("azblob.account_key", "CAIRN_OPTION_AZBLOB_ACCOUNT_KEY"),
+        ("gcs.token", "CAIRN_OPTION_GCS_TOKEN"),
+    ] {
+        let flag = format!("{opt}=hunter2");
+        let out = r.expect_usage_error(&["-o", &flag, "snapshots"], &[opt, var, "--options-file"]);
+        assert!(!stderr(&out).contains("hunter2"), "{}", describe(&out));
+    }
+    // Not secret: accepted as before.
+    r.ok(&["-o", "s3.access_key_id=a", "snapshots"]);
+}
+
+/// A running cairn has a core file size limit of 0 (and is not dumpable), whatever limit it was started with, so a
+/// crash cannot write its keys to disk.
+#[test]
+fn a_running_cairn_writes_no_core_file() {
+    let r = Repo::new();
+    let pause = Pause::new(&r.base, "core");
+    let mut cmd = r.command(&["snapshots"]);
+    pause.arm(&mut cmd, "list", "snapshots/", 0);
+    // SAFETY: setrlimit is async-signal-safe; the child starts with a core limit to lower.
+    unsafe {
+        cmd.pre_exec(|| {
+            let l = libc::rlimit { rlim_cur: 1 << 20, rlim_max: 1 << 20 };
+            if libc::setrlimit(libc::RLIMIT_CORE, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = spawn(cmd);
+    pause.wait(&mut child);
+    let limits = fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    pause.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let line = limits.lines().find(|l| l.starts_with("Max core file size")).expect("a core limit line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[4..6], ["0", "0"], "{line}");
+}
+
+/// A password file others can read is used, with a warning on stderr naming the file and its mode.
+#[test]
+fn a_readable_password_file_is_warned_about() {
+    let r = Repo::new();
+    let f = r.path("pw");
+    write_file(&f, format!("{}\n", r.password).as_bytes());
+    for (m, warned) in [(0o644, true), (0o640, true), (0o600, false)] {
+        fs::set_permissions(&f, fs::Permissions::from_mode(m)).unwrap();
+        let out = r.run(&["--password-file", s(&f), "snapshots"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let err = stderr(&out);
+        let named = err.contains("warning: password file") && err.contains(s(&f)) && err.contains(&format!("{m:04o}"));
+        assert_eq!(named, warned, "mode {m:o}: {}", describe(&out));
+        assert_eq!(err.contains("warning"), warned, "{}", describe(&out));
+    }
+}
+
+/// `copy` without the source's password names the variable that is missing (CAIRN_FROM_PASSWORD), not
+/// CAIRN_PASSWORD, which is set.
+#[test]
+fn copy_names_the_missing_source_password() {
+    let a = Repo::new();
+    let b = Repo::new();
+    let out = b.expect_code(&["copy", "--from-repo", s(&a.repo)], 12);
+    let err = stderr(&out);
+    assert!(err.contains("set CAIRN_FROM_PASSWORD,") && err.contains("--from-password-file"), "{}", describe(&out));
+    assert!(!err.contains("set CAIRN_PASSWORD"), "{}", describe(&out));
+}
