@@ -356,8 +356,7 @@ mod tests {
     fn key_files_are_tried_pinned_first_then_cheapest_first() {
         let (planted, real, other) = (KeyId([1; 32]), KeyId([2; 32]), KeyId([3; 32]));
         let max = KdfParams::MAXIMUM;
-        let keys =
-            vec![(planted, kf(max.m_kib, max.t)), (other, kf(128 * 1024, 3)), (real, kf(64 * 1024, 3))];
+        let keys = vec![(planted, kf(max.m_kib, max.t)), (other, kf(128 * 1024, 3)), (real, kf(64 * 1024, 3))];
         let order = |pinned: Option<&KeyId>| -> Vec<KeyId> {
             key_try_order(keys.clone(), pinned).into_iter().map(|(id, _)| id).collect()
         };

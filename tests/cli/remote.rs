@@ -47,7 +47,8 @@ impl Remote {
 
     fn gcs(g: &Gcs, what: &str) -> Remote {
         // A secret option (the token) is refused with -o: it goes in the environment.
-        let (secret, plain): (Vec<String>, Vec<String>) = g.options().into_iter().partition(|o| o.starts_with("gcs.token="));
+        let (secret, plain): (Vec<String>, Vec<String>) =
+            g.options().into_iter().partition(|o| o.starts_with("gcs.token="));
         let flags = plain.into_iter().flat_map(|o| ["-o".to_string(), o]).collect();
         let env = secret
             .into_iter()

@@ -308,8 +308,7 @@ impl Ctx<'_> {
                     let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
                     return self.send(Event::EnterDir(node)) && self.send(Event::LeaveDir);
                 }
-                let Some(handle) = self.open_checked(path, &st, || fsmeta::open_dir_at(Some(dir), oname, false))
-                else {
+                let Some(handle) = self.open_checked(path, &st, || fsmeta::open_dir_at(Some(dir), oname, false)) else {
                     return true;
                 };
                 let mut node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);
