@@ -101,6 +101,10 @@ impl Repository {
             return Err(Error::refused(format!("{loc}: a repository already exists here")));
         }
         init.chunker.validate().map_err(Error::Usage)?;
+        // A cache directory that would be refused is refused before anything is written.
+        if let Some(root) = opts.root() {
+            crate::cache::private_dir(&root, true)?;
+        }
         backend.create_root()?;
         let mut keys = MasterKeys::generate();
         if let Some(src) = &init.chunker_keys_from {

@@ -185,3 +185,14 @@ fn copy_names_the_missing_source_password() {
     assert!(err.contains("set CAIRN_FROM_PASSWORD,") && err.contains("--from-password-file"), "{}", describe(&out));
     assert!(!err.contains("set CAIRN_PASSWORD"), "{}", describe(&out));
 }
+
+/// `init` with a cache directory that would be refused fails before it writes anything to the repository.
+#[test]
+fn init_refuses_a_foreign_cache_directory_before_writing() {
+    let r = Repo::uninit();
+    fs::create_dir_all(&r.cache).unwrap();
+    std::os::unix::fs::chown(&r.cache, Some(OTHER), Some(OTHER)).unwrap();
+    let out = r.expect_code(&["init"], 1);
+    assert!(stderr(&out).contains("--cache-dir"), "{}", describe(&out));
+    assert!(!r.repo.join("config").exists() && !r.repo.join("keys").exists(), "init wrote a repository");
+}

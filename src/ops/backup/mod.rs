@@ -115,7 +115,13 @@ impl BackupOptions {
             }
         }
         if self.exclude_caches {
-            if let Ok(mut f) = std::fs::File::open(dir.join("CACHEDIR.TAG")) {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never through a symlink, and without blocking on a FIFO planted under the name.
+            let tag = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(dir.join("CACHEDIR.TAG"));
+            if let Ok(mut f) = tag {
                 let mut sig = [0u8; 43];
                 if f.read_exact(&mut sig).is_ok() && &sig == b"Signature: 8a477f597d28d172789f06886806bc55" {
                     return true;
