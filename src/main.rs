@@ -101,6 +101,9 @@ fn main() {
         }
     };
     init_logging(cli.global.quiet);
+    if let Err(e) = cli::disable_core_dumps() {
+        eprintln!("cairn: warning: core dumps could not be disabled ({e}): a crash could write keys to disk");
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while the first is being handled ends the process at once.

@@ -16,8 +16,12 @@ mod fixtures;
 mod forged_index;
 #[path = "library/format.rs"]
 mod format;
+#[path = "library/limits.rs"]
+mod limits;
 #[path = "library/prune.rs"]
 mod prune;
+#[path = "library/races.rs"]
+mod races;
 #[path = "library/repair.rs"]
 mod repair;
 #[path = "support/servers.rs"]

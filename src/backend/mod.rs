@@ -5,6 +5,7 @@ use crate::error::{Error, Result, SourceError};
 use crate::time::Time;
 use std::sync::Arc;
 
+pub mod capped;
 pub mod fault;
 pub mod local;
 pub mod opendal;

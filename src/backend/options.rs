@@ -186,6 +186,27 @@ impl Options {
         Ok(o)
     }
 
+    /// [`Options::from_sources`] for a command line: `flags` are the `-o` arguments, and a secret
+    /// among them is refused (a usage error naming the option and where to put it instead), as a
+    /// password in a URL is: a command line shows up in process lists and shell histories.
+    pub fn from_command_line(
+        flags: &[String],
+        env: impl IntoIterator<Item = (String, String)>,
+        file: Option<&Path>,
+    ) -> Result<Self> {
+        for f in flags {
+            let key = f.split_once('=').map_or(f.as_str(), |(k, _)| k).trim();
+            if lookup(key).is_some_and(|o| o.secret) {
+                return Err(Error::Usage(format!(
+                    "option {key} is a secret and is not accepted with -o (the command line shows up in process \
+                     lists); set {ENV_PREFIX}{} or put it in the options file (--options-file)",
+                    key.replace('.', "_").to_ascii_uppercase()
+                )));
+            }
+        }
+        Self::from_sources(flags, env, file)
+    }
+
     /// Sets one option (later calls win), checking the key.
     pub fn set(&mut self, key: &str, value: &str, source: Source) -> Result<()> {
         check_key(key, &source)?;
@@ -293,6 +314,24 @@ mod tests {
             Options::from_sources(&[], vec![("CAIRN_OPTION_BOGUS".into(), "1".into())], None).unwrap_err().to_string();
         assert!(e.contains("bogus") && e.contains("CAIRN_OPTION_BOGUS"), "{e}");
         assert!(Options::from_sources(&["novalue".into()], vec![], None).is_err());
+    }
+
+    #[test]
+    fn secrets_are_refused_on_the_command_line() {
+        for (flag, var) in [
+            ("s3.secret_access_key=hunter2", "CAIRN_OPTION_S3_SECRET_ACCESS_KEY"),
+            ("webdav.password=hunter2", "CAIRN_OPTION_WEBDAV_PASSWORD"),
+            ("gcs.token=hunter2", "CAIRN_OPTION_GCS_TOKEN"),
+            ("azblob.account_key=hunter2", "CAIRN_OPTION_AZBLOB_ACCOUNT_KEY"),
+        ] {
+            let e = Options::from_command_line(&[flag.into()], vec![], None).unwrap_err();
+            let m = e.to_string();
+            assert!(matches!(e, Error::Usage(_)) && m.contains(var) && m.contains("--options-file"), "{m}");
+            assert!(!m.contains("hunter2"), "{m}");
+            let o = Options::from_command_line(&[], vec![(var.to_string(), "hunter2".to_string())], None).unwrap();
+            assert_eq!(o.get(flag.split_once('=').unwrap().0), Some("hunter2"));
+        }
+        assert!(Options::from_command_line(&["s3.access_key_id=a".into()], vec![], None).is_ok());
     }
 
     #[test]

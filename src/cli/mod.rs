@@ -55,3 +55,21 @@ pub fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
     let ctx = Ctx { out: Printer::new(&cli.global), g: cli.global, cancel };
     cmd::run(&ctx, cli.command)
 }
+
+/// Keeps key material out of core files and away from other processes of the same user: the
+/// process is made non-dumpable (`PR_SET_DUMPABLE` 0: no core file, no ptrace attach, `/proc`
+/// entries owned by root) and its core file size limit set to 0. Called first thing in `main`,
+/// before any password or key is read (README "Security model").
+pub fn disable_core_dumps() -> std::io::Result<()> {
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit reads a valid rlimit; prctl with PR_SET_DUMPABLE takes plain integers.
+    unsafe {
+        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

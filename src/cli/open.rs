@@ -23,7 +23,22 @@ fn first_line(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 fn read_password_file(f: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let bytes = Zeroizing::new(std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?);
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let ctx = || format!("cannot read password file {}", f.display());
+    let mut file = std::fs::File::open(f).with_context(ctx)?;
+    let mode = file.metadata().with_context(ctx)?.permissions().mode();
+    if mode & 0o044 != 0 {
+        // Always shown (not a note --quiet silences): the password is exposed right now.
+        eprintln!(
+            "cairn: warning: password file {} is readable by {} (mode {:04o}); make it private: chmod 600",
+            f.display(),
+            if mode & 0o004 != 0 { "everyone" } else { "its group" },
+            mode & 0o7777
+        );
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes).with_context(ctx)?;
     Ok(first_line(&bytes))
 }
 
@@ -42,15 +57,20 @@ fn run_password_command(cmd: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     Ok(first_line(&out_bytes))
 }
 
-fn prompt(label: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+/// Asks for a password on the terminal; without one, the error names the variable `env` and its
+/// `_FILE` / `_COMMAND` forms and flags (`CAIRN_FROM_PASSWORD`: `--from-password-file`, ...).
+fn prompt(label: &str, env: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     match rpassword::prompt_password(label) {
         Ok(p) => Ok(Zeroizing::new(p.into_bytes())),
-        Err(_) => Err(CliError::Key(
-            "no password given and no terminal to ask on: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or \
-             CAIRN_PASSWORD_COMMAND (or --password-file / --password-command)"
-                .into(),
-        )
-        .into()),
+        Err(_) => {
+            let flag = env.strip_prefix("CAIRN_").unwrap_or(env).to_ascii_lowercase().replace('_', "-");
+            let how = if env == "CAIRN_NEW_PASSWORD" {
+                format!("set {env} (or --new-password-file)")
+            } else {
+                format!("set {env}, {env}_FILE or {env}_COMMAND (or --{flag}-file / --{flag}-command)")
+            };
+            Err(CliError::Key(format!("no password given and no terminal to ask on: {how}")).into())
+        }
     }
 }
 
@@ -66,9 +86,9 @@ pub fn password_from(g: &Global, env: &str, label: &str, confirm: bool) -> anyho
     if let Some(p) = std::env::var_os(env) {
         return Ok(Zeroizing::new(p.as_bytes().to_vec()));
     }
-    let p = prompt(label)?;
+    let p = prompt(label, env)?;
     if confirm {
-        let again = prompt("Repeat the password: ")?;
+        let again = prompt("Repeat the password: ", env)?;
         if *again != *p {
             bail!("the passwords do not match");
         }
@@ -88,8 +108,8 @@ pub fn new_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     } else if let Some(p) = std::env::var_os("CAIRN_NEW_PASSWORD") {
         Zeroizing::new(p.as_bytes().to_vec())
     } else {
-        let p = prompt("New password: ")?;
-        let again = prompt("Repeat the new password: ")?;
+        let p = prompt("New password: ", "CAIRN_NEW_PASSWORD")?;
+        let again = prompt("Repeat the new password: ", "CAIRN_NEW_PASSWORD")?;
         if *again != *p {
             bail!("the passwords do not match");
         }
@@ -115,7 +135,7 @@ pub fn backend(g: &Global) -> anyhow::Result<DynBackend> {
     if url.is_empty() {
         return Err(CliError::Usage("no repository given (use -r/--repo or CAIRN_REPOSITORY)".into()).into());
     }
-    let options = backend::Options::from_sources(&g.options, env, g.options_file.as_deref())?;
+    let options = backend::Options::from_command_line(&g.options, env, g.options_file.as_deref())?;
     Ok(backend::open_url_with(&url, &options)?)
 }
 

@@ -131,6 +131,22 @@ impl ObjectType {
     pub fn parse(self, path: &str) -> Option<Object> {
         Object::parse(path).filter(|o| o.object_type() == self)
     }
+
+    /// The largest object of this type a reader accepts, in bytes (format-spec §12.1, "Object
+    /// size limits"); `None` for packs, which are read by range. A reader MUST refuse a larger
+    /// object as corrupt without reading it whole; writers stay far below these limits.
+    pub fn max_size(self) -> Option<u64> {
+        const MIB: u64 = 1 << 20;
+        match self {
+            ObjectType::Config | ObjectType::Key | ObjectType::Lease | ObjectType::Lock | ObjectType::Clock => {
+                Some(MIB)
+            }
+            ObjectType::Wait => Some(16 * MIB),
+            ObjectType::Snapshot => Some(64 * MIB),
+            ObjectType::Index | ObjectType::Mark => Some(256 * MIB),
+            ObjectType::DataPack | ObjectType::TreePack => None,
+        }
+    }
 }
 
 impl fmt::Display for ObjectType {

@@ -148,3 +148,182 @@ pub fn mknod(p: &Path, kind: u32, mode: u32, rdev: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+// ---- Read side through handles (backup): nothing below follows a symlink that is not named by
+// the user, and every handle is checked against the stat the walk decided by (README "Security
+// model": a local user who swaps an entry for a symlink between the stat and the open).
+
+fn cname(name: &std::ffi::OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+/// A `stat` buffer as [`Stat`].
+fn from_raw(s: &libc::stat) -> Stat {
+    Stat {
+        dev: s.st_dev,
+        ino: s.st_ino,
+        mode: s.st_mode,
+        nlink: s.st_nlink,
+        uid: s.st_uid,
+        gid: s.st_gid,
+        rdev: s.st_rdev,
+        size: s.st_size.max(0) as u64,
+        blocks: s.st_blocks.max(0) as u64,
+        atime: t(s.st_atime, s.st_atime_nsec),
+        mtime: t(s.st_mtime, s.st_mtime_nsec),
+        ctime: t(s.st_ctime, s.st_ctime_nsec),
+    }
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the entry `name` of the open directory `dir`
+/// itself, never what it points to.
+pub fn lstat_at(dir: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<Stat> {
+    use std::os::fd::AsRawFd;
+    let c = cname(name)?;
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut s: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `dir` is an open descriptor, `c` a valid C string, `s` a writable stat buffer.
+    if unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut s, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(from_raw(&s))
+}
+
+/// `fstat(2)` of an open handle.
+pub fn fstat(f: &std::fs::File) -> io::Result<Stat> {
+    f.metadata().map(|m| Stat::from(&m))
+}
+
+/// True when `a` and `b` describe the same object (device and inode).
+pub fn same_object(a: &Stat, b: &Stat) -> bool {
+    a.dev == b.dev && a.ino == b.ino
+}
+
+/// `openat(dir, name, flags | O_NOATIME)`, again without `O_NOATIME` where the kernel refuses it
+/// (only the owner or root may keep the access time), so reading does not change what the next
+/// backup records. `dir` `None` resolves `name` from the current directory (absolute paths).
+fn open_at(dir: Option<&std::fs::File>, name: &std::ffi::OsStr, flags: libc::c_int) -> io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let c = cname(name)?;
+    let base = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    let flags = flags | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: `base` is AT_FDCWD or an open descriptor, `c` a valid C string.
+    let mut fd = unsafe { libc::openat(base, c.as_ptr(), flags | libc::O_NOATIME) };
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+        // SAFETY: as above.
+        fd = unsafe { libc::openat(base, c.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Opens the directory `name` of `dir` (or the path `name` when `dir` is `None`) as a handle to
+/// read it through. With `follow` false a symlink is refused (`ELOOP`/`ENOTDIR`): only the paths
+/// the user names are resolved through symlinks.
+pub fn open_dir_at(dir: Option<&std::fs::File>, name: &std::ffi::OsStr, follow: bool) -> io::Result<std::fs::File> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    open_at(dir, name, libc::O_DIRECTORY | nofollow)
+}
+
+/// Opens the regular file `name` of `dir` for reading: never through a symlink (`O_NOFOLLOW`),
+/// and without blocking when the name now holds a FIFO or a device (`O_NONBLOCK`, cleared again
+/// once the handle is known to be a regular file). The handle must still be compared with the
+/// stat the caller decided by ([`same_object`]): a rename can put another file under the name.
+pub fn open_file_at(dir: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = open_at(Some(dir), name, libc::O_NOFOLLOW | libc::O_NONBLOCK)?;
+    if file_type(fstat(&f)?.mode) == libc::S_IFREG {
+        // SAFETY: `f` is an open descriptor; F_SETFL with flags read by F_GETFL.
+        unsafe {
+            let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+            if fl >= 0 {
+                libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// `readlinkat(dir, name)`: the target of the symlink `name` of `dir`.
+pub fn read_link_at(dir: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let c = cname(name)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `dir` is open, `c` valid, `buf` writable for `buf.len()` bytes.
+        let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        if buf.len() >= 1 << 20 {
+            return Err(io::Error::other("symlink target longer than 1 MiB"));
+        }
+        buf.resize(buf.len() * 4, 0);
+    }
+}
+
+/// The names in the open directory `dir` (without `.` and `..`), in directory order.
+pub fn list_dir(dir: &std::fs::File) -> io::Result<Vec<std::ffi::OsString>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStringExt;
+    // SAFETY: `dir` is open; the duplicate is handed to fdopendir, which owns it from then on.
+    let fd = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is an open directory descriptor; fdopendir takes ownership of it on success.
+    let d = unsafe { libc::fdopendir(fd) };
+    if d.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `fd` is still ours to close.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    // SAFETY: the duplicate shares the file offset with `dir`: start from the beginning.
+    unsafe { libc::rewinddir(d) };
+    let mut names = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; reset it to tell the end of the stream from an error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `d` is a valid DIR stream until closedir below.
+        let ent = unsafe { libc::readdir(d) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            break if e.raw_os_error().unwrap_or(0) == 0 { Ok(()) } else { Err(e) };
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsString::from_vec(name.to_vec()));
+        }
+    };
+    // SAFETY: `d` came from fdopendir and is closed exactly once.
+    unsafe { libc::closedir(d) };
+    result.map(|()| names)
+}
+
+/// Extended attributes of an open file or directory, sorted by name.
+pub fn read_xattrs_fd(f: &std::fs::File) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use xattr::FileExt;
+    let mut out = Vec::new();
+    let names = match f.list_xattr() {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for name in names {
+        if let Some(v) = f.get_xattr(&name)? {
+            out.push((name.as_bytes().to_vec(), v));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -70,6 +70,23 @@ fn group_name_from(gid: u32, start: usize) -> Option<String> {
     })
 }
 
+/// The home directory of a user id in the user database (`None` when the id has no entry, or
+/// its home is empty or not UTF-8).
+pub fn home_dir(uid: u32) -> Option<String> {
+    lookup_name(NAME_BUF_START, |buf| {
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut res: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: as in `user_name_from`.
+        let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr() as *mut libc::c_char, buf.len(), &mut res) };
+        if r != 0 || res.is_null() || pw.pw_dir.is_null() {
+            return (r, None);
+        }
+        // SAFETY: on success pw_dir points to a NUL-terminated string inside buf.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+        (0, dir.to_str().ok().filter(|d| !d.is_empty()).map(str::to_owned))
+    })
+}
+
 /// The name of a user id (`None` when the id has no entry).
 pub fn user_name(uid: u32) -> Option<String> {
     user_name_from(uid, NAME_BUF_START)

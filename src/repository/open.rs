@@ -2,6 +2,7 @@
 //! chosen from the chain (format-spec §9.2), the cache opened and the client pin checked.
 
 use super::Repository;
+use crate::backend::capped::{read_capped, CappedBackend};
 use crate::backend::{Backend, DynBackend};
 use crate::cache::Cache;
 use crate::chunker::{Chunker, ChunkerParams};
@@ -25,6 +26,17 @@ pub struct OpenOptions {
     pub cache_root: Option<PathBuf>,
     /// Use a private temporary cache.
     pub no_cache: bool,
+}
+
+impl OpenOptions {
+    /// The cache root to use: `cache_root`, else [`crate::cache::default_root`]; `None` with
+    /// `no_cache` or when there is no root to use.
+    fn root(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_root.clone().or_else(crate::cache::default_root)
+    }
 }
 
 /// Settings for a new repository.
@@ -60,6 +72,27 @@ fn pin_path(root: &std::path::Path, location: &str) -> PathBuf {
     root.join("pins").join(&name[..32])
 }
 
+/// The key file that opened the repository at `location` last time, from its client pin.
+fn pinned_key(root: &std::path::Path, location: &str) -> Option<KeyId> {
+    let s = std::fs::read_to_string(pin_path(root, location)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+    KeyId::from_hex(v["key_id"].as_str()?)
+}
+
+/// The order key files are tried in with a password: the one that opened the repository last
+/// time (`pinned`) first, then by KDF cost (memory × passes) from the cheapest, so a planted key
+/// file of maximum cost delays an open only when no other key matches.
+pub(crate) fn key_try_order(
+    mut keys: Vec<(KeyId, keyfile::KeyFile)>,
+    pinned: Option<&KeyId>,
+) -> Vec<(KeyId, keyfile::KeyFile)> {
+    keys.sort_by_key(|(id, kf)| {
+        let k = kf.kdf();
+        (Some(id) != pinned, u64::from(k.m_kib) * u64::from(k.t), u64::from(k.p), *id.as_bytes())
+    });
+    keys
+}
+
 impl Repository {
     /// Creates a repository on an empty backend and opens it.
     pub fn init(backend: DynBackend, password: &[u8], init: &InitOptions, opts: &OpenOptions) -> Result<Repository> {
@@ -68,6 +101,10 @@ impl Repository {
             return Err(Error::refused(format!("{loc}: a repository already exists here")));
         }
         init.chunker.validate().map_err(Error::Usage)?;
+        // A cache directory that would be refused is refused before anything is written.
+        if let Some(root) = opts.root() {
+            crate::cache::private_dir(&root, true)?;
+        }
         backend.create_root()?;
         let mut keys = MasterKeys::generate();
         if let Some(src) = &init.chunker_keys_from {
@@ -92,8 +129,7 @@ impl Repository {
         backend.write_new(&Object::Config(1).path(), &object::encode_config(&keys, 1, &cfg))?;
         // A new repository replaces whatever this client pinned at the location before (one that
         // was deleted on purpose): pin the new one instead of refusing it.
-        if !opts.no_cache {
-            let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
+        if let Some(root) = opts.root() {
             let _ = std::fs::remove_file(pin_path(&root, &backend.location()));
         }
         Self::finish_open(backend, keys, key_id, opts)
@@ -113,16 +149,25 @@ impl Repository {
         if key_objs.is_empty() {
             return Err(Error::RepoInvalid { location: loc, reason: "no key files".into() });
         }
+        let mut candidates = Vec::new();
         for o in &key_objs {
             let Some(id) = KeyId::from_path(&o.path) else { continue };
-            let bytes = backend.read(&o.path)?;
-            let kf = match keyfile::decode(&bytes) {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::warn!("key {id}: {e}");
+            let max = ObjectType::Key.max_size().unwrap_or(u64::MAX);
+            let bytes = match read_capped(backend.as_ref(), &o.path, max) {
+                Ok(b) => b,
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!("{e}; skipped");
                     continue;
                 }
+                Err(e) => return Err(e),
             };
+            match keyfile::decode(&bytes) {
+                Ok(kf) => candidates.push((id, kf)),
+                Err(e) => tracing::warn!("key {id}: {e}"),
+            }
+        }
+        let pinned = opts.root().and_then(|root| pinned_key(&root, &loc));
+        for (id, kf) in key_try_order(candidates, pinned.as_ref()) {
             // A key file that cannot even be tried (hostile KDF parameters, bad material) must not
             // stop the others from opening: anyone who can write `keys/` could plant one.
             match object::open_keyfile(&kf, &id, password) {
@@ -145,6 +190,8 @@ impl Repository {
     }
 
     fn finish_open(backend: DynBackend, keys: MasterKeys, key_id: KeyId, opts: &OpenOptions) -> Result<Repository> {
+        // Every whole-object read of the open repository keeps to the size limits.
+        let backend: DynBackend = std::sync::Arc::new(CappedBackend::new(backend));
         let loc = backend.location();
         let numbered = config_objects(backend.as_ref())?;
         let mut chosen = None;
@@ -153,7 +200,16 @@ impl Repository {
         // Why each config object was passed over, for the error when none rules.
         let mut problems: Vec<String> = Vec::new();
         for (n, p) in &numbered {
-            let bytes = backend.read(p)?;
+            let bytes = match backend.read(p) {
+                Ok(b) => b,
+                // Over the size limit: passed over like any config that does not decode.
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!("config {n}: {e}");
+                    problems.push(e.to_string());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
             match object::decode_config(&keys, *n, &bytes) {
                 Ok(c) => decoded.push((*n, c)),
@@ -191,8 +247,12 @@ impl Repository {
         }
         let chunker = Chunker::new(config.chunker(), &keys.chunk_key)
             .map_err(|e| Error::RepoInvalid { location: loc.clone(), reason: e })?;
-        let root = opts.cache_root.clone().unwrap_or_else(crate::cache::default_root);
-        let cache = if opts.no_cache { Cache::temporary(None)? } else { Cache::open(&root, &keys.repo_id)? };
+        let root = opts.root();
+        let cache = match (&root, opts.no_cache) {
+            (_, true) => Cache::temporary(None)?,
+            (Some(root), false) => Cache::open(root, &keys.repo_id)?,
+            (None, false) => Cache::without_root()?,
+        };
         let repo = Repository {
             shared: std::sync::Arc::new(super::Shared {
                 backend,
@@ -207,7 +267,7 @@ impl Repository {
                 sync_lock: Mutex::new(()),
             }),
         };
-        if !opts.no_cache {
+        if let Some(root) = root {
             repo.check_pin(&root)?;
         }
         Ok(repo)
@@ -245,15 +305,16 @@ impl Repository {
                 });
             }
         }
-        let _ = std::fs::create_dir_all(&dir);
+        crate::cache::private_dir(&dir, false)?;
         let v = serde_json::json!({
             "location": self.shared.backend.location(),
             "repository_id": self.shared.keys.repo_id.to_hex(),
             "fingerprint": fp,
             "config": self.shared.config_n,
+            "key_id": self.shared.key_id.to_hex(),
         });
         let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
-        if std::fs::write(&tmp, v.to_string()).is_ok() {
+        if crate::cache::write_private(&tmp, v.to_string().as_bytes()).is_ok() {
             let _ = std::fs::rename(&tmp, &path);
         }
         Ok(())
@@ -273,4 +334,38 @@ pub fn config_objects(backend: &dyn Backend) -> Result<Vec<(u64, String)>> {
         .collect();
     numbered.sort();
     Ok(numbered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::RepoId;
+    use crate::keyfile::{KeyFile, KeyFileV1, KeyKind};
+
+    fn kf(m_kib: u32, t: u32) -> KeyFile {
+        KeyFile::V1(KeyFileV1 {
+            kind: KeyKind::Full,
+            repo_id: RepoId([0; 32]),
+            created: Time { secs: 0, nanos: 0 },
+            host: String::new(),
+            user: String::new(),
+            kdf: KdfParams { m_kib, t, p: 4 },
+            salt: [0; 32],
+            sealed: Vec::new(),
+        })
+    }
+
+    /// A planted key file of maximum KDF cost is tried last, and the key that opened the repository last time first.
+    #[test]
+    fn key_files_are_tried_pinned_first_then_cheapest_first() {
+        let (planted, real, other) = (KeyId([1; 32]), KeyId([2; 32]), KeyId([3; 32]));
+        let max = KdfParams::MAXIMUM;
+        let keys = vec![(planted, kf(max.m_kib, max.t)), (other, kf(128 * 1024, 3)), (real, kf(64 * 1024, 3))];
+        let order = |pinned: Option<&KeyId>| -> Vec<KeyId> {
+            key_try_order(keys.clone(), pinned).into_iter().map(|(id, _)| id).collect()
+        };
+        assert_eq!(order(None), [real, other, planted]);
+        assert_eq!(order(Some(&other)), [other, real, planted]);
+        assert_eq!(order(Some(&KeyId([9; 32]))), [real, other, planted]);
+    }
 }

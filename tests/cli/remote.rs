@@ -5,7 +5,8 @@
 //! under `CAIRN_TEST_SERVERS=required`, else skip with a notice).
 //!
 //! The servers are configured through different option sources, so each source is exercised: S3 through
-//! `CAIRN_OPTION_S3_ENDPOINT` plus the `AWS_*` variables, SFTP and GCS through `-o`, WebDAV through an options file
+//! `CAIRN_OPTION_S3_ENDPOINT` plus the `AWS_*` variables, SFTP and GCS through `-o` (GCS's token, a secret, through
+//! `CAIRN_OPTION_GCS_TOKEN`), WebDAV through an options file
 //! plus `CAIRN_WEBDAV_PASSWORD`, Azure through `CAIRN_OPTION_AZBLOB_ENDPOINT` plus the `AZURE_STORAGE_*` variables.
 
 use std::path::{Path, PathBuf};
@@ -45,8 +46,15 @@ impl Remote {
     }
 
     fn gcs(g: &Gcs, what: &str) -> Remote {
-        let flags = g.options().into_iter().flat_map(|o| ["-o".to_string(), o]).collect();
-        Remote { r: Repo::uninit(), url: g.url(what), env: Vec::new(), flags }
+        // A secret option (the token) is refused with -o: it goes in the environment.
+        let (secret, plain): (Vec<String>, Vec<String>) =
+            g.options().into_iter().partition(|o| o.starts_with("gcs.token="));
+        let flags = plain.into_iter().flat_map(|o| ["-o".to_string(), o]).collect();
+        let env = secret
+            .into_iter()
+            .map(|o| ("CAIRN_OPTION_GCS_TOKEN".to_string(), o["gcs.token=".len()..].to_string()))
+            .collect();
+        Remote { r: Repo::uninit(), url: g.url(what), env, flags }
     }
 
     fn azure(a: &Azure, what: &str) -> Remote {

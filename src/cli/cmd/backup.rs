@@ -143,6 +143,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         verify_dedup: a.verify_dedup,
         threads: 0,
         cancel: Some(ctx.cancel.clone()),
+        test_before_open: None,
     };
     let bar = ctx.out.byte_bar(None, true);
     let source = if a.stdin {

@@ -85,6 +85,21 @@ pub struct BackupOptions {
     pub threads: usize,
     /// Set from a signal handler to stop early; nothing is committed then.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Test-only: called with each entry's path after the walk has examined it (`lstat`) and
+    /// before it opens it, so a test can swap the entry at that moment.
+    #[doc(hidden)]
+    pub test_before_open: Option<WalkHook>,
+}
+
+/// A test-only callback of the walk (see `BackupOptions::test_before_open`).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct WalkHook(pub Arc<dyn Fn(&Path) + Send + Sync>);
+
+impl std::fmt::Debug for WalkHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WalkHook")
+    }
 }
 
 /// The walk's selection rules: the backup walk and [`crate::scan`] both decide with these.
@@ -103,7 +118,13 @@ impl BackupOptions {
             }
         }
         if self.exclude_caches {
-            if let Ok(mut f) = std::fs::File::open(dir.join("CACHEDIR.TAG")) {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never through a symlink, and without blocking on a FIFO planted under the name.
+            let tag = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(dir.join("CACHEDIR.TAG"));
+            if let Ok(mut f) = tag {
                 let mut sig = [0u8; 43];
                 if f.read_exact(&mut sig).is_ok() && &sig == b"Signature: 8a477f597d28d172789f06886806bc55" {
                     return true;

@@ -6,7 +6,6 @@ use super::{BackupSource, FileMsg};
 use crate::error::{Error, Result};
 use crate::fsmeta;
 use crate::snapshot::Source;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The absolute paths a backup of `source` covers, and what its snapshot records as the source.
@@ -47,20 +46,18 @@ pub(super) fn walk_source(
     match source {
         BackupSource::Paths(_) => {
             let trie = build_trie(paths);
-            if trie.selected {
-                // "/" itself was given: walk its entries.
-                if let Ok(rd) = std::fs::read_dir("/") {
-                    let mut names: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
-                    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-                    let dev = fsmeta::lstat(Path::new("/")).ok().map(|s| s.dev);
-                    for n in names {
-                        if !ctx.entry(&Path::new("/").join(&n), n.as_bytes(), dev) {
-                            break;
-                        }
+            let root = Path::new("/");
+            match fsmeta::open_dir_at(None, root.as_os_str(), true) {
+                Err(e) => ctx.error(root, format!("cannot open: {e}")),
+                Ok(handle) if trie.selected => {
+                    // "/" itself was given: walk its entries.
+                    if let Ok(st) = fsmeta::fstat(&handle) {
+                        ctx.children(&handle, root, st.dev);
                     }
                 }
-            } else {
-                ctx.virtual_dir(Path::new("/"), &trie.children);
+                Ok(handle) => {
+                    ctx.virtual_dir(&handle, root, &trie.children);
+                }
             }
         }
         BackupSource::Stream { name, reader } => {

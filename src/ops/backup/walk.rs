@@ -12,6 +12,7 @@ use crate::writer::Writer;
 use crossbeam_channel::{bounded, Sender};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -150,7 +151,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn file(&self, path: &Path, name: &[u8], st: &Stat) -> bool {
+    pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat) -> bool {
         let pbytes = path.as_os_str().as_bytes().to_vec();
         // Extended attributes are read below, unless the files cache already has them.
         let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
@@ -206,15 +207,11 @@ impl Ctx<'_> {
                 Err(e) => self.warning(path, e),
             }
         }
-        node.xattrs = self.xattrs(path);
-        let entry = FileEntry { xattrs: node.xattrs.clone(), ..entry };
-        let f = match open_noatime(path) {
-            Ok(f) => f,
-            Err(e) => {
-                self.error(path, format!("cannot open: {e}"));
-                return true;
-            }
+        let Some(f) = self.open_checked(path, st, || fsmeta::open_file_at(dir, OsStr::from_bytes(name))) else {
+            return true;
         };
+        node.xattrs = self.xattrs_of(path, &f);
+        let entry = FileEntry { xattrs: node.xattrs.clone(), ..entry };
         // Racily clean files are not trusted to the files cache: a change within the same timestamp
         // tick as the last one would not move mtime or ctime. The tick is taken as 2 s where the
         // file system keeps whole seconds (FAT, some network file systems), else 50 ms.
@@ -241,43 +238,86 @@ impl Ctx<'_> {
         true
     }
 
-    /// Walks one real entry; false when the backup must stop.
-    pub(super) fn entry(&self, path: &Path, name: &[u8], parent_dev: Option<u64>) -> bool {
+    /// Opens what the walk examined as `st` at `path`, with `open`, and checks that the handle is
+    /// that object (device and inode): a local user may have swapped the entry for a symlink or
+    /// another file since the `lstat`. On failure the path goes on the error list and nothing of
+    /// it is stored (README "Security model").
+    fn open_checked(&self, path: &Path, st: &Stat, open: impl FnOnce() -> std::io::Result<File>) -> Option<File> {
+        let f = match open() {
+            Ok(f) => f,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                self.error(path, format!("replaced by a symlink after it was examined; not stored: {e}"));
+                return None;
+            }
+            Err(e) => {
+                self.error(path, format!("cannot open: {e}"));
+                return None;
+            }
+        };
+        match fsmeta::fstat(&f) {
+            Ok(now) if fsmeta::same_object(&now, st) => Some(f),
+            Ok(_) => {
+                self.error(path, "replaced by another file after it was examined; not stored");
+                None
+            }
+            Err(e) => {
+                self.error(path, format!("cannot stat the open file: {e}"));
+                None
+            }
+        }
+    }
+
+    fn xattrs_of(&self, path: &Path, f: &File) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match fsmeta::read_xattrs_fd(f) {
+            Ok(x) => x,
+            Err(e) => {
+                self.warning(path, format!("extended attributes not read: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Walks the entry `name` of the open directory `dir` (at `path`); false when the backup
+    /// must stop. Nothing below a path the user named is resolved through a symlink: entries are
+    /// examined and opened relative to their parent's handle.
+    pub(super) fn entry(&self, dir: &File, path: &Path, name: &[u8], parent_dev: Option<u64>) -> bool {
         if cancelled(self.opts) {
             return false;
         }
         if self.opts.excludes_path(path) {
             return true;
         }
-        let st = match fsmeta::lstat(path) {
+        let oname = OsStr::from_bytes(name);
+        let st = match fsmeta::lstat_at(dir, oname) {
             Ok(s) => s,
             Err(e) => {
                 self.error(path, format!("cannot stat: {e}"));
                 return true;
             }
         };
+        if let Some(hook) = &self.opts.test_before_open {
+            (hook.0)(path);
+        }
         match fsmeta::file_type(st.mode) {
             libc::S_IFDIR => {
                 if self.opts.skips_dir(path) {
                     return true;
                 }
-                let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
+                if self.opts.stays_out(parent_dev, st.dev) {
+                    // Recorded, not entered: nothing is read through it.
+                    let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
+                    return self.send(Event::EnterDir(node)) && self.send(Event::LeaveDir);
+                }
+                let Some(handle) = self.open_checked(path, &st, || fsmeta::open_dir_at(Some(dir), oname, false)) else {
+                    return true;
+                };
+                let mut node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);
+                node.xattrs = self.xattrs_of(path, &handle);
                 if !self.send(Event::EnterDir(node)) {
                     return false;
                 }
-                let cross = self.opts.stays_out(parent_dev, st.dev);
-                if !cross {
-                    match list_dir_noatime(path) {
-                        Ok(mut names) => {
-                            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-                            for n in names {
-                                if !self.entry(&path.join(&n), n.as_bytes(), Some(st.dev)) {
-                                    return false;
-                                }
-                            }
-                        }
-                        Err(e) => self.error(path, format!("cannot list: {e}")),
-                    }
+                if !self.children(&handle, path, st.dev) {
+                    return false;
                 }
                 self.send(Event::LeaveDir)
             }
@@ -285,11 +325,10 @@ impl Ctx<'_> {
                 if self.opts.skips_file(st.size) {
                     return true;
                 }
-                self.file(path, name, &st)
+                self.file(dir, path, name, &st)
             }
-            libc::S_IFLNK => match std::fs::read_link(path) {
-                Ok(t) => {
-                    let target = t.as_os_str().as_bytes().to_vec();
+            libc::S_IFLNK => match fsmeta::read_link_at(dir, oname) {
+                Ok(target) => {
                     let n = self.node(name, &st, NodeKind::Symlink { target }, path, true);
                     self.send(Event::Node(n))
                 }
@@ -312,27 +351,53 @@ impl Ctx<'_> {
         }
     }
 
-    /// Walks the virtual directories that lead to the selected paths.
-    pub(super) fn virtual_dir(&self, dir: &Path, children: &BTreeMap<Vec<u8>, Trie>) -> bool {
+    /// Walks every entry of the open directory `handle` (at `path`, on device `dev`) in name
+    /// order; false when the backup must stop.
+    pub(super) fn children(&self, handle: &File, path: &Path, dev: u64) -> bool {
+        match fsmeta::list_dir(handle) {
+            Ok(mut names) => {
+                names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                for n in names {
+                    if !self.entry(handle, &path.join(&n), n.as_bytes(), Some(dev)) {
+                        return false;
+                    }
+                }
+            }
+            Err(e) => self.error(path, format!("cannot list: {e}")),
+        }
+        true
+    }
+
+    /// Walks the virtual directories that lead to the selected paths, from the open directory
+    /// `dir` at `dir_path`. These are the paths the user named: symlinks in them are followed.
+    pub(super) fn virtual_dir(&self, dir: &File, dir_path: &Path, children: &BTreeMap<Vec<u8>, Trie>) -> bool {
         for (name, child) in children {
-            let path = dir.join(OsStr::from_bytes(name));
+            let path = dir_path.join(OsStr::from_bytes(name));
             if child.selected {
-                let parent_dev = fsmeta::lstat(dir).ok().map(|s| s.dev);
-                if !self.entry(&path, name, parent_dev) {
+                let parent_dev = fsmeta::fstat(dir).ok().map(|s| s.dev);
+                if !self.entry(dir, &path, name, parent_dev) {
                     return false;
                 }
                 continue;
             }
-            let st = match fsmeta::lstat(&path) {
+            let oname = OsStr::from_bytes(name);
+            let st = match fsmeta::lstat_at(dir, oname) {
                 Ok(s) => s,
                 Err(e) => {
                     self.error(&path, format!("cannot stat: {e}"));
                     continue;
                 }
             };
+            let handle = match fsmeta::open_dir_at(Some(dir), oname, true) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.error(&path, format!("cannot open: {e}"));
+                    continue;
+                }
+            };
             let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, &path, true);
             if !self.send(Event::EnterDir(node))
-                || !self.virtual_dir(&path, &child.children)
+                || !self.virtual_dir(&handle, &path, &child.children)
                 || !self.send(Event::LeaveDir)
             {
                 return false;
@@ -340,62 +405,6 @@ impl Ctx<'_> {
         }
         true
     }
-}
-
-/// Opens a file for reading without updating its access time where the kernel allows it (the
-/// owner or root): otherwise every backup would change the atime it records, and with it every
-/// tree, so an unchanged tree would never dedup.
-fn open_noatime(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOATIME).open(path) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::File::open(path),
-        r => r,
-    }
-}
-
-/// The names in a directory, read without updating its access time where the kernel allows it
-/// (see [`open_noatime`]).
-fn list_dir_noatime(path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-    use std::os::unix::ffi::OsStringExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let mut fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_NOATIME) };
-    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
-        // SAFETY: as above.
-        fd = unsafe { libc::open(c.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is an open directory descriptor; fdopendir takes ownership of it on success.
-    let dir = unsafe { libc::fdopendir(fd) };
-    if dir.is_null() {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so `fd` is still ours to close.
-        unsafe { libc::close(fd) };
-        return Err(e);
-    }
-    let mut names = Vec::new();
-    let result = loop {
-        // SAFETY: errno is thread-local; reset it to tell the end of the stream from an error.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `dir` is a valid DIR stream until closedir below.
-        let ent = unsafe { libc::readdir(dir) };
-        if ent.is_null() {
-            let e = std::io::Error::last_os_error();
-            break if e.raw_os_error().unwrap_or(0) == 0 { Ok(()) } else { Err(e) };
-        }
-        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
-        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
-        if name != b"." && name != b".." {
-            names.push(std::ffi::OsString::from_vec(name.to_vec()));
-        }
-    };
-    // SAFETY: `dir` came from fdopendir and is closed exactly once.
-    unsafe { libc::closedir(dir) };
-    result.map(|()| names)
 }
 
 #[derive(Default)]

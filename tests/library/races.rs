@@ -1,0 +1,68 @@
+//! A local user racing a backup (README "Security model", docs/cli-contract.md "backup"): an entry swapped for a
+//! symlink or for another file between the walk's `lstat` and its open is reported on the backup's error list and
+//! nothing of the other object is stored. The swap happens at the exact moment through the walk's test-only hook
+//! (`BackupOptions::test_before_open`).
+
+use crate::fixtures::{files, init_local, write};
+use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress, WalkHook};
+use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const SECRET: &[u8] = b"root-only secret: must never reach a snapshot";
+const OTHER: &[u8] = b"another file renamed into place";
+
+#[test]
+fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let secret = t.join("secret");
+    write(&secret.join("key"), SECRET);
+    write(&t.join("other"), OTHER);
+    let src = t.join("src");
+    write(&src.join("a-file"), b"public a");
+    write(&src.join("b-dir/inner"), b"public inner");
+    write(&src.join("c-renamed"), b"public c");
+    write(&src.join("z-kept"), b"public z");
+    let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+
+    let (s, tt) = (src.clone(), t.to_path_buf());
+    let hook = move |p: &std::path::Path| {
+        let Ok(rel) = p.strip_prefix(&s) else { return };
+        match rel.to_str() {
+            // A file becomes a symlink to a root-only file.
+            Some("a-file") => {
+                std::fs::remove_file(p).unwrap();
+                std::os::unix::fs::symlink(tt.join("secret/key"), p).unwrap();
+            }
+            // A directory becomes a symlink to a root-only directory.
+            Some("b-dir") => {
+                std::fs::rename(p, tt.join("moved")).unwrap();
+                std::os::unix::fs::symlink(tt.join("secret"), p).unwrap();
+            }
+            // Another file is renamed over a file.
+            Some("c-renamed") => std::fs::rename(tt.join("other"), p).unwrap(),
+            _ => {}
+        }
+    };
+    let opts = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
+    let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &opts, &NoProgress).unwrap();
+
+    let mut reported: Vec<PathBuf> = r.errors.iter().map(|e| PathBuf::from(&e.path)).collect();
+    reported.sort();
+    assert_eq!(reported, [src.join("a-file"), src.join("b-dir"), src.join("c-renamed")], "{:?}", r.errors);
+    assert!(r.errors.iter().all(|e| e.message.contains("not stored")), "{:?}", r.errors);
+    assert_eq!(r.summary.errors, 3);
+
+    let target = t.join("restored");
+    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
+    let o = RestoreOptions { target: target.clone(), ..Default::default() };
+    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
+    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let restored = files(&target.join(src.strip_prefix("/").unwrap()));
+    let names: Vec<_> = restored.keys().cloned().collect();
+    assert_eq!(names, [PathBuf::from("z-kept")], "only the untouched file is stored");
+    for (p, data) in files(&target) {
+        assert!(data != SECRET && data != OTHER, "{p:?} holds content the walk never examined");
+    }
+}
