@@ -185,11 +185,8 @@ pub fn mkdir_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> 
 /// Creates the regular file `name` in `dir` (mode 0600, write-only): fails if anything, a
 /// symlink included, is already there.
 pub fn create_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
-    let flags = rfs::OFlags::WRONLY
-        | rfs::OFlags::CREATE
-        | rfs::OFlags::EXCL
-        | rfs::OFlags::NOFOLLOW
-        | rfs::OFlags::CLOEXEC;
+    let flags =
+        rfs::OFlags::WRONLY | rfs::OFlags::CREATE | rfs::OFlags::EXCL | rfs::OFlags::NOFOLLOW | rfs::OFlags::CLOEXEC;
     Ok(File::from(rfs::openat(dir, name, flags, rfs::Mode::from_raw_mode(0o600))?))
 }
 

@@ -115,9 +115,7 @@ pub fn execute(
     // Refuse before writing anything.
     if !opts.overwrite {
         for (e, rel) in plan.entries.iter().zip(&rels) {
-            if matches!(e.node.kind, NodeKind::Socket)
-                || (opts.no_special_files && is_special(&e.node.kind))
-            {
+            if matches!(e.node.kind, NodeKind::Socket) || (opts.no_special_files && is_special(&e.node.kind)) {
                 continue;
             }
             let is_dir = matches!(e.node.kind, NodeKind::Dir { .. });
@@ -262,7 +260,15 @@ pub fn execute(
         let Some(primary) = e.link_to else { continue };
         let from = &plan.entries[primary];
         if !matches!(e.node.kind, NodeKind::File { .. }) || !matches!(from.node.kind, NodeKind::File { .. }) {
-            fail(i, &rels[i], format!("hardlink group of a {} and a {}: only files are linked", from.node.type_name(), e.node.type_name()));
+            fail(
+                i,
+                &rels[i],
+                format!(
+                    "hardlink group of a {} and a {}: only files are linked",
+                    from.node.type_name(),
+                    e.node.type_name()
+                ),
+            );
             continue;
         }
         if failed[primary].load(Ordering::Relaxed) {

@@ -243,10 +243,9 @@ impl Target {
                 }
                 create(fd.as_fd(), name)
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(in_way(
-                self.display(rel),
-                fsmeta::stat_at(fd.as_fd(), name)?.unwrap_or(FileType::Unknown),
-            )),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(in_way(self.display(rel), fsmeta::stat_at(fd.as_fd(), name)?.unwrap_or(FileType::Unknown)))
+            }
             r => r,
         }
     }
@@ -301,7 +300,9 @@ impl Target {
         let xattrs: Vec<(Vec<u8>, Vec<u8>)> = n
             .xattrs
             .iter()
-            .filter(|(k, _)| !(policy.no_security_xattrs && (k.starts_with(b"security.") || k.starts_with(b"trusted."))))
+            .filter(|(k, _)| {
+                !(policy.no_security_xattrs && (k.starts_with(b"security.") || k.starts_with(b"trusted.")))
+            })
             .cloned()
             .collect();
         let by_fd = |fd: BorrowedFd<'_>| -> io::Result<()> {
