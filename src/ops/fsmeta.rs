@@ -4,7 +4,7 @@
 
 use crate::time::Time;
 use rustix::fs as rfs;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -74,10 +74,6 @@ pub fn file_type(mode: u32) -> u32 {
     mode & libc::S_IFMT
 }
 
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-}
-
 /// Extended attributes of the path itself (not following symlinks), sorted by name.
 pub fn read_xattrs(p: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
@@ -95,66 +91,9 @@ pub fn read_xattrs(p: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
-/// Sets extended attributes on the path itself.
-pub fn write_xattrs(p: &Path, attrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
-    for (k, v) in attrs {
-        xattr::set(p, std::ffi::OsStr::from_bytes(k), v)?;
-    }
-    Ok(())
-}
-
-/// `lchown(2)`.
-pub fn lchown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: c is a valid C string.
-    if unsafe { libc::lchown(c.as_ptr(), uid, gid) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Sets atime and mtime with nanoseconds, not following symlinks.
-pub fn set_times(p: &Path, atime: Time, mtime: Time) -> io::Result<()> {
-    let c = cpath(p)?;
-    let ts = [
-        libc::timespec { tv_sec: atime.secs as libc::time_t, tv_nsec: atime.nanos as libc::c_long },
-        libc::timespec { tv_sec: mtime.secs as libc::time_t, tv_nsec: mtime.nanos as libc::c_long },
-    ];
-    // SAFETY: c is valid, ts has two entries.
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `chmod(2)` with the permission bits of `mode` (including setuid, setgid, sticky).
-pub fn chmod(p: &Path, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o7777))
-}
-
-/// Creates a FIFO.
-pub fn mkfifo(p: &Path, mode: u32) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: c is valid.
-    if unsafe { libc::mkfifo(c.as_ptr(), (mode & 0o777) as libc::mode_t) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Creates a device node (`kind` is `S_IFCHR` or `S_IFBLK`).
-pub fn mknod(p: &Path, kind: u32, mode: u32, rdev: u64) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: c is valid.
-    if unsafe { libc::mknod(c.as_ptr(), (kind | (mode & 0o777)) as libc::mode_t, rdev as libc::dev_t) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-// The calls below act on a name relative to an open directory, or on an open file, and never
-// follow a symlink: restore walks its target through them (src/ops/restore/write.rs).
+// The setters act on a name relative to an open directory, or on an open file, and never follow a
+// symlink: restore walks its target through them (src/ops/restore/write.rs). There are no
+// path-based setters.
 
 /// What is at `name` in `dir` (not following a symlink): `None` when nothing is.
 pub fn stat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<rfs::FileType>> {

@@ -343,6 +343,9 @@ pub fn execute(
     }
     for (i, e) in plan.entries.iter().enumerate() {
         let NodeKind::Symlink { target: to } = &e.node.kind else { continue };
+        if failed[i].load(Ordering::Relaxed) {
+            continue;
+        }
         if let Err(err) = target.symlink(&rels[i], to, replace) {
             errors.push(PathMessage { path: target.display(&rels[i]), message: err.to_string() });
             continue;
