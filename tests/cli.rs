@@ -30,6 +30,8 @@ mod dedup;
 mod forget;
 #[path = "cli/grammar.rs"]
 mod grammar;
+#[path = "cli/hostile_restore.rs"]
+mod hostile_restore;
 #[path = "cli/local_user.rs"]
 mod local_user;
 #[path = "cli/options.rs"]

@@ -1,5 +1,6 @@
 //! Library-level tests: format conformance (spec vectors, codecs, write-only keys), crash safety under injected
-//! storage faults, prune (crash points, concurrency), repair, the cold-storage promise (metadata operations read
+//! storage faults, prune (crash points, concurrency), repair, restore against hostile trees and planted symlinks
+//! (nothing outside the target changes), the cold-storage promise (metadata operations read
 //! nothing under `data/`), the config chain under damage, and the backend conformance suite (local, memory, OpenDAL
 //! fs, and the S3/SFTP/WebDAV servers `./test.sh` starts). The second integration-test binary of the crate, beside
 //! `tests/cli.rs` (each links RocksDB).
@@ -16,6 +17,8 @@ mod fixtures;
 mod forged_index;
 #[path = "library/format.rs"]
 mod format;
+#[path = "library/hostile_restore.rs"]
+mod hostile_restore;
 #[path = "library/limits.rs"]
 mod limits;
 #[path = "library/prune.rs"]

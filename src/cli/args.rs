@@ -294,6 +294,18 @@ pub struct RestoreArgs {
     /// Print the plan (what would be written, which packs read) and write nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Never set owners, even as root: everything restored belongs to you
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Do not create FIFOs and device nodes (they are counted as skipped)
+    #[arg(long)]
+    pub no_special_files: bool,
+    /// Do not restore security.* and trusted.* extended attributes (capabilities, SELinux labels)
+    #[arg(long)]
+    pub no_security_xattrs: bool,
+    /// Keep setuid and setgid bits even where restore would strip them
+    #[arg(long)]
+    pub keep_setuid: bool,
     /// Which snapshots `latest` and `--as-of` choose from.
     #[command(flatten)]
     pub filter: SnapshotFilter,

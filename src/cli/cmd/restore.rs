@@ -46,9 +46,17 @@ struct Restored<'a> {
     files: u64,
     dirs: u64,
     other: u64,
+    special_skipped: u64,
     bytes: u64,
     verified: u64,
     errors: Vec<PathError<'a>>,
+}
+
+/// Whether `snap` was written under a write-only key, whose snapshots restore with setuid and setgid
+/// stripped unless `--keep-setuid`. Always false for now: format v1 does not record which key wrote
+/// a snapshot (format-spec §8.1), so no snapshot can be attributed to one.
+fn written_by_write_only_key(_snap: &Snapshot) -> bool {
+    false
 }
 
 /// The snapshot to restore: the argument, or the one `--as-of` picks.
@@ -97,6 +105,10 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         verify: a.verify,
         threads: 0,
         cancel: Some(ctx.cancel.clone()),
+        no_owner: a.no_owner,
+        no_special_files: a.no_special_files,
+        no_security_xattrs: a.no_security_xattrs,
+        strip_setuid: !a.keep_setuid && written_by_write_only_key(&snap),
     };
     let plan = restore::plan(&repo, &snap.root(), sub.as_deref(), &opts)?;
     if a.dry_run {
@@ -144,6 +156,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         files: res.files,
         dirs: res.dirs,
         other: res.other,
+        special_skipped: res.special_skipped,
         bytes: res.bytes,
         verified: res.verified,
         errors: path_errors(&res.errors),
@@ -151,12 +164,17 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
     ctx.out.result(&doc, Text::Chatty, |w| {
         writeln!(
             w,
-            "restored snapshot {} into {}: {} files, {} dirs, {} other, {}{}",
+            "restored snapshot {} into {}: {} files, {} dirs, {} other{}, {}{}",
             id.short(),
             a.target.display(),
             res.files,
             res.dirs,
             res.other,
+            if res.special_skipped > 0 {
+                format!(" ({} fifos and devices skipped)", res.special_skipped)
+            } else {
+                String::new()
+            },
             human_bytes(res.bytes),
             if a.verify { format!("; {} files verified", res.verified) } else { String::new() }
         )

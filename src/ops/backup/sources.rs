@@ -47,7 +47,7 @@ pub(super) fn walk_source(
         BackupSource::Paths(_) => {
             let trie = build_trie(paths);
             let root = Path::new("/");
-            match fsmeta::open_dir_at(None, root.as_os_str(), true) {
+            match fsmeta::open_dir_for_read(None, root.as_os_str(), true) {
                 Err(e) => ctx.error(root, format!("cannot open: {e}")),
                 Ok(handle) if trie.selected => {
                     // "/" itself was given: walk its entries.

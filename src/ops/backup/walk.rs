@@ -207,7 +207,7 @@ impl Ctx<'_> {
                 Err(e) => self.warning(path, e),
             }
         }
-        let Some(f) = self.open_checked(path, st, || fsmeta::open_file_at(dir, OsStr::from_bytes(name))) else {
+        let Some(f) = self.open_checked(path, st, || fsmeta::open_file_for_read(dir, OsStr::from_bytes(name))) else {
             return true;
         };
         node.xattrs = self.xattrs_of(path, &f);
@@ -308,7 +308,8 @@ impl Ctx<'_> {
                     let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
                     return self.send(Event::EnterDir(node)) && self.send(Event::LeaveDir);
                 }
-                let Some(handle) = self.open_checked(path, &st, || fsmeta::open_dir_at(Some(dir), oname, false)) else {
+                let Some(handle) = self.open_checked(path, &st, || fsmeta::open_dir_for_read(Some(dir), oname, false))
+                else {
                     return true;
                 };
                 let mut node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);
@@ -388,7 +389,7 @@ impl Ctx<'_> {
                     continue;
                 }
             };
-            let handle = match fsmeta::open_dir_at(Some(dir), oname, true) {
+            let handle = match fsmeta::open_dir_for_read(Some(dir), oname, true) {
                 Ok(h) => h,
                 Err(e) => {
                     self.error(&path, format!("cannot open: {e}"));

@@ -1,17 +1,17 @@
 //! The restore operation: plan by pack so each pack is read once, write every blob
 //! to all its targets, leave holes for zero chunks, then links and metadata; verify on request.
+//! Every write below the target goes through `write` (handles, never a symlink followed).
 //! `dump` streams one file.
 
 mod plan;
 mod read;
+mod write;
 
-use plan::target_of;
 pub use plan::{plan, PlanBlob, PlanEntry, RestorePlan};
 
 use crate::browse;
 use crate::error::{Error, Override, Result};
 use crate::filter::Patterns;
-use crate::fsmeta;
 use crate::id::{BlobId, BlobKind, PackId};
 use crate::layout::pack_path;
 use crate::ops::PathMessage;
@@ -21,7 +21,7 @@ use crate::trees::chunk_ids;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,9 @@ pub struct RestoreOptions {
     pub includes: Patterns,
     /// Skip what matches.
     pub excludes: Patterns,
-    /// Replace existing files.
+    /// Replace what is in the way: files, symlinks and other non-directories (a symlink where a
+    /// directory belongs is removed, never followed), and empty directories where a non-directory
+    /// belongs.
     pub overwrite: bool,
     /// Re-read every restored file and compare its chunk ids.
     pub verify: bool,
@@ -43,6 +45,15 @@ pub struct RestoreOptions {
     pub threads: usize,
     /// Set from a signal handler to stop early.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Never set owners, even as root (`--no-owner`): everything belongs to the restoring user.
+    pub no_owner: bool,
+    /// Skip FIFOs and device nodes (`--no-special-files`); they are counted in
+    /// [`RestoreResult::special_skipped`].
+    pub no_special_files: bool,
+    /// Skip `security.*` and `trusted.*` extended attributes (`--no-security-xattrs`).
+    pub no_security_xattrs: bool,
+    /// Clear the setuid and setgid bits of every mode restore applies.
+    pub strip_setuid: bool,
 }
 
 /// Progress callbacks for restore.
@@ -64,6 +75,8 @@ pub struct RestoreResult {
     pub dirs: u64,
     /// Other entries.
     pub other: u64,
+    /// FIFOs and device nodes not created (`no_special_files`).
+    pub special_skipped: u64,
     /// Bytes of content.
     pub bytes: u64,
     /// Files verified.
@@ -72,26 +85,8 @@ pub struct RestoreResult {
     pub errors: Vec<PathMessage>,
 }
 
-trait FromBytesCompat {
-    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr;
-}
-impl FromBytesCompat for std::ffi::OsStr {
-    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr {
-        use std::os::unix::ffi::OsStrExt;
-        std::ffi::OsStr::from_bytes(b)
-    }
-}
-
 fn cancelled(opts: &RestoreOptions) -> bool {
     opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
-}
-
-fn remove_existing(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => Ok(()),
-    }
 }
 
 /// The longest ranged read of a pack reader: with four readers this bounds the bytes in flight
@@ -101,7 +96,10 @@ const MAX_READ_SPAN: u64 = 8 << 20;
 /// Files a pack reader keeps open at once (it reopens a file whose handle it dropped).
 const MAX_OPEN_FILES_PER_READER: usize = 64;
 
-/// Carries out a plan.
+/// Carries out a plan. Every write goes through [`write::Target`]: from a handle on the target,
+/// never following a symlink. Order: directories, files (sized, with holes) and special files;
+/// content; hardlinks; metadata of everything but directories; symlinks (last of all entries, so
+/// nothing restore does afterwards can pass through one); directory metadata, deepest first.
 pub fn execute(
     repo: &ReadRepository,
     plan: &RestorePlan,
@@ -109,69 +107,50 @@ pub fn execute(
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreResult> {
     let mut res = RestoreResult { errors: plan.unrestorable.clone(), ..Default::default() };
-    let target = &opts.target;
-    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    let target = write::Target::open(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
+    let rels: Vec<PathBuf> = plan
+        .entries
+        .iter()
+        .map(|e| write::relative(&e.path).map_err(|err| Error::io(&e.path, err)))
+        .collect::<Result<_>>()?;
     // Refuse before writing anything.
     if !opts.overwrite {
-        for e in &plan.entries {
-            if matches!(e.node.kind, NodeKind::Dir { .. }) {
+        for (e, rel) in plan.entries.iter().zip(&rels) {
+            if matches!(e.node.kind, NodeKind::Socket) || (opts.no_special_files && is_special(&e.node.kind)) {
                 continue;
             }
-            let t = target_of(target, &e.path);
-            if t.symlink_metadata().is_ok() {
-                return Err(Error::refused_unless(format!("{} exists", t.display()), Override::Overwrite));
+            let is_dir = matches!(e.node.kind, NodeKind::Dir { .. });
+            let why = target.in_the_way(rel, is_dir).map_err(|err| Error::io(target.display(rel), err))?;
+            if let Some(why) = why {
+                return Err(Error::refused_unless(why, Override::Overwrite));
             }
         }
     }
+    let replace = opts.overwrite;
     let failed: Vec<AtomicBool> = plan.entries.iter().map(|_| AtomicBool::new(false)).collect();
     let mut errors: Vec<PathMessage> = Vec::new();
-    // 1. Create directories, files (sized, with holes), links and special files.
+    let mut fail = |i: usize, rel: &Path, message: String| {
+        failed[i].store(true, Ordering::Relaxed);
+        errors.push(PathMessage { path: target.display(rel), message });
+    };
+    // 1. Create directories, files (sized, with holes) and special files.
     for (i, e) in plan.entries.iter().enumerate() {
-        let t = target_of(target, &e.path);
-        let r: std::io::Result<()> = (|| {
-            if let Some(parent) = t.parent() {
-                std::fs::create_dir_all(parent)?;
+        let rel = &rels[i];
+        let r = match &e.node.kind {
+            NodeKind::Dir { .. } => target.make_dir(rel, replace),
+            NodeKind::File { .. } if e.link_to.is_some() => Ok(()),
+            NodeKind::File { .. } => target.create_file(rel, e.node.size, replace),
+            NodeKind::Symlink { .. } | NodeKind::Socket => Ok(()),
+            _ if opts.no_special_files => {
+                res.special_skipped += 1;
+                Ok(())
             }
-            match &e.node.kind {
-                NodeKind::Dir { .. } => {
-                    if !t.is_dir() {
-                        remove_existing(&t)?;
-                        std::fs::create_dir(&t)?;
-                    }
-                    // Owner-writable until metadata is applied at the end.
-                    fsmeta::chmod(&t, 0o700)?;
-                }
-                NodeKind::File { .. } => {
-                    if e.link_to.is_some() {
-                        return Ok(());
-                    }
-                    remove_existing(&t)?;
-                    let f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&t)?;
-                    f.set_len(e.node.size)?;
-                }
-                NodeKind::Symlink { target: to } => {
-                    remove_existing(&t)?;
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes_compat(to), &t)?;
-                }
-                NodeKind::Fifo => {
-                    remove_existing(&t)?;
-                    fsmeta::mkfifo(&t, e.node.mode)?;
-                }
-                NodeKind::CharDevice { rdev } => {
-                    remove_existing(&t)?;
-                    fsmeta::mknod(&t, libc::S_IFCHR, e.node.mode, *rdev)?;
-                }
-                NodeKind::BlockDevice { rdev } => {
-                    remove_existing(&t)?;
-                    fsmeta::mknod(&t, libc::S_IFBLK, e.node.mode, *rdev)?;
-                }
-                NodeKind::Socket => {}
-            }
-            Ok(())
-        })();
+            NodeKind::Fifo => target.create_special(rel, libc::S_IFIFO, e.node.mode, 0, replace),
+            NodeKind::CharDevice { rdev } => target.create_special(rel, libc::S_IFCHR, e.node.mode, *rdev, replace),
+            NodeKind::BlockDevice { rdev } => target.create_special(rel, libc::S_IFBLK, e.node.mode, *rdev, replace),
+        };
         if let Err(err) = r {
-            failed[i].store(true, Ordering::Relaxed);
-            errors.push(PathMessage { path: t.display().to_string(), message: err.to_string() });
+            fail(i, rel, err.to_string());
         }
     }
     // 2. Content, pack by pack.
@@ -214,7 +193,6 @@ pub fn execute(
                                 if failed[idx].load(Ordering::Relaxed) {
                                     continue;
                                 }
-                                let t = target_of(target, &plan.entries[idx].path);
                                 let w = (|| -> std::io::Result<()> {
                                     // A pack can hold thousands of small files: keep few open.
                                     if files.len() >= MAX_OPEN_FILES_PER_READER && !files.contains_key(&idx) {
@@ -223,7 +201,7 @@ pub fn execute(
                                     let f = match files.entry(idx) {
                                         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                                         std::collections::hash_map::Entry::Vacant(v) => {
-                                            v.insert(std::fs::OpenOptions::new().write(true).open(&t)?)
+                                            v.insert(target.open_file(&rels[idx], true)?)
                                         }
                                     };
                                     write_skipping_zero_blocks(f, &data, off)
@@ -231,7 +209,7 @@ pub fn execute(
                                 if let Err(err) = w {
                                     failed[idx].store(true, Ordering::Relaxed);
                                     pack_errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage {
-                                        path: t.display().to_string(),
+                                        path: target.display(&rels[idx]),
                                         message: format!("write failed: {err}"),
                                     });
                                 } else {
@@ -243,11 +221,10 @@ pub fn execute(
                         Err(err) => {
                             for &(idx, _) in &b.targets {
                                 failed[idx].store(true, Ordering::Relaxed);
-                                let t = target_of(target, &plan.entries[idx].path);
                                 pack_errors
                                     .lock()
                                     .unwrap_or_else(|p| p.into_inner())
-                                    .push(PathMessage { path: t.display().to_string(), message: err.to_string() });
+                                    .push(PathMessage { path: target.display(&rels[idx]), message: err.to_string() });
                             }
                         }
                     }
@@ -261,29 +238,40 @@ pub fn execute(
         return Err(Error::Interrupted);
     }
     errors.extend(pack_errors.into_inner().unwrap_or_else(|p| p.into_inner()));
+    let mut fail = |i: usize, rel: &Path, message: String| {
+        failed[i].store(true, Ordering::Relaxed);
+        errors.push(PathMessage { path: target.display(rel), message });
+    };
     progress.bytes(plan.hole_bytes);
-    // 3. Hardlinks.
+    // 3. Hardlinks: only regular files form hardlink groups (format-spec §7.1); a link to anything
+    // else is an error, never made.
     for (i, e) in plan.entries.iter().enumerate() {
-        if let Some(primary) = e.link_to {
-            let t = target_of(target, &e.path);
-            if failed[primary].load(Ordering::Relaxed) {
-                failed[i].store(true, Ordering::Relaxed);
-                continue;
-            }
-            let src = target_of(target, &plan.entries[primary].path);
-            if let Err(err) = remove_existing(&t).and_then(|_| std::fs::hard_link(&src, &t)) {
-                failed[i].store(true, Ordering::Relaxed);
-                errors.push(PathMessage {
-                    path: t.display().to_string(),
-                    message: format!("cannot link to {}: {err}", src.display()),
-                });
-            }
+        let Some(primary) = e.link_to else { continue };
+        let from = &plan.entries[primary];
+        if !matches!(e.node.kind, NodeKind::File { .. }) || !matches!(from.node.kind, NodeKind::File { .. }) {
+            fail(
+                i,
+                &rels[i],
+                format!(
+                    "hardlink group of a {} and a {}: only files are linked",
+                    from.node.type_name(),
+                    e.node.type_name()
+                ),
+            );
+            continue;
+        }
+        if failed[primary].load(Ordering::Relaxed) {
+            failed[i].store(true, Ordering::Relaxed);
+            continue;
+        }
+        if let Err(err) = target.hardlink(&rels[i], &rels[primary], replace) {
+            fail(i, &rels[i], format!("cannot link to {}: {err}", target.display(&rels[primary])));
         }
     }
     // 4. Remove files that failed, so no wrong or partial content is left behind.
     for (i, e) in plan.entries.iter().enumerate() {
         if failed[i].load(Ordering::Relaxed) && matches!(e.node.kind, NodeKind::File { .. }) {
-            let _ = std::fs::remove_file(target_of(target, &e.path));
+            let _ = target.remove_file(&rels[i]);
         }
     }
     // 5. Verify before metadata (a file may lose read permission).
@@ -296,15 +284,15 @@ pub fn execute(
                 if failed[i].load(Ordering::Relaxed) {
                     return;
                 }
-                let t = target_of(target, &e.path);
-                match verify_file(repo, &t, content, e.node.size) {
+                let r = target.open_file(&rels[i], false).map_err(|e| e.to_string());
+                match r.and_then(|f| verify_file(repo, &f, content, e.node.size)) {
                     Ok(()) => {
                         count.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(msg) => {
                         failed[i].store(true, Ordering::Relaxed);
                         verify_errors.lock().unwrap_or_else(|p| p.into_inner()).push(PathMessage {
-                            path: t.display().to_string(),
+                            path: target.display(&rels[i]),
                             message: format!("verify failed: {msg}"),
                         });
                     }
@@ -314,52 +302,61 @@ pub fn execute(
         res.verified = count.into_inner();
         errors.extend(verify_errors.into_inner().unwrap_or_else(|p| p.into_inner()));
     }
-    // 6. Metadata: everything but directories, then directories deepest first.
-    // SAFETY: plain getter.
-    let root = unsafe { libc::geteuid() } == 0;
-    let apply = |e: &PlanEntry, t: &Path| -> std::io::Result<()> {
-        let n = &e.node;
-        if root {
-            fsmeta::lchown(t, n.uid, n.gid)?;
+    // 6. Metadata of files and special files, then symlinks (created and given their metadata
+    // here, after everything that could otherwise pass through one), then directories deepest
+    // first, through handles.
+    let policy = write::MetaPolicy {
+        // SAFETY: plain getter.
+        chown: !opts.no_owner && unsafe { libc::geteuid() } == 0,
+        strip_setuid: opts.strip_setuid,
+        no_security_xattrs: opts.no_security_xattrs,
+    };
+    let meta = |i: usize, e: &PlanEntry, errors: &mut Vec<PathMessage>| {
+        if let Err(err) = target.apply(&rels[i], &e.node, policy) {
+            errors.push(PathMessage { path: target.display(&rels[i]), message: format!("metadata: {err}") });
         }
-        if !matches!(n.kind, NodeKind::Symlink { .. }) {
-            fsmeta::chmod(t, n.mode)?;
-        }
-        if !n.xattrs.is_empty() {
-            if let Err(err) = fsmeta::write_xattrs(t, &n.xattrs) {
-                if !matches!(n.kind, NodeKind::Symlink { .. }) {
-                    return Err(err);
-                }
-            }
-        }
-        fsmeta::set_times(t, n.atime, n.mtime)
     };
     for (i, e) in plan.entries.iter().enumerate() {
-        if matches!(e.node.kind, NodeKind::Dir { .. } | NodeKind::Socket) || failed[i].load(Ordering::Relaxed) {
+        let skipped = opts.no_special_files && is_special(&e.node.kind);
+        if matches!(e.node.kind, NodeKind::Dir { .. } | NodeKind::Socket | NodeKind::Symlink { .. })
+            || skipped
+            || failed[i].load(Ordering::Relaxed)
+        {
             continue;
         }
-        let t = target_of(target, &e.path);
-        if let Err(err) = apply(e, &t) {
-            errors.push(PathMessage { path: t.display().to_string(), message: format!("metadata: {err}") });
-        }
+        meta(i, e, &mut errors);
         match e.node.kind {
             NodeKind::File { .. } => res.files += 1,
             _ => res.other += 1,
         }
     }
+    for (i, e) in plan.entries.iter().enumerate() {
+        let NodeKind::Symlink { target: to } = &e.node.kind else { continue };
+        if failed[i].load(Ordering::Relaxed) {
+            continue;
+        }
+        if let Err(err) = target.symlink(&rels[i], to, replace) {
+            errors.push(PathMessage { path: target.display(&rels[i]), message: err.to_string() });
+            continue;
+        }
+        meta(i, e, &mut errors);
+        res.other += 1;
+    }
     for (i, e) in plan.entries.iter().enumerate().rev() {
         if !matches!(e.node.kind, NodeKind::Dir { .. }) || failed[i].load(Ordering::Relaxed) {
             continue;
         }
-        let t = target_of(target, &e.path);
-        if let Err(err) = apply(e, &t) {
-            errors.push(PathMessage { path: t.display().to_string(), message: format!("metadata: {err}") });
-        }
+        meta(i, e, &mut errors);
         res.dirs += 1;
     }
     res.bytes = written.into_inner() + plan.hole_bytes;
     res.errors.extend(errors);
     Ok(res)
+}
+
+/// A FIFO or device node (what `no_special_files` skips).
+fn is_special(k: &NodeKind) -> bool {
+    matches!(k, NodeKind::Fifo | NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. })
 }
 
 /// The unit of holes restore leaves: an all-zero range of the file aligned to it is not written.
@@ -397,12 +394,11 @@ fn write_skipping_zero_blocks(f: &std::fs::File, data: &[u8], off: u64) -> std::
 /// Re-reads a restored file and compares its chunk ids.
 fn verify_file(
     repo: &ReadRepository,
-    path: &Path,
+    f: &std::fs::File,
     content: &crate::tree::Content,
     size: u64,
 ) -> std::result::Result<(), String> {
     let ids = chunk_ids(repo, content).map_err(|e| e.to_string())?;
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
     if len != size {
         return Err(format!("size {len}, expected {size}"));
@@ -410,7 +406,7 @@ fn verify_file(
     let mut off = 0u64;
     let mut buf = Vec::new();
     for id in ids {
-        let n = read::verify_chunk(repo, &f, &id, off, &mut buf)?;
+        let n = read::verify_chunk(repo, f, &id, off, &mut buf)?;
         off += n;
     }
     Ok(())

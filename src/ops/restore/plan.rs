@@ -50,10 +50,6 @@ pub struct RestorePlan {
     pub unrestorable: Vec<PathMessage>,
 }
 
-pub(super) fn target_of(target: &Path, path: &Path) -> PathBuf {
-    target.join(path.strip_prefix("/").unwrap_or(path))
-}
-
 /// Computes the plan for restoring the tree `root` (or the subtree at `sub`).
 pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
     let mut p = RestorePlan::default();
