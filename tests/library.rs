@@ -1,9 +1,11 @@
 //! Library-level tests: format conformance (spec vectors, codecs, write-only keys), crash safety under injected
-//! storage faults, prune (crash points, concurrency), repair, the cold-storage promise (metadata operations read
+//! storage faults, prune (crash points, concurrency), repair, hostile trees written by a write-only key, the cold-storage promise (metadata operations read
 //! nothing under `data/`), the config chain under damage, and the backend conformance suite (local, memory, OpenDAL
 //! fs, and the S3/SFTP/WebDAV servers `./test.sh` starts). The second integration-test binary of the crate, beside
 //! `tests/cli.rs` (each links RocksDB).
 
+#[path = "support/alloc.rs"]
+mod alloc;
 #[path = "library/cold.rs"]
 mod cold;
 #[path = "library/config_chain.rs"]
@@ -14,6 +16,8 @@ mod faults;
 mod fixtures;
 #[path = "library/format.rs"]
 mod format;
+#[path = "library/hostile.rs"]
+mod hostile;
 #[path = "library/prune.rs"]
 mod prune;
 #[path = "library/repair.rs"]

@@ -5,7 +5,7 @@
 mod plan;
 
 use plan::target_of;
-pub use plan::{plan, PlanBlob, PlanEntry, RestorePlan};
+pub use plan::{plan, plan_with, PlanBlob, PlanEntry, RestorePlan};
 
 use crate::browse;
 use crate::error::{Error, Override, Result};
