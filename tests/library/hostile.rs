@@ -5,7 +5,7 @@
 
 use super::alloc::measure;
 use super::fixtures::write_only_snapshot;
-use cairn::check::{check, CheckOptions, CheckReport};
+use cairn::check::{check, CheckOptions};
 use cairn::error::{Damaged, Error};
 use cairn::id::{BlobId, BlobKind};
 use cairn::repository::ReadRepository;
@@ -14,6 +14,7 @@ use cairn::time::Time;
 use cairn::tree::{Content, Limits, Node, NodeKind, TreeBlob, CHUNK_LIST_LEN};
 use cairn::trees::write_dir;
 use cairn::writer::Writer;
+use std::path::Path;
 
 fn node(name: &str, kind: NodeKind) -> Node {
     Node {
@@ -47,13 +48,25 @@ fn tree(w: &Writer, t: TreeBlob) -> BlobId {
     w.store(BlobKind::Tree, &t.encode()).unwrap().0
 }
 
-#[allow(dead_code)]
-fn codes(r: &CheckReport) -> Vec<&str> {
-    r.findings.iter().map(|f| f.code).collect()
-}
-
 fn restore_opts() -> RestoreOptions {
     RestoreOptions { target: "/nonexistent/target".into(), ..Default::default() }
+}
+
+/// Runs the `cairn` program on the repository at `dir` as the admin (cache under `cache`).
+fn cairn(dir: &Path, cache: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CAIRN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .env("CAIRN_REPOSITORY", dir)
+        .env("CAIRN_PASSWORD", "admin")
+        .env("CAIRN_CACHE_DIR", cache.join("cli"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
 }
 
 fn root(repo: &ReadRepository, sid: &cairn::id::SnapshotId) -> BlobId {
@@ -86,6 +99,19 @@ fn a_name_repeated_across_parts_is_refused_and_reported() {
         }
         e => panic!("restore's plan must refuse the directory: {e:?}"),
     }
+    // The program: the dry run refuses, naming the part and the directory; check exits 1.
+    let (dir, cache) = (tmp.path().join("r"), tmp.path().join("c"));
+    let target = tmp.path().join("t");
+    let out = cairn(&dir, &cache, &["restore", &sid.to_hex(), "--target", target.to_str().unwrap(), "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&part2.to_string()) && err.contains("(directory /d)"), "{err}");
+    assert!(!target.exists(), "nothing written");
+    let out = cairn(&dir, &cache, &["check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = json["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
+    assert_eq!(codes, ["tree-order"]);
 }
 
 #[test]
