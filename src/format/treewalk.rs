@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::tree::{Limits, Node, NodeKind};
 use crate::treeread::{read_dir_with, DirFault, Listing, TreeSource};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// What the walk does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +39,8 @@ pub trait Visitor {
     fn enter(&mut self, _path: &Path, _tree: &BlobId) -> Result<Control> {
         Ok(Control::Descend)
     }
-    /// A part of a directory as read, with its plaintext.
+    /// A part of a directory as read, with its plaintext. A directory entered again in the same
+    /// walker may come from its cache of small directories, without these calls.
     fn tree_blob(&mut self, _id: &BlobId, _plain: &[u8]) {}
     /// The directory could not be read whole (or its parts are out of order, or it is beyond a
     /// limit); `readable` holds the parts read before the fault. [`Control::Descend`] walks those
@@ -68,7 +70,14 @@ pub struct Walker<'r> {
     seen: Option<HashSet<BlobId>>,
     sorted: bool,
     limits: Limits,
+    /// Directories read whole, by tree id, while they hold at most [`CACHED_NODES`] entries in all:
+    /// a directory met again (a subtree a snapshot names twice) is not read again.
+    cache: HashMap<BlobId, Rc<[Node]>>,
+    cached: usize,
 }
+
+/// Entries the walker keeps of directories already read (a few MiB).
+const CACHED_NODES: usize = 16384;
 
 struct Level {
     tree: BlobId,
@@ -86,7 +95,7 @@ enum Opened {
 impl<'r> Walker<'r> {
     /// A walker over `src`'s trees, with the reference's limits.
     pub fn new(src: &'r dyn TreeSource) -> Self {
-        Walker { src, seen: None, sorted: false, limits: Limits::default() }
+        Walker { src, seen: None, sorted: false, limits: Limits::default(), cache: HashMap::new(), cached: 0 }
     }
 
     /// Skips, silently, every directory (by tree id) that this walker has entered before, in
@@ -183,12 +192,17 @@ impl<'r> Walker<'r> {
             (Listing::default(), Some(DirFault::Cycle(*tree)))
         } else if depth > self.limits.max_depth {
             (Listing::default(), Some(DirFault::TooDeep(*tree)))
+        } else if let Some(nodes) = self.cache.get(tree) {
+            let nodes: Vec<Node> = nodes.to_vec();
+            let fresh = on_path.insert(*tree);
+            return Ok(Opened::Level(Level { tree: *tree, nodes: nodes.into_iter(), on_path: fresh }));
         } else {
             read_dir_with(self.src, tree, self.limits.max_dir_parts, &mut |id, plain| v.tree_blob(id, plain))
         };
         if self.sorted && matches!(fault, Some(DirFault::Order(_))) {
             fault = None;
         }
+        let whole = fault.is_none();
         let mut nodes = match fault {
             None => read.nodes,
             Some(f) => match v.fault(path, tree, f, &read)? {
@@ -200,6 +214,10 @@ impl<'r> Walker<'r> {
         if self.sorted && !nodes.windows(2).all(|w| w[0].name < w[1].name) {
             nodes.sort_by(|a, b| a.name.cmp(&b.name));
             nodes.dedup_by(|a, b| a.name == b.name);
+        }
+        if whole && self.cached + nodes.len() <= CACHED_NODES {
+            self.cached += nodes.len();
+            self.cache.insert(*tree, nodes.as_slice().into());
         }
         let fresh = on_path.insert(*tree);
         Ok(Opened::Level(Level { tree: *tree, nodes: nodes.into_iter(), on_path: fresh }))
@@ -350,6 +368,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A source that counts its reads.
+    struct Counted<'m>(&'m Map, std::cell::Cell<usize>);
+
+    impl TreeSource for Counted<'_> {
+        fn load_tree(&self, id: &BlobId) -> Result<(Vec<u8>, TreeBlob)> {
+            self.1.set(self.1.get() + 1);
+            self.0.load_tree(id)
+        }
+    }
+
+    #[test]
+    fn a_directory_met_again_is_not_read_again() {
+        let mut m = Map::new();
+        put(&mut m, 13, vec![node("f", NodeKind::Fifo)], None);
+        for n in (1..=12u8).rev() {
+            put(&mut m, n, vec![dir("a", id(n + 1)), dir("b", id(n + 1))], None);
+        }
+        let src = Counted(&m, Default::default());
+        let mut entries = 0;
+        let mut v = |_: &Path, _: &Node| {
+            entries += 1;
+            Ok(Control::Descend)
+        };
+        Walker::new(&src).walk(&id(1), Path::new("/"), &mut v).unwrap();
+        assert_eq!(entries, (1 << 13) - 2 + (1 << 12));
+        assert_eq!(src.1.get(), 13, "each of the 13 tree blobs read once");
     }
 
     #[test]
