@@ -87,11 +87,15 @@ impl DirFault {
             ),
             DirFault::TooManyParts(part) => corrupt(
                 part,
-                format!("directory tree {tree} has more parts than the limit of {MAX_DIR_PARTS} (format-spec §7.5)"),
+                format!(
+                    "directory tree {tree} has more parts than the limit (the reference's is {MAX_DIR_PARTS}, \
+                     format-spec §7.5)"
+                ),
             ),
-            DirFault::TooDeep(t) => {
-                corrupt(t, format!("a directory deeper than the limit of {} (format-spec §7.5)", tree::MAX_DEPTH))
-            }
+            DirFault::TooDeep(t) => corrupt(
+                t,
+                format!("a directory deeper than the limit (the reference's is {}, format-spec §7.5)", tree::MAX_DEPTH),
+            ),
         }
     }
 
