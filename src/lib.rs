@@ -4,7 +4,8 @@
 //! below it (`scripts/check-layers.sh` checks this):
 //! 1. [`format`]: the stored format as data, no I/O and no crypto: [`error`], [`id`], [`time`],
 //!    [`units`], the object layout [`layout`] (every object path is made and parsed there),
-//!    [`tree`], [`snapshot`], [`config`], [`keyfile`], [`lease`], [`index`], [`pack`], [`filter`].
+//!    [`tree`], the tree reader [`treeread`] and walker [`treewalk`] over any source of tree blobs,
+//!    [`snapshot`], [`config`], [`keyfile`], [`lease`], [`index`], [`pack`], [`filter`].
 //! 2. [`codec`]: bytes in, bytes out: [`crypto`], [`compress`], [`chunker`], [`blob`], and the
 //!    sealed or MACed encoding of every stored object: one envelope ([`codec::envelope`]) that
 //!    [`codec::object`] (configs, snapshots, index files, key files, leases) and
@@ -34,7 +35,9 @@ pub mod ops;
 pub mod repository;
 
 pub use codec::{blob, chunker, compress, crypto};
-pub use format::{config, error, filter, id, index, keyfile, layout, lease, pack, snapshot, time, tree, units};
+pub use format::{
+    config, error, filter, id, index, keyfile, layout, lease, pack, snapshot, time, tree, treeread, treewalk, units,
+};
 #[cfg(feature = "cache")]
 pub use ops::{backup, browse, check, copy, forget, keys, prune, repair, restore, scan, select};
 pub use ops::{fsmeta, retention};

@@ -1,10 +1,12 @@
 //! Library-level tests: format conformance (spec vectors, codecs, write-only keys), crash safety under injected
 //! storage faults, prune (crash points, concurrency), repair, restore against hostile trees and planted symlinks
-//! (nothing outside the target changes), the cold-storage promise (metadata operations read
+//! (nothing outside the target changes), hostile trees written by a write-only key, the cold-storage promise (metadata operations read
 //! nothing under `data/`), the config chain under damage, and the backend conformance suite (local, memory, OpenDAL
 //! fs, and the S3/SFTP/WebDAV servers `./test.sh` starts). The second integration-test binary of the crate, beside
 //! `tests/cli.rs` (each links RocksDB).
 
+#[path = "support/alloc.rs"]
+mod alloc;
 #[path = "library/cold.rs"]
 mod cold;
 #[path = "library/config_chain.rs"]
@@ -17,6 +19,8 @@ mod fixtures;
 mod forged_index;
 #[path = "library/format.rs"]
 mod format;
+#[path = "library/hostile.rs"]
+mod hostile;
 #[path = "library/hostile_restore.rs"]
 mod hostile_restore;
 #[path = "library/limits.rs"]

@@ -13,4 +13,6 @@ pub mod pack;
 pub mod snapshot;
 pub mod time;
 pub mod tree;
+pub mod treeread;
+pub mod treewalk;
 pub mod units;

@@ -12,6 +12,87 @@ pub const MAX_DIRECT_CHUNKS: usize = 1024;
 /// Ids per chunk-list blob.
 pub const CHUNK_LIST_LEN: usize = 65536;
 
+// Limits of the reference reader (format-spec §7.5). A tree beyond one is refused with an error
+// naming the tree blob and the path; the limits are far above what a backup of a real file
+// system writes, and bound what a hostile tree can make a reader spend.
+
+/// Deepest directory a walk enters: the start directory is at depth 0.
+pub const MAX_DEPTH: usize = 4096;
+/// Most parts (`DirV1` blobs chained by `next`) of one directory: 65536 parts of
+/// [`MAX_NODES_PER_BLOB`] entries are 268,435,456 entries.
+pub const MAX_DIR_PARTS: usize = 65536;
+/// Most chunk-list blobs of one file's content (§7.3): with [`CHUNK_LIST_LEN`] ids each, at most
+/// 2^32 chunk ids per file.
+pub const MAX_CHUNK_LISTS: usize = 65536;
+/// Most entries one walk of a snapshot visits (restore, and each snapshot check walks). A
+/// directory shared twice in a snapshot counts twice for restore, which restores it twice; check
+/// walks each distinct directory once.
+pub const MAX_WALK_ENTRIES: u64 = 100_000_000;
+
+/// The limits a walk applies (format-spec §7.5); [`Limits::default`] is the reference's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest directory entered ([`MAX_DEPTH`]).
+    pub max_depth: usize,
+    /// Most parts of one directory ([`MAX_DIR_PARTS`]).
+    pub max_dir_parts: usize,
+    /// Most entries visited by one walk ([`MAX_WALK_ENTRIES`]).
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_depth: MAX_DEPTH, max_dir_parts: MAX_DIR_PARTS, max_entries: MAX_WALK_ENTRIES }
+    }
+}
+
+/// Checks the shape of an indirect content against §7.3 and [`MAX_CHUNK_LISTS`]: at most that
+/// many lists, and a `count` the lists can hold. The lists' lengths are checked as they are read.
+pub fn check_indirect(lists: &[BlobId], count: u64) -> Result<(), String> {
+    if lists.len() > MAX_CHUNK_LISTS {
+        return Err(format!("{} chunk lists, more than the limit of {MAX_CHUNK_LISTS}", lists.len()));
+    }
+    if count > (lists.len() as u64) * CHUNK_LIST_LEN as u64 {
+        return Err(format!("a count of {count} chunks that {} chunk lists cannot hold", lists.len()));
+    }
+    Ok(())
+}
+
+/// The hardlink groups of one snapshot as a walk meets them (format-spec §7.1): only regular files
+/// carry a group, and every member of a group has the same content. Keeps the first member's
+/// content per group (bounded by the tree bytes walked).
+#[derive(Debug, Default)]
+pub struct HardlinkGroups {
+    first: std::collections::HashMap<u64, (Content, u64)>,
+}
+
+impl HardlinkGroups {
+    /// Admits `node` to its group; `Err` says why it may not be in it. A node without a group is
+    /// always admitted.
+    pub fn admit(&mut self, node: &Node) -> Result<(), String> {
+        let g = node.hardlink;
+        if g == 0 {
+            return Ok(());
+        }
+        let NodeKind::File { content } = &node.kind else {
+            return Err(format!(
+                "a {} in hardlink group {g}: only regular files may be hardlinked (format-spec §7.1)",
+                node.type_name()
+            ));
+        };
+        match self.first.entry(g) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((content.clone(), node.size));
+                Ok(())
+            }
+            std::collections::hash_map::Entry::Occupied(o) if o.get().0 == *content && o.get().1 == node.size => Ok(()),
+            std::collections::hash_map::Entry::Occupied(_) => {
+                Err(format!("hardlink group {g}: its members differ in content (format-spec §7.1)"))
+            }
+        }
+    }
+}
+
 /// What a file's content is made of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {
@@ -260,5 +341,25 @@ mod tests {
             let t = TreeBlob::DirV1 { nodes: bad, next: None };
             assert!(TreeBlob::decode(&t.encode()).is_err());
         }
+    }
+
+    #[test]
+    fn hardlink_groups_hold_files_of_one_content() {
+        let file = |name: &[u8], b: u8, g: u64| Node {
+            hardlink: g,
+            size: 1,
+            ..Node::for_test(name, NodeKind::File { content: Content::Chunks(vec![BlobId([b; 32])]) })
+        };
+        let mut groups = HardlinkGroups::default();
+        groups.admit(&file(b"a", 1, 1)).unwrap();
+        groups.admit(&file(b"b", 1, 1)).unwrap();
+        groups.admit(&file(b"c", 2, 0)).unwrap();
+        let e = groups.admit(&file(b"d", 2, 1)).unwrap_err();
+        assert!(e.contains("differ in content"), "{e}");
+        let link = Node { hardlink: 2, ..Node::for_test(b"l", NodeKind::Symlink { target: b"/".to_vec() }) };
+        let e = groups.admit(&link).unwrap_err();
+        assert!(e.contains("a symlink in hardlink group 2"), "{e}");
+        // A file after the symlink still starts the group.
+        groups.admit(&file(b"m", 3, 2)).unwrap();
     }
 }

@@ -177,3 +177,39 @@ pub fn indexed_blobs(repo: &Repository, kind: BlobKind) -> (Vec<(BlobId, u32)>, 
     }
     (out.into_iter().collect(), low)
 }
+
+/// A repository at `dir` (password `admin`) in which a session of a write-only key (password
+/// `wo`, cache under `cache`) committed one snapshot whose root tree `build` stores through the
+/// library's own writer, as an attacker holding only that key can. Returns the admin's handle
+/// (opened afterwards, its cache under `cache`) and the snapshot.
+pub fn write_only_snapshot(
+    dir: &Path,
+    cache: &Path,
+    build: impl FnOnce(&cairn::writer::Writer) -> cairn::Result<cairn::id::BlobId>,
+) -> (ReadRepository, SnapshotId) {
+    use cairn::snapshot::{Snapshot, SnapshotV1, Source, Summary};
+    let admin = init_local(dir, b"admin", &cache.join("admin"));
+    admin.add_password(b"wo", true).unwrap();
+    drop(admin);
+    let wo = Repository::open(local(dir), b"wo", &opts(&cache.join("wo"))).unwrap();
+    assert!(wo.readable().is_err(), "the key is write-only");
+    let w = cairn::writer::Writer::new(&wo, Default::default(), "backup").unwrap();
+    let root = build(&w).unwrap();
+    let snap = Snapshot::V1(SnapshotV1 {
+        time: cairn::time::Time::now(),
+        host: "web-1".into(),
+        user: "root".into(),
+        uid: 0,
+        gid: 0,
+        paths: vec![b"/".to_vec()],
+        tags: vec![],
+        root,
+        parent: None,
+        source: Source::Files,
+        summary: Summary::default(),
+        program: "cairn".into(),
+    });
+    let sid = w.commit(&snap).unwrap();
+    let admin = Repository::open(local(dir), b"admin", &opts(&cache.join("admin"))).and_then(|r| r.readable()).unwrap();
+    (admin, sid)
+}

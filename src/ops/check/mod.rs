@@ -7,18 +7,20 @@
 
 use crate::codec::packer;
 use crate::error::Result;
-use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, ObjectType, StoredId};
 use crate::repository::ReadRepository;
-use crate::tree::{Node, NodeKind};
-use crate::trees::{chunk_ids, Control, DirFault, Listing, Visitor, Walker};
+use crate::trees::Walker;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 mod keys;
+mod walk;
+
+use walk::Walk;
 
 /// Which data packs `check` reads in full.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -145,139 +147,6 @@ impl CheckReport {
 pub struct CheckOptions {
     /// Which data packs to read.
     pub read_data: ReadData,
-}
-
-const MAX_PATHS: usize = 5;
-
-struct Walk<'a> {
-    repo: &'a ReadRepository,
-    listed: &'a HashMap<PackId, u64>,
-    bad_blobs: &'a HashMap<BlobId, usize>,
-    missing_packs: &'a HashMap<PackId, usize>,
-    findings: Vec<Finding>,
-    /// Per tree: the findings under it, so a later snapshot sharing the tree is named too.
-    trees: HashMap<BlobId, Vec<usize>>,
-    /// The snapshot being walked.
-    snap: SnapshotId,
-    /// Per directory being walked, root first: the findings under it so far.
-    under: Vec<Vec<usize>>,
-}
-
-impl Walk<'_> {
-    fn add(&mut self, f: Finding) -> usize {
-        self.findings.push(f);
-        self.findings.len() - 1
-    }
-
-    fn note(&mut self, idx: usize, path: &Path) {
-        let f = &mut self.findings[idx];
-        let s = self.snap.to_hex();
-        if !f.snapshots.contains(&s) {
-            f.snapshots.push(s);
-        }
-        let p = path.display().to_string();
-        if f.paths.len() < MAX_PATHS && !f.paths.contains(&p) {
-            f.paths.push(p);
-        }
-    }
-
-    fn error(code: &'static str, object: String, message: String) -> Finding {
-        Finding { severity: Severity::Error, code, object, message, snapshots: vec![], paths: vec![] }
-    }
-
-    /// Checks one data blob's location; returns the finding index if something is wrong.
-    fn data_blob(&mut self, id: &BlobId) -> Option<usize> {
-        if let Some(&i) = self.bad_blobs.get(id) {
-            return Some(i);
-        }
-        match self.repo.locate(BlobKind::Data, id) {
-            Err(e) => Some(self.add(Self::error("cache", format!("blob {id}"), e.to_string()))),
-            Ok(locs) if locs.is_empty() => Some(self.add(Self::error(
-                "blob-missing",
-                format!("blob {id}"),
-                "data blob is in no index file".into(),
-            ))),
-            Ok(locs) => {
-                if locs.iter().any(|l| self.listed.contains_key(&l.pack)) {
-                    None
-                } else if let Some(&i) = locs.iter().find_map(|l| self.missing_packs.get(&l.pack)) {
-                    Some(i)
-                } else {
-                    let p = pack_path(BlobKind::Data, &locs[0].pack);
-                    Some(self.add(Self::error(
-                        "blob-missing",
-                        format!("blob {id}"),
-                        format!("its pack {p} is not in storage"),
-                    )))
-                }
-            }
-        }
-    }
-}
-
-/// The walk over one snapshot's trees: a directory already walked (in any snapshot) is not read
-/// again; its findings are noted for this snapshot and path too.
-impl Visitor for Walk<'_> {
-    fn enter(&mut self, path: &Path, tree: &BlobId) -> Result<Control> {
-        let Some(v) = self.trees.get(tree).cloned() else {
-            self.under.push(Vec::new());
-            return Ok(Control::Descend);
-        };
-        for &i in &v {
-            self.note(i, path);
-        }
-        if let Some(up) = self.under.last_mut() {
-            up.extend(v);
-        }
-        Ok(Control::Skip)
-    }
-
-    fn fault(&mut self, path: &Path, tree: &BlobId, fault: DirFault, _: &Listing) -> Result<Control> {
-        let e = fault.into_error(tree);
-        let i = self.add(Self::error("tree-unreadable", format!("tree {tree}"), e.to_string()));
-        self.note(i, path);
-        self.under.last_mut().expect("entered").push(i);
-        Ok(Control::Skip)
-    }
-
-    fn node(&mut self, path: &Path, n: &Node) -> Result<Control> {
-        let NodeKind::File { content } = &n.kind else {
-            return Ok(Control::Descend);
-        };
-        let mut under = Vec::new();
-        match chunk_ids(self.repo, content) {
-            Err(e) => {
-                let i = self.add(Self::error("tree-unreadable", "chunk list".into(), e.to_string()));
-                self.note(i, path);
-                under.push(i);
-            }
-            Ok(ids) => {
-                let mut seen = HashSet::new();
-                for id in ids {
-                    if !seen.insert(id) {
-                        continue;
-                    }
-                    if let Some(i) = self.data_blob(&id) {
-                        self.note(i, path);
-                        under.push(i);
-                    }
-                }
-            }
-        }
-        self.under.last_mut().expect("entered").extend(under);
-        Ok(Control::Skip)
-    }
-
-    fn leave(&mut self, _: &Path, tree: &BlobId) -> Result<()> {
-        let mut under = self.under.pop().expect("entered");
-        under.sort_unstable();
-        under.dedup();
-        self.trees.insert(*tree, under.clone());
-        if let Some(up) = self.under.last_mut() {
-            up.extend(under);
-        }
-        Ok(())
-    }
 }
 
 /// The packs of one kind in the storage listing, with their stored sizes (no pack is read).
@@ -523,16 +392,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
 
     // Every snapshot's trees resolve, and every data blob they name is indexed and stored.
     repo.sync_index()?;
-    let mut walk = Walk {
-        repo,
-        listed: &listed_all,
-        bad_blobs: &bad_blobs,
-        missing_packs: &missing_packs,
-        findings,
-        trees: HashMap::new(),
-        snap: SnapshotId([0; 32]),
-        under: Vec::new(),
-    };
+    let mut walk = Walk::new(repo, &listed_all, &bad_blobs, &missing_packs, findings);
     let mut walker = Walker::new(repo);
     for sid in repo.snapshot_ids()? {
         report.snapshots += 1;
@@ -541,7 +401,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
                 walk.add(Walk::error("snapshot-unreadable", sid.path(), e.to_string()));
             }
             Ok(s) => {
-                walk.snap = sid;
+                walk.start(sid);
                 walker.walk(&s.root(), Path::new("/"), &mut walk)?;
             }
         }
@@ -550,7 +410,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     let mut findings = walk.findings;
     // A missing pack that no snapshot needs (e.g. after `repair snapshots --forget`) breaks no
     // restore: a note, as long as every snapshot and tree could be walked to know that.
-    let complete = !findings.iter().any(|f| f.code == "snapshot-unreadable" || f.code == "tree-unreadable");
+    let complete = !findings.iter().any(|f| matches!(f.code, "snapshot-unreadable" | "tree-unreadable" | "tree-limit"));
     if complete {
         for f in findings.iter_mut().filter(|f| f.code == "pack-missing" && f.snapshots.is_empty()) {
             f.severity = Severity::Info;

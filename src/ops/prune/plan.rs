@@ -53,8 +53,9 @@ impl Visitor for RefsVisitor<'_> {
 
     fn fault(&mut self, _: &Path, tree: &BlobId, fault: DirFault, _: &Listing) -> Result<Control> {
         match fault {
-            // Every part was read before the chain came back to one: nothing is left unseen.
-            DirFault::Loop(_) => Ok(Control::Descend),
+            // Every part was read (before the chain came back to one, or out of order): nothing
+            // is left unseen. Restore refuses such a directory; prune keeps what it references.
+            DirFault::Loop(_) | DirFault::Order(_) => Ok(Control::Descend),
             f => Err(unreadable(&f.blob(), f.into_error(tree))),
         }
     }

@@ -7,7 +7,7 @@ mod plan;
 mod read;
 mod write;
 
-pub use plan::{plan, PlanBlob, PlanEntry, RestorePlan};
+pub use plan::{plan, plan_with, PlanBlob, PlanEntry, RestorePlan};
 
 use crate::browse;
 use crate::error::{Error, Override, Result};
@@ -17,7 +17,7 @@ use crate::layout::pack_path;
 use crate::ops::PathMessage;
 use crate::repository::ReadRepository;
 use crate::tree::NodeKind;
-use crate::trees::chunk_ids;
+use crate::trees::chunk_ids_iter;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::io::Write;
@@ -398,14 +398,14 @@ fn verify_file(
     content: &crate::tree::Content,
     size: u64,
 ) -> std::result::Result<(), String> {
-    let ids = chunk_ids(repo, content).map_err(|e| e.to_string())?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
     if len != size {
         return Err(format!("size {len}, expected {size}"));
     }
     let mut off = 0u64;
     let mut buf = Vec::new();
-    for id in ids {
+    for id in chunk_ids_iter(repo, content) {
+        let id = id.map_err(|e| e.to_string())?;
         let n = read::verify_chunk(repo, f, &id, off, &mut buf)?;
         off += n;
     }
@@ -430,9 +430,14 @@ pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Wri
     let NodeKind::File { content } = &node.kind else {
         return Err(Error::Usage(format!("{} is a {}, not a file", path.display(), node.type_name())));
     };
-    let ids = chunk_ids(repo, content)?;
+    // The ids one chunk list at a time, eight blobs read in parallel.
+    let mut ids = chunk_ids_iter(repo, content);
     let mut n = 0u64;
-    for window in ids.chunks(8) {
+    loop {
+        let window = ids.by_ref().take(8).collect::<Result<Vec<BlobId>>>()?;
+        if window.is_empty() {
+            break;
+        }
         let blobs: Vec<Result<Vec<u8>>> = window.par_iter().map(|id| repo.read_blob(BlobKind::Data, id)).collect();
         for b in blobs {
             let b = b?;

@@ -1,17 +1,22 @@
 //! The restore plan (format-spec §7): which entries to create, in pre-order, and which blobs to read
 //! from which pack, so that each pack is read once. Reads trees and the index; writes nothing.
+//! Hostile trees cost it little (format-spec §7.5): each chunk list is read and placed once however
+//! often files name it, a hole costs no buffer, and the walk's entries and the plan's chunk
+//! placements stay within the limit of entries.
 
 use super::RestoreOptions;
 use crate::browse;
 use crate::cache::Location;
+use crate::error::Error;
 use crate::error::Result;
 use crate::id::{BlobId, BlobKind, PackId};
 use crate::ops::PathMessage;
 use crate::repository::ReadRepository;
-use crate::tree::{Node, NodeKind};
-use crate::trees::{chunk_ids, Control, Visitor, Walker};
+use crate::tree::{Content, HardlinkGroups, Limits, Node, NodeKind};
+use crate::trees::{chunk_list, Control, Visitor, Walker};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One entry to create.
 #[derive(Clone, Debug)]
@@ -50,9 +55,24 @@ pub struct RestorePlan {
     pub unrestorable: Vec<PathMessage>,
 }
 
-/// Computes the plan for restoring the tree `root` (or the subtree at `sub`).
+/// Computes the plan for restoring the tree `root` (or the subtree at `sub`), within the
+/// reference's limits.
 pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
+    plan_with(repo, root, sub, opts, &Limits::default())
+}
+
+/// [`plan`] within `limits`: a deeper or larger tree is refused with an error naming the tree and
+/// the path; more entries plus chunk placements than `limits.max_entries` is an
+/// [`Error::Refused`].
+pub fn plan_with(
+    repo: &ReadRepository,
+    root: &BlobId,
+    sub: Option<&Path>,
+    opts: &RestoreOptions,
+    limits: &Limits,
+) -> Result<RestorePlan> {
     let mut p = RestorePlan::default();
+    let mut files = Files::new(repo, limits.max_entries);
     let (start_tree, base) = match sub {
         None => (*root, PathBuf::from("/")),
         Some(s) => match browse::find(repo, root, s)? {
@@ -64,25 +84,27 @@ pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &Res
                     (tree, s.to_path_buf())
                 }
                 _ => {
-                    let parent = s.parent().unwrap_or(Path::new("/")).to_path_buf();
-                    add_entry(repo, &mut p, s.to_path_buf(), n, &mut HashMap::new(), &mut HashMap::new())?;
-                    let _ = parent;
+                    files.add_entry(&mut p, s.to_path_buf(), n)?;
                     return Ok(p);
                 }
             },
         },
     };
+    let mut c = Collect { opts, out: Vec::new(), dirs: vec![(false, 0, false)], weight: 0, max: limits.max_entries };
+    Walker::new(repo).limits(*limits).walk(&start_tree, &base, &mut c)?;
     let mut groups: HashMap<u64, usize> = HashMap::new();
-    let mut zero_ids: HashMap<u32, BlobId> = HashMap::new();
-    let mut c = Collect { opts, out: Vec::new(), dirs: vec![(false, 0, false)] };
-    Walker::new(repo).walk(&start_tree, &base, &mut c)?;
+    let mut members = HardlinkGroups::default();
     for (path, node) in c.out {
+        if let Err(m) = members.admit(&node) {
+            p.unrestorable.push(PathMessage { path: path.display().to_string(), message: m });
+            continue;
+        }
         if let Some(&primary) = groups.get(&node.hardlink).filter(|_| node.hardlink != 0) {
             p.entries.push(PlanEntry { path, node, link_to: Some(primary) });
             continue;
         }
         let hl = node.hardlink;
-        let idx = add_entry(repo, &mut p, path, node, &mut zero_ids, &mut HashMap::new())?;
+        let idx = files.add_entry(&mut p, path, node)?;
         if hl != 0 {
             if let Some(i) = idx {
                 groups.insert(hl, i);
@@ -101,12 +123,23 @@ struct Collect<'o> {
     /// Per directory being walked, the start first: whether it is selected, where its entry is
     /// in `out`, and whether anything below it was kept.
     dirs: Vec<(bool, usize, bool)>,
+    /// Entries kept plus the ids their contents name (what `out` holds), against `max`.
+    weight: u64,
+    max: u64,
 }
 
 impl Visitor for Collect<'_> {
     fn node(&mut self, path: &Path, n: &Node) -> Result<Control> {
         if self.opts.excludes.matches(path) {
             return Ok(Control::Skip);
+        }
+        self.weight += 1 + match &n.kind {
+            NodeKind::File { content: Content::Chunks(ids) } => ids.len() as u64,
+            NodeKind::File { content: Content::Indirect { lists, .. } } => lists.len() as u64,
+            _ => 0,
+        };
+        if self.weight > self.max {
+            return Err(too_many(self.max, path));
         }
         let (inherited, _, any) = self.dirs.last_mut().expect("entered");
         let sel = *inherited || self.opts.includes.is_empty() || self.opts.includes.matches(path);
@@ -137,59 +170,166 @@ impl Visitor for Collect<'_> {
     }
 }
 
-fn add_entry(
-    repo: &ReadRepository,
-    p: &mut RestorePlan,
-    path: PathBuf,
-    node: Node,
-    zero_ids: &mut HashMap<u32, BlobId>,
-    _scratch: &mut HashMap<u64, usize>,
-) -> Result<Option<usize>> {
-    let idx = p.entries.len();
-    if let NodeKind::File { content } = &node.kind {
-        let ids = match chunk_ids(repo, content) {
-            Ok(v) => v,
-            Err(e) => {
-                p.unrestorable.push(PathMessage { path: path.display().to_string(), message: e.to_string() });
-                return Ok(None);
+fn too_many(max: u64, path: &Path) -> Error {
+    Error::refused(format!(
+        "restore stopped at {}: the snapshot has more entries and chunks than the limit of {max} (format-spec §7.5)",
+        path.display()
+    ))
+}
+
+/// Where a run of chunks goes, relative to its start: its number of chunk ids, its length, the
+/// bytes that are holes, and the chunks to write (id, location, offset).
+#[derive(Debug, Default)]
+struct Run {
+    ids: u64,
+    len: u64,
+    holes: u64,
+    chunks: Vec<(BlobId, Location, u64)>,
+}
+
+/// Places files' contents: each chunk list once, holes without a buffer.
+struct Files<'r> {
+    repo: &'r ReadRepository,
+    /// The content id of an all-zero chunk, per length.
+    zero_ids: HashMap<u32, BlobId>,
+    /// Per chunk list placed: its run, or why it cannot be restored.
+    lists: HashMap<BlobId, Rc<std::result::Result<Run, String>>>,
+    /// Per pack and blob: where the blob is in the plan's list for the pack.
+    at: HashMap<(PackId, BlobId), usize>,
+    /// Chunk placements so far, against `max`.
+    placed: u64,
+    max: u64,
+}
+
+/// All-zero bytes to hash a hole of any length in pieces.
+static ZEROS: [u8; 65536] = [0; 65536];
+
+impl<'r> Files<'r> {
+    fn new(repo: &'r ReadRepository, max: u64) -> Self {
+        Files { repo, zero_ids: HashMap::new(), lists: HashMap::new(), at: HashMap::new(), placed: 0, max }
+    }
+
+    /// The content id of `len` zero bytes, computed once per length in 64 KiB pieces.
+    fn zero_id(&mut self, len: u32) -> BlobId {
+        let key = &self.repo.keys().id_key.0;
+        *self.zero_ids.entry(len).or_insert_with(|| {
+            let mut h = blake3::Hasher::new_keyed(key);
+            let mut left = len as usize;
+            while left > 0 {
+                let n = left.min(ZEROS.len());
+                h.update(&ZEROS[..n]);
+                left -= n;
             }
-        };
-        let mut placed = Vec::with_capacity(ids.len());
-        let mut off = 0u64;
-        for id in &ids {
-            let locs = repo.locate(BlobKind::Data, id)?;
-            let Some(loc) = locs.into_iter().next() else {
-                p.unrestorable.push(PathMessage {
-                    path: path.display().to_string(),
-                    message: format!("data blob {id} is not in any index"),
-                });
-                return Ok(None);
+            BlobId(*h.finalize().as_bytes())
+        })
+    }
+
+    /// Places `ids` one after the other.
+    fn run(&mut self, ids: &[BlobId]) -> Result<std::result::Result<Run, String>> {
+        let mut r = Run::default();
+        for id in ids {
+            let Some(loc) = self.repo.locate(BlobKind::Data, id)?.into_iter().next() else {
+                return Ok(Err(format!("data blob {id} is not in any index")));
             };
             let len = loc.plain_length;
-            let zero = *zero_ids.entry(len).or_insert_with(|| repo.keys().content_id(&vec![0u8; len as usize]));
-            if *id == zero {
-                p.hole_bytes += len as u64;
+            if *id == self.zero_id(len) {
+                r.holes += len as u64;
             } else {
-                placed.push((*id, loc, off));
+                r.chunks.push((*id, loc, r.len));
             }
-            off += len as u64;
+            r.len += len as u64;
+            r.ids += 1;
         }
-        if off != node.size {
-            p.unrestorable.push(PathMessage {
-                path: path.display().to_string(),
-                message: format!("content is {off} bytes, the tree says {}", node.size),
-            });
-            return Ok(None);
-        }
-        p.total_bytes += off;
-        for (id, loc, o) in placed {
-            let list = p.packs.entry(loc.pack).or_default();
-            match list.iter_mut().find(|b| b.id == id) {
-                Some(b) => b.targets.push((idx, o)),
-                None => list.push(PlanBlob { id, loc, targets: vec![(idx, o)] }),
-            }
-        }
+        Ok(Ok(r))
     }
-    p.entries.push(PlanEntry { path, node, link_to: None });
-    Ok(Some(idx))
+
+    /// The run of chunk list `l`, read and placed once.
+    fn list(&mut self, l: &BlobId) -> Result<Rc<std::result::Result<Run, String>>> {
+        if let Some(r) = self.lists.get(l) {
+            return Ok(r.clone());
+        }
+        let r = match chunk_list(self.repo, l) {
+            Ok(ids) => self.run(&ids)?,
+            Err(f) => Err(f.into_error(l).to_string()),
+        };
+        let r = Rc::new(r);
+        self.lists.insert(*l, r.clone());
+        Ok(r)
+    }
+
+    /// Adds the entry for `node`; for a file, the blobs of its content. Returns the entry's
+    /// index, or `None` when the file cannot be restored (recorded in `unrestorable`).
+    fn add_entry(&mut self, p: &mut RestorePlan, path: PathBuf, node: Node) -> Result<Option<usize>> {
+        let idx = p.entries.len();
+        if let NodeKind::File { content } = &node.kind {
+            let fail = |p: &mut RestorePlan, message: String| {
+                p.unrestorable.push(PathMessage { path: path.display().to_string(), message });
+                Ok(None)
+            };
+            // The runs of the content, in order: one per chunk list (a list named again is the
+            // same run, placed once).
+            let mut runs: Vec<Rc<std::result::Result<Run, String>>> = Vec::new();
+            match content {
+                Content::Chunks(ids) => runs.push(Rc::new(self.run(ids)?)),
+                Content::Indirect { lists, count } => {
+                    if let Err(e) = crate::tree::check_indirect(lists, *count) {
+                        return fail(p, e);
+                    }
+                    for l in lists {
+                        runs.push(self.list(l)?);
+                    }
+                }
+            }
+            let mut off = 0u64;
+            let mut holes = 0u64;
+            for r in &runs {
+                match r.as_ref() {
+                    Err(m) => return fail(p, m.clone()),
+                    Ok(run) => {
+                        off = match off.checked_add(run.len) {
+                            Some(o) => o,
+                            None => return fail(p, "content longer than 2^64 bytes".into()),
+                        };
+                        holes += run.holes;
+                    }
+                }
+            }
+            if let Content::Indirect { lists, count } = content {
+                let ids: u64 = runs.iter().map(|r| r.as_ref().as_ref().map_or(0, |r| r.ids)).sum();
+                if ids != *count {
+                    let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
+                    return fail(
+                        p,
+                        format!("tree blob {first}: chunk list count mismatch: {ids} ids, the content says {count}"),
+                    );
+                }
+            }
+            if off != node.size {
+                return fail(p, format!("content is {off} bytes, the tree says {}", node.size));
+            }
+            p.total_bytes += off;
+            p.hole_bytes += holes;
+            let mut start = 0u64;
+            for r in &runs {
+                let Ok(run) = r.as_ref() else { continue };
+                self.placed += run.chunks.len() as u64;
+                if self.placed > self.max {
+                    return Err(too_many(self.max, &path));
+                }
+                for (id, loc, o) in &run.chunks {
+                    let list = p.packs.entry(loc.pack).or_default();
+                    match self.at.get(&(loc.pack, *id)) {
+                        Some(&i) => list[i].targets.push((idx, start + o)),
+                        None => {
+                            self.at.insert((loc.pack, *id), list.len());
+                            list.push(PlanBlob { id: *id, loc: loc.clone(), targets: vec![(idx, start + o)] });
+                        }
+                    }
+                }
+                start += run.len;
+            }
+        }
+        p.entries.push(PlanEntry { path, node, link_to: None });
+        Ok(Some(idx))
+    }
 }

@@ -2,12 +2,12 @@
 //! reported as added, removed, changed or the same. Subtrees with equal tree ids are never read,
 //! so comparing two snapshots reads only what differs between them.
 
-use super::read::{read_dir, DirFault};
-use super::walk::Control;
 use crate::error::Result;
 use crate::id::BlobId;
 use crate::repository::ReadRepository;
 use crate::tree::{Node, NodeKind};
+use crate::treeread::{read_dir, DirFault};
+use crate::treewalk::Control;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ffi::OsStr;

@@ -3,11 +3,11 @@
 //! (files cut again) and repair (lost items left out) are rebuilds; what to change and whether a
 //! directory is written again is theirs, the order and the bookkeeping are here.
 
-use super::read::{DirFault, Listing};
-use super::walk::{Control, Visitor, Walker};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::tree::{Node, NodeKind};
+use crate::treeread::{DirFault, Listing};
+use crate::treewalk::{Control, Visitor, Walker};
 use std::collections::HashMap;
 use std::path::Path;
 
