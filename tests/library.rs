@@ -1,9 +1,11 @@
-//! Library-level tests: format conformance (spec vectors, codecs, write-only keys), crash safety under injected
+//! Library-level tests: what a write-only key can no longer write (configs, prune marks, waits, locks), format conformance (spec vectors, codecs, write-only keys), crash safety under injected
 //! storage faults, prune (crash points, concurrency), repair, the cold-storage promise (metadata operations read
 //! nothing under `data/`), the config chain under damage, and the backend conformance suite (local, memory, OpenDAL
 //! fs, and the S3/SFTP/WebDAV servers `./test.sh` starts). The second integration-test binary of the crate, beside
 //! `tests/cli.rs` (each links RocksDB).
 
+#[path = "library/auth.rs"]
+mod auth;
 #[path = "library/cold.rs"]
 mod cold;
 #[path = "library/config_chain.rs"]

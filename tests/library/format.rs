@@ -926,9 +926,10 @@ fn vector_configs() {
     assert_eq!(Object::Config(1).path(), text("/configs/0/path"));
     assert_eq!(Object::Config(2).path(), text("/configs/1/path"));
     assert_eq!(Object::parse("config/0000000002"), Some(Object::Config(2)));
-    // Configs are deterministic: encoding must reproduce the frozen bytes exactly, MAC included.
-    assert_eq!(object::encode_config(&keys, 1, &c1), b1, "config encoding changed (format-spec §9.1)");
-    assert_eq!(object::encode_config(&keys, 2, &c2), b2);
+    // Configs in the MAC framing (repositories from before signatures, format-spec §9.1) are
+    // deterministic: encoding must reproduce the frozen bytes exactly, MAC included.
+    assert_eq!(object::legacy::encode_config_mac(&keys, 1, &c1), b1, "config encoding changed (format-spec §9.1)");
+    assert_eq!(object::legacy::encode_config_mac(&keys, 2, &c2), b2);
     assert_eq!(blake3::hash(&b1).as_bytes(), &hx32("/configs/0/blake3"));
     assert_eq!(object::decode_config(&keys, 1, &b1).unwrap(), c1);
     assert_eq!(object::decode_config(&keys, 2, &b2).unwrap(), c2);
@@ -971,8 +972,11 @@ fn vector_lease_and_prune_mark() {
 
     let mpath = text("/prune_mark/path");
     let mbytes = hx("/prune_mark/bytes");
-    assert_eq!(object::encode_prune_mark(&keys, mpath, &vmark()), mbytes, "prune mark encoding changed (§10.2)");
-    assert_eq!(object::decode_prune_mark(&keys, mpath, &mbytes).unwrap(), vmark());
+    // The MAC framing of before signatures: pinned, decodable by its own decoder, never trusted.
+    assert_eq!(object::legacy::encode_prune_mark_mac(&keys, mpath, &vmark()), mbytes, "prune mark encoding changed");
+    assert_eq!(object::legacy::decode_prune_mark_mac(&keys, mpath, &mbytes).unwrap(), vmark());
+    let refused = object::decode_prune_mark(&keys, mpath, &mbytes).unwrap_err();
+    assert!(refused.contains("MAC framing"), "{refused}");
     let mut r = spec::macd(spec::PRUNE_MAC, &keys, b"CAIRNPRN", mpath, &mbytes);
     assert_eq!(r.variant(), 0);
     let by_hand = PruneMark::V1 {
@@ -1328,11 +1332,17 @@ proptest! {
     #[test]
     fn config_round_trip(cfg in arb_config(RepoId(hx32("/keys/repo_id"))), n in 1u64..1_000_000) {
         let keys = vkeys();
-        let bytes = object::encode_config(&keys, n, &cfg);
+        let bytes = object::encode_config(&keys, n, &cfg).unwrap();
+        prop_assert!(config::is_signed(&bytes));
         prop_assert_eq!(object::decode_config(&keys, n, &bytes).unwrap(), cfg.clone());
+        prop_assert_eq!(object::decode_config(&keys.write_only(), n, &bytes).unwrap(), cfg.clone());
         prop_assert_eq!(config::decode_unverified(&bytes).unwrap(), cfg.clone());
-        prop_assert_eq!(spec::config(&keys, n, &bytes), cfg);
-        prop_assert!(object::decode_config(&keys, n + 1, &bytes).is_err());
+        prop_assert!(object::decode_config(&keys, n + 1, &bytes).is_err(), "the signature binds the number");
+        let mac = object::legacy::encode_config_mac(&keys, n, &cfg);
+        prop_assert!(!config::is_signed(&mac));
+        prop_assert_eq!(object::decode_config(&keys, n, &mac).unwrap(), cfg.clone());
+        prop_assert_eq!(spec::config(&keys, n, &mac), cfg);
+        prop_assert!(object::decode_config(&keys, n + 1, &mac).is_err());
     }
 
     #[test]
@@ -1346,8 +1356,10 @@ proptest! {
         prop_assert_eq!(object::decode_lease(&keys, &path, &bytes).unwrap(), l);
         let m = PruneMark::V1 { created: t, condemned, snapshots: vec![SnapshotId(session)] };
         let mpath = format!("prune/mark-{}", hex::encode(session));
-        let mbytes = object::encode_prune_mark(&keys, &mpath, &m);
-        prop_assert_eq!(object::decode_prune_mark(&keys, &mpath, &mbytes).unwrap(), m);
+        let mbytes = object::encode_prune_mark(&keys, &mpath, &m).unwrap();
+        prop_assert_eq!(object::decode_prune_mark(&keys.write_only(), &mpath, &mbytes).unwrap(), m.clone());
+        prop_assert!(object::encode_prune_mark(&keys.write_only(), &mpath, &m).is_err(), "write-only keys cannot sign");
+        prop_assert!(object::decode_prune_mark(&keys, &format!("{mpath}0"), &mbytes).is_err(), "the signature binds the path");
     }
 
     /// Random bytes, bare or behind the right magic, never decode as an authenticated object and never
@@ -1371,6 +1383,10 @@ proptest! {
         prop_assert!(object::decode_config(&keys, 1, &with(b"CAIRNCFG")).is_err());
         prop_assert!(object::decode_lease(&keys, "leases/x", &with(b"CAIRNLSE")).is_err());
         prop_assert!(object::decode_prune_mark(&keys, "prune/mark-x", &with(b"CAIRNPRN")).is_err());
+        prop_assert!(object::decode_config(&keys, 1, &with(b"CAIRNCF2")).is_err());
+        prop_assert!(object::decode_prune_mark(&keys, "prune/mark-x", &with(b"CAIRNPR2")).is_err());
+        prop_assert!(object::decode_lock(&keys, "prune/lock-x", &with(b"CAIRNPL2")).is_err());
+        prop_assert!(object::decode_wait(&keys, "prune/wait-x", &with(b"CAIRNPW2")).is_err());
         for kind in [BlobKind::Data, BlobKind::Tree] {
             prop_assert!(blob::open_blob(session.key(), &keys.repo_id, kind, &BlobId([1; 32]), &bytes, plain_len).is_err());
         }
@@ -1560,10 +1576,10 @@ fn config_chain_selects_the_highest_chained_config() {
         Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).unwrap()
     };
 
-    // A MACed `config/0000000000` that claims a predecessor never chains (and must not underflow).
+    // A signed `config/0000000000` that claims a predecessor never chains (and must not underflow).
     let mut c0 = c1.v1().clone();
     c0.previous = Some(*blake3::hash(&stored1).as_bytes());
-    backend.write_new(&Object::Config(0).path(), &object::encode_config(&keys, 0, &Config::V1(c0))).unwrap();
+    backend.write_new(&Object::Config(0).path(), &object::encode_config(&keys, 0, &Config::V1(c0)).unwrap()).unwrap();
     assert_eq!(reopen("c0").config_number(), 1);
     backend.delete(&Object::Config(1).path()).unwrap();
     let o = OpenOptions { cache_root: Some(tmp.path().join("c0-alone")), no_cache: false };
@@ -1577,7 +1593,7 @@ fn config_chain_selects_the_highest_chained_config() {
     let mut bad = c1.v1().clone();
     bad.previous = Some([0; 32]);
     bad.pack_size = 1 << 20;
-    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(bad))).unwrap();
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(bad)).unwrap()).unwrap();
     assert_eq!(reopen("bad").config_number(), 1);
     backend.delete(&Object::Config(2).path()).unwrap();
 
@@ -1585,16 +1601,16 @@ fn config_chain_selects_the_highest_chained_config() {
     let mut good = c1.v1().clone();
     good.previous = Some(*blake3::hash(&stored1).as_bytes());
     good.min_writer_version = config::WRITER_VERSION + 1;
-    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(good))).unwrap();
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(good)).unwrap()).unwrap();
     let r = reopen("good");
     assert_eq!(r.config_number(), 2);
     assert!(r.check_writer_version().is_err(), "a higher min_writer_version stops older writers");
 
-    // A config/3 MACed with another writer_key does not verify and is ignored.
+    // A config/3 signed with another repository key does not verify and is ignored.
     let mut other = keys.clone();
-    other.writer_key = Secret([1; 32]);
+    other.repo_secret = Some(Secret([1; 32]));
     let mut c3 = c1.v1().clone();
     c3.previous = Some(*blake3::hash(&backend.read(&Object::Config(2).path()).unwrap()).as_bytes());
-    backend.write_new(&Object::Config(3).path(), &object::encode_config(&other, 3, &Config::V1(c3))).unwrap();
+    backend.write_new(&Object::Config(3).path(), &object::encode_config(&other, 3, &Config::V1(c3)).unwrap()).unwrap();
     assert_eq!(reopen("forged").config_number(), 2);
 }

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 mod keys;
+mod prune_state;
 
 /// Which data packs `check` reads in full.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -355,6 +356,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     let mut findings = Vec::new();
 
     keys::keys_and_config(repo, &mut findings)?;
+    prune_state::prune_state(repo, &mut findings)?;
 
     // Index files, and the packs they describe.
     let index_ids: Vec<IndexId> =
