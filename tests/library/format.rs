@@ -22,6 +22,7 @@ use cairn::chunker::{gear_table, Chunker, ChunkerParams};
 use cairn::codec::object;
 use cairn::codec::packer;
 use cairn::codec::packer::PackBuilder;
+use cairn::codec::sign;
 use cairn::compress::Compression;
 use cairn::config::{self, Config, ConfigV1};
 use cairn::crypto::{self, KdfParams, MasterKeys, ObjectKind, Secret, Session};
@@ -990,6 +991,38 @@ fn vector_lease_and_prune_mark() {
 }
 
 #[test]
+fn vector_signed_config_and_prune_mark() {
+    let keys = vkeys();
+    let (c1, _) = vconfigs();
+    let b = hx("/signed_config/bytes");
+    assert_eq!(Object::Config(1).path(), text("/signed_config/path"));
+    assert_eq!(&b[..8], b"CAIRNCF2");
+    assert!(config::is_signed(&b));
+    assert_eq!(b.len(), 8 + postcard::to_allocvec(&c1).unwrap().len() + 64, "magic ‖ postcard ‖ 64-byte signature");
+    assert_eq!(&b[8..b.len() - 64], &postcard::to_allocvec(&c1).unwrap()[..], "config encoding changed (§9.1)");
+    // §3.7: the signed message is CONFIG_SIG ‖ u64le(n) ‖ every byte before the signature.
+    let (body, sig) = b.split_at(b.len() - 64);
+    assert!(sign::verify(&keys.repo_public, crypto::context::CONFIG_SIG, &[&1u64.to_le_bytes(), body], sig));
+    assert_eq!(keys.repo_public, crypto::public_key(keys.repo_secret.as_ref().unwrap()));
+    assert_eq!(object::decode_config(&keys, 1, &b).unwrap(), c1);
+    assert_eq!(object::decode_config(&keys.write_only(), 1, &b).unwrap(), c1, "every key verifies");
+    assert!(object::decode_config(&keys, 2, &b).is_err(), "the signature binds the number");
+    let mut other = keys.clone();
+    other.repo_public = crypto::public_key(&Secret([9; 32]));
+    assert!(object::decode_config(&other, 1, &b).is_err(), "another repository key");
+
+    let mpath = text("/signed_prune_mark/path");
+    let mb = hx("/signed_prune_mark/bytes");
+    assert_eq!(&mb[..8], b"CAIRNPR2");
+    let (body, sig) = mb.split_at(mb.len() - 64);
+    assert_eq!(&body[8..], &postcard::to_allocvec(&vmark()).unwrap()[..], "prune mark encoding changed (§10.2)");
+    assert!(sign::verify(&keys.repo_public, crypto::context::MARK_SIG, &[mpath.as_bytes(), body], sig));
+    assert_eq!(object::decode_prune_mark(&keys.write_only(), mpath, &mb).unwrap(), vmark());
+    assert!(object::decode_prune_mark(&keys, &Object::Mark("78".repeat(32)).path(), &mb).is_err(), "path bound");
+    assert!(object::decode_wait(&keys, mpath, &mb).is_err(), "a mark is no wait");
+}
+
+#[test]
 fn vector_key_files() {
     let keys = vkeys();
     for (i, want) in [(0usize, keys.clone()), (1, keys.write_only())] {
@@ -1409,6 +1442,8 @@ proptest! {
         let index_id = IndexId(hx32("/index/id"));
         prop_assert!(object::decode_index(&keys, &index_id, &flipped(&hx("/index/bytes"), bit)).is_err());
         prop_assert!(object::decode_config(&keys, 1, &flipped(&hx("/configs/0/bytes"), bit)).is_err());
+        prop_assert!(object::decode_config(&keys, 1, &flipped(&hx("/signed_config/bytes"), bit)).is_err());
+        prop_assert!(object::decode_prune_mark(&keys, text("/signed_prune_mark/path"), &flipped(&hx("/signed_prune_mark/bytes"), bit)).is_err());
         prop_assert!(object::decode_lease(&keys, text("/lease/path"), &flipped(&hx("/lease/bytes"), bit)).is_err());
         prop_assert!(object::decode_prune_mark(&keys, text("/prune_mark/path"), &flipped(&hx("/prune_mark/bytes"), bit)).is_err());
         for i in 0..3 {
