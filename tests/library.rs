@@ -1,4 +1,5 @@
-//! Library-level tests: format conformance (spec vectors, codecs, write-only keys), crash safety under injected
+//! Library-level tests: what a write-only key can no longer write (configs, prune marks, waits, locks), format
+//! conformance (spec vectors, codecs, write-only keys), crash safety under injected
 //! storage faults, prune (crash points, concurrency), repair, restore against hostile trees and planted symlinks
 //! (nothing outside the target changes), hostile trees written by a write-only key, the cold-storage promise (metadata operations read
 //! nothing under `data/`), the config chain under damage, and the backend conformance suite (local, memory, OpenDAL
@@ -7,6 +8,8 @@
 
 #[path = "support/alloc.rs"]
 mod alloc;
+#[path = "library/auth.rs"]
+mod auth;
 #[path = "library/cold.rs"]
 mod cold;
 #[path = "library/config_chain.rs"]

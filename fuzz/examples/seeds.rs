@@ -153,7 +153,7 @@ fn main() {
         created: t(1_700_000_000),
     });
     write("config", "body", &pc!(&cfg));
-    write("config", "stored", &object::encode_config(&keys, 1, &cfg));
+    write("config", "stored", &object::legacy::encode_config_mac(&keys, 1, &cfg));
 
     // Key files: the postcard body of a key file, and key material.
     let kf = KeyFile::V1(KeyFileV1 {

@@ -1,6 +1,7 @@
-//! Leases, prune marks, maintenance locks and waits (format-spec §10): the four decoders on the raw input (dies at the MAC), then the input behind each magic
-//! with a valid MAC from fixed keys, which must decode exactly as postcard decodes the input;
-//! decoded values must survive their encoders.
+//! Leases, prune marks, maintenance locks and waits (format-spec §10): the four decoders on the raw input (dies at the
+//! MAC or signature), then the input behind each magic with a valid MAC (leases) or signature (the prune objects) from
+//! fixed keys, which must decode exactly as postcard decodes the input; the prune objects in the MAC framing of before
+//! signatures are refused; decoded values must survive their encoders.
 #![no_main]
 
 mod common;
@@ -8,8 +9,10 @@ mod common;
 use cairn::codec::object;
 use cairn::crypto::{self, context};
 use cairn::layout::Object;
+use cairn::codec::sign;
 use cairn::lease::{
-    Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, WAIT_MAGIC,
+    Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, SIGNED_LOCK_MAGIC,
+    SIGNED_PRUNE_MAGIC, SIGNED_WAIT_MAGIC, WAIT_MAGIC,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -21,8 +24,19 @@ fn macd(magic: &[u8; 8], key: &crypto::Secret, path: &str, data: &[u8]) -> Vec<u
     out
 }
 
+fn signed(magic: &[u8; 8], key: &crypto::Secret, ctx: &str, path: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_vec();
+    out.extend_from_slice(data);
+    let sig = sign::sign(key, ctx, &[path.as_bytes(), &out]);
+    out.extend_from_slice(&sig);
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
-    let keys = common::keys();
+    let mut keys = common::keys();
+    let secret = crypto::Secret([0x77; 32]);
+    keys.repo_public = crypto::public_key(&secret);
+    keys.repo_secret = Some(secret.clone());
     let lease_key = keys.writer_mac_key(context::LEASE_MAC);
     let prune_key = keys.writer_mac_key(context::PRUNE_MAC);
     let path = Object::Lease { session: [0x12; 32], seq: 7 }.path();
@@ -47,33 +61,37 @@ fuzz_target!(|data: &[u8]| {
 
     // Prune marks.
     let want: Result<PruneMark, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
-    let bytes = macd(PRUNE_MAGIC, &prune_key, &path, data);
+    assert!(object::decode_prune_mark(&keys, &path, &macd(PRUNE_MAGIC, &prune_key, &path, data)).is_err());
+    let bytes = signed(SIGNED_PRUNE_MAGIC, &secret, context::MARK_SIG, &path, data);
     common::assert_same("prune mark", &want, &object::decode_prune_mark(&keys, &path, &bytes));
     assert!(object::decode_lease(&keys, &path, &bytes).is_err(), "a prune mark is no lease");
+    assert!(object::decode_prune_mark(&keys, "prune/mark-other", &bytes).is_err(), "the signature binds the path");
     if let Ok(m) = &want {
         let _ = m.condemned().len();
-        let again = object::encode_prune_mark(&keys, &path, m);
+        let again = object::encode_prune_mark(&keys, &path, m).expect("a full key signs");
         assert_eq!(object::decode_prune_mark(&keys, &path, &again).as_ref(), Ok(m), "prune mark round trip");
     }
 
     // Maintenance locks.
     let want: Result<MaintenanceLock, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
-    let bytes = macd(LOCK_MAGIC, &prune_key, &path, data);
+    assert!(object::decode_lock(&keys, &path, &macd(LOCK_MAGIC, &prune_key, &path, data)).is_err());
+    let bytes = signed(SIGNED_LOCK_MAGIC, &secret, context::LOCK_SIG, &path, data);
     common::assert_same("lock", &want, &object::decode_lock(&keys, &path, &bytes));
     assert!(object::decode_prune_mark(&keys, &path, &bytes).is_err(), "a lock is no prune mark");
     if let Ok(l) = &want {
-        let again = object::encode_lock(&keys, &path, l);
+        let again = object::encode_lock(&keys, &path, l).expect("a full key signs");
         assert_eq!(object::decode_lock(&keys, &path, &again).as_ref(), Ok(l), "lock round trip");
     }
 
     // Waits.
     let want: Result<PruneWait, String> = postcard::from_bytes(data).map_err(|e| e.to_string());
-    let bytes = macd(WAIT_MAGIC, &prune_key, &path, data);
+    assert!(object::decode_wait(&keys, &path, &macd(WAIT_MAGIC, &prune_key, &path, data)).is_err());
+    let bytes = signed(SIGNED_WAIT_MAGIC, &secret, context::WAIT_SIG, &path, data);
     common::assert_same("wait", &want, &object::decode_wait(&keys, &path, &bytes));
     assert!(object::decode_lock(&keys, &path, &bytes).is_err(), "a wait is no lock");
     if let Ok(w) = &want {
         let _ = w.sessions().len();
-        let again = object::encode_wait(&keys, &path, w);
+        let again = object::encode_wait(&keys, &path, w).expect("a full key signs");
         assert_eq!(object::decode_wait(&keys, &path, &again).as_ref(), Ok(w), "wait round trip");
     }
 });

@@ -37,6 +37,14 @@ pub mod context {
     pub const GEAR: &str = "cairn 2026-11 v1 gear table";
     /// Key fingerprint for client pinning.
     pub const FINGERPRINT: &str = "cairn 2026-11 v1 key fingerprint";
+    /// Signed-message prefix of config objects (format-spec §3.7, §9.1).
+    pub const CONFIG_SIG: &str = "cairn 2026-12 v1 config signature";
+    /// Signed-message prefix of prune marks (format-spec §3.7, §10.2).
+    pub const MARK_SIG: &str = "cairn 2026-12 v1 prune mark signature";
+    /// Signed-message prefix of prune waits (format-spec §3.7, §10.5).
+    pub const WAIT_SIG: &str = "cairn 2026-12 v1 prune wait signature";
+    /// Signed-message prefix of maintenance-lock links (format-spec §3.7, §10.4).
+    pub const LOCK_SIG: &str = "cairn 2026-12 v1 maintenance lock signature";
 }
 
 /// The kind of a sealed or MACed object; its code is bound into the associated data.
@@ -85,7 +93,8 @@ pub struct MasterKeys {
     pub chunk_key: Secret,
     /// Seals index files and pack headers (through [`context::INDEX_SEAL`]).
     pub index_key: Secret,
-    /// Authenticates writers: mixed into session keys, MACs config, leases and prune state.
+    /// Authenticates writers: mixed into session keys, MACs leases (and configs and prune state of
+    /// the framing before signatures).
     pub writer_key: Secret,
     /// The repository's X25519 public key.
     pub repo_public: [u8; 32],
@@ -144,6 +153,11 @@ impl MasterKeys {
         material.extend_from_slice(&self.id_key.0);
         blake3::derive_key(context::FINGERPRINT, &material)
     }
+}
+
+/// The X25519 public key of `secret`: `X25519(secret, 9)` (format-spec §3.1).
+pub fn public_key(secret: &Secret) -> [u8; 32] {
+    x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret.0)).to_bytes()
 }
 
 /// Keyed BLAKE3 MAC of `parts`, concatenated.

@@ -1,8 +1,10 @@
 //! The two envelopes every stored object other than a blob goes through. Sealed (format-spec
 //! §3.4): `header ‖ seal(key, aad(kind, name), postcard(value))`, for snapshots, index files, pack
 //! headers and key material. MACed (format-spec §3.7): `magic ‖ postcard(value) ‖ MAC(name ‖
-//! magic ‖ postcard(value))`, for configs, leases, prune marks, lock links and waits. Bytes in,
-//! bytes out; knows no object's fields.
+//! magic ‖ postcard(value))`, for leases (and the configs, prune marks, lock links and waits of the
+//! framing before signatures). Signed (format-spec §3.7): `magic ‖ postcard(value) ‖
+//! XEdDSA(repo_secret, context ‖ name ‖ magic ‖ postcard(value))`, for configs, prune marks, lock
+//! links and waits. Bytes in, bytes out; knows no object's fields.
 
 use crate::crypto::{self, ObjectKind, Secret};
 use crate::id::RepoId;
@@ -13,7 +15,9 @@ use zeroize::Zeroizing;
 
 /// Length of the MAC that ends a MACed object.
 pub const MAC_LEN: usize = 32;
-/// Length of the magic that starts a MACed object.
+/// Length of the signature that ends a signed object.
+pub const SIG_LEN: usize = crate::codec::sign::SIGNATURE_LEN;
+/// Length of the magic that starts a MACed or signed object.
 pub const MAGIC_LEN: usize = 8;
 
 /// `header ‖ seal(key, aad(repo, kind, name), postcard(value))`. The plaintext is wiped after.
@@ -45,13 +49,15 @@ pub fn open(
     crypto::open(key, &aad, sealed).map(Zeroizing::new)
 }
 
-/// Why a MACed object did not decode.
+/// Why a MACed or signed object did not decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MacError {
     /// Too short, or the magic is not the expected one.
     Magic,
     /// The MAC does not verify under the key and name.
     Mac,
+    /// The signature does not verify under the repository's public key and the name.
+    Signature,
     /// The payload is not a valid encoding.
     Decode(String),
 }
@@ -61,6 +67,9 @@ impl fmt::Display for MacError {
         match self {
             MacError::Magic => f.write_str("magic missing"),
             MacError::Mac => f.write_str("MAC does not verify"),
+            MacError::Signature => {
+                f.write_str("signature does not verify under the repository key (not written by a full key)")
+            }
             MacError::Decode(e) => write!(f, "decode: {e}"),
         }
     }
@@ -106,6 +115,55 @@ pub fn mac_decode<T: DeserializeOwned>(
         return Err(MacError::Mac);
     }
     mac_decode_unverified(magic, bytes)
+}
+
+/// `magic ‖ postcard(value) ‖ XEdDSA(secret, context ‖ name ‖ magic ‖ postcard(value))`.
+pub fn sig_encode<T: Serialize>(
+    magic: &[u8; MAGIC_LEN],
+    secret: &Secret,
+    context: &str,
+    name: &[u8],
+    value: &T,
+) -> Vec<u8> {
+    let mut out = magic.to_vec();
+    out.extend_from_slice(&postcard::to_allocvec(value).expect("stored objects encode"));
+    let sig = crate::codec::sign::sign(secret, context, &[name, &out]);
+    out.extend_from_slice(&sig);
+    out
+}
+
+/// Decodes the payload of a signed object without checking its signature.
+pub fn sig_decode_unverified<T: DeserializeOwned>(magic: &[u8; MAGIC_LEN], bytes: &[u8]) -> Result<T, MacError> {
+    if bytes.len() < MAGIC_LEN + SIG_LEN || &bytes[..MAGIC_LEN] != magic {
+        return Err(MacError::Magic);
+    }
+    postcard::from_bytes(&bytes[MAGIC_LEN..bytes.len() - SIG_LEN]).map_err(|e| MacError::Decode(e.to_string()))
+}
+
+/// True when the signature that ends `bytes` verifies under `public` for `context` and `name`.
+pub fn sig_verifies(public: &[u8; 32], context: &str, name: &[u8], bytes: &[u8]) -> bool {
+    if bytes.len() < SIG_LEN {
+        return false;
+    }
+    let (body, sig) = bytes.split_at(bytes.len() - SIG_LEN);
+    crate::codec::sign::verify(public, context, &[name, body], sig)
+}
+
+/// Checks the magic and the signature of an object stored under `name`, then decodes its payload.
+pub fn sig_decode<T: DeserializeOwned>(
+    magic: &[u8; MAGIC_LEN],
+    public: &[u8; 32],
+    context: &str,
+    name: &[u8],
+    bytes: &[u8],
+) -> Result<T, MacError> {
+    if bytes.len() < MAGIC_LEN + SIG_LEN || &bytes[..MAGIC_LEN] != magic {
+        return Err(MacError::Magic);
+    }
+    if !sig_verifies(public, context, name, bytes) {
+        return Err(MacError::Signature);
+    }
+    sig_decode_unverified(magic, bytes)
 }
 
 #[cfg(test)]

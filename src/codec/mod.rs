@@ -9,3 +9,4 @@ pub mod crypto;
 pub mod envelope;
 pub mod object;
 pub mod packer;
+pub mod sign;

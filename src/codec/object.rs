@@ -1,31 +1,49 @@
 //! The stored encoding of every object other than blobs and packs: configs, snapshots, index
 //! files, key files, leases, prune marks, lock links and waits. Each is one call into
 //! [`crate::codec::envelope`] with the object's magic, key and name; the types are the format
-//! layer's. Bytes in, bytes out.
+//! layer's. Configs, prune marks, lock links and waits are signed by the repository key, which
+//! only full keys hold (format-spec §3.7); [`legacy`] keeps the MAC framing they had before, for
+//! reading old repositories and for tests. Bytes in, bytes out.
 
 use crate::codec::envelope::{self, MacError};
-use crate::config::{self, Config, CONFIG_MAGIC};
+use crate::config::{self, Config, CONFIG_MAGIC, CONFIG_SIGNED_MAGIC};
 use crate::crypto::{self, context, KdfParams, MasterKeys, ObjectKind, Secret, Session};
 use crate::error::{Error, Result};
 use crate::id::{IndexId, KeyId, RepoId, SnapshotId};
 use crate::index::{self, IndexFile, INDEX_MAGIC, INDEX_VERSION};
 use crate::keyfile::{KeyFile, KeyFileV1, KeyKind, KEY_MAGIC};
 use crate::layout::Object;
-use crate::lease::{Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, WAIT_MAGIC};
+use crate::lease::{
+    Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, SIGNED_LOCK_MAGIC,
+    SIGNED_PRUNE_MAGIC, SIGNED_WAIT_MAGIC, WAIT_MAGIC,
+};
 use crate::snapshot::{self, Snapshot, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 use crate::time::Time;
 
-// Configs (format-spec §9.1): MACed, the name is the config number.
+// Configs (format-spec §9.1): signed by the repository key, the name is the config number.
 
-/// `magic ‖ postcard(config) ‖ MAC(n ‖ preceding bytes)`.
-pub fn encode_config(keys: &MasterKeys, n: u64, cfg: &Config) -> Vec<u8> {
-    envelope::mac_encode(CONFIG_MAGIC, &keys.writer_mac_key(context::CONFIG_MAC), &n.to_le_bytes(), cfg)
+/// The repository secret that signs configs and prune state; only full keys hold it.
+fn signer(keys: &MasterKeys) -> Result<&Secret> {
+    keys.repo_secret.as_ref().ok_or(Error::WriteOnlyKey { key: None })
 }
 
-/// Decodes a config object and checks its MAC and that it belongs to `keys`' repository.
+/// `"CAIRNCF2" ‖ postcard(config) ‖ XEdDSA(repo_secret, CONFIG_SIG ‖ u64le(n) ‖ preceding bytes)`.
+/// Needs a full key.
+pub fn encode_config(keys: &MasterKeys, n: u64, cfg: &Config) -> Result<Vec<u8>> {
+    Ok(envelope::sig_encode(CONFIG_SIGNED_MAGIC, signer(keys)?, context::CONFIG_SIG, &n.to_le_bytes(), cfg))
+}
+
+/// Decodes a config object of either framing (format-spec §9.1): a signed one must verify under
+/// `keys.repo_public`, a MAC-framed one under the config MAC key (whether a MAC-framed config may
+/// rule is the chain's rule, §9.2; [`config::is_signed`] tells the framings apart). Then checks
+/// that it belongs to `keys`' repository and that its chunker parameters are valid.
 pub fn decode_config(keys: &MasterKeys, n: u64, bytes: &[u8]) -> Result<Config, String> {
     let cfg = config::decode_unverified(bytes)?;
-    if !envelope::mac_verifies(&keys.writer_mac_key(context::CONFIG_MAC), &n.to_le_bytes(), bytes) {
+    if config::is_signed(bytes) {
+        if !envelope::sig_verifies(&keys.repo_public, context::CONFIG_SIG, &n.to_le_bytes(), bytes) {
+            return Err(envelope::MacError::Signature.to_string());
+        }
+    } else if !envelope::mac_verifies(&keys.writer_mac_key(context::CONFIG_MAC), &n.to_le_bytes(), bytes) {
         return Err("MAC does not verify (not written by a holder of this repository's keys)".into());
     }
     if cfg.repo_id() != keys.repo_id {
@@ -136,7 +154,8 @@ pub fn decode_key_material(kf: &KeyFile, plain: &[u8]) -> Result<MasterKeys, Str
     Ok(keys)
 }
 
-// Leases, prune marks, lock links and waits (format-spec §10): MACed, the name is the path.
+// Leases (MACed: every writer writes them), prune marks, lock links and waits (signed: only full
+// keys write them), format-spec §10; the name is the path.
 
 fn mac_err(e: MacError) -> String {
     e.to_string()
@@ -152,32 +171,88 @@ pub fn decode_lease(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<Lease
     envelope::mac_decode(LEASE_MAGIC, &keys.writer_mac_key(context::LEASE_MAC), path.as_bytes(), bytes).map_err(mac_err)
 }
 
-/// Encodes a prune mark stored at `path`.
-pub fn encode_prune_mark(keys: &MasterKeys, path: &str, m: &PruneMark) -> Vec<u8> {
-    envelope::mac_encode(PRUNE_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), m)
+/// Decodes a signed prune object, naming the MAC framing of before signatures when it has that.
+fn sig_decode<T: serde::de::DeserializeOwned>(
+    keys: &MasterKeys,
+    magic: &[u8; 8],
+    mac_magic: &[u8; 8],
+    ctx: &str,
+    path: &str,
+    bytes: &[u8],
+) -> Result<T, String> {
+    if bytes.get(..8) == Some(&mac_magic[..]) {
+        return Err("in the MAC framing of before signatures, which a write-only key can forge: not trusted".into());
+    }
+    envelope::sig_decode(magic, &keys.repo_public, ctx, path.as_bytes(), bytes).map_err(mac_err)
 }
 
-/// Decodes and verifies a prune mark stored at `path`.
+/// Encodes a prune mark stored at `path`, signed by the repository key (format-spec §10.2).
+/// Needs a full key.
+pub fn encode_prune_mark(keys: &MasterKeys, path: &str, m: &PruneMark) -> Result<Vec<u8>> {
+    Ok(envelope::sig_encode(SIGNED_PRUNE_MAGIC, signer(keys)?, context::MARK_SIG, path.as_bytes(), m))
+}
+
+/// Decodes a prune mark stored at `path` and verifies its signature under `keys.repo_public`
+/// (any key can). A mark in the MAC framing is refused.
 pub fn decode_prune_mark(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<PruneMark, String> {
-    envelope::mac_decode(PRUNE_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), bytes).map_err(mac_err)
+    sig_decode(keys, SIGNED_PRUNE_MAGIC, PRUNE_MAGIC, context::MARK_SIG, path, bytes)
 }
 
-/// Encodes a lock link stored at `path`.
-pub fn encode_lock(keys: &MasterKeys, path: &str, l: &MaintenanceLock) -> Vec<u8> {
-    envelope::mac_encode(LOCK_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), l)
+/// Encodes a lock link stored at `path`, signed by the repository key (format-spec §10.4). Needs
+/// a full key.
+pub fn encode_lock(keys: &MasterKeys, path: &str, l: &MaintenanceLock) -> Result<Vec<u8>> {
+    Ok(envelope::sig_encode(SIGNED_LOCK_MAGIC, signer(keys)?, context::LOCK_SIG, path.as_bytes(), l))
 }
 
-/// Decodes and verifies a lock link stored at `path`.
+/// Decodes a lock link stored at `path` and verifies its signature. A link in the MAC framing is
+/// refused.
 pub fn decode_lock(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<MaintenanceLock, String> {
-    envelope::mac_decode(LOCK_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), bytes).map_err(mac_err)
+    sig_decode(keys, SIGNED_LOCK_MAGIC, LOCK_MAGIC, context::LOCK_SIG, path, bytes)
 }
 
-/// Encodes a wait stored at `path`.
-pub fn encode_wait(keys: &MasterKeys, path: &str, w: &PruneWait) -> Vec<u8> {
-    envelope::mac_encode(WAIT_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), w)
+/// Encodes a wait stored at `path`, signed by the repository key (format-spec §10.5). Needs a
+/// full key.
+pub fn encode_wait(keys: &MasterKeys, path: &str, w: &PruneWait) -> Result<Vec<u8>> {
+    Ok(envelope::sig_encode(SIGNED_WAIT_MAGIC, signer(keys)?, context::WAIT_SIG, path.as_bytes(), w))
 }
 
-/// Decodes and verifies a wait stored at `path`.
+/// Decodes a wait stored at `path` and verifies its signature. A wait in the MAC framing is
+/// refused.
 pub fn decode_wait(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<PruneWait, String> {
-    envelope::mac_decode(WAIT_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), bytes).map_err(mac_err)
+    sig_decode(keys, SIGNED_WAIT_MAGIC, WAIT_MAGIC, context::WAIT_SIG, path, bytes)
+}
+
+/// The MAC framing that configs, prune marks, lock links and waits had before they were signed
+/// (format-spec §9.1, §10). Any key with `writer_key` (write-only keys included) can make these,
+/// so no reader trusts them except a MAC-framed config in a repository that has no signed config
+/// yet (§9.2). Kept to read old repositories, to pin the old encoding in the test vectors, and for
+/// the tests that play an attacker or build an old repository.
+pub mod legacy {
+    use super::*;
+
+    /// `"CAIRNCFG" ‖ postcard(config) ‖ MAC(n ‖ preceding bytes)`.
+    pub fn encode_config_mac(keys: &MasterKeys, n: u64, cfg: &Config) -> Vec<u8> {
+        envelope::mac_encode(CONFIG_MAGIC, &keys.writer_mac_key(context::CONFIG_MAC), &n.to_le_bytes(), cfg)
+    }
+
+    /// A prune mark in the MAC framing.
+    pub fn encode_prune_mark_mac(keys: &MasterKeys, path: &str, m: &PruneMark) -> Vec<u8> {
+        envelope::mac_encode(PRUNE_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), m)
+    }
+
+    /// Decodes a prune mark in the MAC framing and checks its MAC.
+    pub fn decode_prune_mark_mac(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<PruneMark, String> {
+        envelope::mac_decode(PRUNE_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), bytes)
+            .map_err(mac_err)
+    }
+
+    /// A lock link in the MAC framing.
+    pub fn encode_lock_mac(keys: &MasterKeys, path: &str, l: &MaintenanceLock) -> Vec<u8> {
+        envelope::mac_encode(LOCK_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), l)
+    }
+
+    /// A wait in the MAC framing.
+    pub fn encode_wait_mac(keys: &MasterKeys, path: &str, w: &PruneWait) -> Vec<u8> {
+        envelope::mac_encode(WAIT_MAGIC, &keys.writer_mac_key(context::PRUNE_MAC), path.as_bytes(), w)
+    }
 }

@@ -1,13 +1,18 @@
-//! The repository config chain (format-spec §9): `config/<n>` objects, MACed with a key derived
-//! from `writer_key`, each naming the hash of its predecessor. The types, paths and the unverified
-//! decoding; the MAC is [`crate::codec::object`]'s.
+//! The repository config chain (format-spec §9): `config/<n>` objects, signed with the repository
+//! key (or, in repositories from before signatures, MACed with a key derived from `writer_key`),
+//! each naming the hash of its predecessor. The types, paths and the unverified decoding; the
+//! signature and the MAC are [`crate::codec::object`]'s.
 
 use crate::id::RepoId;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
-/// First bytes of a config object.
+/// First bytes of a config object in the MAC framing (format-spec §9.1; read, never written).
 pub const CONFIG_MAGIC: &[u8; 8] = b"CAIRNCFG";
+/// First bytes of a signed config object (format-spec §9.1).
+pub const CONFIG_SIGNED_MAGIC: &[u8; 8] = b"CAIRNCF2";
+/// Length of the signature that ends a signed config object.
+pub const SIGNATURE_LEN: usize = 64;
 /// The repository format version this code writes.
 pub const FORMAT_VERSION: u32 = 1;
 /// The writer protocol version this code implements (format-spec §9.1). A config whose
@@ -163,10 +168,22 @@ impl Config {
     }
 }
 
-/// Decodes a config object without checking its MAC (to show it, or before keys are open).
+/// Decodes a config object of either framing without checking its signature or MAC (to show it,
+/// or before keys are open).
 pub fn decode_unverified(bytes: &[u8]) -> Result<Config, String> {
-    if bytes.len() < 8 + MAC_LEN || &bytes[..8] != CONFIG_MAGIC {
-        return Err("not a config object (magic missing)".into());
+    let trailer = match bytes.get(..8) {
+        Some(m) if m == CONFIG_SIGNED_MAGIC => SIGNATURE_LEN,
+        Some(m) if m == CONFIG_MAGIC => MAC_LEN,
+        _ => return Err("not a config object (magic missing)".into()),
+    };
+    if bytes.len() < 8 + trailer {
+        return Err("not a config object (too short)".into());
     }
-    postcard::from_bytes(&bytes[8..bytes.len() - MAC_LEN]).map_err(|e| format!("decode: {e}"))
+    postcard::from_bytes(&bytes[8..bytes.len() - trailer]).map_err(|e| format!("decode: {e}"))
+}
+
+/// True when `bytes` carry the signed config framing (format-spec §9.1), whether or not the
+/// signature verifies.
+pub fn is_signed(bytes: &[u8]) -> bool {
+    bytes.get(..8) == Some(&CONFIG_SIGNED_MAGIC[..])
 }

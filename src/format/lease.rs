@@ -1,6 +1,6 @@
 //! Writer leases, prune marks, the maintenance lock and prune waits (format-spec §10): the types
-//! and their storage paths. Their MACed encoding is [`crate::codec::object`]'s; the repository
-//! and prune store them.
+//! and their storage paths. Their encoding (leases MACed, the prune objects signed by the
+//! repository key) is [`crate::codec::object`]'s; the repository and prune store them.
 
 use crate::id::{BlobKind, PackId, SnapshotId};
 use crate::time::Time;
@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 
 /// First bytes of a lease object.
 pub const LEASE_MAGIC: &[u8; 8] = b"CAIRNLSE";
-/// First bytes of a prune mark.
+/// First bytes of a prune mark in the MAC framing from before signatures (never trusted).
 pub const PRUNE_MAGIC: &[u8; 8] = b"CAIRNPRN";
+/// First bytes of a signed prune mark (format-spec §10.2).
+pub const SIGNED_PRUNE_MAGIC: &[u8; 8] = b"CAIRNPR2";
 /// How long a lease lasts unless renewed.
 pub const LEASE_DURATION_SECS: u64 = 3600;
 /// How often a writer renews its lease.
@@ -66,10 +68,15 @@ impl PruneMark {
     }
 }
 
-/// First bytes of a maintenance lock object.
+/// First bytes of a maintenance lock object in the MAC framing from before signatures (never
+/// trusted).
 pub const LOCK_MAGIC: &[u8; 8] = b"CAIRNPLK";
-/// First bytes of a prune wait object.
+/// First bytes of a signed maintenance lock link (format-spec §10.4).
+pub const SIGNED_LOCK_MAGIC: &[u8; 8] = b"CAIRNPL2";
+/// First bytes of a prune wait object in the MAC framing from before signatures (never trusted).
 pub const WAIT_MAGIC: &[u8; 8] = b"CAIRNPRW";
+/// First bytes of a signed prune wait (format-spec §10.5).
+pub const SIGNED_WAIT_MAGIC: &[u8; 8] = b"CAIRNPW2";
 /// How long a maintenance lock lasts.
 pub const LOCK_DURATION_SECS: u64 = 4 * 3600;
 /// Allowance for clock skew between the backend's stamps and a writer's own clock (format-spec §10.1).

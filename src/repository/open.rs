@@ -126,7 +126,7 @@ impl Repository {
         let key_id = KeyId(crypto::random_32());
         let kf = object::create_keyfile(&keys, &key_id, password, init.kdf, &hostname(), &username())?;
         backend.write_new(&key_id.path(), &kf)?;
-        backend.write_new(&Object::Config(1).path(), &object::encode_config(&keys, 1, &cfg))?;
+        backend.write_new(&Object::Config(1).path(), &object::encode_config(&keys, 1, &cfg)?)?;
         // A new repository replaces whatever this client pinned at the location before (one that
         // was deleted on purpose): pin the new one instead of refusing it.
         if let Some(root) = opts.root() {
@@ -193,52 +193,7 @@ impl Repository {
         // Every whole-object read of the open repository keeps to the size limits.
         let backend: DynBackend = std::sync::Arc::new(CappedBackend::new(backend));
         let loc = backend.location();
-        let numbered = config_objects(backend.as_ref())?;
-        let mut chosen = None;
-        let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
-        let mut decoded = Vec::new();
-        // Why each config object was passed over, for the error when none rules.
-        let mut problems: Vec<String> = Vec::new();
-        for (n, p) in &numbered {
-            let bytes = match backend.read(p) {
-                Ok(b) => b,
-                // Over the size limit: passed over like any config that does not decode.
-                Err(e @ Error::Corrupt { .. }) => {
-                    tracing::warn!("config {n}: {e}");
-                    problems.push(e.to_string());
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
-            match object::decode_config(&keys, *n, &bytes) {
-                Ok(c) => decoded.push((*n, c)),
-                Err(e) => {
-                    tracing::warn!("config {n}: {e}");
-                    problems.push(format!("{p}: {e}"));
-                }
-            }
-        }
-        for (n, c) in decoded.into_iter().rev() {
-            let chained = match c.previous() {
-                None => n == 1,
-                // `config/0000000000` has no predecessor: never chained (and no underflow).
-                Some(h) => n.checked_sub(1).and_then(|p| hashes.get(&p)) == Some(&h),
-            };
-            if chained {
-                chosen = Some((n, c));
-                break;
-            }
-            tracing::warn!("config {n}: does not chain to config {}", n.saturating_sub(1));
-            problems.push(format!("{}: does not chain to config {}", Object::Config(n), n.saturating_sub(1)));
-        }
-        let Some((config_n, config)) = chosen else {
-            let why = if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) };
-            return Err(Error::RepoInvalid {
-                location: loc,
-                reason: format!("no config object verifies with this key{why}"),
-            });
-        };
+        let (config_n, config) = ruling_config(backend.as_ref(), &keys)?;
         if config.format_version() != FORMAT_VERSION {
             return Err(Error::RepoInvalid {
                 location: loc,
@@ -318,6 +273,120 @@ impl Repository {
             let _ = std::fs::rename(&tmp, &path);
         }
         Ok(())
+    }
+}
+
+/// The highest config number a path can hold (10 decimal digits, format-spec §9).
+const MAX_CONFIG_NUMBER: u64 = 9_999_999_999;
+
+/// Chooses the ruling config (format-spec §9.2): the highest valid config that chains, where a
+/// config in the MAC framing is valid only while no signed config verifies (a write-only key can
+/// make MAC-framed configs, but not signed ones). A full key opening a repository whose configs are
+/// all MAC-framed appends a signed copy of the ruling config first ([`sign_ruling_config`]).
+fn ruling_config(backend: &dyn Backend, keys: &MasterKeys) -> Result<(u64, Config)> {
+    let loc = backend.location();
+    let numbered = config_objects(backend)?;
+    let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
+    let mut decoded = Vec::new();
+    // Why each config object was passed over, for the error when none rules.
+    let mut problems: Vec<String> = Vec::new();
+    for (n, p) in &numbered {
+        let bytes = match backend.read(p) {
+            Ok(b) => b,
+            // Over the size limit (format-spec §12.1): passed over like any config that does not decode.
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::warn!("config {n}: {e}");
+                problems.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
+        match object::decode_config(keys, *n, &bytes) {
+            Ok(c) => decoded.push((*n, c, config::is_signed(&bytes))),
+            Err(e) => {
+                tracing::warn!("config {n}: {e}");
+                problems.push(format!("{p}: {e}"));
+            }
+        }
+    }
+    let any_signed = decoded.iter().any(|(_, _, signed)| *signed);
+    if any_signed {
+        decoded.retain(|(n, _, signed)| {
+            if !signed {
+                tracing::warn!("config {n}: MAC-framed, but a signed config exists; ignored");
+                problems.push(format!("{}: MAC-framed, but a signed config exists", Object::Config(*n)));
+            }
+            *signed
+        });
+    }
+    let mut chosen = None;
+    for (n, c, _) in decoded.into_iter().rev() {
+        let chained = match c.previous() {
+            None => n == 1,
+            // `config/0000000000` has no predecessor: never chained (and no underflow).
+            Some(h) => n.checked_sub(1).and_then(|p| hashes.get(&p)) == Some(&h),
+        };
+        if chained {
+            chosen = Some((n, c));
+            break;
+        }
+        tracing::warn!("config {n}: does not chain to config {}", n.saturating_sub(1));
+        problems.push(format!("{}: does not chain to config {}", Object::Config(n), n.saturating_sub(1)));
+    }
+    let Some((n, c)) = chosen else {
+        let why = if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) };
+        return Err(Error::RepoInvalid {
+            location: loc,
+            reason: format!("no config object verifies with this key{why}"),
+        });
+    };
+    if !any_signed && keys.can_read() && c.format_version() == FORMAT_VERSION {
+        if let Some(signed) = sign_ruling_config(backend, keys, &numbered, &hashes, n, &c) {
+            return Ok(signed);
+        }
+    }
+    Ok((n, c))
+}
+
+/// Appends a signed copy of the ruling MAC-framed config `n` (same parameters, chained), so that
+/// MAC-framed configs stop being valid (format-spec §9.2). Numbered `n + 1`, or above every listed
+/// config when `n + 1` is taken. Does nothing (with a warning) when the ruling config demands a
+/// newer writer than this one, which this client must not confirm, or when the write fails (read-only
+/// storage, another client upgrading at the same moment): the next full-key open tries again.
+fn sign_ruling_config(
+    backend: &dyn Backend,
+    keys: &MasterKeys,
+    numbered: &[(u64, String)],
+    hashes: &HashMap<u64, [u8; 32]>,
+    n: u64,
+    ruling: &Config,
+) -> Option<(u64, Config)> {
+    if ruling.min_writer_version() > WRITER_VERSION {
+        tracing::warn!(
+            "config {n} demands writer version {}; not signing it (run check: it may have been appended by a write-only key)",
+            ruling.min_writer_version()
+        );
+        return None;
+    }
+    let highest = numbered.last().map(|(m, _)| *m).unwrap_or(n).max(n);
+    let next = if numbered.iter().any(|(m, _)| *m == n + 1) { highest + 1 } else { n + 1 };
+    let previous = *hashes.get(&(next - 1))?;
+    if next > MAX_CONFIG_NUMBER {
+        tracing::warn!("no config number is free above config {highest}; the configs stay MAC-framed");
+        return None;
+    }
+    let Config::V1(mut v1) = ruling.clone();
+    v1.previous = Some(previous);
+    v1.created = Time::now();
+    let signed = Config::V1(v1);
+    let bytes = object::encode_config(keys, next, &signed).ok()?;
+    match backend.write_new(&Object::Config(next).path(), &bytes) {
+        Ok(()) => Some((next, signed)),
+        Err(e) => {
+            tracing::warn!("could not append the signed config {next}: {e}");
+            None
+        }
     }
 }
 

@@ -25,7 +25,7 @@ fn a_damaged_config_is_reported_and_the_highest_valid_one_rules() {
     let first = backend.read(&Object::Config(1).path()).unwrap();
     let Config::V1(mut v1) = repo.config().clone();
     v1.previous = Some(*blake3::hash(&first).as_bytes());
-    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(v1))).unwrap();
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(v1)).unwrap()).unwrap();
     let open =
         |n| Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &opts(n)).and_then(|r| r.readable());
     assert_eq!(open(1).unwrap().config_number(), 2);

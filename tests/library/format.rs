@@ -22,6 +22,7 @@ use cairn::chunker::{gear_table, Chunker, ChunkerParams};
 use cairn::codec::object;
 use cairn::codec::packer;
 use cairn::codec::packer::PackBuilder;
+use cairn::codec::sign;
 use cairn::compress::Compression;
 use cairn::config::{self, Config, ConfigV1};
 use cairn::crypto::{self, KdfParams, MasterKeys, ObjectKind, Secret, Session};
@@ -926,9 +927,10 @@ fn vector_configs() {
     assert_eq!(Object::Config(1).path(), text("/configs/0/path"));
     assert_eq!(Object::Config(2).path(), text("/configs/1/path"));
     assert_eq!(Object::parse("config/0000000002"), Some(Object::Config(2)));
-    // Configs are deterministic: encoding must reproduce the frozen bytes exactly, MAC included.
-    assert_eq!(object::encode_config(&keys, 1, &c1), b1, "config encoding changed (format-spec §9.1)");
-    assert_eq!(object::encode_config(&keys, 2, &c2), b2);
+    // Configs in the MAC framing (repositories from before signatures, format-spec §9.1) are
+    // deterministic: encoding must reproduce the frozen bytes exactly, MAC included.
+    assert_eq!(object::legacy::encode_config_mac(&keys, 1, &c1), b1, "config encoding changed (format-spec §9.1)");
+    assert_eq!(object::legacy::encode_config_mac(&keys, 2, &c2), b2);
     assert_eq!(blake3::hash(&b1).as_bytes(), &hx32("/configs/0/blake3"));
     assert_eq!(object::decode_config(&keys, 1, &b1).unwrap(), c1);
     assert_eq!(object::decode_config(&keys, 2, &b2).unwrap(), c2);
@@ -971,8 +973,11 @@ fn vector_lease_and_prune_mark() {
 
     let mpath = text("/prune_mark/path");
     let mbytes = hx("/prune_mark/bytes");
-    assert_eq!(object::encode_prune_mark(&keys, mpath, &vmark()), mbytes, "prune mark encoding changed (§10.2)");
-    assert_eq!(object::decode_prune_mark(&keys, mpath, &mbytes).unwrap(), vmark());
+    // The MAC framing of before signatures: pinned, decodable by its own decoder, never trusted.
+    assert_eq!(object::legacy::encode_prune_mark_mac(&keys, mpath, &vmark()), mbytes, "prune mark encoding changed");
+    assert_eq!(object::legacy::decode_prune_mark_mac(&keys, mpath, &mbytes).unwrap(), vmark());
+    let refused = object::decode_prune_mark(&keys, mpath, &mbytes).unwrap_err();
+    assert!(refused.contains("MAC framing"), "{refused}");
     let mut r = spec::macd(spec::PRUNE_MAC, &keys, b"CAIRNPRN", mpath, &mbytes);
     assert_eq!(r.variant(), 0);
     let by_hand = PruneMark::V1 {
@@ -983,6 +988,38 @@ fn vector_lease_and_prune_mark() {
     r.end();
     assert_eq!(by_hand, vmark());
     assert!(object::decode_lease(&keys, mpath, &mbytes).is_err(), "a prune mark is not a lease");
+}
+
+#[test]
+fn vector_signed_config_and_prune_mark() {
+    let keys = vkeys();
+    let (c1, _) = vconfigs();
+    let b = hx("/signed_config/bytes");
+    assert_eq!(Object::Config(1).path(), text("/signed_config/path"));
+    assert_eq!(&b[..8], b"CAIRNCF2");
+    assert!(config::is_signed(&b));
+    assert_eq!(b.len(), 8 + postcard::to_allocvec(&c1).unwrap().len() + 64, "magic ‖ postcard ‖ 64-byte signature");
+    assert_eq!(&b[8..b.len() - 64], &postcard::to_allocvec(&c1).unwrap()[..], "config encoding changed (§9.1)");
+    // §3.7: the signed message is CONFIG_SIG ‖ u64le(n) ‖ every byte before the signature.
+    let (body, sig) = b.split_at(b.len() - 64);
+    assert!(sign::verify(&keys.repo_public, crypto::context::CONFIG_SIG, &[&1u64.to_le_bytes(), body], sig));
+    assert_eq!(keys.repo_public, crypto::public_key(keys.repo_secret.as_ref().unwrap()));
+    assert_eq!(object::decode_config(&keys, 1, &b).unwrap(), c1);
+    assert_eq!(object::decode_config(&keys.write_only(), 1, &b).unwrap(), c1, "every key verifies");
+    assert!(object::decode_config(&keys, 2, &b).is_err(), "the signature binds the number");
+    let mut other = keys.clone();
+    other.repo_public = crypto::public_key(&Secret([9; 32]));
+    assert!(object::decode_config(&other, 1, &b).is_err(), "another repository key");
+
+    let mpath = text("/signed_prune_mark/path");
+    let mb = hx("/signed_prune_mark/bytes");
+    assert_eq!(&mb[..8], b"CAIRNPR2");
+    let (body, sig) = mb.split_at(mb.len() - 64);
+    assert_eq!(&body[8..], &postcard::to_allocvec(&vmark()).unwrap()[..], "prune mark encoding changed (§10.2)");
+    assert!(sign::verify(&keys.repo_public, crypto::context::MARK_SIG, &[mpath.as_bytes(), body], sig));
+    assert_eq!(object::decode_prune_mark(&keys.write_only(), mpath, &mb).unwrap(), vmark());
+    assert!(object::decode_prune_mark(&keys, &Object::Mark("78".repeat(32)).path(), &mb).is_err(), "path bound");
+    assert!(object::decode_wait(&keys, mpath, &mb).is_err(), "a mark is no wait");
 }
 
 #[test]
@@ -1328,11 +1365,17 @@ proptest! {
     #[test]
     fn config_round_trip(cfg in arb_config(RepoId(hx32("/keys/repo_id"))), n in 1u64..1_000_000) {
         let keys = vkeys();
-        let bytes = object::encode_config(&keys, n, &cfg);
+        let bytes = object::encode_config(&keys, n, &cfg).unwrap();
+        prop_assert!(config::is_signed(&bytes));
         prop_assert_eq!(object::decode_config(&keys, n, &bytes).unwrap(), cfg.clone());
+        prop_assert_eq!(object::decode_config(&keys.write_only(), n, &bytes).unwrap(), cfg.clone());
         prop_assert_eq!(config::decode_unverified(&bytes).unwrap(), cfg.clone());
-        prop_assert_eq!(spec::config(&keys, n, &bytes), cfg);
-        prop_assert!(object::decode_config(&keys, n + 1, &bytes).is_err());
+        prop_assert!(object::decode_config(&keys, n + 1, &bytes).is_err(), "the signature binds the number");
+        let mac = object::legacy::encode_config_mac(&keys, n, &cfg);
+        prop_assert!(!config::is_signed(&mac));
+        prop_assert_eq!(object::decode_config(&keys, n, &mac).unwrap(), cfg.clone());
+        prop_assert_eq!(spec::config(&keys, n, &mac), cfg);
+        prop_assert!(object::decode_config(&keys, n + 1, &mac).is_err());
     }
 
     #[test]
@@ -1346,8 +1389,10 @@ proptest! {
         prop_assert_eq!(object::decode_lease(&keys, &path, &bytes).unwrap(), l);
         let m = PruneMark::V1 { created: t, condemned, snapshots: vec![SnapshotId(session)] };
         let mpath = format!("prune/mark-{}", hex::encode(session));
-        let mbytes = object::encode_prune_mark(&keys, &mpath, &m);
-        prop_assert_eq!(object::decode_prune_mark(&keys, &mpath, &mbytes).unwrap(), m);
+        let mbytes = object::encode_prune_mark(&keys, &mpath, &m).unwrap();
+        prop_assert_eq!(object::decode_prune_mark(&keys.write_only(), &mpath, &mbytes).unwrap(), m.clone());
+        prop_assert!(object::encode_prune_mark(&keys.write_only(), &mpath, &m).is_err(), "write-only keys cannot sign");
+        prop_assert!(object::decode_prune_mark(&keys, &format!("{mpath}0"), &mbytes).is_err(), "the signature binds the path");
     }
 
     /// Random bytes, bare or behind the right magic, never decode as an authenticated object and never
@@ -1371,6 +1416,10 @@ proptest! {
         prop_assert!(object::decode_config(&keys, 1, &with(b"CAIRNCFG")).is_err());
         prop_assert!(object::decode_lease(&keys, "leases/x", &with(b"CAIRNLSE")).is_err());
         prop_assert!(object::decode_prune_mark(&keys, "prune/mark-x", &with(b"CAIRNPRN")).is_err());
+        prop_assert!(object::decode_config(&keys, 1, &with(b"CAIRNCF2")).is_err());
+        prop_assert!(object::decode_prune_mark(&keys, "prune/mark-x", &with(b"CAIRNPR2")).is_err());
+        prop_assert!(object::decode_lock(&keys, "prune/lock-x", &with(b"CAIRNPL2")).is_err());
+        prop_assert!(object::decode_wait(&keys, "prune/wait-x", &with(b"CAIRNPW2")).is_err());
         for kind in [BlobKind::Data, BlobKind::Tree] {
             prop_assert!(blob::open_blob(session.key(), &keys.repo_id, kind, &BlobId([1; 32]), &bytes, plain_len).is_err());
         }
@@ -1393,6 +1442,8 @@ proptest! {
         let index_id = IndexId(hx32("/index/id"));
         prop_assert!(object::decode_index(&keys, &index_id, &flipped(&hx("/index/bytes"), bit)).is_err());
         prop_assert!(object::decode_config(&keys, 1, &flipped(&hx("/configs/0/bytes"), bit)).is_err());
+        prop_assert!(object::decode_config(&keys, 1, &flipped(&hx("/signed_config/bytes"), bit)).is_err());
+        prop_assert!(object::decode_prune_mark(&keys, text("/signed_prune_mark/path"), &flipped(&hx("/signed_prune_mark/bytes"), bit)).is_err());
         prop_assert!(object::decode_lease(&keys, text("/lease/path"), &flipped(&hx("/lease/bytes"), bit)).is_err());
         prop_assert!(object::decode_prune_mark(&keys, text("/prune_mark/path"), &flipped(&hx("/prune_mark/bytes"), bit)).is_err());
         for i in 0..3 {
@@ -1560,10 +1611,10 @@ fn config_chain_selects_the_highest_chained_config() {
         Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).unwrap()
     };
 
-    // A MACed `config/0000000000` that claims a predecessor never chains (and must not underflow).
+    // A signed `config/0000000000` that claims a predecessor never chains (and must not underflow).
     let mut c0 = c1.v1().clone();
     c0.previous = Some(*blake3::hash(&stored1).as_bytes());
-    backend.write_new(&Object::Config(0).path(), &object::encode_config(&keys, 0, &Config::V1(c0))).unwrap();
+    backend.write_new(&Object::Config(0).path(), &object::encode_config(&keys, 0, &Config::V1(c0)).unwrap()).unwrap();
     assert_eq!(reopen("c0").config_number(), 1);
     backend.delete(&Object::Config(1).path()).unwrap();
     let o = OpenOptions { cache_root: Some(tmp.path().join("c0-alone")), no_cache: false };
@@ -1577,7 +1628,7 @@ fn config_chain_selects_the_highest_chained_config() {
     let mut bad = c1.v1().clone();
     bad.previous = Some([0; 32]);
     bad.pack_size = 1 << 20;
-    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(bad))).unwrap();
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(bad)).unwrap()).unwrap();
     assert_eq!(reopen("bad").config_number(), 1);
     backend.delete(&Object::Config(2).path()).unwrap();
 
@@ -1585,16 +1636,16 @@ fn config_chain_selects_the_highest_chained_config() {
     let mut good = c1.v1().clone();
     good.previous = Some(*blake3::hash(&stored1).as_bytes());
     good.min_writer_version = config::WRITER_VERSION + 1;
-    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(good))).unwrap();
+    backend.write_new(&Object::Config(2).path(), &object::encode_config(&keys, 2, &Config::V1(good)).unwrap()).unwrap();
     let r = reopen("good");
     assert_eq!(r.config_number(), 2);
     assert!(r.check_writer_version().is_err(), "a higher min_writer_version stops older writers");
 
-    // A config/3 MACed with another writer_key does not verify and is ignored.
+    // A config/3 signed with another repository key does not verify and is ignored.
     let mut other = keys.clone();
-    other.writer_key = Secret([1; 32]);
+    other.repo_secret = Some(Secret([1; 32]));
     let mut c3 = c1.v1().clone();
     c3.previous = Some(*blake3::hash(&backend.read(&Object::Config(2).path()).unwrap()).as_bytes());
-    backend.write_new(&Object::Config(3).path(), &object::encode_config(&other, 3, &Config::V1(c3))).unwrap();
+    backend.write_new(&Object::Config(3).path(), &object::encode_config(&other, 3, &Config::V1(c3)).unwrap()).unwrap();
     assert_eq!(reopen("forged").config_number(), 2);
 }

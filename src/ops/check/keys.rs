@@ -13,7 +13,8 @@ use std::collections::HashMap;
 /// the bounds, sealed key material of the length its kind has, and is no copy of another key file
 /// (a copy cannot open: the seal binds the key id). A flipped bit inside another key file's salt or
 /// sealed material is found only by opening it with its password. Every config object must verify
-/// with this repository's keys and chain to its predecessor.
+/// with this repository's keys and chain to its predecessor, and none in the MAC framing may sit
+/// above a signed one (format-spec §9.2).
 pub(super) fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>) -> Result<()> {
     use crate::crypto::{KdfParams, SEAL_OVERHEAD};
     use crate::keyfile::{self, KeyKind};
@@ -96,12 +97,25 @@ pub(super) fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>
         };
         hashes.insert(*n, *blake3::hash(&bytes).as_bytes());
         match crate::codec::object::decode_config(repo.keys(), *n, &bytes) {
-            Ok(c) => valid.push((*n, path.clone(), c)),
+            Ok(c) => valid.push((*n, path.clone(), c, crate::config::is_signed(&bytes))),
             Err(e) => findings.push(Walk::error("config-invalid", path.clone(), e)),
         }
     }
     let ruling = repo.config_number();
-    for (n, path, c) in valid {
+    // Once a signed config exists, a config in the MAC framing is no longer valid (format-spec
+    // §9.2); those below the first signed one are the repository's history from before signatures.
+    let first_signed = valid.iter().filter(|v| v.3).map(|v| v.0).min();
+    for (n, path, c, signed) in valid {
+        if let Some(first) = first_signed.filter(|f| !signed && n > *f) {
+            findings.push(Walk::error(
+                "config-invalid",
+                path,
+                format!(
+                    "MAC-framed config above the signed config {first}: ignored (only a full key can append a config; a write-only key can make this one)"
+                ),
+            ));
+            continue;
+        }
         let chained = match c.previous() {
             None => n == 1,
             Some(h) => n.checked_sub(1).and_then(|p| hashes.get(&p)) == Some(&h),

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 mod keys;
+mod prune_state;
 mod walk;
 
 use walk::Walk;
@@ -260,6 +261,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     let mut findings = Vec::new();
 
     keys::keys_and_config(repo, &mut findings)?;
+    prune_state::prune_state(repo, &mut findings)?;
 
     // Index files, and the packs they describe.
     let index_ids: Vec<IndexId> =

@@ -21,7 +21,7 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
     let mut report = PruneReport::default();
 
     for w in plan.waiting.iter().filter(|w| w.write_wait) {
-        write_wait(repo, &w.mark, opts)?;
+        write_wait(repo, &w.mark, opts, w.replace_wait)?;
         report.waits_written += 1;
     }
 
@@ -91,8 +91,8 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
             let path = Object::Mark(suffix.clone()).path();
             let mark =
                 PruneMark::V1 { created: Time::now(), condemned: condemned.clone(), snapshots: m.snapshots.clone() };
-            b.write_new(&path, &object::encode_prune_mark(repo.keys(), &path, &mark))?;
-            write_wait(repo, &suffix, opts)?;
+            b.write_new(&path, &object::encode_prune_mark(repo.keys(), &path, &mark)?)?;
+            write_wait(repo, &suffix, opts, false)?;
             report.condemned = condemned.len();
             report.marked = Some(suffix);
         }

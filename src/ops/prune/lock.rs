@@ -1,5 +1,7 @@
-//! The maintenance lock (format-spec §10.4): a chain of MACed links, one holder at a time, taken
-//! and released by backend time; and the backend's clock.
+//! The maintenance lock (format-spec §10.4): a chain of links signed by the repository key, one
+//! holder at a time, taken and released by backend time; and the backend's clock. A link that does
+//! not verify (forged by a write-only key, or in the MAC framing of before signatures) is not held
+//! by anyone but occupies its number.
 
 use crate::codec::object;
 use crate::error::{Error, Result};
@@ -49,33 +51,21 @@ impl<'r> PruneLock<'r> {
         let b = repo.backend();
         let now = backend_now(repo)?;
         let links = Self::links(repo)?;
-        let next = match links.last() {
-            None => 0,
-            Some((n, info)) => {
-                let path = Object::Lock(*n).path();
-                let bytes = b.read(&path)?;
-                match object::decode_lock(repo.keys(), &path, &bytes) {
-                    Err(e) if !break_lock => {
-                        return Err(Error::Locked(format!(
-                            "the maintenance lock {path} does not verify ({e}); make sure no prune runs, then delete it"
-                        )))
-                    }
-                    Err(_) => {}
-                    Ok(MaintenanceLock::V1 { released, host, pid, duration_secs, client_time, .. }) => {
-                        let stamped = info.unwrap_or(client_time);
-                        let expired = stamped.secs.saturating_add(duration_secs as i64) <= now.secs;
-                        let dead = host == hostname() && !pid_alive(pid);
-                        if !released && !expired && !dead && !break_lock {
-                            return Err(Error::Locked(format!(
-                                "another prune holds the repository (host {host}, pid {pid}, since {}, lock {path})",
-                                stamped.to_rfc3339()
-                            )));
-                        }
-                    }
-                }
-                n + 1
+        // Every listed name is taken, verified or not: the next link goes above all of them.
+        let next = links.last().map_or(0, |(n, _)| n + 1);
+        if let Some((n, info, link)) = Self::ruling(repo, &links)? {
+            let path = Object::Lock(n).path();
+            let MaintenanceLock::V1 { released, host, pid, duration_secs, client_time, .. } = link;
+            let stamped = info.unwrap_or(client_time);
+            let expired = stamped.secs.saturating_add(duration_secs as i64) <= now.secs;
+            let dead = host == hostname() && !pid_alive(pid);
+            if !released && !expired && !dead && !break_lock {
+                return Err(Error::Locked(format!(
+                    "another prune holds the repository (host {host}, pid {pid}, since {}, lock {path})",
+                    stamped.to_rfc3339()
+                )));
             }
-        };
+        }
         let holder = crate::crypto::random_32();
         let path = Object::Lock(next).path();
         let link = MaintenanceLock::V1 {
@@ -86,18 +76,59 @@ impl<'r> PruneLock<'r> {
             released: false,
             client_time: Time::now(),
         };
-        b.write_new(&path, &object::encode_lock(repo.keys(), &path, &link)).map_err(|e| {
+        b.write_new(&path, &object::encode_lock(repo.keys(), &path, &link)?).map_err(|e| {
             if e.is_exists() {
                 Error::Locked(format!("another prune took the maintenance lock ({path}) at the same moment"))
             } else {
                 e
             }
         })?;
-        if Self::links(repo)?.iter().any(|(n, _)| *n > next) {
+        if Self::verified_above(repo, next)? {
             return Err(Error::Locked("another prune took the maintenance lock at the same moment".into()));
         }
         let stamped = b.stat(&path)?.and_then(|i| i.modified).unwrap_or(now);
         Ok(PruneLock { repo, n: next, holder, stamped, duration, released: false })
+    }
+
+    /// The ruling link: the verified link with the highest number (format-spec §10.4). Links above
+    /// it that do not verify are passed over with a warning: only a full key can sign a link.
+    fn ruling(
+        repo: &Repository,
+        links: &[(u64, Option<Time>)],
+    ) -> Result<Option<(u64, Option<Time>, MaintenanceLock)>> {
+        for (n, info) in links.iter().rev() {
+            if let Some(link) = Self::verified(repo, *n)? {
+                return Ok(Some((*n, *info, link)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The link numbered `n` if it is still there and verifies.
+    fn verified(repo: &Repository, n: u64) -> Result<Option<MaintenanceLock>> {
+        let path = Object::Lock(n).path();
+        let bytes = match repo.backend().read(&path) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match object::decode_lock(repo.keys(), &path, &bytes) {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => {
+                tracing::warn!("{path}: {e}; it does not count as held (run check)");
+                Ok(None)
+            }
+        }
+    }
+
+    /// True when a verified link numbered above `n` exists: another prune took the lock.
+    fn verified_above(repo: &Repository, n: u64) -> Result<bool> {
+        for (m, _) in Self::links(repo)? {
+            if m > n && Self::verified(repo, m)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn links(repo: &Repository) -> Result<Vec<(u64, Option<Time>)>> {
@@ -125,7 +156,7 @@ impl<'r> PruneLock<'r> {
                 self.stamped.to_rfc3339()
             )));
         }
-        if Self::links(self.repo)?.iter().any(|(n, _)| *n > self.n) {
+        if Self::verified_above(self.repo, self.n)? {
             return Err(Error::Locked("the maintenance lock was taken over; stopped".into()));
         }
         Ok(now)
@@ -144,7 +175,19 @@ impl<'r> PruneLock<'r> {
 
     fn write_release(&self) -> Result<()> {
         let b = self.repo.backend();
-        let path = Object::Lock(self.n + 1).path();
+        // The released link goes above ours and above any link that does not verify (forged ones
+        // occupy their numbers); if a verified link is above ours, another prune holds the lock
+        // and it is not ours to release.
+        let mut above = self.n + 1;
+        for (m, _) in Self::links(self.repo)? {
+            if m > self.n {
+                if Self::verified(self.repo, m)?.is_some() {
+                    return Ok(());
+                }
+                above = m + 1;
+            }
+        }
+        let path = Object::Lock(above).path();
         let link = MaintenanceLock::V1 {
             holder: self.holder,
             host: hostname(),
@@ -153,9 +196,9 @@ impl<'r> PruneLock<'r> {
             released: true,
             client_time: Time::now(),
         };
-        b.write_new(&path, &object::encode_lock(self.repo.keys(), &path, &link))?;
+        b.write_new(&path, &object::encode_lock(self.repo.keys(), &path, &link)?)?;
         for (n, _) in Self::links(self.repo)? {
-            if n <= self.n {
+            if n < above {
                 b.delete(&Object::Lock(n).path())?;
             }
         }

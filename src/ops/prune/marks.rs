@@ -1,5 +1,7 @@
 //! Prune marks and waits in storage (format-spec §10.2, §10.5): reading them with their waits,
-//! the live writer sessions by backend time, and writing the wait of a new mark.
+//! the live writer sessions by backend time, and writing the wait of a new mark. Marks and waits
+//! are signed by the repository key; one that does not verify (forged by a write-only key, or in
+//! the MAC framing of before signatures) is ignored with a warning.
 
 use super::lock::backend_now;
 use super::PruneOptions;
@@ -18,6 +20,8 @@ pub(super) struct StoredMark {
     /// The wait and its backend time.
     pub(super) wait: Option<(PruneWait, Time)>,
     pub(super) wait_invalid: bool,
+    /// The wait object does not verify: it is ignored, and replaced by a new one.
+    pub(super) replace_wait: bool,
 }
 
 pub(super) fn stored_marks(repo: &Repository, warnings: &mut Vec<String>) -> Result<Vec<StoredMark>> {
@@ -42,18 +46,19 @@ pub(super) fn stored_marks(repo: &Repository, warnings: &mut Vec<String>) -> Res
         };
         let mut wait = None;
         let mut wait_invalid = false;
+        let mut replace_wait = false;
         if let Some(t) = waits.get(&suffix) {
             let path = Object::Wait(suffix.clone()).path();
             match (object::decode_wait(repo.keys(), &path, &b.read(&path)?), t) {
                 (Ok(w), Some(t)) => wait = Some((w, *t)),
                 (Ok(_), None) => wait_invalid = true,
                 (Err(e), _) => {
-                    warnings.push(format!("{path}: {e}; its mark is not swept"));
-                    wait_invalid = true;
+                    warnings.push(format!("{path}: {e}; ignored, a new wait is written"));
+                    replace_wait = true;
                 }
             }
         }
-        out.push(StoredMark { suffix, mark, wait, wait_invalid });
+        out.push(StoredMark { suffix, mark, wait, wait_invalid, replace_wait });
     }
     Ok(out)
 }
@@ -72,11 +77,19 @@ pub(super) fn live_sessions(repo: &Repository, now: Time, timeout: i64) -> Resul
 }
 
 /// Lists the live writer sessions after the mark is stored and records them (format-spec §10.5).
-pub(super) fn write_wait(repo: &Repository, suffix: &str, opts: &PruneOptions) -> Result<()> {
+/// With `replace`, a wait object that does not verify is deleted first.
+pub(super) fn write_wait(repo: &Repository, suffix: &str, opts: &PruneOptions, replace: bool) -> Result<()> {
+    if replace {
+        let path = Object::Wait(suffix.to_string()).path();
+        match repo.backend().read(&path) {
+            Ok(bytes) if object::decode_wait(repo.keys(), &path, &bytes).is_err() => repo.backend().delete(&path)?,
+            _ => {}
+        }
+    }
     let now = backend_now(repo)?;
     let mut sessions: Vec<[u8; 32]> = live_sessions(repo, now, opts.lease_timeout_secs)?.into_iter().collect();
     sessions.sort();
     let path = Object::Wait(suffix.to_string()).path();
     let w = PruneWait::V1 { created: Time::now(), sessions };
-    repo.backend().write_new(&path, &object::encode_wait(repo.keys(), &path, &w))
+    repo.backend().write_new(&path, &object::encode_wait(repo.keys(), &path, &w)?)
 }

@@ -164,6 +164,9 @@ pub struct Waiting {
     pub reason: String,
     /// True when its wait object is missing and this run writes it.
     pub write_wait: bool,
+    /// True when its wait object does not verify and this run replaces it.
+    #[serde(skip)]
+    pub replace_wait: bool,
 }
 
 /// The plan of one prune run.

@@ -172,6 +172,9 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
     for m in &marks {
         let reason = match &m.wait {
             _ if m.wait_invalid => Some("its wait object is damaged".to_string()),
+            None if m.replace_wait => {
+                Some("its wait object does not verify; written again, the grace period starts again".to_string())
+            }
             None => Some("its wait object is missing; written now, the grace period starts again".to_string()),
             Some((w, t)) => {
                 let due_at = t.secs.saturating_add(opts.grace_secs);
@@ -193,6 +196,7 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
                     mark: m.suffix.clone(),
                     packs: m.mark.condemned().len(),
                     write_wait: m.wait.is_none() && !m.wait_invalid,
+                    replace_wait: m.replace_wait,
                     reason,
                 });
             }
