@@ -34,7 +34,7 @@ pub mod ops;
 pub mod repository;
 
 pub use codec::{blob, chunker, compress, crypto};
-pub use format::{config, error, filter, id, index, keyfile, layout, lease, pack, snapshot, time, tree, units};
+pub use format::{cert, config, error, filter, id, index, keyfile, layout, lease, pack, snapshot, time, tree, units};
 #[cfg(feature = "cache")]
 pub use ops::{backup, browse, check, copy, forget, keys, prune, repair, restore, scan, select};
 pub use ops::{fsmeta, retention};
