@@ -204,6 +204,19 @@ fn a_lock_forged_by_a_write_only_key_does_not_stop_prune() {
     assert!(left.iter().any(|p| p == "lock-00000000000000000003"), "{left:?}");
 }
 
+/// Forged links occupy their numbers: one at the last number leaves none above it, which stops prune with an error
+/// that names it (a guard for the arithmetic above every listed link; never a panic).
+#[test]
+fn a_lock_forged_at_the_last_number_stops_prune_with_an_error_naming_it() {
+    let fx = Fx::new();
+    let attacker = fx.write_only("cache-attacker");
+    let path = Object::Lock(u64::MAX).path();
+    attacker.backend().write_new(&path, &[b"CAIRNPL2".as_slice(), &[0u8; 80]].concat()).unwrap();
+    let admin = fx.admin("cache-admin");
+    let e = run(&admin, &PruneOptions::default(), false).unwrap_err();
+    assert!(matches!(e, Error::Locked(_)) && e.to_string().contains(&path), "{e}");
+}
+
 #[test]
 fn a_repository_from_before_signatures_opens_and_the_first_full_key_open_signs_its_config() {
     let fx = Fx::new();

@@ -52,7 +52,10 @@ impl<'r> PruneLock<'r> {
         let now = backend_now(repo)?;
         let links = Self::links(repo)?;
         // Every listed name is taken, verified or not: the next link goes above all of them.
-        let next = links.last().map_or(0, |(n, _)| n + 1);
+        let next = match links.last() {
+            None => 0,
+            Some((n, _)) => n.checked_add(1).ok_or_else(|| Self::exhausted(*n))?,
+        };
         if let Some((n, info, link)) = Self::ruling(repo, &links)? {
             let path = Object::Lock(n).path();
             let MaintenanceLock::V1 { released, host, pid, duration_secs, client_time, .. } = link;
@@ -88,6 +91,14 @@ impl<'r> PruneLock<'r> {
         }
         let stamped = b.stat(&path)?.and_then(|i| i.modified).unwrap_or(now);
         Ok(PruneLock { repo, n: next, holder, stamped, duration, released: false })
+    }
+
+    /// No number is left above link `n` (only a forged link can sit at the last one).
+    fn exhausted(n: u64) -> Error {
+        Error::Locked(format!(
+            "no maintenance lock number is left above {}; run check (lock-invalid) and delete the links it names",
+            Object::Lock(n).path()
+        ))
     }
 
     /// The ruling link: the verified link with the highest number (format-spec §10.4). Links above
@@ -178,13 +189,13 @@ impl<'r> PruneLock<'r> {
         // The released link goes above ours and above any link that does not verify (forged ones
         // occupy their numbers); if a verified link is above ours, another prune holds the lock
         // and it is not ours to release.
-        let mut above = self.n + 1;
+        let mut above = self.n.checked_add(1).ok_or_else(|| Self::exhausted(self.n))?;
         for (m, _) in Self::links(self.repo)? {
             if m > self.n {
                 if Self::verified(self.repo, m)?.is_some() {
                     return Ok(());
                 }
-                above = m + 1;
+                above = m.checked_add(1).ok_or_else(|| Self::exhausted(m))?;
             }
         }
         let path = Object::Lock(above).path();
