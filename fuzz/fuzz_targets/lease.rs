@@ -7,9 +7,9 @@
 mod common;
 
 use cairn::codec::object;
+use cairn::codec::sign;
 use cairn::crypto::{self, context};
 use cairn::layout::Object;
-use cairn::codec::sign;
 use cairn::lease::{
     Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, SIGNED_LOCK_MAGIC,
     SIGNED_PRUNE_MAGIC, SIGNED_WAIT_MAGIC, WAIT_MAGIC,

@@ -45,6 +45,12 @@ pub mod context {
     pub const WAIT_SIG: &str = "cairn 2026-12 v1 prune wait signature";
     /// Signed-message prefix of maintenance-lock links (format-spec §3.7, §10.4).
     pub const LOCK_SIG: &str = "cairn 2026-12 v1 maintenance lock signature";
+    /// A key's signing secret from its key-encryption key (format-spec §4.3).
+    pub const KEY_SIGN: &str = "cairn 2026-12 v1 key signing secret";
+    /// Signed-message prefix of key certificates (format-spec §4.3).
+    pub const CERT_SIG: &str = "cairn 2026-12 v1 key certificate signature";
+    /// Signed-message prefix of a snapshot's writer signature (format-spec §4.3).
+    pub const SNAPSHOT_SIG: &str = "cairn 2026-12 v1 snapshot writer signature";
 }
 
 /// The kind of a sealed or MACed object; its code is bound into the associated data.

@@ -2,6 +2,7 @@
 //! framing, and the sealed or MACed encoding of every stored object (one envelope for all of
 //! them). Uses only the format layer; does no storage I/O.
 
+pub mod attribution;
 pub mod blob;
 pub mod chunker;
 pub mod compress;

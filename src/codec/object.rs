@@ -115,6 +115,19 @@ pub fn create_keyfile(
     host: &str,
     user: &str,
 ) -> Result<Vec<u8>> {
+    create_keyfile_signing(keys, id, password, kdf, host, user).map(|(kf, _)| kf)
+}
+
+/// [`create_keyfile`], also returning the new key's signing secret (format-spec §4.3), which only
+/// this moment (the password at hand) allows a full key to certify.
+pub fn create_keyfile_signing(
+    keys: &MasterKeys,
+    id: &KeyId,
+    password: &[u8],
+    kdf: KdfParams,
+    host: &str,
+    user: &str,
+) -> Result<(Vec<u8>, Secret)> {
     let salt = crypto::random_32();
     let kek = crypto::derive_kek(password, &salt, kdf)?;
     let kf = KeyFile::V1(KeyFileV1 {
@@ -129,16 +142,22 @@ pub fn create_keyfile(
     });
     let mut out = KEY_MAGIC.to_vec();
     out.extend_from_slice(&postcard::to_allocvec(&kf).expect("key file encodes"));
-    Ok(out)
+    Ok((out, crate::codec::attribution::key_sign_secret(&kek)))
 }
 
 /// Opens a key file with a password: `Ok(None)` when the password does not fit.
 pub fn open_keyfile(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<MasterKeys>> {
+    open_keyfile_signing(kf, id, password).map(|o| o.map(|(keys, _)| keys))
+}
+
+/// [`open_keyfile`], also returning the key's signing secret (format-spec §4.3).
+pub fn open_keyfile_signing(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<(MasterKeys, Secret)>> {
     let kek = crypto::derive_kek(password, kf.salt(), kf.kdf())?;
     let Some(plain) = envelope::open(&kek, &kf.repo_id(), ObjectKind::KeyFile, &id.0, kf.sealed()) else {
         return Ok(None);
     };
-    decode_key_material(kf, &plain).map(Some).map_err(|e| Error::corrupt(Object::Key(*id), e))
+    let keys = decode_key_material(kf, &plain).map_err(|e| Error::corrupt(Object::Key(*id), e))?;
+    Ok(Some((keys, crate::codec::attribution::key_sign_secret(&kek))))
 }
 
 /// Decodes the opened key material of `kf` and checks it against the key file, the step

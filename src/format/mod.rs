@@ -1,6 +1,7 @@
 //! Layer 1, the stored format as data: ids, times, the object layout, trees, manifests, index
 //! and pack layouts, patterns, the error type. Pure: no I/O, no keys, no crypto; every other layer builds on it.
 
+pub mod cert;
 pub mod config;
 pub mod error;
 pub mod filter;

@@ -10,6 +10,27 @@ use crate::layout::{ObjectType, StoredId};
 use crate::repository::identity::{hostname, username};
 use crate::time::Time;
 
+/// Writes the certificate of the new key `id` (format-spec §4.3): its signing public key, kind
+/// and hosts, signed with the repository secret of `keys` (a full key's).
+pub(crate) fn write_certificate(
+    backend: &dyn crate::backend::Backend,
+    keys: &crypto::MasterKeys,
+    id: &KeyId,
+    sign_secret: &crypto::Secret,
+    kind: KeyKind,
+    hosts: &[String],
+) -> Result<()> {
+    use crate::codec::attribution;
+    let cert = crate::cert::KeyCert::V1 {
+        key_id: *id,
+        kind,
+        hosts: hosts.to_vec(),
+        key_public: attribution::key_public(sign_secret),
+        created: Time::now(),
+    };
+    backend.write_new(&attribution::cert_path(id), &attribution::encode_cert(keys, &cert)?)
+}
+
 /// A key file as `key list` shows it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct KeyInfo {
@@ -50,13 +71,30 @@ impl Repository {
 
     /// Adds a key file for `password`; `write_only` grants only adding backups.
     pub fn add_key(&self, password: &[u8], write_only: bool, kdf: KdfParams) -> Result<KeyId> {
+        self.add_key_for_hosts(password, write_only, kdf, &[])
+    }
+
+    /// [`Self::add_key`] for a key bound to `hosts` (empty: any host). A full key also writes the
+    /// new key's certificate (format-spec §4.3); a write-only key cannot, so the key it adds has
+    /// none and the snapshots it writes are unattributed.
+    pub fn add_key_for_hosts(
+        &self,
+        password: &[u8],
+        write_only: bool,
+        kdf: KdfParams,
+        hosts: &[String],
+    ) -> Result<KeyId> {
         let keys = if write_only { self.shared.keys.write_only() } else { self.shared.keys.clone() };
         if !write_only && !self.shared.keys.can_read() {
             return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
         }
         let id = KeyId(crypto::random_32());
-        let kf = object::create_keyfile(&keys, &id, password, kdf, &hostname(), &username())?;
+        let (kf, sign_secret) = object::create_keyfile_signing(&keys, &id, password, kdf, &hostname(), &username())?;
         self.shared.backend.write_new(&id.path(), &kf)?;
+        if self.shared.keys.can_read() {
+            let kind = if write_only { KeyKind::WriteOnly } else { KeyKind::Full };
+            write_certificate(self.shared.backend.as_ref(), &self.shared.keys, &id, &sign_secret, kind, hosts)?;
+        }
         Ok(id)
     }
 

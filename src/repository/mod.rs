@@ -73,6 +73,9 @@ struct Shared {
     backend: DynBackend,
     keys: MasterKeys,
     key_id: KeyId,
+    /// The signing secret of the key in use (format-spec §4.3); known only when it was opened with
+    /// its password.
+    sign_secret: Option<crate::crypto::Secret>,
     config: Config,
     config_n: u64,
     cache: std::sync::Arc<Cache>,
@@ -92,6 +95,26 @@ impl Repository {
             return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
         }
         Ok(ReadRepository { repo: self.clone() })
+    }
+
+    /// The signing secret of the key in use (format-spec §4.3), when it was opened with its
+    /// password.
+    pub fn key_sign_secret(&self) -> Option<&crate::crypto::Secret> {
+        self.shared.sign_secret.as_ref()
+    }
+
+    /// The verified certificate of `key` (format-spec §4.3): `Ok(None)` when there is none;
+    /// an error naming it when it does not verify.
+    pub fn key_certificate(&self, key: &KeyId) -> Result<Option<crate::cert::KeyCert>> {
+        let path = crate::codec::attribution::cert_path(key);
+        let bytes = match self.shared.backend.read(&path) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        crate::codec::attribution::decode_cert(&self.shared.keys, key, &bytes)
+            .map(Some)
+            .map_err(|e| Error::refused(format!("key certificate: {e}")))
     }
 
     /// The storage backend.

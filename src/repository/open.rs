@@ -124,15 +124,17 @@ impl Repository {
         });
         // Key file first, config last: a repository without a config is not one yet.
         let key_id = KeyId(crypto::random_32());
-        let kf = object::create_keyfile(&keys, &key_id, password, init.kdf, &hostname(), &username())?;
+        let (kf, sign_secret) =
+            object::create_keyfile_signing(&keys, &key_id, password, init.kdf, &hostname(), &username())?;
         backend.write_new(&key_id.path(), &kf)?;
+        super::keys::write_certificate(backend.as_ref(), &keys, &key_id, &sign_secret, keyfile::KeyKind::Full, &[])?;
         backend.write_new(&Object::Config(1).path(), &object::encode_config(&keys, 1, &cfg)?)?;
         // A new repository replaces whatever this client pinned at the location before (one that
         // was deleted on purpose): pin the new one instead of refusing it.
         if let Some(root) = opts.root() {
             let _ = std::fs::remove_file(pin_path(&root, &backend.location()));
         }
-        Self::finish_open(backend, keys, key_id, opts)
+        Self::finish_open(backend, keys, key_id, Some(sign_secret), opts)
     }
 
     /// Opens a repository with a password.
@@ -170,8 +172,8 @@ impl Repository {
         for (id, kf) in key_try_order(candidates, pinned.as_ref()) {
             // A key file that cannot even be tried (hostile KDF parameters, bad material) must not
             // stop the others from opening: anyone who can write `keys/` could plant one.
-            match object::open_keyfile(&kf, &id, password) {
-                Ok(Some(keys)) => return Self::finish_open(backend, keys, id, opts),
+            match object::open_keyfile_signing(&kf, &id, password) {
+                Ok(Some((keys, sign))) => return Self::finish_open(backend, keys, id, Some(sign), opts),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("key {id}: {e}; skipped"),
             }
@@ -186,10 +188,16 @@ impl Repository {
         key_id: KeyId,
         opts: &OpenOptions,
     ) -> Result<Repository> {
-        Self::finish_open(backend, keys, key_id, opts)
+        Self::finish_open(backend, keys, key_id, None, opts)
     }
 
-    fn finish_open(backend: DynBackend, keys: MasterKeys, key_id: KeyId, opts: &OpenOptions) -> Result<Repository> {
+    fn finish_open(
+        backend: DynBackend,
+        keys: MasterKeys,
+        key_id: KeyId,
+        sign_secret: Option<crypto::Secret>,
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
         // Every whole-object read of the open repository keeps to the size limits.
         let backend: DynBackend = std::sync::Arc::new(CappedBackend::new(backend));
         let loc = backend.location();
@@ -213,6 +221,7 @@ impl Repository {
                 backend,
                 keys,
                 key_id,
+                sign_secret,
                 config,
                 config_n,
                 cache: std::sync::Arc::new(cache),

@@ -262,3 +262,30 @@ fn restore_ok(repo: &ReadRepository, fx: &Fx) {
     let target = fx.base.join("restore");
     super::fixtures::restore_matches(repo, &snaps[0].0, &fx.src, &target);
 }
+
+/// Phase 2 groundwork (format-spec §4.3): `init` and `key add` by a full key certify the new key's signing key; a
+/// write-only key cannot certify, and a certificate moved to another key's name does not verify.
+#[test]
+fn init_and_key_add_by_a_full_key_certify_the_new_key() {
+    use cairn::codec::attribution::{cert_path, key_public};
+    use cairn::keyfile::KeyKind;
+    let fx = Fx::new();
+    let admin = fx.admin("cache-admin");
+    let own = admin.key_certificate(&admin.key_id()).unwrap().expect("init certifies its key");
+    assert_eq!((own.kind(), own.hosts().len()), (KeyKind::Full, 0));
+    assert_eq!(own.key_public(), key_public(admin.key_sign_secret().expect("opened with its password")));
+    let wo = fx.write_only("cache-wo");
+    let cert = wo.key_certificate(&wo.key_id()).unwrap().expect("a key added by a full key is certified");
+    assert_eq!((cert.kind(), cert.hosts().len()), (KeyKind::WriteOnly, 0));
+    assert_eq!(cert.key_public(), key_public(wo.key_sign_secret().unwrap()));
+    assert_ne!(cert.key_public(), own.key_public());
+    let bound = admin.add_key_for_hosts(b"web", true, KdfParams::MINIMUM, &["web-1".to_string()]).unwrap();
+    assert_eq!(admin.key_certificate(&bound).unwrap().unwrap().hosts(), ["web-1".to_string()]);
+    // A key added by a write-only key has no certificate, and the admin's certificate copied to its name fails.
+    let planted = wo.add_key(b"planted", true, KdfParams::MINIMUM).unwrap();
+    assert!(wo.key_certificate(&planted).unwrap().is_none());
+    write(&fx.dir.join(cert_path(&planted)), &fx.stored(&cert_path(&admin.key_id())));
+    assert!(admin.key_certificate(&planted).is_err());
+    std::fs::remove_file(fx.dir.join(cert_path(&planted))).unwrap();
+    assert_eq!(check(&admin, &CheckOptions::default()).unwrap().errors(), 0);
+}
