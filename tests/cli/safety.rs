@@ -134,8 +134,10 @@ fn init_twice_is_refused_and_the_repository_survives() {
     assert_same_contents(&src, &restored_path(&target, &src));
 }
 
-/// Flips one bit in the middle of each pack file (each in its own copy of the repository, with a fresh cache):
-/// `restore` must fail, and no file may be written with content that differs from the source.
+/// Flips one bit in the first blob of each pack file (each in its own copy of the repository, with a fresh cache):
+/// `restore` must fail, and no file may be written with content that differs from the source. (The first byte of a
+/// pack is its first blob's nonce, format-spec §5; a byte in the middle of a small pack can fall in its header,
+/// which restore does not read, which made this test flaky.)
 #[test]
 fn corrupted_pack_is_never_restored_as_data() {
     let repo = Repo::new();
@@ -159,8 +161,7 @@ fn corrupted_pack_is_never_restored_as_data() {
         let file = join_rel(&copy.join("data"), pack);
         let mut bytes = fs::read(&file).unwrap();
         assert!(!bytes.is_empty(), "empty pack file {file:?}");
-        let at = bytes.len() / 2;
-        bytes[at] ^= 0x10;
+        bytes[0] ^= 0x10;
         fs::write(&file, &bytes).unwrap();
 
         let target = work.join("restore");
