@@ -173,9 +173,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node named `name` of `kind` with mode 0644, owner 0:0, no names, times, size or xattrs.
-    #[cfg(test)]
-    pub(crate) fn for_test(name: &[u8], kind: NodeKind) -> Node {
+    /// A node named `name` of `kind` with mode 0644, owner 0:0, and no owner names, times, size,
+    /// hardlink group or xattrs: a start for tests and tools that build trees by hand.
+    pub fn bare(name: &[u8], kind: NodeKind) -> Node {
         Node {
             name: name.to_vec(),
             kind,
@@ -302,7 +302,7 @@ mod tests {
     use super::*;
 
     fn node(name: &[u8]) -> Node {
-        Node::for_test(name, NodeKind::Fifo)
+        Node::bare(name, NodeKind::Fifo)
     }
 
     #[test]
@@ -348,7 +348,7 @@ mod tests {
         let file = |name: &[u8], b: u8, g: u64| Node {
             hardlink: g,
             size: 1,
-            ..Node::for_test(name, NodeKind::File { content: Content::Chunks(vec![BlobId([b; 32])]) })
+            ..Node::bare(name, NodeKind::File { content: Content::Chunks(vec![BlobId([b; 32])]) })
         };
         let mut groups = HardlinkGroups::default();
         groups.admit(&file(b"a", 1, 1)).unwrap();
@@ -356,7 +356,7 @@ mod tests {
         groups.admit(&file(b"c", 2, 0)).unwrap();
         let e = groups.admit(&file(b"d", 2, 1)).unwrap_err();
         assert!(e.contains("differ in content"), "{e}");
-        let link = Node { hardlink: 2, ..Node::for_test(b"l", NodeKind::Symlink { target: b"/".to_vec() }) };
+        let link = Node { hardlink: 2, ..Node::bare(b"l", NodeKind::Symlink { target: b"/".to_vec() }) };
         let e = groups.admit(&link).unwrap_err();
         assert!(e.contains("a symlink in hardlink group 2"), "{e}");
         // A file after the symlink still starts the group.

@@ -240,7 +240,7 @@ mod tests {
     }
 
     fn node(name: &str, kind: NodeKind) -> Node {
-        Node::for_test(name.as_bytes(), kind)
+        Node::bare(name.as_bytes(), kind)
     }
 
     fn dir(name: &str, tree: BlobId) -> Node {

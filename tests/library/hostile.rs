@@ -10,28 +10,13 @@ use cairn::error::{Damaged, Error};
 use cairn::id::{BlobId, BlobKind};
 use cairn::repository::ReadRepository;
 use cairn::restore::{plan, plan_with, RestoreOptions};
-use cairn::time::Time;
 use cairn::tree::{Content, Limits, Node, NodeKind, TreeBlob, CHUNK_LIST_LEN};
 use cairn::trees::write_dir;
 use cairn::writer::Writer;
 use std::path::Path;
 
 fn node(name: &str, kind: NodeKind) -> Node {
-    Node {
-        name: name.as_bytes().to_vec(),
-        kind,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: Time::default(),
-        atime: Time::default(),
-        ctime: Time::default(),
-        size: 0,
-        hardlink: 0,
-        xattrs: vec![],
-    }
+    Node::bare(name.as_bytes(), kind)
 }
 
 fn dir(name: &str, tree: BlobId) -> Node {

@@ -7,12 +7,11 @@
 //! Hostile trees are written through the library's own encoders (`TreeBlob::encode`, `trees::write_dir`, the
 //! `Writer`) under a write-only key, as a backup host holding only that key could.
 
-use super::fixtures::{init_local, local, opts};
+use super::fixtures::{commit_root, init_local, local, opts};
 use cairn::error::ErrorKind;
 use cairn::id::{BlobId, BlobKind, SnapshotId};
 use cairn::repository::{ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions, RestoreResult};
-use cairn::snapshot::{Snapshot, SnapshotV1, Source, Summary};
 use cairn::tree::{Content, Node, NodeKind, Time, TreeBlob};
 use cairn::trees::write_dir;
 use cairn::writer::{Writer, WriterOptions};
@@ -113,21 +112,7 @@ fn symlink(name: &str, to: &Path) -> Node {
 fn snapshot(repo: &Repository, build: impl FnOnce(&Writer<'_>) -> BlobId) -> SnapshotId {
     let w = Writer::new(repo, WriterOptions::default(), "backup").unwrap();
     let root = build(&w);
-    let snap = Snapshot::V1(SnapshotV1 {
-        time: Time { secs: 1_700_000_000, nanos: 0 },
-        host: "web-1".into(),
-        user: "root".into(),
-        uid: 0,
-        gid: 0,
-        paths: vec![b"/".to_vec()],
-        tags: vec![],
-        root,
-        parent: None,
-        source: Source::Files,
-        summary: Summary::default(),
-        program: "hostile".into(),
-    });
-    w.commit(&snap).unwrap()
+    commit_root(w, root, Time { secs: 1_700_000_000, nanos: 0 }, "hostile")
 }
 
 fn run(fx: &Fx, snap: &SnapshotId, target: &Path, o: RestoreOptions) -> cairn::Result<RestoreResult> {

@@ -187,7 +187,6 @@ pub fn write_only_snapshot(
     cache: &Path,
     build: impl FnOnce(&cairn::writer::Writer) -> cairn::Result<cairn::id::BlobId>,
 ) -> (ReadRepository, SnapshotId) {
-    use cairn::snapshot::{Snapshot, SnapshotV1, Source, Summary};
     let admin = init_local(dir, b"admin", &cache.join("admin"));
     admin.add_password(b"wo", true).unwrap();
     drop(admin);
@@ -195,8 +194,22 @@ pub fn write_only_snapshot(
     assert!(wo.readable().is_err(), "the key is write-only");
     let w = cairn::writer::Writer::new(&wo, Default::default(), "backup").unwrap();
     let root = build(&w).unwrap();
+    let sid = commit_root(w, root, cairn::time::Time::now(), "cairn");
+    let admin = Repository::open(local(dir), b"admin", &opts(&cache.join("admin"))).and_then(|r| r.readable()).unwrap();
+    (admin, sid)
+}
+
+/// Commits, ending the session `w`, a snapshot of host `web-1` and user `root` taken at `time` of the
+/// paths `/` whose root tree is `root`, written by `program`.
+pub fn commit_root(
+    w: cairn::writer::Writer,
+    root: cairn::id::BlobId,
+    time: cairn::time::Time,
+    program: &str,
+) -> SnapshotId {
+    use cairn::snapshot::{Snapshot, SnapshotV1, Source, Summary};
     let snap = Snapshot::V1(SnapshotV1 {
-        time: cairn::time::Time::now(),
+        time,
         host: "web-1".into(),
         user: "root".into(),
         uid: 0,
@@ -207,9 +220,7 @@ pub fn write_only_snapshot(
         parent: None,
         source: Source::Files,
         summary: Summary::default(),
-        program: "cairn".into(),
+        program: program.into(),
     });
-    let sid = w.commit(&snap).unwrap();
-    let admin = Repository::open(local(dir), b"admin", &opts(&cache.join("admin"))).and_then(|r| r.readable()).unwrap();
-    (admin, sid)
+    w.commit(&snap).unwrap()
 }

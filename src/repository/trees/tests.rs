@@ -19,7 +19,7 @@ fn repo() -> ReadRepository {
 }
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
-    Node { size: 1, ..Node::for_test(name, kind) }
+    Node { size: 1, ..Node::bare(name, kind) }
 }
 
 /// A file whose one chunk is named by `b` (data blobs are never read here).
