@@ -200,19 +200,15 @@ fn read_pack(repo: &ReadRepository, p: &IndexPack, claims: &[(IndexId, IndexPack
     let mut verified = 0;
     if verify_blobs {
         for b in &p.blobs {
-            let loc = crate::cache::Location {
-                kind: b.kind,
-                pack: p.id,
-                offset: b.offset,
-                length: b.length,
-                plain_length: b.plain_length,
-                session: p.sessions.get(b.session as usize).copied().unwrap_or([0; 32]),
-            };
             let start = b.offset as usize;
-            let r = bytes
-                .get(start..start.saturating_add(b.length as usize))
-                .ok_or_else(|| "blob lies outside the pack".to_string())
-                .and_then(|sealed| repo.open_blob_at(&loc, &b.id, sealed).map_err(|e| e.to_string()));
+            let r = crate::cache::Location::of(p, b)
+                .ok_or_else(|| "its index entry names no session of the pack".to_string())
+                .and_then(|loc| {
+                    let sealed = bytes
+                        .get(start..start.saturating_add(b.length as usize))
+                        .ok_or_else(|| "blob lies outside the pack".to_string())?;
+                    repo.open_blob_at(&loc, &b.id, sealed).map_err(|e| e.to_string())
+                });
             match r {
                 Ok(_) => verified += 1,
                 Err(e) => {

@@ -111,18 +111,8 @@ pub(super) fn repack_one(repo: &ReadRepository, w: &Writer, r: &Repack) -> Resul
     let mut n = 0;
     for &i in &r.used {
         let bl = &ip.blobs[i];
-        let session = *ip
-            .sessions
-            .get(bl.session as usize)
+        let loc = Location::of(ip, bl)
             .ok_or_else(|| Error::corrupt(pack.clone(), "its index entry names no such session"))?;
-        let loc = Location {
-            kind: bl.kind,
-            pack: ip.id,
-            offset: bl.offset,
-            length: bl.length,
-            plain_length: bl.plain_length,
-            session,
-        };
         let start = bl.offset as usize;
         let end = start.saturating_add(bl.length as usize);
         let sealed = bytes.get(start..end).ok_or_else(|| Error::corrupt(pack.clone(), "blob past its end"))?;
