@@ -12,7 +12,8 @@ use cairn::chunker::ChunkerParams;
 use cairn::compress::Compression;
 use cairn::config::{self, Config, ConfigV1};
 use cairn::crypto::{self, KdfParams, Secret};
-use cairn::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
+use cairn::cert::KeyCert;
+use cairn::id::{BlobId, BlobKind, IndexId, KeyId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
 use cairn::keyfile::{KeyFile, KeyFileV1, KeyKind};
 use cairn::lease::{Lease, PruneMark};
@@ -169,6 +170,18 @@ fn main() {
     write("keyfile", "file", &pc!(&kf));
     write("keyfile", "full", &pc!(&keys));
     write("keyfile", "write_only", &pc!(&keys.write_only()));
+
+    // Key certificates (postcard bodies; the fuzz target signs them for `certs/<12…12>`).
+    for (name, hosts) in [("any_host", vec![]), ("bound", vec!["web-1".to_string(), "web-2".to_string()])] {
+        let cert = KeyCert::V1 {
+            key_id: KeyId([0x12; 32]),
+            kind: KeyKind::WriteOnly,
+            hosts,
+            key_public: [9; 32],
+            created: t(1_700_000_000),
+        };
+        write("cert", name, &pc!(&cert));
+    }
 
     // Leases and prune marks (postcard bodies).
     let lease = Lease::V1 {
