@@ -6,10 +6,10 @@
 
 mod common;
 
+use cairn::cert::{KeyCert, CERT_MAGIC};
 use cairn::codec::{attribution, sign};
 use cairn::crypto::{self, context};
 use cairn::id::KeyId;
-use cairn::cert::{KeyCert, CERT_MAGIC};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
