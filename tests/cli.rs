@@ -24,6 +24,8 @@ mod control;
 mod copy;
 #[path = "cli/corruption.rs"]
 mod corruption;
+#[path = "cli/databases.rs"]
+mod databases;
 #[path = "cli/dedup.rs"]
 mod dedup;
 #[path = "cli/forget.rs"]

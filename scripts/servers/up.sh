@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts every test server (S3, SFTP, WebDAV, GCS and Azure emulators) under STATE_DIR and prints their `export`
-# lines, plus CAIRN_TEST_SERVERS=required. A server that does not start fails this script (exit 1) after the ones
+# Starts every test server (S3, SFTP, WebDAV, GCS and Azure emulators; the PostgreSQL, MariaDB and Redis servers of
+# docs/databases.md's tests) under STATE_DIR and prints their `export` lines, plus CAIRN_TEST_SERVERS=required. A server that does not start fails this script (exit 1) after the ones
 # already started are stopped. Timings go to stderr.
 # Usage: eval "$(scripts/servers/up.sh STATE_DIR)"; ...; scripts/servers/down.sh STATE_DIR
 set -euo pipefail
@@ -8,7 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 DIR="${1:?usage: up.sh STATE_DIR}"
 mkdir -p "$DIR"
 trap '"$here/down.sh" "$DIR"' ERR
-servers=(s3 sftp webdav gcs azure)
+servers=(s3 sftp webdav gcs azure postgres mariadb redis)
 for s in "${servers[@]}"; do
   t0=$(date +%s%3N)
   "$here/start-$s.sh" "$DIR/$s" > "$DIR/$s.env"

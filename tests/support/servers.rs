@@ -1,5 +1,5 @@
-//! The storage servers and emulators `./test.sh` starts on loopback (scripts/servers/): their settings, read from the
-//! environment, and the rule for a missing one. With `CAIRN_TEST_SERVERS=required` (set by `./test.sh` and CI) a
+//! The storage servers and emulators, and the database servers of docs/databases.md, that `./test.sh` starts on
+//! loopback (scripts/servers/): their settings, read from the environment, and the rule for a missing one. With `CAIRN_TEST_SERVERS=required` (set by `./test.sh` and CI) a
 //! server whose variables are missing FAILS the test; without it (a plain `cargo test`) the test prints a notice and
 //! skips. Shared by `tests/library.rs` and `tests/cli.rs` through `#[path]`.
 #![allow(dead_code)]
@@ -195,4 +195,79 @@ impl Azure {
     pub fn key(&self, key: &str) -> Vec<String> {
         vec![format!("azblob.account_key={key}")]
     }
+}
+
+/// The PostgreSQL server (scripts/servers/start-postgres.sh): superuser `user`, trust authentication on loopback.
+#[derive(Clone, Debug)]
+pub struct Postgres {
+    /// The directory of the server's own client programs (pg_dump, pg_restore, psql of the same version).
+    pub bin: PathBuf,
+    pub host: String,
+    pub port: String,
+    pub user: String,
+}
+
+impl Postgres {
+    pub fn from_env() -> Option<Postgres> {
+        Some(Postgres {
+            bin: var("PostgreSQL", "CAIRN_TEST_PG_BIN")?.into(),
+            host: var("PostgreSQL", "CAIRN_TEST_PG_HOST")?,
+            port: var("PostgreSQL", "CAIRN_TEST_PG_PORT")?,
+            user: var("PostgreSQL", "CAIRN_TEST_PG_USER")?,
+        })
+    }
+    /// `TOOL -h HOST -p PORT -U USER` as a shell command prefix (the paths hold no shell metacharacters).
+    pub fn tool(&self, tool: &str) -> String {
+        format!("{}/{tool} -h {} -p {} -U {}", self.bin.display(), self.host, self.port, self.user)
+    }
+}
+
+/// The MariaDB server (scripts/servers/start-mariadb.sh): `user` without a password, through the unix socket.
+#[derive(Clone, Debug)]
+pub struct Mysql {
+    pub socket: String,
+    pub user: String,
+}
+
+impl Mysql {
+    pub fn from_env() -> Option<Mysql> {
+        Some(Mysql {
+            socket: var("MariaDB", "CAIRN_TEST_MYSQL_SOCKET")?,
+            user: var("MariaDB", "CAIRN_TEST_MYSQL_USER")?,
+        })
+    }
+    /// `TOOL --no-defaults --socket=S -u USER` as a shell command prefix.
+    pub fn tool(&self, tool: &str) -> String {
+        format!("{tool} --no-defaults --socket={} -u {}", self.socket, self.user)
+    }
+}
+
+/// The Redis server (scripts/servers/start-redis.sh): no password, loopback only.
+#[derive(Clone, Debug)]
+pub struct Redis {
+    pub host: String,
+    pub port: String,
+}
+
+impl Redis {
+    pub fn from_env() -> Option<Redis> {
+        Some(Redis { host: var("Redis", "CAIRN_TEST_REDIS_HOST")?, port: var("Redis", "CAIRN_TEST_REDIS_PORT")? })
+    }
+    /// `redis-cli -h HOST -p PORT` as a shell command prefix.
+    pub fn cli(&self) -> String {
+        format!("redis-cli -h {} -p {}", self.host, self.port)
+    }
+}
+
+/// True when the `sqlite3` shell runs (the SQLite recipe needs no server, only it). When it does not: a failure
+/// under `CAIRN_TEST_SERVERS=required`, else a notice and false.
+pub fn sqlite3_available() -> bool {
+    let ok = std::process::Command::new("sqlite3").arg("-version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if required() {
+            panic!("CAIRN_TEST_SERVERS=required but the sqlite3 shell does not run (.ci/servers installs it)");
+        }
+        eprintln!("note: skipping the SQLite test: the sqlite3 shell does not run (.ci/servers installs it)");
+    }
+    ok
 }
