@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of cairn: unit, property, spec test vectors, the backend conformance suite and the black-box CLI
-# suite, with the storage servers (S3, SFTP, WebDAV) and emulators (GCS, Azure) running on loopback.
+# suite, with the storage servers (S3, SFTP, WebDAV), emulators (GCS, Azure) and database servers (PostgreSQL,
+# MariaDB, Redis: docs/databases.md's recipes) running on loopback.
 # Uses one cargo target directory outside the clone, so repeated runs (and CI) reuse the RocksDB build.
 #
 # The servers are installed if missing (.ci/servers), started by scripts/servers/up.sh on random free ports, and
