@@ -7,7 +7,7 @@
 #
 # Usage: start-mariadb.sh STATE_DIR      env CAIRN_TEST_MYSQL_PORT (default: a free port), CAIRN_DB_USER
 # Needs: mariadb-server and mariadb-client (.ci/servers installs them).
-# Measured on a 2-core machine: ~3 s (mariadb-install-db ~2 s, start ~1 s).
+# Measured on a busy 2-core machine: 3.5-5.5 s, all but ~0.3 s of it mariadb-install-db.
 # Stop: kill "$(cat STATE_DIR/mariadbd.pid)"  (or scripts/servers/down.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

@@ -7,7 +7,7 @@
 #
 # Usage: start-postgres.sh STATE_DIR      env CAIRN_TEST_PG_PORT (default: a free port), CAIRN_DB_USER
 # Needs: postgresql (server binaries under /usr/lib/postgresql/VERSION/bin) and postgresql-client
-# (.ci/servers installs them). Measured on a 2-core machine: ~1.5 s (initdb ~1 s, start ~0.3 s).
+# (.ci/servers installs them). Measured on a busy 2-core machine: 2-3 s, most of it initdb.
 # Stop: kill -INT "$(head -n1 STATE_DIR/data/postmaster.pid)"  (or scripts/servers/down.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -29,7 +29,9 @@ if [ ! -f "$DIR/data/PG_VERSION" ]; then
   as_db_user "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust --encoding=UTF8 --locale=C --no-sync \
       >"$DIR/initdb.log" 2>&1 || { log "initdb failed; its log:"; cat "$DIR/initdb.log" >&2; exit 1; }
 fi
-stop() { if [ -f "$DIR/data/postmaster.pid" ]; then kill -INT "$(head -n1 "$DIR/data/postmaster.pid")" 2>/dev/null || true; fi; }
+stop() {
+  if [ -f "$DIR/data/postmaster.pid" ]; then kill -INT "$(head -n1 "$DIR/data/postmaster.pid")" 2>/dev/null || true; fi
+}
 trap stop EXIT
 opts="-c listen_addresses=$HOST -c port=$PORT -c unix_socket_directories=$DIR/run -c fsync=off"
 opts="$opts -c synchronous_commit=off -c full_page_writes=off -c max_connections=50 -c shared_buffers=16MB"

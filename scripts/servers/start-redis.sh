@@ -6,7 +6,7 @@
 #
 # Usage: start-redis.sh STATE_DIR      env CAIRN_TEST_REDIS_PORT (default: a free port), CAIRN_DB_USER
 # Needs: redis-server and redis-tools (redis-cli, redis-check-rdb; .ci/servers installs them).
-# Measured on a 2-core machine: ~0.2 s.
+# Measured on a busy 2-core machine: ~0.3 s.
 # Stop: kill "$(cat STATE_DIR/redis.pid)"  (or scripts/servers/down.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -16,7 +16,8 @@ DIR="$(cd "$DIR" && pwd)"
 HOST=127.0.0.1
 PORT="${CAIRN_TEST_REDIS_PORT:-$(free_port)}"
 for t in redis-server redis-cli redis-check-rdb; do
-  command -v "$t" >/dev/null || { log "$t is missing (apt-get install redis-server redis-tools; .ci/servers does)"; exit 1; }
+  command -v "$t" >/dev/null \
+    || { log "$t is missing (apt-get install redis-server redis-tools; .ci/servers does)"; exit 1; }
 done
 
 port_unused "$HOST" "$PORT"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts every test server (S3, SFTP, WebDAV, GCS and Azure emulators; the PostgreSQL, MariaDB and Redis servers of
-# docs/databases.md's tests) under STATE_DIR and prints their `export` lines, plus CAIRN_TEST_SERVERS=required. A server that does not start fails this script (exit 1) after the ones
-# already started are stopped. Timings go to stderr.
+# docs/databases.md's tests) under STATE_DIR and prints their `export` lines, plus CAIRN_TEST_SERVERS=required. A
+# server that does not start fails this script (exit 1) after the ones already started are stopped. Timings go to
+# stderr.
 # Usage: eval "$(scripts/servers/up.sh STATE_DIR)"; ...; scripts/servers/down.sh STATE_DIR
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

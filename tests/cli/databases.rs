@@ -229,7 +229,9 @@ fn postgres_recipe_restores_a_consistent_dump_and_dedups_uncompressed() {
     let bad = psql(&restored, "SELECT count(*) FROM items WHERE payload <> repeat(md5(id::text), 3)");
     assert_eq!(bad, "0", "restored rows with a wrong payload");
 
-    // A small change (5 rows deleted 10 % into the table, 10 appended): the next uncompressed dump stores little.
+    // A small change (5 rows deleted 10 % into the table, 10 appended): the next uncompressed dump stores little. It
+    // adds the few chunks around the changes and the header (which holds the dump's time): 2.2 to 4.9 MB of this
+    // 21.7 MB dump in 12 runs (the chunk boundaries depend on each repository's chunker key), so a third has room.
     let small_change = |k: u64| {
         let at = PG_ROWS / 10 + 10 * k;
         format!(
@@ -242,7 +244,7 @@ fn postgres_recipe_restores_a_consistent_dump_and_dedups_uncompressed() {
     let second = repo.json(&["backup", "--command", &pg_dump, "--stdin-filename", "pg.dump"]);
     let added = num(&second, "bytes_added");
     assert!(
-        added * 4 < dump.len() as u64,
+        added * 3 < dump.len() as u64,
         "after a small change the uncompressed dump added {added} of {} bytes: it does not deduplicate",
         dump.len()
     );
