@@ -10,12 +10,12 @@ use cairn::snapshot::Snapshot;
 use cairn::stats::stats;
 use cairn::units::human_bytes;
 
-/// `1.50 KiB (1536 B)`, or `12 B` below a KiB.
+/// `1536 B (1.50 KiB)`, or `12 B` below a KiB.
 fn bytes(n: u64) -> String {
     if n < 1024 {
         human_bytes(n)
     } else {
-        format!("{} ({n} B)", human_bytes(n))
+        format!("{n} B ({})", human_bytes(n))
     }
 }
 
