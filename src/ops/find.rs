@@ -194,6 +194,7 @@ impl Visitor for FindVisitor<'_> {
             return;
         }
         let Some((path, tree)) = self.entering.clone() else { return };
+        let snap = self.snap.map(|(id, _)| id);
         let first = !self.dir_hits.contains_key(&tree);
         let hits = self.dir_hits.entry(tree).or_default();
         if !hits.contains(id) {
@@ -204,7 +205,7 @@ impl Visitor for FindVisitor<'_> {
             let node = self.pending_dir.take();
             // Parts after the first add to the match recorded for the first.
             self.record(&path, node.as_ref(), vec![*id]);
-        } else if let Some(m) = self.out.last_mut().filter(|m| m.path.raw == path) {
+        } else if let Some(m) = self.out.last_mut().filter(|m| m.path.raw == path && Some(m.snapshot) == snap) {
             if !m.blobs.contains(id) {
                 m.blobs.push(*id);
                 m.blobs.sort();
