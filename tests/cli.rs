@@ -34,6 +34,8 @@ mod forget;
 mod grammar;
 #[path = "cli/hostile_restore.rs"]
 mod hostile_restore;
+#[path = "cli/inspect.rs"]
+mod inspect;
 #[path = "cli/local_user.rs"]
 mod local_user;
 #[path = "cli/options.rs"]

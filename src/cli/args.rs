@@ -3,6 +3,7 @@
 //! argument is a usage error before anything is opened and no command parses a string again.
 //! Completions and man pages are generated from this definition.
 
+pub use super::args_inspect::{DiffArgs, FindArgs, StatsArgs};
 use super::values::{blob_id, index_id, percent, size, size_limit, time, time_zone};
 use super::values::{FixedDuration, KeyPrefix, SnapshotPath};
 use cairn::check::ReadData;
@@ -85,6 +86,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Dump(DumpArgs),
+    /// Show what changed between two snapshots (reads trees only)
+    Diff(DiffArgs),
+    /// Find files by name, path or the objects they use, in every snapshot
+    Find(FindArgs),
+    /// Count restore sizes, unique and stored bytes, compression and dedup ratios
+    Stats(StatsArgs),
     /// Remove snapshots by a retention policy (the data goes with a later prune)
     Forget(ForgetArgs),
     /// Delete the data no snapshot needs, in two phases: mark now, sweep in a later run after a grace period

@@ -5,6 +5,7 @@
 //! `docs/cli-contract.md`.
 
 pub mod args;
+pub mod args_inspect;
 mod cmd;
 pub mod open;
 pub mod output;

@@ -63,3 +63,29 @@ pub fn split_spec(spec: &str) -> (&str, Option<PathBuf>) {
         None => (spec, None),
     }
 }
+
+/// A path as `--json` shows it: `path` as UTF-8 text (lossy where the bytes are not UTF-8) and,
+/// only then, `path_bytes`: its bytes in hex (as `ls --json` does). The path itself is kept for text
+/// output, byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ShownPath {
+    /// The path as text.
+    pub path: String,
+    /// The path's bytes in hex, when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<String>,
+    /// The path, exactly.
+    #[serde(skip)]
+    pub raw: PathBuf,
+}
+
+impl ShownPath {
+    /// `p` for output.
+    pub fn new(p: &Path) -> Self {
+        ShownPath {
+            path: p.to_string_lossy().into_owned(),
+            path_bytes: p.as_os_str().to_str().is_none().then(|| hex::encode(p.as_os_str().as_bytes())),
+            raw: p.to_path_buf(),
+        }
+    }
+}

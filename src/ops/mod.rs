@@ -1,5 +1,5 @@
-//! Layer 5, the operations a user asks for: backup, restore, browse, copy, forget, prune, check,
-//! repair, with the pure retention policy and the file-metadata system calls they share. Each
+//! Layer 5, the operations a user asks for: backup, restore, browse (and diff, find, stats), copy,
+//! forget, prune, check, repair, with the pure retention policy and the file-metadata system calls they share. Each
 //! works on an open [`crate::repository::Repository`]; none prints. [`PathMessage`] is how they
 //! report what went wrong with one path.
 
@@ -11,6 +11,10 @@ pub mod browse;
 pub mod check;
 #[cfg(feature = "cache")]
 pub mod copy;
+#[cfg(feature = "cache")]
+pub mod diff;
+#[cfg(feature = "cache")]
+pub mod find;
 #[cfg(feature = "cache")]
 pub mod forget;
 pub mod fsmeta;
@@ -27,6 +31,8 @@ pub mod retention;
 pub mod scan;
 #[cfg(feature = "cache")]
 pub mod select;
+#[cfg(feature = "cache")]
+pub mod stats;
 
 /// A path and what went wrong with it (a file backup could not read, restore could not write).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 /// `[item]` checks every element against `item`, and a string names a type: `hex` (64 hex digits), `short` (8 hex
 /// digits), `time` (RFC 3339), `str`, `n` (unsigned integer), `num`, `bool`, `arr`, `obj`, `any`; a trailing `?`
 /// also allows null.
-fn conforms(what: &str, v: &Value, spec: &Value) {
+pub fn conforms(what: &str, v: &Value, spec: &Value) {
     match spec {
         Value::Object(keys) => {
             let obj = v.as_object().unwrap_or_else(|| panic!("{what}: expected an object, got {v}"));

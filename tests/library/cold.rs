@@ -2,7 +2,7 @@
 //! (docs/cold-storage.md). Every operation that needs only metadata — listing snapshots, listing a snapshot's files,
 //! planning and running forget, the structural check, repair snapshots without data reading, and an incremental
 //! backup (which dedups through the index and reads only the parent's trees) — must read nothing
-//! under `data/`, with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
+//! under `data/` (and so do diff, find and stats), with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
 //! counting layer of `src/backend/fault.rs`, which records every path read (whole or ranged).
 
 use super::fixtures::{bytes, copy_dir, files, init_local, open_faulty, open_local, snapshot_of, write};
@@ -57,6 +57,29 @@ fn ops() -> Vec<(&'static str, Op)> {
                 })
                 .unwrap();
                 assert!(n >= 3);
+            }
+        }),
+        ("diff", |r, _| {
+            let snaps = r.list_snapshots().unwrap();
+            let o = cairn::diff::DiffOptions::default();
+            let d = cairn::diff::diff(r, &snaps[0].1.root(), &snaps[1].1.root(), &o).unwrap();
+            assert_eq!(d.summary.modified, 1, "{d:?}");
+        }),
+        ("find (glob and blob)", |r, _| {
+            let snaps = r.list_snapshots().unwrap();
+            let mut o = cairn::find::FindOptions {
+                patterns: cairn::filter::Patterns::new([("*.bin", false)]).unwrap(),
+                ..Default::default()
+            };
+            assert_eq!(cairn::find::find(r, &snaps, &o).unwrap().matches.len(), 4);
+            o.blobs.insert(snaps[0].1.root());
+            assert_eq!(cairn::find::find(r, &snaps, &o).unwrap().matches.len(), 0, "no .bin is a root");
+        }),
+        ("stats (every mode, whole repository)", |r, _| {
+            let snaps = r.list_snapshots().unwrap();
+            for mode in [cairn::stats::Mode::RestoreSize, cairn::stats::Mode::Raw, cairn::stats::Mode::Dedup] {
+                let s = cairn::stats::stats(r, &snaps, mode, true).unwrap();
+                assert_eq!(s.repository.unwrap().unused_blobs, 0, "{s:?}");
             }
         }),
         ("forget --dry-run", |r, _| {

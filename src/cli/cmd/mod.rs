@@ -7,7 +7,9 @@ mod cat;
 mod check;
 mod completion;
 mod copy;
+mod diff;
 mod dump;
+mod find;
 mod forget;
 mod init;
 mod key;
@@ -16,6 +18,7 @@ mod prune;
 mod repair;
 mod restore;
 mod snapshots;
+mod stats;
 
 use super::args::Command;
 use super::{Ctx, Outcome};
@@ -30,6 +33,9 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Ls(a) => ls::run(ctx, a),
         Command::Restore(a) => restore::run(ctx, a),
         Command::Dump(a) => dump::run(ctx, a),
+        Command::Diff(a) => diff::run(ctx, a),
+        Command::Find(a) => find::run(ctx, a),
+        Command::Stats(a) => stats::run(ctx, a),
         Command::Forget(a) => forget::run(ctx, a),
         Command::Prune(a) => prune::run(ctx, &a.opts, a.dry_run, None),
         Command::Check(a) => check::run(ctx, a),

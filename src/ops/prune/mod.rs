@@ -14,7 +14,7 @@ mod plan;
 
 pub use execute::execute;
 pub use lock::{backend_now, PruneLock};
-pub use plan::plan;
+pub use plan::{plan, PackUse};
 
 use crate::error::{Error, Override, Result};
 use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};

@@ -88,6 +88,54 @@ impl Visitor for RefsVisitor<'_> {
     }
 }
 
+/// How much of one indexed pack the snapshots use, as prune accounts it (format-spec §10.6): the
+/// blobs `used` says are referenced (every copy of a referenced blob counts as used), their
+/// stored bytes, and the stored bytes of all its blobs (pack headers excluded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackUse {
+    /// Positions in the pack's blob list of the blobs in use.
+    pub used: Vec<usize>,
+    /// Their stored (sealed) bytes.
+    pub used_bytes: u64,
+    /// Stored bytes of all the pack's blobs.
+    pub total_bytes: u64,
+}
+
+impl PackUse {
+    /// The use of `ip` by the blobs for which `used(kind, id)` holds.
+    pub fn of(ip: &IndexPack, used: impl Fn(BlobKind, &BlobId) -> bool) -> PackUse {
+        let total_bytes = ip.blobs.iter().map(|b| b.length as u64).sum();
+        let used: Vec<usize> = (0..ip.blobs.len()).filter(|&i| used(ip.blobs[i].kind, &ip.blobs[i].id)).collect();
+        let used_bytes = used.iter().map(|&i| ip.blobs[i].length as u64).sum();
+        PackUse { used, used_bytes, total_bytes }
+    }
+
+    /// Stored bytes of the blobs not in use.
+    pub fn unused_bytes(&self) -> u64 {
+        self.total_bytes - self.used_bytes
+    }
+
+    /// True when the pack is partly used and its unused share passes `max_unused` (0.0–1.0): a
+    /// prune with that `--max-unused` repacks it.
+    pub fn worth_repacking(&self, max_unused: f64) -> bool {
+        !self.used.is_empty()
+            && self.total_bytes > 0
+            && self.unused_bytes() as f64 > max_unused * self.total_bytes as f64
+    }
+
+    /// The bytes a prune with `max_unused` (and no repack size limit) returns from pack `ip`: all
+    /// of it when nothing is used, the unused blobs' bytes when it is worth repacking, else none.
+    pub fn reclaim(&self, ip: &IndexPack, max_unused: f64) -> u64 {
+        if self.used.is_empty() {
+            ip.size
+        } else if self.worth_repacking(max_unused) {
+            self.unused_bytes()
+        } else {
+            0
+        }
+    }
+}
+
 /// Plans a prune run. `now` is the backend's time (the lock's), or the client's for a dry run.
 pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
     let required = repo.config().min_writer_version();
@@ -277,19 +325,17 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
     let mut partial = Vec::new();
     let mut unused_packs = Vec::new();
     for ip in packs.values() {
-        let total: u64 = ip.blobs.iter().map(|b| b.length as u64).sum();
-        let used: Vec<usize> =
-            (0..ip.blobs.len()).filter(|&i| refs.blobs.contains(&(ip.blobs[i].kind, ip.blobs[i].id))).collect();
-        let used_bytes: u64 = used.iter().map(|&i| ip.blobs[i].length as u64).sum();
-        p.unused_bytes += total - used_bytes;
+        let u = PackUse::of(ip, |k, b| refs.blobs.contains(&(k, *b)));
+        p.unused_bytes += u.unused_bytes();
         if condemned_before.contains(&ip.id) {
             continue;
         }
         let r = PackRef { kind: ip.kind, id: ip.id, size: ip.size };
-        if used.is_empty() {
+        if u.used.is_empty() {
             unused_packs.push(r);
-        } else if total > 0 && (total - used_bytes) as f64 > opts.max_unused * total as f64 {
-            partial.push(Repack { pack: r, used_bytes, unused_bytes: total - used_bytes, entry: ip.clone(), used });
+        } else if u.worth_repacking(opts.max_unused) {
+            let (used_bytes, unused_bytes) = (u.used_bytes, u.unused_bytes());
+            partial.push(Repack { pack: r, used_bytes, unused_bytes, entry: ip.clone(), used: u.used });
         }
     }
 

@@ -17,7 +17,7 @@ pub use crate::treeread::{
     chunk_ids, chunk_ids_iter, chunk_list, read_dir, read_dir_with, ChunkIds, DirFault, ListFault, Listing, TreeSource,
 };
 pub use crate::treewalk::{Control, Visitor, Walker};
-pub use diff::{diff, Change, DiffEntry};
+pub use diff::{diff, diff_dirs, pairs, Change, DiffEntry};
 pub use read::read_tree;
 pub use rebuild::{rebuild, Rebuilder, Rebuilt};
 pub use write::{write_content, write_dir, IdsOnly, TreeSink};
