@@ -122,12 +122,16 @@ pub struct SnapshotFilter {
     /// Only snapshots that include this path
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Only snapshots attributed to the key whose id starts with KEY (or `unattributed`)
+    #[arg(long, value_name = "KEY", value_parser = crate::cli::values::writer_spec)]
+    pub writer: Option<String>,
 }
 
 impl SnapshotFilter {
     /// The library's filter.
     pub fn filter(&self) -> cairn::select::Filter {
-        cairn::select::Filter { host: self.host.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
+        let (host, tags, paths, writer) = (self.host.clone(), self.tags.clone(), self.paths.clone(), self.writer.clone());
+        cairn::select::Filter { host, tags, paths, writer }
     }
 }
 

@@ -94,6 +94,8 @@ impl Repository {
         if self.shared.keys.can_read() {
             let kind = if write_only { KeyKind::WriteOnly } else { KeyKind::Full };
             write_certificate(self.shared.backend.as_ref(), &self.shared.keys, &id, &sign_secret, kind, hosts)?;
+            // The next listing reads `certs/` again.
+            *self.shared.certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         Ok(id)
     }

@@ -1,0 +1,142 @@
+//! Snapshot attribution in an open repository (format-spec §4.3): the key certificates under
+//! `certs/` (listed and verified once per process, kept in the shared state), who wrote each
+//! snapshot, and the [`Signer`] a session commits its snapshots with.
+
+use super::{ReadRepository, Repository};
+use crate::backend::capped::read_capped;
+use crate::cert::{Attribution, KeyCert};
+use crate::codec::attribution as codec;
+use crate::crypto::Secret;
+use crate::error::{Error, Result};
+use crate::id::{KeyId, SnapshotId};
+use crate::snapshot::Snapshot;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A certificate is a few hundred bytes; anything larger is not one.
+const CERT_MAX: u64 = 64 * 1024;
+
+/// The verified certificates of a repository by key id: `Err` names why one does not verify.
+pub type Certificates = HashMap<KeyId, std::result::Result<KeyCert, String>>;
+
+/// How the snapshots a session commits are attributed (format-spec §4.3): signed by the key in
+/// use when it was opened with its password and its certificate verifies for that password's
+/// signing key; otherwise unattributed, with the reason.
+#[derive(Clone)]
+pub struct Signer {
+    key_id: KeyId,
+    secret: Option<Secret>,
+    hosts: Vec<String>,
+    unattributed: Option<String>,
+}
+
+impl Signer {
+    /// The hosts the key's certificate binds it to (empty: any host, or no certificate).
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+    /// Why the snapshots will be unattributed; `None` when they are signed.
+    pub fn unattributed(&self) -> Option<&str> {
+        self.unattributed.as_deref()
+    }
+    /// Refuses a snapshot of `host` when the key's certificate binds it to other hosts
+    /// ([`Error::HostNotAllowed`]).
+    pub fn check_host(&self, host: &str) -> Result<()> {
+        if self.hosts.is_empty() || self.hosts.iter().any(|h| h == host) {
+            return Ok(());
+        }
+        Err(Error::HostNotAllowed { key: self.key_id, host: host.to_string(), hosts: self.hosts.clone() })
+    }
+    /// `snap` as it is stored under id `id`: version 2, with this key's writer block when it
+    /// signs and `sign` asks for it, else with none.
+    pub fn finish(&self, id: &SnapshotId, snap: &Snapshot, sign: bool) -> Snapshot {
+        match (&self.secret, sign) {
+            (Some(secret), true) => {
+                let w = codec::sign_snapshot(secret, &self.key_id, id, &snap.unsigned_bytes());
+                snap.with_writer(Some(w))
+            }
+            _ => snap.with_writer(None),
+        }
+    }
+}
+
+impl Repository {
+    /// The certificates under `certs/`, listed, read and verified once per process. A storage
+    /// failure is not remembered (the next call tries again).
+    pub fn certificates(&self) -> Result<Arc<Certificates>> {
+        let mut cached = self.shared.certs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = &*cached {
+            return Ok(c.clone());
+        }
+        let mut out = Certificates::new();
+        for o in self.shared.backend.list("certs/")? {
+            let Some(id) = o.path.strip_prefix("certs/").and_then(KeyId::from_hex) else { continue };
+            let decoded = match read_capped(self.shared.backend.as_ref(), &o.path, CERT_MAX) {
+                Ok(bytes) => codec::decode_cert(&self.shared.keys, &id, &bytes),
+                Err(e @ Error::Corrupt { .. }) => Err(e.to_string()),
+                // Removed since the listing.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            out.insert(id, decoded);
+        }
+        let out = Arc::new(out);
+        *cached = Some(out.clone());
+        Ok(out)
+    }
+
+    /// How the snapshots of a session of this key are attributed (format-spec §4.3).
+    pub fn signer(&self) -> Result<Signer> {
+        let key_id = self.shared.key_id;
+        let (hosts, problem) = match self.key_certificate(&key_id) {
+            Ok(Some(cert)) => {
+                let mismatch = match &self.shared.sign_secret {
+                    None => Some("the repository was opened without the key's password".to_string()),
+                    Some(s) if codec::key_public(s) != cert.key_public() => {
+                        Some(format!("the certificate of key {key_id} is for another signing key"))
+                    }
+                    Some(_) => None,
+                };
+                (cert.hosts().to_vec(), mismatch)
+            }
+            Ok(None) => (
+                Vec::new(),
+                Some(format!(
+                    "key {key_id} has no certificate (it was made by a write-only key or before certificates); \
+                     have a full key run `key add` to make a certified key"
+                )),
+            ),
+            Err(e @ Error::Refused { .. }) => (Vec::new(), Some(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        let secret = if problem.is_none() { self.shared.sign_secret.clone() } else { None };
+        Ok(Signer { key_id, secret, hosts, unattributed: problem })
+    }
+}
+
+impl ReadRepository {
+    /// Who wrote snapshot `id` (format-spec §4.3), from the cached certificates.
+    pub fn attribute_snapshot(&self, id: &SnapshotId, snap: &Snapshot) -> Result<Attribution> {
+        let certs = self.certificates()?;
+        Ok(attribute_with(&certs, id, snap))
+    }
+
+    /// Every readable snapshot with who wrote it, oldest first ([`ReadRepository::list_snapshots`]
+    /// plus one listing of `certs/`).
+    pub fn list_snapshots_attributed(&self) -> Result<Vec<(SnapshotId, Snapshot, Attribution)>> {
+        let certs = self.certificates()?;
+        let snaps = self.list_snapshots()?;
+        Ok(snaps
+            .into_iter()
+            .map(|(id, s)| {
+                let a = attribute_with(&certs, &id, &s);
+                (id, s, a)
+            })
+            .collect())
+    }
+}
+
+fn attribute_with(certs: &Certificates, id: &SnapshotId, snap: &Snapshot) -> Attribution {
+    let Some(w) = snap.writer() else { return Attribution::Unattributed };
+    codec::attribute_decoded(id, &snap.unsigned_bytes(), snap.host(), Some(w), certs.get(&w.key_id))
+}
