@@ -61,7 +61,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         }),
         ("forget --dry-run", |r, _| {
             let plan = forget::plan(
-                &r.list_snapshots().unwrap(),
+                &cairn::select::list_all(r).unwrap(),
                 GroupBy::default(),
                 &keep_last_one(),
                 &jiff::tz::TimeZone::UTC,
@@ -70,7 +70,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         }),
         ("forget", |r, _| {
             let plan = forget::plan(
-                &r.list_snapshots().unwrap(),
+                &cairn::select::list_all(r).unwrap(),
                 GroupBy::default(),
                 &keep_last_one(),
                 &jiff::tz::TimeZone::UTC,
@@ -84,7 +84,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         }),
         ("prune --no-repack (mark, then sweep)", |r, _| {
             let plan = forget::plan(
-                &r.list_snapshots().unwrap(),
+                &cairn::select::list_all(r).unwrap(),
                 GroupBy::default(),
                 &keep_last_one(),
                 &jiff::tz::TimeZone::UTC,
