@@ -54,6 +54,12 @@ impl KeyCert {
             KeyCert::V1 { hosts, .. } => hosts,
         }
     }
+    /// When the certificate was made.
+    pub fn created(&self) -> Time {
+        match self {
+            KeyCert::V1 { created, .. } => *created,
+        }
+    }
 }
 
 /// A 64-byte signature, stored as its 64 raw bytes (postcard encodes the two halves back to back,

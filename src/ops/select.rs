@@ -86,13 +86,14 @@ impl Flag {
     }
 }
 
-/// The flags of a snapshot of time `time` attributed as `att`, at `now`.
-pub fn flags(att: &Attribution, time: Time, now: Time) -> Vec<Flag> {
+/// The flags of a snapshot of time `time` attributed as `att`, which may claim its host when
+/// `host_allowed` (see [`crate::repository::attribution::host_allowed`]), at `now`.
+pub fn flags(att: &Attribution, host_allowed: bool, time: Time, now: Time) -> Vec<Flag> {
     let mut f = Vec::new();
-    match att {
-        Attribution::Forged(_) => f.push(Flag::Forged),
-        Attribution::Attributed { host_allowed: false, .. } => f.push(Flag::HostNotAllowed),
-        _ => {}
+    if matches!(att, Attribution::Forged(_)) {
+        f.push(Flag::Forged);
+    } else if !host_allowed {
+        f.push(Flag::HostNotAllowed);
     }
     if time.secs > now.secs.saturating_add(FUTURE_SLACK_SECS) {
         f.push(Flag::Future);
@@ -133,8 +134,8 @@ pub fn list_all(repo: &ReadRepository) -> Result<Vec<Listed>> {
     Ok(repo
         .list_snapshots_attributed()?
         .into_iter()
-        .map(|(id, snapshot, attribution)| {
-            let flags = flags(&attribution, snapshot.time(), now);
+        .map(|(id, snapshot, attribution, host_allowed)| {
+            let flags = flags(&attribution, host_allowed, snapshot.time(), now);
             Listed { id, snapshot, attribution, flags }
         })
         .collect())

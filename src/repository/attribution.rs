@@ -1,6 +1,7 @@
 //! Snapshot attribution in an open repository (format-spec §4.3): the key certificates under
 //! `certs/` (listed and verified once per process, kept in the shared state), who wrote each
-//! snapshot, and the [`Signer`] a session commits its snapshots with.
+//! snapshot and whether it may claim its host (a host bound to a write-only key is reserved to
+//! the keys bound to it), and the [`Signer`] a session commits its snapshots with.
 
 use super::{ReadRepository, Repository};
 use crate::backend::capped::read_capped;
@@ -9,7 +10,9 @@ use crate::codec::attribution as codec;
 use crate::crypto::Secret;
 use crate::error::{Error, Result};
 use crate::id::{KeyId, SnapshotId};
+use crate::keyfile::KeyKind;
 use crate::snapshot::Snapshot;
+use crate::time::Time;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -27,6 +30,8 @@ pub struct Signer {
     key_id: KeyId,
     secret: Option<Secret>,
     hosts: Vec<String>,
+    /// Hosts other keys are bound to, which this key (write-only, bound to none) may not claim.
+    reserved: Vec<(String, KeyId)>,
     unattributed: Option<String>,
 }
 
@@ -41,11 +46,20 @@ impl Signer {
     }
     /// Refuses a snapshot of `host` when the key's certificate binds it to other hosts
     /// ([`Error::HostNotAllowed`]).
+    /// and when it is a write-only key bound to none and `host` is bound to another key (its
+    /// snapshot would be flagged host-not-allowed).
     pub fn check_host(&self, host: &str) -> Result<()> {
-        if self.hosts.is_empty() || self.hosts.iter().any(|h| h == host) {
-            return Ok(());
+        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h == host) {
+            return Err(Error::HostNotAllowed { key: self.key_id, host: host.to_string(), hosts: self.hosts.clone() });
         }
-        Err(Error::HostNotAllowed { key: self.key_id, host: host.to_string(), hosts: self.hosts.clone() })
+        if let Some((_, owner)) = self.reserved.iter().find(|(h, _)| h == host) {
+            return Err(Error::HostNotAllowed {
+                key: self.key_id,
+                host: host.to_string(),
+                hosts: vec![format!("hosts not bound to another key ({host} is bound to key {owner})")],
+            });
+        }
+        Ok(())
     }
     /// `snap` as it is stored under id `id`: version 2, with this key's writer block when it
     /// signs and `sign` asks for it, else with none.
@@ -110,33 +124,83 @@ impl Repository {
             Err(e) => return Err(e),
         };
         let secret = if problem.is_none() { self.shared.sign_secret.clone() } else { None };
-        Ok(Signer { key_id, secret, hosts, unattributed: problem })
+        let mut reserved = Vec::new();
+        if hosts.is_empty() && !self.shared.keys.can_read() {
+            for (id, c) in self.certificates()?.iter() {
+                if let Ok(c) = c {
+                    reserved.extend(c.hosts().iter().map(|h| (h.clone(), *id)));
+                }
+            }
+        }
+        Ok(Signer { key_id, secret, hosts, reserved, unattributed: problem })
     }
 }
 
 impl ReadRepository {
-    /// Who wrote snapshot `id` (format-spec §4.3), from the cached certificates.
-    pub fn attribute_snapshot(&self, id: &SnapshotId, snap: &Snapshot) -> Result<Attribution> {
+    /// Who wrote snapshot `id` (format-spec §4.3), from the cached certificates, and whether it
+    /// may claim its host ([`host_allowed`]).
+    pub fn attribute_snapshot(&self, id: &SnapshotId, snap: &Snapshot) -> Result<(Attribution, bool)> {
         let certs = self.certificates()?;
-        Ok(attribute_with(&certs, id, snap))
+        Ok(attribute_with(&certs, &bound_hosts(&certs), id, snap))
     }
 
-    /// Every readable snapshot with who wrote it, oldest first ([`ReadRepository::list_snapshots`]
-    /// plus one listing of `certs/`).
-    pub fn list_snapshots_attributed(&self) -> Result<Vec<(SnapshotId, Snapshot, Attribution)>> {
+    /// Every readable snapshot with who wrote it and whether it may claim its host, oldest first
+    /// ([`ReadRepository::list_snapshots`] plus one listing of `certs/`).
+    pub fn list_snapshots_attributed(&self) -> Result<Vec<(SnapshotId, Snapshot, Attribution, bool)>> {
         let certs = self.certificates()?;
+        let bound = bound_hosts(&certs);
         let snaps = self.list_snapshots()?;
         Ok(snaps
             .into_iter()
             .map(|(id, s)| {
-                let a = attribute_with(&certs, &id, &s);
-                (id, s, a)
+                let (a, allowed) = attribute_with(&certs, &bound, &id, &s);
+                (id, s, a, allowed)
             })
             .collect())
     }
 }
 
-fn attribute_with(certs: &Certificates, id: &SnapshotId, snap: &Snapshot) -> Attribution {
-    let Some(w) = snap.writer() else { return Attribution::Unattributed };
-    codec::attribute_decoded(id, &snap.unsigned_bytes(), snap.host(), Some(w), certs.get(&w.key_id))
+/// Each host some verified certificate binds a key to, with the earliest such certificate's time.
+fn bound_hosts(certs: &Certificates) -> HashMap<String, Time> {
+    let mut out: HashMap<String, Time> = HashMap::new();
+    for c in certs.values().flatten() {
+        for h in c.hosts() {
+            let t = out.entry(h.clone()).or_insert(c.created());
+            *t = (*t).min(c.created());
+        }
+    }
+    out
+}
+
+/// Whether a snapshot of `host` taken at `time` and attributed as `att` may claim that host
+/// (format-spec §4.3): a key bound to hosts only for those; a full key for any; any other
+/// writer (a write-only key bound to none, or none at all) only for a host no certificate binds,
+/// or for one taken before the host was first bound.
+pub fn host_allowed(att: &Attribution, host: &str, time: Time, bound: &HashMap<String, Time>) -> bool {
+    match att {
+        Attribution::Forged(_) => true,
+        Attribution::Attributed { hosts, .. } if !hosts.is_empty() => hosts.iter().any(|h| h == host),
+        Attribution::Attributed { kind: KeyKind::Full, .. } => true,
+        _ => bound.get(host).is_none_or(|since| time < *since),
+    }
+}
+
+fn attribute_with(
+    certs: &Certificates,
+    bound: &HashMap<String, Time>,
+    id: &SnapshotId,
+    snap: &Snapshot,
+) -> (Attribution, bool) {
+    let att = match snap.writer() {
+        None => Attribution::Unattributed,
+        Some(w) => codec::attribute_decoded(id, &snap.unsigned_bytes(), snap.host(), Some(w), certs.get(&w.key_id)),
+    };
+    let allowed = host_allowed(&att, snap.host(), snap.time(), bound);
+    let att = match att {
+        Attribution::Attributed { key_id, kind, hosts, .. } => {
+            Attribution::Attributed { key_id, kind, hosts, host_allowed: allowed }
+        }
+        other => other,
+    };
+    (att, allowed)
 }

@@ -430,14 +430,23 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
 fn attribution_findings(repo: &ReadRepository, sid: &SnapshotId, s: &Snapshot, walk: &mut Walk) -> Result<()> {
     use crate::cert::Attribution;
     use crate::select::Flag;
-    let att = repo.attribute_snapshot(sid, s)?;
-    for flag in crate::select::flags(&att, s.time(), crate::time::Time::now()) {
+    let (att, allowed) = repo.attribute_snapshot(sid, s)?;
+    for flag in crate::select::flags(&att, allowed, s.time(), crate::time::Time::now()) {
         let (code, severity, message) = match (flag, &att) {
             (Flag::Forged, Attribution::Forged(why)) => ("snapshot-forged", Severity::Error, why.clone()),
-            (Flag::HostNotAllowed, Attribution::Attributed { key_id, hosts, .. }) => (
+            (Flag::HostNotAllowed, Attribution::Attributed { key_id, hosts, .. }) if !hosts.is_empty() => (
                 "snapshot-host-not-allowed",
                 Severity::Error,
                 format!("claims host {:?}; its writer key {key_id} may write only for {}", s.host(), hosts.join(", ")),
+            ),
+            (Flag::HostNotAllowed, _) => (
+                "snapshot-host-not-allowed",
+                Severity::Error,
+                format!(
+                    "claims host {:?}, which is bound to other keys, but was written by {}",
+                    s.host(),
+                    att.key_id().map_or("no attributed key".to_string(), |k| format!("key {k}"))
+                ),
             ),
             (Flag::Future, _) => (
                 "snapshot-future",
