@@ -315,3 +315,21 @@ fn snapshots_from_before_attribution_still_list_restore_and_forget_as_unattribut
     assert_eq!(removed.len(), 1);
     assert_eq!(admin.snapshot_ids().unwrap(), [newest]);
 }
+
+#[test]
+fn without_a_host_binding_retention_still_keeps_each_writers_snapshots_apart() {
+    let fx = Fx::new();
+    // web-3 is bound to no key: the attacker may claim it, but its snapshots form their own group.
+    let real = [fx.plant(ADMIN, "web-3", ago(7200)), fx.plant(ADMIN, "web-3", ago(3600))];
+    let planted: Vec<SnapshotId> = [600i64, 300, 60].iter().map(|s| fx.plant(EVIL, "web-3", ago(*s))).collect();
+    let admin = fx.admin();
+    let listed = host("web-3").entries(&admin).unwrap();
+    assert!(listed.iter().all(|l| l.eligible()));
+    let groups = forget::plan(&listed, GroupBy::default(), &keep_last(2), &jiff::tz::TimeZone::UTC);
+    assert_eq!(groups.len(), 2, "one group per writer");
+    let removed = forget::execute(&admin, &groups, false).unwrap();
+    assert_eq!(removed, [planted[0]], "only the attacker's own oldest goes");
+    for id in real {
+        assert!(admin.snapshot_ids().unwrap().contains(&id), "web-3's real snapshot {id} is kept");
+    }
+}
