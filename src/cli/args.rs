@@ -130,7 +130,8 @@ pub struct SnapshotFilter {
 impl SnapshotFilter {
     /// The library's filter.
     pub fn filter(&self) -> cairn::select::Filter {
-        let (host, tags, paths, writer) = (self.host.clone(), self.tags.clone(), self.paths.clone(), self.writer.clone());
+        let (host, tags, paths, writer) =
+            (self.host.clone(), self.tags.clone(), self.paths.clone(), self.writer.clone());
         cairn::select::Filter { host, tags, paths, writer }
     }
 }

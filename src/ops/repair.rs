@@ -541,8 +541,9 @@ pub fn repair_snapshots(repo: &ReadRepository, opts: &RepairSnapshotsOptions) ->
             debug_assert_eq!(new_root, root, "both passes compute the same trees");
             // Signed by the repairing key only when the original is attributed and unflagged
             // (format-spec §4.3): a repair must not attribute what nobody could.
-            let (att, allowed) = repo.attribute_snapshot(sid, &snap)?;
-            let sign = att.key_id().is_some() && crate::select::flags(&att, allowed, snap.time(), Time::now()).is_empty();
+            let (att, allowed) = repo.attribute_snapshot(sid, snap)?;
+            let sign =
+                att.key_id().is_some() && crate::select::flags(&att, allowed, snap.time(), Time::now()).is_empty();
             let mut new = snap.with_writer(None);
             let v = new.v1_mut();
             v.root = new_root;

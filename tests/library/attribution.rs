@@ -103,8 +103,8 @@ fn planted_snapshots_claiming_a_bound_host_neither_displace_its_retention_nor_be
     let mut planted: Vec<SnapshotId> = [10i64, 20, 30].iter().map(|s| fx.plant(EVIL, "web-1", ago(-s))).collect();
     planted.push(fx.plant(WEB2, "web-1", ago(-40)));
     let evil = fx.open(EVIL);
-    let unsigned = Repository::open_with_keys(local(&fx.dir), evil.keys().clone(), fx.evil, &opts(&fx.base.join("u")))
-        .unwrap();
+    let unsigned =
+        Repository::open_with_keys(local(&fx.dir), evil.keys().clone(), fx.evil, &opts(&fx.base.join("u"))).unwrap();
     planted.push(plant(&unsigned, "web-1", ago(-50), b"planted", 0o644));
 
     let admin = fx.admin();

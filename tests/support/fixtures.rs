@@ -242,8 +242,11 @@ pub fn plant(repo: &Repository, host: &str, time: cairn::time::Time, content: &[
     use cairn::tree::{Content, Node, NodeKind};
     let w = cairn::writer::Writer::new(repo, Default::default(), "backup").unwrap();
     let (blob, _) = w.store(BlobKind::Data, content).unwrap();
-    let file =
-        Node { size: content.len() as u64, mode, ..Node::bare(b"f", NodeKind::File { content: Content::Chunks(vec![blob]) }) };
+    let file = Node {
+        size: content.len() as u64,
+        mode,
+        ..Node::bare(b"f", NodeKind::File { content: Content::Chunks(vec![blob]) })
+    };
     let root = cairn::trees::write_dir(&w, vec![file]).unwrap();
     w.commit(&snapshot_of_root(root, host, time, "cairn")).unwrap()
 }

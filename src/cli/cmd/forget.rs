@@ -86,7 +86,9 @@ fn by_id(ctx: &Ctx, a: &ForgetArgs) -> anyhow::Result<Outcome> {
 pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
     if !a.snapshots.is_empty() {
         if a.policy.is_some() || rules(&a).is_ok() || a.prune {
-            return Err(CliError::Usage("give snapshot ids or a policy, not both (and no --prune with ids)".into()).into());
+            return Err(
+                CliError::Usage("give snapshot ids or a policy, not both (and no --prune with ids)".into()).into()
+            );
         }
         return by_id(ctx, &a);
     }

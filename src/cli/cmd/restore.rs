@@ -111,7 +111,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         strip_setuid: !a.keep_setuid && not_by_full_key(&repo, &id, &snap)?,
     };
     let plan = restore::plan(&repo, &snap.root(), sub.as_deref(), &opts)?;
-    let stripped = if opts.strip_setuid { plan.entries.iter().filter(|e| e.node.mode & 0o6000 != 0).count() } else { 0 };
+    let stripped =
+        if opts.strip_setuid { plan.entries.iter().filter(|e| e.node.mode & 0o6000 != 0).count() } else { 0 };
     if stripped > 0 {
         ctx.out.note(format!(
             "warning: snapshot {} was not written by a full key: setuid/setgid bits stripped from {stripped} \
