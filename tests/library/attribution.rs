@@ -333,3 +333,34 @@ fn without_a_host_binding_retention_still_keeps_each_writers_snapshots_apart() {
         assert!(admin.snapshot_ids().unwrap().contains(&id), "web-3's real snapshot {id} is kept");
     }
 }
+
+#[test]
+fn copy_signs_with_the_destination_key_only_what_was_attributed_and_leaves_flagged_snapshots_behind() {
+    let fx = Fx::new();
+    let attributed = fx.plant(WEB1, "web-1", ago(3600));
+    let evil = fx.open(EVIL);
+    let unsigned = Repository::open_with_keys(local(&fx.dir), evil.keys().clone(), fx.evil, &opts(&fx.base.join("u")))
+        .unwrap();
+    let unattributed = plant(&unsigned, "web-3", ago(1800), b"unsigned", 0o644);
+    let secret = evil.key_sign_secret().unwrap().clone();
+    forge(&evil, "web-1", ago(60), fx.web1, |id, unsigned| {
+        attribution::sign_snapshot(&secret, &fx.web1, id, unsigned).signature
+    });
+    let dst_dir = fx.base.join("dst");
+    let dst = Repository::init(local(&dst_dir), b"dst", &InitOptions::default(), &opts(&fx.base.join("c-dst")))
+        .and_then(|r| r.readable())
+        .unwrap();
+    let report = cairn::copy::copy(&fx.admin(), &dst, &[], false).unwrap();
+    assert_eq!(report.snapshots.len(), 2, "the forged snapshot is not copied: {report:?}");
+    let target = |src: SnapshotId| report.snapshots.iter().find(|c| c.source == src).unwrap().target.unwrap();
+    let listed = select::list_all(&dst).unwrap();
+    let of = |id: SnapshotId| listed.iter().find(|l| l.id == id).unwrap().clone();
+    let copied = of(target(attributed));
+    assert!(copied.eligible());
+    assert!(
+        matches!(copied.attribution, Attribution::Attributed { key_id, .. } if key_id == dst.key_id()),
+        "re-signed by the destination's key: {:?}",
+        copied.attribution
+    );
+    assert_eq!(of(target(unattributed)).attribution, Attribution::Unattributed, "not laundered into a key's group");
+}
