@@ -110,31 +110,7 @@ pub enum Command {
 // Per-command arguments
 // ---------------------------------------------------------------------------------------------
 
-/// `--host`, `--tag`, `--path`: which snapshots a command looks at.
-#[derive(Args, Clone, Default)]
-pub struct SnapshotFilter {
-    /// Only snapshots of this host
-    #[arg(long)]
-    pub host: Option<String>,
-    /// Only snapshots with this tag (repeat: all must match)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Only snapshots that include this path
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// Only snapshots attributed to the key whose id starts with KEY (or `unattributed`)
-    #[arg(long, value_name = "KEY", value_parser = crate::cli::values::writer_spec)]
-    pub writer: Option<String>,
-}
-
-impl SnapshotFilter {
-    /// The library's filter.
-    pub fn filter(&self) -> cairn::select::Filter {
-        let (host, tags, paths, writer) =
-            (self.host.clone(), self.tags.clone(), self.paths.clone(), self.writer.clone());
-        cairn::select::Filter { host, tags, paths, writer }
-    }
-}
+pub use super::filter_args::SnapshotFilter;
 
 /// `cairn init`.
 #[derive(Args)]

@@ -6,6 +6,7 @@
 
 pub mod args;
 mod cmd;
+pub mod filter_args;
 pub mod open;
 pub mod output;
 pub mod values;

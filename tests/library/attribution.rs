@@ -339,8 +339,8 @@ fn copy_signs_with_the_destination_key_only_what_was_attributed_and_leaves_flagg
     let fx = Fx::new();
     let attributed = fx.plant(WEB1, "web-1", ago(3600));
     let evil = fx.open(EVIL);
-    let unsigned = Repository::open_with_keys(local(&fx.dir), evil.keys().clone(), fx.evil, &opts(&fx.base.join("u")))
-        .unwrap();
+    let unsigned =
+        Repository::open_with_keys(local(&fx.dir), evil.keys().clone(), fx.evil, &opts(&fx.base.join("u"))).unwrap();
     let unattributed = plant(&unsigned, "web-3", ago(1800), b"unsigned", 0o644);
     let secret = evil.key_sign_secret().unwrap().clone();
     forge(&evil, "web-1", ago(60), fx.web1, |id, unsigned| {
