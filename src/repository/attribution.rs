@@ -100,10 +100,24 @@ impl Repository {
         Ok(out)
     }
 
-    /// How the snapshots of a session of this key are attributed (format-spec §4.3).
+    /// How the snapshots of a session of this key are attributed (format-spec §4.3). A full key
+    /// opened with its password that has no certificate (a repository from before certificates)
+    /// certifies itself first, for any host.
     pub fn signer(&self) -> Result<Signer> {
         let key_id = self.shared.key_id;
-        let (hosts, problem) = match self.key_certificate(&key_id) {
+        let mut cert = self.key_certificate(&key_id);
+        if let (Ok(None), Some(secret), true) = (&cert, &self.shared.sign_secret, self.shared.keys.can_read()) {
+            let backend = self.shared.backend.as_ref();
+            match super::keys::write_certificate(backend, &self.shared.keys, &key_id, secret, KeyKind::Full, &[]) {
+                Ok(()) => {}
+                // Another process of this key certified it at the same time.
+                Err(e) if e.is_exists() => {}
+                Err(e) => return Err(e),
+            }
+            *self.shared.certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            cert = self.key_certificate(&key_id);
+        }
+        let (hosts, problem) = match cert {
             Ok(Some(cert)) => {
                 let mismatch = match &self.shared.sign_secret {
                     None => Some("the repository was opened without the key's password".to_string()),

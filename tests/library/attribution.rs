@@ -364,3 +364,27 @@ fn copy_signs_with_the_destination_key_only_what_was_attributed_and_leaves_flagg
     );
     assert_eq!(of(target(unattributed)).attribution, Attribution::Unattributed, "not laundered into a key's group");
 }
+
+#[test]
+fn a_full_key_from_before_certificates_certifies_itself_on_its_first_backup() {
+    let fx = Fx::new();
+    let admin = fx.admin();
+    let cert = fx.dir.join(attribution::cert_path(&admin.key_id()));
+    std::fs::remove_file(&cert).unwrap();
+    drop(admin);
+    let repo = fx.open(ADMIN);
+    let src = fx.base.join("src");
+    write(&src.join("a"), b"a");
+    let r = backup(&repo, BackupSource::Paths(vec![src]), &BackupOptions::default(), &NoProgress).unwrap();
+    assert_eq!(r.unattributed, None, "signed");
+    assert!(cert.exists(), "the full key wrote its own certificate");
+    let l = fx.listed(&r.snapshot_id.unwrap());
+    assert!(l.attribution.is_full_key() && l.eligible(), "{:?}", l.attribution);
+    // A write-only key without a certificate cannot certify itself: its snapshots are unattributed, and say so.
+    std::fs::remove_file(fx.dir.join(attribution::cert_path(&fx.evil))).unwrap();
+    let r =
+        backup(&fx.open(EVIL), BackupSource::Paths(vec![fx.base.join("src")]), &BackupOptions::default(), &NoProgress)
+            .unwrap();
+    assert!(r.unattributed.as_deref().is_some_and(|w| w.contains("no certificate")), "{:?}", r.unattributed);
+    assert_eq!(fx.listed(&r.snapshot_id.unwrap()).attribution, Attribution::Unattributed);
+}
