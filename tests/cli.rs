@@ -14,6 +14,8 @@ mod manifest;
 #[path = "support/servers.rs"]
 mod servers;
 
+#[path = "cli/attribution.rs"]
+mod attribution;
 #[path = "cli/check.rs"]
 mod check;
 #[path = "cli/contract.rs"]

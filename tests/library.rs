@@ -1,4 +1,5 @@
-//! Library-level tests: what a write-only key can no longer write (configs, prune marks, waits, locks), format
+//! Library-level tests: what a write-only key can no longer write (configs, prune marks, waits, locks) nor claim
+//! (snapshots of other keys and hosts), format
 //! conformance (spec vectors, codecs, write-only keys), crash safety under injected
 //! storage faults, prune (crash points, concurrency), repair, restore against hostile trees and planted symlinks
 //! (nothing outside the target changes), hostile trees written by a write-only key, the cold-storage promise (metadata operations read
@@ -8,6 +9,8 @@
 
 #[path = "support/alloc.rs"]
 mod alloc;
+#[path = "library/attribution.rs"]
+mod attribution;
 #[path = "library/auth.rs"]
 mod auth;
 #[path = "library/cold.rs"]

@@ -117,26 +117,7 @@ pub enum Command {
 // Per-command arguments
 // ---------------------------------------------------------------------------------------------
 
-/// `--host`, `--tag`, `--path`: which snapshots a command looks at.
-#[derive(Args, Clone, Default)]
-pub struct SnapshotFilter {
-    /// Only snapshots of this host
-    #[arg(long)]
-    pub host: Option<String>,
-    /// Only snapshots with this tag (repeat: all must match)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Only snapshots that include this path
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-}
-
-impl SnapshotFilter {
-    /// The library's filter.
-    pub fn filter(&self) -> cairn::select::Filter {
-        cairn::select::Filter { host: self.host.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
-    }
-}
+pub use super::filter_args::SnapshotFilter;
 
 /// `cairn init`.
 #[derive(Args)]
@@ -177,6 +158,9 @@ pub enum KeyCommand {
         /// The new key can add backups but cannot read what other runs wrote
         #[arg(long)]
         write_only: bool,
+        /// Bind the new write-only key to this host (repeatable): backups for others are refused
+        #[arg(long = "host", value_name = "HOST", requires = "write_only")]
+        hosts: Vec<String>,
     },
     /// Remove a key file (never the last full key)
     Remove {
@@ -337,6 +321,9 @@ pub struct DumpArgs {
 the group. Calendar buckets (days, weeks, ...) are taken in --tz (default: the system's time zone). \
 See docs/retention.md for the policy file.")]
 pub struct ForgetArgs {
+    /// Remove exactly these snapshots (ids or prefixes; flagged ones included) instead of applying a policy
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<SnapshotSpec>,
     /// Keep the newest N snapshots
     #[arg(long, value_name = "N")]
     pub keep_last: Option<Count>,
@@ -381,8 +368,8 @@ pub struct ForgetArgs {
         "keep_monthly", "keep_yearly", "keep_within", "keep_within_hourly", "keep_within_daily",
         "keep_within_weekly", "keep_within_monthly", "keep_within_yearly", "keep_tags"])]
     pub policy: Option<PathBuf>,
-    /// Group snapshots by these (comma-separated: host, paths, tags) before applying the policy
-    #[arg(long, default_value = "host,paths", value_name = "LIST")]
+    /// Group snapshots by these (comma-separated: host, paths, tags, writer) before applying the policy
+    #[arg(long, default_value = "host,paths,writer", value_name = "LIST")]
     pub group_by: GroupBy,
     /// Time zone for calendar buckets (e.g. Europe/Berlin, UTC) [default: the system's]
     #[arg(long, value_name = "ZONE", value_parser = time_zone)]

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod args_inspect;
 mod cmd;
+pub mod filter_args;
 pub mod open;
 pub mod output;
 pub mod values;

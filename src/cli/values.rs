@@ -119,6 +119,15 @@ impl FromStr for SnapshotPath {
     }
 }
 
+/// `--writer KEY`: a key id prefix (hex, any case; kept lowercase) or `unattributed`.
+pub fn writer_spec(s: &str) -> Result<String, String> {
+    let l = s.to_ascii_lowercase();
+    if l == "unattributed" || (!l.is_empty() && l.len() <= 64 && l.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Ok(l);
+    }
+    Err(format!("{s:?} is not a key id prefix (hex digits) or `unattributed`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

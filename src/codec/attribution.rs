@@ -1,5 +1,4 @@
-//! Key certificates and snapshot writer signatures (format-spec §4.3; groundwork for issue 10
-//! finding 4, not yet wired into open, backup, forget or the CLI). Every key has a signing secret
+//! Key certificates and snapshot writer signatures (format-spec §4.3; issue 10 finding 4). Every key has a signing secret
 //! derived from its key-encryption key, which only the password holder can compute; a full key that
 //! creates a key (and so knows its password) certifies the key's signing public key and the hosts it
 //! may write for, signed by `repo_secret`. A writer signs each snapshot with its key's signing
@@ -67,14 +66,32 @@ pub fn attribute(
     writer: Option<&Writer>,
     cert: Option<&[u8]>,
 ) -> Attribution {
+    let decoded = match (writer, cert) {
+        (Some(w), Some(c)) => Some(decode_cert(keys, &w.key_id, c)),
+        _ => None,
+    };
+    attribute_decoded(id, unsigned, host, writer, decoded.as_ref())
+}
+
+/// [`attribute`] with the writer's certificate already decoded and verified by [`decode_cert`]
+/// (`None`: there is no certificate for the writer's key; `Some(Err)`: it does not verify), so a
+/// listing verifies each certificate once.
+pub fn attribute_decoded(
+    id: &SnapshotId,
+    unsigned: &[u8],
+    host: &str,
+    writer: Option<&Writer>,
+    cert: Option<&Result<KeyCert, String>>,
+) -> Attribution {
     let Some(w) = writer else { return Attribution::Unattributed };
-    let Some(cert) = cert else {
-        return Attribution::Forged(format!("no certificate {} for its writer key", cert_path(&w.key_id)));
+    let cert = match cert {
+        None => return Attribution::Forged(format!("no certificate {} for its writer key", cert_path(&w.key_id))),
+        Some(Err(e)) => return Attribution::Forged(e.clone()),
+        Some(Ok(c)) => c,
     };
-    let cert = match decode_cert(keys, &w.key_id, cert) {
-        Ok(c) => c,
-        Err(e) => return Attribution::Forged(e),
-    };
+    if cert.key_id() != w.key_id {
+        return Attribution::Forged(format!("{}: certifies another key ({})", cert_path(&w.key_id), cert.key_id()));
+    }
     let parts = snapshot_parts(id, unsigned, &w.key_id);
     if !sign::verify(&cert.key_public(), context::SNAPSHOT_SIG, &[&parts], &w.signature.to_bytes()) {
         return Attribution::Forged(format!("the writer signature of key {} does not verify", w.key_id));

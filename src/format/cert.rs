@@ -1,5 +1,4 @@
-//! Key certificates and snapshot attribution (format-spec §4.3, issue 10 finding 4; groundwork:
-//! nothing writes or reads these yet). A certificate `certs/<key id>` binds a key id to the key's
+//! Key certificates and snapshot attribution (format-spec §4.3, issue 10 finding 4). A certificate `certs/<key id>` binds a key id to the key's
 //! own signing public key and the hosts it may back up, signed by the repository key; a snapshot's
 //! `Writer` block is that key's signature over the snapshot. The types and what a verified result
 //! means; the signing and verifying are [`crate::codec::attribution`]'s. No I/O.
@@ -55,6 +54,12 @@ impl KeyCert {
             KeyCert::V1 { hosts, .. } => hosts,
         }
     }
+    /// When the certificate was made.
+    pub fn created(&self) -> Time {
+        match self {
+            KeyCert::V1 { created, .. } => *created,
+        }
+    }
 }
 
 /// A 64-byte signature, stored as its 64 raw bytes (postcard encodes the two halves back to back,
@@ -108,4 +113,26 @@ pub enum Attribution {
     Unattributed,
     /// A writer block whose certificate is missing or does not verify, or whose signature does not.
     Forged(String),
+}
+
+impl Attribution {
+    /// The writing key when attributed.
+    pub fn key_id(&self) -> Option<KeyId> {
+        match self {
+            Attribution::Attributed { key_id, .. } => Some(*key_id),
+            _ => None,
+        }
+    }
+    /// True when attributed to a full key.
+    pub fn is_full_key(&self) -> bool {
+        matches!(self, Attribution::Attributed { kind: KeyKind::Full, .. })
+    }
+    /// One word: `attributed`, `unattributed` or `forged`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Attribution::Attributed { .. } => "attributed",
+            Attribution::Unattributed => "unattributed",
+            Attribution::Forged(_) => "forged",
+        }
+    }
 }

@@ -49,6 +49,17 @@ pub enum Error {
         /// The key file the repository was opened with, when known.
         key: Option<KeyId>,
     },
+    /// The certificate of the key in use binds it to other hosts than the one a backup names
+    /// (format-spec §4.3; [`ErrorKind::Key`]).
+    #[error("key {key} may write snapshots only for host(s) {}, not {host:?}; nothing was written", hosts.join(", "))]
+    HostNotAllowed {
+        /// The key in use.
+        key: KeyId,
+        /// The host the backup named.
+        host: String,
+        /// The hosts its certificate allows.
+        hosts: Vec<String>,
+    },
     /// A stored object failed to decode, authenticate or verify ([`ErrorKind::Corrupt`]).
     #[error("{object}: {reason}")]
     Corrupt {
@@ -278,7 +289,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::RepoNotFound(_) | Error::RepoInvalid { .. } => ErrorKind::Repository,
             Error::Locked(_) => ErrorKind::Locked,
-            Error::WrongPassword | Error::WriteOnlyKey { .. } => ErrorKind::Key,
+            Error::WrongPassword | Error::WriteOnlyKey { .. } | Error::HostNotAllowed { .. } => ErrorKind::Key,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Refused { .. } | Error::WriterTooOld { .. } => ErrorKind::Refused,
             Error::Interrupted => ErrorKind::Interrupted,

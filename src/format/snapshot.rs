@@ -1,6 +1,7 @@
 //! Snapshot manifests (format-spec §8): the commit point of a backup. The types, the stored
 //! header and the plaintext decoding; sealing is [`crate::codec::object`]'s. No I/O.
 
+use crate::cert::Writer;
 use crate::id::{BlobId, SnapshotId};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
@@ -75,11 +76,24 @@ pub struct Summary {
     pub finished: Time,
 }
 
-/// A snapshot (format-spec §8.1).
+/// A snapshot (format-spec §8.1). Writers write `V2`; readers read both.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Snapshot {
-    /// Version 1.
+    /// Version 1: no writer block (unattributed).
     V1(SnapshotV1),
+    /// Version 2: the version 1 fields, then the writer block (format-spec §4.3).
+    V2(SnapshotV2),
+}
+
+/// Version 2 of a snapshot: every field of [`SnapshotV1`] in its order, then `writer`. Postcard
+/// encodes the nested struct as its fields back to back, so this is exactly the field list of
+/// format-spec §8.1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotV2 {
+    /// The version 1 fields.
+    pub base: SnapshotV1,
+    /// Which key wrote it and its signature (format-spec §4.3); `None`: unattributed.
+    pub writer: Option<Writer>,
 }
 
 /// Version 1 of a snapshot.
@@ -112,83 +126,84 @@ pub struct SnapshotV1 {
 }
 
 impl Snapshot {
-    /// The version 1 fields; a newer version adds a match arm to each accessor below.
+    /// The version 1 fields (every version has them).
     pub fn v1(&self) -> &SnapshotV1 {
         match self {
             Snapshot::V1(s) => s,
+            Snapshot::V2(s) => &s.base,
         }
+    }
+    /// The version 1 fields, to change (a copy or a repair builds its snapshot from another).
+    pub fn v1_mut(&mut self) -> &mut SnapshotV1 {
+        match self {
+            Snapshot::V1(s) => s,
+            Snapshot::V2(s) => &mut s.base,
+        }
+    }
+    /// The writer block (format-spec §4.3); `None` for a version 1 snapshot or an unattributed one.
+    pub fn writer(&self) -> Option<&Writer> {
+        match self {
+            Snapshot::V1(_) => None,
+            Snapshot::V2(s) => s.writer.as_ref(),
+        }
+    }
+    /// The same fields as a version 2 snapshot with writer block `writer`.
+    pub fn with_writer(&self, writer: Option<Writer>) -> Snapshot {
+        Snapshot::V2(SnapshotV2 { base: self.v1().clone(), writer })
+    }
+    /// What a writer signs (format-spec §4.3): the postcard of the snapshot as version 2 with no
+    /// writer block.
+    pub fn unsigned_bytes(&self) -> Vec<u8> {
+        // Serializing plain data to a vector cannot fail.
+        postcard::to_allocvec(&self.with_writer(None)).unwrap_or_default()
     }
     /// When it was taken (or the time given with `--time`).
     pub fn time(&self) -> Time {
-        match self {
-            Snapshot::V1(s) => s.time,
-        }
+        self.v1().time
     }
     /// Host name.
     pub fn host(&self) -> &str {
-        match self {
-            Snapshot::V1(s) => &s.host,
-        }
+        &self.v1().host
     }
     /// User name.
     pub fn user(&self) -> &str {
-        match self {
-            Snapshot::V1(s) => &s.user,
-        }
+        &self.v1().user
     }
     /// Numeric user id.
     pub fn uid(&self) -> u32 {
-        match self {
-            Snapshot::V1(s) => s.uid,
-        }
+        self.v1().uid
     }
     /// Numeric group id.
     pub fn gid(&self) -> u32 {
-        match self {
-            Snapshot::V1(s) => s.gid,
-        }
+        self.v1().gid
     }
     /// The absolute source paths, as bytes.
     pub fn paths(&self) -> &[Vec<u8>] {
-        match self {
-            Snapshot::V1(s) => &s.paths,
-        }
+        &self.v1().paths
     }
     /// Tags.
     pub fn tags(&self) -> &[String] {
-        match self {
-            Snapshot::V1(s) => &s.tags,
-        }
+        &self.v1().tags
     }
     /// The root tree (the directory `/`).
     pub fn root(&self) -> BlobId {
-        match self {
-            Snapshot::V1(s) => s.root,
-        }
+        self.v1().root
     }
     /// The snapshot this one was based on.
     pub fn parent(&self) -> Option<SnapshotId> {
-        match self {
-            Snapshot::V1(s) => s.parent,
-        }
+        self.v1().parent
     }
     /// Where the data came from.
     pub fn source(&self) -> &Source {
-        match self {
-            Snapshot::V1(s) => &s.source,
-        }
+        &self.v1().source
     }
     /// Counters.
     pub fn summary(&self) -> &Summary {
-        match self {
-            Snapshot::V1(s) => &s.summary,
-        }
+        &self.v1().summary
     }
     /// The program and version that wrote it.
     pub fn program(&self) -> &str {
-        match self {
-            Snapshot::V1(s) => &s.program,
-        }
+        &self.v1().program
     }
     /// Paths as display strings.
     pub fn display_paths(&self) -> Vec<String> {

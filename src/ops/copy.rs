@@ -66,13 +66,25 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
         return Err(Error::Usage("source and destination are the same repository".into()));
     }
     let mut report = CopyReport { rechunked: !shares_chunker(src, dst), ..Default::default() };
-    let all = src.list_snapshots()?;
-    let selected: Vec<(SnapshotId, Snapshot)> = if snapshots.is_empty() {
+    // Who wrote each: a copy is signed by the destination's key only when the source snapshot
+    // is attributed and unflagged (format-spec §4.3); when no snapshot is named, flagged ones
+    // (forged, host-not-allowed, future) are left out.
+    let all: Vec<(SnapshotId, Snapshot, bool)> = crate::select::list_all(src)?
+        .into_iter()
+        .map(|l| {
+            let sign = l.eligible() && l.attribution.key_id().is_some();
+            let keep = l.eligible() || !snapshots.is_empty();
+            (l.id, l.snapshot, sign, keep)
+        })
+        .filter(|x| x.3)
+        .map(|(id, s, sign, _)| (id, s, sign))
+        .collect();
+    let selected: Vec<(SnapshotId, Snapshot, bool)> = if snapshots.is_empty() {
         all
     } else {
         let mut v = Vec::new();
         for id in snapshots {
-            match all.iter().find(|(i, _)| i == id) {
+            match all.iter().find(|(i, _, _)| i == id) {
                 Some(x) => v.push(x.clone()),
                 None => return Err(Error::NotFound(format!("snapshot {id} in {}", src.backend().location()))),
             }
@@ -81,9 +93,9 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
     };
     let existing: HashMap<_, SnapshotId> =
         dst.list_snapshots()?.into_iter().map(|(id, s)| (identity(&s), id)).collect();
-    let todo: Vec<&(SnapshotId, Snapshot)> = selected
+    let todo: Vec<&(SnapshotId, Snapshot, bool)> = selected
         .iter()
-        .filter(|(id, s)| match existing.get(&identity(s)) {
+        .filter(|(id, s, _)| match existing.get(&identity(s)) {
             Some(e) => {
                 report.snapshots.push(CopiedSnapshot { source: *id, target: None, already: Some(*e) });
                 false
@@ -107,7 +119,7 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
         reads: (0, 0),
     };
     let mut prepared = Vec::new();
-    for (id, snap) in todo {
+    for (id, snap, sign) in todo {
         let root = snap.root();
         let new_root = if report.rechunked {
             c.rechunk_dir(&root)?
@@ -115,11 +127,13 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
             c.copy_tree(&root)?;
             root
         };
-        let Snapshot::V1(mut v) = snap.clone();
-        v.root = new_root;
+        // The source's writer block cannot verify in the destination: the commit signs anew
+        // with the destination's key (format-spec §4.3).
+        let mut v = snap.with_writer(None);
+        v.v1_mut().root = new_root;
         // The parent names a snapshot of the source repository.
-        v.parent = None;
-        prepared.push((*id, Snapshot::V1(v)));
+        v.v1_mut().parent = None;
+        prepared.push((*id, (v, *sign)));
     }
     report.data_blobs_read = c.reads.0;
     report.data_bytes_read = c.reads.1;
@@ -137,7 +151,7 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
         return Ok(report);
     }
     // Every blob is stored and indexed before the first snapshot names it (format-spec §11).
-    let snaps: Vec<Snapshot> = prepared.iter().map(|(_, s)| s.clone()).collect();
+    let snaps: Vec<(Snapshot, bool)> = prepared.iter().map(|(_, s)| s.clone()).collect();
     let targets = w.commit_all(&snaps)?;
     for ((id, _), t) in prepared.into_iter().zip(targets) {
         report.snapshots.push(CopiedSnapshot { source: id, target: Some(t), already: None });

@@ -1,12 +1,14 @@
-//! The forget operation: groups snapshots, applies a retention policy to each group (a plan),
-//! then removes the snapshots the plan condemns. Removing a snapshot deletes only its manifest;
+//! The forget operation: groups snapshots (by default by host, paths and writer), applies a
+//! retention policy to each group (a plan), then removes the snapshots the plan condemns. Flagged
+//! snapshots (forged, host-not-allowed, future: format-spec §4.3) are in no group: a policy
+//! neither keeps nor removes them; they are listed as excluded and removed only when named by id. Removing a snapshot deletes only its manifest;
 //! the data it referenced stays until prune (format-spec §11).
 
 use crate::error::{Error, Override, Result};
 use crate::id::SnapshotId;
 use crate::repository::ReadRepository;
 use crate::retention::{self, Decision, Item, Policy, PolicyFile};
-use crate::snapshot::Snapshot;
+use crate::select::{Flag, Listed};
 use jiff::tz::TimeZone;
 
 /// What snapshots are grouped by before the policy applies.
@@ -18,24 +20,27 @@ pub struct GroupBy {
     pub paths: bool,
     /// The set of tags.
     pub tags: bool,
+    /// The writing key (its id, or `unattributed`; format-spec §4.3).
+    pub writer: bool,
 }
 
 impl Default for GroupBy {
     fn default() -> Self {
-        GroupBy { host: true, paths: true, tags: false }
+        GroupBy { host: true, paths: true, tags: false, writer: true }
     }
 }
 
 impl std::str::FromStr for GroupBy {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let mut g = GroupBy { host: false, paths: false, tags: false };
+        let mut g = GroupBy { host: false, paths: false, tags: false, writer: false };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "host" => g.host = true,
                 "paths" | "path" => g.paths = true,
                 "tags" | "tag" => g.tags = true,
-                other => return Err(format!("cannot group by {other:?} (use host, paths, tags)")),
+                "writer" => g.writer = true,
+                other => return Err(format!("cannot group by {other:?} (use host, paths, tags, writer)")),
             }
         }
         Ok(g)
@@ -61,6 +66,8 @@ pub struct Group {
     pub paths: Option<Vec<String>>,
     /// The tags, when grouping by tags.
     pub tags: Option<Vec<String>>,
+    /// The writing key id (64 hex) or `unattributed`, when grouping by writer.
+    pub writer: Option<String>,
     /// The verdicts.
     #[serde(rename = "snapshots", serialize_with = "serialize_decisions")]
     pub decisions: Vec<Decision>,
@@ -92,11 +99,43 @@ impl Group {
     }
 }
 
-/// Groups `snapshots` and applies `rules` in time zone `tz`.
-pub fn plan(snapshots: &[(SnapshotId, Snapshot)], group_by: GroupBy, rules: &Rules, tz: &TimeZone) -> Vec<Group> {
-    type Key = (Option<String>, Option<Vec<String>>, Option<Vec<String>>);
+/// A flagged snapshot that no policy rule keeps or removes. Serializes as the `excluded` items
+/// of `forget --json` (docs/cli-contract.md).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Excluded {
+    /// Its id.
+    pub id: SnapshotId,
+    /// The first 8 hex digits.
+    pub short_id: String,
+    /// When it claims to have been taken.
+    pub time: crate::tree::Time,
+    /// The host it claims.
+    pub host: String,
+    /// Why it is excluded.
+    pub reasons: Vec<Flag>,
+}
+
+/// The flagged snapshots of `snapshots`, which [`plan`] leaves out.
+pub fn excluded(snapshots: &[Listed]) -> Vec<Excluded> {
+    snapshots
+        .iter()
+        .filter(|l| !l.eligible())
+        .map(|l| Excluded {
+            id: l.id,
+            short_id: l.id.short(),
+            time: l.snapshot.time(),
+            host: l.snapshot.host().to_string(),
+            reasons: l.flags.clone(),
+        })
+        .collect()
+}
+
+/// Groups the unflagged `snapshots` and applies `rules` in time zone `tz`.
+pub fn plan(snapshots: &[Listed], group_by: GroupBy, rules: &Rules, tz: &TimeZone) -> Vec<Group> {
+    type Key = (Option<String>, Option<Vec<String>>, Option<Vec<String>>, Option<String>);
     let mut groups: std::collections::BTreeMap<Key, Vec<Item>> = Default::default();
-    for (id, s) in snapshots {
+    for l in snapshots.iter().filter(|l| l.eligible()) {
+        let s = &l.snapshot;
         let mut tags = s.tags().to_vec();
         tags.sort();
         let mut paths = s.display_paths();
@@ -105,17 +144,18 @@ pub fn plan(snapshots: &[(SnapshotId, Snapshot)], group_by: GroupBy, rules: &Rul
             group_by.host.then(|| s.host().to_string()),
             group_by.paths.then_some(paths),
             group_by.tags.then_some(tags),
+            group_by.writer.then(|| l.writer_group()),
         );
-        groups.entry(key).or_default().push(Item { id: *id, time: s.time(), tags: s.tags().to_vec() });
+        groups.entry(key).or_default().push(Item { id: l.id, time: s.time(), tags: s.tags().to_vec() });
     }
     groups
         .into_iter()
-        .map(|((host, paths, tags), items)| {
+        .map(|((host, paths, tags, writer), items)| {
             let decisions = match rules {
                 Rules::Policy(p) => retention::apply(&items, p, tz),
                 Rules::File(f) => f.apply(&items, tz),
             };
-            Group { host, paths, tags, decisions }
+            Group { host, paths, tags, writer, decisions }
         })
         .collect()
 }
@@ -150,6 +190,9 @@ pub fn describe(g: &Group) -> String {
     }
     if let Some(t) = &g.tags {
         parts.push(format!("tags {}", if t.is_empty() { "(none)".to_string() } else { t.join(",") }));
+    }
+    if let Some(w) = &g.writer {
+        parts.push(format!("writer {}", if w.len() == 64 { &w[..8] } else { w }));
     }
     if parts.is_empty() {
         "(all snapshots)".into()

@@ -75,11 +75,35 @@ impl Repository {
         self.add_key(password, write_only, KdfParams::MINIMUM)
     }
 
-    /// Changes the password of the key in use: writes a key file of the same kind for `password`,
-    /// then removes the old one (so a failure in between leaves both passwords working).
+    /// [`Repository::add_password`] for a write-only key bound to `hosts` (format-spec §4.3):
+    /// its certificate lists them, and backups for other hosts are refused. Only a full key can
+    /// write a certificate, so a write-only key asking for hosts is refused.
+    pub fn add_password_for_hosts(&self, password: &[u8], write_only: bool, hosts: &[String]) -> Result<KeyId> {
+        if !hosts.is_empty() && !self.keys().can_read() {
+            return Err(Error::WriteOnlyKey { key: Some(self.key_id()) });
+        }
+        self.add_key_for_hosts(password, write_only, KdfParams::MINIMUM, hosts)
+    }
+
+    /// Changes the password of the key in use: writes a key file of the same kind for `password`
+    /// (certified for the same hosts), then removes the old one (so a failure in between leaves
+    /// both passwords working). A write-only key is refused: it cannot certify the new key, whose
+    /// snapshots would be unattributed (format-spec §4.3); a full key must add a replacement.
     pub fn change_password(&self, password: &[u8]) -> Result<PasswordChange> {
         let old = self.key_id();
-        let new = self.add_password(password, !self.keys().can_read())?;
+        if !self.keys().can_read() {
+            return Err(Error::refused(format!(
+                "key {old} is write-only and cannot certify a replacement (its snapshots would become \
+                 unattributed); have a full key run `cairn key add --write-only --host HOST` for the new password \
+                 and `cairn key remove {}`",
+                old.short()
+            )));
+        }
+        let hosts = match self.key_certificate(&old) {
+            Ok(Some(c)) => c.hosts().to_vec(),
+            _ => Vec::new(),
+        };
+        let new = self.add_key_for_hosts(password, false, KdfParams::MINIMUM, &hosts)?;
         self.remove_key(&old, true)?;
         Ok(PasswordChange { key_id: new, removed: old })
     }

@@ -539,11 +539,17 @@ pub fn repair_snapshots(repo: &ReadRepository, opts: &RepairSnapshotsOptions) ->
                 }
             };
             debug_assert_eq!(new_root, root, "both passes compute the same trees");
-            let Snapshot::V1(mut new) = snap.clone();
-            new.root = new_root;
-            new.tags = repaired_tags(snap.tags(), sid, &entry.lost);
-            new.program = format!("cairn {} (repair snapshots)", env!("CARGO_PKG_VERSION"));
-            let id = writer.commit(&Snapshot::V1(new))?;
+            // Signed by the repairing key only when the original is attributed and unflagged
+            // (format-spec §4.3): a repair must not attribute what nobody could.
+            let (att, allowed) = repo.attribute_snapshot(sid, snap)?;
+            let sign =
+                att.key_id().is_some() && crate::select::flags(&att, allowed, snap.time(), Time::now()).is_empty();
+            let mut new = snap.with_writer(None);
+            let v = new.v1_mut();
+            v.root = new_root;
+            v.tags = repaired_tags(snap.tags(), sid, &entry.lost);
+            v.program = format!("cairn {} (repair snapshots)", env!("CARGO_PKG_VERSION"));
+            let id = writer.commit_all(&[(new, sign)])?[0];
             entry.repaired = Some(id.to_hex());
         }
         if opts.forget {

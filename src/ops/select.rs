@@ -1,9 +1,12 @@
 //! Choosing snapshots: the SNAPSHOT argument ([`SnapshotSpec`]: `latest`, a full id or a unique
-//! prefix), the `--host`/`--tag`/`--path` filter ([`Filter`]) and `--as-of` (the newest snapshot at
-//! or before a time, per host and paths). Reads snapshot manifests through the repository; writes
-//! nothing, prints nothing.
+//! prefix), the `--host`/`--tag`/`--path`/`--writer` filter ([`Filter`]), `--as-of` (the newest
+//! snapshot at or before a time, per host and paths), and who wrote each snapshot ([`Listed`],
+//! [`Flag`]: forged, host-not-allowed and future snapshots are never chosen by `latest` or
+//! `--as-of`, format-spec §4.3). Reads snapshot manifests through the repository; writes nothing,
+//! prints nothing.
 
 use crate::backup::absolute;
+use crate::cert::Attribution;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
 use crate::repository::ReadRepository;
@@ -57,8 +60,89 @@ impl fmt::Display for SnapshotSpec {
     }
 }
 
+/// A snapshot dated more than this many seconds after now is [`Flag::Future`].
+pub const FUTURE_SLACK_SECS: i64 = 3600;
+
+/// Why a snapshot is excluded from `latest`, `--as-of` and retention policies (format-spec §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flag {
+    /// Its writer block does not verify.
+    Forged,
+    /// Its writer's certificate binds the key to other hosts.
+    HostNotAllowed,
+    /// Dated more than [`FUTURE_SLACK_SECS`] after now.
+    Future,
+}
+
+impl Flag {
+    /// `forged`, `host-not-allowed`, `future`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::Forged => "forged",
+            Flag::HostNotAllowed => "host-not-allowed",
+            Flag::Future => "future",
+        }
+    }
+}
+
+/// The flags of a snapshot of time `time` attributed as `att`, which may claim its host when
+/// `host_allowed` (see [`crate::repository::attribution::host_allowed`]), at `now`.
+pub fn flags(att: &Attribution, host_allowed: bool, time: Time, now: Time) -> Vec<Flag> {
+    let mut f = Vec::new();
+    if matches!(att, Attribution::Forged(_)) {
+        f.push(Flag::Forged);
+    } else if !host_allowed {
+        f.push(Flag::HostNotAllowed);
+    }
+    if time.secs > now.secs.saturating_add(FUTURE_SLACK_SECS) {
+        f.push(Flag::Future);
+    }
+    f
+}
+
+/// A snapshot with who wrote it and its flags.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// Its id.
+    pub id: SnapshotId,
+    /// The manifest.
+    pub snapshot: Snapshot,
+    /// Who wrote it.
+    pub attribution: Attribution,
+    /// Why it is excluded (empty: it is not).
+    pub flags: Vec<Flag>,
+}
+
+impl Listed {
+    /// True when `latest`, `--as-of` and retention policies may choose it.
+    pub fn eligible(&self) -> bool {
+        self.flags.is_empty()
+    }
+    /// The retention group of its writer: the attributed key id, or `unattributed`.
+    pub fn writer_group(&self) -> String {
+        match self.attribution.key_id() {
+            Some(k) => k.to_hex(),
+            None => "unattributed".into(),
+        }
+    }
+}
+
+/// Every readable snapshot with its attribution and flags, oldest first.
+pub fn list_all(repo: &ReadRepository) -> Result<Vec<Listed>> {
+    let now = Time::now();
+    Ok(repo
+        .list_snapshots_attributed()?
+        .into_iter()
+        .map(|(id, snapshot, attribution, host_allowed)| {
+            let flags = flags(&attribution, host_allowed, snapshot.time(), now);
+            Listed { id, snapshot, attribution, flags }
+        })
+        .collect())
+}
+
 /// Which snapshots a command looks at: all of `host` (if given), carrying every tag in `tags`,
-/// and including every path in `paths` (made absolute as backup makes them).
+/// including every path in `paths` (made absolute as backup makes them), and written by `writer`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
     /// Only this host.
@@ -67,6 +151,9 @@ pub struct Filter {
     pub tags: Vec<String>,
     /// Only snapshots that include all of these paths.
     pub paths: Vec<PathBuf>,
+    /// Only snapshots attributed to a key whose id starts with this (lowercase hex), or, when
+    /// `unattributed`, only unattributed ones.
+    pub writer: Option<String>,
 }
 
 impl Filter {
@@ -84,9 +171,27 @@ impl Filter {
         })
     }
 
-    /// The readable snapshots that pass, oldest first.
+    /// True when a snapshot attributed as `att` passes the `writer` part.
+    pub fn matches_writer(&self, att: &Attribution) -> bool {
+        match (&self.writer, att) {
+            (None, _) => true,
+            (Some(w), Attribution::Unattributed) => w == "unattributed",
+            (Some(w), a) => a.key_id().is_some_and(|k| k.to_hex().starts_with(&w.to_ascii_lowercase())),
+        }
+    }
+
+    /// Every readable snapshot that passes, flagged ones included, oldest first.
+    pub fn entries(&self, repo: &ReadRepository) -> Result<Vec<Listed>> {
+        Ok(list_all(repo)?
+            .into_iter()
+            .filter(|l| self.matches(&l.snapshot) && self.matches_writer(&l.attribution))
+            .collect())
+    }
+
+    /// The readable snapshots that pass and that `latest`, `--as-of` and retention may choose
+    /// (no [`Flag`]), oldest first.
     pub fn list(&self, repo: &ReadRepository) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        Ok(repo.list_snapshots()?.into_iter().filter(|(_, s)| self.matches(s)).collect())
+        Ok(self.entries(repo)?.into_iter().filter(Listed::eligible).map(|l| (l.id, l.snapshot)).collect())
     }
 }
 

@@ -46,11 +46,16 @@ pub struct KeyInfo {
     pub user: String,
     /// The key this process opened the repository with.
     pub current: bool,
+    /// Its certificate (format-spec §4.3): `certified`, `none` or `invalid`.
+    pub certificate: &'static str,
+    /// The hosts its certificate binds it to (empty: any host, or no certificate).
+    pub hosts: Vec<String>,
 }
 
 impl Repository {
     /// The key files of the repository.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let certs = self.certificates()?;
         let mut out = Vec::new();
         for o in self.shared.backend.list(ObjectType::Key.dir())? {
             let Some(id) = KeyId::from_path(&o.path) else { continue };
@@ -63,6 +68,15 @@ impl Repository {
                 host: kf.host().to_string(),
                 user: kf.user().to_string(),
                 current: id == self.shared.key_id,
+                certificate: match certs.get(&id) {
+                    Some(Ok(_)) => "certified",
+                    Some(Err(_)) => "invalid",
+                    None => "none",
+                },
+                hosts: match certs.get(&id) {
+                    Some(Ok(c)) => c.hosts().to_vec(),
+                    _ => Vec::new(),
+                },
             });
         }
         out.sort_by_key(|k| k.created);
@@ -94,6 +108,8 @@ impl Repository {
         if self.shared.keys.can_read() {
             let kind = if write_only { KeyKind::WriteOnly } else { KeyKind::Full };
             write_certificate(self.shared.backend.as_ref(), &self.shared.keys, &id, &sign_secret, kind, hosts)?;
+            // The next listing reads `certs/` again.
+            *self.shared.certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         Ok(id)
     }

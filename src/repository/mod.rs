@@ -1,10 +1,11 @@
 //! Layer 4, an open repository: the [`Repository`] handle (any key) and the [`ReadRepository`]
 //! handle (a full key), and their accessors. Opening and
 //! pinning is [`open`], keeping the cache in step with the index files [`sync`], reading blobs
-//! [`reads`], snapshots [`snapshots`], key files [`keys`], reading, walking and writing trees
+//! [`reads`], snapshots [`snapshots`], who wrote them [`attribution`], key files [`keys`], reading, walking and writing trees
 //! [`trees`]; the write side is [`writer`] and the local state [`cache`] (format-spec §1, §4, §7,
 //! §9). Prints nothing; knows no command.
 
+pub mod attribution;
 pub mod cache;
 pub mod identity;
 pub mod keys;
@@ -16,6 +17,7 @@ pub mod sync;
 pub mod trees;
 pub mod writer;
 
+pub use attribution::{Certificates, Signer};
 pub use identity::{hostname, username};
 pub use keys::KeyInfo;
 pub use open::{config_objects, InitOptions, OpenOptions};
@@ -81,6 +83,8 @@ struct Shared {
     cache: std::sync::Arc<Cache>,
     chunker: Chunker,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
+    /// The certificates under `certs/`, once read (format-spec §4.3).
+    certs: Mutex<Option<Arc<Certificates>>>,
     /// Set once the cache has been brought up to date with the index files in this process.
     index_synced: std::sync::atomic::AtomicBool,
     /// Serializes the first sync, so no lookup runs before it has finished.

@@ -227,6 +227,7 @@ impl Repository {
                 cache: std::sync::Arc::new(cache),
                 chunker,
                 sessions: Mutex::new(HashMap::new()),
+                certs: Mutex::new(None),
                 index_synced: std::sync::atomic::AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
             }),

@@ -391,23 +391,27 @@ impl<'r> Writer<'r> {
     }
 
     /// Flushes, then commits a snapshot if the lease is still held. The snapshot is the commit
-    /// point: everything it references is stored and indexed before it is written.
+    /// point: everything it references is stored and indexed before it is written. It is stored
+    /// as version 2, signed by the key in use when [`Repository::signer`] can (format-spec §4.3).
     pub fn commit(self, snap: &Snapshot) -> Result<SnapshotId> {
-        let ids = self.commit_all(std::slice::from_ref(snap))?;
+        let ids = self.commit_all(&[(snap.clone(), true)])?;
         Ok(ids[0])
     }
 
-    /// [`Writer::commit`] for several snapshots of one session (copy), in order.
-    pub fn commit_all(mut self, snaps: &[Snapshot]) -> Result<Vec<SnapshotId>> {
+    /// [`Writer::commit`] for several snapshots of one session (copy, repair), in order; each
+    /// is signed only when its flag says so (a copy or repair of an unattributed snapshot stays
+    /// unattributed).
+    pub fn commit_all(mut self, snaps: &[(Snapshot, bool)]) -> Result<Vec<SnapshotId>> {
         self.flush()?;
         let repo = self.repo;
+        let signer = repo.signer()?;
         let mut ids = Vec::with_capacity(snaps.len());
-        for snap in snaps {
+        for (snap, sign) in snaps {
             if let Some(l) = &self.lease {
                 l.check()?;
             }
             let id = SnapshotId(crate::crypto::random_32());
-            let bytes = object::encode_snapshot(repo.keys(), &self.session, &id, snap);
+            let bytes = object::encode_snapshot(repo.keys(), &self.session, &id, &signer.finish(&id, snap, *sign));
             repo.backend().write_new(&id.path(), &bytes)?;
             ids.push(id);
         }

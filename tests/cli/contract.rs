@@ -84,6 +84,7 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
     backup_spec["errors"] = json!([{"path": "str", "error": "str"}]);
     backup_spec["dedup_verified"] = json!("n");
     backup_spec["dedup_rejected"] = json!("n");
+    backup_spec["unattributed"] = json!("str?");
     let first = repo.json(&["backup", s(&src), "--tag", "t1"]);
     conforms("backup", &first, &backup_spec);
     write_file(&src.join("a.txt"), b"alpha, changed\n");
@@ -101,7 +102,8 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
         "snapshots",
         &snaps,
         &json!([{"id": "hex", "short_id": "short", "time": "time", "host": "str", "user": "str", "paths": ["str"],
-                 "tags": ["str"], "parent": "hex?", "root": "hex", "source": "str", "summary": summary_spec()}]),
+                 "tags": ["str"], "parent": "hex?", "root": "hex", "source": "str", "summary": summary_spec(),
+                 "writer": "hex?", "attribution": "str", "flags": ["str"]}]),
     );
     assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
 
@@ -117,12 +119,13 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
     conforms(
         "key list",
         &keys,
-        &json!([{"id": "hex", "kind": "str", "created": "time", "host": "str", "user": "str", "current": "bool"}]),
+        &json!([{"id": "hex", "kind": "str", "created": "time", "host": "str", "user": "str", "current": "bool",
+                 "certificate": "str", "hosts": ["str"]}]),
     );
     let mut add = repo.command(&["key", "add", "--json"]);
     add.env("CAIRN_NEW_PASSWORD", "second password");
     let added = parse_json(&expect_success(&repo.command(&["key", "add"]), run_cmd(add)));
-    conforms("key add", &added, &json!({"key_id": "hex", "write_only": "bool"}));
+    conforms("key add", &added, &json!({"key_id": "hex", "write_only": "bool", "hosts": ["str"]}));
     let mut passwd = repo.command(&["key", "passwd", "--json"]);
     passwd.env("CAIRN_NEW_PASSWORD", "third password");
     let changed = parse_json(&expect_success(&repo.command(&["key", "passwd"]), run_cmd(passwd)));
@@ -132,9 +135,10 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
     conforms("key remove", &removed, &json!({"removed": "hex"}));
 
     let forget_spec = json!({"dry_run": "bool",
-        "groups": [{"host": "str?", "paths": "arr?", "tags": "arr?",
+        "groups": [{"host": "str?", "paths": "arr?", "tags": "arr?", "writer": "str?",
                     "snapshots": [{"id": "hex", "short_id": "short", "time": "time", "keep": "bool",
                                    "reasons": ["str"]}]}],
+        "excluded": [{"id": "hex", "short_id": "short", "time": "time", "host": "str", "reasons": ["str"]}],
         "removed": ["hex"]});
     conforms("forget --dry-run", &repo.json(&["forget", "--keep-last", "1", "--dry-run"]), &forget_spec);
     let both = repo.json(&["forget", "--keep-last", "1", "--prune", "--grace", "0", "--force"]);

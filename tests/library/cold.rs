@@ -84,7 +84,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         }),
         ("forget --dry-run", |r, _| {
             let plan = forget::plan(
-                &r.list_snapshots().unwrap(),
+                &cairn::select::list_all(r).unwrap(),
                 GroupBy::default(),
                 &keep_last_one(),
                 &jiff::tz::TimeZone::UTC,
@@ -93,7 +93,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         }),
         ("forget", |r, _| {
             let plan = forget::plan(
-                &r.list_snapshots().unwrap(),
+                &cairn::select::list_all(r).unwrap(),
                 GroupBy::default(),
                 &keep_last_one(),
                 &jiff::tz::TimeZone::UTC,
@@ -107,7 +107,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         }),
         ("prune --no-repack (mark, then sweep)", |r, _| {
             let plan = forget::plan(
-                &r.list_snapshots().unwrap(),
+                &cairn::select::list_all(r).unwrap(),
                 GroupBy::default(),
                 &keep_last_one(),
                 &jiff::tz::TimeZone::UTC,

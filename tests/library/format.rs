@@ -539,10 +539,11 @@ mod spec {
         IndexFile::V1 { supersedes, packs }
     }
 
-    /// §8.1: a snapshot's plaintext.
+    /// §8.1: a snapshot's plaintext (`V1`, or `V2` with its writer block, §4.3).
     pub fn snapshot(b: &[u8]) -> Snapshot {
         let mut r = Rd::new(b);
-        assert_eq!(r.variant(), 0, "Snapshot::V1");
+        let version = r.variant();
+        assert!(version <= 1, "Snapshot::V1 or V2, not {version}");
         let s = SnapshotV1 {
             time: r.time(),
             host: r.string(),
@@ -576,8 +577,17 @@ mod spec {
             },
             program: r.string(),
         };
+        let snap = if version == 1 {
+            let writer = r.option(|r| cairn::cert::Writer {
+                key_id: cairn::id::KeyId(r.a32()),
+                signature: cairn::cert::Signature64(r.a32(), r.a32()),
+            });
+            Snapshot::V2(cairn::snapshot::SnapshotV2 { base: s, writer })
+        } else {
+            Snapshot::V1(s)
+        };
         r.end();
-        Snapshot::V1(s)
+        snap
     }
 
     /// §9.1: a config object; checks the magic and MAC and returns the config.
@@ -1316,7 +1326,20 @@ proptest! {
         prop_assert_eq!(object::decode_snapshot(&keys, &id, &bytes).unwrap(), s.clone());
         let (public, body) = snapshot::split(&bytes).unwrap();
         prop_assert_eq!(public, session.public);
-        prop_assert_eq!(object::decode_snapshot_body(&keys, &session, &id, body).unwrap(), s);
+        prop_assert_eq!(object::decode_snapshot_body(&keys, &session, &id, body).unwrap(), s.clone());
+        // §8.1 version 2: the version 1 fields, then the writer block (§4.3), read independently.
+        let w = cairn::cert::Writer {
+            key_id: cairn::id::KeyId(crypto::random_32()),
+            signature: cairn::cert::Signature64(crypto::random_32(), crypto::random_32()),
+        };
+        for v2 in [s.with_writer(None), s.with_writer(Some(w))] {
+            let plain = postcard::to_allocvec(&v2).unwrap();
+            prop_assert_eq!(plain[0], 1, "Snapshot::V2 is variant 1");
+            prop_assert_eq!(&plain[1..], &[&postcard::to_allocvec(s.v1()).unwrap()[..], &postcard::to_allocvec(&v2.writer()).unwrap()[..]].concat()[..]);
+            prop_assert_eq!(spec::snapshot(&plain), v2.clone());
+            let bytes = object::encode_snapshot(&keys, &session, &id, &v2);
+            prop_assert_eq!(object::decode_snapshot(&keys, &id, &bytes).unwrap(), v2);
+        }
     }
 
     #[test]

@@ -460,7 +460,7 @@ fn a_crash_at_any_delete_of_forget_loses_nothing_kept() {
     let removals = {
         let repo = fx.repo(&dir, "c-count");
         let plan = cairn::forget::plan(
-            &repo.list_snapshots().unwrap(),
+            &cairn::select::list_all(&repo).unwrap(),
             cairn::forget::GroupBy::default(),
             &policy,
             &jiff::tz::TimeZone::UTC,
@@ -473,7 +473,7 @@ fn a_crash_at_any_delete_of_forget_loses_nothing_kept() {
         copy_dir(&dir, &copy);
         let (repo, fb) =
             fx.faulty(&copy, FaultPlan { fail_delete: Some(i), crash: true, ..Default::default() }, &format!("cf{i}"));
-        let snaps = repo.list_snapshots().unwrap();
+        let snaps = cairn::select::list_all(&repo).unwrap();
         let plan = cairn::forget::plan(&snaps, cairn::forget::GroupBy::default(), &policy, &jiff::tz::TimeZone::UTC);
         assert!(cairn::forget::execute(&repo, &plan, false).is_err(), "forget went through a crash at delete {i}");
         assert!(fb.has_crashed());
@@ -481,7 +481,7 @@ fn a_crash_at_any_delete_of_forget_loses_nothing_kept() {
         drop(repo);
         assert_intact(&fx, &copy, &format!("forget crash at delete {i}"));
         let repo = fx.repo(&copy, &format!("cf{i}-after"));
-        let snaps = repo.list_snapshots().unwrap();
+        let snaps = cairn::select::list_all(&repo).unwrap();
         let plan = cairn::forget::plan(&snaps, cairn::forget::GroupBy::default(), &policy, &jiff::tz::TimeZone::UTC);
         cairn::forget::execute(&repo, &plan, false).unwrap();
         assert_eq!(repo.list_snapshots().unwrap().len(), 2, "one per group after the retried forget");

@@ -207,10 +207,20 @@ pub fn commit_root(
     time: cairn::time::Time,
     program: &str,
 ) -> SnapshotId {
+    w.commit(&snapshot_of_root(root, "web-1", time, program)).unwrap()
+}
+
+/// The snapshot [`commit_root`] commits, of host `host` (the writer signs it when its key can).
+pub fn snapshot_of_root(
+    root: cairn::id::BlobId,
+    host: &str,
+    time: cairn::time::Time,
+    program: &str,
+) -> cairn::snapshot::Snapshot {
     use cairn::snapshot::{Snapshot, SnapshotV1, Source, Summary};
-    let snap = Snapshot::V1(SnapshotV1 {
+    Snapshot::V1(SnapshotV1 {
         time,
-        host: "web-1".into(),
+        host: host.into(),
         user: "root".into(),
         uid: 0,
         gid: 0,
@@ -221,6 +231,40 @@ pub fn commit_root(
         source: Source::Files,
         summary: Summary::default(),
         program: program.into(),
-    });
-    w.commit(&snap).unwrap()
+    })
+}
+
+/// As the key `repo` was opened with (it signs when opened with its password and certified;
+/// opened with [`Repository::open_with_keys`] it writes unattributed): one session that stores a
+/// root tree holding one file `f` with `content` and permission bits `mode`, and commits a
+/// snapshot of `host` taken at `time`, through the library's own writer. Returns the snapshot id.
+pub fn plant(repo: &Repository, host: &str, time: cairn::time::Time, content: &[u8], mode: u32) -> SnapshotId {
+    use cairn::tree::{Content, Node, NodeKind};
+    let w = cairn::writer::Writer::new(repo, Default::default(), "backup").unwrap();
+    let (blob, _) = w.store(BlobKind::Data, content).unwrap();
+    let file = Node {
+        size: content.len() as u64,
+        mode,
+        ..Node::bare(b"f", NodeKind::File { content: Content::Chunks(vec![blob]) })
+    };
+    let root = cairn::trees::write_dir(&w, vec![file]).unwrap();
+    w.commit(&snapshot_of_root(root, host, time, "cairn")).unwrap()
+}
+
+/// Runs the `cairn` program on the repository at `dir` with `password` (cache under `cache`), with
+/// no other `CAIRN_` variable of the environment.
+pub fn cairn_cli(dir: &Path, cache: &Path, password: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CAIRN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .env("CAIRN_REPOSITORY", dir)
+        .env("CAIRN_PASSWORD", password)
+        .env("CAIRN_CACHE_DIR", cache.join("cli"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
 }

@@ -37,6 +37,8 @@ struct Report<'a> {
     finished: cairn::tree::Time,
     errors: PathMessages<'a>,
     warnings: PathMessages<'a>,
+    /// Why the snapshot has no writer block (format-spec §4.3); null when it is signed.
+    unattributed: Option<&'a str>,
 }
 
 /// `[{"path": P, KEY: MESSAGE}]`.
@@ -80,6 +82,7 @@ impl<'a> Report<'a> {
             finished: s.finished,
             errors: PathMessages(&r.errors, "error"),
             warnings: PathMessages(&r.warnings, "warning"),
+            unattributed: r.unattributed.as_deref(),
         }
     }
 }
@@ -193,6 +196,11 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
             None => writeln!(w, "dry run: nothing was stored"),
         }
     })?;
+    if let Some(why) = &r.unattributed {
+        ctx.out.note(format!(
+            "warning: the snapshot is unattributed (no writer signature): {why}; retention groups it as `unattributed`"
+        ));
+    }
     if r.dedup_rejected > 0 {
         ctx.out.note(format!(
             "warning: {} blob(s) stored again: no indexed copy of them read back and verified (a forged or damaged index entry: run `cairn check --read-data`)",

@@ -27,7 +27,11 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> anyhow::Result<Outcome> {
         for f in &report.findings {
             let mut line = format!(
                 "{} {}: {}: {}",
-                if f.severity == Severity::Error { "error" } else { "note" },
+                match f.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                    Severity::Info => "note",
+                },
                 f.code,
                 f.object,
                 f.message
@@ -41,6 +45,8 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> anyhow::Result<Outcome> {
             }
             if f.severity == Severity::Error {
                 out.error(line);
+            } else if f.severity == Severity::Warning {
+                out.note(line);
             } else {
                 out.result(&(), Text::Normal, |w| writeln!(w, "{line}"))?;
             }

@@ -1,11 +1,12 @@
 //! `cairn forget`: applies a retention policy (flags or a policy file) to each group of
-//! snapshots, removes what it does not keep, and with `--prune` runs prune right after.
+//! snapshots, removes what it does not keep, and with `--prune` runs prune right after; or
+//! removes the snapshots named by id (the only way to remove a flagged one, format-spec §4.3).
 
 use crate::cli::args::ForgetArgs;
 use crate::cli::output::{short_time, Text};
 use crate::cli::{open, CliError, Ctx, Outcome};
 use anyhow::{anyhow, Context};
-use cairn::forget::{self, Group, Rules};
+use cairn::forget::{self, Excluded, Group, Rules};
 use cairn::id::SnapshotId;
 use cairn::retention::{Period, Policy, PolicyFile};
 
@@ -14,6 +15,7 @@ use cairn::retention::{Period, Policy, PolicyFile};
 pub struct ForgetDoc<'a> {
     dry_run: bool,
     groups: &'a [Group],
+    excluded: &'a [Excluded],
     removed: &'a [SnapshotId],
 }
 
@@ -54,15 +56,51 @@ fn rules(a: &ForgetArgs) -> anyhow::Result<Rules> {
     Ok(Rules::Policy(p))
 }
 
+/// `forget ID...`: removes exactly the named snapshots (no policy).
+fn by_id(ctx: &Ctx, a: &ForgetArgs) -> anyhow::Result<Outcome> {
+    let repo = open::open_reader(&ctx.g, &ctx.out)?;
+    let mut ids = Vec::new();
+    for spec in &a.snapshots {
+        if *spec == cairn::select::SnapshotSpec::Latest {
+            return Err(CliError::Usage("forget takes snapshot ids, not `latest`".into()).into());
+        }
+        ids.push(cairn::select::resolve(&repo, spec, &[])?);
+    }
+    let mut removed = Vec::new();
+    if !a.dry_run {
+        for id in &ids {
+            repo.remove_snapshot(id)?;
+            removed.push(*id);
+        }
+    }
+    let doc = ForgetDoc { dry_run: a.dry_run, groups: &[], excluded: &[], removed: &removed };
+    ctx.out.result(&doc, Text::Normal, |w| {
+        for id in &ids {
+            writeln!(w, "{}  {}", if a.dry_run { "would remove" } else { "remove " }, id.short())?;
+        }
+        writeln!(w, "{} {} snapshot(s)", if a.dry_run { "dry run: would remove" } else { "removed" }, ids.len())
+    })?;
+    Ok(Outcome::Done)
+}
+
 pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
+    if !a.snapshots.is_empty() {
+        if a.policy.is_some() || rules(&a).is_ok() || a.prune {
+            return Err(
+                CliError::Usage("give snapshot ids or a policy, not both (and no --prune with ids)".into()).into()
+            );
+        }
+        return by_id(ctx, &a);
+    }
     let rules = rules(&a)?;
     let tz = a.tz.clone().unwrap_or_else(jiff::tz::TimeZone::system);
     let repo = open::open_reader(&ctx.g, &ctx.out)?;
-    let snaps = a.filter.filter().list(&repo)?;
+    let snaps = a.filter.filter().entries(&repo)?;
     let groups = forget::plan(&snaps, a.group_by, &rules, &tz);
+    let excluded = forget::excluded(&snaps);
     let removed = if a.dry_run { Vec::new() } else { forget::execute(&repo, &groups, a.allow_empty)? };
     let refused = a.dry_run && !a.allow_empty && groups.iter().any(|g| g.removes_all());
-    let doc = ForgetDoc { dry_run: a.dry_run, groups: &groups, removed: &removed };
+    let doc = ForgetDoc { dry_run: a.dry_run, groups: &groups, excluded: &excluded, removed: &removed };
     let text = |w: &mut dyn std::io::Write| -> std::io::Result<()> {
         for gr in &groups {
             writeln!(w, "group {}:", forget::describe(gr))?;
@@ -74,6 +112,13 @@ pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
                     let verb = if a.dry_run { "would remove" } else { "remove " };
                     writeln!(w, "  {verb}  {}  {}", d.id.short(), when)?;
                 }
+            }
+        }
+        if !excluded.is_empty() {
+            writeln!(w, "excluded from the policy (remove only by naming the id):")?;
+            for x in &excluded {
+                let why: Vec<&str> = x.reasons.iter().map(|f| f.as_str()).collect();
+                writeln!(w, "  exclude {}  {}  host {}  {}", x.short_id, short_time(&x.time), x.host, why.join(", "))?;
             }
         }
         let n = groups.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).count();

@@ -10,6 +10,7 @@ use cairn::id::KeyId;
 struct Added {
     key_id: KeyId,
     write_only: bool,
+    hosts: Vec<String>,
 }
 
 /// `key remove --json`.
@@ -25,26 +26,46 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
         KeyCommand::List => {
             let keys = repo.list_keys()?;
             out.result(&keys, Text::Data, |w| {
-                writeln!(w, " {:<8}  {:<10}  {:<20}  {:<12}  HOST", "ID", "KIND", "CREATED", "USER")?;
+                writeln!(
+                    w,
+                    " {:<8}  {:<10}  {:<20}  {:<12}  {:<16}  CERTIFICATE",
+                    "ID", "KIND", "CREATED", "USER", "HOST"
+                )?;
                 for k in &keys {
+                    let cert = if k.hosts.is_empty() {
+                        k.certificate.to_string()
+                    } else {
+                        format!("{} (hosts {})", k.certificate, k.hosts.join(","))
+                    };
                     writeln!(
                         w,
-                        "{}{:<8}  {:<10}  {:<20}  {:<12}  {}",
+                        "{}{:<8}  {:<10}  {:<20}  {:<12}  {:<16}  {}",
                         if k.current { "*" } else { " " },
                         k.id.short(),
                         k.kind_name(),
                         k.created.to_rfc3339().chars().take(19).collect::<String>(),
                         k.user,
-                        k.host
+                        k.host,
+                        cert
                     )?;
                 }
                 Ok(())
             })?;
         }
-        KeyCommand::Add { new_password_file, write_only } => {
+        KeyCommand::Add { new_password_file, write_only, hosts } => {
             let pw = open::new_password(new_password_file.as_deref())?;
-            let id = repo.add_password(&pw, write_only)?;
-            out.result(&Added { key_id: id, write_only }, Text::Normal, |w| writeln!(w, "added key {}", id.short()))?;
+            let id = repo.add_password_for_hosts(&pw, write_only, &hosts)?;
+            let certified = repo.keys().can_read();
+            out.result(&Added { key_id: id, write_only, hosts: hosts.clone() }, Text::Normal, |w| {
+                writeln!(w, "added key {}", id.short())?;
+                if !hosts.is_empty() {
+                    writeln!(w, "it may write snapshots only for host(s) {}", hosts.join(", "))?;
+                }
+                if !certified {
+                    writeln!(w, "note: a write-only key cannot certify it; its snapshots will be unattributed")?;
+                }
+                Ok(())
+            })?;
         }
         KeyCommand::Remove { id } => {
             let id = repo.resolve_key(&id.0)?;

@@ -52,11 +52,11 @@ struct Restored<'a> {
     errors: Vec<PathError<'a>>,
 }
 
-/// Whether `snap` was written under a write-only key, whose snapshots restore with setuid and setgid
-/// stripped unless `--keep-setuid`. Always false for now: format v1 does not record which key wrote
-/// a snapshot (format-spec §8.1), so no snapshot can be attributed to one.
-fn written_by_write_only_key(_snap: &Snapshot) -> bool {
-    false
+/// Whether snapshot `id` was not written by a full key (a write-only key's, an unattributed or a
+/// forged snapshot, format-spec §4.3): such snapshots restore with setuid and setgid stripped
+/// unless `--keep-setuid`.
+fn not_by_full_key(repo: &cairn::repository::ReadRepository, id: &SnapshotId, snap: &Snapshot) -> anyhow::Result<bool> {
+    Ok(!repo.attribute_snapshot(id, snap)?.0.is_full_key())
 }
 
 /// The snapshot to restore: the argument, or the one `--as-of` picks.
@@ -108,9 +108,19 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         no_owner: a.no_owner,
         no_special_files: a.no_special_files,
         no_security_xattrs: a.no_security_xattrs,
-        strip_setuid: !a.keep_setuid && written_by_write_only_key(&snap),
+        strip_setuid: !a.keep_setuid && not_by_full_key(&repo, &id, &snap)?,
     };
     let plan = restore::plan(&repo, &snap.root(), sub.as_deref(), &opts)?;
+    let stripped =
+        if opts.strip_setuid { plan.entries.iter().filter(|e| e.node.mode & 0o6000 != 0).count() } else { 0 };
+    if stripped > 0 {
+        ctx.out.note(format!(
+            "warning: snapshot {} was not written by a full key: setuid/setgid bits stripped from {stripped} \
+             entr{} (use --keep-setuid to keep them)",
+            id.short(),
+            if stripped == 1 { "y" } else { "ies" }
+        ));
+    }
     if a.dry_run {
         let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
         let doc = Plan {

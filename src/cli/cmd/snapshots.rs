@@ -1,9 +1,12 @@
-//! `cairn snapshots`: the snapshots that pass the filter, oldest first.
+//! `cairn snapshots`: the snapshots that pass the filter, oldest first, with who wrote each and
+//! its flags (format-spec §4.3).
 
 use crate::cli::args::SnapshotFilter;
 use crate::cli::output::{short_time, Text};
 use crate::cli::{open, Ctx, Outcome};
+use cairn::cert::Attribution;
 use cairn::id::{BlobId, SnapshotId};
+use cairn::select::Flag;
 use cairn::snapshot::{Snapshot, Summary};
 use cairn::tree::Time;
 use cairn::units::human_bytes;
@@ -25,10 +28,16 @@ struct Listed<'a> {
     source: String,
     program: &'a str,
     summary: &'a Summary,
+    /// The attributed key id (64 hex); `None` when unattributed or forged.
+    writer: Option<String>,
+    /// `attributed`, `unattributed` or `forged`.
+    attribution: &'static str,
+    /// `forged`, `host-not-allowed`, `future`.
+    flags: &'a [Flag],
 }
 
 impl<'a> Listed<'a> {
-    fn new(id: SnapshotId, snap: &'a Snapshot) -> Self {
+    fn new(id: SnapshotId, snap: &'a Snapshot, att: &Attribution, flags: &'a [Flag]) -> Self {
         Listed {
             id,
             short_id: id.short(),
@@ -44,26 +53,42 @@ impl<'a> Listed<'a> {
             source: snap.source().describe(),
             program: snap.program(),
             summary: snap.summary(),
+            writer: att.key_id().map(|k| k.to_hex()),
+            attribution: att.state(),
+            flags,
         }
     }
 }
 
 pub fn run(ctx: &Ctx, f: SnapshotFilter) -> anyhow::Result<Outcome> {
     let repo = open::open_reader(&ctx.g, &ctx.out)?;
-    let snaps = f.filter().list(&repo)?;
-    let doc: Vec<Listed> = snaps.iter().map(|(id, s)| Listed::new(*id, s)).collect();
+    let snaps = f.filter().entries(&repo)?;
+    let doc: Vec<Listed> = snaps.iter().map(|l| Listed::new(l.id, &l.snapshot, &l.attribution, &l.flags)).collect();
     ctx.out.result(&doc, Text::Normal, |w| {
-        writeln!(w, "{:<8}  {:<20}  {:<16}  {:<16}  {:>10}  PATHS", "ID", "TIME", "HOST", "TAGS", "SIZE")?;
+        writeln!(
+            w,
+            "{:<8}  {:<20}  {:<16}  {:<8}  {:<16}  {:>10}  PATHS",
+            "ID", "TIME", "HOST", "WRITER", "TAGS", "SIZE"
+        )?;
         for l in &doc {
+            let writer = match (&l.writer, l.attribution) {
+                (Some(k), _) => k[..8].to_string(),
+                (None, "forged") => "?".to_string(),
+                (None, _) => "-".to_string(),
+            };
+            let flags: Vec<&str> = l.flags.iter().map(|f| f.as_str()).collect();
+            let flags = if flags.is_empty() { String::new() } else { format!("  [{}]", flags.join(",")) };
             writeln!(
                 w,
-                "{:<8}  {:<20}  {:<16}  {:<16}  {:>10}  {}",
+                "{:<8}  {:<20}  {:<16}  {:<8}  {:<16}  {:>10}  {}{}",
                 l.short_id,
                 short_time(&l.time),
                 l.host,
+                writer,
                 l.tags.join(","),
                 human_bytes(l.summary.bytes_processed),
-                l.paths.join(" ")
+                l.paths.join(" "),
+                flags
             )?;
         }
         writeln!(w, "{} snapshot(s)", doc.len())

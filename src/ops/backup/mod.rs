@@ -179,6 +179,8 @@ pub struct BackupResult {
     pub dedup_verified: u64,
     /// With `verify_dedup`: blobs stored anew because no indexed copy verified.
     pub dedup_rejected: u64,
+    /// Why the snapshot carries no writer block (format-spec §4.3); `None` when it is signed.
+    pub unattributed: Option<String>,
 }
 
 /// Walker events per message to the builder.

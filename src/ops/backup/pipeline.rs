@@ -31,14 +31,18 @@ pub fn backup(
     let host = opts.host.clone().unwrap_or_else(hostname);
     let (paths, snap_source) = resolve(&source)?;
     let path_bytes: Vec<Vec<u8>> = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
+    // A key bound to hosts refuses another host before anything is written (format-spec §4.3).
+    let signer = repo.signer()?;
+    signer.check_host(&host)?;
+    let unattributed = signer.unattributed().map(str::to_string);
     let parent = match (opts.parent, repo.readable().ok()) {
         (Some(p), _) => Some(p),
-        (None, Some(reader)) => reader
-            .list_snapshots()?
+        // Flagged snapshots (forged, host-not-allowed, future) are never a parent.
+        (None, Some(reader)) => crate::select::list_all(&reader)?
             .into_iter()
             .rev()
-            .find(|(_, s)| s.host() == host && s.paths() == path_bytes)
-            .map(|(id, _)| id),
+            .find(|l| l.eligible() && l.snapshot.host() == host && l.snapshot.paths() == path_bytes)
+            .map(|l| l.id),
         // A write-only key cannot read earlier snapshots to pick a parent.
         (None, None) => None,
     };
@@ -219,8 +223,18 @@ pub fn backup(
             warnings,
             dedup_verified,
             dedup_rejected,
+            unattributed,
         });
     }
     let id = writer.commit(&snap)?;
-    Ok(BackupResult { snapshot_id: Some(id), parent, summary, errors, warnings, dedup_verified, dedup_rejected })
+    Ok(BackupResult {
+        snapshot_id: Some(id),
+        parent,
+        summary,
+        errors,
+        warnings,
+        dedup_verified,
+        dedup_rejected,
+        unattributed,
+    })
 }

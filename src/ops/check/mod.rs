@@ -7,10 +7,11 @@
 
 use crate::codec::packer;
 use crate::error::Result;
-use crate::id::{BlobId, BlobKind, IndexId, PackId};
+use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, ObjectType, StoredId};
 use crate::repository::ReadRepository;
+use crate::snapshot::Snapshot;
 use crate::trees::Walker;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -90,8 +91,11 @@ impl ReadData {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    /// Data is damaged or unreachable: some restore will fail.
+    /// Data is damaged or unreachable: some restore will fail; or a snapshot's writer signature
+    /// does not verify or its host is not allowed (format-spec §4.3).
     Error,
+    /// Suspicious but not damage: a snapshot dated in the future (format-spec §4.3).
+    Warning,
     /// Harmless leftovers (e.g. packs of an interrupted backup that prune will collect).
     Info,
 }
@@ -399,6 +403,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
                 walk.add(Walk::error("snapshot-unreadable", sid.path(), e.to_string()));
             }
             Ok(s) => {
+                attribution_findings(repo, &sid, &s, &mut walk)?;
                 walk.start(sid);
                 walker.walk(&s.root(), Path::new("/"), &mut walk)?;
             }
@@ -418,4 +423,42 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     findings.sort_by_key(|f| f.severity);
     report.findings = findings;
     Ok(report)
+}
+
+/// `snapshot-forged` and `snapshot-host-not-allowed` (errors) and `snapshot-future` (a warning)
+/// for snapshot `sid` (format-spec §4.3).
+fn attribution_findings(repo: &ReadRepository, sid: &SnapshotId, s: &Snapshot, walk: &mut Walk) -> Result<()> {
+    use crate::cert::Attribution;
+    use crate::select::Flag;
+    let (att, allowed) = repo.attribute_snapshot(sid, s)?;
+    for flag in crate::select::flags(&att, allowed, s.time(), crate::time::Time::now()) {
+        let (code, severity, message) = match (flag, &att) {
+            (Flag::Forged, Attribution::Forged(why)) => ("snapshot-forged", Severity::Error, why.clone()),
+            (Flag::HostNotAllowed, Attribution::Attributed { key_id, hosts, .. }) if !hosts.is_empty() => (
+                "snapshot-host-not-allowed",
+                Severity::Error,
+                format!("claims host {:?}; its writer key {key_id} may write only for {}", s.host(), hosts.join(", ")),
+            ),
+            (Flag::HostNotAllowed, _) => (
+                "snapshot-host-not-allowed",
+                Severity::Error,
+                format!(
+                    "claims host {:?}, which is bound to other keys, but was written by {}",
+                    s.host(),
+                    att.key_id().map_or("no attributed key".to_string(), |k| format!("key {k}"))
+                ),
+            ),
+            (Flag::Future, _) => (
+                "snapshot-future",
+                Severity::Warning,
+                format!("dated {}, more than an hour after now", s.time().to_rfc3339()),
+            ),
+            _ => continue,
+        };
+        let mut f = Walk::error(code, sid.path(), format!("{message}; excluded from `latest` and retention"));
+        f.severity = severity;
+        f.snapshots.push(sid.to_hex());
+        walk.add(f);
+    }
+    Ok(())
 }
