@@ -110,7 +110,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         no_security_xattrs: a.no_security_xattrs,
         strip_setuid: !a.keep_setuid && written_by_write_only_key(&snap),
     };
-    let plan = restore::plan(&repo, &snap.root(), sub.as_deref(), &opts)?;
+    let limits = crate::cli::values::tree_limits(a.max_tree_memory);
+    let plan = restore::plan_with(&repo, &snap.root(), sub.as_deref(), &opts, &limits)?;
     if a.dry_run {
         let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
         let doc = Plan {
