@@ -39,19 +39,7 @@ fn restore_opts() -> RestoreOptions {
 
 /// Runs the `cairn` program on the repository at `dir` as the admin (cache under `cache`).
 fn cairn(dir: &Path, cache: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("CAIRN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(args)
-        .env("CAIRN_REPOSITORY", dir)
-        .env("CAIRN_PASSWORD", "admin")
-        .env("CAIRN_CACHE_DIR", cache.join("cli"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    super::fixtures::run_cairn(dir, b"admin", &cache.join("cli"), args)
 }
 
 fn root(repo: &ReadRepository, sid: &cairn::id::SnapshotId) -> BlobId {

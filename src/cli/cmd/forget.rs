@@ -57,7 +57,7 @@ fn rules(a: &ForgetArgs) -> anyhow::Result<Rules> {
 pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
     let rules = rules(&a)?;
     let tz = a.tz.clone().unwrap_or_else(jiff::tz::TimeZone::system);
-    let repo = open::open_reader(&ctx.g, &ctx.out)?;
+    let repo = open::open_reader_writing(&ctx.g, &ctx.out, !a.dry_run)?;
     let snaps = a.filter.filter().list(&repo)?;
     let groups = forget::plan(&snaps, a.group_by, &rules, &tz);
     let removed = if a.dry_run { Vec::new() } else { forget::execute(&repo, &groups, a.allow_empty)? };
