@@ -119,6 +119,16 @@ impl FromStr for SnapshotPath {
     }
 }
 
+/// The limits of a walk that keeps its entries (`restore`, `ls`): the reference's
+/// ([`cairn::tree::Limits::expanding`]), with `--max-tree-memory` as the expansion floor when given.
+pub fn tree_limits(max_tree_memory: Option<u64>) -> cairn::tree::Limits {
+    let mut l = cairn::tree::Limits::expanding();
+    if let (Some(max), Some(x)) = (max_tree_memory, l.expansion.as_mut()) {
+        x.floor = max;
+    }
+    l
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,14 +146,4 @@ mod tests {
         assert!(time("yesterday").is_err());
         assert!("xyz".parse::<KeyPrefix>().is_err());
     }
-}
-
-/// The limits of a walk that keeps its entries (`restore`, `ls`): the reference's
-/// ([`cairn::tree::Limits::expanding`]), with `--max-tree-memory` as the expansion floor when given.
-pub fn tree_limits(max_tree_memory: Option<u64>) -> cairn::tree::Limits {
-    let mut l = cairn::tree::Limits::expanding();
-    if let (Some(max), Some(x)) = (max_tree_memory, l.expansion.as_mut()) {
-        x.floor = max;
-    }
-    l
 }

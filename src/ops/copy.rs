@@ -11,8 +11,8 @@ use crate::repository::{ReadRepository, Repository};
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, Node, NodeKind, TreeBlob};
 use crate::trees::{
-    chunk_ids_iter, read_tree, rebuild, write_content, write_dir, Control, DirFault, Listing, Rebuilder, Rebuilt, Visitor,
-    Walker,
+    chunk_ids_iter, read_tree, rebuild, write_content, write_dir, Control, DirFault, Listing, Rebuilder, Rebuilt,
+    Visitor, Walker,
 };
 use crate::writer::{Writer, WriterOptions};
 use serde::Serialize;

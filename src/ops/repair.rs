@@ -422,7 +422,7 @@ impl Pass<'_, '_, '_> {
                 if all_read && ids_seen != *count {
                     let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
                     let why = format!("the chunk lists hold {ids_seen} ids, the file says {count}");
-                    self.item(&mut f, Err((&first, why)), kept.as_deref_mut())?;
+                    self.item(&mut f, Err((&first, why)), kept)?;
                 }
             }
         }

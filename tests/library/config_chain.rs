@@ -15,7 +15,11 @@ use std::sync::Arc;
 fn a_damaged_config_is_reported_and_the_highest_valid_one_rules() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");
-    let opts = |n: u32| OpenOptions { cache_root: Some(tmp.path().join(format!("cache{n}"))), no_cache: false, upgrade_config: false };
+    let opts = |n: u32| OpenOptions {
+        cache_root: Some(tmp.path().join(format!("cache{n}"))),
+        no_cache: false,
+        upgrade_config: false,
+    };
     let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
     let repo = Repository::init(backend.clone(), b"chain", &InitOptions::default(), &opts(0))
         .and_then(|r| r.readable())

@@ -1510,7 +1510,8 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
     std::fs::write(src.join("small.txt"), b"hello, write-only world\n").unwrap();
 
     let backend = open_url("memory://format-write-only").unwrap();
-    let opts = |name: &str| OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false, upgrade_config: false };
+    let opts =
+        |name: &str| OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false, upgrade_config: false };
     let kdf = KdfParams::MINIMUM;
 
     // 1. A full key makes the repository and a first backup, and adds a write-only key file.

@@ -312,7 +312,8 @@ fn ls_dump_copy_and_repair_cost_one_chunk_list_of_a_bomb_and_one_walk_of_each_tr
     assert_eq!(v.len(), 3 + (1 << 17) - 2);
     assert!(used.peak < 96 << 20, "ls allocated {used:?}");
     // dump: one list at a time.
-    let (res, used) = measure(|| cairn::restore::dump(&repo, &r, Path::new("/bomb/bomb"), &mut Limited { left: 64 << 10 }));
+    let (res, used) =
+        measure(|| cairn::restore::dump(&repo, &r, Path::new("/bomb/bomb"), &mut Limited { left: 64 << 10 }));
     assert!(res.unwrap_err().to_string().contains("enough"));
     assert!(used.peak < BOUND && (used.largest as i64) < BOUND, "dump allocated {used:?}");
     // repair snapshots: nothing lost, one list at a time, each directory once.

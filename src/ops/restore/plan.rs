@@ -244,7 +244,15 @@ static ZEROS: [u8; 65536] = [0; 65536];
 
 impl<'r> Files<'r> {
     fn new(repo: &'r ReadRepository, max: u64) -> Self {
-        Files { repo, zero_ids: HashMap::new(), lists: HashMap::new(), at: HashMap::new(), placed: 0, max, budget: None }
+        Files {
+            repo,
+            zero_ids: HashMap::new(),
+            lists: HashMap::new(),
+            at: HashMap::new(),
+            placed: 0,
+            max,
+            budget: None,
+        }
     }
 
     /// The content id of `len` zero bytes, computed once per length in 64 KiB pieces.
