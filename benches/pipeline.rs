@@ -346,7 +346,7 @@ fn make_tree(root: &Path) -> u64 {
 /// A fresh repository in `dir/repo` with its cache in `dir/cache`.
 fn new_repo(dir: &Path) -> ReadRepository {
     let backend = open_url(dir.join("repo").to_str().expect("UTF-8 temp path")).expect("open the repository path");
-    let opts = OpenOptions { cache_root: Some(dir.join("cache")), no_cache: false };
+    let opts = OpenOptions { cache_root: Some(dir.join("cache")), no_cache: false, upgrade_config: false };
     Repository::init(backend, PASSWORD, &InitOptions::default(), &opts)
         .and_then(|r| r.readable())
         .expect("init the repository")
@@ -369,7 +369,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn copy_of_empty_repo(template: &ReadRepository, template_dir: &Path, dir: &Path) -> ReadRepository {
     copy_dir(&template_dir.join("repo"), &dir.join("repo"));
     let backend = open_url(dir.join("repo").to_str().expect("UTF-8 temp path")).expect("open the repository path");
-    let opts = OpenOptions { cache_root: Some(dir.join("cache")), no_cache: false };
+    let opts = OpenOptions { cache_root: Some(dir.join("cache")), no_cache: false, upgrade_config: false };
     Repository::open_with_keys(backend, template.keys().clone(), template.key_id(), &opts)
         .and_then(|r| r.readable())
         .expect("open the copy")

@@ -56,6 +56,7 @@ fn override_hint(e: &anyhow::Error) -> Option<&'static str> {
         Override::Overwrite => Some("use --overwrite to replace it"),
         Override::Force => Some("--force overrides"),
         Override::AllowEmpty => Some("use --allow-empty if that is intended"),
+        Override::TreeMemory => Some("--max-tree-memory SIZE raises the limit"),
         _ => None,
     })
 }

@@ -9,7 +9,7 @@
 
 use cairn::error::{Error, Result};
 use cairn::id::{BlobId, BlobKind};
-use cairn::tree::{HardlinkGroups, Limits, Node, NodeKind, TreeBlob};
+use cairn::tree::{Expansion, HardlinkGroups, Limits, Node, NodeKind, TreeBlob};
 use cairn::treeread::{chunk_ids_iter, TreeSource};
 use cairn::treewalk::{Control, Visitor, Walker};
 use libfuzzer_sys::fuzz_target;
@@ -41,7 +41,8 @@ static ALLOC: Counting = Counting;
 /// What a walk of one input may hold at once, beyond what it held before.
 const BUDGET: usize = 64 << 20;
 /// The limits of the walk: small, so that a run stays short.
-const LIMITS: Limits = Limits { max_depth: 64, max_dir_parts: 64, max_entries: 4096 };
+const LIMITS: Limits =
+    Limits { max_depth: 64, max_dir_parts: 64, max_entries: 4096, expansion: Some(Expansion { floor: 1 << 20, factor: 16 }) };
 /// Chunk ids streamed per run, at most.
 const MAX_IDS: u64 = 1 << 20;
 

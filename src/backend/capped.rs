@@ -7,8 +7,9 @@ use super::{Backend, DynBackend, Guarantees, ObjectInfo};
 use crate::error::{Damaged, Error, Result};
 use crate::layout::{Object, ObjectType};
 
-/// Reads the whole object `path`, refusing it as corrupt when it is larger than `max` bytes:
-/// the size is asked for first, and the read is checked again (the object may change between).
+/// Reads the whole object `path`, refusing it as corrupt when it is larger than `max` bytes,
+/// without reading more than `max + 1` of them ([`Backend::read_at_most`]: the local backend
+/// takes the size from the open file; others ask for it first, then check the read again).
 pub fn read_capped(b: &dyn Backend, path: &str, max: u64) -> Result<Vec<u8>> {
     let too_big = |size: u64| {
         let what = match Object::parse(path) {
@@ -20,16 +21,7 @@ pub fn read_capped(b: &dyn Backend, path: &str, max: u64) -> Result<Vec<u8>> {
             reason: format!("{size} bytes, more than the {max} bytes this object type may have (format-spec §12.1)"),
         }
     };
-    if let Some(info) = b.stat(path)? {
-        if info.size > max {
-            return Err(too_big(info.size));
-        }
-    }
-    let bytes = b.read(path)?;
-    if bytes.len() as u64 > max {
-        return Err(too_big(bytes.len() as u64));
-    }
-    Ok(bytes)
+    b.read_at_most(path, max)?.map_err(too_big)
 }
 
 /// A backend whose whole-object reads keep to the size limit of each object type (see
@@ -59,6 +51,10 @@ impl Backend for CappedBackend {
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.inner.read_range(path, offset, len)
+    }
+
+    fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
+        self.inner.read_at_most(path, max)
     }
 
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
@@ -114,5 +110,21 @@ mod tests {
         let pack = "data/00/0000000000000000000000000000000000000000000000000000000000000000";
         inner.write_new(pack, &vec![0u8; (1 << 20) + 1]).unwrap();
         assert_eq!(b.read(pack).unwrap().len(), (1 << 20) + 1, "packs have no whole-object limit");
+    }
+
+    #[test]
+    fn the_local_backend_takes_the_size_from_the_open_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inner: DynBackend = Arc::new(super::super::local::LocalBackend::new(tmp.path()).unwrap());
+        let b = CappedBackend::new(inner.clone());
+        let (big, ok, missing) = (Object::Config(1).path(), Object::Config(2).path(), Object::Config(3).path());
+        inner.write_new(&big, &vec![7u8; (1 << 20) + 1]).unwrap();
+        inner.write_new(&ok, &vec![7u8; 1 << 20]).unwrap();
+        assert_eq!(inner.read_at_most(&big, 1 << 20).unwrap(), Err((1 << 20) + 1));
+        let e = b.read(&big).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { object: Damaged::Object(Object::Config(1)), .. }), "{e}");
+        assert!(e.to_string().contains("1048577 bytes"), "{e}");
+        assert_eq!(b.read(&ok).unwrap(), vec![7u8; 1 << 20]);
+        assert!(b.read(&missing).unwrap_err().is_not_found());
     }
 }

@@ -109,6 +109,27 @@ impl Backend for LocalBackend {
         }
     }
 
+    /// One open: the size from the open file, then a read of at most `max + 1` bytes.
+    fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
+        use std::io::Read;
+        check_path(path)?;
+        let f = match File::open(self.full(path)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(super::not_found("read", path)),
+            Err(e) => return Err(backend_err("read", path, e)),
+        };
+        let size = f.metadata().map_err(|e| backend_err("read", path, e))?.len();
+        if size > max {
+            return Ok(Err(size));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        f.take(max.saturating_add(1)).read_to_end(&mut buf).map_err(|e| backend_err("read", path, e))?;
+        if buf.len() as u64 > max {
+            return Ok(Err(buf.len() as u64));
+        }
+        Ok(Ok(buf))
+    }
+
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
         check_path(path)?;
         let dst = self.full(path);

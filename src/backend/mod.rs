@@ -51,6 +51,23 @@ pub trait Backend: Send + Sync {
     fn read(&self, path: &str) -> Result<Vec<u8>>;
     /// Reads `len` bytes at `offset`.
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// Reads the whole object when it holds at most `max` bytes; `Ok(Err(size))` when it holds
+    /// more, having read at most `max + 1` bytes of it (`size` is its size, or at least `max + 1`).
+    /// By default the size is asked for first ([`Backend::stat`], a second request), and the read
+    /// checked again, as the object may change in between; a backend that can bound the read
+    /// itself does so.
+    fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
+        if let Some(info) = self.stat(path)? {
+            if info.size > max {
+                return Ok(Err(info.size));
+            }
+        }
+        let bytes = self.read(path)?;
+        if bytes.len() as u64 > max {
+            return Ok(Err(bytes.len() as u64));
+        }
+        Ok(Ok(bytes))
+    }
     /// Stores a new object atomically; fails with an "exists" error (see
     /// [`Error::is_exists`]) if the name is taken. Never overwrites.
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()>;

@@ -254,6 +254,9 @@ pub struct LsArgs {
     /// Long listing: type, mode, owner, size, mtime
     #[arg(short, long)]
     pub long: bool,
+    /// Memory the listed entries may take whatever the snapshot (format-spec §7.5; default 256MiB)
+    #[arg(long, value_name = "SIZE", value_parser = size_limit)]
+    pub max_tree_memory: Option<u64>,
     /// Which snapshots `latest` chooses from.
     #[command(flatten)]
     pub filter: SnapshotFilter,
@@ -267,6 +270,9 @@ pub struct RestoreArgs {
     /// Directory to restore into (snapshot paths land below it)
     #[arg(short, long, value_name = "DIR")]
     pub target: PathBuf,
+    /// Memory the restore plan's entries may take whatever the snapshot (format-spec §7.5; default 256MiB)
+    #[arg(long, value_name = "SIZE", value_parser = size_limit)]
+    pub max_tree_memory: Option<u64>,
     /// Restore only paths matching GLOB (and what lies below them)
     #[arg(long = "include", value_name = "GLOB")]
     pub includes: Vec<String>,

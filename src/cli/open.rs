@@ -148,36 +148,44 @@ pub fn has_repository(backend: &DynBackend) -> anyhow::Result<bool> {
     })
 }
 
-/// The library's open options from `g`.
-pub fn open_options(g: &Global) -> OpenOptions {
-    OpenOptions { cache_root: g.cache_dir.clone(), no_cache: g.no_cache }
+/// The library's open options from `g`, for a command that writes to the repository (`writes`:
+/// only such a command may append the signed config of a repository from before signed configs,
+/// format-spec §9.2) or not.
+pub fn open_options(g: &Global, writes: bool) -> OpenOptions {
+    OpenOptions { cache_root: g.cache_dir.clone(), no_cache: g.no_cache, upgrade_config: writes }
 }
 
 /// Opens `g`'s repository with any key (the password from `env` or a prompt with `label` after
-/// `g`'s password file and command).
-fn open_with(g: &Global, out: &Printer, env: &str, label: &str) -> anyhow::Result<Repository> {
+/// `g`'s password file and command), for a command that `writes` or not.
+fn open_with(g: &Global, out: &Printer, env: &str, label: &str, writes: bool) -> anyhow::Result<Repository> {
     let backend = backend(g)?;
     // Look before asking for a password: a missing repository is exit 10, not a prompt.
     if !has_repository(&backend)? {
         return Err(Error::RepoNotFound(backend.location()).into());
     }
     let pw = password_from(g, env, label, false)?;
-    let repo = Repository::open(backend, &pw, &open_options(g))?;
+    let repo = Repository::open(backend, &pw, &open_options(g, writes))?;
     if let Some(note) = repo.cache().note() {
         out.note(format!("cairn: {note}"));
     }
     Ok(repo)
 }
 
-/// Opens the repository with any key, write-only ones included (`backup`, `key`, `cat config`).
-pub fn open(g: &Global, out: &Printer) -> anyhow::Result<Repository> {
-    open_with(g, out, "CAIRN_PASSWORD", "Repository password: ")
+/// Opens the repository with any key, write-only ones included (`backup`, `key`, `cat config`),
+/// for a command that `writes` or not.
+pub fn open(g: &Global, out: &Printer, writes: bool) -> anyhow::Result<Repository> {
+    open_with(g, out, "CAIRN_PASSWORD", "Repository password: ", writes)
 }
 
-/// Opens the repository for a command that reads snapshots, trees or data: a write-only key is
-/// refused here with a clear message instead of failing later on a sealed object.
+/// Opens the repository for a command that reads snapshots, trees or data and writes nothing: a
+/// write-only key is refused here with a clear message instead of failing later on a sealed object.
 pub fn open_reader(g: &Global, out: &Printer) -> anyhow::Result<ReadRepository> {
-    readable(open(g, out)?)
+    readable(open(g, out, false)?)
+}
+
+/// [`open_reader`] for a command that writes to the repository unless `writes` is false (a dry run).
+pub fn open_reader_writing(g: &Global, out: &Printer, writes: bool) -> anyhow::Result<ReadRepository> {
+    readable(open(g, out, writes)?)
 }
 
 fn readable(repo: Repository) -> anyhow::Result<ReadRepository> {
@@ -193,5 +201,5 @@ pub fn open_source(g: &Global, out: &Printer, url: &str, from: &FromRepoArgs) ->
     fg.repo = Some(url.to_string());
     fg.password_file = from.from_password_file.clone();
     fg.password_command = from.from_password_command.clone();
-    readable(open_with(&fg, out, "CAIRN_FROM_PASSWORD", "Password of the source repository: ")?)
+    readable(open_with(&fg, out, "CAIRN_FROM_PASSWORD", "Password of the source repository: ", false)?)
 }

@@ -128,6 +128,16 @@ pub fn writer_spec(s: &str) -> Result<String, String> {
     Err(format!("{s:?} is not a key id prefix (hex digits) or `unattributed`"))
 }
 
+/// The limits of a walk that keeps its entries (`restore`, `ls`): the reference's
+/// ([`cairn::tree::Limits::expanding`]), with `--max-tree-memory` as the expansion floor when given.
+pub fn tree_limits(max_tree_memory: Option<u64>) -> cairn::tree::Limits {
+    let mut l = cairn::tree::Limits::expanding();
+    if let (Some(max), Some(x)) = (max_tree_memory, l.expansion.as_mut()) {
+        x.floor = max;
+    }
+    l
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,6 +180,9 @@ pub enum Override {
     Force,
     /// Let a retention policy remove every snapshot of a group.
     AllowEmpty,
+    /// Let a walk that keeps its entries (restore's plan, a listing) hold more memory than the
+    /// limit of format-spec §7.5; the front end's switch takes the new limit.
+    TreeMemory,
 }
 
 /// Errors grouped by meaning: what a caller decides on (retry, ask for another password, report

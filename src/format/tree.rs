@@ -29,7 +29,40 @@ pub const MAX_CHUNK_LISTS: usize = 65536;
 /// walks each distinct directory once.
 pub const MAX_WALK_ENTRIES: u64 = 100_000_000;
 
-/// The limits a walk applies (format-spec §7.5); [`Limits::default`] is the reference's.
+/// Bytes the entries of an expanding walk (restore's plan, `ls`) may take in memory whatever
+/// the snapshot: 256 MiB of [`entry_bytes`], which the reference's restore plan holds in less
+/// than 1 GiB.
+pub const EXPANSION_FLOOR: u64 = 256 << 20;
+/// Beyond [`EXPANSION_FLOOR`], the entries of an expanding walk may take this many times the
+/// plaintext bytes of the distinct tree blobs it read: repeated subtrees (copies of a directory)
+/// pass, a DAG that names one subtree many times does not.
+pub const EXPANSION_FACTOR: u64 = 16;
+
+/// The budget of an expanding walk (format-spec §7.5): the [`entry_bytes`] of the entries it
+/// visits may not pass `max(floor, factor × distinct tree bytes read)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expansion {
+    /// Bytes allowed whatever was read ([`EXPANSION_FLOOR`]).
+    pub floor: u64,
+    /// Bytes allowed per byte of distinct tree blobs read ([`EXPANSION_FACTOR`]).
+    pub factor: u64,
+}
+
+impl Default for Expansion {
+    fn default() -> Self {
+        Expansion { floor: EXPANSION_FLOOR, factor: EXPANSION_FACTOR }
+    }
+}
+
+impl Expansion {
+    /// The bytes allowed after reading `distinct` bytes of distinct tree blobs.
+    pub fn cap(&self, distinct: u64) -> u64 {
+        self.floor.max(self.factor.saturating_mul(distinct))
+    }
+}
+
+/// The limits a walk applies (format-spec §7.5); [`Limits::default`] is the reference's for a
+/// walk that holds nothing per entry, [`Limits::expanding`] for one that does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Deepest directory entered ([`MAX_DEPTH`]).
@@ -38,12 +71,35 @@ pub struct Limits {
     pub max_dir_parts: usize,
     /// Most entries visited by one walk ([`MAX_WALK_ENTRIES`]).
     pub max_entries: u64,
+    /// The budget of a walk that keeps its entries; `None` for one that does not.
+    pub expansion: Option<Expansion>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: MAX_DEPTH, max_dir_parts: MAX_DIR_PARTS, max_entries: MAX_WALK_ENTRIES }
+        Limits { max_depth: MAX_DEPTH, max_dir_parts: MAX_DIR_PARTS, max_entries: MAX_WALK_ENTRIES, expansion: None }
     }
+}
+
+impl Limits {
+    /// The reference's limits for a walk that keeps what it visits (restore's plan, `ls`).
+    pub fn expanding() -> Self {
+        Limits { expansion: Some(Expansion::default()), ..Limits::default() }
+    }
+}
+
+/// What one entry, at `path`, costs a walk that keeps it (format-spec §7.5): a fixed 256 bytes
+/// plus the bytes of its path, name, owner names, extended attributes and symlink target, and
+/// 32 per chunk id or chunk list its content names.
+pub fn entry_bytes(path_len: usize, node: &Node) -> u64 {
+    let kind = match &node.kind {
+        NodeKind::File { content: Content::Chunks(ids) } => 32 * ids.len(),
+        NodeKind::File { content: Content::Indirect { lists, .. } } => 32 * lists.len(),
+        NodeKind::Symlink { target } => target.len(),
+        _ => 0,
+    };
+    let xattrs: usize = node.xattrs.iter().map(|(k, v)| 48 + k.len() + v.len()).sum();
+    (256 + path_len + node.name.len() + node.user.len() + node.group.len() + xattrs + kind) as u64
 }
 
 /// Checks the shape of an indirect content against §7.3 and [`MAX_CHUNK_LISTS`]: at most that
@@ -94,7 +150,7 @@ impl HardlinkGroups {
 }
 
 /// What a file's content is made of.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Content {
     /// The data blob ids, in order.
     Chunks(Vec<BlobId>),

@@ -6,9 +6,9 @@
 //! directory become faults of the directory, the entries of one walk an error; a directory met
 //! again below itself is a fault ([`DirFault::Cycle`]).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Override, Result};
 use crate::id::BlobId;
-use crate::tree::{Limits, Node, NodeKind};
+use crate::tree::{entry_bytes, Limits, Node, NodeKind};
 use crate::treeread::{read_dir_with, DirFault, Listing, TreeSource};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -74,6 +74,11 @@ pub struct Walker<'r> {
     /// a directory met again (a subtree a snapshot names twice) is not read again.
     cache: HashMap<BlobId, Rc<[Node]>>,
     cached: usize,
+    /// Under an expansion budget: the tree blobs read, their plaintext bytes, and the
+    /// [`entry_bytes`] of the entries visited, over all walks of this walker.
+    parts_read: HashSet<BlobId>,
+    distinct: u64,
+    held: u64,
 }
 
 /// Entries the walker keeps of directories already read (a few MiB).
@@ -95,7 +100,24 @@ enum Opened {
 impl<'r> Walker<'r> {
     /// A walker over `src`'s trees, with the reference's limits.
     pub fn new(src: &'r dyn TreeSource) -> Self {
-        Walker { src, seen: None, sorted: false, limits: Limits::default(), cache: HashMap::new(), cached: 0 }
+        Walker {
+            src,
+            seen: None,
+            sorted: false,
+            limits: Limits::default(),
+            cache: HashMap::new(),
+            cached: 0,
+            parts_read: HashSet::new(),
+            distinct: 0,
+            held: 0,
+        }
+    }
+
+    /// Under an expansion budget ([`Limits::expansion`]), the bytes the walks of this walker
+    /// have counted so far: the [`entry_bytes`] of the entries visited, and the plaintext of the
+    /// distinct tree blobs read (zero without a budget).
+    pub fn expansion(&self) -> (u64, u64) {
+        (self.held, self.distinct)
     }
 
     /// Skips, silently, every directory (by tree id) that this walker has entered before, in
@@ -150,6 +172,12 @@ impl<'r> Walker<'r> {
                     path.display()
                 )));
             }
+            if let Some(x) = self.limits.expansion {
+                self.held += entry_bytes(path.as_os_str().len(), &node);
+                if self.held > x.cap(self.distinct) {
+                    return Err(expansion_refused(root, &path, self.held, x, self.distinct));
+                }
+            }
             match (v.node(&path, &node)?, &node.kind) {
                 (Control::Stop, _) => return Ok(()),
                 (Control::Descend, NodeKind::Dir { tree }) => {
@@ -197,7 +225,14 @@ impl<'r> Walker<'r> {
             let fresh = on_path.insert(*tree);
             return Ok(Opened::Level(Level { tree: *tree, nodes: nodes.into_iter(), on_path: fresh }));
         } else {
-            read_dir_with(self.src, tree, self.limits.max_dir_parts, &mut |id, plain| v.tree_blob(id, plain))
+            let counting = self.limits.expansion.is_some();
+            let (parts_read, distinct) = (&mut self.parts_read, &mut self.distinct);
+            read_dir_with(self.src, tree, self.limits.max_dir_parts, &mut |id, plain| {
+                if counting && parts_read.insert(*id) {
+                    *distinct += plain.len() as u64;
+                }
+                v.tree_blob(id, plain)
+            })
         };
         if self.sorted && matches!(fault, Some(DirFault::Order(_))) {
             fault = None;
@@ -222,6 +257,22 @@ impl<'r> Walker<'r> {
         let fresh = on_path.insert(*tree);
         Ok(Opened::Level(Level { tree: *tree, nodes: nodes.into_iter(), on_path: fresh }))
     }
+}
+
+/// The refusal of a walk of `root` that passed its expansion budget at `path`.
+pub fn expansion_refused(root: &BlobId, path: &Path, held: u64, x: crate::tree::Expansion, distinct: u64) -> Error {
+    Error::refused_unless(
+        format!(
+            "the walk of tree {root} reached {} with {held} bytes of entries, more than the limit of {} bytes \
+             (the larger of {} and {} times the {distinct} bytes of distinct tree blobs read): the snapshot names \
+             the same subtrees too many times (format-spec §7.5)",
+            path.display(),
+            x.cap(distinct),
+            x.floor,
+            x.factor
+        ),
+        Override::TreeMemory,
+    )
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::repository::ReadRepository;
-use crate::tree::{Node, NodeKind};
+use crate::tree::{Limits, Node, NodeKind};
 use crate::trees::{read_dir, Control, Walker};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -44,15 +44,17 @@ pub fn find(repo: &ReadRepository, root: &BlobId, path: &Path) -> Result<Option<
 }
 
 /// Calls `f` for every node below directory `tree` (pre-order, names in byte order), with its
-/// absolute path. `f` returns false to skip a directory's contents.
+/// absolute path, within `limits` (for a caller that keeps the nodes: [`Limits::expanding`]).
+/// `f` returns false to skip a directory's contents.
 pub fn walk(
     repo: &ReadRepository,
     tree: &BlobId,
     base: &Path,
+    limits: &Limits,
     f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
 ) -> Result<()> {
     let mut visit = |p: &Path, n: &Node| Ok(if f(p, n)? { Control::Descend } else { Control::Skip });
-    Walker::new(repo).walk(tree, base, &mut visit)
+    Walker::new(repo).limits(*limits).walk(tree, base, &mut visit)
 }
 
 /// Splits `SNAPSHOT:PATH` into its parts.

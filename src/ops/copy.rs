@@ -11,8 +11,8 @@ use crate::repository::{ReadRepository, Repository};
 use crate::snapshot::Snapshot;
 use crate::tree::{Content, Node, NodeKind, TreeBlob};
 use crate::trees::{
-    chunk_ids, read_tree, rebuild, write_content, write_dir, Control, DirFault, Listing, Rebuilder, Rebuilt, Visitor,
-    Walker,
+    chunk_ids_iter, read_tree, rebuild, write_content, write_dir, Control, DirFault, Listing, Rebuilder, Rebuilt,
+    Visitor, Walker,
 };
 use crate::writer::{Writer, WriterOptions};
 use serde::Serialize;
@@ -169,7 +169,8 @@ struct Copier<'a, 'r> {
     lists_done: HashSet<BlobId>,
     data_done: HashSet<BlobId>,
     rechunked: Rebuilt<()>,
-    files: HashMap<Vec<BlobId>, Vec<BlobId>>,
+    /// Per file content re-cut: its new chunk ids.
+    files: HashMap<Content, Vec<BlobId>>,
     reads: (u64, u64),
 }
 
@@ -209,9 +210,10 @@ impl Copier<'_, '_> {
         r.map(|(new, ())| new)
     }
 
-    fn rechunk_file(&mut self, ids: Vec<BlobId>) -> Result<Vec<BlobId>> {
-        let mut reader =
-            BlobReader { src: self.src, ids: ids.into_iter(), buf: Vec::new(), pos: 0, error: None, reads: (0, 0) };
+    /// Cuts the file of `content` again, reading its chunk ids one chunk list at a time.
+    fn rechunk_file(&mut self, content: &Content) -> Result<Vec<BlobId>> {
+        let ids = chunk_ids_iter(self.src, content);
+        let mut reader = BlobReader { src: self.src, ids, buf: Vec::new(), pos: 0, error: None, reads: (0, 0) };
         let mut out = Vec::new();
         let mut failed = None;
         for c in self.dst.chunker().stream(&mut reader) {
@@ -300,13 +302,13 @@ impl Rebuilder for Copier<'_, '_> {
 
     fn entry(&mut self, _: &Path, n: &mut Node, _: &mut ()) -> Result<()> {
         let NodeKind::File { content } = &n.kind else { return Ok(()) };
-        let ids = chunk_ids(self.src, content)?;
-        // A file unchanged between snapshots has the same chunk list: cut it once.
-        let new_ids = match self.files.get(&ids) {
+        // A file unchanged between snapshots has the same content: cut it once.
+        let new_ids = match self.files.get(content) {
             Some(v) => v.clone(),
             None => {
-                let v = self.rechunk_file(ids.clone())?;
-                self.files.insert(ids, v.clone());
+                let content = content.clone();
+                let v = self.rechunk_file(&content)?;
+                self.files.insert(content, v.clone());
                 v
             }
         };
@@ -322,7 +324,7 @@ impl Rebuilder for Copier<'_, '_> {
 /// Reads a file's content from the source, blob by blob.
 struct BlobReader<'a> {
     src: &'a ReadRepository,
-    ids: std::vec::IntoIter<BlobId>,
+    ids: crate::trees::ChunkIds<'a>,
     buf: Vec<u8>,
     pos: usize,
     error: Option<Error>,
@@ -333,7 +335,7 @@ impl Read for BlobReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.buf.len() {
             let Some(id) = self.ids.next() else { return Ok(0) };
-            match self.src.read_blob(BlobKind::Data, &id) {
+            match id.and_then(|id| self.src.read_blob(BlobKind::Data, &id)) {
                 Ok(b) => {
                     self.reads.0 += 1;
                     self.reads.1 += b.len() as u64;

@@ -364,65 +364,17 @@ impl Rebuilder for Pass<'_, '_, '_> {
 }
 
 impl Pass<'_, '_, '_> {
-    /// A file's repaired content when some of it is lost: the intact chunks in order.
+    /// A file's repaired content when some of it is lost: the intact chunks in order. The chunk
+    /// ids stream one chunk list at a time (format-spec §7.5): an intact file costs one list of
+    /// memory whatever its length; only a damaged one collects the ids it keeps.
     fn file(&mut self, content: &Content, size_before: u64) -> Result<Option<(Content, u64, LostItem)>> {
-        // Chunk ids, or a lost chunk list (its id and why).
-        let mut items: Vec<std::result::Result<BlobId, (BlobId, String)>> = Vec::new();
-        match content {
-            Content::Chunks(v) => items.extend(v.iter().copied().map(Ok)),
-            Content::Indirect { lists, count } => {
-                for l in lists {
-                    match chunk_list(self.repo, l) {
-                        Ok(ids) => items.extend(ids.into_iter().map(Ok)),
-                        Err(ListFault::NotAList) => {
-                            items.push(Err((*l, format!("tree {l}: a directory where a chunk list was expected"))))
-                        }
-                        Err(ListFault::Unreadable(e)) if is_loss(&e) => {
-                            items.push(Err((*l, format!("chunk list lost: {e}"))))
-                        }
-                        Err(ListFault::Unreadable(e)) => return Err(e),
-                    }
-                }
-                if items.iter().all(|i| i.is_ok()) && items.len() as u64 != *count {
-                    let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
-                    let n = items.len();
-                    items.push(Err((first, format!("the chunk lists hold {n} ids, the file says {count}"))));
-                }
-            }
-        }
-        let mut kept = Vec::new();
-        let mut ranges = Vec::new();
-        let mut offset = Some(0u64);
-        let mut size_after = 0u64;
-        for it in &items {
-            match it {
-                Ok(id) => {
-                    let (len, lost) = self.damage.data_blob(id)?;
-                    match (lost, len) {
-                        (None, Some(len)) => {
-                            kept.push(*id);
-                            size_after += len;
-                        }
-                        (lost, len) => ranges.push(LostRange {
-                            offset,
-                            length: len,
-                            blob: id.to_hex(),
-                            reason: lost.unwrap_or_else(|| "the data blob is in no index file".into()),
-                        }),
-                    }
-                    offset = offset.zip(len).map(|(o, l)| o + l);
-                }
-                Err((list, reason)) => {
-                    ranges.push(LostRange { offset, length: None, blob: list.to_hex(), reason: reason.clone() });
-                    offset = None;
-                }
-            }
-        }
-        if ranges.is_empty() {
+        let first = self.scan(content, None)?;
+        if first.ranges.is_empty() {
             return Ok(None);
         }
-        let total = items.len();
-        let kept_count = kept.len();
+        let mut kept = Vec::new();
+        let FileScan { ranges, size_after, total, .. } = self.scan(content, Some(&mut kept))?;
+        let kept_count = kept.len() as u64;
         let new = self.with_sink(|s| write_content(s, kept))?;
         let what = format!(
             "{} of {total} chunks lost; the file keeps its {} intact chunks in order ({size_after} of {size_before} \
@@ -433,6 +385,93 @@ impl Pass<'_, '_, '_> {
         let item = LostItem { path: String::new(), kind: "file", what, ranges, size_before, size_after };
         Ok(Some((new, size_after, item)))
     }
+
+    /// One pass over a file's chunk ids, one chunk list at a time: the lost ranges, the size
+    /// kept, the ids seen; with `kept`, the intact ids in order.
+    fn scan(&mut self, content: &Content, mut kept: Option<&mut Vec<BlobId>>) -> Result<FileScan> {
+        let mut f = FileScan { ranges: Vec::new(), offset: Some(0), size_after: 0, total: 0 };
+        match content {
+            Content::Chunks(v) => {
+                for id in v {
+                    self.item(&mut f, Ok(id), kept.as_deref_mut())?;
+                }
+            }
+            Content::Indirect { lists, count } => {
+                let mut ids_seen = 0u64;
+                let mut all_read = true;
+                for l in lists {
+                    match chunk_list(self.repo, l) {
+                        Ok(ids) => {
+                            ids_seen += ids.len() as u64;
+                            for id in &ids {
+                                self.item(&mut f, Ok(id), kept.as_deref_mut())?;
+                            }
+                        }
+                        Err(ListFault::NotAList) => {
+                            all_read = false;
+                            let why = format!("tree {l}: a directory where a chunk list was expected");
+                            self.item(&mut f, Err((l, why)), kept.as_deref_mut())?;
+                        }
+                        Err(ListFault::Unreadable(e)) if is_loss(&e) => {
+                            all_read = false;
+                            self.item(&mut f, Err((l, format!("chunk list lost: {e}"))), kept.as_deref_mut())?;
+                        }
+                        Err(ListFault::Unreadable(e)) => return Err(e),
+                    }
+                }
+                if all_read && ids_seen != *count {
+                    let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
+                    let why = format!("the chunk lists hold {ids_seen} ids, the file says {count}");
+                    self.item(&mut f, Err((&first, why)), kept)?;
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// One chunk id of a file, or a lost chunk list (its id and why).
+    fn item(
+        &mut self,
+        f: &mut FileScan,
+        it: std::result::Result<&BlobId, (&BlobId, String)>,
+        kept: Option<&mut Vec<BlobId>>,
+    ) -> Result<()> {
+        f.total += 1;
+        match it {
+            Ok(id) => {
+                let (len, lost) = self.damage.data_blob(id)?;
+                match (lost, len) {
+                    (None, Some(len)) => {
+                        if let Some(k) = kept {
+                            k.push(*id);
+                        }
+                        f.size_after += len;
+                    }
+                    (lost, len) => f.ranges.push(LostRange {
+                        offset: f.offset,
+                        length: len,
+                        blob: id.to_hex(),
+                        reason: lost.unwrap_or_else(|| "the data blob is in no index file".into()),
+                    }),
+                }
+                f.offset = f.offset.zip(len).map(|(o, l)| o + l);
+            }
+            Err((list, reason)) => {
+                f.ranges.push(LostRange { offset: f.offset, length: None, blob: list.to_hex(), reason });
+                f.offset = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one pass over a file's chunk ids found.
+struct FileScan {
+    ranges: Vec<LostRange>,
+    offset: Option<u64>,
+    size_after: u64,
+    /// Chunk ids and lost lists seen.
+    total: u64,
 }
 
 /// Finishes the losses found under the root: absolute paths, in path order.

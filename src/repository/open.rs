@@ -26,6 +26,10 @@ pub struct OpenOptions {
     pub cache_root: Option<PathBuf>,
     /// Use a private temporary cache.
     pub no_cache: bool,
+    /// Let a full key opening a repository from before signed configs append the signed copy
+    /// of its ruling config (format-spec §9.2). Only an operation that writes to the repository
+    /// anyway sets it; without it the open writes nothing and the MAC-framed config rules.
+    pub upgrade_config: bool,
 }
 
 impl OpenOptions {
@@ -201,7 +205,7 @@ impl Repository {
         // Every whole-object read of the open repository keeps to the size limits.
         let backend: DynBackend = std::sync::Arc::new(CappedBackend::new(backend));
         let loc = backend.location();
-        let (config_n, config) = ruling_config(backend.as_ref(), &keys)?;
+        let (config_n, config) = ruling_config(backend.as_ref(), &keys, opts.upgrade_config)?;
         if config.format_version() != FORMAT_VERSION {
             return Err(Error::RepoInvalid {
                 location: loc,
@@ -291,9 +295,10 @@ const MAX_CONFIG_NUMBER: u64 = 9_999_999_999;
 
 /// Chooses the ruling config (format-spec §9.2): the highest valid config that chains, where a
 /// config in the MAC framing is valid only while no signed config verifies (a write-only key can
-/// make MAC-framed configs, but not signed ones). A full key opening a repository whose configs are
-/// all MAC-framed appends a signed copy of the ruling config first ([`sign_ruling_config`]).
-fn ruling_config(backend: &dyn Backend, keys: &MasterKeys) -> Result<(u64, Config)> {
+/// make MAC-framed configs, but not signed ones). A full key opening, with `upgrade`, a repository
+/// whose configs are all MAC-framed appends a signed copy of the ruling config first
+/// ([`sign_ruling_config`]).
+fn ruling_config(backend: &dyn Backend, keys: &MasterKeys, upgrade: bool) -> Result<(u64, Config)> {
     let loc = backend.location();
     let numbered = config_objects(backend)?;
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
@@ -351,7 +356,7 @@ fn ruling_config(backend: &dyn Backend, keys: &MasterKeys) -> Result<(u64, Confi
             reason: format!("no config object verifies with this key{why}"),
         });
     };
-    if !any_signed && keys.can_read() && c.format_version() == FORMAT_VERSION {
+    if upgrade && !any_signed && keys.can_read() && c.format_version() == FORMAT_VERSION {
         if let Some(signed) = sign_ruling_config(backend, keys, &numbered, &hashes, n, &c) {
             return Ok(signed);
         }

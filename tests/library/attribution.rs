@@ -3,9 +3,7 @@
 //! retention, `latest`, `--as-of`, `check`, `snapshots --json` and restore treat them by who really wrote them.
 //! Also: snapshots from before attribution (`V1`) still list, restore and forget, in the `unattributed` group.
 
-use super::fixtures::{
-    bytes, cairn_cli, files, local, opts, plant, restore_matches, snapshot_of, snapshot_of_root, write,
-};
+use super::fixtures::{bytes, files, local, opts, plant, restore_matches, snapshot_of, snapshot_of_root, write};
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::cert::Attribution;
 use cairn::check::{check, CheckOptions, Severity};
@@ -84,7 +82,7 @@ impl Fx {
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        cairn_cli(&self.dir, &self.base, "admin", args)
+        super::fixtures::run_cairn(&self.dir, b"admin", &self.base.join("cli"), args)
     }
 }
 

@@ -2,9 +2,9 @@
 //! plays the attacker with a key added by `key add --write-only`, writing hostile configs, prune marks, waits and
 //! lock links through the library's own encoders with only the keys that key holds, and asserts the exact outcome
 //! for the admin and for other writers. Also: a repository from before signatures (MAC-framed config) opens, and the
-//! first full-key open appends a signed config.
+//! first full-key open of a command that writes appends a signed config; read-only commands write nothing.
 
-use super::fixtures::{bytes, files, local, opts, snapshot_of, write};
+use super::fixtures::{bytes, files, local, opts, run_cairn, snapshot_of, write};
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, CheckReport};
 use cairn::codec::object::{self, legacy};
@@ -14,7 +14,7 @@ use cairn::id::BlobKind;
 use cairn::layout::Object;
 use cairn::lease::{MaintenanceLock, PruneMark, PruneWait};
 use cairn::prune::{run, PruneOptions};
-use cairn::repository::{InitOptions, ReadRepository, Repository};
+use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::time::Time;
 use cairn::writer::{Writer, WriterOptions};
 use cairn::Error;
@@ -217,23 +217,61 @@ fn a_lock_forged_at_the_last_number_stops_prune_with_an_error_naming_it() {
     assert!(matches!(e, Error::Locked(_)) && e.to_string().contains(&path), "{e}");
 }
 
+impl Fx {
+    /// Replaces config/1 with what repositories from before signatures have: the same config,
+    /// MAC-framed. Returns its bytes and the config.
+    fn unsign_config(&self) -> (Vec<u8>, Config) {
+        let admin = self.admin("cache-0");
+        let (full, cfg) = (admin.keys().clone(), admin.config().clone());
+        drop(admin);
+        std::fs::remove_file(self.dir.join("config/0000000001")).unwrap();
+        let old = legacy::encode_config_mac(&full, 1, &cfg);
+        std::fs::write(self.dir.join("config/0000000001"), &old).unwrap();
+        (old, cfg)
+    }
+}
+
+#[test]
+fn read_only_commands_leave_a_repository_from_before_signatures_as_it_is_and_backup_signs_its_config() {
+    let fx = Fx::new();
+    fx.unsign_config();
+    let before = files(&fx.dir);
+    let cache = fx.base.join("cache-cli");
+    let target = fx.base.join("target");
+    let reads: [&[&str]; 5] = [
+        &["check"],
+        &["snapshots"],
+        &["restore", "latest", "--target", target.to_str().unwrap(), "--dry-run"],
+        &["ls", "latest"],
+        &["prune", "--dry-run"],
+    ];
+    for args in reads {
+        let out = run_cairn(&fx.dir, ADMIN, &cache, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(files(&fx.dir), before, "{args:?} wrote to the repository");
+    }
+    // The library opens read-only unless told otherwise.
+    assert_eq!(fx.admin("cache-lib").config_number(), 1);
+    assert_eq!(files(&fx.dir), before);
+    // A command that writes anyway signs the config first.
+    let out = run_cairn(&fx.dir, ADMIN, &cache, &["backup", fx.src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(config::is_signed(&fx.stored("config/0000000002")));
+}
+
 #[test]
 fn a_repository_from_before_signatures_opens_and_the_first_full_key_open_signs_its_config() {
     let fx = Fx::new();
-    let admin = fx.admin("cache-0");
-    let (full, cfg) = (admin.keys().clone(), admin.config().clone());
-    drop(admin);
-    // config/1 as repositories from before signatures have it: MAC-framed.
-    std::fs::remove_file(fx.dir.join("config/0000000001")).unwrap();
-    let old = legacy::encode_config_mac(&full, 1, &cfg);
-    std::fs::write(fx.dir.join("config/0000000001"), &old).unwrap();
+    let (old, cfg) = fx.unsign_config();
 
     // A write-only key opens it as it is (and cannot sign).
     let wo = fx.write_only("cache-wo");
     assert_eq!(wo.config_number(), 1);
     assert!(!fx.dir.join("config/0000000002").exists());
-    // The first full-key open appends config/2: signed, the same parameters, chained to config/1.
-    let admin = fx.admin("cache-1");
+    // The first full-key open that may write appends config/2: signed, the same parameters,
+    // chained to config/1.
+    let o = OpenOptions { upgrade_config: true, ..opts(&fx.base.join("cache-1")) };
+    let admin = Repository::open(local(&fx.dir), ADMIN, &o).and_then(|r| r.readable()).unwrap();
     assert_eq!(admin.config_number(), 2);
     let signed = fx.stored("config/0000000002");
     assert!(config::is_signed(&signed));

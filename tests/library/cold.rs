@@ -51,7 +51,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         ("ls", |r, _| {
             for (_, s) in r.list_snapshots().unwrap() {
                 let mut n = 0;
-                cairn::browse::walk(r, &s.root(), Path::new("/"), &mut |_, _| {
+                cairn::browse::walk(r, &s.root(), Path::new("/"), &cairn::tree::Limits::expanding(), &mut |_, _| {
                     n += 1;
                     Ok(true)
                 })

@@ -15,7 +15,11 @@ use std::sync::Arc;
 fn a_damaged_config_is_reported_and_the_highest_valid_one_rules() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");
-    let opts = |n: u32| OpenOptions { cache_root: Some(tmp.path().join(format!("cache{n}"))), no_cache: false };
+    let opts = |n: u32| OpenOptions {
+        cache_root: Some(tmp.path().join(format!("cache{n}"))),
+        no_cache: false,
+        upgrade_config: false,
+    };
     let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
     let repo = Repository::init(backend.clone(), b"chain", &InitOptions::default(), &opts(0))
         .and_then(|r| r.readable())
@@ -64,7 +68,7 @@ fn the_client_pin_refuses_another_repository_and_a_config_rollback() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");
     let cache = tmp.path().join("cache");
-    let opts = OpenOptions { cache_root: Some(cache.clone()), no_cache: false };
+    let opts = OpenOptions { cache_root: Some(cache.clone()), no_cache: false, upgrade_config: true };
     let backend: DynBackend = Arc::new(LocalBackend::new(&dir).unwrap());
     let repo =
         Repository::init(backend.clone(), b"pin", &InitOptions::default(), &opts).and_then(|r| r.readable()).unwrap();
@@ -88,7 +92,8 @@ fn the_client_pin_refuses_another_repository_and_a_config_rollback() {
     // Another repository at the same location (its own keys open it): refused, naming the pin to remove.
     let other_dir = tmp.path().join("other");
     let other_backend: DynBackend = Arc::new(LocalBackend::new(&other_dir).unwrap());
-    let other_opts = OpenOptions { cache_root: Some(tmp.path().join("other-cache")), no_cache: false };
+    let other_opts =
+        OpenOptions { cache_root: Some(tmp.path().join("other-cache")), no_cache: false, upgrade_config: true };
     let other = Repository::init(other_backend, b"pin", &InitOptions::default(), &other_opts).unwrap();
     let (other_keys, other_id) = (other.keys().clone(), other.key_id());
     drop(other);

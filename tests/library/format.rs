@@ -1533,7 +1533,8 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
     std::fs::write(src.join("small.txt"), b"hello, write-only world\n").unwrap();
 
     let backend = open_url("memory://format-write-only").unwrap();
-    let opts = |name: &str| OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false };
+    let opts =
+        |name: &str| OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false, upgrade_config: false };
     let kdf = KdfParams::MINIMUM;
 
     // 1. A full key makes the repository and a first backup, and adds a write-only key file.
@@ -1620,7 +1621,7 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
 fn config_chain_selects_the_highest_chained_config() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = open_url("memory://format-config-chain").unwrap();
-    let opts = OpenOptions { cache_root: Some(tmp.path().join("cache")), no_cache: false };
+    let opts = OpenOptions { cache_root: Some(tmp.path().join("cache")), no_cache: false, upgrade_config: false };
     let repo =
         Repository::init(backend.clone(), b"pw", &InitOptions::default(), &opts).and_then(|r| r.readable()).unwrap();
     let keys = repo.keys().clone();
@@ -1630,7 +1631,7 @@ fn config_chain_selects_the_highest_chained_config() {
     drop(repo);
     let stored1 = backend.read(&Object::Config(1).path()).unwrap();
     let reopen = |name: &str| {
-        let o = OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false };
+        let o = OpenOptions { cache_root: Some(tmp.path().join(name)), no_cache: false, upgrade_config: false };
         Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).unwrap()
     };
 
@@ -1640,7 +1641,7 @@ fn config_chain_selects_the_highest_chained_config() {
     backend.write_new(&Object::Config(0).path(), &object::encode_config(&keys, 0, &Config::V1(c0)).unwrap()).unwrap();
     assert_eq!(reopen("c0").config_number(), 1);
     backend.delete(&Object::Config(1).path()).unwrap();
-    let o = OpenOptions { cache_root: Some(tmp.path().join("c0-alone")), no_cache: false };
+    let o = OpenOptions { cache_root: Some(tmp.path().join("c0-alone")), no_cache: false, upgrade_config: false };
     assert!(
         Repository::open_with_keys(backend.clone(), keys.clone(), key_id, &o).and_then(|r| r.readable()).is_err(),
         "nothing chains"

@@ -4,13 +4,13 @@
 //! reader, `check` and restore's plan do, and that their cost stays bounded.
 
 use super::alloc::measure;
-use super::fixtures::{cairn_cli, write_only_snapshot};
+use super::fixtures::{local, opts, write_only_snapshot};
 use cairn::check::{check, CheckOptions};
 use cairn::error::{Damaged, Error};
 use cairn::id::{BlobId, BlobKind};
-use cairn::repository::ReadRepository;
+use cairn::repository::{ReadRepository, Repository};
 use cairn::restore::{plan, plan_with, RestoreOptions};
-use cairn::tree::{Content, Limits, Node, NodeKind, TreeBlob, CHUNK_LIST_LEN};
+use cairn::tree::{Content, Expansion, Limits, Node, NodeKind, TreeBlob, CHUNK_LIST_LEN};
 use cairn::trees::write_dir;
 use cairn::writer::Writer;
 use std::path::Path;
@@ -39,11 +39,33 @@ fn restore_opts() -> RestoreOptions {
 
 /// Runs the `cairn` program on the repository at `dir` as the admin (cache under `cache`).
 fn cairn(dir: &Path, cache: &Path, args: &[&str]) -> std::process::Output {
-    cairn_cli(dir, cache, "admin", args)
+    super::fixtures::run_cairn(dir, b"admin", &cache.join("cli"), args)
 }
 
 fn root(repo: &ReadRepository, sid: &cairn::id::SnapshotId) -> BlobId {
     repo.load_snapshot(sid).unwrap().root()
+}
+
+/// A doubling DAG of `levels` + 1 tree blobs: each directory holds `a` and `b`, both the
+/// directory below; 2^(levels+1) - 2 paths.
+fn doubling_dag(w: &Writer, levels: usize) -> cairn::Result<BlobId> {
+    let mut t = write_dir(w, vec![])?;
+    for _ in 0..levels {
+        t = write_dir(w, vec![dir("a", t), dir("b", t)])?;
+    }
+    Ok(t)
+}
+
+/// A chunk-list bomb: the file `/bomb` names one list of [`CHUNK_LIST_LEN`] references to one
+/// data blob `chunk`, `lists` times. Returns the root and the file's size.
+fn chunk_list_bomb(w: &Writer, lists: usize, chunk: &[u8]) -> cairn::Result<(BlobId, u64)> {
+    let (data, _) = w.store(BlobKind::Data, chunk)?;
+    let list = tree(w, TreeBlob::ChunkListV1 { ids: vec![data; CHUNK_LIST_LEN] });
+    let count = (lists * CHUNK_LIST_LEN) as u64;
+    let content = Content::Indirect { lists: vec![list; lists], count };
+    let size = count * chunk.len() as u64;
+    let bomb = Node { size, ..node("bomb", NodeKind::File { content }) };
+    Ok((write_dir(w, vec![bomb])?, size))
 }
 
 #[test]
@@ -124,12 +146,7 @@ fn a_chunk_list_bomb_costs_check_and_restore_one_list() {
     const LISTS: usize = 64;
     let tmp = tempfile::tempdir().unwrap();
     let (repo, sid) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| {
-        let (zero, _) = w.store(BlobKind::Data, &[0u8; 4096])?;
-        let list = tree(w, TreeBlob::ChunkListV1 { ids: vec![zero; CHUNK_LIST_LEN] });
-        let count = (LISTS * CHUNK_LIST_LEN) as u64;
-        let content = Content::Indirect { lists: vec![list; LISTS], count };
-        let bomb = Node { size: count * 4096, ..node("bomb", NodeKind::File { content }) };
-        write_dir(w, vec![bomb])
+        Ok(chunk_list_bomb(w, LISTS, &[0u8; 4096])?.0)
     });
     let r = root(&repo, &sid);
     let size = (LISTS * CHUNK_LIST_LEN * 4096) as u64;
@@ -149,13 +166,7 @@ fn a_doubling_dag_is_refused_by_the_entry_limit_and_checked_once_per_tree() {
     // 21 tree blobs: each directory holds `a` and `b`, both the directory below: 2^21 - 2 paths.
     const LEVELS: usize = 20;
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, sid) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| {
-        let mut t = write_dir(w, vec![])?;
-        for _ in 0..LEVELS {
-            t = write_dir(w, vec![dir("a", t), dir("b", t)])?;
-        }
-        Ok(t)
-    });
+    let (repo, sid) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| doubling_dag(w, LEVELS));
     let r = root(&repo, &sid);
     let limits = Limits { max_entries: 10_000, ..Limits::default() };
     match plan_with(&repo, &r, None, &restore_opts(), &limits) {
@@ -167,4 +178,162 @@ fn a_doubling_dag_is_refused_by_the_entry_limit_and_checked_once_per_tree() {
     let report = check(&repo, &CheckOptions::default()).unwrap();
     assert_eq!(report.errors(), 0, "{:?}", report.findings);
     assert_eq!(report.trees, LEVELS as u64 + 1, "each distinct directory walked once");
+}
+
+/// The entries `ls` keeps, collected through the walk `ls` makes.
+fn ls(repo: &ReadRepository, root: &BlobId, limits: &Limits) -> cairn::Result<Vec<(std::path::PathBuf, Node)>> {
+    let mut v = Vec::new();
+    cairn::browse::walk(repo, root, Path::new("/"), limits, &mut |p, n| {
+        v.push((p.to_path_buf(), n.clone()));
+        Ok(true)
+    })?;
+    Ok(v)
+}
+
+fn assert_expansion_refused<T: std::fmt::Debug>(r: cairn::Result<T>, root: &BlobId, limit: u64) {
+    match r {
+        Err(e @ Error::Refused { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains(&root.to_string()) && m.contains(&format!("limit of {limit} bytes")), "{m}");
+            assert_eq!(e.lifted_by(), Some(cairn::error::Override::TreeMemory));
+        }
+        other => panic!("the walk must stop at the expansion limit: {other:?}"),
+    }
+}
+
+#[test]
+fn a_doubling_dag_cannot_make_restore_or_ls_hold_more_than_the_expansion_budget() {
+    // 23 tree blobs of 2 KiB in all; 2^23 - 2 paths.
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, sid) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| doubling_dag(w, 22));
+    let r = root(&repo, &sid);
+    // The reference's limits (format-spec §7.5): refused before 1 GiB is held.
+    let floor = Limits::expanding().expansion.unwrap().floor;
+    let (res, used) = measure(|| plan(&repo, &r, None, &restore_opts()).map(|p| p.entries.len()));
+    assert_expansion_refused(res, &r, floor);
+    assert!(used.peak < 1 << 30, "restore's plan allocated {used:?}");
+    let (res, used) = measure(|| ls(&repo, &r, &Limits::expanding()).map(|v| v.len()));
+    assert_expansion_refused(res, &r, floor);
+    assert!(used.peak < 1 << 30, "ls allocated {used:?}");
+    // A plan that fits holds at most 3 times its budget (the walk's entries and the plan's).
+    let limits = |floor| Limits { expansion: Some(Expansion { floor, factor: 16 }), ..Limits::default() };
+    let (_, small) = write_only_snapshot(&tmp.path().join("r2"), &tmp.path().join("c2"), |w| doubling_dag(w, 17));
+    let repo2 = Repository::open(local(&tmp.path().join("r2")), b"admin", &opts(&tmp.path().join("c2").join("admin")))
+        .and_then(|r| r.readable())
+        .unwrap();
+    let r2 = root(&repo2, &small);
+    let (p, used) = measure(|| plan_with(&repo2, &r2, None, &restore_opts(), &limits(96 << 20)).unwrap());
+    assert_eq!(p.entries.len(), (1 << 18) - 2);
+    assert!(used.peak < 3 * (96 << 20), "a plan within 96 MiB allocated {used:?}");
+    assert_expansion_refused(plan_with(&repo2, &r2, None, &restore_opts(), &limits(32 << 20)), &r2, 32 << 20);
+    // The program names the flag that raises the limit, and the flag does.
+    let (dir, cache) = (tmp.path().join("r2"), tmp.path().join("c2"));
+    let target = tmp.path().join("t");
+    let dry = ["restore", "latest", "--target", target.to_str().unwrap(), "--dry-run"];
+    for (args, extra) in [(&["ls", "latest"][..], "ls"), (&dry[..], "restore")] {
+        let out = cairn(&dir, &cache, &[args, &["--max-tree-memory", "1MiB"]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra}: {err}");
+        assert!(err.contains(&r2.to_string()) && err.contains("limit of 1048576 bytes"), "{extra}: {err}");
+        assert!(err.contains("--max-tree-memory SIZE raises the limit"), "{extra}: {err}");
+        let out = cairn(&dir, &cache, &[args, &["--max-tree-memory", "200MiB"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{extra}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(!target.exists(), "nothing written");
+}
+
+#[test]
+fn fifty_copies_of_a_directory_restore_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut want = Vec::new();
+    let (repo, sid) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| {
+        let mut files = Vec::new();
+        for i in 0..100 {
+            let data = super::fixtures::bytes(i, 1000 + i as usize);
+            files.push(file(w, &format!("f{i:03}"), &data));
+            want.push((format!("f{i:03}"), data));
+        }
+        let inner = write_dir(w, files)?;
+        let sub = write_dir(w, vec![dir("inner", inner)])?;
+        write_dir(w, (0..50).map(|i| dir(&format!("copy{i:02}"), sub)).collect())
+    });
+    let target = tmp.path().join("t");
+    let opts = RestoreOptions { target: target.clone(), ..Default::default() };
+    // Expanded, the copies take 50 times the bytes of the one stored copy: more than the factor
+    // of format-spec §7.5 allows, within its floor.
+    let r = root(&repo, &sid);
+    let no_floor = Limits { expansion: Some(Expansion { floor: 0, factor: 16 }), ..Limits::default() };
+    assert!(matches!(plan_with(&repo, &r, None, &opts, &no_floor), Err(Error::Refused { .. })));
+    let res = cairn::restore::restore(&repo, &r, None, &opts, &cairn::restore::NoRestoreProgress).unwrap();
+    assert!(res.errors.is_empty(), "{:?}", res.errors);
+    assert_eq!(res.files, 50 * 100);
+    for i in 0..50 {
+        for (name, data) in &want {
+            let got = std::fs::read(target.join(format!("copy{i:02}/inner/{name}"))).unwrap();
+            assert_eq!(&got, data, "copy{i:02}/inner/{name}");
+        }
+    }
+}
+
+/// A writer that takes `left` bytes, then fails.
+struct Limited {
+    left: usize,
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("enough"));
+        }
+        let n = b.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn ls_dump_copy_and_repair_cost_one_chunk_list_of_a_bomb_and_one_walk_of_each_tree() {
+    // 16 references to one list of 65536 references to one 16-byte chunk: 1 Mi chunk ids (32
+    // MiB collected) for 16 MiB of content; next to it a doubling DAG of 2^17 paths.
+    const LISTS: usize = 16;
+    const BOUND: i64 = 24 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, sid) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| {
+        let (bomb, _) = chunk_list_bomb(w, LISTS, &[7u8; 16])?;
+        let dag = doubling_dag(w, 16)?;
+        write_dir(w, vec![dir("bomb", bomb), dir("dag", dag)])
+    });
+    let r = root(&repo, &sid);
+    // ls: the DAG within the budget; the bomb's lists are not read.
+    let (v, used) = measure(|| ls(&repo, &r, &Limits::expanding()).unwrap());
+    assert_eq!(v.len(), 3 + (1 << 17) - 2);
+    assert!(used.peak < 96 << 20, "ls allocated {used:?}");
+    // dump: one list at a time.
+    let (res, used) =
+        measure(|| cairn::restore::dump(&repo, &r, Path::new("/bomb/bomb"), &mut Limited { left: 64 << 10 }));
+    assert!(res.unwrap_err().to_string().contains("enough"));
+    assert!(used.peak < BOUND && (used.largest as i64) < BOUND, "dump allocated {used:?}");
+    // repair snapshots: nothing lost, one list at a time, each directory once.
+    let ro = cairn::repair::RepairSnapshotsOptions { dry_run: true, ..Default::default() };
+    let (report, used) = measure(|| cairn::repair::repair_snapshots(&repo, &ro).unwrap());
+    assert_eq!((report.intact, report.damaged.len()), (1, 0));
+    assert!(used.peak < BOUND && (used.largest as i64) < BOUND, "repair allocated {used:?}");
+    // copy into a repository of shared chunker keys (blobs moved as they are): each distinct
+    // blob once.
+    let io = cairn::repository::InitOptions {
+        chunker: repo.config().chunker(),
+        chunker_keys_from: Some(repo.keys().clone()),
+        ..Default::default()
+    };
+    let dst = Repository::init(local(&tmp.path().join("d")), b"pw", &io, &opts(&tmp.path().join("cd")))
+        .and_then(|r| r.readable())
+        .unwrap();
+    let report = cairn::copy::copy(&repo, &dst, &[], false).unwrap();
+    assert!(!report.rechunked);
+    // 17 DAG directories, the list, the chunk, the bomb's directory and the root.
+    assert_eq!(report.blobs_added, 17 + 1 + 1 + 1 + 1, "{report:?}");
+    assert_eq!(report.data_blobs_read, 1);
 }

@@ -364,7 +364,11 @@ fn pack_uploads_run_concurrently_as_the_backend_asks() {
             gate: Default::default(),
         });
         let init = InitOptions { pack_size: 1 << 20, ..InitOptions::default() };
-        let oo = OpenOptions { cache_root: Some(tmp.path().join(format!("cache{wants}"))), no_cache: false };
+        let oo = OpenOptions {
+            cache_root: Some(tmp.path().join(format!("cache{wants}"))),
+            no_cache: false,
+            upgrade_config: false,
+        };
         let repo = Repository::init(slow.clone(), b"pw", &init, &oo).and_then(|r| r.readable()).unwrap();
         let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
         assert!(r.snapshot_id.is_some());

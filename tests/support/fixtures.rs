@@ -61,7 +61,7 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 
 /// Open options with the cache at `cache`.
 pub fn opts(cache: &Path) -> OpenOptions {
-    OpenOptions { cache_root: Some(cache.to_path_buf()), no_cache: false }
+    OpenOptions { cache_root: Some(cache.to_path_buf()), no_cache: false, upgrade_config: false }
 }
 
 /// The local backend at `dir`.
@@ -251,9 +251,10 @@ pub fn plant(repo: &Repository, host: &str, time: cairn::time::Time, content: &[
     w.commit(&snapshot_of_root(root, host, time, "cairn")).unwrap()
 }
 
-/// Runs the `cairn` program on the repository at `dir` with `password` (cache under `cache`), with
-/// no other `CAIRN_` variable of the environment.
-pub fn cairn_cli(dir: &Path, cache: &Path, password: &str, args: &[&str]) -> std::process::Output {
+/// Runs the `cairn` program on the repository at `dir` with `password` and the cache at `cache`,
+/// with no other `CAIRN_*` variable of this process.
+pub fn run_cairn(dir: &Path, password: &[u8], cache: &Path, args: &[&str]) -> std::process::Output {
+    use std::os::unix::ffi::OsStrExt;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("CAIRN_") {
@@ -262,8 +263,8 @@ pub fn cairn_cli(dir: &Path, cache: &Path, password: &str, args: &[&str]) -> std
     }
     cmd.args(args)
         .env("CAIRN_REPOSITORY", dir)
-        .env("CAIRN_PASSWORD", password)
-        .env("CAIRN_CACHE_DIR", cache.join("cli"))
+        .env("CAIRN_PASSWORD", std::ffi::OsStr::from_bytes(password))
+        .env("CAIRN_CACHE_DIR", cache)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()

@@ -124,7 +124,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
     }
     let excludes = Patterns::new(pats.iter().map(|(p, ci)| (p.as_str(), *ci))).map_err(CliError::Usage)?;
 
-    let repo = open::open(&ctx.g, &ctx.out)?;
+    let repo = open::open(&ctx.g, &ctx.out, true)?;
     let parent = match &a.parent {
         Some(p) => Some(select::select(&repo.clone().readable()?, p, &Filter::default())?.0),
         None => None,

@@ -45,11 +45,11 @@ pub fn run(ctx: &Ctx, c: CatCommand) -> anyhow::Result<Outcome> {
     let reader = || open::open_reader(&ctx.g, &ctx.out);
     match c {
         CatCommand::Config => {
-            let repo = open::open(&ctx.g, &ctx.out)?;
+            let repo = open::open(&ctx.g, &ctx.out, false)?;
             dump(ctx, &ConfigDoc { number: repo.config_number(), config: repo.config() })
         }
         CatCommand::Key { id } => {
-            let repo = open::open(&ctx.g, &ctx.out)?;
+            let repo = open::open(&ctx.g, &ctx.out, false)?;
             let id = repo.resolve_key(&id.0)?;
             dump(ctx, &repo.key_file_info(&id)?)
         }

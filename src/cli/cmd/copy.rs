@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<Outcome> {
     if let Some(t) = &a.to_repo {
         tg.repo = Some(t.clone());
     }
-    let dst = open::open_reader(&tg, &ctx.out)?;
+    let dst = open::open_reader_writing(&tg, &ctx.out, !a.dry_run)?;
     let candidates = a.filter.filter().list(&src)?;
     let mut ids = Vec::new();
     for spec in &a.snapshots {

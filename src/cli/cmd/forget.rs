@@ -58,7 +58,7 @@ fn rules(a: &ForgetArgs) -> anyhow::Result<Rules> {
 
 /// `forget ID...`: removes exactly the named snapshots (no policy).
 fn by_id(ctx: &Ctx, a: &ForgetArgs) -> anyhow::Result<Outcome> {
-    let repo = open::open_reader(&ctx.g, &ctx.out)?;
+    let repo = open::open_reader_writing(&ctx.g, &ctx.out, !a.dry_run)?;
     let mut ids = Vec::new();
     for spec in &a.snapshots {
         if *spec == cairn::select::SnapshotSpec::Latest {
@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
     }
     let rules = rules(&a)?;
     let tz = a.tz.clone().unwrap_or_else(jiff::tz::TimeZone::system);
-    let repo = open::open_reader(&ctx.g, &ctx.out)?;
+    let repo = open::open_reader_writing(&ctx.g, &ctx.out, !a.dry_run)?;
     let snaps = a.filter.filter().entries(&repo)?;
     let groups = forget::plan(&snaps, a.group_by, &rules, &tz);
     let excluded = forget::excluded(&snaps);

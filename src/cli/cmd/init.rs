@@ -29,7 +29,7 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> anyhow::Result<Outcome> {
         init.chunker = src.config().chunker();
         init.chunker_keys_from = Some(src.keys().clone());
     }
-    let repo = Repository::init(backend, &pw, &init, &open::open_options(&ctx.g))?;
+    let repo = Repository::init(backend, &pw, &init, &open::open_options(&ctx.g, true))?;
     let doc = Created { repository_id: repo.keys().repo_id, key_id: repo.key_id() };
     ctx.out.result(&doc, Text::Normal, |w| {
         writeln!(w, "created cairn repository {} at {}", doc.repository_id.short(), repo.backend().location())?;

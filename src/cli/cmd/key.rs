@@ -20,7 +20,8 @@ struct Removed {
 }
 
 pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
-    let repo = open::open(&ctx.g, &ctx.out)?;
+    // Every subcommand but `list` writes a key file or removes one.
+    let repo = open::open(&ctx.g, &ctx.out, !matches!(k, KeyCommand::List))?;
     let out = &ctx.out;
     match k {
         KeyCommand::List => {

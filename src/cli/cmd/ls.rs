@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, a: LsArgs) -> anyhow::Result<Outcome> {
     }
     if let Some(tree) = start {
         let base = sub.unwrap_or_else(|| PathBuf::from("/"));
-        cairn::browse::walk(&repo, &tree, &base, &mut |p, n| {
+        cairn::browse::walk(&repo, &tree, &base, &crate::cli::values::tree_limits(a.max_tree_memory), &mut |p, n| {
             entries.push((p.to_path_buf(), n.clone()));
             Ok(true)
         })?;

@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, a: &PruneArgs, dry_run: bool, forget: Option<&ForgetDoc>) 
     if a.force {
         out.note("warning: --force: prune goes on past its safety stops (listing and index disagree, or more than half of the data would go)");
     }
-    let repo = open::open_reader(&ctx.g, out)?;
+    let repo = open::open_reader_writing(&ctx.g, out, !dry_run)?;
     let (plan, report) = cairn::prune::run(&repo, &opts, dry_run)?;
     let doc = PruneDoc { dry_run, plan: &plan, report: &report };
     if out.json() {

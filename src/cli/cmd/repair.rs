@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, c: RepairCommand) -> anyhow::Result<Outcome> {
 }
 
 fn index(ctx: &Ctx, dry_run: bool, include_recent: bool) -> anyhow::Result<Outcome> {
-    let repo = open::open_reader(&ctx.g, &ctx.out)?;
+    let repo = open::open_reader_writing(&ctx.g, &ctx.out, !dry_run)?;
     let opts = RepairOptions { dry_run, min_age_secs: if include_recent { 0 } else { 3600 } };
     let r = repair::repair_index(&repo, &opts)?;
     if !ctx.out.json() {
@@ -49,7 +49,7 @@ fn index(ctx: &Ctx, dry_run: bool, include_recent: bool) -> anyhow::Result<Outco
 }
 
 fn snapshots(ctx: &Ctx, opts: RepairSnapshotsOptions) -> anyhow::Result<Outcome> {
-    let repo = open::open_reader(&ctx.g, &ctx.out)?;
+    let repo = open::open_reader_writing(&ctx.g, &ctx.out, !opts.dry_run)?;
     let r = repair::repair_snapshots(&repo, &opts)?;
     ctx.out.result(&r, Text::Normal, |w| {
         for d in &r.damaged {

@@ -110,14 +110,16 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         no_security_xattrs: a.no_security_xattrs,
         strip_setuid: !a.keep_setuid && not_by_full_key(&repo, &id, &snap)?,
     };
-    let plan = restore::plan(&repo, &snap.root(), sub.as_deref(), &opts)?;
+    let limits = crate::cli::values::tree_limits(a.max_tree_memory);
+    let plan = restore::plan_with(&repo, &snap.root(), sub.as_deref(), &opts, &limits)?;
     let stripped =
         if opts.strip_setuid { plan.entries.iter().filter(|e| e.node.mode & 0o6000 != 0).count() } else { 0 };
     if stripped > 0 {
         ctx.out.note(format!(
-            "warning: snapshot {} was not written by a full key: setuid/setgid bits stripped from {stripped} \
+            "warning: snapshot {} was not written by a full key: setuid/setgid bits {} from {stripped} \
              entr{} (use --keep-setuid to keep them)",
             id.short(),
+            if a.dry_run { "would be stripped" } else { "stripped" },
             if stripped == 1 { "y" } else { "ies" }
         ));
     }

@@ -2,7 +2,8 @@
 //! from which pack, so that each pack is read once. Reads trees and the index; writes nothing.
 //! Hostile trees cost it little (format-spec §7.5): each chunk list is read and placed once however
 //! often files name it, a hole costs no buffer, and the walk's entries and the plan's chunk
-//! placements stay within the limit of entries.
+//! placements stay within the limit of entries, and the memory the plan holds within the
+//! expansion budget ([`Limits::expanding`]).
 
 use super::RestoreOptions;
 use crate::browse;
@@ -56,14 +57,17 @@ pub struct RestorePlan {
 }
 
 /// Computes the plan for restoring the tree `root` (or the subtree at `sub`), within the
-/// reference's limits.
+/// reference's limits for an expanding walk ([`Limits::expanding`]).
 pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
-    plan_with(repo, root, sub, opts, &Limits::default())
+    plan_with(repo, root, sub, opts, &Limits::expanding())
 }
 
 /// [`plan`] within `limits`: a deeper or larger tree is refused with an error naming the tree and
 /// the path; more entries plus chunk placements than `limits.max_entries` is an
-/// [`Error::Refused`].
+/// [`Error::Refused`], and so is a plan that passes `limits.expansion`: the
+/// [`crate::tree::entry_bytes`] of the entries walked plus 16 bytes per chunk placement and
+/// [`PLAN_BLOB_BYTES`] per blob to read, against the budget's cap for the distinct tree bytes
+/// read (directories and chunk lists).
 pub fn plan_with(
     repo: &ReadRepository,
     root: &BlobId,
@@ -91,7 +95,14 @@ pub fn plan_with(
         },
     };
     let mut c = Collect { opts, out: Vec::new(), dirs: vec![(false, 0, false)], weight: 0, max: limits.max_entries };
-    Walker::new(repo).limits(*limits).walk(&start_tree, &base, &mut c)?;
+    let mut walker = Walker::new(repo).limits(*limits);
+    walker.walk(&start_tree, &base, &mut c)?;
+    if let Some(x) = limits.expansion {
+        let (held, distinct) = walker.expansion();
+        files.budget = Some(Budget { x, root: start_tree, held, distinct });
+    }
+    drop(walker);
+    p.entries.reserve_exact(c.out.len());
     let mut groups: HashMap<u64, usize> = HashMap::new();
     let mut members = HardlinkGroups::default();
     for (path, node) in c.out {
@@ -177,6 +188,32 @@ fn too_many(max: u64, path: &Path) -> Error {
     ))
 }
 
+/// Bytes counted per chunk id of a chunk list read (its place in the list's run).
+const RUN_CHUNK_BYTES: u64 = std::mem::size_of::<(BlobId, Location, u64)>() as u64;
+
+/// Bytes counted per blob the plan reads (its [`PlanBlob`] and its place in the lookup of blobs).
+pub const PLAN_BLOB_BYTES: u64 = 160;
+
+/// The expansion budget of the plan as the walk left it: bytes held and distinct tree bytes read,
+/// to which placing the contents adds.
+struct Budget {
+    x: crate::tree::Expansion,
+    root: BlobId,
+    held: u64,
+    distinct: u64,
+}
+
+impl Budget {
+    fn add(&mut self, held: u64, distinct: u64, path: &Path) -> Result<()> {
+        self.held += held;
+        self.distinct += distinct;
+        if self.held > self.x.cap(self.distinct) {
+            return Err(crate::trees::expansion_refused(&self.root, path, self.held, self.x, self.distinct));
+        }
+        Ok(())
+    }
+}
+
 /// Where a run of chunks goes, relative to its start: its number of chunk ids, its length, the
 /// bytes that are holes, and the chunks to write (id, location, offset).
 #[derive(Debug, Default)]
@@ -199,6 +236,7 @@ struct Files<'r> {
     /// Chunk placements so far, against `max`.
     placed: u64,
     max: u64,
+    budget: Option<Budget>,
 }
 
 /// All-zero bytes to hash a hole of any length in pieces.
@@ -206,7 +244,15 @@ static ZEROS: [u8; 65536] = [0; 65536];
 
 impl<'r> Files<'r> {
     fn new(repo: &'r ReadRepository, max: u64) -> Self {
-        Files { repo, zero_ids: HashMap::new(), lists: HashMap::new(), at: HashMap::new(), placed: 0, max }
+        Files {
+            repo,
+            zero_ids: HashMap::new(),
+            lists: HashMap::new(),
+            at: HashMap::new(),
+            placed: 0,
+            max,
+            budget: None,
+        }
     }
 
     /// The content id of `len` zero bytes, computed once per length in 64 KiB pieces.
@@ -249,7 +295,13 @@ impl<'r> Files<'r> {
             return Ok(r.clone());
         }
         let r = match chunk_list(self.repo, l) {
-            Ok(ids) => self.run(&ids)?,
+            Ok(ids) => {
+                if let Some(b) = &mut self.budget {
+                    // The list's plaintext is read once; its run is kept.
+                    b.add(RUN_CHUNK_BYTES * ids.len() as u64, 32 * ids.len() as u64, Path::new("/"))?;
+                }
+                self.run(&ids)?
+            }
             Err(f) => Err(f.into_error(l).to_string()),
         };
         let r = Rc::new(r);
@@ -316,11 +368,17 @@ impl<'r> Files<'r> {
                 if self.placed > self.max {
                     return Err(too_many(self.max, &path));
                 }
+                if let Some(b) = &mut self.budget {
+                    b.add(16 * run.chunks.len() as u64, 0, &path)?;
+                }
                 for (id, loc, o) in &run.chunks {
                     let list = p.packs.entry(loc.pack).or_default();
                     match self.at.get(&(loc.pack, *id)) {
                         Some(&i) => list[i].targets.push((idx, start + o)),
                         None => {
+                            if let Some(b) = &mut self.budget {
+                                b.add(PLAN_BLOB_BYTES, 0, &path)?;
+                            }
                             self.at.insert((loc.pack, *id), list.len());
                             list.push(PlanBlob { id: *id, loc: loc.clone(), targets: vec![(idx, start + o)] });
                         }

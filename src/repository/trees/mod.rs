@@ -16,7 +16,7 @@ pub mod write;
 pub use crate::treeread::{
     chunk_ids, chunk_ids_iter, chunk_list, read_dir, read_dir_with, ChunkIds, DirFault, ListFault, Listing, TreeSource,
 };
-pub use crate::treewalk::{Control, Visitor, Walker};
+pub use crate::treewalk::{expansion_refused, Control, Visitor, Walker};
 pub use diff::{diff, diff_dirs, pairs, Change, DiffEntry};
 pub use read::read_tree;
 pub use rebuild::{rebuild, Rebuilder, Rebuilt};

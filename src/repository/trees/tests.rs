@@ -13,9 +13,14 @@ use std::sync::Arc;
 
 fn repo() -> ReadRepository {
     let backend: DynBackend = Arc::new(OpendalBackend::memory("trees").unwrap());
-    Repository::init(backend, b"pw", &InitOptions::default(), &OpenOptions { cache_root: None, no_cache: true })
-        .and_then(|r| r.readable())
-        .unwrap()
+    Repository::init(
+        backend,
+        b"pw",
+        &InitOptions::default(),
+        &OpenOptions { cache_root: None, no_cache: true, upgrade_config: false },
+    )
+    .and_then(|r| r.readable())
+    .unwrap()
 }
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
