@@ -13,9 +13,7 @@ use crate::layout::{pack_path, Object, ObjectType, StoredId};
 use crate::repository::ReadRepository;
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind, Time};
-use crate::trees::{
-    rebuild, write_dir, Control, DirFault, IdsOnly, Listing, Rebuilder, Rebuilt, TreeSink, Walker,
-};
+use crate::trees::{rebuild, write_dir, Control, DirFault, IdsOnly, Listing, Rebuilder, Rebuilt, TreeSink, Walker};
 use crate::writer::{write_index_file, Writer, WriterOptions, PACKS_PER_INDEX};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
