@@ -421,6 +421,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_expanding_walk_holds_at_most_its_budget() {
+        // A doubling DAG: 13 blobs of a few hundred bytes, 2^13 - 2 paths of 256+ bytes each.
+        let mut m = Map::new();
+        put(&mut m, 13, vec![], None);
+        for n in (1..=12u8).rev() {
+            put(&mut m, n, vec![dir("a", id(n + 1)), dir("b", id(n + 1))], None);
+        }
+        let distinct: u64 = (1..=13u8).map(|n| m[&id(n)].len() as u64).sum();
+        let x = crate::tree::Expansion { floor: 64 << 10, factor: 16 };
+        let (seen, r) = walk(&m, Limits { expansion: Some(x), ..Limits::default() });
+        match r {
+            Err(e @ Error::Refused { .. }) => {
+                assert_eq!(e.lifted_by(), Some(Override::TreeMemory));
+                let m = e.to_string();
+                let want = format!("limit of {} bytes", 64 << 10);
+                assert!(m.contains(&id(1).to_string()) && m.contains(&want), "{m}");
+                assert!(m.contains(&format!("the {distinct} bytes of distinct tree blobs")), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Each entry counts at least 256 bytes: the walk stopped within 256 entries of the floor.
+        assert!(seen.len() < 256, "{}", seen.len());
+        // A budget above what the entries take, or none, lets the walk through.
+        let x = crate::tree::Expansion { floor: 16 << 20, factor: 16 };
+        walk(&m, Limits { expansion: Some(x), ..Limits::default() }).1.unwrap();
+        walk(&m, Limits::default()).1.unwrap();
+        // With no floor, the factor alone decides: here large enough for every entry.
+        let x = crate::tree::Expansion { floor: 0, factor: 1 << 20 };
+        walk(&m, Limits { expansion: Some(x), ..Limits::default() }).1.unwrap();
+    }
+
     /// A source that counts its reads.
     struct Counted<'m>(&'m Map, std::cell::Cell<usize>);
 

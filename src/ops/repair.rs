@@ -12,17 +12,17 @@ use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, ObjectType, StoredId};
 use crate::repository::ReadRepository;
 use crate::snapshot::Snapshot;
-use crate::tree::{Content, Node, NodeKind, Time};
-use crate::trees::{
-    chunk_list, rebuild, write_content, write_dir, Control, DirFault, IdsOnly, ListFault, Listing, Rebuilder, Rebuilt,
-    TreeSink, Walker,
-};
+use crate::tree::{Node, NodeKind, Time};
+use crate::trees::{rebuild, write_dir, Control, DirFault, IdsOnly, Listing, Rebuilder, Rebuilt, TreeSink, Walker};
 use crate::writer::{write_index_file, Writer, WriterOptions, PACKS_PER_INDEX};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+mod file;
+pub use file::MAX_LOST_RANGES;
 
 /// Options of `repair index`.
 #[derive(Clone, Debug)]
@@ -361,117 +361,6 @@ impl Rebuilder for Pass<'_, '_, '_> {
             (p, item)
         }));
     }
-}
-
-impl Pass<'_, '_, '_> {
-    /// A file's repaired content when some of it is lost: the intact chunks in order. The chunk
-    /// ids stream one chunk list at a time (format-spec §7.5): an intact file costs one list of
-    /// memory whatever its length; only a damaged one collects the ids it keeps.
-    fn file(&mut self, content: &Content, size_before: u64) -> Result<Option<(Content, u64, LostItem)>> {
-        let first = self.scan(content, None)?;
-        if first.ranges.is_empty() {
-            return Ok(None);
-        }
-        let mut kept = Vec::new();
-        let FileScan { ranges, size_after, total, .. } = self.scan(content, Some(&mut kept))?;
-        let kept_count = kept.len() as u64;
-        let new = self.with_sink(|s| write_content(s, kept))?;
-        let what = format!(
-            "{} of {total} chunks lost; the file keeps its {} intact chunks in order ({size_after} of {size_before} \
-             bytes), the lost ranges are left out",
-            total - kept_count,
-            kept_count
-        );
-        let item = LostItem { path: String::new(), kind: "file", what, ranges, size_before, size_after };
-        Ok(Some((new, size_after, item)))
-    }
-
-    /// One pass over a file's chunk ids, one chunk list at a time: the lost ranges, the size
-    /// kept, the ids seen; with `kept`, the intact ids in order.
-    fn scan(&mut self, content: &Content, mut kept: Option<&mut Vec<BlobId>>) -> Result<FileScan> {
-        let mut f = FileScan { ranges: Vec::new(), offset: Some(0), size_after: 0, total: 0 };
-        match content {
-            Content::Chunks(v) => {
-                for id in v {
-                    self.item(&mut f, Ok(id), kept.as_deref_mut())?;
-                }
-            }
-            Content::Indirect { lists, count } => {
-                let mut ids_seen = 0u64;
-                let mut all_read = true;
-                for l in lists {
-                    match chunk_list(self.repo, l) {
-                        Ok(ids) => {
-                            ids_seen += ids.len() as u64;
-                            for id in &ids {
-                                self.item(&mut f, Ok(id), kept.as_deref_mut())?;
-                            }
-                        }
-                        Err(ListFault::NotAList) => {
-                            all_read = false;
-                            let why = format!("tree {l}: a directory where a chunk list was expected");
-                            self.item(&mut f, Err((l, why)), kept.as_deref_mut())?;
-                        }
-                        Err(ListFault::Unreadable(e)) if is_loss(&e) => {
-                            all_read = false;
-                            self.item(&mut f, Err((l, format!("chunk list lost: {e}"))), kept.as_deref_mut())?;
-                        }
-                        Err(ListFault::Unreadable(e)) => return Err(e),
-                    }
-                }
-                if all_read && ids_seen != *count {
-                    let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
-                    let why = format!("the chunk lists hold {ids_seen} ids, the file says {count}");
-                    self.item(&mut f, Err((&first, why)), kept)?;
-                }
-            }
-        }
-        Ok(f)
-    }
-
-    /// One chunk id of a file, or a lost chunk list (its id and why).
-    fn item(
-        &mut self,
-        f: &mut FileScan,
-        it: std::result::Result<&BlobId, (&BlobId, String)>,
-        kept: Option<&mut Vec<BlobId>>,
-    ) -> Result<()> {
-        f.total += 1;
-        match it {
-            Ok(id) => {
-                let (len, lost) = self.damage.data_blob(id)?;
-                match (lost, len) {
-                    (None, Some(len)) => {
-                        if let Some(k) = kept {
-                            k.push(*id);
-                        }
-                        f.size_after += len;
-                    }
-                    (lost, len) => f.ranges.push(LostRange {
-                        offset: f.offset,
-                        length: len,
-                        blob: id.to_hex(),
-                        reason: lost.unwrap_or_else(|| "the data blob is in no index file".into()),
-                    }),
-                }
-                f.offset = f.offset.zip(len).map(|(o, l)| o + l);
-            }
-            Err((list, reason)) => {
-                f.ranges.push(LostRange { offset: f.offset, length: None, blob: list.to_hex(), reason });
-                f.offset = None;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What one pass over a file's chunk ids found.
-struct FileScan {
-    ranges: Vec<LostRange>,
-    offset: Option<u64>,
-    size_after: u64,
-    /// Chunk ids and lost lists seen.
-    total: u64,
 }
 
 /// Finishes the losses found under the root: absolute paths, in path order.

@@ -337,3 +337,30 @@ fn ls_dump_copy_and_repair_cost_one_chunk_list_of_a_bomb_and_one_walk_of_each_tr
     assert_eq!(report.blobs_added, 17 + 1 + 1 + 1 + 1, "{report:?}");
     assert_eq!(report.data_blobs_read, 1);
 }
+
+#[test]
+fn repair_of_a_bombed_file_with_lost_chunks_streams_its_ids_and_lists_a_bounded_report() {
+    // 16 references to one list of 65536 ids, every other one a data blob no index names: 512 Ki
+    // lost ranges and 512 Ki kept ids from one 2 MiB tree blob.
+    const LISTS: usize = 16;
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| {
+        let (real, _) = w.store(BlobKind::Data, &[7u8; 16])?;
+        let fake = BlobId([0xee; 32]);
+        let ids = (0..CHUNK_LIST_LEN).map(|i| if i % 2 == 0 { real } else { fake }).collect();
+        let list = tree(w, TreeBlob::ChunkListV1 { ids });
+        let count = (LISTS * CHUNK_LIST_LEN) as u64;
+        let content = Content::Indirect { lists: vec![list; LISTS], count };
+        write_dir(w, vec![Node { size: count * 16, ..node("bomb", NodeKind::File { content }) }])
+    });
+    let ro = cairn::repair::RepairSnapshotsOptions { dry_run: true, ..Default::default() };
+    let (report, used) = measure(|| cairn::repair::repair_snapshots(&repo, &ro).unwrap());
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    let item = &report.damaged[0].lost[0];
+    let half = (LISTS * CHUNK_LIST_LEN / 2) as u64;
+    assert_eq!((item.path.as_str(), item.ranges.len()), ("/bomb", cairn::repair::MAX_LOST_RANGES));
+    assert_eq!(item.size_after, half * 16);
+    let want = format!("{half} lost ranges, the first {} listed", cairn::repair::MAX_LOST_RANGES);
+    assert!(item.what.contains(&want), "{}", item.what);
+    assert!(used.peak < 24 << 20 && (used.largest as i64) < 24 << 20, "repair allocated {used:?}");
+}

@@ -65,8 +65,8 @@ pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &Res
 /// [`plan`] within `limits`: a deeper or larger tree is refused with an error naming the tree and
 /// the path; more entries plus chunk placements than `limits.max_entries` is an
 /// [`Error::Refused`], and so is a plan that passes `limits.expansion`: the
-/// [`crate::tree::entry_bytes`] of the entries walked plus 16 bytes per chunk placement and
-/// [`PLAN_BLOB_BYTES`] per blob to read, against the budget's cap for the distinct tree bytes
+/// [`crate::tree::entry_bytes`] of the entries walked plus 16 bytes per chunk placement and 160
+/// per blob to read, against the budget's cap for the distinct tree bytes
 /// read (directories and chunk lists).
 pub fn plan_with(
     repo: &ReadRepository,
@@ -192,7 +192,7 @@ fn too_many(max: u64, path: &Path) -> Error {
 const RUN_CHUNK_BYTES: u64 = std::mem::size_of::<(BlobId, Location, u64)>() as u64;
 
 /// Bytes counted per blob the plan reads (its [`PlanBlob`] and its place in the lookup of blobs).
-pub const PLAN_BLOB_BYTES: u64 = 160;
+const PLAN_BLOB_BYTES: u64 = 160;
 
 /// The expansion budget of the plan as the walk left it: bytes held and distinct tree bytes read,
 /// to which placing the contents adds.

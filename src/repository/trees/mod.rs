@@ -20,7 +20,7 @@ pub use crate::treewalk::{expansion_refused, Control, Visitor, Walker};
 pub use diff::{diff, diff_dirs, pairs, Change, DiffEntry};
 pub use read::read_tree;
 pub use rebuild::{rebuild, Rebuilder, Rebuilt};
-pub use write::{write_content, write_dir, IdsOnly, TreeSink};
+pub use write::{write_content, write_dir, ContentWriter, IdsOnly, TreeSink};
 
 #[cfg(test)]
 mod tests;

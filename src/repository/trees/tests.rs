@@ -159,6 +159,16 @@ fn long_contents_go_through_chunk_lists() {
     assert!(matches!(&longer, Content::Indirect { lists, .. } if lists.len() == 2));
     assert_eq!(chunk_ids(&repo, &long).unwrap(), ids(MAX_DIRECT_CHUNKS + 1));
     assert_eq!(chunk_ids(&repo, &longer).unwrap(), ids(CHUNK_LIST_LEN + 1));
+    // Fed one id at a time, the same content (same chunk lists).
+    let sink = IdsOnly(&repo);
+    for (n, want) in [(MAX_DIRECT_CHUNKS, &short), (MAX_DIRECT_CHUNKS + 1, &long), (CHUNK_LIST_LEN + 1, &longer)] {
+        let mut cw = ContentWriter::new(&sink);
+        for id in ids(n) {
+            cw.push(id).unwrap();
+        }
+        assert_eq!(cw.count(), n as u64);
+        assert_eq!(&cw.finish().unwrap(), want, "{n} ids");
+    }
     let Content::Indirect { lists, .. } = &long else { unreachable!() };
     let wrong = Content::Indirect { lists: lists.clone(), count: 7 };
     assert!(chunk_ids(&repo, &wrong).is_err(), "a count that differs from the lists is refused");

@@ -47,6 +47,50 @@ pub fn write_dir(sink: &dyn TreeSink, mut nodes: Vec<Node>) -> Result<BlobId> {
     Ok(next.expect("at least one part"))
 }
 
+/// [`write_content`] fed one id at a time: holds at most one chunk list of ids, whatever the
+/// length of the content, and writes the same blobs.
+pub struct ContentWriter<'s> {
+    sink: &'s dyn TreeSink,
+    pending: Vec<BlobId>,
+    lists: Vec<BlobId>,
+    count: u64,
+}
+
+impl<'s> ContentWriter<'s> {
+    /// A content with no ids yet, its chunk lists going to `sink`.
+    pub fn new(sink: &'s dyn TreeSink) -> Self {
+        ContentWriter { sink, pending: Vec::new(), lists: Vec::new(), count: 0 }
+    }
+
+    /// Appends `id`.
+    pub fn push(&mut self, id: BlobId) -> Result<()> {
+        self.pending.push(id);
+        self.count += 1;
+        if self.pending.len() == tree::CHUNK_LIST_LEN {
+            let ids = std::mem::take(&mut self.pending);
+            self.lists.push(self.sink.put(&TreeBlob::ChunkListV1 { ids }.encode())?);
+        }
+        Ok(())
+    }
+
+    /// Ids appended so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The content: as [`write_content`] of every id appended.
+    pub fn finish(mut self) -> Result<Content> {
+        if self.lists.is_empty() && self.pending.len() <= tree::MAX_DIRECT_CHUNKS {
+            return Ok(Content::Chunks(self.pending));
+        }
+        if !self.pending.is_empty() {
+            let ids = std::mem::take(&mut self.pending);
+            self.lists.push(self.sink.put(&TreeBlob::ChunkListV1 { ids }.encode())?);
+        }
+        Ok(Content::Indirect { lists: self.lists, count: self.count })
+    }
+}
+
 /// A file's content from its data blob ids: the ids themselves up to
 /// [`tree::MAX_DIRECT_CHUNKS`], else chunk lists of [`tree::CHUNK_LIST_LEN`] ids.
 pub fn write_content(sink: &dyn TreeSink, ids: Vec<BlobId>) -> Result<Content> {
