@@ -1,4 +1,4 @@
-//! The object size limits on reads (format-spec §12.1, "Object size limits"): a whole-object read
+//! The object size limits on reads (format-spec §12.6, "Object size limits"): a whole-object read
 //! of a config, key file, lease, snapshot, index file or prune-state object larger than its
 //! type's [`ObjectType::max_size`] is refused as corrupt before it is read, so a planted huge
 //! object cannot exhaust memory. Packs are read by range and have no limit here.
@@ -18,7 +18,7 @@ pub fn read_capped(b: &dyn Backend, path: &str, max: u64) -> Result<Vec<u8>> {
         };
         Error::Corrupt {
             object: what,
-            reason: format!("{size} bytes, more than the {max} bytes this object type may have (format-spec §12.1)"),
+            reason: format!("{size} bytes, more than the {max} bytes this object type may have (format-spec §12.6)"),
         }
     };
     b.read_at_most(path, max)?.map_err(too_big)

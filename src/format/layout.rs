@@ -132,7 +132,7 @@ impl ObjectType {
         Object::parse(path).filter(|o| o.object_type() == self)
     }
 
-    /// The largest object of this type a reader accepts, in bytes (format-spec §12.1, "Object
+    /// The largest object of this type a reader accepts, in bytes (format-spec §12.6, "Object
     /// size limits"); `None` for packs, which are read by range. A reader MUST refuse a larger
     /// object as corrupt without reading it whole; writers stay far below these limits.
     pub fn max_size(self) -> Option<u64> {

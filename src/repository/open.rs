@@ -308,7 +308,7 @@ fn ruling_config(backend: &dyn Backend, keys: &MasterKeys, upgrade: bool) -> Res
     for (n, p) in &numbered {
         let bytes = match backend.read(p) {
             Ok(b) => b,
-            // Over the size limit (format-spec §12.1): passed over like any config that does not decode.
+            // Over the size limit (format-spec §12.6): passed over like any config that does not decode.
             Err(e @ Error::Corrupt { .. }) => {
                 tracing::warn!("config {n}: {e}");
                 problems.push(e.to_string());
