@@ -233,6 +233,26 @@ pub fn select(repo: &ReadRepository, spec: &SnapshotSpec, filter: &Filter) -> Re
     Ok((id, repo.load_snapshot(&id)?))
 }
 
+/// The snapshots `specs` name, each once, in the order given; with no spec, every snapshot that
+/// passes `filter` ([`Filter::list`]).
+pub fn select_many(
+    repo: &ReadRepository,
+    specs: &[SnapshotSpec],
+    filter: &Filter,
+) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    if specs.is_empty() {
+        return filter.list(repo);
+    }
+    let mut v: Vec<(SnapshotId, Snapshot)> = Vec::new();
+    for spec in specs {
+        let s = select(repo, spec, filter)?;
+        if !v.iter().any(|(id, _)| *id == s.0) {
+            v.push(s);
+        }
+    }
+    Ok(v)
+}
+
 /// The newest snapshot at or before `t` of each (host, paths) group that passes `filter`, in
 /// group order.
 pub fn as_of(repo: &ReadRepository, t: Time, filter: &Filter) -> Result<Vec<(SnapshotId, Snapshot)>> {

@@ -5,27 +5,14 @@ use crate::cli::output::{short_time, Text};
 use crate::cli::{open, CliError, Ctx, Outcome};
 use cairn::filter::Patterns;
 use cairn::find::{find, pack_blobs, FindOptions};
-use cairn::id::SnapshotId;
 use cairn::select;
-use cairn::snapshot::Snapshot;
 use std::os::unix::ffi::OsStrExt;
 
 pub fn run(ctx: &Ctx, a: FindArgs) -> anyhow::Result<Outcome> {
     let patterns = Patterns::new(a.patterns.iter().map(|p| (p.as_str(), a.ignore_case))).map_err(CliError::Usage)?;
     let repo = open::open_reader(&ctx.g, &ctx.out)?;
     let filter = a.filter.filter();
-    let snapshots: Vec<(SnapshotId, Snapshot)> = if a.snapshots.is_empty() {
-        filter.list(&repo)?
-    } else {
-        let mut v = Vec::new();
-        for spec in &a.snapshots {
-            let s = select::select(&repo, spec, &filter)?;
-            if !v.iter().any(|(id, _)| *id == s.0) {
-                v.push(s);
-            }
-        }
-        v
-    };
+    let snapshots = select::select_many(&repo, &a.snapshots, &filter)?;
     let mut blobs: std::collections::HashSet<_> = a.blobs.iter().copied().collect();
     for p in &a.packs {
         blobs.extend(pack_blobs(&repo, p)?.into_iter().map(|(_, id)| id));

@@ -4,9 +4,7 @@
 use crate::cli::args::StatsArgs;
 use crate::cli::output::{short_time, Text};
 use crate::cli::{open, Ctx, Outcome};
-use cairn::id::SnapshotId;
 use cairn::select;
-use cairn::snapshot::Snapshot;
 use cairn::stats::stats;
 use cairn::units::human_bytes;
 
@@ -27,18 +25,7 @@ pub fn run(ctx: &Ctx, a: StatsArgs) -> anyhow::Result<Outcome> {
     let repo = open::open_reader(&ctx.g, &ctx.out)?;
     let filter = a.filter.filter();
     let whole = a.snapshots.is_empty() && filter == cairn::select::Filter::default();
-    let snapshots: Vec<(SnapshotId, Snapshot)> = if a.snapshots.is_empty() {
-        filter.list(&repo)?
-    } else {
-        let mut v = Vec::new();
-        for spec in &a.snapshots {
-            let s = select::select(&repo, spec, &filter)?;
-            if !v.iter().any(|(id, _)| *id == s.0) {
-                v.push(s);
-            }
-        }
-        v
-    };
+    let snapshots = select::select_many(&repo, &a.snapshots, &filter)?;
     let r = stats(&repo, &snapshots, a.mode, whole)?;
     ctx.out.result(&r, Text::Data, |w| {
         writeln!(w, "Snapshots:            {}", r.snapshots)?;

@@ -213,28 +213,11 @@ pub fn backup(
         summary: summary.clone(),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     });
-    if opts.dry_run {
+    let snapshot_id = if opts.dry_run {
         writer.abandon();
-        return Ok(BackupResult {
-            snapshot_id: None,
-            parent,
-            summary,
-            errors,
-            warnings,
-            dedup_verified,
-            dedup_rejected,
-            unattributed,
-        });
-    }
-    let id = writer.commit(&snap)?;
-    Ok(BackupResult {
-        snapshot_id: Some(id),
-        parent,
-        summary,
-        errors,
-        warnings,
-        dedup_verified,
-        dedup_rejected,
-        unattributed,
-    })
+        None
+    } else {
+        Some(writer.commit(&snap)?)
+    };
+    Ok(BackupResult { snapshot_id, parent, summary, errors, warnings, dedup_verified, dedup_rejected, unattributed })
 }
