@@ -37,6 +37,8 @@ mod prune;
 mod races;
 #[path = "library/repair.rs"]
 mod repair;
+#[path = "library/revocation.rs"]
+mod revocation;
 #[path = "support/servers.rs"]
 mod servers;
 #[path = "library/storage.rs"]

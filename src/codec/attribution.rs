@@ -5,7 +5,7 @@
 //! secret; a reader verifies the certificate under `repo_public`, then the signature under the
 //! certificate's key. Bytes in, bytes out.
 
-use crate::cert::{Attribution, KeyCert, Signature64, Writer, CERT_MAGIC};
+use crate::cert::{Attribution, KeyCert, Revocation, Signature64, Writer, CERT_MAGIC, REVOCATION_MAGIC};
 use crate::codec::{envelope, sign};
 use crate::crypto::{self, context, MasterKeys, Secret};
 use crate::error::{Error, Result};
@@ -37,6 +37,31 @@ pub fn decode_cert(keys: &MasterKeys, key: &KeyId, bytes: &[u8]) -> Result<KeyCe
         return Err(format!("{path}: certifies another key ({})", cert.key_id()));
     }
     Ok(cert)
+}
+
+/// The storage path of the revocation of `key`: `revocations/<key id, 64 hex>`.
+pub fn revocation_path(key: &KeyId) -> String {
+    format!("revocations/{}", key.to_hex())
+}
+
+/// `"CAIRNRVK" ‖ postcard(revocation) ‖ SIGN(REVOCATION_SIG, path ‖ preceding bytes)`. Needs a
+/// full key.
+pub fn encode_revocation(keys: &MasterKeys, revocation: &Revocation) -> Result<Vec<u8>> {
+    let secret = keys.repo_secret.as_ref().ok_or(Error::WriteOnlyKey { key: None })?;
+    let path = revocation_path(&revocation.key_id());
+    Ok(envelope::sig_encode(REVOCATION_MAGIC, secret, context::REVOCATION_SIG, path.as_bytes(), revocation))
+}
+
+/// Decodes the revocation stored for `key` and verifies it under `keys.repo_public` (any key can).
+pub fn decode_revocation(keys: &MasterKeys, key: &KeyId, bytes: &[u8]) -> Result<Revocation, String> {
+    let path = revocation_path(key);
+    let r: Revocation =
+        envelope::sig_decode(REVOCATION_MAGIC, &keys.repo_public, context::REVOCATION_SIG, path.as_bytes(), bytes)
+            .map_err(|e| format!("{path}: {e}"))?;
+    if r.key_id() != *key {
+        return Err(format!("{path}: revokes another key ({})", r.key_id()));
+    }
+    Ok(r)
 }
 
 /// The message a writer signs: `SNAPSHOT_SIG ‖ snapshot id ‖ BLAKE3(unsigned) ‖ key id`, where
@@ -98,7 +123,7 @@ pub fn attribute_decoded(
     }
     let hosts = cert.hosts().to_vec();
     let host_allowed = hosts.is_empty() || hosts.iter().any(|h| h == host);
-    Attribution::Attributed { key_id: w.key_id, kind: cert.kind(), hosts, host_allowed }
+    Attribution::Attributed { key_id: w.key_id, kind: cert.kind(), hosts, host_allowed, revoked: None }
 }
 
 /// A key's signing public key from its signing secret.
@@ -147,7 +172,8 @@ mod tests {
                 key_id: web.id,
                 kind: KeyKind::WriteOnly,
                 hosts: vec!["web-1".into()],
-                host_allowed: true
+                host_allowed: true,
+                revoked: None
             }
         );
         // The same key writing for another host: attributed, but the host is not allowed.
@@ -195,5 +221,25 @@ mod tests {
         assert!(matches!(attribute(&keys, &id, b"planted", "web-1", Some(&w), None), Attribution::Forged(_)));
         // A real certificate moved to another key's name does not verify there.
         assert!(decode_cert(&keys, &attacker.id, &victim_cert).is_err());
+    }
+
+    #[test]
+    fn only_repo_secret_revokes_and_a_revocation_names_its_key() {
+        let keys = MasterKeys::generate();
+        let attacker_keys = keys.write_only();
+        let (web, other) = (key(1), key(2));
+        let r = Revocation::V1 { key_id: web.id, revoked: Time { secs: 1000, nanos: 0 } };
+        let bytes = encode_revocation(&keys, &r).unwrap();
+        assert_eq!(&bytes[..8], REVOCATION_MAGIC);
+        assert_eq!(decode_revocation(&attacker_keys, &web.id, &bytes), Ok(r.clone()));
+        // Stored under another key's name it does not verify.
+        assert!(decode_revocation(&keys, &other.id, &bytes).is_err());
+        // A write-only key cannot sign one, and one signed by anything else does not verify.
+        assert!(matches!(encode_revocation(&attacker_keys, &r), Err(Error::WriteOnlyKey { .. })));
+        let path = revocation_path(&web.id);
+        let forged = envelope::sig_encode(REVOCATION_MAGIC, &web.secret, context::REVOCATION_SIG, path.as_bytes(), &r);
+        assert!(decode_revocation(&keys, &web.id, &forged).is_err());
+        // A certificate is not a revocation.
+        assert!(decode_revocation(&keys, &web.id, &cert(&keys, &web, &[])).is_err());
     }
 }

@@ -49,6 +49,8 @@ pub mod context {
     pub const KEY_SIGN: &str = "cairn 2026-12 v1 key signing secret";
     /// Signed-message prefix of key certificates (format-spec §4.3).
     pub const CERT_SIG: &str = "cairn 2026-12 v1 key certificate signature";
+    /// Signed-message prefix of key revocations (format-spec §4.3).
+    pub const REVOCATION_SIG: &str = "cairn 2026-12 v1 key revocation signature";
     /// Signed-message prefix of a snapshot's writer signature (format-spec §4.3).
     pub const SNAPSHOT_SIG: &str = "cairn 2026-12 v1 snapshot writer signature";
 }

@@ -62,6 +62,37 @@ impl KeyCert {
     }
 }
 
+/// First bytes of a key revocation.
+pub const REVOCATION_MAGIC: &[u8; 8] = b"CAIRNRVK";
+
+/// A key revocation `revocations/<key id>` (format-spec §4.3), signed by `repo_secret`: snapshots
+/// attributed to the key and dated after `revoked` are flagged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Revocation {
+    /// Version 1.
+    V1 {
+        /// The revoked key.
+        key_id: KeyId,
+        /// When it was revoked.
+        revoked: Time,
+    },
+}
+
+impl Revocation {
+    /// The revoked key.
+    pub fn key_id(&self) -> KeyId {
+        match self {
+            Revocation::V1 { key_id, .. } => *key_id,
+        }
+    }
+    /// When it was revoked.
+    pub fn revoked(&self) -> Time {
+        match self {
+            Revocation::V1 { revoked, .. } => *revoked,
+        }
+    }
+}
+
 /// A 64-byte signature, stored as its 64 raw bytes (postcard encodes the two halves back to back,
 /// exactly as it would a `[u8; 64]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +139,9 @@ pub enum Attribution {
         hosts: Vec<String>,
         /// False when `hosts` is not empty and the snapshot's host is not among them.
         host_allowed: bool,
+        /// The time of the key's verified revocation when the snapshot is dated after it
+        /// (format-spec §4.3); `None` when the key is not revoked or the snapshot predates it.
+        revoked: Option<Time>,
     },
     /// No writer block (a snapshot from before attribution, or from a key without certificate).
     Unattributed,
@@ -123,9 +157,9 @@ impl Attribution {
             _ => None,
         }
     }
-    /// True when attributed to a full key.
+    /// True when attributed to a full key that was not revoked before the snapshot's time.
     pub fn is_full_key(&self) -> bool {
-        matches!(self, Attribution::Attributed { kind: KeyKind::Full, .. })
+        matches!(self, Attribution::Attributed { kind: KeyKind::Full, revoked: None, .. })
     }
     /// One word: `attributed`, `unattributed` or `forged`.
     pub fn state(&self) -> &'static str {

@@ -1,7 +1,7 @@
 //! Choosing snapshots: the SNAPSHOT argument ([`SnapshotSpec`]: `latest`, a full id or a unique
 //! prefix), the `--host`/`--tag`/`--path`/`--writer` filter ([`Filter`]), `--as-of` (the newest
 //! snapshot at or before a time, per host and paths), and who wrote each snapshot ([`Listed`],
-//! [`Flag`]: forged, host-not-allowed and future snapshots are never chosen by `latest` or
+//! [`Flag`]: forged, host-not-allowed, revoked and future snapshots are never chosen by `latest` or
 //! `--as-of`, format-spec §4.3). Reads snapshot manifests through the repository; writes nothing,
 //! prints nothing.
 
@@ -71,16 +71,19 @@ pub enum Flag {
     Forged,
     /// Its writer's certificate binds the key to other hosts.
     HostNotAllowed,
+    /// Its writer key was revoked before the snapshot's time.
+    Revoked,
     /// Dated more than [`FUTURE_SLACK_SECS`] after now.
     Future,
 }
 
 impl Flag {
-    /// `forged`, `host-not-allowed`, `future`.
+    /// `forged`, `host-not-allowed`, `revoked`, `future`.
     pub fn as_str(self) -> &'static str {
         match self {
             Flag::Forged => "forged",
             Flag::HostNotAllowed => "host-not-allowed",
+            Flag::Revoked => "revoked",
             Flag::Future => "future",
         }
     }
@@ -94,6 +97,9 @@ pub fn flags(att: &Attribution, host_allowed: bool, time: Time, now: Time) -> Ve
         f.push(Flag::Forged);
     } else if !host_allowed {
         f.push(Flag::HostNotAllowed);
+    }
+    if matches!(att, Attribution::Attributed { revoked: Some(_), .. }) {
+        f.push(Flag::Revoked);
     }
     if time.secs > now.secs.saturating_add(FUTURE_SLACK_SECS) {
         f.push(Flag::Future);

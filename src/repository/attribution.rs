@@ -1,11 +1,12 @@
 //! Snapshot attribution in an open repository (format-spec §4.3): the key certificates under
-//! `certs/` (listed and verified once per process, kept in the shared state), who wrote each
+//! `certs/` and revocations under `revocations/` (listed and verified once per process, kept in
+//! the shared state), who wrote each
 //! snapshot and whether it may claim its host (a host bound to a write-only key is reserved to
 //! the keys bound to it), and the [`Signer`] a session commits its snapshots with.
 
 use super::{ReadRepository, Repository};
 use crate::backend::capped::read_capped;
-use crate::cert::{Attribution, KeyCert};
+use crate::cert::{Attribution, KeyCert, Revocation};
 use crate::codec::attribution as codec;
 use crate::crypto::Secret;
 use crate::error::{Error, Result};
@@ -17,11 +18,54 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A certificate is a few hundred bytes; anything larger is not one.
+/// A certificate or a revocation is a few hundred bytes; anything larger is not one.
 const CERT_MAX: u64 = 64 * 1024;
 
-/// The verified certificates of a repository by key id: `Err` names why one does not verify.
-pub type Certificates = HashMap<KeyId, std::result::Result<KeyCert, String>>;
+/// The verified certificates and revocations of a repository by key id (format-spec §4.3): `Err`
+/// names why one does not verify.
+#[derive(Clone, Debug, Default)]
+pub struct Certificates {
+    /// The certificates under `certs/`.
+    pub certs: HashMap<KeyId, std::result::Result<KeyCert, String>>,
+    /// The revocations under `revocations/`.
+    pub revocations: HashMap<KeyId, std::result::Result<Revocation, String>>,
+}
+
+impl Certificates {
+    /// The certificate of `key`, if one is stored.
+    pub fn get(&self, key: &KeyId) -> Option<&std::result::Result<KeyCert, String>> {
+        self.certs.get(key)
+    }
+    /// When `key` was revoked, by a revocation that verifies.
+    pub fn revoked(&self, key: &KeyId) -> Option<Time> {
+        match self.revocations.get(key) {
+            Some(Ok(r)) => Some(r.revoked()),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and decodes every object under `dir` whose name is a key id; a storage failure other
+/// than a vanished or oversized object is returned.
+fn load_dir<T>(
+    backend: &dyn crate::backend::Backend,
+    dir: &str,
+    decode: impl Fn(&KeyId, &[u8]) -> std::result::Result<T, String>,
+) -> Result<HashMap<KeyId, std::result::Result<T, String>>> {
+    let mut out = HashMap::new();
+    for o in backend.list(dir)? {
+        let Some(id) = o.path.strip_prefix(dir).and_then(KeyId::from_hex) else { continue };
+        let decoded = match read_capped(backend, &o.path, CERT_MAX) {
+            Ok(bytes) => decode(&id, &bytes),
+            Err(e @ Error::Corrupt { .. }) => Err(e.to_string()),
+            // Removed since the listing.
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        out.insert(id, decoded);
+    }
+    Ok(out)
+}
 
 /// How the snapshots a session commits are attributed (format-spec §4.3): signed by the key in
 /// use when it was opened with its password and its certificate verifies for that password's
@@ -76,26 +120,18 @@ impl Signer {
 }
 
 impl Repository {
-    /// The certificates under `certs/`, listed, read and verified once per process. A storage
-    /// failure is not remembered (the next call tries again).
+    /// The certificates under `certs/` and the revocations under `revocations/`, listed, read and
+    /// verified once per process. A storage failure is not remembered (the next call tries again).
     pub fn certificates(&self) -> Result<Arc<Certificates>> {
         let mut cached = self.shared.certs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = &*cached {
             return Ok(c.clone());
         }
-        let mut out = Certificates::new();
-        for o in self.shared.backend.list("certs/")? {
-            let Some(id) = o.path.strip_prefix("certs/").and_then(KeyId::from_hex) else { continue };
-            let decoded = match read_capped(self.shared.backend.as_ref(), &o.path, CERT_MAX) {
-                Ok(bytes) => codec::decode_cert(&self.shared.keys, &id, &bytes),
-                Err(e @ Error::Corrupt { .. }) => Err(e.to_string()),
-                // Removed since the listing.
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            out.insert(id, decoded);
-        }
-        let out = Arc::new(out);
+        let (backend, keys) = (self.shared.backend.as_ref(), &self.shared.keys);
+        let out = Arc::new(Certificates {
+            certs: load_dir(backend, "certs/", |id, b| codec::decode_cert(keys, id, b))?,
+            revocations: load_dir(backend, "revocations/", |id, b| codec::decode_revocation(keys, id, b))?,
+        });
         *cached = Some(out.clone());
         Ok(out)
     }
@@ -141,7 +177,7 @@ impl Repository {
         let secret = if problem.is_none() { self.shared.sign_secret.clone() } else { None };
         let mut reserved = Vec::new();
         if hosts.is_empty() && !self.shared.keys.can_read() {
-            for (id, c) in self.certificates()?.iter() {
+            for (id, c) in self.certificates()?.certs.iter() {
                 if let Ok(c) = c {
                     reserved.extend(c.hosts().iter().map(|h| (h.clone(), *id)));
                 }
@@ -179,7 +215,7 @@ impl ReadRepository {
 /// Each host some verified certificate binds a key to, with the earliest such certificate's time.
 fn bound_hosts(certs: &Certificates) -> HashMap<String, Time> {
     let mut out: HashMap<String, Time> = HashMap::new();
-    for c in certs.values().flatten() {
+    for c in certs.certs.values().flatten() {
         for h in c.hosts() {
             let t = out.entry(h.clone()).or_insert(c.created());
             *t = (*t).min(c.created());
@@ -214,7 +250,9 @@ fn attribute_with(
     let allowed = host_allowed(&att, snap.host(), snap.time(), bound);
     let att = match att {
         Attribution::Attributed { key_id, kind, hosts, .. } => {
-            Attribution::Attributed { key_id, kind, hosts, host_allowed: allowed }
+            // A revoked key's snapshots dated after its revocation (format-spec §4.3).
+            let revoked = certs.revoked(&key_id).filter(|t| snap.time() > *t);
+            Attribution::Attributed { key_id, kind, hosts, host_allowed: allowed, revoked }
         }
         other => other,
     };

@@ -1,4 +1,4 @@
-//! Key files: listing, adding and removing them (format-spec §4).
+//! Key files: listing, adding and removing (revoking) them (format-spec §4, §4.3).
 
 use super::Repository;
 use crate::codec::object;
@@ -50,10 +50,15 @@ pub struct KeyInfo {
     pub certificate: &'static str,
     /// The hosts its certificate binds it to (empty: any host, or no certificate).
     pub hosts: Vec<String>,
+    /// When it was revoked, by a revocation that verifies (format-spec §4.3).
+    pub revoked: Option<Time>,
+    /// False for a revoked key whose key file is gone (then `kind`, `hosts` come from its
+    /// certificate, `created` is the revocation's time, and `host`/`user` are empty).
+    pub key_file: bool,
 }
 
 impl Repository {
-    /// The key files of the repository.
+    /// The key files of the repository, and the revoked keys whose key file is gone.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let certs = self.certificates()?;
         let mut out = Vec::new();
@@ -77,9 +82,35 @@ impl Repository {
                     Some(Ok(c)) => c.hosts().to_vec(),
                     _ => Vec::new(),
                 },
+                revoked: certs.revoked(&id),
+                key_file: true,
             });
         }
-        out.sort_by_key(|k| k.created);
+        for (id, r) in &certs.revocations {
+            let Ok(r) = r else { continue };
+            if out.iter().any(|k| k.id == *id) {
+                continue;
+            }
+            let cert = certs.get(id).and_then(|c| c.as_ref().ok());
+            out.push(KeyInfo {
+                id: *id,
+                // Without key file nor certificate nothing else is known of it.
+                kind: cert.map_or(KeyKind::WriteOnly, |c| c.kind()),
+                created: r.revoked(),
+                host: String::new(),
+                user: String::new(),
+                current: *id == self.shared.key_id,
+                certificate: match certs.get(id) {
+                    Some(Ok(_)) => "certified",
+                    Some(Err(_)) => "invalid",
+                    None => "none",
+                },
+                hosts: cert.map_or(Vec::new(), |c| c.hosts().to_vec()),
+                revoked: Some(r.revoked()),
+                key_file: false,
+            });
+        }
+        out.sort_by_key(|k| (k.created, k.id));
         Ok(out)
     }
 
@@ -114,10 +145,17 @@ impl Repository {
         Ok(id)
     }
 
-    /// Removes a key file; the last full key cannot go, nor (unless `allow_current`) the key in use.
+    /// Revokes a key and removes its key file (format-spec §4.3): writes the signed revocation
+    /// `revocations/<key id>` first, then deletes `keys/<key id>` (a crash in between leaves a
+    /// revoked key that still opens; its snapshots dated after the revocation are flagged). Needs a
+    /// full key ([`Error::WriteOnlyKey`]); the last full key cannot go, nor (unless
+    /// `allow_current`) the key in use.
     pub fn remove_key(&self, id: &KeyId, allow_current: bool) -> Result<()> {
+        if !self.shared.keys.can_read() {
+            return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
+        }
         let keys = self.list_keys()?;
-        let Some(target) = keys.iter().find(|k| k.id == *id) else {
+        let Some(target) = keys.iter().find(|k| k.id == *id && k.key_file) else {
             return Err(Error::NotFound(format!("key {id}")));
         };
         if target.current && !allow_current {
@@ -125,18 +163,50 @@ impl Repository {
                 "key {id} is the one in use; open the repository with another key to remove it"
             )));
         }
-        let fulls = keys.iter().filter(|k| k.kind == KeyKind::Full).count();
-        if target.kind == KeyKind::Full && fulls <= 1 {
+        let live_full = |k: &KeyInfo| k.key_file && k.revoked.is_none() && k.kind == KeyKind::Full;
+        if live_full(target) && keys.iter().filter(|k| live_full(k)).count() <= 1 {
             return Err(Error::refused(format!("key {id} is the last full key; removing it would lock everyone out")));
+        }
+        if target.revoked.is_none() {
+            self.revoke_key(id)?;
         }
         self.shared.backend.delete(&id.path())
     }
 
-    /// Resolves a key id prefix.
+    /// Writes the revocation of `id` dated now (format-spec §4.3). One already stored that verifies
+    /// is kept (it is older); one that does not (a write-only key can plant one to take the name)
+    /// is replaced.
+    fn revoke_key(&self, id: &KeyId) -> Result<()> {
+        use crate::codec::attribution::{decode_revocation, encode_revocation, revocation_path};
+        let path = revocation_path(id);
+        let r = crate::cert::Revocation::V1 { key_id: *id, revoked: Time::now() };
+        let bytes = encode_revocation(&self.shared.keys, &r)?;
+        let backend = self.shared.backend.as_ref();
+        match backend.write_new(&path, &bytes) {
+            Err(e) if e.is_exists() => {
+                let old = crate::backend::capped::read_capped(backend, &path, 64 * 1024);
+                if !old.is_ok_and(|b| decode_revocation(&self.shared.keys, id, &b).is_ok()) {
+                    backend.delete(&path)?;
+                    backend.write_new(&path, &bytes)?;
+                }
+            }
+            other => other?,
+        }
+        // The next listing reads `revocations/` again.
+        *self.shared.certs.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
+    /// Resolves a key id prefix among the key files.
     pub fn resolve_key(&self, spec: &str) -> Result<KeyId> {
         let s = spec.to_ascii_lowercase();
-        let m: Vec<KeyId> =
-            self.list_keys()?.into_iter().map(|k| k.id).filter(|id| id.to_hex().starts_with(&s)).collect();
+        let m: Vec<KeyId> = self
+            .list_keys()?
+            .into_iter()
+            .filter(|k| k.key_file)
+            .map(|k| k.id)
+            .filter(|id| id.to_hex().starts_with(&s))
+            .collect();
         match m.len() {
             1 => Ok(m[0]),
             0 => Err(Error::NotFound(format!("key {spec}"))),

@@ -352,9 +352,14 @@ fn key_add_list_and_remove() {
     repo.password = new_password.to_string();
     repo.ok(&["snapshots"]);
 
-    // With the new password, remove the first key: the old password stops working.
+    // With the new password, remove the first key: the old password stops working. `key list` still shows it, as
+    // revoked without a key file (format-spec §4.3), dated by its revocation, so after the second key.
     repo.ok(&["key", "remove", &first_key]);
-    assert_eq!(key_ids(&repo.json(&["key", "list"])), vec![second_key.clone()]);
+    let listed = repo.json(&["key", "list"]);
+    assert_eq!(key_ids(&listed), vec![second_key.clone(), first_key.clone()]);
+    let state = |k: &Value| (k["id"].as_str().unwrap().to_string(), k["key_file"].clone(), k["revoked"].is_string());
+    let states: Vec<_> = listed.as_array().unwrap().iter().map(state).collect();
+    assert_eq!(states, [(second_key.clone(), Value::Bool(true), false), (first_key.clone(), Value::Bool(false), true)]);
     repo.password = PASSWORD.to_string();
     repo.expect_code(&["snapshots"], 12);
 
@@ -363,7 +368,7 @@ fn key_add_list_and_remove() {
     let out = repo.run(&["key", "remove", &second_key]);
     assert!(!out.status.success(), "removing the last key must be refused\n{}", describe(&out));
     repo.ok(&["snapshots"]);
-    assert_eq!(key_ids(&repo.json(&["key", "list"])), vec![second_key]);
+    assert_eq!(key_ids(&repo.json(&["key", "list"])), vec![second_key, first_key]);
 }
 
 #[test]

@@ -33,11 +33,18 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
                     "ID", "KIND", "CREATED", "USER", "HOST"
                 )?;
                 for k in &keys {
-                    let cert = if k.hosts.is_empty() {
+                    let mut cert = if k.hosts.is_empty() {
                         k.certificate.to_string()
                     } else {
                         format!("{} (hosts {})", k.certificate, k.hosts.join(","))
                     };
+                    if let Some(t) = k.revoked {
+                        let file = if k.key_file { "" } else { ", key file removed" };
+                        cert.push_str(&format!(
+                            "; REVOKED {}{file}",
+                            t.to_rfc3339().chars().take(19).collect::<String>()
+                        ));
+                    }
                     writeln!(
                         w,
                         "{}{:<8}  {:<10}  {:<20}  {:<12}  {:<16}  {}",
@@ -71,7 +78,9 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
         KeyCommand::Remove { id } => {
             let id = repo.resolve_key(&id.0)?;
             repo.remove_key(&id, false)?;
-            out.result(&Removed { removed: id }, Text::Normal, |w| writeln!(w, "removed key {}", id.short()))?;
+            out.result(&Removed { removed: id }, Text::Normal, |w| {
+                writeln!(w, "revoked and removed key {}", id.short())
+            })?;
         }
         KeyCommand::Passwd { new_password_file } => {
             let pw = open::new_password(new_password_file.as_deref())?;

@@ -1,5 +1,5 @@
-//! What `check` can tell about key files and config objects without their passwords
-//! (format-spec §4, §9).
+//! What `check` can tell about key files, revocations and config objects without their passwords
+//! (format-spec §4, §4.3, §9).
 
 use super::{Finding, Walk};
 use crate::error::Result;
@@ -84,6 +84,18 @@ pub(super) fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>
         } else {
             seen.insert(fingerprint, o.path.clone());
         }
+    }
+
+    // A revocation that does not verify is ignored by readers (format-spec §4.3).
+    let certs = repo.certificates()?;
+    let mut bad: Vec<_> = certs.revocations.iter().filter_map(|(id, r)| r.as_ref().err().map(|e| (id, e))).collect();
+    bad.sort();
+    for (id, e) in bad {
+        findings.push(Walk::error(
+            "revocation-invalid",
+            crate::codec::attribution::revocation_path(id),
+            format!("{e}: ignored, key {id} is not revoked by it (only a full key can revoke)"),
+        ));
     }
 
     let configs = crate::repository::config_objects(repo.backend().as_ref())?;

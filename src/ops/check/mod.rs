@@ -425,8 +425,8 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     Ok(report)
 }
 
-/// `snapshot-forged` and `snapshot-host-not-allowed` (errors) and `snapshot-future` (a warning)
-/// for snapshot `sid` (format-spec §4.3).
+/// `snapshot-forged`, `snapshot-host-not-allowed` and `snapshot-revoked` (errors) and
+/// `snapshot-future` (a warning) for snapshot `sid` (format-spec §4.3).
 fn attribution_findings(repo: &ReadRepository, sid: &SnapshotId, s: &Snapshot, walk: &mut Walk) -> Result<()> {
     use crate::cert::Attribution;
     use crate::select::Flag;
@@ -446,6 +446,15 @@ fn attribution_findings(repo: &ReadRepository, sid: &SnapshotId, s: &Snapshot, w
                     "claims host {:?}, which is bound to other keys, but was written by {}",
                     s.host(),
                     att.key_id().map_or("no attributed key".to_string(), |k| format!("key {k}"))
+                ),
+            ),
+            (Flag::Revoked, Attribution::Attributed { key_id, revoked: Some(t), .. }) => (
+                "snapshot-revoked",
+                Severity::Error,
+                format!(
+                    "written by key {key_id}, which was revoked at {}, and dated after that ({})",
+                    t.to_rfc3339(),
+                    s.time().to_rfc3339()
                 ),
             ),
             (Flag::Future, _) => (
