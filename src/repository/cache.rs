@@ -79,6 +79,9 @@ enum Store {
 /// The cache of one repository.
 pub struct Cache {
     store: Store,
+    /// cairn's lock on the cache directory, held while the database is open (after `store`, so
+    /// it is released after the database closes).
+    _lock: Option<std::fs::File>,
     dir: PathBuf,
     temporary: bool,
     note: Option<String>,
@@ -109,8 +112,15 @@ impl Cache {
         );
         // RocksDB creates its directory with the process umask: create it 0700 first.
         private_dir(&dir.join("db"), false)?;
-        match Self::open_at(&dir.join("db")) {
-            Ok(store) => Ok(Cache { store, dir, temporary: false, note: None }),
+        // cairn's own lock first: RocksDB rotates its info log before it takes its lock, so two
+        // processes opening one database at once can fail on each other's log files.
+        let lock = lock_dir(&dir)?;
+        let opened = match lock {
+            Some(_) => Self::open_at(&dir.join("db")),
+            None => Err("lock held by another cairn process".to_string()),
+        };
+        match opened {
+            Ok(store) => Ok(Cache { store, _lock: lock, dir, temporary: false, note: None }),
             Err(msg) if msg.to_lowercase().contains("lock") => {
                 let mut c = Self::temporary(Some(&root.join("tmp")))?;
                 c.note = Some(format!(
@@ -140,7 +150,7 @@ impl Cache {
         // Not `create_dir_all`: a directory someone else created under this name is not used.
         std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| Error::io(&dir, e))?;
         let store = Self::open_at(&dir.join("db")).map_err(|m| Error::Cache { path: dir.clone(), message: m })?;
-        Ok(Cache { store, dir, temporary: true, note: None })
+        Ok(Cache { store, _lock: None, dir, temporary: true, note: None })
     }
 
     /// [`Cache::temporary`] with a note that there is no cache directory to use.
@@ -367,6 +377,26 @@ impl Cache {
     }
 }
 
+/// Takes cairn's exclusive lock on the cache directory `dir` (the file `lock`, 0600, not followed
+/// if it is a symlink) without waiting: `None` when another process holds it.
+fn lock_dir(dir: &Path) -> Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(Error::io(&path, e.into())),
+    }
+}
+
 impl Drop for Cache {
     fn drop(&mut self) {
         if self.temporary {
@@ -493,5 +523,30 @@ mod tests {
         std::fs::write(&f, b"x").unwrap();
         write_private(&f, b"y").unwrap();
         assert_eq!((mode(&f), std::fs::read(&f).unwrap()), (0o600, b"y".to_vec()));
+    }
+
+    /// A second process (here a second open in this one: `flock` locks are per open file) finds
+    /// the cache locked and runs on a private one without touching the database directory, where
+    /// RocksDB would rotate its info log before finding its own lock taken (two processes doing
+    /// that at once failed on each other's `LOG.old` files).
+    #[cfg(feature = "cache")]
+    #[test]
+    fn a_locked_cache_is_left_alone_and_a_private_one_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = RepoId([7; 32]);
+        let listing = |d: &Path| {
+            let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+            v.sort();
+            v
+        };
+        let first = Cache::open(tmp.path(), &repo).unwrap();
+        assert!(first.note().is_none());
+        let db = tmp.path().join(repo.to_hex()).join("db");
+        let before = listing(&db);
+        let second = Cache::open(tmp.path(), &repo).unwrap();
+        assert!(second.note().is_some_and(|n| n.contains("in use by another cairn process")));
+        assert_eq!(listing(&db), before, "the second open touched the database directory");
+        drop((first, second));
+        assert!(Cache::open(tmp.path(), &repo).unwrap().note().is_none(), "the lock is released on drop");
     }
 }
