@@ -548,5 +548,14 @@ mod tests {
         assert_eq!(listing(&db), before, "the second open touched the database directory");
         drop((first, second));
         assert!(Cache::open(tmp.path(), &repo).unwrap().note().is_none(), "the lock is released on drop");
+        // A `lock` planted as a symlink is not followed: the open fails and the target is untouched.
+        let other = tmp.path().join("other");
+        let dir = other.join(repo.to_hex());
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = tmp.path().join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("lock")).unwrap();
+        assert!(Cache::open(&other, &repo).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
     }
 }

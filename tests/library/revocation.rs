@@ -4,7 +4,7 @@
 //! the revocation are flagged `revoked` (not `latest`, outside retention, reported by `check`), that only a full key
 //! removes keys, and that a revocation not signed by the repository key is ignored and reported.
 
-use super::fixtures::{files, local, opts, plant, rand_name, run_cairn};
+use super::fixtures::{ago, files, host_filter as host, local, opts, plant, rand_name, run_cairn};
 use cairn::cert::{Attribution, Revocation, REVOCATION_MAGIC};
 use cairn::check::{check, CheckOptions, Severity};
 use cairn::codec::{attribution, envelope};
@@ -14,7 +14,7 @@ use cairn::id::{KeyId, SnapshotId};
 use cairn::layout::StoredId;
 use cairn::repository::{InitOptions, Repository};
 use cairn::retention::{Count, Policy};
-use cairn::select::{self, Filter, Flag, SnapshotSpec};
+use cairn::select::{self, Flag, SnapshotSpec};
 use cairn::time::Time;
 use cairn::Error;
 use std::path::PathBuf;
@@ -31,14 +31,6 @@ struct Fx {
     dir: PathBuf,
     web1: KeyId,
     web2: KeyId,
-}
-
-fn ago(secs: i64) -> Time {
-    Time { secs: Time::now().secs - secs, nanos: 0 }
-}
-
-fn host(h: &str) -> Filter {
-    Filter { host: Some(h.into()), ..Default::default() }
 }
 
 impl Fx {

@@ -269,3 +269,13 @@ pub fn run_cairn(dir: &Path, password: &[u8], cache: &Path, args: &[&str]) -> st
         .output()
         .unwrap()
 }
+
+/// `secs` seconds before now.
+pub fn ago(secs: i64) -> cairn::time::Time {
+    cairn::time::Time { secs: cairn::time::Time::now().secs - secs, nanos: 0 }
+}
+
+/// The snapshot filter of one host.
+pub fn host_filter(h: &str) -> cairn::select::Filter {
+    cairn::select::Filter { host: Some(h.into()), ..Default::default() }
+}
