@@ -52,5 +52,7 @@ mod repair;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/status.rs"]
+mod status;
 #[path = "cli/streams.rs"]
 mod streams;

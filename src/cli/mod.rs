@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod args_inspect;
+pub mod args_status;
 mod cmd;
 pub mod filter_args;
 pub mod open;
@@ -39,6 +40,8 @@ pub enum Outcome {
     Done,
     /// A backup made its snapshot, but some files could not be read.
     Partial,
+    /// `status`: the monitoring-plugin exit code it chose (0 to 3).
+    Status(i32),
 }
 
 /// What every command gets: the global options, the printer and the cancel flag the signal

@@ -19,6 +19,7 @@ mod repair;
 mod restore;
 mod snapshots;
 mod stats;
+mod status;
 
 use super::args::Command;
 use super::{Ctx, Outcome};
@@ -44,6 +45,7 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Cat(a) => cat::run(ctx, a),
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),
+        Command::Status(a) => status::run(ctx, a),
     }
 }
 
