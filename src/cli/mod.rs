@@ -9,6 +9,7 @@ pub mod args_inspect;
 pub mod args_status;
 mod cmd;
 pub mod filter_args;
+pub mod metrics;
 pub mod open;
 pub mod output;
 pub mod values;
@@ -53,11 +54,14 @@ pub struct Ctx {
     pub out: Printer,
     /// Set by SIGINT/SIGTERM.
     pub cancel: Arc<AtomicBool>,
+    /// What the command measured, for `--metrics-file`.
+    pub metrics: metrics::Recorder,
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
-    let ctx = Ctx { out: Printer::new(&cli.global), g: cli.global, cancel };
+    let ctx =
+        Ctx { out: Printer::new(&cli.global), metrics: metrics::Recorder::new(&cli.global), g: cli.global, cancel };
     cmd::run(&ctx, cli.command)
 }
 

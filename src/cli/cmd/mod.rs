@@ -24,8 +24,17 @@ mod status;
 use super::args::Command;
 use super::{Ctx, Outcome};
 
-/// Runs `command`.
+/// Runs `command`, then writes its metrics (`--metrics-file`) when it records any.
 pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
+    let (recorded, started) = (crate::cli::metrics::command_labels(&command, &ctx.g), cairn::tree::Time::now());
+    let result = dispatch(ctx, command);
+    if let Some(r) = recorded {
+        crate::cli::metrics::finish(ctx, r, started, &result);
+    }
+    result
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Init(a) => init::run(ctx, a),
         Command::Key(a) => key::run(ctx, a),
