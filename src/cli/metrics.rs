@@ -126,8 +126,8 @@ pub struct Sample {
 struct Facts {
     /// The host label, when not this machine's (a backup's `--host`).
     host: Option<String>,
-    /// Family, extra labels, value.
-    values: Vec<(&'static str, Vec<(String, String)>, f64)>,
+    /// Each with only its own extra labels.
+    values: Vec<Sample>,
 }
 
 /// Gathers what a command measured for `--metrics-file`; does nothing without it.
@@ -154,12 +154,7 @@ impl Recorder {
     /// samples, each with only its own extra labels (for [`write`]'s `extra`).
     pub fn take(&self) -> (Option<String>, Vec<Sample>) {
         let facts = std::mem::take(&mut *self.facts.lock().unwrap_or_else(|e| e.into_inner()));
-        let samples = facts
-            .values
-            .into_iter()
-            .map(|(name, labels, value)| Sample { name: name.to_string(), labels, value })
-            .collect();
-        (facts.host, samples)
+        (facts.host, facts.values)
     }
 
     fn with(&self, f: impl FnOnce(&mut Facts)) {
@@ -170,8 +165,12 @@ impl Recorder {
         }
     }
 
-    fn set(&self, name: &'static str, value: f64) {
-        self.with(|f| f.values.push((name, Vec::new(), value)));
+    fn set(&self, name: &str, value: f64) {
+        self.set_labelled(name, Vec::new(), value);
+    }
+
+    fn set_labelled(&self, name: &str, labels: Vec<(String, String)>, value: f64) {
+        self.with(|f| f.values.push(Sample { name: name.to_string(), labels, value }));
     }
 
     /// The repository's snapshot count and pack bytes (from the index: nothing under `data/` or
@@ -198,7 +197,7 @@ impl Recorder {
         self.set("cairn_backup_added_bytes", s.bytes_added as f64);
         self.set("cairn_backup_stored_bytes", s.bytes_added_stored as f64);
         for (state, n) in [("new", s.files_new), ("changed", s.files_changed), ("unchanged", s.files_unchanged)] {
-            self.with(|f| f.values.push(("cairn_backup_files", vec![("state".into(), state.into())], n as f64)));
+            self.set_labelled("cairn_backup_files", vec![("state".into(), state.into())], n as f64);
         }
         let parent = r.parent.and_then(|p| repo.readable().ok()?.load_snapshot(&p).ok());
         if let Some(old) = parent.map(|p| p.summary().bytes_processed).filter(|b| *b > 0) {

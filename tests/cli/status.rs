@@ -166,3 +166,23 @@ fn status_reads_nothing_under_data_or_tree() {
     // The test really took them away.
     repo.expect_code(&["ls", "latest"], 1);
 }
+
+#[test]
+fn status_json_conforms_to_the_contract() {
+    use crate::contract::conforms;
+    use serde_json::json;
+    let (repo, _) = one_snapshot(2 * H);
+    let src = repo.path("src");
+    repo.backup(&[&src], &["--host", "h1"]);
+    let facts = json!({"id": "hex", "short_id": "short", "time": "time", "age_secs": "n", "bytes_processed": "n",
+                       "errors": "n"});
+    let spec = json!({"status": "str", "exit_code": "n", "now": "time", "groups": [{
+        "name": "str?", "host": "str?", "paths": "arr", "tags": "arr?", "writer": "str?", "status": "str",
+        "reasons": "arr", "snapshots": "n", "flagged": "n", "newest": facts, "previous": facts,
+        "size_change": "num?", "last_run": "str?"}]});
+    conforms("status", &status_json(&repo, &["--group-by", "host,paths,writer"], 0), &spec);
+    let v = status_json(&repo, &["--group-by", "host,paths,writer"], 0);
+    assert!(v["groups"][0]["writer"].is_string(), "{v}");
+    let out = repo.expect_code(&["status", "--json", "-r", s(&repo.path("nowhere"))], 3);
+    conforms("status (unknown)", &parse_json(&out), &json!({"status": "str", "exit_code": "n", "error": "str"}));
+}
