@@ -293,7 +293,8 @@ pub fn finish(ctx: &Ctx, (command, repo_url): (&str, String), started: Time, res
 /// label set; a failed one only its time, duration and outcome and the families in `extra` (a
 /// check that found errors), so the others (last success, a backup's counters) keep describing
 /// the last run that did not fail. Returns a warning when the existing file could not be read and
-/// was replaced.
+/// was replaced. Two cairn processes writing one file take turns (an exclusive `flock` on
+/// `.NAME.lock` beside it), so neither loses the other's series.
 pub fn write(
     path: &Path,
     labels: &Labels,
@@ -302,6 +303,10 @@ pub fn write(
     finished: Time,
     extra: &[Sample],
 ) -> std::io::Result<Option<String>> {
+    let (dir, name) = split(path)?;
+    let lock =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(format!(".{name}.lock")))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
     let (mut samples, warning) = match std::fs::read_to_string(path) {
         Ok(text) => match parse(&text) {
             Ok(s) => (s, None),
@@ -372,15 +377,22 @@ fn encode(samples: &[Sample]) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and syncs
-/// the directory: a reader sees the old file or the new one, never a part.
-fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The directory and the file name of `path`.
+fn split(path: &Path) -> std::io::Result<(PathBuf, String)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = path.file_name().ok_or_else(|| std::io::Error::other("the metrics file path names no file"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    Ok((dir, name.to_string_lossy().into_owned()))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and syncs
+/// the directory: a reader sees the old file or the new one, never a part. Neither the temporary
+/// file nor the lock file ends in `.prom`, so the textfile collector never reads them.
+fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let (dir, name) = split(path)?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -511,8 +523,11 @@ mod tests {
         let w = write(&path, &labels("check", "h"), RunOutcome::Success, t(400), t(401), &[]).unwrap();
         assert!(w.unwrap().contains("is not valid (line 1"), "warning names the line");
         assert_eq!(parse(&std::fs::read_to_string(&path).unwrap()).unwrap().len(), 4);
-        // No temporary file is left behind.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // No temporary file is left behind: the file and its lock file.
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, [".cairn.prom.lock", "cairn.prom"]);
     }
 
     #[test]

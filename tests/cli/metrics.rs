@@ -103,8 +103,11 @@ fn backup_forget_prune_check_share_one_file_that_promtool_accepts() {
     }
     let text = fs::read_to_string(&file).unwrap();
     assert!(!text.contains(PASSWORD), "{text}");
-    // Only the file is left in its directory (the temporary file was renamed over it).
-    assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+    // Only the file and its lock file are left in its directory (the temporary file was renamed over it).
+    let mut names: Vec<String> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, [".cairn.prom.lock", "cairn.prom"]);
     promtool(&["check", "metrics"], Some(&file));
     promtool(&["check", "rules", concat!(env!("CARGO_MANIFEST_DIR"), "/docs/alerts.yml")], None);
 }
@@ -164,4 +167,27 @@ fn copy_records_the_destination() {
     assert_eq!(value(&got, "cairn_copy_copied_snapshots", "copy"), Some(1.0));
     assert_eq!(value(&got, "cairn_snapshots", "copy"), Some(1.0));
     assert!(got.keys().all(|(_, l)| l["repository"] == s(&to.repo)), "{got:#?}");
+}
+
+#[test]
+fn concurrent_commands_keep_each_others_series() {
+    let repo = Repo::new();
+    let file = repo.path("cairn.prom");
+    let hosts: Vec<String> = (0..6).map(|i| format!("h{i}")).collect();
+    // `check` labels with this machine's host: use backups of one tiny source under six host names instead.
+    let src = repo.mkdir("src");
+    write_file(&src.join("a"), b"x");
+    let children: Vec<_> = hosts
+        .iter()
+        .map(|h| {
+            crate::common::spawn(repo.command(&["backup", s(&src), "--host", h, "-q", "--metrics-file", s(&file)]))
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let got = samples(&file);
+    let seen: std::collections::BTreeSet<&str> =
+        got.keys().filter(|(n, _)| n == "cairn_last_run_outcome").map(|(_, l)| l["host"].as_str()).collect();
+    assert_eq!(seen, hosts.iter().map(String::as_str).collect());
 }

@@ -186,3 +186,19 @@ fn status_json_conforms_to_the_contract() {
     let out = repo.expect_code(&["status", "--json", "-r", s(&repo.path("nowhere"))], 3);
     conforms("status (unknown)", &parse_json(&out), &json!({"status": "str", "exit_code": "n", "error": "str"}));
 }
+
+#[test]
+fn flagged_snapshots_do_not_count_as_fresh() {
+    let (repo, old) = one_snapshot(30 * H);
+    // Dated two hours ahead: flagged `future` (format-spec §4.3), so it does not make the group fresh.
+    let src = repo.path("src");
+    repo.backup(&[&src], &["--host", "h1", "--time", &ago(-2 * H)]);
+    let v = status_json(&repo, &[], 2);
+    let g = &v["groups"][0];
+    assert_eq!((g["snapshots"].as_u64(), g["flagged"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(g["newest"]["id"].as_str(), Some(old.as_str()));
+    // A group whose only snapshot is flagged has none that counts.
+    repo.backup(&[&src], &["--host", "h2", "--time", &ago(-2 * H)]);
+    let text = status(&repo, &["--host", "h2"], 2);
+    assert!(text.contains(": no snapshot that counts (1 flagged: future)"), "{text}");
+}
