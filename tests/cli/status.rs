@@ -111,6 +111,7 @@ fn no_snapshot_is_critical_and_groups_are_judged_apart() {
     let repo = Repo::new();
     let text = status(&repo, &[], 2);
     assert_eq!(text.lines().nth(1), Some("CRITICAL all snapshots: no snapshot"), "{text}");
+    assert!(text.lines().next().unwrap().ends_with("| groups=1 critical=1 warning=0 age_max=U;;86400;0"), "{text}");
     let src = repo.mkdir("src");
     write_file(&src.join("a"), b"x");
     repo.backup(&[&src], &["--host", "old", "--time", &ago(30 * H)]);

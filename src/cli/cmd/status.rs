@@ -70,9 +70,9 @@ fn text(w: &mut dyn Write, r: &Report, a: &StatusArgs) -> std::io::Result<()> {
     let warn = a.warn.map(|d| d.secs.to_string()).unwrap_or_default();
     writeln!(
         w,
-        "{head} | groups={} critical={c} warning={wn} age_max={}s;{warn};{};0",
+        "{head} | groups={} critical={c} warning={wn} age_max={};{warn};{};0",
         r.groups.len(),
-        oldest.map(|s| s.to_string()).unwrap_or_else(|| "U".into()),
+        oldest.map(|s| format!("{s}s")).unwrap_or_else(|| "U".into()),
         a.rpo.secs
     )?;
     for g in &r.groups {
