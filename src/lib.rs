@@ -40,6 +40,8 @@ pub use format::{
     units,
 };
 #[cfg(feature = "cache")]
+pub use ops::status;
+#[cfg(feature = "cache")]
 pub use ops::{backup, browse, check, copy, diff, find, forget, keys, prune, repair, restore, scan, select, stats};
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]

@@ -61,6 +61,15 @@ fn override_hint(e: &anyhow::Error) -> Option<&'static str> {
     })
 }
 
+/// True when the command line that failed to parse names the `status` command.
+fn is_status() -> bool {
+    use clap::CommandFactory;
+    Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(std::env::args_os())
+        .is_ok_and(|m| m.subcommand_name() == Some("status"))
+}
+
 fn init_logging(quiet: bool) {
     let default = if quiet { "error" } else { "warn" };
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
@@ -96,8 +105,14 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            // --help and --version are not errors.
-            let code = if e.use_stderr() { exit_code(&anyhow::Error::new(e)) } else { exit::OK };
+            // --help and --version are not errors; `status` keeps the monitoring-plugin codes (3: UNKNOWN).
+            let code = if !e.use_stderr() {
+                exit::OK
+            } else if is_status() {
+                cairn::status::Verdict::Unknown.exit_code()
+            } else {
+                exit_code(&anyhow::Error::new(e))
+            };
             std::process::exit(code);
         }
     };
@@ -114,6 +129,7 @@ fn main() {
     let code = match cli::run(cli, cancel.clone()) {
         Ok(Outcome::Done) => exit::OK,
         Ok(Outcome::Partial) => exit::PARTIAL,
+        Ok(Outcome::Status(code)) => code,
         Err(e) => {
             eprintln!("cairn: {}", message(&e));
             if cancel.load(Ordering::Relaxed) {

@@ -40,6 +40,8 @@ mod hostile_restore;
 mod inspect;
 #[path = "cli/local_user.rs"]
 mod local_user;
+#[path = "cli/metrics.rs"]
+mod metrics;
 #[path = "cli/options.rs"]
 mod options;
 #[path = "cli/prune.rs"]
@@ -52,5 +54,7 @@ mod repair;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/status.rs"]
+mod status;
 #[path = "cli/streams.rs"]
 mod streams;

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "cairn", version, about, long_about = None, max_term_width = 110)]
 #[command(after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 partial backup, 10 no repository, \
-11 locked, 12 wrong password, 130 interrupted.\nSizes: 512K, 10M, 1.5G (binary units). Durations: 30s, 90min, \
+11 locked, 12 wrong password, 130 interrupted (status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\nSizes: 512K, 10M, 1.5G (binary units). Durations: 30s, 90min, \
 36h, 7d, 2w, 6mo, 1y (`m` alone is refused: write min or mo).\nDocumentation: README.md and docs/cli-contract.md.")]
 pub struct Cli {
     /// Options every command takes.
@@ -66,6 +66,10 @@ pub struct Global {
     /// Print more: a summary even when not on a terminal, and each file as it is processed (-vv)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// After backup, forget, prune, check and copy, write metrics in the node_exporter textfile format to this
+    /// file (atomically; the series of other commands in it are kept)
+    #[arg(long, env = "CAIRN_METRICS_FILE", global = true, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The commands; each has its file in `cli/cmd/`.
@@ -111,6 +115,8 @@ pub enum Command {
     /// Write the man pages (cairn.1 and one per command) into a directory
     #[command(hide = true)]
     Man(ManArgs),
+    /// Judge how fresh the newest snapshots are (monitoring-plugin exit codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
+    Status(super::args_status::StatusArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@
 
 pub mod args;
 pub mod args_inspect;
+pub mod args_status;
 mod cmd;
 pub mod filter_args;
+pub mod metrics;
 pub mod open;
 pub mod output;
 pub mod values;
@@ -39,6 +41,8 @@ pub enum Outcome {
     Done,
     /// A backup made its snapshot, but some files could not be read.
     Partial,
+    /// `status`: the monitoring-plugin exit code it chose (0 to 3).
+    Status(i32),
 }
 
 /// What every command gets: the global options, the printer and the cancel flag the signal
@@ -50,11 +54,14 @@ pub struct Ctx {
     pub out: Printer,
     /// Set by SIGINT/SIGTERM.
     pub cancel: Arc<AtomicBool>,
+    /// What the command measured, for `--metrics-file`.
+    pub metrics: metrics::Recorder,
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli, cancel: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
-    let ctx = Ctx { out: Printer::new(&cli.global), g: cli.global, cancel };
+    let ctx =
+        Ctx { out: Printer::new(&cli.global), metrics: metrics::Recorder::new(&cli.global), g: cli.global, cancel };
     cmd::run(&ctx, cli.command)
 }
 

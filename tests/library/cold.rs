@@ -2,7 +2,7 @@
 //! (docs/cold-storage.md). Every operation that needs only metadata — listing snapshots, listing a snapshot's files,
 //! planning and running forget, the structural check, repair snapshots without data reading, and an incremental
 //! backup (which dedups through the index and reads only the parent's trees) — must read nothing
-//! under `data/` (and so do diff, find and stats), with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
+//! under `data/` (and so do diff, find and stats; status reads nothing under `tree/` either), with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
 //! counting layer of `src/backend/fault.rs`, which records every path read (whole or ranged).
 
 use super::fixtures::{bytes, copy_dir, files, init_local, open_faulty, open_local, snapshot_of, write};
@@ -48,6 +48,13 @@ fn ops() -> Vec<(&'static str, Op)> {
     }
     vec![
         ("snapshots", |r, _| assert_eq!(r.list_snapshots().unwrap().len(), 2)),
+        ("status", |r, _| {
+            let snaps = cairn::select::list_all(r).unwrap();
+            let rules = cairn::status::Rules::default();
+            let rep = cairn::status::evaluate(&snaps, GroupBy::default(), &|_| rules, cairn::time::Time::now());
+            assert_eq!(rep.status, cairn::status::Verdict::Ok, "{rep:#?}");
+            assert_eq!(rep.groups[0].snapshots, 2);
+        }),
         ("ls", |r, _| {
             for (_, s) in r.list_snapshots().unwrap() {
                 let mut n = 0;
@@ -164,9 +171,14 @@ fn metadata_operations_read_nothing_under_data() {
             let read = counting.counts().read_paths.lock().unwrap().clone();
             let data: Vec<&String> = read.iter().filter(|p| p.starts_with("data/")).collect();
             assert!(data.is_empty(), "{what} read under data/: {data:?}");
+            if name == "status" {
+                let tree: Vec<&String> = read.iter().filter(|p| p.starts_with("tree/")).collect();
+                assert!(tree.is_empty(), "{what} read under tree/: {tree:?}");
+            }
             assert!(read.iter().any(|p| p.starts_with("config/")), "{what}: the counting layer saw no reads: {read:?}");
             if fresh_cache
                 && !name.starts_with("snapshots")
+                && !name.starts_with("status")
                 && !name.starts_with("forget")
                 && !name.starts_with("prune")
             {

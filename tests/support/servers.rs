@@ -271,3 +271,19 @@ pub fn sqlite3_available() -> bool {
     }
     ok
 }
+
+/// The `promtool` program (Debian's `prometheus` package, installed by .ci/servers), when it runs. When it does
+/// not: a failure under `CAIRN_TEST_SERVERS=required`, else a notice and `None`.
+pub fn promtool() -> Option<PathBuf> {
+    let ok = std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if required() {
+            panic!(
+                "CAIRN_TEST_SERVERS=required but promtool does not run (.ci/servers installs the prometheus package)"
+            );
+        }
+        eprintln!("note: skipping the promtool checks: promtool does not run (.ci/servers installs it)");
+        return None;
+    }
+    Some(PathBuf::from("promtool"))
+}

@@ -173,6 +173,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         b.finish_and_clear();
     }
     let r = result?;
+    ctx.metrics.backup(&repo, &r, &opts.host.clone().unwrap_or_else(cairn::repository::hostname));
     let s = &r.summary;
     ctx.out.result(&Report::new(&r, a.dry_run), Text::Chatty, |w| {
         let secs = (s.finished.as_nanos() - s.started.as_nanos()).max(0) as f64 / 1e9;

@@ -22,6 +22,8 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> anyhow::Result<Outcome> {
     let repo = open::open_reader(&ctx.g, out)?;
     let report = cairn::check::check(&repo, &CheckOptions { read_data })?;
     let errors = report.errors();
+    let warnings = report.findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    ctx.metrics.check(&repo, errors, warnings);
     if !out.json() {
         // Findings: errors on stderr always, notes on stdout unless -q.
         for f in &report.findings {

@@ -30,6 +30,7 @@ pub fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     let r = cairn::copy::copy(&src, &dst, &ids, a.dry_run)?;
+    ctx.metrics.copy(&dst, r.snapshots.iter().filter(|c| c.target.is_some()).count());
     ctx.out.result(&WithDryRun { dry_run: a.dry_run, report: &r }, Text::Normal, |w| {
         if r.rechunked {
             writeln!(

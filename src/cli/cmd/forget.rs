@@ -99,6 +99,7 @@ pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
     let groups = forget::plan(&snaps, a.group_by, &rules, &tz);
     let excluded = forget::excluded(&snaps);
     let removed = if a.dry_run { Vec::new() } else { forget::execute(&repo, &groups, a.allow_empty)? };
+    ctx.metrics.forget(&repo, removed.len());
     let refused = a.dry_run && !a.allow_empty && groups.iter().any(|g| g.removes_all());
     let doc = ForgetDoc { dry_run: a.dry_run, groups: &groups, excluded: &excluded, removed: &removed };
     let text = |w: &mut dyn std::io::Write| -> std::io::Result<()> {

@@ -19,12 +19,22 @@ mod repair;
 mod restore;
 mod snapshots;
 mod stats;
+mod status;
 
 use super::args::Command;
 use super::{Ctx, Outcome};
 
-/// Runs `command`.
+/// Runs `command`, then writes its metrics (`--metrics-file`) when it records any.
 pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
+    let (recorded, started) = (crate::cli::metrics::command_labels(&command, &ctx.g), cairn::tree::Time::now());
+    let result = dispatch(ctx, command);
+    if let Some(r) = recorded {
+        crate::cli::metrics::finish(ctx, r, started, &result);
+    }
+    result
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Init(a) => init::run(ctx, a),
         Command::Key(a) => key::run(ctx, a),
@@ -44,6 +54,7 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Cat(a) => cat::run(ctx, a),
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),
+        Command::Status(a) => status::run(ctx, a),
     }
 }
 

@@ -49,6 +49,7 @@ pub fn run(ctx: &Ctx, a: &PruneArgs, dry_run: bool, forget: Option<&ForgetDoc>) 
     }
     let repo = open::open_reader_writing(&ctx.g, out, !dry_run)?;
     let (plan, report) = cairn::prune::run(&repo, &opts, dry_run)?;
+    ctx.metrics.prune(&repo, report.as_ref().map_or(0, |r| r.deleted_bytes));
     let doc = PruneDoc { dry_run, plan: &plan, report: &report };
     if out.json() {
         match forget {
