@@ -4,6 +4,7 @@
 //! Completions and man pages are generated from this definition.
 
 pub use super::args_inspect::{DiffArgs, FindArgs, StatsArgs};
+pub use super::args_jobs::{ConfigCommand, RunArgs};
 use super::values::{blob_id, index_id, percent, size, size_limit, time, time_zone};
 use super::values::{FixedDuration, KeyPrefix, SnapshotPath};
 use cairn::check::ReadData;
@@ -66,6 +67,12 @@ pub struct Global {
     /// Print more: a summary even when not on a terminal, and each file as it is processed (-vv)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Job profile for `run` and `config check` [default: ~/.config/cairn/cairn.toml, then /etc/cairn/cairn.toml]
+    #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The variable holding the password, set by a job profile's `password_env` (never a flag).
+    #[arg(skip)]
+    pub password_env: Option<String>,
 }
 
 /// The commands; each has its file in `cli/cmd/`.
@@ -111,6 +118,11 @@ pub enum Command {
     /// Write the man pages (cairn.1 and one per command) into a directory
     #[command(hide = true)]
     Man(ManArgs),
+    /// Run jobs of the job profile: backup, forget, prune when due, hooks and metrics
+    Run(RunArgs),
+    /// Check the job profile
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,10 +6,12 @@
 
 pub mod args;
 pub mod args_inspect;
+pub mod args_jobs;
 mod cmd;
 pub mod filter_args;
 pub mod open;
 pub mod output;
+pub mod profile;
 pub mod values;
 
 use args::{Cli, Global};
