@@ -38,6 +38,8 @@ mod grammar;
 mod hostile_restore;
 #[path = "cli/inspect.rs"]
 mod inspect;
+#[path = "cli/jobs.rs"]
+mod jobs;
 #[path = "cli/local_user.rs"]
 mod local_user;
 #[path = "cli/options.rs"]
