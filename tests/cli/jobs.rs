@@ -111,12 +111,13 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
     let (pa, pb) = (s(&a), s(&b));
     // History of the job's group, and one snapshot of another group that the job's retention must not touch.
     for day in ["2026-01-01", "2026-01-02", "2026-01-03"] {
-        r.backup(&[&a, &b], &["--host", "web-1", "--tag", "daily", "--time", day]);
+        r.backup(&[&a, &b], &["--host", "web-1", "--tag", "daily", "--time", day, "--command", "db/dump.sql=printf old"]);
     }
     let other = r.backup(&[&a], &["--host", "web-1", "--time", "2026-01-01"]);
     let text = format!(
         "{}\n[job.web]\nrepository = \"main\"\npaths = [{pa:?}, {pb:?}]\ntags = [\"daily\", \"app\"]\nhost = \"web-1\"\n\
-         excludes = [\"*.tmp\"]\n[job.web.retention.default]\nkeep-last = 2\n",
+         excludes = [\"*.tmp\"]\ncommands = [{{ path = \"db/dump.sql\", command = \"printf 'row 1'\" }}]\n\
+         [job.web.retention.default]\nkeep-last = 2\n",
         repo_table(&r)
     );
     write_file(&a.join("junk.tmp"), b"excluded");
@@ -134,8 +135,9 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
     assert_eq!(snap["host"], "web-1");
     assert_eq!(snap["tags"], serde_json::json!(["daily", "app"]));
     let paths: Vec<&str> = snap["paths"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert_eq!(paths, vec![pa, pb]);
+    assert!(paths.contains(&pa) && paths.contains(&pb), "{paths:?}");
     assert!(!r.ls(&id).iter().any(|l| l.ends_with("junk.tmp")), "the job's excludes apply");
+    assert_eq!(r.ok_bytes(&["dump", &id, "/db/dump.sql"]), b"row 1", "the command's output is in the same snapshot");
     // keep-last 2 in the job's group: the new snapshot and 2026-01-03 stay; the other group is untouched.
     let removed = rep["forget"]["removed"].as_array().unwrap().len();
     assert_eq!(removed, 2, "{}", rep["forget"]);

@@ -135,8 +135,9 @@ fn job_global(g: &Global, r: &RepoProfile) -> Global {
     g
 }
 
-/// The `backup` command line of a job (without `cairn`). The one adapter between a job's sources
-/// and what `backup` takes.
+/// The `backup` command line of a job (without `cairn`): its paths and its commands (as
+/// `--command PATH=CMD`) in one snapshot. The one adapter between a job's sources and what
+/// `backup` takes.
 fn backup_argv(job: &Job, repo: &RepoProfile) -> anyhow::Result<Vec<OsString>> {
     let mut v: Vec<OsString> = vec!["backup".into()];
     let mut flag = |f: &str, val: &str| {
@@ -177,18 +178,8 @@ fn backup_argv(job: &Job, repo: &RepoProfile) -> anyhow::Result<Vec<OsString>> {
     if e.one_file_system {
         v.push("--one-file-system".into());
     }
-    match (job.paths.is_empty(), job.commands.as_slice()) {
-        (_, []) => {}
-        (true, [c]) => {
-            v.extend(["--command".into(), c.command.clone().into()]);
-            v.extend(["--stdin-filename".into(), c.path.clone().into()]);
-        }
-        _ => {
-            return Err(anyhow!(
-                "job {}: this build backs up either paths or one command per snapshot, not both or several commands",
-                job.name
-            ))
-        }
+    for c in &job.commands {
+        v.extend(["--command".into(), format!("{}={}", c.path, c.command).into()]);
     }
     v.push("--".into());
     v.extend(job.paths.iter().map(OsString::from));
