@@ -40,6 +40,8 @@ mod hostile_restore;
 mod inspect;
 #[path = "cli/jobs.rs"]
 mod jobs;
+#[path = "cli/jobs_examples.rs"]
+mod jobs_examples;
 #[path = "cli/local_user.rs"]
 mod local_user;
 #[path = "cli/options.rs"]

@@ -56,10 +56,8 @@ fn two_dirs(r: &Repo) -> (PathBuf, PathBuf) {
 #[test]
 fn config_check_names_unknown_key_and_line() {
     let r = Repo::new();
-    let text = format!(
-        "{}\n[job.web]\nrepository = \"main\"\npaths = [\"/etc\"]\nprune_evry = \"7d\"\n",
-        repo_table(&r)
-    );
+    let text =
+        format!("{}\n[job.web]\nrepository = \"main\"\npaths = [\"/etc\"]\nprune_evry = \"7d\"\n", repo_table(&r));
     let cfg = profile(&r, "bad.toml", &text);
     let out = r.expect_code(&["config", "check", "--config", s(&cfg)], 2);
     let err = stderr(&out);
@@ -111,7 +109,10 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
     let (pa, pb) = (s(&a), s(&b));
     // History of the job's group, and one snapshot of another group that the job's retention must not touch.
     for day in ["2026-01-01", "2026-01-02", "2026-01-03"] {
-        r.backup(&[&a, &b], &["--host", "web-1", "--tag", "daily", "--time", day, "--command", "db/dump.sql=printf old"]);
+        r.backup(
+            &[&a, &b],
+            &["--host", "web-1", "--tag", "daily", "--time", day, "--command", "db/dump.sql=printf old"],
+        );
     }
     let other = r.backup(&[&a], &["--host", "web-1", "--time", "2026-01-01"]);
     let text = format!(
@@ -152,7 +153,8 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
 fn run_prunes_only_when_due() {
     let r = Repo::new();
     let (a, _) = two_dirs(&r);
-    let text = format!("{}\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\nprune_every = \"7d\"\n", repo_table(&r), s(&a));
+    let text =
+        format!("{}\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\nprune_every = \"7d\"\n", repo_table(&r), s(&a));
     let cfg = profile(&r, "cairn.toml", &text);
     // First run: never pruned, so due; the state file records it under the cache dir by repository id.
     let (code, reports) = run_json(&r, &cfg, &["web"]);
@@ -195,7 +197,10 @@ fn hooks_see_the_outcome_and_a_failing_before_hook_stops_the_job() {
     assert_eq!(code, 0, "{reports:?}");
     let id = string(&reports[0], "snapshot_id");
     let b = env_file(&before);
-    assert_eq!((b["CAIRN_JOB"].as_str(), b["CAIRN_HOOK"].as_str(), b["CAIRN_OUTCOME"].as_str()), ("ok", "before", "pending"));
+    assert_eq!(
+        (b["CAIRN_JOB"].as_str(), b["CAIRN_HOOK"].as_str(), b["CAIRN_OUTCOME"].as_str()),
+        ("ok", "before", "pending")
+    );
     let e = env_file(&after);
     assert_eq!(e["CAIRN_OUTCOME"], "ok");
     assert_eq!(e["CAIRN_SNAPSHOT_ID"], id);
@@ -289,7 +294,8 @@ fn example_profiles_pass_config_check() {
 
 #[test]
 fn example_systemd_units_verify() {
-    let Some(analyze) = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].into_iter().find(|p| Path::new(p).exists())
+    let Some(analyze) =
+        ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].into_iter().find(|p| Path::new(p).exists())
     else {
         assert!(!crate::servers::required(), "systemd-analyze is missing (CAIRN_TEST_SERVERS is set: install systemd)");
         eprintln!("skipped: systemd-analyze is not installed");

@@ -28,9 +28,8 @@ pub fn retention(job: &Job) -> anyhow::Result<Option<PolicyFile>> {
             let text = std::fs::read_to_string(f).map_err(|e| {
                 CliError::Usage(format!("job {}: cannot read retention_file {}: {e}", job.name, f.display()))
             })?;
-            let p = PolicyFile::parse(&text).map_err(|e| {
-                CliError::Usage(format!("job {}: retention_file {}: {e}", job.name, f.display()))
-            })?;
+            let p = PolicyFile::parse(&text)
+                .map_err(|e| CliError::Usage(format!("job {}: retention_file {}: {e}", job.name, f.display())))?;
             Ok(Some(p))
         }
     }
@@ -76,9 +75,10 @@ pub struct JobPlan {
 
 /// The plan of `job` (its retention file read now).
 pub fn plan(p: &Profile, job: &Job) -> anyhow::Result<JobPlan> {
-    let repo = p.repositories.get(&job.repository).ok_or_else(|| {
-        CliError::Usage(format!("job {}: no repository {}", job.name, job.repository))
-    })?;
+    let repo = p
+        .repositories
+        .get(&job.repository)
+        .ok_or_else(|| CliError::Usage(format!("job {}: no repository {}", job.name, job.repository)))?;
     let password = match &repo.password {
         Some(PasswordSource::File(f)) => format!("file {}", f.display()),
         Some(PasswordSource::Command(_)) => "command".into(),

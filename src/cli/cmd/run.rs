@@ -329,7 +329,9 @@ fn steps(ctx: &Ctx, p: &Profile, job: &Job, r: &mut JobReport) {
                 sub.out.note(format!("cairn: warning: cannot record the prune in {}: {e}", s.display()));
             }
         }
-        None => sub.out.note("cairn: warning: no cache directory: the prune cadence is not recorded, so every run prunes"),
+        None => {
+            sub.out.note("cairn: warning: no cache directory: the prune cadence is not recorded, so every run prunes")
+        }
     }
 }
 
@@ -337,7 +339,11 @@ fn steps(ctx: &Ctx, p: &Profile, job: &Job, r: &mut JobReport) {
 /// this build yet: this is the one call site it plugs into.
 fn write_metrics(ctx: &Ctx, job: &Job, _r: &JobReport) {
     if let Some(f) = &job.metrics_file {
-        ctx.out.note(format!("cairn: warning: job {}: metrics_file {} is not written by this build", job.name, f.display()));
+        ctx.out.note(format!(
+            "cairn: warning: job {}: metrics_file {} is not written by this build",
+            job.name,
+            f.display()
+        ));
     }
 }
 

@@ -271,10 +271,8 @@ fn repository(
     }
     let given = [r.password_file.is_some(), r.password_command.is_some(), r.password_env.is_some()];
     if given.iter().filter(|&&g| g).count() > 1 {
-        return at.err(
-            span,
-            format!("repository.{name}: give one of password_file, password_command and password_env"),
-        );
+        return at
+            .err(span, format!("repository.{name}: give one of password_file, password_command and password_env"));
     }
     let password = if let Some(f) = r.password_file {
         Some(PasswordSource::File(at.abs(f, &key("password_file"))?))
@@ -318,7 +316,12 @@ fn job(
     if !repositories.contains_key(j.repository.get_ref()) {
         return at.err(
             j.repository.span(),
-            format!("{} = {:?}: no [repository.{}] in this file", key("repository"), j.repository.get_ref(), j.repository.get_ref()),
+            format!(
+                "{} = {:?}: no [repository.{}] in this file",
+                key("repository"),
+                j.repository.get_ref(),
+                j.repository.get_ref()
+            ),
         );
     }
     if j.paths.is_empty() && j.commands.is_empty() {
@@ -352,7 +355,11 @@ fn job(
     let excludes = Excludes {
         excludes: j.excludes,
         iexcludes: j.iexcludes,
-        exclude_files: j.exclude_files.into_iter().map(|p| at.abs(p, &key("exclude_files"))).collect::<Result<_, _>>()?,
+        exclude_files: j
+            .exclude_files
+            .into_iter()
+            .map(|p| at.abs(p, &key("exclude_files")))
+            .collect::<Result<_, _>>()?,
         iexclude_files: j
             .iexclude_files
             .into_iter()
