@@ -114,7 +114,10 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
             &["--host", "web-1", "--tag", "daily", "--time", day, "--command", "db/dump.sql=printf old"],
         );
     }
-    let other = r.backup(&[&a], &["--host", "web-1", "--time", "2026-01-01"]);
+    let other: Vec<String> = ["2026-01-01", "2026-01-02", "2026-01-03"]
+        .iter()
+        .map(|day| string(&r.backup(&[&a], &["--host", "web-1", "--tag", "daily", "--time", day]), "snapshot_id"))
+        .collect();
     let text = format!(
         "{}\n[job.web]\nrepository = \"main\"\npaths = [{pa:?}, {pb:?}]\ntags = [\"daily\", \"app\"]\nhost = \"web-1\"\n\
          excludes = [\"*.tmp\"]\ncommands = [{{ path = \"db/dump.sql\", command = \"printf 'row 1'\" }}]\n\
@@ -143,8 +146,8 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
     let removed = rep["forget"]["removed"].as_array().unwrap().len();
     assert_eq!(removed, 2, "{}", rep["forget"]);
     let ids: Vec<String> = r.snapshots().iter().map(|s| string(s, "id")).collect();
-    assert_eq!(ids.len(), 3, "{ids:?}");
-    assert!(ids.contains(&string(&other, "snapshot_id")) && ids.contains(&id));
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    assert!(other.iter().all(|o| ids.contains(o)) && ids.contains(&id), "another group's snapshots stay: {ids:?}");
     // No prune_every: no prune.
     assert_eq!((&rep["prune"], &rep["prune_due"]), (&Value::Null, &Value::Null));
 }
@@ -232,6 +235,25 @@ fn hooks_see_the_outcome_and_a_failing_before_hook_stops_the_job() {
 }
 
 #[test]
+fn a_failing_command_makes_no_snapshot_and_fails_the_job() {
+    let r = Repo::new();
+    let (a, _) = two_dirs(&r);
+    let text = format!(
+        "{}\n[job.db]\nrepository = \"main\"\npaths = [{:?}]\n\
+         commands = [{{ path = \"db.sql\", command = \"echo partial; echo boom >&2; exit 7\" }}]\n",
+        repo_table(&r),
+        s(&a)
+    );
+    let cfg = profile(&r, "cairn.toml", &text);
+    let (code, reports) = run_json(&r, &cfg, &["db"]);
+    assert_eq!(code, 1, "{reports:?}");
+    assert_eq!((&reports[0]["outcome"], &reports[0]["failed_step"]), (&"failure".into(), &"backup".into()));
+    assert_eq!(reports[0]["snapshot_id"], Value::Null);
+    assert!(reports[0]["error"].as_str().unwrap().contains("db.sql"), "{}", reports[0]);
+    assert!(r.snapshots().is_empty());
+}
+
+#[test]
 fn run_all_exits_with_the_worst_outcome() {
     let r = Repo::new();
     let (a, b) = two_dirs(&r);
@@ -290,6 +312,16 @@ fn example_profiles_pass_config_check() {
         }
     }
     assert!(n >= 2, "docs/examples/ must hold the service and postgres profiles");
+    // The profile of README's "Jobs" section.
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let jobs = &readme[readme.find("### Jobs").expect("README has a Jobs section")..];
+    let start = jobs.find("```toml\n").expect("README's Jobs section shows a profile") + 8;
+    let end = start + jobs[start..].find("```").unwrap();
+    let cfg = r.path("readme.toml");
+    fs::create_dir_all(&r.base).unwrap();
+    fs::write(&cfg, &jobs[start..end]).unwrap();
+    let v = r.json(&["config", "check", "--config", s(&cfg)]);
+    assert_eq!(v["jobs"][0]["job"], "service");
 }
 
 #[test]
