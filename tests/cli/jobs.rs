@@ -114,9 +114,13 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
             &["--host", "web-1", "--tag", "daily", "--time", day, "--command", "db/dump.sql=printf old"],
         );
     }
+    // The other group backs up the job's directories and one more, with the same host and tag.
+    let c = r.mkdir("srv-other");
     let other: Vec<String> = ["2026-01-01", "2026-01-02", "2026-01-03"]
         .iter()
-        .map(|day| string(&r.backup(&[&a], &["--host", "web-1", "--tag", "daily", "--time", day]), "snapshot_id"))
+        .map(|day| {
+            string(&r.backup(&[&a, &b, &c], &["--host", "web-1", "--tag", "daily", "--time", day]), "snapshot_id")
+        })
         .collect();
     let text = format!(
         "{}\n[job.web]\nrepository = \"main\"\npaths = [{pa:?}, {pb:?}]\ntags = [\"daily\", \"app\"]\nhost = \"web-1\"\n\
