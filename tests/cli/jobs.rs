@@ -10,6 +10,24 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::contract::conforms;
+
+/// The `run --json` report of docs/cli-contract.md.
+fn report_spec() -> Value {
+    serde_json::json!({"job": "str", "repository": "str", "dry_run": "bool", "outcome": "str", "exit_code": "num",
+        "failed_step": "str?", "error": "str?", "snapshot_id": "hex?", "backup": "obj?", "forget": "obj?",
+        "prune": "obj?", "prune_due": "bool?", "last_prune": "time?", "hooks": [{"hook": "str", "exit_code": "num?"}],
+        "plan": "obj?", "started": "time", "finished": "time"})
+}
+
+/// The `config check --json` document of docs/cli-contract.md.
+fn check_spec() -> Value {
+    serde_json::json!({"file": "str", "jobs": [{"job": "str", "repository": "str", "url": "str", "password": "str",
+        "paths": "arr", "commands": "arr", "excludes": "arr", "tags": "arr", "host": "str?", "retention_file": "str?",
+        "retention": [{"name": "str", "tags": "arr", "rules": "str"}], "prune_every": "str?",
+        "hooks": {"before": "arr", "after": "arr", "on_failure": "arr"}, "rpo": "str?", "warn": "str?",
+        "size_change": "str?", "metrics_file": "str?"}]})
+}
 
 /// Writes `text` as `base/NAME` and returns its path.
 fn profile(r: &Repo, name: &str, text: &str) -> PathBuf {
@@ -89,6 +107,7 @@ fn config_check_prints_the_plan() {
     );
     let cfg = profile(&r, "ok.toml", &text);
     let v = r.json(&["config", "check", "--config", s(&cfg)]);
+    conforms("config check", &v, &check_spec());
     let job = &v["jobs"][0];
     assert_eq!(job["job"], "web");
     assert_eq!(job["password"], "variable APP_PASS");
@@ -133,6 +152,7 @@ fn run_makes_one_snapshot_and_forgets_in_its_group() {
     let (code, reports) = run_json(&r, &cfg, &["web"]);
     assert_eq!(code, 0, "{reports:?}");
     let rep = &reports[0];
+    conforms("run", rep, &report_spec());
     assert_eq!((&rep["job"], &rep["outcome"], &rep["exit_code"]), (&"web".into(), &"ok".into(), &0.into()));
     let id = string(rep, "snapshot_id");
     assert_eq!(rep["backup"]["snapshot_id"], Value::from(id.clone()));
@@ -228,6 +248,7 @@ fn hooks_see_the_outcome_and_a_failing_before_hook_stops_the_job() {
     let before_snaps = r.snapshots().len();
     let (code, reports) = run_json(&r, &cfg, &["bad"]);
     assert_eq!(code, 1, "{reports:?}");
+    conforms("run", &reports[0], &report_spec());
     assert_eq!((&reports[0]["outcome"], &reports[0]["failed_step"]), (&"failure".into(), &"before".into()));
     assert_eq!(r.snapshots().len(), before_snaps, "no backup after a failing before hook");
     assert!(!after.exists(), "after must not run after a failure");

@@ -128,7 +128,7 @@ pub fn plan(p: &Profile, job: &Job) -> anyhow::Result<JobPlan> {
         hooks: HookPlan { before: h.before.clone(), after: h.after.clone(), on_failure: h.on_failure.clone() },
         rpo: job.thresholds.rpo.map(|d| d.spec.to_string()),
         warn: job.thresholds.warn.map(|d| d.spec.to_string()),
-        size_change: job.thresholds.size_change.map(|f| format!("{}%", f * 100.0)),
+        size_change: job.thresholds.size_change.as_ref().map(|(_, spec)| spec.clone()),
         metrics_file: job.metrics_file.clone(),
     })
 }

@@ -132,8 +132,8 @@ pub struct Thresholds {
     /// `warn`: older than this is a warning.
     pub warn: Option<FixedDuration>,
     /// `size_change`: a size change against the previous snapshot beyond this fraction (0.5 for
-    /// `50%`) is an anomaly.
-    pub size_change: Option<f64>,
+    /// `50%`) is an anomaly; with the text as written.
+    pub size_change: Option<(f64, String)>,
 }
 
 /// `[job.NAME]`.
@@ -392,7 +392,7 @@ fn job(
     };
     let size_change = match j.size_change {
         Some(s) => match size_change(s.get_ref()) {
-            Ok(v) => Some(v),
+            Ok(v) => Some((v, s.get_ref().trim().to_string())),
             Err(e) => return at.err(s.span(), format!("{} = {:?}: {e}", key("size_change"), s.get_ref())),
         },
         None => None,

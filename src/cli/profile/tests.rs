@@ -44,7 +44,7 @@ fn parses_a_full_profile() {
     assert_eq!(j.commands, vec![JobCommand { path: "redis/dump.rdb".into(), command: "redis-cli --rdb -".into() }]);
     assert_eq!(j.prune_every.map(|d| d.secs), Some(7 * 86400));
     assert_eq!(j.thresholds.rpo.map(|d| d.secs), Some(86400));
-    assert_eq!(j.thresholds.size_change, Some(0.5));
+    assert_eq!(j.thresholds.size_change, Some((0.5, "50%".to_string())));
     assert_eq!(j.hooks.before, vec!["echo start".to_string()]);
     assert_eq!(j.hooks.on_failure.len(), 2);
     match &j.retention {
