@@ -381,3 +381,42 @@ fn example_systemd_units_verify() {
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("cairn-run@")).collect();
     assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify:\n{err}");
 }
+
+#[test]
+fn the_profile_names_the_password_source() {
+    let r = Repo::new();
+    let (a, _) = two_dirs(&r);
+    let text = format!(
+        "{}password_env = \"JOB_PASS\"\n\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\n",
+        repo_table(&r),
+        s(&a)
+    );
+    let cfg = profile(&r, "cairn.toml", &text);
+    // The fixture's CAIRN_PASSWORD is removed: only the profile's variable is asked.
+    let mut cmd = r.command(&["--config", s(&cfg), "run", "--json", "web"]);
+    cmd.env_remove("CAIRN_PASSWORD").env("JOB_PASS", &r.password);
+    let out = run_cmd(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    // Unset, it is an error naming it (the job's own code is the password's: 12), not a fall-back to CAIRN_PASSWORD.
+    let out = r.run(&["--config", s(&cfg), "run", "--json", "web"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&rep[0]["exit_code"], &rep[0]["failed_step"]), (&12.into(), &"backup".into()));
+    assert!(rep[0]["error"].as_str().unwrap().contains("JOB_PASS"), "{}", rep[0]);
+    // password_file, with the fixture's variable set to a wrong password: the file wins.
+    let pass = r.path("pass");
+    write_file(&pass, format!("{}\n", r.password).as_bytes());
+    chmod(&pass, 0o600);
+    let text = format!(
+        "{}password_file = {:?}\n\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\n",
+        repo_table(&r),
+        s(&pass),
+        s(&a)
+    );
+    let cfg = profile(&r, "file.toml", &text);
+    let mut cmd = r.command(&["--config", s(&cfg), "run", "web"]);
+    cmd.env("CAIRN_PASSWORD", "wrong");
+    let out = run_cmd(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(r.snapshots().len(), 2);
+}
