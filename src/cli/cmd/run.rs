@@ -222,7 +222,9 @@ fn write_state(p: &std::path::Path, t: Time) -> anyhow::Result<()> {
 /// Runs the hook commands of `which` with the run's state in the environment; the first that
 /// fails (or cannot start) ends the list with an error. Their output goes to stderr.
 fn hooks(ctx: &Ctx, job: &Job, which: &'static str, cmds: &[String], r: &mut JobReport) -> anyhow::Result<()> {
-    for c in cmds {
+    for (i, c) in cmds.iter().enumerate() {
+        // Messages name the hook by its place, never by its text (it may hold credentials).
+        let name = if cmds.len() == 1 { which.to_string() } else { format!("{which} #{}", i + 1) };
         let outcome = if which == "before" { "pending" } else { r.outcome.as_str() };
         let status = std::process::Command::new("sh")
             .arg("-c")
@@ -241,14 +243,14 @@ fn hooks(ctx: &Ctx, job: &Job, which: &'static str, cmds: &[String], r: &mut Job
             Ok(s) => s,
             Err(e) => {
                 r.hooks.push(HookRun { hook: which, exit_code: None });
-                return Err(anyhow!("job {}: {which} hook `{c}` could not start: {e}", job.name));
+                return Err(anyhow!("job {}: {name} hook could not start: {e}", job.name));
             }
         };
         r.hooks.push(HookRun { hook: which, exit_code: status.code() });
         if !status.success() {
-            return Err(anyhow!("job {}: {which} hook `{c}` failed: {status}", job.name));
+            return Err(anyhow!("job {}: {name} hook failed: {status}", job.name));
         }
-        ctx.out.note(format!("cairn: job {}: {which} hook done", job.name));
+        ctx.out.note(format!("cairn: job {}: {name} hook done", job.name));
     }
     Ok(())
 }
@@ -283,7 +285,11 @@ fn steps(ctx: &Ctx, p: &Profile, job: &Job, r: &mut JobReport) {
     let forget = config::retention(job).and_then(|pf| match pf {
         None => Ok(None),
         Some(pf) => {
+            // The filter only narrows the listing; the group of the new snapshot is the scope.
             let mut argv: Vec<OsString> = vec!["forget".into()];
+            if let Some(h) = &job.host {
+                argv.extend(["--host".into(), h.into()]);
+            }
             for x in &job.paths {
                 argv.extend(["--path".into(), x.into()]);
             }
