@@ -38,6 +38,10 @@ mod grammar;
 mod hostile_restore;
 #[path = "cli/inspect.rs"]
 mod inspect;
+#[path = "cli/jobs.rs"]
+mod jobs;
+#[path = "cli/jobs_examples.rs"]
+mod jobs_examples;
 #[path = "cli/local_user.rs"]
 mod local_user;
 #[path = "cli/metrics.rs"]

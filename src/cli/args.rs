@@ -4,6 +4,7 @@
 //! Completions and man pages are generated from this definition.
 
 pub use super::args_inspect::{DiffArgs, FindArgs, StatsArgs};
+pub use super::args_jobs::{ConfigCommand, RunArgs};
 use super::values::{blob_id, index_id, percent, size, size_limit, time, time_zone};
 use super::values::{FixedDuration, KeyPrefix, SnapshotPath};
 use cairn::check::ReadData;
@@ -70,6 +71,12 @@ pub struct Global {
     /// file (atomically; the series of other commands in it are kept)
     #[arg(long, env = "CAIRN_METRICS_FILE", global = true, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+    /// Job profile for `run` and `config check` [default: ~/.config/cairn/cairn.toml, then /etc/cairn/cairn.toml]
+    #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The variable holding the password, set by a job profile's `password_env` (never a flag).
+    #[arg(skip)]
+    pub password_env: Option<String>,
 }
 
 /// The commands; each has its file in `cli/cmd/`.
@@ -117,6 +124,11 @@ pub enum Command {
     Man(ManArgs),
     /// Judge how fresh the newest snapshots are (monitoring-plugin exit codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
     Status(super::args_status::StatusArgs),
+    /// Run jobs of the job profile: backup, forget, prune when due, hooks and metrics
+    Run(RunArgs),
+    /// Check the job profile
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,14 +246,18 @@ pub struct BackupArgs {
     /// Read every file again, even when the files cache says it is unchanged
     #[arg(long)]
     pub force: bool,
-    /// Back up standard input as one file (name it with --stdin-filename)
-    #[arg(long, conflicts_with = "command")]
+    /// Back up standard input as one file at the path --stdin-filename gives
+    #[arg(long)]
     pub stdin: bool,
-    /// Run CMD with sh -c and back up its standard output; no snapshot if it fails
-    #[arg(long, value_name = "CMD")]
-    pub command: Option<String>,
-    /// File name of a --stdin or --command stream in the snapshot
-    #[arg(long, value_name = "NAME")]
+    /// Run CMD with sh -c and back up its standard output as the file PATH (repeatable; a single
+    /// CMD without PATH= takes its path from --stdin-filename); no snapshot if one fails
+    #[arg(long, value_name = "PATH=CMD")]
+    pub command: Vec<String>,
+    /// Commands (and --stdin) read at once [default: 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub command_concurrency: Option<u16>,
+    /// Path in the snapshot of the --stdin stream (or of the one --command CMD), e.g. db/dump.sql
+    #[arg(long, value_name = "PATH")]
     pub stdin_filename: Option<String>,
     /// Do not verify blobs before upload (faster; not recommended)
     #[arg(long)]

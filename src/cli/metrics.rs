@@ -145,7 +145,6 @@ impl Recorder {
 
     /// A recorder that records whatever the options, for a caller that writes its own file with
     /// [`Recorder::take`] and [`write`] (a job's `run`: one set of series labelled with the job).
-    #[allow(dead_code)] // `cairn run` (job profiles) is its caller.
     pub fn recording() -> Self {
         Recorder { enabled: true, facts: Mutex::default() }
     }

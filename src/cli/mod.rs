@@ -1,17 +1,19 @@
 //! The `cairn` command line (binary only; the library never sees it): [`args`] is the clap
 //! definition, [`values`] its typed value parsers, [`open`] finds the password and opens the repository, [`output`]
-//! is the one printer, and `cmd/` holds one file per command, each turning its arguments into
+//! is the one printer, [`profile`] reads job profiles (docs/jobs.md), and `cmd/` holds one file per command, each turning its arguments into
 //! library options, calling the library and printing the typed result. The contract it keeps is
 //! `docs/cli-contract.md`.
 
 pub mod args;
 pub mod args_inspect;
 pub mod args_status;
+pub mod args_jobs;
 mod cmd;
 pub mod filter_args;
 pub mod metrics;
 pub mod open;
 pub mod output;
+pub mod profile;
 pub mod values;
 
 use args::{Cli, Global};

@@ -83,6 +83,13 @@ pub fn password_from(g: &Global, env: &str, label: &str, confirm: bool) -> anyho
     if let Some(cmd) = &g.password_command {
         return run_password_command(cmd);
     }
+    if let Some(var) = &g.password_env {
+        // A job profile's `password_env` (docs/jobs.md): that variable or nothing.
+        return match std::env::var_os(var) {
+            Some(p) => Ok(Zeroizing::new(p.as_bytes().to_vec())),
+            None => Err(CliError::Key(format!("the variable {var} (the profile's password_env) is not set")).into()),
+        };
+    }
     if let Some(p) = std::env::var_os(env) {
         return Ok(Zeroizing::new(p.as_bytes().to_vec()));
     }
@@ -201,5 +208,6 @@ pub fn open_source(g: &Global, out: &Printer, url: &str, from: &FromRepoArgs) ->
     fg.repo = Some(url.to_string());
     fg.password_file = from.from_password_file.clone();
     fg.password_command = from.from_password_command.clone();
+    fg.password_env = None;
     readable(open_with(&fg, out, "CAIRN_FROM_PASSWORD", "Password of the source repository: ", false)?)
 }

@@ -29,12 +29,25 @@ pub struct Printer {
     json: bool,
     quiet: bool,
     verbose: u8,
+    /// When set, every result document is also kept here (and under `--json` only kept, not
+    /// printed): `cairn run` gathers the documents of the commands it runs into its own report.
+    record: Option<Records>,
 }
+
+/// The result documents a recording [`Printer`] kept, in order.
+pub type Records = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
 
 impl Printer {
     /// The printer for these options.
     pub fn new(g: &Global) -> Printer {
-        Printer { json: g.json, quiet: g.quiet, verbose: g.verbose }
+        Printer { json: g.json, quiet: g.quiet, verbose: g.verbose, record: None }
+    }
+
+    /// This printer, also keeping each result document in the returned list; under `--json` the
+    /// documents are kept instead of printed.
+    pub fn recording(&self) -> (Printer, Records) {
+        let records = Records::default();
+        (Printer { record: Some(records.clone()), ..self.clone() }, records)
     }
 
     /// `--json` was given.
@@ -72,6 +85,13 @@ impl Printer {
         when: Text,
         text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> anyhow::Result<()> {
+        if let Some(r) = &self.record {
+            let v = serde_json::to_value(doc)?;
+            r.lock().map_err(|_| anyhow::anyhow!("a thread failed while printing"))?.push(v);
+            if self.json {
+                return Ok(());
+            }
+        }
         let mut out = std::io::stdout().lock();
         if self.json {
             serde_json::to_writer_pretty(&mut out, doc)?;

@@ -84,6 +84,17 @@ fn by_id(ctx: &Ctx, a: &ForgetArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
+    run_with(ctx, a, None, None)
+}
+
+/// `forget` with `given` rules instead of the flags' when `Some`, and, when `group_of` is `Some`,
+/// only the group holding that snapshot (`cairn run`: a job forgets in its own group).
+pub fn run_with(
+    ctx: &Ctx,
+    a: ForgetArgs,
+    given: Option<Rules>,
+    group_of: Option<SnapshotId>,
+) -> anyhow::Result<Outcome> {
     if !a.snapshots.is_empty() {
         if a.policy.is_some() || rules(&a).is_ok() || a.prune {
             return Err(
@@ -92,11 +103,17 @@ pub fn run(ctx: &Ctx, a: ForgetArgs) -> anyhow::Result<Outcome> {
         }
         return by_id(ctx, &a);
     }
-    let rules = rules(&a)?;
+    let rules = match given {
+        Some(r) => r,
+        None => rules(&a)?,
+    };
     let tz = a.tz.clone().unwrap_or_else(jiff::tz::TimeZone::system);
     let repo = open::open_reader_writing(&ctx.g, &ctx.out, !a.dry_run)?;
     let snaps = a.filter.filter().entries(&repo)?;
-    let groups = forget::plan(&snaps, a.group_by, &rules, &tz);
+    let mut groups = forget::plan(&snaps, a.group_by, &rules, &tz);
+    if let Some(id) = group_of {
+        groups.retain(|g| g.decisions.iter().any(|d| d.id == id));
+    }
     let excluded = forget::excluded(&snaps);
     let removed = if a.dry_run { Vec::new() } else { forget::execute(&repo, &groups, a.allow_empty)? };
     ctx.metrics.forget(&repo, removed.len());

@@ -6,6 +6,7 @@ mod backup;
 mod cat;
 mod check;
 mod completion;
+mod config;
 mod copy;
 mod diff;
 mod dump;
@@ -17,6 +18,7 @@ mod ls;
 mod prune;
 mod repair;
 mod restore;
+mod run;
 mod snapshots;
 mod stats;
 mod status;
@@ -55,6 +57,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),
         Command::Status(a) => status::run(ctx, a),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Config(super::args::ConfigCommand::Check) => config::check(ctx),
     }
 }
 

@@ -357,9 +357,12 @@ struct ClassToml {
     rules: KeepRules,
 }
 
+/// A policy file as written (docs/retention.md): `[[class]]` sections and `[default]`. Public so
+/// that a larger TOML document (a job profile) can hold one as a table and report its unknown keys
+/// with their lines; [`PolicyFile::from_toml`] checks and converts it.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileToml {
+pub struct PolicyToml {
     #[serde(default)]
     class: Vec<ClassToml>,
     default: Option<KeepRules>,
@@ -442,7 +445,13 @@ pub struct PolicyFile {
 impl PolicyFile {
     /// Parses the TOML text of a policy file.
     pub fn parse(text: &str) -> Result<PolicyFile, String> {
-        let f: FileToml = toml::from_str(text).map_err(|e| e.to_string())?;
+        let f: PolicyToml = toml::from_str(text).map_err(|e| e.to_string())?;
+        PolicyFile::from_toml(f)
+    }
+
+    /// Checks and converts a policy as written: every class has tags and keeps something, and
+    /// there is a class or a default.
+    pub fn from_toml(f: PolicyToml) -> Result<PolicyFile, String> {
         let mut classes = Vec::new();
         for c in f.class {
             if c.tags.is_empty() {
