@@ -4,6 +4,7 @@
 //! Completions and man pages are generated from this definition.
 
 pub use super::args_inspect::{DiffArgs, FindArgs, StatsArgs};
+pub use super::args_tagmount::{MountArgs, SnapshotsArgs, TagArgs};
 use super::values::{blob_id, index_id, percent, size, size_limit, time, time_zone};
 use super::values::{FixedDuration, KeyPrefix, SnapshotPath};
 use cairn::check::ReadData;
@@ -79,7 +80,7 @@ pub enum Command {
     /// Back up files and directories, standard input or a command's output
     Backup(BackupArgs),
     /// List snapshots
-    Snapshots(SnapshotFilter),
+    Snapshots(SnapshotsArgs),
     /// List the contents of a snapshot
     Ls(LsArgs),
     /// Restore a snapshot (or part of it) into a directory
@@ -111,6 +112,10 @@ pub enum Command {
     /// Write the man pages (cairn.1 and one per command) into a directory
     #[command(hide = true)]
     Man(ManArgs),
+    /// Add, remove or set tags of snapshots (rewrites their manifests; needs a full key)
+    Tag(TagArgs),
+    /// Browse snapshots as a read-only filesystem (FUSE)
+    Mount(MountArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

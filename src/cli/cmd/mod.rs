@@ -14,11 +14,13 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod prune;
 mod repair;
 mod restore;
 mod snapshots;
 mod stats;
+mod tag;
 
 use super::args::Command;
 use super::{Ctx, Outcome};
@@ -44,6 +46,8 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Cat(a) => cat::run(ctx, a),
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),
+        Command::Tag(a) => tag::run(ctx, a),
+        Command::Mount(a) => mount::run(ctx, a),
     }
 }
 
