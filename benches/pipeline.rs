@@ -376,7 +376,7 @@ fn copy_of_empty_repo(template: &ReadRepository, template_dir: &Path, dir: &Path
 }
 
 fn backup_tree(repo: &ReadRepository, src: &Path) -> cairn::backup::BackupResult {
-    let r = backup(repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress)
+    let r = backup(repo, vec![BackupSource::Paths(vec![src.to_path_buf()])], &BackupOptions::default(), &NoProgress)
         .expect("backup");
     assert!(r.errors.is_empty(), "backup errors: {:?}", r.errors);
     r

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     static SESSION: OnceLock<Session> = OnceLock::new();
     let session = SESSION.get_or_init(|| Session::for_reading(&common::keys(), &[0x42; 32]).expect("full keys read"));
     if let Ok(s) = &plain {
-        let _ = (s.display_paths(), s.source().describe(), s.time().to_rfc3339(), s.summary().started.to_rfc3339());
+        let _ = (s.display_paths(), s.describe_sources(), s.time().to_rfc3339(), s.summary().started.to_rfc3339());
         let _ = (s.root().short(), s.parent().map(|p| p.to_hex()));
         let bytes = object::encode_snapshot(&keys, session, &id, s);
         assert_eq!(object::decode_snapshot(&keys, &id, &bytes).as_ref(), Ok(s), "snapshot round trip");

@@ -233,14 +233,18 @@ pub struct BackupArgs {
     /// Read every file again, even when the files cache says it is unchanged
     #[arg(long)]
     pub force: bool,
-    /// Back up standard input as one file (name it with --stdin-filename)
-    #[arg(long, conflicts_with = "command")]
+    /// Back up standard input as one file at the path --stdin-filename gives
+    #[arg(long)]
     pub stdin: bool,
-    /// Run CMD with sh -c and back up its standard output; no snapshot if it fails
-    #[arg(long, value_name = "CMD")]
-    pub command: Option<String>,
-    /// File name of a --stdin or --command stream in the snapshot
-    #[arg(long, value_name = "NAME")]
+    /// Run CMD with sh -c and back up its standard output as the file PATH (repeatable; a single
+    /// CMD without PATH= takes its path from --stdin-filename); no snapshot if one fails
+    #[arg(long, value_name = "PATH=CMD")]
+    pub command: Vec<String>,
+    /// Commands (and --stdin) read at once [default: 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub command_concurrency: Option<u16>,
+    /// Path in the snapshot of the --stdin stream (or of the one --command CMD), e.g. db/dump.sql
+    #[arg(long, value_name = "PATH")]
     pub stdin_filename: Option<String>,
     /// Do not verify blobs before upload (faster; not recommended)
     #[arg(long)]

@@ -110,13 +110,16 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A stream source's command failed ([`ErrorKind::Io`]).
-    #[error("command `{command}` failed: {status}")]
+    /// A stream source's command failed ([`ErrorKind::Io`]). Named by its path in the snapshot,
+    /// never by its text (it may hold credentials).
+    #[error("the command for {path} failed: {status}{}", stderr_tail(stderr))]
     CommandFailed {
-        /// The command line.
-        command: String,
-        /// Its exit status.
+        /// The absolute path of its output in the snapshot (`/redis/dump.rdb`).
+        path: String,
+        /// How it ended (`exited with status 3`, `killed by signal 9 (SIGKILL)`).
         status: String,
+        /// The last lines of its standard error (empty: it wrote none).
+        stderr: String,
     },
     /// The local cache failed ([`ErrorKind::Io`]).
     #[error("cache {path}: {message}")]
@@ -252,6 +255,15 @@ pub mod exit {
     pub const KEY: i32 = 12;
     /// Interrupted.
     pub const INTERRUPTED: i32 = 130;
+}
+
+/// `CommandFailed`'s stderr part: nothing, or the tail on its own lines.
+fn stderr_tail(stderr: &str) -> String {
+    if stderr.is_empty() {
+        " (no standard error output)".into()
+    } else {
+        format!("; the end of its standard error:\n{stderr}")
+    }
 }
 
 impl Error {

@@ -130,9 +130,9 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
         // The source's writer block cannot verify in the destination: the commit signs anew
         // with the destination's key (format-spec §4.3).
         let mut v = snap.with_writer(None);
-        v.v1_mut().root = new_root;
+        v.v3_mut().root = new_root;
         // The parent names a snapshot of the source repository.
-        v.v1_mut().parent = None;
+        v.v3_mut().parent = None;
         prepared.push((*id, (v, *sign)));
     }
     report.data_blobs_read = c.reads.0;

@@ -473,7 +473,7 @@ pub fn repair_snapshots(repo: &ReadRepository, opts: &RepairSnapshotsOptions) ->
             let sign =
                 att.key_id().is_some() && crate::select::flags(&att, allowed, snap.time(), Time::now()).is_empty();
             let mut new = snap.with_writer(None);
-            let v = new.v1_mut();
+            let v = new.v3_mut();
             v.root = new_root;
             v.tags = repaired_tags(snap.tags(), sid, &entry.lost);
             v.program = format!("cairn {} (repair snapshots)", env!("CARGO_PKG_VERSION"));

@@ -4,7 +4,8 @@
 //! Also: snapshots from before attribution (`V1`) still list, restore and forget, in the `unattributed` group.
 
 use super::fixtures::{
-    ago, bytes, files, host_filter as host, local, opts, plant, restore_matches, snapshot_of, snapshot_of_root, write,
+    ago, as_v1, bytes, files, host_filter as host, local, opts, plant, restore_matches, snapshot_of, snapshot_of_root,
+    write,
 };
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::cert::Attribution;
@@ -138,7 +139,7 @@ fn planted_snapshots_claiming_a_bound_host_neither_displace_its_retention_nor_be
     write(&src.join("a"), b"a");
     for (pw, h) in [(WEB1, "db-1"), (EVIL, "web-1")] {
         let o = BackupOptions { host: Some(h.into()), ..Default::default() };
-        let err = backup(&fx.open(pw), BackupSource::Paths(vec![src.clone()]), &o, &NoProgress).unwrap_err();
+        let err = backup(&fx.open(pw), vec![BackupSource::Paths(vec![src.clone()])], &o, &NoProgress).unwrap_err();
         assert!(matches!(&err, Error::HostNotAllowed { host, .. } if host == h), "{err}");
         assert_eq!(err.exit_code(), 12);
     }
@@ -285,7 +286,7 @@ fn snapshots_from_before_attribution_still_list_restore_and_forget_as_unattribut
     let mut old = Vec::new();
     for _ in 0..2 {
         let signed = snapshot_of(&admin, &src);
-        let v1 = cairn::snapshot::Snapshot::V1(admin.load_snapshot(&signed).unwrap().v1().clone());
+        let v1 = as_v1(&admin.load_snapshot(&signed).unwrap());
         let id = SnapshotId(cairn::crypto::random_32());
         let bytes = object::encode_snapshot(admin.keys(), &Session::new_writer(admin.keys()), &id, &v1);
         admin.backend().write_new(&id.path(), &bytes).unwrap();
@@ -369,16 +370,20 @@ fn a_full_key_from_before_certificates_certifies_itself_on_its_first_backup() {
     let repo = fx.open(ADMIN);
     let src = fx.base.join("src");
     write(&src.join("a"), b"a");
-    let r = backup(&repo, BackupSource::Paths(vec![src]), &BackupOptions::default(), &NoProgress).unwrap();
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src])], &BackupOptions::default(), &NoProgress).unwrap();
     assert_eq!(r.unattributed, None, "signed");
     assert!(cert.exists(), "the full key wrote its own certificate");
     let l = fx.listed(&r.snapshot_id.unwrap());
     assert!(l.attribution.is_full_key() && l.eligible(), "{:?}", l.attribution);
     // A write-only key without a certificate cannot certify itself: its snapshots are unattributed, and say so.
     std::fs::remove_file(fx.dir.join(attribution::cert_path(&fx.evil))).unwrap();
-    let r =
-        backup(&fx.open(EVIL), BackupSource::Paths(vec![fx.base.join("src")]), &BackupOptions::default(), &NoProgress)
-            .unwrap();
+    let r = backup(
+        &fx.open(EVIL),
+        vec![BackupSource::Paths(vec![fx.base.join("src")])],
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
     assert!(r.unattributed.as_deref().is_some_and(|w| w.contains("no certificate")), "{:?}", r.unattributed);
     assert_eq!(fx.listed(&r.snapshot_id.unwrap()).attribution, Attribution::Unattributed);
 }

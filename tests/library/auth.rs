@@ -77,7 +77,7 @@ fn has(report: &CheckReport, code: &str, object: &str) -> bool {
 }
 
 fn backup_of(repo: &Repository, src: &Path) -> cairn::backup::BackupResult {
-    backup(repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress).unwrap()
+    backup(repo, vec![BackupSource::Paths(vec![src.to_path_buf()])], &BackupOptions::default(), &NoProgress).unwrap()
 }
 
 #[test]

@@ -131,7 +131,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         ("backup (incremental)", |r, base| {
             write(&base.join("src/d/new.txt"), b"new after the archive rule\n");
             let o = BackupOptions::default();
-            backup(r, BackupSource::Paths(vec![base.join("src")]), &o, &NoProgress).unwrap();
+            backup(r, vec![BackupSource::Paths(vec![base.join("src")])], &o, &NoProgress).unwrap();
         }),
         ("repair snapshots (a data pack lost)", |r, _| {
             let report = repair_snapshots(r, &RepairSnapshotsOptions::default()).unwrap();

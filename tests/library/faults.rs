@@ -56,7 +56,7 @@ impl Fixture {
 
     /// A backup of `src_b` into `repo`.
     fn backup_b(&self, repo: &ReadRepository) -> cairn::Result<cairn::backup::BackupResult> {
-        backup(repo, BackupSource::Paths(vec![self.src_b.clone()]), &BackupOptions::default(), &NoProgress)
+        backup(repo, vec![BackupSource::Paths(vec![self.src_b.clone()])], &BackupOptions::default(), &NoProgress)
     }
 }
 

@@ -199,13 +199,13 @@ fn a_backup_with_verify_dedup_stores_a_chunk_anew_that_only_a_forged_entry_claim
     // With --verify-dedup the admin's next backup reads each copy it dedups against and stores the chunk anew.
     let fresh = fx.fresh("cache-admin");
     let o = BackupOptions { verify_dedup: true, ..BackupOptions::default() };
-    let r = backup(&fresh, BackupSource::Paths(vec![fx.src.clone()]), &o, &NoProgress).unwrap();
+    let r = backup(&fresh, vec![BackupSource::Paths(vec![fx.src.clone()])], &o, &NoProgress).unwrap();
     assert_eq!(r.dedup_rejected, 1, "the guessed chunk is stored anew");
     assert!(r.dedup_verified >= existing as u64, "every other deduplicated blob was read back: {}", r.dedup_verified);
     assert!(r.summary.bytes_added >= 4096, "the chunk was stored: {:?}", r.summary);
     restore_matches(&fresh, &r.snapshot_id.unwrap(), &fx.src, &fx.tmp.path().join("restore"));
     // Without the flag a backup trusts the forged entry.
-    let plain = backup(&fresh, BackupSource::Paths(vec![fx.src.clone()]), &BackupOptions::default(), &NoProgress);
+    let plain = backup(&fresh, vec![BackupSource::Paths(vec![fx.src.clone()])], &BackupOptions::default(), &NoProgress);
     assert_eq!(plain.unwrap().dedup_rejected, 0);
 }
 

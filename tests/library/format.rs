@@ -33,7 +33,7 @@ use cairn::layout::{pack_path, Object, ObjectType, StoredId};
 use cairn::lease::{Lease, PruneMark};
 use cairn::pack::{PackEntry, PackHeader};
 use cairn::repository::{InitOptions, OpenOptions, Repository};
-use cairn::snapshot::{self, Snapshot, SnapshotV1, Source, Summary};
+use cairn::snapshot::{self, Snapshot, SnapshotV1, SnapshotV3, Source, SourceRecord, Summary};
 use cairn::tree::{self, Content, Node, NodeKind, Time, TreeBlob};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -179,6 +179,21 @@ fn vsnapshot() -> Snapshot {
         },
         program: "cairn 0.1.0".into(),
     })
+}
+
+/// The version 3 snapshot of the vectors: several sources, one manifest replaced, no writer block.
+fn vsnapshot_v3() -> Snapshot {
+    let mut s = vsnapshot().with_writer(None);
+    let v = s.v3_mut();
+    v.paths = vec![b"/app.sql".to_vec(), b"/etc/app".to_vec(), b"/redis/dump.rdb".to_vec(), b"/srv/\xff".to_vec()];
+    v.sources = vec![
+        SourceRecord::Paths { path: b"/etc/app".to_vec() },
+        SourceRecord::Paths { path: b"/srv/\xff".to_vec() },
+        SourceRecord::Command { path: "redis/dump.rdb".into(), exit_status: 0, bytes: 1 << 33 },
+        SourceRecord::Stdin { path: "app.sql".into(), bytes: 7 },
+    ];
+    v.replaces = vec![SnapshotId([0x55; 32])];
+    s
 }
 
 fn vconfigs() -> (Config, Config) {
@@ -539,52 +554,81 @@ mod spec {
         IndexFile::V1 { supersedes, packs }
     }
 
-    /// §8.1: a snapshot's plaintext (`V1`, or `V2` with its writer block, §4.3).
+    /// §8.1: a snapshot's plaintext (`V1`, `V2` with its writer block, §4.3, or `V3`).
     pub fn snapshot(b: &[u8]) -> Snapshot {
         let mut r = Rd::new(b);
         let version = r.variant();
-        assert!(version <= 1, "Snapshot::V1 or V2, not {version}");
-        let s = SnapshotV1 {
-            time: r.time(),
-            host: r.string(),
-            user: r.string(),
-            uid: r.u32(),
-            gid: r.u32(),
-            paths: r.vec(|r| r.bytes()),
-            tags: r.vec(|r| r.string()),
-            root: BlobId(r.a32()),
-            parent: r.option(|r| SnapshotId(r.a32())),
-            source: match r.variant() {
+        assert!(version <= 2, "Snapshot::V1, V2 or V3, not {version}");
+        let (time, host, user, uid, gid) = (r.time(), r.string(), r.string(), r.u32(), r.u32());
+        let paths = r.vec(|r| r.bytes());
+        let tags = r.vec(|r| r.string());
+        let root = BlobId(r.a32());
+        let parent = r.option(|r| SnapshotId(r.a32()));
+        let (source, sources) = if version == 2 {
+            let sources = r.vec(|r| match r.variant() {
+                0 => SourceRecord::Paths { path: r.bytes() },
+                1 => SourceRecord::Stdin { path: r.string(), bytes: r.u64() },
+                2 => SourceRecord::Command { path: r.string(), exit_status: r.i32(), bytes: r.u64() },
+                v => panic!("bad SourceRecord {v}"),
+            });
+            (Source::Files, sources)
+        } else {
+            let source = match r.variant() {
                 0 => Source::Files,
                 1 => Source::Stdin { name: r.string() },
                 2 => Source::Command { command: r.string(), name: r.string(), exit_status: r.i32() },
                 v => panic!("bad Source {v}"),
-            },
-            summary: Summary {
-                files_new: r.u64(),
-                files_changed: r.u64(),
-                files_unchanged: r.u64(),
-                dirs: r.u64(),
-                other: r.u64(),
-                bytes_read: r.u64(),
-                bytes_processed: r.u64(),
-                blobs_added: r.u64(),
-                bytes_added: r.u64(),
-                bytes_added_stored: r.u64(),
-                errors: r.u64(),
-                started: r.time(),
-                finished: r.time(),
-            },
-            program: r.string(),
+            };
+            (source, Vec::new())
         };
-        let snap = if version == 1 {
-            let writer = r.option(|r| cairn::cert::Writer {
+        let summary = Summary {
+            files_new: r.u64(),
+            files_changed: r.u64(),
+            files_unchanged: r.u64(),
+            dirs: r.u64(),
+            other: r.u64(),
+            bytes_read: r.u64(),
+            bytes_processed: r.u64(),
+            blobs_added: r.u64(),
+            bytes_added: r.u64(),
+            bytes_added_stored: r.u64(),
+            errors: r.u64(),
+            started: r.time(),
+            finished: r.time(),
+        };
+        let program = r.string();
+        let writer = |r: &mut Rd| {
+            r.option(|r| cairn::cert::Writer {
                 key_id: cairn::id::KeyId(r.a32()),
                 signature: cairn::cert::Signature64(r.a32(), r.a32()),
-            });
-            Snapshot::V2(cairn::snapshot::SnapshotV2 { base: s, writer })
+            })
+        };
+        let snap = if version == 2 {
+            let replaces = r.vec(|r| SnapshotId(r.a32()));
+            let writer = writer(&mut r);
+            Snapshot::V3(SnapshotV3 {
+                time,
+                host,
+                user,
+                uid,
+                gid,
+                paths,
+                tags,
+                root,
+                parent,
+                sources,
+                summary,
+                program,
+                replaces,
+                writer,
+            })
         } else {
-            Snapshot::V1(s)
+            let s = SnapshotV1 { time, host, user, uid, gid, paths, tags, root, parent, source, summary, program };
+            if version == 1 {
+                Snapshot::V2(cairn::snapshot::SnapshotV2 { base: s, writer: writer(&mut r) })
+            } else {
+                Snapshot::V1(s)
+            }
         };
         r.end();
         snap
@@ -926,6 +970,28 @@ fn vector_snapshot() {
     assert_eq!(spec::snapshot(&plain), snap);
     assert!(object::decode_snapshot(&keys, &SnapshotId([0x23; 32]), &bytes).is_err(), "a snapshot cannot be renamed");
     assert!(object::decode_snapshot(&keys.write_only(), &id, &bytes).is_err(), "write-only keys cannot read snapshots");
+}
+
+#[test]
+fn vector_snapshot_v3() {
+    let keys = vkeys();
+    let id = SnapshotId(hx32("/snapshot_v3/id"));
+    let plain = hx("/snapshot_v3/plain");
+    assert_eq!(postcard::to_allocvec(&vsnapshot_v3()).unwrap(), plain, "snapshot encoding changed (format-spec §8.1)");
+    assert_eq!(plain[0], 2, "V3 is variant 2");
+    assert_eq!(spec::snapshot(&plain), vsnapshot_v3());
+    let bytes = hx("/snapshot_v3/bytes");
+    assert_eq!(&bytes[..9], b"CAIRNSNP\x01");
+    let snap = object::decode_snapshot(&keys, &id, &bytes).unwrap();
+    assert_eq!(snap, vsnapshot_v3());
+    let key = spec::session_key(&keys, &hx32("/session/ephemeral_public"));
+    assert_eq!(spec::open(&key, &spec::aad(&keys.repo_id.0, 3, &id.0), &bytes[41..]).unwrap(), plain);
+    // The version 1 vector read as version 3: its command's record, without the command's text.
+    let old = vsnapshot();
+    assert_eq!(old.sources(), vec![SourceRecord::Command { path: "db.sql".into(), exit_status: 0, bytes: 7 }]);
+    assert_eq!(old.describe_sources(), "command:pg_dump db", "old snapshots still show their command");
+    assert!(old.v3().sources.iter().all(|r| !format!("{r:?}").contains("pg_dump")));
+    assert_eq!(snap.describe_sources(), "files,command:/redis/dump.rdb,stdin:/app.sql");
 }
 
 #[test]
@@ -1332,13 +1398,35 @@ proptest! {
             key_id: cairn::id::KeyId(crypto::random_32()),
             signature: cairn::cert::Signature64(crypto::random_32(), crypto::random_32()),
         };
-        for v2 in [s.with_writer(None), s.with_writer(Some(w))] {
+        let Snapshot::V1(v1) = &s else { panic!("arb_snapshot makes version 1") };
+        for writer in [None, Some(w.clone())] {
+            let v2 = Snapshot::V2(cairn::snapshot::SnapshotV2 { base: v1.clone(), writer: writer.clone() });
             let plain = postcard::to_allocvec(&v2).unwrap();
             prop_assert_eq!(plain[0], 1, "Snapshot::V2 is variant 1");
-            prop_assert_eq!(&plain[1..], &[&postcard::to_allocvec(s.v1()).unwrap()[..], &postcard::to_allocvec(&v2.writer()).unwrap()[..]].concat()[..]);
+            prop_assert_eq!(&plain[1..], &[&postcard::to_allocvec(v1).unwrap()[..], &postcard::to_allocvec(&writer).unwrap()[..]].concat()[..]);
             prop_assert_eq!(spec::snapshot(&plain), v2.clone());
+            // What its writer signed: the V2 postcard with no writer block.
+            let unsigned = Snapshot::V2(cairn::snapshot::SnapshotV2 { base: v1.clone(), writer: None });
+            prop_assert_eq!(v2.unsigned_bytes(), postcard::to_allocvec(&unsigned).unwrap());
             let bytes = object::encode_snapshot(&keys, &session, &id, &v2);
-            prop_assert_eq!(object::decode_snapshot(&keys, &id, &bytes).unwrap(), v2);
+            prop_assert_eq!(object::decode_snapshot(&keys, &id, &bytes).unwrap(), v2.clone());
+            // Read as version 3: the same fields, `source` as its records.
+            prop_assert_eq!(v2.sources(), v1.source_records());
+        }
+        // §8.1 version 3, what writers write: read independently.
+        for (writer, replaces) in [(None, vec![]), (Some(w), vec![SnapshotId([1; 32]), SnapshotId([2; 32])])] {
+            let mut v3 = s.with_writer(writer);
+            v3.v3_mut().replaces = replaces.clone();
+            v3.v3_mut().sources.push(SourceRecord::Command { path: "redis/dump.rdb".into(), exit_status: 0, bytes: 7 });
+            let plain = postcard::to_allocvec(&v3).unwrap();
+            prop_assert_eq!(plain[0], 2, "Snapshot::V3 is variant 2");
+            prop_assert_eq!(spec::snapshot(&plain), v3.clone());
+            prop_assert_eq!(v3.replaces(), &replaces[..]);
+            let mut unsigned = v3.clone();
+            unsigned.v3_mut().writer = None;
+            prop_assert_eq!(v3.unsigned_bytes(), postcard::to_allocvec(&unsigned).unwrap());
+            let bytes = object::encode_snapshot(&keys, &session, &id, &v3);
+            prop_assert_eq!(object::decode_snapshot(&keys, &id, &bytes).unwrap(), v3);
         }
     }
 
@@ -1541,7 +1629,8 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
     let full = Repository::init(backend.clone(), b"full password", &InitOptions::default(), &opts("cache-full"))
         .and_then(|r| r.readable())
         .unwrap();
-    let r1 = backup(&full, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    let r1 =
+        backup(&full, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress).unwrap();
     let snap1 = r1.snapshot_id.unwrap();
     assert!(r1.summary.bytes_added >= 4 * 1024 * 1024, "{:?}", r1.summary);
     full.add_key(b"write-only password", true, kdf).unwrap();
@@ -1556,7 +1645,7 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
 
     // 3. It backs up the same tree plus one new file: the existing data dedups.
     std::fs::write(src.join("new.txt"), b"only in the second backup\n").unwrap();
-    let r2 = backup(&wo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    let r2 = backup(&wo, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress).unwrap();
     let snap2 = r2.snapshot_id.unwrap();
     assert_eq!(r2.parent, None, "a write-only key cannot read earlier snapshots to pick a parent");
     assert_eq!(r2.summary.bytes_processed, r1.summary.bytes_processed + 26);

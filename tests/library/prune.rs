@@ -221,7 +221,8 @@ fn a_backup_after_the_mark_stores_condemned_blobs_again() {
     repo.remove_snapshot(&fx.kept).unwrap();
     let o = PruneOptions { lease_timeout_secs: 3600, ..eager() };
     run(&repo, &o, false).unwrap();
-    let s = backup(&repo, BackupSource::Paths(vec![fx.src_b.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+    let s = backup(&repo, vec![BackupSource::Paths(vec![fx.src_b.clone()])], &BackupOptions::default(), &NoProgress)
+        .unwrap();
     assert!(s.summary.bytes_added > 1_000_000, "the condemned data was not stored again: {:?}", s.summary);
     let (plan, _) = run(&repo, &o, false).unwrap();
     let sw = plan.sweep.unwrap();
@@ -377,9 +378,13 @@ fn backups_running_while_prune_loops_with_no_grace_lose_nothing() {
                     let _ = std::fs::remove_file(src.join(format!("r{}.bin", r.max(1) - 1)));
                     write(&src.join(format!("r{r}.bin")), &bytes(1000 + t as u64 * 100 + r, 300 * 1024));
                     let content = files(src);
-                    let s =
-                        backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress)
-                            .unwrap();
+                    let s = backup(
+                        &repo,
+                        vec![BackupSource::Paths(vec![src.clone()])],
+                        &BackupOptions::default(),
+                        &NoProgress,
+                    )
+                    .unwrap();
                     let id = s.snapshot_id.unwrap();
                     acknowledged.lock().unwrap().push((id, src.clone(), content));
                     // Forget this source's older snapshots now and then, so prune has work.

@@ -46,7 +46,7 @@ fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
         }
     };
     let opts = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
-    let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &opts, &NoProgress).unwrap();
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &opts, &NoProgress).unwrap();
 
     let mut reported: Vec<PathBuf> = r.errors.iter().map(|e| PathBuf::from(&e.path)).collect();
     reported.sort();

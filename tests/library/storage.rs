@@ -370,7 +370,8 @@ fn pack_uploads_run_concurrently_as_the_backend_asks() {
             upgrade_config: false,
         };
         let repo = Repository::init(slow.clone(), b"pw", &init, &oo).and_then(|r| r.readable()).unwrap();
-        let r = backup(&repo, BackupSource::Paths(vec![src.clone()]), &BackupOptions::default(), &NoProgress).unwrap();
+        let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress)
+            .unwrap();
         assert!(r.snapshot_id.is_some());
         let max = slow.max.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(max, wants, "uploads in flight at most: {max}, the backend asked for {wants}");

@@ -93,7 +93,7 @@ pub fn open_faulty(
 
 /// Backs up `src` with default options and returns the snapshot id.
 pub fn snapshot_of(repo: &Repository, src: &Path) -> SnapshotId {
-    backup(repo, BackupSource::Paths(vec![src.to_path_buf()]), &BackupOptions::default(), &NoProgress)
+    backup(repo, vec![BackupSource::Paths(vec![src.to_path_buf()])], &BackupOptions::default(), &NoProgress)
         .unwrap()
         .snapshot_id
         .unwrap()
@@ -278,4 +278,24 @@ pub fn ago(secs: i64) -> cairn::time::Time {
 /// The snapshot filter of one host.
 pub fn host_filter(h: &str) -> cairn::select::Filter {
     cairn::select::Filter { host: Some(h.into()), ..Default::default() }
+}
+
+/// `snap` as a version 1 snapshot of files (as a writer before attribution and several sources
+/// stored it): the common fields, `source` `Files`, no writer block.
+pub fn as_v1(snap: &cairn::snapshot::Snapshot) -> cairn::snapshot::Snapshot {
+    use cairn::snapshot::{Snapshot, SnapshotV1, Source};
+    Snapshot::V1(SnapshotV1 {
+        time: snap.time(),
+        host: snap.host().into(),
+        user: snap.user().into(),
+        uid: snap.uid(),
+        gid: snap.gid(),
+        paths: snap.paths().to_vec(),
+        tags: snap.tags().to_vec(),
+        root: snap.root(),
+        parent: snap.parent(),
+        source: Source::Files,
+        summary: snap.summary().clone(),
+        program: snap.program().into(),
+    })
 }

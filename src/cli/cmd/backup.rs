@@ -1,4 +1,4 @@
-//! `cairn backup`: paths, standard input or a command's output into a new snapshot.
+//! `cairn backup`: paths, standard input and commands' output into one new snapshot.
 
 use crate::cli::args::BackupArgs;
 use crate::cli::output::{BackupProgress, Text};
@@ -97,20 +97,60 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// A stream source as the command line gives it.
+enum Stream {
+    /// `--stdin --stdin-filename PATH`.
+    Stdin(String),
+    /// `--command PATH=CMD`, or the one `--command CMD --stdin-filename PATH`.
+    Command(String, String),
+}
+
+/// The streams `--stdin`, `--command` and `--stdin-filename` name (docs/cli-contract.md).
+fn stream_sources(a: &BackupArgs) -> anyhow::Result<Vec<Stream>> {
+    let mut out = Vec::new();
+    // The old form: one command, its path from --stdin-filename, its text taken whole.
+    if !a.stdin && a.command.len() == 1 {
+        if let Some(name) = &a.stdin_filename {
+            return Ok(vec![Stream::Command(name.clone(), a.command[0].clone())]);
+        }
+    }
+    if a.stdin {
+        let Some(name) = &a.stdin_filename else {
+            return Err(CliError::Usage("--stdin needs --stdin-filename PATH".into()).into());
+        };
+        out.push(Stream::Stdin(name.clone()));
+    } else if a.stdin_filename.is_some() {
+        return Err(CliError::Usage(
+            "--stdin-filename names the --stdin stream or a single --command CMD; with several commands give each as --command PATH=CMD".into(),
+        )
+        .into());
+    }
+    for c in &a.command {
+        match c.split_once('=') {
+            Some((path, cmd)) if !path.is_empty() && !path.contains(char::is_whitespace) && !cmd.trim().is_empty() => {
+                out.push(Stream::Command(path.to_string(), cmd.to_string()))
+            }
+            // The text itself is not shown: it may hold credentials.
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "--command number {} is not PATH=CMD (a single command may instead take its path from --stdin-filename)",
+                    out.iter().filter(|s| matches!(s, Stream::Command(..))).count() + 1
+                ))
+                .into())
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
     // Check everything before touching the repository.
     let mut paths = a.paths.clone();
     for f in &a.files_from {
         paths.extend(read_lines(f)?.into_iter().map(PathBuf::from));
     }
-    let streams = usize::from(a.stdin) + usize::from(a.command.is_some());
-    if streams > 0 && !paths.is_empty() {
-        return Err(CliError::Usage("--stdin/--command cannot be combined with paths".into()).into());
-    }
-    if streams > 0 && a.stdin_filename.is_none() {
-        return Err(CliError::Usage("--stdin and --command need --stdin-filename NAME".into()).into());
-    }
-    if streams == 0 && paths.is_empty() {
+    let streams = stream_sources(&a)?;
+    if streams.is_empty() && paths.is_empty() {
         return Err(CliError::Usage("nothing to back up: give paths, --files-from, --stdin or --command".into()).into());
     }
     let mut pats: Vec<(String, bool)> = Vec::new();
@@ -145,30 +185,33 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         no_verify: a.no_verify,
         verify_dedup: a.verify_dedup,
         threads: 0,
+        command_concurrency: a.command_concurrency.map_or(0, usize::from),
         cancel: Some(ctx.cancel.clone()),
         test_before_open: None,
     };
     let bar = ctx.out.byte_bar(None, true);
-    let source = if a.stdin {
-        BackupSource::Stream { name: a.stdin_filename.clone().unwrap_or_default(), reader: Box::new(std::io::stdin()) }
-    } else if let Some(cmd) = &a.command {
-        BackupSource::Command { name: a.stdin_filename.clone().unwrap_or_default(), command: cmd.clone() }
-    } else {
-        if let Some(b) = &bar {
-            // The bar's total: what the walk will read, by the walk's own selection rules.
-            let (b, cancel, paths, opts) = (b.clone(), ctx.cancel.clone(), paths.clone(), opts.clone());
-            std::thread::spawn(move || {
-                let stop = || cancel.load(Ordering::Relaxed) || b.is_finished();
-                let total = cairn::scan::source_bytes(&paths, &opts, &stop, &mut |n| b.set_length(n.max(b.position())));
-                if !stop() {
-                    b.set_length(total.max(b.position()));
-                }
-            });
-        }
-        BackupSource::Paths(paths)
-    };
+    if let (Some(b), false) = (&bar, paths.is_empty()) {
+        // The bar's total: what the walk will read, by the walk's own selection rules (streams
+        // add what they read to it).
+        let (b, cancel, paths, opts) = (b.clone(), ctx.cancel.clone(), paths.clone(), opts.clone());
+        std::thread::spawn(move || {
+            let stop = || cancel.load(Ordering::Relaxed) || b.is_finished();
+            let total = cairn::scan::source_bytes(&paths, &opts, &stop, &mut |n| b.set_length(n.max(b.position())));
+            if !stop() {
+                b.set_length(total.max(b.position()));
+            }
+        });
+    }
+    let mut sources = Vec::new();
+    if !paths.is_empty() {
+        sources.push(BackupSource::Paths(paths));
+    }
+    sources.extend(streams.into_iter().map(|s| match s {
+        Stream::Stdin(path) => BackupSource::Stream { path, reader: Box::new(std::io::stdin()) },
+        Stream::Command(path, command) => BackupSource::Command { path, command },
+    }));
     let progress = BackupProgress { bar: bar.clone(), out: ctx.out.clone() };
-    let result = backup::backup(&repo, source, &opts, &progress);
+    let result = backup::backup(&repo, sources, &opts, &progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -52,7 +52,7 @@ impl<'a> Listed<'a> {
             tags: snap.tags(),
             parent: snap.parent(),
             root: snap.root(),
-            source: snap.source().describe(),
+            source: snap.describe_sources(),
             program: snap.program(),
             summary: snap.summary(),
             writer: att.key_id().map(|k| k.to_hex()),

@@ -7,6 +7,7 @@
 
 mod pipeline;
 mod sources;
+mod streams;
 mod tree;
 mod walk;
 
@@ -29,25 +30,30 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// What to back up.
+/// What to back up: one backup takes several sources into one snapshot (format-spec §8.1).
 pub enum BackupSource {
     /// Files and directories (absolute or relative to the current directory).
     Paths(Vec<PathBuf>),
-    /// A stream, stored as one file `name` at the root.
+    /// A stream, stored as one file at `path`.
     Stream {
-        /// File name in the snapshot.
-        name: String,
+        /// The file's path inside the snapshot, relative to `/` (e.g. `db/dump.sql`); its parent
+        /// directories are made in the snapshot's tree.
+        path: String,
         /// The data.
         reader: Box<dyn Read + Send>,
     },
-    /// A command's standard output, stored as one file `name`; a non-zero exit makes no snapshot.
+    /// A command's standard output, stored as one file at `path`, read as it arrives; a command
+    /// that fails (non-zero exit, killed) makes no snapshot.
     Command {
-        /// File name in the snapshot.
-        name: String,
-        /// Run with `sh -c`.
+        /// The file's path inside the snapshot, relative to `/` (e.g. `redis/dump.rdb`).
+        path: String,
+        /// Run with `sh -c`. Never recorded in the snapshot: it may hold credentials.
         command: String,
     },
 }
+
+/// Commands a backup runs at once unless [`BackupOptions::command_concurrency`] says otherwise.
+pub const DEFAULT_COMMAND_CONCURRENCY: usize = 4;
 
 /// Options of a backup.
 #[derive(Clone, Debug, Default)]
@@ -83,6 +89,8 @@ pub struct BackupOptions {
     pub verify_dedup: bool,
     /// Worker threads (default: available cores).
     pub threads: usize,
+    /// Commands (and standard input) read at once; 0: [`DEFAULT_COMMAND_CONCURRENCY`].
+    pub command_concurrency: usize,
     /// Set from a signal handler to stop early; nothing is committed then.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Test-only: called with each entry's path after the walk has examined it (`lstat`) and
@@ -204,11 +212,28 @@ pub(super) enum FileStatus {
 
 pub(super) enum Event {
     EnterDir(Node),
+    /// A stream source's file; its content arrives on `outcome` when the stream ends.
+    Stream {
+        node: Node,
+        outcome: Receiver<streams::Outcome>,
+    },
     LeaveDir,
     Node(Node),
-    Cached { node: Node },
-    File { node: Node, path: Vec<u8>, status: FileStatus, msgs: Receiver<FileMsg>, cache: Option<FileEntry> },
-    HardlinkRef { node: Node, group: u64, path: Vec<u8> },
+    Cached {
+        node: Node,
+    },
+    File {
+        node: Node,
+        path: Vec<u8>,
+        status: FileStatus,
+        msgs: Receiver<FileMsg>,
+        cache: Option<FileEntry>,
+    },
+    HardlinkRef {
+        node: Node,
+        group: u64,
+        path: Vec<u8>,
+    },
 }
 
 pub(super) fn cancelled(opts: &BackupOptions) -> bool {

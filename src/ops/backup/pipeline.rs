@@ -1,36 +1,39 @@
-//! The backup pipeline: the walker thread, the sealing workers and the tree builder, joined by
-//! bounded queues; then the root tree and the snapshot, committed last.
+//! The backup pipeline: the walker thread, the stream runners, the sealing workers and the tree
+//! builder, joined by bounded queues; then the root tree and the snapshot, committed last.
 
-use super::sources::{resolve, walk_source};
+use super::sources::{resolve, trie, walk};
+use super::streams::{self, Env, Shared, Spec};
 use super::tree::{Builder, Frame};
 use super::walk::Ctx;
 use super::{
-    cancelled, BackupOptions, BackupResult, BackupSource, ChunkJob, Event, PathMessage, Progress, EVENT_BATCH,
+    cancelled, BackupOptions, BackupResult, BackupSource, ChunkJob, Event, PathMessage, Progress,
+    DEFAULT_COMMAND_CONCURRENCY, EVENT_BATCH,
 };
 use crate::error::{Error, Result};
 use crate::id::BlobKind;
 use crate::repository::{hostname, username, Repository};
-use crate::snapshot::{Snapshot, SnapshotV1, Source, Summary};
+use crate::snapshot::{Snapshot, SnapshotV3, Summary};
 use crate::time::Time;
 use crate::trees::write_dir;
 use crate::writer::{Writer, WriterOptions};
 use crossbeam_channel::bounded;
-use std::collections::HashMap;
-use std::os::unix::ffi::OsStrExt;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Runs a backup and commits its snapshot.
+/// Runs a backup of `sources` and commits its one snapshot (format-spec §8.1): the file system
+/// paths, and each stream as one file at its path. A stream that fails (a command's non-zero exit
+/// or death, unreadable input) makes no snapshot: the error names its path.
 pub fn backup(
     repo: &Repository,
-    source: BackupSource,
+    sources: Vec<BackupSource>,
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupResult> {
     let started = Time::now();
     let host = opts.host.clone().unwrap_or_else(hostname);
-    let (paths, snap_source) = resolve(&source)?;
-    let path_bytes: Vec<Vec<u8>> = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
+    let mut plan = resolve(sources)?;
+    let path_bytes = plan.paths.clone();
     // A key bound to hosts refuses another host before anything is written (format-spec §4.3).
     let signer = repo.signer()?;
     signer.check_host(&host)?;
@@ -61,6 +64,24 @@ pub fn backup(
     };
     let (jobs_tx, jobs_rx) = bounded::<ChunkJob>(threads * 2);
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024 / EVENT_BATCH);
+    let bytes_read = AtomicU64::new(0);
+    let shared = Shared::default();
+    let mut queue = VecDeque::new();
+    let mut outcomes = Vec::new();
+    for (index, path, kind) in std::mem::take(&mut plan.streams) {
+        let (tx, rx) = bounded(1);
+        outcomes.push((path.clone(), rx));
+        queue.push_back(Spec { index, path, kind, tx });
+    }
+    let runners = queue.len().min(match opts.command_concurrency {
+        0 => DEFAULT_COMMAND_CONCURRENCY,
+        n => n,
+    });
+    let queue = Mutex::new(queue);
+    let trie = trie(&plan, outcomes);
+    let has_fs = !plan.fs.is_empty();
+    let env =
+        Env { repo, writer: &writer, opts, progress, jobs: jobs_tx.clone(), bytes_read: &bytes_read, shared: &shared };
     let ctx = Ctx {
         repo,
         writer: &writer,
@@ -71,7 +92,7 @@ pub fn backup(
         batch: Mutex::new(Vec::with_capacity(EVENT_BATCH)),
         errors: Mutex::new(Vec::new()),
         warnings: Mutex::new(Vec::new()),
-        bytes_read: AtomicU64::new(0),
+        bytes_read: &bytes_read,
         start: started,
         names: Mutex::new((HashMap::new(), HashMap::new())),
         hardlinks: Mutex::new(HashMap::new()),
@@ -84,15 +105,15 @@ pub fn backup(
         groups: HashMap::new(),
         file_cache: Vec::new(),
         errors: Vec::new(),
+        shared: &shared,
+        cancel: opts.cancel.clone(),
+        records: Vec::new(),
     };
     struct WalkOutcome {
         errors: Vec<PathMessage>,
         warnings: Vec<PathMessage>,
-        bytes_read: u64,
-        command_status: Option<std::process::ExitStatus>,
-        command_error: Option<Error>,
     }
-    let (built, walked): (Result<()>, WalkOutcome) = std::thread::scope(|s| {
+    let (built, walked): (Result<()>, std::thread::Result<WalkOutcome>) = std::thread::scope(|s| {
         for _ in 0..threads {
             let rx = jobs_rx.clone();
             let w = &writer;
@@ -104,19 +125,24 @@ pub fn backup(
             });
         }
         drop(jobs_rx);
+        let queue = &queue;
+        for _ in 0..runners {
+            let env = env.clone();
+            s.spawn(move || streams::runner(&env, queue));
+        }
+        // The runners hold the only other senders of chunk jobs: the workers end after them.
+        drop(env);
+        let trie = &trie;
         let walker = s.spawn(move || {
-            let (command_status, command_error) = walk_source(&ctx, source, &paths);
+            walk(&ctx, trie, has_fs);
             // Dropping the senders ends the builder's loop and the workers.
             ctx.flush();
-            let Ctx { jobs, events, errors, warnings, bytes_read, .. } = ctx;
+            let Ctx { jobs, events, errors, warnings, .. } = ctx;
             drop(jobs);
             drop(events);
             WalkOutcome {
                 errors: errors.into_inner().unwrap_or_else(|p| p.into_inner()),
                 warnings: warnings.into_inner().unwrap_or_else(|p| p.into_inner()),
-                bytes_read: bytes_read.into_inner(),
-                command_status,
-                command_error,
             }
         });
         let res = (|| {
@@ -131,22 +157,20 @@ pub fn backup(
             Ok(())
         })();
         if res.is_err() {
-            // Unblock the walker: drop whatever it still sends.
+            // Kill the commands, and unblock the walker: drop whatever it still sends.
+            shared.stop_all();
             for e in ev_rx.iter() {
                 drop(e);
             }
         }
-        let walked = walker.join().unwrap_or_else(|_| WalkOutcome {
-            errors: vec![],
-            warnings: vec![],
-            bytes_read: 0,
-            command_status: None,
-            command_error: Some(Error::Internal("the walker thread panicked".into())),
-        });
+        let walked = walker.join();
         (res, walked)
     });
-    let command_status = walked.command_status;
-    let command_error = walked.command_error;
+    // The first stream failure is the one told, whatever it made the builder stop with.
+    let built = match (built, shared.take_failure()) {
+        (_, Some(e)) => Err(e),
+        (r, None) => r,
+    };
     if let Err(e) = built {
         writer.abandon();
         return Err(e);
@@ -155,30 +179,12 @@ pub fn backup(
         writer.abandon();
         return Err(Error::Interrupted);
     }
-    if let Some(e) = command_error {
+    let Ok(walked) = walked else {
         writer.abandon();
-        return Err(e);
-    }
-    if let Source::Command { command, .. } = &snap_source {
-        match command_status {
-            Some(st) if st.success() => {}
-            Some(st) => {
-                writer.abandon();
-                return Err(Error::CommandFailed { command: command.clone(), status: st.to_string() });
-            }
-            None => {
-                writer.abandon();
-                return Err(Error::CommandFailed { command: command.clone(), status: "no exit status".into() });
-            }
-        }
-    }
+        return Err(Error::Internal("the walker thread panicked".into()));
+    };
     let mut errors = walked.errors;
     errors.extend(std::mem::take(&mut builder.errors));
-    if !matches!(snap_source, Source::Files) && !errors.is_empty() {
-        writer.abandon();
-        let e = &errors[0];
-        return Err(Error::io(&e.path, std::io::Error::other(format!("reading the stream failed: {}", e.message))));
-    }
     builder.flush_cache(true)?;
     let root_frame = builder.stack.pop().expect("root frame");
     if !builder.stack.is_empty() {
@@ -187,7 +193,7 @@ pub fn backup(
     }
     let root = write_dir(&writer, root_frame.children)?;
     let mut summary = builder.summary;
-    summary.bytes_read = walked.bytes_read;
+    summary.bytes_read = bytes_read.load(Ordering::Relaxed);
     summary.errors = errors.len() as u64;
     summary.started = started;
     let st = writer.stats();
@@ -199,7 +205,10 @@ pub fn backup(
     let dedup_rejected = st.dedup_rejected.load(Ordering::Relaxed);
     let warnings = walked.warnings;
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let snap = Snapshot::V1(SnapshotV1 {
+    let mut records = std::mem::take(&mut builder.records);
+    records.sort_by_key(|(i, _)| *i);
+    let sources = plan.fs_records.iter().cloned().chain(records.into_iter().map(|(_, r)| r)).collect();
+    let snap = Snapshot::V3(SnapshotV3 {
         time: opts.time.unwrap_or(started),
         host,
         user: username(),
@@ -209,9 +218,11 @@ pub fn backup(
         tags: opts.tags.clone(),
         root,
         parent,
-        source: snap_source,
+        sources,
         summary: summary.clone(),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        replaces: Vec::new(),
+        writer: None,
     });
     let snapshot_id = if opts.dry_run {
         writer.abandon();

@@ -1,111 +1,138 @@
 //! What a backup reads: the source paths (made absolute, and the tree of them the walker
-//! descends), or one stream (standard input or a command's output) stored as one file.
+//! descends) and the stream sources (standard input, commands), each stored as one file at its
+//! path; the paths they cover must not collide (format-spec §8.1).
 
-use super::walk::{build_trie, Ctx};
-use super::{BackupSource, FileMsg};
+use super::streams::{self, Kind};
+use super::walk::{build_trie, Ctx, Trie};
+use super::BackupSource;
 use crate::error::{Error, Result};
 use crate::fsmeta;
-use crate::snapshot::Source;
+use crate::snapshot::SourceRecord;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// The absolute paths a backup of `source` covers, and what its snapshot records as the source.
-pub(super) fn resolve(source: &BackupSource) -> Result<(Vec<PathBuf>, Source)> {
-    Ok(match source {
-        BackupSource::Paths(p) => {
-            if p.is_empty() {
-                return Err(Error::Usage("nothing to back up: give at least one path".into()));
+/// A backup's sources, checked: the file system paths and the streams.
+pub(super) struct Plan {
+    /// The absolute file system paths, sorted, without duplicates.
+    pub(super) fs: Vec<PathBuf>,
+    /// The streams, in the order given; `index` counts from the file system paths' records.
+    pub(super) streams: Vec<(usize, String, Kind)>,
+    /// Every absolute path the snapshot covers (field `paths`), sorted.
+    pub(super) paths: Vec<Vec<u8>>,
+    /// The records of the file system paths.
+    pub(super) fs_records: Vec<SourceRecord>,
+}
+
+/// Checks `sources` and says what the backup reads.
+pub(super) fn resolve(sources: Vec<BackupSource>) -> Result<Plan> {
+    let mut fs = Vec::new();
+    let mut streams_given = Vec::new();
+    for s in sources {
+        match s {
+            BackupSource::Paths(p) => {
+                for x in &p {
+                    fs.push(absolute(x)?);
+                }
             }
-            let mut abs = p.iter().map(|x| absolute(x)).collect::<Result<Vec<_>>>()?;
-            abs.sort();
-            abs.dedup();
-            (abs, Source::Files)
+            BackupSource::Stream { path, reader } => streams_given.push((stream_path(&path)?, Kind::Reader(reader))),
+            BackupSource::Command { path, command } => {
+                streams_given.push((stream_path(&path)?, Kind::Command(command)))
+            }
         }
-        BackupSource::Stream { name, .. } => {
-            check_stream_name(name)?;
-            (vec![PathBuf::from("/").join(name)], Source::Stdin { name: name.clone() })
+    }
+    if fs.is_empty() && streams_given.is_empty() {
+        return Err(Error::Usage("nothing to back up: give at least one path or stream".into()));
+    }
+    fs.sort();
+    fs.dedup();
+    // A stream must not be a backed-up path, lie inside one, or hold one; nor may two streams.
+    let stream_abs: Vec<PathBuf> = streams_given.iter().map(|(p, _)| Path::new("/").join(p)).collect();
+    for (i, a) in stream_abs.iter().enumerate() {
+        for b in &fs {
+            if overlaps(a, b) {
+                return Err(Error::Usage(format!(
+                    "stream path {} collides with the backed-up path {}",
+                    a.display(),
+                    b.display()
+                )));
+            }
         }
-        BackupSource::Command { name, command } => {
-            check_stream_name(name)?;
-            (
-                vec![PathBuf::from("/").join(name)],
-                Source::Command { command: command.clone(), name: name.clone(), exit_status: 0 },
-            )
+        for b in &stream_abs[..i] {
+            if overlaps(a, b) {
+                return Err(Error::Usage(format!(
+                    "stream path {} collides with the stream path {}",
+                    a.display(),
+                    b.display()
+                )));
+            }
         }
+    }
+    let mut all: Vec<PathBuf> = fs.iter().cloned().chain(stream_abs).collect();
+    all.sort();
+    let fs_records: Vec<SourceRecord> =
+        fs.iter().map(|p| SourceRecord::Paths { path: p.as_os_str().as_bytes().to_vec() }).collect();
+    let base = fs_records.len();
+    Ok(Plan {
+        paths: all.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect(),
+        streams: streams_given.into_iter().enumerate().map(|(i, (p, k))| (base + i, p, k)).collect(),
+        fs,
+        fs_records,
     })
 }
 
-/// Walks what `source` names, feeding the pipeline through `ctx`; for a command, its exit
-/// status or the error that kept it from running.
-pub(super) fn walk_source(
-    ctx: &Ctx,
-    source: BackupSource,
-    paths: &[PathBuf],
-) -> (Option<std::process::ExitStatus>, Option<Error>) {
-    let mut command_status = None;
-    let mut command_error = None;
-    match source {
-        BackupSource::Paths(_) => {
-            let trie = build_trie(paths);
-            let root = Path::new("/");
-            match fsmeta::open_dir_for_read(None, root.as_os_str(), true) {
-                Err(e) => ctx.error(root, format!("cannot open: {e}")),
-                Ok(handle) if trie.selected => {
-                    // "/" itself was given: walk its entries.
-                    if let Ok(st) = fsmeta::fstat(&handle) {
-                        ctx.children(&handle, root, st.dev);
-                    }
-                }
-                Ok(handle) => {
-                    ctx.virtual_dir(&handle, root, &trie.children);
-                }
-            }
-        }
-        BackupSource::Stream { name, reader } => {
-            if let Some(mtx) = ctx.begin_stream(&name) {
-                let (size, error) = ctx.read_chunks(reader, None, &mtx);
-                let _ = mtx.send(FileMsg::Done { size, error });
-            }
-        }
-        BackupSource::Command { name, command } => {
-            let child = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(&command)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .spawn();
-            match child {
-                Err(e) => {
-                    command_error =
-                        Some(Error::CommandFailed { command: command.clone(), status: format!("cannot start: {e}") })
-                }
-                Ok(mut child) => {
-                    let out = child.stdout.take().expect("piped stdout");
-                    if let Some(mtx) = ctx.begin_stream(&name) {
-                        let (size, error) = ctx.read_chunks(out, None, &mtx);
-                        match child.wait() {
-                            Ok(st) => command_status = Some(st),
-                            Err(e) => {
-                                command_error =
-                                    Some(Error::CommandFailed { command: command.clone(), status: e.to_string() })
-                            }
-                        }
-                        let _ = mtx.send(FileMsg::Done { size, error });
-                    } else {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                    }
-                }
-            }
-        }
-    }
-    (command_status, command_error)
+/// True when one path is the other or lies inside it.
+fn overlaps(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
 }
 
-pub(super) fn check_stream_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
-        return Err(Error::Usage(format!("stream file name {name:?} must be a plain file name")));
+/// A stream's path inside the snapshot, relative to `/`: one or more plain names joined by `/`
+/// (a leading `/` is dropped).
+pub(super) fn stream_path(path: &str) -> Result<String> {
+    let p = path.trim_start_matches('/');
+    let bad = p.is_empty() || p.contains('\0') || p.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        return Err(Error::Usage(format!(
+            "stream path {path:?} must be file names joined by `/` (no empty, `.` or `..` parts)"
+        )));
     }
-    Ok(())
+    Ok(p.to_string())
+}
+
+/// The tree the walker descends: the file system paths and, as leaves, the streams, each with
+/// the receiver of its outcome.
+pub(super) fn trie(plan: &Plan, outcomes: Vec<(String, crossbeam_channel::Receiver<streams::Outcome>)>) -> Trie {
+    let mut trie = build_trie(&plan.fs);
+    for (path, rx) in outcomes {
+        trie.add_stream(&path, rx);
+    }
+    trie
+}
+
+/// Walks `trie` from `/`, feeding the pipeline through `ctx`.
+pub(super) fn walk(ctx: &Ctx, trie: &Trie, has_fs: bool) {
+    let root = Path::new("/");
+    let handle = if has_fs {
+        match fsmeta::open_dir_for_read(None, root.as_os_str(), true) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                ctx.error(root, format!("cannot open: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match handle {
+        Some(h) if trie.selected => {
+            // "/" itself was given: walk its entries.
+            if let Ok(st) = fsmeta::fstat(&h) {
+                ctx.children(&h, root, st.dev);
+            }
+        }
+        h => {
+            ctx.virtual_dir(h.as_ref(), root, &trie.children);
+        }
+    }
 }
 
 /// Makes paths absolute and lexically normal (no `.`, `..` or trailing `/`).

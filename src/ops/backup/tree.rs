@@ -2,15 +2,21 @@
 //! through the one tree writer ([`crate::trees::write`]: split directories, format-spec §7.2,
 //! and indirect chunk lists, §7.3).
 
+use super::streams::Shared;
 use super::{Event, FileMsg, FileStatus, PathMessage};
 use crate::cache::FileEntry;
 use crate::error::{Error, Result};
 use crate::repository::Repository;
+use crate::snapshot::SourceRecord;
 use crate::snapshot::Summary;
 use crate::tree::{Content, Node, NodeKind};
 use crate::trees::{write_content, write_dir};
 use crate::writer::Writer;
+use crossbeam_channel::RecvTimeoutError;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub(super) struct Frame {
     pub(super) node: Option<Node>,
@@ -25,6 +31,12 @@ pub(super) struct Builder<'a> {
     pub(super) groups: HashMap<u64, Content>,
     pub(super) file_cache: Vec<(Vec<u8>, FileEntry)>,
     pub(super) errors: Vec<PathMessage>,
+    /// The streams' state, shared with their runners.
+    pub(super) shared: &'a Shared,
+    /// Set from a signal handler to stop early.
+    pub(super) cancel: Option<Arc<AtomicBool>>,
+    /// The records of the streams read, with their place among the sources.
+    pub(super) records: Vec<(usize, SourceRecord)>,
 }
 
 impl Builder<'_> {
@@ -49,6 +61,30 @@ impl Builder<'_> {
                 n.size = 0;
                 self.summary.dirs += 1;
                 self.push(n);
+            }
+            Event::Stream { mut node, outcome } => {
+                let done = loop {
+                    match outcome.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Some(d)) => break d,
+                        // It failed or was stopped: the pipeline tells the first failure.
+                        Ok(None) | Err(RecvTimeoutError::Disconnected) => return Err(Error::Interrupted),
+                        Err(RecvTimeoutError::Timeout) => {
+                            if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                                self.shared.stop_all();
+                                return Err(Error::Interrupted);
+                            }
+                            if self.shared.stopped() {
+                                return Err(Error::Interrupted);
+                            }
+                        }
+                    }
+                };
+                node.size = done.size;
+                node.kind = NodeKind::File { content: done.content };
+                self.summary.files_new += 1;
+                self.summary.bytes_processed += done.size;
+                self.records.push((done.index, done.record));
+                self.push(node);
             }
             Event::Node(n) => {
                 self.summary.other += 1;

@@ -1,6 +1,7 @@
 //! The walker: reads the source tree in order, skips what the options exclude, takes unchanged
 //! files from the files cache, chunks the rest and sends events to the tree builder.
 
+use super::streams::Outcome;
 use super::{cancelled, BackupOptions, ChunkJob, Event, FileMsg, FileStatus, PathMessage, Progress, EVENT_BATCH};
 use crate::cache::FileEntry;
 use crate::fsmeta::{self, Stat};
@@ -9,7 +10,7 @@ use crate::repository::{identity, Repository};
 use crate::time::Time;
 use crate::tree::{Content, Node, NodeKind};
 use crate::writer::Writer;
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -32,7 +33,7 @@ pub(super) struct Ctx<'a> {
     pub(super) batch: Mutex<Vec<Event>>,
     pub(super) errors: Mutex<Vec<PathMessage>>,
     pub(super) warnings: Mutex<Vec<PathMessage>>,
-    pub(super) bytes_read: AtomicU64,
+    pub(super) bytes_read: &'a AtomicU64,
     pub(super) start: Time,
     pub(super) names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
     pub(super) hardlinks: Mutex<HashMap<(u64, u64), u64>>,
@@ -74,15 +75,6 @@ impl Ctx<'_> {
     pub(super) fn flush(&self) -> bool {
         let b = std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner()));
         b.is_empty() || self.events.send(b).is_ok()
-    }
-
-    /// Announces a stream source stored as the one file `name`; its chunks go on the returned sender.
-    pub(super) fn begin_stream(&self, name: &str) -> Option<Sender<FileMsg>> {
-        let (mtx, mrx) = bounded(256);
-        let node = stream_node(name, 0, Time::now());
-        let file =
-            Event::File { node, path: name.as_bytes().to_vec(), status: FileStatus::New, msgs: mrx, cache: None };
-        self.send(file).then_some(mtx)
     }
 
     pub(super) fn xattrs(&self, path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -369,12 +361,24 @@ impl Ctx<'_> {
         true
     }
 
-    /// Walks the virtual directories that lead to the selected paths, from the open directory
-    /// `dir` at `dir_path`. These are the paths the user named: symlinks in them are followed.
-    pub(super) fn virtual_dir(&self, dir: &File, dir_path: &Path, children: &BTreeMap<Vec<u8>, Trie>) -> bool {
+    /// Walks the virtual directories that lead to the selected paths and the streams, from the
+    /// open directory `dir` at `dir_path` (`None`: a directory made only for streams, or one that
+    /// could not be opened). These are the paths the user named: symlinks in them are followed.
+    pub(super) fn virtual_dir(&self, dir: Option<&File>, dir_path: &Path, children: &BTreeMap<Vec<u8>, Trie>) -> bool {
         for (name, child) in children {
             let path = dir_path.join(OsStr::from_bytes(name));
+            if let Some(rx) = &child.stream {
+                let node = stream_node(name, 0o600, Time::now(), NodeKind::File { content: Content::Chunks(vec![]) });
+                if !self.send(Event::Stream { node, outcome: rx.clone() }) {
+                    return false;
+                }
+                continue;
+            }
             if child.selected {
+                let Some(dir) = dir else {
+                    self.error(&path, "not stored: its parent directory could not be opened");
+                    continue;
+                };
                 let parent_dev = fsmeta::fstat(dir).ok().map(|s| s.dev);
                 if !self.entry(dir, &path, name, parent_dev) {
                     return false;
@@ -382,23 +386,32 @@ impl Ctx<'_> {
                 continue;
             }
             let oname = OsStr::from_bytes(name);
-            let st = match fsmeta::lstat_at(dir, oname) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.error(&path, format!("cannot stat: {e}"));
-                    continue;
-                }
+            let real = match dir.filter(|_| child.real) {
+                None => None,
+                Some(dir) => match fsmeta::lstat_at(dir, oname) {
+                    Err(e) => {
+                        self.error(&path, format!("cannot stat: {e}"));
+                        None
+                    }
+                    Ok(st) => match fsmeta::open_dir_for_read(Some(dir), oname, true) {
+                        Ok(h) => Some((st, h)),
+                        Err(e) => {
+                            self.error(&path, format!("cannot open: {e}"));
+                            None
+                        }
+                    },
+                },
             };
-            let handle = match fsmeta::open_dir_for_read(Some(dir), oname, true) {
-                Ok(h) => h,
-                Err(e) => {
-                    self.error(&path, format!("cannot open: {e}"));
-                    continue;
-                }
+            if real.is_none() && !child.streams {
+                continue;
+            }
+            let node = match &real {
+                Some((st, _)) => self.node(name, st, NodeKind::Dir { tree: BlobId([0; 32]) }, &path, true),
+                // Made for the streams below it.
+                None => stream_node(name, 0o700, Time::now(), NodeKind::Dir { tree: BlobId([0; 32]) }),
             };
-            let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, &path, true);
             if !self.send(Event::EnterDir(node))
-                || !self.virtual_dir(&handle, &path, &child.children)
+                || !self.virtual_dir(real.as_ref().map(|(_, h)| h), &path, &child.children)
                 || !self.send(Event::LeaveDir)
             {
                 return false;
@@ -408,10 +421,32 @@ impl Ctx<'_> {
     }
 }
 
+/// The tree of what a backup covers: the selected file system paths, the directories that lead
+/// to them, and the streams (leaves).
 #[derive(Default)]
 pub(super) struct Trie {
+    /// A file system path the user named: walked with its contents.
     pub(super) selected: bool,
+    /// On the way to a selected path: read from the file system.
+    pub(super) real: bool,
+    /// A stream or the way to one.
+    pub(super) streams: bool,
+    /// A stream's file: its outcome arrives here.
+    pub(super) stream: Option<Receiver<Outcome>>,
     pub(super) children: BTreeMap<Vec<u8>, Trie>,
+}
+
+impl Trie {
+    /// Adds the stream at `path` (relative to `/`, checked not to collide with anything).
+    pub(super) fn add_stream(&mut self, path: &str, rx: Receiver<Outcome>) {
+        let mut t = self;
+        for c in path.split('/') {
+            t.streams = true;
+            t = t.children.entry(c.as_bytes().to_vec()).or_default();
+        }
+        t.streams = true;
+        t.stream = Some(rx);
+    }
 }
 
 pub(super) fn build_trie(paths: &[PathBuf]) -> Trie {
@@ -425,21 +460,25 @@ pub(super) fn build_trie(paths: &[PathBuf]) -> Trie {
             if t.selected {
                 break;
             }
+            t.real = true;
             t = t.children.entry(c).or_default();
         }
+        t.real = true;
         t.selected = true;
         t.children.clear();
     }
     root
 }
 
-pub(super) fn stream_node(name: &str, size: u64, now: Time) -> Node {
+/// A node made by the backup itself (a stream's file, a directory for streams): owned by the
+/// user running it, with mode `mode` and times `now`.
+pub(super) fn stream_node(name: &[u8], mode: u32, now: Time, kind: NodeKind) -> Node {
     // SAFETY: plain getters.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     Node {
-        name: name.as_bytes().to_vec(),
-        kind: NodeKind::File { content: Content::Chunks(vec![]) },
-        mode: 0o600,
+        name: name.to_vec(),
+        kind,
+        mode,
         uid,
         gid,
         user: identity::user_name(uid).unwrap_or_default(),
@@ -447,7 +486,7 @@ pub(super) fn stream_node(name: &str, size: u64, now: Time) -> Node {
         mtime: now,
         atime: now,
         ctime: now,
-        size,
+        size: 0,
         hardlink: 0,
         xattrs: vec![],
     }
