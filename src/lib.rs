@@ -40,7 +40,9 @@ pub use format::{
     units,
 };
 #[cfg(feature = "cache")]
-pub use ops::{backup, browse, check, copy, diff, find, forget, keys, prune, repair, restore, scan, select, stats};
+pub use ops::{
+    backup, browse, check, copy, diff, find, forget, keys, prune, repair, restore, scan, select, stats, tag,
+};
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]
 pub use repository::{cache, probe, trees, writer};

@@ -54,3 +54,5 @@ mod roundtrip;
 mod safety;
 #[path = "cli/streams.rs"]
 mod streams;
+#[path = "cli/tagmount.rs"]
+mod tagmount;

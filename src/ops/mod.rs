@@ -33,6 +33,8 @@ pub mod scan;
 pub mod select;
 #[cfg(feature = "cache")]
 pub mod stats;
+#[cfg(feature = "cache")]
+pub mod tag;
 
 /// A path and what went wrong with it (a file backup could not read, restore could not write).
 #[derive(Clone, Debug, PartialEq, Eq)]
