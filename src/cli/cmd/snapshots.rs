@@ -98,12 +98,12 @@ fn row(w: &mut dyn std::io::Write, l: &Listed) -> std::io::Result<()> {
 }
 
 /// With `last`, only the newest of `members` that `latest` may choose (none when all are flagged).
-fn keep_last<'a>(members: Vec<&'a cairn::select::Listed>, last: bool) -> Vec<&'a cairn::select::Listed> {
+fn keep_last(members: Vec<&cairn::select::Listed>, last: bool) -> Vec<&cairn::select::Listed> {
     if !last {
         return members;
     }
     // The listing is oldest first, ties by id: the last eligible one is the newest.
-    members.into_iter().filter(|l| l.eligible()).next_back().into_iter().collect()
+    members.into_iter().rfind(|l| l.eligible()).into_iter().collect()
 }
 
 /// The `--json` form of `l`.

@@ -46,9 +46,20 @@ impl OpenFile {
         };
         let mut f = OpenFile { segments, starts: Vec::new(), size: 0, current: Mutex::new(None) };
         let mut at = 0u64;
+        // A list named many times is read once (a chunk-list bomb costs one list).
+        let mut lens: std::collections::HashMap<BlobId, u64> = Default::default();
         for i in 0..f.segments.len() {
             f.starts.push(at);
-            at = at.saturating_add(f.table(repo, i)?.len);
+            let len = match &f.segments[i] {
+                Segment::List(l) if lens.contains_key(l) => lens[l],
+                Segment::List(l) => {
+                    let n = f.table(repo, i)?.len;
+                    lens.insert(*l, n);
+                    n
+                }
+                Segment::Direct(_) => f.table(repo, i)?.len,
+            };
+            at = at.saturating_add(len);
         }
         f.size = at;
         Ok(f)
@@ -69,7 +80,9 @@ impl OpenFile {
     fn table(&self, repo: &ReadRepository, i: usize) -> Result<Arc<Table>> {
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((j, t)) = &*cur {
-            if *j == i {
+            let same_list =
+                matches!((&self.segments[*j], &self.segments[i]), (Segment::List(a), Segment::List(b)) if a == b);
+            if *j == i || same_list {
                 return Ok(t.clone());
             }
         }

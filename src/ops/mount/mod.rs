@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex};
 /// An inode number.
 pub type Ino = u64;
 
+/// One entry of [`MountFs::readdir`]: its name, kind and inode when the kernel holds it.
+pub type DirEntry = (Vec<u8>, Kind, Option<Ino>);
+
 /// The inode of the mount's root directory.
 pub const ROOT: Ino = 1;
 
@@ -403,7 +406,7 @@ impl MountFs {
 
     /// The entries of directory `ino` (without `.` and `..`), in name order, each with its kind
     /// and, when the kernel already holds it, its inode (else `None`: known after a lookup).
-    pub fn readdir(&self, ino: Ino) -> Result<Vec<(Vec<u8>, Kind, Option<Ino>)>> {
+    pub fn readdir(&self, ino: Ino) -> Result<Vec<DirEntry>> {
         let what = self.what(ino)?;
         if let What::Virtual(entries) = &what {
             return entries
