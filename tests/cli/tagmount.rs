@@ -69,6 +69,12 @@ fn tag_rewrites_the_manifest_keeps_the_writer_group_and_refuses_write_only_keys_
     let s4 = string(&out["snapshots"][0], "new");
     assert_eq!(out["snapshots"][0]["after"], json!(["a", "b", format!("writer:{web1}")]), "{out}");
     assert_eq!(replaces(&repo, &s4), json!([s1, s2, s3]));
+    // A dry run writes nothing.
+    assert_eq!(
+        repo.ok(&["tag", &s4[..8], "--add", "c", "--dry-run"]),
+        format!("would tag  {}  tags a,b,c,writer:{web1}\n", &s4[..8])
+    );
+    assert_eq!(listed(&repo, &s4)["tags"], json!(["a", "b", format!("writer:{web1}")]));
     // Nothing to change: nothing written.
     assert_eq!(repo.ok(&["tag", &s4[..8], "--add", "a"]), format!("unchanged  {}  tags a,b,writer:{web1}\n", &s4[..8]));
     assert_eq!(repo.snapshots().len(), 1);
@@ -100,11 +106,11 @@ struct Mounted {
 }
 
 impl Mounted {
-    /// SIGINT, as Ctrl-C sends it; the child must unmount and exit 0.
-    fn interrupt(mut self) -> std::process::Output {
+    /// Sends `signal` (SIGINT as Ctrl-C does, or SIGTERM); the child must unmount and exit 0.
+    fn signal(mut self, signal: i32) -> std::process::Output {
         let child = self.child.take().unwrap();
         // SAFETY: kill with a pid of our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         child.wait_with_output().unwrap()
     }
 }
@@ -246,8 +252,19 @@ fn mount_shows_snapshots_by_time_host_tag_and_id_and_reads_files_byte_for_byte()
     }
     // Read-only.
     assert!(std::fs::write(mnt.join("latest").join(src.strip_prefix("/").unwrap()).join("d/a.txt"), b"x").is_err());
-    let out = m.interrupt();
+    let out = m.signal(libc::SIGINT);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(!is_mounted(&mnt), "unmounted after SIGINT");
     assert_eq!(names(&mnt), Vec::<String>::new());
+
+    // The filter chooses the snapshots; SIGTERM unmounts too.
+    let m = mount(&repo, &mnt, &["--host", "h2"]).expect("mounted a moment ago");
+    assert_eq!(names(&mnt.join("snapshots")), [t2]);
+    assert_eq!(names(&mnt.join("hosts")), ["h2"]);
+    assert_eq!(names(&mnt.join("tags")), Vec::<String>::new());
+    let at = mnt.join("snapshots").join(t2).join(src.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(at.join("new.txt")).unwrap(), b"later\n");
+    let out = m.signal(libc::SIGTERM);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(!is_mounted(&mnt), "unmounted after SIGTERM");
 }
