@@ -29,9 +29,10 @@ fn errno(e: &cairn::Error) -> Errno {
     }
 }
 
+/// A stored time as the kernel takes it; one beyond what `SystemTime` holds (a hostile tree) is the epoch.
 fn system_time(t: cairn::tree::Time) -> SystemTime {
     if t.secs >= 0 {
-        UNIX_EPOCH + Duration::new(t.secs as u64, t.nanos.min(999_999_999))
+        UNIX_EPOCH.checked_add(Duration::new(t.secs as u64, t.nanos.min(999_999_999))).unwrap_or(UNIX_EPOCH)
     } else {
         UNIX_EPOCH.checked_sub(Duration::from_secs(t.secs.unsigned_abs())).unwrap_or(UNIX_EPOCH)
     }
