@@ -42,7 +42,9 @@ pub use format::{
 #[cfg(feature = "cache")]
 pub use ops::status;
 #[cfg(feature = "cache")]
-pub use ops::{backup, browse, check, copy, diff, find, forget, keys, prune, repair, restore, scan, select, stats};
+pub use ops::{
+    backup, browse, check, copy, diff, find, forget, keys, mount, prune, repair, restore, scan, select, stats, tag,
+};
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]
 pub use repository::{cache, probe, trees, writer};

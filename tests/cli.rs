@@ -62,3 +62,5 @@ mod safety;
 mod status;
 #[path = "cli/streams.rs"]
 mod streams;
+#[path = "cli/tagmount.rs"]
+mod tagmount;

@@ -31,6 +31,8 @@ mod hostile;
 mod hostile_restore;
 #[path = "library/limits.rs"]
 mod limits;
+#[path = "library/mount.rs"]
+mod mount;
 #[path = "library/prune.rs"]
 mod prune;
 #[path = "library/races.rs"]

@@ -5,6 +5,7 @@
 
 pub use super::args_inspect::{DiffArgs, FindArgs, StatsArgs};
 pub use super::args_jobs::{ConfigCommand, RunArgs};
+pub use super::args_tagmount::{MountArgs, SnapshotsArgs, TagArgs};
 use super::values::{blob_id, index_id, percent, size, size_limit, time, time_zone};
 use super::values::{FixedDuration, KeyPrefix, SnapshotPath};
 use cairn::check::ReadData;
@@ -90,7 +91,7 @@ pub enum Command {
     /// Back up files and directories, standard input or a command's output
     Backup(BackupArgs),
     /// List snapshots
-    Snapshots(SnapshotFilter),
+    Snapshots(SnapshotsArgs),
     /// List the contents of a snapshot
     Ls(LsArgs),
     /// Restore a snapshot (or part of it) into a directory
@@ -129,6 +130,10 @@ pub enum Command {
     /// Check the job profile
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Add, remove or set tags of snapshots (rewrites their manifests; needs a full key)
+    Tag(TagArgs),
+    /// Browse snapshots as a read-only filesystem (FUSE)
+    Mount(MountArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

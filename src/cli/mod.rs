@@ -8,6 +8,7 @@ pub mod args;
 pub mod args_inspect;
 pub mod args_status;
 pub mod args_jobs;
+pub mod args_tagmount;
 mod cmd;
 pub mod filter_args;
 pub mod metrics;

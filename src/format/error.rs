@@ -179,7 +179,8 @@ impl fmt::Display for Damaged {
 pub enum Override {
     /// Replace files that already exist (restore).
     Overwrite,
-    /// Go past a safety check of prune that this repository or run fails.
+    /// Go past a safety check of prune that this repository or run fails; rewrite a flagged
+    /// snapshot's manifest (tag).
     Force,
     /// Let a retention policy remove every snapshot of a group.
     AllowEmpty,

@@ -130,31 +130,68 @@ pub fn excluded(snapshots: &[Listed]) -> Vec<Excluded> {
         .collect()
 }
 
-/// Groups the unflagged `snapshots` and applies `rules` in time zone `tz`.
-pub fn plan(snapshots: &[Listed], group_by: GroupBy, rules: &Rules, tz: &TimeZone) -> Vec<Group> {
-    type Key = (Option<String>, Option<Vec<String>>, Option<Vec<String>>, Option<String>);
-    let mut groups: std::collections::BTreeMap<Key, Vec<Item>> = Default::default();
-    for l in snapshots.iter().filter(|l| l.eligible()) {
+/// The key of one group: the parts [`GroupBy`] asks for, the others `None`. Keys order groups by
+/// host, then paths, tags and writer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct GroupKey {
+    /// The host, when grouping by host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The paths (sorted), when grouping by paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    /// The tags (sorted), when grouping by tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// The writing key id (64 hex) or `unattributed`, when grouping by writer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+}
+
+impl GroupKey {
+    /// The key of `l` under `group_by`.
+    pub fn of(l: &Listed, group_by: GroupBy) -> GroupKey {
         let s = &l.snapshot;
         let mut tags = s.tags().to_vec();
         tags.sort();
         let mut paths = s.display_paths();
         paths.sort();
-        let key = (
-            group_by.host.then(|| s.host().to_string()),
-            group_by.paths.then_some(paths),
-            group_by.tags.then_some(tags),
-            group_by.writer.then(|| l.writer_group()),
-        );
-        groups.entry(key).or_default().push(Item { id: l.id, time: s.time(), tags: s.tags().to_vec() });
+        GroupKey {
+            host: group_by.host.then(|| s.host().to_string()),
+            paths: group_by.paths.then_some(paths),
+            tags: group_by.tags.then_some(tags),
+            writer: group_by.writer.then(|| l.writer_group()),
+        }
     }
-    groups
+}
+
+/// The one grouping of snapshots, which retention (`forget`) and `snapshots --group-by` share:
+/// `snapshots` by [`GroupKey`], groups in key order, each group's snapshots in the order given.
+pub fn group<'a>(
+    snapshots: impl IntoIterator<Item = &'a Listed>,
+    group_by: GroupBy,
+) -> Vec<(GroupKey, Vec<&'a Listed>)> {
+    let mut groups: std::collections::BTreeMap<GroupKey, Vec<&'a Listed>> = Default::default();
+    for l in snapshots {
+        groups.entry(GroupKey::of(l, group_by)).or_default().push(l);
+    }
+    groups.into_iter().collect()
+}
+
+/// Groups the unflagged `snapshots` ([`group`]) and applies `rules` in time zone `tz`.
+pub fn plan(snapshots: &[Listed], group_by: GroupBy, rules: &Rules, tz: &TimeZone) -> Vec<Group> {
+    group(snapshots.iter().filter(|l| l.eligible()), group_by)
         .into_iter()
-        .map(|((host, paths, tags, writer), items)| {
+        .map(|(key, members)| {
+            let items: Vec<Item> = members
+                .iter()
+                .map(|l| Item { id: l.id, time: l.snapshot.time(), tags: l.snapshot.tags().to_vec() })
+                .collect();
             let decisions = match rules {
                 Rules::Policy(p) => retention::apply(&items, p, tz),
                 Rules::File(f) => f.apply(&items, tz),
             };
+            let GroupKey { host, paths, tags, writer } = key;
             Group { host, paths, tags, writer, decisions }
         })
         .collect()
@@ -181,22 +218,29 @@ pub fn execute(repo: &ReadRepository, groups: &[Group], allow_empty: bool) -> Re
 
 /// `host web-1, paths /etc /srv` — for messages.
 pub fn describe(g: &Group) -> String {
-    let mut parts = Vec::new();
-    if let Some(h) = &g.host {
-        parts.push(format!("host {h}"));
-    }
-    if let Some(p) = &g.paths {
-        parts.push(format!("paths {}", p.join(" ")));
-    }
-    if let Some(t) = &g.tags {
-        parts.push(format!("tags {}", if t.is_empty() { "(none)".to_string() } else { t.join(",") }));
-    }
-    if let Some(w) = &g.writer {
-        parts.push(format!("writer {}", if w.len() == 64 { &w[..8] } else { w }));
-    }
-    if parts.is_empty() {
-        "(all snapshots)".into()
-    } else {
-        parts.join(", ")
+    GroupKey { host: g.host.clone(), paths: g.paths.clone(), tags: g.tags.clone(), writer: g.writer.clone() }.describe()
+}
+
+impl GroupKey {
+    /// `host web-1, paths /etc /srv, tags (none), writer 1a2b3c4d`; `(all snapshots)` when empty.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(h) = &self.host {
+            parts.push(format!("host {h}"));
+        }
+        if let Some(p) = &self.paths {
+            parts.push(format!("paths {}", p.join(" ")));
+        }
+        if let Some(t) = &self.tags {
+            parts.push(format!("tags {}", if t.is_empty() { "(none)".to_string() } else { t.join(",") }));
+        }
+        if let Some(w) = &self.writer {
+            parts.push(format!("writer {}", if w.len() == 64 { &w[..8] } else { w }));
+        }
+        if parts.is_empty() {
+            "(all snapshots)".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }

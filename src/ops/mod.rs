@@ -21,6 +21,8 @@ pub mod fsmeta;
 #[cfg(feature = "cache")]
 pub mod keys;
 #[cfg(feature = "cache")]
+pub mod mount;
+#[cfg(feature = "cache")]
 pub mod prune;
 #[cfg(feature = "cache")]
 pub mod repair;
@@ -35,6 +37,7 @@ pub mod select;
 pub mod stats;
 #[cfg(feature = "cache")]
 pub mod status;
+pub mod tag;
 
 /// A path and what went wrong with it (a file backup could not read, restore could not write).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -125,8 +125,16 @@ impl Listed {
     pub fn eligible(&self) -> bool {
         self.flags.is_empty()
     }
-    /// The retention group of its writer: the attributed key id, or `unattributed`.
+    /// The retention group of its writer: the attributed key id, or `unattributed`. A manifest
+    /// that `tag` rewrote and re-signed (format-spec §8.3: attributed to a full key, unflagged,
+    /// `replaces` not empty) counts under the key its reserved tag `writer:<64 hex>` names.
     pub fn writer_group(&self) -> String {
+        if self.attribution.is_full_key() && self.eligible() && !self.snapshot.replaces().is_empty() {
+            let named = self.snapshot.tags().iter().find_map(|t| t.strip_prefix(crate::tag::WRITER_TAG));
+            if let Some(k) = named.and_then(crate::id::KeyId::from_hex) {
+                return k.to_hex();
+            }
+        }
         match self.attribution.key_id() {
             Some(k) => k.to_hex(),
             None => "unattributed".into(),
@@ -190,7 +198,11 @@ impl Filter {
     pub fn entries(&self, repo: &ReadRepository) -> Result<Vec<Listed>> {
         Ok(list_all(repo)?
             .into_iter()
-            .filter(|l| self.matches(&l.snapshot) && self.matches_writer(&l.attribution))
+            .filter(|l| {
+                self.matches(&l.snapshot)
+                    && (self.matches_writer(&l.attribution)
+                        || self.writer.as_ref().is_some_and(|w| l.writer_group().starts_with(&w.to_ascii_lowercase())))
+            })
             .collect())
     }
 

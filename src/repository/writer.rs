@@ -401,17 +401,31 @@ impl<'r> Writer<'r> {
     /// [`Writer::commit`] for several snapshots of one session (copy, repair), in order; each
     /// is signed only when its flag says so (a copy or repair of an unattributed snapshot stays
     /// unattributed).
-    pub fn commit_all(mut self, snaps: &[(Snapshot, bool)]) -> Result<Vec<SnapshotId>> {
+    pub fn commit_all(self, snaps: &[(Snapshot, bool)]) -> Result<Vec<SnapshotId>> {
+        let signer = self.repo.signer()?;
+        self.commit_with(snaps.len(), |i, id| signer.finish(id, &snaps[i].0, snaps[i].1))
+    }
+
+    /// Commits one manifest rewritten from another (`tag`, format-spec §8.3): signed by this key
+    /// when `sign`, else stored with the writer block `snap` carries, verbatim (a flagged manifest
+    /// keeps its block, which no longer verifies, so it stays flagged).
+    pub fn commit_rewritten(self, snap: &Snapshot, sign: bool) -> Result<SnapshotId> {
+        let signer = self.repo.signer()?;
+        let ids = self.commit_with(1, |_, id| if sign { signer.finish(id, snap, true) } else { snap.clone() })?;
+        Ok(ids[0])
+    }
+
+    /// Flushes, then stores `n` snapshots, the `i`th as `make(i, its id)` returns it.
+    fn commit_with(mut self, n: usize, make: impl Fn(usize, &SnapshotId) -> Snapshot) -> Result<Vec<SnapshotId>> {
         self.flush()?;
         let repo = self.repo;
-        let signer = repo.signer()?;
-        let mut ids = Vec::with_capacity(snaps.len());
-        for (snap, sign) in snaps {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
             if let Some(l) = &self.lease {
                 l.check()?;
             }
             let id = SnapshotId(crate::crypto::random_32());
-            let bytes = object::encode_snapshot(repo.keys(), &self.session, &id, &signer.finish(&id, snap, *sign));
+            let bytes = object::encode_snapshot(repo.keys(), &self.session, &id, &make(i, &id));
             repo.backend().write_new(&id.path(), &bytes)?;
             ids.push(id);
         }

@@ -217,4 +217,23 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
     let mut none = dst.command(&["copy", "--from-repo", s(&repo.repo), "--host", "no-such-host", "--json"]);
     none.env("CAIRN_FROM_PASSWORD", &repo.password);
     conforms("copy (nothing)", &parse_json(&expect_success(&dst.command(&["copy"]), run_cmd(none))), &copy_spec);
+
+    // snapshots --group-by and tag (last: tag changes a snapshot's id).
+    let listed = json!({"id": "hex", "short_id": "short", "time": "time", "host": "str", "paths": ["str"],
+                        "tags": ["str"], "writer": "hex?", "attribution": "str", "flags": ["str"]});
+    let grouped = repo.json(&["snapshots", "--group-by", "host,paths,tags,writer", "--last"]);
+    conforms(
+        "snapshots --group-by",
+        &grouped,
+        &json!([{"group": {"host": "str", "paths": ["str"], "tags": ["str"], "writer": "str"}, "snapshots": [listed]}]),
+    );
+    assert!(!grouped.as_array().unwrap().is_empty(), "{grouped}");
+    let tagged = repo.json(&["tag", "latest", "--add", "contract"]);
+    conforms(
+        "tag",
+        &tagged,
+        &json!({"dry_run": "bool", "snapshots": [{"old": "hex", "new": "hex?", "before": ["str"], "after": ["str"],
+                                                  "signed": "bool", "unchanged": "bool"}]}),
+    );
+    assert!(tagged["snapshots"][0]["new"].is_string(), "{tagged}");
 }

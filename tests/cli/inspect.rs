@@ -1,6 +1,7 @@
 //! The read-only inspection commands (issue 14): `diff`, `find` and `stats`, with exact expected output on small
 //! fixed trees, their `--json` documents as docs/cli-contract.md lists them, and a cold-storage run: with nothing
-//! under `data/` reachable, `snapshots`, `diff`, `find` and `stats` give the same answers.
+//! under `data/` reachable, `snapshots` (also grouped), `diff`, `find` and `stats` give the same answers; and
+//! `snapshots --group-by --last`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -396,6 +397,7 @@ fn inspection_reads_nothing_under_data() {
     let pack = index_packs(&repo).into_iter().find(|(_, p)| p.2.iter().any(|b| b.0 == chunk)).unwrap().0;
     let commands: Vec<Vec<String>> = vec![
         vec!["snapshots".into()],
+        vec!["snapshots".into(), "--group-by".into(), "host,paths,tags,writer".into(), "--last".into()],
         vec!["diff".into(), ids[0].clone(), ids[2].clone(), "--metadata".into()],
         vec!["find".into(), "*.txt".into()],
         vec!["find".into(), "--blob".into(), chunk.clone()],
@@ -414,4 +416,71 @@ fn inspection_reads_nothing_under_data() {
     // What needs data does fail: the test really took data/ away.
     let out = repo.run(&["dump", "latest", s(&src.join("keep/a.txt"))]);
     assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+/// `snapshots --group-by` groups as retention does (one grouping function) and `--last` keeps the newest of each
+/// group; text and `--json`.
+#[test]
+fn snapshots_group_by_lists_each_group_and_last_keeps_the_newest() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    write_file(&src.join("a.txt"), b"alpha\n");
+    let backup = |host: &str, time: &str, tags: &[&str]| {
+        let mut extra = vec!["--time", time, "--host", host];
+        for t in tags {
+            extra.extend(["--tag", t]);
+        }
+        short(&string(&repo.backup(&[&src], &extra), "snapshot_id"))
+    };
+    let (h1a, h1b, h1c) =
+        (backup("h1", "2024-01-01", &[]), backup("h1", "2024-02-01", &["x"]), backup("h1", "2024-03-01", &[]));
+    let h2a = backup("h2", "2024-01-15", &["x"]);
+    let key = &repo.init_key_id()[..8];
+    let head = "ID        TIME                  HOST              WRITER    TAGS                    SIZE  PATHS";
+    let line = |id: &str, time: &str, host: &str, tags: &str| {
+        format!("{id}  {time} 00:00:00   {host:<16}  {key}  {tags:<16}         6 B  SRC")
+    };
+    let out = masked(&repo.ok(&["snapshots", "--group-by", "host"]), &src);
+    let want = [
+        "group: host h1".to_string(),
+        head.into(),
+        line(&h1a, "2024-01-01", "h1", ""),
+        line(&h1b, "2024-02-01", "h1", "x"),
+        line(&h1c, "2024-03-01", "h1", ""),
+        String::new(),
+        "group: host h2".into(),
+        head.into(),
+        line(&h2a, "2024-01-15", "h2", "x"),
+        "4 snapshot(s) in 2 group(s)".into(),
+    ];
+    assert_eq!(out, want.join("\n") + "\n");
+
+    let out = masked(&repo.ok(&["snapshots", "--group-by", "host,tags", "--last"]), &src);
+    let want = [
+        "group: host h1, tags (none)".to_string(),
+        head.into(),
+        line(&h1c, "2024-03-01", "h1", ""),
+        String::new(),
+        "group: host h1, tags x".into(),
+        head.into(),
+        line(&h1b, "2024-02-01", "h1", "x"),
+        String::new(),
+        "group: host h2, tags x".into(),
+        head.into(),
+        line(&h2a, "2024-01-15", "h2", "x"),
+        "3 snapshot(s) in 3 group(s)".into(),
+    ];
+    assert_eq!(out, want.join("\n") + "\n");
+
+    // Without --group-by, --last is the newest of all; the filter applies first.
+    let out = masked(&repo.ok(&["snapshots", "--last", "--host", "h2"]), &src);
+    assert_eq!(out, format!("{head}\n{}\n1 snapshot(s)\n", line(&h2a, "2024-01-15", "h2", "x")));
+
+    let v = repo.json(&["snapshots", "--group-by", "paths,writer", "--last"]);
+    let groups = v.as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{v}");
+    assert_eq!(groups[0]["group"], json!({"paths": [s(&src)], "writer": repo.init_key_id()}));
+    let snaps: Vec<String> = groups[0]["snapshots"].as_array().unwrap().iter().map(|x| string(x, "short_id")).collect();
+    assert_eq!(snaps, vec![h1c]);
+    repo.expect_usage_error(&["snapshots", "--group-by", "host,colour"], &["colour"]);
 }

@@ -15,6 +15,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod prune;
 mod repair;
 mod restore;
@@ -22,6 +23,7 @@ mod run;
 mod snapshots;
 mod stats;
 mod status;
+mod tag;
 
 use super::args::Command;
 use super::{Ctx, Outcome};
@@ -59,6 +61,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Status(a) => status::run(ctx, a),
         Command::Run(a) => run::run(ctx, a),
         Command::Config(super::args::ConfigCommand::Check) => config::check(ctx),
+        Command::Tag(a) => tag::run(ctx, a),
+        Command::Mount(a) => mount::run(ctx, a),
     }
 }
 

@@ -274,7 +274,7 @@ fn steps_in(sub: &Ctx, repo: &RepoProfile, job: &Job, r: &mut JobReport, records
     let last = || records.lock().ok().and_then(|mut v| v.pop());
     // Backup.
     let backup = backup_argv(job, repo).and_then(parse).and_then(|c| match c {
-        Command::Backup(a) => super::backup::run(&sub, a),
+        Command::Backup(a) => super::backup::run(sub, a),
         _ => Err(anyhow!("internal: not a backup command line")),
     });
     r.backup = last();
@@ -306,7 +306,7 @@ fn steps_in(sub: &Ctx, repo: &RepoProfile, job: &Job, r: &mut JobReport, records
                 argv.extend(["--path".into(), x.into()]);
             }
             match parse(argv)? {
-                Command::Forget(a) => super::forget::run_with(&sub, a, Some(Rules::File(pf)), Some(id)).map(Some),
+                Command::Forget(a) => super::forget::run_with(sub, a, Some(Rules::File(pf)), Some(id)).map(Some),
                 _ => Err(anyhow!("internal: not a forget command line")),
             }
         }
@@ -334,7 +334,7 @@ fn steps_in(sub: &Ctx, repo: &RepoProfile, job: &Job, r: &mut JobReport, records
         return;
     }
     let pruned = parse(vec!["prune".into()]).and_then(|c| match c {
-        Command::Prune(a) => super::prune::run(&sub, &a.opts, false, None),
+        Command::Prune(a) => super::prune::run(sub, &a.opts, false, None),
         _ => Err(anyhow!("internal: not a prune command line")),
     });
     r.prune = last();

@@ -1,10 +1,12 @@
 //! `cairn snapshots`: the snapshots that pass the filter, oldest first, with who wrote each and
-//! its flags (format-spec §4.3).
+//! its flags (format-spec §4.3); with `--group-by`, grouped as retention groups them
+//! ([`cairn::forget::group`]), and with `--last` only the newest of each group.
 
-use crate::cli::args::SnapshotFilter;
+use crate::cli::args::SnapshotsArgs;
 use crate::cli::output::{short_time, Text};
 use crate::cli::{open, Ctx, Outcome};
 use cairn::cert::Attribution;
+use cairn::forget::{self, GroupKey};
 use cairn::id::{BlobId, SnapshotId};
 use cairn::select::Flag;
 use cairn::snapshot::{Snapshot, Summary};
@@ -60,38 +62,91 @@ impl<'a> Listed<'a> {
     }
 }
 
-pub fn run(ctx: &Ctx, f: SnapshotFilter) -> anyhow::Result<Outcome> {
+/// One group in `snapshots --group-by --json`.
+#[derive(serde::Serialize)]
+struct GroupDoc<'a> {
+    group: &'a GroupKey,
+    snapshots: Vec<Listed<'a>>,
+}
+
+/// The table header.
+fn header(w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(w, "{:<8}  {:<20}  {:<16}  {:<8}  {:<16}  {:>10}  PATHS", "ID", "TIME", "HOST", "WRITER", "TAGS", "SIZE")
+}
+
+/// One table row.
+fn row(w: &mut dyn std::io::Write, l: &Listed) -> std::io::Result<()> {
+    let writer = match (&l.writer, l.attribution) {
+        (Some(k), _) => k[..8].to_string(),
+        (None, "forged") => "?".to_string(),
+        (None, _) => "-".to_string(),
+    };
+    let flags: Vec<&str> = l.flags.iter().map(|f| f.as_str()).collect();
+    let flags = if flags.is_empty() { String::new() } else { format!("  [{}]", flags.join(",")) };
+    writeln!(
+        w,
+        "{:<8}  {:<20}  {:<16}  {:<8}  {:<16}  {:>10}  {}{}",
+        l.short_id,
+        short_time(&l.time),
+        l.host,
+        writer,
+        l.tags.join(","),
+        human_bytes(l.summary.bytes_processed),
+        l.paths.join(" "),
+        flags
+    )
+}
+
+/// With `last`, only the newest of `members` that `latest` may choose (none when all are flagged).
+fn keep_last(members: Vec<&cairn::select::Listed>, last: bool) -> Vec<&cairn::select::Listed> {
+    if !last {
+        return members;
+    }
+    // The listing is oldest first, ties by id: the last eligible one is the newest.
+    members.into_iter().rfind(|l| l.eligible()).into_iter().collect()
+}
+
+/// The `--json` form of `l`.
+fn listed(l: &cairn::select::Listed) -> Listed<'_> {
+    Listed::new(l.id, &l.snapshot, &l.attribution, &l.flags)
+}
+
+pub fn run(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<Outcome> {
     let repo = open::open_reader(&ctx.g, &ctx.out)?;
-    let snaps = f.filter().entries(&repo)?;
-    let doc: Vec<Listed> = snaps.iter().map(|l| Listed::new(l.id, &l.snapshot, &l.attribution, &l.flags)).collect();
+    let snaps = a.filter.filter().entries(&repo)?;
+    let Some(group_by) = a.group_by else {
+        let doc: Vec<Listed> = keep_last(snaps.iter().collect(), a.last).iter().map(|l| listed(l)).collect();
+        ctx.out.result(&doc, Text::Normal, |w| {
+            header(w)?;
+            for l in &doc {
+                row(w, l)?;
+            }
+            writeln!(w, "{} snapshot(s)", doc.len())
+        })?;
+        return Ok(Outcome::Done);
+    };
+    let groups: Vec<(GroupKey, Vec<&cairn::select::Listed>)> = forget::group(&snaps, group_by)
+        .into_iter()
+        .map(|(k, members)| (k, keep_last(members, a.last)))
+        .filter(|(_, members)| !members.is_empty())
+        .collect();
+    let doc: Vec<GroupDoc> = groups
+        .iter()
+        .map(|(k, members)| GroupDoc { group: k, snapshots: members.iter().map(|l| listed(l)).collect() })
+        .collect();
     ctx.out.result(&doc, Text::Normal, |w| {
-        writeln!(
-            w,
-            "{:<8}  {:<20}  {:<16}  {:<8}  {:<16}  {:>10}  PATHS",
-            "ID", "TIME", "HOST", "WRITER", "TAGS", "SIZE"
-        )?;
-        for l in &doc {
-            let writer = match (&l.writer, l.attribution) {
-                (Some(k), _) => k[..8].to_string(),
-                (None, "forged") => "?".to_string(),
-                (None, _) => "-".to_string(),
-            };
-            let flags: Vec<&str> = l.flags.iter().map(|f| f.as_str()).collect();
-            let flags = if flags.is_empty() { String::new() } else { format!("  [{}]", flags.join(",")) };
-            writeln!(
-                w,
-                "{:<8}  {:<20}  {:<16}  {:<8}  {:<16}  {:>10}  {}{}",
-                l.short_id,
-                short_time(&l.time),
-                l.host,
-                writer,
-                l.tags.join(","),
-                human_bytes(l.summary.bytes_processed),
-                l.paths.join(" "),
-                flags
-            )?;
+        for (i, g) in doc.iter().enumerate() {
+            if i > 0 {
+                writeln!(w)?;
+            }
+            writeln!(w, "group: {}", g.group.describe())?;
+            header(w)?;
+            for l in &g.snapshots {
+                row(w, l)?;
+            }
         }
-        writeln!(w, "{} snapshot(s)", doc.len())
+        let n: usize = doc.iter().map(|g| g.snapshots.len()).sum();
+        writeln!(w, "{} snapshot(s) in {} group(s)", n, doc.len())
     })?;
     Ok(Outcome::Done)
 }

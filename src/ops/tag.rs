@@ -1,0 +1,147 @@
+//! `tag`: changes the tags of snapshots by rewriting their manifests (format-spec §8.3). The new
+//! manifest is the old one with its tags changed and the old id appended to `replaces`; it is
+//! written first, then the old manifest is deleted (format-spec §11). Who signs it: this key, when
+//! the old manifest was attributed and unflagged (the original writer is then kept in the reserved
+//! tag `writer:<key id>`, so retention groups the snapshot as before, [`crate::select::Listed::writer_group`]);
+//! nobody, when it was unattributed; and a flagged manifest, rewritten only with `force`, keeps its
+//! writer block verbatim, which no longer verifies: it stays flagged. Prints nothing.
+
+use crate::error::{Error, Override, Result};
+use crate::id::SnapshotId;
+use crate::repository::ReadRepository;
+use crate::select::Listed;
+use crate::writer::{Writer, WriterOptions};
+
+/// The reserved tag prefix that names a re-signed snapshot's original writer (format-spec §8.3).
+pub const WRITER_TAG: &str = "writer:";
+
+/// How the tags change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Add these (kept once) and remove those.
+    Edit {
+        /// Tags to add.
+        add: Vec<String>,
+        /// Tags to remove.
+        remove: Vec<String>,
+    },
+    /// Replace every tag by these (empty: no tag).
+    Set(Vec<String>),
+}
+
+impl Change {
+    /// The user's tags after the change, from `before` (reserved tags left out, order kept, new
+    /// tags appended, each once).
+    pub fn apply(&self, before: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |t: &String| {
+            if !t.is_empty() && !t.starts_with(WRITER_TAG) && !out.contains(t) {
+                out.push(t.clone());
+            }
+        };
+        match self {
+            Change::Set(tags) => tags.iter().for_each(&mut push),
+            Change::Edit { add, remove } => {
+                before.iter().filter(|t| !remove.contains(t)).for_each(&mut push);
+                add.iter().for_each(&mut push);
+            }
+        }
+        out
+    }
+
+    /// Refuses tags a user may not give: reserved ones, and any with a newline or comma.
+    pub fn check(&self) -> Result<()> {
+        let given: Vec<&String> = match self {
+            Change::Set(t) => t.iter().collect(),
+            Change::Edit { add, remove } => add.iter().chain(remove).collect(),
+        };
+        for t in given {
+            if t.starts_with(WRITER_TAG) {
+                return Err(Error::Usage(format!("tag {t:?}: tags starting with {WRITER_TAG:?} are reserved")));
+            }
+            if t.contains([',', '\n']) {
+                return Err(Error::Usage(format!("tag {t:?} contains a comma or a newline")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What happened to one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Tagged {
+    /// The snapshot named.
+    pub old: SnapshotId,
+    /// Its replacement; `None` when the tags did not change or on a dry run.
+    pub new: Option<SnapshotId>,
+    /// Tags before.
+    pub before: Vec<String>,
+    /// Tags after (including the reserved `writer:` tag when one is kept or added).
+    pub after: Vec<String>,
+    /// True when the new manifest is (or would be) signed by this key.
+    pub signed: bool,
+    /// True when nothing changed (nothing is written).
+    pub unchanged: bool,
+}
+
+/// Rewrites each of `targets` with its tags changed by `change` (format-spec §8.3). Refuses
+/// (before writing anything) a flagged snapshot unless `force`. With `dry_run` writes nothing.
+pub fn tag(
+    repo: &ReadRepository,
+    targets: &[Listed],
+    change: &Change,
+    force: bool,
+    dry_run: bool,
+) -> Result<Vec<Tagged>> {
+    change.check()?;
+    if !force {
+        if let Some(l) = targets.iter().find(|l| !l.eligible()) {
+            let flags: Vec<&str> = l.flags.iter().map(|f| f.as_str()).collect();
+            return Err(Error::refused_unless(
+                format!(
+                    "snapshot {} is flagged ({}); tagging would rewrite a manifest nobody can vouch for; nothing was \
+                     changed",
+                    l.id,
+                    flags.join(",")
+                ),
+                Override::Force,
+            ));
+        }
+    }
+    let me = repo.key_id().to_hex();
+    let mut out = Vec::new();
+    for l in targets {
+        let before = l.snapshot.tags().to_vec();
+        let reserved: Vec<String> = before.iter().filter(|t| t.starts_with(WRITER_TAG)).cloned().collect();
+        let sign = l.eligible() && l.attribution.key_id().is_some();
+        let mut after = change.apply(&before);
+        if sign {
+            // The writer retention counts it under, kept across rewrites by other keys.
+            let origin = l.writer_group();
+            if origin != me {
+                after.push(format!("{WRITER_TAG}{origin}"));
+            }
+        } else {
+            after.extend(reserved);
+        }
+        if after == before {
+            out.push(Tagged { old: l.id, new: None, before, after, signed: false, unchanged: true });
+            continue;
+        }
+        let mut snap = l.snapshot.clone();
+        let v = snap.v3_mut();
+        v.tags = after.clone();
+        v.replaces.push(l.id);
+        let new = if dry_run {
+            None
+        } else {
+            let writer = Writer::new(repo, WriterOptions::default(), "tag")?;
+            let id = writer.commit_rewritten(&snap, sign)?;
+            // Only now: the replacement is stored (format-spec §11).
+            repo.remove_snapshot(&l.id)?;
+            Some(id)
+        };
+        out.push(Tagged { old: l.id, new, before, after, signed: sign, unchanged: false });
+    }
+    Ok(out)
+}
