@@ -36,7 +36,7 @@ pub mod repository;
 
 pub use codec::{blob, chunker, compress, crypto};
 pub use format::{
-    cert, config, error, filter, id, index, keyfile, layout, lease, pack, snapshot, time, tree, treeread, treewalk,
+    cert, config, error, filter, id, index, keyfile, layout, ledger, lease, pack, snapshot, time, tree, treeread, treewalk,
     units,
 };
 #[cfg(feature = "cache")]

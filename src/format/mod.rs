@@ -9,6 +9,7 @@ pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod layout;
+pub mod ledger;
 pub mod lease;
 pub mod pack;
 pub mod snapshot;

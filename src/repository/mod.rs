@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod cache;
 pub mod identity;
 pub mod keys;
+pub mod ledger;
 pub mod open;
 pub mod probe;
 pub mod reads;
