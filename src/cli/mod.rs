@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod args_inspect;
+pub mod args_ledger;
 mod cmd;
 pub mod filter_args;
 pub mod open;

@@ -21,6 +21,8 @@ pub mod fsmeta;
 #[cfg(feature = "cache")]
 pub mod keys;
 #[cfg(feature = "cache")]
+pub mod ledger;
+#[cfg(feature = "cache")]
 pub mod prune;
 #[cfg(feature = "cache")]
 pub mod repair;

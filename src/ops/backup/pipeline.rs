@@ -217,7 +217,10 @@ pub fn backup(
         writer.abandon();
         None
     } else {
-        Some(writer.commit(&snap)?)
+        let id = writer.commit(&snap)?;
+        // The ledger entry, after the commit (format-spec §13.4).
+        repo.ledger_record(crate::ledger::Event::backup(&id, &snap))?;
+        Some(id)
     };
     Ok(BackupResult { snapshot_id, parent, summary, errors, warnings, dedup_verified, dedup_rejected, unattributed })
 }
