@@ -63,8 +63,10 @@ pub fn encode_entry(keys: &MasterKeys, new: NewEntry<'_>, body: &EntryBody) -> (
 /// nobody without a key of this repository made or changed it). Any key can.
 pub fn decode_entry<'a>(keys: &MasterKeys, id: &EntryId, bytes: &'a [u8]) -> Result<Split<'a>, String> {
     if entry_id(keys, bytes) != *id {
-        return Err("its name is not the keyed hash of its bytes (changed, or not written with a key of this repository)"
-            .into());
+        return Err(
+            "its name is not the keyed hash of its bytes (changed, or not written with a key of this repository)"
+                .into(),
+        );
     }
     ledger::split(bytes)
 }
@@ -77,8 +79,9 @@ pub fn open_body(keys: &MasterKeys, split: &Split<'_>) -> Result<EntryBody, Stri
 
 /// [`open_body`] with a known session (for fuzzing).
 pub fn open_body_with(keys: &MasterKeys, session: &Session, split: &Split<'_>) -> Result<EntryBody, String> {
-    let plain = envelope::open(session.key(), &keys.repo_id, ObjectKind::LedgerEntry, &split.header.salt(), split.sealed)
-        .ok_or("body does not authenticate")?;
+    let plain =
+        envelope::open(session.key(), &keys.repo_id, ObjectKind::LedgerEntry, &split.header.salt(), split.sealed)
+            .ok_or("body does not authenticate")?;
     ledger::decode_body(&split.header, &plain)
 }
 

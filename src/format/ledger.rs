@@ -214,7 +214,7 @@ pub struct Replaced {
 
 /// What an entry records (format-spec §13.3). Never file content, never key material.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(rename_all = "kebab-case")]
 pub enum Event {
     /// A new repository (`existing` empty), or the first entry of a repository that had no ledger:
     /// the snapshots in storage then, which have no backup entry.
@@ -404,8 +404,8 @@ pub fn split(bytes: &[u8]) -> Result<Split<'_>, String> {
         return Err("not a ledger entry (magic missing)".into());
     }
     let (signed, signature) = bytes.split_at(bytes.len() - ENTRY_SIG_LEN);
-    let (header, sealed) = postcard::take_from_bytes::<EntryHeader>(&signed[LEDGER_MAGIC.len()..])
-        .map_err(|e| format!("header: {e}"))?;
+    let (header, sealed) =
+        postcard::take_from_bytes::<EntryHeader>(&signed[LEDGER_MAGIC.len()..]).map_err(|e| format!("header: {e}"))?;
     if !header.parents().windows(2).all(|w| w[0] < w[1]) {
         return Err("header: parents not sorted and distinct".into());
     }
@@ -416,7 +416,11 @@ pub fn split(bytes: &[u8]) -> Result<Split<'_>, String> {
 pub fn decode_body(header: &EntryHeader, plain: &[u8]) -> Result<EntryBody, String> {
     let body: EntryBody = postcard::from_bytes(plain).map_err(|e| format!("body: {e}"))?;
     if body.event().kind() != header.kind() {
-        return Err(format!("body is a {} event, the header says {}", body.event().kind().name(), header.kind().name()));
+        return Err(format!(
+            "body is a {} event, the header says {}",
+            body.event().kind().name(),
+            header.kind().name()
+        ));
     }
     Ok(body)
 }
@@ -526,7 +530,9 @@ pub fn parse_head_line(repo: &RepoId, line: &str) -> Result<(u64, Vec<EntryId>),
     let heads = if *list == "-" {
         Vec::new()
     } else {
-        list.split(',').map(|h| EntryId::from_hex(h).ok_or_else(|| format!("{h:?} is not an entry id"))).collect::<Result<Vec<_>, _>>()?
+        list.split(',')
+            .map(|h| EntryId::from_hex(h).ok_or_else(|| format!("{h:?} is not an entry id")))
+            .collect::<Result<Vec<_>, _>>()?
     };
     if head_digest(repo, count, &heads) != *digest {
         return Err("the head line's digest does not match (mistyped, edited, or of another repository)".into());
@@ -618,7 +624,8 @@ mod tests {
         b.extend_from_slice(&postcard::to_allocvec(&h).unwrap());
         b.extend_from_slice(&[0; 64]);
         assert!(split(&b).unwrap_err().contains("sorted"));
-        let body = EntryBody::V1 { host: "h".into(), user: "u".into(), event: Event::KeyRemove { key: KeyId([1; 32]) } };
+        let body =
+            EntryBody::V1 { host: "h".into(), user: "u".into(), event: Event::KeyRemove { key: KeyId([1; 32]) } };
         let e = decode_body(&h, &postcard::to_allocvec(&body).unwrap()).unwrap_err();
         assert!(e.contains("key-remove event, the header says backup"), "{e}");
         for k in EntryKind::ALL {

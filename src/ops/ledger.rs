@@ -74,10 +74,8 @@ pub fn log(repo: &Repository, since: Option<Time>, kind: Option<EntryKind>) -> R
 
 /// The ids of the entries whose header decodes, in reading order.
 fn ordered(entries: &[StoredEntry]) -> Vec<EntryId> {
-    let list: Vec<(EntryId, Time, Vec<EntryId>)> = entries
-        .iter()
-        .filter_map(|e| e.header.as_ref().ok().map(|h| (e.id, h.time(), h.parents().to_vec())))
-        .collect();
+    let list: Vec<(EntryId, Time, Vec<EntryId>)> =
+        entries.iter().filter_map(|e| e.header.as_ref().ok().map(|h| (e.id, h.time(), h.parents().to_vec()))).collect();
     ledger::order(&list)
 }
 
@@ -143,8 +141,7 @@ enum Trust {
 pub fn verify(repo: &ReadRepository, anchor: Option<&str>) -> Result<VerifyReport> {
     let anchored = match anchor {
         Some(line) => Some(
-            ledger::parse_head_line(&repo.keys().repo_id, line)
-                .map_err(|e| Error::Usage(format!("--anchor: {e}")))?,
+            ledger::parse_head_line(&repo.keys().repo_id, line).map_err(|e| Error::Usage(format!("--anchor: {e}")))?,
         ),
         None => None,
     };
@@ -188,7 +185,11 @@ pub fn verify(repo: &ReadRepository, anchor: Option<&str>) -> Result<VerifyRepor
         let key = h.key_id();
         let trust = match certs.get(&key) {
             None => {
-                find("entry-unsigned", path.clone(), format!("key {key} has no certificate; the entry is not attributed"));
+                find(
+                    "entry-unsigned",
+                    path.clone(),
+                    format!("key {key} has no certificate; the entry is not attributed"),
+                );
                 Trust::Unattributed
             }
             Some(Err(m)) => {
@@ -203,7 +204,11 @@ pub fn verify(repo: &ReadRepository, anchor: Option<&str>) -> Result<VerifyRepor
                 Signed::Valid if c.kind() == KeyKind::Full => Trust::Full,
                 Signed::Valid => Trust::WriteOnly,
                 Signed::Unsigned => {
-                    find("entry-unsigned", path.clone(), format!("not signed (key {key} was opened without its password)"));
+                    find(
+                        "entry-unsigned",
+                        path.clone(),
+                        format!("not signed (key {key} was opened without its password)"),
+                    );
                     Trust::Unattributed
                 }
                 Signed::Invalid => {
@@ -221,7 +226,11 @@ pub fn verify(repo: &ReadRepository, anchor: Option<&str>) -> Result<VerifyRepor
             find(
                 "entry-not-permitted",
                 path.clone(),
-                format!("a {} entry removing {} snapshot(s), not signed by a full key; its removals do not count", h.kind().name(), gone.len()),
+                format!(
+                    "a {} entry removing {} snapshot(s), not signed by a full key; its removals do not count",
+                    h.kind().name(),
+                    gone.len()
+                ),
             );
             continue;
         }
@@ -244,12 +253,8 @@ pub fn verify(repo: &ReadRepository, anchor: Option<&str>) -> Result<VerifyRepor
     for (id, why) in missing {
         find("entry-missing", ledger::entry_path(&id), why);
     }
-    let in_storage: BTreeSet<SnapshotId> = repo
-        .backend()
-        .list(SnapshotId::TYPE.dir())?
-        .iter()
-        .filter_map(|o| SnapshotId::from_path(&o.path))
-        .collect();
+    let in_storage: BTreeSet<SnapshotId> =
+        repo.backend().list(SnapshotId::TYPE.dir())?.iter().filter_map(|o| SnapshotId::from_path(&o.path)).collect();
     report.snapshots = in_storage.len() as u64;
     for s in &in_storage {
         if !created.contains_key(s) {

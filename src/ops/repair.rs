@@ -125,8 +125,14 @@ pub fn repair_index(repo: &ReadRepository, opts: &RepairOptions) -> Result<Repai
         let id = write_index_file(repo.backend(), repo.keys(), repo.cache(), supersedes, packs)?;
         report.index_files.push(id.path());
     }
-    let detail = format!("{} pack(s) indexed, {} index file(s) superseded", report.indexed.len(), report.superseded.len());
-    repo.ledger_record(crate::ledger::Event::Repair { what: "index".into(), written: vec![], removed: vec![], detail })?;
+    let detail =
+        format!("{} pack(s) indexed, {} index file(s) superseded", report.indexed.len(), report.superseded.len());
+    repo.ledger_record(crate::ledger::Event::Repair {
+        what: "index".into(),
+        written: vec![],
+        removed: vec![],
+        detail,
+    })?;
     Ok(report)
 }
 

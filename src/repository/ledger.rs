@@ -93,6 +93,13 @@ impl Repository {
         Ok(id)
     }
 
+    /// [`Repository::ledger_record`] for an operation whose work is already committed: `None`
+    /// when the entry was written, else what went wrong, for the operation to report as a warning.
+    pub fn ledger_note(&self, event: Event) -> Option<String> {
+        let kind = event.kind().name();
+        self.ledger_record(event).err().map(|e| format!("the {kind} ledger entry was not written: {e}"))
+    }
+
     fn ledger_write(&self, event: Event, parents: Vec<EntryId>) -> Result<EntryId> {
         let body = EntryBody::V1 { host: hostname(), user: username(), event };
         let new = NewEntry { key_id: self.key_id(), sign_secret: self.key_sign_secret(), time: Time::now(), parents };

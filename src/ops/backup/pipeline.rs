@@ -197,7 +197,7 @@ pub fn backup(
     summary.finished = Time::now();
     let dedup_verified = st.dedup_verified.load(Ordering::Relaxed);
     let dedup_rejected = st.dedup_rejected.load(Ordering::Relaxed);
-    let warnings = walked.warnings;
+    let mut warnings = walked.warnings;
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let snap = Snapshot::V1(SnapshotV1 {
         time: opts.time.unwrap_or(started),
@@ -218,8 +218,12 @@ pub fn backup(
         None
     } else {
         let id = writer.commit(&snap)?;
-        // The ledger entry, after the commit (format-spec §13.4).
-        repo.ledger_record(crate::ledger::Event::backup(&id, &snap))?;
+        // The ledger entry, after the commit (format-spec §13.4); when it fails the snapshot stays
+        // committed, unrecorded (`ledger verify` names it), and the backup warns.
+        warnings.extend(
+            repo.ledger_note(crate::ledger::Event::backup(&id, &snap))
+                .map(|message| PathMessage { path: "ledger/".into(), message }),
+        );
         Some(id)
     };
     Ok(BackupResult { snapshot_id, parent, summary, errors, warnings, dedup_verified, dedup_rejected, unattributed })
