@@ -38,6 +38,8 @@ mod grammar;
 mod hostile_restore;
 #[path = "cli/inspect.rs"]
 mod inspect;
+#[path = "cli/ledger.rs"]
+mod ledger;
 #[path = "cli/local_user.rs"]
 mod local_user;
 #[path = "cli/options.rs"]
