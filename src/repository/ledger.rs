@@ -11,13 +11,16 @@ use crate::id::{EntryId, SnapshotId};
 use crate::layout::StoredId;
 use crate::ledger::{self, EntryBody, EntryHeader, Event, ENTRY_MAX, LEDGER_PREFIX};
 use crate::time::Time;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 /// The file in the cache directory that holds the heads this client has seen, one id a line.
 pub const SEEN_HEADS_FILE: &str = "ledger-heads";
 
-/// Serializes this process's updates of the seen-heads file.
+/// The file in the cache directory that holds the parents of every entry this client has read.
+pub const PARENTS_FILE: &str = "ledger-parents";
+
+/// Serializes this process's updates of the seen-heads and parents files.
 static SEEN_LOCK: Mutex<()> = Mutex::new(());
 
 /// One object under `ledger/`, as read.
@@ -73,9 +76,8 @@ impl Repository {
     /// repository with no entry yet, an `init` entry naming the snapshots already in storage
     /// goes first. The heads this client has seen are updated. Returns the new entry's id.
     pub fn ledger_record(&self, event: Event) -> Result<EntryId> {
-        let (entries, _) = self.ledger_entries()?;
-        let mut heads = heads_of(&entries);
-        if entries.is_empty() && !matches!(event, Event::Init { .. }) {
+        let (present, mut heads) = self.ledger_current_heads()?;
+        if present.is_empty() && !matches!(event, Event::Init { .. }) {
             let created: HashSet<SnapshotId> = event.created().into_iter().collect();
             let mut existing: Vec<SnapshotId> = self
                 .backend()
@@ -87,10 +89,52 @@ impl Repository {
             existing.sort();
             heads = vec![self.ledger_write(Event::Init { existing }, Vec::new())?];
         }
-        let id = self.ledger_write(event, heads)?;
-        let present: HashSet<EntryId> = entries.iter().map(|e| e.id).collect();
+        let id = self.ledger_write(event, heads.clone())?;
+        self.ledger_remember_parents(&parents_line(&id, &heads));
         self.ledger_remember(&[id], &present)?;
         Ok(id)
+    }
+
+    /// The entry ids in storage and the heads among those that authenticate. The parents of an
+    /// entry never change (its id hashes them), so they are kept in the cache directory
+    /// (`ledger-parents`) and only entries not seen before are read.
+    fn ledger_current_heads(&self) -> Result<(HashSet<EntryId>, Vec<EntryId>)> {
+        let path = self.cache().dir().join(PARENTS_FILE);
+        let mut known: HashMap<EntryId, Vec<EntryId>> = HashMap::new();
+        for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+            let mut parts = line.split(' ');
+            let (Some(id), Some(ps), None) = (parts.next(), parts.next(), parts.next()) else { continue };
+            let parents: Option<Vec<EntryId>> =
+                if ps == "-" { Some(Vec::new()) } else { ps.split(',').map(EntryId::from_hex).collect() };
+            if let (Some(id), Some(parents)) = (EntryId::from_hex(id), parents) {
+                known.insert(id, parents);
+            }
+        }
+        let backend = self.backend().as_ref();
+        let mut present = HashSet::new();
+        let mut added = String::new();
+        for o in backend.list(LEDGER_PREFIX)? {
+            let Some(id) = ledger::entry_of_path(&o.path) else { continue };
+            present.insert(id);
+            if known.contains_key(&id) {
+                continue;
+            }
+            let bytes = match read_capped(backend, &o.path, ENTRY_MAX) {
+                Ok(b) => b,
+                Err(Error::Corrupt { .. }) => continue,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            // An entry that does not authenticate is no parent.
+            let Ok(split) = codec::decode_entry(self.keys(), &id, &bytes) else { continue };
+            let parents = split.header.parents().to_vec();
+            added.push_str(&parents_line(&id, &parents));
+            known.insert(id, parents);
+        }
+        self.ledger_remember_parents(&added);
+        let valid: Vec<(&EntryId, &[EntryId])> =
+            known.iter().filter(|(id, _)| present.contains(id)).map(|(id, p)| (id, p.as_slice())).collect();
+        Ok((present.clone(), ledger::heads(valid)))
     }
 
     /// [`Repository::ledger_record`] for an operation whose work is already committed: `None`
@@ -106,6 +150,22 @@ impl Repository {
         let (id, bytes) = codec::encode_entry(self.keys(), new, &body);
         self.backend().write_new(&ledger::entry_path(&id), &bytes)?;
         Ok(id)
+    }
+
+    /// Appends `lines` to the parents file. Local state only: a failure to remember costs reads
+    /// next time, nothing else.
+    fn ledger_remember_parents(&self, lines: &str) {
+        if lines.is_empty() {
+            return;
+        }
+        let _guard = SEEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.cache().dir().join(PARENTS_FILE);
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(lines);
+        let tmp = self.cache().dir().join(format!("{PARENTS_FILE}.tmp-{}", std::process::id()));
+        if super::cache::write_private(&tmp, text.as_bytes()).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
     }
 
     /// The heads this client has seen (format-spec §13.6), from its cache directory; empty when
@@ -133,6 +193,12 @@ impl Repository {
         let path = dir.join(SEEN_HEADS_FILE);
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
+}
+
+/// One line of the parents file: `<id> <parent>,<parent>,…` (`-` for none).
+fn parents_line(id: &EntryId, parents: &[EntryId]) -> String {
+    let list: Vec<String> = parents.iter().map(EntryId::to_hex).collect();
+    format!("{id} {}\n", if list.is_empty() { "-".to_string() } else { list.join(",") })
 }
 
 /// The heads of the entries whose header decodes.

@@ -387,3 +387,30 @@ fn a_crash_between_an_action_and_its_entry_is_named_by_verify() {
     assert!(admin.snapshot_ids().unwrap().is_empty());
     assert_eq!(named(&ledger::verify(&admin, None).unwrap().findings), vec![("snapshot-missing", s1.path())]);
 }
+
+#[test]
+fn an_append_reads_only_the_entries_this_client_has_not_read_before() {
+    let fx = Fx::new();
+    let other = fx.admin();
+    let (repo, counting) = fx.faulty(&fx.dir, FaultPlan::default(), "c-counted");
+    let repo = repo.unwrap();
+    let check_event = |i: u8| Event::Check { errors: 0, warnings: 0, report_hash: cairn::id::Digest([i; 32]) };
+    let ledger_reads =
+        || counting.counts().read_paths.lock().unwrap().iter().filter(|p| p.starts_with("ledger/")).count();
+    // The first append reads the init entry; its own entry it knows.
+    ledger::record(&repo, check_event(1)).unwrap();
+    assert_eq!(ledger_reads(), 1);
+    ledger::record(&repo, check_event(2)).unwrap();
+    assert_eq!(ledger_reads(), 1);
+    // Another client's entry is read once.
+    ledger::record(&other, check_event(3)).unwrap();
+    ledger::record(&repo, check_event(4)).unwrap();
+    ledger::record(&repo, check_event(5)).unwrap();
+    assert_eq!(ledger_reads(), 2);
+    let log = ledger::log(&other, None, None).unwrap();
+    assert_eq!(log.len(), 6);
+    for w in log.windows(2) {
+        assert_eq!(w[1].parents, vec![w[0].id], "still one chain");
+    }
+    assert_eq!(ledger::verify(&other, None).unwrap().findings, vec![]);
+}
