@@ -1,10 +1,18 @@
 //! The arguments of `cairn ledger` (kept apart from [`super::args`], which registers
 //! [`LedgerCommand`] as a [`super::args::Command`] variant).
 
-use super::values::time;
+use super::values::{time, FixedDuration};
 use cairn::ledger::EntryKind;
 use cairn::tree::Time;
 use clap::Subcommand;
+
+/// A time (as `--time` takes it) or a duration before now (`30d`, `2w`).
+fn since(s: &str) -> Result<Time, String> {
+    time(s).or_else(|e| match s.parse::<FixedDuration>() {
+        Ok(d) => Ok(Time { secs: Time::now().secs.saturating_sub(d.secs), nanos: 0 }),
+        Err(_) => Err(format!("{e}, nor a duration such as 30d")),
+    })
+}
 
 /// An entry kind by name (`backup`, `key-add`, ...).
 fn kind(s: &str) -> Result<EntryKind, String> {
@@ -19,8 +27,9 @@ fn kind(s: &str) -> Result<EntryKind, String> {
 pub enum LedgerCommand {
     /// List the entries in order (parents first, then by time); a write-only key sees headers only
     Log {
-        /// Only entries written at or after this time (RFC 3339, or YYYY-MM-DD[ HH:MM[:SS]] in UTC)
-        #[arg(long, value_name = "TIME", value_parser = time)]
+        /// Only entries written at or after this time (RFC 3339, or YYYY-MM-DD[ HH:MM[:SS]] in UTC), or this long
+        /// ago (30d)
+        #[arg(long, value_name = "TIME", value_parser = since)]
         since: Option<Time>,
         /// Only entries of this kind (init, key-add, key-remove, key-passwd, backup, forget, prune, check,
         /// repair, copy, drill, rewrite, tag)

@@ -36,6 +36,8 @@ fn a_scripted_repository_logs_every_operation_and_verifies() {
     assert_eq!(kinds(&backups), ["backup", "backup", "backup"]);
     let since = repo.json(&["ledger", "log", "--since", log[6]["time"].as_str().unwrap()]);
     assert_eq!(kinds(&since), ["prune", "check"]);
+    assert_eq!(repo.json(&["ledger", "log", "--since", "1d"]).as_array().unwrap().len(), 8);
+    repo.expect_usage_error(&["ledger", "log", "--since", "soonish"], &["soonish"]);
     let text = repo.ok(&["ledger", "log"]);
     assert_eq!(text.lines().count(), 8, "{text}");
     assert!(text.lines().nth(3).unwrap().contains("key-add"), "{text}");
