@@ -162,6 +162,11 @@ pub fn verify(repo: &ReadRepository, anchor: Option<&str>) -> Result<VerifyRepor
     let mut missing: BTreeMap<EntryId, String> = BTreeMap::new();
     for e in &entries {
         let path = ledger::entry_path(&e.id);
+        if let Err(m) = &e.header {
+            // Unreadable (oversized) or refused when listed: the listing's reason.
+            find("entry-invalid", path, m.clone());
+            continue;
+        }
         let split = match codec::decode_entry(repo.keys(), &e.id, &e.bytes) {
             Ok(s) => s,
             Err(m) => {
