@@ -13,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-10}"
 export CARGO_TARGET_DIR="${CAIRN_FUZZ_TARGET:-$HOME/.cache/cairn-fuzz-target}"
-all_targets=(pack_header blob index tree snapshot_trees snapshot config keyfile lease chunker layout cert)
+all_targets=(pack_header blob index tree snapshot_trees snapshot config keyfile lease chunker layout cert ledger)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

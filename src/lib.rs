@@ -36,8 +36,8 @@ pub mod repository;
 
 pub use codec::{blob, chunker, compress, crypto};
 pub use format::{
-    cert, config, error, filter, id, index, keyfile, layout, lease, pack, snapshot, time, tree, treeread, treewalk,
-    units,
+    cert, config, error, filter, id, index, keyfile, layout, lease, ledger, pack, snapshot, time, tree, treeread,
+    treewalk, units,
 };
 #[cfg(feature = "cache")]
 pub use ops::status;

@@ -42,6 +42,8 @@ mod inspect;
 mod jobs;
 #[path = "cli/jobs_examples.rs"]
 mod jobs_examples;
+#[path = "cli/ledger.rs"]
+mod ledger;
 #[path = "cli/local_user.rs"]
 mod local_user;
 #[path = "cli/metrics.rs"]

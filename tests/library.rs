@@ -29,6 +29,8 @@ mod format;
 mod hostile;
 #[path = "library/hostile_restore.rs"]
 mod hostile_restore;
+#[path = "library/ledger.rs"]
+mod ledger;
 #[path = "library/limits.rs"]
 mod limits;
 #[path = "library/mount.rs"]

@@ -183,6 +183,21 @@ fn main() {
         write("cert", name, &pc!(&cert));
     }
 
+    // Ledger entry bodies (postcard; the fuzz target seals them as an entry's body).
+    {
+        use cairn::ledger::{EntryBody, Event, Removed, Replaced};
+        let events = [
+            ("init", Event::Init { existing: vec![SnapshotId([3; 32])] }),
+            ("backup", Event::Backup { snapshot: SnapshotId([3; 32]), sources: vec!["/srv".into()], files: 2, bytes: 9, bytes_added: 4 }),
+            ("forget", Event::Forget { removed: vec![Removed { snapshot: SnapshotId([3; 32]), rule: "explicit".into() }] }),
+            ("prune", Event::Prune { packs_deleted: vec![PackId([1; 32])], bytes_returned: 100 }),
+            ("copy", Event::Copy { from: keys.repo_id, copied: vec![Replaced { old: SnapshotId([3; 32]), new: SnapshotId([4; 32]) }] }),
+        ];
+        for (name, event) in events {
+            write("ledger", name, &pc!(&EntryBody::V1 { host: "h".into(), user: "u".into(), event }));
+        }
+    }
+
     // Leases and prune marks (postcard bodies).
     let lease = Lease::V1 {
         session: sess,

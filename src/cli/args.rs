@@ -115,6 +115,9 @@ pub enum Command {
     Repair(RepairCommand),
     /// Copy snapshots from another repository into this one, storing only what it lacks
     Copy(CopyArgs),
+    /// The audit ledger: log, head (a line to anchor outside), verify
+    #[command(subcommand)]
+    Ledger(super::args_ledger::LedgerCommand),
     /// Print a repository object (for debugging)
     #[command(subcommand)]
     Cat(CatCommand),

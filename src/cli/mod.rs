@@ -9,6 +9,7 @@ pub mod args_inspect;
 pub mod args_status;
 pub mod args_jobs;
 pub mod args_tagmount;
+pub mod args_ledger;
 mod cmd;
 pub mod filter_args;
 pub mod metrics;

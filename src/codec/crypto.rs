@@ -53,6 +53,10 @@ pub mod context {
     pub const REVOCATION_SIG: &str = "cairn 2026-12 v1 key revocation signature";
     /// Signed-message prefix of a snapshot's writer signature (format-spec §4.3).
     pub const SNAPSHOT_SIG: &str = "cairn 2026-12 v1 snapshot writer signature";
+    /// Derives the ledger entry id key from `writer_key` (format-spec §13.2).
+    pub const LEDGER_ID: &str = "cairn 2026-12 v1 ledger entry id";
+    /// Prefix of the message a key signs for a ledger entry (format-spec §13.2).
+    pub const LEDGER_SIG: &str = "cairn 2026-12 v1 ledger entry signature";
 }
 
 /// The kind of a sealed or MACed object; its code is bound into the associated data.
@@ -71,6 +75,8 @@ pub enum ObjectKind {
     PackHeader = 5,
     /// A key file's sealed material.
     KeyFile = 6,
+    /// The sealed body of a ledger entry (format-spec §13.2).
+    LedgerEntry = 7,
 }
 
 /// A 32-byte secret that is zeroized on drop.

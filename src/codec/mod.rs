@@ -8,6 +8,7 @@ pub mod chunker;
 pub mod compress;
 pub mod crypto;
 pub mod envelope;
+pub mod ledger;
 pub mod object;
 pub mod packer;
 pub mod sign;

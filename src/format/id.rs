@@ -100,6 +100,14 @@ id_type!(
     /// Repository id: random, chosen at init (format-spec §3).
     RepoId
 );
+id_type!(
+    /// Ledger entry id: keyed BLAKE3 of the entry's stored bytes (format-spec §13.2).
+    EntryId
+);
+id_type!(
+    /// A 32-byte digest recorded in the ledger (a report's BLAKE3, format-spec §13.3).
+    Digest
+);
 
 /// The kind of a blob. Dedup is keyed by (kind, id), never by id alone (format-spec §5.1).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 use crate::id::{parse_hex32, BlobKind, IndexId, KeyId, PackId, SnapshotId};
 use std::fmt;
 
-/// The folder reserved for the audit ledger (format-spec §1.1); v1 writes nothing there.
+/// The folder of the audit ledger (format-spec §13): `ledger/<entry id>`.
 pub const LEDGER_DIR: &str = "ledger/";
 
 /// The kind of a stored object: which folder it lives in and how its name is built.

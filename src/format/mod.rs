@@ -10,6 +10,7 @@ pub mod index;
 pub mod keyfile;
 pub mod layout;
 pub mod lease;
+pub mod ledger;
 pub mod pack;
 pub mod snapshot;
 pub mod time;

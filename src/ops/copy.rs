@@ -153,9 +153,12 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
     // Every blob is stored and indexed before the first snapshot names it (format-spec §11).
     let snaps: Vec<(Snapshot, bool)> = prepared.iter().map(|(_, s)| s.clone()).collect();
     let targets = w.commit_all(&snaps)?;
+    let mut copied = Vec::new();
     for ((id, _), t) in prepared.into_iter().zip(targets) {
         report.snapshots.push(CopiedSnapshot { source: id, target: Some(t), already: None });
+        copied.push(crate::ledger::Replaced { old: id, new: t });
     }
+    dst.ledger_record(crate::ledger::Event::Copy { from: src.keys().repo_id, copied })?;
     Ok(report)
 }
 

@@ -213,6 +213,17 @@ pub fn execute(repo: &ReadRepository, groups: &[Group], allow_empty: bool) -> Re
         repo.remove_snapshot(&d.id)?;
         removed.push(d.id);
     }
+    // The ledger entry (format-spec §13.3): each removed snapshot with its group's policy.
+    let rule = |id: &SnapshotId| groups.iter().find(|g| g.decisions.iter().any(|d| d.id == *id)).map(describe);
+    repo.ledger_record(crate::ledger::Event::Forget {
+        removed: removed
+            .iter()
+            .map(|id| crate::ledger::Removed {
+                snapshot: *id,
+                rule: format!("policy: kept by no rule ({})", rule(id).unwrap_or_default()),
+            })
+            .collect(),
+    })?;
     Ok(removed)
 }
 

@@ -82,7 +82,9 @@ impl Repository {
         if !hosts.is_empty() && !self.keys().can_read() {
             return Err(Error::WriteOnlyKey { key: Some(self.key_id()) });
         }
-        self.add_key_for_hosts(password, write_only, KdfParams::MINIMUM, hosts)
+        let key = self.add_key_for_hosts(password, write_only, KdfParams::MINIMUM, hosts)?;
+        self.ledger_record(crate::ledger::Event::KeyAdd { key, write_only, hosts: hosts.to_vec() })?;
+        Ok(key)
     }
 
     /// Changes the password of the key in use: writes a key file of the same kind for `password`
@@ -105,6 +107,7 @@ impl Repository {
         };
         let new = self.add_key_for_hosts(password, false, KdfParams::MINIMUM, &hosts)?;
         self.remove_key(&old, true)?;
+        self.ledger_record(crate::ledger::Event::KeyPasswd { old, new })?;
         Ok(PasswordChange { key_id: new, removed: old })
     }
 }

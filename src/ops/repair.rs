@@ -125,6 +125,14 @@ pub fn repair_index(repo: &ReadRepository, opts: &RepairOptions) -> Result<Repai
         let id = write_index_file(repo.backend(), repo.keys(), repo.cache(), supersedes, packs)?;
         report.index_files.push(id.path());
     }
+    let detail =
+        format!("{} pack(s) indexed, {} index file(s) superseded", report.indexed.len(), report.superseded.len());
+    repo.ledger_record(crate::ledger::Event::Repair {
+        what: "index".into(),
+        written: vec![],
+        removed: vec![],
+        detail,
+    })?;
     Ok(report)
 }
 
@@ -488,5 +496,16 @@ pub fn repair_snapshots(repo: &ReadRepository, opts: &RepairSnapshotsOptions) ->
         report.damaged.push(entry);
     }
     report.lost_blobs = damage.data.values().filter(|(_, lost)| lost.is_some()).count() as u64;
+    if !opts.dry_run && !report.damaged.is_empty() {
+        let ids = |f: fn(&SnapshotRepair) -> Option<&str>| -> Vec<SnapshotId> {
+            report.damaged.iter().filter_map(f).filter_map(SnapshotId::from_hex).collect()
+        };
+        repo.ledger_record(crate::ledger::Event::Repair {
+            what: "snapshots".into(),
+            written: ids(|d| d.repaired.as_deref()),
+            removed: ids(|d| d.forgotten.then_some(d.snapshot.as_str())),
+            detail: format!("{} damaged snapshot(s), {} lost blob(s)", report.damaged.len(), report.lost_blobs),
+        })?;
+    }
     Ok(report)
 }

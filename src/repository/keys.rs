@@ -170,7 +170,8 @@ impl Repository {
         if target.revoked.is_none() {
             self.revoke_key(id)?;
         }
-        self.shared.backend.delete(&id.path())
+        self.shared.backend.delete(&id.path())?;
+        self.ledger_record(crate::ledger::Event::KeyRemove { key: *id }).map(drop)
     }
 
     /// Writes the revocation of `id` dated now (format-spec §4.3). One already stored that verifies

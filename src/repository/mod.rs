@@ -1,7 +1,7 @@
 //! Layer 4, an open repository: the [`Repository`] handle (any key) and the [`ReadRepository`]
 //! handle (a full key), and their accessors. Opening and
 //! pinning is [`open`], keeping the cache in step with the index files [`sync`], reading blobs
-//! [`reads`], snapshots [`snapshots`], who wrote them [`attribution`], key files [`keys`], reading, walking and writing trees
+//! [`reads`], snapshots [`snapshots`], who wrote them [`attribution`], key files [`keys`], the audit ledger [`ledger`], reading, walking and writing trees
 //! [`trees`]; the write side is [`writer`] and the local state [`cache`] (format-spec §1, §4, §7,
 //! §9). Prints nothing; knows no command.
 
@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod cache;
 pub mod identity;
 pub mod keys;
+pub mod ledger;
 pub mod open;
 pub mod probe;
 pub mod reads;

@@ -138,7 +138,10 @@ impl Repository {
         if let Some(root) = opts.root() {
             let _ = std::fs::remove_file(pin_path(&root, &backend.location()));
         }
-        Self::finish_open(backend, keys, key_id, Some(sign_secret), opts)
+        let repo = Self::finish_open(backend, keys, key_id, Some(sign_secret), opts)?;
+        // The ledger's first entry (format-spec §13.4).
+        repo.ledger_record(crate::ledger::Event::Init { existing: Vec::new() })?;
+        Ok(repo)
     }
 
     /// Opens a repository with a password.

@@ -218,6 +218,22 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
     none.env("CAIRN_FROM_PASSWORD", &repo.password);
     conforms("copy (nothing)", &parse_json(&expect_success(&dst.command(&["copy"]), run_cmd(none))), &copy_spec);
 
+    // The audit ledger (format-spec §13).
+    let log = repo.json(&["ledger", "log"]);
+    conforms(
+        "ledger log",
+        &log,
+        &json!([{"id": "hex", "time": "time", "kind": "str", "key_id": "hex", "parents": ["hex"], "host": "str?",
+                 "user": "str?", "event": "obj?"}]),
+    );
+    assert!(log.as_array().unwrap().len() > 5, "{log}");
+    conforms("ledger head", &repo.json(&["ledger", "head"]), &json!({"line": "str", "entries": "n", "heads": ["hex"]}));
+    conforms(
+        "ledger verify",
+        &dst.json(&["ledger", "verify"]),
+        &json!({"entries": "n", "heads": ["hex"], "snapshots": "n",
+                "findings": [{"code": "str", "object": "str", "message": "str"}]}),
+    );
     // snapshots --group-by and tag (last: tag changes a snapshot's id).
     let listed = json!({"id": "hex", "short_id": "short", "time": "time", "host": "str", "paths": ["str"],
                         "tags": ["str"], "writer": "hex?", "attribution": "str", "flags": ["str"]});

@@ -72,6 +72,8 @@ fn by_id(ctx: &Ctx, a: &ForgetArgs) -> anyhow::Result<Outcome> {
             repo.remove_snapshot(id)?;
             removed.push(*id);
         }
+        let explicit = |id: &cairn::id::SnapshotId| cairn::ledger::Removed { snapshot: *id, rule: "explicit".into() };
+        repo.ledger_record(cairn::ledger::Event::Forget { removed: removed.iter().map(explicit).collect() })?;
     }
     let doc = ForgetDoc { dry_run: a.dry_run, groups: &[], excluded: &[], removed: &removed };
     ctx.out.result(&doc, Text::Normal, |w| {

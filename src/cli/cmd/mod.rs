@@ -14,6 +14,7 @@ mod find;
 mod forget;
 mod init;
 mod key;
+mod ledger;
 mod ls;
 mod mount;
 mod prune;
@@ -55,6 +56,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Check(a) => check::run(ctx, a),
         Command::Repair(a) => repair::run(ctx, a),
         Command::Copy(a) => copy::run(ctx, a),
+        Command::Ledger(c) => ledger::run(ctx, c),
         Command::Cat(a) => cat::run(ctx, a),
         Command::Completion(a) => completion::completion(a),
         Command::Man(a) => completion::man(a),

@@ -203,7 +203,7 @@ pub fn backup(
     summary.finished = Time::now();
     let dedup_verified = st.dedup_verified.load(Ordering::Relaxed);
     let dedup_rejected = st.dedup_rejected.load(Ordering::Relaxed);
-    let warnings = walked.warnings;
+    let mut warnings = walked.warnings;
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let mut records = std::mem::take(&mut builder.records);
     records.sort_by_key(|(i, _)| *i);
@@ -228,7 +228,14 @@ pub fn backup(
         writer.abandon();
         None
     } else {
-        Some(writer.commit(&snap)?)
+        let id = writer.commit(&snap)?;
+        // The ledger entry, after the commit (format-spec §13.4); when it fails the snapshot stays
+        // committed, unrecorded (`ledger verify` names it), and the backup warns.
+        warnings.extend(
+            repo.ledger_note(crate::ledger::Event::backup(&id, &snap))
+                .map(|message| PathMessage { path: "ledger/".into(), message }),
+        );
+        Some(id)
     };
     Ok(BackupResult { snapshot_id, parent, summary, errors, warnings, dedup_verified, dedup_rejected, unattributed })
 }

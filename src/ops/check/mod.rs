@@ -422,6 +422,17 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     }
     findings.sort_by_key(|f| f.severity);
     report.findings = findings;
+    // The ledger entry (format-spec §13.3): the result and the BLAKE3 of the report's JSON; a
+    // storage that refuses it (read-only credentials) gets a warning, not a failed check.
+    if let Some(message) = repo.ledger_note(crate::ledger::Event::Check {
+        errors: report.errors() as u64,
+        warnings: report.findings.iter().filter(|f| f.severity == Severity::Warning).count() as u64,
+        report_hash: crate::id::Digest(*blake3::hash(&serde_json::to_vec(&report).unwrap_or_default()).as_bytes()),
+    }) {
+        let (object, snapshots, paths) = ("ledger/".to_string(), Vec::new(), Vec::new());
+        let f = Finding { severity: Severity::Warning, code: "ledger-unrecorded", object, message, snapshots, paths };
+        report.findings.push(f);
+    }
     Ok(report)
 }
 

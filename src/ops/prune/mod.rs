@@ -268,5 +268,9 @@ pub fn run(repo: &ReadRepository, opts: &PruneOptions, dry_run: bool) -> Result<
     let p = plan(repo, opts, lock.taken_at())?;
     let r = execute(repo, opts, &p, &lock)?;
     lock.release()?;
+    repo.ledger_record(crate::ledger::Event::Prune {
+        packs_deleted: p.sweep.as_ref().map(|s| s.delete.iter().map(|d| d.id).collect()).unwrap_or_default(),
+        bytes_returned: r.deleted_bytes,
+    })?;
     Ok((p, Some(r)))
 }
