@@ -6,10 +6,10 @@
 
 pub mod args;
 pub mod args_inspect;
-pub mod args_status;
 pub mod args_jobs;
-pub mod args_tagmount;
 pub mod args_ledger;
+pub mod args_status;
+pub mod args_tagmount;
 mod cmd;
 pub mod filter_args;
 pub mod metrics;

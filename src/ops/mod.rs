@@ -20,9 +20,9 @@ pub mod forget;
 pub mod fsmeta;
 #[cfg(feature = "cache")]
 pub mod keys;
+pub mod ledger;
 #[cfg(feature = "cache")]
 pub mod mount;
-pub mod ledger;
 #[cfg(feature = "cache")]
 pub mod prune;
 #[cfg(feature = "cache")]

@@ -49,6 +49,23 @@ impl Change {
         out
     }
 
+    /// One line for the ledger: `add a,b remove c` or `set a,b`.
+    pub fn describe(&self) -> String {
+        match self {
+            Change::Set(t) => format!("set {}", t.join(",")),
+            Change::Edit { add, remove } => {
+                let mut parts = Vec::new();
+                if !add.is_empty() {
+                    parts.push(format!("add {}", add.join(",")));
+                }
+                if !remove.is_empty() {
+                    parts.push(format!("remove {}", remove.join(",")));
+                }
+                parts.join(" ")
+            }
+        }
+    }
+
     /// Refuses tags a user may not give: reserved ones, and any with a newline or comma.
     pub fn check(&self) -> Result<()> {
         let given: Vec<&String> = match self {
@@ -142,6 +159,16 @@ pub fn tag(
             Some(id)
         };
         out.push(Tagged { old: l.id, new, before, after, signed: sign, unchanged: false });
+    }
+    // The ledger entry (format-spec §13.3): each old manifest, its replacement, and the change.
+    let replaced: Vec<crate::ledger::Replaced> =
+        out.iter().filter_map(|t| t.new.map(|new| crate::ledger::Replaced { old: t.old, new })).collect();
+    if !replaced.is_empty() {
+        repo.ledger_record(crate::ledger::Event::Tag {
+            detail: change.describe(),
+            removed: replaced.iter().map(|r| r.old).collect(),
+            replaced,
+        })?;
     }
     Ok(out)
 }

@@ -97,6 +97,20 @@ fn tag_rewrites_the_manifest_keeps_the_writer_group_and_refuses_write_only_keys_
         (&l["tags"], &l["flags"], &l["attribution"]),
         (&json!(["keep"]), &json!(["forged", "future"]), &json!("forged"))
     );
+    // Each rewrite is in the ledger (format-spec §13.3), so the replaced manifests are accounted for.
+    let tags = repo.json(&["ledger", "log", "--kind", "tag"]);
+    let pairs: Vec<(Value, Value)> = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"]["tag"]["replaced"][0]["old"].clone(), e["event"]["tag"]["replaced"][0]["new"].clone()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![(json!(s1), json!(s2)), (json!(s2), json!(s3)), (json!(s3), json!(s4)), (json!(f), json!(fnew))]
+    );
+    let verified = repo.json(&["ledger", "verify"]);
+    assert_eq!(verified["findings"], json!([]), "{verified}");
 }
 
 /// A `cairn mount` child, unmounted (SIGINT, then a lazy unmount as a last resort) when dropped.
