@@ -31,4 +31,9 @@ pub struct StatusArgs {
     /// Which snapshots to look at.
     #[command(flatten)]
     pub filter: SnapshotFilter,
+    /// Judge these jobs of the job profile (docs/jobs.md) instead of --group-by groups: each job's
+    /// snapshots (its host and paths, in its repository) with its own rpo/warn/size_change, falling
+    /// back to the options above
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
 }

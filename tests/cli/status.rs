@@ -203,3 +203,40 @@ fn flagged_snapshots_do_not_count_as_fresh() {
     let text = status(&repo, &["--host", "h2"], 2);
     assert!(text.contains(": no snapshot that counts (1 flagged: future)"), "{text}");
 }
+
+#[test]
+fn jobs_are_judged_by_their_own_group_and_thresholds() {
+    let repo = Repo::new();
+    let (web, db) = (repo.mkdir("web"), repo.mkdir("db"));
+    write_file(&web.join("a"), b"web");
+    write_file(&db.join("b"), b"db");
+    let profile = repo.path("cairn.toml");
+    fs::write(
+        &profile,
+        format!(
+            "[repository.main]\nurl = {:?}\n\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\nhost = \"h1\"\n\
+             rpo = \"1h\"\n\n[job.db]\nrepository = \"main\"\npaths = [{:?}]\nhost = \"h1\"\n\
+             commands = [{{ path = \"db.sql\", command = \"printf x\" }}]\n",
+            s(&repo.repo),
+            s(&web),
+            s(&db)
+        ),
+    )
+    .unwrap();
+    let cfg = s(&profile);
+    // web's snapshot is 3 h old: past the job's 1 h rpo although the command line's default is 24 h.
+    repo.backup(&[&web], &["--host", "h1", "--time", &ago(3 * H)]);
+    let web_status = status_json(&repo, &["--config", cfg, "web"], 2);
+    assert_eq!(web_status["groups"][0]["name"], "job web", "{web_status}");
+    // db has no snapshot of its own yet: a backup of its directory alone is another group (no db.sql).
+    repo.backup(&[&db], &["--host", "h1", "--time", &ago(2 * H)]);
+    let text = status(&repo, &["--config", cfg, "db"], 2);
+    assert!(text.contains("CRITICAL job db"), "{text}");
+    repo.backup(&[&db], &["--host", "h1", "--time", &ago(2 * H), "--command", "db.sql=printf x"]);
+    status(&repo, &["--config", cfg, "db"], 0);
+    // The worst job decides; a job the profile lacks is UNKNOWN.
+    status(&repo, &["--config", cfg, "db", "web"], 2);
+    status(&repo, &["--config", cfg, "--rpo", "48h", "db"], 0);
+    let text = status(&repo, &["--config", cfg, "nosuch"], 3);
+    assert!(text.contains("no job \"nosuch\""), "{text}");
+}

@@ -113,7 +113,7 @@ impl JobReport {
 /// The global options for `job`'s repository: the profile's URL, password source, cache and
 /// backend options take the place of the command line's (the command line's `-o` options come
 /// after the profile's).
-fn job_global(g: &Global, r: &RepoProfile) -> Global {
+pub(super) fn job_global(g: &Global, r: &RepoProfile) -> Global {
     let mut g = g.clone();
     g.repo = Some(r.url.clone());
     if let Some(p) = &r.password {

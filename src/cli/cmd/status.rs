@@ -5,10 +5,13 @@
 use crate::cli::args_status::StatusArgs;
 use crate::cli::output::Text;
 use crate::cli::{open, Ctx, Outcome};
-use cairn::status::{self, GroupStatus, Report, Rules, Verdict};
+use anyhow::anyhow;
+use cairn::select::Listed;
+use cairn::status::{self, GroupKey, GroupStatus, Report, Rules, Verdict};
 use cairn::tree::Time;
 use cairn::units::{human_bytes, human_secs};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 /// `status --json` when the state cannot be known.
 #[derive(serde::Serialize)]
@@ -49,9 +52,43 @@ pub fn unknown(ctx: &Ctx, error: &str) -> Outcome {
 
 fn judge(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Report> {
     let rules = Rules { rpo_secs: a.rpo.secs, warn_secs: a.warn.map(|w| w.secs), size_change: a.size_change };
+    if !a.jobs.is_empty() {
+        return judge_jobs(ctx, a, &rules);
+    }
     let repo = open::open_reader(&ctx.g, &ctx.out)?;
     let snaps = a.filter.filter().entries(&repo)?;
     Ok(status::evaluate(&snaps, a.group_by, &|_| rules, Time::now()))
+}
+
+/// `status JOB...`: each job's group (its host and the paths its snapshots record: its
+/// directories and `/<path>` of each command) in its repository, judged by the job's thresholds,
+/// each falling back to the command line's. An unknown job or an invalid profile is UNKNOWN.
+fn judge_jobs(ctx: &Ctx, a: &StatusArgs, cli_rules: &Rules) -> anyhow::Result<Report> {
+    let (_, profile) = super::config::load(ctx)?;
+    let now = Time::now();
+    let mut groups = Vec::new();
+    for name in &a.jobs {
+        let job = profile.jobs.get(name).ok_or_else(|| anyhow!("no job {name:?} in the profile"))?;
+        let g = super::run::job_global(&ctx.g, &profile.repositories[&job.repository]);
+        let repo = open::open_reader(&g, &ctx.out)?;
+        let host = job.host.clone().unwrap_or_else(cairn::repository::hostname);
+        let mut paths: Vec<Vec<u8>> = job.paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
+        paths.extend(job.commands.iter().map(|c| format!("/{}", c.path).into_bytes()));
+        paths.sort();
+        paths.dedup();
+        let snaps = a.filter.filter().entries(&repo)?;
+        let members: Vec<&Listed> =
+            snaps.iter().filter(|l| l.snapshot.host() == host && l.snapshot.paths() == paths.as_slice()).collect();
+        let t = &job.thresholds;
+        let rules = Rules {
+            rpo_secs: t.rpo.map_or(cli_rules.rpo_secs, |d| d.secs),
+            warn_secs: t.warn.map(|d| d.secs).or(cli_rules.warn_secs),
+            size_change: t.size_change.as_ref().map(|(f, _)| *f).or(cli_rules.size_change),
+        };
+        let key = GroupKey { name: Some(format!("job {name}")), host: Some(host), ..GroupKey::default() };
+        groups.push(status::assess(key, &members, &rules, now));
+    }
+    Ok(Report::new(groups, now))
 }
 
 /// The first line sums up (`CAIRN OK - 3 group(s), newest snapshots at most 2h 0min old | perfdata`),
