@@ -2,7 +2,7 @@
 //! its flags (format-spec §4.3).
 
 use crate::cli::args::SnapshotFilter;
-use crate::cli::output::{short_time, Text};
+use crate::cli::output::{short_time, SourceView, Text};
 use crate::cli::{open, Ctx, Outcome};
 use cairn::cert::Attribution;
 use cairn::id::{BlobId, SnapshotId};
@@ -26,6 +26,8 @@ struct Listed<'a> {
     parent: Option<SnapshotId>,
     root: BlobId,
     source: String,
+    /// One entry per source (path, kind, exit status, bytes; never a command's text).
+    sources: Vec<SourceView>,
     program: &'a str,
     summary: &'a Summary,
     /// The attributed key id (64 hex); `None` when unattributed or forged.
@@ -51,6 +53,7 @@ impl<'a> Listed<'a> {
             parent: snap.parent(),
             root: snap.root(),
             source: snap.describe_sources(),
+            sources: SourceView::of(snap),
             program: snap.program(),
             summary: snap.summary(),
             writer: att.key_id().map(|k| k.to_hex()),
