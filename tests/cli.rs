@@ -52,5 +52,7 @@ mod repair;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/sources.rs"]
+mod sources;
 #[path = "cli/streams.rs"]
 mod streams;
