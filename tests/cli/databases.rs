@@ -516,7 +516,8 @@ fn one_snapshot_of_two_directories_redis_sqlite_and_postgres_restores_each_part(
     sh_ok(&format!("{cli} EVAL {} 0", quote(fill)));
     // PostgreSQL: a database of 5000 rows.
     let (db, restored) = (db_name("cairn_multi"), db_name("cairn_multi_restored"));
-    let psql = |db: &str, sql: &str| sh_ok(&format!("{} -d {db} -v ON_ERROR_STOP=1 -Atqc {}", pg.tool("psql"), quote(sql)));
+    let psql =
+        |db: &str, sql: &str| sh_ok(&format!("{} -d {db} -v ON_ERROR_STOP=1 -Atqc {}", pg.tool("psql"), quote(sql)));
     sh_ok(&format!("{} {db}", pg.tool("createdb")));
     psql(
         &db,
@@ -538,7 +539,8 @@ fn one_snapshot_of_two_directories_redis_sqlite_and_postgres_restores_each_part(
     let id = string(&summary, "snapshot_id");
     let snaps = repo.snapshots();
     assert_eq!(snaps.len(), 1, "one snapshot for the five sources");
-    let kinds: Vec<&str> = snaps[0]["sources"].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        snaps[0]["sources"].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["paths", "paths", "command", "command", "command"]);
 
     // Everything, then each part checked.

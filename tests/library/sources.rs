@@ -124,7 +124,7 @@ fn version_2_signatures_still_verify_and_cannot_be_moved_to_version_3() {
     let unsigned_v2 = postcard::to_allocvec(&Snapshot::V2(SnapshotV2 { base: base.clone(), writer: None })).unwrap();
     let id = SnapshotId(cairn::crypto::random_32());
     let w = attribution::sign_snapshot(&secret, &repo.key_id(), &id, &unsigned_v2);
-    let v2 = Snapshot::V2(SnapshotV2 { base, writer: Some(w.clone()) });
+    let v2 = Snapshot::V2(SnapshotV2 { base, writer: Some(w) });
     let att = put(&id, &v2);
     assert!(matches!(att, Attribution::Attributed { .. }), "a signed V2 snapshot: {att:?}");
     // The same writer block on the version 3 form of the same fields, under the same id, does not verify.
