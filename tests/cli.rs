@@ -62,6 +62,8 @@ mod roundtrip;
 mod safety;
 #[path = "cli/status.rs"]
 mod status;
+#[path = "cli/sources.rs"]
+mod sources;
 #[path = "cli/streams.rs"]
 mod streams;
 #[path = "cli/tagmount.rs"]

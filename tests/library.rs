@@ -45,5 +45,7 @@ mod repair;
 mod revocation;
 #[path = "support/servers.rs"]
 mod servers;
+#[path = "library/sources.rs"]
+mod sources;
 #[path = "library/storage.rs"]
 mod storage;

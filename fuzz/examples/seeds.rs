@@ -19,7 +19,7 @@ use cairn::keyfile::{KeyFile, KeyFileV1, KeyKind};
 use cairn::lease::{Lease, PruneMark};
 use cairn::codec::packer::PackBuilder;
 use cairn::pack::PackHeader;
-use cairn::snapshot::{Snapshot, SnapshotV1, Source, Summary};
+use cairn::snapshot::{Snapshot, SnapshotV1, Source, SourceRecord, Summary};
 use cairn::tree::{Content, Node, NodeKind, Time, TreeBlob};
 use std::path::Path;
 
@@ -140,6 +140,29 @@ fn main() {
         });
         write("snapshot", name, &pc!(&s));
     }
+    // Version 3: paths, a command and standard input at nested paths, one replaced snapshot.
+    let mut v3 = Snapshot::V1(SnapshotV1 {
+        time: t(1_700_000_000),
+        host: "h".into(),
+        user: "u".into(),
+        uid: 1000,
+        gid: 1000,
+        paths: vec![b"/etc/app".to_vec(), b"/redis/dump.rdb".to_vec()],
+        tags: vec!["daily".into()],
+        root: BlobId([8; 32]),
+        parent: None,
+        source: Source::Files,
+        summary: Summary { files_new: 1, started: t(1), finished: t(2), ..Summary::default() },
+        program: "cairn 0.1.0".into(),
+    })
+    .with_writer(None);
+    v3.v3_mut().sources = vec![
+        SourceRecord::Paths { path: b"/etc/app".to_vec() },
+        SourceRecord::Command { path: "redis/dump.rdb".into(), exit_status: 0, bytes: 42 },
+        SourceRecord::Stdin { path: "in/x".into(), bytes: 7 },
+    ];
+    v3.v3_mut().replaces = vec![SnapshotId([9; 32])];
+    write("snapshot", "v3", &pc!(&v3));
 
     // Config: the postcard body (the target adds the magic and MAC), and a whole stored object.
     let cfg = Config::V1(ConfigV1 {

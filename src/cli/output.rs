@@ -198,3 +198,32 @@ impl cairn::restore::RestoreProgress for RestoreProgress {
 pub fn short_time(t: &cairn::tree::Time) -> String {
     t.to_rfc3339().chars().take(19).collect::<String>().replace('T', " ")
 }
+
+/// One source of a snapshot in `snapshots --json` and `cat snapshot` (format-spec §8.1): never
+/// a command's text.
+#[derive(serde::Serialize)]
+pub struct SourceView {
+    /// The absolute path the source covers in the snapshot.
+    pub path: String,
+    /// `paths`, `stdin` or `command`.
+    pub kind: &'static str,
+    /// A command's exit status; `null` for other kinds.
+    pub exit_status: Option<i32>,
+    /// A stream's or command's byte count; `null` for paths.
+    pub bytes: Option<u64>,
+}
+
+impl SourceView {
+    /// The sources of `snap`, in its order.
+    pub fn of(snap: &cairn::snapshot::Snapshot) -> Vec<SourceView> {
+        snap.sources()
+            .iter()
+            .map(|r| SourceView {
+                path: String::from_utf8_lossy(&r.absolute_path()).into_owned(),
+                kind: r.kind(),
+                exit_status: r.exit_status(),
+                bytes: r.bytes(),
+            })
+            .collect()
+    }
+}

@@ -201,8 +201,8 @@ fn restore_of_many_small_files_stays_within_a_low_open_files_limit() {
 /// The tree id of the directory at absolute `path` in snapshot `snap`, found through `cat snapshot` and `cat tree`.
 fn tree_of(repo: &Repo, snap: &str, path: &std::path::Path) -> String {
     let s = repo.json(&["cat", "snapshot", snap]);
-    // Writers store `V2`: the version 1 fields under `base`, then the writer block (format-spec §8.1).
-    let mut tree = s["snapshot"]["V2"]["base"]["root"].as_str().unwrap().to_string();
+    // Writers store `V3` (format-spec §8.1): its fields directly under the variant.
+    let mut tree = s["snapshot"]["V3"]["root"].as_str().unwrap().to_string();
     for comp in path.strip_prefix("/").unwrap().components() {
         let name = comp.as_os_str().to_str().unwrap().as_bytes().to_vec();
         let t = repo.json(&["cat", "tree", &tree]);

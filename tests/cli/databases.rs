@@ -466,3 +466,132 @@ fn redis_recipe_rdb_restores_into_a_fresh_server() {
     // redis-cli's own message is passed through.
     assert_failed_dump_makes_no_snapshot(&repo, &wrong, "dump.rdb", "Could not connect to Redis at");
 }
+
+/// A private redis-server on a unix socket in `dir` (the shared one's key space belongs to the Redis recipe test),
+/// loading `dir/dump.rdb` if present; killed when dropped. Returns it and its `redis-cli -s SOCKET` prefix.
+fn private_redis(dir: &Path) -> (KillOnDrop, String) {
+    fs::create_dir_all(dir).unwrap();
+    let sock = dir.join("redis.sock");
+    let server = Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket", s(&sock), "--dir", s(dir), "--dbfilename", "dump.rdb"])
+        .args(["--appendonly", "no", "--save", "", "--daemonize", "no"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let server = KillOnDrop(server);
+    let cli = format!("redis-cli -s {}", s(&sock));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sh(&format!("{cli} PING")).stdout != b"PONG\n" {
+        assert!(Instant::now() < deadline, "the private redis-server did not answer in 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, cli)
+}
+
+#[test]
+fn one_snapshot_of_two_directories_redis_sqlite_and_postgres_restores_each_part() {
+    let (Some(pg), Some(_)) = (Postgres::from_env(), Redis::from_env()) else { return };
+    if !servers::sqlite3_available() {
+        return;
+    }
+    let repo = Repo::new();
+    // Two directories: the service's configuration and its data directory (which holds the SQLite database).
+    let etc = repo.mkdir("etc-app");
+    write_file(&etc.join("app.toml"), b"[server]\nport = 8080\n");
+    write_file(&etc.join("conf.d/tls.pem"), &random_bytes(5, 2000));
+    let lib = repo.mkdir("lib-app");
+    write_file(&lib.join("uploads/a.bin"), &random_bytes(6, 300 * KIB));
+    let app_db = lib.join("app.db");
+    let sqlite = |db: &Path, sql: &str| sh_ok(&format!("sqlite3 -bail -cmd '.timeout 20000' {} {}", s(db), quote(sql)));
+    sqlite(
+        &app_db,
+        "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+         WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 3000)
+           INSERT INTO items SELECT x, printf('row %d', x) FROM g;",
+    );
+    // Redis: 1000 keys in a private server.
+    let (_redis, cli) = private_redis(&repo.path("redis-src"));
+    let fill = "for i = 1, 1000 do redis.call('SET', 'item:' .. i, string.rep(tostring(i), 8)) end return 1";
+    sh_ok(&format!("{cli} EVAL {} 0", quote(fill)));
+    // PostgreSQL: a database of 5000 rows.
+    let (db, restored) = (db_name("cairn_multi"), db_name("cairn_multi_restored"));
+    let psql =
+        |db: &str, sql: &str| sh_ok(&format!("{} -d {db} -v ON_ERROR_STOP=1 -Atqc {}", pg.tool("psql"), quote(sql)));
+    sh_ok(&format!("{} {db}", pg.tool("createdb")));
+    psql(
+        &db,
+        "CREATE TABLE items (id bigint PRIMARY KEY, payload text NOT NULL);
+         INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 5000) g;",
+    );
+
+    let summary = repo.backup(
+        &[&etc, &lib],
+        &[
+            "--command",
+            &format!("redis/dump.rdb={cli} --rdb -"),
+            "--command",
+            &format!("sqlite/app.sql=sqlite3 -bail -cmd '.timeout 20000' {} .dump", s(&app_db)),
+            "--command",
+            &format!("postgres/{db}.dump={} -Fc -Z0 -d {db}", pg.tool("pg_dump")),
+        ],
+    );
+    let id = string(&summary, "snapshot_id");
+    let snaps = repo.snapshots();
+    assert_eq!(snaps.len(), 1, "one snapshot for the five sources");
+    let kinds: Vec<&str> =
+        snaps[0]["sources"].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["paths", "paths", "command", "command", "command"]);
+
+    // Everything, then each part checked.
+    let target = repo.path("restored");
+    repo.restore(&id, &target);
+    assert_same_contents(&etc, &restored_path(&target, &etc));
+    assert_eq!(
+        fs::read(restored_path(&target, &lib).join("uploads/a.bin")).unwrap(),
+        fs::read(lib.join("uploads/a.bin")).unwrap()
+    );
+    // Redis: the RDB checks, and a fresh server started on it holds the 1000 keys.
+    let rdb_dir = target.join("redis");
+    let check = sh_ok(&format!("redis-check-rdb {}", s(&rdb_dir.join("dump.rdb"))));
+    assert!(check.contains("RDB looks OK!"), "redis-check-rdb:\n{check}");
+    {
+        let (_fresh, fresh) = private_redis(&rdb_dir);
+        assert_eq!(sh_num(&format!("{fresh} DBSIZE")), 1000);
+        assert_eq!(sh_ok(&format!("{fresh} GET item:777")), "777".repeat(8));
+    }
+    // SQLite: the SQL replays into a fresh database that passes its integrity check.
+    let fresh_db = repo.path("fresh.db");
+    sh_ok(&format!("sqlite3 -bail {} < {}", s(&fresh_db), s(&target.join("sqlite/app.sql"))));
+    assert_eq!(sqlite(&fresh_db, "PRAGMA integrity_check"), "ok");
+    assert_eq!(sqlite(&fresh_db, "SELECT count(*), max(id) FROM items"), "3000|3000");
+    // PostgreSQL: pg_restore into a fresh database.
+    let pg_file = target.join(format!("postgres/{db}.dump"));
+    sh_ok(&format!("{} {restored}", pg.tool("createdb")));
+    sh_ok(&format!("{} --exit-on-error --no-owner -d {restored} {}", pg.tool("pg_restore"), s(&pg_file)));
+    assert_eq!(psql(&restored, "SELECT count(*), count(DISTINCT id) FROM items"), "5000|5000");
+
+    // Only the Redis part of that snapshot.
+    let only = repo.path("only-redis");
+    repo.ok(&["restore", &id, "--target", s(&only), "--include", "/redis/dump.rdb"]);
+    assert_eq!(walk(&only), vec![b"redis".to_vec(), b"redis/dump.rdb".to_vec()]);
+    assert_eq!(fs::read(only.join("redis/dump.rdb")).unwrap(), fs::read(rdb_dir.join("dump.rdb")).unwrap());
+
+    // One failing dump among them: no snapshot, and the message names its path.
+    let out = repo.run(&[
+        "backup",
+        s(&etc),
+        "--command",
+        &format!("redis/dump.rdb={cli} --rdb -"),
+        "--command",
+        &format!("postgres/x.dump={} -Fc -Z0 -d cairn_no_such_db", pg.tool("pg_dump")),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("/postgres/x.dump") && err.contains("cairn_no_such_db"), "{err}");
+    assert_eq!(repo.snapshots().len(), 1);
+
+    for sql in [format!("DROP DATABASE {db}"), format!("DROP DATABASE {restored}")] {
+        psql("postgres", &sql);
+    }
+}

@@ -119,8 +119,8 @@ fn a_32_byte_file_name_is_shown_as_its_bytes_not_as_hex() {
     assert!(ls.as_array().unwrap().iter().any(|e| e["path"] == want.as_str()), "ls --json: {ls}");
 
     // cat tree: names are the stored bytes (an array), whatever their length; hexify turned 32 of them into hex.
-    // Writers store `V2`: the version 1 fields under `base`, then the writer block (format-spec §8.1).
-    let root = repo.json(&["cat", "snapshot", &snap])["snapshot"]["V2"]["base"]["root"].as_str().unwrap().to_string();
+    // Writers store `V3` (format-spec §8.1): its fields directly under the variant.
+    let root = repo.json(&["cat", "snapshot", &snap])["snapshot"]["V3"]["root"].as_str().unwrap().to_string();
     let mut tree = root;
     for comp in src.strip_prefix("/").unwrap().components() {
         let t = repo.json(&["cat", "tree", &tree]);

@@ -78,8 +78,7 @@ fn masked(text: &str, src: &Path) -> String {
 
 /// The node at absolute `path` in snapshot `snap`, through `cat snapshot` and `cat tree`.
 fn node_at(repo: &Repo, snap: &str, path: &Path) -> Value {
-    let mut tree =
-        repo.json(&["cat", "snapshot", snap])["snapshot"]["V2"]["base"]["root"].as_str().unwrap().to_string();
+    let mut tree = repo.json(&["cat", "snapshot", snap])["snapshot"]["V3"]["root"].as_str().unwrap().to_string();
     let mut node = Value::Null;
     for c in path.components().skip(1) {
         let name: Vec<Value> = c.as_os_str().as_encoded_bytes().iter().map(|b| json!(b)).collect();
@@ -360,8 +359,7 @@ fn stats_match_a_hand_count_of_a_small_tree() {
     // (every directory on the way changed) are unused; a prune returns the first snapshot's tree pack whole and
     // old.bin's blob (or its pack, if it has one alone).
     let old_chunk = chunk_of(&repo, &first, &src.join("old.bin"));
-    let first_root =
-        repo.json(&["cat", "snapshot", &first])["snapshot"]["V2"]["base"]["root"].as_str().unwrap().to_string();
+    let first_root = repo.json(&["cat", "snapshot", &first])["snapshot"]["V3"]["root"].as_str().unwrap().to_string();
     repo.ok(&["forget", "--keep-last", "1"]);
     let v = repo.json(&["stats", "--mode", "raw"]);
     let r = &v["repository"];

@@ -1399,8 +1399,8 @@ proptest! {
             signature: cairn::cert::Signature64(crypto::random_32(), crypto::random_32()),
         };
         let Snapshot::V1(v1) = &s else { panic!("arb_snapshot makes version 1") };
-        for writer in [None, Some(w.clone())] {
-            let v2 = Snapshot::V2(cairn::snapshot::SnapshotV2 { base: v1.clone(), writer: writer.clone() });
+        for writer in [None, Some(w)] {
+            let v2 = Snapshot::V2(cairn::snapshot::SnapshotV2 { base: v1.clone(), writer });
             let plain = postcard::to_allocvec(&v2).unwrap();
             prop_assert_eq!(plain[0], 1, "Snapshot::V2 is variant 1");
             prop_assert_eq!(&plain[1..], &[&postcard::to_allocvec(v1).unwrap()[..], &postcard::to_allocvec(&writer).unwrap()[..]].concat()[..]);

@@ -1,7 +1,7 @@
 //! `cairn cat KIND ID`: one repository object as JSON (a data blob as raw bytes without `--json`).
 
 use crate::cli::args::CatCommand;
-use crate::cli::output::Text;
+use crate::cli::output::{SourceView, Text};
 use crate::cli::{open, Ctx, Outcome};
 use cairn::config::Config;
 use cairn::id::{BlobId, BlobKind, SnapshotId};
@@ -21,6 +21,8 @@ struct ConfigDoc<'a> {
 struct SnapshotDoc {
     id: SnapshotId,
     snapshot: Snapshot,
+    /// The sources as text (format-spec §8.1): also for a version 1 or 2 snapshot.
+    sources: Vec<SourceView>,
 }
 
 /// `cat blob --json`.
@@ -55,7 +57,7 @@ pub fn run(ctx: &Ctx, c: CatCommand) -> anyhow::Result<Outcome> {
         }
         CatCommand::Snapshot { id } => {
             let (id, snapshot) = select::select(&reader()?, &id, &Filter::default())?;
-            dump(ctx, &SnapshotDoc { id, snapshot })
+            dump(ctx, &SnapshotDoc { id, sources: SourceView::of(&snapshot), snapshot })
         }
         CatCommand::Tree { id } => dump(ctx, &reader()?.read_tree_blob(&id)?),
         CatCommand::Index { id } => dump(ctx, &reader()?.read_index(&id)?),

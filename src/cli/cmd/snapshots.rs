@@ -3,7 +3,7 @@
 //! ([`cairn::forget::group`]), and with `--last` only the newest of each group.
 
 use crate::cli::args::SnapshotsArgs;
-use crate::cli::output::{short_time, Text};
+use crate::cli::output::{short_time, SourceView, Text};
 use crate::cli::{open, Ctx, Outcome};
 use cairn::cert::Attribution;
 use cairn::forget::{self, GroupKey};
@@ -28,6 +28,8 @@ struct Listed<'a> {
     parent: Option<SnapshotId>,
     root: BlobId,
     source: String,
+    /// One entry per source (path, kind, exit status, bytes; never a command's text).
+    sources: Vec<SourceView>,
     program: &'a str,
     summary: &'a Summary,
     /// The attributed key id (64 hex); `None` when unattributed or forged.
@@ -53,6 +55,7 @@ impl<'a> Listed<'a> {
             parent: snap.parent(),
             root: snap.root(),
             source: snap.describe_sources(),
+            sources: SourceView::of(snap),
             program: snap.program(),
             summary: snap.summary(),
             writer: att.key_id().map(|k| k.to_hex()),

@@ -152,3 +152,41 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_paths_are_names_joined_by_slashes() {
+        assert_eq!(stream_path("redis/dump.rdb").unwrap(), "redis/dump.rdb");
+        assert_eq!(stream_path("/app.sql").unwrap(), "app.sql", "a leading / is dropped");
+        for bad in ["", "/", "a//b", "a/./b", "../x", "a/..", "a/", "nul\0"] {
+            assert!(matches!(stream_path(bad), Err(Error::Usage(_))), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn colliding_sources_are_refused_before_anything_runs() {
+        let cmd = |p: &str| BackupSource::Command { path: p.into(), command: "exit 0".into() };
+        let fs = || BackupSource::Paths(vec![PathBuf::from("/etc/app")]);
+        for (sources, names) in [
+            (vec![fs(), cmd("etc/app/x")], ["/etc/app/x", "/etc/app"]),
+            (vec![fs(), cmd("etc")], ["/etc", "/etc/app"]),
+            (vec![cmd("a"), cmd("a/b")], ["/a/b", "/a"]),
+        ] {
+            match resolve(sources) {
+                Err(Error::Usage(m)) => assert!(names.iter().all(|n| m.contains(n)), "{m}"),
+                other => panic!("not refused: {:?}", other.map(|p| p.paths)),
+            }
+        }
+        // Siblings and a stream beside a directory are fine; `paths` holds all of them, sorted.
+        let plan = resolve(vec![fs(), cmd("etc/app.sql"), cmd("a/b"), cmd("a/c")]).unwrap();
+        let paths: Vec<&[u8]> = plan.paths.iter().map(|p| p.as_slice()).collect();
+        assert_eq!(paths, [&b"/a/b"[..], b"/a/c", b"/etc/app", b"/etc/app.sql"]);
+        assert_eq!(
+            plan.streams.iter().map(|(i, p, _)| (*i, p.as_str())).collect::<Vec<_>>(),
+            [(1, "etc/app.sql"), (2, "a/b"), (3, "a/c")]
+        );
+    }
+}
