@@ -60,10 +60,10 @@ mod repair;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
-#[path = "cli/status.rs"]
-mod status;
 #[path = "cli/sources.rs"]
 mod sources;
+#[path = "cli/status.rs"]
+mod status;
 #[path = "cli/streams.rs"]
 mod streams;
 #[path = "cli/tagmount.rs"]

@@ -5,6 +5,7 @@
 //! `docs/cli-contract.md`.
 
 pub mod args;
+pub mod args_backup;
 pub mod args_inspect;
 pub mod args_jobs;
 pub mod args_ledger;
