@@ -7,7 +7,7 @@
 //! groups: by the `--group-by` keys ([`evaluate`]) or its own selection with its own rules per
 //! group ([`assess`], for job profiles).
 
-use crate::forget::GroupBy;
+use crate::forget::{self, GroupBy};
 use crate::id::SnapshotId;
 use crate::select::{Flag, Listed};
 use crate::time::Time;
@@ -99,45 +99,40 @@ impl SnapshotFacts {
     }
 }
 
-/// What identifies a group: the `--group-by` keys it was formed by (absent keys are `None`), or
-/// the caller's name for it (a job).
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+/// What identifies a group: the `--group-by` keys it was formed by (retention's
+/// [`forget::GroupKey`], absent keys `None`), or the caller's name for it (a job).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GroupKey {
     /// The caller's name for the group (a job name); `None` for `--group-by` groups.
     pub name: Option<String>,
-    /// The host, when grouping by host.
-    pub host: Option<String>,
-    /// The paths (sorted), when grouping by paths.
-    pub paths: Option<Vec<String>>,
-    /// The tags (sorted), when grouping by tags.
-    pub tags: Option<Vec<String>>,
-    /// The writing key id (64 hex) or `unattributed`, when grouping by writer.
-    pub writer: Option<String>,
+    /// The keys the group was formed by.
+    pub group: forget::GroupKey,
+}
+
+/// `{"name", "host", "paths", "tags", "writer"}`, each null when absent (docs/cli-contract.md).
+impl serde::Serialize for GroupKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let g = &self.group;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("host", &g.host)?;
+        m.serialize_entry("paths", &g.paths)?;
+        m.serialize_entry("tags", &g.tags)?;
+        m.serialize_entry("writer", &g.writer)?;
+        m.end()
+    }
 }
 
 impl GroupKey {
-    /// `host web-1, paths /etc /srv` (or the name) — for the text output.
+    /// `host web-1, paths /etc /srv` (or the name first) — for the text output.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(n) = &self.name {
-            parts.push(n.clone());
-        }
-        if let Some(h) = &self.host {
-            parts.push(format!("host {h}"));
-        }
-        if let Some(p) = &self.paths {
-            parts.push(format!("paths {}", p.join(" ")));
-        }
-        if let Some(t) = &self.tags {
-            parts.push(format!("tags {}", if t.is_empty() { "(none)".to_string() } else { t.join(",") }));
-        }
-        if let Some(w) = &self.writer {
-            parts.push(format!("writer {}", if w.len() == 64 { &w[..8] } else { w }));
-        }
-        if parts.is_empty() {
-            "all snapshots".into()
-        } else {
-            parts.join(", ")
+        let keyless = self.group == forget::GroupKey::default();
+        match (&self.name, keyless) {
+            (Some(n), true) => n.clone(),
+            (Some(n), false) => format!("{n}, {}", self.group.describe()),
+            (None, true) => "all snapshots".into(),
+            (None, false) => self.group.describe(),
         }
     }
 }
@@ -271,20 +266,9 @@ pub fn assess(key: GroupKey, members: &[&Listed], rules: &Rules, now: Time) -> G
     g
 }
 
-/// The key of `l` under `group_by` (tags and paths sorted, as forget groups them).
+/// The key of `l` under `group_by` (the key retention groups it by).
 pub fn key_of(l: &Listed, group_by: GroupBy) -> GroupKey {
-    let s = &l.snapshot;
-    let mut tags = s.tags().to_vec();
-    tags.sort();
-    let mut paths = s.display_paths();
-    paths.sort();
-    GroupKey {
-        name: None,
-        host: group_by.host.then(|| s.host().to_string()),
-        paths: group_by.paths.then_some(paths),
-        tags: group_by.tags.then_some(tags),
-        writer: group_by.writer.then(|| l.writer_group()),
-    }
+    GroupKey { name: None, group: forget::GroupKey::of(l, group_by) }
 }
 
 /// Groups `snapshots` (flagged ones included) by `group_by` and judges each group by the rules

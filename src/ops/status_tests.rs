@@ -53,8 +53,8 @@ fn fresh_is_ok() {
     assert_eq!(g.size_change, Some(0.1));
     assert_eq!(g.last_run, Some("ok"));
     assert_eq!((g.snapshots, g.flagged), (2, 0));
-    assert_eq!(g.key.host.as_deref(), Some("a"));
-    assert_eq!(g.key.paths, Some(vec!["/etc".to_string()]));
+    assert_eq!(g.key.group.host.as_deref(), Some("a"));
+    assert_eq!(g.key.group.paths, Some(vec!["/etc".to_string()]));
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn no_snapshot_is_critical_and_groups_are_judged_apart() {
         &snaps,
         GroupBy::default(),
         &|k| {
-            if k.host.as_deref() == Some("b") {
+            if k.group.host.as_deref() == Some("b") {
                 Rules { rpo_secs: 48 * H, ..Rules::default() }
             } else {
                 Rules::default()
@@ -136,7 +136,8 @@ fn no_snapshot_is_critical_and_groups_are_judged_apart() {
         },
         now(),
     );
-    let states: Vec<(Option<&str>, Verdict)> = rep.groups.iter().map(|g| (g.key.host.as_deref(), g.status)).collect();
+    let states: Vec<(Option<&str>, Verdict)> =
+        rep.groups.iter().map(|g| (g.key.group.host.as_deref(), g.status)).collect();
     assert_eq!(states, vec![(Some("a"), Verdict::Critical), (Some("b"), Verdict::Ok), (Some("c"), Verdict::Ok)]);
     assert_eq!(rep.status, Verdict::Critical);
     assert_eq!(

@@ -85,7 +85,8 @@ fn judge_jobs(ctx: &Ctx, a: &StatusArgs, cli_rules: &Rules) -> anyhow::Result<Re
             warn_secs: t.warn.map(|d| d.secs).or(cli_rules.warn_secs),
             size_change: t.size_change.as_ref().map(|(f, _)| *f).or(cli_rules.size_change),
         };
-        let key = GroupKey { name: Some(format!("job {name}")), host: Some(host), ..GroupKey::default() };
+        let group = cairn::forget::GroupKey { host: Some(host), ..Default::default() };
+        let key = GroupKey { name: Some(format!("job {name}")), group };
         groups.push(status::assess(key, &members, &rules, now));
     }
     Ok(Report::new(groups, now))
