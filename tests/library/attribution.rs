@@ -451,14 +451,9 @@ fn an_origin_written_by_a_write_only_key_never_counts_its_snapshot_under_another
     assert!(doc.as_array().unwrap().iter().all(|s| s["origin"].is_null()), "{doc}");
 
     // The admin re-tagging the attacker's signed snapshot keeps it in the attacker's group: origin = the attacker.
-    let done = cairn::tag::tag(
-        &admin,
-        &[fx.listed(&signed)],
-        &cairn::tag::Change::Set(vec!["keep".into()]),
-        false,
-        false,
-    )
-    .unwrap();
+    let done =
+        cairn::tag::tag(&admin, &[fx.listed(&signed)], &cairn::tag::Change::Set(vec!["keep".into()]), false, false)
+            .unwrap();
     let new = done[0].new.unwrap();
     assert_eq!((done[0].signed, done[0].origin), (true, Some(fx.evil)));
     let l = fx.listed(&new);

@@ -1776,4 +1776,3 @@ fn config_chain_selects_the_highest_chained_config() {
     backend.write_new(&Object::Config(3).path(), &object::encode_config(&other, 3, &Config::V1(c3)).unwrap()).unwrap();
     assert_eq!(reopen("forged").config_number(), 2);
 }
-
