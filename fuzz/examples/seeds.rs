@@ -140,7 +140,7 @@ fn main() {
         });
         write("snapshot", name, &pc!(&s));
     }
-    // Version 3: paths, a command and standard input at nested paths, one replaced snapshot.
+    // Version 3: paths, a command and standard input at nested paths, one replaced snapshot, an origin.
     let mut v3 = Snapshot::V1(SnapshotV1 {
         time: t(1_700_000_000),
         host: "h".into(),
@@ -162,6 +162,7 @@ fn main() {
         SourceRecord::Stdin { path: "in/x".into(), bytes: 7 },
     ];
     v3.v3_mut().replaces = vec![SnapshotId([9; 32])];
+    v3.v3_mut().origin = Some(KeyId([7; 32]));
     write("snapshot", "v3", &pc!(&v3));
 
     // Config: the postcard body (the target adds the magic and MAC), and a whole stored object.

@@ -28,9 +28,9 @@ pub struct SnapshotsArgs {
 #[derive(Args)]
 #[command(after_help = "Rewrites each snapshot's manifest with the tags changed (format-spec §8.3): the new \
 manifest is written first, signed by this key when the old one was attributed and unflagged, and names the \
-manifests it replaces; then the old one is deleted. Needs a full key. A flagged snapshot (forged, \
-host-not-allowed, revoked, future) is refused unless --force, and stays flagged. Tags starting with `writer:` \
-are reserved.")]
+manifests it replaces and, in its `origin` field, the original writer retention keeps counting it under; then the \
+old one is deleted. Needs a full key. A flagged snapshot (forged, host-not-allowed, revoked, future) is refused \
+unless --force, and stays flagged.")]
 #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["add", "remove", "set"])))]
 pub struct TagArgs {
     /// Snapshots to tag (ids or prefixes; `latest` honours the filter)

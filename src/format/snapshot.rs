@@ -2,7 +2,7 @@
 //! header and the plaintext decoding; sealing is [`crate::codec::object`]'s. No I/O.
 
 use crate::cert::Writer;
-use crate::id::{BlobId, SnapshotId};
+use crate::id::{BlobId, KeyId, SnapshotId};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
@@ -156,7 +156,7 @@ pub enum Snapshot {
 }
 
 /// Version 3 of a snapshot (format-spec §8.1): the version 2 fields in their order, except that
-/// `source` becomes `sources`; then `replaces`, then `writer`.
+/// `source` becomes `sources`; then `replaces`, `origin`, then `writer`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotV3 {
     /// When it was taken (or the time given with `--time`).
@@ -185,6 +185,10 @@ pub struct SnapshotV3 {
     pub program: String,
     /// The snapshots this one replaces, oldest first (empty for a backup).
     pub replaces: Vec<SnapshotId>,
+    /// The writer the first manifest of this history was attributed to, set when a full key
+    /// re-signs a rewritten manifest (format-spec §8.3); readers honour it only on a manifest
+    /// signed by an unrevoked full key, unflagged, with `replaces` not empty. `None` otherwise.
+    pub origin: Option<KeyId>,
     /// Which key wrote it and its signature (format-spec §4.3); `None`: unattributed.
     pub writer: Option<Writer>,
 }
@@ -259,6 +263,7 @@ impl SnapshotV1 {
             summary: self.summary.clone(),
             program: self.program.clone(),
             replaces: Vec::new(),
+            origin: None,
             writer: None,
         }
     }
@@ -393,6 +398,15 @@ impl Snapshot {
         match self {
             Snapshot::V3(s) => &s.replaces,
             _ => &[],
+        }
+    }
+    /// The `origin` field (format-spec §8.3): the original writer a rewritten manifest names
+    /// (`None` before version 3), as stored: a reader honours it only under the conditions of
+    /// format-spec §8.3.
+    pub fn origin(&self) -> Option<KeyId> {
+        match self {
+            Snapshot::V3(s) => s.origin,
+            _ => None,
         }
     }
     /// Counters.

@@ -125,17 +125,17 @@ impl Listed {
     pub fn eligible(&self) -> bool {
         self.flags.is_empty()
     }
-    /// The retention group of its writer: the attributed key id, or `unattributed`. A manifest
-    /// that `tag` rewrote and re-signed (format-spec §8.3: attributed to a full key, unflagged,
-    /// `replaces` not empty) counts under the key its reserved tag `writer:<64 hex>` names.
+    /// The original writer a rewritten manifest names in its `origin` field, when a reader honours
+    /// it (format-spec §8.3): the manifest is attributed to a full key (not revoked at its time),
+    /// unflagged, and its `replaces` is not empty. `None` anywhere else, whatever the field says.
+    pub fn origin(&self) -> Option<crate::id::KeyId> {
+        let honoured = self.attribution.is_full_key() && self.eligible() && !self.snapshot.replaces().is_empty();
+        honoured.then(|| self.snapshot.origin()).flatten()
+    }
+    /// The retention group of its writer: the honoured [`Listed::origin`] of a manifest `tag`
+    /// rewrote and re-signed, else the attributed key id, or `unattributed`.
     pub fn writer_group(&self) -> String {
-        if self.attribution.is_full_key() && self.eligible() && !self.snapshot.replaces().is_empty() {
-            let named = self.snapshot.tags().iter().find_map(|t| t.strip_prefix(crate::tag::WRITER_TAG));
-            if let Some(k) = named.and_then(crate::id::KeyId::from_hex) {
-                return k.to_hex();
-            }
-        }
-        match self.attribution.key_id() {
+        match self.origin().or(self.attribution.key_id()) {
             Some(k) => k.to_hex(),
             None => "unattributed".into(),
         }

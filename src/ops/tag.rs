@@ -1,19 +1,17 @@
 //! `tag`: changes the tags of snapshots by rewriting their manifests (format-spec §8.3). The new
 //! manifest is the old one with its tags changed and the old id appended to `replaces`; it is
 //! written first, then the old manifest is deleted (format-spec §11). Who signs it: this key, when
-//! the old manifest was attributed and unflagged (the original writer is then kept in the reserved
-//! tag `writer:<key id>`, so retention groups the snapshot as before, [`crate::select::Listed::writer_group`]);
+//! the old manifest was attributed and unflagged (the original writer is then kept in the manifest's
+//! `origin` field, so retention groups the snapshot as before, [`crate::select::Listed::writer_group`]);
 //! nobody, when it was unattributed; and a flagged manifest, rewritten only with `force`, keeps its
-//! writer block verbatim, which no longer verifies: it stays flagged. Prints nothing.
+//! writer block and `origin` verbatim; the block no longer verifies: it stays flagged. Tags are the
+//! user's only. Prints nothing.
 
 use crate::error::{Error, Override, Result};
 use crate::id::SnapshotId;
 use crate::repository::ReadRepository;
 use crate::select::Listed;
 use crate::writer::{Writer, WriterOptions};
-
-/// The reserved tag prefix that names a re-signed snapshot's original writer (format-spec §8.3).
-pub const WRITER_TAG: &str = "writer:";
 
 /// How the tags change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,12 +28,12 @@ pub enum Change {
 }
 
 impl Change {
-    /// The user's tags after the change, from `before` (reserved tags left out, order kept, new
-    /// tags appended, each once).
+    /// The tags after the change, from `before` (order kept, new tags appended, each once, empty
+    /// ones left out).
     pub fn apply(&self, before: &[String]) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let mut push = |t: &String| {
-            if !t.is_empty() && !t.starts_with(WRITER_TAG) && !out.contains(t) {
+            if !t.is_empty() && !out.contains(t) {
                 out.push(t.clone());
             }
         };
@@ -66,16 +64,13 @@ impl Change {
         }
     }
 
-    /// Refuses tags a user may not give: reserved ones, and any with a newline or comma.
+    /// Refuses tags a user may not give: any with a newline or comma.
     pub fn check(&self) -> Result<()> {
         let given: Vec<&String> = match self {
             Change::Set(t) => t.iter().collect(),
             Change::Edit { add, remove } => add.iter().chain(remove).collect(),
         };
         for t in given {
-            if t.starts_with(WRITER_TAG) {
-                return Err(Error::Usage(format!("tag {t:?}: tags starting with {WRITER_TAG:?} are reserved")));
-            }
             if t.contains([',', '\n']) {
                 return Err(Error::Usage(format!("tag {t:?} contains a comma or a newline")));
             }
@@ -93,8 +88,12 @@ pub struct Tagged {
     pub new: Option<SnapshotId>,
     /// Tags before.
     pub before: Vec<String>,
-    /// Tags after (including the reserved `writer:` tag when one is kept or added).
+    /// Tags after.
     pub after: Vec<String>,
+    /// The new manifest's `origin` (format-spec §8.3): the original writer (64 hex) it names when
+    /// this key re-signs another writer's snapshot, or the old `origin` kept verbatim when it is
+    /// not re-signed; `None` when it names none.
+    pub origin: Option<crate::id::KeyId>,
     /// True when the new manifest is (or would be) signed by this key.
     pub signed: bool,
     /// True when nothing changed (nothing is written).
@@ -125,28 +124,27 @@ pub fn tag(
             ));
         }
     }
-    let me = repo.key_id().to_hex();
+    let me = repo.key_id();
     let mut out = Vec::new();
     for l in targets {
         let before = l.snapshot.tags().to_vec();
-        let reserved: Vec<String> = before.iter().filter(|t| t.starts_with(WRITER_TAG)).cloned().collect();
         let sign = l.eligible() && l.attribution.key_id().is_some();
-        let mut after = change.apply(&before);
-        if sign {
-            // The writer retention counts it under, kept across rewrites by other keys.
-            let origin = l.writer_group();
-            if origin != me {
-                after.push(format!("{WRITER_TAG}{origin}"));
-            }
-        } else {
-            after.extend(reserved);
-        }
+        let after = change.apply(&before);
         if after == before {
-            out.push(Tagged { old: l.id, new: None, before, after, signed: false, unchanged: true });
+            let origin = l.snapshot.origin();
+            out.push(Tagged { old: l.id, new: None, before, after, origin, signed: false, unchanged: true });
             continue;
         }
         let mut snap = l.snapshot.clone();
         let v = snap.v3_mut();
+        if sign {
+            // The writer retention counts it under (its honoured origin, else its signer), kept
+            // across rewrites by other keys; none when that is this key.
+            v.origin = l.origin().or(l.attribution.key_id()).filter(|k| *k != me);
+        }
+        // Otherwise the old `origin` (if any) is kept verbatim: it is honoured only on a manifest
+        // a full key signed, which this one will not be.
+        let origin = v.origin;
         v.tags = after.clone();
         v.replaces.push(l.id);
         let new = if dry_run {
@@ -158,7 +156,7 @@ pub fn tag(
             repo.remove_snapshot(&l.id)?;
             Some(id)
         };
-        out.push(Tagged { old: l.id, new, before, after, signed: sign, unchanged: false });
+        out.push(Tagged { old: l.id, new, before, after, origin, signed: sign, unchanged: false });
     }
     // The ledger entry (format-spec §13.3): each old manifest, its replacement, and the change.
     let replaced: Vec<crate::ledger::Replaced> =

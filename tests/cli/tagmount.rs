@@ -23,6 +23,11 @@ fn replaces(repo: &Repo, id: &str) -> Value {
     repo.json(&["cat", "snapshot", id])["snapshot"]["V3"]["replaces"].clone()
 }
 
+/// `origin` of the stored manifest `id` (version 3), as `cat snapshot --json` shows it.
+fn origin(repo: &Repo, id: &str) -> Value {
+    repo.json(&["cat", "snapshot", id])["snapshot"]["V3"]["origin"].clone()
+}
+
 /// The id of the one snapshot whose short id is `short`.
 fn full_id(repo: &Repo, short: &str) -> String {
     let ids: Vec<String> = repo.snapshots().iter().map(|s| string(s, "id")).filter(|i| i.starts_with(short)).collect();
@@ -45,42 +50,80 @@ fn tag_rewrites_the_manifest_keeps_the_writer_group_and_refuses_write_only_keys_
     repo.password = PASSWORD.into();
     assert_eq!(listed(&repo, &s1)["tags"], json!(["daily"]));
 
+    assert_eq!(origin(&repo, &s1), json!(null), "a backup names no origin");
+    assert_eq!(listed(&repo, &s1)["origin"], json!(null));
+
     // The full key tags web-1's snapshot: a new manifest signed by the full key, naming the one it replaces and,
-    // in the reserved tag, web-1 as the writer retention counts it under; the old manifest is gone.
+    // in its origin field, web-1 as the writer retention counts it under; the old manifest is gone. The tags are
+    // exactly the user's.
     let out = repo.ok(&["tag", &s1[..8], "--add", "keep", "--add", "daily"]);
     let short2 = out.split_whitespace().nth(3).unwrap().to_string();
     let s2 = full_id(&repo, &short2);
-    assert_eq!(out, format!("tagged     {} -> {short2}  tags daily,keep,writer:{web1}\n", &s1[..8]));
+    assert_eq!(out, format!("tagged     {} -> {short2}  tags daily,keep\n", &s1[..8]));
     let l = listed(&repo, &s2);
-    assert_eq!(l["tags"], json!(["daily", "keep", format!("writer:{web1}")]));
-    assert_eq!((&l["writer"], &l["flags"]), (&json!(repo.init_key_id()), &json!([])));
+    assert_eq!(l["tags"], json!(["daily", "keep"]));
+    assert_eq!((&l["writer"], &l["flags"], &l["origin"]), (&json!(repo.init_key_id()), &json!([]), &json!(web1)));
     assert_eq!(replaces(&repo, &s2), json!([s1]));
+    assert_eq!(origin(&repo, &s2), json!(web1));
     assert!(!repo.snapshots().iter().any(|s| s["id"] == s1.as_str()), "the old manifest is deleted");
     let groups = repo.json(&["snapshots", "--group-by", "writer"]);
     assert_eq!(groups[0]["group"], json!({"writer": web1}), "{groups}");
     assert_eq!(groups[0]["snapshots"][0]["id"], json!(s2));
     assert_eq!(repo.snapshots_filtered(&["--writer", &web1[..8]]).len(), 1);
 
-    // --remove, then --set: the history grows oldest first; the reserved tag stays; user tags are replaced.
+    // --remove, then --set: the history grows oldest first; the origin stays web-1; user tags are replaced.
     let out = repo.ok(&["tag", &s2[..8], "--remove", "daily"]);
     let s3 = full_id(&repo, out.split_whitespace().nth(3).unwrap());
-    assert_eq!(listed(&repo, &s3)["tags"], json!(["keep", format!("writer:{web1}")]));
+    assert_eq!((&listed(&repo, &s3)["tags"], origin(&repo, &s3)), (&json!(["keep"]), json!(web1)));
     let out = repo.json(&["tag", &s3[..8], "--set", "a", "--set", "b"]);
     let s4 = string(&out["snapshots"][0], "new");
-    assert_eq!(out["snapshots"][0]["after"], json!(["a", "b", format!("writer:{web1}")]), "{out}");
+    assert_eq!(
+        (&out["snapshots"][0]["after"], &out["snapshots"][0]["origin"]),
+        (&json!(["a", "b"]), &json!(web1)),
+        "{out}"
+    );
     assert_eq!(replaces(&repo, &s4), json!([s1, s2, s3]));
+    assert_eq!(origin(&repo, &s4), json!(web1));
+    let groups = repo.json(&["snapshots", "--group-by", "writer"]);
+    assert_eq!(groups[0]["group"], json!({"writer": web1}), "still web-1's after three rewrites: {groups}");
     // A dry run writes nothing.
     assert_eq!(
         repo.ok(&["tag", &s4[..8], "--add", "c", "--dry-run"]),
-        format!("would tag  {}  tags a,b,c,writer:{web1}\n", &s4[..8])
+        format!("would tag  {}  tags a,b,c\n", &s4[..8])
     );
-    assert_eq!(listed(&repo, &s4)["tags"], json!(["a", "b", format!("writer:{web1}")]));
+    assert_eq!(listed(&repo, &s4)["tags"], json!(["a", "b"]));
     // Nothing to change: nothing written.
-    assert_eq!(repo.ok(&["tag", &s4[..8], "--add", "a"]), format!("unchanged  {}  tags a,b,writer:{web1}\n", &s4[..8]));
+    assert_eq!(repo.ok(&["tag", &s4[..8], "--add", "a"]), format!("unchanged  {}  tags a,b\n", &s4[..8]));
     assert_eq!(repo.snapshots().len(), 1);
-    // Reserved tags are the program's.
-    repo.expect_usage_error(&["tag", &s4[..8], "--add", &format!("writer:{}", repo.init_key_id())], &["reserved"]);
-    repo.expect_usage_error(&["tag", &s4[..8]], &["--add"]);
+    // Any tag is the user's again, `writer:` ones included: it is an ordinary string, and moves nothing.
+    let mine = format!("writer:{}", repo.init_key_id());
+    let out = repo.ok(&["tag", &s4[..8], "--add", &mine]);
+    let s5 = full_id(&repo, out.split_whitespace().nth(3).unwrap());
+    let l = listed(&repo, &s5);
+    assert_eq!((&l["tags"], &l["origin"]), (&json!(["a", "b", mine]), &json!(web1)));
+    let groups = repo.json(&["snapshots", "--group-by", "writer"]);
+    assert_eq!(groups[0]["group"], json!({"writer": web1}), "{groups}");
+    assert_eq!(repo.snapshots_filtered(&["--tag", &mine]).len(), 1);
+    let out = repo.ok(&["tag", &s5[..8], "--remove", &mine]);
+    let s6 = full_id(&repo, out.split_whitespace().nth(3).unwrap());
+    assert_eq!((origin(&repo, &s6), replaces(&repo, &s6)), (json!(web1), json!([s1, s2, s3, s4, s5])));
+    // Still refused: a comma or a newline.
+    repo.expect_usage_error(&["tag", &s6[..8], "--add", "a,b"], &["comma"]);
+    repo.expect_usage_error(&["tag", &s6[..8], "--add", "a\nb"], &["newline"]);
+    repo.expect_usage_error(&["tag", &s6[..8]], &["--add"]);
+
+    // web-1's write-only key tagging its own backup `writer:<full key>` claims nothing: no origin, its own group.
+    repo.password = "web-1 key".into();
+    let claim = format!("writer:{}", repo.init_key_id());
+    let w = string(&repo.backup(&[&src], &["--host", "web-1", "--time", "2024-01-02", "--tag", &claim]), "snapshot_id");
+    repo.password = PASSWORD.into();
+    let l = listed(&repo, &w);
+    assert_eq!((&l["writer"], &l["origin"], &l["tags"]), (&json!(web1), &json!(null), &json!([claim])));
+    assert!(repo.snapshots_filtered(&["--writer", &repo.init_key_id()[..8]]).iter().all(|s| s["id"] != w.as_str()));
+    let groups = repo.json(&["snapshots", "--group-by", "writer"]);
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+    assert_eq!(groups[0]["group"], json!({"writer": web1}), "{groups}");
+    repo.ok(&["forget", &w[..8]]);
 
     // A flagged snapshot (dated a century ahead: future) is refused without --force, and stays flagged with it:
     // its writer block is kept as it was and no longer verifies.
@@ -107,7 +150,14 @@ fn tag_rewrites_the_manifest_keeps_the_writer_group_and_refuses_write_only_keys_
         .collect();
     assert_eq!(
         pairs,
-        vec![(json!(s1), json!(s2)), (json!(s2), json!(s3)), (json!(s3), json!(s4)), (json!(f), json!(fnew))]
+        vec![
+            (json!(s1), json!(s2)),
+            (json!(s2), json!(s3)),
+            (json!(s3), json!(s4)),
+            (json!(s4), json!(s5)),
+            (json!(s5), json!(s6)),
+            (json!(f), json!(fnew))
+        ]
     );
     let verified = repo.json(&["ledger", "verify"]);
     assert_eq!(verified["findings"], json!([]), "{verified}");

@@ -387,3 +387,76 @@ fn a_full_key_from_before_certificates_certifies_itself_on_its_first_backup() {
     assert!(r.unattributed.as_deref().is_some_and(|w| w.contains("no certificate")), "{:?}", r.unattributed);
     assert_eq!(fx.listed(&r.snapshot_id.unwrap()).attribution, Attribution::Unattributed);
 }
+
+/// Stores `snap` (its root replaced by an empty tree of this session) as a manifest written by `repo`'s key: signed
+/// by it when the key signs, unattributed when `repo` was opened with [`Repository::open_with_keys`].
+fn commit_as(repo: &Repository, snap: &cairn::snapshot::Snapshot) -> SnapshotId {
+    let w = cairn::writer::Writer::new(repo, Default::default(), "backup").unwrap();
+    let mut snap = snap.clone();
+    snap.v3_mut().root = cairn::trees::write_dir(&w, vec![]).unwrap();
+    w.commit(&snap).unwrap()
+}
+
+#[test]
+fn an_origin_written_by_a_write_only_key_never_counts_its_snapshot_under_another_writer() {
+    let fx = Fx::new();
+    // web-3 is bound to no key: the admin's own snapshots of it, and the attacker's claiming to be the admin's.
+    let real = [fx.plant(ADMIN, "web-3", ago(7200)), fx.plant(ADMIN, "web-3", ago(3600))];
+    let admin_key = fx.admin().key_id();
+    // Every field of a rewritten manifest a full key re-signed (replaces, origin = the admin) and the tag that named
+    // the original writer before the origin field: `writer:<admin key id>`.
+    let mut claim = snapshot_of_root(cairn::id::BlobId([0; 32]), "web-3", ago(60), "cairn");
+    let v = claim.v3_mut();
+    v.replaces = vec![real[0]];
+    v.origin = Some(admin_key);
+    v.tags = vec![format!("writer:{}", admin_key.to_hex())];
+    let evil = fx.open(EVIL);
+    // 1. Signed by the attacker's own write-only key.
+    let signed = commit_as(&evil, &claim);
+    // 2. Unattributed (no writer block).
+    let unattributed = commit_as(
+        &Repository::open_with_keys(local(&fx.dir), evil.keys().clone(), fx.evil, &opts(&fx.base.join("u"))).unwrap(),
+        &claim,
+    );
+    // 3. The admin's real writer block copied onto it: forged.
+    let admin_block = *fx.admin().load_snapshot(&real[1]).unwrap().writer().expect("the admin's snapshot is signed");
+    let copied = forge(&evil, "web-3", ago(30), admin_key, |_, _| admin_block.signature);
+    let admin = fx.admin();
+    let expect = [(signed, Some(fx.evil.to_hex())), (unattributed, Some("unattributed".into())), (copied, None)];
+    for (id, group) in &expect {
+        let l = fx.listed(id);
+        assert_eq!(l.origin(), None, "{id}: an origin only a full key's signature vouches for");
+        if let Some(g) = group {
+            assert_eq!(&l.writer_group(), g, "{id}");
+        }
+    }
+    assert_eq!(fx.listed(&signed).snapshot.origin(), Some(admin_key), "stored as the attacker wrote it");
+    assert_eq!(fx.listed(&copied).flags, [Flag::Forged]);
+    // Retention by writer: the admin's group is its two real snapshots, whatever the planted ones claim.
+    let listed = host("web-3").entries(&admin).unwrap();
+    let groups = forget::plan(&listed, GroupBy::default(), &keep_last(2), &jiff::tz::TimeZone::UTC);
+    let admin_group = groups.iter().find(|g| g.writer.as_deref() == Some(&admin_key.to_hex()[..])).unwrap();
+    let mut ids: Vec<SnapshotId> = admin_group.decisions.iter().map(|d| d.id).collect();
+    ids.sort_by_key(|id| real.iter().position(|r| r == id));
+    assert_eq!(ids, real);
+    assert!(admin_group.decisions.iter().all(|d| d.keep));
+    // --writer ADMIN finds only the admin's own.
+    let filter = Filter { writer: Some(admin_key.to_hex()[..8].into()), ..host("web-3") };
+    let ids: Vec<SnapshotId> = filter.entries(&admin).unwrap().iter().map(|l| l.id).collect();
+    assert_eq!(ids, real);
+    // `snapshots --json` shows no origin for any of them.
+    let out = fx.cli(&["snapshots", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc.as_array().unwrap().iter().all(|s| s["origin"].is_null()), "{doc}");
+
+    // The admin re-tagging the attacker's signed snapshot keeps it in the attacker's group: origin = the attacker.
+    let done =
+        cairn::tag::tag(&admin, &[fx.listed(&signed)], &cairn::tag::Change::Set(vec!["keep".into()]), false, false)
+            .unwrap();
+    let new = done[0].new.unwrap();
+    assert_eq!((done[0].signed, done[0].origin), (true, Some(fx.evil)));
+    let l = fx.listed(&new);
+    assert_eq!((l.attribution.key_id(), l.origin()), (Some(admin_key), Some(fx.evil)));
+    assert_eq!((l.writer_group(), l.snapshot.tags()), (fx.evil.to_hex(), &["keep".to_string()][..]));
+}

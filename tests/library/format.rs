@@ -181,7 +181,8 @@ fn vsnapshot() -> Snapshot {
     })
 }
 
-/// The version 3 snapshot of the vectors: several sources, one manifest replaced, no writer block.
+/// The version 3 snapshot of the vectors: several sources, one manifest replaced, an origin, no
+/// writer block.
 fn vsnapshot_v3() -> Snapshot {
     let mut s = vsnapshot().with_writer(None);
     let v = s.v3_mut();
@@ -193,6 +194,7 @@ fn vsnapshot_v3() -> Snapshot {
         SourceRecord::Stdin { path: "app.sql".into(), bytes: 7 },
     ];
     v.replaces = vec![SnapshotId([0x55; 32])];
+    v.origin = Some(KeyId([0x66; 32]));
     s
 }
 
@@ -605,6 +607,7 @@ mod spec {
         };
         let snap = if version == 2 {
             let replaces = r.vec(|r| SnapshotId(r.a32()));
+            let origin = r.option(|r| KeyId(r.a32()));
             let writer = writer(&mut r);
             Snapshot::V3(SnapshotV3 {
                 time,
@@ -620,6 +623,7 @@ mod spec {
                 summary,
                 program,
                 replaces,
+                origin,
                 writer,
             })
         } else {
@@ -980,6 +984,9 @@ fn vector_snapshot_v3() {
     assert_eq!(postcard::to_allocvec(&vsnapshot_v3()).unwrap(), plain, "snapshot encoding changed (format-spec §8.1)");
     assert_eq!(plain[0], 2, "V3 is variant 2");
     assert_eq!(spec::snapshot(&plain), vsnapshot_v3());
+    // `origin` (format-spec §8.1, §8.3): after `replaces`, before `writer`: Some(66…66), then no writer block.
+    assert_eq!(&plain[plain.len() - 34..], &[&[1u8][..], &[0x66; 32], &[0]].concat()[..]);
+    assert_eq!(vsnapshot_v3().origin(), Some(KeyId([0x66; 32])));
     let bytes = hx("/snapshot_v3/bytes");
     assert_eq!(&bytes[..9], b"CAIRNSNP\x01");
     let snap = object::decode_snapshot(&keys, &id, &bytes).unwrap();
@@ -1414,9 +1421,11 @@ proptest! {
             prop_assert_eq!(v2.sources(), v1.source_records());
         }
         // §8.1 version 3, what writers write: read independently.
-        for (writer, replaces) in [(None, vec![]), (Some(w), vec![SnapshotId([1; 32]), SnapshotId([2; 32])])] {
+        let rewritten = (Some(w), vec![SnapshotId([1; 32]), SnapshotId([2; 32])], Some(KeyId([3; 32])));
+        for (writer, replaces, origin) in [(None, vec![], None), rewritten] {
             let mut v3 = s.with_writer(writer);
             v3.v3_mut().replaces = replaces.clone();
+            v3.v3_mut().origin = origin;
             v3.v3_mut().sources.push(SourceRecord::Command { path: "redis/dump.rdb".into(), exit_status: 0, bytes: 7 });
             let plain = postcard::to_allocvec(&v3).unwrap();
             prop_assert_eq!(plain[0], 2, "Snapshot::V3 is variant 2");
@@ -1425,6 +1434,11 @@ proptest! {
             let mut unsigned = v3.clone();
             unsigned.v3_mut().writer = None;
             prop_assert_eq!(v3.unsigned_bytes(), postcard::to_allocvec(&unsigned).unwrap());
+            // The signature covers `origin` (format-spec §8.3): another origin is other signed bytes.
+            prop_assert_eq!(v3.origin(), origin);
+            let mut other = v3.clone();
+            other.v3_mut().origin = Some(KeyId([4; 32]));
+            prop_assert_ne!(other.unsigned_bytes(), v3.unsigned_bytes());
             let bytes = object::encode_snapshot(&keys, &session, &id, &v3);
             prop_assert_eq!(object::decode_snapshot(&keys, &id, &bytes).unwrap(), v3);
         }

@@ -7,7 +7,7 @@ use crate::cli::output::{short_time, SourceView, Text};
 use crate::cli::{open, Ctx, Outcome};
 use cairn::cert::Attribution;
 use cairn::forget::{self, GroupKey};
-use cairn::id::{BlobId, SnapshotId};
+use cairn::id::{BlobId, KeyId, SnapshotId};
 use cairn::select::Flag;
 use cairn::snapshot::{Snapshot, Summary};
 use cairn::tree::Time;
@@ -36,12 +36,15 @@ struct Listed<'a> {
     writer: Option<String>,
     /// `attributed`, `unattributed` or `forged`.
     attribution: &'static str,
+    /// The original writer (64 hex) a manifest re-signed by `tag` names in its `origin` field, when
+    /// honoured (format-spec §8.3): retention and `--writer` count the snapshot under it.
+    origin: Option<String>,
     /// `forged`, `host-not-allowed`, `future`.
     flags: &'a [Flag],
 }
 
 impl<'a> Listed<'a> {
-    fn new(id: SnapshotId, snap: &'a Snapshot, att: &Attribution, flags: &'a [Flag]) -> Self {
+    fn new(id: SnapshotId, snap: &'a Snapshot, att: &Attribution, flags: &'a [Flag], origin: Option<KeyId>) -> Self {
         Listed {
             id,
             short_id: id.short(),
@@ -60,6 +63,7 @@ impl<'a> Listed<'a> {
             summary: snap.summary(),
             writer: att.key_id().map(|k| k.to_hex()),
             attribution: att.state(),
+            origin: origin.map(|k| k.to_hex()),
             flags,
         }
     }
@@ -111,7 +115,7 @@ fn keep_last(members: Vec<&cairn::select::Listed>, last: bool) -> Vec<&cairn::se
 
 /// The `--json` form of `l`.
 fn listed(l: &cairn::select::Listed) -> Listed<'_> {
-    Listed::new(l.id, &l.snapshot, &l.attribution, &l.flags)
+    Listed::new(l.id, &l.snapshot, &l.attribution, &l.flags, l.origin())
 }
 
 pub fn run(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<Outcome> {

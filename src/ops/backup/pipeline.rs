@@ -222,6 +222,7 @@ pub fn backup(
         summary: summary.clone(),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         replaces: Vec::new(),
+        origin: None,
         writer: None,
     });
     let snapshot_id = if opts.dry_run {
