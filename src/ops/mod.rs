@@ -20,6 +20,7 @@ pub mod forget;
 pub mod fsmeta;
 #[cfg(feature = "cache")]
 pub mod keys;
+#[cfg(feature = "cache")]
 pub mod ledger;
 #[cfg(feature = "cache")]
 pub mod mount;
@@ -38,6 +39,7 @@ pub mod select;
 pub mod stats;
 #[cfg(feature = "cache")]
 pub mod status;
+#[cfg(feature = "cache")]
 pub mod tag;
 
 /// A path and what went wrong with it (a file backup could not read, restore could not write).
