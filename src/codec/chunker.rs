@@ -268,6 +268,20 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_buffers_at_most_one_and_a_half_maximum_chunks() {
+        let c = Chunker::new(ChunkerParams::default(), &Secret([6; 32])).unwrap();
+        let max = ChunkerParams::default().max_size as usize;
+        let data = pseudo_random(12 * 1024 * 1024 + 5, 4);
+        let mut stream = c.stream(Trickle { data: &data, step: 65536 });
+        let mut lens = Vec::new();
+        while let Some(chunk) = stream.next() {
+            lens.push(chunk.unwrap().len());
+            assert!(stream.buf.capacity() <= max + max / 2, "buffer of {} bytes", stream.buf.capacity());
+        }
+        assert_eq!(lens, c.cuts(&data));
+    }
+
+    #[test]
     fn empty_stream_has_no_chunks() {
         let c = Chunker::new(ChunkerParams::default(), &Secret([5; 32])).unwrap();
         assert_eq!(c.stream(&b""[..]).count(), 0);
