@@ -88,13 +88,13 @@ impl Chunker {
         out
     }
 
-    /// Chunks a reader, yielding owned chunks; memory stays within about twice `max_size`.
+    /// Chunks a reader, yielding owned chunks; memory stays within about 1.5 × `max_size`.
     pub fn stream<R: Read>(&self, reader: R) -> ChunkStream<'_, R> {
         self.stream_with_hint(reader, None)
     }
 
     /// [`Chunker::stream`] for a source whose size is about known (a file's `st_size`): the
-    /// buffer is sized for it, so a 1 KiB file does not cost a `2 × max_size` allocation. A
+    /// buffer is sized for it, so a 1 KiB file does not cost a `1.5 × max_size` allocation. A
     /// wrong hint costs only speed; the stream grows its buffer as needed.
     pub fn stream_with_hint<R: Read>(&self, reader: R, size_hint: Option<u64>) -> ChunkStream<'_, R> {
         ChunkStream { chunker: self, reader, buf: Vec::new(), start: 0, eof: false, bytes_read: 0, size_hint }
@@ -134,7 +134,9 @@ impl<R: Read> ChunkStream<'_, R> {
         }
         // Here `start` is 0 and fewer than `max` bytes are buffered.
         let mut filled = self.buf.len();
-        let mut want = (2 * max).max(filled + 4 * STEP);
+        // One and a half chunks of the largest size: each byte is moved about twice by the
+        // `drain` above (once with `2 × max`), for a quarter less resident memory per stream.
+        let mut want = (max + max / 2).max(filled + 4 * STEP);
         if let Some(hint) = self.size_hint {
             let rest = usize::try_from(hint.saturating_sub(self.bytes_read)).unwrap_or(usize::MAX);
             want = want.min(filled.saturating_add(rest).saturating_add(1).max(filled + STEP));
@@ -145,8 +147,8 @@ impl<R: Read> ChunkStream<'_, R> {
                 break Ok(());
             }
             if filled == self.buf.len() {
-                // The hint was short (the source grew): grow geometrically, never past 2 × max.
-                let grown = (self.buf.len() * 2).clamp(filled + STEP, (2 * max).max(filled + STEP));
+                // The hint was short (the source grew): grow geometrically, never past 1.5 × max.
+                let grown = (self.buf.len() * 2).clamp(filled + STEP, (max + max / 2).max(filled + STEP));
                 self.buf.resize(grown, 0);
             }
             match self.reader.read(&mut self.buf[filled..]) {
@@ -263,6 +265,20 @@ mod tests {
             assert_eq!(stream.bytes_read(), data.len() as u64);
             assert_eq!(streamed, c.cuts(&data), "reads of {step} bytes");
         }
+    }
+
+    #[test]
+    fn a_stream_buffers_at_most_one_and_a_half_maximum_chunks() {
+        let c = Chunker::new(ChunkerParams::default(), &Secret([6; 32])).unwrap();
+        let max = ChunkerParams::default().max_size as usize;
+        let data = pseudo_random(12 * 1024 * 1024 + 5, 4);
+        let mut stream = c.stream(Trickle { data: &data, step: 65536 });
+        let mut lens = Vec::new();
+        while let Some(chunk) = stream.next() {
+            lens.push(chunk.unwrap().len());
+            assert!(stream.buf.capacity() <= max + max / 2, "buffer of {} bytes", stream.buf.capacity());
+        }
+        assert_eq!(lens, c.cuts(&data));
     }
 
     #[test]

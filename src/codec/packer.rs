@@ -32,12 +32,6 @@ impl PackBuilder {
         PackBuilder { kind, buf: Vec::with_capacity(capacity), sessions: Vec::new(), entries: Vec::new() }
     }
 
-    /// An empty pack for blobs of `kind` that fills `buf` (cleared), reusing its allocation.
-    pub fn with_buffer(kind: BlobKind, mut buf: Vec<u8>) -> Self {
-        buf.clear();
-        PackBuilder { kind, buf, sessions: Vec::new(), entries: Vec::new() }
-    }
-
     /// Bytes of blobs so far.
     pub fn len(&self) -> usize {
         self.buf.len()

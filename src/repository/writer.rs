@@ -80,13 +80,7 @@ struct Shared {
     pending: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
     stats: WriterStats,
-    /// Buffers of uploaded packs, reused for new ones: a fresh 20 MiB buffer per pack cost a
-    /// page fault per 4 KiB and a fifth of the backup's system time.
-    spare: Mutex<Vec<Vec<u8>>>,
 }
-
-/// Pack buffers kept for reuse.
-const SPARE_BUFFERS: usize = 2;
 
 /// A writing session on a repository.
 pub struct Writer<'r> {
@@ -134,12 +128,12 @@ impl Shared {
             Err(e) => return Err(e),
         }
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
-        if p.index.kind == BlobKind::Data {
-            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-            if spare.len() < SPARE_BUFFERS {
-                spare.push(p.bytes);
-            }
-        }
+        // The pack's buffer is freed here, not kept for the next pack: each kept buffer held a
+        // whole pack (16 MiB by default) of resident memory for the rest of the backup, and two
+        // of them put a stream backup over its memory budget (benches/README.md, "Stream
+        // backups and memory"). A buffer of 1 MiB or more goes back to the system when freed
+        // (see `main`'s allocator settings).
+        drop(p.bytes);
         let batch = {
             let mut g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             g.push(p.index);
@@ -195,7 +189,6 @@ impl<'r> Writer<'r> {
             pending: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             stats: WriterStats::default(),
-            spare: Mutex::new(Vec::new()),
         });
         let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(0);
         let mut uploaders = Vec::new();
@@ -334,16 +327,7 @@ impl<'r> Writer<'r> {
             };
             builder.add(&self.session.public, kind, id, &sealed, plain.len() as u32);
             if builder.len() >= limit {
-                let spare = if kind == BlobKind::Data {
-                    self.shared.spare.lock().unwrap_or_else(|p| p.into_inner()).pop()
-                } else {
-                    None
-                };
-                let fresh = match spare {
-                    Some(buf) => PackBuilder::with_buffer(kind, buf),
-                    None => PackBuilder::new(kind, limit + (4 << 20)),
-                };
-                Some(std::mem::replace(builder, fresh))
+                Some(std::mem::replace(builder, PackBuilder::new(kind, limit + (4 << 20))))
             } else {
                 None
             }

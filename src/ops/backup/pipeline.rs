@@ -62,7 +62,10 @@ pub fn backup(
     } else {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     };
-    let (jobs_tx, jobs_rx) = bounded::<ChunkJob>(threads * 2);
+    // One queued chunk per worker: each queued chunk is resident memory (up to the chunker's
+    // maximum size), and a deeper queue did not make backups faster (benches/README.md, "Stream
+    // backups and memory").
+    let (jobs_tx, jobs_rx) = bounded::<ChunkJob>(threads);
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024 / EVENT_BATCH);
     let bytes_read = AtomicU64::new(0);
     let shared = Shared::default();
