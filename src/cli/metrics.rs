@@ -17,6 +17,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -303,8 +304,13 @@ pub fn write(
     extra: &[Sample],
 ) -> std::io::Result<Option<String>> {
     let (dir, name) = split(path)?;
-    let lock =
-        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(format!(".{name}.lock")))?;
+    // Never through a symlink: the directory may be writable by others (node_exporter's).
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(format!(".{name}.lock")))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
     let (mut samples, warning) = match std::fs::read_to_string(path) {
         Ok(text) => match parse(&text) {
@@ -391,9 +397,8 @@ fn split(path: &Path) -> std::io::Result<(PathBuf, String)> {
 /// file nor the lock file ends in `.prom`, so the textfile collector never reads them.
 fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let (dir, name) = split(path)?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let (tmp, mut f) = create_temp(&dir, &name)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -404,6 +409,23 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates a new file `.NAME.PID.NANOS.tmp` in `dir`, readable by all (node_exporter reads the
+/// result). `create_new` never follows a symlink and never opens a file someone planted under the
+/// name: on a name already taken it tries another.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut last = None;
+    for _ in 0..8 {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name was free")))
 }
 
 /// The samples of a text-format file: comments and blank lines skipped, a timestamp after the

@@ -469,7 +469,7 @@ pub(crate) fn private_dir(dir: &Path, follow: bool) -> Result<()> {
 
 /// Writes `data` to `path` as a file only this user can read (0600, also when it existed),
 /// never through a symlink.
-pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()

@@ -191,3 +191,33 @@ fn concurrent_commands_keep_each_others_series() {
         got.keys().filter(|(n, _)| n == "cairn_last_run_outcome").map(|(_, l)| l["host"].as_str()).collect();
     assert_eq!(seen, hosts.iter().map(String::as_str).collect());
 }
+
+/// A local user who can write the metrics directory (node_exporter's textfile directory often is) plants symlinks
+/// where a root cairn will write: at the lock file's name (dangling, toward a file it must not create) and at the
+/// metrics file itself (toward a file it must not change). cairn follows neither; the metrics file it writes
+/// replaces the symlink, not its target.
+#[test]
+fn symlinks_planted_in_the_metrics_directory_are_not_followed() {
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    write_file(&src.join("a"), b"a");
+    let dir = repo.mkdir("textfile");
+    let victim = repo.path("victim.conf");
+    fs::write(&victim, b"precious\n").unwrap();
+    let created = repo.path("created-by-cairn");
+    std::os::unix::fs::symlink(&created, dir.join(".cairn.prom.lock")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("cairn.prom")).unwrap();
+    let metrics = dir.join("cairn.prom");
+    let out = repo.run(&["--metrics-file", s(&metrics), "backup", s(&src)]);
+    assert!(!created.exists(), "the lock was opened through the symlink\n{}", describe(&out));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious\n", "{}", describe(&out));
+    // The lock refused to open: no metrics are written, and the backup itself succeeded with a warning.
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not written"), "{}", describe(&out));
+    // With the planted lock gone, the metrics file replaces the symlink, not the file it pointed to.
+    fs::remove_file(dir.join(".cairn.prom.lock")).unwrap();
+    repo.ok(&["--metrics-file", s(&metrics), "backup", s(&src)]);
+    assert!(!fs::symlink_metadata(&metrics).unwrap().file_type().is_symlink());
+    assert!(fs::read_to_string(&metrics).unwrap().contains("cairn_last_run_outcome"));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious\n");
+}

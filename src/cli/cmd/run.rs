@@ -218,7 +218,7 @@ fn write_state(p: &std::path::Path, t: Time) -> anyhow::Result<()> {
     let dir = p.parent().ok_or_else(|| anyhow!("{}: no parent directory", p.display()))?;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let tmp = p.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&PruneState { last_prune: t })?)?;
+    cairn::cache::write_private(&tmp, &serde_json::to_vec(&PruneState { last_prune: t })?)?;
     std::fs::rename(&tmp, p)?;
     Ok(())
 }
