@@ -63,8 +63,8 @@ pub fn backup(
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     };
     // One queued chunk per worker: each queued chunk is resident memory (up to the chunker's
-    // maximum size), and a deeper queue did not make backups faster (benches/README.md, "Stream
-    // backups and memory").
+    // maximum size). Measured only together with the other memory changes (benches/README.md,
+    // "Stream backups and memory"), not on its own.
     let (jobs_tx, jobs_rx) = bounded::<ChunkJob>(threads);
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024 / EVENT_BATCH);
     let bytes_read = AtomicU64::new(0);
