@@ -297,16 +297,22 @@ pub enum Event {
         /// Source snapshot → the copy written here.
         copied: Vec<Replaced>,
     },
-    /// Reserved: a restore drill and its evidence.
+    /// A restore drill and its evidence (format-spec §13.3).
     Drill {
         /// The snapshot drilled.
         snapshot: SnapshotId,
-        /// True when every phase passed.
+        /// True when every check passed (restore, re-read, verify command), whatever the time.
         passed: bool,
-        /// BLAKE3 of the evidence report.
+        /// BLAKE3 of the evidence report's JSON.
         report_hash: Digest,
+        /// Wall time of the whole drill, milliseconds.
+        duration_ms: u64,
+        /// The recovery-time objective it was held to, milliseconds (`None`: none given).
+        rto_ms: Option<u64>,
+        /// The job whose drill this was (`None`: run by hand).
+        job: Option<String>,
     },
-    /// Reserved: a rewrite (erasure) request. Never the erased data.
+    /// A rewrite (erasure) request. Never the erased data.
     Rewrite {
         /// The request reference.
         reason: String,
@@ -317,7 +323,7 @@ pub enum Event {
         /// The originals removed (`--forget`).
         removed: Vec<SnapshotId>,
     },
-    /// Reserved: a tag change that wrote replacement snapshots.
+    /// A tag change that wrote replacement snapshots.
     Tag {
         /// A one-line summary (the tags added and removed).
         detail: String,
