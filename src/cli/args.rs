@@ -22,7 +22,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "cairn", version, about, long_about = None, max_term_width = 110)]
 #[command(after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 partial backup, 10 no repository, \
-11 locked, 12 wrong password, 130 interrupted (status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\nSizes: 512K, 10M, 1.5G (binary units). Durations: 30s, 90min, \
+11 locked, 12 wrong password, 4 drill over its RTO, 130 interrupted (status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\nSizes: 512K, 10M, 1.5G (binary units). Durations: 30s, 90min, \
 36h, 7d, 2w, 6mo, 1y (`m` alone is refused: write min or mo).\nDocumentation: README.md and docs/cli-contract.md.")]
 pub struct Cli {
     /// Options every command takes.
@@ -137,6 +137,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Browse snapshots as a read-only filesystem (FUSE)
     Mount(MountArgs),
+    /// Timed restore drill: restore, compare with the snapshot, run a verify command, seal the evidence in the ledger
+    Drill(super::args_drill::DrillArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

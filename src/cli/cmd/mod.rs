@@ -9,6 +9,7 @@ mod completion;
 mod config;
 mod copy;
 mod diff;
+mod drill;
 mod dump;
 mod find;
 mod forget;
@@ -65,6 +66,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Config(super::args::ConfigCommand::Check) => config::check(ctx),
         Command::Tag(a) => tag::run(ctx, a),
         Command::Mount(a) => mount::run(ctx, a),
+        Command::Drill(a) => drill::run(ctx, a),
     }
 }
 
