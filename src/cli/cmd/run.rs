@@ -29,6 +29,7 @@ enum JobOutcome {
     /// The backup made its snapshot but could not read some files (exit 3).
     Partial,
     /// The drill passed every check but took longer than its RTO (exit 4).
+    #[serde(rename = "over-rto")]
     OverRto,
     /// A step failed (exit 1).
     Failure,
