@@ -1,4 +1,4 @@
-//! Timed restore drills (docs/drill.md, format-spec §13.3): restore a snapshot into a scratch
+//! Timed restore drills (docs/cli-contract.md `cairn drill`, format-spec §13.3, §13.8): restore a snapshot into a scratch
 //! directory (or stream one file into a command), re-read what was restored and compare it with the
 //! snapshot's content ids, run a verify command, time each phase, and seal the outcome in an
 //! evidence report whose BLAKE3 goes into a `drill` ledger entry. [`drill`] is the operation;
