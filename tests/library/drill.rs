@@ -99,3 +99,41 @@ fn evidence_files_are_private_and_never_written_through_a_planted_symlink() {
         assert_eq!(std::fs::metadata(f).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
+
+#[test]
+fn the_re_read_finds_a_restored_file_changed_after_the_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, target) = (tmp.path().join("src"), tmp.path().join("target"));
+    write(&src.join("a.txt"), b"alpha\n");
+    write(&src.join("d/b.bin"), &super::fixtures::bytes(9, 200_000));
+    let repo = init_local(&tmp.path().join("repo"), b"pw", &tmp.path().join("cache"));
+    let id = snapshot_of(&repo, &src);
+    let snap = repo.load_snapshot(&id).unwrap();
+    let o = cairn::restore::RestoreOptions { target: target.clone(), ..Default::default() };
+    let plan = cairn::restore::plan(&repo, &snap.root(), None, &o).unwrap();
+    let r = cairn::restore::execute(&repo, &plan, &o, &NoRestoreProgress).unwrap();
+    assert!(r.errors.is_empty());
+    assert_eq!(drill::compare_restored(&repo, &plan, &target, None).unwrap(), (2, 200_006, vec![]));
+    // One byte changed (same size), one file gone.
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    let mut b = std::fs::read(restored.join("d/b.bin")).unwrap();
+    b[150_000] ^= 1;
+    std::fs::write(restored.join("d/b.bin"), &b).unwrap();
+    std::fs::remove_file(restored.join("a.txt")).unwrap();
+    let (files, bytes, bad) = drill::compare_restored(&repo, &plan, &target, None).unwrap();
+    assert_eq!((files, bytes), (0, 0));
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert_eq!(bad[0].0.as_deref(), Some(restored.join("a.txt").to_str().unwrap()));
+    assert!(bad[0].1.starts_with("not restored"), "{bad:?}");
+    assert_eq!(bad[1].0.as_deref(), Some(restored.join("d/b.bin").to_str().unwrap()));
+    assert!(bad[1].1.contains("are not those of data blob"), "{bad:?}");
+    // A symlink in place of a file is not followed.
+    std::os::unix::fs::symlink(src.join("a.txt"), restored.join("a.txt")).unwrap();
+    let (_, _, bad) = drill::compare_restored(&repo, &plan, &target, None).unwrap();
+    assert!(bad[0].1.starts_with("not restored"), "{bad:?}");
+    // Includes restore (and compare) only what matches.
+    let opts = DrillOptions { includes: vec![format!("{}/a.txt", src.display())], ..Default::default() };
+    let r = drill::drill(&repo, id, &snap, &opts, &NoRestoreProgress).unwrap();
+    assert_eq!(r.verdict(), Verdict::Passed, "{}", r.text);
+    assert_eq!((r.evidence.files, r.evidence.compared_files, r.evidence.compared_bytes), (1, 1, 6));
+}

@@ -9,6 +9,7 @@ mod command;
 mod compare;
 mod evidence;
 
+pub use compare::{compare_restored, Mismatch};
 pub use evidence::{
     check_evidence, evidence_hash, write_evidence, CommandRun, Evidence, EvidenceCheck, EvidenceEntry, Failure, Phase,
     Verdict, EVIDENCE_FORMAT, EVIDENCE_VERSION, MAX_FAILURES, OUTPUT_TAIL,
@@ -220,7 +221,7 @@ fn restore_phases(
         return Err(Error::Interrupted);
     }
     let t = Instant::now();
-    let (files, bytes, bad) = compare::compare(repo, &plan, target, opts.cancel.as_deref())?;
+    let (files, bytes, bad) = compare::compare_restored(repo, &plan, target, opts.cancel.as_deref())?;
     ev.compared_files = files;
     ev.compared_bytes = bytes;
     let compare_ok = bad.is_empty();
