@@ -350,7 +350,9 @@ fn run_job_drill_runs_the_profile_drill_and_reports_it() {
         )
     };
     fs::write(&cfg, text("1h")).unwrap();
-    r.ok(&["--config", s(&cfg), "config", "check"]);
+    let checked = r.json(&["--config", s(&cfg), "config", "check"]);
+    assert_eq!(checked["jobs"][0]["drill"]["rto_ms"], 3_600_000, "{checked}");
+    assert_eq!(checked["jobs"][0]["drill"]["evidence_dir"], s(&ev));
     r.ok(&["--config", s(&cfg), "run", "app"]);
     let out = r.run(&["--config", s(&cfg), "run", "app", "--drill", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));

@@ -20,8 +20,8 @@ pub struct DrillToml {
     pub target: Option<Spanned<String>>,
 }
 
-/// `[job.NAME.drill]`, checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `[job.NAME.drill]`, checked (also as `config check --json` prints it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JobDrill {
     /// `verify_command`: the shell command that judges the restored data.
     pub verify_command: Option<String>,
