@@ -38,6 +38,9 @@ fn a_drill_restores_compares_runs_its_command_and_seals_the_evidence() {
     // A given target is kept, with the snapshot's files in it.
     assert_eq!(r.target_removed, None);
     assert_eq!(files(&target.join(src.strip_prefix("/").unwrap())), files(&src));
+    // A second drill into the same (now full) target is refused before anything is restored.
+    let again = drill::drill(&repo, id, &snap, &opts, &NoRestoreProgress).unwrap_err();
+    assert!(again.to_string().contains("is not empty"), "{again}");
     // Sealed: the hash is that of the JSON bytes, the JSON parses back, the ledger entry records it.
     assert_eq!(r.hash, drill::evidence_hash(&r.json));
     let back: drill::Evidence = serde_json::from_slice(&r.json).unwrap();
