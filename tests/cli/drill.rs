@@ -387,6 +387,9 @@ fn run_job_drill_runs_the_profile_drill_and_reports_it() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reports[0]["failed_step"], "drill");
+    let prom = fs::read_to_string(&metrics).unwrap();
+    assert!(prom.lines().any(|l| l.starts_with("cairn_drill_passed{") && l.ends_with(" 0.0")), "{prom}");
+    assert!(prom.lines().any(|l| l.starts_with("cairn_last_run_outcome{") && l.ends_with(" 2.0")), "{prom}");
     // An unknown key of the drill table is named with its line.
     fs::write(&cfg, format!("{}verify = \"x\"\n", text("1h"))).unwrap();
     let out = r.expect_code(&["--config", s(&cfg), "config", "check"], 2);
