@@ -1,0 +1,1 @@
+//! Unit tests of the pure report core.
