@@ -137,6 +137,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Browse snapshots as a read-only filesystem (FUSE)
     Mount(MountArgs),
+    /// The compliance report: encryption, retention, completion, accessibility, integrity (exit 5 when one fails)
+    Report(super::args_report::ReportArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ mod ls;
 mod mount;
 mod prune;
 mod repair;
+mod report;
 mod restore;
 mod run;
 mod snapshots;
@@ -65,6 +66,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Config(super::args::ConfigCommand::Check) => config::check(ctx),
         Command::Tag(a) => tag::run(ctx, a),
         Command::Mount(a) => mount::run(ctx, a),
+        Command::Report(a) => report::run(ctx, a),
     }
 }
 

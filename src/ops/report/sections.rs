@@ -155,15 +155,17 @@ pub(super) fn retention(input: &ReportInput, groups: &[Group<'_>]) -> Section {
         return Section::new("retention", vec![why], vec![], json!({"classes": []}));
     };
     let held: HashSet<SnapshotId> = input.snapshots.iter().map(|l| l.id).collect();
-    // Backups the ledger recorded whose snapshot is gone: (time of the entry, sources, entry path).
-    let gone: Vec<(Time, Vec<String>, String, SnapshotId)> = input
+    // Backups the ledger recorded whose snapshot is gone: (time of the entry, sources, entry
+    // path, snapshot, writer's host).
+    type Gone = (Time, Vec<String>, String, SnapshotId, Option<String>);
+    let gone: Vec<Gone> = input
         .ledger
         .iter()
         .filter_map(|e| match e.event.as_ref()? {
             Event::Backup { snapshot, sources, .. } if !held.contains(snapshot) => {
                 let mut s = sources.clone();
                 s.sort();
-                Some((e.time, s, ledger::entry_path(&e.id), *snapshot))
+                Some((e.time, s, ledger::entry_path(&e.id), *snapshot, e.host.clone()))
             }
             _ => None,
         })
@@ -209,9 +211,9 @@ pub(super) fn retention(input: &ReportInput, groups: &[Group<'_>]) -> Section {
                     if labels.is_empty() { String::new() } else { format!("; missing {}", labels.join(" ")) }
                 ));
                 for b in &missing {
-                    let paths = g.paths();
-                    for (t, sources, path, snap) in &gone {
-                        if period.bucket(*t, &input.tz) == *b && *sources == paths {
+                    for (t, sources, path, snap, host) in &gone {
+                        let same_host = g.host.as_ref().is_none_or(|h| host.as_ref() == Some(h));
+                        if period.bucket(*t, &input.tz) == *b && *sources == g.paths && same_host {
                             reasons.push(format!(
                                 "{}, class {name}: the {} point {} is missing although snapshot {} was backed up then ({path}) and is gone",
                                 g.name, period.name(), bucket_label(*period, *b), snap.short()
@@ -262,8 +264,8 @@ pub(super) fn completion(input: &ReportInput, groups: &[Group<'_>]) -> Section {
     }
     for g in groups {
         let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
-        // Every calendar day of the period, from the group's first snapshot when it began later.
-        let start = g.members.first().map_or(input.since, |l| l.snapshot.time().max(input.since));
+        // Every calendar day of the period, from the group's first backup when it began later.
+        let start = g.times.first().map_or(input.since, |t| (*t).max(input.since));
         let mut k = 0u32;
         loop {
             let t = step(Period::Daily, k).before(input.now, &input.tz);
@@ -274,10 +276,11 @@ pub(super) fn completion(input: &ReportInput, groups: &[Group<'_>]) -> Section {
             per_day.insert(bucket_label(Period::Daily, b), 0);
             k += 1;
         }
+        for t in g.times.iter().filter(|t| **t >= input.since && **t <= input.now) {
+            *per_day.entry(bucket_label(Period::Daily, Period::Daily.bucket(*t, &input.tz))).or_default() += 1;
+        }
         let mut partial = Vec::new();
         for l in g.members.iter().filter(|l| l.snapshot.time() >= input.since && l.snapshot.time() <= input.now) {
-            let b = Period::Daily.bucket(l.snapshot.time(), &input.tz);
-            *per_day.entry(bucket_label(Period::Daily, b)).or_default() += 1;
             if l.snapshot.summary().errors > 0 {
                 partial.push(format!("{} ({} file(s) not read)", l.id.short(), l.snapshot.summary().errors));
             }

@@ -9,26 +9,28 @@ use crate::ledger::Event;
 use crate::select::Listed;
 use crate::time::Time;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-/// One group of snapshots: those that count (flagged ones never do), oldest first.
+/// One group of snapshots: those that count (flagged ones never do), oldest first, and the times
+/// of every backup of it the evidence knows of.
 pub(super) struct Group<'a> {
     /// How the report names it: `job NAME`, or its keys (`host db-1, paths /srv`).
     pub name: String,
     /// Its members that count, oldest first.
     pub members: Vec<&'a Listed>,
+    /// Its host (that of its newest member), when grouped by host or a job.
+    pub host: Option<String>,
+    /// Its paths (those of its newest member), sorted.
+    pub paths: Vec<String>,
+    /// When each of its backups was made, oldest first: its members' times, and for a backup
+    /// whose snapshot is gone from storage, the time of its ledger entry.
+    pub times: Vec<Time>,
 }
 
 impl Group<'_> {
     /// True when `id` is one of its snapshots.
     pub fn holds(&self, id: &SnapshotId) -> bool {
         self.members.iter().any(|l| l.id == *id)
-    }
-    /// Its members' display paths (those of the newest), sorted.
-    pub fn paths(&self) -> Vec<String> {
-        let mut p = self.members.last().map(|l| l.snapshot.display_paths()).unwrap_or_default();
-        p.sort();
-        p
     }
 }
 
@@ -59,14 +61,41 @@ fn describe(k: &GroupKey) -> String {
 pub(super) fn groups(input: &ReportInput) -> Vec<Group<'_>> {
     let mut counted: Vec<&Listed> = input.snapshots.iter().filter(|l| l.eligible()).collect();
     counted.sort_by(|a, b| a.snapshot.time().cmp(&b.snapshot.time()).then(a.id.cmp(&b.id)));
-    if let Some(job) = &input.job {
-        return vec![Group { name: format!("job {job}"), members: counted }];
-    }
-    let mut by: BTreeMap<GroupKey, Vec<&Listed>> = BTreeMap::new();
-    for l in counted {
-        by.entry(GroupKey::of(l, input.group_by)).or_default().push(l);
-    }
-    by.into_iter().map(|(k, members)| Group { name: describe(&k), members }).collect()
+    let named: Vec<(String, bool, Vec<&Listed>)> = match &input.job {
+        Some(job) => vec![(format!("job {job}"), true, counted)],
+        None => {
+            let mut by: BTreeMap<GroupKey, Vec<&Listed>> = BTreeMap::new();
+            for l in counted {
+                by.entry(GroupKey::of(l, input.group_by)).or_default().push(l);
+            }
+            by.into_iter().map(|(k, members)| (describe(&k), k.host.is_some(), members)).collect()
+        }
+    };
+    let held: HashSet<SnapshotId> = input.snapshots.iter().map(|l| l.id).collect();
+    named
+        .into_iter()
+        .map(|(name, by_host, members)| {
+            let newest = members.last().map(|l| &l.snapshot);
+            let host = newest.filter(|_| by_host).map(|s| s.host().to_string());
+            let mut paths = newest.map(|s| s.display_paths()).unwrap_or_default();
+            paths.sort();
+            let mut times: Vec<Time> = members.iter().map(|l| l.snapshot.time()).collect();
+            for e in &input.ledger {
+                let Some(Event::Backup { snapshot, sources, .. }) = &e.event else { continue };
+                let mut sources = sources.clone();
+                sources.sort();
+                if !held.contains(snapshot)
+                    && !members.is_empty()
+                    && sources == paths
+                    && host.as_ref().is_none_or(|h| e.host.as_ref() == Some(h))
+                {
+                    times.push(e.time);
+                }
+            }
+            times.sort();
+            Group { name, members, host, paths, times }
+        })
+        .collect()
 }
 
 /// A stretch without a backup longer than the RPO.
@@ -91,7 +120,7 @@ impl Gap {
 /// and from its newest snapshot to the end of the period. A group whose first snapshot falls in
 /// the period has no gap before it (it began then).
 pub(super) fn gaps(input: &ReportInput, g: &Group<'_>) -> Vec<Gap> {
-    let times: Vec<Time> = g.members.iter().map(|l| l.snapshot.time()).filter(|t| *t <= input.now).collect();
+    let times: Vec<Time> = g.times.iter().copied().filter(|t| *t <= input.now).collect();
     let mut out = Vec::new();
     for w in times.windows(2) {
         let gap = Gap { from: w[0], to: w[1], open: false };
@@ -126,7 +155,7 @@ pub struct Mark {
 pub struct GroupTimeline {
     /// The group.
     pub name: String,
-    /// Its snapshots in the period.
+    /// Its backups in the period (snapshots held, and those of its ledger entries gone since).
     pub snapshots: Vec<Time>,
     /// Its gaps longer than the RPO.
     pub gaps: Vec<Gap>,
@@ -146,12 +175,7 @@ pub(super) fn drill_of(input: &ReportInput, g: &Group<'_>, snapshot: &SnapshotId
 
 /// The timeline of group `g`.
 pub(super) fn draw(input: &ReportInput, g: &Group<'_>) -> GroupTimeline {
-    let snapshots = g
-        .members
-        .iter()
-        .map(|l| l.snapshot.time())
-        .filter(|t| *t >= input.since && *t <= input.now)
-        .collect();
+    let snapshots = g.times.iter().copied().filter(|t| *t >= input.since && *t <= input.now).collect();
     let mut drills = Vec::new();
     let mut checks = Vec::new();
     for (e, ev) in in_period(input) {
