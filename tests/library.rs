@@ -37,6 +37,8 @@ mod limits;
 mod mount;
 #[path = "library/prune.rs"]
 mod prune;
+#[path = "library/report.rs"]
+mod report;
 #[path = "library/races.rs"]
 mod races;
 #[path = "library/repair.rs"]

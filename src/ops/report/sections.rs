@@ -30,7 +30,7 @@ fn day(t: Time) -> String {
 }
 
 fn ms_text(ms: u64) -> String {
-    if ms < 60_000 {
+    if ms < 600_000 {
         format!("{:.1}s", ms as f64 / 1000.0)
     } else {
         human_secs((ms / 1000) as i64)
@@ -120,9 +120,10 @@ fn step(period: Period, k: u32) -> CalendarDuration {
     d
 }
 
-/// The calendar buckets a bucket rule asks a point of: the last `count` buckets up to `now`, none
-/// before the bucket of the group's first snapshot `first`. Newest first.
-fn required(period: Period, count: Count, now: Time, first: Time, tz: &jiff::tz::TimeZone) -> Vec<(i32, i32, i32, i32)> {
+/// The calendar buckets a bucket rule asks a point of: the last `count` buckets up to the class's
+/// newest snapshot `newest` (counting back from it, as forget does: docs/retention.md), none
+/// before the bucket of its first snapshot `first`. Newest first.
+fn required(period: Period, count: Count, newest: Time, first: Time, tz: &jiff::tz::TimeZone) -> Vec<(i32, i32, i32, i32)> {
     let n = match count {
         Count::Last(n) => n as usize,
         Count::Unlimited => MAX_POINTS,
@@ -131,7 +132,7 @@ fn required(period: Period, count: Count, now: Time, first: Time, tz: &jiff::tz:
     let floor = period.bucket(first, tz);
     let mut out = Vec::new();
     for k in 0..n {
-        let b = period.bucket(step(period, k as u32).before(now, tz), tz);
+        let b = period.bucket(step(period, k as u32).before(newest, tz), tz);
         if b < floor {
             break;
         }
@@ -196,10 +197,11 @@ pub(super) fn retention(input: &ReportInput, groups: &[Group<'_>]) -> Section {
         for (name, tags, p) in &classes {
             let members: Vec<&Item> = items.iter().filter(|it| in_class(it, tags)).collect();
             let Some(first) = members.iter().map(|it| it.time).min() else { continue };
+            let newest = members.iter().map(|it| it.time).max().unwrap_or(first);
             evidence.push(format!("{}, class {name} ({}): {} snapshot(s) held", g.name, p.describe(), members.len()));
             let mut points = Vec::new();
             for (period, count) in &p.periods {
-                let want = required(*period, *count, input.now, first, &input.tz);
+                let want = required(*period, *count, newest, first, &input.tz);
                 let have: BTreeSet<_> = members.iter().map(|it| period.bucket(it.time, &input.tz)).collect();
                 let missing: Vec<_> = want.iter().filter(|b| !have.contains(b)).copied().collect();
                 let labels: Vec<String> = missing.iter().map(|b| bucket_label(*period, *b)).collect();
@@ -266,9 +268,11 @@ pub(super) fn completion(input: &ReportInput, groups: &[Group<'_>]) -> Section {
         let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
         // Every calendar day of the period, from the group's first backup when it began later.
         let start = g.times.first().map_or(input.since, |t| (*t).max(input.since));
+        // The period's last day is that of its last second (a period ending at midnight ends the day before).
+        let end = Time { secs: input.now.secs.saturating_sub(1).max(start.secs), nanos: 0 };
         let mut k = 0u32;
         loop {
-            let t = step(Period::Daily, k).before(input.now, &input.tz);
+            let t = step(Period::Daily, k).before(end, &input.tz);
             let b = Period::Daily.bucket(t, &input.tz);
             if b < Period::Daily.bucket(start, &input.tz) || k as usize > MAX_POINTS {
                 break;
