@@ -291,3 +291,50 @@ fn breaking_each_of_the_five_fails_exactly_that_section() {
         assert_eq!(verdicts(&r).len(), 5);
     }
 }
+
+/// What the local S3 server (scripts/servers/start-s3.sh: s3s-fs) supports of format-spec §13.7: ledger entries are
+/// written create-once (a second write under an entry's name is refused and the entry keeps its bytes), and Object
+/// Lock is not offered at all (bucket lock configuration and per-object retention answer 501 NotImplemented), so
+/// the retention of ledger objects can be tested only against a service that has it (docs/compliance.md).
+#[test]
+fn on_the_local_s3_server_ledger_entries_are_create_once_and_object_lock_is_not_offered() {
+    use super::servers::S3;
+    use cairn::backend::{self, Options};
+    let Some(s) = S3::from_env() else { return };
+    let url = s.url("report-lock");
+    let o = Options::from_sources(&[s.options(), s.credentials(&s.secret_key)].concat(), vec![], None).unwrap();
+    let b = backend::open_url_with(&url, &o).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repository::init(b.clone(), ADMIN, &InitOptions::default(), &opts(tmp.path())).unwrap();
+    let id = ledger::record(&repo, Event::Check { errors: 0, warnings: 0, report_hash: Digest([1; 32]) }).unwrap();
+    let path = entry_path(&id);
+    let stored = b.read(&path).unwrap();
+    assert!(b.write_new(&path, b"another entry").is_err(), "an entry was overwritten on S3");
+    assert_eq!(b.read(&path).unwrap(), stored);
+    // Object Lock: what the server answers to the bucket's lock configuration.
+    let body = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention>\
+<Mode>COMPLIANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>";
+    let sha = sha256_hex(body.as_bytes());
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!("{}:{}", s.access_key, s.secret_key))
+        .args(["-H", &format!("x-amz-content-sha256: {sha}"), "--data-binary", body])
+        .arg(format!("{}/{}?object-lock=", s.endpoint, s.bucket))
+        .output()
+        .expect("curl (start-s3.sh needs it too)");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains("NotImplemented"), "the local S3 server now answers object lock: {answer}");
+}
+
+/// SHA-256 of `data` in hex, through `sha256sum` (SigV4's payload hash; the crate has no SHA-256 of its own).
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut c = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(data).unwrap();
+    let out = c.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
