@@ -267,7 +267,7 @@ pub(super) fn completion(input: &ReportInput, groups: &[Group<'_>]) -> Section {
     for g in groups {
         let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
         // Every calendar day of the period, from the group's first backup when it began later.
-        let start = g.times.first().map_or(input.since, |t| (*t).max(input.since));
+        let start = g.times.first().map_or(input.since, |t| (*t).max(input.since)).min(input.now);
         // The period's last day is that of its last second (a period ending at midnight ends the day before).
         let end = Time { secs: input.now.secs.saturating_sub(1).max(start.secs), nanos: 0 };
         let mut k = 0u32;
