@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 pub const ALGORITHMS: &str = "content and metadata: XChaCha20-Poly1305 (256-bit keys); ids and MACs: keyed BLAKE3; \
 key agreement: X25519; signatures: XEdDSA; passwords: argon2id";
 
+/// The sections, in report order.
+pub const NAMES: [&str; 5] = ["encryption", "retention", "completion", "accessibility", "integrity"];
+
 /// Most calendar buckets one retention rule is checked over (about 27 years of days).
 const MAX_POINTS: usize = 10_000;
 /// Most ledger findings listed as reasons; the rest are counted.
