@@ -56,6 +56,8 @@ mod prune;
 mod remote;
 #[path = "cli/repair.rs"]
 mod repair;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]
@@ -68,5 +70,3 @@ mod status;
 mod streams;
 #[path = "cli/tagmount.rs"]
 mod tagmount;
-#[path = "cli/report.rs"]
-mod report;

@@ -37,12 +37,12 @@ mod limits;
 mod mount;
 #[path = "library/prune.rs"]
 mod prune;
-#[path = "library/report.rs"]
-mod report;
 #[path = "library/races.rs"]
 mod races;
 #[path = "library/repair.rs"]
 mod repair;
+#[path = "library/report.rs"]
+mod report;
 #[path = "library/revocation.rs"]
 mod revocation;
 #[path = "support/servers.rs"]

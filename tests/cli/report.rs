@@ -26,7 +26,9 @@ fn fixture() -> (Repo, PathBuf) {
     let src = repo.mkdir("src");
     let now = now_secs();
     let today = now - now.rem_euclid(86_400);
-    for (i, t) in [today - 2 * 86_400 + 43_200, today - 86_400 + 43_200, today + (now - today) / 2].into_iter().enumerate() {
+    for (i, t) in
+        [today - 2 * 86_400 + 43_200, today - 86_400 + 43_200, today + (now - today) / 2].into_iter().enumerate()
+    {
         write_file(&src.join("app.db"), format!("version {i}\n").as_bytes());
         repo.backup(&[&src], &["--tag", "db", "--time", &at(t)]);
     }
@@ -97,9 +99,9 @@ fn the_html_report_renders_the_five_verdicts_in_headless_chromium() {
     }
     assert!(html.contains("<svg") && html.contains("class=\"snapshot\""), "no timeline");
 
-    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success())
-    });
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()));
     let Some(chromium) = chromium else {
         if std::env::var_os("CAIRN_TEST_SERVERS").is_some() {
             panic!("CAIRN_TEST_SERVERS is set but chromium is not installed (.ci/servers installs it)");

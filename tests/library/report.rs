@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 
 const ADMIN: &[u8] = b"admin";
 const DAY: i64 = 86_400;
-const POLICY: &str = "[[class]]\nname = \"database\"\ntags = [\"db\"]\nkeep-daily = 7\nkeep-weekly = 4\nkeep-monthly = 12\n";
+const POLICY: &str =
+    "[[class]]\nname = \"database\"\ntags = [\"db\"]\nkeep-daily = 7\nkeep-weekly = 4\nkeep-monthly = 12\n";
 const SECTIONS: [&str; 5] = ["encryption", "retention", "completion", "accessibility", "integrity"];
 
 /// How the scripted month is broken (or not).

@@ -45,7 +45,8 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> anyhow::Result<Outcome> {
     let input = match &a.job {
         Some(name) => {
             let (_, profile) = super::config::load(ctx)?;
-            let job = profile.jobs.get(name).ok_or_else(|| CliError::Usage(format!("no job {name:?} in the profile")))?;
+            let job =
+                profile.jobs.get(name).ok_or_else(|| CliError::Usage(format!("no job {name:?} in the profile")))?;
             opts.policy = super::config::retention(job)?;
             if a.rpo.is_none() {
                 opts.rpo_secs = job.thresholds.rpo.map_or(opts.rpo_secs, |d| d.secs);
@@ -75,7 +76,10 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> anyhow::Result<Outcome> {
             let select = |l: &Listed| {
                 filter.matches(&l.snapshot)
                     && (filter.matches_writer(&l.attribution)
-                        || filter.writer.as_ref().is_some_and(|w| l.writer_group().starts_with(&w.to_ascii_lowercase())))
+                        || filter
+                            .writer
+                            .as_ref()
+                            .is_some_and(|w| l.writer_group().starts_with(&w.to_ascii_lowercase())))
             };
             report::gather(&repo, opts, &select)?
         }
@@ -88,7 +92,8 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> anyhow::Result<Outcome> {
     };
     match &a.output {
         Some(path) => {
-            write_private(path, doc.as_bytes()).with_context(|| format!("cannot write the report to {}", path.display()))?;
+            write_private(path, doc.as_bytes())
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
             ctx.out.note(format!("report written to {}: {}", path.display(), r.verdict.as_str()));
         }
         None if format == ReportFormat::Json && ctx.out.json() => ctx.out.result(&r, Text::Data, |_| Ok(()))?,

@@ -23,6 +23,7 @@ mod sections;
 mod timeline;
 
 pub use gather::{gather, GatherOptions};
+pub use sections::{ALGORITHMS, NAMES};
 pub use timeline::{GroupTimeline, Mark};
 
 /// A section's verdict.

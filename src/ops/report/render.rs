@@ -126,7 +126,8 @@ fn svg(g: &GroupTimeline, from: Time, to: Time) -> String {
 /// The HTML report: one file, readable offline (no script, no external resource).
 pub fn html(r: &Report) -> String {
     let mut s = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    let _ = write!(s, "<title>cairn compliance report {}</title><style>{CSS}</style></head><body>", escape(&r.repository));
+    let _ =
+        write!(s, "<title>cairn compliance report {}</title><style>{CSS}</style></head><body>", escape(&r.repository));
     let _ = write!(
         s,
         "<h1>cairn compliance report</h1><p>repository <code>{}</code><br>period {} to {} (RPO {}, {})</p>",
@@ -158,9 +159,11 @@ pub fn html(r: &Report) -> String {
         }
         s.push_str("</ul></section>");
     }
-    s.push_str("<section id=\"timeline\"><h2>timeline</h2><p class=\"legend\"><span>| snapshot</span>\
+    s.push_str(
+        "<section id=\"timeline\"><h2>timeline</h2><p class=\"legend\"><span>| snapshot</span>\
 <span>&#9650; drill</span><span>&#9632; check</span><span>red band: gap past the RPO</span>\
-<span>green: passed, red: failed</span></p>");
+<span>green: passed, red: failed</span></p>",
+    );
     if r.timeline.is_empty() {
         s.push_str("<p>no group</p>");
     }

@@ -126,7 +126,13 @@ fn step(period: Period, k: u32) -> CalendarDuration {
 /// The calendar buckets a bucket rule asks a point of: the last `count` buckets up to the class's
 /// newest snapshot `newest` (counting back from it, as forget does: docs/retention.md), none
 /// before the bucket of its first snapshot `first`. Newest first.
-fn required(period: Period, count: Count, newest: Time, first: Time, tz: &jiff::tz::TimeZone) -> Vec<(i32, i32, i32, i32)> {
+fn required(
+    period: Period,
+    count: Count,
+    newest: Time,
+    first: Time,
+    tz: &jiff::tz::TimeZone,
+) -> Vec<(i32, i32, i32, i32)> {
     let n = match count {
         Count::Last(n) => n as usize,
         Count::Unlimited => MAX_POINTS,
@@ -180,8 +186,11 @@ pub(super) fn retention(input: &ReportInput, groups: &[Group<'_>]) -> Section {
         classes.push(("default".into(), Vec::new(), d));
     }
     for g in groups {
-        let items: Vec<Item> =
-            g.members.iter().map(|l| Item { id: l.id, time: l.snapshot.time(), tags: l.snapshot.tags().to_vec() }).collect();
+        let items: Vec<Item> = g
+            .members
+            .iter()
+            .map(|l| Item { id: l.id, time: l.snapshot.time(), tags: l.snapshot.tags().to_vec() })
+            .collect();
         for d in policy.apply(&items, &input.tz).into_iter().filter(|d| !d.keep) {
             reasons.push(format!(
                 "{}: snapshot {} of {} is held although no rule of its class keeps it (kept past its class; run forget)",
@@ -359,10 +368,8 @@ pub(super) fn accessibility(input: &ReportInput, groups: &[Group<'_>]) -> Sectio
         last = Some((e, *snapshot, *passed, *duration_ms, rto));
     }
     match last {
-        None => reasons.push(format!(
-            "no restore drill in the period (since {}): run `cairn drill`",
-            input.since.to_rfc3339()
-        )),
+        None => reasons
+            .push(format!("no restore drill in the period (since {}): run `cairn drill`", input.since.to_rfc3339())),
         Some((e, snap, passed, duration, rto)) => {
             if !passed {
                 reasons.push(format!(

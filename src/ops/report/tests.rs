@@ -64,7 +64,8 @@ fn check_entry(n: u8, age: i64, errors: u64, share: Option<ReadShare>) -> LogEnt
 /// and a clean check: every section passes.
 fn input(days: u8) -> ReportInput {
     let snapshots: Vec<Listed> = (0..days).map(|i| snap(i + 1, i64::from(i) * DAY + 3600, &["db"], 0)).collect();
-    let policy = crate::retention::PolicyFile::parse("[[class]]\nname = \"db\"\ntags = [\"db\"]\nkeep-daily = 30\n").unwrap();
+    let policy =
+        crate::retention::PolicyFile::parse("[[class]]\nname = \"db\"\ntags = [\"db\"]\nkeep-daily = 30\n").unwrap();
     ReportInput {
         now: t(NOW),
         since: t(NOW - 30 * DAY),
@@ -187,7 +188,12 @@ fn a_weak_or_unreadable_key_fails_encryption() {
     let add = Event::KeyAdd { key: KeyId([9; 32]), write_only: true, hosts: vec!["web-1".into()] };
     i.ledger.push(entry(80, DAY, add));
     let r = build(&i);
-    assert!(r.section("encryption").unwrap().evidence.iter().any(|l| l.contains("key-add 09090909 (write-only), hosts web-1")));
+    assert!(r
+        .section("encryption")
+        .unwrap()
+        .evidence
+        .iter()
+        .any(|l| l.contains("key-add 09090909 (write-only), hosts web-1")));
 }
 
 #[test]
