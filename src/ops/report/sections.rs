@@ -435,7 +435,7 @@ pub(super) fn integrity(input: &ReportInput) -> Section {
     let read = input.data_packs.iter().filter(|p| shares.iter().any(|s| s.selects(p))).count();
     let percent = if total == 0 { 100.0 } else { read as f64 * 100.0 / total as f64 };
     evidence.push(format!(
-        "data packs read in the period: {read} of {total} ({percent:.1}%) by {} check(s) reading data",
+        "data packs read in the period: {read} of {total} ({percent:.1}%) selected by the read-data rules of {} check(s)",
         shares.len()
     ));
     let verify = match &input.verify {
