@@ -63,7 +63,7 @@ margin:1em 0;padding:.5em 1em}ul{margin:.3em 0}li.reason{color:#cf222e}pre{white
 svg{background:#f6f8fa;border:1px solid #ddd}.legend span{margin-right:1.5em}";
 
 const WIDTH: f64 = 1000.0;
-const HEIGHT: f64 = 70.0;
+const HEIGHT: f64 = 84.0;
 
 /// The x of `t` on a timeline from `from` to `to`.
 fn x(t: Time, from: Time, to: Time) -> f64 {
@@ -79,6 +79,14 @@ fn svg(g: &GroupTimeline, from: Time, to: Time) -> String {
         escape(&g.name)
     );
     let _ = write!(s, "<line x1=\"0\" y1=\"35\" x2=\"{WIDTH}\" y2=\"35\" stroke=\"#999\"/>");
+    let day = |t: Time| t.to_rfc3339().chars().take(10).collect::<String>();
+    let _ = write!(
+        s,
+        "<text x=\"2\" y=\"80\" font-size=\"11\" fill=\"#555\">{}</text><text x=\"{}\" y=\"80\" font-size=\"11\" fill=\"#555\" text-anchor=\"end\">{}</text>",
+        day(from),
+        WIDTH - 2.0,
+        day(to)
+    );
     for gap in &g.gaps {
         let (a, b) = (x(gap.from, from, to), x(gap.to, from, to));
         let _ = write!(
@@ -113,7 +121,7 @@ fn svg(g: &GroupTimeline, from: Time, to: Time) -> String {
         let (cx, fill) = (x(c.time, from, to), if c.ok { "#1a7f37" } else { "#cf222e" });
         let _ = write!(
             s,
-            "<rect class=\"check\" x=\"{:.1}\" y=\"54\" width=\"10\" height=\"10\" fill=\"{fill}\"><title>{} {}</title></rect>",
+            "<rect class=\"check\" x=\"{:.1}\" y=\"52\" width=\"10\" height=\"10\" fill=\"{fill}\"><title>{} {}</title></rect>",
             cx - 5.0,
             c.time.to_rfc3339(),
             escape(&c.label)

@@ -32,6 +32,16 @@ fn day(t: Time) -> String {
     t.to_rfc3339().chars().take(10).collect()
 }
 
+/// [`human_secs`] with the seconds when they are not whole minutes (`24h 0min 3s`), so a gap just
+/// past the RPO does not read as equal to it.
+fn secs_text(s: i64) -> String {
+    if s >= 60 && s % 60 != 0 {
+        format!("{} {}s", human_secs(s), s % 60)
+    } else {
+        human_secs(s)
+    }
+}
+
 fn ms_text(ms: u64) -> String {
     if ms < 600_000 {
         format!("{:.1}s", ms as f64 / 1000.0)
@@ -322,11 +332,11 @@ pub(super) fn completion(input: &ReportInput, groups: &[Group<'_>]) -> Section {
             reasons.push(format!(
                 "{}: no backup for {} ({} to {}{}), past the RPO of {}",
                 g.name,
-                human_secs(gap.secs()),
+                secs_text(gap.secs()),
                 gap.from.to_rfc3339(),
                 gap.to.to_rfc3339(),
                 if gap.open { ", now" } else { "" },
-                human_secs(input.rpo_secs)
+                secs_text(input.rpo_secs)
             ));
         }
         data.push(json!({"group": g.name, "backups": total, "per_day": per_day, "days_without_backup": empty,
