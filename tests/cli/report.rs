@@ -145,3 +145,56 @@ fn output_replaces_a_planted_symlink_and_never_writes_through_it() {
         fs::read_dir(&repo.base).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
 }
+
+#[test]
+fn a_job_is_judged_by_its_own_snapshots_retention_and_rpo() {
+    let repo = Repo::new();
+    let (src, other) = (repo.mkdir("src"), repo.mkdir("other"));
+    write_file(&other.join("x"), b"another job's data");
+    let now = now_secs();
+    let today = now - now.rem_euclid(86_400);
+    // Another group, last backed up 10 days ago: it would fail completion if the job's report looked at it.
+    repo.backup(&[&other], &["--host", "h1", "--time", &at(now - 10 * 86_400)]);
+    for (i, t) in
+        [today - 2 * 86_400 + 43_200, today - 86_400 + 43_200, today + (now - today) / 2].into_iter().enumerate()
+    {
+        write_file(&src.join("app.db"), format!("version {i}\n").as_bytes());
+        repo.backup(&[&src], &["--host", "h1", "--tag", "db", "--time", &at(t)]);
+    }
+    repo.ok(&["check", "--read-data"]);
+    let policy = repo.path("retention.toml");
+    write_file(&policy, b"[[class]]\nname = \"database\"\ntags = [\"db\"]\nkeep-daily = 7\n");
+    let profile = repo.path("cairn.toml");
+    fs::write(
+        &profile,
+        format!(
+            "[repository.main]\nurl = {:?}\n\n[job.app]\nrepository = \"main\"\npaths = [{:?}]\nhost = \"h1\"\n\
+             rpo = \"25h\"\nretention_file = {:?}\n",
+            s(&repo.repo),
+            s(&src),
+            s(&policy)
+        ),
+    )
+    .unwrap();
+    let cfg = s(&profile);
+    let out = repo.expect_code(&["--config", cfg, "report", "--job", "app", "--tz", "UTC", "--json"], FAILED);
+    let v = parse_json(&out);
+    let failed: Vec<&str> = v["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["verdict"] == "FAIL")
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["accessibility"], "{v}");
+    assert_eq!(v["rpo_secs"], 25 * 3600);
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 1);
+    assert_eq!(v["timeline"][0]["name"], "job app");
+    assert_eq!(v["sections"][2]["data"]["groups"][0]["backups"], 3);
+    // Without the job, the other group's 10-day gap fails completion too.
+    let out = repo.expect_code(&report_args(&policy, &["--json"]), FAILED);
+    assert_eq!(parse_json(&out)["sections"][2]["verdict"], "FAIL");
+    // An unknown job, or a job and a policy, are usage errors.
+    repo.expect_code(&["--config", cfg, "report", "--job", "nosuch"], 2);
+    repo.expect_code(&["--config", cfg, "report", "--job", "app", "--policy", s(&policy)], 2);
+}

@@ -70,6 +70,13 @@ pub fn gather(repo: &ReadRepository, opts: GatherOptions, select: &dyn Fn(&Liste
             },
         });
     }
+    let certs = repo.certificates()?;
+    let full_keys = certs
+        .certs
+        .iter()
+        .filter(|(_, c)| c.as_ref().is_ok_and(|c| c.kind() == keyfile::KeyKind::Full))
+        .map(|(id, _)| *id)
+        .collect();
     let mut data_packs: Vec<_> = crate::check::listing(repo, BlobKind::Data)?.into_keys().collect();
     data_packs.sort();
     Ok(ReportInput {
@@ -80,6 +87,7 @@ pub fn gather(repo: &ReadRepository, opts: GatherOptions, select: &dyn Fn(&Liste
         ledger: entries,
         verify,
         keys,
+        full_keys,
         policy: opts.policy,
         rpo_secs: opts.rpo_secs,
         rto_ms: opts.rto_ms,

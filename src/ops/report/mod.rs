@@ -80,6 +80,10 @@ pub struct ReportInput {
     pub verify: Result<VerifyReport, String>,
     /// The key files in storage.
     pub keys: Vec<KeyFacts>,
+    /// The keys whose verified certificate makes them full keys (format-spec §4.3): only their
+    /// drill and check entries count, since a write-only key can append any entry of its own
+    /// but can run neither a drill nor a check.
+    pub full_keys: std::collections::HashSet<KeyId>,
     /// The retention policy to judge by; `None`: none given.
     pub policy: Option<PolicyFile>,
     /// The recovery-point objective, seconds: a gap between backups of a group longer than this fails.
@@ -158,6 +162,11 @@ fn in_period(input: &ReportInput) -> impl Iterator<Item = (&LogEntry, &Event)> {
         .iter()
         .filter(move |e| e.time >= input.since && e.time <= input.now)
         .filter_map(|e| e.event.as_ref().map(|ev| (e, ev)))
+}
+
+/// True when entry `e` was written by a full key, so its drill or check result counts.
+fn trusted(input: &ReportInput, e: &LogEntry) -> bool {
+    input.full_keys.contains(&e.key_id)
 }
 
 /// Builds the report from its input. Pure.

@@ -2,7 +2,7 @@
 //! what it requires, the evidence it read, and the reasons it fails.
 
 use super::timeline::{drill_of, gaps, pass_word, Group};
-use super::{in_period, ReportInput, Section};
+use super::{in_period, trusted, ReportInput, Section};
 use crate::id::SnapshotId;
 use crate::keyfile::{KdfParams, KeyKind};
 use crate::ledger::{self, Event};
@@ -352,8 +352,13 @@ pub(super) fn accessibility(input: &ReportInput, groups: &[Group<'_>]) -> Sectio
     let mut evidence = Vec::new();
     let mut drills = Vec::new();
     let mut last = None;
+    let mut ignored = 0;
     for (e, ev) in in_period(input) {
         let Event::Drill { snapshot, passed, report_hash, duration_ms, rto_ms, job } = ev else { continue };
+        if !trusted(input, e) {
+            ignored += 1;
+            continue;
+        }
         if input.job.is_some() && !groups.iter().any(|g| drill_of(input, g, snapshot, job)) {
             continue;
         }
@@ -376,6 +381,9 @@ pub(super) fn accessibility(input: &ReportInput, groups: &[Group<'_>]) -> Sectio
         drills.push(json!({"time": e.time, "entry": e.id, "snapshot": snapshot, "passed": passed,
             "duration_ms": duration_ms, "rto_ms": rto, "job": job, "report_hash": hex::encode(report_hash.0)}));
         last = Some((e, *snapshot, *passed, *duration_ms, rto));
+    }
+    if ignored > 0 {
+        evidence.push(format!("{ignored} drill entr(ies) not written by a full key: not counted"));
     }
     match last {
         None => reasons
@@ -410,7 +418,12 @@ pub(super) fn integrity(input: &ReportInput) -> Section {
     let mut checks = Vec::new();
     let mut shares = Vec::new();
     let mut last = None;
+    let mut ignored = 0;
     for (e, ev) in in_period(input) {
+        if !trusted(input, e) && matches!(ev, Event::Check { .. } | Event::CheckData { .. }) {
+            ignored += 1;
+            continue;
+        }
         let (errors, warnings) = match ev {
             Event::Check { errors, warnings, .. } => (*errors, *warnings),
             Event::CheckData { errors, warnings, share, .. } => {
@@ -440,6 +453,9 @@ pub(super) fn integrity(input: &ReportInput) -> Section {
                 ));
             }
         }
+    }
+    if ignored > 0 {
+        evidence.push(format!("{ignored} check entr(ies) not written by a full key: not counted"));
     }
     let total = input.data_packs.len();
     let read = input.data_packs.iter().filter(|p| shares.iter().any(|s| s.selects(p))).count();

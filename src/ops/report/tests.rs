@@ -81,6 +81,7 @@ fn input(days: u8) -> ReportInput {
             user: "u".into(),
             kdf: Some(KdfParams::MINIMUM),
         }],
+        full_keys: [KeyId([1; 32])].into_iter().collect(),
         policy: Some(policy),
         rpo_secs: DAY,
         rto_ms: None,
@@ -232,4 +233,18 @@ fn html_escapes_what_it_shows_and_holds_no_script() {
     for name in super::sections::NAMES {
         assert!(html.contains(&format!("id=\"verdict-{name}\">PASS</span>")), "{name}");
     }
+}
+
+#[test]
+fn drills_and_checks_count_only_from_full_keys() {
+    // A write-only key (or any key without a full-key certificate) can append a drill or a check
+    // of its own; neither counts.
+    let mut i = input(3);
+    for e in &mut i.ledger {
+        e.key_id = KeyId([2; 32]);
+    }
+    let r = build(&i);
+    assert_eq!(r.failed(), vec!["accessibility", "integrity"]);
+    assert!(r.section("accessibility").unwrap().evidence.iter().any(|l| l.contains("not written by a full key")));
+    assert!(r.timeline[0].drills.is_empty() && r.timeline[0].checks.is_empty());
 }

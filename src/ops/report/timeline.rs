@@ -2,7 +2,7 @@
 //! period: its snapshots, the gaps between them longer than the RPO, and the drills and checks of
 //! the ledger, as the HTML timeline draws them.
 
-use super::{in_period, ReportInput};
+use super::{in_period, trusted, ReportInput};
 use crate::forget::GroupKey;
 use crate::id::SnapshotId;
 use crate::ledger::Event;
@@ -178,7 +178,7 @@ pub(super) fn draw(input: &ReportInput, g: &Group<'_>) -> GroupTimeline {
     let snapshots = g.times.iter().copied().filter(|t| *t >= input.since && *t <= input.now).collect();
     let mut drills = Vec::new();
     let mut checks = Vec::new();
-    for (e, ev) in in_period(input) {
+    for (e, ev) in in_period(input).filter(|(e, _)| trusted(input, e)) {
         match ev {
             Event::Drill { snapshot, passed, duration_ms, job, .. } if drill_of(input, g, snapshot, job) => {
                 drills.push(Mark {
