@@ -58,6 +58,8 @@ mod prune;
 mod remote;
 #[path = "cli/repair.rs"]
 mod repair;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]

@@ -43,6 +43,8 @@ mod prune;
 mod races;
 #[path = "library/repair.rs"]
 mod repair;
+#[path = "library/report.rs"]
+mod report;
 #[path = "library/revocation.rs"]
 mod revocation;
 #[path = "support/servers.rs"]

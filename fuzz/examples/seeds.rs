@@ -216,6 +216,17 @@ fn main() {
             ("forget", Event::Forget { removed: vec![Removed { snapshot: SnapshotId([3; 32]), rule: "explicit".into() }] }),
             ("prune", Event::Prune { packs_deleted: vec![PackId([1; 32])], bytes_returned: 100 }),
             ("copy", Event::Copy { from: keys.repo_id, copied: vec![Replaced { old: SnapshotId([3; 32]), new: SnapshotId([4; 32]) }] }),
+            (
+                "check-data",
+                Event::CheckData {
+                    errors: 1,
+                    warnings: 2,
+                    report_hash: cairn::id::Digest([5; 32]),
+                    data_packs: 30,
+                    data_packs_read: 1,
+                    share: cairn::ledger::ReadShare::Rotation { days: 30, day: 20_000 },
+                },
+            ),
         ];
         for (name, event) in events {
             write("ledger", name, &pc!(&EntryBody::V1 { host: "h".into(), user: "u".into(), event }));

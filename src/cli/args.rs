@@ -139,6 +139,8 @@ pub enum Command {
     Mount(MountArgs),
     /// Timed restore drill: restore, compare with the snapshot, run a verify command, seal the evidence in the ledger
     Drill(super::args_drill::DrillArgs),
+    /// The compliance report: encryption, retention, completion, accessibility, integrity (exit 5 when one fails)
+    Report(super::args_report::ReportArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

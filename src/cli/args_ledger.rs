@@ -32,7 +32,7 @@ pub enum LedgerCommand {
         #[arg(long, value_name = "TIME", value_parser = since)]
         since: Option<Time>,
         /// Only entries of this kind (init, key-add, key-remove, key-passwd, backup, forget, prune, check,
-        /// repair, copy, drill, rewrite, tag)
+        /// repair, copy, drill, rewrite, tag, check-data)
         #[arg(long, value_name = "KIND", value_parser = kind)]
         kind: Option<EntryKind>,
     },

@@ -10,6 +10,7 @@ pub mod args_drill;
 pub mod args_inspect;
 pub mod args_jobs;
 pub mod args_ledger;
+pub mod args_report;
 pub mod args_status;
 pub mod args_tagmount;
 mod cmd;

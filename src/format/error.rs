@@ -250,6 +250,8 @@ pub mod exit {
     pub const PARTIAL: i32 = 3;
     /// A drill passed every check but took longer than its recovery-time objective.
     pub const OVER_RTO: i32 = 4;
+    /// A compliance report (`cairn report`) in which at least one section fails.
+    pub const SECTION_FAILED: i32 = 5;
     /// Repository not found or invalid.
     pub const REPO: i32 = 10;
     /// Lease lost / repository locked.

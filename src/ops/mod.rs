@@ -31,6 +31,8 @@ pub mod prune;
 #[cfg(feature = "cache")]
 pub mod repair;
 #[cfg(feature = "cache")]
+pub mod report;
+#[cfg(feature = "cache")]
 pub mod restore;
 pub mod retention;
 #[cfg(feature = "cache")]

@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 use crate::id::{EntryId, SnapshotId};
 use crate::layout::StoredId;
 use crate::ledger::{self, EntryBody, EntryHeader, Event, ENTRY_MAX, LEDGER_PREFIX};
-use crate::time::Time;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -146,7 +145,8 @@ impl Repository {
 
     fn ledger_write(&self, event: Event, parents: Vec<EntryId>) -> Result<EntryId> {
         let body = EntryBody::V1 { host: hostname(), user: username(), event };
-        let new = NewEntry { key_id: self.key_id(), sign_secret: self.key_sign_secret(), time: Time::now(), parents };
+        let new =
+            NewEntry { key_id: self.key_id(), sign_secret: self.key_sign_secret(), time: self.ledger_now(), parents };
         let (id, bytes) = codec::encode_entry(self.keys(), new, &body);
         self.backend().write_new(&ledger::entry_path(&id), &bytes)?;
         Ok(id)

@@ -90,6 +90,8 @@ struct Shared {
     index_synced: std::sync::atomic::AtomicBool,
     /// Serializes the first sync, so no lookup runs before it has finished.
     sync_lock: Mutex<()>,
+    /// The time ledger entries are dated with, when set ([`Repository::set_ledger_clock`]).
+    ledger_clock: Mutex<Option<crate::time::Time>>,
 }
 
 impl Repository {
@@ -100,6 +102,19 @@ impl Repository {
             return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
         }
         Ok(ReadRepository { repo: self.clone() })
+    }
+
+    /// Test-only: dates the ledger entries this handle (and its clones) writes `t` instead of the
+    /// system clock; `None` returns to the clock. A scripted month of operations (the report's
+    /// tests) runs in seconds with entries dated day by day. Nothing else reads it.
+    pub fn set_ledger_clock(&self, t: Option<crate::time::Time>) {
+        *self.shared.ledger_clock.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+
+    /// The time the next ledger entry is dated with: the clock set by
+    /// [`Repository::set_ledger_clock`], else now.
+    pub fn ledger_now(&self) -> crate::time::Time {
+        self.shared.ledger_clock.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(crate::time::Time::now)
     }
 
     /// The signing secret of the key in use (format-spec §4.3), when it was opened with its

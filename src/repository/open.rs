@@ -237,6 +237,7 @@ impl Repository {
                 certs: Mutex::new(None),
                 index_synced: std::sync::atomic::AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
+                ledger_clock: Mutex::new(None),
             }),
         };
         if let Some(root) = root {

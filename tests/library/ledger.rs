@@ -106,7 +106,7 @@ fn a_scripted_sequence_records_one_entry_per_operation_and_verifies_clean() {
     let other = admin.add_password_for_hosts(b"spare", true, &[]).unwrap();
     admin.remove_key(&other, false).unwrap();
 
-    assert_eq!(kinds(&admin), vec![Init, Backup, Backup, KeyAdd, Backup, Forget, Prune, Check, KeyAdd, KeyRemove]);
+    assert_eq!(kinds(&admin), vec![Init, Backup, Backup, KeyAdd, Backup, Forget, Prune, CheckData, KeyAdd, KeyRemove]);
     let log = ledger::log(&admin, None, None).unwrap();
     // Each entry's parent is the one before (one writer at a time: a chain).
     for w in log.windows(2) {
@@ -137,7 +137,7 @@ fn a_scripted_sequence_records_one_entry_per_operation_and_verifies_clean() {
     assert!(headers.iter().all(|e| e.event.is_none() && e.host.is_none()));
     // --since and --kind.
     let since = ledger::log(&admin, Some(log[6].time), None).unwrap();
-    assert_eq!(since.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Prune, Check, KeyAdd, KeyRemove]);
+    assert_eq!(since.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Prune, CheckData, KeyAdd, KeyRemove]);
     let backups = ledger::log(&admin, None, Some(Backup)).unwrap();
     assert_eq!(backups.iter().map(|e| e.id).collect::<Vec<_>>(), vec![log[1].id, log[2].id, log[4].id]);
 

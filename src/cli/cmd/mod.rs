@@ -20,6 +20,7 @@ mod ls;
 mod mount;
 mod prune;
 mod repair;
+mod report;
 mod restore;
 mod run;
 mod snapshots;
@@ -67,6 +68,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Tag(a) => tag::run(ctx, a),
         Command::Mount(a) => mount::run(ctx, a),
         Command::Drill(a) => drill::run(ctx, a),
+        Command::Report(a) => report::run(ctx, a),
     }
 }
 

@@ -59,11 +59,13 @@ pub enum EntryKind {
     Rewrite,
     /// Reserved: a tag change that replaces snapshots.
     Tag,
+    /// `check` that read data packs (`--read-data*`): the check result and which share it read.
+    CheckData,
 }
 
 impl EntryKind {
     /// Every kind, in code order.
-    pub const ALL: [EntryKind; 13] = [
+    pub const ALL: [EntryKind; 14] = [
         EntryKind::Init,
         EntryKind::KeyAdd,
         EntryKind::KeyRemove,
@@ -77,6 +79,7 @@ impl EntryKind {
         EntryKind::Drill,
         EntryKind::Rewrite,
         EntryKind::Tag,
+        EntryKind::CheckData,
     ];
     /// The name used on the command line and in `--json` (`key-add`, `backup`, ...).
     pub fn name(self) -> &'static str {
@@ -94,6 +97,7 @@ impl EntryKind {
             EntryKind::Drill => "drill",
             EntryKind::Rewrite => "rewrite",
             EntryKind::Tag => "tag",
+            EntryKind::CheckData => "check-data",
         }
     }
     /// The kind of a name.
@@ -332,6 +336,65 @@ pub enum Event {
         /// The originals removed.
         removed: Vec<SnapshotId>,
     },
+    /// A check run that read data packs (format-spec §13.3): what `check` records instead of
+    /// [`Event::Check`] when it reads data, so that a report can tell which packs were read.
+    CheckData {
+        /// Errors found.
+        errors: u64,
+        /// Warnings found.
+        warnings: u64,
+        /// BLAKE3 of the report's JSON.
+        report_hash: Digest,
+        /// Data packs in the index.
+        data_packs: u64,
+        /// Data packs read in full.
+        data_packs_read: u64,
+        /// The rule that chose the packs read.
+        share: ReadShare,
+    },
+}
+
+/// Which data packs a check read (format-spec §13.3), as a rule a reader can apply to any pack id:
+/// the first 8 bytes of the id as a big-endian integer `x` decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadShare {
+    /// Every data pack.
+    All,
+    /// Part `n` of `m`: the packs with `x mod m = n - 1`.
+    Subset {
+        /// Which part, 1..=m.
+        n: u64,
+        /// How many parts.
+        m: u64,
+    },
+    /// About `ppm` parts per million of the packs: those with `x < ppm / 10^6 · (2^64 - 1)`.
+    Percent {
+        /// Parts per million (1..=1 000 000).
+        ppm: u32,
+    },
+    /// Day `day` (days since 1970-01-01 UTC) of a rotation of `days`: `x mod days = day mod days`.
+    Rotation {
+        /// Length of the rotation.
+        days: u64,
+        /// The day number.
+        day: u64,
+    },
+}
+
+impl ReadShare {
+    /// True when the rule selects pack `id`.
+    pub fn selects(&self, id: &PackId) -> bool {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&id.0[..8]);
+        let x = u64::from_be_bytes(b);
+        match *self {
+            ReadShare::All => true,
+            ReadShare::Subset { n, m } => m > 0 && x % m == (n.max(1) - 1) % m,
+            ReadShare::Percent { ppm } => (x as f64) < (f64::from(ppm) / 1e6) * (u64::MAX as f64),
+            ReadShare::Rotation { days, day } => days > 0 && x % days == day % days,
+        }
+    }
 }
 
 impl Event {
@@ -363,6 +426,7 @@ impl Event {
             Event::Drill { .. } => EntryKind::Drill,
             Event::Rewrite { .. } => EntryKind::Rewrite,
             Event::Tag { .. } => EntryKind::Tag,
+            Event::CheckData { .. } => EntryKind::CheckData,
         }
     }
 

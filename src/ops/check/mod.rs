@@ -74,6 +74,19 @@ impl std::str::FromStr for ReadData {
 }
 
 impl ReadData {
+    /// The share as the ledger records it (format-spec §13.3); `None` when no data is read. A
+    /// percentage is kept to parts per million.
+    pub fn share(&self) -> Option<crate::ledger::ReadShare> {
+        use crate::ledger::ReadShare;
+        match *self {
+            ReadData::None => None,
+            ReadData::All => Some(ReadShare::All),
+            ReadData::Subset { n, m } => Some(ReadShare::Subset { n, m }),
+            ReadData::Percent(p) => Some(ReadShare::Percent { ppm: (p * 10_000.0).round().clamp(1.0, 1e6) as u32 }),
+            ReadData::Rotation { days, day } => Some(ReadShare::Rotation { days, day }),
+        }
+    }
+
     /// True when the pack is in the selected share.
     pub fn selects(&self, id: &PackId) -> bool {
         let x = u64::from_be_bytes(id.0[..8].try_into().expect("8 bytes"));
@@ -424,11 +437,23 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     report.findings = findings;
     // The ledger entry (format-spec §13.3): the result and the BLAKE3 of the report's JSON; a
     // storage that refuses it (read-only credentials) gets a warning, not a failed check.
-    if let Some(message) = repo.ledger_note(crate::ledger::Event::Check {
-        errors: report.errors() as u64,
-        warnings: report.findings.iter().filter(|f| f.severity == Severity::Warning).count() as u64,
-        report_hash: crate::id::Digest(*blake3::hash(&serde_json::to_vec(&report).unwrap_or_default()).as_bytes()),
-    }) {
+    // A check that read data records which share it read (`check-data`), so a report can tell
+    // how much of the data the checks of a period covered.
+    let errors = report.errors() as u64;
+    let warnings = report.findings.iter().filter(|f| f.severity == Severity::Warning).count() as u64;
+    let report_hash = crate::id::Digest(*blake3::hash(&serde_json::to_vec(&report).unwrap_or_default()).as_bytes());
+    let event = match opts.read_data.share() {
+        None => crate::ledger::Event::Check { errors, warnings, report_hash },
+        Some(share) => crate::ledger::Event::CheckData {
+            errors,
+            warnings,
+            report_hash,
+            data_packs: report.data_packs,
+            data_packs_read: report.data_packs_read,
+            share,
+        },
+    };
+    if let Some(message) = repo.ledger_note(event) {
         let (object, snapshots, paths) = ("ledger/".to_string(), Vec::new(), Vec::new());
         let f = Finding { severity: Severity::Warning, code: "ledger-unrecorded", object, message, snapshots, paths };
         report.findings.push(f);
