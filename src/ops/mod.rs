@@ -1,5 +1,5 @@
 //! Layer 5, the operations a user asks for: backup, restore, browse (and diff, find, stats), copy,
-//! forget, prune, check, repair, the audit ledger, with the pure retention policy and the file-metadata system calls they share. Each
+//! forget, prune, check, repair, rewrite (erasure), the audit ledger, with the pure retention policy and the file-metadata system calls they share. Each
 //! works on an open [`crate::repository::Repository`]; none prints. [`PathMessage`] is how they
 //! report what went wrong with one path.
 
@@ -31,6 +31,8 @@ pub mod repair;
 #[cfg(feature = "cache")]
 pub mod restore;
 pub mod retention;
+#[cfg(feature = "cache")]
+pub mod rewrite;
 #[cfg(feature = "cache")]
 pub mod scan;
 #[cfg(feature = "cache")]
