@@ -20,6 +20,7 @@ mod mount;
 mod prune;
 mod repair;
 mod restore;
+mod rewrite;
 mod run;
 mod snapshots;
 mod stats;
@@ -65,6 +66,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Config(super::args::ConfigCommand::Check) => config::check(ctx),
         Command::Tag(a) => tag::run(ctx, a),
         Command::Mount(a) => mount::run(ctx, a),
+        Command::Rewrite(a) => rewrite::run(ctx, a),
     }
 }
 
