@@ -41,6 +41,8 @@ mod prune;
 mod races;
 #[path = "library/repair.rs"]
 mod repair;
+#[path = "library/rewrite.rs"]
+mod rewrite;
 #[path = "library/revocation.rs"]
 mod revocation;
 #[path = "support/servers.rs"]
