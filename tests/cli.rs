@@ -56,6 +56,8 @@ mod prune;
 mod remote;
 #[path = "cli/repair.rs"]
 mod repair;
+#[path = "cli/rewrite.rs"]
+mod rewrite;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]
