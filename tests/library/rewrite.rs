@@ -256,14 +256,14 @@ fn a_rewritten_snapshot_keeps_its_other_sources_unchanged_subtrees_and_identity_
     let old = all.iter().find(|l| l.id == fx.snaps[1]).unwrap().clone();
     // A dry run plans and writes nothing.
     let state: Vec<PathBuf> = files(&dir).into_keys().collect();
-    let dry = rewrite(&repo, &[old.clone()], &all, &RewriteOptions { dry_run: true, ..fx.opts(true) }).unwrap();
+    let dry = rewrite(&repo, std::slice::from_ref(&old), &all, &RewriteOptions { dry_run: true, ..fx.opts(true) }).unwrap();
     assert!(dry.dry_run && dry.ledger_entry.is_none());
     assert_eq!((dry.snapshots.len(), dry.files, dry.bytes), (1, 1, 6 << 20));
     assert!(dry.snapshots[0].new.is_none() && !dry.snapshots[0].forgotten);
     assert_eq!(files(&dir).into_keys().collect::<Vec<_>>(), state, "a dry run changed the repository");
 
     // Without --forget both stay.
-    let r = rewrite(&repo, &[old.clone()], &all, &fx.opts(false)).unwrap();
+    let r = rewrite(&repo, std::slice::from_ref(&old), &all, &fx.opts(false)).unwrap();
     let new = r.snapshots[0].new.unwrap();
     assert!(!r.snapshots[0].forgotten);
     assert!(repo.load_snapshot(&old.id).is_ok());
@@ -298,7 +298,7 @@ fn a_rewritten_snapshot_keeps_its_other_sources_unchanged_subtrees_and_identity_
     // Erasing a whole source drops it from `paths` and `sources`; the other stays.
     let l = list_all(&repo).unwrap().into_iter().find(|l| l.id == new).unwrap();
     let o = RewriteOptions { excludes: vec![fx.other.to_string_lossy().into_owned()], ..fx.opts(true) };
-    let r = rewrite(&repo, &[l.clone()], &all, &o).unwrap();
+    let r = rewrite(&repo, std::slice::from_ref(&l), &all, &o).unwrap();
     assert_eq!(r.snapshots[0].sources_dropped, vec![fx.other.to_string_lossy().into_owned()]);
     let s2 = repo.load_snapshot(&r.snapshots[0].new.unwrap()).unwrap();
     assert_eq!(s2.paths(), &[fx.src.as_os_str().as_encoded_bytes().to_vec()]);
@@ -377,4 +377,38 @@ fn a_crash_at_any_write_or_delete_of_a_rewrite_loses_nothing_and_the_next_run_fi
     }
     assert!(points as u64 >= writes + deletes - 2, "only {points} crash points reached");
     eprintln!("rewrite crash points exercised: {points}");
+}
+
+#[test]
+fn a_replacement_planted_by_a_write_only_key_is_never_taken_for_an_earlier_runs() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let admin = fx.repo(&dir, "c-admin");
+    admin.add_password(b"wo", true).unwrap();
+    let old = fx.snaps[1];
+    // An honest replacement's manifest (the right tree, time, host, tag and `replaces`), then deleted ...
+    let all = list_all(&admin).unwrap();
+    let target: Vec<_> = all.iter().filter(|l| l.id == old).cloned().collect();
+    let honest = rewrite(&admin, &target, &all, &fx.opts(false)).unwrap().snapshots[0].new.unwrap();
+    let copy = admin.load_snapshot(&honest).unwrap().with_writer(None);
+    admin.remove_snapshot(&honest).unwrap();
+    // ... committed again by a write-only key, as its holder can.
+    let wo = Repository::open(local(&dir), b"wo", &opts(&fx.base.join("c-wo"))).unwrap();
+    let planted = cairn::writer::Writer::new(&wo, Default::default(), "backup").unwrap().commit(&copy).unwrap();
+    drop(wo);
+
+    let admin = fx.repo(&dir, "c-admin2");
+    let all = list_all(&admin).unwrap();
+    let p = all.iter().find(|l| l.id == planted).unwrap();
+    assert_eq!((p.snapshot.root(), p.snapshot.replaces()), (copy.root(), &[old][..]), "the plant looks right");
+    let target: Vec<_> = all.iter().filter(|l| l.id == old).cloned().collect();
+    let r = rewrite(&admin, &target, &all, &fx.opts(true)).unwrap();
+    let s = &r.snapshots[0];
+    assert!(!s.already_replaced && s.forgotten, "{r:#?}");
+    let new = s.new.unwrap();
+    assert_ne!(new, planted);
+    let listed = list_all(&admin).unwrap();
+    let n = listed.iter().find(|l| l.id == new).unwrap();
+    assert!(n.attribution.is_full_key() && n.eligible(), "the replacement is the admin's own");
+    assert!(listed.iter().any(|l| l.id == planted), "the plant is left alone");
 }

@@ -14,7 +14,7 @@ pub use erase::{Erased, Removed, MAX_LISTED};
 
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
-use crate::id::{EntryId, SnapshotId};
+use crate::id::{BlobId, EntryId, SnapshotId};
 use crate::ledger::{Event, Replaced};
 use crate::repository::ReadRepository;
 use crate::select::Listed;
@@ -122,9 +122,9 @@ pub fn rewrite(
     }
     // The plan: every target walked, nothing written.
     let mut planned = Rebuilt::new();
-    let mut plan: Vec<(&Listed, SnapshotRewrite)> = Vec::new();
+    let mut plan: Vec<(&Listed, BlobId, SnapshotRewrite)> = Vec::new();
     for l in targets {
-        let (_, erased) = Erase { repo, patterns: &patterns, writer: None }.run(&l.snapshot.root(), &mut planned)?;
+        let (root, erased) = Erase { repo, patterns: &patterns, writer: None }.run(&l.snapshot.root(), &mut planned)?;
         if !erased.changed {
             continue;
         }
@@ -152,25 +152,25 @@ pub fn rewrite(
             emptied,
             forgotten: false,
         };
-        plan.push((l, entry));
+        plan.push((l, root, entry));
     }
     let mut report = RewriteReport {
         dry_run: opts.dry_run,
         reason: opts.reason.clone(),
         patterns: opts.excludes.clone(),
         examined: targets.len() as u64,
-        files: plan.iter().map(|(_, e)| e.files).sum(),
-        bytes: plan.iter().map(|(_, e)| e.bytes).sum(),
+        files: plan.iter().map(|(_, _, e)| e.files).sum(),
+        bytes: plan.iter().map(|(_, _, e)| e.bytes).sum(),
         snapshots: Vec::new(),
         ledger_entry: None,
     };
     if opts.dry_run {
-        report.snapshots = plan.into_iter().map(|(_, e)| e).collect();
+        report.snapshots = plan.into_iter().map(|(_, _, e)| e).collect();
         return Ok(report);
     }
     let mut written = Rebuilt::new();
-    for (l, mut entry) in plan {
-        if let Some(r) = earlier_replacement(repo, l, all, &patterns)? {
+    for (l, root, mut entry) in plan {
+        if let Some(r) = earlier_replacement(l, &root, all) {
             entry.new = Some(r);
             entry.already_replaced = true;
             if opts.forget {
@@ -204,23 +204,22 @@ pub fn rewrite(
 }
 
 /// A rewritten snapshot already in storage that replaces `l` (an earlier run committed it, then
-/// stopped) and holds no matching path.
-fn earlier_replacement(
-    repo: &ReadRepository,
-    l: &Listed,
-    all: &[Listed],
-    patterns: &Patterns,
-) -> Result<Option<SnapshotId>> {
-    for r in all {
-        if r.snapshot.replaces().last() != Some(&l.id) || !r.snapshot.tags().iter().any(|t| t == TAG_REWRITTEN) {
-            continue;
-        }
-        let (_, erased) = Erase { repo, patterns, writer: None }.run(&r.snapshot.root(), &mut Rebuilt::new())?;
-        if !erased.changed {
-            return Ok(Some(r.id));
-        }
-    }
-    Ok(None)
+/// stopped): tagged `rewritten`, its last `replaces` entry `l`, of `l`'s time and host, with the
+/// tree this run computed (`root`), and signed by an unrevoked full key unless `l` is a manifest a
+/// rewrite does not sign (unattributed or flagged, format-spec §8.3). A manifest a write-only key
+/// planted is never taken for one: no original is deleted on its word.
+fn earlier_replacement(l: &Listed, root: &BlobId, all: &[Listed]) -> Option<SnapshotId> {
+    let signs = l.eligible() && l.attribution.key_id().is_some();
+    all.iter()
+        .find(|r| {
+            r.snapshot.replaces().last() == Some(&l.id)
+                && r.snapshot.tags().iter().any(|t| t == TAG_REWRITTEN)
+                && r.snapshot.root() == *root
+                && r.snapshot.time() == l.snapshot.time()
+                && r.snapshot.host() == l.snapshot.host()
+                && (!signs || (r.eligible() && r.attribution.is_full_key()))
+        })
+        .map(|r| r.id)
 }
 
 /// Writes the replacement of `l`: its trees without the matching paths, then its manifest;
@@ -248,7 +247,7 @@ fn write_replacement(
 
 /// The fields a rewrite changes (format-spec §8.4): the root, the sources (and `paths`) that
 /// still hold something, the `rewritten` tag, the program.
-fn rewritten_fields(snap: &mut Snapshot, root: crate::id::BlobId, patterns: &Patterns) {
+fn rewritten_fields(snap: &mut Snapshot, root: BlobId, patterns: &Patterns) {
     let v = snap.v3_mut();
     v.root = root;
     v.sources.retain(|s| !covered(patterns, &s.absolute_path()));
