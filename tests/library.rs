@@ -41,10 +41,10 @@ mod prune;
 mod races;
 #[path = "library/repair.rs"]
 mod repair;
-#[path = "library/rewrite.rs"]
-mod rewrite;
 #[path = "library/revocation.rs"]
 mod revocation;
+#[path = "library/rewrite.rs"]
+mod rewrite;
 #[path = "support/servers.rs"]
 mod servers;
 #[path = "library/sources.rs"]

@@ -42,13 +42,24 @@ fn rewrite_plans_erases_with_forget_and_the_ledger_shows_the_request_not_the_dat
     assert_eq!(snaps.iter().map(|s| string(s, "snapshot")).collect::<Vec<_>>(), [s1.clone(), s2.clone()]);
     assert_eq!(snaps[0]["removed"], json!([{"path": alice, "kind": "dir", "files": 1, "bytes": 22}]), "{plan}");
     assert_eq!(snaps[0]["new"], Value::Null);
+    let item = json!({"snapshot": "hex", "time": "time", "host": "str", "paths": ["str"],
+                      "removed": [{"path": "str", "kind": "str", "files": "n", "bytes": "n"}], "entries": "n",
+                      "files": "n", "bytes": "n", "sources_dropped": ["str"], "new": "hex?",
+                      "already_replaced": "bool", "emptied": "bool", "forgotten": "bool"});
+    let doc = json!({"dry_run": "bool", "reason": "str", "patterns": ["str"], "examined": "n", "snapshots": [item],
+                     "files": "n", "bytes": "n", "ledger_entry": "hex?"});
+    crate::contract::conforms("rewrite --dry-run", &plan, &doc);
     assert_eq!(plan["ledger_entry"], Value::Null);
     assert_eq!(repo.snapshots().len(), 2);
     let text = repo.ok(&["rewrite", "--exclude", "record.pdf", "--dry-run"]);
-    assert!(text.contains("would rewrite") && text.contains("2 of 2 snapshot(s) hold a matching path; 4 files"), "{text}");
+    assert!(
+        text.contains("would rewrite") && text.contains("2 of 2 snapshot(s) hold a matching path; 4 files"),
+        "{text}"
+    );
 
     // The rewrite: new snapshots tagged `rewritten` replacing the originals, which are deleted.
     let done = repo.json(&["rewrite", "--exclude", &alice, "--reason", "ticket 42", "--forget"]);
+    crate::contract::conforms("rewrite", &done, &doc);
     let news: Vec<String> = done["snapshots"].as_array().unwrap().iter().map(|s| string(s, "new")).collect();
     assert!(done["snapshots"].as_array().unwrap().iter().all(|s| s["forgotten"] == json!(true)), "{done}");
     let listed = repo.snapshots();
@@ -116,6 +127,11 @@ fn restore_with_a_safety_snapshot_saves_what_it_replaces_and_touches_nothing_whe
 
     // The restore: first the safety snapshot (tagged `safety`, this host, the replaced files), then the restore.
     let r = repo.json(&["restore", &snap, "--target", s(&target), "--overwrite", "--safety-snapshot"]);
+    crate::contract::conforms(
+        "restore --safety-snapshot",
+        &r,
+        &json!({"snapshot_id": "hex", "safety_snapshot": "hex?"}),
+    );
     let safety = string(&r, "safety_snapshot");
     assert_eq!(std::fs::read(tsrc.join("a.txt")).unwrap(), b"original a\n");
     assert_eq!(std::fs::read(tsrc.join("d/c.txt")).unwrap(), b"original c\n");

@@ -156,7 +156,11 @@ fn after_rewrite_forget_and_two_prunes_no_pack_holds_a_chunk_only_the_erased_fil
     let mut others: HashSet<BlobId> = HashSet::new();
     for s in &fx.snaps {
         for (p, ids) in file_chunks(&repo, s) {
-            if p == erased_path { unique.extend(ids) } else { others.extend(ids) }
+            if p == erased_path {
+                unique.extend(ids)
+            } else {
+                others.extend(ids)
+            }
         }
     }
     let shared: HashSet<BlobId> = unique.intersection(&others).copied().collect();
@@ -256,7 +260,8 @@ fn a_rewritten_snapshot_keeps_its_other_sources_unchanged_subtrees_and_identity_
     let old = all.iter().find(|l| l.id == fx.snaps[1]).unwrap().clone();
     // A dry run plans and writes nothing.
     let state: Vec<PathBuf> = files(&dir).into_keys().collect();
-    let dry = rewrite(&repo, std::slice::from_ref(&old), &all, &RewriteOptions { dry_run: true, ..fx.opts(true) }).unwrap();
+    let dry =
+        rewrite(&repo, std::slice::from_ref(&old), &all, &RewriteOptions { dry_run: true, ..fx.opts(true) }).unwrap();
     assert!(dry.dry_run && dry.ledger_entry.is_none());
     assert_eq!((dry.snapshots.len(), dry.files, dry.bytes), (1, 1, 6 << 20));
     assert!(dry.snapshots[0].new.is_none() && !dry.snapshots[0].forgotten);
@@ -332,9 +337,9 @@ fn a_crash_at_any_write_or_delete_of_a_rewrite_loses_nothing_and_the_next_run_fi
         (c.writes.load(std::sync::atomic::Ordering::SeqCst), c.deletes.load(std::sync::atomic::Ordering::SeqCst));
     assert!(writes >= 6 && deletes >= 2, "writes {writes}, deletes {deletes}");
     let mut points = 0;
-    let plans = (0..writes).map(|n| FaultPlan { fail_write: Some(n), crash: true, ..Default::default() }).chain(
-        (0..deletes).map(|n| FaultPlan { fail_delete: Some(n), crash: true, ..Default::default() }),
-    );
+    let plans = (0..writes)
+        .map(|n| FaultPlan { fail_write: Some(n), crash: true, ..Default::default() })
+        .chain((0..deletes).map(|n| FaultPlan { fail_delete: Some(n), crash: true, ..Default::default() }));
     for (i, plan) in plans.enumerate() {
         let copy = fx.base.join(format!("crash-{i}"));
         copy_dir(&dir, &copy);

@@ -129,8 +129,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
             if stripped == 1 { "y" } else { "ies" }
         ));
     }
-    let safety_paths =
-        if a.safety_snapshot { Some(restore::safety::in_the_way(&plan, &opts)?) } else { None };
+    let safety_paths = if a.safety_snapshot { Some(restore::safety::in_the_way(&plan, &opts)?) } else { None };
     if a.dry_run {
         let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
         let doc = Plan {

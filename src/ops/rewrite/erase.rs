@@ -99,7 +99,13 @@ impl Rebuilder for Erase<'_, '_> {
             _ => ("other", 0, 0),
         };
         let path = path.to_string_lossy().into_owned();
-        state.add(Erased { changed: true, items: vec![Removed { path, kind, files, bytes }], entries: 1, files, bytes });
+        state.add(Erased {
+            changed: true,
+            items: vec![Removed { path, kind, files, bytes }],
+            entries: 1,
+            files,
+            bytes,
+        });
         Ok(false)
     }
 

@@ -191,7 +191,8 @@ pub fn rewrite(
     }
     // The ledger entry (format-spec §13.3), after the work: the request, never the data.
     if !report.snapshots.is_empty() {
-        let replaced = report.snapshots.iter().filter_map(|e| e.new.map(|new| Replaced { old: e.snapshot, new })).collect();
+        let replaced =
+            report.snapshots.iter().filter_map(|e| e.new.map(|new| Replaced { old: e.snapshot, new })).collect();
         let removed = report.snapshots.iter().filter(|e| e.forgotten).map(|e| e.snapshot).collect();
         report.ledger_entry = Some(repo.ledger_record(Event::Rewrite {
             reason: opts.reason.clone(),
