@@ -315,6 +315,23 @@ fn a_rewritten_snapshot_keeps_its_other_sources_unchanged_subtrees_and_identity_
     let again = rewrite(&repo, &list_all(&repo).unwrap(), &list_all(&repo).unwrap(), &o).unwrap();
     let touched: BTreeSet<SnapshotId> = again.snapshots.iter().map(|s| s.snapshot).collect();
     assert_eq!(touched, [fx.snaps[0], old.id].into_iter().collect(), "{again:#?}");
+
+    // A snapshot all of whose sources go gets no replacement; with --forget it is deleted.
+    let both = vec![fx.src.to_string_lossy().into_owned(), fx.other.to_string_lossy().into_owned()];
+    let left = list_all(&repo).unwrap();
+    assert_eq!(left.len(), 3, "the replacements of the two rewrites above");
+    let r = rewrite(&repo, &left, &left, &RewriteOptions { excludes: both, ..fx.opts(true) }).unwrap();
+    assert!(r.snapshots.iter().all(|s| s.emptied && s.forgotten && s.new.is_none()), "{r:#?}");
+    assert!(list_all(&repo).unwrap().is_empty());
+    let log = cairn::ops::ledger::log(&repo, None, Some(EntryKind::Rewrite)).unwrap();
+    match log.last().and_then(|e| e.event.as_ref()) {
+        Some(Event::Rewrite { replaced, removed, .. }) => {
+            assert!(replaced.is_empty());
+            assert_eq!(removed, &left.iter().map(|l| l.id).collect::<Vec<_>>());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(cairn::ops::ledger::verify(&repo, None).unwrap().findings.is_empty());
 }
 
 /// The snapshots whose tree still holds the erased file.

@@ -32,13 +32,16 @@ pub fn run(ctx: &Ctx, a: RewriteArgs) -> anyhow::Result<Outcome> {
     ctx.out.result(&r, Text::Normal, |w| {
         for s in &r.snapshots {
             let what = match (&s.new, r.dry_run, s.emptied) {
-                (_, true, true) => "would empty ".to_string(),
+                (_, true, true) => "would empty".to_string(),
                 (_, true, false) => "would rewrite".to_string(),
                 (Some(n), _, _) if s.already_replaced => format!("replaced by {} (earlier run)", n.short()),
                 (Some(n), _, _) => format!("rewritten -> {}", n.short()),
-                (None, _, _) => "emptied (every source erased)".to_string(),
+                (None, _, _) if s.forgotten => "deleted (every source erased)".to_string(),
+                (None, _, _) => {
+                    "every source matches: nothing written, original kept (--forget deletes it)".to_string()
+                }
             };
-            let forgot = if s.forgotten { ", original deleted" } else { "" };
+            let forgot = if s.forgotten && s.new.is_some() { ", original deleted" } else { "" };
             writeln!(
                 w,
                 "{} {}  {} {}  {what}{forgot}: {} entr{}, {} files, {}",

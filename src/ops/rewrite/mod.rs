@@ -169,39 +169,59 @@ pub fn rewrite(
         return Ok(report);
     }
     let mut written = Rebuilt::new();
+    let mut failed = None;
     for (l, root, mut entry) in plan {
-        if let Some(r) = earlier_replacement(l, &root, all) {
-            entry.new = Some(r);
-            entry.already_replaced = true;
-            if opts.forget {
-                repo.remove_snapshot(&l.id)?;
-                entry.forgotten = true;
-            }
-        } else if entry.emptied {
-            if opts.forget {
-                repo.remove_snapshot(&l.id)?;
-                entry.forgotten = true;
-            }
-        } else {
-            let id = write_replacement(repo, l, &patterns, &mut written, opts.forget)?;
-            entry.new = Some(id);
-            entry.forgotten = opts.forget;
+        if let Err(e) = carry_out(repo, l, &root, all, &patterns, &mut written, opts.forget, &mut entry) {
+            failed = Some(e);
+            break;
         }
         report.snapshots.push(entry);
     }
-    // The ledger entry (format-spec §13.3), after the work: the request, never the data.
+    // The ledger entry (format-spec §13.3), after the work: the request, never the data. A run
+    // that stopped on an error records what it did before it returns the error.
     if !report.snapshots.is_empty() {
         let replaced =
             report.snapshots.iter().filter_map(|e| e.new.map(|new| Replaced { old: e.snapshot, new })).collect();
         let removed = report.snapshots.iter().filter(|e| e.forgotten).map(|e| e.snapshot).collect();
-        report.ledger_entry = Some(repo.ledger_record(Event::Rewrite {
-            reason: opts.reason.clone(),
-            patterns: opts.excludes.clone(),
-            replaced,
-            removed,
-        })?);
+        let event = Event::Rewrite { reason: opts.reason.clone(), patterns: opts.excludes.clone(), replaced, removed };
+        match (repo.ledger_record(event), failed) {
+            (Ok(id), None) => report.ledger_entry = Some(id),
+            (Err(e), None) | (_, Some(e)) => return Err(e),
+        }
+    } else if let Some(e) = failed {
+        return Err(e);
     }
     Ok(report)
+}
+
+/// Carries out the plan for one snapshot `l` (its rewritten tree is `root`): reuses an earlier
+/// run's replacement, or writes one (none when every source went), then with `forget` deletes
+/// `l`; records in `entry` what was done.
+#[allow(clippy::too_many_arguments)]
+fn carry_out(
+    repo: &ReadRepository,
+    l: &Listed,
+    root: &BlobId,
+    all: &[Listed],
+    patterns: &Patterns,
+    written: &mut Rebuilt<Erased>,
+    forget: bool,
+    entry: &mut SnapshotRewrite,
+) -> Result<()> {
+    if let Some(r) = earlier_replacement(l, root, all) {
+        entry.new = Some(r);
+        entry.already_replaced = true;
+    } else if !entry.emptied {
+        // Written and committed, then (with `forget`) the original deleted.
+        entry.new = Some(write_replacement(repo, l, patterns, written, forget)?);
+        entry.forgotten = forget;
+        return Ok(());
+    }
+    if forget {
+        repo.remove_snapshot(&l.id)?;
+        entry.forgotten = true;
+    }
+    Ok(())
 }
 
 /// A rewritten snapshot already in storage that replaces `l` (an earlier run committed it, then
