@@ -3,7 +3,8 @@
 //! (through the index and by opening every blob of every pack with the keys), while shared chunks
 //! and every other file stay; what a rewritten snapshot keeps (other sources, unchanged subtrees
 //! by id, tags, `replaces`); and a crash at every write and delete of a rewrite, after which
-//! nothing is lost and the next run finishes without a second replacement.
+//! nothing is lost and the next run finishes without a second replacement; a directory tree named at two paths is
+//! rewritten per path.
 
 use super::fixtures::{bytes, copy_dir, files, init_local, local, opts, write};
 use cairn::backend::fault::{FaultBackend, FaultPlan};
@@ -433,4 +434,30 @@ fn a_replacement_planted_by_a_write_only_key_is_never_taken_for_an_earlier_runs(
     let n = listed.iter().find(|l| l.id == new).unwrap();
     assert!(n.attribution.is_full_key() && n.eligible(), "the replacement is the admin's own");
     assert!(listed.iter().any(|l| l.id == planted), "the plant is left alone");
+}
+
+#[test]
+fn a_path_pattern_erases_one_of_two_identical_directories_only() {
+    use cairn::tree::{Content, Node};
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let repo = init_local(&base.join("repo"), PASSWORD, &base.join("cache"));
+    // One directory tree named twice, at /a and /b (what two identical directories are).
+    let w = cairn::writer::Writer::new(&repo, Default::default(), "backup").unwrap();
+    let file = |name: &[u8], data: &[u8]| {
+        let (blob, _) = w.store(BlobKind::Data, data).unwrap();
+        Node { size: data.len() as u64, ..Node::bare(name, NodeKind::File { content: Content::Chunks(vec![blob]) }) }
+    };
+    let dir = cairn::trees::write_dir(&w, vec![file(b"x.txt", b"same\n"), file(b"y.txt", b"also\n")]).unwrap();
+    let sub = |name: &[u8]| Node { mode: 0o755, ..Node::bare(name, NodeKind::Dir { tree: dir }) };
+    let root = cairn::trees::write_dir(&w, vec![sub(b"a"), sub(b"b")]).unwrap();
+    w.commit(&super::fixtures::snapshot_of_root(root, "web-1", cairn::time::Time::now(), "cairn")).unwrap();
+    let all = list_all(&repo).unwrap();
+    let before = file_chunks(&repo, &all[0].id);
+    let opts = RewriteOptions { excludes: vec!["/a/x.txt".into()], ..Default::default() };
+    let r = rewrite(&repo, &all, &all, &opts).unwrap();
+    let after = file_chunks(&repo, &r.snapshots[0].new.unwrap());
+    let mut want = before.clone();
+    want.remove(Path::new("/a/x.txt"));
+    assert_eq!(after.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "only /a/x.txt goes");
 }
