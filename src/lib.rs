@@ -43,8 +43,8 @@ pub use format::{
 pub use ops::status;
 #[cfg(feature = "cache")]
 pub use ops::{
-    backup, browse, check, copy, diff, find, forget, keys, mount, prune, repair, report, restore, scan, select, stats,
-    tag,
+    backup, browse, check, copy, diff, find, forget, keys, mount, prune, repair, report, restore, rewrite, scan,
+    select, stats, tag,
 };
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]

@@ -60,6 +60,8 @@ mod remote;
 mod repair;
 #[path = "cli/report.rs"]
 mod report;
+#[path = "cli/rewrite.rs"]
+mod rewrite;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/safety.rs"]

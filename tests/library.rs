@@ -47,6 +47,8 @@ mod repair;
 mod report;
 #[path = "library/revocation.rs"]
 mod revocation;
+#[path = "library/rewrite.rs"]
+mod rewrite;
 #[path = "support/servers.rs"]
 mod servers;
 #[path = "library/sources.rs"]

@@ -141,6 +141,8 @@ pub enum Command {
     Drill(super::args_drill::DrillArgs),
     /// The compliance report: encryption, retention, completion, accessibility, integrity (exit 5 when one fails)
     Report(super::args_report::ReportArgs),
+    /// Erase paths from snapshots: write each again without them (audited; needs a full key)
+    Rewrite(super::args_rewrite::RewriteArgs),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +264,9 @@ pub struct RestoreArgs {
     /// Keep setuid and setgid bits even where restore would strip them
     #[arg(long)]
     pub keep_setuid: bool,
+    /// Before replacing anything, back up the files that would be replaced as a snapshot tagged `safety`
+    #[arg(long, requires = "overwrite")]
+    pub safety_snapshot: bool,
     /// Which snapshots `latest` and `--as-of` choose from.
     #[command(flatten)]
     pub filter: SnapshotFilter,

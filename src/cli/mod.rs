@@ -11,6 +11,7 @@ pub mod args_inspect;
 pub mod args_jobs;
 pub mod args_ledger;
 pub mod args_report;
+pub mod args_rewrite;
 pub mod args_status;
 pub mod args_tagmount;
 mod cmd;

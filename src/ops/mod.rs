@@ -1,6 +1,7 @@
 //! Layer 5, the operations a user asks for: backup, restore, browse (and diff, find, stats), copy,
-//! forget, prune, check, repair, the audit ledger, timed restore drills, with the pure retention policy and the file-metadata system calls they share. Each
-//! works on an open [`crate::repository::Repository`]; none prints. [`PathMessage`] is how they
+//! forget, prune, check, repair, rewrite (erasure), the audit ledger, timed restore drills and the
+//! compliance report, with the pure retention policy and the file-metadata system calls they
+//! share. Each works on an open [`crate::repository::Repository`]; none prints. [`PathMessage`] is how they
 //! report what went wrong with one path.
 
 #[cfg(feature = "cache")]
@@ -35,6 +36,8 @@ pub mod report;
 #[cfg(feature = "cache")]
 pub mod restore;
 pub mod retention;
+#[cfg(feature = "cache")]
+pub mod rewrite;
 #[cfg(feature = "cache")]
 pub mod scan;
 #[cfg(feature = "cache")]

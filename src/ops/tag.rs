@@ -8,9 +8,10 @@
 //! user's only. Prints nothing.
 
 use crate::error::{Error, Override, Result};
-use crate::id::SnapshotId;
+use crate::id::{KeyId, SnapshotId};
 use crate::repository::ReadRepository;
 use crate::select::Listed;
+use crate::snapshot::Snapshot;
 use crate::writer::{Writer, WriterOptions};
 
 /// How the tags change.
@@ -128,33 +129,21 @@ pub fn tag(
     let mut out = Vec::new();
     for l in targets {
         let before = l.snapshot.tags().to_vec();
-        let sign = l.eligible() && l.attribution.key_id().is_some();
         let after = change.apply(&before);
         if after == before {
             let origin = l.snapshot.origin();
             out.push(Tagged { old: l.id, new: None, before, after, origin, signed: false, unchanged: true });
             continue;
         }
-        let mut snap = l.snapshot.clone();
+        let (mut snap, sign) = replacement(l, me);
         let v = snap.v3_mut();
-        if sign {
-            // The writer retention counts it under (its honoured origin, else its signer), kept
-            // across rewrites by other keys; none when that is this key.
-            v.origin = l.origin().or(l.attribution.key_id()).filter(|k| *k != me);
-        }
-        // Otherwise the old `origin` (if any) is kept verbatim: it is honoured only on a manifest
-        // a full key signed, which this one will not be.
         let origin = v.origin;
         v.tags = after.clone();
-        v.replaces.push(l.id);
         let new = if dry_run {
             None
         } else {
             let writer = Writer::new(repo, WriterOptions::default(), "tag")?;
-            let id = writer.commit_rewritten(&snap, sign)?;
-            // Only now: the replacement is stored (format-spec §11).
-            repo.remove_snapshot(&l.id)?;
-            Some(id)
+            Some(commit_replacement(repo, writer, &l.id, &snap, sign, true)?)
         };
         out.push(Tagged { old: l.id, new, before, after, origin, signed: sign, unchanged: false });
     }
@@ -169,4 +158,40 @@ pub fn tag(
         })?;
     }
     Ok(out)
+}
+
+/// The manifest that replaces `l`'s (format-spec §8.3), before the caller's own changes: a `V3`
+/// copy with `l`'s id appended to `replaces` and `origin` set as the writer rule says, and
+/// whether it is to be signed by this key (`me`): when `l` is attributed and unflagged. An
+/// unattributed or flagged manifest keeps its `origin` (and writer block) verbatim: `origin` is
+/// honoured only on a manifest a full key signed, which this one will not be.
+pub(crate) fn replacement(l: &Listed, me: KeyId) -> (Snapshot, bool) {
+    let sign = l.eligible() && l.attribution.key_id().is_some();
+    let mut snap = l.snapshot.clone();
+    let v = snap.v3_mut();
+    if sign {
+        // The writer retention counts it under (its honoured origin, else its signer), kept
+        // across rewrites by other keys; none when that is this key.
+        v.origin = l.origin().or(l.attribution.key_id()).filter(|k| *k != me);
+    }
+    v.replaces.push(l.id);
+    (snap, sign)
+}
+
+/// Commits `snap`, the replacement of `old`, through `writer` (everything it stored first, then
+/// the manifest, signed by this key when `sign`), and only then, when `remove`, deletes `old`
+/// (format-spec §11): a crash in between leaves both.
+pub(crate) fn commit_replacement(
+    repo: &ReadRepository,
+    writer: Writer<'_>,
+    old: &SnapshotId,
+    snap: &Snapshot,
+    sign: bool,
+    remove: bool,
+) -> Result<SnapshotId> {
+    let id = writer.commit_rewritten(snap, sign)?;
+    if remove {
+        repo.remove_snapshot(old)?;
+    }
+    Ok(id)
 }

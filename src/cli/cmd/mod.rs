@@ -22,6 +22,7 @@ mod prune;
 mod repair;
 mod report;
 mod restore;
+mod rewrite;
 mod run;
 mod snapshots;
 mod stats;
@@ -69,6 +70,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Mount(a) => mount::run(ctx, a),
         Command::Drill(a) => drill::run(ctx, a),
         Command::Report(a) => report::run(ctx, a),
+        Command::Rewrite(a) => rewrite::run(ctx, a),
     }
 }
 

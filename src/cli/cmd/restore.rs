@@ -36,6 +36,9 @@ struct Plan<'a> {
     bytes: u64,
     hole_bytes: u64,
     unrestorable: Vec<PathError<'a>>,
+    /// With `--safety-snapshot`: the files a real run would back up first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    safety_files: Option<usize>,
 }
 
 /// `restore --json`.
@@ -50,6 +53,9 @@ struct Restored<'a> {
     bytes: u64,
     verified: u64,
     errors: Vec<PathError<'a>>,
+    /// With `--safety-snapshot`: the snapshot of the replaced files (null: nothing was in the way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    safety_snapshot: Option<Option<SnapshotId>>,
 }
 
 /// Whether snapshot `id` was not written by a full key (a write-only key's, an unattributed or a
@@ -123,6 +129,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
             if stripped == 1 { "y" } else { "ies" }
         ));
     }
+    let safety_paths = if a.safety_snapshot { Some(restore::safety::in_the_way(&plan, &opts)?) } else { None };
     if a.dry_run {
         let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
         let doc = Plan {
@@ -134,6 +141,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
             bytes: plan.total_bytes,
             hole_bytes: plan.hole_bytes,
             unrestorable: path_errors(&plan.unrestorable),
+            safety_files: safety_paths.as_ref().map(Vec::len),
         };
         ctx.out.result(&doc, Text::Normal, |w| {
             writeln!(
@@ -146,6 +154,9 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
                 human_bytes(doc.bytes),
                 doc.packs
             )?;
+            if let Some(n) = doc.safety_files {
+                writeln!(w, "would first back up {n} file(s) in the way as a snapshot tagged safety")?;
+            }
             for e in &plan.unrestorable {
                 writeln!(w, "cannot restore {}: {}", e.path, e.message)?;
             }
@@ -156,6 +167,23 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Done);
     }
+    // Before anything is replaced: the files in the way, as one snapshot. If that fails, the
+    // restore stops here and has touched nothing.
+    let safety = match safety_paths {
+        Some(paths) if !paths.is_empty() => {
+            let n = paths.len();
+            let r = restore::safety::safety_snapshot(&repo, paths)
+                .map_err(|e| anyhow!("the safety snapshot failed, nothing was restored: {e}"))?;
+            let id = r.snapshot_id.ok_or_else(|| anyhow!("the safety snapshot was not committed"))?;
+            ctx.out.note(format!("safety snapshot {id} holds the {n} file(s) this restore replaces"));
+            Some(Some(id))
+        }
+        Some(_) => {
+            ctx.out.note("safety snapshot: nothing in the way, none written");
+            Some(None)
+        }
+        None => None,
+    };
     let bar = ctx.out.byte_bar(Some(plan.total_bytes), false);
     let res = restore::execute(&repo, &plan, &opts, &RestoreProgress(bar.clone()));
     if let Some(b) = &bar {
@@ -172,6 +200,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         bytes: res.bytes,
         verified: res.verified,
         errors: path_errors(&res.errors),
+        safety_snapshot: safety,
     };
     ctx.out.result(&doc, Text::Chatty, |w| {
         writeln!(

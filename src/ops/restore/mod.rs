@@ -5,6 +5,7 @@
 
 mod plan;
 mod read;
+pub mod safety;
 mod write;
 
 pub use plan::{plan, plan_with, PlanBlob, PlanEntry, RestorePlan};
