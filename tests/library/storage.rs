@@ -501,7 +501,7 @@ fn a_backup_streams_its_packs_to_files_and_cleans_up_after_a_failure() {
         let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress);
         assert_eq!(b.pack_writes.load(std::sync::atomic::Ordering::SeqCst), 0, "no pack is written from a buffer");
         if fail_staged.is_some() {
-            let e = r.err().expect("the failed pack fails the backup");
+            let Err(e) = r else { panic!("the failed pack fails the backup") };
             assert!(e.to_string().contains("injected fault"), "{e}");
         } else {
             let r = r.unwrap();
