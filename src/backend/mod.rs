@@ -109,7 +109,8 @@ pub trait Backend: Send + Sync {
         Guarantees { conditional_create: false, atomic_write: false, consistent_list: false }
     }
     /// How many pack uploads a writer should keep in flight: more hides a network round trip,
-    /// fewer saves memory (each in-flight pack is a buffer of the pack size).
+    /// fewer saves memory (where packs are staged in memory, see [`Backend::stage`], each
+    /// in-flight pack is a buffer of the pack size).
     fn upload_concurrency(&self) -> usize {
         2
     }
