@@ -3,7 +3,7 @@
 //! type's [`ObjectType::max_size`] is refused as corrupt before it is read, so a planted huge
 //! object cannot exhaust memory. Packs are read by range and have no limit here.
 
-use super::{Backend, DynBackend, Guarantees, ObjectInfo};
+use super::{Backend, DynBackend, Guarantees, ObjectInfo, Staged};
 use crate::error::{Damaged, Error, Result};
 use crate::layout::{Object, ObjectType};
 
@@ -59,6 +59,14 @@ impl Backend for CappedBackend {
 
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
         self.inner.write_new(path, data)
+    }
+
+    fn stage(&self, kind_dir: &str, capacity: usize) -> Result<Staged> {
+        self.inner.stage(kind_dir, capacity)
+    }
+
+    fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {
+        self.inner.write_staged(path, staged)
     }
 
     fn stat(&self, path: &str) -> Result<Option<ObjectInfo>> {

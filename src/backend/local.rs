@@ -4,14 +4,13 @@
 //! of the directory (format-spec §1.2).
 
 use super::opendal::OpendalBackend;
+use super::staged::{Staged, StagedFile};
 use super::{backend_err, check_path, exists, Backend, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::layout::{ObjectType, LEDGER_DIR};
 use std::ffi::CString;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A repository in a local directory.
@@ -51,6 +50,56 @@ impl LocalBackend {
 
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
+    }
+
+    /// The folder `path` goes in, created (and its parent fsynced) when missing.
+    fn object_dir(&self, path: &str) -> Result<PathBuf> {
+        let dst = self.full(path);
+        let dir = dst.parent().expect("object paths have a parent").to_path_buf();
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| backend_err("mkdir", path, e))?;
+            if let Some(pp) = dir.parent() {
+                fsync_dir(pp).map_err(|e| backend_err("fsync", path, e))?;
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Names a written temporary file `path` unless that name exists: fsync (deferred to `sync`
+    /// for packs) → `renameat2(RENAME_NOREPLACE)` or `link()` → fsync of the folder. The
+    /// temporary file is removed when it is not placed.
+    fn place(&self, path: &str, staged: StagedFile) -> Result<()> {
+        let dst = self.full(path);
+        let dir = dst.parent().expect("object paths have a parent").to_path_buf();
+        // Packs are made durable in batches by `sync` (before any index names them), so their
+        // write-back overlaps the backup's work; everything else is durable on return.
+        let deferred = ObjectType::of_path(path).and_then(ObjectType::blob_kind).is_some();
+        if !deferred {
+            staged.file().sync_all().map_err(|e| backend_err("write", path, e))?;
+        }
+        let tmp = staged.persist();
+        let res = (|| -> std::io::Result<bool> {
+            let placed = rename_noreplace(&tmp, &dst)?;
+            if placed {
+                if deferred {
+                    self.unsynced.lock().unwrap_or_else(|p| p.into_inner()).push(dst.clone());
+                } else {
+                    fsync_dir(&dir)?;
+                }
+            }
+            Ok(placed)
+        })();
+        match res {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let _ = fs::remove_file(&tmp);
+                Err(exists(path))
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(backend_err("write", path, e))
+            }
+        }
     }
 }
 
@@ -132,45 +181,33 @@ impl Backend for LocalBackend {
 
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
         check_path(path)?;
-        let dst = self.full(path);
-        let dir = dst.parent().expect("object paths have a parent").to_path_buf();
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|e| backend_err("mkdir", path, e))?;
-            if let Some(pp) = dir.parent() {
-                fsync_dir(pp).map_err(|e| backend_err("fsync", path, e))?;
-            }
+        let dir = self.object_dir(path)?;
+        let mut staged = StagedFile::create(&dir).map_err(|e| backend_err("write", path, e))?;
+        staged.append(data).map_err(|e| backend_err("write", path, e))?;
+        self.place(path, staged)
+    }
+
+    /// A temporary file in the pack type's folder: the pack's bytes never sit whole in memory,
+    /// and the rename that names it stays within one file system.
+    fn stage(&self, kind_dir: &str, _capacity: usize) -> Result<Staged> {
+        if ![ObjectType::DataPack, ObjectType::TreePack].iter().any(|t| t.dir() == kind_dir) {
+            return Err(Error::Usage(format!("not a pack folder: {kind_dir:?}")));
         }
-        let tmp = dir.join(format!(".tmp-{}", hex::encode(&crate::crypto::random_32()[..12])));
-        // Packs are made durable in batches by `sync` (before any index names them), so their
-        // write-back overlaps the backup's work; everything else is durable on return.
-        let deferred = ObjectType::of_path(path).and_then(ObjectType::blob_kind).is_some();
-        let res = (|| -> std::io::Result<bool> {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-            f.write_all(data)?;
-            if !deferred {
-                f.sync_all()?;
+        let dir = self.full(kind_dir);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| backend_err("mkdir", kind_dir, e))?;
+        }
+        Ok(Staged::File(StagedFile::create(&dir).map_err(|e| backend_err("create", kind_dir, e))?))
+    }
+
+    fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {
+        check_path(path)?;
+        match staged {
+            Staged::File(f) => {
+                self.object_dir(path)?;
+                self.place(path, f)
             }
-            drop(f);
-            let placed = rename_noreplace(&tmp, &dst)?;
-            if placed {
-                if deferred {
-                    self.unsynced.lock().unwrap_or_else(|p| p.into_inner()).push(dst.clone());
-                } else {
-                    fsync_dir(&dir)?;
-                }
-            }
-            Ok(placed)
-        })();
-        match res {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                let _ = fs::remove_file(&tmp);
-                Err(exists(path))
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(backend_err("write", path, e))
-            }
+            Staged::Memory(v) => self.write_new(path, &v),
         }
     }
 

@@ -11,9 +11,11 @@ pub mod local;
 pub mod opendal;
 pub mod options;
 pub mod remote;
+pub mod staged;
 pub mod url;
 
 pub use options::Options;
+pub use staged::Staged;
 pub use url::RepoUrl;
 
 /// What a backend promises about concurrent writers and listings (format-spec §1.4). Prune and
@@ -71,6 +73,20 @@ pub trait Backend: Send + Sync {
     /// Stores a new object atomically; fails with an "exists" error (see
     /// [`Error::is_exists`]) if the name is taken. Never overwrites.
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()>;
+    /// An empty object to append a pack's bytes to before its name is known (format-spec §5.3),
+    /// stored later by [`Backend::write_staged`]; `kind_dir` is the pack type's folder (`data/`,
+    /// `tree/`) and `capacity` the expected size. By default it is held in memory; a backend that
+    /// can stage elsewhere (the local backend: a temporary file beside the packs) keeps it out of
+    /// memory.
+    fn stage(&self, kind_dir: &str, capacity: usize) -> Result<Staged> {
+        let _ = kind_dir;
+        Ok(Staged::memory(capacity))
+    }
+    /// Stores a staged object under `path` as [`Backend::write_new`] does (create-if-not-exists,
+    /// an "exists" error when the name is taken). By default its bytes go through `write_new`.
+    fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {
+        self.write_new(path, &staged.into_bytes()?)
+    }
     /// Size and time of an object, `None` when it does not exist.
     fn stat(&self, path: &str) -> Result<Option<ObjectInfo>>;
     /// Every object under `prefix` (a directory such as `index/`), recursively.
@@ -93,7 +109,8 @@ pub trait Backend: Send + Sync {
         Guarantees { conditional_create: false, atomic_write: false, consistent_list: false }
     }
     /// How many pack uploads a writer should keep in flight: more hides a network round trip,
-    /// fewer saves memory (each in-flight pack is a buffer of the pack size).
+    /// fewer saves memory (where packs are staged in memory, see [`Backend::stage`], each
+    /// in-flight pack is a buffer of the pack size).
     fn upload_concurrency(&self) -> usize {
         2
     }

@@ -8,12 +8,97 @@ use crate::id::{BlobId, BlobKind, PackId, RepoId};
 use crate::index::{IndexBlob, IndexPack};
 use crate::pack::{decode_header, parse_trailer, PackEntry, PackHeader, PACK_MAGIC, TRAILER_LEN};
 
-/// Accumulates sealed blobs into a pack.
-pub struct PackBuilder {
+/// A pack whose blob bytes are written elsewhere as they are added (streamed to storage, format-spec
+/// §5.3): keeps only the header's entries and a running BLAKE3 of the bytes, so the pack id is
+/// known once [`PackLayout::finish`] has added the header and trailer.
+pub struct PackLayout {
     kind: BlobKind,
-    buf: Vec<u8>,
+    hasher: blake3::Hasher,
+    len: u64,
     sessions: Vec<[u8; 32]>,
     entries: Vec<PackEntry>,
+}
+
+/// The end of a streamed pack: the bytes to append after its blobs, its id and index record.
+pub struct PackTail {
+    /// `stored header ‖ u32le(header length) ‖ "CAIRNPK1"`.
+    pub bytes: Vec<u8>,
+    /// BLAKE3 of the whole pack (blobs and these bytes).
+    pub id: PackId,
+    /// What the index says about it.
+    pub index: IndexPack,
+}
+
+impl PackLayout {
+    /// An empty pack for blobs of `kind`.
+    pub fn new(kind: BlobKind) -> Self {
+        PackLayout { kind, hasher: blake3::Hasher::new(), len: 0, sessions: Vec::new(), entries: Vec::new() }
+    }
+
+    /// Bytes of blobs so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of blobs.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Records a sealed blob; the caller writes `sealed` right after the bytes of the blobs
+    /// recorded before it.
+    pub fn add(&mut self, session: &[u8; 32], kind: BlobKind, id: BlobId, sealed: &[u8], plain_length: u32) {
+        let s = match self.sessions.iter().position(|p| p == session) {
+            Some(i) => i,
+            None => {
+                self.sessions.push(*session);
+                self.sessions.len() - 1
+            }
+        };
+        self.entries.push(PackEntry { kind, id, session: s as u32, length: sealed.len() as u32, plain_length });
+        self.hasher.update(sealed);
+        self.len += sealed.len() as u64;
+    }
+
+    /// Seals the header; returns what follows the blobs, the pack id and its index record.
+    pub fn finish(mut self, keys: &MasterKeys) -> PackTail {
+        let header = PackHeader::V1 { sessions: self.sessions, entries: self.entries };
+        let blob_area = self.len;
+        let stored_header = seal_header(keys, &header);
+        let header_hash = *blake3::hash(&stored_header).as_bytes();
+        let mut tail = Vec::with_capacity(stored_header.len() + TRAILER_LEN);
+        tail.extend_from_slice(&stored_header);
+        tail.extend_from_slice(&(stored_header.len() as u32).to_le_bytes());
+        tail.extend_from_slice(PACK_MAGIC);
+        self.hasher.update(&tail);
+        let id = PackId(*self.hasher.finalize().as_bytes());
+        let blobs = header.to_index_blobs(blob_area).expect("a header we just built is consistent");
+        let PackHeader::V1 { sessions, .. } = header;
+        PackTail {
+            id,
+            index: IndexPack {
+                id,
+                kind: self.kind,
+                size: blob_area + tail.len() as u64,
+                header_length: stored_header.len() as u32,
+                header_hash,
+                sessions,
+                blobs,
+            },
+            bytes: tail,
+        }
+    }
+}
+
+/// Accumulates sealed blobs into a pack held in memory.
+pub struct PackBuilder {
+    layout: PackLayout,
+    buf: Vec<u8>,
 }
 
 /// A finished pack: its id, bytes and index record.
@@ -29,7 +114,7 @@ pub struct FinishedPack {
 impl PackBuilder {
     /// An empty pack for blobs of `kind`.
     pub fn new(kind: BlobKind, capacity: usize) -> Self {
-        PackBuilder { kind, buf: Vec::with_capacity(capacity), sessions: Vec::new(), entries: Vec::new() }
+        PackBuilder { layout: PackLayout::new(kind), buf: Vec::with_capacity(capacity) }
     }
 
     /// Bytes of blobs so far.
@@ -39,53 +124,26 @@ impl PackBuilder {
 
     /// True when no blob was added.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.layout.is_empty()
     }
 
     /// Number of blobs.
     pub fn count(&self) -> usize {
-        self.entries.len()
+        self.layout.count()
     }
 
     /// Appends a sealed blob.
     pub fn add(&mut self, session: &[u8; 32], kind: BlobKind, id: BlobId, sealed: &[u8], plain_length: u32) {
-        let s = match self.sessions.iter().position(|p| p == session) {
-            Some(i) => i,
-            None => {
-                self.sessions.push(*session);
-                self.sessions.len() - 1
-            }
-        };
-        self.entries.push(PackEntry { kind, id, session: s as u32, length: sealed.len() as u32, plain_length });
+        self.layout.add(session, kind, id, sealed, plain_length);
         self.buf.extend_from_slice(sealed);
     }
 
     /// Seals the header and returns the finished pack.
     pub fn finish(self, keys: &MasterKeys) -> FinishedPack {
-        let header = PackHeader::V1 { sessions: self.sessions, entries: self.entries };
-        let blob_area = self.buf.len() as u64;
+        let tail = self.layout.finish(keys);
         let mut bytes = self.buf;
-        let stored_header = seal_header(keys, &header);
-        let header_hash = *blake3::hash(&stored_header).as_bytes();
-        bytes.extend_from_slice(&stored_header);
-        bytes.extend_from_slice(&(stored_header.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(PACK_MAGIC);
-        let id = PackId(*blake3::hash(&bytes).as_bytes());
-        let blobs = header.to_index_blobs(blob_area).expect("a header we just built is consistent");
-        let PackHeader::V1 { sessions, .. } = header;
-        FinishedPack {
-            id,
-            index: IndexPack {
-                id,
-                kind: self.kind,
-                size: bytes.len() as u64,
-                header_length: stored_header.len() as u32,
-                header_hash,
-                sessions,
-                blobs,
-            },
-            bytes,
-        }
+        bytes.extend_from_slice(&tail.bytes);
+        FinishedPack { id: tail.id, bytes, index: tail.index }
     }
 }
 
@@ -187,5 +245,32 @@ mod tests {
         bad[n - 20] ^= 1;
         assert!(parse_pack(&keys, &bad).is_err());
         assert!(parse_pack(&keys, &p.bytes[..5]).is_err());
+    }
+
+    #[test]
+    fn a_streamed_pack_is_named_by_the_hash_of_every_byte_written() {
+        let keys = MasterKeys::generate();
+        let mut l = PackLayout::new(BlobKind::Data);
+        let mut written = Vec::new();
+        for i in 0..3u8 {
+            let plain = vec![i; 5000];
+            let id = keys.content_id(&plain);
+            let sealed = crate::codec::blob::seal_blob(
+                &keys.index_key,
+                &keys.repo_id,
+                BlobKind::Data,
+                &id,
+                &plain,
+                Compression::default(),
+            );
+            l.add(&[1u8; 32], BlobKind::Data, id, &sealed, plain.len() as u32);
+            written.extend_from_slice(&sealed);
+        }
+        assert_eq!(l.len(), written.len() as u64);
+        let t = l.finish(&keys);
+        written.extend_from_slice(&t.bytes);
+        assert_eq!(t.id, PackId(*blake3::hash(&written).as_bytes()));
+        assert_eq!(t.index.size, written.len() as u64);
+        assert_eq!(index_entry(&keys, &t.id, BlobKind::Data, &written).unwrap(), t.index);
     }
 }

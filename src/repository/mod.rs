@@ -17,6 +17,7 @@ pub mod snapshots;
 pub mod sync;
 pub mod trees;
 pub mod writer;
+mod writer_lease;
 
 pub use attribution::{Certificates, Signer};
 pub use identity::{hostname, username};

@@ -2,25 +2,24 @@
 //! into at least two open data packs in random order, uploads packs concurrently, writes index
 //! files after their packs, keeps the writer lease alive, and commits snapshots last.
 
+use crate::backend::Staged;
 use crate::blob;
 use crate::codec::object;
-use crate::codec::packer::{FinishedPack, PackBuilder};
+use crate::codec::packer::PackLayout;
 use crate::compress::Compression;
 use crate::crypto::Session;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
-use crate::layout::{pack_path, Object, StoredId};
-use crate::lease::{self, Lease};
-use crate::repository::{hostname, ReadRepository, Repository};
+use crate::layout::{pack_path, ObjectType, StoredId};
+use crate::repository::writer_lease::LeaseKeeper;
+use crate::repository::{ReadRepository, Repository};
 use crate::snapshot::Snapshot;
-use crate::time::Time;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// Packs per index file.
 pub const PACKS_PER_INDEX: usize = 64;
@@ -80,6 +79,7 @@ struct Shared {
     pending: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
     stats: WriterStats,
+    pack_size: usize,
 }
 
 /// A writing session on a repository.
@@ -94,15 +94,66 @@ pub struct Writer<'r> {
     /// With `verify_dedup`: the full key's handle, and each blob's verdict this session.
     reader: Option<ReadRepository>,
     dedup_checked: Mutex<HashMap<(BlobKind, BlobId), bool>>,
-    upload_tx: Option<Sender<FinishedPack>>,
+    upload_tx: Option<Sender<SealedPack>>,
     uploaders: Vec<JoinHandle<()>>,
     lease: Option<LeaseKeeper>,
     pack_size: usize,
 }
 
 struct OpenPacks {
-    data: Vec<PackBuilder>,
-    tree: PackBuilder,
+    data: Vec<OpenPack>,
+    tree: OpenPack,
+}
+
+/// A pack being filled: its blobs go to a staged object as they are added (a temporary file
+/// beside the packs on local disk, see [`crate::backend::Backend::stage`]), so a full pack is
+/// not held in memory; only its header entries and running hash are.
+struct OpenPack {
+    layout: PackLayout,
+    staged: Option<Staged>,
+}
+
+/// A finished pack waiting for an uploader: its id and index record, and its bytes, staged.
+struct SealedPack {
+    id: PackId,
+    index: IndexPack,
+    staged: Staged,
+}
+
+impl OpenPack {
+    fn new(kind: BlobKind) -> Self {
+        OpenPack { layout: PackLayout::new(kind), staged: None }
+    }
+
+    /// Appends a sealed blob, staging the pack on the first one.
+    fn add(
+        &mut self,
+        sh: &Shared,
+        session: &[u8; 32],
+        kind: BlobKind,
+        id: BlobId,
+        sealed: &[u8],
+        plain: u32,
+    ) -> Result<()> {
+        let staged = match &mut self.staged {
+            Some(s) => s,
+            None => {
+                let capacity = if kind == BlobKind::Data { sh.pack_size + (4 << 20) } else { 0 };
+                self.staged.insert(sh.backend.stage(ObjectType::pack(kind).dir(), capacity)?)
+            }
+        };
+        staged.write(sealed)?;
+        self.layout.add(session, kind, id, sealed, plain);
+        Ok(())
+    }
+
+    /// Appends the header and trailer; `None` for a pack without blobs.
+    fn seal(self, keys: &crate::crypto::MasterKeys) -> Result<Option<SealedPack>> {
+        let Some(mut staged) = self.staged else { return Ok(None) };
+        let tail = self.layout.finish(keys);
+        staged.write(&tail.bytes)?;
+        Ok(Some(SealedPack { id: tail.id, index: tail.index, staged }))
+    }
 }
 
 fn random_index(n: usize) -> usize {
@@ -119,21 +170,17 @@ impl Shared {
         }
     }
 
-    fn upload(&self, p: FinishedPack) -> Result<()> {
+    fn upload(&self, p: SealedPack) -> Result<()> {
         let path = pack_path(p.index.kind, &p.id);
-        match self.backend.write_new(&path, &p.bytes) {
+        // The pack was written as its blobs were sealed; this names it (locally, a rename of the
+        // staged file) or sends it (see `Backend::write_staged`).
+        match self.backend.write_staged(&path, p.staged) {
             Ok(()) => {}
             // Same name = same bytes (the name is their hash).
             Err(e) if e.is_exists() => {}
             Err(e) => return Err(e),
         }
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
-        // The pack's buffer is freed here, not kept for the next pack: each kept buffer held a
-        // whole pack (16 MiB by default) of resident memory for the rest of the backup, and two
-        // of them put a stream backup over its memory budget (benches/README.md, "Stream
-        // backups and memory"). A buffer of 1 MiB or more goes back to the system when freed
-        // (see `main`'s allocator settings).
-        drop(p.bytes);
         let batch = {
             let mut g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             g.push(p.index);
@@ -189,8 +236,9 @@ impl<'r> Writer<'r> {
             pending: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             stats: WriterStats::default(),
+            pack_size,
         });
-        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(0);
+        let (tx, rx): (Sender<SealedPack>, Receiver<SealedPack>) = bounded(0);
         let mut uploaders = Vec::new();
         if !opts.dry_run {
             // Remote backends ask for more uploads in flight than local disk (a PUT waits on the network).
@@ -211,8 +259,8 @@ impl<'r> Writer<'r> {
             shared,
             session,
             open: Mutex::new(OpenPacks {
-                data: (0..OPEN_DATA_PACKS).map(|_| PackBuilder::new(BlobKind::Data, pack_size + (4 << 20))).collect(),
-                tree: PackBuilder::new(BlobKind::Tree, 0),
+                data: (0..OPEN_DATA_PACKS).map(|_| OpenPack::new(BlobKind::Data)).collect(),
+                tree: OpenPack::new(BlobKind::Tree),
             }),
             seen: Mutex::new(HashSet::new()),
             condemned,
@@ -318,28 +366,28 @@ impl<'r> Writer<'r> {
         }
         let full = {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            let (builder, limit) = match kind {
+            let (pack, limit) = match kind {
                 BlobKind::Data => {
                     let i = random_index(open.data.len());
                     (&mut open.data[i], self.pack_size)
                 }
                 BlobKind::Tree => (&mut open.tree, self.pack_size / 4),
             };
-            builder.add(&self.session.public, kind, id, &sealed, plain.len() as u32);
-            if builder.len() >= limit {
-                Some(std::mem::replace(builder, PackBuilder::new(kind, limit + (4 << 20))))
+            pack.add(&self.shared, &self.session.public, kind, id, &sealed, plain.len() as u32)?;
+            if pack.layout.len() >= limit as u64 {
+                Some(std::mem::replace(pack, OpenPack::new(kind)))
             } else {
                 None
             }
         };
-        if let Some(b) = full {
-            self.send(b)?;
+        if let Some(p) = full {
+            self.send(p)?;
         }
         Ok(true)
     }
 
-    fn send(&self, b: PackBuilder) -> Result<()> {
-        let p = b.finish(self.repo.keys());
+    fn send(&self, p: OpenPack) -> Result<()> {
+        let Some(p) = p.seal(self.repo.keys())? else { return Ok(()) };
         if let Some(tx) = &self.upload_tx {
             tx.send(p).map_err(|_| Error::Internal("upload workers stopped".into()))?;
         }
@@ -349,14 +397,14 @@ impl<'r> Writer<'r> {
     /// Uploads every open pack, waits for the uploads and writes the remaining index.
     /// After this returns, every blob stored is in storage and indexed.
     pub fn flush(&mut self) -> Result<()> {
-        let builders: Vec<PackBuilder> = {
+        let packs: Vec<OpenPack> = {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            let mut v: Vec<PackBuilder> = open.data.drain(..).collect();
-            v.push(std::mem::replace(&mut open.tree, PackBuilder::new(BlobKind::Tree, 0)));
-            open.data = (0..OPEN_DATA_PACKS).map(|_| PackBuilder::new(BlobKind::Data, 0)).collect();
+            let mut v: Vec<OpenPack> = open.data.drain(..).collect();
+            v.push(std::mem::replace(&mut open.tree, OpenPack::new(BlobKind::Tree)));
+            open.data = (0..OPEN_DATA_PACKS).map(|_| OpenPack::new(BlobKind::Data)).collect();
             v
         };
-        for b in builders.into_iter().filter(|b| !b.is_empty()) {
+        for b in packs.into_iter().filter(|b| !b.layout.is_empty()) {
             if self.opts.dry_run {
                 continue;
             }
@@ -452,116 +500,6 @@ impl Drop for Writer<'_> {
     fn drop(&mut self) {
         self.upload_tx = None;
         for h in self.uploaders.drain(..) {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Keeps a writer lease alive: a new lease object every [`lease::LEASE_RENEW_SECS`], the old one
-/// deleted after, never an overwrite (format-spec §10.1).
-struct LeaseKeeper {
-    stop: Sender<()>,
-    handle: Option<JoinHandle<()>>,
-    state: Arc<Mutex<LeaseState>>,
-}
-
-struct LeaseState {
-    seq: u32,
-    last_backend_time: Option<Time>,
-    error: Option<String>,
-}
-
-fn write_lease(
-    repo_backend: &crate::backend::DynBackend,
-    keys: &crate::crypto::MasterKeys,
-    session: &[u8; 32],
-    seq: u32,
-    operation: &str,
-) -> Result<Option<Time>> {
-    let path = Object::Lease { session: *session, seq }.path();
-    let l = Lease::V1 {
-        session: *session,
-        seq,
-        host: hostname(),
-        pid: std::process::id(),
-        duration_secs: lease::LEASE_DURATION_SECS,
-        operation: operation.into(),
-        client_time: Time::now(),
-    };
-    repo_backend.write_new(&path, &object::encode_lease(keys, &path, &l))?;
-    Ok(repo_backend.stat(&path)?.and_then(|i| i.modified))
-}
-
-impl LeaseKeeper {
-    fn start(repo: &Repository, session: &Session, operation: &str) -> Result<Self> {
-        let backend = repo.backend().clone();
-        let keys = repo.keys().clone();
-        let public = session.public;
-        let t = write_lease(&backend, &keys, &public, 0, operation)?;
-        let state = Arc::new(Mutex::new(LeaseState { seq: 0, last_backend_time: t, error: None }));
-        let (stop, stop_rx) = bounded::<()>(1);
-        let st = state.clone();
-        let op = operation.to_string();
-        let handle = std::thread::spawn(move || loop {
-            match stop_rx.recv_timeout(Duration::from_secs(lease::LEASE_RENEW_SECS)) {
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                _ => {
-                    let seq = st.lock().unwrap_or_else(|p| p.into_inner()).seq;
-                    for s in 0..=seq {
-                        let _ = backend.delete(&Object::Lease { session: public, seq: s }.path());
-                    }
-                    return;
-                }
-            }
-            let seq = st.lock().unwrap_or_else(|p| p.into_inner()).seq + 1;
-            match write_lease(&backend, &keys, &public, seq, &op) {
-                Ok(t) => {
-                    let mut g = st.lock().unwrap_or_else(|p| p.into_inner());
-                    if let (Some(prev), Some(now)) = (g.last_backend_time, t) {
-                        if now.secs - prev.secs > lease::LEASE_DURATION_SECS as i64 {
-                            g.error = Some(format!("lease lapsed: {}s between renewals", now.secs - prev.secs));
-                        }
-                    }
-                    g.seq = seq;
-                    g.last_backend_time = t;
-                    let _ = backend.delete(&Object::Lease { session: public, seq: seq - 1 }.path());
-                }
-                Err(e) => {
-                    tracing::warn!("renewing the lease failed: {e}");
-                }
-            }
-        });
-        Ok(LeaseKeeper { stop, handle: Some(handle), state })
-    }
-
-    /// Fails when the lease lapsed: a writer whose lease lapsed never publishes.
-    fn check(&self) -> Result<()> {
-        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = &g.error {
-            return Err(Error::Locked(e.clone()));
-        }
-        if let Some(prev) = g.last_backend_time {
-            let now = Time::now();
-            // The backend's clock stamped the last renewal; allow for skew in our own reading.
-            if now.secs - prev.secs > lease::LEASE_DURATION_SECS as i64 + 300 {
-                return Err(Error::Locked(format!("the last lease renewal was {}s ago", now.secs - prev.secs)));
-            }
-        }
-        Ok(())
-    }
-
-    fn release(mut self) {
-        let _ = self.stop.send(());
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for LeaseKeeper {
-    fn drop(&mut self) {
-        let _ = self.stop.send(());
-        if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }

@@ -379,3 +379,139 @@ fn pack_uploads_run_concurrently_as_the_backend_asks() {
         assert_eq!(report.errors(), 0, "{:#?}", report.findings);
     }
 }
+
+/// Every backend stores a staged object (a pack written as its blobs are sealed) under the name it gets at the end,
+/// with create-if-not-exists, and leaves nothing else behind; the local backend stages in a file, not in memory.
+#[test]
+fn staged_objects_are_stored_under_their_final_name_once() {
+    let (backends, tmp) = every_backend("staged");
+    for (name, b) in backends {
+        let mut s = b.stage("data/", 1 << 20).unwrap_or_else(|e| panic!("{name}: {e}"));
+        s.write(&bytes(2, 3000)).unwrap();
+        s.write(&bytes(3, 1000)).unwrap();
+        assert_eq!(s.len(), 4000, "{name}");
+        assert_eq!(matches!(s, backend::Staged::File(_)), name == "local", "{name}: only local disk stages in files");
+        let path = "data/ab/staged";
+        b.write_staged(path, s).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(b.read(path).unwrap(), [bytes(2, 3000), bytes(3, 1000)].concat(), "{name}");
+        let mut again = b.stage("data/", 0).unwrap();
+        again.write(b"other bytes").unwrap();
+        let e = b.write_staged(path, again).unwrap_err();
+        assert!(e.is_exists(), "{name}: {e}");
+        assert_eq!(b.read(path).unwrap().len(), 4000, "{name}: never overwritten");
+        let dropped = b.stage("data/", 0).unwrap();
+        drop(dropped);
+        let listed: Vec<String> = b.list("data/").unwrap().into_iter().map(|o| o.path).collect();
+        assert_eq!(listed, vec![path.to_string()], "{name}");
+        assert!(b.stage("keys/", 0).is_err() || name != "local", "{name}: only pack folders stage");
+    }
+    assert_eq!(temp_files(&tmp.path().join("local")), Vec::<String>::new(), "no temporary file is left");
+}
+
+/// The `.tmp-` files under `dir`, recursively.
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(temp_files(&p));
+        } else if p.file_name().unwrap().to_string_lossy().starts_with(".tmp-") {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+/// A local backend that records how packs reach it, and can fail the Nth staged write.
+struct CountingPacks {
+    inner: DynBackend,
+    pack_writes: std::sync::atomic::AtomicUsize,
+    staged_files: std::sync::atomic::AtomicUsize,
+    fail_staged: Option<usize>,
+}
+
+impl cairn::backend::Backend for CountingPacks {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn read(&self, path: &str) -> cairn::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> cairn::Result<Vec<u8>> {
+        self.inner.read_range(path, offset, len)
+    }
+    fn write_new(&self, path: &str, data: &[u8]) -> cairn::Result<()> {
+        if path.starts_with("data/") || path.starts_with("tree/") {
+            self.pack_writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.write_new(path, data)
+    }
+    fn stage(&self, kind_dir: &str, capacity: usize) -> cairn::Result<backend::Staged> {
+        self.inner.stage(kind_dir, capacity)
+    }
+    fn write_staged(&self, path: &str, staged: backend::Staged) -> cairn::Result<()> {
+        let n = self
+            .staged_files
+            .fetch_add(matches!(staged, backend::Staged::File(_)) as usize, std::sync::atomic::Ordering::SeqCst);
+        if self.fail_staged == Some(n) {
+            return Err(cairn::Error::storage("write", path, "injected fault"));
+        }
+        self.inner.write_staged(path, staged)
+    }
+    fn stat(&self, path: &str) -> cairn::Result<Option<cairn::backend::ObjectInfo>> {
+        self.inner.stat(path)
+    }
+    fn list(&self, prefix: &str) -> cairn::Result<Vec<cairn::backend::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &str) -> cairn::Result<()> {
+        self.inner.delete(path)
+    }
+    fn sync(&self) -> cairn::Result<()> {
+        self.inner.sync()
+    }
+}
+
+/// On local disk a backup writes each pack to a temporary file as its blobs are sealed and names it when full
+/// (never a whole pack in memory, benches/README.md "Stream backups and memory"); the packs are the ones the index
+/// describes (check reads every blob), and a backup that fails part way leaves no temporary file behind.
+#[test]
+fn a_backup_streams_its_packs_to_files_and_cleans_up_after_a_failure() {
+    use cairn::backend::Backend;
+    use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
+    use cairn::check::{check, CheckOptions, ReadData};
+    use cairn::repository::{InitOptions, OpenOptions, Repository};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..4 {
+        std::fs::write(src.join(format!("f{i}")), bytes(70 + i, 2 << 20)).unwrap();
+    }
+    for fail_staged in [None, Some(1)] {
+        let dir = tmp.path().join(format!("repo-{fail_staged:?}"));
+        let b = Arc::new(CountingPacks {
+            inner: Arc::new(LocalBackend::new(&dir).unwrap()),
+            pack_writes: Default::default(),
+            staged_files: Default::default(),
+            fail_staged,
+        });
+        let init = InitOptions { pack_size: 1 << 20, ..InitOptions::default() };
+        let oo = OpenOptions { cache_root: Some(dir.with_extension("cache")), no_cache: false, upgrade_config: false };
+        let repo = Repository::init(b.clone(), b"pw", &init, &oo).and_then(|r| r.readable()).unwrap();
+        let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress);
+        assert_eq!(b.pack_writes.load(std::sync::atomic::Ordering::SeqCst), 0, "no pack is written from a buffer");
+        if fail_staged.is_some() {
+            let Err(e) = r else { panic!("the failed pack fails the backup") };
+            assert!(e.to_string().contains("injected fault"), "{e}");
+        } else {
+            let r = r.unwrap();
+            assert!(r.snapshot_id.is_some());
+            let packs = b.list("data/").unwrap().len() + b.list("tree/").unwrap().len();
+            assert!(packs >= 4, "8 MiB of data in 1 MiB packs: {packs}");
+            assert_eq!(b.staged_files.load(std::sync::atomic::Ordering::SeqCst), packs, "each pack staged in a file");
+            let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
+            assert_eq!(report.errors(), 0, "{:#?}", report.findings);
+        }
+        assert_eq!(temp_files(&dir), Vec::<String>::new(), "no temporary file is left");
+    }
+}
