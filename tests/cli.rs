@@ -68,3 +68,5 @@ mod status;
 mod streams;
 #[path = "cli/tagmount.rs"]
 mod tagmount;
+#[path = "cli/serve.rs"]
+mod serve;
