@@ -14,6 +14,8 @@ pub mod copy;
 #[cfg(feature = "cache")]
 pub mod diff;
 #[cfg(feature = "cache")]
+pub mod drill;
+#[cfg(feature = "cache")]
 pub mod find;
 #[cfg(feature = "cache")]
 pub mod forget;
