@@ -400,6 +400,22 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(check["state"], "done", "{check}");
+    // A drill (operate) of the job's snapshot: restored into a scratch directory and compared, in the server.
+    assert_eq!(post(&f.operate, r#"{"kind":"drill","verify_command":"true"}"#).status, 400, "no command via the API");
+    let r = post(&f.operate, &format!(r#"{{"kind":"drill","snapshot":"{snap_id}"}}"#));
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let did = r.json()["id"].as_u64().unwrap();
+    let drill = loop {
+        let j = get(&server, &format!("/api/v1/jobs/{did}"), Some(&f.read)).json();
+        if j["state"] == "done" || j["state"] == "failed" {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the drill did not finish: {j}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!((&drill["state"], &drill["result"]["verdict"]), (&"done".into(), &"passed".into()), "{drill}");
+    let ledger = get(&server, "/api/v1/ledger?kind=drill", Some(&f.read)).json();
+    assert_eq!(ledger.as_array().map(Vec::len), Some(1), "{ledger}");
     // /metrics: Prometheus text with the job's series and the server's gauges.
     let m = get(&server, "/metrics", Some(&f.read));
     assert_eq!(m.status, 200);
@@ -421,7 +437,7 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
             .unwrap();
         assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
     }
-    for body in [job.to_string(), check.to_string(), text] {
+    for body in [job.to_string(), check.to_string(), drill.to_string(), text] {
         assert!(!body.contains(&f.r.password), "the password must never be in a response");
     }
 }
