@@ -60,6 +60,8 @@ mod repair;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/sources.rs"]
 mod sources;
 #[path = "cli/status.rs"]
@@ -68,5 +70,3 @@ mod status;
 mod streams;
 #[path = "cli/tagmount.rs"]
 mod tagmount;
-#[path = "cli/serve.rs"]
-mod serve;

@@ -66,7 +66,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     fn header(&self, name: &str) -> Option<String> {
         self.headers.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
@@ -140,17 +141,21 @@ fn fixture() -> Fixture {
     std::os::unix::fs::symlink("hello.txt", src.join("link")).unwrap();
     r.backup(&[&src], &[]);
     let tokens = r.path("tokens");
-    let (read, operate, admin) = (token(&r, &tokens, "read"), token(&r, &tokens, "operate"), token(&r, &tokens, "admin"));
+    let (read, operate, admin) =
+        (token(&r, &tokens, "read"), token(&r, &tokens, "operate"), token(&r, &tokens, "admin"));
     Fixture { r, src, tokens, read, operate, admin }
 }
+
+/// One row of the auth matrix: method, route as in the table, the request, its body, the role it needs, the status
+/// when allowed.
+type Cell = (&'static str, &'static str, String, Option<&'static str>, Option<&'static str>, u16);
 
 #[test]
 fn auth_matrix_every_route_by_no_token_wrong_token_and_each_role() {
     let f = fixture();
     let server = Server::start(&f.r, &["--token-file", s(&f.tokens), "--max-auth-failures", "1000"]);
     let file = format!("{}/hello.txt", s(&f.src));
-    // (method, route as in the table, the request, body, role needed, status when allowed)
-    let table: Vec<(&str, &str, String, Option<&str>, Option<&str>, u16)> = vec![
+    let table: Vec<Cell> = vec![
         ("GET", "/health", "/health".into(), None, None, 200),
         ("GET", "/", "/".into(), None, None, 200),
         ("GET", "/assets/{file}", "/assets/nosuch-file.css".into(), None, None, 404),
@@ -186,7 +191,13 @@ fn auth_matrix_every_route_by_no_token_wrong_token_and_each_role() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["method"].as_str().unwrap().into(), r["path"].as_str().unwrap().into(), r["role"].as_str().map(String::from)))
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().into(),
+                r["path"].as_str().unwrap().into(),
+                r["role"].as_str().map(String::from),
+            )
+        })
         .collect();
     let want: BTreeSet<(String, String, Option<String>)> =
         table.iter().map(|(m, p, _, _, role, _)| (m.to_string(), p.to_string(), role.map(String::from))).collect();
@@ -245,7 +256,10 @@ fn downloads_are_byte_identical_raw_tar_and_zip() {
     assert_eq!(raw.status, 200);
     assert_eq!(raw.body, std::fs::read(&big).unwrap());
     assert_eq!(raw.header("content-length"), Some(raw.body.len().to_string()));
-    assert_eq!(raw.header("content-disposition").as_deref(), Some("attachment; filename=\"big.bin\"; filename*=UTF-8''big.bin"));
+    assert_eq!(
+        raw.header("content-disposition").as_deref(),
+        Some("attachment; filename=\"big.bin\"; filename*=UTF-8''big.bin")
+    );
     // A directory as tar (the default) and as zip: the same files, the same bytes, the symlink kept.
     let want = |rel: &str| std::fs::read(f.src.join(rel)).unwrap();
     let tar = get(&server, &format!("/api/v1/snapshots/latest/download?path={}", s(&f.src)), t);
@@ -269,7 +283,10 @@ fn downloads_are_byte_identical_raw_tar_and_zip() {
             _ => files.push(format!("{path}/")),
         }
     }
-    assert_eq!(files, ["src/", "src/hello.txt", "src/link -> hello.txt", "src/sub/", "src/sub/dir/", "src/sub/dir/big.bin"]);
+    assert_eq!(
+        files,
+        ["src/", "src/hello.txt", "src/link -> hello.txt", "src/sub/", "src/sub/dir/", "src/sub/dir/big.bin"]
+    );
     let zip = get(&server, &format!("/api/v1/snapshots/latest/download?path={}&format=zip", s(&f.src)), t);
     assert_eq!((zip.status, zip.header("content-type").as_deref()), (200, Some("application/zip")));
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip.body)).unwrap();
@@ -364,7 +381,9 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
     write_file(&cfg, profile.as_bytes());
     let server = Server::start(&f.r, &["--token-file", s(&f.tokens), "--config", s(&cfg)]);
     let agent = agent();
-    let post = |token: &str, body: &str| request(&agent, "POST", &format!("{}/api/v1/jobs", server.url), Some(token), Some(body));
+    let post = |token: &str, body: &str| {
+        request(&agent, "POST", &format!("{}/api/v1/jobs", server.url), Some(token), Some(body))
+    };
     assert_eq!(post(&f.operate, r#"{"kind":"backup","job":"nosuch"}"#).status, 404);
     let r = post(&f.operate, r#"{"kind":"backup","job":"web"}"#);
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
@@ -378,13 +397,20 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
         assert!(Instant::now() < deadline, "the job did not finish: {j}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!((&job["state"], &job["kind"], &job["job"], &job["exit_code"]), (&"done".into(), &"backup".into(), &"web".into(), &0.into()), "{job}");
+    assert_eq!(
+        (&job["state"], &job["kind"], &job["job"], &job["exit_code"]),
+        (&"done".into(), &"backup".into(), &"web".into(), &0.into()),
+        "{job}"
+    );
     let snap_id = job["result"][0]["snapshot_id"].as_str().unwrap().to_string();
     let list = get(&server, "/api/v1/jobs", Some(&f.read)).json();
     assert_eq!(list[0]["id"], id);
     // The new snapshot is listed and readable through the server (its index was synced).
     let snaps = get(&server, "/api/v1/snapshots?host=job-host", Some(&f.read)).json();
-    assert_eq!(snaps.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(), [snap_id.as_str()]);
+    assert_eq!(
+        snaps.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(),
+        [snap_id.as_str()]
+    );
     let note = get(&server, &format!("/api/v1/snapshots/{snap_id}/download?path={}/note.txt", s(&data)), Some(&f.read));
     assert_eq!(note.body, b"from the job\n");
     // A check job (operate) too; the result is `check --json`'s document.

@@ -89,13 +89,20 @@ impl Tokens {
                     mode & 0o7777
                 )));
             }
-            let text = std::io::read_to_string(file).with_context(|| format!("cannot read token file {}", f.display()))?;
+            let text =
+                std::io::read_to_string(file).with_context(|| format!("cannot read token file {}", f.display()))?;
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                let bad = || crate::cli::CliError::Usage(format!("token file {} line {}: not `ROLE NAME HASH`", f.display(), n + 1));
+                let bad = || {
+                    crate::cli::CliError::Usage(format!(
+                        "token file {} line {}: not `ROLE NAME HASH`",
+                        f.display(),
+                        n + 1
+                    ))
+                };
                 let parts: Vec<&str> = line.split_whitespace().collect();
                 let [role, name, h] = parts[..] else { bail!(bad()) };
                 let role = Role::parse(role).ok_or_else(bad)?;
@@ -129,7 +136,8 @@ impl Tokens {
 /// `cairn serve token new`: a new token (`cairn_` + 43 base64url characters of 32 random bytes),
 /// its line appended to `file` (created 0600, never through a symlink). Returns the token.
 pub fn new_token(file: &Path, role: Role, name: &str) -> anyhow::Result<String> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !ok {
         bail!(crate::cli::CliError::Usage(format!(
             "token name {name:?}: use 1 to 64 letters, digits, `.`, `_` or `-`"

@@ -59,7 +59,9 @@ pub async fn download(
         (None | Some(""), true) | (Some("tar"), _) => Format::Tar,
         (Some("zip"), _) => Format::Zip,
         (None | Some("") | Some("raw"), false) => Format::Raw,
-        (Some("raw"), true) => return Err(ApiError::bad(format!("{} is a directory: format tar or zip", path.display()))),
+        (Some("raw"), true) => {
+            return Err(ApiError::bad(format!("{} is a directory: format tar or zip", path.display())))
+        }
         (Some(f), _) => return Err(ApiError::bad(format!("format {f:?}: raw, tar or zip"))),
     };
     if format == Format::Raw && !matches!(node.as_ref().map(|n| &n.kind), Some(NodeKind::File { .. })) {
@@ -108,7 +110,8 @@ pub async fn download(
 
 /// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266).
 fn disposition(name: &str) -> String {
-    let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
     let mut enc = String::new();
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -315,9 +318,7 @@ fn write_zip(
                 zip.start_file(utf8(p), o).map_err(zerr)?;
                 std::io::copy(&mut FileReader::new(repo, content, n.size), &mut zip).map(|_| ())
             }
-            NodeKind::Symlink { target } => {
-                zip.add_symlink(utf8(p), String::from_utf8_lossy(target), o).map_err(zerr)
-            }
+            NodeKind::Symlink { target } => zip.add_symlink(utf8(p), String::from_utf8_lossy(target), o).map_err(zerr),
             _ => Ok(()),
         }
     })?;

@@ -152,7 +152,13 @@ impl Jobs {
     }
 
     /// Queues a job of `kind` running `cairn <global> <args>`.
-    fn queue(&self, state: &Shared, kind: &'static str, job: Option<String>, args: Vec<OsString>) -> Result<u64, ApiError> {
+    fn queue(
+        &self,
+        state: &Shared,
+        kind: &'static str,
+        job: Option<String>,
+        args: Vec<OsString>,
+    ) -> Result<u64, ApiError> {
         self.queue_work(state, kind, job, Work::Process(args))
     }
 
@@ -412,9 +418,14 @@ pub async fn start(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(Sta
                 blocking(move || super::read::load_profile(Some(&c))).await?
             };
             if !profile.jobs.contains_key(name) {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {name:?} in the profile")));
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no job {name:?} in the profile"),
+                ));
             }
-            let id = s.jobs.queue(&s, "backup", Some(name.to_string()), vec!["run".into(), "--".into(), name.into()])?;
+            let id =
+                s.jobs.queue(&s, "backup", Some(name.to_string()), vec!["run".into(), "--".into(), name.into()])?;
             Ok(accepted(id))
         }
         Some("check") => {
@@ -478,16 +489,17 @@ pub async fn forget(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(St
     if let Some(name) = obj.get("job").and_then(Value::as_str) {
         let config = s.config.clone().ok_or_else(|| ApiError::bad("the server has no job profile (--config)"))?;
         let profile = blocking(move || super::read::load_profile(Some(&config))).await?;
-        let j = profile
-            .jobs
-            .get(name)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {name:?} in the profile")))?;
+        let j = profile.jobs.get(name).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {name:?} in the profile"))
+        })?;
         match &j.retention {
             Some(crate::cli::profile::Retention::File(f)) => {
                 args.push("--policy".into());
                 args.push(f.into());
             }
-            Some(_) => return Err(ApiError::bad(format!("job {name:?} has an inline retention: send its policy fields"))),
+            Some(_) => {
+                return Err(ApiError::bad(format!("job {name:?} has an inline retention: send its policy fields")))
+            }
             None => return Err(ApiError::bad(format!("job {name:?} has no retention"))),
         }
         args.push("--host".into());

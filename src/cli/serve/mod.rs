@@ -78,7 +78,9 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Outcome> {
     }
     let tokens = auth::Tokens::load(&a.token_files)?;
     if tokens.len() == 0 {
-        ctx.out.note("cairn: warning: no token file given (--token-file): only /health, / and the OpenAPI document answer");
+        ctx.out.note(
+            "cairn: warning: no token file given (--token-file): only /health, / and the OpenAPI document answer",
+        );
     }
     // The password is read once here and kept (zeroized on drop) for the job processes, which get it
     // through a pipe, never in their arguments or environment.
@@ -128,6 +130,9 @@ fn private_dir() -> anyhow::Result<PrivateDir> {
     let mut r = [0u8; 8];
     getrandom::getrandom(&mut r).context("no random bytes")?;
     let path = std::env::temp_dir().join(format!("cairn-serve-{}-{}", std::process::id(), hex::encode(r)));
-    std::fs::DirBuilder::new().mode(0o700).create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     Ok(PrivateDir { path })
 }

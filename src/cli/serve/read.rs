@@ -41,7 +41,10 @@ pub fn inner_path(p: Option<&str>) -> PathBuf {
 }
 
 /// The snapshot `id` names (an id, a prefix or `latest`).
-pub fn snapshot_of(repo: &ReadRepository, id: &str) -> Result<(cairn::id::SnapshotId, cairn::snapshot::Snapshot), ApiError> {
+pub fn snapshot_of(
+    repo: &ReadRepository,
+    id: &str,
+) -> Result<(cairn::id::SnapshotId, cairn::snapshot::Snapshot), ApiError> {
     Ok(select::select(repo, &spec(id)?, &Filter::default())?)
 }
 
@@ -235,7 +238,12 @@ pub async fn status(State(s): State<Shared>) -> JsonResult {
         let snaps = select::list_all(&repo)?;
         let now = Time::now();
         let report = match &config {
-            None => st::evaluate(&snaps, cairn::forget::GroupBy::from_str("host,paths").map_err(ApiError::bad)?, &|_| default, now),
+            None => st::evaluate(
+                &snaps,
+                cairn::forget::GroupBy::from_str("host,paths").map_err(ApiError::bad)?,
+                &|_| default,
+                now,
+            ),
             Some(path) => {
                 let profile = load_profile(Some(path))?;
                 let mut groups = Vec::new();
@@ -284,7 +292,9 @@ pub async fn ledger(State(s): State<Shared>, Query(q): Query<LedgerQuery>) -> Js
             None => None,
         };
         let kind = match q.kind.as_deref().filter(|s| !s.is_empty()) {
-            Some(k) => Some(cairn::ledger::EntryKind::parse(k).ok_or_else(|| ApiError::bad(format!("no entry kind {k:?}")))?),
+            Some(k) => {
+                Some(cairn::ledger::EntryKind::parse(k).ok_or_else(|| ApiError::bad(format!("no entry kind {k:?}")))?)
+            }
             None => None,
         };
         Ok(Json(to_json(&cairn::ops::ledger::log(&repo, since, kind)?)?))

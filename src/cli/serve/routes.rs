@@ -110,8 +110,8 @@ async fn authorize(
             state.limiter.fail(ip);
             tracing::warn!("serve: unknown token from {ip}");
         }
-        let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is needed")
-            .into_response();
+        let mut r =
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is needed").into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"cairn\""));
         return r;
     };
@@ -192,7 +192,7 @@ impl From<anyhow::Error> for ApiError {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("task failed: {e}"))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("task failed: {e}")))
+    })
 }
