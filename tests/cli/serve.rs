@@ -302,6 +302,24 @@ fn downloads_are_byte_identical_raw_tar_and_zip() {
         names.push(name);
     }
     assert_eq!(names, ["src/", "src/hello.txt", "src/link", "src/sub/", "src/sub/dir/", "src/sub/dir/big.bin"]);
+    // A client that asks for a download and reads nothing holds up no one else.
+    let mut stalled = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    let req = format!(
+        "GET /api/v1/snapshots/latest/download?path={} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        s(&f.src),
+        f.read
+    );
+    std::io::Write::write_all(&mut stalled, req.as_bytes()).unwrap();
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(get(&server, "/api/v1/snapshots", t).status, 200);
+        assert_eq!(
+            get(&server, &format!("/api/v1/snapshots/latest/download?path={}", s(&big)), t).body.len(),
+            3 * 1024 * 1024 + 17
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    drop(stalled);
     // A directory cannot come raw; an unknown path is 404.
     let dir_raw = get(&server, &format!("/api/v1/snapshots/latest/download?path={}&format=raw", s(&f.src)), t);
     assert_eq!(dir_raw.status, 400);
@@ -440,6 +458,26 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!((&drill["state"], &drill["result"]["verdict"]), (&"done".into(), &"passed".into()), "{drill}");
+    // Forget by policy fields and prune (admin): each runs as its command and ends done.
+    let admin = |path: &str, body: &str| {
+        let r = request(&agent, "POST", &format!("{}{path}", server.url), Some(&f.admin), Some(body));
+        assert_eq!(r.status, 202, "{path}: {}", String::from_utf8_lossy(&r.body));
+        let id = r.json()["id"].as_u64().unwrap();
+        loop {
+            let j = get(&server, &format!("/api/v1/jobs/{id}"), Some(&f.read)).json();
+            if j["state"] == "done" || j["state"] == "failed" {
+                break j;
+            }
+            assert!(Instant::now() < deadline, "{path} did not finish: {j}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let forget = admin("/api/v1/forget", r#"{"keep_last":1,"host":"job-host"}"#);
+    assert_eq!((&forget["state"], &forget["kind"]), (&"done".into(), &"forget".into()), "{forget}");
+    assert!(forget["result"].is_object(), "{forget}");
+    let prune = admin("/api/v1/prune", "{}");
+    assert_eq!((&prune["state"], &prune["kind"]), (&"done".into(), &"prune".into()), "{prune}");
+    assert_eq!(get(&server, "/api/v1/snapshots", Some(&f.read)).json().as_array().unwrap().len(), 2);
     let ledger = get(&server, "/api/v1/ledger?kind=drill", Some(&f.read)).json();
     assert_eq!(ledger.as_array().map(Vec::len), Some(1), "{ledger}");
     // /metrics: Prometheus text with the job's series and the server's gauges.

@@ -514,12 +514,13 @@ pub async fn forget(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(St
         for (k, val) in obj {
             let flag = format!("--{}", k.replace('_', "-"));
             match (k.as_str(), val) {
-                (k, Value::Number(n)) if POLICY.contains(&k) => args.extend([flag.into(), n.to_string().into()]),
-                (k, Value::String(t)) if POLICY.contains(&k) || k == "host" => args.extend([flag.into(), t.into()]),
+                // `--flag=value`: one argument, so a value can never be read as another flag.
+                (k, Value::Number(n)) if POLICY.contains(&k) => args.push(format!("{flag}={n}").into()),
+                (k, Value::String(t)) if POLICY.contains(&k) || k == "host" => args.push(format!("{flag}={t}").into()),
                 ("keep_tag", Value::Array(tags)) => {
                     for t in tags {
                         let t = t.as_str().ok_or_else(|| ApiError::bad("keep_tag: a list of strings"))?;
-                        args.extend(["--keep-tag".into(), t.into()]);
+                        args.push(format!("--keep-tag={t}").into());
                     }
                 }
                 _ => return Err(ApiError::bad(format!("field {k:?} is not a forget policy field"))),
