@@ -30,6 +30,8 @@ mod corruption;
 mod databases;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/drill.rs"]
+mod drill;
 #[path = "cli/forget.rs"]
 mod forget;
 #[path = "cli/grammar.rs"]

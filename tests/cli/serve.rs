@@ -392,7 +392,8 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
     write_file(&data.join("note.txt"), b"from the job\n");
     let cfg = f.r.path("cairn.toml");
     let profile = format!(
-        "[repository.main]\nurl = {:?}\n\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\nhost = \"job-host\"\n",
+        "[repository.main]\nurl = {:?}\n\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\nhost = \"job-host\"\n\n\
+         [job.web.drill]\nverify_command = 'grep -rq \"from the job\" \"$CAIRN_DRILL_TARGET\"'\n",
         s(&f.r.repo),
         s(&data)
     );
@@ -478,8 +479,23 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
     let prune = admin("/api/v1/prune", "{}");
     assert_eq!((&prune["state"], &prune["kind"]), (&"done".into(), &"prune".into()), "{prune}");
     assert_eq!(get(&server, "/api/v1/snapshots", Some(&f.read)).json().as_array().unwrap().len(), 2);
+    // A drill of the job: its newest snapshot, with the verify command of its `[job.web.drill]` (from the profile).
+    let r = post(&f.operate, r#"{"kind":"drill","job":"web"}"#);
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let jid = r.json()["id"].as_u64().unwrap();
+    let job_drill = loop {
+        let j = get(&server, &format!("/api/v1/jobs/{jid}"), Some(&f.read)).json();
+        if j["state"] == "done" || j["state"] == "failed" {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the drill did not finish: {j}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!((&job_drill["state"], &job_drill["job"]), (&"done".into(), &"web".into()), "{job_drill}");
+    let text = job_drill["result"].to_string();
+    assert!(text.contains(&snap_id) && text.contains("grep -rq"), "the job's snapshot and command: {text}");
     let ledger = get(&server, "/api/v1/ledger?kind=drill", Some(&f.read)).json();
-    assert_eq!(ledger.as_array().map(Vec::len), Some(1), "{ledger}");
+    assert_eq!(ledger.as_array().map(Vec::len), Some(2), "{ledger}");
     // /metrics: Prometheus text with the job's series and the server's gauges.
     let m = get(&server, "/metrics", Some(&f.read));
     assert_eq!(m.status, 200);

@@ -116,8 +116,9 @@ pub struct Job {
 enum Work {
     /// `cairn <global options> <these arguments>`.
     Process(Vec<OsString>),
-    /// A drill of this snapshot (an id, a prefix or `latest`) in this process.
-    Drill(String, cairn::ops::drill::DrillOptions),
+    /// A drill of this snapshot (an id, a prefix or `latest` among those passing the filter) in
+    /// this process.
+    Drill(String, cairn::select::Filter, cairn::ops::drill::DrillOptions),
 }
 
 #[derive(Default)]
@@ -250,7 +251,7 @@ async fn worker(state: Shared, mut rx: tokio::sync::mpsc::Receiver<u64>) {
         };
         let outcome = match work {
             Work::Process(args) => run_one(&state, id, args).await,
-            Work::Drill(snapshot, opts) => run_drill(&state, snapshot, opts).await,
+            Work::Drill(snapshot, filter, opts) => run_drill(&state, snapshot, filter, opts).await,
         };
         {
             let mut inner = state.jobs.lock();
@@ -346,12 +347,13 @@ async fn run_one(state: &Shared, id: u64, args: Vec<OsString>) -> Result<(i32, O
 async fn run_drill(
     state: &Shared,
     snapshot: String,
+    filter: cairn::select::Filter,
     mut opts: cairn::ops::drill::DrillOptions,
 ) -> Result<(i32, Option<Value>, Option<String>), String> {
     let repo = state.repo();
     opts.cancel = Some(DRILL_CANCEL.clone());
     let r = blocking(move || {
-        let (id, snap) = super::read::snapshot_of(&repo, &snapshot)?;
+        let (id, snap) = cairn::select::select(&repo, &super::read::spec(&snapshot)?, &filter)?;
         let noop = cairn::ops::restore::NoRestoreProgress;
         Ok(cairn::ops::drill::drill(&repo, id, &snap, &opts, &noop)?)
     })
@@ -448,15 +450,38 @@ pub async fn start(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(Sta
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err(ApiError::bad("include: a list of globs")),
             };
-            let opts = cairn::ops::drill::DrillOptions {
+            let mut opts = cairn::ops::drill::DrillOptions {
                 includes,
                 rto_ms: v.get("rto_ms").and_then(Value::as_u64),
                 job: str_of("job"),
                 ..Default::default()
             };
+            let mut filter = cairn::select::Filter::default();
+            if let Some(name) = &opts.job {
+                // A job of the profile: its snapshots (host and paths) and its `[job.NAME.drill]` settings, which
+                // the profile's owner wrote (a verify command among them); the body's include and rto_ms win.
+                let config =
+                    s.config.clone().ok_or_else(|| ApiError::bad("the server has no job profile (--config)"))?;
+                let profile = blocking(move || super::read::load_profile(Some(&config))).await?;
+                let j = profile.jobs.get(name).ok_or_else(|| {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {name:?} in the profile"))
+                })?;
+                filter.host = Some(j.host.clone().unwrap_or_else(cairn::repository::hostname));
+                filter.paths = j.paths.clone();
+                if let Some(d) = &j.drill {
+                    opts.verify_command = d.verify_command.clone();
+                    opts.stream = d.stream.clone();
+                    opts.evidence_dir = d.evidence_dir.clone();
+                    opts.target = d.target.clone();
+                    opts.rto_ms = opts.rto_ms.or(d.rto_ms);
+                    if opts.includes.is_empty() {
+                        opts.includes = d.includes.clone();
+                    }
+                }
+            }
             let snapshot = str_of("snapshot").unwrap_or_else(|| "latest".into());
             super::read::spec(&snapshot)?;
-            Ok(accepted(s.jobs.queue_work(&s, "drill", opts.job.clone(), Work::Drill(snapshot, opts))?))
+            Ok(accepted(s.jobs.queue_work(&s, "drill", opts.job.clone(), Work::Drill(snapshot, filter, opts))?))
         }
         Some(k) => Err(ApiError::bad(format!("kind {k:?}: backup, check or drill"))),
         None => Err(ApiError::bad("the body needs \"kind\"")),

@@ -4,7 +4,7 @@
 //! chunk's id checked as it is read (so nothing touches the disk). Stopped when the drill is
 //! cancelled.
 
-use super::evidence::{CommandRun, OUTPUT_TAIL};
+use super::evidence::{CommandRun, Streamed, OUTPUT_TAIL};
 use crate::browse;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind};
@@ -27,17 +27,6 @@ pub(super) struct StreamSource<'a> {
     pub root: BlobId,
     /// The file's path in the snapshot.
     pub path: &'a Path,
-}
-
-/// What streaming the file did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Streamed {
-    /// Bytes read and checked.
-    pub bytes: u64,
-    /// Milliseconds from the start to the last byte.
-    pub ms: u64,
-    /// Why the file could not be read whole, when it could not.
-    pub error: Option<String>,
 }
 
 /// How `status` ended, in words.

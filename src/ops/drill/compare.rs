@@ -13,12 +13,14 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A problem the re-read found: the path (under the target) and what is wrong.
-pub(super) type Mismatch = (Option<String>, String);
+/// A problem the re-read found: the path (under the target), when it is about one, and what is
+/// wrong.
+pub type Mismatch = (Option<String>, String);
 
-/// Re-reads every file of `plan` below `target`. Returns the files and bytes that matched and the
-/// mismatches (a missing file, a wrong size, bytes that do not hash to the listed id).
-pub(super) fn compare(
+/// Re-reads every file of `plan` (a restore plan of the snapshot) below `target`, where a restore
+/// of that plan wrote it. Returns the files and bytes that matched and the mismatches (a missing
+/// file, a wrong size, bytes that do not hash to the listed id). `Err` only when `cancel` is set.
+pub fn compare_restored(
     repo: &ReadRepository,
     plan: &RestorePlan,
     target: &Path,

@@ -86,7 +86,18 @@ pub struct CommandRun {
     pub output_bytes: u64,
     /// What streaming did (kept out of the report: the `stream` phase says it).
     #[serde(skip)]
-    pub(super) streamed: Option<super::command::Streamed>,
+    pub(super) streamed: Option<Streamed>,
+}
+
+/// What streaming a file into the verify command did (kept out of the report's JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Streamed {
+    /// Bytes read and checked.
+    pub bytes: u64,
+    /// Milliseconds from the start to the last byte.
+    pub ms: u64,
+    /// Why the file could not be read whole, when it could not.
+    pub error: Option<String>,
 }
 
 /// The evidence report of one drill (format-spec §13.8), version [`EVIDENCE_VERSION`].

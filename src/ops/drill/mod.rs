@@ -1,4 +1,4 @@
-//! Timed restore drills (docs/drill.md, format-spec §13.3): restore a snapshot into a scratch
+//! Timed restore drills (docs/cli-contract.md `cairn drill`, format-spec §13.3, §13.8): restore a snapshot into a scratch
 //! directory (or stream one file into a command), re-read what was restored and compare it with the
 //! snapshot's content ids, run a verify command, time each phase, and seal the outcome in an
 //! evidence report whose BLAKE3 goes into a `drill` ledger entry. [`drill`] is the operation;
@@ -9,6 +9,7 @@ mod command;
 mod compare;
 mod evidence;
 
+pub use compare::{compare_restored, Mismatch};
 pub use evidence::{
     check_evidence, evidence_hash, write_evidence, CommandRun, Evidence, EvidenceCheck, EvidenceEntry, Failure, Phase,
     Verdict, EVIDENCE_FORMAT, EVIDENCE_VERSION, MAX_FAILURES, OUTPUT_TAIL,
@@ -30,7 +31,8 @@ use std::time::Instant;
 /// What a drill does and holds itself to.
 #[derive(Clone, Debug, Default)]
 pub struct DrillOptions {
-    /// Restore into this directory (created if missing, left in place afterwards). `None`: a fresh
+    /// Restore into this directory (created if missing, left in place afterwards; it must be missing
+    /// or empty, so nothing an earlier drill left can pass for restored data). `None`: a fresh
     /// private directory (0700) under the system temporary directory, removed afterwards, also
     /// when the drill fails or is interrupted.
     pub target: Option<PathBuf>,
@@ -109,6 +111,21 @@ pub fn drill(
         return Err(Error::Usage("a drill that streams a file restores nothing: no target or include".into()));
     }
     let includes = Patterns::new(opts.includes.iter().map(|p| (p.as_str(), false))).map_err(Error::Usage)?;
+    if let Some(t) = &opts.target {
+        // Files left from an earlier drill could make a verify command pass on data this restore
+        // did not write.
+        let empty = match std::fs::read_dir(t) {
+            Ok(mut rd) => rd.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(Error::io(t, e)),
+        };
+        if !empty {
+            return Err(Error::refused(format!(
+                "drill target {} is not empty: a drill restores into a new or empty directory",
+                t.display()
+            )));
+        }
+    }
     let started = Time::now();
     let clock = Instant::now();
     let mut ev = Evidence::new(repo, id, snap, opts, started);
@@ -220,7 +237,7 @@ fn restore_phases(
         return Err(Error::Interrupted);
     }
     let t = Instant::now();
-    let (files, bytes, bad) = compare::compare(repo, &plan, target, opts.cancel.as_deref())?;
+    let (files, bytes, bad) = compare::compare_restored(repo, &plan, target, opts.cancel.as_deref())?;
     ev.compared_files = files;
     ev.compared_bytes = bytes;
     let compare_ok = bad.is_empty();
