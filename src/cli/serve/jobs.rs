@@ -118,7 +118,7 @@ enum Work {
     Process(Vec<OsString>),
     /// A drill of this snapshot (an id, a prefix or `latest` among those passing the filter) in
     /// this process.
-    Drill(String, cairn::select::Filter, cairn::ops::drill::DrillOptions),
+    Drill(Box<(String, cairn::select::Filter, cairn::ops::drill::DrillOptions)>),
 }
 
 #[derive(Default)]
@@ -251,7 +251,10 @@ async fn worker(state: Shared, mut rx: tokio::sync::mpsc::Receiver<u64>) {
         };
         let outcome = match work {
             Work::Process(args) => run_one(&state, id, args).await,
-            Work::Drill(snapshot, filter, opts) => run_drill(&state, snapshot, filter, opts).await,
+            Work::Drill(d) => {
+                let (snapshot, filter, opts) = *d;
+                run_drill(&state, snapshot, filter, opts).await
+            }
         };
         {
             let mut inner = state.jobs.lock();
@@ -481,7 +484,12 @@ pub async fn start(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(Sta
             }
             let snapshot = str_of("snapshot").unwrap_or_else(|| "latest".into());
             super::read::spec(&snapshot)?;
-            Ok(accepted(s.jobs.queue_work(&s, "drill", opts.job.clone(), Work::Drill(snapshot, filter, opts))?))
+            Ok(accepted(s.jobs.queue_work(
+                &s,
+                "drill",
+                opts.job.clone(),
+                Work::Drill(Box::new((snapshot, filter, opts))),
+            )?))
         }
         Some(k) => Err(ApiError::bad(format!("kind {k:?}: backup, check or drill"))),
         None => Err(ApiError::bad("the body needs \"kind\"")),
