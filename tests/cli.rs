@@ -66,6 +66,8 @@ mod rewrite;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/sources.rs"]
 mod sources;
 #[path = "cli/status.rs"]

@@ -143,6 +143,8 @@ pub enum Command {
     Report(super::args_report::ReportArgs),
     /// Erase paths from snapshots: write each again without them (audited; needs a full key)
     Rewrite(super::args_rewrite::RewriteArgs),
+    /// Serve the repository over a REST API with tokens (and a web page): docs/api.md
+    Serve(super::args_serve::ServeArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ pub mod args_jobs;
 pub mod args_ledger;
 pub mod args_report;
 pub mod args_rewrite;
+pub mod args_serve;
 pub mod args_status;
 pub mod args_tagmount;
 mod cmd;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod open;
 pub mod output;
 pub mod profile;
+pub mod serve;
 pub mod values;
 
 use args::{Cli, Global};

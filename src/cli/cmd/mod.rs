@@ -8,7 +8,7 @@ mod check;
 mod completion;
 mod config;
 mod copy;
-mod diff;
+pub(crate) mod diff;
 mod drill;
 mod dump;
 mod find;
@@ -16,7 +16,7 @@ mod forget;
 mod init;
 mod key;
 mod ledger;
-mod ls;
+pub(crate) mod ls;
 mod mount;
 mod prune;
 mod repair;
@@ -24,9 +24,10 @@ mod report;
 mod restore;
 mod rewrite;
 mod run;
-mod snapshots;
+mod serve;
+pub(crate) mod snapshots;
 mod stats;
-mod status;
+pub(crate) mod status;
 mod tag;
 
 use super::args::Command;
@@ -71,6 +72,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Drill(a) => drill::run(ctx, a),
         Command::Report(a) => report::run(ctx, a),
         Command::Rewrite(a) => rewrite::run(ctx, a),
+        Command::Serve(a) => serve::run(ctx, a),
     }
 }
 
