@@ -60,6 +60,8 @@ mod repair;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/serve_web.rs"]
+mod serve_web;
 #[path = "cli/sources.rs"]
 mod sources;
 #[path = "cli/status.rs"]

@@ -385,7 +385,7 @@
     const chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'snapshots per group over time', id: 'timeline-svg' });
     gs.forEach((members, i) => {
       const y = 16 + i * rowH;
-      const label = groupLabel(members[0]);
+      const label = groupLabel(members[0]) + ' (' + members.length + ')';
       chart.appendChild(svg('text', { x: 4, y: y + 4, class: 'row-label' }, label.length > 36 ? label.slice(0, 35) + '…' : label));
       chart.appendChild(svg('line', { x1: left, x2: W - right, y1: y, y2: y, class: 'lane' }));
       for (const s of members) {
