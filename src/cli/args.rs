@@ -137,6 +137,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Browse snapshots as a read-only filesystem (FUSE)
     Mount(MountArgs),
+    /// Serve the repository over a REST API with tokens (and a web page): docs/api.md
+    Serve(super::args_serve::ServeArgs),
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ pub mod args_backup;
 pub mod args_inspect;
 pub mod args_jobs;
 pub mod args_ledger;
+pub mod args_serve;
 pub mod args_status;
 pub mod args_tagmount;
 mod cmd;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod open;
 pub mod output;
 pub mod profile;
+pub mod serve;
 pub mod values;
 
 use args::{Cli, Global};

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The WebDriver element key (W3C WebDriver, "Elements").
-const ELEMENT: &str = "element-6066-11e4-a6ae-4ec06ec8ddd7";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// A file name that would become an element if the page ever parsed names as HTML.
 const HOSTILE: &str = "<img src=x onerror=\"window.__pwned=1\">.txt";
 
@@ -49,34 +49,47 @@ fn http(method: &str, addr: &str, path: &str, headers: &[(&str, &str)], body: Op
     conn.write_all(req.as_bytes())
         .and_then(|()| conn.write_all(body))
         .unwrap_or_else(|e| panic!("send to {addr}: {e}"));
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).unwrap_or_else(|e| panic!("read from {addr}{path}: {e}"));
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP head from {addr}"));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status line");
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    let mut resp = Response { status, headers, body: raw[split + 4..].to_vec() };
-    if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        resp.body = unchunk(&resp.body);
+    // Read by the length the server gives: a server may keep the connection open after the answer.
+    let mut r = BufReader::new(conn);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap_or_else(|e| panic!("read from {addr}{path}: {e}"));
+    let status = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| {
+        panic!("{method} {addr}{path}: bad status line {status_line:?}");
+    });
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap_or_else(|e| panic!("read from {addr}{path}: {e}"));
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut resp = Response { status, headers, body: Vec::new() };
+    let chunked = resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length = resp.header("content-length").and_then(|v| v.parse::<usize>().ok());
+    if chunked {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap_or_else(|e| panic!("read from {addr}{path}: {e}"));
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).expect("chunk size");
+            let mut chunk = vec![0u8; size + 2];
+            r.read_exact(&mut chunk).unwrap_or_else(|e| panic!("read from {addr}{path}: {e}"));
+            if size == 0 {
+                break;
+            }
+            resp.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(n) = length {
+        resp.body.resize(n, 0);
+        r.read_exact(&mut resp.body).unwrap_or_else(|e| panic!("read from {addr}{path}: {e}"));
+    } else {
+        r.read_to_end(&mut resp.body).unwrap_or_else(|e| panic!("read from {addr}{path}: {e}"));
     }
     resp
-}
-
-fn unchunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
-        let size_text = String::from_utf8_lossy(&b[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).expect("chunk size");
-        b = &b[eol + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
-    }
 }
 
 // ---- WebDriver --------------------------------------------------------------------------------------------------

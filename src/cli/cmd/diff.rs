@@ -12,11 +12,11 @@ use std::path::Path;
 
 /// `diff --json`.
 #[derive(serde::Serialize)]
-struct Doc<'a> {
-    old: SnapshotId,
-    new: SnapshotId,
+pub(crate) struct Doc<'a> {
+    pub(crate) old: SnapshotId,
+    pub(crate) new: SnapshotId,
     #[serde(flatten)]
-    report: &'a DiffReport,
+    pub(crate) report: &'a DiffReport,
 }
 
 /// The details after an entry's path, e.g. ` (5 B → 8 B)`.

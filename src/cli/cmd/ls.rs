@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// One entry of `ls --json`.
 #[derive(serde::Serialize)]
-struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     path: String,
     /// The path's bytes in hex, when they are not UTF-8 (`path` is then a lossy rendering).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,7 +29,7 @@ struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    fn new(p: &Path, n: &'a Node) -> Self {
+    pub(crate) fn new(p: &Path, n: &'a Node) -> Self {
         Entry {
             path: p.to_string_lossy().into_owned(),
             path_bytes: p.as_os_str().to_str().is_none().then(|| hex::encode(p.as_os_str().as_bytes())),

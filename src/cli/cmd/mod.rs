@@ -8,22 +8,23 @@ mod check;
 mod completion;
 mod config;
 mod copy;
-mod diff;
+pub(crate) mod diff;
 mod dump;
 mod find;
 mod forget;
 mod init;
 mod key;
 mod ledger;
-mod ls;
+pub(crate) mod ls;
 mod mount;
 mod prune;
 mod repair;
 mod restore;
 mod run;
-mod snapshots;
+mod serve;
+pub(crate) mod snapshots;
 mod stats;
-mod status;
+pub(crate) mod status;
 mod tag;
 
 use super::args::Command;
@@ -65,6 +66,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Config(super::args::ConfigCommand::Check) => config::check(ctx),
         Command::Tag(a) => tag::run(ctx, a),
         Command::Mount(a) => mount::run(ctx, a),
+        Command::Serve(a) => serve::run(ctx, a),
     }
 }
 

@@ -15,7 +15,7 @@ use cairn::units::human_bytes;
 
 /// One snapshot in `snapshots --json`.
 #[derive(serde::Serialize)]
-struct Listed<'a> {
+pub(crate) struct Listed<'a> {
     id: SnapshotId,
     short_id: String,
     time: Time,
@@ -114,7 +114,7 @@ fn keep_last(members: Vec<&cairn::select::Listed>, last: bool) -> Vec<&cairn::se
 }
 
 /// The `--json` form of `l`.
-fn listed(l: &cairn::select::Listed) -> Listed<'_> {
+pub(crate) fn listed(l: &cairn::select::Listed) -> Listed<'_> {
     Listed::new(l.id, &l.snapshot, &l.attribution, &l.flags, l.origin())
 }
 

@@ -23,10 +23,10 @@ struct Unknown {
 
 /// `status --json`: the report and its exit code.
 #[derive(serde::Serialize)]
-struct Doc<'a> {
+pub(crate) struct Doc<'a> {
     #[serde(flatten)]
-    report: &'a Report,
-    exit_code: i32,
+    pub(crate) report: &'a Report,
+    pub(crate) exit_code: i32,
 }
 
 pub fn run(ctx: &Ctx, a: StatusArgs) -> anyhow::Result<Outcome> {

@@ -1,7 +1,12 @@
 //! The web page of `cairn serve` (docs/api.md, "Web page"): `index.html`, `app.css` and `app.js`, compiled into the
 //! binary, served without authentication at `/` and `/assets/{file}` with a Content-Security-Policy that allows
 //! nothing but this server (`default-src 'self'`, so no inline script, no other host). The page asks for a token and
-//! calls the API with it; the files themselves hold no data.
+//! calls the API with it; the files themselves hold no data. [`index`] and [`asset`] are the handlers the route
+//! table (`super::routes`) mounts at `/` and `/assets/{file}`.
+
+use axum::extract::Path;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 /// One file of the page, as served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,11 +20,8 @@ pub struct Asset {
 }
 
 /// The page itself, served at `/`.
-pub const INDEX: Asset = Asset {
-    name: "index.html",
-    content_type: "text/html; charset=utf-8",
-    body: include_bytes!("index.html"),
-};
+pub const INDEX: Asset =
+    Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_bytes!("index.html") };
 
 /// The files under `/assets/`.
 pub const ASSETS: &[Asset] = &[
@@ -41,16 +43,33 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("cache-control", "no-cache"),
 ];
 
-/// The file a request path names: `/` (and `/index.html`) the page, `/assets/NAME` a file of [`ASSETS`]; `None`
-/// for anything else (the router answers 404). Query strings are the router's to strip.
-pub fn lookup(path: &str) -> Option<&'static Asset> {
-    match path {
-        "/" | "/index.html" => Some(&INDEX),
-        _ => {
-            let name = path.strip_prefix("/assets/")?;
-            ASSETS.iter().find(|a| a.name == name)
-        }
+/// The file of [`ASSETS`] named `name` (the `{file}` of `/assets/{file}`); `None` for any other name.
+pub fn find(name: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.name == name)
+}
+
+/// `GET /`: the page.
+pub async fn index() -> Response {
+    respond(&INDEX)
+}
+
+/// `GET /assets/{file}`: a file of the page; 404 (the API's JSON error) for any other name.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match find(&file) {
+        Some(a) => respond(a),
+        None => super::routes::ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no asset {file:?}"))
+            .into_response(),
     }
+}
+
+fn respond(a: &'static Asset) -> Response {
+    let mut r = a.body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    for (name, value) in HEADERS {
+        h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    }
+    r
 }
 
 #[cfg(test)]
@@ -62,13 +81,11 @@ mod tests {
     }
 
     #[test]
-    fn lookup_serves_the_page_and_its_assets_and_nothing_else() {
-        assert_eq!(lookup("/"), Some(&INDEX));
-        assert_eq!(lookup("/index.html"), Some(&INDEX));
-        assert_eq!(lookup("/assets/app.js").map(|a| a.content_type), Some("text/javascript; charset=utf-8"));
-        assert_eq!(lookup("/assets/app.css").map(|a| a.content_type), Some("text/css; charset=utf-8"));
-        for bad in ["", "/assets/", "/assets/index.html", "/assets/../Cargo.toml", "/assets/app.js/", "/app.js", "/x"] {
-            assert_eq!(lookup(bad), None, "{bad:?}");
+    fn only_the_page_s_own_files_are_assets() {
+        assert_eq!(find("app.js").map(|a| a.content_type), Some("text/javascript; charset=utf-8"));
+        assert_eq!(find("app.css").map(|a| a.content_type), Some("text/css; charset=utf-8"));
+        for bad in ["", "index.html", "../Cargo.toml", "app.js/", "./app.js", "APP.JS", "mod.rs"] {
+            assert_eq!(find(bad), None, "{bad:?}");
         }
     }
 
