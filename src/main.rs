@@ -130,6 +130,7 @@ fn main() {
         Ok(Outcome::Done) => exit::OK,
         Ok(Outcome::Partial) => exit::PARTIAL,
         Ok(Outcome::Status(code)) => code,
+        Ok(Outcome::OverRto) => exit::OVER_RTO,
         Err(e) => {
             eprintln!("cairn: {}", message(&e));
             if cancel.load(Ordering::Relaxed) {

@@ -30,6 +30,8 @@ mod corruption;
 mod databases;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/drill.rs"]
+mod drill;
 #[path = "cli/forget.rs"]
 mod forget;
 #[path = "cli/grammar.rs"]
@@ -60,6 +62,8 @@ mod repair;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/serve_web.rs"]
 mod serve_web;
 #[path = "cli/sources.rs"]

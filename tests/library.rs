@@ -17,6 +17,8 @@ mod auth;
 mod cold;
 #[path = "library/config_chain.rs"]
 mod config_chain;
+#[path = "library/drill.rs"]
+mod drill;
 #[path = "library/faults.rs"]
 mod faults;
 #[path = "support/fixtures.rs"]

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 /// cairn: deduplicating, encrypted backups to local disk and object storage.
 #[derive(Parser)]
 #[command(name = "cairn", version, about, long_about = None, max_term_width = 110)]
-#[command(after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 partial backup, 10 no repository, \
-11 locked, 12 wrong password, 130 interrupted (status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\nSizes: 512K, 10M, 1.5G (binary units). Durations: 30s, 90min, \
+#[command(after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 partial backup, 4 drill over its RTO, \
+10 no repository, 11 locked, 12 wrong password, 130 interrupted (status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\nSizes: 512K, 10M, 1.5G (binary units). Durations: 30s, 90min, \
 36h, 7d, 2w, 6mo, 1y (`m` alone is refused: write min or mo).\nDocumentation: README.md and docs/cli-contract.md.")]
 pub struct Cli {
     /// Options every command takes.
@@ -137,6 +137,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Browse snapshots as a read-only filesystem (FUSE)
     Mount(MountArgs),
+    /// Timed restore drill: restore, compare with the snapshot, run a verify command, seal the evidence in the ledger
+    Drill(super::args_drill::DrillArgs),
     /// Serve the repository over a REST API with tokens (and a web page): docs/api.md
     Serve(super::args_serve::ServeArgs),
 }

@@ -46,5 +46,9 @@ pub enum LedgerCommand {
         /// A line printed by `cairn ledger head` earlier; its heads must still be in storage
         #[arg(long, value_name = "HEAD")]
         anchor: Option<String>,
+        /// A drill's evidence report (its .json file, as written): a verified drill entry must record its
+        /// BLAKE3; exit 1 when none does
+        #[arg(long, value_name = "FILE")]
+        evidence: Option<std::path::PathBuf>,
     },
 }

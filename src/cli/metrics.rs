@@ -40,6 +40,11 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("cairn_forget_removed_snapshots", "Snapshots the last forget removed"),
     ("cairn_prune_deleted_bytes", "Bytes of packs the last prune deleted"),
     ("cairn_copy_copied_snapshots", "Snapshots the last copy stored in the destination"),
+    ("cairn_drill_passed", "Whether every check of the last drill passed (1) or not (0), whatever its time"),
+    ("cairn_drill_duration_seconds", "How long the last drill took"),
+    ("cairn_drill_rto_seconds", "The recovery-time objective the last drill was held to"),
+    ("cairn_drill_over_rto", "Whether the last drill passed but took longer than its RTO (1) or not (0)"),
+    ("cairn_drill_restored_bytes", "Bytes the last drill restored (or streamed) and compared"),
 ];
 
 /// The families a failed run replaces (the others keep describing the last run that did not fail).
@@ -225,6 +230,18 @@ impl Recorder {
         self.repository(repo);
     }
 
+    /// A drill's verdict, times and bytes.
+    pub fn drill(&self, ev: &cairn::ops::drill::Evidence) {
+        use cairn::ops::drill::Verdict;
+        self.set("cairn_drill_passed", if ev.passed { 1.0 } else { 0.0 });
+        self.set("cairn_drill_duration_seconds", ev.duration_ms as f64 / 1000.0);
+        if let Some(r) = ev.rto_ms {
+            self.set("cairn_drill_rto_seconds", r as f64 / 1000.0);
+        }
+        self.set("cairn_drill_over_rto", if ev.verdict == Verdict::OverRto { 1.0 } else { 0.0 });
+        self.set("cairn_drill_restored_bytes", ev.compared_bytes as f64);
+    }
+
     /// A copy's stored snapshots (`repo` is the destination).
     pub fn copy(&self, repo: &Repository, copied: usize) {
         self.set("cairn_copy_copied_snapshots", copied as f64);
@@ -259,6 +276,7 @@ pub fn command_labels(c: &super::args::Command, g: &Global) -> Option<(&'static 
         C::Prune(a) if !a.dry_run => Some(("prune", repo)),
         C::Check(_) => Some(("check", repo)),
         C::Copy(a) if !a.dry_run => Some(("copy", a.to_repo.clone().unwrap_or(repo))),
+        C::Drill(_) => Some(("drill", repo)),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod args_backup;
+pub mod args_drill;
 pub mod args_inspect;
 pub mod args_jobs;
 pub mod args_ledger;
@@ -50,6 +51,8 @@ pub enum Outcome {
     Partial,
     /// `status`: the monitoring-plugin exit code it chose (0 to 3).
     Status(i32),
+    /// A drill passed every check but took longer than its RTO (exit 4).
+    OverRto,
 }
 
 /// What every command gets: the global options, the printer and the cancel flag the signal

@@ -248,6 +248,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// Backup made, but some files could not be read.
     pub const PARTIAL: i32 = 3;
+    /// A drill passed every check but took longer than its recovery-time objective.
+    pub const OVER_RTO: i32 = 4;
     /// Repository not found or invalid.
     pub const REPO: i32 = 10;
     /// Lease lost / repository locked.

@@ -1,5 +1,5 @@
 //! Layer 5, the operations a user asks for: backup, restore, browse (and diff, find, stats), copy,
-//! forget, prune, check, repair, the audit ledger, with the pure retention policy and the file-metadata system calls they share. Each
+//! forget, prune, check, repair, the audit ledger, timed restore drills, with the pure retention policy and the file-metadata system calls they share. Each
 //! works on an open [`crate::repository::Repository`]; none prints. [`PathMessage`] is how they
 //! report what went wrong with one path.
 
@@ -13,6 +13,8 @@ pub mod check;
 pub mod copy;
 #[cfg(feature = "cache")]
 pub mod diff;
+#[cfg(feature = "cache")]
+pub mod drill;
 #[cfg(feature = "cache")]
 pub mod find;
 #[cfg(feature = "cache")]

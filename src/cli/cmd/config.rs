@@ -71,6 +71,8 @@ pub struct JobPlan {
     warn: Option<String>,
     size_change: Option<String>,
     metrics_file: Option<PathBuf>,
+    /// `[job.NAME.drill]`, what `run --drill` does.
+    drill: Option<crate::cli::profile::JobDrill>,
 }
 
 /// The plan of `job` (its retention file read now).
@@ -130,6 +132,7 @@ pub fn plan(p: &Profile, job: &Job) -> anyhow::Result<JobPlan> {
         warn: job.thresholds.warn.map(|d| d.spec.to_string()),
         size_change: job.thresholds.size_change.as_ref().map(|(_, spec)| spec.clone()),
         metrics_file: job.metrics_file.clone(),
+        drill: job.drill.clone(),
     })
 }
 
@@ -176,6 +179,20 @@ pub fn write_plan(w: &mut dyn std::io::Write, p: &JobPlan) -> std::io::Result<()
     }
     if let Some(m) = &p.metrics_file {
         writeln!(w, "  metrics     {}", m.display())?;
+    }
+    if let Some(d) = &p.drill {
+        let mut parts = vec![match (&d.stream, &d.verify_command) {
+            (Some(s), Some(c)) => format!("stream {} into: {c}", s.display()),
+            (_, Some(c)) => format!("restore, compare, verify: {c}"),
+            (_, None) => "restore, compare".to_string(),
+        }];
+        if let Some(r) = d.rto_ms {
+            parts.push(format!("rto {r} ms"));
+        }
+        if let Some(e) = &d.evidence_dir {
+            parts.push(format!("evidence in {}", e.display()));
+        }
+        writeln!(w, "  drill       {}", parts.join("; "))?;
     }
     Ok(())
 }

@@ -42,7 +42,10 @@ pub fn run(ctx: &Ctx, c: LedgerCommand) -> anyhow::Result<Outcome> {
             let head = ledger::head(&repo)?;
             out.result(&head, Text::Data, |w| writeln!(w, "{}", head.line))?;
         }
-        LedgerCommand::Verify { anchor } => {
+        LedgerCommand::Verify { anchor, evidence: Some(file) } => {
+            return super::drill::verify_evidence(ctx, anchor.as_deref(), &file);
+        }
+        LedgerCommand::Verify { anchor, evidence: None } => {
             let repo = open::open_reader(&ctx.g, out)?;
             let report = ledger::verify(&repo, anchor.as_deref())?;
             if !out.json() {

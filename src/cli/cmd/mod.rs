@@ -9,6 +9,7 @@ mod completion;
 mod config;
 mod copy;
 pub(crate) mod diff;
+mod drill;
 mod dump;
 mod find;
 mod forget;
@@ -66,6 +67,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
         Command::Config(super::args::ConfigCommand::Check) => config::check(ctx),
         Command::Tag(a) => tag::run(ctx, a),
         Command::Mount(a) => mount::run(ctx, a),
+        Command::Drill(a) => drill::run(ctx, a),
         Command::Serve(a) => serve::run(ctx, a),
     }
 }

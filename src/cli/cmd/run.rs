@@ -28,6 +28,9 @@ enum JobOutcome {
     Ok,
     /// The backup made its snapshot but could not read some files (exit 3).
     Partial,
+    /// The drill passed every check but took longer than its RTO (exit 4).
+    #[serde(rename = "over-rto")]
+    OverRto,
     /// A step failed (exit 1).
     Failure,
 }
@@ -37,6 +40,7 @@ impl JobOutcome {
         match self {
             JobOutcome::Ok => "ok",
             JobOutcome::Partial => "partial",
+            JobOutcome::OverRto => "over-rto",
             JobOutcome::Failure => "failure",
         }
     }
@@ -57,13 +61,15 @@ struct JobReport {
     dry_run: bool,
     outcome: JobOutcome,
     exit_code: i32,
-    /// The step that failed: `before`, `backup`, `forget`, `prune` or `after`.
+    /// The step that failed: `before`, `backup`, `forget`, `prune`, `after` or `drill`.
     failed_step: Option<&'static str>,
     error: Option<String>,
     snapshot_id: Option<String>,
     backup: Option<Value>,
     forget: Option<Value>,
     prune: Option<Value>,
+    /// The drill's evidence report (`run --drill`).
+    drill: Option<Value>,
     /// Whether the prune was due (null when the job does not prune or did not get that far).
     prune_due: Option<bool>,
     /// The last prune of the repository by a job before this run.
@@ -92,6 +98,7 @@ impl JobReport {
             backup: None,
             forget: None,
             prune: None,
+            drill: None,
             prune_due: None,
             last_prune: None,
             hooks: Vec::new(),
@@ -280,7 +287,7 @@ fn steps_in(sub: &Ctx, repo: &RepoProfile, job: &Job, r: &mut JobReport, records
     r.backup = last();
     match backup {
         // A backup never answers with a monitoring status.
-        Ok(Outcome::Done | Outcome::Status(_)) => {}
+        Ok(Outcome::Done | Outcome::Status(_) | Outcome::OverRto) => {}
         Ok(Outcome::Partial) => {
             r.outcome = JobOutcome::Partial;
             r.exit_code = exit::PARTIAL;
@@ -359,7 +366,7 @@ fn write_metrics(ctx: &Ctx, p: &Profile, job: &Job, r: &mut JobReport) {
     let Some(path) = job.metrics_file.as_ref().or(ctx.g.metrics_file.as_ref()) else { return };
     let (host, samples) = std::mem::take(&mut r.samples);
     let outcome = match r.outcome {
-        JobOutcome::Ok => metrics::RunOutcome::Success,
+        JobOutcome::Ok | JobOutcome::OverRto => metrics::RunOutcome::Success,
         JobOutcome::Partial => metrics::RunOutcome::Partial,
         JobOutcome::Failure => metrics::RunOutcome::Failed,
     };
@@ -374,6 +381,30 @@ fn write_metrics(ctx: &Ctx, p: &Profile, job: &Job, r: &mut JobReport) {
         Ok(None) => {}
         Err(e) => ctx.out.error(format!("cairn: warning: metrics file {} not written: {e}", path.display())),
     }
+}
+
+/// `run JOB --drill`: the job's drill alone (no hooks, no backup), with its metrics.
+fn drill_job(ctx: &Ctx, p: &Profile, job: &Job) -> JobReport {
+    let mut r = JobReport::new(job, false);
+    let repo = &p.repositories[&job.repository];
+    let (out, records) = ctx.out.recording();
+    let sub =
+        Ctx { g: job_global(&ctx.g, repo), out, cancel: ctx.cancel.clone(), metrics: metrics::Recorder::recording() };
+    let res = super::drill::run_job(&sub, job);
+    r.drill = records.lock().ok().and_then(|mut v| v.pop());
+    r.snapshot_id = r.drill.as_ref().and_then(|d| d.get("snapshot")).and_then(|v| v.as_str()).map(String::from);
+    match res {
+        Ok(Outcome::OverRto) => {
+            r.outcome = JobOutcome::OverRto;
+            r.exit_code = exit::OVER_RTO;
+        }
+        Ok(_) => {}
+        Err(e) => r.fail("drill", &e),
+    }
+    r.samples = sub.metrics.take();
+    r.finished = Time::now();
+    write_metrics(ctx, p, job, &mut r);
+    r
 }
 
 /// One job, start to end.
@@ -427,7 +458,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<Outcome> {
         if ctx.cancel.load(Ordering::Relaxed) {
             break;
         }
-        let r = run_job(ctx, &p, job);
+        let r = if a.drill { drill_job(ctx, &p, job) } else { run_job(ctx, &p, job) };
         if r.outcome == JobOutcome::Failure {
             ctx.out.error(format!("cairn: job {} failed: {}", job.name, r.error.as_deref().unwrap_or("")));
         }
@@ -449,6 +480,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<Outcome> {
             if let Some(id) = &r.snapshot_id {
                 line.push_str(&format!(", snapshot {}", &id[..8.min(id.len())]));
             }
+            if let Some(v) = r.drill.as_ref().and_then(|d| d.get("verdict")).and_then(|v| v.as_str()) {
+                line.push_str(&format!(", drill {v}"));
+            }
             match r.prune_due {
                 Some(true) if r.prune.is_some() => line.push_str(", pruned"),
                 Some(false) => line.push_str(", prune not due"),
@@ -469,5 +503,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<Outcome> {
     if !failed.is_empty() {
         return Err(anyhow!("{} job(s) failed: {}", failed.len(), failed.join(", ")));
     }
-    Ok(if reports.iter().any(|r| r.outcome == JobOutcome::Partial) { Outcome::Partial } else { Outcome::Done })
+    Ok(match reports.iter().map(|r| r.outcome).max() {
+        Some(JobOutcome::OverRto) => Outcome::OverRto,
+        Some(JobOutcome::Partial) => Outcome::Partial,
+        _ => Outcome::Done,
+    })
 }

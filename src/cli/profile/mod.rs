@@ -4,12 +4,14 @@
 //! [`locate`]). It is configuration of the binary, so it lives in the CLI layer; `cairn run` and
 //! `cairn config check` read it.
 
+mod drill;
 mod raw;
 #[cfg(test)]
 mod tests;
 
 use super::values::{self, FixedDuration};
 use cairn::retention::PolicyFile;
+pub use drill::JobDrill;
 use raw::{FileToml, HookToml, JobToml, RepositoryToml};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -163,6 +165,8 @@ pub struct Job {
     pub thresholds: Thresholds,
     /// Where to write the job's metrics.
     pub metrics_file: Option<PathBuf>,
+    /// `[job.NAME.drill]`: what `run --drill` does.
+    pub drill: Option<JobDrill>,
 }
 
 /// The 1-based line of byte `offset` of `text`.
@@ -415,6 +419,7 @@ fn job(
             size_change,
         },
         metrics_file: j.metrics_file.map(|p| at.abs(p, &key("metrics_file"))).transpose()?,
+        drill: j.drill.map(|d| drill::check(at, name, d)).transpose()?,
     })
 }
 

@@ -98,4 +98,5 @@ pub struct JobToml {
     pub warn: Option<Spanned<String>>,
     pub size_change: Option<Spanned<String>>,
     pub metrics_file: Option<Spanned<String>>,
+    pub drill: Option<Spanned<super::drill::DrillToml>>,
 }

@@ -122,3 +122,33 @@ fn relative_command_paths_are_accepted() {
     assert!(size_change("0%").is_err());
     assert!(size_change("50").is_err());
 }
+
+#[test]
+fn the_drill_table_is_parsed_and_checked() {
+    let base = "[repository.main]\nurl = \"/r\"\n[job.a]\nrepository = \"main\"\npaths = [\"/x\"]\n[job.a.drill]\n";
+    let p = parse(&format!(
+        "{base}verify_command = \"true\"\nrto = \"90min\"\ninclude = [\"/x/db\"]\nevidence_dir = \"/ev\"\n"
+    ))
+    .unwrap();
+    let d = p.jobs["a"].drill.clone().unwrap();
+    assert_eq!(d.verify_command.as_deref(), Some("true"));
+    assert_eq!(d.rto_ms, Some(5_400_000));
+    assert_eq!(d.includes, vec!["/x/db".to_string()]);
+    assert_eq!(d.evidence_dir, Some(PathBuf::from("/ev")));
+    assert_eq!((d.stream, d.target), (None, None));
+    assert_eq!(parse(&format!("{base}rto = \"250ms\"\n")).unwrap().jobs["a"].drill.as_ref().unwrap().rto_ms, Some(250));
+    assert!(parse(base).unwrap().jobs["a"].drill.is_some());
+    assert!(parse(&base.replace("[job.a.drill]\n", "")).unwrap().jobs["a"].drill.is_none());
+    for (bad, line, words) in [
+        ("rto = \"6m\"\n", 7, "job.a.drill.rto"),
+        ("rto = \"0ms\"\n", 7, "above zero"),
+        ("evidence_dir = \"ev\"\n", 7, "absolute"),
+        ("stream = \"/x.dump\"\n", 7, "verify_command"),
+        ("verify_command = \"c\"\nstream = \"/d\"\ntarget = \"/t\"\n", 8, "restores nothing"),
+        ("verify = \"x\"\n", 7, "verify"),
+    ] {
+        let e = err(&format!("{base}{bad}"));
+        assert_eq!(e.line, Some(line), "{bad}: {e}");
+        assert!(e.message.contains(words), "{bad}: {e}");
+    }
+}

@@ -3,8 +3,10 @@
 //! at a time (one repository-mutating job at a time; reads keep serving), each as a `cairn` child
 //! process with `--json`, the repository password handed over on a pipe (never in its arguments
 //! or environment). Its JSON output is the job's `result`; its last stderr line the `progress`.
-//! When the server stops, the running child gets SIGTERM (cairn leaves the repository consistent)
-//! and queued jobs fail as cancelled.
+//! A drill runs in this process ([`cairn::ops::drill`]: a restore into a private scratch directory,
+//! compared with the snapshot; no verify command can be given through the API). When the server
+//! stops, the running child gets SIGTERM (cairn leaves the repository consistent), a drill its
+//! cancel flag, and queued jobs fail as cancelled.
 
 use super::routes::{blocking, ApiError, Shared};
 use crate::cli::args::Global;
@@ -104,9 +106,19 @@ pub struct Job {
     pub exit_code: Option<i32>,
     /// Why it failed.
     pub error: Option<String>,
-    /// The command's arguments after the global options (not shown).
+    /// What it runs (not shown).
     #[serde(skip)]
-    args: Vec<OsString>,
+    work: Work,
+}
+
+/// What a job runs.
+#[derive(Clone)]
+enum Work {
+    /// `cairn <global options> <these arguments>`.
+    Process(Vec<OsString>),
+    /// A drill of this snapshot (an id, a prefix or `latest` among those passing the filter) in
+    /// this process.
+    Drill(Box<(String, cairn::select::Filter, cairn::ops::drill::DrillOptions)>),
 }
 
 #[derive(Default)]
@@ -117,6 +129,9 @@ struct Inner {
     running: Option<u32>,
     stopping: bool,
 }
+
+/// Set when the server stops: a running drill ends early.
+static DRILL_CANCEL: std::sync::LazyLock<Arc<std::sync::atomic::AtomicBool>> = std::sync::LazyLock::new(Arc::default);
 
 /// The job list and the queue to the one worker.
 pub struct Jobs {
@@ -145,6 +160,14 @@ impl Jobs {
         job: Option<String>,
         args: Vec<OsString>,
     ) -> Result<u64, ApiError> {
+<<<<<<< HEAD
+=======
+        self.queue_work(state, kind, job, Work::Process(args))
+    }
+
+    /// Queues a job of `kind` running `work`.
+    fn queue_work(&self, state: &Shared, kind: &'static str, job: Option<String>, work: Work) -> Result<u64, ApiError> {
+>>>>>>> serve-api
         if let Some(rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
             tokio::spawn(worker(state.clone(), rx));
         }
@@ -167,7 +190,7 @@ impl Jobs {
                 result: None,
                 exit_code: None,
                 error: None,
-                args,
+                work,
             };
             inner.jobs.insert(id, j);
             while inner.jobs.len() > KEEP {
@@ -188,6 +211,7 @@ impl Jobs {
     /// Stops: queued jobs fail as cancelled, the running process gets SIGTERM and is waited for.
     pub async fn cancel_all(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        DRILL_CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
         let pid = {
             let mut inner = self.lock();
             inner.stopping = true;
@@ -215,7 +239,7 @@ impl Jobs {
 /// Runs queued jobs one at a time.
 async fn worker(state: Shared, mut rx: tokio::sync::mpsc::Receiver<u64>) {
     while let Some(id) = rx.recv().await {
-        let args = {
+        let work = {
             let mut inner = state.jobs.lock();
             if inner.stopping {
                 break;
@@ -226,9 +250,15 @@ async fn worker(state: Shared, mut rx: tokio::sync::mpsc::Receiver<u64>) {
             }
             j.state = JobState::Running;
             j.started = Some(Time::now());
-            j.args.clone()
+            j.work.clone()
         };
-        let outcome = run_one(&state, id, args).await;
+        let outcome = match work {
+            Work::Process(args) => run_one(&state, id, args).await,
+            Work::Drill(d) => {
+                let (snapshot, filter, opts) = *d;
+                run_drill(&state, snapshot, filter, opts).await
+            }
+        };
         {
             let mut inner = state.jobs.lock();
             inner.running = None;
@@ -318,6 +348,29 @@ async fn run_one(state: &Shared, id: u64, args: Vec<OsString>) -> Result<(i32, O
     Ok((code, result, last))
 }
 
+/// Runs a drill in this process: exit code 0 when it passed, 1 otherwise; the evidence report is
+/// the result.
+async fn run_drill(
+    state: &Shared,
+    snapshot: String,
+    filter: cairn::select::Filter,
+    mut opts: cairn::ops::drill::DrillOptions,
+) -> Result<(i32, Option<Value>, Option<String>), String> {
+    let repo = state.repo();
+    opts.cancel = Some(DRILL_CANCEL.clone());
+    let r = blocking(move || {
+        let (id, snap) = cairn::select::select(&repo, &super::read::spec(&snapshot)?, &filter)?;
+        let noop = cairn::ops::restore::NoRestoreProgress;
+        Ok(cairn::ops::drill::drill(&repo, id, &snap, &opts, &noop)?)
+    })
+    .await
+    .map_err(|e| e.message)?;
+    let passed = r.verdict() == cairn::ops::drill::Verdict::Passed;
+    let result = serde_json::from_slice::<Value>(&r.json).ok();
+    let why = (!passed).then(|| format!("drill verdict: {}", serde_json::to_string(&r.verdict()).unwrap_or_default()));
+    Ok((if passed { 0 } else { 1 }, result, why.or(r.ledger_warning)))
+}
+
 /// Writes the repository gauges (`cairn_snapshots`, `cairn_repository_size_bytes`) of the
 /// `serve` series into the metrics file `/metrics` serves.
 pub fn record_totals(state: &Shared) {
@@ -390,11 +443,65 @@ pub async fn start(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(Sta
             }
             Ok(accepted(s.jobs.queue(&s, "check", None, args)?))
         }
+<<<<<<< HEAD
         Some("drill") => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "not_implemented",
             "drill jobs are not available in this build",
         )),
+=======
+        Some("drill") => {
+            let str_of = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+            if v.get("verify_command").is_some() || v.get("target").is_some() {
+                return Err(ApiError::bad("a drill through the API takes no verify_command or target"));
+            }
+            let includes = match v.get("include") {
+                None => vec![],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| ApiError::bad("include: a list of globs")))
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(ApiError::bad("include: a list of globs")),
+            };
+            let mut opts = cairn::ops::drill::DrillOptions {
+                includes,
+                rto_ms: v.get("rto_ms").and_then(Value::as_u64),
+                job: str_of("job"),
+                ..Default::default()
+            };
+            let mut filter = cairn::select::Filter::default();
+            if let Some(name) = &opts.job {
+                // A job of the profile: its snapshots (host and paths) and its `[job.NAME.drill]` settings, which
+                // the profile's owner wrote (a verify command among them); the body's include and rto_ms win.
+                let config =
+                    s.config.clone().ok_or_else(|| ApiError::bad("the server has no job profile (--config)"))?;
+                let profile = blocking(move || super::read::load_profile(Some(&config))).await?;
+                let j = profile.jobs.get(name).ok_or_else(|| {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {name:?} in the profile"))
+                })?;
+                filter.host = Some(j.host.clone().unwrap_or_else(cairn::repository::hostname));
+                filter.paths = j.paths.clone();
+                if let Some(d) = &j.drill {
+                    opts.verify_command = d.verify_command.clone();
+                    opts.stream = d.stream.clone();
+                    opts.evidence_dir = d.evidence_dir.clone();
+                    opts.target = d.target.clone();
+                    opts.rto_ms = opts.rto_ms.or(d.rto_ms);
+                    if opts.includes.is_empty() {
+                        opts.includes = d.includes.clone();
+                    }
+                }
+            }
+            let snapshot = str_of("snapshot").unwrap_or_else(|| "latest".into());
+            super::read::spec(&snapshot)?;
+            Ok(accepted(s.jobs.queue_work(
+                &s,
+                "drill",
+                opts.job.clone(),
+                Work::Drill(Box::new((snapshot, filter, opts))),
+            )?))
+        }
+>>>>>>> serve-api
         Some(k) => Err(ApiError::bad(format!("kind {k:?}: backup, check or drill"))),
         None => Err(ApiError::bad("the body needs \"kind\"")),
     }
@@ -451,12 +558,13 @@ pub async fn forget(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(St
         for (k, val) in obj {
             let flag = format!("--{}", k.replace('_', "-"));
             match (k.as_str(), val) {
-                (k, Value::Number(n)) if POLICY.contains(&k) => args.extend([flag.into(), n.to_string().into()]),
-                (k, Value::String(t)) if POLICY.contains(&k) || k == "host" => args.extend([flag.into(), t.into()]),
+                // `--flag=value`: one argument, so a value can never be read as another flag.
+                (k, Value::Number(n)) if POLICY.contains(&k) => args.push(format!("{flag}={n}").into()),
+                (k, Value::String(t)) if POLICY.contains(&k) || k == "host" => args.push(format!("{flag}={t}").into()),
                 ("keep_tag", Value::Array(tags)) => {
                     for t in tags {
                         let t = t.as_str().ok_or_else(|| ApiError::bad("keep_tag: a list of strings"))?;
-                        args.extend(["--keep-tag".into(), t.into()]);
+                        args.push(format!("--keep-tag={t}").into());
                     }
                 }
                 _ => return Err(ApiError::bad(format!("field {k:?} is not a forget policy field"))),

@@ -79,7 +79,9 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().call(req)
             });
-            let builder = hyper::server::conn::http1::Builder::new();
+            // A client gets 30 s to send a request's headers (no slow-header connection piles up).
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
             match acceptor {
                 Some(acceptor) => {
                     let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await

@@ -109,8 +109,11 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Outcome> {
     });
     jobs::record_totals(&state);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("no async runtime")?;
-    runtime.block_on(listen::serve(state, a.listen, tls, ctx.cancel.clone()))?;
+    let served = runtime.block_on(listen::serve(state, a.listen, tls, ctx.cancel.clone()));
+    // Downloads still writing end at their next piece (their client is gone); wait for them a little.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(work);
+    served?;
     Ok(Outcome::Done)
 }
 

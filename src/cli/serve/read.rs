@@ -72,9 +72,10 @@ pub async fn repository(State(s): State<Shared>) -> JsonResult {
     let url = crate::cli::metrics::repository_label(&s.repo_url);
     let repo = s.repo();
     blocking(move || {
-        let (snapshots, size) = crate::cli::metrics::repository_totals(&repo)?;
+        let snapshots = repo.snapshot_ids()?.len();
+        // Raw mode over no snapshot reads the index alone: packs and their stored bytes.
         let stats = cairn::stats::stats(&repo, &[], cairn::stats::Mode::Raw, true)?;
-        let packs = stats.repository.as_ref().map(|r| r.packs);
+        let (packs, size) = stats.repository.as_ref().map_or((0, 0), |r| (r.packs, r.pack_bytes));
         Ok(Json(json!({
             "id": repo.keys().repo_id.to_string(),
             "location": url,
