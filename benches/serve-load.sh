@@ -75,7 +75,7 @@ ADDR=$(sed -n 's|^listening on http://||p' "$WORK/serve.log" | head -1)
 [ -n "$ADDR" ] || { echo "cairn serve did not start:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
 
 echo "cairn: $CAIRN_BIN ($("$CAIRN_BIN" --version)); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores"
-echo "repository: $(numfmt --to=iec "$repo_bytes") on disk, $BATCHES snapshots, $(wc -l <"$WORK/manifest.tsv") files"
+echo "repository: $(numfmt --to=iec "$repo_bytes") on disk, $(cut -f1 "$WORK/manifest.tsv" | sort -u | wc -l) snapshots, $(wc -l <"$WORK/manifest.tsv") files"
 echo "load: $CLIENTS clients for $SECONDS_RUN s, $SLOW slow (1 byte/s), $DISCONNECTING disconnecting"
 rc=0
 "$CLIENT" load "$ADDR" "$TOKEN" "$WORK/manifest.tsv" "$CLIENTS" "$SECONDS_RUN" "$SLOW" "$DISCONNECTING" || rc=$?
