@@ -160,14 +160,11 @@ impl Jobs {
         job: Option<String>,
         args: Vec<OsString>,
     ) -> Result<u64, ApiError> {
-<<<<<<< HEAD
-=======
         self.queue_work(state, kind, job, Work::Process(args))
     }
 
     /// Queues a job of `kind` running `work`.
     fn queue_work(&self, state: &Shared, kind: &'static str, job: Option<String>, work: Work) -> Result<u64, ApiError> {
->>>>>>> serve-api
         if let Some(rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
             tokio::spawn(worker(state.clone(), rx));
         }
@@ -443,13 +440,6 @@ pub async fn start(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(Sta
             }
             Ok(accepted(s.jobs.queue(&s, "check", None, args)?))
         }
-<<<<<<< HEAD
-        Some("drill") => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            "drill jobs are not available in this build",
-        )),
-=======
         Some("drill") => {
             let str_of = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
             if v.get("verify_command").is_some() || v.get("target").is_some() {
@@ -501,7 +491,6 @@ pub async fn start(State(s): State<Shared>, b: axum::body::Bytes) -> Result<(Sta
                 Work::Drill(Box::new((snapshot, filter, opts))),
             )?))
         }
->>>>>>> serve-api
         Some(k) => Err(ApiError::bad(format!("kind {k:?}: backup, check or drill"))),
         None => Err(ApiError::bad("the body needs \"kind\"")),
     }
