@@ -68,6 +68,8 @@ mod roundtrip;
 mod safety;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/serve_web.rs"]
+mod serve_web;
 #[path = "cli/sources.rs"]
 mod sources;
 #[path = "cli/status.rs"]
