@@ -11,7 +11,6 @@ use cairn::retention::PolicyFile;
 use cairn::select::Listed;
 use cairn::tree::Time;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -54,11 +53,7 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> anyhow::Result<Outcome> {
             opts.job = Some(name.clone());
             let g = super::run::job_global(&ctx.g, &profile.repositories[&job.repository]);
             let repo = open::open_reader(&g, &ctx.out)?;
-            let host = job.host.clone().unwrap_or_else(cairn::repository::hostname);
-            let mut paths: Vec<Vec<u8>> = job.paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
-            paths.extend(job.commands.iter().map(|c| format!("/{}", c.path).into_bytes()));
-            paths.sort();
-            paths.dedup();
+            let (host, paths) = job.group();
             let select = |l: &Listed| {
                 filter.matches(&l.snapshot) && l.snapshot.host() == host && l.snapshot.paths() == paths.as_slice()
             };

@@ -11,7 +11,6 @@ use cairn::status::{self, GroupKey, GroupStatus, Report, Rules, Verdict};
 use cairn::tree::Time;
 use cairn::units::{human_bytes, human_secs};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 
 /// `status --json` when the state cannot be known.
 #[derive(serde::Serialize)]
@@ -71,11 +70,7 @@ fn judge_jobs(ctx: &Ctx, a: &StatusArgs, cli_rules: &Rules) -> anyhow::Result<Re
         let job = profile.jobs.get(name).ok_or_else(|| anyhow!("no job {name:?} in the profile"))?;
         let g = super::run::job_global(&ctx.g, &profile.repositories[&job.repository]);
         let repo = open::open_reader(&g, &ctx.out)?;
-        let host = job.host.clone().unwrap_or_else(cairn::repository::hostname);
-        let mut paths: Vec<Vec<u8>> = job.paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
-        paths.extend(job.commands.iter().map(|c| format!("/{}", c.path).into_bytes()));
-        paths.sort();
-        paths.dedup();
+        let (host, paths) = job.group();
         let snaps = a.filter.filter().entries(&repo)?;
         let members: Vec<&Listed> =
             snaps.iter().filter(|l| l.snapshot.host() == host && l.snapshot.paths() == paths.as_slice()).collect();

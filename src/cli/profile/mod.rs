@@ -169,6 +169,20 @@ pub struct Job {
     pub drill: Option<JobDrill>,
 }
 
+impl Job {
+    /// The snapshot group the job's backups form (format-spec §8.1): its host (this machine's
+    /// unless the profile names one) and its source paths as recorded, sorted and distinct.
+    pub fn group(&self) -> (String, Vec<Vec<u8>>) {
+        use std::os::unix::ffi::OsStrExt;
+        let host = self.host.clone().unwrap_or_else(cairn::repository::hostname);
+        let mut paths: Vec<Vec<u8>> = self.paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
+        paths.extend(self.commands.iter().map(|c| format!("/{}", c.path).into_bytes()));
+        paths.sort();
+        paths.dedup();
+        (host, paths)
+    }
+}
+
 /// The 1-based line of byte `offset` of `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());

@@ -249,11 +249,7 @@ pub async fn status(State(s): State<Shared>) -> JsonResult {
                 let profile = load_profile(Some(path))?;
                 let mut groups = Vec::new();
                 for (name, job) in &profile.jobs {
-                    let host = job.host.clone().unwrap_or_else(cairn::repository::hostname);
-                    let mut paths: Vec<Vec<u8>> = job.paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
-                    paths.extend(job.commands.iter().map(|c| format!("/{}", c.path).into_bytes()));
-                    paths.sort();
-                    paths.dedup();
+                    let (host, paths) = job.group();
                     let members: Vec<&select::Listed> = snaps
                         .iter()
                         .filter(|l| l.snapshot.host() == host && l.snapshot.paths() == paths.as_slice())
