@@ -51,14 +51,7 @@ fn fixture() -> Fx {
 /// No grace and no share stop; sessions count as alive for an hour after their lease (so the late writer below
 /// is waited for until it ends).
 fn eager() -> PruneOptions {
-    PruneOptions {
-        grace_secs: 0,
-        lease_timeout_secs: 3600,
-        orphan_min_age_secs: 0,
-        max_delete_share: 1.0,
-        max_unused: 0.0,
-        ..PruneOptions::default()
-    }
+    PruneOptions { lease_timeout_secs: 3600, ..super::fixtures::eager_prune() }
 }
 
 #[test]

@@ -21,17 +21,7 @@ use std::sync::Arc;
 
 const PASSWORD: &[u8] = b"prune";
 
-/// No grace, no waiting for crashed sessions' leases, orphans collected at once, no share stop.
-fn eager() -> PruneOptions {
-    PruneOptions {
-        grace_secs: 0,
-        lease_timeout_secs: 0,
-        orphan_min_age_secs: 0,
-        max_delete_share: 1.0,
-        max_unused: 0.0,
-        ..PruneOptions::default()
-    }
-}
+use super::fixtures::eager_prune as eager;
 
 struct Fx {
     _tmp: tempfile::TempDir,

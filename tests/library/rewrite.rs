@@ -13,7 +13,7 @@ use cairn::cache::Location;
 use cairn::check::{check, CheckOptions, ReadData};
 use cairn::id::{BlobId, BlobKind, PackId, SnapshotId};
 use cairn::ledger::{EntryKind, Event, Replaced};
-use cairn::prune::{run, PruneOptions};
+use cairn::prune::run;
 use cairn::repository::{ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use cairn::rewrite::{rewrite, RewriteOptions, TAG_REWRITTEN};
@@ -27,17 +27,7 @@ use std::sync::Arc;
 const PASSWORD: &[u8] = b"erasure";
 const REASON: &str = "GDPR request 2026-117";
 
-/// No grace, no waiting for leases, every partly unused pack repacked (as docs/erasure.md advises).
-fn eager() -> PruneOptions {
-    PruneOptions {
-        grace_secs: 0,
-        lease_timeout_secs: 0,
-        orphan_min_age_secs: 0,
-        max_delete_share: 1.0,
-        max_unused: 0.0,
-        ..PruneOptions::default()
-    }
-}
+use super::fixtures::eager_prune as eager;
 
 struct Fx {
     _tmp: tempfile::TempDir,

@@ -13,11 +13,25 @@ use cairn::crypto::Session;
 use cairn::id::{BlobId, BlobKind, IndexId, KeyId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
 use cairn::layout::{pack_path, StoredId};
+use cairn::prune::PruneOptions;
 use cairn::repository::{InitOptions, OpenOptions, ReadRepository, Repository};
 use cairn::restore::{restore, NoRestoreProgress, RestoreOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Prune without waiting: no grace, crashed sessions' leases not waited for, orphans collected at
+/// once, no share stop, every partly unused pack repacked (as docs/erasure.md advises for erasure).
+pub fn eager_prune() -> PruneOptions {
+    PruneOptions {
+        grace_secs: 0,
+        lease_timeout_secs: 0,
+        orphan_min_age_secs: 0,
+        max_delete_share: 1.0,
+        max_unused: 0.0,
+        ..PruneOptions::default()
+    }
+}
 
 /// `len` pseudo-random (incompressible, unique per seed) bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
