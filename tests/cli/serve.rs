@@ -521,3 +521,25 @@ fn a_backup_job_runs_in_the_background_and_metrics_parse() {
         assert!(!body.contains(&f.r.password), "the password must never be in a response");
     }
 }
+
+#[test]
+fn a_symlink_planted_at_the_token_file_is_neither_written_through_nor_read() {
+    // Another local user plants a link where the token file will be: `token new` must not append a
+    // token line to the file it points at, and `serve` must not take its tokens from there.
+    let r = Repo::new();
+    let victim = r.path("victim");
+    std::fs::write(&victim, b"untouched\n").unwrap();
+    std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let link = r.path("tokens");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = r.expect_code(&["serve", "token", "new", "--role", "admin", "--name", "x", "--token-file", s(&link)], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token file"), "{out:?}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"untouched\n");
+    // A real token file behind the link is still not read through it.
+    std::fs::remove_file(&victim).unwrap();
+    let real = r.path("real-tokens");
+    token(&r, &real, "admin");
+    std::fs::rename(&real, &victim).unwrap();
+    let out = r.expect_code(&["serve", "--listen", "127.0.0.1:0", "--token-file", s(&link)], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token file"), "{out:?}");
+}
