@@ -73,6 +73,9 @@ pub struct StagedFile {
     file: File,
     path: Option<PathBuf>,
     len: u64,
+    /// An append failed and the file could not be cut back to `len`: its bytes no longer match
+    /// what its writer recorded, so every later append fails and it is never stored.
+    broken: bool,
 }
 
 impl StagedFile {
@@ -86,16 +89,26 @@ impl StagedFile {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)?;
-        Ok(StagedFile { file, path: Some(path), len: 0 })
+        Ok(StagedFile { file, path: Some(path), len: 0, broken: false })
     }
 
     fn shown(&self) -> String {
         self.path.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
     }
 
-    /// Appends `data`.
+    /// Appends `data`, all of it or nothing: a failed write (a full disk stops `write_all` part
+    /// way) is cut back to the last whole append, so the pack's header, which records offsets
+    /// from what was appended, still describes the file. When that cut fails too, the file is
+    /// broken and refuses every later append.
     pub fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(data)?;
+        if self.broken {
+            return Err(std::io::Error::other("an earlier append failed and could not be undone"));
+        }
+        if let Err(e) = self.file.write_all(data) {
+            let undone = self.file.set_len(self.len).and_then(|_| self.file.seek(std::io::SeekFrom::Start(self.len)));
+            self.broken = undone.is_err();
+            return Err(e);
+        }
         self.len += data.len() as u64;
         Ok(())
     }
@@ -123,6 +136,20 @@ impl Drop for StagedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_append_that_cannot_be_undone_breaks_the_file_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StagedFile::create(dir.path()).unwrap();
+        f.append(b"first blob").unwrap();
+        // Writes to /dev/full fail with ENOSPC, and it cannot be truncated: the undo fails.
+        f.file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        assert!(f.append(b"second blob").is_err());
+        assert_eq!(f.len, 10, "a failed append counts nothing");
+        assert!(f.broken);
+        let e = f.append(b"third").unwrap_err();
+        assert!(e.to_string().contains("could not be undone"), "{e}");
+    }
 
     #[test]
     fn a_staged_file_is_private_new_and_removed_unless_persisted() {
