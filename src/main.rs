@@ -101,6 +101,8 @@ fn main() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+    // SAFETY: still one thread; nothing has read the environment yet.
+    unsafe { cli::secrets::take_from_environment() };
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

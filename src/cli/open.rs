@@ -9,7 +9,6 @@ use anyhow::{bail, Context};
 use cairn::backend::{self, DynBackend};
 use cairn::repository::{OpenOptions, ReadRepository, Repository};
 use cairn::Error;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -85,13 +84,13 @@ pub fn password_from(g: &Global, env: &str, label: &str, confirm: bool) -> anyho
     }
     if let Some(var) = &g.password_env {
         // A job profile's `password_env` (docs/jobs.md): that variable or nothing.
-        return match std::env::var_os(var) {
-            Some(p) => Ok(Zeroizing::new(p.as_bytes().to_vec())),
+        return match super::secrets::var(var) {
+            Some(p) => Ok(p),
             None => Err(CliError::Key(format!("the variable {var} (the profile's password_env) is not set")).into()),
         };
     }
-    if let Some(p) = std::env::var_os(env) {
-        return Ok(Zeroizing::new(p.as_bytes().to_vec()));
+    if let Some(p) = super::secrets::var(env) {
+        return Ok(p);
     }
     let p = prompt(label, env)?;
     if confirm {
@@ -112,8 +111,8 @@ pub fn password(g: &Global, confirm: bool) -> anyhow::Result<Zeroizing<Vec<u8>>>
 pub fn new_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let p = if let Some(f) = file {
         read_password_file(f)?
-    } else if let Some(p) = std::env::var_os("CAIRN_NEW_PASSWORD") {
-        Zeroizing::new(p.as_bytes().to_vec())
+    } else if let Some(p) = super::secrets::var("CAIRN_NEW_PASSWORD") {
+        p
     } else {
         let p = prompt("New password: ", "CAIRN_NEW_PASSWORD")?;
         let again = prompt("Repeat the new password: ", "CAIRN_NEW_PASSWORD")?;

@@ -233,6 +233,9 @@ fn hooks_see_the_outcome_and_a_failing_before_hook_stops_the_job() {
     assert_eq!(e["CAIRN_SNAPSHOT_ID"], id);
     assert_eq!((e["CAIRN_EXIT_CODE"].as_str(), e["CAIRN_ERROR"].as_str()), ("0", ""));
     assert!(!failed.exists(), "on_failure must not run after a good run");
+    // Hooks do not inherit the password (README "Security model").
+    assert!(!b.contains_key("CAIRN_PASSWORD") && !e.contains_key("CAIRN_PASSWORD"), "{b:?}");
+    assert!(b.contains_key("CAIRN_REPOSITORY"), "the rest of the environment is passed on: {b:?}");
 
     // A failing before hook: no backup, exit 1, on_failure ran with the failure, after did not.
     fs::remove_file(&after).unwrap();

@@ -82,6 +82,39 @@ fn password_file_and_command_are_password_sources() {
     assert_eq!(out.status.code(), Some(12), "wrong --password-file\n{}", describe(&out));
 }
 
+/// Commands cairn runs do not inherit a password: a stream command's environment (stored as the
+/// stream) and a password command's (its stderr) hold no CAIRN_PASSWORD, CAIRN_FROM_PASSWORD or
+/// CAIRN_NEW_PASSWORD, though the rest of the environment (CAIRN_REPOSITORY) is passed on.
+#[test]
+fn commands_cairn_runs_inherit_no_password_variable() {
+    let repo = Repo::new();
+    let secrets = [("CAIRN_FROM_PASSWORD", "from-secret-4711"), ("CAIRN_NEW_PASSWORD", "new-secret-4712")];
+    let out = run_cmd({
+        let mut c = repo.command(&["backup", "--command", "env", "--stdin-filename", "env.txt"]);
+        c.envs(secrets);
+        c
+    });
+    assert!(out.status.success(), "{}", describe(&out));
+    let env = String::from_utf8(repo.ok_bytes(&["dump", "latest", "env.txt"])).unwrap();
+    assert!(env.lines().any(|l| l.starts_with("CAIRN_REPOSITORY=")), "the environment is passed on:\n{env}");
+    for name in ["CAIRN_PASSWORD", "CAIRN_FROM_PASSWORD", "CAIRN_NEW_PASSWORD"] {
+        assert!(!env.lines().any(|l| l.starts_with(&format!("{name}="))), "{name} leaked to a stream command:\n{env}");
+    }
+    assert!(!env.contains(PASSWORD) && !env.contains("secret-471"), "a password value leaked:\n{env}");
+
+    // A password command runs before the repository opens; it sees none of them either.
+    let pw_file = repo.path("pw");
+    fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
+    let out = run_cmd({
+        let cmd = format!("env | grep -c '^CAIRN_[A-Z_]*PASSWORD=' >&2; cat {}", s(&pw_file));
+        let mut c = repo.command(&["--password-command", &cmd, "snapshots"]);
+        c.envs(secrets);
+        c
+    });
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "0", "{}", describe(&out));
+}
+
 #[test]
 fn missing_or_invalid_repository_exits_10() {
     let repo = Repo::uninit();
