@@ -241,9 +241,30 @@ impl LedgerLock {
         format!("{}/{}", self.base, encode_key(&key))
     }
 
-    /// One signed create-once PUT with the lock headers.
-    async fn put_once(&self, path: &str, data: &[u8]) -> Result<Outcome> {
-        let until = header_date(self.retention.until(Time::now())?);
+    /// Signs `req` and sends it; `Err(outcome)` when no answer came (a retry or a failure).
+    async fn send(
+        &self,
+        path: &str,
+        req: http::Request<opendal::Buffer>,
+    ) -> Result<std::result::Result<http::Response<opendal::Buffer>, Outcome>> {
+        let (mut parts, body) = req.into_parts();
+        self.signer.sign(&mut parts, None).await.map_err(|e| {
+            backend_err("write", path, format!("cannot sign the object-lock request (S3 credentials): {e}"))
+        })?;
+        // As OpenDAL does: the transport sets Host itself (it was signed with the same value).
+        parts.headers.remove(http::header::HOST);
+        let transport = opendal::HttpTransporter::default();
+        let send = transport.send(http::Request::from_parts(parts, body));
+        Ok(match timeout(self.io_timeout, send).await {
+            None => Err(Outcome::Retry(format!("no answer in {} s", self.io_timeout.as_secs()))),
+            Some(Err(e)) if e.is_temporary() => Err(Outcome::Retry(e.to_string())),
+            Some(Err(e)) => Err(Outcome::Failed(e.to_string())),
+            Some(Ok(r)) => Ok(r),
+        })
+    }
+
+    /// One signed create-once PUT with the lock headers, retained until `until`.
+    async fn put_once(&self, path: &str, data: &[u8], until: Time) -> Result<Outcome> {
         let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data));
         let sha = hex::encode(sha2::Sha256::digest(data));
         let req = http::Request::builder()
@@ -255,29 +276,19 @@ impl LedgerLock {
             .header("content-md5", md5)
             .header("x-amz-content-sha256", sha)
             .header("x-amz-object-lock-mode", self.retention.mode.header())
-            .header("x-amz-object-lock-retain-until-date", until)
+            .header("x-amz-object-lock-retain-until-date", header_date(until))
             .body(opendal::Buffer::from(data.to_vec()))
             .map_err(|e| backend_err("write", path, format!("cannot build the request: {e}")))?;
-        let (mut parts, body) = req.into_parts();
-        self.signer.sign(&mut parts, None).await.map_err(|e| {
-            backend_err("write", path, format!("cannot sign the object-lock write (S3 credentials): {e}"))
-        })?;
-        // As OpenDAL does: the transport sets Host itself (it was signed with the same value).
-        parts.headers.remove(http::header::HOST);
-        let transport = opendal::HttpTransporter::default();
-        let send = transport.send(http::Request::from_parts(parts, body));
-        let resp = match timeout(self.io_timeout, send).await {
-            None => return Ok(Outcome::Retry(format!("no answer in {} s", self.io_timeout.as_secs()))),
-            Some(Err(e)) if e.is_temporary() => return Ok(Outcome::Retry(e.to_string())),
-            Some(Err(e)) => return Ok(Outcome::Failed(e.to_string())),
-            Some(Ok(r)) => r,
+        let resp = match self.send(path, req).await? {
+            Ok(r) => r,
+            Err(o) => return Ok(o),
         };
         let status = resp.status().as_u16();
         let text = || s3_error_text(&resp.body().to_vec());
         Ok(match status {
             200..=299 => Outcome::Created,
             412 => Outcome::Exists,
-            409 | 429 | 500..=599 if status != 501 => Outcome::Retry(format!("HTTP {status}: {}", text())),
+            409 | 429 | 500 | 502..=599 => Outcome::Retry(format!("HTTP {status}: {}", text())),
             400 if text().contains("ObjectLock") || text().contains("Object Lock") => Outcome::Failed(format!(
                 "HTTP 400: {} (the bucket needs S3 Object Lock enabled: format-spec §13.7)",
                 text()
@@ -287,40 +298,92 @@ impl LedgerLock {
         })
     }
 
-    /// [`Backend::write_new`] for a ledger object: retried as the S3 backend retries, and an
-    /// "exists" answer accepted when the stored object holds exactly `data` (a retried create
-    /// whose first attempt landed; `super::opendal` explains the rule).
-    fn write_locked(&self, path: &str, data: &[u8]) -> Result<()> {
-        let mut attempt = 0u32;
+    /// One signed HEAD of a stored entry: `Created` when the service reports this mode and a
+    /// retain-until date no earlier than `until`. A service that ignores the lock headers (s3s-fs
+    /// stores the object and reports no retention) fails here, so no entry is believed locked
+    /// that is not.
+    async fn check_once(&self, path: &str, until: Time) -> Result<Outcome> {
+        let req = http::Request::builder()
+            .method(http::Method::HEAD)
+            .uri(self.url_of(path))
+            .header("x-amz-content-sha256", EMPTY_SHA256)
+            .body(opendal::Buffer::new())
+            .map_err(|e| backend_err("write", path, format!("cannot build the request: {e}")))?;
+        let resp = match self.send(path, req).await? {
+            Ok(r) => r,
+            Err(o) => return Ok(o),
+        };
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Ok(if status == 404 || status == 429 || status >= 500 {
+                Outcome::Retry(format!("HTTP {status} on the HEAD that reads the retention back"))
+            } else {
+                Outcome::Failed(format!("HTTP {status} on the HEAD that reads the retention back"))
+            });
+        }
+        let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mode = header("x-amz-object-lock-mode");
+        let stored = header("x-amz-object-lock-retain-until-date");
+        let stored_secs = stored.as_deref().and_then(|v| v.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second());
+        if mode.as_deref() == Some(self.retention.mode.header()) && stored_secs.is_some_and(|s| s >= until.secs) {
+            return Ok(Outcome::Created);
+        }
+        Ok(Outcome::Failed(format!(
+            "the service stored the entry but reports lock mode {mode:?} and retain-until {stored:?}, not {} until \
+             {}: it ignores S3 Object Lock, or these credentials may not read retention (s3:GetObjectRetention)",
+            self.retention.mode.header(),
+            header_date(until)
+        )))
+    }
+
+    /// Runs `attempt` until it is not a retry, at most `retries` more times, with backoff.
+    fn retried<'a, F, Fut>(&'a self, path: &str, what: &str, mut attempt: F) -> Result<Outcome>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Outcome>> + 'a,
+    {
+        let mut n = 0u32;
         loop {
-            match self.rt.block_on(self.put_once(path, data))? {
-                Outcome::Created => return Ok(()),
-                Outcome::Exists => {
-                    return match self.inner.read(path) {
-                        Ok(stored) if stored == data => Ok(()),
-                        _ => Err(super::exists(path)),
-                    }
-                }
-                Outcome::Retry(why) if (attempt as usize) < self.retries => {
-                    attempt += 1;
-                    let wait = backoff(attempt);
-                    tracing::warn!(
-                        "storage write {path} (object lock) failed, retry {attempt} in {:.1}s: {why}",
-                        wait.as_secs_f64()
-                    );
+            match self.rt.block_on(attempt())? {
+                Outcome::Retry(why) if (n as usize) < self.retries => {
+                    n += 1;
+                    let wait = backoff(n);
+                    tracing::warn!("storage {what} {path} failed, retry {n} in {:.1}s: {why}", wait.as_secs_f64());
                     std::thread::sleep(wait);
                 }
-                Outcome::Retry(why) | Outcome::Failed(why) => {
-                    return Err(backend_err(
-                        "write",
-                        path,
-                        format!("{}: the object-lock write was refused: {why}", self.inner.location()),
-                    ))
-                }
+                other => return Ok(other),
             }
         }
     }
+
+    /// [`Backend::write_new`] for a ledger object: the locked PUT, retried as the S3 backend
+    /// retries, with an "exists" answer accepted when the stored object holds exactly `data` (a
+    /// retried create whose first attempt landed; `super::opendal` explains the rule); then the
+    /// retention read back. The retention runs from the first attempt.
+    fn write_locked(&self, path: &str, data: &[u8]) -> Result<()> {
+        let refused = |why: String| {
+            backend_err("write", path, format!("{}: the object-lock write was refused: {why}", self.inner.location()))
+        };
+        let until = self.retention.until(Time::now())?;
+        match self.retried(path, "write (object lock)", || self.put_once(path, data, until))? {
+            Outcome::Created => {}
+            Outcome::Exists => match self.inner.read(path) {
+                Ok(stored) if stored == data => {}
+                _ => return Err(super::exists(path)),
+            },
+            Outcome::Retry(why) | Outcome::Failed(why) => return Err(refused(why)),
+        }
+        match self.retried(path, "stat (object lock)", || self.check_once(path, until))? {
+            Outcome::Created => Ok(()),
+            Outcome::Retry(why) => Err(refused(format!("the retention could not be read back: {why}"))),
+            Outcome::Exists => Err(refused("the retention could not be read back".into())),
+            Outcome::Failed(why) => Err(refused(why)),
+        }
+    }
 }
+
+/// SHA-256 of the empty body (SigV4's payload hash of a HEAD).
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// `f`, or `None` when it takes longer than `d`.
 async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
