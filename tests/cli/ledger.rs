@@ -101,3 +101,19 @@ fn a_rolled_back_ledger_is_named_through_the_anchor_and_the_cache() {
     let out = repo.expect_code(&["ledger", "verify", "--anchor", anchor.trim()], 1);
     assert!(stderr(&out).contains(&want) && stderr(&out).contains("anchor"), "{}", describe(&out));
 }
+
+/// `ledger_retention` (format-spec §13.7) is S3 only: on a local repository `init` is a usage error (exit 2) naming the
+/// option and the backend, whether the option comes from `-o` or the environment, and nothing is created.
+#[test]
+fn ledger_retention_on_a_local_repository_is_a_usage_error() {
+    let repo = Repo::uninit();
+    let want = "option ledger_retention: the file backend";
+    let out = repo.expect_code(&["-o", "ledger_retention=compliance:7y", "init"], 2);
+    assert!(stderr(&out).contains(want) && stderr(&out).contains("only s3:// repositories"), "{}", describe(&out));
+    let mut cmd = repo.command(&["init"]);
+    cmd.env("CAIRN_OPTION_LEDGER_RETENTION", "governance:30d");
+    let out = run_cmd(cmd);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(stderr(&out).contains(want), "{}", describe(&out));
+    assert!(!repo.repo.exists());
+}

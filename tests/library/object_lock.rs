@@ -2,10 +2,10 @@
 //! Object Lock (moto: scripts/servers/start-s3lock.sh, `S3LOCK_*`; its bucket has object lock enabled): with
 //! `ledger_retention=MODE:PERIOD` every ledger entry a backup, forget and prune write carries that mode and a
 //! retain-until date of its write time + PERIOD, and the server refuses to delete its version; data packs carry no
-//! retention and prune still removes them; without the option no entry is locked; every other backend refuses the
-//! option (a usage error naming the backend); and on the S3 server without Object Lock (s3s-fs) a ledger write with
-//! the option fails instead of writing an unlocked entry. The server's own view is read with signed `curl` requests
-//! (`--aws-sigv4`), independently of cairn's signing.
+//! retention and prune still removes them; without the option no entry is locked; a bucket without object lock
+//! refuses the write; every other backend refuses the option (a usage error naming the backend); and on the S3
+//! server without Object Lock (s3s-fs) a ledger write with the option fails instead of leaving an entry believed
+//! locked. The server's own view is read with signed `curl` requests (`--aws-sigv4`), independently of cairn.
 
 use super::fixtures::{eager_prune, opts, snapshot_of, write};
 use super::servers::S3;
@@ -175,6 +175,22 @@ fn without_the_option_no_ledger_entry_is_locked() {
         let version = h.header("x-amz-version-id").unwrap().to_string();
         assert_eq!(s3curl(&s, "DELETE", &format!("{key}?versionId={version}")).status, 204, "{key}");
     }
+}
+
+/// On a bucket created without object lock the server refuses the locked PUT, and the error says what the bucket
+/// needs.
+#[test]
+fn a_bucket_without_object_lock_refuses_the_ledger_write() {
+    let Some(mut s) = S3::lock_from_env() else { return };
+    s.bucket = super::servers::unique("nolock");
+    assert_eq!(s3curl(&s, "PUT", "").status, 200, "create bucket {}", s.bucket);
+    let (b, _) = open(&s, "lock-nolock", &["ledger_retention=compliance:1d"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Repository::init(b.clone(), ADMIN, &InitOptions::default(), &opts(&tmp.path().join("c"))).err().unwrap();
+    let m = e.to_string();
+    assert!(m.contains("object-lock write was refused: HTTP 400"), "{m}");
+    assert!(m.contains("the bucket needs S3 Object Lock enabled"), "{m}");
+    assert!(b.list("ledger/").unwrap().is_empty());
 }
 
 #[test]
