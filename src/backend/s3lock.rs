@@ -220,7 +220,11 @@ impl LedgerLock {
             .with_env(OsEnv)
             .with_http_send(opendal::HttpTransporter::default());
         let signer = Signer::new(ctx, chain, RequestSigner::new("s3", &st.region));
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // A worker of its own, as the S3 backend's runtime has: the HTTP client's pooled
+        // connections keep running between calls.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cairn-lock-io")
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the object-lock runtime: {e}")))?;
