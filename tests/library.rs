@@ -37,6 +37,8 @@ mod ledger;
 mod limits;
 #[path = "library/mount.rs"]
 mod mount;
+#[path = "library/object_lock.rs"]
+mod object_lock;
 #[path = "library/prune.rs"]
 mod prune;
 #[path = "library/races.rs"]

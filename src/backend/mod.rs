@@ -11,6 +11,8 @@ pub mod local;
 pub mod opendal;
 pub mod options;
 pub mod remote;
+#[cfg(feature = "remote")]
+pub mod s3lock;
 pub mod staged;
 pub mod url;
 
@@ -127,12 +129,26 @@ pub fn open_url(url: &str) -> Result<DynBackend> {
 /// Opens the backend a repository URL names: a plain path, `file:///path`, `memory://NAME`, or a
 /// remote service (`s3://`, `sftp://`, `webdav(s)://`, `gcs://`, `azblob://`) configured by
 /// `options`. Opening a remote service makes no request except what its builder does itself;
-/// the first storage call reports bad credentials.
+/// the first storage call reports bad credentials. With the `ledger_retention` option an `s3://`
+/// repository writes its ledger entries with object-lock retention ([`s3lock`]); any other
+/// location refuses the option (a usage error).
 pub fn open_url_with(url: &str, options: &Options) -> Result<DynBackend> {
-    let backend: DynBackend = match RepoUrl::parse(url)? {
+    let parsed = RepoUrl::parse(url)?;
+    #[cfg(feature = "remote")]
+    s3lock::refuse_unless_s3(&parsed, options)?;
+    let backend: DynBackend = match parsed {
         RepoUrl::Memory(name) => Arc::new(opendal::OpendalBackend::memory(&name)?),
         RepoUrl::Local(path) => Arc::new(local::LocalBackend::new(path)?),
-        remote => Arc::new(remote::open(&remote, options)?),
+        remote => {
+            let inner: DynBackend = Arc::new(remote::open(&remote, options)?);
+            #[cfg(feature = "remote")]
+            if let Some(r) = s3lock::Retention::from_options(options)? {
+                // Ledger entries are created with object-lock retention (format-spec §13.7).
+                let locked: DynBackend = Arc::new(s3lock::LedgerLock::new(inner, &remote, options, r)?);
+                return fault::pause_from_env(locked);
+            }
+            inner
+        }
     };
     // Test-only: a pause point the black-box tests arm through the environment.
     fault::pause_from_env(backend)

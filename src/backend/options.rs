@@ -34,6 +34,13 @@ pub const KEYS: &[OptionKey] = &[
         help: "false: do not trust the service's create-if-not-exists (for S3-compatible servers that ignore it)",
     },
     OptionKey {
+        key: "ledger_retention",
+        schemes: &[],
+        secret: false,
+        help: "MODE:PERIOD (governance or compliance, e.g. compliance:7y): write every ledger entry with S3 Object \
+               Lock retention until its write time + PERIOD (s3:// only; format-spec §13.7)",
+    },
+    OptionKey {
         key: "chunk_size",
         schemes: &["s3", "gcs", "azblob"],
         secret: false,

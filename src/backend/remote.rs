@@ -119,42 +119,82 @@ fn config_err(url: &RepoUrl, e: opendal::Error) -> Error {
     Error::Usage(format!("repository {url}: cannot configure the {} service: {}", url.scheme(), e.message()))
 }
 
+/// Static S3 keys (never shown: no `Debug`).
+#[cfg(feature = "remote")]
+pub struct S3Keys {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// A session token (`AWS_SESSION_TOKEN`), with keys from the environment only.
+    pub session_token: Option<String>,
+}
+
+/// Where and as whom an `s3://` repository is reached: read once from the options and the
+/// environment, shared by the OpenDAL operator and the object-lock writer ([`super::s3lock`]).
+#[cfg(feature = "remote")]
+pub struct S3Settings {
+    /// `s3.endpoint`, when given (else AWS).
+    pub endpoint: Option<String>,
+    /// `s3.region`, else `AWS_REGION`, `AWS_DEFAULT_REGION`, `us-east-1`.
+    pub region: String,
+    /// Virtual-host addressing (`BUCKET.host`) rather than path style (`host/BUCKET`).
+    pub virtual_host: bool,
+    /// Keys from the options, else from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
+    /// `AWS_SESSION_TOKEN`); `None`: the AWS default chain (AWS_PROFILE and the shared config
+    /// files, web identity, instance metadata).
+    pub keys: Option<S3Keys>,
+}
+
+#[cfg(feature = "remote")]
+impl S3Settings {
+    /// Reads the `s3.*` options and the AWS environment variables.
+    pub fn from_options(o: &Options) -> Result<Self> {
+        let endpoint = o.get("s3.endpoint").map(str::to_string);
+        let region = o
+            .get("s3.region")
+            .map(str::to_string)
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        // Path style for S3-compatible servers (an endpoint given), virtual hosts for AWS.
+        let virtual_host = !o.get_bool("s3.path_style")?.unwrap_or(endpoint.is_some());
+        let ak = o.get("s3.access_key_id").map(str::to_string);
+        let sk = o.get("s3.secret_access_key").map(str::to_string);
+        let keys = match (ak, sk) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                Some(S3Keys { access_key_id, secret_access_key, session_token: None })
+            }
+            (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                (Some(access_key_id), Some(secret_access_key)) => {
+                    Some(S3Keys { access_key_id, secret_access_key, session_token: env("AWS_SESSION_TOKEN") })
+                }
+                _ => None,
+            },
+            _ => return Err(Error::Usage("options s3.access_key_id and s3.secret_access_key go together".into())),
+        };
+        Ok(S3Settings { endpoint, region, virtual_host, keys })
+    }
+}
+
 #[cfg(feature = "remote")]
 /// Builds the operator for `url` (a remote one) without layers.
 pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
     let op = match url {
         RepoUrl::S3 { bucket, prefix } => {
-            let endpoint = o.get("s3.endpoint");
-            let region = o
-                .get("s3.region")
-                .map(str::to_string)
-                .or_else(|| env("AWS_REGION"))
-                .or_else(|| env("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| "us-east-1".into());
-            let mut b = services::S3::default().bucket(bucket).root(&root_of(prefix)).region(&region);
-            if let Some(ep) = endpoint {
+            let st = S3Settings::from_options(o)?;
+            let mut b = services::S3::default().bucket(bucket).root(&root_of(prefix)).region(&st.region);
+            if let Some(ep) = &st.endpoint {
                 b = b.endpoint(ep);
             }
-            // Path style for S3-compatible servers (an endpoint given), virtual hosts for AWS.
-            if !o.get_bool("s3.path_style")?.unwrap_or(endpoint.is_some()) {
+            if st.virtual_host {
                 b = b.enable_virtual_host_style();
             }
-            // Keys from the options, else from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and
-            // AWS_SESSION_TOKEN); with neither, OpenDAL's default chain (AWS_PROFILE and the
-            // shared config files, web identity, instance metadata).
-            let ak = o.get("s3.access_key_id").map(str::to_string);
-            let sk = o.get("s3.secret_access_key").map(str::to_string);
-            match (ak, sk) {
-                (Some(ak), Some(sk)) => b = b.access_key_id(&ak).secret_access_key(&sk),
-                (None, None) => {
-                    if let (Some(ak), Some(sk)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-                        b = b.access_key_id(&ak).secret_access_key(&sk);
-                        if let Some(t) = env("AWS_SESSION_TOKEN") {
-                            b = b.session_token(&t);
-                        }
-                    }
+            if let Some(k) = &st.keys {
+                b = b.access_key_id(&k.access_key_id).secret_access_key(&k.secret_access_key);
+                if let Some(t) = &k.session_token {
+                    b = b.session_token(t);
                 }
-                _ => return Err(Error::Usage("options s3.access_key_id and s3.secret_access_key go together".into())),
             }
             Operator::new(b).map_err(|e| config_err(url, e))?
         }

@@ -1,6 +1,7 @@
 //! `cairn ledger log|head|verify` (format-spec §13, docs/cli-contract.md): a scripted repository, a write-only
 //! key's backup among its operations, logs one entry per operation and verifies (exit 0); a deleted snapshot and a
-//! rolled-back `ledger/` are named with exit 1; a malformed anchor or kind is a usage error.
+//! rolled-back `ledger/` are named with exit 1; a malformed anchor or kind is a usage error; `ledger_retention`
+//! (format-spec §13.7) is exit 2 on a local repository and locks every entry on the S3 server with Object Lock.
 
 use crate::common::*;
 use serde_json::Value;
@@ -100,4 +101,60 @@ fn a_rolled_back_ledger_is_named_through_the_anchor_and_the_cache() {
     repo.ok(&["ledger", "verify"]);
     let out = repo.expect_code(&["ledger", "verify", "--anchor", anchor.trim()], 1);
     assert!(stderr(&out).contains(&want) && stderr(&out).contains("anchor"), "{}", describe(&out));
+}
+
+/// `ledger_retention` (format-spec §13.7) is S3 only: on a local repository `init` is a usage error (exit 2) naming the
+/// option and the backend, whether the option comes from `-o` or the environment, and nothing is created.
+#[test]
+fn ledger_retention_on_a_local_repository_is_a_usage_error() {
+    let repo = Repo::uninit();
+    let want = "option ledger_retention: the file backend";
+    let out = repo.expect_code(&["-o", "ledger_retention=compliance:7y", "init"], 2);
+    assert!(stderr(&out).contains(want) && stderr(&out).contains("only s3:// repositories"), "{}", describe(&out));
+    let mut cmd = repo.command(&["init"]);
+    cmd.env("CAIRN_OPTION_LEDGER_RETENTION", "governance:30d");
+    let out = run_cmd(cmd);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(stderr(&out).contains(want), "{}", describe(&out));
+    assert!(!repo.repo.exists());
+}
+
+/// Through the command line, with the option from the environment: `init` and a backup on the S3 server with Object
+/// Lock (moto) write two entries, each stored under COMPLIANCE retention (read back with a signed `curl` HEAD).
+#[test]
+fn ledger_retention_from_the_environment_locks_the_entries_of_init_and_backup() {
+    let Some(s3) = crate::servers::S3::lock_from_env() else { return };
+    let repo = Repo::uninit();
+    let url = s3.url("cli-lock");
+    let run = |args: &[&str]| {
+        let mut cmd = repo.command(args);
+        cmd.env("CAIRN_REPOSITORY", &url)
+            .env("CAIRN_OPTION_S3_ENDPOINT", &s3.endpoint)
+            .env("CAIRN_OPTION_LEDGER_RETENTION", "compliance:1d")
+            .envs(s3.env());
+        run_cmd(cmd)
+    };
+    let src = repo.mkdir("src");
+    write_file(&src.join("f.txt"), b"locked\n");
+    for args in [vec!["init"], vec!["backup", s(&src)]] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", describe(&out));
+        assert!(!stderr(&out).contains("ledger"), "{args:?}: {}", describe(&out));
+    }
+    let out = run(&["ledger", "log", "--json"]);
+    let log: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    assert_eq!(kinds(&log), ["init", "backup"]);
+    let prefix = url.rsplit('/').next().unwrap();
+    for e in log.as_array().unwrap() {
+        let key = format!("{}/{}/{prefix}/ledger/{}", s3.endpoint, s3.bucket, string(e, "id"));
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-I", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+            .arg(format!("{}:{}", s3.access_key, s3.secret_key))
+            .args(["-H", "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"])
+            .arg(&key)
+            .output()
+            .expect("curl");
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        assert!(head.contains("x-amz-object-lock-mode: compliance"), "{key}: {head}");
+    }
 }

@@ -296,7 +296,7 @@ fn breaking_each_of_the_five_fails_exactly_that_section() {
 /// What the local S3 server (scripts/servers/start-s3.sh: s3s-fs) supports of format-spec §13.7: ledger entries are
 /// written create-once (a second write under an entry's name is refused and the entry keeps its bytes), and Object
 /// Lock is not offered at all (bucket lock configuration and per-object retention answer 501 NotImplemented), so
-/// the retention of ledger objects can be tested only against a service that has it (docs/compliance.md).
+/// the retention of ledger objects is tested against moto instead (tests/library/object_lock.rs).
 #[test]
 fn on_the_local_s3_server_ledger_entries_are_create_once_and_object_lock_is_not_offered() {
     use super::servers::S3;

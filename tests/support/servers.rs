@@ -36,7 +36,7 @@ pub fn unique(what: &str) -> String {
     format!("{what}-{}", hex::encode(b))
 }
 
-/// The S3 server (s3s-fs).
+/// An S3 server: s3s-fs (`S3_*`), or moto with Object Lock (`S3LOCK_*`).
 #[derive(Clone, Debug)]
 pub struct S3 {
     pub endpoint: String,
@@ -48,12 +48,19 @@ pub struct S3 {
 
 impl S3 {
     pub fn from_env() -> Option<S3> {
+        S3::with_prefix("S3", "S3")
+    }
+    /// The S3 server with Object Lock (moto; scripts/servers/start-s3lock.sh): its bucket has object lock enabled.
+    pub fn lock_from_env() -> Option<S3> {
+        S3::with_prefix("S3 with Object Lock (moto)", "S3LOCK")
+    }
+    fn with_prefix(server: &str, p: &str) -> Option<S3> {
         Some(S3 {
-            endpoint: var("S3", "S3_ENDPOINT")?,
-            bucket: var("S3", "S3_BUCKET")?,
-            access_key: var("S3", "S3_ACCESS_KEY")?,
-            secret_key: var("S3", "S3_SECRET_KEY")?,
-            state_dir: var("S3", "S3_STATE_DIR")?.into(),
+            endpoint: var(server, &format!("{p}_ENDPOINT"))?,
+            bucket: var(server, &format!("{p}_BUCKET"))?,
+            access_key: var(server, &format!("{p}_ACCESS_KEY"))?,
+            secret_key: var(server, &format!("{p}_SECRET_KEY"))?,
+            state_dir: var(server, &format!("{p}_STATE_DIR"))?.into(),
         })
     }
     /// A fresh repository URL in the bucket.
