@@ -581,7 +581,7 @@ if [[ -n ${WANT[many-small]:-} ]]; then
 fi
 
 if [[ ${CAIRN_BENCH_PREPARE_ONLY:-0} == 1 ]]; then
-  note "CAIRN_BENCH_PREPARE_ONLY=1: corpus and dumps are ready under $DIR"
+  note "CAIRN_BENCH_PREPARE_ONLY=1: the data of the chosen workloads is ready under $DIR"
   exit 0
 fi
 
