@@ -393,7 +393,57 @@ WALKED = ("backup2", "ms_backup2")
 def fnum(x, nd=2):
     return "-" if x is None else f"{x:.{nd}f}"
 
-def report(tsv, tools):
+def markdown(best_by_step, tools, path):
+    """One markdown table of the run: best wall s / peak RSS MB per tool and step, the fastest peer / cairn ratio
+    and whether the issue-11 target (cairn at >= 1.25x the fastest peer) is met; then repository sizes."""
+    peers_all = [t for t in tools if t not in ("cairn", "cairn-base")]
+    cols = ["cairn"] + (["cairn-base"] if "cairn-base" in tools else []) + peers_all
+    lines = ["| step | " + " | ".join(cols) + " | fastest peer / cairn | >= 1.25x |",
+             "|---|" + "---|" * (len(cols) + 2)]
+    for step in STEPS:
+        best = best_by_step.get(step)
+        if not best or step in ("init", "ms_init"):
+            continue
+        cells = []
+        for t in cols:
+            b = best.get(t)
+            cells.append("—" if not b or b["wall"] is None else f"{b['wall']:.2f} s / {b['rss']:.0f} MB")
+        peers = [t for t in peers_all if t in best and best[t]["wall"] is not None]
+        cw = best.get("cairn", {}).get("wall")
+        ratio, met = "", ""
+        if cw and peers:
+            bp = min(peers, key=lambda p: best[p]["wall"])
+            r = best[bp]["wall"] / cw
+            ratio, met = f"{r:.2f} ({bp})", ("yes" if r >= 1.25 else "no")
+        title = TITLES[step].split(" (")[0]
+        if step in WALKED and best.get("statwalk", {}).get("wall"):
+            title += f" (stat walk {best['statwalk']['wall']:.2f} s)"
+        lines.append(f"| {title} | " + " | ".join(cells) + f" | {ratio} | {met} |")
+    lines.append("")
+    lines.append("| repository MB after | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for step, what in (("backup1", "first backup"), ("backup3", "+ growth by the 1 % edit"),
+                       ("stream1", "+ growth by the dump"), ("stream2", "+ growth by the edited dump"),
+                       ("ms_backup1", "many-small first backup"), ("ms_grow", "+ growth by the new data")):
+        best = best_by_step.get(step)
+        if not best:
+            continue
+        key = "repo" if step in ("backup1", "ms_backup1") else "delta"
+        cells = [("—" if not best.get(t) or best[t][key] is None else f"{best[t][key]:.1f}") for t in cols]
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| CPU s (user+sys) | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for step in ("backup1", "restore", "stream1", "ms_backup1", "ms_backup2"):
+        best = best_by_step.get(step)
+        if not best:
+            continue
+        cells = [("—" if not best.get(t) or best[t]["cpu"] is None else f"{best[t]['cpu']:.2f}") for t in cols]
+        lines.append(f"| {TITLES[step].split(' (')[0]} | " + " | ".join(cells) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+def report(tsv, tools, md=None):
     rows = []
     with open(tsv) as f:
         header = f.readline().rstrip("\n").split("\t")
@@ -402,6 +452,7 @@ def report(tsv, tools):
     tools = tools.split()
     failures = [r for r in rows if r["status"] not in ("ok",)]
     out = []
+    best_by_step = {}
     for step in STEPS:
         srows = [r for r in rows if r["step"] == step]
         if not srows:
@@ -428,6 +479,7 @@ def report(tsv, tools):
                     n=len(good), runs=len(rs))
             else:
                 best[t] = dict(wall=None, med=None, cpu=None, rss=None, repo=None, delta=None, n=0, runs=len(rs))
+        best_by_step[step] = best
         peers = [t for t in best if t not in ("cairn", "cairn-base", "statwalk") and best[t]["wall"] is not None]
         cw = best.get("cairn", {}).get("wall")
         for t, b in best.items():
@@ -458,6 +510,8 @@ def report(tsv, tools):
         for r in failures:
             out.append(f"FAILED: round {r['round']} {r['tool']} {r['step']}: {r['status']} {r['note']}")
     print("\n".join(out))
+    if md:
+        markdown(best_by_step, tools, md)
     return 1 if failures else 0
 
 if __name__ == "__main__":
@@ -473,7 +527,7 @@ if __name__ == "__main__":
     elif cmd == "revert":
         revert(args[0], args[1])
     elif cmd == "report":
-        sys.exit(report(args[0], args[1]))
+        sys.exit(report(args[0], args[1], args[2] if len(args) > 2 else None))
     else:
         sys.exit(f"unknown helper command {cmd}")
 PY
@@ -980,10 +1034,10 @@ for (( ROUND = 1; ROUND <= ROUNDS; ROUND++ )); do
 done
 
 # ---------------------------------------------------------------- report
-helper report "$TSV" "${ACTIVE[*]}" | tee "$RUNDIR/report.txt"
+helper report "$TSV" "${ACTIVE[*]}" "$RUNDIR/table.md" | tee "$RUNDIR/report.txt"
 REPORT_RC=${PIPESTATUS[0]}
 echo
 echo "raw results: $TSV   (total time ${SECONDS}s)"
-echo "report:      $RUNDIR/report.txt   logs: $LOGS"
+echo "report:      $RUNDIR/report.txt   markdown: $RUNDIR/table.md   logs: $LOGS"
 [[ $FAILED_ANY == 0 && $REPORT_RC == 0 ]] || exit 1
 exit 0
