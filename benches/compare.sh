@@ -690,7 +690,7 @@ export RESTIC_PASSWORD=cairn-bench-password
 export BUPSTASH_KEY=$SCRATCH/bupstash/bupstash.key
 export BUPSTASH_REPOSITORY=$SCRATCH/bupstash/repo
 export BUPSTASH_QUERY_CACHE=$SCRATCH/bupstash/cache/query.qcache
-# rustic reads its password from a file (-p); the file lives on the private tmpfs dir, not in the scratch dir
+# rustic reads its password from a file (--password-file); the file lives on the private tmpfs dir, not in the scratch dir
 RUSTIC_PW=$SHM_RUN/rustic.password
 ( umask 077; printf 'cairn-bench-password\n' >"$RUSTIC_PW" )
 
@@ -814,15 +814,15 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
     # rustic (restic's format, its own CLI): password file, per-round cache dir, no progress bars.
     # A repeated stdin backup takes the previous stdin snapshot as its parent and can store the OLD content
     # (rustic issue #1793, still in 0.11.4); --force reads the stream in full, as restic always does.
-    rustic:init)           CMD=(rustic -r "$R" -p "$RUSTIC_PW" --cache-dir "$C" --no-progress init) ;;
-    rustic:backup[123]|rustic:grow) CMD=(rustic -r "$R" -p "$RUSTIC_PW" --cache-dir "$C" --no-progress backup "$src") ;;
-    rustic:restore)        CMD=(rustic -r "$R" -p "$RUSTIC_PW" --cache-dir "$C" --no-progress restore latest "$TARGET") ;;
-    rustic:check)          CMD=(rustic -r "$R" -p "$RUSTIC_PW" --cache-dir "$C" --no-progress check --read-data) ;;
-    rustic:check_structure) CMD=(rustic -r "$R" -p "$RUSTIC_PW" --cache-dir "$C" --no-progress check) ;;
+    rustic:init)           CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress init) ;;
+    rustic:backup[123]|rustic:grow) CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress backup "$src") ;;
+    rustic:restore)        CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress restore latest "$TARGET") ;;
+    rustic:check)          CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress check --read-data) ;;
+    rustic:check_structure) CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress check) ;;
     rustic:stream1|rustic:stream2)
-                           CMD=(rustic -r "$R" -p "$RUSTIC_PW" --cache-dir "$C" --no-progress backup --stdin-filename dump.sql --force -)
+                           CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress backup --stdin-filename dump.sql --force -)
                            if [[ $s == stream1 ]]; then STDIN_FROM=$DUMP; else STDIN_FROM=$DUMP2; fi ;;
-    rustic:stream_restore) CMD=(rustic -r "$R" -p "$RUSTIC_PW" --cache-dir "$C" --no-progress dump latest:dump.sql); STDOUT_TO=$TARGET_FILE ;;
+    rustic:stream_restore) CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress dump latest:dump.sql); STDOUT_TO=$TARGET_FILE ;;
 
     # bupstash: key file instead of a password; one send log per job (directory / stream / new data);
     # put prints the new item id on stdout, which later get/restore use (id=...). No check command.
