@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: cairn against restic and bupstash on the same data, in the same run.
+# End-to-end benchmark: cairn against restic, rustic and bupstash on the same data, in the same run.
 #
 # See benches/README.md. Short version:
-#   benches/compare.sh                                   # full scale, 3 rounds, all tools
+#   benches/compare.sh                                   # full scale, 3 rounds, all tools, all workloads
+#   CAIRN_BENCH_WORKLOADS=many-small benches/compare.sh  # only the million-small-files tree
 #   CAIRN_BENCH_SCALE=small CAIRN_BENCH_ROUNDS=1 benches/compare.sh
 #   CAIRN_BIN=/path/to/cairn CAIRN_BENCH_TOOLS="cairn restic" benches/compare.sh
 #   CAIRN_BASE_BIN=/path/to/older/cairn CAIRN_BENCH_TOOLS="cairn cairn-base" benches/compare.sh   # before/after
@@ -21,7 +22,8 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 DIR=${CAIRN_BENCH_DIR:-/var/tmp/cairn-bench}
 SCALE=${CAIRN_BENCH_SCALE:-full}
 ROUNDS=${CAIRN_BENCH_ROUNDS:-3}
-TOOLS=${CAIRN_BENCH_TOOLS:-cairn restic bupstash}
+TOOLS=${CAIRN_BENCH_TOOLS:-cairn restic rustic bupstash}
+WORKLOADS=${CAIRN_BENCH_WORKLOADS:-corpus dump many-small}
 STEP_TIMEOUT=${CAIRN_BENCH_TIMEOUT:-3600}
 DO_INSTALL=${CAIRN_BENCH_INSTALL:-1}
 KEEP=${CAIRN_BENCH_KEEP:-0}
@@ -29,22 +31,39 @@ STREAM_EDITS=${CAIRN_BENCH_STREAM_EDITS:-64}
 TMPFS_BASE=${CAIRN_BENCH_TMPFS:-/dev/shm}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}
 
+# MS_DIRS x MS_FILES: the many-small tree (benches/gen-many-small.sh); GROW_MB: the real-file corpus backed up
+# into the many-small repository as "new data" (built like the main corpus).
 case "$SCALE" in
-  full)  CORPUS_MB=1900; DUMP_MB=1000 ;;
-  small) CORPUS_MB=200;  DUMP_MB=100 ;;
-  tiny)  CORPUS_MB=40;   DUMP_MB=20 ;;
+  full)  CORPUS_MB=1900; DUMP_MB=1000; MS_DIRS=1000; MS_FILES=1000; GROW_MB=200 ;;
+  small) CORPUS_MB=200;  DUMP_MB=100;  MS_DIRS=100;  MS_FILES=1000; GROW_MB=40 ;;
+  tiny)  CORPUS_MB=40;   DUMP_MB=20;   MS_DIRS=10;   MS_FILES=100;  GROW_MB=40 ;;
   *) echo "CAIRN_BENCH_SCALE must be full, small or tiny (or set CAIRN_BENCH_CORPUS_MB / CAIRN_BENCH_DUMP_MB)" >&2
      exit 2 ;;
 esac
 CORPUS_MB=${CAIRN_BENCH_CORPUS_MB:-$CORPUS_MB}
 DUMP_MB=${CAIRN_BENCH_DUMP_MB:-$DUMP_MB}
+MS_DIRS=${CAIRN_BENCH_MS_DIRS:-$MS_DIRS}
+MS_FILES=${CAIRN_BENCH_MS_FILES:-$MS_FILES}
+GROW_MB=${CAIRN_BENCH_GROW_MB:-$GROW_MB}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "CAIRN_BENCH_ROUNDS must be a positive integer" >&2; exit 2; }
 [[ $CORPUS_MB =~ ^[1-9][0-9]*$ && $DUMP_MB =~ ^[1-9][0-9]*$ ]] || { echo "corpus/dump MB must be positive integers" >&2; exit 2; }
+[[ $MS_DIRS =~ ^[1-9][0-9]*$ && $MS_FILES =~ ^[1-9][0-9]*$ && $GROW_MB =~ ^[1-9][0-9]*$ ]] ||
+  { echo "CAIRN_BENCH_MS_DIRS, CAIRN_BENCH_MS_FILES and CAIRN_BENCH_GROW_MB must be positive integers" >&2; exit 2; }
+declare -A WANT=()
+for w in $WORKLOADS; do
+  case "$w" in
+    corpus|dump|many-small) WANT[$w]=1 ;;
+    *) echo "CAIRN_BENCH_WORKLOADS: unknown workload '$w' (known: corpus dump many-small)" >&2; exit 2 ;;
+  esac
+done
+(( ${#WANT[@]} > 0 )) || { echo "CAIRN_BENCH_WORKLOADS is empty" >&2; exit 2; }
 
 CORPUS=$DIR/corpus-${CORPUS_MB}mb          # cached copy of real files; the backup source
 DUMP=$DIR/dump-${DUMP_MB}mb.sql             # cached sqlite3 .dump
 DUMP2=$DIR/dump-${DUMP_MB}mb-edited.sql     # the same dump, edited in the middle
 STASH=$DIR/stash-${CORPUS_MB}mb             # originals of the files the 1 % mutation edits
+TREE=$DIR/many-small-${MS_DIRS}x${MS_FILES}  # cached many-small tree (gen-many-small.sh, seed 1)
+GROW=$DIR/corpus-${GROW_MB}mb               # new data backed up into the many-small repository
 SCRATCH=$DIR/scratch                        # repositories and caches, wiped every round
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 RUNDIR=$DIR/runs/$RUN_ID
@@ -350,7 +369,8 @@ def revert(corpus, stash):
         shutil.copystat(src, dst)
     print(f"  reverted {len(rels)} files", file=sys.stderr)
 
-STEPS = ["init", "backup1", "backup2", "backup3", "restore", "stream1", "stream2", "stream_restore"]
+STEPS = ["init", "backup1", "backup2", "backup3", "restore", "check", "stream1", "stream2", "stream_restore",
+         "ms_init", "ms_backup1", "ms_grow", "ms_backup2", "ms_check", "ms_restore"]
 TITLES = {
     "init": "init",
     "backup1": "first backup (directory corpus)",
@@ -360,12 +380,70 @@ TITLES = {
     "stream1": "stream backup (dump on stdin)",
     "stream2": "edited-stream backup",
     "stream_restore": "stream restore (dump to tmpfs file, + cmp verify, untimed)",
+    "check": "check, all data (--read-data; bupstash has no check)",
+    "ms_init": "many-small: init",
+    "ms_backup1": "many-small: first backup of the tree",
+    "ms_grow": "many-small: new data (the grow corpus) into that repository",
+    "ms_backup2": "many-small: unchanged backup of the tree",
+    "ms_check": "many-small: check (structure; bupstash has no check)",
+    "ms_restore": "many-small: restore the tree to tmpfs (+ diff -r verify, untimed)",
 }
+WALKED = ("backup2", "ms_backup2")
 
 def fnum(x, nd=2):
     return "-" if x is None else f"{x:.{nd}f}"
 
-def report(tsv, tools):
+def markdown(best_by_step, tools, path):
+    """One markdown table of the run: best wall s / peak RSS MB per tool and step, the fastest peer / cairn ratio
+    and whether the issue-11 target (cairn at >= 1.25x the fastest peer) is met; then repository sizes."""
+    peers_all = [t for t in tools if t not in ("cairn", "cairn-base")]
+    cols = ["cairn"] + (["cairn-base"] if "cairn-base" in tools else []) + peers_all
+    lines = ["| step | " + " | ".join(cols) + " | fastest peer / cairn | >= 1.25x |",
+             "|---|" + "---|" * (len(cols) + 2)]
+    for step in STEPS:
+        best = best_by_step.get(step)
+        if not best or step in ("init", "ms_init"):
+            continue
+        cells = []
+        for t in cols:
+            b = best.get(t)
+            cells.append("—" if not b or b["wall"] is None else f"{b['wall']:.2f} s / {b['rss']:.0f} MB")
+        peers = [t for t in peers_all if t in best and best[t]["wall"] is not None]
+        cw = best.get("cairn", {}).get("wall")
+        ratio, met = "", ""
+        if cw and peers:
+            bp = min(peers, key=lambda p: best[p]["wall"])
+            r = best[bp]["wall"] / cw
+            ratio, met = f"{r:.2f} ({bp})", ("yes" if r >= 1.25 else "no")
+        title = TITLES[step].split(" (")[0]
+        if step in WALKED and best.get("statwalk", {}).get("wall"):
+            title += f" (stat walk {best['statwalk']['wall']:.2f} s)"
+        lines.append(f"| {title} | " + " | ".join(cells) + f" | {ratio} | {met} |")
+    lines.append("")
+    lines.append("| repository MB after | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for step, what in (("backup1", "first backup"), ("backup3", "+ growth by the 1 % edit"),
+                       ("stream1", "+ growth by the dump"), ("stream2", "+ growth by the edited dump"),
+                       ("ms_backup1", "many-small first backup"), ("ms_grow", "+ growth by the new data")):
+        best = best_by_step.get(step)
+        if not best:
+            continue
+        key = "repo" if step in ("backup1", "ms_backup1") else "delta"
+        cells = [("—" if not best.get(t) or best[t][key] is None else f"{best[t][key]:.1f}") for t in cols]
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| CPU s (user+sys) | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for step in ("backup1", "restore", "stream1", "ms_backup1", "ms_backup2"):
+        best = best_by_step.get(step)
+        if not best:
+            continue
+        cells = [("—" if not best.get(t) or best[t]["cpu"] is None else f"{best[t]['cpu']:.2f}") for t in cols]
+        lines.append(f"| {TITLES[step].split(' (')[0]} | " + " | ".join(cells) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+def report(tsv, tools, md=None):
     rows = []
     with open(tsv) as f:
         header = f.readline().rstrip("\n").split("\t")
@@ -374,6 +452,7 @@ def report(tsv, tools):
     tools = tools.split()
     failures = [r for r in rows if r["status"] not in ("ok",)]
     out = []
+    best_by_step = {}
     for step in STEPS:
         srows = [r for r in rows if r["step"] == step]
         if not srows:
@@ -383,7 +462,7 @@ def report(tsv, tools):
         out.append(f"{'tool':<18}{'wall s':>9}{'(median)':>10}{'cpu s':>9}{'rss MB':>9}{'repo MB':>10}"
                    f"{'+repo MB':>10}  {'ok/runs':<12}{'peer/cairn'}")
         best = {}
-        names = [t for t in tools] + (["statwalk"] if step == "backup2" else [])
+        names = [t for t in tools] + (["statwalk"] if step in WALKED else [])
         for t in names:
             rs = [r for r in srows if r["tool"] == t]
             if not rs:
@@ -400,6 +479,7 @@ def report(tsv, tools):
                     n=len(good), runs=len(rs))
             else:
                 best[t] = dict(wall=None, med=None, cpu=None, rss=None, repo=None, delta=None, n=0, runs=len(rs))
+        best_by_step[step] = best
         peers = [t for t in best if t not in ("cairn", "cairn-base", "statwalk") and best[t]["wall"] is not None]
         cw = best.get("cairn", {}).get("wall")
         for t, b in best.items():
@@ -416,16 +496,22 @@ def report(tsv, tools):
                 status += " FAILED"
             out.append(f"{label:<18}{fnum(b['wall']):>9}{'(' + fnum(b['med']) + ')':>10}{fnum(b['cpu']):>9}"
                        f"{fnum(b['rss'], 0):>9}{fnum(b['repo'], 1):>10}{fnum(b['delta'], 1):>10}  {status:<12}{ratio}")
+        sw = best.get("statwalk", {}).get("wall")
+        if step in WALKED and sw and cw:
+            out.append(f"  cairn / stat walk: {cw / sw:.2f}x (target <= 2x)")
     out.append("")
     out.append("wall = best of the rounds, (median); cpu = user+sys, best; rss = peak over rounds;")
     out.append("repo = du -sb of the repository after the step (last good round), +repo = growth by the step;")
     out.append("peer/cairn = peer wall / cairn wall (>1: cairn faster); on cairn's row, against the fastest peer.")
+    out.append("ms_* = the many-small workload (its own repositories).")
     if failures:
         out.append("")
         out.append("!!!!!!!! FAILURES !!!!!!!!")
         for r in failures:
             out.append(f"FAILED: round {r['round']} {r['tool']} {r['step']}: {r['status']} {r['note']}")
     print("\n".join(out))
+    if md:
+        markdown(best_by_step, tools, md)
     return 1 if failures else 0
 
 if __name__ == "__main__":
@@ -441,7 +527,7 @@ if __name__ == "__main__":
     elif cmd == "revert":
         revert(args[0], args[1])
     elif cmd == "report":
-        sys.exit(report(args[0], args[1]))
+        sys.exit(report(args[0], args[1], args[2] if len(args) > 2 else None))
     else:
         sys.exit(f"unknown helper command {cmd}")
 PY
@@ -461,44 +547,68 @@ if [[ -d $STASH ]]; then
   safe_rm "$STASH"
 fi
 
-build_corpus() {
-  local sysroot
+build_corpus() {  # DEST MB
+  local dest=$1 mb=$2 sysroot
   sysroot=${CAIRN_BENCH_SYSROOT:-$(rustc --print sysroot 2>/dev/null)}
   [[ -n $sysroot && -d $sysroot ]] || die "no Rust toolchain found (rustc --print sysroot); set CAIRN_BENCH_SYSROOT"
-  note "building corpus $CORPUS (~${CORPUS_MB} MB) from $sysroot, /usr/include, /usr/share/doc, ..."
-  safe_rm "$CORPUS" "$CORPUS.ok" "$DIR/lists"
-  local full=$(( CORPUS_MB > 1900 ? CORPUS_MB : 1900 ))
+  note "building corpus $dest (~${mb} MB) from $sysroot, /usr/include, /usr/share/doc, ..."
+  safe_rm "$dest" "$dest.ok" "$DIR/lists"
+  local full=$(( mb > 1900 ? mb : 1900 ))
   local plan
-  plan=$(helper plan "$DIR/lists" "$((CORPUS_MB * 1000000))" "$((full * 1000000))" \
+  plan=$(helper plan "$DIR/lists" "$((mb * 1000000))" "$((full * 1000000))" \
     "rust-toolchain=$sysroot" "usr-include=/usr/include" "usr-share-doc=/usr/share/doc" \
     "usr-share-locale=/usr/share/locale" "usr-lib-gcc=/usr/lib/gcc" "usr-lib-python3=/usr/lib/python3" \
     "usr-lib-python3.11=/usr/lib/python3.11" "usr-share-perl=/usr/share/perl" "usr-share-vim=/usr/share/vim" \
     "usr-share-i18n=/usr/share/i18n" "usr-share-man=/usr/share/man") || die "corpus plan failed"
-  mkdir -p "$CORPUS.tmp"
+  mkdir -p "$dest.tmp"
   local name root list
   while IFS=$'\t' read -r name root list; do
-    mkdir -p "$CORPUS.tmp/$name"
+    mkdir -p "$dest.tmp/$name"
     tar -C "$root" --null --no-recursion -T "$list" -cf - 2>>"$LOGS/corpus.log" |
-      tar -C "$CORPUS.tmp/$name" -xpf - 2>>"$LOGS/corpus.log" || die "copying $root failed (see $LOGS/corpus.log)"
+      tar -C "$dest.tmp/$name" -xpf - 2>>"$LOGS/corpus.log" || die "copying $root failed (see $LOGS/corpus.log)"
   done <<<"$plan"
-  mv "$CORPUS.tmp" "$CORPUS"
+  mv "$dest.tmp" "$dest"
   safe_rm "$DIR/lists"
-  fingerprint "$CORPUS" >"$CORPUS.ok"
+  fingerprint "$dest" >"$dest.ok"
 }
 
-if [[ -d $CORPUS.tmp ]]; then safe_rm "$CORPUS.tmp"; fi
-if [[ ! -f $CORPUS.ok || ! -d $CORPUS ]]; then
-  build_corpus
-elif [[ $(fingerprint "$CORPUS") != $(cat "$CORPUS.ok") ]]; then
-  note "corpus $CORPUS changed since it was built; rebuilding"
-  build_corpus
-fi
+ensure_corpus() {  # DEST MB: build, or rebuild when the fingerprint no longer matches
+  if [[ -d $1.tmp ]]; then safe_rm "$1.tmp"; fi
+  if [[ ! -f $1.ok || ! -d $1 ]]; then
+    build_corpus "$1" "$2"
+  elif [[ $(fingerprint "$1") != $(cat "$1.ok") ]]; then
+    note "corpus $1 changed since it was built; rebuilding"
+    build_corpus "$1" "$2"
+  fi
+}
+
+# The many-small tree: generated by gen-many-small.sh, kept with its fingerprint like the corpus.
+ensure_tree() {
+  local fp
+  if [[ -d $TREE.tmp ]]; then safe_rm "$TREE.tmp"; fi
+  if [[ -f $TREE.ok && -d $TREE ]]; then
+    fp=$(fingerprint "$TREE")
+    [[ $fp == $(cat "$TREE.ok") ]] && return
+    note "many-small tree $TREE changed since it was generated; regenerating"
+  fi
+  safe_rm "$TREE" "$TREE.ok"
+  note "generating the many-small tree $TREE ($MS_DIRS x $MS_FILES files of ~70 bytes, seed 1)"
+  nice -n 5 "$SCRIPT_DIR/gen-many-small.sh" "$TREE" "$MS_DIRS" "$MS_FILES" 1 >"$LOGS/gen-many-small.log" 2>&1 ||
+    die "gen-many-small.sh failed (see $LOGS/gen-many-small.log)"
+  fingerprint "$TREE" >"$TREE.ok"
+}
+
+C_BYTES=0; D2_BYTES=0; T_FILES=0; T_BYTES=0
+if [[ -n ${WANT[corpus]:-}${WANT[dump]:-} ]]; then
+ensure_corpus "$CORPUS" "$CORPUS_MB"
 read -r C_FILES C_BYTES C_SMALL C_LARGE C_DIRS C_LINKS < <(
   find "$CORPUS" -printf '%y %s\n' | awk '$1=="f"{f++; b+=$2; if($2<4096)s++; if($2>=16777216)l++}
     $1=="d"{d++} $1=="l"{n++} END{print f+0, b+0, s+0, l+0, d+0, n+0}')
 note "corpus: $C_FILES files ($C_SMALL under 4 KiB, $C_LARGE of 16 MiB+), $((C_BYTES / 1000000)) MB, $C_DIRS dirs, $C_LINKS symlinks"
+fi
 
 # ---------------------------------------------------------------- dump
+if [[ -n ${WANT[dump]:-} ]]; then
 if [[ ! -s $DUMP ]]; then
   note "building $DUMP (~${DUMP_MB} MB sqlite3 .dump of the corpus's text files)"
   helper make-dump "$CORPUS" "$((DUMP_MB * 1000000))" "$DIR/dump-build.db" "$DUMP.tmp" || die "dump build failed"
@@ -513,9 +623,19 @@ if [[ ! -s $DUMP2 || $DUMP2 -ot $DUMP || ! -f $DUMP2.edits-$STREAM_EDITS ]]; the
 fi
 D_BYTES=$(stat -c %s "$DUMP"); D2_BYTES=$(stat -c %s "$DUMP2")
 note "dump: $D_BYTES bytes, edited: $D2_BYTES bytes"
+fi
+
+# ---------------------------------------------------------------- many-small
+if [[ -n ${WANT[many-small]:-} ]]; then
+  ensure_corpus "$GROW" "$GROW_MB"
+  G_BYTES=$(find "$GROW" -type f -printf '%s\n' | awk '{b+=$1} END{print b+0}')
+  ensure_tree
+  read -r T_FILES T_BYTES < <(find "$TREE" -type f -printf '%s\n' | awk '{f++; b+=$1} END{print f+0, b+0}')
+  note "many-small: $TREE: $T_FILES files, $T_BYTES bytes ($(du -sm "$TREE" | cut -f1) MB on disk); new data: $GROW ($G_BYTES bytes)"
+fi
 
 if [[ ${CAIRN_BENCH_PREPARE_ONLY:-0} == 1 ]]; then
-  note "CAIRN_BENCH_PREPARE_ONLY=1: corpus and dumps are ready under $DIR"
+  note "CAIRN_BENCH_PREPARE_ONLY=1: the data of the chosen workloads is ready under $DIR"
   exit 0
 fi
 
@@ -523,6 +643,9 @@ fi
 SHM_RUN=
 MOUNTED_TMPFS=
 need_mb=$(( (C_BYTES + D2_BYTES) * 12 / 10 / 1000000 + 256 ))
+# a restored many-small tree takes a page (4 KiB) and an inode (~1 KiB) per file on tmpfs
+ms_mb=$(( T_FILES * 5 / 1000 + T_BYTES / 1000000 + 256 ))
+(( ms_mb > need_mb )) && need_mb=$ms_mb
 if [[ $(stat -f -c %T "$TMPFS_BASE" 2>/dev/null) == tmpfs ]] &&
    (( $(df -Pm "$TMPFS_BASE" | awk 'NR==2{print $4}') > need_mb )); then
   SHM_RUN=$TMPFS_BASE/cairn-bench.$$
@@ -560,11 +683,16 @@ unset CAIRN_REPOSITORY CAIRN_PASSWORD_FILE CAIRN_PASSWORD_COMMAND CAIRN_CACHE_DI
 unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND RESTIC_CACHE_DIR \
       RESTIC_COMPRESSION RESTIC_PACK_SIZE
 unset BUPSTASH_KEY_COMMAND BUPSTASH_REPOSITORY_COMMAND BUPSTASH_SEND_LOG BUPSTASH_QUERY_CACHE
+unset RUSTIC_REPOSITORY RUSTIC_PASSWORD RUSTIC_PASSWORD_FILE RUSTIC_PASSWORD_COMMAND RUSTIC_CACHE_DIR \
+      RUSTIC_NO_CACHE RUSTIC_USE_PROFILE RUSTIC_LOG_LEVEL RUSTIC_LOG_FILE
 export CAIRN_PASSWORD=cairn-bench-password
 export RESTIC_PASSWORD=cairn-bench-password
 export BUPSTASH_KEY=$SCRATCH/bupstash/bupstash.key
 export BUPSTASH_REPOSITORY=$SCRATCH/bupstash/repo
 export BUPSTASH_QUERY_CACHE=$SCRATCH/bupstash/cache/query.qcache
+# rustic reads its password from a file (--password-file); the file lives on the private tmpfs dir, not in the scratch dir
+RUSTIC_PW=$SHM_RUN/rustic.password
+( umask 077; printf 'cairn-bench-password\n' >"$RUSTIC_PW" )
 
 for t in $TOOLS; do
   case "$t" in
@@ -614,6 +742,23 @@ for t in $TOOLS; do
         note "SKIP bupstash: not installed"
       fi
       ;;
+    rustic)
+      # rustic is installed like bupstash: cargo install when missing, skipped with a note when that fails.
+      # Default features off: the TUI, webdav, jq, prometheus and opentelemetry front ends do not touch the backup
+      # path and only lengthen the build.
+      if ! command -v rustic >/dev/null && [[ $DO_INSTALL == 1 ]]; then
+        note "cargo install rustic-rs --locked --no-default-features (nice 19; a long build)"
+        nice -n 19 cargo install rustic-rs --locked --no-default-features --target-dir "$DIR/cargo-install-target-rustic" \
+          >>"$LOGS/install.log" 2>&1 || note "cargo install rustic-rs failed (see $LOGS/install.log)"
+        safe_rm "$DIR/cargo-install-target-rustic"
+        hash -r
+      fi
+      if command -v rustic >/dev/null; then
+        VERSION[rustic]=$(rustic --version 2>/dev/null | head -n1); ACTIVE+=(rustic)
+      else
+        note "SKIP rustic: not installed"
+      fi
+      ;;
     cairn-base)
       # An older cairn binary (CAIRN_BASE_BIN), run on the same data in the same rounds: a before/after comparison.
       if [[ -n ${CAIRN_BASE_BIN:-} && -x ${CAIRN_BASE_BIN} ]]; then
@@ -622,7 +767,7 @@ for t in $TOOLS; do
         note "SKIP cairn-base: set CAIRN_BASE_BIN to an executable cairn binary"
       fi
       ;;
-    *) note "SKIP $t: unknown tool (known: cairn cairn-base restic bupstash)" ;;
+    *) note "SKIP $t: unknown tool (known: cairn cairn-base restic rustic bupstash)" ;;
   esac
 done
 (( ${#ACTIVE[@]} > 0 )) || die "no tool to benchmark"
@@ -635,27 +780,55 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
   local CAIRN=${CAIRN:-}
   # cairn-base runs the same steps as cairn with the older binary
   if [[ $t == cairn-base ]]; then CAIRN=$CAIRN_BASE; t=cairn; fi
+  # The many-small workload runs the same adapters on its own repository: ms_init is init, ms_backup1/2 back up
+  # the tree, ms_grow backs up the new-data corpus, ms_check is the structure check, ms_restore restores the tree.
+  local src=$CORPUS
+  case "$s" in
+    ms_init) s=init ;;
+    ms_backup[12]) s=backup1; src=$TREE ;;
+    ms_grow) s=grow; src=$GROW ;;
+    ms_check) s=check_structure ;;
+    ms_restore) s=restore ;;
+  esac
   case "$t:$s" in
     # init too gets the per-round cache: cairn pins each location's repository id in its cache
     # (format-spec §9.2), and every round re-creates a repository at the same path.
     cairn:init)            CMD=("$CAIRN" -r "$R" --cache-dir "$C" init) ;;
-    cairn:backup[123])     CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup "$CORPUS") ;;
+    cairn:backup[123]|cairn:grow) CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup "$src") ;;
     cairn:restore)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" restore latest --target "$TARGET") ;;
+    cairn:check)           CMD=("$CAIRN" -r "$R" --cache-dir "$C" check --read-data) ;;
+    cairn:check_structure) CMD=("$CAIRN" -r "$R" --cache-dir "$C" check) ;;
     cairn:stream1)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP ;;
     cairn:stream2)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP2 ;;
     cairn:stream_restore)  CMD=("$CAIRN" -r "$R" --cache-dir "$C" dump latest dump.sql); STDOUT_TO=$TARGET_FILE ;;
 
     restic:init)           CMD=(restic -r "$R" --cache-dir "$C" init --repository-version 2) ;;
-    restic:backup[123])    CMD=(restic -r "$R" --cache-dir "$C" backup "$CORPUS") ;;
+    restic:backup[123]|restic:grow) CMD=(restic -r "$R" --cache-dir "$C" backup "$src") ;;
     restic:restore)        CMD=(restic -r "$R" --cache-dir "$C" restore latest --target "$TARGET") ;;
+    restic:check)          CMD=(restic -r "$R" --cache-dir "$C" check --read-data) ;;
+    restic:check_structure) CMD=(restic -r "$R" --cache-dir "$C" check) ;;
     restic:stream1)        CMD=(restic -r "$R" --cache-dir "$C" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP ;;
     restic:stream2)        CMD=(restic -r "$R" --cache-dir "$C" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP2 ;;
     restic:stream_restore) CMD=(restic -r "$R" --cache-dir "$C" dump latest /dump.sql); STDOUT_TO=$TARGET_FILE ;;
 
-    # bupstash: key file instead of a password; one send log per job (directory / stream);
-    # put prints the new item id on stdout, which later get/restore use (id=...).
+    # rustic (restic's format, its own CLI): password file, per-round cache dir, no progress bars.
+    # A repeated stdin backup takes the previous stdin snapshot as its parent and can store the OLD content
+    # (rustic issue #1793, still in 0.11.4); --force reads the stream in full, as restic always does.
+    rustic:init)           CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress init) ;;
+    rustic:backup[123]|rustic:grow) CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress backup "$src") ;;
+    rustic:restore)        CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress restore latest "$TARGET") ;;
+    rustic:check)          CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress check --read-data) ;;
+    rustic:check_structure) CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress check) ;;
+    rustic:stream1|rustic:stream2)
+                           CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress backup --stdin-filename dump.sql --force -)
+                           if [[ $s == stream1 ]]; then STDIN_FROM=$DUMP; else STDIN_FROM=$DUMP2; fi ;;
+    rustic:stream_restore) CMD=(rustic -r "$R" --password-file "$RUSTIC_PW" --cache-dir "$C" --no-progress dump latest:dump.sql); STDOUT_TO=$TARGET_FILE ;;
+
+    # bupstash: key file instead of a password; one send log per job (directory / stream / new data);
+    # put prints the new item id on stdout, which later get/restore use (id=...). No check command.
     bupstash:init)         CMD=(sh -c 'bupstash new-key -o "$BUPSTASH_KEY" && exec bupstash init') ;;
-    bupstash:backup[123])  CMD=(bupstash put --send-log "$C/dir.sendlog" "$CORPUS") ;;
+    bupstash:backup[123])  CMD=(bupstash put --send-log "$C/dir.sendlog" "$src") ;;
+    bupstash:grow)         CMD=(bupstash put --send-log "$C/grow.sendlog" "$src") ;;
     bupstash:restore)      CMD=(bupstash restore --into "$TARGET" "id=${BUP_ID[dir]}") ;;
     bupstash:stream1|bupstash:stream2)
                            CMD=(bupstash put --send-log "$C/stream.sendlog" name=dump.sql -)
@@ -664,7 +837,14 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
     *) die "no adapter for $t $s" ;;
   esac
 }
-declare -A BUP_ID=([dir]=none [stream]=none)
+# steps a tool has no command for (no row in the results)
+has_step() {  # TOOL STEP
+  case "$1:$2" in
+    bupstash:check|bupstash:ms_check) return 1 ;;
+  esac
+  return 0
+}
+declare -A BUP_ID=([dir]=none [stream]=none [grow]=none)
 
 # ---------------------------------------------------------------- running and recording
 printf 'round\tstep\ttool\twall_s\tuser_s\tsys_s\tcpu_s\tmaxrss_kb\trepo_bytes\trepo_delta_bytes\texit\tstatus\tload1\tnote\n' >"$TSV"
@@ -694,18 +874,18 @@ timed() {  # stdin_file stdout_file log_file timefile cmd...
   [[ $T_WALL =~ ^[0-9.]+$ ]] || { T_WALL=0; T_USER=0; T_SYS=0; T_RSS=0; }
 }
 
-verify_tree() {  # restored-target -> sets V_STATUS V_NOTE
-  local target=$1 root="" c probe
-  probe=$(cd "$CORPUS" && find . -type f -print -quit)
-  for c in "$target$CORPUS" "$target/$(basename "$CORPUS")" "$target"; do
+verify_tree() {  # restored-target source -> sets V_STATUS V_NOTE
+  local target=$1 src=$2 root="" c probe
+  probe=$(cd "$src" && find . -type f -print -quit)
+  for c in "$target$src" "$target/$(basename "$src")" "$target"; do
     if [[ -f $c/$probe ]]; then root=$c; break; fi
   done
   if [[ -z $root ]]; then V_STATUS=FAILED; V_NOTE="restored tree not found under $target"; return; fi
-  if diff -r --no-dereference "$CORPUS" "$root" >"$VLOG" 2>&1; then
+  if diff -r --no-dereference "$src" "$root" >"$VLOG" 2>&1; then
     V_STATUS=ok; V_NOTE="diff -r identical"
     # metadata (not part of pass/fail): mode of everything, size+mtime of files
     local m
-    m=$(diff <(cd "$CORPUS" && find . \( -type f -printf '%P f %m %s %T@\n' \) -o \( ! -type l -printf '%P %y %m\n' \) | sort) \
+    m=$(diff <(cd "$src" && find . \( -type f -printf '%P f %m %s %T@\n' \) -o \( ! -type l -printf '%P %y %m\n' \) | sort) \
              <(cd "$root"   && find . \( -type f -printf '%P f %m %s %T@\n' \) -o \( ! -type l -printf '%P %y %m\n' \) | sort) |
         grep -c '^>')
     [[ $m == 0 ]] || V_NOTE="$V_NOTE; WARN $m entries differ in mode/mtime"
@@ -722,7 +902,7 @@ run_step() {  # tool step
     return
   fi
   TARGET=$SHM_RUN/restore-$t; TARGET_FILE=$SHM_RUN/dump-$t.sql
-  if [[ $s == restore ]]; then safe_rm "$TARGET"; mkdir -p "$TARGET"; fi
+  if [[ $s == restore || $s == ms_restore ]]; then safe_rm "$TARGET"; mkdir -p "$TARGET"; fi
   cmd_for "$t" "$s"
   timed "$STDIN_FROM" "$STDOUT_TO" "$base.log" "$base.time" "${CMD[@]}"
   local status=ok note="" repo=- delta=-
@@ -732,12 +912,15 @@ run_step() {  # tool step
   fi
   if [[ $t == bupstash && $status == ok ]]; then
     case "$s" in
-      backup[123]) BUP_ID[dir]=$(tail -n1 "$STDOUT_TO") ;;
+      backup[123]|ms_backup[12]) BUP_ID[dir]=$(tail -n1 "$STDOUT_TO") ;;
+      ms_grow)     BUP_ID[grow]=$(tail -n1 "$STDOUT_TO") ;;
       stream[12])  BUP_ID[stream]=$(tail -n1 "$STDOUT_TO") ;;
     esac
   fi
-  if [[ $status == ok && $s == restore ]]; then
-    VLOG=$base.verify; verify_tree "$TARGET"; status=$V_STATUS; note=$V_NOTE
+  if [[ $status == ok && ( $s == restore || $s == ms_restore ) ]]; then
+    local vsrc=$CORPUS
+    [[ $s == ms_restore ]] && vsrc=$TREE
+    VLOG=$base.verify; verify_tree "$TARGET" "$vsrc"; status=$V_STATUS; note=$V_NOTE
     safe_rm "$TARGET"
   elif [[ $status == ok && $s == stream_restore ]]; then
     if cmp "$DUMP2" "$TARGET_FILE" >"$base.verify" 2>&1; then
@@ -762,7 +945,7 @@ run_step() {  # tool step
   else
     FAILED_ANY=1
     printf '\n  !!!!!!!! FAILED: %s %s (round %s): %s\n  !!!!!!!! log: %s\n\n' "$t" "$s" "$ROUND" "$note" "$base.log" >&2
-    [[ $s == init || $s == backup1 ]] && BROKEN[$t]=1
+    [[ $s == init || $s == backup1 || $s == ms_init || $s == ms_backup1 ]] && BROKEN[$t]=1
   fi
 }
 
@@ -770,12 +953,39 @@ run_step() {  # tool step
 {
   echo "cairn end-to-end benchmark, run $RUN_ID"
   echo "host: $(uname -srm), $(nproc) cpus, load: $(cut -d' ' -f1-3 /proc/loadavg), open files limit: $(ulimit -n)"
-  echo "corpus: $CORPUS: $C_FILES files ($C_SMALL < 4 KiB, $C_LARGE >= 16 MiB), $C_BYTES bytes, $C_DIRS dirs, $C_LINKS symlinks"
-  echo "dump: $DUMP: $D_BYTES bytes; edited: $D2_BYTES bytes ($STREAM_EDITS scattered edits + insert/overwrite/delete blocks)"
+  echo "workloads: ${WORKLOADS}"
+  [[ -n ${WANT[corpus]:-}${WANT[dump]:-} ]] &&
+    echo "corpus: $CORPUS: $C_FILES files ($C_SMALL < 4 KiB, $C_LARGE >= 16 MiB), $C_BYTES bytes, $C_DIRS dirs, $C_LINKS symlinks"
+  [[ -n ${WANT[dump]:-} ]] &&
+    echo "dump: $DUMP: $D_BYTES bytes; edited: $D2_BYTES bytes ($STREAM_EDITS scattered edits + insert/overwrite/delete blocks)"
+  [[ -n ${WANT[many-small]:-} ]] &&
+    echo "many-small: $TREE: $T_FILES files ($MS_DIRS x $MS_FILES), $T_BYTES bytes; new data: $GROW: $G_BYTES bytes"
   echo "restore target: $SHM_RUN ($(stat -f -c %T "$SHM_RUN"))"
   echo "rounds: $ROUNDS; tools: ${ACTIVE[*]}"
   for t in "${ACTIVE[@]}"; do echo "  $t: ${VERSION[$t]}"; done
 } | tee "$RUNDIR/meta.txt" >&2
+
+# One step for every tool in ORDER that has a command for it.
+step_all() {  # STEP
+  local t
+  for t in "${ORDER[@]}"; do
+    has_step "$t" "$1" && run_step "$t" "$1"
+  done
+}
+
+# Empty repositories and caches for every tool.
+fresh_repos() {
+  local t
+  safe_rm "$SCRATCH"
+  for t in "${ORDER[@]}"; do mkdir -p "$SCRATCH/$t/cache"; REPO_PREV[$t]=0; BROKEN[$t]=0; done
+  BUP_ID=([dir]=none [stream]=none [grow]=none)
+}
+
+statwalk() {  # STEP SRC: the bare stat walk, the floor for an unchanged backup, recorded as tool "statwalk"
+  timed - /dev/null "$LOGS/r$ROUND.$1.statwalk.log" "$LOGS/r$ROUND.$1.statwalk.time" \
+    find "$2" -printf '%s %T@ %C@ %i\n'
+  record "$ROUND" "$1" statwalk "$T_WALL" "$T_USER" "$T_SYS" "$T_RSS" - - "$T_RC" ok "find -printf stat walk"
+}
 
 # ---------------------------------------------------------------- rounds
 for (( ROUND = 1; ROUND <= ROUNDS; ROUND++ )); do
@@ -784,37 +994,50 @@ for (( ROUND = 1; ROUND <= ROUNDS; ROUND++ )); do
   n=${#ACTIVE[@]}
   for (( i = 0; i < n; i++ )); do ORDER+=("${ACTIVE[$(( (i + ROUND - 1) % n ))]}"); done
   note "round $ROUND/$ROUNDS, order: ${ORDER[*]}"
-  safe_rm "$SCRATCH"
-  for t in "${ORDER[@]}"; do mkdir -p "$SCRATCH/$t/cache"; REPO_PREV[$t]=0; BROKEN[$t]=0; done
-  BUP_ID=([dir]=none [stream]=none)
 
-  for s in init backup1; do for t in "${ORDER[@]}"; do run_step "$t" "$s"; done; done
+  if [[ -n ${WANT[corpus]:-}${WANT[dump]:-} ]]; then
+    fresh_repos
+    step_all init
+  fi
 
-  # baseline for the unchanged backup: a bare stat walk of the source
-  timed - /dev/null "$LOGS/r$ROUND.statwalk.log" "$LOGS/r$ROUND.statwalk.time" \
-    find "$CORPUS" -printf '%s %T@ %C@ %i\n'
-  record "$ROUND" backup2 statwalk "$T_WALL" "$T_USER" "$T_SYS" "$T_RSS" - - "$T_RC" ok "find -printf stat walk"
-  for t in "${ORDER[@]}"; do run_step "$t" backup2; done
+  if [[ -n ${WANT[corpus]:-} ]]; then
+    step_all backup1
+    statwalk backup2 "$CORPUS"
+    step_all backup2
 
-  note "editing 1 % of the corpus files"
-  MUTATED=1
-  helper mutate "$CORPUS" "$STASH" || die "mutation failed"
-  for t in "${ORDER[@]}"; do run_step "$t" backup3; done
-  for t in "${ORDER[@]}"; do run_step "$t" restore; done
-  helper revert "$CORPUS" "$STASH" || die "revert failed"
-  safe_rm "$STASH"; MUTATED=0
-  [[ $(fingerprint "$CORPUS") == $(cat "$CORPUS.ok") ]] || note "WARNING: corpus fingerprint differs after the revert"
+    note "editing 1 % of the corpus files"
+    MUTATED=1
+    helper mutate "$CORPUS" "$STASH" || die "mutation failed"
+    step_all backup3
+    step_all restore
+    helper revert "$CORPUS" "$STASH" || die "revert failed"
+    safe_rm "$STASH"; MUTATED=0
+    [[ $(fingerprint "$CORPUS") == $(cat "$CORPUS.ok") ]] || note "WARNING: corpus fingerprint differs after the revert"
+    step_all check
+  fi
 
-  for s in stream1 stream2 stream_restore; do for t in "${ORDER[@]}"; do run_step "$t" "$s"; done; done
+  if [[ -n ${WANT[dump]:-} ]]; then
+    for s in stream1 stream2 stream_restore; do step_all "$s"; done
+  fi
+
+  if [[ -n ${WANT[many-small]:-} ]]; then
+    # its own repositories: the first backup of the tree, 200 MB (full scale) of real files added to that
+    # repository, the unchanged tree again (against its stat walk), a structure check and a verified restore
+    note "many-small workload: $T_FILES files"
+    fresh_repos
+    for s in ms_init ms_backup1 ms_grow; do step_all "$s"; done
+    statwalk ms_backup2 "$TREE"
+    for s in ms_backup2 ms_check ms_restore; do step_all "$s"; done
+  fi
 
   [[ $KEEP == 1 && $ROUND == "$ROUNDS" ]] || safe_rm "$SCRATCH"
 done
 
 # ---------------------------------------------------------------- report
-helper report "$TSV" "${ACTIVE[*]}" | tee "$RUNDIR/report.txt"
+helper report "$TSV" "${ACTIVE[*]}" "$RUNDIR/table.md" | tee "$RUNDIR/report.txt"
 REPORT_RC=${PIPESTATUS[0]}
 echo
 echo "raw results: $TSV   (total time ${SECONDS}s)"
-echo "report:      $RUNDIR/report.txt   logs: $LOGS"
+echo "report:      $RUNDIR/report.txt   markdown: $RUNDIR/table.md   logs: $LOGS"
 [[ $FAILED_ANY == 0 && $REPORT_RC == 0 ]] || exit 1
 exit 0
