@@ -1,6 +1,7 @@
 //! The read routes (docs/api.md): each answers with the JSON its command prints with `--json`
 //! (`snapshots`, `ls`, `diff`, `find`, `stats`, `status`, `ledger log`, `key list`), reading the
-//! repository off the async workers; and `/metrics`, the jobs' metrics file.
+//! repository off the async workers, each under a worker permit ([`super::work`]); and
+//! `/metrics`, the jobs' metrics file.
 
 use super::routes::{blocking, ApiError, Shared};
 use crate::cli::cmd::{diff as diff_cmd, ls as ls_cmd, snapshots as snapshots_cmd, status as status_cmd};
@@ -71,7 +72,7 @@ impl FilterQuery {
 pub async fn repository(State(s): State<Shared>) -> JsonResult {
     let url = crate::cli::metrics::repository_label(&s.repo_url);
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let snapshots = repo.snapshot_ids()?.len();
         // Raw mode over no snapshot reads the index alone: packs and their stored bytes.
         let stats = cairn::stats::stats(&repo, &[], cairn::stats::Mode::Raw, true)?;
@@ -92,7 +93,7 @@ pub async fn repository(State(s): State<Shared>) -> JsonResult {
 /// `GET /api/v1/snapshots?host=&tag=&path=`.
 pub async fn snapshots(State(s): State<Shared>, Query(q): Query<FilterQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let snaps = q.filter().entries(&repo)?;
         let doc: Vec<snapshots_cmd::Listed> = snaps.iter().map(snapshots_cmd::listed).collect();
         Ok(Json(to_json(&doc)?))
@@ -103,7 +104,7 @@ pub async fn snapshots(State(s): State<Shared>, Query(q): Query<FilterQuery>) ->
 /// `GET /api/v1/snapshots/{id}`.
 pub async fn snapshot(State(s): State<Shared>, UrlPath(id): UrlPath<String>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let (sid, _) = snapshot_of(&repo, &id)?;
         let all = select::list_all(&repo)?;
         let l = all.iter().find(|l| l.id == sid).ok_or_else(|| {
@@ -123,7 +124,7 @@ pub struct PathQuery {
 /// `GET /api/v1/snapshots/{id}/ls?path=/dir`: the entries of one directory (a file: itself).
 pub async fn ls(State(s): State<Shared>, UrlPath(id): UrlPath<String>, Query(q): Query<PathQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let (_, snap) = snapshot_of(&repo, &id)?;
         let dir = inner_path(q.path.as_deref());
         let tree = match cairn::browse::find(&repo, &snap.root(), &dir)? {
@@ -156,7 +157,7 @@ pub struct DiffQuery {
 /// `GET /api/v1/diff?from=ID&to=ID&path=`.
 pub async fn diff(State(s): State<Shared>, Query(q): Query<DiffQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let (old_id, old) = snapshot_of(&repo, &q.from)?;
         let (new_id, new) = snapshot_of(&repo, &q.to)?;
         let path = q.path.as_deref().filter(|p| !p.is_empty()).map(|p| inner_path(Some(p)));
@@ -180,7 +181,7 @@ pub struct FindQuery {
 /// `GET /api/v1/find?pattern=P&host=&snapshot=`.
 pub async fn find(State(s): State<Shared>, Query(q): Query<FindQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let patterns = Patterns::new([(q.pattern.as_str(), q.ignore_case)]).map_err(ApiError::bad)?;
         let filter = Filter { host: q.host.clone().filter(|h| !h.is_empty()), ..Default::default() };
         let specs = match q.snapshot.as_deref().filter(|s| !s.is_empty()) {
@@ -204,7 +205,7 @@ pub struct StatsQuery {
 /// `GET /api/v1/stats?snapshot=ID&mode=`: one snapshot, or the whole repository.
 pub async fn stats(State(s): State<Shared>, Query(q): Query<StatsQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let mode = match q.mode.as_deref() {
             None | Some("") => cairn::stats::Mode::RestoreSize,
             Some(m) => cairn::stats::Mode::from_str(m).map_err(|e| ApiError::bad(format!("mode {m:?}: {e}")))?,
@@ -233,7 +234,7 @@ pub fn load_profile(path: Option<&Path>) -> Result<Profile, ApiError> {
 pub async fn status(State(s): State<Shared>) -> JsonResult {
     let repo = s.repo();
     let config = s.config.clone();
-    blocking(move || {
+    s.work.run(move || {
         use cairn::status::{self as st, GroupKey, Rules};
         let default = Rules { rpo_secs: 24 * 3600, warn_secs: None, size_change: None };
         let snaps = select::list_all(&repo)?;
@@ -283,7 +284,7 @@ pub struct LedgerQuery {
 /// `GET /api/v1/ledger?since=&kind=`: as `cairn ledger log --json` (an empty list without a ledger).
 pub async fn ledger(State(s): State<Shared>, Query(q): Query<LedgerQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
+    s.work.run(move || {
         let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
             Some(t) => Some(crate::cli::values::time(t).map_err(|e| ApiError::bad(format!("since {t:?}: {e}")))?),
             None => None,
@@ -302,7 +303,7 @@ pub async fn ledger(State(s): State<Shared>, Query(q): Query<LedgerQuery>) -> Js
 /// `GET /api/v1/keys`: as `cairn key list --json`.
 pub async fn keys(State(s): State<Shared>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || Ok(Json(to_json(&repo.list_keys()?)?))).await
+    s.work.run(move || Ok(Json(to_json(&repo.list_keys()?)?))).await
 }
 
 /// `GET /metrics`: the Prometheus text of the jobs' metrics file (the families of `--metrics-file`,
