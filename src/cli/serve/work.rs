@@ -1,11 +1,12 @@
-//! How much repository work the server does at once (docs/api.md "Load"): [`Workers`] holds one
-//! permit per worker (`--workers`, default the number of cores). Every read route and every blob a
-//! download decrypts waits its turn for a permit (first come, first served) and gives it back as
-//! soon as that piece of work is done, so a burst of requests queues instead of thrashing the
-//! cores, a listing waits behind at most one blob per running download, and a download whose client
-//! is slow or gone holds no permit while it waits for the socket. [`Workers::downloads`] bounds the
-//! downloads in flight (each one parks a blocking thread while its client reads); more wait for a
-//! slot without holding a thread.
+//! How much repository work the server does at once (docs/api.md "Load"): [`Workers`] holds two
+//! lanes of `--workers` permits each (default the number of cores), one for the read routes
+//! (listings, show, diff, …), one for the blobs downloads decrypt. Each piece of work waits its
+//! turn for a permit of its lane (first come, first served) and gives it back as soon as it is
+//! done, so a burst of requests queues instead of thrashing the cores, a listing never waits
+//! behind downloads, downloads take turns blob by blob, and a download whose client is slow or gone
+//! holds no permit while it waits for the socket. [`Workers::download_slot`] bounds the downloads
+//! in flight (each one parks a blocking thread while its client reads); more wait for a slot
+//! without holding a thread.
 
 use super::routes::ApiError;
 use axum::http::StatusCode;
@@ -18,7 +19,10 @@ pub const MAX_DOWNLOADS: usize = 256;
 
 /// The server's worker permits and download slots.
 pub struct Workers {
-    cpu: Arc<Semaphore>,
+    /// The read routes' lane.
+    reads: Arc<Semaphore>,
+    /// The downloads' lane: one permit per blob.
+    blobs: Arc<Semaphore>,
     downloads: Arc<Semaphore>,
 }
 
@@ -32,25 +36,26 @@ fn gone() -> ApiError {
 }
 
 impl Workers {
-    /// `size` worker permits (at least 1) and [`MAX_DOWNLOADS`] download slots.
+    /// `size` permits (at least 1) in each lane and [`MAX_DOWNLOADS`] download slots.
     pub fn new(size: usize) -> Self {
-        Workers { cpu: Arc::new(Semaphore::new(size.max(1))), downloads: Arc::new(Semaphore::new(MAX_DOWNLOADS)) }
+        let lane = || Arc::new(Semaphore::new(size.max(1)));
+        Workers { reads: lane(), blobs: lane(), downloads: Arc::new(Semaphore::new(MAX_DOWNLOADS)) }
     }
 
-    /// Permits free now.
+    /// Permits free now in the reads' and the blobs' lane.
     #[cfg(test)]
-    fn idle(&self) -> usize {
-        self.cpu.available_permits()
+    fn idle(&self) -> (usize, usize) {
+        (self.reads.available_permits(), self.blobs.available_permits())
     }
 
-    /// Runs the blocking `f` (a repository read) on a blocking thread once a permit is free,
+    /// Runs the blocking `f` (a repository read) on a blocking thread once a reads' permit is free,
     /// holding it while `f` runs. A request dropped while it waits (its client went away) never
     /// runs `f`.
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let permit = self.cpu.clone().acquire_owned().await.map_err(|_| gone())?;
+        let permit = self.reads.clone().acquire_owned().await.map_err(|_| gone())?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f()
@@ -66,22 +71,22 @@ impl Workers {
         self.downloads.clone().acquire_owned().await.map_err(|_| gone())
     }
 
-    /// A handle for a download's blocking producer to take permits with.
+    /// A handle for a download's blocking producer to take blobs' permits with.
     pub fn gate<T: Send>(&self, tx: tokio::sync::mpsc::Sender<T>) -> Gate<T> {
-        Gate { cpu: self.cpu.clone(), tx, handle: tokio::runtime::Handle::current() }
+        Gate { blobs: self.blobs.clone(), tx, handle: tokio::runtime::Handle::current() }
     }
 }
 
 /// A download producer's way to the permits: [`Gate::turn`] waits for one unless the client is
 /// gone (the receiving end of its channel closed).
 pub struct Gate<T> {
-    cpu: Arc<Semaphore>,
+    blobs: Arc<Semaphore>,
     tx: tokio::sync::mpsc::Sender<T>,
     handle: tokio::runtime::Handle,
 }
 
 impl<T: Send> Gate<T> {
-    /// Waits (blocking this thread) for a worker permit; `BrokenPipe` as soon as the client is
+    /// Waits (blocking this thread) for a blobs' permit; `BrokenPipe` as soon as the client is
     /// gone, whether before or while waiting. Call from a blocking thread only.
     pub fn turn(&self) -> std::io::Result<OwnedSemaphorePermit> {
         let broken = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
@@ -92,7 +97,7 @@ impl<T: Send> Gate<T> {
             tokio::select! {
                 biased;
                 _ = self.tx.closed() => Err(broken()),
-                p = self.cpu.clone().acquire_owned() => p.map_err(|_| broken()),
+                p = self.blobs.clone().acquire_owned() => p.map_err(|_| broken()),
             }
         })
     }
@@ -108,7 +113,7 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel::<u8>(1);
         let gate = w.gate(tx);
         // The one permit is taken: the producer waits for it...
-        let held = w.cpu.clone().acquire_owned().await.unwrap();
+        let held = w.blobs.clone().acquire_owned().await.unwrap();
         let waiting = tokio::task::spawn_blocking(move || gate.turn().map(drop));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!waiting.is_finished());
@@ -117,7 +122,7 @@ mod tests {
         let r = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
         assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
         drop(held);
-        assert_eq!(w.idle(), 1);
+        assert_eq!(w.idle(), (1, 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,6 +149,6 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2);
-        assert_eq!(w.idle(), 2);
+        assert_eq!(w.idle(), (2, 2));
     }
 }
