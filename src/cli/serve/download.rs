@@ -51,11 +51,12 @@ pub async fn download(
     let path = inner_path(q.path.as_deref());
     let (node, root) = {
         let (repo, path) = (repo.clone(), path.clone());
-        s.work.run(move || {
-            let (_, snap) = snapshot_of(&repo, &id)?;
-            Ok((cairn::browse::find(&repo, &snap.root(), &path)?, snap.root()))
-        })
-        .await?
+        s.work
+            .run(move || {
+                let (_, snap) = snapshot_of(&repo, &id)?;
+                Ok((cairn::browse::find(&repo, &snap.root(), &path)?, snap.root()))
+            })
+            .await?
     };
     let is_dir = node.as_ref().is_none_or(|n| matches!(n.kind, NodeKind::Dir { .. }));
     let format = match (q.format.as_deref(), is_dir) {
