@@ -19,6 +19,7 @@
 #   CAIRN_BENCH_SLOW            clients reading at 1 byte/s (default 1)
 #   CAIRN_BENCH_DISCONNECTING   clients dropping downloads midway (default 1)
 #   CAIRN_BENCH_DIR             work directory (default /var/tmp/cairn-serve-load); the repository stays there
+#   CAIRN_BENCH_WORKERS         the server's --workers (default: its own default, the number of cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE="${CAIRN_BENCH_SIZE:-10G}"
@@ -63,7 +64,8 @@ repo_bytes=$(du -sb "$WORK/repo" | cut -f1)
 
 rm -f "$WORK/tokens"
 TOKEN=$("$CAIRN_BIN" serve token new --role read --name load --token-file "$WORK/tokens")
-"$CAIRN_BIN" serve --listen 127.0.0.1:0 --token-file "$WORK/tokens" 2>"$WORK/serve.log" &
+"$CAIRN_BIN" serve --listen 127.0.0.1:0 --token-file "$WORK/tokens" ${CAIRN_BENCH_WORKERS:+--workers "$CAIRN_BENCH_WORKERS"} \
+  2>"$WORK/serve.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 300); do
@@ -76,7 +78,9 @@ ADDR=$(sed -n 's|^listening on http://||p' "$WORK/serve.log" | head -1)
 
 echo "cairn: $CAIRN_BIN ($("$CAIRN_BIN" --version)); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores"
 echo "repository: $(numfmt --to=iec "$repo_bytes") on disk, $(cut -f1 "$WORK/manifest.tsv" | sort -u | wc -l) snapshots, $(wc -l <"$WORK/manifest.tsv") files"
-echo "load: $CLIENTS clients for $SECONDS_RUN s, $SLOW slow (1 byte/s), $DISCONNECTING disconnecting"
+echo "load: $CLIENTS clients for $SECONDS_RUN s, $SLOW slow (1 byte/s), $DISCONNECTING disconnecting; server pid $SERVER${CAIRN_BENCH_WORKERS:+, --workers $CAIRN_BENCH_WORKERS}"
+echo "uptime before: $(uptime)"
+(sleep $((SECONDS_RUN / 2)); echo "uptime during: $(uptime)") &
 rc=0
 "$CLIENT" load "$ADDR" "$TOKEN" "$WORK/manifest.tsv" "$CLIENTS" "$SECONDS_RUN" "$SLOW" "$DISCONNECTING" || rc=$?
 kill -0 $SERVER 2>/dev/null || { echo "cairn serve died during the run:" >&2; tail -20 "$WORK/serve.log" >&2; rc=1; }

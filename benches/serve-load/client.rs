@@ -9,7 +9,9 @@
 //! (`/ls`; the answer must name a file known to be there), download a file (`/download`; every byte compared), or
 //! list the snapshots (every snapshot id must be there). Meanwhile SLOW clients each read one large download at one
 //! byte per second, and DISCONNECTING clients keep starting downloads and dropping the connection after a few KiB.
-//! It prints the request count, errors, bytes checked, p50/p90/p99/max latency per kind, the fewest requests the
+//! It prints the request count, errors, bytes checked, p50/p90/p99/max latency per kind (a download's latency runs
+//! from sending the request to the last byte read and checked; `dl 1st B` is its time to the first byte of the body,
+//! and `dl ≤1 MiB` / `dl 4–8 MiB` split the downloads by file size), the fewest requests the
 //! clients completed in any one second and the longest time in which none completed (a stall shows there), and
 //! exits 1 on any error or wrong byte. Manifest lines carry the snapshot id in front: `SNAPSHOT<TAB>PATH<TAB>SIZE<TAB>SEED`.
 
@@ -153,8 +155,8 @@ impl Conn {
         Ok(self.r.as_mut().expect("connected"))
     }
 
-    /// GET `target`, checks status 200 and the body; returns the body length.
-    fn get(&mut self, target: &str, check: Check) -> Result<u64, String> {
+    /// GET `target`, checks status 200 and the body; returns the body length and when its first byte came.
+    fn get(&mut self, target: &str, check: Check) -> Result<(u64, Option<Instant>), String> {
         let res = self.get_inner(target, check);
         if res.is_err() {
             self.r = None;
@@ -162,7 +164,7 @@ impl Conn {
         res
     }
 
-    fn get_inner(&mut self, target: &str, check: Check) -> Result<u64, String> {
+    fn get_inner(&mut self, target: &str, check: Check) -> Result<(u64, Option<Instant>), String> {
         let req = format!(
             "GET {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
             self.addr, self.token
@@ -202,7 +204,7 @@ impl Conn {
                 }
             }
         }
-        let mut body = Body { gen: None, want: None, seen: 0, text: Vec::new() };
+        let mut body = Body { gen: None, want: None, seen: 0, text: Vec::new(), first: None };
         match &check {
             Check::Bytes(e) => {
                 body.gen = Some(Gen::new(e.seed));
@@ -252,7 +254,7 @@ impl Conn {
                 }
             }
         }
-        Ok(body.seen)
+        Ok((body.seen, body.first))
     }
 }
 
@@ -261,6 +263,8 @@ struct Body {
     want: Option<u64>,
     seen: u64,
     text: Vec<u8>,
+    /// When the first byte of the body was read.
+    first: Option<Instant>,
 }
 
 fn copy(r: &mut BufReader<TcpStream>, mut n: u64, buf: &mut [u8], body: &mut Body) -> Result<(), String> {
@@ -268,6 +272,7 @@ fn copy(r: &mut BufReader<TcpStream>, mut n: u64, buf: &mut [u8], body: &mut Bod
     while n > 0 {
         let k = n.min(buf.len() as u64) as usize;
         r.read_exact(&mut buf[..k]).map_err(|e| format!("body: {e}"))?;
+        body.first.get_or_insert_with(Instant::now);
         match &mut body.gen {
             Some(g) => {
                 if body.seen + k as u64 > body.want.unwrap_or(0) {
@@ -396,7 +401,7 @@ fn load(args: &[String]) -> i32 {
         workers.push(std::thread::spawn(move || {
             let mut rng = Gen::new(0xC0FFEE + w as u64);
             let mut conn = Conn::new(&addr, &token);
-            let mut lat: [Vec<u64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+            let mut lat: [Vec<u64>; 6] = Default::default();
             let mut bytes = 0u64;
             let mut mine = Vec::new();
             while Instant::now() < deadline {
@@ -415,9 +420,16 @@ fn load(args: &[String]) -> i32 {
                 };
                 let done = Instant::now();
                 match res {
-                    Ok(n) => {
+                    Ok((n, first)) => {
                         bytes += if kind == 1 { n } else { 0 };
                         lat[kind].push(done.duration_since(t0).as_micros() as u64);
+                        if kind == 1 {
+                            // Time to first byte: request sent to the first byte of the body read.
+                            lat[3].push(first.unwrap_or(done).duration_since(t0).as_micros() as u64);
+                            // By size: what the download percentiles are made of.
+                            let by = if e.size <= 1024 * 1024 { 4 } else { 5 };
+                            lat[by].push(done.duration_since(t0).as_micros() as u64);
+                        }
                         let at = done.duration_since(start).as_micros() as u64;
                         mine.push(at);
                         if let Some(c) = per_second.get((at / 1_000_000) as usize) {
@@ -431,11 +443,11 @@ fn load(args: &[String]) -> i32 {
             (lat, bytes)
         }));
     }
-    let mut lat: [Vec<u64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut lat: [Vec<u64>; 6] = Default::default();
     let mut bytes = 0u64;
     for w in workers {
         let (l, b) = w.join().expect("a worker panicked");
-        for k in 0..3 {
+        for k in 0..6 {
             lat[k].extend_from_slice(&l[k]);
         }
         bytes += b;
@@ -462,7 +474,7 @@ fn load(args: &[String]) -> i32 {
     }
     let whole = (seconds as usize).min(per_second.len());
     let min_second = per_second[..whole].iter().map(|c| c.load(Ordering::Relaxed)).min().unwrap_or(0);
-    let total: usize = lat.iter().map(Vec::len).sum();
+    let total: usize = lat[..3].iter().map(Vec::len).sum();
     println!(
         "clients {clients}, {elapsed:.1} s: {total} requests ({:.0}/s), {} errors, {:.1} MiB downloaded and checked byte for byte ({:.1} MiB/s)",
         total as f64 / elapsed,
@@ -470,11 +482,11 @@ fn load(args: &[String]) -> i32 {
         bytes as f64 / 1048576.0,
         bytes as f64 / 1048576.0 / elapsed
     );
-    for (k, name) in ["ls", "download", "snapshots"].iter().enumerate() {
+    for (k, name) in ["ls", "download", "snapshots", "dl 1st B", "dl ≤1 MiB", "dl 4–8 MiB"].iter().enumerate() {
         let l = &mut lat[k];
         l.sort_unstable();
         println!(
-            "  {name:<9} {:>7} requests  p50 {:>8.1} ms  p90 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms",
+            "  {name:<10} {:>7} requests  p50 {:>8.1} ms  p90 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms",
             l.len(),
             percentile(l, 0.50),
             percentile(l, 0.90),

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Failed token attempts allowed per client address per minute before it gets 429
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_auth_failures: u32,
+    /// Listings (and the other JSON reads) run at once, and as many download blobs besides; more
+    /// wait their turn [default: the number of cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: Option<u32>,
 }
 
 /// `cairn serve token ...` and the hidden route listing.

@@ -543,3 +543,89 @@ fn a_symlink_planted_at_the_token_file_is_neither_written_through_nor_read() {
     let out = r.expect_code(&["serve", "--listen", "127.0.0.1:0", "--token-file", s(&link)], 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("token file"), "{out:?}");
 }
+
+/// `n` bytes that do not compress (xorshift from `seed`).
+fn noise(n: usize, mut x: u64) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    for b in v.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    v
+}
+
+/// A connection that asks for `path` with `token` and then reads `read` bytes (0: nothing) and is kept open.
+fn open_download(server: &Server, path: &Path, token: &str, read: usize) -> std::net::TcpStream {
+    let mut c = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    let req = format!(
+        "GET /api/v1/snapshots/latest/download?path={} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n",
+        s(path)
+    );
+    std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+    if read > 0 {
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut b = vec![0u8; read];
+        c.read_exact(&mut b).unwrap();
+    }
+    c
+}
+
+/// With one worker (`--workers 1`), clients that start a 24 MiB download and read nothing (their downloads stop on
+/// a full socket) hold no worker: listings and whole downloads of others still complete. A download that kept its
+/// worker permit while it waits for its client would stall every other request here.
+#[test]
+fn clients_that_stop_reading_hold_no_worker_and_others_complete() {
+    let f = fixture();
+    let large = f.src.join("large.bin");
+    write_file(&large, &noise(24 << 20, 0x9e37_79b9_7f4a_7c15));
+    f.r.backup(&[&f.src], &[]);
+    let server = Server::start(&f.r, &["--token-file", s(&f.tokens), "--workers", "1"]);
+    let stalled: Vec<_> = (0..3).map(|_| open_download(&server, &large, &f.read, 0)).collect();
+    // Give them time to fill their socket buffers and block.
+    std::thread::sleep(Duration::from_secs(3));
+    let agent = ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build(),
+    );
+    let t = Some(f.read.as_str());
+    let big = f.src.join("sub/dir/big.bin");
+    let url = |p: &str| format!("{}{p}", server.url);
+    for _ in 0..3 {
+        let ls = request(&agent, "GET", &url(&format!("/api/v1/snapshots/latest/ls?path={}", s(&f.src))), t, None);
+        assert_eq!(ls.status, 200);
+        let got = request(&agent, "GET", &url(&format!("/api/v1/snapshots/latest/download?path={}", s(&big))), t, None);
+        assert_eq!((got.status, got.body == std::fs::read(&big).unwrap()), (200, true));
+    }
+    // And the large file itself comes whole to a client that reads it.
+    let got = request(&agent, "GET", &url(&format!("/api/v1/snapshots/latest/download?path={}", s(&large))), t, None);
+    assert_eq!((got.status, got.body.len(), got.body == std::fs::read(&large).unwrap()), (200, 24 << 20, true));
+    drop(stalled);
+}
+
+/// With one worker, twenty clients that start a 24 MiB download, read 16 KiB (or nothing) and hang up leave the
+/// worker free: a download afterwards comes whole. A hung-up download that never gave its permit back would leave
+/// no worker, and this download would never come (the agent gives up after 120 s).
+#[test]
+fn downloads_whose_clients_hang_up_give_their_worker_back() {
+    let f = fixture();
+    let large = f.src.join("large.bin");
+    write_file(&large, &noise(24 << 20, 0x2545_f491_4f6c_dd1d));
+    f.r.backup(&[&f.src], &[]);
+    let server = Server::start(&f.r, &["--token-file", s(&f.tokens), "--workers", "1"]);
+    for i in 0..20 {
+        drop(open_download(&server, &large, &f.read, if i % 2 == 0 { 16 * 1024 } else { 0 }));
+    }
+    let agent = ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build(),
+    );
+    let url = format!("{}/api/v1/snapshots/latest/download?path={}", server.url, s(&large));
+    let got = request(&agent, "GET", &url, Some(&f.read), None);
+    assert_eq!((got.status, got.body.len(), got.body == std::fs::read(&large).unwrap()), (200, 24 << 20, true));
+}

@@ -1,11 +1,14 @@
 //! `GET /api/v1/snapshots/{id}/download?path=&format=raw|tar|zip`: a file's bytes, or a directory
 //! as a tar or zip archive, streamed. The archive is written by a blocking task into a bounded
-//! channel of 256 KiB pieces that the response body drains: memory stays a few pieces per
-//! download whatever the size, a slow client only slows its own task, and a client that goes away
-//! ends the task at its next write.
+//! channel of 256 KiB pieces that the response body drains: memory stays a few pieces and one blob
+//! per download whatever the size. Each blob is read and decrypted under a worker permit
+//! ([`super::work`]) taken for that blob alone, so downloads take turns on the cores, and a slow
+//! client, whose task waits on the full channel, holds no permit meanwhile. A client that goes away
+//! ends the task at its next write or its next wait for a permit.
 
 use super::read::{inner_path, snapshot_of};
-use super::routes::{blocking, ApiError, Shared};
+use super::routes::{ApiError, Shared};
+use super::work::Gate;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -48,11 +51,12 @@ pub async fn download(
     let path = inner_path(q.path.as_deref());
     let (node, root) = {
         let (repo, path) = (repo.clone(), path.clone());
-        blocking(move || {
-            let (_, snap) = snapshot_of(&repo, &id)?;
-            Ok((cairn::browse::find(&repo, &snap.root(), &path)?, snap.root()))
-        })
-        .await?
+        s.work
+            .run(move || {
+                let (_, snap) = snapshot_of(&repo, &id)?;
+                Ok((cairn::browse::find(&repo, &snap.root(), &path)?, snap.root()))
+            })
+            .await?
     };
     let is_dir = node.as_ref().is_none_or(|n| matches!(n.kind, NodeKind::Dir { .. }));
     let format = match (q.format.as_deref(), is_dir) {
@@ -72,20 +76,26 @@ pub async fn download(
         Some(n) => String::from_utf8_lossy(n.as_bytes()).into_owned(),
         None => "snapshot".to_string(),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(DEPTH);
+    // A slot first (waited for without a thread): past MAX_DOWNLOADS, downloads queue here.
+    let slot = s.work.download_slot().await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(DEPTH);
+    let gate = s.work.gate(tx.clone());
     let (content_type, file_name, length) = match format {
         Format::Raw => ("application/octet-stream", name.clone(), node.as_ref().map(|n| n.size)),
         Format::Tar => ("application/x-tar", format!("{name}.tar"), None),
         Format::Zip => ("application/zip", format!("{name}.zip"), None),
     };
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let mut out = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(PIECE) };
+        let src = Source { repo: &repo, gate: &gate };
         let result = match (format, node) {
-            (Format::Raw, Some(n)) => copy_file(&repo, &n, &mut out).map(|_| ()),
-            (Format::Tar, n) => write_tar(&repo, &root, &path, n.as_ref(), &name, &mut out),
-            (Format::Zip, n) => write_zip(&repo, &root, &path, n.as_ref(), &name, &mut out),
+            (Format::Raw, Some(n)) => copy_file(&src, &n, &mut out).map(|_| ()),
+            (Format::Tar, n) => write_tar(&src, &root, &path, n.as_ref(), &name, &mut out),
+            (Format::Zip, n) => write_zip(&src, &root, &path, n.as_ref(), &name, &mut out),
             (Format::Raw, None) => Ok(()),
         };
+        drop(gate);
         let result = result.and_then(|_| out.flush());
         if let Err(e) = result {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -123,10 +133,19 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{enc}")
 }
 
+/// One piece of a download's body, or the error that ends it.
+type Piece = Result<Bytes, std::io::Error>;
+
+/// Where a download reads blobs: the repository, through the worker permits.
+struct Source<'a> {
+    repo: &'a ReadRepository,
+    gate: &'a Gate<Piece>,
+}
+
 /// Sends what is written in [`PIECE`]-sized pieces; a closed channel (the client went away) is a
 /// `BrokenPipe` error.
 struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: tokio::sync::mpsc::Sender<Piece>,
     buf: Vec<u8>,
 }
 
@@ -155,8 +174,10 @@ impl Write for ChannelWriter {
 }
 
 /// A file's content as a reader of exactly `size` bytes (zeros after a short content, which
-/// cannot happen in a sound repository: the archive's framing stays right either way).
+/// cannot happen in a sound repository: the archive's framing stays right either way). Each blob
+/// is fetched under a worker permit of its own, given back before its bytes are handed on.
 struct FileReader<'a> {
+    gate: &'a Gate<Piece>,
     repo: &'a ReadRepository,
     ids: cairn::trees::ChunkIds<'a>,
     blob: Vec<u8>,
@@ -165,8 +186,10 @@ struct FileReader<'a> {
 }
 
 impl<'a> FileReader<'a> {
-    fn new(repo: &'a ReadRepository, content: &'a Content, size: u64) -> Self {
-        FileReader { repo, ids: cairn::trees::chunk_ids_iter(repo, content), blob: Vec::new(), at: 0, left: size }
+    fn new(src: &Source<'a>, content: &'a Content, size: u64) -> Self {
+        let repo = src.repo;
+        let ids = cairn::trees::chunk_ids_iter(repo, content);
+        FileReader { gate: src.gate, repo, ids, blob: Vec::new(), at: 0, left: size }
     }
 }
 
@@ -176,6 +199,9 @@ impl Read for FileReader<'_> {
             return Ok(0);
         }
         while self.at == self.blob.len() {
+            // The permit covers finding the next id (a chunk-list blob may be read) and reading,
+            // decrypting and checking the blob; it is dropped before the bytes go anywhere.
+            let _permit = self.gate.turn()?;
             match self.ids.next() {
                 Some(id) => {
                     let id: BlobId = id.map_err(std::io::Error::other)?;
@@ -198,9 +224,9 @@ impl Read for FileReader<'_> {
     }
 }
 
-fn copy_file(repo: &ReadRepository, n: &Node, out: &mut dyn Write) -> std::io::Result<u64> {
+fn copy_file(src: &Source, n: &Node, out: &mut dyn Write) -> std::io::Result<u64> {
     let NodeKind::File { content } = &n.kind else { return Ok(0) };
-    std::io::copy(&mut FileReader::new(repo, content, n.size), out)
+    std::io::copy(&mut FileReader::new(src, content, n.size), out)
 }
 
 /// Every node of the download: `(archive path, node)` for `top` (the node at `path`, `None` for
@@ -241,7 +267,7 @@ fn each(
 }
 
 fn write_tar(
-    repo: &ReadRepository,
+    src: &Source,
     root: &BlobId,
     path: &Path,
     top: Option<&Node>,
@@ -258,7 +284,7 @@ fn write_tar(
         h.set_size(0);
         tar.append_data(&mut h, name, std::io::empty())?;
     }
-    each(repo, root, path, top, name, &mut |p, n| {
+    each(src.repo, root, path, top, name, &mut |p, n| {
         let mut h = tar::Header::new_gnu();
         h.set_mode(n.mode & 0o7777);
         h.set_uid(n.uid.into());
@@ -275,7 +301,7 @@ fn write_tar(
             NodeKind::File { content } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(n.size);
-                tar.append_data(&mut h, p, FileReader::new(repo, content, n.size))
+                tar.append_data(&mut h, p, FileReader::new(src, content, n.size))
             }
             NodeKind::Symlink { target } => {
                 h.set_entry_type(tar::EntryType::Symlink);
@@ -290,7 +316,7 @@ fn write_tar(
 }
 
 fn write_zip(
-    repo: &ReadRepository,
+    src: &Source,
     root: &BlobId,
     path: &Path,
     top: Option<&Node>,
@@ -304,7 +330,7 @@ fn write_zip(
     if top.is_none() {
         zip.add_directory(name, SimpleFileOptions::default()).map_err(zerr)?;
     }
-    each(repo, root, path, top, name, &mut |p, n| {
+    each(src.repo, root, path, top, name, &mut |p, n| {
         let mut o = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .unix_permissions(n.mode & 0o7777)
@@ -316,7 +342,7 @@ fn write_zip(
             NodeKind::Dir { .. } => zip.add_directory(utf8(p), o).map_err(zerr),
             NodeKind::File { content } => {
                 zip.start_file(utf8(p), o).map_err(zerr)?;
-                std::io::copy(&mut FileReader::new(repo, content, n.size), &mut zip).map(|_| ())
+                std::io::copy(&mut FileReader::new(src, content, n.size), &mut zip).map(|_| ())
             }
             NodeKind::Symlink { target } => zip.add_symlink(utf8(p), String::from_utf8_lossy(target), o).map_err(zerr),
             _ => Ok(()),

@@ -3,7 +3,8 @@
 //! failed-attempt limit, [`routes`] the one route table and the errors, [`read`] the JSON reads,
 //! [`download`] streamed file/tar/zip downloads, [`jobs`] the background jobs (one repository-
 //! mutating job at a time, each a `cairn` child process), [`listen`] the accept loop with or without
-//! TLS; `web/` is the web page at `/`.
+//! TLS, [`work`] the worker permits every repository read takes its turn for; `web/` is the web
+//! page at `/`.
 
 pub mod auth;
 pub mod download;
@@ -12,6 +13,7 @@ pub mod listen;
 pub mod read;
 pub mod routes;
 pub mod web;
+pub mod work;
 
 use super::args_serve::{ServeArgs, ServeCommand, TokenCommand};
 use super::{open, CliError, Ctx, Outcome};
@@ -36,6 +38,8 @@ pub struct State {
     pub config: Option<PathBuf>,
     /// The metrics file the jobs write and `/metrics` serves.
     pub metrics_file: PathBuf,
+    /// The worker permits and download slots (`--workers`).
+    pub work: work::Workers,
 }
 
 impl State {
@@ -106,6 +110,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<Outcome> {
         jobs: jobs::Jobs::new(jobs::Spawn::new(&ctx.g, password, metrics_file.clone())),
         config: ctx.g.config.clone(),
         metrics_file,
+        work: work::Workers::new(a.workers.map_or_else(work::cores, |n| n as usize)),
     });
     jobs::record_totals(&state);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("no async runtime")?;

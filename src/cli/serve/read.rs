@@ -1,6 +1,7 @@
 //! The read routes (docs/api.md): each answers with the JSON its command prints with `--json`
 //! (`snapshots`, `ls`, `diff`, `find`, `stats`, `status`, `ledger log`, `key list`), reading the
-//! repository off the async workers; and `/metrics`, the jobs' metrics file.
+//! repository off the async workers, each under a worker permit ([`super::work`]); and
+//! `/metrics`, the jobs' metrics file.
 
 use super::routes::{blocking, ApiError, Shared};
 use crate::cli::cmd::{diff as diff_cmd, ls as ls_cmd, snapshots as snapshots_cmd, status as status_cmd};
@@ -71,47 +72,50 @@ impl FilterQuery {
 pub async fn repository(State(s): State<Shared>) -> JsonResult {
     let url = crate::cli::metrics::repository_label(&s.repo_url);
     let repo = s.repo();
-    blocking(move || {
-        let snapshots = repo.snapshot_ids()?.len();
-        // Raw mode over no snapshot reads the index alone: packs and their stored bytes.
-        let stats = cairn::stats::stats(&repo, &[], cairn::stats::Mode::Raw, true)?;
-        let (packs, size) = stats.repository.as_ref().map_or((0, 0), |r| (r.packs, r.pack_bytes));
-        Ok(Json(json!({
-            "id": repo.keys().repo_id.to_string(),
-            "location": url,
-            "version": repo.config().format_version(),
-            "snapshots": snapshots,
-            "packs": packs,
-            "size_bytes": size,
-            "key": repo.key_id().to_hex(),
-        })))
-    })
-    .await
+    s.work
+        .run(move || {
+            let snapshots = repo.snapshot_ids()?.len();
+            // Raw mode over no snapshot reads the index alone: packs and their stored bytes.
+            let stats = cairn::stats::stats(&repo, &[], cairn::stats::Mode::Raw, true)?;
+            let (packs, size) = stats.repository.as_ref().map_or((0, 0), |r| (r.packs, r.pack_bytes));
+            Ok(Json(json!({
+                "id": repo.keys().repo_id.to_string(),
+                "location": url,
+                "version": repo.config().format_version(),
+                "snapshots": snapshots,
+                "packs": packs,
+                "size_bytes": size,
+                "key": repo.key_id().to_hex(),
+            })))
+        })
+        .await
 }
 
 /// `GET /api/v1/snapshots?host=&tag=&path=`.
 pub async fn snapshots(State(s): State<Shared>, Query(q): Query<FilterQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
-        let snaps = q.filter().entries(&repo)?;
-        let doc: Vec<snapshots_cmd::Listed> = snaps.iter().map(snapshots_cmd::listed).collect();
-        Ok(Json(to_json(&doc)?))
-    })
-    .await
+    s.work
+        .run(move || {
+            let snaps = q.filter().entries(&repo)?;
+            let doc: Vec<snapshots_cmd::Listed> = snaps.iter().map(snapshots_cmd::listed).collect();
+            Ok(Json(to_json(&doc)?))
+        })
+        .await
 }
 
 /// `GET /api/v1/snapshots/{id}`.
 pub async fn snapshot(State(s): State<Shared>, UrlPath(id): UrlPath<String>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
-        let (sid, _) = snapshot_of(&repo, &id)?;
-        let all = select::list_all(&repo)?;
-        let l = all.iter().find(|l| l.id == sid).ok_or_else(|| {
-            ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", format!("snapshot {sid} is not readable"))
-        })?;
-        Ok(Json(to_json(&snapshots_cmd::listed(l))?))
-    })
-    .await
+    s.work
+        .run(move || {
+            let (sid, _) = snapshot_of(&repo, &id)?;
+            let all = select::list_all(&repo)?;
+            let l = all.iter().find(|l| l.id == sid).ok_or_else(|| {
+                ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", format!("snapshot {sid} is not readable"))
+            })?;
+            Ok(Json(to_json(&snapshots_cmd::listed(l))?))
+        })
+        .await
 }
 
 /// `?path=`.
@@ -123,22 +127,23 @@ pub struct PathQuery {
 /// `GET /api/v1/snapshots/{id}/ls?path=/dir`: the entries of one directory (a file: itself).
 pub async fn ls(State(s): State<Shared>, UrlPath(id): UrlPath<String>, Query(q): Query<PathQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
-        let (_, snap) = snapshot_of(&repo, &id)?;
-        let dir = inner_path(q.path.as_deref());
-        let tree = match cairn::browse::find(&repo, &snap.root(), &dir)? {
-            None => snap.root(),
-            Some(n) => match n.kind {
-                NodeKind::Dir { tree } => tree,
-                _ => return Ok(Json(to_json(&vec![ls_cmd::Entry::new(&dir, &n)])?)),
-            },
-        };
-        let nodes = cairn::trees::read_dir(&repo, &tree)?;
-        let paths: Vec<PathBuf> = nodes.iter().map(|n| dir.join(std::ffi::OsStr::from_bytes(&n.name))).collect();
-        let doc: Vec<ls_cmd::Entry> = nodes.iter().zip(&paths).map(|(n, p)| ls_cmd::Entry::new(p, n)).collect();
-        Ok(Json(to_json(&doc)?))
-    })
-    .await
+    s.work
+        .run(move || {
+            let (_, snap) = snapshot_of(&repo, &id)?;
+            let dir = inner_path(q.path.as_deref());
+            let tree = match cairn::browse::find(&repo, &snap.root(), &dir)? {
+                None => snap.root(),
+                Some(n) => match n.kind {
+                    NodeKind::Dir { tree } => tree,
+                    _ => return Ok(Json(to_json(&vec![ls_cmd::Entry::new(&dir, &n)])?)),
+                },
+            };
+            let nodes = cairn::trees::read_dir(&repo, &tree)?;
+            let paths: Vec<PathBuf> = nodes.iter().map(|n| dir.join(std::ffi::OsStr::from_bytes(&n.name))).collect();
+            let doc: Vec<ls_cmd::Entry> = nodes.iter().zip(&paths).map(|(n, p)| ls_cmd::Entry::new(p, n)).collect();
+            Ok(Json(to_json(&doc)?))
+        })
+        .await
 }
 
 use std::os::unix::ffi::OsStrExt;
@@ -156,15 +161,16 @@ pub struct DiffQuery {
 /// `GET /api/v1/diff?from=ID&to=ID&path=`.
 pub async fn diff(State(s): State<Shared>, Query(q): Query<DiffQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
-        let (old_id, old) = snapshot_of(&repo, &q.from)?;
-        let (new_id, new) = snapshot_of(&repo, &q.to)?;
-        let path = q.path.as_deref().filter(|p| !p.is_empty()).map(|p| inner_path(Some(p)));
-        let opts = cairn::diff::DiffOptions { path, metadata: q.metadata };
-        let report = cairn::diff::diff(&repo, &old.root(), &new.root(), &opts)?;
-        Ok(Json(to_json(&diff_cmd::Doc { old: old_id, new: new_id, report: &report })?))
-    })
-    .await
+    s.work
+        .run(move || {
+            let (old_id, old) = snapshot_of(&repo, &q.from)?;
+            let (new_id, new) = snapshot_of(&repo, &q.to)?;
+            let path = q.path.as_deref().filter(|p| !p.is_empty()).map(|p| inner_path(Some(p)));
+            let opts = cairn::diff::DiffOptions { path, metadata: q.metadata };
+            let report = cairn::diff::diff(&repo, &old.root(), &new.root(), &opts)?;
+            Ok(Json(to_json(&diff_cmd::Doc { old: old_id, new: new_id, report: &report })?))
+        })
+        .await
 }
 
 /// `?pattern=&host=&snapshot=`.
@@ -180,18 +186,19 @@ pub struct FindQuery {
 /// `GET /api/v1/find?pattern=P&host=&snapshot=`.
 pub async fn find(State(s): State<Shared>, Query(q): Query<FindQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
-        let patterns = Patterns::new([(q.pattern.as_str(), q.ignore_case)]).map_err(ApiError::bad)?;
-        let filter = Filter { host: q.host.clone().filter(|h| !h.is_empty()), ..Default::default() };
-        let specs = match q.snapshot.as_deref().filter(|s| !s.is_empty()) {
-            Some(id) => vec![spec(id)?],
-            None => vec![],
-        };
-        let snapshots = select::select_many(&repo, &specs, &filter)?;
-        let opts = cairn::find::FindOptions { patterns, oldest: None, newest: None, blobs: Default::default() };
-        Ok(Json(to_json(&cairn::find::find(&repo, &snapshots, &opts)?)?))
-    })
-    .await
+    s.work
+        .run(move || {
+            let patterns = Patterns::new([(q.pattern.as_str(), q.ignore_case)]).map_err(ApiError::bad)?;
+            let filter = Filter { host: q.host.clone().filter(|h| !h.is_empty()), ..Default::default() };
+            let specs = match q.snapshot.as_deref().filter(|s| !s.is_empty()) {
+                Some(id) => vec![spec(id)?],
+                None => vec![],
+            };
+            let snapshots = select::select_many(&repo, &specs, &filter)?;
+            let opts = cairn::find::FindOptions { patterns, oldest: None, newest: None, blobs: Default::default() };
+            Ok(Json(to_json(&cairn::find::find(&repo, &snapshots, &opts)?)?))
+        })
+        .await
 }
 
 /// `?snapshot=&mode=`.
@@ -204,20 +211,21 @@ pub struct StatsQuery {
 /// `GET /api/v1/stats?snapshot=ID&mode=`: one snapshot, or the whole repository.
 pub async fn stats(State(s): State<Shared>, Query(q): Query<StatsQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
-        let mode = match q.mode.as_deref() {
-            None | Some("") => cairn::stats::Mode::RestoreSize,
-            Some(m) => cairn::stats::Mode::from_str(m).map_err(|e| ApiError::bad(format!("mode {m:?}: {e}")))?,
-        };
-        let specs = match q.snapshot.as_deref().filter(|s| !s.is_empty()) {
-            Some(id) => vec![spec(id)?],
-            None => vec![],
-        };
-        let whole = specs.is_empty();
-        let snapshots = select::select_many(&repo, &specs, &Filter::default())?;
-        Ok(Json(to_json(&cairn::stats::stats(&repo, &snapshots, mode, whole)?)?))
-    })
-    .await
+    s.work
+        .run(move || {
+            let mode = match q.mode.as_deref() {
+                None | Some("") => cairn::stats::Mode::RestoreSize,
+                Some(m) => cairn::stats::Mode::from_str(m).map_err(|e| ApiError::bad(format!("mode {m:?}: {e}")))?,
+            };
+            let specs = match q.snapshot.as_deref().filter(|s| !s.is_empty()) {
+                Some(id) => vec![spec(id)?],
+                None => vec![],
+            };
+            let whole = specs.is_empty();
+            let snapshots = select::select_many(&repo, &specs, &Filter::default())?;
+            Ok(Json(to_json(&cairn::stats::stats(&repo, &snapshots, mode, whole)?)?))
+        })
+        .await
 }
 
 /// The job profile at `path`.
@@ -233,44 +241,45 @@ pub fn load_profile(path: Option<&Path>) -> Result<Profile, ApiError> {
 pub async fn status(State(s): State<Shared>) -> JsonResult {
     let repo = s.repo();
     let config = s.config.clone();
-    blocking(move || {
-        use cairn::status::{self as st, GroupKey, Rules};
-        let default = Rules { rpo_secs: 24 * 3600, warn_secs: None, size_change: None };
-        let snaps = select::list_all(&repo)?;
-        let now = Time::now();
-        let report = match &config {
-            None => st::evaluate(
-                &snaps,
-                cairn::forget::GroupBy::from_str("host,paths").map_err(ApiError::bad)?,
-                &|_| default,
-                now,
-            ),
-            Some(path) => {
-                let profile = load_profile(Some(path))?;
-                let mut groups = Vec::new();
-                for (name, job) in &profile.jobs {
-                    let (host, paths) = job.group();
-                    let members: Vec<&select::Listed> = snaps
-                        .iter()
-                        .filter(|l| l.snapshot.host() == host && l.snapshot.paths() == paths.as_slice())
-                        .collect();
-                    let t = &job.thresholds;
-                    let rules = Rules {
-                        rpo_secs: t.rpo.map_or(default.rpo_secs, |d| d.secs),
-                        warn_secs: t.warn.map(|d| d.secs),
-                        size_change: t.size_change.as_ref().map(|(f, _)| *f),
-                    };
-                    let group = cairn::forget::GroupKey { host: Some(host), ..Default::default() };
-                    let key = GroupKey { name: Some(format!("job {name}")), group };
-                    groups.push(st::assess(key, &members, &rules, now));
+    s.work
+        .run(move || {
+            use cairn::status::{self as st, GroupKey, Rules};
+            let default = Rules { rpo_secs: 24 * 3600, warn_secs: None, size_change: None };
+            let snaps = select::list_all(&repo)?;
+            let now = Time::now();
+            let report = match &config {
+                None => st::evaluate(
+                    &snaps,
+                    cairn::forget::GroupBy::from_str("host,paths").map_err(ApiError::bad)?,
+                    &|_| default,
+                    now,
+                ),
+                Some(path) => {
+                    let profile = load_profile(Some(path))?;
+                    let mut groups = Vec::new();
+                    for (name, job) in &profile.jobs {
+                        let (host, paths) = job.group();
+                        let members: Vec<&select::Listed> = snaps
+                            .iter()
+                            .filter(|l| l.snapshot.host() == host && l.snapshot.paths() == paths.as_slice())
+                            .collect();
+                        let t = &job.thresholds;
+                        let rules = Rules {
+                            rpo_secs: t.rpo.map_or(default.rpo_secs, |d| d.secs),
+                            warn_secs: t.warn.map(|d| d.secs),
+                            size_change: t.size_change.as_ref().map(|(f, _)| *f),
+                        };
+                        let group = cairn::forget::GroupKey { host: Some(host), ..Default::default() };
+                        let key = GroupKey { name: Some(format!("job {name}")), group };
+                        groups.push(st::assess(key, &members, &rules, now));
+                    }
+                    st::Report::new(groups, now)
                 }
-                st::Report::new(groups, now)
-            }
-        };
-        let doc = status_cmd::Doc { report: &report, exit_code: report.status.exit_code() };
-        Ok(Json(to_json(&doc)?))
-    })
-    .await
+            };
+            let doc = status_cmd::Doc { report: &report, exit_code: report.status.exit_code() };
+            Ok(Json(to_json(&doc)?))
+        })
+        .await
 }
 
 /// `?since=&kind=`.
@@ -283,26 +292,27 @@ pub struct LedgerQuery {
 /// `GET /api/v1/ledger?since=&kind=`: as `cairn ledger log --json` (an empty list without a ledger).
 pub async fn ledger(State(s): State<Shared>, Query(q): Query<LedgerQuery>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || {
-        let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
-            Some(t) => Some(crate::cli::values::time(t).map_err(|e| ApiError::bad(format!("since {t:?}: {e}")))?),
-            None => None,
-        };
-        let kind = match q.kind.as_deref().filter(|s| !s.is_empty()) {
-            Some(k) => {
-                Some(cairn::ledger::EntryKind::parse(k).ok_or_else(|| ApiError::bad(format!("no entry kind {k:?}")))?)
-            }
-            None => None,
-        };
-        Ok(Json(to_json(&cairn::ops::ledger::log(&repo, since, kind)?)?))
-    })
-    .await
+    s.work
+        .run(move || {
+            let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
+                Some(t) => Some(crate::cli::values::time(t).map_err(|e| ApiError::bad(format!("since {t:?}: {e}")))?),
+                None => None,
+            };
+            let kind = match q.kind.as_deref().filter(|s| !s.is_empty()) {
+                Some(k) => Some(
+                    cairn::ledger::EntryKind::parse(k).ok_or_else(|| ApiError::bad(format!("no entry kind {k:?}")))?,
+                ),
+                None => None,
+            };
+            Ok(Json(to_json(&cairn::ops::ledger::log(&repo, since, kind)?)?))
+        })
+        .await
 }
 
 /// `GET /api/v1/keys`: as `cairn key list --json`.
 pub async fn keys(State(s): State<Shared>) -> JsonResult {
     let repo = s.repo();
-    blocking(move || Ok(Json(to_json(&repo.list_keys()?)?))).await
+    s.work.run(move || Ok(Json(to_json(&repo.list_keys()?)?))).await
 }
 
 /// `GET /metrics`: the Prometheus text of the jobs' metrics file (the families of `--metrics-file`,
