@@ -48,7 +48,7 @@ objcopy --only-keep-debug --compress-debug-sections=zlib "$bin" "$work/debug/cai
 objcopy --strip-debug --strip-unneeded --remove-section=.comment \
   --add-gnu-debuglink="$work/debug/cairn.debug" "$bin" "$stage/cairn"
 chmod 0755 "$stage/cairn"
-readelf --string-dump=.gnu_debuglink "$stage/cairn" | grep -q 'cairn.debug' || {
+readelf --string-dump=.gnu_debuglink "$stage/cairn" | grep 'cairn.debug' >/dev/null || {
   echo "dist.sh: the stripped binary has no .gnu_debuglink to cairn.debug" >&2; exit 1; }
 
 # The symbol file must resolve the stripped binary's code: the address of a function of cairn's own (the first in
@@ -62,15 +62,16 @@ esac
 
 "$stage/cairn" --version >/dev/null
 # The newest symbol versions the binary asks of the C and C++ runtimes: the oldest system it runs on.
-glibc=$(objdump -T "$stage/cairn" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n1)
-glibcxx=$(objdump -T "$stage/cairn" | grep -o 'GLIBCXX_[0-9.]*' | sed 's/GLIBCXX_//' | sort -V | tail -n1)
+newest() { objdump -T "$stage/cairn" | { grep -o "$1_[0-9.]*" || true; } | sed "s/$1_//" | sort -V | tail -n1; }
+glibc=$(newest GLIBC)
+glibcxx=$(newest GLIBCXX)
 "$stage/cairn" man --dir "$stage/man" >/dev/null
 for sh in bash zsh fish; do
   "$stage/cairn" completion "$sh" >"$stage/completions/cairn.$sh"
 done
 {
   echo "cairn $version ($target), built from $(git rev-parse --short=12 HEAD 2>/dev/null || echo 'a source tree')"
-  echo "with $(rustc -V). Needs Linux with glibc $glibc or newer and libstdc++6 ($glibcxx or newer)."
+  echo "with $(rustc -V). Needs Linux with glibc $glibc or newer${glibcxx:+ and libstdc++6 (GLIBCXX $glibcxx or newer)}."
   echo
   echo "  cairn                     the program: copy it into a directory on PATH"
   echo "  man/                      man pages: copy to ~/.local/share/man/man1 (or /usr/local/share/man/man1)"
