@@ -185,6 +185,14 @@ fn completions_and_man_pages_cover_every_command() {
     }
     repo.expect_code(&["completion", "tcsh"], 2);
 
+    // A closed stdout (`cairn completion bash | head -0`) is an error (exit 1), not a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = repo.command(&["completion", "bash"]);
+    let out = cmd.stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(!stderr_of(&out).contains("panicked"), "{}", describe(&out));
+
     let dir = repo.path("man");
     repo.ok(&["man", "--dir", s(&dir)]);
     for page in std::iter::once("cairn".to_string())

@@ -5,12 +5,17 @@ use crate::cli::args::{Cli, CompletionArgs, ManArgs};
 use crate::cli::Outcome;
 use anyhow::Context;
 use clap::CommandFactory;
+use std::io::Write;
 use std::path::Path;
 
 pub fn completion(a: CompletionArgs) -> anyhow::Result<Outcome> {
     let mut cmd = Cli::command();
+    // Rendered into memory first: clap_complete panics on a failed write, and a closed stdout
+    // (`cairn completion bash | head -1`) must be an error, not a panic.
+    let mut buf = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "cairn", &mut buf);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(a.shell, &mut cmd, "cairn", &mut out);
+    out.write_all(&buf).and_then(|()| out.flush()).context("cannot write the completion script to stdout")?;
     Ok(Outcome::Done)
 }
 
