@@ -2,9 +2,10 @@
 # Scale curve (issue 11, benches/README.md "Scale"): grows one repository to 10 k, 1 M and 10 M small data blobs
 # through cairn's own writer (benches/scale.rs), and at each size measures, under /usr/bin/time -v (wall, CPU, peak
 # RSS), each cairn binary given, interleaved step by step:
-#   backup   a 1 GB incremental backup of new pseudo-random data (a file written untimed before each run)
 #   rebuild  the local cache rebuilt from scratch: the cache directory removed, then `ls` of the latest snapshot
 #            (its first read syncs the whole index into the cache)
+#   backup   a 1 GB incremental backup of new pseudo-random data (a file written untimed before each run), with
+#            the cache just rebuilt (so it measures the backup, not the sync of what the generator added)
 #   snapshots, check (structure), prune --dry-run
 # Before growing, `backup` is measured on the empty repository too (the throughput baseline). After each size the
 # incremental snapshots are forgotten and pruned (`--grace 0s`, twice: mark, then sweep) so the disk holds only the
@@ -79,11 +80,11 @@ backup_step() { # N: one incremental backup of new data per binary
 
 measure_all() { # N
   local n="$1" name
-  backup_step "$n"
   for name in $(order); do
     rm -rf "$DIR/cache-$name"
     measure "$n" "$name" rebuild ls latest
   done
+  backup_step "$n"
   for step in snapshots check prune; do
     for name in $(order); do
       case $step in
