@@ -268,9 +268,11 @@ fn good_copy_elsewhere(repo: &ReadRepository, kind: BlobKind, id: &BlobId, bad: 
     locs.iter().filter(|l| l.pack != *bad).find(|l| repo.read_blob_at(l, id).is_ok()).map(|l| l.pack)
 }
 
-/// An index file as `check` keeps it: what it supersedes, and its packs, with the blob list of
-/// each data pack that `read_data` does not select emptied.
-fn slim_index(f: crate::index::IndexFile, read_data: &ReadData) -> (Vec<IndexId>, Vec<IndexPack>) {
+/// An index file as `check` keeps it: what it supersedes, and its packs.
+type SlimIndex = (Vec<IndexId>, Vec<IndexPack>);
+
+/// [`SlimIndex`] of `f`: the blob list of each data pack that `read_data` does not select emptied.
+fn slim_index(f: crate::index::IndexFile, read_data: &ReadData) -> SlimIndex {
     let crate::index::IndexFile::V1 { supersedes, mut packs } = f;
     for p in packs.iter_mut().filter(|p| p.kind == BlobKind::Data && !read_data.selects(&p.id)) {
         p.blobs = Vec::new();
@@ -292,7 +294,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     // Each file is slimmed as it is read: the blob list of a data pack that is not read is
     // dropped (nothing looks at it), so memory follows the packs, not the blobs, and no file is
     // held twice (benches/README.md "Scale").
-    let read: Vec<(IndexId, Result<(Vec<IndexId>, Vec<IndexPack>)>)> =
+    let read: Vec<(IndexId, Result<SlimIndex>)> =
         index_ids.par_iter().map(|id| (*id, repo.read_index(id).map(|f| slim_index(f, &opts.read_data)))).collect();
     let mut packs: BTreeMap<PackId, (IndexPack, Vec<IndexId>)> = BTreeMap::new();
     // Every index file's entry of each pack that is read (its blob list included).
