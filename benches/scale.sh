@@ -2,8 +2,8 @@
 # Scale curve (issue 11, benches/README.md "Scale"): grows one repository to 10 k, 1 M and 10 M small data blobs
 # through cairn's own writer (benches/scale.rs), and at each size measures, under /usr/bin/time -v (wall, CPU, peak
 # RSS), each cairn binary given, interleaved step by step:
-#   rebuild  the local cache rebuilt from scratch: the cache directory removed, then `ls` of the latest snapshot
-#            (its first read syncs the whole index into the cache)
+#   rebuild  the local cache rebuilt from scratch: the cache directory removed, then `ls` of one directory of 1000
+#            files of the latest grown snapshot (its first read syncs the whole index into the cache)
 #   backup   a 1 GB incremental backup of new pseudo-random data (a file written untimed before each run), with
 #            the cache just rebuilt (so it measures the backup, not the sync of what the generator added)
 #   snapshots, check (structure), prune --dry-run
@@ -82,7 +82,7 @@ measure_all() { # N
   local n="$1" name
   for name in $(order); do
     rm -rf "$DIR/cache-$name"
-    measure "$n" "$name" rebuild ls latest
+    measure "$n" "$name" rebuild ls --tag scale latest:/b00000/d00000000
   done
   backup_step "$n"
   for step in snapshots check prune; do
