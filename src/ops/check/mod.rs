@@ -268,6 +268,18 @@ fn good_copy_elsewhere(repo: &ReadRepository, kind: BlobKind, id: &BlobId, bad: 
     locs.iter().filter(|l| l.pack != *bad).find(|l| repo.read_blob_at(l, id).is_ok()).map(|l| l.pack)
 }
 
+/// An index file as `check` keeps it: what it supersedes, and its packs.
+type SlimIndex = (Vec<IndexId>, Vec<IndexPack>);
+
+/// [`SlimIndex`] of `f`: the blob list of each data pack that `read_data` does not select emptied.
+fn slim_index(f: crate::index::IndexFile, read_data: &ReadData) -> SlimIndex {
+    let crate::index::IndexFile::V1 { supersedes, mut packs } = f;
+    for p in packs.iter_mut().filter(|p| p.kind == BlobKind::Data && !read_data.selects(&p.id)) {
+        p.blobs = Vec::new();
+    }
+    (supersedes, packs)
+}
+
 /// Runs a check.
 pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
@@ -279,9 +291,13 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
     // Index files, and the packs they describe.
     let index_ids: Vec<IndexId> =
         repo.backend().list(ObjectType::Index.dir())?.into_iter().filter_map(|o| IndexId::from_path(&o.path)).collect();
-    let read: Vec<(IndexId, Result<crate::index::IndexFile>)> =
-        index_ids.par_iter().map(|id| (*id, repo.read_index(id))).collect();
+    // Each file is slimmed as it is read: the blob list of a data pack that is not read is
+    // dropped (nothing looks at it), so memory follows the packs, not the blobs, and no file is
+    // held twice (benches/README.md "Scale").
+    let read: Vec<(IndexId, Result<SlimIndex>)> =
+        index_ids.par_iter().map(|id| (*id, repo.read_index(id).map(|f| slim_index(f, &opts.read_data)))).collect();
     let mut packs: BTreeMap<PackId, (IndexPack, Vec<IndexId>)> = BTreeMap::new();
+    // Every index file's entry of each pack that is read (its blob list included).
     let mut claims: HashMap<PackId, Vec<(IndexId, IndexPack)>> = HashMap::new();
     let mut superseded: HashSet<IndexId> = HashSet::new();
     let mut unreadable = Vec::new();
@@ -289,11 +305,13 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
         report.index_files += 1;
         match r {
             Err(e) => unreadable.push((id, e)),
-            Ok(f) => {
-                superseded.extend(f.supersedes().iter().copied());
-                for p in f.packs() {
-                    packs.entry(p.id).or_insert_with(|| (p.clone(), Vec::new())).1.push(id);
-                    claims.entry(p.id).or_default().push((id, p.clone()));
+            Ok((supersedes, file_packs)) => {
+                superseded.extend(supersedes);
+                for p in file_packs {
+                    if p.kind == BlobKind::Tree || opts.read_data.selects(&p.id) {
+                        claims.entry(p.id).or_default().push((id, p.clone()));
+                    }
+                    packs.entry(p.id).or_insert_with(|| (p, Vec::new())).1.push(id);
                 }
             }
         }

@@ -8,7 +8,7 @@ use crate::cache::Location;
 use crate::id::{BlobId, BlobKind};
 use crate::index::IndexPack;
 use crate::repository::ReadRepository;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The indexed locations of blobs outside the condemned packs, and what reading them showed.
 pub(super) struct Copies<'a> {
@@ -22,11 +22,17 @@ pub(super) struct Copies<'a> {
 }
 
 impl<'a> Copies<'a> {
-    /// The copies the given packs (those outside the condemned set) hold.
-    pub fn new<'p>(repo: &'a ReadRepository, packs: impl Iterator<Item = &'p IndexPack>) -> Self {
+    /// The copies the given packs (those outside the condemned set) hold of the `wanted` blobs
+    /// (the referenced blobs of the condemned packs): only those are ever asked about, and a map
+    /// of every blob would cost memory in proportion to the repository.
+    pub fn new<'p>(
+        repo: &'a ReadRepository,
+        packs: impl Iterator<Item = &'p IndexPack>,
+        wanted: &HashSet<(BlobKind, BlobId)>,
+    ) -> Self {
         let mut outside: HashMap<(BlobKind, BlobId), Vec<Location>> = HashMap::new();
         for ip in packs {
-            for b in &ip.blobs {
+            for b in ip.blobs.iter().filter(|b| wanted.contains(&(b.kind, b.id))) {
                 if let Some(loc) = Location::of(ip, b) {
                     outside.entry((b.kind, b.id)).or_default().push(loc);
                 }

@@ -17,21 +17,64 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 /// Every blob the given snapshots reference, through trees, continuations and chunk lists.
+///
+/// Tree blobs are held exactly: the walk relies on them to read each chunk list once. Data
+/// blobs, the bulk (one per chunk), are held as the first 8 bytes of their ids in a sorted
+/// vector, 8 bytes a blob instead of the ~60 of a hash set entry (a prune plan at 10 million
+/// blobs, benches/README.md "Scale"). A prefix can only answer "referenced" for a blob that is
+/// not, never the reverse, and every use of the answer errs towards keeping: a blob taken for
+/// referenced keeps its pack, or is copied by a repack (format-spec §10.6).
 pub(super) struct Refs {
-    blobs: HashSet<(BlobKind, BlobId)>,
+    trees: HashSet<BlobId>,
+    data: Vec<u64>,
+}
+
+/// The first 8 bytes of a blob id, as [`Refs`] keeps data blobs.
+fn prefix(id: &BlobId) -> u64 {
+    u64::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3], id.0[4], id.0[5], id.0[6], id.0[7]])
 }
 
 impl Refs {
     /// Walks every snapshot's trees, each shared directory once. A tree that cannot be read
     /// stops the plan: a blob it references would look unused.
     fn walk(repo: &ReadRepository, roots: impl IntoIterator<Item = BlobId>) -> Result<Refs> {
-        let mut refs = Refs { blobs: HashSet::new() };
+        let mut refs = Refs { trees: HashSet::new(), data: Vec::new() };
         let mut walker = Walker::new(repo).skip_seen();
         let mut visit = RefsVisitor { repo, refs: &mut refs };
         for root in roots {
             walker.walk(&root, Path::new("/"), &mut visit)?;
         }
+        refs.compact();
+        refs.data.shrink_to_fit();
         Ok(refs)
+    }
+
+    /// Notes data blobs; when the vector is full it is sorted and deduplicated before it grows,
+    /// so ids met under many distinct trees do not pile up.
+    fn add_data(&mut self, ids: impl IntoIterator<Item = BlobId>) {
+        for id in ids {
+            if self.data.len() == self.data.capacity() && self.data.len() >= 1024 {
+                self.compact();
+                if self.data.len() > self.data.capacity() / 2 {
+                    self.data.reserve(self.data.len());
+                }
+            }
+            self.data.push(prefix(&id));
+        }
+    }
+
+    fn compact(&mut self) {
+        self.data.sort_unstable();
+        self.data.dedup();
+    }
+
+    /// True when a snapshot references the blob; for a data blob, possibly also when one whose
+    /// id shares its first 8 bytes is (see [`Refs`]). Call after [`Refs::walk`].
+    pub(super) fn contains(&self, kind: BlobKind, id: &BlobId) -> bool {
+        match kind {
+            BlobKind::Tree => self.trees.contains(id),
+            BlobKind::Data => self.data.binary_search(&prefix(id)).is_ok(),
+        }
     }
 }
 
@@ -48,7 +91,7 @@ fn unreadable(t: &BlobId, e: impl std::fmt::Display) -> Error {
 
 impl Visitor for RefsVisitor<'_> {
     fn tree_blob(&mut self, id: &BlobId, _: &[u8]) {
-        self.refs.blobs.insert((BlobKind::Tree, *id));
+        self.refs.trees.insert(*id);
     }
 
     fn fault(&mut self, _: &Path, tree: &BlobId, fault: DirFault, _: &Listing) -> Result<Control> {
@@ -62,16 +105,14 @@ impl Visitor for RefsVisitor<'_> {
 
     fn node(&mut self, _: &Path, n: &Node) -> Result<Control> {
         match &n.kind {
-            NodeKind::File { content: Content::Chunks(ids) } => {
-                self.refs.blobs.extend(ids.iter().map(|i| (BlobKind::Data, *i)))
-            }
+            NodeKind::File { content: Content::Chunks(ids) } => self.refs.add_data(ids.iter().copied()),
             NodeKind::File { content: Content::Indirect { lists, .. } } => {
                 for l in lists {
-                    if !self.refs.blobs.insert((BlobKind::Tree, *l)) {
+                    if !self.refs.trees.insert(*l) {
                         continue;
                     }
                     match chunk_list(self.repo, l) {
-                        Ok(ids) => self.refs.blobs.extend(ids.into_iter().map(|i| (BlobKind::Data, i))),
+                        Ok(ids) => self.refs.add_data(ids),
                         Err(ListFault::Unreadable(e)) => return Err(unreadable(l, e)),
                         Err(ListFault::NotAList) => {
                             return Err(unreadable(
@@ -136,6 +177,50 @@ impl PackUse {
     }
 }
 
+fn read_index(repo: &ReadRepository, id: &IndexId) -> Result<crate::index::IndexFile> {
+    repo.read_index(id).map_err(|e| {
+        Error::refused(format!(
+            "prune cannot read index file {id} ({e}); nothing was changed. Run `cairn repair index`"
+        ))
+    })
+}
+
+/// The use of every indexed pack, from a second read of the index files (each pack's entry
+/// from the first file that lists it, as in the first read). Blob lists are put back into
+/// `packs` only where the plan needs them: every pack when a sweep is due (it verifies copies
+/// and rewrites the index), else the packs worth repacking; `used` positions are kept only for
+/// those (so `worth_repacking` of any other answers false), beside whether any blob is in use.
+fn pack_uses(
+    repo: &ReadRepository,
+    index: &[IndexId],
+    packs: &mut BTreeMap<PackId, IndexPack>,
+    refs: &Refs,
+    sweep: bool,
+    max_unused: f64,
+) -> Result<HashMap<PackId, (PackUse, bool)>> {
+    let mut uses = HashMap::new();
+    for id in index {
+        let crate::index::IndexFile::V1 { packs: file_packs, .. } = read_index(repo, id)?;
+        for ip in file_packs {
+            let Some(entry) = packs.get_mut(&ip.id) else { continue };
+            if uses.contains_key(&ip.id) {
+                continue;
+            }
+            let mut u = PackUse::of(&ip, |k, b| refs.contains(k, b));
+            let repack = u.worth_repacking(max_unused);
+            if sweep || repack {
+                entry.blobs = ip.blobs;
+            }
+            let in_use = !u.used.is_empty();
+            if !repack {
+                u.used = Vec::new();
+            }
+            uses.insert(ip.id, (u, in_use));
+        }
+    }
+    Ok(uses)
+}
+
 /// Plans a prune run. `now` is the backend's time (the lock's), or the client's for a dry run.
 pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<PrunePlan> {
     let required = repo.config().min_writer_version();
@@ -155,18 +240,16 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
     // The walk reads trees through the cache: bring it up to date with index files that appeared
     // since this process last looked (every listed snapshot's index files exist, §11 I2).
     repo.sync_index()?;
+    // The packs, first without their blob lists: those are read again, one file at a time, once
+    // the walk has said which blobs are used (memory in proportion to the packs, not the blobs).
     let mut old_index = Vec::new();
     let mut packs: BTreeMap<PackId, IndexPack> = BTreeMap::new();
     for o in repo.backend().list(ObjectType::Index.dir())? {
         let Some(id) = IndexId::from_path(&o.path) else { continue };
-        let f = repo.read_index(&id).map_err(|e| {
-            Error::refused(format!(
-                "prune cannot read index file {id} ({e}); nothing was changed. Run `cairn repair index`"
-            ))
-        })?;
+        let f = read_index(repo, &id)?;
         old_index.push(id);
         for ip in f.packs() {
-            packs.entry(ip.id).or_insert_with(|| ip.clone());
+            packs.entry(ip.id).or_insert_with(|| IndexPack { blobs: Vec::new(), sessions: ip.sessions.clone(), ..*ip });
         }
     }
     let mut listed: HashMap<PackId, (BlobKind, u64, Option<Time>)> = HashMap::new();
@@ -250,6 +333,7 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
             }
         }
     }
+    let uses = pack_uses(repo, &old_index, &mut packs, &refs, !due.is_empty(), opts.max_unused)?;
     let mut sweeping: HashSet<PackId> = HashSet::new();
     if !due.is_empty() {
         let mut s = SweepPlan { marks: due.iter().map(|m| m.suffix.clone()).collect(), ..Default::default() };
@@ -259,14 +343,23 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
         // mark walks them all) and keeps a wrong or forged mark from deleting anything in use.
         // A blob is safe when a copy outside the condemned packs reads and verifies: any key can
         // write index entries, so an entry alone proves nothing (format-spec §10.6, §12).
-        let mut copies = Copies::new(repo, packs.values().filter(|ip| !condemned.contains(&ip.id)));
+        // The referenced blobs of each condemned pack; only their copies outside are looked up.
+        let used_in: HashMap<PackId, Vec<(BlobKind, BlobId)>> = condemned
+            .iter()
+            .map(|id| {
+                let used = packs
+                    .get(id)
+                    .map(|ip| ip.blobs.iter().map(|b| (b.kind, b.id)).filter(|(k, b)| refs.contains(*k, b)).collect())
+                    .unwrap_or_default();
+                (*id, used)
+            })
+            .collect();
+        let wanted: HashSet<(BlobKind, BlobId)> = used_in.values().flatten().copied().collect();
+        let mut copies = Copies::new(repo, packs.values().filter(|ip| !condemned.contains(&ip.id)), &wanted);
         for id in &condemned {
             let Some(&(lk, size, _)) = listed.get(id) else { continue };
             let r = PackRef { kind: lk, id: *id, size };
-            let used: Vec<(BlobKind, BlobId)> = packs
-                .get(id)
-                .map(|ip| ip.blobs.iter().map(|b| (b.kind, b.id)).filter(|k| refs.blobs.contains(k)).collect())
-                .unwrap_or_default();
+            let used = used_in.get(id).map(Vec::as_slice).unwrap_or_default();
             let needed = pending.contains(id)
                 || used.iter().any(|(k, b)| !copies.indexed(*k, b))
                 || match used.iter().find(|(k, b)| !copies.good(*k, b)) {
@@ -325,17 +418,17 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
     let mut partial = Vec::new();
     let mut unused_packs = Vec::new();
     for ip in packs.values() {
-        let u = PackUse::of(ip, |k, b| refs.blobs.contains(&(k, *b)));
+        let Some((u, in_use)) = uses.get(&ip.id) else { continue };
         p.unused_bytes += u.unused_bytes();
         if condemned_before.contains(&ip.id) {
             continue;
         }
         let r = PackRef { kind: ip.kind, id: ip.id, size: ip.size };
-        if u.used.is_empty() {
+        if !in_use {
             unused_packs.push(r);
         } else if u.worth_repacking(opts.max_unused) {
             let (used_bytes, unused_bytes) = (u.used_bytes, u.unused_bytes());
-            partial.push(Repack { pack: r, used_bytes, unused_bytes, entry: ip.clone(), used: u.used });
+            partial.push(Repack { pack: r, used_bytes, unused_bytes, entry: ip.clone(), used: u.used.clone() });
         }
     }
 
@@ -379,4 +472,50 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
         p.mark = Some(m);
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(first: u8, last: u8) -> BlobId {
+        let mut b = [0u8; 32];
+        b[0] = first;
+        b[31] = last;
+        BlobId(b)
+    }
+
+    /// Data blobs are kept as 8-byte prefixes: every id added is found, an id sharing the prefix
+    /// is taken for referenced too (the safe side), others are not; tree blobs are exact.
+    #[test]
+    fn refs_answer_referenced_for_every_id_added_and_err_only_towards_keeping() {
+        let mut r = Refs { trees: HashSet::new(), data: Vec::new() };
+        r.add_data([id(1, 1), id(2, 2)]);
+        r.trees.insert(id(3, 3));
+        r.compact();
+        assert!(r.contains(BlobKind::Data, &id(1, 1)));
+        assert!(r.contains(BlobKind::Data, &id(2, 2)));
+        assert!(r.contains(BlobKind::Data, &id(1, 9)), "same first 8 bytes: kept");
+        assert!(!r.contains(BlobKind::Data, &id(4, 1)));
+        assert!(!r.contains(BlobKind::Data, &id(3, 3)), "a tree id is not a data id");
+        assert!(r.contains(BlobKind::Tree, &id(3, 3)));
+        assert!(!r.contains(BlobKind::Tree, &id(3, 4)), "tree ids are exact");
+        assert!(!r.contains(BlobKind::Tree, &id(1, 1)));
+    }
+
+    /// The same ids met again and again (under many distinct trees) do not grow the vector.
+    #[test]
+    fn refs_compact_repeated_data_ids_as_they_grow() {
+        let mut r = Refs { trees: HashSet::new(), data: Vec::new() };
+        for _ in 0..100 {
+            r.add_data((0..1000u32).map(|i| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&i.to_be_bytes());
+                BlobId(b)
+            }));
+        }
+        assert!(r.data.capacity() <= 4096, "capacity {} for 1000 distinct ids", r.data.capacity());
+        r.compact();
+        assert_eq!(r.data.len(), 1000);
+    }
 }
