@@ -5,13 +5,14 @@ use super::streams::Outcome;
 use super::{cancelled, BackupOptions, ChunkJob, Event, FileMsg, FileStatus, PathMessage, Progress, EVENT_BATCH};
 use crate::cache::FileEntry;
 use crate::fsmeta::{self, Stat};
-use crate::id::{BlobId, BlobKind};
+use crate::id::BlobId;
 use crate::repository::{identity, Repository};
 use crate::time::Time;
 use crate::tree::{Content, Node, NodeKind};
 use crate::writer::Writer;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use std::collections::{BTreeMap, HashMap};
+use super::reuse::DirLookup;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
@@ -37,6 +38,13 @@ pub(super) struct Ctx<'a> {
     pub(super) start: Time,
     pub(super) names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
     pub(super) hardlinks: Mutex<HashMap<(u64, u64), u64>>,
+    /// This backup's session in the files cache (never 0).
+    pub(super) session: u64,
+    /// The sessions whose files cache entries need no blob lookups (empty when the writer does
+    /// not trust the blob map).
+    pub(super) trusted: HashSet<u64>,
+    /// The cache holds per-path entries of an earlier version.
+    pub(super) path_entries: bool,
 }
 
 impl Ctx<'_> {
@@ -143,7 +151,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat) -> bool {
+    pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat, look: Option<&DirLookup>) -> bool {
         let pbytes = path.as_os_str().as_bytes().to_vec();
         // Extended attributes are read below, unless the files cache already has them.
         let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
@@ -179,24 +187,21 @@ impl Ctx<'_> {
         };
         let mut status = FileStatus::New;
         if !self.opts.force {
-            match self.repo.cache().file_get(&pbytes) {
-                Ok(Some(c)) => {
-                    let same = c.size == entry.size
-                        && c.mtime == entry.mtime
-                        && c.ctime == entry.ctime
-                        && c.inode == entry.inode
-                        && c.dev == entry.dev;
-                    let known =
-                        same && c.content.iter().all(|id| self.writer.is_known(BlobKind::Data, id).unwrap_or(false));
-                    if known {
-                        node.kind = NodeKind::File { content: Content::Chunks(c.content) };
-                        node.xattrs = c.xattrs;
-                        return self.send(Event::Cached { node });
+            if let Some((c, session)) = self.previous(look, name, &pbytes) {
+                let same = c.size == entry.size
+                    && c.mtime == entry.mtime
+                    && c.ctime == entry.ctime
+                    && c.inode == entry.inode
+                    && c.dev == entry.dev;
+                if same {
+                    if let (trusted, true) = self.blobs_stored(&c, session) {
+                        node.kind = NodeKind::File { content: Content::Chunks(c.content.clone()) };
+                        node.xattrs = c.xattrs.clone();
+                        let session = if trusted { session } else { self.session };
+                        return self.send(Event::Cached { node, entry: c, session, restamped: !trusted });
                     }
-                    status = FileStatus::Changed;
                 }
-                Ok(None) => {}
-                Err(e) => self.warning(path, e),
+                status = FileStatus::Changed;
             }
         }
         let Some(f) = self.open_checked(path, st, || fsmeta::open_file_for_read(dir, OsStr::from_bytes(name))) else {
@@ -272,7 +277,14 @@ impl Ctx<'_> {
     /// Walks the entry `name` of the open directory `dir` (at `path`); false when the backup
     /// must stop. Nothing below a path the user named is resolved through a symlink: entries are
     /// examined and opened relative to their parent's handle.
-    pub(super) fn entry(&self, dir: &File, path: &Path, name: &[u8], parent_dev: Option<u64>) -> bool {
+    pub(super) fn entry(
+        &self,
+        dir: &File,
+        path: &Path,
+        name: &[u8],
+        parent_dev: Option<u64>,
+        look: Option<&DirLookup>,
+    ) -> bool {
         if cancelled(self.opts) {
             return false;
         }
@@ -318,7 +330,7 @@ impl Ctx<'_> {
                 if self.opts.skips_file(st.size) {
                     return true;
                 }
-                self.file(dir, path, name, &st)
+                self.file(dir, path, name, &st, look)
             }
             libc::S_IFLNK => match fsmeta::read_link_at(dir, oname) {
                 Ok(target) => {
@@ -350,8 +362,13 @@ impl Ctx<'_> {
         match fsmeta::list_dir(handle) {
             Ok(mut names) => {
                 names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                let look = self.dir_lookup(path);
+                let prev = look.files.as_ref().map(|f| f.files.len());
+                if !self.send(Event::Record { dir: path.as_os_str().as_bytes().to_vec(), prev }) {
+                    return false;
+                }
                 for n in names {
-                    if !self.entry(handle, &path.join(&n), n.as_bytes(), Some(dev)) {
+                    if !self.entry(handle, &path.join(&n), n.as_bytes(), Some(dev), Some(&look)) {
                         return false;
                     }
                 }
@@ -380,7 +397,7 @@ impl Ctx<'_> {
                     continue;
                 };
                 let parent_dev = fsmeta::fstat(dir).ok().map(|s| s.dev);
-                if !self.entry(dir, &path, name, parent_dev) {
+                if !self.entry(dir, &path, name, parent_dev, None) {
                     return false;
                 }
                 continue;
