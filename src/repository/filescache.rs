@@ -58,7 +58,8 @@ impl Cache {
 
     /// Stores directory records, replacing what each directory had.
     pub fn dir_files_put_many(&self, records: Vec<(Vec<u8>, DirFiles)>) -> Result<()> {
-        let items = records.into_iter().map(|(d, r)| (dir_key(&d), postcard::to_allocvec(&r).expect("encodes"))).collect();
+        let items =
+            records.into_iter().map(|(d, r)| (dir_key(&d), postcard::to_allocvec(&r).expect("encodes"))).collect();
         self.put_batch(items)
     }
 

@@ -4,20 +4,11 @@
 //! map is known to hold, and the writer trusts the blob map (no condemned pack, format-spec
 //! §10.3; no read-back verification of dedup).
 
-use super::walk::Ctx;
+use super::walk::{Ctx, DirLookup};
 use crate::cache::FileEntry;
-use crate::filescache::DirFiles;
 use crate::id::BlobKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-/// What the walker knows of one directory's files before it examines them.
-pub(super) struct DirLookup {
-    /// The directory's record, if one was read.
-    pub(super) files: Option<DirFiles>,
-    /// No record, but the cache has per-path entries of an earlier version: look each file up.
-    by_path: bool,
-}
 
 impl Ctx<'_> {
     /// Reads the record of the directory at `path` (nothing with `force`).

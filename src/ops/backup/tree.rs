@@ -5,8 +5,8 @@
 use super::streams::Shared;
 use super::{Event, FileMsg, FileStatus, PathMessage};
 use crate::cache::FileEntry;
-use crate::filescache::{DirFile, DirFiles};
 use crate::error::{Error, Result};
+use crate::filescache::{DirFile, DirFiles};
 use crate::repository::Repository;
 use crate::snapshot::SourceRecord;
 use crate::snapshot::Summary;

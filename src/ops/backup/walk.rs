@@ -4,14 +4,14 @@
 use super::streams::Outcome;
 use super::{cancelled, BackupOptions, ChunkJob, Event, FileMsg, FileStatus, PathMessage, Progress, EVENT_BATCH};
 use crate::cache::FileEntry;
+use crate::filescache::DirFiles;
 use crate::fsmeta::{self, Stat};
 use crate::id::BlobId;
 use crate::repository::{identity, Repository};
 use crate::time::Time;
 use crate::tree::{Content, Node, NodeKind};
 use crate::writer::Writer;
-use crossbeam_channel::{bounded, Receiver, Sender};
-use super::reuse::DirLookup;
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -21,6 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// What the walker knows of one directory's files before it examines them.
+pub(super) struct DirLookup {
+    /// The directory's record, if one was read.
+    pub(super) files: Option<DirFiles>,
+    /// No record, but the cache has per-path entries of an earlier version: look each file up.
+    pub(super) by_path: bool,
+}
+
 pub(super) struct Ctx<'a> {
     pub(super) repo: &'a Repository,
     pub(super) writer: &'a Writer<'a>,
@@ -28,8 +36,9 @@ pub(super) struct Ctx<'a> {
     pub(super) progress: &'a dyn Progress,
     pub(super) jobs: Sender<ChunkJob>,
     /// Events go to the builder in batches: one wake-up per event cost a fifth of an unchanged
-    /// backup. A file's event is sent at once (with what is queued before it), because the walker
-    /// then feeds that file's chunks, which the builder must be ready to take.
+    /// backup, and one per file most of a first backup of small files. A file's event waits in
+    /// the batch like any other: its chunks queue on its own channel, and when that is full the
+    /// batch is sent first ([`Ctx::feed`]), so the builder reaches the file and drains it.
     pub(super) events: Sender<Vec<Event>>,
     pub(super) batch: Mutex<Vec<Event>>,
     pub(super) errors: Mutex<Vec<PathMessage>>,
@@ -67,16 +76,25 @@ impl Ctx<'_> {
     }
 
     pub(super) fn send(&self, e: Event) -> bool {
-        let urgent = matches!(e, Event::File { .. });
         let full = {
             let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
             b.push(e);
             b.len() >= EVENT_BATCH
         };
-        if urgent || full {
+        if full {
             return self.flush();
         }
         true
+    }
+
+    /// Queues a message of the file being read; false when the builder has stopped. When the
+    /// file's channel is full the builder must take from it: the queued events go first.
+    fn feed(&self, msgs: &Sender<FileMsg>, m: FileMsg) -> bool {
+        match msgs.try_send(m) {
+            Ok(()) => true,
+            Err(TrySendError::Full(m)) => self.flush() && msgs.send(m).is_ok(),
+            Err(TrySendError::Disconnected(_)) => false,
+        }
     }
 
     /// Sends the queued events; false when the builder has stopped.
@@ -143,7 +161,7 @@ impl Ctx<'_> {
                 Some(Err(e)) => return (now, Some(format!("read failed: {e}"))),
                 Some(Ok(data)) => {
                     let (tx, rx) = bounded(1);
-                    if self.jobs.send(ChunkJob { data, reply: tx }).is_err() || msgs.send(FileMsg::Chunk(rx)).is_err() {
+                    if self.jobs.send(ChunkJob { data, reply: tx }).is_err() || !self.feed(msgs, FileMsg::Chunk(rx)) {
                         return (now, Some("backup stopped".into()));
                     }
                 }
@@ -231,7 +249,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        let _ = mtx.send(FileMsg::Done { size, error });
+        let _ = self.feed(&mtx, FileMsg::Done { size, error });
         true
     }
 
