@@ -48,6 +48,6 @@ pub use ops::{
 };
 pub use ops::{fsmeta, retention};
 #[cfg(feature = "cache")]
-pub use repository::{cache, probe, trees, writer};
+pub use repository::{cache, filescache, probe, trees, writer};
 
 pub use error::{Error, Result};

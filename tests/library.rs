@@ -21,6 +21,8 @@ mod config_chain;
 mod drill;
 #[path = "library/faults.rs"]
 mod faults;
+#[path = "library/filescache.rs"]
+mod filescache;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 #[path = "library/forged_index.rs"]

@@ -196,7 +196,7 @@ impl Cache {
         Error::Cache { path: self.dir.clone(), message: e.to_string() }
     }
 
-    fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(super) fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
         match &self.store {
             #[cfg(feature = "cache")]
             Store::Rocks(db) => db.get(k).map_err(|e| self.err(e)),
@@ -204,7 +204,7 @@ impl Cache {
         }
     }
 
-    fn put_batch(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    pub(super) fn put_batch(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
         match &self.store {
             #[cfg(feature = "cache")]
             Store::Rocks(db) => {
@@ -224,7 +224,7 @@ impl Cache {
         }
     }
 
-    fn scan(&self, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+    pub(super) fn scan(&self, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
         match &self.store {
             #[cfg(feature = "cache")]
             Store::Rocks(db) => {
@@ -249,7 +249,7 @@ impl Cache {
         }
     }
 
-    fn delete_prefix(&self, prefix: &[u8]) -> Result<()> {
+    pub(super) fn delete_prefix(&self, prefix: &[u8]) -> Result<()> {
         let mut keys = Vec::new();
         self.scan(prefix, |k, _| {
             keys.push(k.to_vec());
@@ -325,8 +325,11 @@ impl Cache {
         Ok(v)
     }
 
-    /// Forgets every blob location and ingested index (before a rebuild).
+    /// Forgets every blob location and ingested index (before a rebuild), and with them the
+    /// backup sessions whose blobs the blob map was known to hold (`filescache`): any removal from
+    /// the blob map must forget those sessions.
     pub fn clear_index(&self) -> Result<()> {
+        self.forget_sessions()?;
         self.delete_prefix(&[BLOB])?;
         self.delete_prefix(&[INDEX])
     }

@@ -7,6 +7,7 @@
 
 pub mod attribution;
 pub mod cache;
+pub mod filescache;
 pub mod identity;
 pub mod keys;
 pub mod ledger;

@@ -284,6 +284,12 @@ impl<'r> Writer<'r> {
         &self.session
     }
 
+    /// True when every blob the cache's blob map names counts as stored in this session: no pack
+    /// is condemned (format-spec §10.3) and dedup is not verified by reading copies back.
+    pub fn trusts_blob_map(&self) -> bool {
+        self.condemned.is_empty() && self.reader.is_none()
+    }
+
     /// True when the blob is already stored in a pack that is not condemned, or in this session.
     pub fn is_known(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
         if self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&(kind, *id)) {

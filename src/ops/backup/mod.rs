@@ -6,6 +6,7 @@
 //! [`sources`] says what is read. Prints nothing.
 
 mod pipeline;
+mod reuse;
 mod sources;
 mod streams;
 mod tree;
@@ -219,8 +220,20 @@ pub(super) enum Event {
     },
     LeaveDir,
     Node(Node),
+    /// A file taken from the files cache: `entry` as recorded, by `session`; `restamped` when
+    /// its blobs were looked up one by one this session (its record must be written again).
     Cached {
         node: Node,
+        entry: FileEntry,
+        session: u64,
+        restamped: bool,
+    },
+    /// The walker reads the current directory's files against the record of `dir` (absolute
+    /// path), which held `prev` files (`None`: no record was read); the builder writes the
+    /// directory's new record when it leaves it, if that differs.
+    Record {
+        dir: Vec<u8>,
+        prev: Option<usize>,
     },
     File {
         node: Node,

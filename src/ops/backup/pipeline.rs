@@ -57,6 +57,11 @@ pub fn backup(
         verify_dedup: opts.verify_dedup,
     };
     let writer = Writer::new(repo, wopts, "backup")?;
+    // This backup's session in the files cache, and the earlier sessions whose entries need no
+    // blob lookups (`reuse`).
+    let session = u64::from_le_bytes(crate::crypto::random_32()[..8].try_into().expect("8 bytes")) | 1;
+    let trusted = if writer.trusts_blob_map() { repo.cache().indexed_sessions()? } else { Default::default() };
+    let path_entries = repo.cache().has_path_entries()?;
     let threads = if opts.threads > 0 {
         opts.threads
     } else {
@@ -99,14 +104,19 @@ pub fn backup(
         start: started,
         names: Mutex::new((HashMap::new(), HashMap::new())),
         hardlinks: Mutex::new(HashMap::new()),
+        session,
+        trusted,
+        path_entries,
     };
     let mut builder = Builder {
         writer: &writer,
         repo,
-        stack: vec![Frame { node: None, children: Vec::new() }],
+        stack: vec![Frame { node: None, children: Vec::new(), record: None }],
         summary: Summary::default(),
         groups: HashMap::new(),
         file_cache: Vec::new(),
+        dir_records: (Vec::new(), 0),
+        session,
         errors: Vec::new(),
         shared: &shared,
         cancel: opts.cancel.clone(),
@@ -188,8 +198,9 @@ pub fn backup(
     };
     let mut errors = walked.errors;
     errors.extend(std::mem::take(&mut builder.errors));
+    let mut root_frame = builder.stack.pop().expect("root frame");
+    builder.finish_record(root_frame.record.take(), opts.dry_run)?;
     builder.flush_cache(true)?;
-    let root_frame = builder.stack.pop().expect("root frame");
     if !builder.stack.is_empty() {
         writer.abandon();
         return Err(Error::Interrupted);
@@ -233,6 +244,10 @@ pub fn backup(
         None
     } else {
         let id = writer.commit(&snap)?;
+        // Every blob this session stored or relied on is now indexed and in the blob map.
+        if let Err(e) = repo.cache().session_indexed(session) {
+            warnings.push(PathMessage { path: repo.cache().dir().display().to_string(), message: e.to_string() });
+        }
         // The ledger entry, after the commit (format-spec §13.4); when it fails the snapshot stays
         // committed, unrecorded (`ledger verify` names it), and the backup warns.
         warnings.extend(

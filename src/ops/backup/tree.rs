@@ -6,6 +6,7 @@ use super::streams::Shared;
 use super::{Event, FileMsg, FileStatus, PathMessage};
 use crate::cache::FileEntry;
 use crate::error::{Error, Result};
+use crate::filescache::{DirFile, DirFiles};
 use crate::repository::Repository;
 use crate::snapshot::SourceRecord;
 use crate::snapshot::Summary;
@@ -21,6 +22,18 @@ use std::time::Duration;
 pub(super) struct Frame {
     pub(super) node: Option<Node>,
     pub(super) children: Vec<Node>,
+    /// The directory's files cache record as this backup makes it, when the walker read one.
+    pub(super) record: Option<Record>,
+}
+
+/// A directory's new files cache record, built as its files arrive.
+pub(super) struct Record {
+    dir: Vec<u8>,
+    /// Files in the record the walker read (`None`: none read).
+    prev: Option<usize>,
+    files: Vec<DirFile>,
+    /// An entry differs from the record read.
+    changed: bool,
 }
 
 pub(super) struct Builder<'a> {
@@ -30,6 +43,10 @@ pub(super) struct Builder<'a> {
     pub(super) summary: Summary,
     pub(super) groups: HashMap<u64, Content>,
     pub(super) file_cache: Vec<(Vec<u8>, FileEntry)>,
+    /// Directory records to write, and the files they hold.
+    pub(super) dir_records: (Vec<(Vec<u8>, DirFiles)>, usize),
+    /// This backup's session in the files cache.
+    pub(super) session: u64,
     pub(super) errors: Vec<PathMessage>,
     /// The streams' state, shared with their runners.
     pub(super) shared: &'a Shared,
@@ -48,14 +65,38 @@ impl Builder<'_> {
         if self.file_cache.len() >= 1000 || (force && !self.file_cache.is_empty()) {
             self.repo.cache().file_put_many(std::mem::take(&mut self.file_cache))?;
         }
+        if self.dir_records.1 >= 1000 || (force && !self.dir_records.0.is_empty()) {
+            self.repo.cache().dir_files_put_many(std::mem::take(&mut self.dir_records).0)?;
+        }
         Ok(())
+    }
+
+    /// Queues a directory's new record when it differs from the one read (never on a dry run).
+    pub(super) fn finish_record(&mut self, record: Option<Record>, dry_run: bool) -> Result<()> {
+        let Some(r) = record else { return Ok(()) };
+        if dry_run || (!r.changed && r.prev == Some(r.files.len())) {
+            return Ok(());
+        }
+        self.dir_records.1 += r.files.len() + 1;
+        self.dir_records.0.push((r.dir, DirFiles { files: r.files }));
+        self.flush_cache(false)
+    }
+
+    fn record(&mut self) -> Option<&mut Record> {
+        self.stack.last_mut().and_then(|f| f.record.as_mut())
     }
 
     pub(super) fn event(&mut self, e: Event, dry_run: bool) -> Result<()> {
         match e {
-            Event::EnterDir(n) => self.stack.push(Frame { node: Some(n), children: Vec::new() }),
+            Event::EnterDir(n) => self.stack.push(Frame { node: Some(n), children: Vec::new(), record: None }),
+            Event::Record { dir, prev } => {
+                if let Some(f) = self.stack.last_mut() {
+                    f.record = Some(Record { dir, prev, files: Vec::new(), changed: false });
+                }
+            }
             Event::LeaveDir => {
-                let f = self.stack.pop().expect("balanced events");
+                let mut f = self.stack.pop().expect("balanced events");
+                self.finish_record(f.record.take(), dry_run)?;
                 let mut n = f.node.expect("a directory frame");
                 n.kind = NodeKind::Dir { tree: write_dir(self.writer, f.children)? };
                 n.size = 0;
@@ -90,7 +131,11 @@ impl Builder<'_> {
                 self.summary.other += 1;
                 self.push(n);
             }
-            Event::Cached { node } => {
+            Event::Cached { node, entry, session, restamped } => {
+                if let Some(r) = self.record() {
+                    r.files.push(DirFile { name: node.name.clone(), entry, session });
+                    r.changed |= restamped;
+                }
                 self.summary.files_unchanged += 1;
                 self.summary.bytes_processed += node.size;
                 if node.hardlink != 0 {
@@ -129,6 +174,10 @@ impl Builder<'_> {
                 let Some((size, error)) = outcome else {
                     return Err(Error::Interrupted);
                 };
+                // A file read anew changes its directory's record.
+                if let Some(r) = self.record() {
+                    r.changed = true;
+                }
                 if let Some(e) = error {
                     self.errors.push(PathMessage { path: String::from_utf8_lossy(&path).into_owned(), message: e });
                     return Ok(());
@@ -142,8 +191,14 @@ impl Builder<'_> {
                 if let (Some(mut c), false) = (cache, dry_run) {
                     if c.size == size {
                         c.content = ids.clone();
-                        self.file_cache.push((path, c));
-                        self.flush_cache(false)?;
+                        let session = self.session;
+                        match self.record() {
+                            Some(r) => r.files.push(DirFile { name: node.name.clone(), entry: c, session }),
+                            None => {
+                                self.file_cache.push((path, c));
+                                self.flush_cache(false)?;
+                            }
+                        }
                     }
                 }
                 let content = write_content(self.writer, ids)?;

@@ -4,14 +4,15 @@
 use super::streams::Outcome;
 use super::{cancelled, BackupOptions, ChunkJob, Event, FileMsg, FileStatus, PathMessage, Progress, EVENT_BATCH};
 use crate::cache::FileEntry;
+use crate::filescache::DirFiles;
 use crate::fsmeta::{self, Stat};
-use crate::id::{BlobId, BlobKind};
+use crate::id::BlobId;
 use crate::repository::{identity, Repository};
 use crate::time::Time;
 use crate::tree::{Content, Node, NodeKind};
 use crate::writer::Writer;
-use crossbeam_channel::{bounded, Receiver, Sender};
-use std::collections::{BTreeMap, HashMap};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
@@ -20,6 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// What the walker knows of one directory's files before it examines them.
+pub(super) struct DirLookup {
+    /// The directory's record, if one was read.
+    pub(super) files: Option<DirFiles>,
+    /// No record, but the cache has per-path entries of an earlier version: look each file up.
+    pub(super) by_path: bool,
+}
+
 pub(super) struct Ctx<'a> {
     pub(super) repo: &'a Repository,
     pub(super) writer: &'a Writer<'a>,
@@ -27,8 +36,9 @@ pub(super) struct Ctx<'a> {
     pub(super) progress: &'a dyn Progress,
     pub(super) jobs: Sender<ChunkJob>,
     /// Events go to the builder in batches: one wake-up per event cost a fifth of an unchanged
-    /// backup. A file's event is sent at once (with what is queued before it), because the walker
-    /// then feeds that file's chunks, which the builder must be ready to take.
+    /// backup, and one per file most of a first backup of small files. A file's event waits in
+    /// the batch like any other: its chunks queue on its own channel, and when that is full the
+    /// batch is sent first ([`Ctx::feed`]), so the builder reaches the file and drains it.
     pub(super) events: Sender<Vec<Event>>,
     pub(super) batch: Mutex<Vec<Event>>,
     pub(super) errors: Mutex<Vec<PathMessage>>,
@@ -37,6 +47,13 @@ pub(super) struct Ctx<'a> {
     pub(super) start: Time,
     pub(super) names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
     pub(super) hardlinks: Mutex<HashMap<(u64, u64), u64>>,
+    /// This backup's session in the files cache (never 0).
+    pub(super) session: u64,
+    /// The sessions whose files cache entries need no blob lookups (empty when the writer does
+    /// not trust the blob map).
+    pub(super) trusted: HashSet<u64>,
+    /// The cache holds per-path entries of an earlier version.
+    pub(super) path_entries: bool,
 }
 
 impl Ctx<'_> {
@@ -59,16 +76,25 @@ impl Ctx<'_> {
     }
 
     pub(super) fn send(&self, e: Event) -> bool {
-        let urgent = matches!(e, Event::File { .. });
         let full = {
             let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
             b.push(e);
             b.len() >= EVENT_BATCH
         };
-        if urgent || full {
+        if full {
             return self.flush();
         }
         true
+    }
+
+    /// Queues a message of the file being read; false when the builder has stopped. When the
+    /// file's channel is full the builder must take from it: the queued events go first.
+    fn feed(&self, msgs: &Sender<FileMsg>, m: FileMsg) -> bool {
+        match msgs.try_send(m) {
+            Ok(()) => true,
+            Err(TrySendError::Full(m)) => self.flush() && msgs.send(m).is_ok(),
+            Err(TrySendError::Disconnected(_)) => false,
+        }
     }
 
     /// Sends the queued events; false when the builder has stopped.
@@ -135,7 +161,7 @@ impl Ctx<'_> {
                 Some(Err(e)) => return (now, Some(format!("read failed: {e}"))),
                 Some(Ok(data)) => {
                     let (tx, rx) = bounded(1);
-                    if self.jobs.send(ChunkJob { data, reply: tx }).is_err() || msgs.send(FileMsg::Chunk(rx)).is_err() {
+                    if self.jobs.send(ChunkJob { data, reply: tx }).is_err() || !self.feed(msgs, FileMsg::Chunk(rx)) {
                         return (now, Some("backup stopped".into()));
                     }
                 }
@@ -143,7 +169,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat) -> bool {
+    pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat, look: Option<&DirLookup>) -> bool {
         let pbytes = path.as_os_str().as_bytes().to_vec();
         // Extended attributes are read below, unless the files cache already has them.
         let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
@@ -179,24 +205,21 @@ impl Ctx<'_> {
         };
         let mut status = FileStatus::New;
         if !self.opts.force {
-            match self.repo.cache().file_get(&pbytes) {
-                Ok(Some(c)) => {
-                    let same = c.size == entry.size
-                        && c.mtime == entry.mtime
-                        && c.ctime == entry.ctime
-                        && c.inode == entry.inode
-                        && c.dev == entry.dev;
-                    let known =
-                        same && c.content.iter().all(|id| self.writer.is_known(BlobKind::Data, id).unwrap_or(false));
-                    if known {
-                        node.kind = NodeKind::File { content: Content::Chunks(c.content) };
-                        node.xattrs = c.xattrs;
-                        return self.send(Event::Cached { node });
+            if let Some((c, session)) = self.previous(look, name, &pbytes) {
+                let same = c.size == entry.size
+                    && c.mtime == entry.mtime
+                    && c.ctime == entry.ctime
+                    && c.inode == entry.inode
+                    && c.dev == entry.dev;
+                if same {
+                    if let (trusted, true) = self.blobs_stored(&c, session) {
+                        node.kind = NodeKind::File { content: Content::Chunks(c.content.clone()) };
+                        node.xattrs = c.xattrs.clone();
+                        let session = if trusted { session } else { self.session };
+                        return self.send(Event::Cached { node, entry: c, session, restamped: !trusted });
                     }
-                    status = FileStatus::Changed;
                 }
-                Ok(None) => {}
-                Err(e) => self.warning(path, e),
+                status = FileStatus::Changed;
             }
         }
         let Some(f) = self.open_checked(path, st, || fsmeta::open_file_for_read(dir, OsStr::from_bytes(name))) else {
@@ -226,7 +249,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        let _ = mtx.send(FileMsg::Done { size, error });
+        let _ = self.feed(&mtx, FileMsg::Done { size, error });
         true
     }
 
@@ -272,7 +295,14 @@ impl Ctx<'_> {
     /// Walks the entry `name` of the open directory `dir` (at `path`); false when the backup
     /// must stop. Nothing below a path the user named is resolved through a symlink: entries are
     /// examined and opened relative to their parent's handle.
-    pub(super) fn entry(&self, dir: &File, path: &Path, name: &[u8], parent_dev: Option<u64>) -> bool {
+    pub(super) fn entry(
+        &self,
+        dir: &File,
+        path: &Path,
+        name: &[u8],
+        parent_dev: Option<u64>,
+        look: Option<&DirLookup>,
+    ) -> bool {
         if cancelled(self.opts) {
             return false;
         }
@@ -318,7 +348,7 @@ impl Ctx<'_> {
                 if self.opts.skips_file(st.size) {
                     return true;
                 }
-                self.file(dir, path, name, &st)
+                self.file(dir, path, name, &st, look)
             }
             libc::S_IFLNK => match fsmeta::read_link_at(dir, oname) {
                 Ok(target) => {
@@ -350,8 +380,13 @@ impl Ctx<'_> {
         match fsmeta::list_dir(handle) {
             Ok(mut names) => {
                 names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                let look = self.dir_lookup(path);
+                let prev = look.files.as_ref().map(|f| f.files.len());
+                if !self.send(Event::Record { dir: path.as_os_str().as_bytes().to_vec(), prev }) {
+                    return false;
+                }
                 for n in names {
-                    if !self.entry(handle, &path.join(&n), n.as_bytes(), Some(dev)) {
+                    if !self.entry(handle, &path.join(&n), n.as_bytes(), Some(dev), Some(&look)) {
                         return false;
                     }
                 }
@@ -380,7 +415,7 @@ impl Ctx<'_> {
                     continue;
                 };
                 let parent_dev = fsmeta::fstat(dir).ok().map(|s| s.dev);
-                if !self.entry(dir, &path, name, parent_dev) {
+                if !self.entry(dir, &path, name, parent_dev, None) {
                     return false;
                 }
                 continue;
