@@ -35,6 +35,8 @@ mod hostile;
 mod hostile_restore;
 #[path = "library/ledger.rs"]
 mod ledger;
+#[path = "library/inline.rs"]
+mod inline;
 #[path = "library/limits.rs"]
 mod limits;
 #[path = "library/mount.rs"]

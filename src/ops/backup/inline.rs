@@ -36,13 +36,14 @@ impl Ctx<'_> {
     }
 
     /// Reads the file `f` (examined as `st`) for an inline content when its size allows one:
-    /// `None` when it does not. Otherwise the file is read up to one byte beyond the threshold;
-    /// when it held no more, its bytes go on `msgs` as [`FileMsg::Inline`], else (it grew since
-    /// the `lstat`) what was read is chunked with the rest like any other file. Returns the bytes
+    /// `None` when it does not (an empty file is `Chunks` with no ids, §7.3). Otherwise the file
+    /// is read up to one byte beyond the threshold; when it held no more, its bytes go on `msgs`
+    /// as [`FileMsg::Inline`] (none when it turned out empty), else (it grew since the `lstat`)
+    /// what was read is chunked with the rest like any other file. Returns the bytes
     /// read and the error that stopped the read, as [`Ctx::read_chunks`] does.
     pub(super) fn read_inline(&self, f: &File, st: &Stat, msgs: &Sender<FileMsg>) -> Option<(u64, Option<String>)> {
         let max = self.inline_max()?;
-        if st.size > max {
+        if st.size == 0 || st.size > max {
             return None;
         }
         let mut buf = Vec::with_capacity(st.size as usize + 1);
@@ -55,7 +56,7 @@ impl Ctx<'_> {
         }
         self.progress.bytes(n);
         self.bytes_read.fetch_add(n, Ordering::Relaxed);
-        if !self.feed(msgs, FileMsg::Inline(buf)) {
+        if n > 0 && !self.feed(msgs, FileMsg::Inline(buf)) {
             return Some((n, Some("backup stopped".into())));
         }
         Some((n, None))

@@ -142,8 +142,9 @@ pub fn execute(
             NodeKind::Dir { .. } => target.make_dir(rel, replace),
             NodeKind::File { .. } if e.link_to.is_some() => Ok(()),
             NodeKind::File { content } => {
-                inline_bytes += content.inline().map_or(0, |b| b.len() as u64);
-                target.create_file(rel, e.node.size, content.inline(), replace)
+                let r = target.create_file(rel, e.node.size, content.inline(), replace);
+                inline_bytes += content.inline().filter(|_| r.is_ok()).map_or(0, |b| b.len() as u64);
+                r
             }
             NodeKind::Symlink { .. } | NodeKind::Socket => Ok(()),
             _ if opts.no_special_files => {
@@ -158,6 +159,7 @@ pub fn execute(
             fail(i, rel, err.to_string());
         }
     }
+    progress.bytes(inline_bytes);
     // 2. Content, pack by pack.
     let threads = if opts.threads > 0 { opts.threads } else { 4 };
     let pool =
