@@ -33,10 +33,10 @@ mod format;
 mod hostile;
 #[path = "library/hostile_restore.rs"]
 mod hostile_restore;
-#[path = "library/ledger.rs"]
-mod ledger;
 #[path = "library/inline.rs"]
 mod inline;
+#[path = "library/ledger.rs"]
+mod ledger;
 #[path = "library/limits.rs"]
 mod limits;
 #[path = "library/mount.rs"]

@@ -929,7 +929,8 @@ fn vector_tree_inline() {
     let sealed = hx("/tree_inline/sealed");
     let opened = blob::open_blob(session.key(), &keys.repo_id, BlobKind::Tree, &id, &sealed, plain.len()).unwrap();
     assert_eq!(opened, plain);
-    let (p2, compression) = spec::open_blob(&keys, &session.key().0, blob::object_kind(BlobKind::Tree) as u8, &id.0, &sealed);
+    let (p2, compression) =
+        spec::open_blob(&keys, &session.key().0, blob::object_kind(BlobKind::Tree) as u8, &id.0, &sealed);
     assert_eq!((p2, compression), (plain.clone(), 1), "the inline tree is stored compressed");
     // A reader refuses inline content longer than the maximum or other than the size (§7.3).
     let TreeBlob::DirV1 { nodes, .. } = &dir else { unreachable!() };

@@ -137,7 +137,10 @@ fn a_version_1_repository_is_read_and_backed_up_into_without_inline_content() {
     assert!(report.rechunked, "trees are rebuilt for a version 1 destination");
     let copied = report.snapshots[0].target.unwrap();
     let c = contents(&repo, &copied);
-    assert!(c.values().all(|c| matches!(c, Content::Chunks(_))), "the copy put inline content in a version 1 repository");
+    assert!(
+        c.values().all(|c| matches!(c, Content::Chunks(_))),
+        "the copy put inline content in a version 1 repository"
+    );
     restore_matches(&repo, &copied, &src, &tmp.path().join("r-copied"));
 }
 
@@ -153,7 +156,10 @@ fn a_config_of_format_version_3_is_refused() {
     repo.backend().write_new(&Object::Config(2).path(), &bytes).unwrap();
     drop(repo);
     let e = Repository::open(local(&dir), b"pw", &opts(&tmp.path().join("cache2"))).err().expect("refused");
-    assert!(matches!(&e, Error::RepoInvalid { reason, .. } if reason.contains("format version 3 is not supported")), "{e}");
+    assert!(
+        matches!(&e, Error::RepoInvalid { reason, .. } if reason.contains("format version 3 is not supported")),
+        "{e}"
+    );
     assert_eq!(e.exit_code(), 10, "docs/cli-contract.md: a repository this version cannot read");
 }
 
@@ -187,10 +193,7 @@ fn directory_parts_are_bounded_by_their_inline_bytes() {
 fn hostile(tmp: &Path, evil: Node) -> (ReadRepository, SnapshotId, BlobId) {
     let mut dir_id = BlobId([0; 32]);
     let (repo, snap) = write_only_snapshot(&tmp.join("repo"), &tmp.join("cache"), |w| {
-        let good = Node {
-            size: 2,
-            ..Node::bare(b"good", NodeKind::File { content: Content::Inline(b"ok".to_vec()) })
-        };
+        let good = Node { size: 2, ..Node::bare(b"good", NodeKind::File { content: Content::Inline(b"ok".to_vec()) }) };
         let d = w.store(BlobKind::Tree, &TreeBlob::DirV1 { nodes: vec![evil, good], next: None }.encode())?.0;
         dir_id = d;
         let dnode = Node { mode: 0o755, ..Node::bare(b"d", NodeKind::Dir { tree: d }) };
@@ -205,8 +208,11 @@ fn hostile_inline_content_is_refused_naming_the_tree_blob_and_the_path() {
         size: MAX_INLINE as u64 + 1,
         ..Node::bare(b"evil", NodeKind::File { content: Content::Inline(vec![7; MAX_INLINE + 1]) })
     };
-    let wrong_size = Node { size: 1 << 30, ..Node::bare(b"evil", NodeKind::File { content: Content::Inline(vec![7; 10]) }) };
-    for (evil, why) in [(too_long, "more than the limit of 4096"), (wrong_size, "inline content of 10 bytes for a size of")] {
+    let wrong_size =
+        Node { size: 1 << 30, ..Node::bare(b"evil", NodeKind::File { content: Content::Inline(vec![7; 10]) }) };
+    for (evil, why) in
+        [(too_long, "more than the limit of 4096"), (wrong_size, "inline content of 10 bytes for a size of")]
+    {
         let tmp = tempfile::tempdir().unwrap();
         let (repo, snap, dir) = hostile(tmp.path(), evil);
         let root = repo.load_snapshot(&snap).unwrap().root();

@@ -5,8 +5,8 @@
 //! ([`tree`], storing them with [`crate::trees::write`]); [`pipeline`] wires them together,
 //! [`sources`] says what is read. Prints nothing.
 
-mod pipeline;
 mod inline;
+mod pipeline;
 mod reuse;
 mod sources;
 mod streams;
@@ -210,7 +210,10 @@ pub(super) enum FileMsg {
     Chunk(Receiver<Result<BlobId>>),
     /// The whole content of a file stored inline in its node (format-spec §7.3).
     Inline(Vec<u8>),
-    Done { size: u64, error: Option<String> },
+    Done {
+        size: u64,
+        error: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

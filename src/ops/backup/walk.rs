@@ -213,7 +213,8 @@ impl Ctx<'_> {
                     && c.inode == entry.inode
                     && c.dev == entry.dev;
                 if same {
-                    if let (Some(content), (trusted, true)) = (self.cached_content(&c), self.blobs_stored(&c, session)) {
+                    if let (Some(content), (trusted, true)) = (self.cached_content(&c), self.blobs_stored(&c, session))
+                    {
                         node.kind = NodeKind::File { content };
                         node.xattrs = c.xattrs.clone();
                         let session = if trusted { session } else { self.session };

@@ -41,7 +41,13 @@ impl OpenFile {
         let segments = match content {
             Content::Inline(b) => {
                 let (starts, current) = (Vec::new(), Mutex::new(None));
-                return Ok(OpenFile { segments: vec![], starts, size: b.len() as u64, current, inline: Some(b.clone()) });
+                return Ok(OpenFile {
+                    segments: vec![],
+                    starts,
+                    size: b.len() as u64,
+                    current,
+                    inline: Some(b.clone()),
+                });
             }
             Content::Chunks(ids) => vec![Segment::Direct(Arc::new(ids.clone()))],
             Content::Indirect { lists, count } => {
