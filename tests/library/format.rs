@@ -1734,7 +1734,7 @@ fn write_only_key_adds_deduplicated_backups_but_cannot_read_other_sessions() {
     let distinct: HashSet<BlobId> = data_ids.iter().copied().collect();
     assert_eq!(data_ids.len(), distinct.len(), "no data blob was stored twice");
     let new_data = after.iter().filter(|b| b.0 == BlobKind::Data && !before.contains(b)).count();
-    assert_eq!(new_data, 1, "only new.txt's one chunk is new data");
+    assert_eq!(new_data, 0, "new.txt (26 bytes) is inline in its tree node (format-spec §7.3): no new data blob");
 
     // 4. It cannot unseal anything the first session wrote.
     let (_, old_id, old_pack, old_session) = *before.iter().find(|b| b.0 == BlobKind::Data).unwrap();
