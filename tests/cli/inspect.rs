@@ -64,7 +64,7 @@ fn three_snapshots(repo: &Repo) -> (Vec<String>, PathBuf) {
     }
     settle(&src, &[], true);
     let mut ids = vec![];
-    ids.push(string(&backup_blobs(&repo, &[&src], &["--time", "2024-01-01", "--host", "h1"]), "snapshot_id"));
+    ids.push(string(&backup_blobs(repo, &[&src], &["--time", "2024-01-01", "--host", "h1"]), "snapshot_id"));
     write_file(&src.join("edit.txt"), b"after!!\n");
     fs::remove_file(src.join("gone.txt")).unwrap();
     chmod(&src.join("mode.txt"), 0o600);
@@ -76,11 +76,11 @@ fn three_snapshots(repo: &Repo) -> (Vec<String>, PathBuf) {
         chmod(&src.join(f), 0o644);
     }
     settle(&src, &["edit.txt"], false);
-    ids.push(string(&backup_blobs(&repo, &[&src], &["--time", "2024-02-01", "--host", "h1"]), "snapshot_id"));
+    ids.push(string(&backup_blobs(repo, &[&src], &["--time", "2024-02-01", "--host", "h1"]), "snapshot_id"));
     write_file(&src.join("dup.txt"), b"alpha\n");
     chmod(&src.join("dup.txt"), 0o644);
     settle(&src, &["edit.txt"], false);
-    ids.push(string(&backup_blobs(&repo, &[&src], &["--time", "2024-03-01", "--host", "h1"]), "snapshot_id"));
+    ids.push(string(&backup_blobs(repo, &[&src], &["--time", "2024-03-01", "--host", "h1"]), "snapshot_id"));
     (ids, src)
 }
 
