@@ -33,6 +33,8 @@ mod format;
 mod hostile;
 #[path = "library/hostile_restore.rs"]
 mod hostile_restore;
+#[path = "library/inline.rs"]
+mod inline;
 #[path = "library/ledger.rs"]
 mod ledger;
 #[path = "library/limits.rs"]

@@ -116,6 +116,12 @@ fn main() {
         next: Some(BlobId([5; 32])),
     };
     write("tree", "dir", &pc!(&dir));
+    let inline = |name: &[u8], b: &[u8]| Node {
+        size: b.len() as u64,
+        ..node(name, NodeKind::File { content: Content::Inline(b.to_vec()) })
+    };
+    let dir2 = TreeBlob::DirV1 { nodes: vec![inline(b"a", b"tiny file\n"), inline(b"b", &[0; 64])], next: None };
+    write("tree", "inline", &pc!(&dir2));
     write("tree", "chunklist", &pc!(&TreeBlob::ChunkListV1 { ids: vec![BlobId([6; 32]), BlobId([7; 32])] }));
 
     // Snapshots.

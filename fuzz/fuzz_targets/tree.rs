@@ -1,5 +1,6 @@
 //! Tree blobs (format-spec §7): `TreeBlob::decode` on the input as a tree blob's plaintext, what
-//! listings compute from a decoded tree, the canonical round trip, and the input sealed as a
+//! listings compute from a decoded tree (inline content within its limit and equal to the size,
+//! §7.3; a walk's accounting of it, §7.5), the canonical round trip, and the input sealed as a
 //! tree blob with a fixed key and opened the way a reader does (`open_blob`, then `decode`).
 #![no_main]
 
@@ -9,7 +10,7 @@ use cairn::blob;
 use cairn::compress::Compression;
 use cairn::crypto::Secret;
 use cairn::id::{BlobId, BlobKind};
-use cairn::tree::{NodeKind, TreeBlob};
+use cairn::tree::{Content, NodeKind, TreeBlob, MAX_INLINE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
                 let _ = (n.mtime.as_nanos(), String::from_utf8_lossy(&n.name));
                 if let NodeKind::Symlink { target } = &n.kind {
                     let _ = String::from_utf8_lossy(target);
+                }
+                if let NodeKind::File { content: Content::Inline(b) } = &n.kind {
+                    assert!(b.len() <= MAX_INLINE && b.len() as u64 == n.size, "inline content past §7.3 decoded");
+                    assert!(cairn::tree::entry_bytes(1, n) >= b.len() as u64, "inline bytes not counted (§7.5)");
                 }
             }
         }

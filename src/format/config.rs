@@ -13,8 +13,11 @@ pub const CONFIG_MAGIC: &[u8; 8] = b"CAIRNCFG";
 pub const CONFIG_SIGNED_MAGIC: &[u8; 8] = b"CAIRNCF2";
 /// Length of the signature that ends a signed config object.
 pub const SIGNATURE_LEN: usize = 64;
-/// The repository format version this code writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format version this code writes in a new repository (format-spec §9.1): 2,
+/// whose trees may hold inline file content (§7.3).
+pub const FORMAT_VERSION: u32 = 2;
+/// The repository format versions this code reads and writes (format-spec §9.2).
+pub const FORMAT_VERSIONS: [u32; 2] = [1, 2];
 /// The writer protocol version this code implements (format-spec §9.1). A config whose
 /// `min_writer_version` is higher makes this code refuse to write.
 pub const WRITER_VERSION: u32 = 1;
@@ -117,6 +120,11 @@ impl Config {
         match self {
             Config::V1(c) => c.format_version,
         }
+    }
+    /// Whether trees of this repository may hold inline file content (format-spec §7.3): format
+    /// version 2 and above.
+    pub fn inline_allowed(&self) -> bool {
+        self.format_version() >= 2
     }
     /// Writers older than this refuse to write.
     pub fn min_writer_version(&self) -> u32 {

@@ -11,6 +11,16 @@ pub const MAX_NODES_PER_BLOB: usize = 4096;
 pub const MAX_DIRECT_CHUNKS: usize = 1024;
 /// Ids per chunk-list blob.
 pub const CHUNK_LIST_LEN: usize = 65536;
+/// Longest [`Content::Inline`] a reader accepts (format-spec §7.3): a writer's threshold is at
+/// most this.
+pub const MAX_INLINE: usize = 4096;
+/// Inline content bytes one directory part may hold (format-spec §7.2): a part ends before the
+/// node that would take its inline bytes above this, so a directory of many inlined files is cut
+/// into parts of a bounded size whatever its node count.
+pub const MAX_INLINE_PER_PART: usize = 1 << 20;
+/// The reference writer's threshold (format-spec §7.3): in a repository of format version 2, a
+/// regular file of at most this many bytes is stored inline in its tree node.
+pub const INLINE_THRESHOLD: usize = 1024;
 
 // Limits of the reference reader (format-spec §7.5). A tree beyond one is refused with an error
 // naming the tree blob and the path; the limits are far above what a backup of a real file
@@ -89,12 +99,13 @@ impl Limits {
 }
 
 /// What one entry, at `path`, costs a walk that keeps it (format-spec §7.5): a fixed 256 bytes
-/// plus the bytes of its path, name, owner names, extended attributes and symlink target, and
-/// 32 per chunk id or chunk list its content names.
+/// plus the bytes of its path, name, owner names, extended attributes, symlink target and inline
+/// content, and 32 per chunk id or chunk list its content names.
 pub fn entry_bytes(path_len: usize, node: &Node) -> u64 {
     let kind = match &node.kind {
         NodeKind::File { content: Content::Chunks(ids) } => 32 * ids.len(),
         NodeKind::File { content: Content::Indirect { lists, .. } } => 32 * lists.len(),
+        NodeKind::File { content: Content::Inline(bytes) } => bytes.len(),
         NodeKind::Symlink { target } => target.len(),
         _ => 0,
     };
@@ -161,6 +172,30 @@ pub enum Content {
         /// Total number of data blob ids.
         count: u64,
     },
+    /// The file's bytes themselves, at most [`MAX_INLINE`] of them and exactly the node's
+    /// `size` (format-spec §7.3); only in repositories of format version 2.
+    Inline(Vec<u8>),
+}
+
+impl Content {
+    /// The inline bytes, when the content is [`Content::Inline`].
+    pub fn inline(&self) -> Option<&[u8]> {
+        match self {
+            Content::Inline(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// Checks an inline content against §7.3: at most [`MAX_INLINE`] bytes, exactly `size` of them.
+pub fn check_inline(bytes: &[u8], size: u64) -> Result<(), String> {
+    if bytes.len() > MAX_INLINE {
+        return Err(format!("inline content of {} bytes, more than the limit of {MAX_INLINE}", bytes.len()));
+    }
+    if bytes.len() as u64 != size {
+        return Err(format!("inline content of {} bytes for a size of {size}", bytes.len()));
+    }
+    Ok(())
 }
 
 /// The kind of a node and what only that kind has.
@@ -321,7 +356,8 @@ impl TreeBlob {
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("tree encodes")
     }
-    /// Decodes and checks the canonical order of names.
+    /// Decodes and checks the canonical order of names, the names, and inline contents
+    /// ([`check_inline`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let t: TreeBlob = postcard::from_bytes(bytes).map_err(|e| format!("tree: {e}"))?;
         if let TreeBlob::DirV1 { nodes, .. } = &t {
@@ -338,6 +374,10 @@ impl TreeBlob {
                     || n.name.contains(&0)
                 {
                     return Err(format!("invalid entry name {:?}", String::from_utf8_lossy(&n.name)));
+                }
+                if let NodeKind::File { content: Content::Inline(b) } = &n.kind {
+                    check_inline(b, n.size)
+                        .map_err(|e| format!("entry {:?}: {e} (format-spec §7.3)", String::from_utf8_lossy(&n.name)))?;
                 }
             }
         }

@@ -191,7 +191,8 @@ pub fn chunk_list(src: &dyn TreeSource, id: &BlobId) -> std::result::Result<Vec<
 }
 
 /// The data blob ids of a file's content, in order, read one chunk list at a time: at most one
-/// list is in memory. A list that cannot be read, a shape beyond §7.3 and [`tree::check_indirect`],
+/// list is in memory. An inline content (§7.3) names none: a reader of the file's bytes takes
+/// them from [`Content::inline`]. A list that cannot be read, a shape beyond §7.3 and [`tree::check_indirect`],
 /// or lists whose total length differs from the count, is an error (the last item).
 pub struct ChunkIds<'a> {
     src: &'a dyn TreeSource,
@@ -210,13 +211,15 @@ pub fn chunk_ids_iter<'a>(src: &'a dyn TreeSource, content: &'a Content) -> Chun
     let (direct, lists, count): (&[BlobId], &[BlobId], u64) = match content {
         Content::Chunks(v) => (v, &[], 0),
         Content::Indirect { lists, count } => (&[], lists, *count),
+        // Its bytes are in the node (§7.3): it names no blob.
+        Content::Inline(_) => (&[], &[], 0),
     };
     let first_list = lists.first().copied();
     let pending = match content {
         Content::Indirect { lists, count } => tree::check_indirect(lists, *count)
             .err()
             .map(|e| Error::corrupt_blob(BlobKind::Tree, first_list.unwrap_or(BlobId([0; 32])), None, e)),
-        Content::Chunks(_) => None,
+        Content::Chunks(_) | Content::Inline(_) => None,
     };
     ChunkIds {
         src,

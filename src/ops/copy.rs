@@ -65,7 +65,10 @@ pub fn copy(src: &ReadRepository, dst: &ReadRepository, snapshots: &[SnapshotId]
     if src.keys().repo_id == dst.keys().repo_id {
         return Err(Error::Usage("source and destination are the same repository".into()));
     }
-    let mut report = CopyReport { rechunked: !shares_chunker(src, dst), ..Default::default() };
+    // A destination that may not hold inline content (format version 1, format-spec §7.3) gets
+    // the source's trees rebuilt, each inline content stored as data blobs.
+    let inline_to_blobs = src.config().inline_allowed() && !dst.config().inline_allowed();
+    let mut report = CopyReport { rechunked: !shares_chunker(src, dst) || inline_to_blobs, ..Default::default() };
     // Who wrote each: a copy is signed by the destination's key only when the source snapshot
     // is attributed and unflagged (format-spec §4.3); when no snapshot is named, flagged ones
     // (forged, host-not-allowed, future) are left out.
@@ -305,6 +308,18 @@ impl Rebuilder for Copier<'_, '_> {
 
     fn entry(&mut self, _: &Path, n: &mut Node, _: &mut ()) -> Result<()> {
         let NodeKind::File { content } = &n.kind else { return Ok(()) };
+        if let Content::Inline(bytes) = content {
+            if self.dst.config().inline_allowed() {
+                return Ok(());
+            }
+            let mut ids = Vec::new();
+            for c in self.dst.chunker().stream(&bytes[..]) {
+                let c = c.map_err(|e| Error::Internal(format!("re-chunking: {e}")))?;
+                ids.push(self.w.store(BlobKind::Data, &c)?.0);
+            }
+            n.kind = NodeKind::File { content: Content::Chunks(ids) };
+            return Ok(());
+        }
         // A file unchanged between snapshots has the same content: cut it once.
         let new_ids = match self.files.get(content) {
             Some(v) => v.clone(),

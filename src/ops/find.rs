@@ -132,6 +132,7 @@ impl FindVisitor<'_> {
         let mut hits = BTreeSet::new();
         match content {
             Content::Chunks(ids) => hits.extend(ids.iter().filter(|i| self.wanted(i)).copied()),
+            Content::Inline(_) => {}
             Content::Indirect { lists, .. } => {
                 for l in lists {
                     if self.wanted(l) {

@@ -302,6 +302,7 @@ impl StatsVisitor<'_> {
     fn file_blobs(&mut self, content: &Content) -> Result<()> {
         match content {
             Content::Chunks(ids) => self.seen.extend(ids.iter().map(|i| (BlobKind::Data, *i))),
+            Content::Inline(_) => {}
             Content::Indirect { lists, .. } => {
                 for l in lists {
                     if self.seen.insert((BlobKind::Tree, *l)) {

@@ -68,6 +68,9 @@ pub struct FileEntry {
     pub content: Vec<BlobId>,
     /// Its extended attributes: a change to them moves ctime, so a hit need not read them again.
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The file's bytes when its content is inline in its tree node (format-spec §7.3); its
+    /// `content` is then empty.
+    pub inline: Option<Vec<u8>>,
 }
 
 enum Store {

@@ -9,8 +9,10 @@ use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
-/// Key prefix of a directory's record (followed by the directory's absolute path).
-const DIR: u8 = b'd';
+/// Key prefix of a directory's record (followed by the directory's absolute path). Records of
+/// the version before inline content (prefix `d`, whose `FileEntry` had no `inline`) are not
+/// read: their files are read again once.
+const DIR: u8 = b'D';
 /// Key prefix of a session whose blobs are all in the blob map (followed by its 8 bytes).
 const SESSION: u8 = b's';
 /// Key prefix of the per-path files cache of earlier versions (one key per file).

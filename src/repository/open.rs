@@ -7,7 +7,7 @@ use crate::backend::{Backend, DynBackend};
 use crate::cache::Cache;
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::codec::object;
-use crate::config::{self, Config, ConfigV1, FORMAT_VERSION, WRITER_VERSION};
+use crate::config::{self, Config, ConfigV1, FORMAT_VERSION, FORMAT_VERSIONS, WRITER_VERSION};
 use crate::crypto::{self, KdfParams, MasterKeys};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
@@ -56,6 +56,9 @@ pub struct InitOptions {
     pub compression_level: i32,
     /// Reuse another repository's `id_key` and `chunk_key` (so ids and cut points agree).
     pub chunker_keys_from: Option<MasterKeys>,
+    /// The repository format version (format-spec §9.1): [`FORMAT_VERSION`] by default; 1 makes a
+    /// repository that binaries from before version 2 read (its trees never hold inline content).
+    pub format_version: u32,
 }
 
 impl Default for InitOptions {
@@ -66,6 +69,7 @@ impl Default for InitOptions {
             pack_size: config::DEFAULT_PACK_SIZE,
             compression_level: crate::compress::DEFAULT_LEVEL,
             chunker_keys_from: None,
+            format_version: FORMAT_VERSION,
         }
     }
 }
@@ -105,6 +109,9 @@ impl Repository {
             return Err(Error::refused(format!("{loc}: a repository already exists here")));
         }
         init.chunker.validate().map_err(Error::Usage)?;
+        if !FORMAT_VERSIONS.contains(&init.format_version) {
+            return Err(Error::Usage(format!("format version {} is not one this cairn writes", init.format_version)));
+        }
         // A cache directory that would be refused is refused before anything is written.
         if let Some(root) = opts.root() {
             crate::cache::private_dir(&root, true)?;
@@ -116,7 +123,7 @@ impl Repository {
             keys.chunk_key = src.chunk_key.clone();
         }
         let cfg = Config::V1(ConfigV1 {
-            format_version: FORMAT_VERSION,
+            format_version: init.format_version,
             min_writer_version: WRITER_VERSION,
             repo_id: keys.repo_id,
             chunker: init.chunker,
@@ -209,7 +216,7 @@ impl Repository {
         let backend: DynBackend = std::sync::Arc::new(CappedBackend::new(backend));
         let loc = backend.location();
         let (config_n, config) = ruling_config(backend.as_ref(), &keys, opts.upgrade_config)?;
-        if config.format_version() != FORMAT_VERSION {
+        if !FORMAT_VERSIONS.contains(&config.format_version()) {
             return Err(Error::RepoInvalid {
                 location: loc,
                 reason: format!("format version {} is not supported by this cairn", config.format_version()),
@@ -360,7 +367,7 @@ fn ruling_config(backend: &dyn Backend, keys: &MasterKeys, upgrade: bool) -> Res
             reason: format!("no config object verifies with this key{why}"),
         });
     };
-    if upgrade && !any_signed && keys.can_read() && c.format_version() == FORMAT_VERSION {
+    if upgrade && !any_signed && keys.can_read() && FORMAT_VERSIONS.contains(&c.format_version()) {
         if let Some(signed) = sign_ruling_config(backend, keys, &numbered, &hashes, n, &c) {
             return Ok(signed);
         }

@@ -111,7 +111,8 @@ fn a_32_byte_file_name_is_shown_as_its_bytes_not_as_hex() {
     let src = repo.mkdir("src");
     let name = "abcdefghijklmnopqrstuvwxyz012345";
     assert_eq!(name.len(), 32);
-    write_file(&src.join(name), b"thirty-two\n");
+    // Above the inline threshold (format-spec §7.3), so its content is a data blob id.
+    write_file(&src.join(name), &b"thirty-two\n".repeat(100));
     let snap = string(&repo.backup(&[&src], &[]), "snapshot_id");
 
     let ls = repo.json(&["ls", &snap]);

@@ -88,10 +88,10 @@ fn configs_appended_by_a_write_only_key_are_ignored_and_reported() {
     let ruling = attacker.config().clone();
     // A write-only key cannot sign a config.
     assert!(matches!(object::encode_config(&keys, 2, &ruling), Err(Error::WriteOnlyKey { .. })));
-    // With what it holds (writer_key), it appends config/2 with format_version 2 and config/3, chained to it, with
+    // With what it holds (writer_key), it appends config/2 with format_version 3 and config/3, chained to it, with
     // min_writer_version 99: either would brick the repository for everyone if it ruled.
     let Config::V1(mut c2) = ruling.clone();
-    c2.format_version = 2;
+    c2.format_version = 3;
     c2.previous = Some(*blake3::hash(&fx.stored("config/0000000001")).as_bytes());
     let b2 = legacy::encode_config_mac(&keys, 2, &Config::V1(c2.clone()));
     attacker.backend().write_new(&Object::Config(2).path(), &b2).unwrap();

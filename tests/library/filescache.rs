@@ -23,7 +23,8 @@ fn tree(src: &Path) -> u64 {
     let mut n = 0;
     for (dir, count) in [("", 3u64), ("a", 5), ("a/b", 4), ("c", 2)] {
         for i in 0..count {
-            write(&src.join(dir).join(format!("f{i}")), &bytes(n, 70 + i as usize));
+            // Larger than the inline threshold (format-spec §7.3): each file is a data blob.
+            write(&src.join(dir).join(format!("f{i}")), &bytes(n, 2000 + i as usize));
             n += 1;
         }
     }

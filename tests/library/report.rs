@@ -88,7 +88,8 @@ fn month(brk: Break) -> Month {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_path_buf();
     let (dir, src) = (base.join("repo"), base.join("src"));
-    write(&src.join("app.db"), b"the database\n");
+    // Larger than the inline threshold (format-spec §7.3): the files are data blobs, so there are data packs.
+    write(&src.join("app.db"), &b"the database\n".repeat(200));
     let repo = Repository::init(local(&dir), ADMIN, &InitOptions::default(), &opts(&base.join("c-admin")))
         .and_then(|r| r.readable())
         .unwrap();
@@ -101,7 +102,7 @@ fn month(brk: Break) -> Month {
         let day = t(today - (30 - i) * DAY + 12 * 3600);
         repo.set_ledger_clock(Some(day));
         if !(brk == Break::MissingDay && i == 15) {
-            write(&src.join("n.txt"), cairn::crypto::random_32().as_slice());
+            write(&src.join("n.txt"), &cairn::crypto::random_32().repeat(64));
             let o = BackupOptions { time: Some(day), tags: vec!["db".into()], ..Default::default() };
             let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &o, &NoProgress).unwrap();
             latest = r.snapshot_id;

@@ -451,3 +451,50 @@ fn a_path_pattern_erases_one_of_two_identical_directories_only() {
     want.remove(Path::new("/a/x.txt"));
     assert_eq!(after.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "only /a/x.txt goes");
 }
+
+#[test]
+fn erasing_an_inline_file_removes_its_bytes_from_every_stored_blob() {
+    // A file small enough to be stored in its tree node (format-spec §7.3): its bytes live in the
+    // tree blobs of its directory, which the rewrite replaces and prune then deletes.
+    let tmp = tempfile::tempdir().unwrap();
+    let (base, src) = (tmp.path().to_path_buf(), tmp.path().join("src"));
+    let secret = b"alice's inline secret: 4f1c9a77e2".to_vec();
+    write(&src.join("person/alice.txt"), &secret);
+    write(&src.join("person/readme.txt"), b"kept beside the erased file\n");
+    let dir = base.join("repo");
+    let repo = init_local(&dir, PASSWORD, &base.join("c0"));
+    for v in ["v1\n", "v2\n"] {
+        write(&src.join("notes.txt"), v.as_bytes());
+        backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress).unwrap();
+    }
+    let before = every_blob(&repo, &dir);
+    assert!(before.iter().all(|(k, _, p)| *k == BlobKind::Tree || !contains(p, &secret)), "stored inline");
+    assert!(before.iter().any(|(k, _, p)| *k == BlobKind::Tree && contains(p, &secret)));
+    let all = list_all(&repo).unwrap();
+    let erased = src.join("person/alice.txt").to_string_lossy().into_owned();
+    let o = RewriteOptions { excludes: vec![erased], reason: REASON.into(), forget: true, dry_run: false };
+    let report = rewrite(&repo, &all, &all, &o).unwrap();
+    assert!(report.snapshots.iter().all(|s| s.removed.len() == 1 && s.bytes == secret.len() as u64), "{report:#?}");
+    drop(repo);
+    let reopen = |cache: &str| {
+        Repository::open(local(&dir), PASSWORD, &opts(&base.join(cache))).and_then(|r| r.readable()).unwrap()
+    };
+    let repo = reopen("c1");
+    run(&repo, &eager(), false).unwrap();
+    run(&repo, &eager(), false).unwrap();
+    drop(repo);
+    let repo = reopen("c2");
+    for (kind, id, plain) in every_blob(&repo, &dir) {
+        assert!(!contains(&plain, &secret), "blob {kind} {id} holds the erased inline file's bytes");
+        assert!(!contains(&plain, b"alice.txt"), "blob {kind} {id} still names the erased file");
+    }
+    let mut want = files(&src.join("person"));
+    want.remove(Path::new("alice.txt"));
+    for l in list_all(&repo).unwrap() {
+        let target = base.join(format!("r-{}", l.id));
+        let o = RestoreOptions { target: target.clone(), ..Default::default() };
+        let r = restore(&repo, &l.snapshot.root(), None, &o, &NoRestoreProgress).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(files(&target.join(src.join("person").strip_prefix("/").unwrap())), want);
+    }
+}

@@ -189,7 +189,9 @@ impl<'a> FileReader<'a> {
     fn new(src: &Source<'a>, content: &'a Content, size: u64) -> Self {
         let repo = src.repo;
         let ids = cairn::trees::chunk_ids_iter(repo, content);
-        FileReader { gate: src.gate, repo, ids, blob: Vec::new(), at: 0, left: size }
+        // An inline content (format-spec §7.3) is its own one blob; it names no other.
+        let blob = content.inline().map(<[u8]>::to_vec).unwrap_or_default();
+        FileReader { gate: src.gate, repo, ids, blob, at: 0, left: size }
     }
 }
 

@@ -5,6 +5,7 @@
 //! ([`tree`], storing them with [`crate::trees::write`]); [`pipeline`] wires them together,
 //! [`sources`] says what is read. Prints nothing.
 
+mod inline;
 mod pipeline;
 mod reuse;
 mod sources;
@@ -94,6 +95,11 @@ pub struct BackupOptions {
     pub command_concurrency: usize,
     /// Set from a signal handler to stop early; nothing is committed then.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The largest regular file stored inline in its tree node (format-spec §7.3); `None`:
+    /// [`crate::tree::INLINE_THRESHOLD`]. At most [`crate::tree::MAX_INLINE`]; no file is inline
+    /// in a repository of format version 1 (§9.1). Files cache entries of larger inline files are
+    /// not reused (the file is read again).
+    pub inline_max: Option<usize>,
     /// Test-only: called with each entry's path after the walk has examined it (`lstat`) and
     /// before it opens it, so a test can swap the entry at that moment.
     #[doc(hidden)]
@@ -202,7 +208,12 @@ pub(super) struct ChunkJob {
 
 pub(super) enum FileMsg {
     Chunk(Receiver<Result<BlobId>>),
-    Done { size: u64, error: Option<String> },
+    /// The whole content of a file stored inline in its node (format-spec §7.3).
+    Inline(Vec<u8>),
+    Done {
+        size: u64,
+        error: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

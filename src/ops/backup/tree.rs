@@ -161,9 +161,11 @@ impl Builder<'_> {
             },
             Event::File { mut node, path, status, msgs, cache } => {
                 let mut ids = Vec::new();
+                let mut inline = None;
                 let mut outcome = None;
                 for m in msgs {
                     match m {
+                        FileMsg::Inline(b) => inline = Some(b),
                         FileMsg::Chunk(rx) => {
                             let id = rx.recv().map_err(|_| Error::Internal("a worker stopped".into()))??;
                             ids.push(id);
@@ -191,6 +193,7 @@ impl Builder<'_> {
                 if let (Some(mut c), false) = (cache, dry_run) {
                     if c.size == size {
                         c.content = ids.clone();
+                        c.inline = inline.clone();
                         let session = self.session;
                         match self.record() {
                             Some(r) => r.files.push(DirFile { name: node.name.clone(), entry: c, session }),
@@ -201,7 +204,10 @@ impl Builder<'_> {
                         }
                     }
                 }
-                let content = write_content(self.writer, ids)?;
+                let content = match inline {
+                    Some(b) => Content::Inline(b),
+                    None => write_content(self.writer, ids)?,
+                };
                 if node.hardlink != 0 {
                     self.groups.insert(node.hardlink, content.clone());
                 }

@@ -89,7 +89,7 @@ impl Ctx<'_> {
 
     /// Queues a message of the file being read; false when the builder has stopped. When the
     /// file's channel is full the builder must take from it: the queued events go first.
-    fn feed(&self, msgs: &Sender<FileMsg>, m: FileMsg) -> bool {
+    pub(super) fn feed(&self, msgs: &Sender<FileMsg>, m: FileMsg) -> bool {
         match msgs.try_send(m) {
             Ok(()) => true,
             Err(TrySendError::Full(m)) => self.flush() && msgs.send(m).is_ok(),
@@ -202,6 +202,7 @@ impl Ctx<'_> {
             dev: st.dev,
             content: vec![],
             xattrs: vec![],
+            inline: None,
         };
         let mut status = FileStatus::New;
         if !self.opts.force {
@@ -212,8 +213,9 @@ impl Ctx<'_> {
                     && c.inode == entry.inode
                     && c.dev == entry.dev;
                 if same {
-                    if let (trusted, true) = self.blobs_stored(&c, session) {
-                        node.kind = NodeKind::File { content: Content::Chunks(c.content.clone()) };
+                    if let (Some(content), (trusted, true)) = (self.cached_content(&c), self.blobs_stored(&c, session))
+                    {
+                        node.kind = NodeKind::File { content };
                         node.xattrs = c.xattrs.clone();
                         let session = if trusted { session } else { self.session };
                         return self.send(Event::Cached { node, entry: c, session, restamped: !trusted });
@@ -241,7 +243,10 @@ impl Ctx<'_> {
         if !self.send(Event::File { node, path: pbytes, status, msgs: mrx, cache: (!racy).then_some(entry) }) {
             return false;
         }
-        let (size, error) = self.read_chunks(&f, Some(st.size), &mtx);
+        let (size, error) = match self.read_inline(&f, st, &mtx) {
+            Some(read) => read,
+            None => self.read_chunks(&f, Some(st.size), &mtx),
+        };
         if error.is_none() {
             if let Ok(after) = f.metadata().map(|m| Stat::from(&m)) {
                 if after.size != st.size || after.mtime != st.mtime || after.ctime != st.ctime || size != st.size {

@@ -155,6 +155,13 @@ fn feed(src: &StreamSource, stdin: Option<std::process::ChildStdin>, cancel: Opt
             return Err(format!("a {}, not a file", node.type_name()));
         };
         let mut sink = stdin;
+        if let Some(b) = content.inline() {
+            // Inline content (format-spec §7.3): the bytes are in the node.
+            s.bytes = b.len() as u64;
+            if let Some(w) = sink.as_mut() {
+                let _ = w.write_all(b);
+            }
+        }
         let mut ids = chunk_ids_iter(src.repo, content);
         loop {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {

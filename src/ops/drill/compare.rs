@@ -61,7 +61,19 @@ pub fn compare_restored(
             bad.push((shown, format!("size {len}, the snapshot says {}", e.node.size)));
             continue;
         }
-        match compare_file(repo, &f, chunk_ids_iter(repo, content), &mut buf) {
+        let compared = match content.inline() {
+            // Inline content (format-spec §7.3): the bytes are in the node.
+            Some(b) => {
+                buf.resize(b.len(), 0);
+                match f.read_exact_at(&mut buf, 0) {
+                    Ok(()) if buf == b => Ok(b.len() as u64),
+                    Ok(()) => Err("the bytes are not the snapshot's inline content".to_string()),
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+            None => compare_file(repo, &f, chunk_ids_iter(repo, content), &mut buf),
+        };
+        match compared {
             Ok(n) if n == len => {
                 files += 1;
                 bytes += n;

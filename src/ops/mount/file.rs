@@ -30,6 +30,8 @@ pub struct OpenFile {
     starts: Vec<u64>,
     size: u64,
     current: Mutex<Option<(usize, Arc<Table>)>>,
+    /// The bytes of an inline content (format-spec §7.3), which has no segments.
+    inline: Option<Vec<u8>>,
 }
 
 impl OpenFile {
@@ -37,6 +39,16 @@ impl OpenFile {
     /// time). A content beyond §7.3's limits or naming a blob the index does not know is an error.
     pub fn open(repo: &ReadRepository, content: &Content) -> Result<OpenFile> {
         let segments = match content {
+            Content::Inline(b) => {
+                let (starts, current) = (Vec::new(), Mutex::new(None));
+                return Ok(OpenFile {
+                    segments: vec![],
+                    starts,
+                    size: b.len() as u64,
+                    current,
+                    inline: Some(b.clone()),
+                });
+            }
             Content::Chunks(ids) => vec![Segment::Direct(Arc::new(ids.clone()))],
             Content::Indirect { lists, count } => {
                 let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
@@ -44,7 +56,7 @@ impl OpenFile {
                 lists.iter().map(|l| Segment::List(*l)).collect()
             }
         };
-        let mut f = OpenFile { segments, starts: Vec::new(), size: 0, current: Mutex::new(None) };
+        let mut f = OpenFile { segments, starts: Vec::new(), size: 0, current: Mutex::new(None), inline: None };
         let mut at = 0u64;
         // A list named many times is read once (a chunk-list bomb costs one list).
         let mut lens: std::collections::HashMap<BlobId, u64> = Default::default();
@@ -106,6 +118,9 @@ impl OpenFile {
     /// Up to `len` bytes from `offset` (fewer only at the end), each blob through `blobs`.
     pub fn read(&self, repo: &ReadRepository, blobs: &Lru<BlobId, Vec<u8>>, offset: u64, len: u64) -> Result<Vec<u8>> {
         let end = offset.saturating_add(len).min(self.size);
+        if let Some(b) = &self.inline {
+            return Ok(b.get(offset.min(end) as usize..end as usize).unwrap_or_default().to_vec());
+        }
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let mut at = offset;
         while at < end {

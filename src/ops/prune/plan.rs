@@ -106,6 +106,7 @@ impl Visitor for RefsVisitor<'_> {
     fn node(&mut self, _: &Path, n: &Node) -> Result<Control> {
         match &n.kind {
             NodeKind::File { content: Content::Chunks(ids) } => self.refs.add_data(ids.iter().copied()),
+            NodeKind::File { content: Content::Inline(_) } => {}
             NodeKind::File { content: Content::Indirect { lists, .. } } => {
                 for l in lists {
                     if !self.refs.trees.insert(*l) {

@@ -29,7 +29,8 @@ struct FileScan {
 impl Pass<'_, '_, '_> {
     /// A file's repaired content when some of it is lost: the intact chunks in order.
     pub(super) fn file(&mut self, content: &Content, size_before: u64) -> Result<Option<(Content, u64, LostItem)>> {
-        if self.scan(content, None)?.lost == 0 {
+        // An inline content is in the tree itself (format-spec §7.3): nothing of it can be lost.
+        if matches!(content, Content::Inline(_)) || self.scan(content, None)?.lost == 0 {
             return Ok(None);
         }
         let ids_only;
@@ -63,6 +64,7 @@ impl Pass<'_, '_, '_> {
     fn scan(&mut self, content: &Content, mut kept: Option<&mut ContentWriter>) -> Result<FileScan> {
         let mut f = FileScan { ranges: Vec::new(), lost: 0, offset: Some(0), size_after: 0, total: 0 };
         match content {
+            Content::Inline(_) => {}
             Content::Chunks(v) => {
                 for id in v {
                     self.item(&mut f, Ok(id), kept.as_deref_mut())?;

@@ -134,13 +134,18 @@ pub fn execute(
         failed[i].store(true, Ordering::Relaxed);
         errors.push(PathMessage { path: target.display(rel), message });
     };
-    // 1. Create directories, files (sized, with holes) and special files.
+    // 1. Create directories, files (sized, with holes; inline contents written) and special files.
+    let mut inline_bytes = 0u64;
     for (i, e) in plan.entries.iter().enumerate() {
         let rel = &rels[i];
         let r = match &e.node.kind {
             NodeKind::Dir { .. } => target.make_dir(rel, replace),
             NodeKind::File { .. } if e.link_to.is_some() => Ok(()),
-            NodeKind::File { .. } => target.create_file(rel, e.node.size, replace),
+            NodeKind::File { content } => {
+                let r = target.create_file(rel, e.node.size, content.inline(), replace);
+                inline_bytes += content.inline().filter(|_| r.is_ok()).map_or(0, |b| b.len() as u64);
+                r
+            }
             NodeKind::Symlink { .. } | NodeKind::Socket => Ok(()),
             _ if opts.no_special_files => {
                 res.special_skipped += 1;
@@ -154,6 +159,7 @@ pub fn execute(
             fail(i, rel, err.to_string());
         }
     }
+    progress.bytes(inline_bytes);
     // 2. Content, pack by pack.
     let threads = if opts.threads > 0 { opts.threads } else { 4 };
     let pool =
@@ -350,7 +356,7 @@ pub fn execute(
         meta(i, e, &mut errors);
         res.dirs += 1;
     }
-    res.bytes = written.into_inner() + plan.hole_bytes;
+    res.bytes = written.into_inner() + plan.hole_bytes + inline_bytes;
     res.errors.extend(errors);
     Ok(res)
 }
@@ -403,6 +409,11 @@ fn verify_file(
     if len != size {
         return Err(format!("size {len}, expected {size}"));
     }
+    if let Some(bytes) = content.inline() {
+        let mut buf = vec![0; bytes.len()];
+        f.read_exact_at(&mut buf, 0).map_err(|e| e.to_string())?;
+        return if buf == bytes { Ok(()) } else { Err("content differs from the inline content".into()) };
+    }
     let mut off = 0u64;
     let mut buf = Vec::new();
     for id in chunk_ids_iter(repo, content) {
@@ -431,6 +442,10 @@ pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Wri
     let NodeKind::File { content } = &node.kind else {
         return Err(Error::Usage(format!("{} is a {}, not a file", path.display(), node.type_name())));
     };
+    if let Some(bytes) = content.inline() {
+        out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Error::io("<stdout>", e))?;
+        return Ok(bytes.len() as u64);
+    }
     // The ids one chunk list at a time, eight blobs read in parallel.
     let mut ids = chunk_ids_iter(repo, content);
     let mut n = 0u64;

@@ -322,6 +322,8 @@ impl<'r> Files<'r> {
             // same run, placed once).
             let mut runs: Vec<Rc<std::result::Result<Run, String>>> = Vec::new();
             match content {
+                // Written from the node when the file is created (write::write_inline).
+                Content::Inline(_) => {}
                 Content::Chunks(ids) => runs.push(Rc::new(self.run(ids)?)),
                 Content::Indirect { lists, count } => {
                     if let Err(e) = crate::tree::check_indirect(lists, *count) {
@@ -332,7 +334,7 @@ impl<'r> Files<'r> {
                     }
                 }
             }
-            let mut off = 0u64;
+            let mut off = content.inline().map_or(0, |b| b.len() as u64);
             let mut holes = 0u64;
             for r in &runs {
                 match r.as_ref() {

@@ -250,9 +250,16 @@ impl Target {
         }
     }
 
-    /// Creates the regular file `rel` of `size` bytes (a hole until written), mode 0600.
-    pub fn create_file(&self, rel: &Path, size: u64, replace: bool) -> io::Result<()> {
-        self.create(rel, replace, &|dir, name| fsmeta::create_file_at(dir, name)?.set_len(size))
+    /// Creates the regular file `rel` of `size` bytes (a hole until written), mode 0600; with
+    /// `inline`, a file holding those bytes, its whole content (format-spec §7.3).
+    pub fn create_file(&self, rel: &Path, size: u64, inline: Option<&[u8]>, replace: bool) -> io::Result<()> {
+        self.create(rel, replace, &|dir, name| {
+            let f = fsmeta::create_file_at(dir, name)?;
+            match inline {
+                Some(bytes) => write_inline(&f, bytes),
+                None => f.set_len(size),
+            }
+        })
     }
 
     /// Creates a FIFO or device node (`kind` `S_IFIFO`, `S_IFCHR` or `S_IFBLK`).
@@ -374,4 +381,13 @@ fn create_dir(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
 
 fn not_found(shown: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{shown} does not exist"))
+}
+
+/// Writes an inline content (format-spec §7.3) into the file just created for it: the one place
+/// restore writes a content that is not in data blobs. Its length is the node's size (a tree
+/// whose inline content differs from its size does not decode).
+pub(super) fn write_inline(f: &std::fs::File, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = f;
+    f.write_all(bytes)
 }

@@ -30,13 +30,19 @@ impl TreeSink for IdsOnly<'_> {
 }
 
 /// Stores a directory: its nodes in canonical order (sorted here), cut into parts of
-/// [`tree::MAX_NODES_PER_BLOB`] chained by `next`, the last part first. Returns the id of the
-/// first part; an empty directory is one empty part.
+/// [`tree::MAX_NODES_PER_BLOB`] chained by `next`, the last part first; a part also ends before
+/// the node whose inline content would take the part's inline bytes above
+/// [`tree::MAX_INLINE_PER_PART`] (format-spec §7.2). Returns the id of the first part; an empty
+/// directory is one empty part.
 pub fn write_dir(sink: &dyn TreeSink, mut nodes: Vec<Node>) -> Result<BlobId> {
     tree::canonicalize(&mut nodes);
     let mut parts: Vec<Vec<Node>> = Vec::new();
-    while nodes.len() > tree::MAX_NODES_PER_BLOB {
-        let rest = nodes.split_off(tree::MAX_NODES_PER_BLOB);
+    loop {
+        let cut = part_len(&nodes);
+        if cut == nodes.len() {
+            break;
+        }
+        let rest = nodes.split_off(cut);
         parts.push(std::mem::replace(&mut nodes, rest));
     }
     parts.push(nodes);
@@ -45,6 +51,22 @@ pub fn write_dir(sink: &dyn TreeSink, mut nodes: Vec<Node>) -> Result<BlobId> {
         next = Some(sink.put(&TreeBlob::DirV1 { nodes: part, next }.encode())?);
     }
     Ok(next.expect("at least one part"))
+}
+
+/// How many of `nodes` (canonical order) the next part takes (format-spec §7.2): at most
+/// [`tree::MAX_NODES_PER_BLOB`], and no more than keep its inline bytes within
+/// [`tree::MAX_INLINE_PER_PART`] (always at least one node).
+pub fn part_len(nodes: &[Node]) -> usize {
+    let mut inline = 0usize;
+    for (i, n) in nodes.iter().enumerate().take(tree::MAX_NODES_PER_BLOB) {
+        if let crate::tree::NodeKind::File { content: Content::Inline(b) } = &n.kind {
+            inline += b.len();
+            if inline > tree::MAX_INLINE_PER_PART && i > 0 {
+                return i;
+            }
+        }
+    }
+    nodes.len().min(tree::MAX_NODES_PER_BLOB)
 }
 
 /// [`write_content`] fed one id at a time: holds at most one chunk list of ids, whatever the
