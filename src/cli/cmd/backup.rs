@@ -188,6 +188,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         command_concurrency: a.command_concurrency.map_or(0, usize::from),
         cancel: Some(ctx.cancel.clone()),
         test_before_open: None,
+        test_blob_limits: None,
     };
     let bar = ctx.out.byte_bar(None, true);
     if let (Some(b), false) = (&bar, paths.is_empty()) {

@@ -98,6 +98,10 @@ pub struct BackupOptions {
     /// before it opens it, so a test can swap the entry at that moment.
     #[doc(hidden)]
     pub test_before_open: Option<WalkHook>,
+    /// Test-only: the writer's blobs per pack and blobs per index file
+    /// ([`crate::writer::WriterOptions`]), small so that a small tree makes many of each.
+    #[doc(hidden)]
+    pub test_blob_limits: Option<(usize, usize)>,
 }
 
 /// A test-only callback of the walk (see `BackupOptions::test_before_open`).

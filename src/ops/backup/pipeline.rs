@@ -55,6 +55,11 @@ pub fn backup(
         uploaders: 2,
         dry_run: opts.dry_run,
         verify_dedup: opts.verify_dedup,
+        ..WriterOptions::default()
+    };
+    let wopts = match opts.test_blob_limits {
+        Some((blobs_per_pack, blobs_per_index)) => WriterOptions { blobs_per_pack, blobs_per_index, ..wopts },
+        None => wopts,
     };
     let writer = Writer::new(repo, wopts, "backup")?;
     // This backup's session in the files cache, and the earlier sessions whose entries need no
