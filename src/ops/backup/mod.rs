@@ -198,6 +198,13 @@ pub struct BackupResult {
 
 /// Walker events per message to the builder.
 pub(super) const EVENT_BATCH: usize = 64;
+/// The walker hands chunks to the workers in batches of up to [`EVENT_BATCH`] chunks and this many
+/// bytes; a chunk at least this large goes at once. One hand-off per chunk woke a worker per small
+/// file.
+pub(super) const JOB_BATCH_BYTES: usize = 256 << 10;
+
+/// Chunks handed to a worker at once, sealed in order.
+pub(super) type Jobs = Vec<ChunkJob>;
 
 pub(super) struct ChunkJob {
     data: Vec<u8>,
