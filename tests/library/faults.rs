@@ -132,7 +132,7 @@ fn crash_at_every_write(fx: &Fixture) -> (u64, usize) {
 
         // After the "restart": plain storage, the same cache (as after a real crash) and a fresh one.
         for (label, c) in [("same cache", cache.clone()), ("fresh cache", fx.base.join(format!("c-fresh-{n}")))] {
-            let repo = assert_healthy(&fx, &dir, &c, &format!("crash at write {n}, {label}"));
+            let repo = assert_healthy(fx, &dir, &c, &format!("crash at write {n}, {label}"));
             let mut snaps = repo.snapshot_ids().unwrap();
             snaps.sort();
             let mut expected: Vec<SnapshotId> = std::iter::once(fx.first).chain(acknowledged).collect();
@@ -144,12 +144,12 @@ fn crash_at_every_write(fx: &Fixture) -> (u64, usize) {
             }
         }
         // The next backup succeeds and restores.
-        let repo = assert_healthy(&fx, &dir, &cache, &format!("crash at write {n}, before the retry"));
+        let repo = assert_healthy(fx, &dir, &cache, &format!("crash at write {n}, before the retry"));
         let again = fx.backup_b(&repo).unwrap_or_else(|e| panic!("crash at write {n}: the next backup failed: {e}"));
         let id = again.snapshot_id.unwrap();
         restore_matches(&repo, &id, &fx.src_b, &fx.base.join(format!("r2-{n}")));
         assert_healthy(
-            &fx,
+            fx,
             &dir,
             &fx.base.join(format!("c-after-{n}")),
             &format!("crash at write {n}, after the retry"),
