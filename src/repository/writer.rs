@@ -93,6 +93,9 @@ struct Shared {
     cache: Arc<crate::cache::Cache>,
     /// Stored packs waiting for their index file, and the blobs they name.
     pending: Mutex<(Vec<IndexPack>, usize)>,
+    /// Held while an index file is written: one at a time, so the uploaders never hold two
+    /// index files' encodings and cache writes at once.
+    indexing: Mutex<()>,
     /// New blobs of this session that no index file ingested into the cache names yet: the
     /// others are found in the cache's blob map, so this holds at most the blobs of the open
     /// packs, of the packs being uploaded and of the pending index entries.
@@ -218,6 +221,7 @@ impl Shared {
     }
 
     fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        let _one = self.indexing.lock().unwrap_or_else(|p| p.into_inner());
         // The packs this index names must be durable before it exists (format-spec §11).
         self.backend.sync()?;
         let (_, packs) = write_index(&self.backend, &self.keys, &self.cache, Vec::new(), packs)?;
@@ -275,6 +279,7 @@ impl<'r> Writer<'r> {
             keys: repo.keys().clone(),
             cache: repo.cache_arc(),
             pending: Mutex::new((Vec::new(), 0)),
+            indexing: Mutex::new(()),
             seen: Mutex::new(HashSet::new()),
             error: Mutex::new(None),
             stats: WriterStats::default(),
