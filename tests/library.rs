@@ -57,6 +57,8 @@ mod revocation;
 mod rewrite;
 #[path = "support/servers.rs"]
 mod servers;
+#[path = "library/session_bounds.rs"]
+mod session_bounds;
 #[path = "library/sources.rs"]
 mod sources;
 #[path = "library/storage.rs"]

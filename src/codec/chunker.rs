@@ -139,7 +139,10 @@ impl<R: Read> ChunkStream<'_, R> {
         let mut want = (max + max / 2).max(filled + 4 * STEP);
         if let Some(hint) = self.size_hint {
             let rest = usize::try_from(hint.saturating_sub(self.bytes_read)).unwrap_or(usize::MAX);
-            want = want.min(filled.saturating_add(rest).saturating_add(1).max(filled + STEP));
+            // Exactly the rest and one byte to see the end: a small file must not cost a zeroed
+            // 64 KiB buffer (a million of them spent seconds in memset). A source that grew
+            // past its hint is grown below.
+            want = want.min(filled.saturating_add(rest).saturating_add(1).max(filled + 1));
         }
         self.buf.resize(want, 0);
         let result = loop {
@@ -181,6 +184,10 @@ impl<R: Read> Iterator for ChunkStream<'_, R> {
             return None;
         }
         let n = self.chunker.next_cut(avail);
+        if self.eof && self.start == 0 && n == avail.len() {
+            // The whole rest of the source in one chunk (a small file): hand over the buffer.
+            return Some(Ok(std::mem::take(&mut self.buf)));
+        }
         let chunk = avail[..n].to_vec();
         self.start += n;
         Some(Ok(chunk))
@@ -279,6 +286,21 @@ mod tests {
             assert!(stream.buf.capacity() <= max + max / 2, "buffer of {} bytes", stream.buf.capacity());
         }
         assert_eq!(lens, c.cuts(&data));
+    }
+
+    #[test]
+    fn a_small_file_is_read_into_a_buffer_of_its_size_and_handed_over_whole() {
+        let c = Chunker::new(ChunkerParams::default(), &Secret([6; 32])).unwrap();
+        let data = pseudo_random(70, 5);
+        let mut stream = c.stream_with_hint(&data[..], Some(70));
+        stream.fill().unwrap();
+        // 64 KiB (zeroed) for any hinted file before.
+        assert_eq!(stream.buf.capacity(), 71);
+        let chunk = stream.next().unwrap().unwrap();
+        assert_eq!(chunk, data);
+        assert_eq!(chunk.capacity(), 71, "the buffer itself, not a copy");
+        assert!(stream.next().is_none());
+        assert_eq!(stream.bytes_read(), 70);
     }
 
     #[test]

@@ -177,6 +177,13 @@ impl Cache {
         // Small memtables: the cache is a few bytes per blob and file, and every megabyte here
         // counts against the backup's memory budget.
         o.set_write_buffer_size(4 << 20);
+        // A small block cache too: RocksDB's default (32 MiB) filled up with the data blocks that
+        // a backup's lookups of new blob ids read, a third of a first backup's peak heap at a
+        // million small files (benches/README.md, "First backup: memory and CPU"). The ids are
+        // random, so a larger cache rarely serves a lookup anyway.
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&rocksdb::Cache::new_lru_cache(8 << 20));
+        o.set_block_based_table_factory(&table);
         rocksdb::DB::open(&o, path).map(Store::Rocks).map_err(|e| e.to_string())
     }
 

@@ -23,6 +23,14 @@ use std::thread::JoinHandle;
 
 /// Packs per index file.
 pub const PACKS_PER_INDEX: usize = 64;
+/// Blob entries per index file a session writes: once the stored packs waiting for their index
+/// name this many blobs, the index file is written, whatever the pack count (format-spec §11
+/// step 4). Bounds the session's pending entries, and the copies of them that writing and
+/// ingesting an index file makes, to a few megabytes whatever the number of small blobs.
+pub const BLOBS_PER_INDEX: usize = 1 << 15;
+/// Blobs per pack: a pack is finished at this many blobs even below its size (format-spec §5.4),
+/// so its header entries, held until it is finished, stay bounded for the smallest blobs.
+pub const BLOBS_PER_PACK: usize = 1 << 15;
 /// Open data packs blobs are spread across.
 const OPEN_DATA_PACKS: usize = 2;
 
@@ -41,6 +49,11 @@ pub struct WriterOptions {
     /// verify it opens; store the blob anew when no copy does (format-spec §12: any key can
     /// write index entries). Needs a full key.
     pub verify_dedup: bool,
+    /// A pack is finished at this many blobs even below its size (default [`BLOBS_PER_PACK`]).
+    pub blobs_per_pack: usize,
+    /// An index file is written once the stored packs waiting for one name this many blobs
+    /// (default [`BLOBS_PER_INDEX`]).
+    pub blobs_per_index: usize,
 }
 
 impl Default for WriterOptions {
@@ -51,6 +64,8 @@ impl Default for WriterOptions {
             uploaders: 2,
             dry_run: false,
             verify_dedup: false,
+            blobs_per_pack: BLOBS_PER_PACK,
+            blobs_per_index: BLOBS_PER_INDEX,
         }
     }
 }
@@ -76,10 +91,19 @@ struct Shared {
     backend: crate::backend::DynBackend,
     keys: crate::crypto::MasterKeys,
     cache: Arc<crate::cache::Cache>,
-    pending: Mutex<Vec<IndexPack>>,
+    /// Stored packs waiting for their index file, and the blobs they name.
+    pending: Mutex<(Vec<IndexPack>, usize)>,
+    /// Held while an index file is written: one at a time, so the uploaders never hold two
+    /// index files' encodings and cache writes at once.
+    indexing: Mutex<()>,
+    /// New blobs of this session that no index file ingested into the cache names yet: the
+    /// others are found in the cache's blob map, so this holds at most the blobs of the open
+    /// packs, of the packs being uploaded and of the pending index entries.
+    seen: Mutex<HashSet<(BlobKind, BlobId)>>,
     error: Mutex<Option<Error>>,
     stats: WriterStats,
     pack_size: usize,
+    blobs_per_index: usize,
 }
 
 /// A writing session on a repository.
@@ -89,7 +113,6 @@ pub struct Writer<'r> {
     session: Session,
     opts: WriterOptions,
     open: Mutex<OpenPacks>,
-    seen: Mutex<HashSet<(BlobKind, BlobId)>>,
     condemned: HashSet<PackId>,
     /// With `verify_dedup`: the full key's handle, and each blob's verdict this session.
     reader: Option<ReadRepository>,
@@ -183,9 +206,10 @@ impl Shared {
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         let batch = {
             let mut g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            g.push(p.index);
-            if g.len() >= PACKS_PER_INDEX {
-                std::mem::take(&mut *g)
+            g.1 += p.index.blobs.len();
+            g.0.push(p.index);
+            if g.0.len() >= PACKS_PER_INDEX || g.1 >= self.blobs_per_index {
+                std::mem::take(&mut *g).0
             } else {
                 Vec::new()
             }
@@ -197,9 +221,18 @@ impl Shared {
     }
 
     fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        let _one = self.indexing.lock().unwrap_or_else(|p| p.into_inner());
         // The packs this index names must be durable before it exists (format-spec §11).
         self.backend.sync()?;
-        write_index_file(&self.backend, &self.keys, &self.cache, Vec::new(), packs).map(|_| ())
+        let (_, packs) = write_index(&self.backend, &self.keys, &self.cache, Vec::new(), packs)?;
+        // The cache's blob map now names these blobs: dedup finds them there.
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for b in packs.iter().flat_map(|p| &p.blobs) {
+            seen.remove(&(b.kind, b.id));
+        }
+        let keep = seen.len().max(self.blobs_per_index);
+        seen.shrink_to(keep);
+        Ok(())
     }
 }
 
@@ -212,11 +245,23 @@ pub fn write_index_file(
     supersedes: Vec<IndexId>,
     packs: Vec<IndexPack>,
 ) -> Result<IndexId> {
+    write_index(backend, keys, cache, supersedes, packs).map(|(id, _)| id)
+}
+
+/// [`write_index_file`], giving the packs back.
+fn write_index(
+    backend: &crate::backend::DynBackend,
+    keys: &crate::crypto::MasterKeys,
+    cache: &crate::cache::Cache,
+    supersedes: Vec<IndexId>,
+    packs: Vec<IndexPack>,
+) -> Result<(IndexId, Vec<IndexPack>)> {
     let id = IndexId(crate::crypto::random_32());
     let f = IndexFile::V1 { supersedes, packs };
     backend.write_new(&id.path(), &object::encode_index(keys, &id, &f))?;
     cache.ingest_index(&id, f.packs())?;
-    Ok(id)
+    let IndexFile::V1 { packs, .. } = f;
+    Ok((id, packs))
 }
 
 impl<'r> Writer<'r> {
@@ -233,10 +278,13 @@ impl<'r> Writer<'r> {
             backend: repo.backend().clone(),
             keys: repo.keys().clone(),
             cache: repo.cache_arc(),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new((Vec::new(), 0)),
+            indexing: Mutex::new(()),
+            seen: Mutex::new(HashSet::new()),
             error: Mutex::new(None),
             stats: WriterStats::default(),
             pack_size,
+            blobs_per_index: opts.blobs_per_index.max(1),
         });
         let (tx, rx): (Sender<SealedPack>, Receiver<SealedPack>) = bounded(0);
         let mut uploaders = Vec::new();
@@ -262,7 +310,6 @@ impl<'r> Writer<'r> {
                 data: (0..OPEN_DATA_PACKS).map(|_| OpenPack::new(BlobKind::Data)).collect(),
                 tree: OpenPack::new(BlobKind::Tree),
             }),
-            seen: Mutex::new(HashSet::new()),
             condemned,
             reader,
             dedup_checked: Mutex::new(HashMap::new()),
@@ -279,6 +326,12 @@ impl<'r> Writer<'r> {
         &self.shared.stats
     }
 
+    /// New blobs of this session that no index file written yet names: the session holds them
+    /// in memory until one does.
+    pub fn unindexed_blobs(&self) -> usize {
+        self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// The session (its public key goes into the snapshot).
     pub fn session(&self) -> &Session {
         &self.session
@@ -292,7 +345,7 @@ impl<'r> Writer<'r> {
 
     /// True when the blob is already stored in a pack that is not condemned, or in this session.
     pub fn is_known(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
-        if self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&(kind, *id)) {
+        if self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&(kind, *id)) {
             return Ok(true);
         }
         self.stored_elsewhere(kind, id)
@@ -349,7 +402,7 @@ impl<'r> Writer<'r> {
         if self.stored_elsewhere(kind, &id)? {
             return Ok(false);
         }
-        if !self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, id)) {
+        if !self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, id)) {
             return Ok(false);
         }
         let repo = self.repo;
@@ -380,7 +433,7 @@ impl<'r> Writer<'r> {
                 BlobKind::Tree => (&mut open.tree, self.pack_size / 4),
             };
             pack.add(&self.shared, &self.session.public, kind, id, &sealed, plain.len() as u32)?;
-            if pack.layout.len() >= limit as u64 {
+            if pack.layout.len() >= limit as u64 || pack.layout.count() >= self.opts.blobs_per_pack.max(1) {
                 Some(std::mem::replace(pack, OpenPack::new(kind)))
             } else {
                 None
@@ -421,7 +474,7 @@ impl<'r> Writer<'r> {
             let _ = h.join();
         }
         self.check_failed()?;
-        let rest = std::mem::take(&mut *self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let rest = std::mem::take(&mut *self.shared.pending.lock().unwrap_or_else(|p| p.into_inner())).0;
         if !rest.is_empty() {
             self.shared.write_index(rest)?;
         }

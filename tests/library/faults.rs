@@ -29,10 +29,17 @@ struct Fixture {
     first: SnapshotId,
     src_a: PathBuf,
     src_b: PathBuf,
+    /// The options of the backups of `src_b`.
+    opts: BackupOptions,
 }
 
 /// A repository with one acknowledged snapshot of `src_a`, and a second tree `src_b` to back up.
 fn fixture() -> Fixture {
+    fixture_with(0, BackupOptions::default())
+}
+
+/// [`fixture`] with `small` more files of a few hundred bytes in `src_b`, backed up with `opts`.
+fn fixture_with(small: u64, opts: BackupOptions) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_path_buf();
     let (src_a, src_b) = (base.join("src-a"), base.join("src-b"));
@@ -42,10 +49,13 @@ fn fixture() -> Fixture {
     write(&src_b.join("new.bin"), &bytes(2, 900 * 1024));
     write(&src_b.join("e/f/g.txt"), b"deep\n");
     write(&src_b.join("empty"), b"");
+    for i in 0..small {
+        write(&src_b.join(format!("small/{i:02}")), &bytes(100 + i, 300 + i as usize));
+    }
     let repo = init_local(&base.join("repo"), PASSWORD, &base.join("cache0"));
     let first = snapshot_of(&repo, &src_a);
     let (keys, key_id) = (repo.keys().clone(), repo.key_id());
-    Fixture { _tmp: tmp, base, keys, key_id, first, src_a, src_b }
+    Fixture { _tmp: tmp, base, keys, key_id, first, src_a, src_b, opts }
 }
 
 impl Fixture {
@@ -56,7 +66,7 @@ impl Fixture {
 
     /// A backup of `src_b` into `repo`.
     fn backup_b(&self, repo: &ReadRepository) -> cairn::Result<cairn::backup::BackupResult> {
-        backup(repo, vec![BackupSource::Paths(vec![self.src_b.clone()])], &BackupOptions::default(), &NoProgress)
+        backup(repo, vec![BackupSource::Paths(vec![self.src_b.clone()])], &self.opts, &NoProgress)
     }
 }
 
@@ -71,15 +81,33 @@ fn assert_healthy(fx: &Fixture, dir: &Path, cache: &Path, what: &str) -> ReadRep
 #[test]
 fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
     let fx = fixture();
-    let repo_dir = fx.base.join("repo");
+    let (writes, _) = crash_at_every_write(&fx);
+    assert!(writes >= 4, "a backup writes packs, an index, a snapshot and a lease: {writes}");
+}
 
-    // Count the writes of the second backup on a throwaway copy.
+/// A backup that writes its index in parts (format-spec §11 step 4: an index file once the stored
+/// packs name enough blobs): a crash between two index files, or between a pack and the index
+/// file naming it, leaves a repository that check accepts and the next backup completes.
+#[test]
+fn a_crash_between_the_index_files_of_a_backup_loses_nothing_acknowledged() {
+    let opts = BackupOptions { test_blob_limits: Some((2, 3)), ..Default::default() };
+    let fx = fixture_with(10, opts);
+    let (_, index_files) = crash_at_every_write(&fx);
+    // 14 data blobs at 2 per pack, an index file once the packs name 3 blobs or more.
+    assert!(index_files >= 4, "the backup wrote its index in {index_files} files");
+}
+
+/// Counts the writes and index files of `fx`'s second backup on a throwaway copy, then crashes
+/// that backup at each write in turn and checks what is left (see the module's documentation).
+fn crash_at_every_write(fx: &Fixture) -> (u64, usize) {
+    let repo_dir = fx.base.join("repo");
     let probe_dir = fx.base.join("probe");
     copy_dir(&repo_dir, &probe_dir);
+    let index_before = local(&probe_dir).list("index/").unwrap().len();
     let (repo, counting) = fx.faulty(&probe_dir, FaultPlan::default(), "c-probe");
     fx.backup_b(&repo.unwrap()).unwrap();
     let writes = counting.counts().writes.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(writes >= 4, "a backup writes packs, an index, a snapshot and a lease: {writes}");
+    let index_files = local(&probe_dir).list("index/").unwrap().len() - index_before;
 
     // Blobs go to one of two open data packs at random, so the number of writes varies by one or
     // two between runs: go past the count, and treat a run that never reached write n as a plain
@@ -104,7 +132,7 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
 
         // After the "restart": plain storage, the same cache (as after a real crash) and a fresh one.
         for (label, c) in [("same cache", cache.clone()), ("fresh cache", fx.base.join(format!("c-fresh-{n}")))] {
-            let repo = assert_healthy(&fx, &dir, &c, &format!("crash at write {n}, {label}"));
+            let repo = assert_healthy(fx, &dir, &c, &format!("crash at write {n}, {label}"));
             let mut snaps = repo.snapshot_ids().unwrap();
             snaps.sort();
             let mut expected: Vec<SnapshotId> = std::iter::once(fx.first).chain(acknowledged).collect();
@@ -116,12 +144,12 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
             }
         }
         // The next backup succeeds and restores.
-        let repo = assert_healthy(&fx, &dir, &cache, &format!("crash at write {n}, before the retry"));
+        let repo = assert_healthy(fx, &dir, &cache, &format!("crash at write {n}, before the retry"));
         let again = fx.backup_b(&repo).unwrap_or_else(|e| panic!("crash at write {n}: the next backup failed: {e}"));
         let id = again.snapshot_id.unwrap();
         restore_matches(&repo, &id, &fx.src_b, &fx.base.join(format!("r2-{n}")));
         assert_healthy(
-            &fx,
+            fx,
             &dir,
             &fx.base.join(format!("c-after-{n}")),
             &format!("crash at write {n}, after the retry"),
@@ -130,6 +158,7 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
     }
     assert!(exercised >= writes - 1, "only {exercised} of about {writes} crash points were reached");
     eprintln!("backup crash points exercised: {exercised}");
+    (writes, index_files)
 }
 
 #[test]

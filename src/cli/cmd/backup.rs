@@ -190,6 +190,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         test_before_open: None,
         // A benchmark knob (benches/README.md), not an interface: the inline threshold.
         inline_max: std::env::var("CAIRN_BENCH_INLINE_MAX").ok().and_then(|v| v.parse().ok()),
+        test_blob_limits: None,
     };
     let bar = ctx.out.byte_bar(None, true);
     if let (Some(b), false) = (&bar, paths.is_empty()) {

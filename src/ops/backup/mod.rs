@@ -104,6 +104,10 @@ pub struct BackupOptions {
     /// before it opens it, so a test can swap the entry at that moment.
     #[doc(hidden)]
     pub test_before_open: Option<WalkHook>,
+    /// Test-only: the writer's blobs per pack and blobs per index file
+    /// ([`crate::writer::WriterOptions`]), small so that a small tree makes many of each.
+    #[doc(hidden)]
+    pub test_blob_limits: Option<(usize, usize)>,
 }
 
 /// A test-only callback of the walk (see `BackupOptions::test_before_open`).
@@ -200,6 +204,13 @@ pub struct BackupResult {
 
 /// Walker events per message to the builder.
 pub(super) const EVENT_BATCH: usize = 64;
+/// The walker hands chunks to the workers in batches of up to [`EVENT_BATCH`] chunks and this many
+/// bytes; a chunk at least this large goes at once. One hand-off per chunk woke a worker per small
+/// file.
+pub(super) const JOB_BATCH_BYTES: usize = 256 << 10;
+
+/// Chunks handed to a worker at once, sealed in order.
+pub(super) type Jobs = Vec<ChunkJob>;
 
 pub(super) struct ChunkJob {
     data: Vec<u8>,

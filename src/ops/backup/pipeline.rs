@@ -6,7 +6,7 @@ use super::streams::{self, Env, Shared, Spec};
 use super::tree::{Builder, Frame};
 use super::walk::Ctx;
 use super::{
-    cancelled, BackupOptions, BackupResult, BackupSource, ChunkJob, Event, PathMessage, Progress,
+    cancelled, BackupOptions, BackupResult, BackupSource, Event, Jobs, PathMessage, Progress,
     DEFAULT_COMMAND_CONCURRENCY, EVENT_BATCH,
 };
 use crate::error::{Error, Result};
@@ -55,6 +55,11 @@ pub fn backup(
         uploaders: 2,
         dry_run: opts.dry_run,
         verify_dedup: opts.verify_dedup,
+        ..WriterOptions::default()
+    };
+    let wopts = match opts.test_blob_limits {
+        Some((blobs_per_pack, blobs_per_index)) => WriterOptions { blobs_per_pack, blobs_per_index, ..wopts },
+        None => wopts,
     };
     let writer = Writer::new(repo, wopts, "backup")?;
     // This backup's session in the files cache, and the earlier sessions whose entries need no
@@ -67,10 +72,10 @@ pub fn backup(
     } else {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     };
-    // One queued chunk per worker: each queued chunk is resident memory (up to the chunker's
-    // maximum size). Measured only together with the other memory changes (benches/README.md,
-    // "Stream backups and memory"), not on its own.
-    let (jobs_tx, jobs_rx) = bounded::<ChunkJob>(threads);
+    // One queued batch of chunks per worker: each is resident memory (up to the chunker's
+    // maximum size, or `JOB_BATCH_BYTES` of small chunks). Measured only together with the other
+    // memory changes (benches/README.md, "Stream backups and memory"), not on its own.
+    let (jobs_tx, jobs_rx) = bounded::<Jobs>(threads);
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(1024 / EVENT_BATCH);
     let bytes_read = AtomicU64::new(0);
     let shared = Shared::default();
@@ -96,6 +101,7 @@ pub fn backup(
         opts,
         progress,
         jobs: jobs_tx,
+        job_batch: Mutex::new((Vec::new(), 0)),
         events: ev_tx,
         batch: Mutex::new(Vec::with_capacity(EVENT_BATCH)),
         errors: Mutex::new(Vec::new()),
@@ -131,7 +137,7 @@ pub fn backup(
             let rx = jobs_rx.clone();
             let w = &writer;
             s.spawn(move || {
-                for job in rx {
+                for job in rx.iter().flatten() {
                     let r = w.store(BlobKind::Data, &job.data).map(|(id, _)| id);
                     let _ = job.reply.send(r);
                 }

@@ -4,7 +4,7 @@
 //! group with its standard error kept as a bounded tail; the first failure (non-zero exit, killed,
 //! unreadable output) is kept and every other command is killed, so no snapshot is made.
 
-use super::{cancelled, BackupOptions, ChunkJob, Progress};
+use super::{cancelled, BackupOptions, ChunkJob, Jobs, Progress};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::repository::Repository;
@@ -119,7 +119,7 @@ pub(super) struct Env<'a> {
     pub(super) writer: &'a Writer<'a>,
     pub(super) opts: &'a BackupOptions,
     pub(super) progress: &'a dyn Progress,
-    pub(super) jobs: Sender<ChunkJob>,
+    pub(super) jobs: Sender<Jobs>,
     pub(super) bytes_read: &'a AtomicU64,
     pub(super) shared: &'a Shared,
 }
@@ -177,7 +177,7 @@ fn chunk(env: &Env, reader: impl Read) -> std::result::Result<(u64, Content), St
             Some(Err(e)) => return Err(Stop::Read(e)),
             Some(Ok(data)) => {
                 let (tx, rx) = bounded(1);
-                if env.jobs.send(ChunkJob { data, reply: tx }).is_err() {
+                if env.jobs.send(vec![ChunkJob { data, reply: tx }]).is_err() {
                     return Err(Stop::Store(Error::Internal("the workers stopped".into())));
                 }
                 pending.push_back(rx);

@@ -2,7 +2,10 @@
 //! files from the files cache, chunks the rest and sends events to the tree builder.
 
 use super::streams::Outcome;
-use super::{cancelled, BackupOptions, ChunkJob, Event, FileMsg, FileStatus, PathMessage, Progress, EVENT_BATCH};
+use super::{
+    cancelled, BackupOptions, ChunkJob, Event, FileMsg, FileStatus, Jobs, PathMessage, Progress, EVENT_BATCH,
+    JOB_BATCH_BYTES,
+};
 use crate::cache::FileEntry;
 use crate::filescache::DirFiles;
 use crate::fsmeta::{self, Stat};
@@ -34,7 +37,10 @@ pub(super) struct Ctx<'a> {
     pub(super) writer: &'a Writer<'a>,
     pub(super) opts: &'a BackupOptions,
     pub(super) progress: &'a dyn Progress,
-    pub(super) jobs: Sender<ChunkJob>,
+    pub(super) jobs: Sender<Jobs>,
+    /// Chunks read and not yet handed to the workers, and their bytes. Sent before every batch
+    /// of events ([`Ctx::flush`]), so the builder never waits for a chunk still held here.
+    pub(super) job_batch: Mutex<(Jobs, usize)>,
     /// Events go to the builder in batches: one wake-up per event cost a fifth of an unchanged
     /// backup, and one per file most of a first backup of small files. A file's event waits in
     /// the batch like any other: its chunks queue on its own channel, and when that is full the
@@ -97,10 +103,32 @@ impl Ctx<'_> {
         }
     }
 
-    /// Sends the queued events; false when the builder has stopped.
+    /// Sends the queued chunks, then the queued events; false when the builder or the workers
+    /// have stopped.
     pub(super) fn flush(&self) -> bool {
+        if !self.flush_jobs() {
+            return false;
+        }
         let b = std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner()));
         b.is_empty() || self.events.send(b).is_ok()
+    }
+
+    /// Queues a chunk for the workers, handing the queue over when it is full; false when the
+    /// workers have stopped.
+    fn job(&self, job: ChunkJob) -> bool {
+        let full = {
+            let mut b = self.job_batch.lock().unwrap_or_else(|p| p.into_inner());
+            b.1 += job.data.len();
+            b.0.push(job);
+            b.0.len() >= EVENT_BATCH || b.1 >= JOB_BATCH_BYTES
+        };
+        !full || self.flush_jobs()
+    }
+
+    /// Hands the queued chunks to the workers; false when they have stopped.
+    fn flush_jobs(&self) -> bool {
+        let (jobs, _) = std::mem::take(&mut *self.job_batch.lock().unwrap_or_else(|p| p.into_inner()));
+        jobs.is_empty() || self.jobs.send(jobs).is_ok()
     }
 
     pub(super) fn xattrs(&self, path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -161,7 +189,7 @@ impl Ctx<'_> {
                 Some(Err(e)) => return (now, Some(format!("read failed: {e}"))),
                 Some(Ok(data)) => {
                     let (tx, rx) = bounded(1);
-                    if self.jobs.send(ChunkJob { data, reply: tx }).is_err() || !self.feed(msgs, FileMsg::Chunk(rx)) {
+                    if !self.job(ChunkJob { data, reply: tx }) || !self.feed(msgs, FileMsg::Chunk(rx)) {
                         return (now, Some("backup stopped".into()));
                     }
                 }
