@@ -2,54 +2,13 @@
 //! file's entries and its mark written in one batch) and the packs this process just stored;
 //! and the lookups of it (format-spec §6.2). Derived state: rebuilt from the index at will.
 
-use super::cache::{Cache, BLOB, BLOB_PREFIX};
+use super::cache::{Cache, LocVal, Location, BLOB, BLOB_PREFIX};
 use crate::error::Result;
 use crate::id::{BlobId, BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
-use serde::{Deserialize, Serialize};
 
 /// Key prefix of an ingested index file's mark (followed by its id).
 const INDEX: u8 = b'i';
-
-/// Where a blob is stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Location {
-    /// Blob kind (= the kind of its pack).
-    pub kind: BlobKind,
-    /// The pack.
-    pub pack: PackId,
-    /// Offset of the sealed blob in the pack.
-    pub offset: u64,
-    /// Sealed length.
-    pub length: u32,
-    /// Plain length.
-    pub plain_length: u32,
-    /// Session public key that sealed it.
-    pub session: [u8; 32],
-}
-
-impl Location {
-    /// The location an index entry describes: blob `b` of pack `ip`; `None` when the blob names
-    /// no session of the pack (an index file that fails validation, format-spec §6.2).
-    pub fn of(ip: &IndexPack, b: &crate::index::IndexBlob) -> Option<Location> {
-        Some(Location {
-            kind: b.kind,
-            pack: ip.id,
-            offset: b.offset,
-            length: b.length,
-            plain_length: b.plain_length,
-            session: *ip.sessions.get(b.session as usize)?,
-        })
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct LocVal {
-    offset: u64,
-    length: u32,
-    plain_length: u32,
-    session: [u8; 32],
-}
 
 fn blob_prefix(kind: BlobKind, id: &BlobId) -> Vec<u8> {
     let mut k = Vec::with_capacity(66);
@@ -113,6 +72,17 @@ impl Cache {
         }
         Ok(out)
     }
+
+    /// A handle for many lookups in a row (`check` looks up every data blob): one database
+    /// iterator serves them all instead of one made per lookup. It sees the blob map as it was
+    /// when the handle was made: for a reader whose sync is done.
+    pub fn lookups(&self) -> Lookups<'_> {
+        Lookups {
+            cache: self,
+            #[cfg(feature = "cache")]
+            it: self.blob_iterator(),
+        }
+    }
 }
 
 /// The location a blob-map entry (key `k`, value `v`) of a blob of `kind` records; `None` when
@@ -132,9 +102,9 @@ fn location(kind: BlobKind, k: &[u8], v: &[u8]) -> Option<Location> {
 
 /// Many blob lookups through one database iterator ([`Cache::lookups`]).
 pub struct Lookups<'a> {
-    pub(super) cache: &'a Cache,
+    cache: &'a Cache,
     #[cfg(feature = "cache")]
-    pub(super) it: Option<rocksdb::DBRawIterator<'a>>,
+    it: Option<rocksdb::DBRawIterator<'a>>,
 }
 
 impl Lookups<'_> {

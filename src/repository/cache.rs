@@ -6,13 +6,54 @@
 //! "Security model").
 
 use crate::error::{Error, Result};
-use crate::id::{BlobId, RepoId};
+use crate::id::{BlobId, BlobKind, PackId, RepoId};
+use crate::index::IndexPack;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use super::blobmap::{Location, Lookups};
 pub(crate) use super::cachedir::private_dir;
 pub use super::cachedir::{default_root, write_private};
+
+/// Where a blob is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// Blob kind (= the kind of its pack).
+    pub kind: BlobKind,
+    /// The pack.
+    pub pack: PackId,
+    /// Offset of the sealed blob in the pack.
+    pub offset: u64,
+    /// Sealed length.
+    pub length: u32,
+    /// Plain length.
+    pub plain_length: u32,
+    /// Session public key that sealed it.
+    pub session: [u8; 32],
+}
+
+impl Location {
+    /// The location an index entry describes: blob `b` of pack `ip`; `None` when the blob names
+    /// no session of the pack (an index file that fails validation, format-spec §6.2).
+    pub fn of(ip: &IndexPack, b: &crate::index::IndexBlob) -> Option<Location> {
+        Some(Location {
+            kind: b.kind,
+            pack: ip.id,
+            offset: b.offset,
+            length: b.length,
+            plain_length: b.plain_length,
+            session: *ip.sessions.get(b.session as usize)?,
+        })
+    }
+}
+
+/// A location as the blob map stores it (postcard), under the key of its blob and pack.
+#[derive(Serialize, Deserialize)]
+pub(super) struct LocVal {
+    pub(super) offset: u64,
+    pub(super) length: u32,
+    pub(super) plain_length: u32,
+    pub(super) session: [u8; 32],
+}
 
 /// What the files cache remembers of a file (keyed by its absolute path).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,23 +323,17 @@ impl Cache {
         }
     }
 
-    /// A handle for many lookups in a row (`check` looks up every data blob): one database
-    /// iterator serves them all instead of one made per lookup. It sees the blob map as it was
-    /// when the handle was made: for a reader whose sync is done.
-    pub fn lookups(&self) -> Lookups<'_> {
-        #[cfg(feature = "cache")]
-        let it = match &self.store {
+    /// A raw iterator over the blob map that stays within one blob's prefix (for
+    /// [`Cache::lookups`]); `None` without RocksDB.
+    #[cfg(feature = "cache")]
+    pub(super) fn blob_iterator(&self) -> Option<rocksdb::DBRawIterator<'_>> {
+        match &self.store {
             Store::Rocks(db) => {
                 let mut ro = rocksdb::ReadOptions::default();
                 ro.set_prefix_same_as_start(true);
                 Some(db.raw_iterator_opt(ro))
             }
             Store::Mem(_) => None,
-        };
-        Lookups {
-            cache: self,
-            #[cfg(feature = "cache")]
-            it,
         }
     }
 

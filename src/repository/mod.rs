@@ -6,7 +6,7 @@
 //! §9). Prints nothing; knows no command.
 
 pub mod attribution;
-mod blobmap;
+pub mod blobmap;
 pub mod cache;
 mod cachedir;
 pub mod filescache;

@@ -20,7 +20,7 @@ const MAX_PATHS: usize = 5;
 pub(super) struct Walk<'a> {
     pub(super) repo: &'a ReadRepository,
     /// Data blob lookups, one cache iterator for the whole walk (millions of blobs).
-    lookups: crate::cache::Lookups<'a>,
+    lookups: crate::repository::blobmap::Lookups<'a>,
     pub(super) listed: &'a HashMap<PackId, u64>,
     pub(super) bad_blobs: &'a HashMap<BlobId, usize>,
     pub(super) missing_packs: &'a HashMap<PackId, usize>,
