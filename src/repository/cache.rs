@@ -6,10 +6,13 @@
 //! "Security model").
 
 use crate::error::{Error, Result};
-use crate::id::{BlobId, BlobKind, IndexId, PackId, RepoId};
+use crate::id::{BlobId, BlobKind, PackId, RepoId};
 use crate::index::IndexPack;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+pub(crate) use super::cachedir::private_dir;
+pub use super::cachedir::{default_root, write_private};
 
 /// Where a blob is stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,12 +46,13 @@ impl Location {
     }
 }
 
+/// A location as the blob map stores it (postcard), under the key of its blob and pack.
 #[derive(Serialize, Deserialize)]
-struct LocVal {
-    offset: u64,
-    length: u32,
-    plain_length: u32,
-    session: [u8; 32],
+pub(super) struct LocVal {
+    pub(super) offset: u64,
+    pub(super) length: u32,
+    pub(super) plain_length: u32,
+    pub(super) session: [u8; 32],
 }
 
 /// What the files cache remembers of a file (keyed by its absolute path).
@@ -90,17 +94,11 @@ pub struct Cache {
     note: Option<String>,
 }
 
-const BLOB: u8 = b'b';
-const INDEX: u8 = b'i';
+/// Key prefix of the blob map (`blobmap`).
+pub(super) const BLOB: u8 = b'b';
 const FILE: u8 = b'f';
-
-fn blob_prefix(kind: BlobKind, id: &BlobId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(66);
-    k.push(BLOB);
-    k.push(kind.code());
-    k.extend_from_slice(&id.0);
-    k
-}
+/// Length of the key prefix shared by every location of one blob: `b`, kind, id.
+pub(super) const BLOB_PREFIX: usize = 34;
 
 impl Cache {
     /// Opens (creating) the cache of `repo` under `root`; if another process holds it, a private
@@ -177,13 +175,21 @@ impl Cache {
         // Small memtables: the cache is a few bytes per blob and file, and every megabyte here
         // counts against the backup's memory budget.
         o.set_write_buffer_size(4 << 20);
+        // A blob lookup (`b`, kind, id: the first BLOB_PREFIX bytes of its keys) seeks only the
+        // files whose filter admits that prefix, not every file of every level: at millions of
+        // blobs a lookup otherwise reads a block from each (benches/README.md "Scale"). The
+        // filter is ~10 bits a key, held in memory. Files written before this option have no
+        // filter and are read as before.
+        o.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(BLOB_PREFIX));
+        let mut t = rocksdb::BlockBasedOptions::default();
+        t.set_bloom_filter(10.0, false);
+        t.set_whole_key_filtering(false);
         // A small block cache too: RocksDB's default (32 MiB) filled up with the data blocks that
         // a backup's lookups of new blob ids read, a third of a first backup's peak heap at a
         // million small files (benches/README.md, "First backup: memory and CPU"). The ids are
         // random, so a larger cache rarely serves a lookup anyway.
-        let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_block_cache(&rocksdb::Cache::new_lru_cache(8 << 20));
-        o.set_block_based_table_factory(&table);
+        t.set_block_cache(&rocksdb::Cache::new_lru_cache(8 << 20));
+        o.set_block_based_table_factory(&t);
         rocksdb::DB::open(&o, path).map(Store::Rocks).map_err(|e| e.to_string())
     }
 
@@ -202,7 +208,7 @@ impl Cache {
         &self.dir
     }
 
-    fn err(&self, e: impl ToString) -> Error {
+    pub(super) fn err(&self, e: impl ToString) -> Error {
         Error::Cache { path: self.dir.clone(), message: e.to_string() }
     }
 
@@ -234,18 +240,51 @@ impl Cache {
         }
     }
 
+    /// Writes what `fill` puts, as one atomic batch, without collecting it first: the blob map
+    /// of an index file (~100 k entries) is built straight into the database's batch, with one
+    /// key and one value buffer reused, not two allocations an entry held until the write.
+    /// `bytes` is about what it will put (keys and values), so the batch is allocated once
+    /// rather than grown by doubling.
+    pub(super) fn put_with(&self, bytes: usize, fill: impl FnOnce(&mut dyn FnMut(&[u8], &[u8]))) -> Result<()> {
+        match &self.store {
+            #[cfg(feature = "cache")]
+            Store::Rocks(db) => {
+                // Each record: a type byte and two length varints beside the key and value.
+                let mut b = rocksdb::WriteBatch::with_capacity_bytes(bytes + bytes / 16 + 64);
+                fill(&mut |k, v| b.put(k, v));
+                db.write(b).map_err(|e| self.err(e))
+            }
+            Store::Mem(m) => {
+                let mut m = m.write().unwrap_or_else(|p| p.into_inner());
+                fill(&mut |k, v| {
+                    m.insert(k.to_vec(), v.to_vec());
+                });
+                Ok(())
+            }
+        }
+    }
+
     pub(super) fn scan(&self, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
         match &self.store {
             #[cfg(feature = "cache")]
             Store::Rocks(db) => {
-                let it = db.iterator(rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));
-                for item in it {
-                    let (k, v) = item.map_err(|e| self.err(e))?;
-                    if !k.starts_with(prefix) || !f(&k, &v) {
+                let mut ro = rocksdb::ReadOptions::default();
+                if prefix.len() == BLOB_PREFIX && prefix[0] == BLOB {
+                    // One blob's locations: only files whose filter admits the prefix are read.
+                    ro.set_prefix_same_as_start(true);
+                } else {
+                    // Any other range crosses prefixes: the filters must not be consulted.
+                    ro.set_total_order_seek(true);
+                }
+                let mut it = db.raw_iterator_opt(ro);
+                it.seek(prefix);
+                while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                    if !k.starts_with(prefix) || !f(k, v) {
                         break;
                     }
+                    it.next();
                 }
-                Ok(())
+                it.status().map_err(|e| self.err(e))
             }
             Store::Mem(m) => {
                 let m = m.read().unwrap_or_else(|p| p.into_inner());
@@ -284,89 +323,26 @@ impl Cache {
         }
     }
 
-    /// Records the packs of one index file and marks the file ingested, atomically.
-    pub fn ingest_index(&self, id: &IndexId, packs: &[IndexPack]) -> Result<()> {
-        let mut items = Vec::new();
-        for p in packs {
-            for b in &p.blobs {
-                let Some(session) = p.sessions.get(b.session as usize) else {
-                    continue;
-                };
-                let mut k = blob_prefix(b.kind, &b.id);
-                k.extend_from_slice(&p.id.0);
-                let v = LocVal { offset: b.offset, length: b.length, plain_length: b.plain_length, session: *session };
-                items.push((k, postcard::to_allocvec(&v).expect("encodes")));
-            }
+    /// Writes the memtable out to a file (tests: lookups across files and filters).
+    #[cfg(all(test, feature = "cache"))]
+    pub(super) fn flush(&self) {
+        if let Store::Rocks(db) = &self.store {
+            db.flush().unwrap();
         }
-        let mut k = vec![INDEX];
-        k.extend_from_slice(&id.0);
-        items.push((k, Vec::new()));
-        self.put_batch(items)
     }
 
-    /// Records packs this process just stored (before their index file exists).
-    pub fn add_packs(&self, packs: &[IndexPack]) -> Result<()> {
-        let mut items = Vec::new();
-        for p in packs {
-            for b in &p.blobs {
-                let mut k = blob_prefix(b.kind, &b.id);
-                k.extend_from_slice(&p.id.0);
-                let v = LocVal {
-                    offset: b.offset,
-                    length: b.length,
-                    plain_length: b.plain_length,
-                    session: p.sessions[b.session as usize],
-                };
-                items.push((k, postcard::to_allocvec(&v).expect("encodes")));
+    /// A raw iterator over the blob map that stays within one blob's prefix (for
+    /// [`Cache::lookups`]); `None` without RocksDB.
+    #[cfg(feature = "cache")]
+    pub(super) fn blob_iterator(&self) -> Option<rocksdb::DBRawIterator<'_>> {
+        match &self.store {
+            Store::Rocks(db) => {
+                let mut ro = rocksdb::ReadOptions::default();
+                ro.set_prefix_same_as_start(true);
+                Some(db.raw_iterator_opt(ro))
             }
+            Store::Mem(_) => None,
         }
-        self.put_batch(items)
-    }
-
-    /// The index files already ingested.
-    pub fn ingested(&self) -> Result<Vec<IndexId>> {
-        let mut v = Vec::new();
-        self.scan(&[INDEX], |k, _| {
-            if let Ok(b) = <[u8; 32]>::try_from(&k[1..]) {
-                v.push(IndexId(b));
-            }
-            true
-        })?;
-        Ok(v)
-    }
-
-    /// Forgets every blob location and ingested index (before a rebuild), and with them the
-    /// backup sessions whose blobs the blob map was known to hold (`filescache`): any removal from
-    /// the blob map must forget those sessions.
-    pub fn clear_index(&self) -> Result<()> {
-        self.forget_sessions()?;
-        self.delete_prefix(&[BLOB])?;
-        self.delete_prefix(&[INDEX])
-    }
-
-    /// Every known location of a blob.
-    pub fn lookup(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<Location>> {
-        let prefix = blob_prefix(kind, id);
-        let mut out = Vec::new();
-        let mut bad = false;
-        self.scan(&prefix, |k, v| {
-            match (<[u8; 32]>::try_from(&k[34..]), postcard::from_bytes::<LocVal>(v)) {
-                (Ok(pack), Ok(l)) => out.push(Location {
-                    kind,
-                    pack: PackId(pack),
-                    offset: l.offset,
-                    length: l.length,
-                    plain_length: l.plain_length,
-                    session: l.session,
-                }),
-                _ => bad = true,
-            }
-            true
-        })?;
-        if bad {
-            return Err(self.err("undecodable entry; delete the cache directory"));
-        }
-        Ok(out)
     }
 
     /// The files cache entry of an absolute path.
@@ -420,123 +396,9 @@ impl Drop for Cache {
     }
 }
 
-/// The default cache root: `$XDG_CACHE_HOME/cairn`, else `$HOME/.cache/cairn`, else
-/// `.cache/cairn` in the home directory the user database gives the effective user, when that
-/// directory exists. `None` when there is none: cairn then runs without a cache rather than in a
-/// directory shared with other users.
-pub fn default_root() -> Option<PathBuf> {
-    root_from(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"), || {
-        // SAFETY: a plain getter.
-        let home = crate::repository::identity::home_dir(unsafe { libc::geteuid() })?;
-        Some(PathBuf::from(home)).filter(|h| h.is_dir())
-    })
-}
-
-/// [`default_root`] from the two variables and the user database's home directory.
-fn root_from(
-    xdg: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
-    user_home: impl FnOnce() -> Option<PathBuf>,
-) -> Option<PathBuf> {
-    if let Some(x) = xdg.filter(|x| !x.is_empty()) {
-        return Some(PathBuf::from(x).join("cairn"));
-    }
-    let home = home.filter(|h| !h.is_empty()).map(PathBuf::from).or_else(user_home)?;
-    Some(home.join(".cache").join("cairn"))
-}
-
-/// Creates `dir` (with any missing parents) mode 0700 when it is missing, then checks that only
-/// this user can change it: a directory, owned by the effective user, not writable by group or
-/// others; else the open is refused, naming the path and `--cache-dir`. A directory an older
-/// cairn made readable by others is narrowed to 0700. `follow` allows a symlink (the root the
-/// user named; the directory it points to is checked); the components cairn creates below the
-/// root must be real directories.
-pub(crate) fn private_dir(dir: &Path, follow: bool) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
-    let m = if follow { std::fs::metadata(dir) } else { std::fs::symlink_metadata(dir) };
-    let m = m.map_err(|e| Error::io(dir, e))?;
-    // SAFETY: a plain getter.
-    let euid = unsafe { libc::geteuid() };
-    let problem = if !m.is_dir() {
-        Some("is not a directory".to_string())
-    } else if m.uid() != euid {
-        Some(format!("is owned by uid {}, not by this user (uid {euid})", m.uid()))
-    } else if m.mode() & 0o022 != 0 {
-        Some(format!("is writable by group or others (mode {:04o})", m.mode() & 0o7777))
-    } else {
-        None
-    };
-    if let Some(p) = problem {
-        return Err(Error::refused(format!(
-            "cache directory {} {p}: another user could read or replace the cache; fix it or choose another \
-             with --cache-dir",
-            dir.display()
-        )));
-    }
-    if m.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(())
-}
-
-/// Writes `data` to `path` as a file only this user can read (0600, also when it existed),
-/// never through a symlink.
-pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(data)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
-
-    #[test]
-    fn the_default_root_never_falls_back_to_a_shared_directory() {
-        let some = |s: &str| Some(OsString::from(s));
-        let none = || None;
-        assert_eq!(root_from(some("/x"), some("/h"), none), Some(PathBuf::from("/x/cairn")));
-        assert_eq!(root_from(some(""), some("/h"), none), Some(PathBuf::from("/h/.cache/cairn")));
-        assert_eq!(root_from(None, None, || Some("/pw".into())), Some(PathBuf::from("/pw/.cache/cairn")));
-        assert_eq!(root_from(None, some(""), none), None);
-        assert_eq!(root_from(None, None, none), None);
-    }
-
-    #[test]
-    fn cache_directories_are_private_and_foreign_ones_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
-        let root = tmp.path().join("a/b");
-        private_dir(&root, true).unwrap();
-        assert_eq!((mode(&tmp.path().join("a")), mode(&root)), (0o700, 0o700));
-        // Made readable by an older cairn: narrowed.
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
-        private_dir(&root, true).unwrap();
-        assert_eq!(mode(&root), 0o700);
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = private_dir(&root, true).unwrap_err().to_string();
-        assert!(e.contains(&root.display().to_string()) && e.contains("--cache-dir"), "{e}");
-        // A symlink where cairn creates a component is refused.
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
-        std::os::unix::fs::symlink(&root, tmp.path().join("link")).unwrap();
-        assert!(private_dir(&tmp.path().join("link"), false).is_err());
-        assert!(private_dir(&tmp.path().join("link"), true).is_ok());
-        let f = tmp.path().join("f");
-        std::fs::write(&f, b"x").unwrap();
-        write_private(&f, b"y").unwrap();
-        assert_eq!((mode(&f), std::fs::read(&f).unwrap()), (0o600, b"y".to_vec()));
-    }
 
     /// A second process (here a second open in this one: `flock` locks are per open file) finds
     /// the cache locked and runs on a private one without touching the database directory, where

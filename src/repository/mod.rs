@@ -6,7 +6,9 @@
 //! §9). Prints nothing; knows no command.
 
 pub mod attribution;
+pub mod blobmap;
 pub mod cache;
+mod cachedir;
 pub mod filescache;
 pub mod identity;
 pub mod keys;

@@ -24,6 +24,19 @@ impl Repository {
         }
         self.shared.cache.lookup(kind, id)
     }
+
+    /// A handle for many [`Repository::locate`] calls in a row, through one cache iterator
+    /// ([`crate::cache::Cache::lookups`]), after the same first sync: it sees the blob map as it
+    /// is now.
+    pub fn lookups(&self) -> Result<super::blobmap::Lookups<'_>> {
+        if !self.shared.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+            let _g = self.shared.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.shared.index_synced.load(std::sync::atomic::Ordering::Acquire) {
+                self.sync_index()?;
+            }
+        }
+        Ok(self.shared.cache.lookups())
+    }
 }
 
 impl ReadRepository {

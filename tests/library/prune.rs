@@ -296,6 +296,39 @@ fn an_unusual_share_stops_the_sweep_unless_forced() {
     assert!(pack_files(&dir).is_empty(), "{:?}", pack_files(&dir));
 }
 
+/// The sweep holds no blob list of the packs it keeps (memory at 10 M blobs, benches/README.md "Scale"): it reads
+/// the old index files again to write the new ones, and refuses an entry that differs from what the plan read,
+/// before deleting any old index file or pack.
+#[test]
+fn a_sweep_refuses_an_index_entry_changed_since_its_plan_and_deletes_nothing() {
+    use cairn::codec::object;
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    run(&repo, &eager(), false).unwrap();
+    let lock = PruneLock::acquire(&repo, 600, false).unwrap();
+    let plan = cairn::prune::plan(&repo, &eager(), lock.taken_at()).unwrap();
+    let sweep = plan.sweep.as_ref().expect("the mark is due");
+    assert!(!sweep.delete.is_empty(), "{plan:#?}");
+    // One kept pack's entry changes under the sweep (same index file name, re-sealed).
+    let deleted: Vec<_> = sweep.delete.iter().map(|r| r.id).collect();
+    let (id, mut f) = sweep
+        .old_index
+        .iter()
+        .map(|id| (*id, repo.read_index(id).unwrap()))
+        .find(|(_, f)| f.packs().iter().any(|p| !deleted.contains(&p.id) && !p.blobs.is_empty()))
+        .expect("an index file with a kept pack");
+    let cairn::index::IndexFile::V1 { packs, .. } = &mut f;
+    let p = packs.iter_mut().find(|p| !deleted.contains(&p.id) && !p.blobs.is_empty()).unwrap();
+    p.blobs[0].plain_length += 1;
+    std::fs::write(dir.join(id.path()), object::encode_index(&fx.keys, &id, &f)).unwrap();
+    let (packs_before, index_before) = (pack_files(&dir), sweep.old_index.clone());
+    let e = cairn::prune::execute(&repo, &eager(), &plan, &lock).unwrap_err();
+    assert!(e.to_string().contains(&format!("index file {id} changed since the prune plan read it")), "{e}");
+    assert_eq!(pack_files(&dir), packs_before, "a pack was deleted");
+    assert!(index_before.iter().all(|i| dir.join(i.path()).exists()), "an old index file was deleted");
+}
+
 /// Counts the writes and deletes of one prune run on a copy of `dir`.
 fn count_ops(fx: &Fx, dir: &Path) -> (u64, u64) {
     let probe = fx.base.join(format!("probe-{}", rand_name()));

@@ -425,7 +425,7 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
 
     // Every snapshot's trees resolve, and every data blob they name is indexed and stored.
     repo.sync_index()?;
-    let mut walk = Walk::new(repo, &listed_all, &bad_blobs, &missing_packs, findings);
+    let mut walk = Walk::new(repo, &listed_all, &bad_blobs, &missing_packs, findings)?;
     let mut walker = Walker::new(repo);
     for sid in repo.snapshot_ids()? {
         report.snapshots += 1;

@@ -19,6 +19,8 @@ const MAX_PATHS: usize = 5;
 
 pub(super) struct Walk<'a> {
     pub(super) repo: &'a ReadRepository,
+    /// Data blob lookups, one cache iterator for the whole walk (millions of blobs).
+    lookups: crate::repository::blobmap::Lookups<'a>,
     pub(super) listed: &'a HashMap<PackId, u64>,
     pub(super) bad_blobs: &'a HashMap<BlobId, usize>,
     pub(super) missing_packs: &'a HashMap<PackId, usize>,
@@ -43,9 +45,10 @@ impl<'a> Walk<'a> {
         bad_blobs: &'a HashMap<BlobId, usize>,
         missing_packs: &'a HashMap<PackId, usize>,
         findings: Vec<Finding>,
-    ) -> Self {
-        Walk {
+    ) -> Result<Self> {
+        Ok(Walk {
             repo,
+            lookups: repo.lookups()?,
             listed,
             bad_blobs,
             missing_packs,
@@ -55,7 +58,7 @@ impl<'a> Walk<'a> {
             snap: SnapshotId([0; 32]),
             groups: HardlinkGroups::default(),
             under: Vec::new(),
-        }
+        })
     }
 
     /// Starts the walk of snapshot `sid`.
@@ -90,7 +93,7 @@ impl<'a> Walk<'a> {
         if let Some(&i) = self.bad_blobs.get(id) {
             return Some(i);
         }
-        match self.repo.locate(BlobKind::Data, id) {
+        match self.lookups.lookup(BlobKind::Data, id) {
             Err(e) => Some(self.add(Self::error("cache", format!("blob {id}"), e.to_string()))),
             Ok(locs) if locs.is_empty() => Some(self.add(Self::error(
                 "blob-missing",
@@ -116,8 +119,17 @@ impl<'a> Walk<'a> {
 
     /// Checks distinct data blobs of `ids`; returns the findings.
     fn data_blobs(&mut self, ids: &[BlobId]) -> Vec<usize> {
-        let mut seen = HashSet::new();
         let mut out = Vec::new();
+        if ids.len() <= 16 {
+            // Most files: no set allocated (one per file is millions at scale).
+            for (i, id) in ids.iter().enumerate() {
+                if !ids[..i].contains(id) {
+                    out.extend(self.data_blob(id));
+                }
+            }
+            return out;
+        }
+        let mut seen = HashSet::new();
         for id in ids {
             if seen.insert(*id) {
                 out.extend(self.data_blob(id));

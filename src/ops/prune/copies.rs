@@ -22,23 +22,20 @@ pub(super) struct Copies<'a> {
 }
 
 impl<'a> Copies<'a> {
-    /// The copies the given packs (those outside the condemned set) hold of the `wanted` blobs
-    /// (the referenced blobs of the condemned packs): only those are ever asked about, and a map
-    /// of every blob would cost memory in proportion to the repository.
-    pub fn new<'p>(
-        repo: &'a ReadRepository,
-        packs: impl Iterator<Item = &'p IndexPack>,
-        wanted: &HashSet<(BlobKind, BlobId)>,
-    ) -> Self {
-        let mut outside: HashMap<(BlobKind, BlobId), Vec<Location>> = HashMap::new();
-        for ip in packs {
-            for b in ip.blobs.iter().filter(|b| wanted.contains(&(b.kind, b.id))) {
-                if let Some(loc) = Location::of(ip, b) {
-                    outside.entry((b.kind, b.id)).or_default().push(loc);
-                }
+    /// No copies yet: [`Copies::add`] notes them pack by pack.
+    pub fn new(repo: &'a ReadRepository) -> Self {
+        Copies { repo, outside: HashMap::new(), verdict: HashMap::new(), verified: 0, bad: Vec::new() }
+    }
+
+    /// Notes the copies pack `ip` (outside the condemned set) holds of the `wanted` blobs (the
+    /// referenced blobs of the condemned packs): only those are ever asked about, and a map of
+    /// every blob would cost memory in proportion to the repository.
+    pub fn add(&mut self, ip: &IndexPack, wanted: &HashSet<(BlobKind, BlobId)>) {
+        for b in ip.blobs.iter().filter(|b| wanted.contains(&(b.kind, b.id))) {
+            if let Some(loc) = Location::of(ip, b) {
+                self.outside.entry((b.kind, b.id)).or_default().push(loc);
             }
         }
-        Copies { repo, outside, verdict: HashMap::new(), verified: 0, bad: Vec::new() }
     }
 
     /// True when some copy outside the condemned packs is indexed (not yet verified).

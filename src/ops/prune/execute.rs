@@ -3,17 +3,18 @@
 
 use super::lock::PruneLock;
 use super::marks::write_wait;
-use super::{cancelled, PruneOptions, PrunePlan, PruneReport, Repack};
+use super::{cancelled, PruneOptions, PrunePlan, PruneReport, Repack, SweepPlan};
 use crate::cache::Location;
 use crate::codec::object;
 use crate::error::{Error, Result};
-use crate::id::{BlobKind, PackId};
+use crate::id::{BlobKind, IndexId, PackId};
 use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, StoredId};
 use crate::lease::PruneMark;
 use crate::repository::ReadRepository;
 use crate::time::Time;
 use crate::writer::{Writer, WriterOptions};
+use std::collections::HashSet;
 
 /// Carries out a plan made under `lock`.
 pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, lock: &PruneLock) -> Result<PruneReport> {
@@ -30,12 +31,7 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
         lock.ensure()?;
         // New index files first (P3): every surviving pack, superseding every old file.
         b.sync()?;
-        // With no pack left, one empty file still records what it supersedes.
-        let parts: Vec<&[IndexPack]> =
-            if s.keep.is_empty() { vec![&[]] } else { s.keep.chunks(crate::writer::PACKS_PER_INDEX).collect() };
-        for part in parts {
-            crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), part.to_vec())?;
-        }
+        write_new_index(repo, s)?;
         lock.ensure()?;
         for id in &s.old_index {
             cancelled(opts)?;
@@ -98,6 +94,59 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
         }
     }
     Ok(report)
+}
+
+/// Writes the new index files of a sweep (format-spec §10.6 sweep step 4): every kept pack's
+/// entry, read again from the old files one at a time (the first file that lists it, as the
+/// plan read them) and checked against the digest the plan recorded, [`PACKS_PER_INDEX`] packs a
+/// file, each superseding every old file; with no pack left, one empty file still records what
+/// it supersedes. An entry that changed or vanished since the plan stops the sweep before any
+/// old file or pack is deleted (the files written so far are what a crash would leave, P5).
+///
+/// [`PACKS_PER_INDEX`]: crate::writer::PACKS_PER_INDEX
+fn write_new_index(repo: &ReadRepository, s: &SweepPlan) -> Result<()> {
+    let b = repo.backend();
+    let mut done: HashSet<PackId> = HashSet::new();
+    let mut part: Vec<IndexPack> = Vec::new();
+    let mut files = 0;
+    let changed = |id: &IndexId, what: String| {
+        Error::refused(format!(
+            "index file {id} changed since the prune plan read it ({what}); no old index file or pack was deleted, run prune again"
+        ))
+    };
+    for id in &s.old_index {
+        let f = repo.read_index(id).map_err(|e| changed(id, e.to_string()))?;
+        let crate::index::IndexFile::V1 { packs, .. } = f;
+        for ip in packs {
+            let Some(digest) = s.keep.get(&ip.id) else { continue };
+            if !done.insert(ip.id) {
+                continue;
+            }
+            if super::entry_digest(&ip) != *digest {
+                return Err(changed(id, format!("its entry for pack {} differs", ip.id)));
+            }
+            part.push(ip);
+            if part.len() == crate::writer::PACKS_PER_INDEX {
+                crate::writer::write_index_file(
+                    b,
+                    repo.keys(),
+                    repo.cache(),
+                    s.old_index.clone(),
+                    std::mem::take(&mut part),
+                )?;
+                files += 1;
+            }
+        }
+    }
+    if let Some(id) = s.keep.keys().find(|id| !done.contains(id)) {
+        return Err(Error::refused(format!(
+            "pack {id} is no longer in the index files the prune plan read; no old index file or pack was deleted, run prune again"
+        )));
+    }
+    if !part.is_empty() || files == 0 {
+        crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), part)?;
+    }
+    Ok(())
 }
 
 /// Stores the referenced blobs of one pack again through `w`; returns how many.

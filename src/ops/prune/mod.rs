@@ -106,8 +106,16 @@ pub struct SweepPlan {
     /// Index entries outside the condemned packs that did not give the blob they claim (forged
     /// by a write-only key, damaged, or in an archive tier); each keeps its condemned twins.
     pub bad_copies: Vec<BadCopy>,
+    /// The packs the new index files describe, each with the BLAKE3 of its index entry as the
+    /// plan read it: the sweep reads the old files again, one at a time, and refuses an entry
+    /// that changed (the plan holds no blob list but those of the condemned packs).
     #[serde(skip)]
-    keep: Vec<IndexPack>,
+    keep: std::collections::BTreeMap<PackId, [u8; 32]>,
+}
+
+/// The BLAKE3 of a pack's index entry (its encoding), as [`SweepPlan`] records the kept ones.
+fn entry_digest(ip: &IndexPack) -> [u8; 32] {
+    *blake3::hash(&postcard::to_allocvec(ip).unwrap_or_default()).as_bytes()
 }
 
 /// An indexed location that did not give the blob it claims when the sweep read it.

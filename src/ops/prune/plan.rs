@@ -186,19 +186,24 @@ fn read_index(repo: &ReadRepository, id: &IndexId) -> Result<crate::index::Index
     })
 }
 
+/// What the second read of the index says of one pack: its use, whether any blob is in use, and
+/// the digest of its entry.
+type Use = (PackUse, bool, [u8; 32]);
+
 /// The use of every indexed pack, from a second read of the index files (each pack's entry
-/// from the first file that lists it, as in the first read). Blob lists are put back into
-/// `packs` only where the plan needs them: every pack when a sweep is due (it verifies copies
-/// and rewrites the index), else the packs worth repacking; `used` positions are kept only for
-/// those (so `worth_repacking` of any other answers false), beside whether any blob is in use.
+/// from the first file that lists it, as in the first read), and the digest of each entry
+/// ([`super::SweepPlan`]). Blob lists are put back into `packs` only where the plan needs them:
+/// the packs the due marks condemn (a sweep looks at their referenced blobs) and the packs worth
+/// repacking; `used` positions are kept only for the latter (so `worth_repacking` of any other
+/// answers false), beside whether any blob is in use.
 fn pack_uses(
     repo: &ReadRepository,
     index: &[IndexId],
     packs: &mut BTreeMap<PackId, IndexPack>,
     refs: &Refs,
-    sweep: bool,
+    condemned: &BTreeSet<PackId>,
     max_unused: f64,
-) -> Result<HashMap<PackId, (PackUse, bool)>> {
+) -> Result<HashMap<PackId, Use>> {
     let mut uses = HashMap::new();
     for id in index {
         let crate::index::IndexFile::V1 { packs: file_packs, .. } = read_index(repo, id)?;
@@ -207,19 +212,40 @@ fn pack_uses(
             if uses.contains_key(&ip.id) {
                 continue;
             }
+            let digest = super::entry_digest(&ip);
             let mut u = PackUse::of(&ip, |k, b| refs.contains(k, b));
             let repack = u.worth_repacking(max_unused);
-            if sweep || repack {
+            if condemned.contains(&ip.id) || repack {
                 entry.blobs = ip.blobs;
             }
             let in_use = !u.used.is_empty();
             if !repack {
                 u.used = Vec::new();
             }
-            uses.insert(ip.id, (u, in_use));
+            uses.insert(ip.id, (u, in_use, digest));
         }
     }
     Ok(uses)
+}
+
+/// The copies outside the `condemned` packs of the `wanted` blobs, from a third read of the
+/// index files, one at a time (each pack's entry from the first file that lists it).
+fn outside_copies<'a>(
+    repo: &'a ReadRepository,
+    index: &[IndexId],
+    condemned: &BTreeSet<PackId>,
+    wanted: &HashSet<(BlobKind, BlobId)>,
+) -> Result<Copies<'a>> {
+    let mut copies = Copies::new(repo);
+    let mut seen = HashSet::new();
+    for id in index {
+        for ip in read_index(repo, id)?.packs() {
+            if !condemned.contains(&ip.id) && seen.insert(ip.id) {
+                copies.add(ip, wanted);
+            }
+        }
+    }
+    Ok(copies)
 }
 
 /// Plans a prune run. `now` is the backend's time (the lock's), or the client's for a dry run.
@@ -334,12 +360,11 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
             }
         }
     }
-    let uses = pack_uses(repo, &old_index, &mut packs, &refs, !due.is_empty(), opts.max_unused)?;
+    let condemned: BTreeSet<PackId> = due.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
+    let uses = pack_uses(repo, &old_index, &mut packs, &refs, &condemned, opts.max_unused)?;
     let mut sweeping: HashSet<PackId> = HashSet::new();
     if !due.is_empty() {
         let mut s = SweepPlan { marks: due.iter().map(|m| m.suffix.clone()).collect(), ..Default::default() };
-        let condemned: BTreeSet<PackId> =
-            due.iter().flat_map(|m| m.mark.condemned().iter().map(|(_, id)| *id)).collect();
         // Walking every snapshot, not only those outside the marked sets, costs nothing more (the
         // mark walks them all) and keeps a wrong or forged mark from deleting anything in use.
         // A blob is safe when a copy outside the condemned packs reads and verifies: any key can
@@ -356,7 +381,7 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
             })
             .collect();
         let wanted: HashSet<(BlobKind, BlobId)> = used_in.values().flatten().copied().collect();
-        let mut copies = Copies::new(repo, packs.values().filter(|ip| !condemned.contains(&ip.id)), &wanted);
+        let mut copies = outside_copies(repo, &old_index, &condemned, &wanted)?;
         for id in &condemned {
             let Some(&(lk, size, _)) = listed.get(id) else { continue };
             let r = PackRef { kind: lk, id: *id, size };
@@ -393,7 +418,15 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
         s.verified_copies = copies.verified;
         s.bad_copies = std::mem::take(&mut copies.bad);
         s.old_index = old_index.clone();
-        s.keep = packs.values().filter(|ip| !sweeping.contains(&ip.id)).cloned().collect();
+        for id in packs.keys().filter(|id| !sweeping.contains(id)) {
+            // Both reads list the same files: a pack the second did not meet means a file changed.
+            let (_, _, digest) = uses.get(id).ok_or_else(|| {
+                Error::refused(format!(
+                    "pack {id} was in the index when prune first read it and not the second time; nothing was changed, run prune again"
+                ))
+            })?;
+            s.keep.insert(*id, *digest);
+        }
         if p.pack_bytes > 0 && s.delete_bytes as f64 > opts.max_delete_share * p.pack_bytes as f64 {
             let msg = format!(
                 "the sweep would delete {} of {} of pack data ({:.0} %)",
@@ -419,7 +452,7 @@ pub fn plan(repo: &ReadRepository, opts: &PruneOptions, now: Time) -> Result<Pru
     let mut partial = Vec::new();
     let mut unused_packs = Vec::new();
     for ip in packs.values() {
-        let Some((u, in_use)) = uses.get(&ip.id) else { continue };
+        let Some((u, in_use, _)) = uses.get(&ip.id) else { continue };
         p.unused_bytes += u.unused_bytes();
         if condemned_before.contains(&ip.id) {
             continue;
