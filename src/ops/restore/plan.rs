@@ -170,6 +170,9 @@ struct Planner<'r, 'f> {
     here: Vec<(u64, usize)>,
     /// The directories handed and not yet done: one per level of the current path.
     open: Vec<OpenDir>,
+    /// Bytes the batch's completed directories hold (counted for the batch, not against the
+    /// expansion budget: their entries were counted when handed).
+    dirs_held: u64,
     budget: u64,
     run: &'f mut dyn FnMut(&RestorePlan) -> Result<Vec<bool>>,
 }
@@ -190,6 +193,7 @@ impl<'r, 'f> Planner<'r, 'f> {
             groups: HashMap::new(),
             here: Vec::new(),
             open: Vec::new(),
+            dirs_held: 0,
             budget,
             run,
         }
@@ -213,11 +217,12 @@ impl<'r, 'f> Planner<'r, 'f> {
         }
         self.plan = RestorePlan::default();
         self.files.next_batch();
+        self.dirs_held = 0;
         Ok(())
     }
 
     fn maybe_flush(&mut self) -> Result<()> {
-        if self.files.budget.held >= self.budget {
+        if self.files.budget.held.saturating_add(self.dirs_held) >= self.budget {
             self.flush()?;
         }
         Ok(())
@@ -268,7 +273,7 @@ impl Sink for Planner<'_, '_> {
             Some(OpenDir::Earlier) => None,
             Some(OpenDir::Refused) | None => return Ok(()),
         };
-        self.files.budget.add(entry_bytes(path.as_os_str().len(), &node), 0, &path)?;
+        self.dirs_held += entry_bytes(path.as_os_str().len(), &node);
         self.plan.dirs_done.push(DirDone { path, node, entry });
         self.maybe_flush()
     }
