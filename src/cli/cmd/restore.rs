@@ -196,14 +196,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     let bar = ctx.out.byte_bar(Some(survey.bytes), false);
-    let res = restore::restore_planned(
-        &repo,
-        &snap.root(),
-        sub.as_deref(),
-        &opts,
-        &limits,
-        &RestoreProgress(bar.clone()),
-    );
+    let res =
+        restore::restore_planned(&repo, &snap.root(), sub.as_deref(), &opts, &limits, &RestoreProgress(bar.clone()));
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

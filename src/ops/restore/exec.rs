@@ -46,9 +46,13 @@ pub(super) struct Exec<'a> {
     policy: write::MetaPolicy,
     /// Directories whose creation failed: their metadata is never applied.
     failed_dirs: HashSet<PathBuf>,
+    /// Hardlinked files (snapshot paths) whose restore failed: later members are not linked.
+    failed_links: HashSet<PathBuf>,
     /// Pack reads and their bytes.
     reads: AtomicU64,
     read_bytes: AtomicU64,
+    /// Batches carried out.
+    batches: u64,
     /// The result so far.
     pub res: RestoreResult,
 }
@@ -108,8 +112,10 @@ impl<'a> Exec<'a> {
             pool,
             policy,
             failed_dirs: HashSet::new(),
+            failed_links: HashSet::new(),
             reads: AtomicU64::new(0),
             read_bytes: AtomicU64::new(0),
+            batches: 0,
             res: RestoreResult::default(),
         })
     }
@@ -124,11 +130,21 @@ impl<'a> Exec<'a> {
     pub fn finish(mut self) -> RestoreResult {
         self.res.reads = self.reads.into_inner();
         self.res.read_bytes = self.read_bytes.into_inner();
+        tracing::debug!(
+            batches = self.batches,
+            reads = self.res.reads,
+            read_bytes = self.res.read_bytes,
+            "restore: pack reads"
+        );
         self.res
     }
 
     /// Carries out one batch; returns per entry whether it failed.
     pub fn batch(&mut self, plan: &RestorePlan) -> Result<Vec<bool>> {
+        if super::cancelled(self.opts) {
+            return Err(Error::Interrupted);
+        }
+        self.batches += 1;
         let n = plan.entries.len();
         let rels: Vec<PathBuf> = plan
             .entries
@@ -181,6 +197,9 @@ impl<'a> Exec<'a> {
             if failed[i] && matches!(e.node.kind, NodeKind::Dir { .. }) {
                 self.failed_dirs.insert(e.path.clone());
             }
+            if failed[i] && e.node.hardlink != 0 && e.link_to.is_none() && e.earlier.is_none() {
+                self.failed_links.insert(e.path.clone());
+            }
         }
         self.res.files += files.into_inner();
         self.res.verified += verified.into_inner();
@@ -205,9 +224,7 @@ impl<'a> Exec<'a> {
                     Ok(())
                 }
                 NodeKind::Fifo => target.create_special(rel, libc::S_IFIFO, e.node.mode, 0, replace),
-                NodeKind::CharDevice { rdev } => {
-                    target.create_special(rel, libc::S_IFCHR, e.node.mode, *rdev, replace)
-                }
+                NodeKind::CharDevice { rdev } => target.create_special(rel, libc::S_IFCHR, e.node.mode, *rdev, replace),
                 NodeKind::BlockDevice { rdev } => {
                     target.create_special(rel, libc::S_IFBLK, e.node.mode, *rdev, replace)
                 }
@@ -246,7 +263,9 @@ impl<'a> Exec<'a> {
                     let range = self.repo.backend().read_range(&pack_path(kind, pack), start, end - start);
                     self.reads.fetch_add(1, Ordering::Relaxed);
                     self.read_bytes.fetch_add(end - start, Ordering::Relaxed);
-                    for blob in &blobs[i..j] {
+                    // The blobs of one read are opened and written in parallel too: a batch of
+                    // small files may lie in a single pack.
+                    blobs[i..j].par_iter().with_min_len(64).for_each(|blob| {
                         match read::planned_blob(self.repo, kind, pack, &range, start, blob) {
                             Ok(data) => {
                                 for &(idx, off) in &blob.targets {
@@ -262,7 +281,7 @@ impl<'a> Exec<'a> {
                                 }
                             }
                         }
-                    }
+                    });
                     i = j;
                 }
             })
@@ -353,7 +372,7 @@ impl<'a> Exec<'a> {
                     (b.rels[p].clone(), &entries[p].node)
                 }
                 (None, Some(p)) => {
-                    if p.failed {
+                    if self.failed_links.contains(&p.path) {
                         b.failed[i].store(true, Ordering::Release);
                         continue;
                     }

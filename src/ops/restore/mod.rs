@@ -125,8 +125,9 @@ pub fn execute(
 }
 
 /// Restores `root` (or `sub` within it) within `limits`, after a [`survey`] that refused what it
-/// must: plans in batches of `opts.batch_budget` and carries out each before the walk goes on,
-/// so memory stays bounded whatever the number of entries (format-spec §7.5).
+/// must: plans in batches of `opts.batch_budget` and carries out each, so memory stays bounded
+/// whatever the number of entries (format-spec §7.5). The next batch is planned (on its own thread)
+/// while one is carried out: at most three batches are held at once.
 pub fn restore_planned(
     repo: &ReadRepository,
     root: &BlobId,
@@ -137,12 +138,28 @@ pub fn restore_planned(
 ) -> Result<RestoreResult> {
     let mut x = exec::Exec::new(repo, opts, progress)?;
     let budget = if opts.batch_budget > 0 { opts.batch_budget } else { BATCH_BUDGET };
-    plan_batches(repo, root, sub, opts, limits, budget, &mut |batch| {
-        if cancelled(opts) {
-            return Err(Error::Interrupted);
+    let (done, planned) = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RestorePlan>(0);
+        let planner = s.spawn(move || {
+            plan_batches(repo, root, sub, opts, limits, budget, &mut |batch| {
+                // The receiver is gone when the restore stopped: so does the plan.
+                tx.send(batch).map_err(|_| Error::Interrupted)
+            })
+        });
+        let mut done = Ok(());
+        for batch in rx.iter() {
+            if let Err(e) = x.batch(&batch) {
+                done = Err(e);
+                break;
+            }
         }
-        x.batch(batch)
-    })?;
+        drop(rx);
+        let planned = planner.join().unwrap_or_else(|_| Err(Error::Internal("the restore planner panicked".into())));
+        (done, planned)
+    });
+    // The carrying out's error first: the planner's is then only that it was stopped.
+    done?;
+    planned?;
     if cancelled(opts) {
         return Err(Error::Interrupted);
     }

@@ -32,13 +32,12 @@ pub struct PlanEntry {
     pub earlier: Option<EarlierPrimary>,
 }
 
-/// The primary of a hardlink group that an earlier batch of the restore created.
+/// The primary of a hardlink group that an earlier batch of the restore planned (if its restore
+/// failed, the members fail too and nothing is linked to it).
 #[derive(Clone, Debug)]
 pub struct EarlierPrimary {
     /// Its path in the snapshot.
     pub path: PathBuf,
-    /// Whether its restore failed (its members then fail too, and nothing is linked to it).
-    pub failed: bool,
 }
 
 /// One blob to read and where it goes.
@@ -108,21 +107,21 @@ pub fn plan_with(
     limits: &Limits,
 ) -> Result<RestorePlan> {
     let start = Start::find(repo, root, sub)?;
-    let mut never = |_: &RestorePlan| -> Result<Vec<bool>> { unreachable_flush() };
+    let mut never = |_: RestorePlan| -> Result<()> { unreachable_flush() };
     let mut p = Planner::new(repo, start.tree(root), limits, u64::MAX, &mut never);
     start.walk(repo, opts, limits, &mut p)?;
     Ok(p.plan)
 }
 
 /// The flush of a plan made whole never happens: its budget is unbounded.
-fn unreachable_flush() -> Result<Vec<bool>> {
+fn unreachable_flush() -> Result<()> {
     Err(crate::Error::Internal("a whole restore plan was cut into batches".into()))
 }
 
 /// Plans the restore of `root` (or `sub` within it) within `limits`, in batches: each batch holds
 /// entries, placements and blobs up to `budget` bytes as format-spec §7.5 counts them (plus the one
-/// entry that passed it), and goes to `run`, which carries it out and returns, per entry, whether
-/// it failed (a failed hardlink primary fails the members in later batches). A batch's packs are
+/// entry that passed it), and goes to `run`, which carries it out (or passes it on to be carried
+/// out while the next batch is planned). A batch's packs are
 /// read in as few requests as in a whole plan; a pack whose blobs fall in several batches is read
 /// once per batch, only its blobs of that batch.
 pub fn plan_batches(
@@ -132,7 +131,7 @@ pub fn plan_batches(
     opts: &RestoreOptions,
     limits: &Limits,
     budget: u64,
-    run: &mut dyn FnMut(&RestorePlan) -> Result<Vec<bool>>,
+    run: &mut dyn FnMut(RestorePlan) -> Result<()>,
 ) -> Result<()> {
     let start = Start::find(repo, root, sub)?;
     let mut p = Planner::new(repo, start.tree(root), limits, budget.max(1), run);
@@ -174,7 +173,7 @@ struct Planner<'r, 'f> {
     /// expansion budget: their entries were counted when handed).
     dirs_held: u64,
     budget: u64,
-    run: &'f mut dyn FnMut(&RestorePlan) -> Result<Vec<bool>>,
+    run: &'f mut dyn FnMut(RestorePlan) -> Result<()>,
 }
 
 impl<'r, 'f> Planner<'r, 'f> {
@@ -183,7 +182,7 @@ impl<'r, 'f> Planner<'r, 'f> {
         root: BlobId,
         limits: &Limits,
         budget: u64,
-        run: &'f mut dyn FnMut(&RestorePlan) -> Result<Vec<bool>>,
+        run: &'f mut dyn FnMut(RestorePlan) -> Result<()>,
     ) -> Self {
         let b = Budget { x: limits.expansion, root, held: 0, read: 0 };
         Planner {
@@ -204,21 +203,18 @@ impl<'r, 'f> Planner<'r, 'f> {
         if self.plan.is_empty() {
             return Ok(());
         }
-        let failed = (self.run)(&self.plan)?;
         for (g, i) in self.here.drain(..) {
             let path = self.plan.entries[i].path.clone();
-            let failed = failed.get(i).copied().unwrap_or(true);
-            self.groups.insert(g, Primary::Earlier(EarlierPrimary { path, failed }));
+            self.groups.insert(g, Primary::Earlier(EarlierPrimary { path }));
         }
         for o in &mut self.open {
             if let OpenDir::Here(_) = o {
                 *o = OpenDir::Earlier;
             }
         }
-        self.plan = RestorePlan::default();
         self.files.next_batch();
         self.dirs_held = 0;
-        Ok(())
+        (self.run)(std::mem::take(&mut self.plan))
     }
 
     fn maybe_flush(&mut self) -> Result<()> {

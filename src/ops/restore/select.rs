@@ -135,7 +135,9 @@ impl Start {
         Ok(match crate::browse::find(repo, root, s)? {
             None => whole(),
             Some(n) => match n.kind {
-                NodeKind::Dir { tree } => Start::Tree { tree, base: s.to_path_buf(), entry: Some((s.to_path_buf(), n)) },
+                NodeKind::Dir { tree } => {
+                    Start::Tree { tree, base: s.to_path_buf(), entry: Some((s.to_path_buf(), n)) }
+                }
                 _ => Start::One(s.to_path_buf(), n),
             },
         })

@@ -140,7 +140,7 @@ pub fn plan_summary(
         out.hole_bytes += b.hole_bytes;
         out.unrestorable.extend(b.unrestorable.iter().cloned());
         packs.extend(b.packs.keys().copied());
-        Ok(vec![false; b.entries.len()])
+        Ok(())
     })?;
     out.packs = packs.len() as u64;
     Ok(out)
