@@ -60,18 +60,18 @@ fn build(src: &Path) {
 type State = BTreeMap<PathBuf, (String, u32, i64, u64, Vec<u8>, PathBuf)>;
 
 fn state(root: &Path) -> State {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             let m = std::fs::symlink_metadata(&p).unwrap();
             if m.is_dir() {
-                walk(root, &p, out);
+                walk(&p, out);
             }
             out.push((p, m));
         }
     }
     let mut all = Vec::new();
-    walk(root, root, &mut all);
+    walk(root, &mut all);
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let mut first: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut out = State::new();

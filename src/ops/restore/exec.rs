@@ -7,7 +7,7 @@
 //! directories the batch completed, deepest first, so a directory's mode and times are applied
 //! after everything in it was restored.
 
-use super::plan::{PlanBlob, PlanEntry, RestorePlan};
+use super::batch::{PlanBlob, PlanEntry, RestorePlan};
 use super::{read, write, RestoreOptions, RestoreProgress, RestoreResult};
 use crate::error::{Error, Override, Result};
 use crate::id::PackId;

@@ -6,6 +6,7 @@
 //! verify on request. Every write below the target goes through `write` (handles, never a symlink
 //! followed). `dump` streams one file.
 
+mod batch;
 mod exec;
 mod place;
 mod plan;
@@ -15,7 +16,8 @@ mod select;
 mod survey;
 mod write;
 
-pub use plan::{plan, plan_batches, plan_with, DirDone, EarlierPrimary, PlanBlob, PlanEntry, RestorePlan};
+pub use batch::{DirDone, EarlierPrimary, PlanBlob, PlanEntry, RestorePlan};
+pub use plan::{plan, plan_batches, plan_with};
 pub use survey::{plan_summary, survey, PlanSummary, Survey, SurveyChecks};
 
 use crate::browse;

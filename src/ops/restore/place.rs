@@ -3,7 +3,7 @@
 //! often files name it, a hole (an all-zero chunk) costs no buffer, and what a batch holds is
 //! counted against the expansion budget ([`Budget`]).
 
-use super::plan::{PlanBlob, PlanEntry, RestorePlan};
+use super::batch::{PlanBlob, PlanEntry, RestorePlan};
 use super::select::too_many;
 use crate::cache::Location;
 use crate::error::Result;
