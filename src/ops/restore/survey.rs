@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 /// What [`survey`] checks besides the limits.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SurveyChecks {
-    /// Refuse (opening the target, creating it if missing) when anything is in the way of an
-    /// entry: what a restore without `--overwrite` does before it writes.
+    /// Refuse when anything is in the way of an entry (in a target that exists): what a restore
+    /// without `--overwrite` does before it writes.
     pub refuse_in_the_way: bool,
     /// List what `--overwrite --safety-snapshot` would back up first ([`super::safety`]).
     pub safety: bool,
@@ -52,7 +52,9 @@ pub fn survey(
     limits: &Limits,
     checks: SurveyChecks,
 ) -> Result<Survey> {
-    let target = if checks.refuse_in_the_way {
+    // A target that does not exist holds nothing in the way, and is not created here: a refused
+    // restore leaves no trace.
+    let target = if checks.refuse_in_the_way && std::fs::symlink_metadata(&opts.target).is_ok() {
         Some(write::Target::open(&opts.target).map_err(|e| Error::io(&opts.target, e))?)
     } else {
         None
