@@ -51,6 +51,8 @@ mod races;
 mod repair;
 #[path = "library/report.rs"]
 mod report;
+#[path = "library/restore_batches.rs"]
+mod restore_batches;
 #[path = "library/revocation.rs"]
 mod revocation;
 #[path = "library/rewrite.rs"]

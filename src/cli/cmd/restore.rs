@@ -10,7 +10,6 @@ use cairn::id::SnapshotId;
 use cairn::restore::{self, RestoreOptions};
 use cairn::select::{self, SnapshotSpec};
 use cairn::snapshot::Snapshot;
-use cairn::tree::NodeKind;
 use cairn::units::human_bytes;
 use cairn::Error;
 
@@ -115,30 +114,40 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         no_special_files: a.no_special_files,
         no_security_xattrs: a.no_security_xattrs,
         strip_setuid: !a.keep_setuid && not_by_full_key(&repo, &id, &snap)?,
+        batch_budget: 0,
     };
     let limits = crate::cli::values::tree_limits(a.max_tree_memory);
-    let plan = restore::plan_with(&repo, &snap.root(), sub.as_deref(), &opts, &limits)?;
-    let stripped =
-        if opts.strip_setuid { plan.entries.iter().filter(|e| e.node.mode & 0o6000 != 0).count() } else { 0 };
-    if stripped > 0 {
-        ctx.out.note(format!(
-            "warning: snapshot {} was not written by a full key: setuid/setgid bits {} from {stripped} \
-             entr{} (use --keep-setuid to keep them)",
-            id.short(),
-            if a.dry_run { "would be stripped" } else { "stripped" },
-            if stripped == 1 { "y" } else { "ies" }
-        ));
-    }
-    let safety_paths = if a.safety_snapshot { Some(restore::safety::in_the_way(&plan, &opts)?) } else { None };
+    let note_stripped = |stripped: u64| {
+        if stripped > 0 {
+            ctx.out.note(format!(
+                "warning: snapshot {} was not written by a full key: setuid/setgid bits {} from {stripped} \
+                 entr{} (use --keep-setuid to keep them)",
+                id.short(),
+                if a.dry_run { "would be stripped" } else { "stripped" },
+                if stripped == 1 { "y" } else { "ies" }
+            ));
+        }
+    };
+    // A walk that holds nothing per entry: the limits of format-spec §7.5 and, without
+    // --overwrite, what is in the way are refused before anything is written.
+    let checks = restore::SurveyChecks { refuse_in_the_way: !a.dry_run && !a.overwrite, safety: a.safety_snapshot };
+    let needs_survey = !a.dry_run || a.safety_snapshot;
+    let survey = if needs_survey {
+        Some(restore::survey(&repo, &snap.root(), sub.as_deref(), &opts, &limits, checks)?)
+    } else {
+        None
+    };
+    let safety_paths = survey.as_ref().filter(|_| a.safety_snapshot).map(|s| s.in_the_way.clone());
     if a.dry_run {
-        let files = plan.entries.iter().filter(|e| matches!(e.node.kind, NodeKind::File { .. })).count();
+        let plan = restore::plan_summary(&repo, &snap.root(), sub.as_deref(), &opts, &limits)?;
+        note_stripped(if opts.strip_setuid { plan.setuid } else { 0 });
         let doc = Plan {
             snapshot_id: id,
             dry_run: true,
-            entries: plan.entries.len(),
-            files,
-            packs: plan.packs.len(),
-            bytes: plan.total_bytes,
+            entries: plan.entries as usize,
+            files: plan.files as usize,
+            packs: plan.packs as usize,
+            bytes: plan.bytes,
             hole_bytes: plan.hole_bytes,
             unrestorable: path_errors(&plan.unrestorable),
             safety_files: safety_paths.as_ref().map(Vec::len),
@@ -150,7 +159,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
                 id.short(),
                 a.target.display(),
                 doc.entries,
-                files,
+                doc.files,
                 human_bytes(doc.bytes),
                 doc.packs
             )?;
@@ -167,6 +176,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Done);
     }
+    let survey = survey.unwrap_or_default();
+    note_stripped(if opts.strip_setuid { survey.setuid } else { 0 });
     // Before anything is replaced: the files in the way, as one snapshot. If that fails, the
     // restore stops here and has touched nothing.
     let safety = match safety_paths {
@@ -184,8 +195,9 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Outcome> {
         }
         None => None,
     };
-    let bar = ctx.out.byte_bar(Some(plan.total_bytes), false);
-    let res = restore::execute(&repo, &plan, &opts, &RestoreProgress(bar.clone()));
+    let bar = ctx.out.byte_bar(Some(survey.bytes), false);
+    let res =
+        restore::restore_planned(&repo, &snap.root(), sub.as_deref(), &opts, &limits, &RestoreProgress(bar.clone()));
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

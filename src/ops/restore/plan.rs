@@ -1,73 +1,37 @@
-//! The restore plan (format-spec §7): which entries to create, in pre-order, and which blobs to read
-//! from which pack, so that each pack is read once. Reads trees and the index; writes nothing.
-//! Hostile trees cost it little (format-spec §7.5): each chunk list is read and placed once however
-//! often files name it, a hole costs no buffer, and the walk's entries and the plan's chunk
-//! placements stay within the limit of entries, and the memory the plan holds within the
-//! expansion budget ([`Limits::expanding`]).
+//! The restore plan (format-spec §7): which entries to create, in pre-order, which directories are
+//! complete (post-order), and which blobs to read from which pack, so that each pack is read once
+//! per batch. Reads trees and the index; writes nothing. A restore plans in batches
+//! ([`plan_batches`]): the walk fills a batch up to a memory budget, the batch is carried out, and
+//! the walk goes on, so what a plan holds does not grow with the snapshot (format-spec §7.5).
+//! Hostile trees cost it little: each chunk list is read and placed once per batch however often
+//! files name it, a hole costs no buffer, and the walk's entries and the chunk placements stay
+//! within the limit of entries.
 
+use super::batch::{DirDone, EarlierPrimary, PlanEntry, RestorePlan};
+use super::place::{Budget, Files};
+use super::select::{Sink, Start};
 use super::RestoreOptions;
-use crate::browse;
-use crate::cache::Location;
-use crate::error::Error;
 use crate::error::Result;
-use crate::id::{BlobId, BlobKind, PackId};
+use crate::id::BlobId;
 use crate::ops::PathMessage;
 use crate::repository::ReadRepository;
-use crate::tree::{Content, HardlinkGroups, Limits, Node, NodeKind};
-use crate::trees::{chunk_list, Control, Visitor, Walker};
-use std::collections::{BTreeMap, HashMap};
+use crate::tree::{entry_bytes, HardlinkGroups, Limits, Node, NodeKind};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-
-/// One entry to create.
-#[derive(Clone, Debug)]
-pub struct PlanEntry {
-    /// The path in the snapshot (absolute).
-    pub path: PathBuf,
-    /// The node.
-    pub node: Node,
-    /// For files: the size and whether another entry is its hardlink primary.
-    pub link_to: Option<usize>,
-}
-
-/// One blob to read and where it goes.
-#[derive(Clone, Debug)]
-pub struct PlanBlob {
-    /// The blob.
-    pub id: BlobId,
-    /// Where it is.
-    pub loc: Location,
-    /// (entry index, offset in file).
-    pub targets: Vec<(usize, u64)>,
-}
-
-/// A restore plan: what to create and which packs to read.
-#[derive(Debug, Default)]
-pub struct RestorePlan {
-    /// Entries in pre-order.
-    pub entries: Vec<PlanEntry>,
-    /// Blobs to read, grouped by pack.
-    pub packs: BTreeMap<PackId, Vec<PlanBlob>>,
-    /// Bytes of file content.
-    pub total_bytes: u64,
-    /// Bytes that are holes (all-zero chunks) and are not written.
-    pub hole_bytes: u64,
-    /// Files that cannot be restored (their data is not indexed).
-    pub unrestorable: Vec<PathMessage>,
-}
 
 /// Computes the plan for restoring the tree `root` (or the subtree at `sub`), within the
-/// reference's limits for an expanding walk ([`Limits::expanding`]).
+/// reference's limits for an expanding walk ([`Limits::expanding`]), as one plan.
 pub fn plan(repo: &ReadRepository, root: &BlobId, sub: Option<&Path>, opts: &RestoreOptions) -> Result<RestorePlan> {
     plan_with(repo, root, sub, opts, &Limits::expanding())
 }
 
-/// [`plan`] within `limits`: a deeper or larger tree is refused with an error naming the tree and
-/// the path; more entries plus chunk placements than `limits.max_entries` is an
-/// [`Error::Refused`], and so is a plan that passes `limits.expansion`: the
-/// [`crate::tree::entry_bytes`] of the entries walked plus 16 bytes per chunk placement and 160
-/// per blob to read, against the budget's cap for the distinct tree bytes
-/// read (directories and chunk lists).
+/// [`plan`] within `limits`, as one plan (memory grows with the snapshot: a restore plans in
+/// batches instead, [`plan_batches`]). A deeper or larger tree is refused with an error naming the
+/// tree and the path; more entries plus chunk placements than `limits.max_entries` is an
+/// [`crate::Error::Refused`], and so is a walk that passes `limits.expansion`: the
+/// [`crate::tree::entry_bytes`] of the entries walked against the budget's cap for the distinct
+/// tree bytes read, and the plan's own count (its entries, 16 bytes per chunk placement and 160
+/// per blob to read) against the cap for the tree bytes read (directories and chunk lists).
 pub fn plan_with(
     repo: &ReadRepository,
     root: &BlobId,
@@ -75,321 +39,175 @@ pub fn plan_with(
     opts: &RestoreOptions,
     limits: &Limits,
 ) -> Result<RestorePlan> {
-    let mut p = RestorePlan::default();
-    let mut files = Files::new(repo, limits.max_entries);
-    let (start_tree, base) = match sub {
-        None => (*root, PathBuf::from("/")),
-        Some(s) => match browse::find(repo, root, s)? {
-            None => (*root, PathBuf::from("/")),
-            Some(n) => match n.kind {
-                NodeKind::Dir { tree } => {
-                    // Restore the directory itself with its ancestors' names.
-                    p.entries.push(PlanEntry { path: s.to_path_buf(), node: n.clone(), link_to: None });
-                    (tree, s.to_path_buf())
-                }
-                _ => {
-                    files.add_entry(&mut p, s.to_path_buf(), n)?;
-                    return Ok(p);
-                }
-            },
-        },
-    };
-    let mut c = Collect { opts, out: Vec::new(), dirs: vec![(false, 0, false)], weight: 0, max: limits.max_entries };
-    let mut walker = Walker::new(repo).limits(*limits);
-    walker.walk(&start_tree, &base, &mut c)?;
-    if let Some(x) = limits.expansion {
-        let (held, distinct) = walker.expansion();
-        files.budget = Some(Budget { x, root: start_tree, held, distinct });
-    }
-    drop(walker);
-    p.entries.reserve_exact(c.out.len());
-    let mut groups: HashMap<u64, usize> = HashMap::new();
-    let mut members = HardlinkGroups::default();
-    for (path, node) in c.out {
-        if let Err(m) = members.admit(&node) {
-            p.unrestorable.push(PathMessage { path: path.display().to_string(), message: m });
-            continue;
-        }
-        if let Some(&primary) = groups.get(&node.hardlink).filter(|_| node.hardlink != 0) {
-            p.entries.push(PlanEntry { path, node, link_to: Some(primary) });
-            continue;
-        }
-        let hl = node.hardlink;
-        let idx = files.add_entry(&mut p, path, node)?;
-        if hl != 0 {
-            if let Some(i) = idx {
-                groups.insert(hl, i);
-            }
-        }
-    }
-    Ok(p)
+    let start = Start::find(repo, root, sub)?;
+    let mut never = |_: RestorePlan| -> Result<()> { unreachable_flush() };
+    let mut p = Planner::new(repo, start.tree(root), limits, u64::MAX, &mut never);
+    start.walk(repo, opts, limits, &mut p)?;
+    Ok(p.plan)
 }
 
-/// Collects the entries to restore in pre-order: what the excludes leave, of that what the
-/// includes select (with everything below a selected directory), and the directories on the way
-/// to a selected entry.
-struct Collect<'o> {
-    opts: &'o RestoreOptions,
-    out: Vec<(PathBuf, Node)>,
-    /// Per directory being walked, the start first: whether it is selected, where its entry is
-    /// in `out`, and whether anything below it was kept.
-    dirs: Vec<(bool, usize, bool)>,
-    /// Entries kept plus the ids their contents name (what `out` holds), against `max`.
-    weight: u64,
-    max: u64,
+/// The flush of a plan made whole never happens: its budget is unbounded.
+fn unreachable_flush() -> Result<()> {
+    Err(crate::Error::Internal("a whole restore plan was cut into batches".into()))
 }
 
-impl Visitor for Collect<'_> {
-    fn node(&mut self, path: &Path, n: &Node) -> Result<Control> {
-        if self.opts.excludes.matches(path) {
-            return Ok(Control::Skip);
+/// Plans the restore of `root` (or `sub` within it) within `limits`, in batches: each batch holds
+/// entries, placements and blobs up to `budget` bytes as format-spec §7.5 counts them (plus the one
+/// entry that passed it), and goes to `run`, which carries it out (or passes it on to be carried
+/// out while the next batch is planned). A batch's packs are
+/// read in as few requests as in a whole plan; a pack whose blobs fall in several batches is read
+/// once per batch, only its blobs of that batch.
+pub fn plan_batches(
+    repo: &ReadRepository,
+    root: &BlobId,
+    sub: Option<&Path>,
+    opts: &RestoreOptions,
+    limits: &Limits,
+    budget: u64,
+    run: &mut dyn FnMut(RestorePlan) -> Result<()>,
+) -> Result<()> {
+    let start = Start::find(repo, root, sub)?;
+    let mut p = Planner::new(repo, start.tree(root), limits, budget.max(1), run);
+    start.walk(repo, opts, limits, &mut p)?;
+    p.flush()
+}
+
+/// The primary of a hardlink group.
+enum Primary {
+    /// An entry of the current batch.
+    Here(usize),
+    /// Restored by an earlier batch.
+    Earlier(EarlierPrimary),
+}
+
+/// A directory entry handed to the planner, until its `dir_done`.
+enum OpenDir {
+    /// In the current batch, at this index.
+    Here(usize),
+    /// In an earlier batch.
+    Earlier,
+    /// Not restored (refused as a hardlink member).
+    Refused,
+}
+
+/// The sink of a planning walk: fills the current batch and hands it to `run` when it is full.
+struct Planner<'r, 'f> {
+    files: Files<'r>,
+    plan: RestorePlan,
+    members: HardlinkGroups,
+    /// Per hardlink group: its primary. One path per group (the groups' first contents are kept
+    /// by `members` anyway).
+    groups: HashMap<u64, Primary>,
+    /// The groups whose primary is in the current batch.
+    here: Vec<(u64, usize)>,
+    /// The directories handed and not yet done: one per level of the current path.
+    open: Vec<OpenDir>,
+    /// Bytes the batch's completed directories hold (counted for the batch, not against the
+    /// expansion budget: their entries were counted when handed).
+    dirs_held: u64,
+    budget: u64,
+    run: &'f mut dyn FnMut(RestorePlan) -> Result<()>,
+}
+
+impl<'r, 'f> Planner<'r, 'f> {
+    fn new(
+        repo: &'r ReadRepository,
+        root: BlobId,
+        limits: &Limits,
+        budget: u64,
+        run: &'f mut dyn FnMut(RestorePlan) -> Result<()>,
+    ) -> Self {
+        let b = Budget { x: limits.expansion, root, held: 0, read: 0 };
+        Planner {
+            files: Files::new(repo, limits.max_entries, b),
+            plan: RestorePlan::default(),
+            members: HardlinkGroups::default(),
+            groups: HashMap::new(),
+            here: Vec::new(),
+            open: Vec::new(),
+            dirs_held: 0,
+            budget,
+            run,
         }
-        self.weight += 1 + match &n.kind {
-            NodeKind::File { content: Content::Chunks(ids) } => ids.len() as u64,
-            NodeKind::File { content: Content::Indirect { lists, .. } } => lists.len() as u64,
-            _ => 0,
-        };
-        if self.weight > self.max {
-            return Err(too_many(self.max, path));
-        }
-        let (inherited, _, any) = self.dirs.last_mut().expect("entered");
-        let sel = *inherited || self.opts.includes.is_empty() || self.opts.includes.matches(path);
-        if let NodeKind::Dir { .. } = n.kind {
-            self.dirs.push((sel, self.out.len(), false));
-            self.out.push((path.to_path_buf(), n.clone()));
-            return Ok(Control::Descend);
-        }
-        if sel {
-            *any = true;
-            self.out.push((path.to_path_buf(), n.clone()));
-        }
-        Ok(Control::Skip)
     }
 
-    fn leave(&mut self, _: &Path, _: &BlobId) -> Result<()> {
-        if self.dirs.len() == 1 {
-            // The start directory: its entry, if any, is the caller's.
+    /// Hands the current batch to `run` and starts the next one.
+    fn flush(&mut self) -> Result<()> {
+        if self.plan.is_empty() {
             return Ok(());
         }
-        let (sel, at, any) = self.dirs.pop().expect("entered");
-        if !sel && !any {
-            self.out.truncate(at);
-        } else if let Some(up) = self.dirs.last_mut() {
-            up.2 = true;
+        for (g, i) in self.here.drain(..) {
+            let path = self.plan.entries[i].path.clone();
+            self.groups.insert(g, Primary::Earlier(EarlierPrimary { path }));
+        }
+        for o in &mut self.open {
+            if let OpenDir::Here(_) = o {
+                *o = OpenDir::Earlier;
+            }
+        }
+        self.files.next_batch();
+        self.dirs_held = 0;
+        (self.run)(std::mem::take(&mut self.plan))
+    }
+
+    fn maybe_flush(&mut self) -> Result<()> {
+        if self.files.budget.held.saturating_add(self.dirs_held) >= self.budget {
+            self.flush()?;
         }
         Ok(())
     }
 }
 
-fn too_many(max: u64, path: &Path) -> Error {
-    Error::refused(format!(
-        "restore stopped at {}: the snapshot has more entries and chunks than the limit of {max} (format-spec §7.5)",
-        path.display()
-    ))
-}
-
-/// Bytes counted per chunk id of a chunk list read (its place in the list's run).
-const RUN_CHUNK_BYTES: u64 = std::mem::size_of::<(BlobId, Location, u64)>() as u64;
-
-/// Bytes counted per blob the plan reads (its [`PlanBlob`] and its place in the lookup of blobs).
-const PLAN_BLOB_BYTES: u64 = 160;
-
-/// The expansion budget of the plan as the walk left it: bytes held and distinct tree bytes read,
-/// to which placing the contents adds.
-struct Budget {
-    x: crate::tree::Expansion,
-    root: BlobId,
-    held: u64,
-    distinct: u64,
-}
-
-impl Budget {
-    fn add(&mut self, held: u64, distinct: u64, path: &Path) -> Result<()> {
-        self.held += held;
-        self.distinct += distinct;
-        if self.held > self.x.cap(self.distinct) {
-            return Err(crate::trees::expansion_refused(&self.root, path, self.held, self.x, self.distinct));
-        }
-        Ok(())
-    }
-}
-
-/// Where a run of chunks goes, relative to its start: its number of chunk ids, its length, the
-/// bytes that are holes, and the chunks to write (id, location, offset).
-#[derive(Debug, Default)]
-struct Run {
-    ids: u64,
-    len: u64,
-    holes: u64,
-    chunks: Vec<(BlobId, Location, u64)>,
-}
-
-/// Places files' contents: each chunk list once, holes without a buffer.
-struct Files<'r> {
-    repo: &'r ReadRepository,
-    /// The content id of an all-zero chunk, per length.
-    zero_ids: HashMap<u32, BlobId>,
-    /// Per chunk list placed: its run, or why it cannot be restored.
-    lists: HashMap<BlobId, Rc<std::result::Result<Run, String>>>,
-    /// Per pack and blob: where the blob is in the plan's list for the pack.
-    at: HashMap<(PackId, BlobId), usize>,
-    /// Chunk placements so far, against `max`.
-    placed: u64,
-    max: u64,
-    budget: Option<Budget>,
-}
-
-/// All-zero bytes to hash a hole of any length in pieces.
-static ZEROS: [u8; 65536] = [0; 65536];
-
-impl<'r> Files<'r> {
-    fn new(repo: &'r ReadRepository, max: u64) -> Self {
-        Files {
-            repo,
-            zero_ids: HashMap::new(),
-            lists: HashMap::new(),
-            at: HashMap::new(),
-            placed: 0,
-            max,
-            budget: None,
-        }
-    }
-
-    /// The content id of `len` zero bytes, computed once per length in 64 KiB pieces.
-    fn zero_id(&mut self, len: u32) -> BlobId {
-        let key = &self.repo.keys().id_key.0;
-        *self.zero_ids.entry(len).or_insert_with(|| {
-            let mut h = blake3::Hasher::new_keyed(key);
-            let mut left = len as usize;
-            while left > 0 {
-                let n = left.min(ZEROS.len());
-                h.update(&ZEROS[..n]);
-                left -= n;
+impl Sink for Planner<'_, '_> {
+    fn entry(&mut self, path: PathBuf, node: Node) -> Result<()> {
+        let is_dir = matches!(node.kind, NodeKind::Dir { .. });
+        if let Err(m) = self.members.admit(&node) {
+            if is_dir {
+                self.open.push(OpenDir::Refused);
             }
-            BlobId(*h.finalize().as_bytes())
-        })
-    }
-
-    /// Places `ids` one after the other.
-    fn run(&mut self, ids: &[BlobId]) -> Result<std::result::Result<Run, String>> {
-        let mut r = Run::default();
-        for id in ids {
-            let Some(loc) = self.repo.locate(BlobKind::Data, id)?.into_iter().next() else {
-                return Ok(Err(format!("data blob {id} is not in any index")));
-            };
-            let len = loc.plain_length;
-            if *id == self.zero_id(len) {
-                r.holes += len as u64;
-            } else {
-                r.chunks.push((*id, loc, r.len));
+            self.plan.unrestorable.push(PathMessage { path: path.display().to_string(), message: m });
+            return Ok(());
+        }
+        self.files.budget.add(entry_bytes(path.as_os_str().len(), &node), 0, &path)?;
+        let hl = node.hardlink;
+        let primary = if hl != 0 { self.groups.get(&hl) } else { None };
+        match primary {
+            Some(Primary::Here(i)) => {
+                let e = PlanEntry { path, node, link_to: Some(*i), earlier: None };
+                self.plan.entries.push(e);
             }
-            r.len += len as u64;
-            r.ids += 1;
-        }
-        Ok(Ok(r))
-    }
-
-    /// The run of chunk list `l`, read and placed once.
-    fn list(&mut self, l: &BlobId) -> Result<Rc<std::result::Result<Run, String>>> {
-        if let Some(r) = self.lists.get(l) {
-            return Ok(r.clone());
-        }
-        let r = match chunk_list(self.repo, l) {
-            Ok(ids) => {
-                if let Some(b) = &mut self.budget {
-                    // The list's plaintext is read once; its run is kept.
-                    b.add(RUN_CHUNK_BYTES * ids.len() as u64, 32 * ids.len() as u64, Path::new("/"))?;
+            Some(Primary::Earlier(p)) => {
+                let e = PlanEntry { path, node, link_to: None, earlier: Some(p.clone()) };
+                self.plan.entries.push(e);
+            }
+            None => {
+                let idx = self.files.add_entry(&mut self.plan, path, node)?;
+                if let Some(i) = idx {
+                    if hl != 0 {
+                        self.groups.insert(hl, Primary::Here(i));
+                        self.here.push((hl, i));
+                    }
+                    if is_dir {
+                        self.open.push(OpenDir::Here(i));
+                    }
                 }
-                self.run(&ids)?
             }
-            Err(f) => Err(f.into_error(l).to_string()),
+        }
+        self.maybe_flush()
+    }
+
+    fn dir_done(&mut self, path: PathBuf, node: Node) -> Result<()> {
+        let entry = match self.open.pop() {
+            Some(OpenDir::Here(i)) => Some(i),
+            Some(OpenDir::Earlier) => None,
+            Some(OpenDir::Refused) | None => return Ok(()),
         };
-        let r = Rc::new(r);
-        self.lists.insert(*l, r.clone());
-        Ok(r)
+        self.dirs_held += entry_bytes(path.as_os_str().len(), &node);
+        self.plan.dirs_done.push(DirDone { path, node, entry });
+        self.maybe_flush()
     }
 
-    /// Adds the entry for `node`; for a file, the blobs of its content. Returns the entry's
-    /// index, or `None` when the file cannot be restored (recorded in `unrestorable`).
-    fn add_entry(&mut self, p: &mut RestorePlan, path: PathBuf, node: Node) -> Result<Option<usize>> {
-        let idx = p.entries.len();
-        if let NodeKind::File { content } = &node.kind {
-            let fail = |p: &mut RestorePlan, message: String| {
-                p.unrestorable.push(PathMessage { path: path.display().to_string(), message });
-                Ok(None)
-            };
-            // The runs of the content, in order: one per chunk list (a list named again is the
-            // same run, placed once).
-            let mut runs: Vec<Rc<std::result::Result<Run, String>>> = Vec::new();
-            match content {
-                // Written from the node when the file is created (write::write_inline).
-                Content::Inline(_) => {}
-                Content::Chunks(ids) => runs.push(Rc::new(self.run(ids)?)),
-                Content::Indirect { lists, count } => {
-                    if let Err(e) = crate::tree::check_indirect(lists, *count) {
-                        return fail(p, e);
-                    }
-                    for l in lists {
-                        runs.push(self.list(l)?);
-                    }
-                }
-            }
-            let mut off = content.inline().map_or(0, |b| b.len() as u64);
-            let mut holes = 0u64;
-            for r in &runs {
-                match r.as_ref() {
-                    Err(m) => return fail(p, m.clone()),
-                    Ok(run) => {
-                        off = match off.checked_add(run.len) {
-                            Some(o) => o,
-                            None => return fail(p, "content longer than 2^64 bytes".into()),
-                        };
-                        holes += run.holes;
-                    }
-                }
-            }
-            if let Content::Indirect { lists, count } = content {
-                let ids: u64 = runs.iter().map(|r| r.as_ref().as_ref().map_or(0, |r| r.ids)).sum();
-                if ids != *count {
-                    let first = lists.first().copied().unwrap_or(BlobId([0; 32]));
-                    return fail(
-                        p,
-                        format!("tree blob {first}: chunk list count mismatch: {ids} ids, the content says {count}"),
-                    );
-                }
-            }
-            if off != node.size {
-                return fail(p, format!("content is {off} bytes, the tree says {}", node.size));
-            }
-            p.total_bytes += off;
-            p.hole_bytes += holes;
-            let mut start = 0u64;
-            for r in &runs {
-                let Ok(run) = r.as_ref() else { continue };
-                self.placed += run.chunks.len() as u64;
-                if self.placed > self.max {
-                    return Err(too_many(self.max, &path));
-                }
-                if let Some(b) = &mut self.budget {
-                    b.add(16 * run.chunks.len() as u64, 0, &path)?;
-                }
-                for (id, loc, o) in &run.chunks {
-                    let list = p.packs.entry(loc.pack).or_default();
-                    match self.at.get(&(loc.pack, *id)) {
-                        Some(&i) => list[i].targets.push((idx, start + o)),
-                        None => {
-                            if let Some(b) = &mut self.budget {
-                                b.add(PLAN_BLOB_BYTES, 0, &path)?;
-                            }
-                            self.at.insert((loc.pack, *id), list.len());
-                            list.push(PlanBlob { id: *id, loc: loc.clone(), targets: vec![(idx, start + o)] });
-                        }
-                    }
-                }
-                start += run.len;
-            }
-        }
-        p.entries.push(PlanEntry { path, node, link_to: None });
-        Ok(Some(idx))
+    fn tree_bytes(&mut self, n: u64) {
+        self.files.budget.read += n;
     }
 }

@@ -2,7 +2,7 @@
 //! that fails (the pack is unreadable, or an index entry is forged or damaged, format-spec §6.2,
 //! §12), try every other indexed location of the blob before its files are given up.
 
-use super::plan::PlanBlob;
+use super::batch::PlanBlob;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, PackId};
 use crate::layout::Object;

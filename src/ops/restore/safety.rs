@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::repository::Repository;
 use crate::tree::NodeKind;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The tag of a safety snapshot.
 pub const TAG_SAFETY: &str = "safety";
@@ -19,31 +19,56 @@ pub const TAG_SAFETY: &str = "safety";
 /// Absolute paths, sorted, each once. Empty directories (which restore also replaces) hold
 /// nothing and are left out.
 pub fn in_the_way(plan: &RestorePlan, opts: &RestoreOptions) -> Result<Vec<PathBuf>> {
-    let target = crate::backup::absolute(&opts.target)?;
-    let mut out: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut w = InTheWay::new(opts)?;
     for e in &plan.entries {
-        let skipped = matches!(e.node.kind, NodeKind::Socket)
-            || (opts.no_special_files
-                && matches!(e.node.kind, NodeKind::Fifo | NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. }));
+        w.add(&e.path, &e.node.kind)?;
+    }
+    Ok(w.into_paths())
+}
+
+/// [`in_the_way`] one entry at a time, as a walk meets them.
+pub struct InTheWay {
+    skip_special: bool,
+    target: PathBuf,
+    out: BTreeSet<PathBuf>,
+}
+
+impl InTheWay {
+    /// Nothing found yet, below the target of `opts`.
+    pub fn new(opts: &RestoreOptions) -> Result<Self> {
+        let target = crate::backup::absolute(&opts.target)?;
+        Ok(InTheWay { skip_special: opts.no_special_files, target, out: BTreeSet::new() })
+    }
+
+    /// Looks at the way to the entry at `path` (in the snapshot) of `kind`.
+    pub fn add(&mut self, path: &Path, kind: &NodeKind) -> Result<()> {
+        let skipped = matches!(kind, NodeKind::Socket)
+            || (self.skip_special
+                && matches!(kind, NodeKind::Fifo | NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. }));
         if skipped {
-            continue;
+            return Ok(());
         }
-        let rel = write::relative(&e.path).map_err(|err| Error::io(&e.path, err))?;
-        let mut p = target.clone();
+        let rel = write::relative(path).map_err(|err| Error::io(path, err))?;
+        let mut p = self.target.clone();
         for name in rel.iter() {
             p.push(name);
             match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => continue,
                 Ok(_) => {
-                    out.insert(p.clone());
+                    self.out.insert(p.clone());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&p, e)),
             }
             break;
         }
+        Ok(())
     }
-    Ok(out.into_iter().collect())
+
+    /// The paths found: absolute, sorted, each once.
+    pub fn into_paths(self) -> Vec<PathBuf> {
+        self.out.into_iter().collect()
+    }
 }
 
 /// Backs up `paths` (from [`in_the_way`]) as one snapshot of this host tagged [`TAG_SAFETY`].

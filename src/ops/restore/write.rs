@@ -262,6 +262,21 @@ impl Target {
         })
     }
 
+    /// Creates the regular file `rel` (mode 0600) and returns its handle for writing; with `size`,
+    /// sizes it (a hole until written).
+    pub fn create_file_handle(&self, rel: &Path, size: Option<u64>, replace: bool) -> io::Result<File> {
+        let made: std::cell::RefCell<Option<File>> = std::cell::RefCell::new(None);
+        self.create(rel, replace, &|dir, name| {
+            let f = fsmeta::create_file_at(dir, name)?;
+            if let Some(size) = size {
+                f.set_len(size)?;
+            }
+            *made.borrow_mut() = Some(f);
+            Ok(())
+        })?;
+        made.into_inner().ok_or_else(|| io::Error::other("the file was not created"))
+    }
+
     /// Creates a FIFO or device node (`kind` `S_IFIFO`, `S_IFCHR` or `S_IFBLK`).
     pub fn create_special(&self, rel: &Path, kind: u32, mode: u32, rdev: u64, replace: bool) -> io::Result<()> {
         self.create(rel, replace, &|dir, name| fsmeta::mknod_at(dir, name, kind, mode, rdev))
@@ -303,6 +318,15 @@ impl Target {
     /// calls (a symlink). Owner first (it clears setuid), mode after the attributes (a read-only mode
     /// would refuse them), times last.
     pub fn apply(&self, rel: &Path, n: &Node, policy: MetaPolicy) -> io::Result<()> {
+        self.apply_with(rel, n, policy, None)
+    }
+
+    /// [`Target::apply`] to a regular file through `file`, a handle restore opened on it.
+    pub fn apply_file(&self, rel: &Path, n: &Node, policy: MetaPolicy, file: &File) -> io::Result<()> {
+        self.apply_with(rel, n, policy, Some(file))
+    }
+
+    fn apply_with(&self, rel: &Path, n: &Node, policy: MetaPolicy, file: Option<&File>) -> io::Result<()> {
         let mode = if policy.strip_setuid { n.mode & !0o6000 } else { n.mode };
         let xattrs: Vec<(Vec<u8>, Vec<u8>)> = n
             .xattrs
@@ -327,7 +351,10 @@ impl Target {
                 let fd = self.dir(rel, Walk::Existing)?.ok_or_else(|| not_found(&self.display(rel)))?;
                 by_fd(fd.as_fd())
             }
-            NodeKind::File { .. } => by_fd(self.open_file(rel, false)?.as_fd()),
+            NodeKind::File { .. } => match file {
+                Some(f) => by_fd(f.as_fd()),
+                None => by_fd(self.open_file(rel, false)?.as_fd()),
+            },
             NodeKind::Symlink { .. } => {
                 let (dir, name) = self.parent(rel, Walk::Existing)?;
                 if policy.chown {
