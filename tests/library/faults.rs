@@ -90,7 +90,8 @@ fn a_crash_at_any_write_of_a_backup_loses_nothing_acknowledged() {
 /// file naming it, leaves a repository that check accepts and the next backup completes.
 #[test]
 fn a_crash_between_the_index_files_of_a_backup_loses_nothing_acknowledged() {
-    let opts = BackupOptions { test_blob_limits: Some((2, 3)), ..Default::default() };
+    // Inline content off (format-spec §7.3): the fixture's small files must be data blobs here.
+    let opts = BackupOptions { test_blob_limits: Some((2, 3)), inline_max: Some(0), ..Default::default() };
     let fx = fixture_with(10, opts);
     let (_, index_files) = crash_at_every_write(&fx);
     // 14 data blobs at 2 per pack, an index file once the packs name 3 blobs or more.

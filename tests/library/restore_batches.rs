@@ -169,7 +169,8 @@ fn a_batch_never_holds_more_than_its_budget() {
     let src = tmp.path().join("src");
     for d in 0..20 {
         for f in 0..100 {
-            write(&src.join(format!("d{d:02}/f{f:03}")), format!("file {d} {f}\n").as_bytes());
+            // Above the inline threshold (format-spec §7.3): each file is a data blob the plan places.
+            write(&src.join(format!("d{d:02}/f{f:03}")), format!("file {d} {f}\n").repeat(120).as_bytes());
         }
     }
     let repo = init_local(&tmp.path().join("repo"), b"batches", &tmp.path().join("cache"));
