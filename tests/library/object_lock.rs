@@ -80,8 +80,10 @@ fn parse_until(v: &str) -> i64 {
 /// Backs up `src` twice (the second time without `gone.bin`), forgets the first snapshot and prunes eagerly twice.
 /// Returns the data packs before the prune and after it.
 fn back_up_forget_prune(repo: &ReadRepository, b: &DynBackend, prefix: &str, src: &Path) -> (Vec<String>, Vec<String>) {
-    write(&src.join("keep.txt"), b"kept\n");
-    write(&src.join("gone.bin"), cairn::crypto::random_32().as_slice());
+    // Both above the inline threshold (format-spec §7.3), so each is a data blob in a data pack.
+    write(&src.join("keep.txt"), "kept\n".repeat(300).as_bytes());
+    let gone: Vec<u8> = (0..64).flat_map(|_| cairn::crypto::random_32()).collect();
+    write(&src.join("gone.bin"), &gone);
     snapshot_of(repo, src);
     std::fs::remove_file(src.join("gone.bin")).unwrap();
     snapshot_of(repo, src);
