@@ -13,6 +13,8 @@ mod alloc;
 mod attribution;
 #[path = "library/auth.rs"]
 mod auth;
+#[path = "library/bundles.rs"]
+mod bundles;
 #[path = "library/cold.rs"]
 mod cold;
 #[path = "library/config_chain.rs"]

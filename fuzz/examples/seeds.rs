@@ -70,11 +70,21 @@ fn main() {
         b.add(&[i as u8 % 2; 32], BlobKind::Data, id, &s, plain.len() as u32);
     }
     let p = b.finish(&keys);
-    let header = PackHeader::V1 {
-        sessions: p.index.sessions.clone(),
-        entries: cairn::codec::packer::parse_pack(&keys, &p.bytes).unwrap().0.entries().to_vec(),
-    };
+    let header = cairn::codec::packer::parse_pack(&keys, &p.bytes).unwrap().0;
     write("pack_header", "header", &pc!(&header));
+    // A pack with a bundle (format-spec §5.5): a version 2 header.
+    let mut b = PackBuilder::new(BlobKind::Data, 0);
+    let members: Vec<&[u8]> = vec![b"first member ", b"second member ", b"third"];
+    let list = members
+        .iter()
+        .map(|m| cairn::pack::BundleMember { id: keys.content_id(m), plain_length: m.len() as u32 })
+        .collect();
+    let s = blob::seal_bundle(&Secret([0x99; 32]), &keys.repo_id, &members.concat(), Compression::default());
+    b.add_bundle(&sess, list, &s);
+    let pb = b.finish(&keys);
+    write("pack_header", "header_v2", &pc!(&cairn::codec::packer::parse_pack(&keys, &pb.bytes).unwrap().0));
+    write("pack_header", "pack_v2", &pb.bytes);
+    write("index", "index_v2", &pc!(&cairn::index::IndexFile::new(vec![], vec![pb.index.clone()])));
     write("pack_header", "empty", &pc!(&PackHeader::V1 { sessions: vec![], entries: vec![] }));
     write("pack_header", "pack", &p.bytes);
 

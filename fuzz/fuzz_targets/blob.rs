@@ -2,7 +2,10 @@
 //! The bytes go to `blob::open_blob` raw (dies at the AEAD), to `blob::decode_inner` and
 //! `compress::decompress` as plaintext, and sealed with a fixed key through `open_blob`, which
 //! must decide as `decode_inner` does. Then the bytes themselves are sealed as a blob's content
-//! (compressed and not) and must come back unchanged.
+//! (compressed and not) and must come back unchanged. The same bytes go through the bundle
+//! decoders (format-spec §5.5): `decode_bundle_inner` as plaintext, `open_bundle` raw and sealed
+//! under the bundle AAD (which must decide as `decode_bundle_inner` does), `bundle_member` at the
+//! plain length as offset, and a bundle round trip.
 #![no_main]
 
 mod common;
@@ -46,6 +49,20 @@ fuzz_target!(|data: &[u8]| {
     // The wrong kind must not open.
     let other = if kind == BlobKind::Data { BlobKind::Tree } else { BlobKind::Data };
     assert!(blob::open_blob(&key, &keys.repo_id, other, &id, &sealed, plain_len).is_err());
+
+    // Bundles: raw (dies at the AEAD), as plaintext, sealed, sliced, round trip.
+    let _ = blob::open_bundle(&key, &keys.repo_id, inner);
+    let body = blob::decode_bundle_inner(inner.to_vec());
+    if let Ok(b) = &body {
+        assert!(b.len() <= cairn::index::MAX_BUNDLE_BODY, "a bundle body over the maximum");
+        let _ = blob::bundle_member(b, plain_len as u32, b.len() / 2);
+    }
+    let bundle_aad = crypto::aad(&keys.repo_id, crypto::ObjectKind::DataBundle, &blob::BUNDLE_NAME);
+    let sealed_bundle = crypto::seal(&key, &bundle_aad, inner);
+    common::assert_same("bundle", &body, &blob::open_bundle(&key, &keys.repo_id, &sealed_bundle));
+    assert!(blob::open_blob(&key, &keys.repo_id, BlobKind::Data, &id, &sealed_bundle, plain_len).is_err());
+    let s = blob::seal_bundle(&key, &keys.repo_id, inner, Compression::default());
+    assert_eq!(blob::open_bundle(&key, &keys.repo_id, &s).as_deref(), Ok(inner), "bundle round trip");
 
     // Round trip of the bytes as content, through compression and without.
     for c in [Compression::Off, Compression::Zstd(1), Compression::default()] {

@@ -1,5 +1,6 @@
 //! Blob framing (format-spec §5.2): the plaintext inside a sealed blob is
-//! `version (1) ‖ compression (1) ‖ padding length (u32 LE) ‖ payload ‖ padding (zeros)`.
+//! `version (1) ‖ compression (1) ‖ padding length (u32 LE) ‖ payload ‖ padding (zeros)`; a bundle
+//! (§5.5) frames its body, the members' plaintexts back to back, the same way.
 //! Pure: takes bytes and keys, returns bytes.
 
 use crate::compress::{self, Compression};
@@ -66,17 +67,79 @@ pub fn open_blob(
     decode_inner(inner, plain_len)
 }
 
-/// Decodes the framed plaintext of a blob.
-pub fn decode_inner(mut inner: Vec<u8>, plain_len: usize) -> Result<Vec<u8>, String> {
+/// The name in a bundle's associated data (format-spec §5.5): none. A bundle is bound to its kind
+/// and repository; each member to its content id, which readers recompute.
+pub const BUNDLE_NAME: [u8; 32] = [0; 32];
+
+/// Compresses (where it pays), frames and seals a bundle `body`: its members' plaintexts, back to
+/// back (format-spec §5.5).
+pub fn seal_bundle(key: &Secret, repo: &RepoId, body: &[u8], compression: Compression) -> Vec<u8> {
+    let compressed = compress::compress(body, compression);
+    let (flag, payload) = match &compressed {
+        Some(c) => (COMPRESSION_ZSTD, &c[..]),
+        None => (COMPRESSION_NONE, body),
+    };
+    let mut buf = Vec::with_capacity(NONCE_LEN + HEADER_LEN + payload.len() + crypto::TAG_LEN);
+    buf.extend_from_slice(&[0u8; NONCE_LEN]);
+    buf.push(BLOB_VERSION);
+    buf.push(flag);
+    buf.extend_from_slice(&0u32.to_le_bytes());
+    buf.extend_from_slice(payload);
+    let aad = crypto::aad(repo, ObjectKind::DataBundle, &BUNDLE_NAME);
+    crypto::seal_prepared(key, &aad, buf)
+}
+
+/// Opens a sealed bundle and returns its body (at most [`crate::index::MAX_BUNDLE_BODY`] bytes).
+/// The caller slices members out of it and verifies their ids.
+pub fn open_bundle(key: &Secret, repo: &RepoId, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    let aad = crypto::aad(repo, ObjectKind::DataBundle, &BUNDLE_NAME);
+    let inner = crypto::open(key, &aad, sealed)
+        .ok_or_else(|| "bundle does not authenticate (wrong key, or the bytes were altered)".to_string())?;
+    decode_bundle_inner(inner)
+}
+
+/// Decodes the framed plaintext of a bundle into its body.
+pub fn decode_bundle_inner(mut inner: Vec<u8>) -> Result<Vec<u8>, String> {
+    let (flag, end) = framing(&inner)?;
+    match flag {
+        COMPRESSION_NONE => {
+            if end - HEADER_LEN > crate::index::MAX_BUNDLE_BODY {
+                return Err("bundle body over 64 MiB".into());
+            }
+            inner.truncate(end);
+            inner.drain(..HEADER_LEN);
+            Ok(inner)
+        }
+        COMPRESSION_ZSTD => compress::decompress_frame(&inner[HEADER_LEN..end], crate::index::MAX_BUNDLE_BODY),
+        f => Err(format!("unknown compression {f}")),
+    }
+}
+
+/// The member of a bundle body that starts at `inner` and is `plain_len` bytes long.
+pub fn bundle_member(body: &[u8], inner: u32, plain_len: usize) -> Result<&[u8], String> {
+    let start = inner as usize;
+    body.get(start..start.saturating_add(plain_len))
+        .ok_or_else(|| {
+            format!("bundle body holds {} bytes, the member ends at {}", body.len(), start.saturating_add(plain_len))
+        })
+}
+
+/// Checks the framing header; returns the compression flag and where the payload ends.
+fn framing(inner: &[u8]) -> Result<(u8, usize), String> {
     if inner.len() < HEADER_LEN {
         return Err("blob framing too short".into());
     }
     if inner[0] != BLOB_VERSION {
         return Err(format!("unknown blob framing version {}", inner[0]));
     }
-    let flag = inner[1];
     let pad = u32::from_le_bytes(inner[2..6].try_into().expect("4 bytes")) as usize;
     let end = inner.len().checked_sub(pad).filter(|&e| e >= HEADER_LEN).ok_or("blob padding longer than the blob")?;
+    Ok((inner[1], end))
+}
+
+/// Decodes the framed plaintext of a blob.
+pub fn decode_inner(mut inner: Vec<u8>, plain_len: usize) -> Result<Vec<u8>, String> {
+    let (flag, end) = framing(&inner)?;
     match flag {
         COMPRESSION_NONE => {
             if end - HEADER_LEN != plain_len {
@@ -108,7 +171,32 @@ mod tests {
     }
 
     #[test]
+    fn a_bundle_round_trips_and_is_no_blob() {
+        let key = Secret([3; 32]);
+        let repo = RepoId([4; 32]);
+        let text: Vec<u8> = b"bundle me ".iter().cycle().take(50_000).copied().collect();
+        for (body, c) in
+            [(text.clone(), Compression::default()), (text.clone(), Compression::Off), (vec![], Compression::default())]
+        {
+            let s = seal_bundle(&key, &repo, &body, c);
+            assert_eq!(open_bundle(&key, &repo, &s).unwrap(), body);
+            assert!(open_blob(&key, &repo, BlobKind::Data, &BlobId(BUNDLE_NAME), &s, body.len()).is_err());
+            assert!(open_bundle(&Secret([9; 32]), &repo, &s).is_err());
+        }
+        let s = seal_blob(&key, &repo, BlobKind::Data, &BlobId(BUNDLE_NAME), &text, Compression::default());
+        assert!(open_bundle(&key, &repo, &s).is_err(), "a blob never opens as a bundle");
+        assert_eq!(bundle_member(&text, 10, 5).unwrap(), &text[10..15]);
+        assert!(bundle_member(&text, 49_999, 5).is_err());
+        assert!(bundle_member(&text, u32::MAX, usize::MAX).is_err());
+    }
+
+    #[test]
     fn hostile_inner_bytes_are_errors() {
+        for bytes in
+            [vec![], vec![1], vec![1, 0, 255, 255, 255, 255], vec![9, 0, 0, 0, 0, 0], vec![1, 1, 0, 0, 0, 0, 1]]
+        {
+            assert!(decode_bundle_inner(bytes).is_err());
+        }
         for bytes in [vec![], vec![1], vec![1, 0, 255, 255, 255, 255], vec![9, 0, 0, 0, 0, 0]] {
             assert!(decode_inner(bytes, 0).is_err());
         }

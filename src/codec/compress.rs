@@ -125,6 +125,20 @@ pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Decompresses one zstd frame that records its content size, refusing a frame without one or
+/// larger than `max` bytes (bundle bodies, format-spec §5.5).
+pub fn decompress_frame(data: &[u8], max: usize) -> Result<Vec<u8>, String> {
+    let n = match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(n)) => n,
+        Ok(None) => return Err("zstd frame does not record its content size".into()),
+        Err(_) => return Err("not a zstd frame".into()),
+    };
+    if n > max as u64 {
+        return Err(format!("zstd frame holds {n} bytes, more than {max}"));
+    }
+    decompress(data, n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +154,12 @@ mod tests {
         getrandom::getrandom(&mut random).unwrap();
         assert!(compress(&random, Compression::default()).is_none());
         assert!(compress(&text, Compression::Off).is_none());
+        assert_eq!(decompress_frame(&c, text.len()).unwrap(), text);
+        assert!(decompress_frame(&c, text.len() - 1).is_err(), "a frame over the bound is refused");
+        assert!(decompress_frame(&c[..3], 1 << 20).is_err());
+        let mut streamed = Vec::new();
+        zstd::stream::copy_encode(&text[..], &mut streamed, 3).unwrap();
+        assert!(decompress_frame(&streamed, 1 << 20).is_err(), "a frame without its content size is refused");
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub enum ObjectKind {
     KeyFile = 6,
     /// The sealed body of a ledger entry (format-spec §13.2).
     LedgerEntry = 7,
+    /// A bundle of data blobs compressed together (format-spec §5.5).
+    DataBundle = 8,
 }
 
 /// A 32-byte secret that is zeroized on drop.

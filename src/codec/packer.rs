@@ -6,7 +6,9 @@ use crate::codec::envelope;
 use crate::crypto::{self, MasterKeys, ObjectKind};
 use crate::id::{BlobId, BlobKind, PackId, RepoId};
 use crate::index::{IndexBlob, IndexPack};
-use crate::pack::{decode_header, parse_trailer, PackEntry, PackHeader, PACK_MAGIC, TRAILER_LEN};
+use crate::pack::{
+    decode_header, parse_trailer, BundleMember, PackBundle, PackEntry, PackHeader, PackSegment, PACK_MAGIC, TRAILER_LEN,
+};
 
 /// A pack whose blob bytes are written elsewhere as they are added (streamed to storage, format-spec
 /// §5.3): keeps only the header's entries and a running BLAKE3 of the bytes, so the pack id is
@@ -16,7 +18,8 @@ pub struct PackLayout {
     hasher: blake3::Hasher,
     len: u64,
     sessions: Vec<[u8; 32]>,
-    entries: Vec<PackEntry>,
+    segments: Vec<PackSegment>,
+    blobs: usize,
 }
 
 /// The end of a streamed pack: the bytes to append after its blobs, its id and index record.
@@ -32,7 +35,7 @@ pub struct PackTail {
 impl PackLayout {
     /// An empty pack for blobs of `kind`.
     pub fn new(kind: BlobKind) -> Self {
-        PackLayout { kind, hasher: blake3::Hasher::new(), len: 0, sessions: Vec::new(), entries: Vec::new() }
+        PackLayout { kind, hasher: blake3::Hasher::new(), len: 0, sessions: Vec::new(), segments: Vec::new(), blobs: 0 }
     }
 
     /// Bytes of blobs so far.
@@ -42,32 +45,58 @@ impl PackLayout {
 
     /// True when no blob was added.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.segments.is_empty()
     }
 
-    /// Number of blobs.
+    /// Number of blobs (bundle members counted one by one).
     pub fn count(&self) -> usize {
-        self.entries.len()
+        self.blobs
     }
 
-    /// Records a sealed blob; the caller writes `sealed` right after the bytes of the blobs
-    /// recorded before it.
-    pub fn add(&mut self, session: &[u8; 32], kind: BlobKind, id: BlobId, sealed: &[u8], plain_length: u32) {
-        let s = match self.sessions.iter().position(|p| p == session) {
-            Some(i) => i,
+    fn session_index(&mut self, session: &[u8; 32]) -> u32 {
+        match self.sessions.iter().position(|p| p == session) {
+            Some(i) => i as u32,
             None => {
                 self.sessions.push(*session);
-                self.sessions.len() - 1
+                self.sessions.len() as u32 - 1
             }
-        };
-        self.entries.push(PackEntry { kind, id, session: s as u32, length: sealed.len() as u32, plain_length });
+        }
+    }
+
+    /// Records a sealed blob; the caller writes `sealed` right after the bytes of the segments
+    /// recorded before it.
+    pub fn add(&mut self, session: &[u8; 32], kind: BlobKind, id: BlobId, sealed: &[u8], plain_length: u32) {
+        let s = self.session_index(session);
+        self.segments.push(PackSegment::Blob(PackEntry {
+            kind,
+            id,
+            session: s,
+            length: sealed.len() as u32,
+            plain_length,
+        }));
+        self.blobs += 1;
+        self.hasher.update(sealed);
+        self.len += sealed.len() as u64;
+    }
+
+    /// Records a sealed bundle of data blobs (format-spec §5.5) whose body holds `members` in
+    /// order; the caller writes `sealed` right after the bytes recorded before it.
+    pub fn add_bundle(&mut self, session: &[u8; 32], members: Vec<BundleMember>, sealed: &[u8]) {
+        let s = self.session_index(session);
+        self.blobs += members.len();
+        self.segments.push(PackSegment::Bundle(PackBundle {
+            kind: BlobKind::Data,
+            session: s,
+            length: sealed.len() as u32,
+            members,
+        }));
         self.hasher.update(sealed);
         self.len += sealed.len() as u64;
     }
 
     /// Seals the header; returns what follows the blobs, the pack id and its index record.
     pub fn finish(mut self, keys: &MasterKeys) -> PackTail {
-        let header = PackHeader::V1 { sessions: self.sessions, entries: self.entries };
+        let header = PackHeader::new(self.sessions, self.segments);
         let blob_area = self.len;
         let stored_header = seal_header(keys, &header);
         let header_hash = *blake3::hash(&stored_header).as_bytes();
@@ -78,7 +107,7 @@ impl PackLayout {
         self.hasher.update(&tail);
         let id = PackId(*self.hasher.finalize().as_bytes());
         let blobs = header.to_index_blobs(blob_area).expect("a header we just built is consistent");
-        let PackHeader::V1 { sessions, .. } = header;
+        let sessions = header.sessions().to_vec();
         PackTail {
             id,
             index: IndexPack {
@@ -135,6 +164,12 @@ impl PackBuilder {
     /// Appends a sealed blob.
     pub fn add(&mut self, session: &[u8; 32], kind: BlobKind, id: BlobId, sealed: &[u8], plain_length: u32) {
         self.layout.add(session, kind, id, sealed, plain_length);
+        self.buf.extend_from_slice(sealed);
+    }
+
+    /// Appends a sealed bundle ([`PackLayout::add_bundle`]).
+    pub fn add_bundle(&mut self, session: &[u8; 32], members: Vec<BundleMember>, sealed: &[u8]) {
+        self.layout.add_bundle(session, members, sealed);
         self.buf.extend_from_slice(sealed);
     }
 
@@ -272,5 +307,45 @@ mod tests {
         assert_eq!(t.id, PackId(*blake3::hash(&written).as_bytes()));
         assert_eq!(t.index.size, written.len() as u64);
         assert_eq!(index_entry(&keys, &t.id, BlobKind::Data, &written).unwrap(), t.index);
+    }
+
+    #[test]
+    fn a_pack_with_a_bundle_describes_every_member_at_the_bundles_place() {
+        let keys = MasterKeys::generate();
+        let sess = [7u8; 32];
+        let key = crate::crypto::Secret([5; 32]);
+        let mut b = PackBuilder::new(BlobKind::Data, 0);
+        let lone = vec![1u8; 3000];
+        let lone_id = keys.content_id(&lone);
+        let sealed =
+            crate::codec::blob::seal_blob(&key, &keys.repo_id, BlobKind::Data, &lone_id, &lone, Compression::default());
+        b.add(&sess, BlobKind::Data, lone_id, &sealed, lone.len() as u32);
+        let members: Vec<Vec<u8>> =
+            (0..4u8).map(|i| format!("member {i} ").repeat(100 + i as usize).into_bytes()).collect();
+        let body = members.concat();
+        let sealed_bundle = crate::codec::blob::seal_bundle(&key, &keys.repo_id, &body, Compression::default());
+        let list =
+            members.iter().map(|m| BundleMember { id: keys.content_id(m), plain_length: m.len() as u32 }).collect();
+        b.add_bundle(&sess, list, &sealed_bundle);
+        assert_eq!(b.count(), 5);
+        let p = b.finish(&keys);
+        let (h, blobs) = parse_pack(&keys, &p.bytes).unwrap();
+        assert!(matches!(h, PackHeader::V2 { .. }), "a pack with a bundle has a version 2 header");
+        assert_eq!(blobs, p.index.blobs);
+        assert_eq!(index_entry(&keys, &p.id, BlobKind::Data, &p.bytes).unwrap(), p.index);
+        assert_eq!(blobs[0].inner, None);
+        let mut inner = 0;
+        for (m, e) in members.iter().zip(&blobs[1..]) {
+            assert_eq!((e.offset, e.length, e.inner), (sealed.len() as u64, sealed_bundle.len() as u32, Some(inner)));
+            let at = e.offset as usize;
+            let body =
+                crate::codec::blob::open_bundle(&key, &keys.repo_id, &p.bytes[at..at + e.length as usize]).unwrap();
+            assert_eq!(crate::codec::blob::bundle_member(&body, inner, m.len()).unwrap(), &m[..]);
+            inner += m.len() as u32;
+        }
+        let f = crate::index::IndexFile::new(vec![], vec![p.index.clone()]);
+        assert!(matches!(f, crate::index::IndexFile::V2 { .. }), "its index file is version 2");
+        let v1 = crate::index::IndexFile::V1 { supersedes: vec![], packs: vec![p.index.clone()] };
+        assert!(postcard::to_allocvec(&v1).is_err(), "version 1 cannot name a bundle member");
     }
 }

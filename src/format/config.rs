@@ -13,11 +13,12 @@ pub const CONFIG_MAGIC: &[u8; 8] = b"CAIRNCFG";
 pub const CONFIG_SIGNED_MAGIC: &[u8; 8] = b"CAIRNCF2";
 /// Length of the signature that ends a signed config object.
 pub const SIGNATURE_LEN: usize = 64;
-/// The repository format version this code writes in a new repository (format-spec §9.1): 2,
-/// whose trees may hold inline file content (§7.3).
-pub const FORMAT_VERSION: u32 = 2;
+/// The repository format version this code writes in a new repository (format-spec §9.1): 3,
+/// whose trees may hold inline file content (§7.3, from 2) and whose packs may hold bundles
+/// (§5.5, from 3).
+pub const FORMAT_VERSION: u32 = 3;
 /// The repository format versions this code reads and writes (format-spec §9.2).
-pub const FORMAT_VERSIONS: [u32; 2] = [1, 2];
+pub const FORMAT_VERSIONS: [u32; 3] = [1, 2, 3];
 /// The writer protocol version this code implements (format-spec §9.1). A config whose
 /// `min_writer_version` is higher makes this code refuse to write.
 pub const WRITER_VERSION: u32 = 1;
@@ -125,6 +126,11 @@ impl Config {
     /// version 2 and above.
     pub fn inline_allowed(&self) -> bool {
         self.format_version() >= 2
+    }
+    /// Whether packs of this repository may hold bundles (format-spec §5.5): format version 3 and
+    /// above.
+    pub fn bundles_allowed(&self) -> bool {
+        self.format_version() >= 3
     }
     /// Writers older than this refuse to write.
     pub fn min_writer_version(&self) -> u32 {

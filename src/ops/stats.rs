@@ -204,9 +204,11 @@ pub fn stats(
     Ok(report)
 }
 
-/// The sizes of `blobs` from their first index entries.
+/// The sizes of `blobs` from their first index entries. A bundle (format-spec §5.5) counts its
+/// stored bytes once, with the first of its members met.
 fn raw(repo: &ReadRepository, blobs: &HashSet<(BlobKind, BlobId)>) -> Result<Raw> {
     let mut r = Raw::default();
+    let mut bundles: HashSet<(PackId, u64)> = HashSet::new();
     for (kind, id) in blobs {
         r.blobs += 1;
         match kind {
@@ -217,7 +219,8 @@ fn raw(repo: &ReadRepository, blobs: &HashSet<(BlobKind, BlobId)>) -> Result<Raw
             r.missing_blobs += 1;
             continue;
         };
-        let (plain, stored) = (loc.plain_length as u64, loc.length as u64);
+        let counted = loc.inner.is_some() && !bundles.insert((loc.pack, loc.offset));
+        let (plain, stored) = (loc.plain_length as u64, if counted { 0 } else { loc.length as u64 });
         r.plain_bytes += plain;
         r.stored_bytes += stored;
         if *kind == BlobKind::Data {

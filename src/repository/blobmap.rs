@@ -89,7 +89,11 @@ impl Cache {
 /// it does not decode.
 fn location(kind: BlobKind, k: &[u8], v: &[u8]) -> Option<Location> {
     let pack = <[u8; 32]>::try_from(k.get(BLOB_PREFIX..)?).ok()?;
-    let l = postcard::from_bytes::<LocVal>(v).ok()?;
+    let (l, rest) = postcard::take_from_bytes::<LocVal>(v).ok()?;
+    let inner = match rest {
+        [] => None,
+        r => Some(postcard::from_bytes::<u32>(r).ok()?),
+    };
     Some(Location {
         kind,
         pack: PackId(pack),
@@ -97,6 +101,7 @@ fn location(kind: BlobKind, k: &[u8], v: &[u8]) -> Option<Location> {
         length: l.length,
         plain_length: l.plain_length,
         session: l.session,
+        inner,
     })
 }
 
@@ -152,9 +157,14 @@ fn put_locations(packs: &[IndexPack], put: &mut dyn FnMut(&[u8], &[u8])) {
             k.extend_from_slice(&b.id.0);
             k.extend_from_slice(&p.id.0);
             let l = LocVal { offset: b.offset, length: b.length, plain_length: b.plain_length, session };
-            // At most 10 + 5 + 5 + 32 bytes: a u64, two u32 as varints, and the key.
-            let enc = postcard::to_slice(&l, &mut v).expect("a location fits in 64 bytes");
-            put(&k, enc);
+            // At most 10 + 5 + 5 + 32 bytes: a u64, two u32 as varints, and the key; then a bundle
+            // member's inner offset, at most 5 more.
+            let n = postcard::to_slice(&l, &mut v).expect("a location fits in 64 bytes").len();
+            let n = match b.inner {
+                Some(o) => n + postcard::to_slice(&o, &mut v[n..]).expect("and its inner offset").len(),
+                None => n,
+            };
+            put(&k, &v[..n]);
         }
     }
 }
@@ -183,6 +193,8 @@ mod tests {
                     offset: 100 * i as u64 + n as u64,
                     length: 50,
                     plain_length: 20,
+                    // Every other blob of pack 3 is a bundle member.
+                    inner: (n == 3 && i % 2 == 1).then_some(1_000_000 + i as u32),
                 })
                 .collect(),
         }
@@ -222,6 +234,10 @@ mod tests {
             assert!(c.lookup(BlobKind::Tree, &near(last as u8)).unwrap().is_empty());
         }
         drop(many);
+        let inner =
+            |last: u8| c.lookup(BlobKind::Data, &near(last)).unwrap().iter().map(|l| l.inner).collect::<Vec<_>>();
+        assert_eq!(inner(5), vec![Some(1_000_001)], "a bundle member's inner offset is kept");
+        assert_eq!(inner(1), vec![None]);
         let mut ing = c.ingested().unwrap();
         ing.sort();
         assert_eq!(ing, vec![IndexId([1; 32]), IndexId([2; 32])]);

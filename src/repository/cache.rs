@@ -29,6 +29,9 @@ pub struct Location {
     pub plain_length: u32,
     /// Session public key that sealed it.
     pub session: [u8; 32],
+    /// Where its plaintext starts in the body of the bundle stored at `offset` (format-spec §5.5);
+    /// `None` when the blob is stored alone.
+    pub inner: Option<u32>,
 }
 
 impl Location {
@@ -42,11 +45,14 @@ impl Location {
             length: b.length,
             plain_length: b.plain_length,
             session: *ip.sessions.get(b.session as usize)?,
+            inner: b.inner,
         })
     }
 }
 
-/// A location as the blob map stores it (postcard), under the key of its blob and pack.
+/// A location as the blob map stores it (postcard), under the key of its blob and pack; a bundle
+/// member's `inner` follows as one more postcard `u32` (absent for a blob stored alone, so the
+/// entries of caches written before bundles still decode).
 #[derive(Serialize, Deserialize)]
 pub(super) struct LocVal {
     pub(super) offset: u64,

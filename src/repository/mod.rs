@@ -88,6 +88,9 @@ struct Shared {
     cache: std::sync::Arc<Cache>,
     chunker: Chunker,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
+    /// Bundle bodies opened lately ([`reads`]): the members of one bundle are read one after
+    /// another, and each would otherwise decompress the whole bundle again.
+    bundles: Mutex<reads::BundleBodies>,
     /// The certificates under `certs/`, once read (format-spec §4.3).
     certs: Mutex<Option<Arc<Certificates>>>,
     /// Set once the cache has been brought up to date with the index files in this process.

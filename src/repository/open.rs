@@ -241,6 +241,7 @@ impl Repository {
                 cache: std::sync::Arc::new(cache),
                 chunker,
                 sessions: Mutex::new(HashMap::new()),
+                bundles: Mutex::new(Default::default()),
                 certs: Mutex::new(None),
                 index_synced: std::sync::atomic::AtomicBool::new(false),
                 sync_lock: Mutex::new(()),

@@ -1,13 +1,55 @@
-//! Reading blobs: locating a blob through the cache, opening it with its session key and
-//! verifying its id. Trees are read in [`super::trees`].
+//! Reading blobs: locating a blob through the cache, opening it (alone, or out of its bundle's
+//! body, format-spec §5.5) with its session key and verifying its id. Trees are read in
+//! [`super::trees`].
 
 use super::{ReadRepository, Repository};
 use crate::blob;
 use crate::cache::Location;
 use crate::crypto::Session;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, BlobKind};
+use crate::id::{BlobId, BlobKind, PackId};
 use crate::layout::pack_path;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Bytes of bundle bodies kept after they were opened: about 16 bundles as writers make them.
+const BUNDLE_BODIES_BUDGET: usize = 16 << 20;
+
+/// Where a bundle was opened: pack, offset, stored length and the session whose key opened it.
+type Place = (PackId, u64, u32, [u8; 32]);
+
+/// The bodies of the bundles opened last, by [`Place`], newest last,
+/// at most [`BUNDLE_BODIES_BUDGET`] bytes together. A body is only ever sliced: every member taken
+/// from it is verified against its id.
+#[derive(Default)]
+pub(super) struct BundleBodies {
+    bodies: VecDeque<(Place, Arc<Vec<u8>>)>,
+    bytes: usize,
+}
+
+impl BundleBodies {
+    fn get(&mut self, place: &Place) -> Option<Arc<Vec<u8>>> {
+        let i = self.bodies.iter().position(|(p, _)| p == place)?;
+        let e = self.bodies.remove(i)?;
+        let body = e.1.clone();
+        self.bodies.push_back(e);
+        Some(body)
+    }
+
+    fn put(&mut self, place: Place, body: Arc<Vec<u8>>) {
+        if body.len() > BUNDLE_BODIES_BUDGET {
+            return;
+        }
+        self.bytes += body.len();
+        self.bodies.push_back((place, body));
+        while self.bytes > BUNDLE_BODIES_BUDGET {
+            match self.bodies.pop_front() {
+                Some((_, b)) => self.bytes -= b.len(),
+                None => break,
+            }
+        }
+    }
+}
 
 impl Repository {
     /// Where a blob is stored. The first lookup in a process brings the cache up to date with the
@@ -51,12 +93,29 @@ impl ReadRepository {
         Ok(s)
     }
 
-    /// Opens a sealed blob read from `loc` and verifies its id.
+    /// Opens a sealed blob read from `loc` (the bytes of its segment: the blob, or the bundle it
+    /// is a member of) and verifies its id.
     pub fn open_blob_at(&self, loc: &Location, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
         let session = self.session(&loc.session)?;
-        let plain =
-            blob::open_blob(session.key(), &self.shared.keys.repo_id, loc.kind, id, sealed, loc.plain_length as usize)
-                .map_err(|e| Error::corrupt_blob(loc.kind, *id, Some(loc.pack), e))?;
+        let repo_id = &self.shared.keys.repo_id;
+        let plain = match loc.inner {
+            None => blob::open_blob(session.key(), repo_id, loc.kind, id, sealed, loc.plain_length as usize),
+            Some(_) if loc.kind != BlobKind::Data => Err("a tree blob cannot be a bundle member".to_string()),
+            Some(inner) => {
+                let place = (loc.pack, loc.offset, loc.length, loc.session);
+                let cached = self.shared.bundles.lock().unwrap_or_else(|p| p.into_inner()).get(&place);
+                let body = match cached {
+                    Some(b) => Ok(b),
+                    None => blob::open_bundle(session.key(), repo_id, sealed).map(|b| {
+                        let b = Arc::new(b);
+                        self.shared.bundles.lock().unwrap_or_else(|p| p.into_inner()).put(place, b.clone());
+                        b
+                    }),
+                };
+                body.and_then(|b| blob::bundle_member(&b, inner, loc.plain_length as usize).map(|m| m.to_vec()))
+            }
+        }
+        .map_err(|e| Error::corrupt_blob(loc.kind, *id, Some(loc.pack), e))?;
         if self.shared.keys.content_id(&plain) != *id {
             return Err(Error::corrupt_blob(loc.kind, *id, Some(loc.pack), "content does not match its id"));
         }

@@ -1,5 +1,5 @@
-//! The write side of a session (format-spec §5.4, §10.1, §11): dedups blobs, seals and verifies them, packs them
-//! into at least two open data packs in random order, uploads packs concurrently, writes index
+//! The write side of a session (format-spec §5.4, §5.5, §10.1, §11): dedups blobs, gathers small data blobs into
+//! bundles, seals and verifies them, packs them into at least two open data packs in random order, uploads packs concurrently, writes index
 //! files after their packs, keeps the writer lease alive, and commits snapshots last.
 
 use crate::backend::Staged;
@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
 use crate::layout::{pack_path, ObjectType, StoredId};
+use crate::pack::BundleMember;
 use crate::repository::writer_lease::LeaseKeeper;
 use crate::repository::{ReadRepository, Repository};
 use crate::snapshot::Snapshot;
@@ -33,6 +34,11 @@ pub const BLOBS_PER_INDEX: usize = 1 << 15;
 pub const BLOBS_PER_PACK: usize = 1 << 15;
 /// Open data packs blobs are spread across.
 const OPEN_DATA_PACKS: usize = 2;
+/// Data blobs shorter than this are gathered into bundles (format-spec §5.5): the default
+/// chunker's minimum chunk, so whole small files and the last chunks of larger ones.
+pub const BUNDLE_MEMBER_MAX: usize = 256 << 10;
+/// A bundle is sealed once its body reaches this many bytes.
+pub const BUNDLE_TARGET: usize = 1 << 20;
 
 /// Tunables of a writing session.
 #[derive(Clone, Debug)]
@@ -54,6 +60,9 @@ pub struct WriterOptions {
     /// An index file is written once the stored packs waiting for one name this many blobs
     /// (default [`BLOBS_PER_INDEX`]).
     pub blobs_per_index: usize,
+    /// Gather small data blobs into bundles (format-spec §5.5) where the repository's format
+    /// allows them and compression is on (default true).
+    pub bundle: bool,
 }
 
 impl Default for WriterOptions {
@@ -66,6 +75,7 @@ impl Default for WriterOptions {
             verify_dedup: false,
             blobs_per_pack: BLOBS_PER_PACK,
             blobs_per_index: BLOBS_PER_INDEX,
+            bundle: true,
         }
     }
 }
@@ -77,6 +87,10 @@ pub struct WriterStats {
     pub blobs_added: AtomicU64,
     /// Plain bytes of new blobs.
     pub bytes_added: AtomicU64,
+    /// New blobs stored as bundle members (counted in `blobs_added` too).
+    pub blobs_bundled: AtomicU64,
+    /// Bundles sealed.
+    pub bundles: AtomicU64,
     /// Sealed bytes of new blobs.
     pub bytes_added_stored: AtomicU64,
     /// Packs uploaded.
@@ -113,6 +127,8 @@ pub struct Writer<'r> {
     session: Session,
     opts: WriterOptions,
     open: Mutex<OpenPacks>,
+    /// The bundle being filled, when this session writes bundles.
+    bundle: Option<Mutex<OpenBundle>>,
     condemned: HashSet<PackId>,
     /// With `verify_dedup`: the full key's handle, and each blob's verdict this session.
     reader: Option<ReadRepository>,
@@ -134,6 +150,13 @@ struct OpenPacks {
 struct OpenPack {
     layout: PackLayout,
     staged: Option<Staged>,
+}
+
+/// A bundle being filled (format-spec §5.5): its members and their plaintexts back to back.
+#[derive(Default)]
+struct OpenBundle {
+    members: Vec<BundleMember>,
+    body: Vec<u8>,
 }
 
 /// A finished pack waiting for an uploader: its id and index record, and its bytes, staged.
@@ -158,6 +181,20 @@ impl OpenPack {
         sealed: &[u8],
         plain: u32,
     ) -> Result<()> {
+        self.write(sh, kind, sealed)?;
+        self.layout.add(session, kind, id, sealed, plain);
+        Ok(())
+    }
+
+    /// Appends a sealed bundle of data blobs.
+    fn add_bundle(&mut self, sh: &Shared, session: &[u8; 32], members: Vec<BundleMember>, sealed: &[u8]) -> Result<()> {
+        self.write(sh, BlobKind::Data, sealed)?;
+        self.layout.add_bundle(session, members, sealed);
+        Ok(())
+    }
+
+    /// Writes a segment's bytes to the staged pack, staging it first.
+    fn write(&mut self, sh: &Shared, kind: BlobKind, sealed: &[u8]) -> Result<()> {
         let staged = match &mut self.staged {
             Some(s) => s,
             None => {
@@ -165,9 +202,7 @@ impl OpenPack {
                 self.staged.insert(sh.backend.stage(ObjectType::pack(kind).dir(), capacity)?)
             }
         };
-        staged.write(sealed)?;
-        self.layout.add(session, kind, id, sealed, plain);
-        Ok(())
+        staged.write(sealed)
     }
 
     /// Appends the header and trailer; `None` for a pack without blobs.
@@ -257,11 +292,10 @@ fn write_index(
     packs: Vec<IndexPack>,
 ) -> Result<(IndexId, Vec<IndexPack>)> {
     let id = IndexId(crate::crypto::random_32());
-    let f = IndexFile::V1 { supersedes, packs };
+    let f = IndexFile::new(supersedes, packs);
     backend.write_new(&id.path(), &object::encode_index(keys, &id, &f))?;
     cache.ingest_index(&id, f.packs())?;
-    let IndexFile::V1 { packs, .. } = f;
-    Ok((id, packs))
+    Ok((id, f.into_packs()))
 }
 
 impl<'r> Writer<'r> {
@@ -302,10 +336,13 @@ impl<'r> Writer<'r> {
                 }));
             }
         }
+        let bundle = (opts.bundle && repo.config().bundles_allowed() && opts.compression != Compression::Off)
+            .then(|| Mutex::new(OpenBundle::default()));
         Ok(Writer {
             repo,
             shared,
             session,
+            bundle,
             open: Mutex::new(OpenPacks {
                 data: (0..OPEN_DATA_PACKS).map(|_| OpenPack::new(BlobKind::Data)).collect(),
                 tree: OpenPack::new(BlobKind::Tree),
@@ -405,6 +442,24 @@ impl<'r> Writer<'r> {
         if !self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, id)) {
             return Ok(false);
         }
+        if kind == BlobKind::Data && plain.len() < BUNDLE_MEMBER_MAX && !crate::compress::looks_incompressible(plain) {
+            if let Some(bundle) = &self.bundle {
+                let st = &self.shared.stats;
+                st.blobs_added.fetch_add(1, Ordering::Relaxed);
+                st.blobs_bundled.fetch_add(1, Ordering::Relaxed);
+                st.bytes_added.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                let full = {
+                    let mut b = bundle.lock().unwrap_or_else(|p| p.into_inner());
+                    b.members.push(BundleMember { id, plain_length: plain.len() as u32 });
+                    b.body.extend_from_slice(plain);
+                    (b.body.len() >= BUNDLE_TARGET).then(|| std::mem::take(&mut *b))
+                };
+                if let Some(b) = full {
+                    self.store_bundle(b)?;
+                }
+                return Ok(true);
+            }
+        }
         let repo = self.repo;
         let compression =
             if kind == BlobKind::Tree { self.opts.compression.for_trees() } else { self.opts.compression };
@@ -423,6 +478,92 @@ impl<'r> Writer<'r> {
         if self.opts.dry_run {
             return Ok(true);
         }
+        self.add_segment(kind, |pack| {
+            pack.add(&self.shared, &self.session.public, kind, id, &sealed, plain.len() as u32)
+        })?;
+        Ok(true)
+    }
+
+    /// Seals a bundle and adds it to an open data pack; a bundle of one blob is stored as that
+    /// blob alone.
+    fn store_bundle(&self, b: OpenBundle) -> Result<()> {
+        let repo = self.repo;
+        let keys = repo.keys();
+        if b.members.len() == 1 {
+            let m = &b.members[0];
+            let sealed = blob::seal_blob(
+                self.session.key(),
+                &keys.repo_id,
+                BlobKind::Data,
+                &m.id,
+                &b.body,
+                self.opts.compression,
+            );
+            if self.opts.verify {
+                let back =
+                    blob::open_blob(self.session.key(), &keys.repo_id, BlobKind::Data, &m.id, &sealed, b.body.len())
+                        .map_err(|e| {
+                            Error::corrupt_blob(
+                                BlobKind::Data,
+                                m.id,
+                                None,
+                                format!("verification before upload failed: {e}"),
+                            )
+                        })?;
+                if keys.content_id(&back) != m.id {
+                    return Err(Error::corrupt_blob(
+                        BlobKind::Data,
+                        m.id,
+                        None,
+                        "verification before upload failed: content changed",
+                    ));
+                }
+            }
+            self.shared.stats.blobs_bundled.fetch_sub(1, Ordering::Relaxed);
+            self.shared.stats.bytes_added_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+            if self.opts.dry_run {
+                return Ok(());
+            }
+            let (id, plain) = (m.id, m.plain_length);
+            return self.add_segment(BlobKind::Data, |pack| {
+                pack.add(&self.shared, &self.session.public, BlobKind::Data, id, &sealed, plain)
+            });
+        }
+        let sealed = blob::seal_bundle(self.session.key(), &keys.repo_id, &b.body, self.opts.compression);
+        if self.opts.verify {
+            // What a reader does with every member: open the bundle, slice, recompute the id.
+            let fail = |id: BlobId, e: String| {
+                Error::corrupt_blob(BlobKind::Data, id, None, format!("verification before upload failed: {e}"))
+            };
+            let back =
+                blob::open_bundle(self.session.key(), &keys.repo_id, &sealed).map_err(|e| fail(b.members[0].id, e))?;
+            let mut at = 0u32;
+            for m in &b.members {
+                let part = blob::bundle_member(&back, at, m.plain_length as usize).map_err(|e| fail(m.id, e))?;
+                if keys.content_id(part) != m.id {
+                    return Err(fail(m.id, "content changed".into()));
+                }
+                at += m.plain_length;
+            }
+            if at as usize != back.len() {
+                return Err(fail(b.members[0].id, "the bundle's body changed length".into()));
+            }
+        }
+        let st = &self.shared.stats;
+        st.bundles.fetch_add(1, Ordering::Relaxed);
+        st.bytes_added_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let members = b.members;
+        self.add_segment(BlobKind::Data, move |pack| {
+            pack.add_bundle(&self.shared, &self.session.public, members, &sealed)
+        })
+    }
+
+    /// Adds one segment to an open pack of `kind` (a random one of the data packs) with `add`, and
+    /// sends the pack on when it is full.
+    fn add_segment(&self, kind: BlobKind, add: impl FnOnce(&mut OpenPack) -> Result<()>) -> Result<()> {
         let full = {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let (pack, limit) = match kind {
@@ -432,7 +573,7 @@ impl<'r> Writer<'r> {
                 }
                 BlobKind::Tree => (&mut open.tree, self.pack_size / 4),
             };
-            pack.add(&self.shared, &self.session.public, kind, id, &sealed, plain.len() as u32)?;
+            add(pack)?;
             if pack.layout.len() >= limit as u64 || pack.layout.count() >= self.opts.blobs_per_pack.max(1) {
                 Some(std::mem::replace(pack, OpenPack::new(kind)))
             } else {
@@ -442,7 +583,7 @@ impl<'r> Writer<'r> {
         if let Some(p) = full {
             self.send(p)?;
         }
-        Ok(true)
+        Ok(())
     }
 
     fn send(&self, p: OpenPack) -> Result<()> {
@@ -456,6 +597,11 @@ impl<'r> Writer<'r> {
     /// Uploads every open pack, waits for the uploads and writes the remaining index.
     /// After this returns, every blob stored is in storage and indexed.
     pub fn flush(&mut self) -> Result<()> {
+        let open_bundle =
+            self.bundle.as_ref().map(|b| std::mem::take(&mut *b.lock().unwrap_or_else(|p| p.into_inner())));
+        if let Some(b) = open_bundle.filter(|b| !b.members.is_empty()) {
+            self.store_bundle(b)?;
+        }
         let packs: Vec<OpenPack> = {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let mut v: Vec<OpenPack> = open.data.drain(..).collect();

@@ -31,7 +31,7 @@ use cairn::index::{IndexBlob, IndexFile, IndexPack};
 use cairn::keyfile;
 use cairn::layout::{pack_path, Object, ObjectType, StoredId};
 use cairn::lease::{Lease, PruneMark};
-use cairn::pack::{PackEntry, PackHeader};
+use cairn::pack::{BundleMember, PackBundle, PackEntry, PackHeader, PackSegment};
 use cairn::repository::{InitOptions, OpenOptions, Repository};
 use cairn::snapshot::{self, Snapshot, SnapshotV1, SnapshotV3, Source, SourceRecord, Summary};
 use cairn::tree::{self, Content, Node, NodeKind, Time, TreeBlob};
@@ -519,23 +519,54 @@ mod spec {
     /// §5.3: a pack header's plaintext.
     pub fn pack_header(b: &[u8]) -> PackHeader {
         let mut r = Rd::new(b);
-        assert_eq!(r.variant(), 0, "PackHeader::V1");
+        let version = r.variant();
+        assert!(version <= 1, "PackHeader::V1 or V2, not {version}");
         let sessions = r.vec(|r| r.a32());
-        let entries = r.vec(|r| PackEntry {
+        let entry = |r: &mut Rd| PackEntry {
             kind: r.blob_kind(),
             id: BlobId(r.a32()),
             session: r.u32(),
             length: r.u32(),
             plain_length: r.u32(),
-        });
+        };
+        let h = if version == 0 {
+            PackHeader::V1 { sessions, entries: r.vec(entry) }
+        } else {
+            let segments = r.vec(|r| match r.variant() {
+                0 => PackSegment::Blob(entry(r)),
+                1 => PackSegment::Bundle(PackBundle {
+                    kind: r.blob_kind(),
+                    session: r.u32(),
+                    length: r.u32(),
+                    members: r.vec(|r| BundleMember { id: BlobId(r.a32()), plain_length: r.u32() }),
+                }),
+                v => panic!("bad PackSegment {v}"),
+            });
+            PackHeader::V2 { sessions, segments }
+        };
         r.end();
-        PackHeader::V1 { sessions, entries }
+        h
+    }
+
+    /// §5.5: opens a sealed bundle and returns its body and compression flag.
+    pub fn open_bundle(keys: &MasterKeys, session_key: &[u8; 32], stored: &[u8]) -> (Vec<u8>, u8) {
+        let inner = open(session_key, &aad(&keys.repo_id.0, 8, &[0; 32]), stored).expect("bundle opens");
+        assert_eq!(inner[0], 1, "blob framing version");
+        let pad = u32::from_le_bytes(inner[2..6].try_into().unwrap()) as usize;
+        let payload = &inner[6..inner.len() - pad];
+        let body = match inner[1] {
+            0 => payload.to_vec(),
+            1 => zstd::stream::decode_all(payload).expect("one zstd frame"),
+            c => panic!("unknown compression {c}"),
+        };
+        (body, inner[1])
     }
 
     /// §6.1: an index file's plaintext.
     pub fn index_file(b: &[u8]) -> IndexFile {
         let mut r = Rd::new(b);
-        assert_eq!(r.variant(), 0, "IndexFile::V1");
+        let version = r.variant();
+        assert!(version <= 1, "IndexFile::V1 or V2, not {version}");
         let supersedes = r.vec(|r| IndexId(r.a32()));
         let packs = r.vec(|r| IndexPack {
             id: PackId(r.a32()),
@@ -551,10 +582,15 @@ mod spec {
                 offset: r.u64(),
                 length: r.u32(),
                 plain_length: r.u32(),
+                inner: if version == 1 { r.option(|r| r.u32()) } else { None },
             }),
         });
         r.end();
-        IndexFile::V1 { supersedes, packs }
+        if version == 0 {
+            IndexFile::V1 { supersedes, packs }
+        } else {
+            IndexFile::V2 { supersedes, packs }
+        }
     }
 
     /// §8.1: a snapshot's plaintext (`V1`, `V2` with its writer block, §4.3, or `V3`).
@@ -1002,6 +1038,92 @@ fn vector_packs() {
     assert_eq!(f.packs(), &all_index_packs[..]);
 }
 
+/// The members of the bundle vector (test-vectors.md `bundle`): three texts, 300 + 1500 + 500 bytes.
+fn vbundle_members() -> Vec<Vec<u8>> {
+    vec![b"alpha\n".repeat(50), b"beta ".repeat(300), b"gamma".repeat(100)]
+}
+
+#[test]
+fn vector_bundle() {
+    let keys = vkeys();
+    let session = vsession();
+    let members = vbundle_members();
+    if vectors().get("bundle").is_none() {
+        let lone = b"cairn ".repeat(700);
+        let lone_id = keys.content_id(&lone);
+        let mut b = PackBuilder::new(BlobKind::Data, 0);
+        let sealed =
+            blob::seal_blob(session.key(), &keys.repo_id, BlobKind::Data, &lone_id, &lone, Compression::Zstd(3));
+        b.add(&session.public, BlobKind::Data, lone_id, &sealed, lone.len() as u32);
+        let list =
+            members.iter().map(|m| BundleMember { id: keys.content_id(m), plain_length: m.len() as u32 }).collect();
+        let sealed = blob::seal_bundle(session.key(), &keys.repo_id, &members.concat(), Compression::Zstd(3));
+        b.add_bundle(&session.public, list, &sealed);
+        let p = b.finish(&keys);
+        let index_id = IndexId([0x44; 32]);
+        let f = IndexFile::new(vec![], vec![p.index.clone()]);
+        let index = object::encode_index(&keys, &index_id, &f);
+        panic!(
+            "\"bundle\": {{\"pack_id\": \"{}\", \"pack\": \"{}\", \"index_id\": \"{}\", \"index\": \"{}\", \"index_plain\": \"{}\"}}",
+            hex::encode(p.id.0),
+            hex::encode(&p.bytes),
+            hex::encode(index_id.0),
+            hex::encode(&index),
+            hex::encode(postcard::to_allocvec(&f).unwrap()),
+        );
+    }
+    // The pack, by hand (§5.3, §5.5): a version 2 header with one blob alone, then one bundle.
+    let bytes = hx("/bundle/pack");
+    let id = PackId(hx32("/bundle/pack_id"));
+    assert_eq!(blake3::hash(&bytes).as_bytes(), &id.0);
+    let n = bytes.len();
+    let hl = u32::from_le_bytes(bytes[n - 12..n - 8].try_into().unwrap()) as usize;
+    let stored_header = &bytes[n - 12 - hl..n - 12];
+    let salt: [u8; 32] = stored_header[..32].try_into().unwrap();
+    let header_plain =
+        spec::open(&keys.index_seal_key().0, &spec::aad(&keys.repo_id.0, 5, &salt), &stored_header[32..]).unwrap();
+    let by_hand = spec::pack_header(&header_plain);
+    let PackHeader::V2 { segments, .. } = &by_hand else { panic!("a pack with a bundle has a V2 header") };
+    let (PackSegment::Blob(lone), PackSegment::Bundle(bundle)) = (&segments[0], &segments[1]) else {
+        panic!("one blob, then one bundle: {segments:?}")
+    };
+    let (lone_plain, _) = spec::open_blob(&keys, &session.key().0, 1, &lone.id.0, &bytes[..lone.length as usize]);
+    assert_eq!(lone_plain, b"cairn ".repeat(700));
+    let at = lone.length as usize;
+    let (body, compression) = spec::open_bundle(&keys, &session.key().0, &bytes[at..at + bundle.length as usize]);
+    assert_eq!((body, compression), (members.concat(), 1), "the body is the members back to back, zstd");
+    let mut inner = 0usize;
+    for (m, want) in bundle.members.iter().zip(&members) {
+        assert_eq!(m.plain_length as usize, want.len());
+        assert_eq!(
+            blake3::keyed_hash(&keys.id_key.0, &members.concat()[inner..inner + want.len()]).as_bytes(),
+            &m.id.0
+        );
+        inner += want.len();
+    }
+    assert_eq!(at + bundle.length as usize, n - 12 - hl, "no gap before the header");
+    // The library reads the same, and the V2 index file names each member at the bundle's place.
+    let (header, blobs) = packer::parse_pack(&keys, &bytes).unwrap();
+    assert_eq!(header, by_hand);
+    assert_eq!(blobs.iter().map(|b| b.inner).collect::<Vec<_>>(), vec![None, Some(0), Some(300), Some(1800)]);
+    let index_id = IndexId(hx32("/bundle/index_id"));
+    let index = hx("/bundle/index");
+    let f = object::decode_index(&keys, &index_id, &index).unwrap();
+    assert!(matches!(f, IndexFile::V2 { .. }));
+    let plain = spec::open(&keys.index_seal_key().0, &spec::aad(&keys.repo_id.0, 4, &index_id.0), &index[9..]).unwrap();
+    assert_eq!(plain, hx("/bundle/index_plain"));
+    assert_eq!(spec::index_file(&plain), f);
+    assert_eq!(f.packs()[0].blobs, blobs);
+    // A member opens through the library from its index entry alone.
+    let loc_blob = &blobs[2];
+    let sealed = &bytes[loc_blob.offset as usize..(loc_blob.offset + loc_blob.length as u64) as usize];
+    let body = blob::open_bundle(session.key(), &keys.repo_id, sealed).unwrap();
+    assert_eq!(
+        blob::bundle_member(&body, loc_blob.inner.unwrap(), loc_blob.plain_length as usize).unwrap(),
+        &members[1][..]
+    );
+}
+
 #[test]
 fn vector_index() {
     let keys = vkeys();
@@ -1339,21 +1461,24 @@ fn arb_index_pack() -> impl Strategy<Value = IndexPack> {
         any::<[u8; 32]>(),
         arb_blob_kind(),
         prop::collection::vec(any::<[u8; 32]>(), 1..4),
-        prop::collection::vec((arb_id(), any::<u32>(), 41u32..100_000, any::<u32>()), 0..6),
+        prop::collection::vec((arb_id(), any::<u32>(), 41u32..100_000, any::<u32>(), any::<Option<u32>>()), 0..6),
         (1u32..10_000, any::<[u8; 32]>(), 0u64..1000),
     )
         .prop_map(|(id, kind, sessions, raw, (header_length, header_hash, slack))| {
             let mut off = 0u64;
             let blobs: Vec<IndexBlob> = raw
                 .into_iter()
-                .map(|(bid, s, length, plain_length)| {
+                .map(|(bid, s, length, plain_length, inner)| {
+                    // Bundle members (format-spec §5.5) are data blobs within 64 MiB of body.
+                    let inner = inner.filter(|_| kind == BlobKind::Data).map(|o| o % (1 << 25));
                     let b = IndexBlob {
                         kind,
                         id: bid,
                         session: s % sessions.len() as u32,
                         offset: off,
                         length,
-                        plain_length,
+                        plain_length: if inner.is_some() { plain_length % (1 << 25) } else { plain_length },
+                        inner,
                     };
                     off += length as u64;
                     b
@@ -1366,22 +1491,40 @@ fn arb_index_pack() -> impl Strategy<Value = IndexPack> {
 
 fn arb_index() -> impl Strategy<Value = IndexFile> {
     (prop::collection::vec(any::<[u8; 32]>().prop_map(IndexId), 0..3), prop::collection::vec(arb_index_pack(), 0..4))
-        .prop_map(|(supersedes, packs)| IndexFile::V1 { supersedes, packs })
+        .prop_map(|(supersedes, packs)| IndexFile::new(supersedes, packs))
 }
 
 fn arb_pack_header() -> impl Strategy<Value = PackHeader> {
     (
         prop::collection::vec(any::<[u8; 32]>(), 1..4),
         arb_blob_kind(),
-        prop::collection::vec((arb_id(), any::<u32>(), any::<u32>(), any::<u32>()), 0..8),
+        prop::collection::vec(
+            (arb_id(), any::<u32>(), any::<u32>(), any::<u32>(), prop::collection::vec((arb_id(), any::<u32>()), 0..4)),
+            0..8,
+        ),
     )
         .prop_map(|(sessions, kind, raw)| {
             let n = sessions.len() as u32;
-            let entries = raw
+            // Data packs may hold bundles (format-spec §5.5): a segment with members is one.
+            let segments = raw
                 .into_iter()
-                .map(|(id, s, length, plain_length)| PackEntry { kind, id, session: s % n, length, plain_length })
+                .map(|(id, s, length, plain_length, members)| {
+                    if kind == BlobKind::Data && !members.is_empty() {
+                        PackSegment::Bundle(PackBundle {
+                            kind,
+                            session: s % n,
+                            length,
+                            members: members
+                                .into_iter()
+                                .map(|(id, plain_length)| BundleMember { id, plain_length })
+                                .collect(),
+                        })
+                    } else {
+                        PackSegment::Blob(PackEntry { kind, id, session: s % n, length, plain_length })
+                    }
+                })
                 .collect();
-            PackHeader::V1 { sessions, entries }
+            PackHeader::new(sessions, segments)
         })
 }
 
@@ -1538,7 +1681,7 @@ proptest! {
         prop_assert_eq!(p.id.0, *blake3::hash(&p.bytes).as_bytes());
         let (h, index_blobs) = packer::parse_pack(&keys, &p.bytes).unwrap();
         prop_assert_eq!(&index_blobs, &p.index.blobs);
-        prop_assert_eq!(h.entries().len(), blobs.len());
+        prop_assert_eq!(h.blob_count(), blobs.len());
         let single = IndexFile::V1 { supersedes: vec![], packs: vec![p.index.clone()] };
         prop_assert!(single.validate().is_ok());
         for (ib, plain) in index_blobs.iter().zip(&blobs) {

@@ -318,7 +318,7 @@ fn a_sweep_refuses_an_index_entry_changed_since_its_plan_and_deletes_nothing() {
         .map(|id| (*id, repo.read_index(id).unwrap()))
         .find(|(_, f)| f.packs().iter().any(|p| !deleted.contains(&p.id) && !p.blobs.is_empty()))
         .expect("an index file with a kept pack");
-    let cairn::index::IndexFile::V1 { packs, .. } = &mut f;
+    let (cairn::index::IndexFile::V1 { packs, .. } | cairn::index::IndexFile::V2 { packs, .. }) = &mut f;
     let p = packs.iter_mut().find(|p| !deleted.contains(&p.id) && !p.blobs.is_empty()).unwrap();
     p.blobs[0].plain_length += 1;
     std::fs::write(dir.join(id.path()), object::encode_index(&fx.keys, &id, &f)).unwrap();

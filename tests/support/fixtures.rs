@@ -160,7 +160,7 @@ pub fn forge_pack(
 /// Stores an index file describing `packs`, sealed with the write-only key material `wo` (format-spec §6.1).
 pub fn forge_index(backend: &DynBackend, wo: &MasterKeys, packs: Vec<IndexPack>) -> IndexId {
     let iid = IndexId(cairn::crypto::random_32());
-    let f = IndexFile::V1 { supersedes: vec![], packs };
+    let f = IndexFile::new(vec![], packs);
     backend.write_new(&iid.path(), &object::encode_index(wo, &iid, &f)).unwrap();
     iid
 }

@@ -273,7 +273,8 @@ type SlimIndex = (Vec<IndexId>, Vec<IndexPack>);
 
 /// [`SlimIndex`] of `f`: the blob list of each data pack that `read_data` does not select emptied.
 fn slim_index(f: crate::index::IndexFile, read_data: &ReadData) -> SlimIndex {
-    let crate::index::IndexFile::V1 { supersedes, mut packs } = f;
+    let supersedes = f.supersedes().to_vec();
+    let mut packs = f.into_packs();
     for p in packs.iter_mut().filter(|p| p.kind == BlobKind::Data && !read_data.selects(&p.id)) {
         p.blobs = Vec::new();
     }

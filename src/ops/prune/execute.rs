@@ -116,8 +116,7 @@ fn write_new_index(repo: &ReadRepository, s: &SweepPlan) -> Result<()> {
     };
     for id in &s.old_index {
         let f = repo.read_index(id).map_err(|e| changed(id, e.to_string()))?;
-        let crate::index::IndexFile::V1 { packs, .. } = f;
-        for ip in packs {
+        for ip in f.into_packs() {
             let Some(digest) = s.keep.get(&ip.id) else { continue };
             if !done.insert(ip.id) {
                 continue;

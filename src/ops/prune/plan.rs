@@ -146,9 +146,12 @@ pub struct PackUse {
 impl PackUse {
     /// The use of `ip` by the blobs for which `used(kind, id)` holds.
     pub fn of(ip: &IndexPack, used: impl Fn(BlobKind, &BlobId) -> bool) -> PackUse {
-        let total_bytes = ip.blobs.iter().map(|b| b.length as u64).sum();
+        // A bundle's stored bytes are shared by its members (format-spec §5.5): an unused member
+        // counts its share, so a bundle with one is repacked like a pack with an unused blob.
+        let shares = ip.stored_shares();
+        let total_bytes = shares.iter().sum();
         let used: Vec<usize> = (0..ip.blobs.len()).filter(|&i| used(ip.blobs[i].kind, &ip.blobs[i].id)).collect();
-        let used_bytes = used.iter().map(|&i| ip.blobs[i].length as u64).sum();
+        let used_bytes = used.iter().map(|&i| shares[i]).sum();
         PackUse { used, used_bytes, total_bytes }
     }
 
@@ -206,8 +209,7 @@ fn pack_uses(
 ) -> Result<HashMap<PackId, Use>> {
     let mut uses = HashMap::new();
     for id in index {
-        let crate::index::IndexFile::V1 { packs: file_packs, .. } = read_index(repo, id)?;
-        for ip in file_packs {
+        for ip in read_index(repo, id)?.into_packs() {
             let Some(entry) = packs.get_mut(&ip.id) else { continue };
             if uses.contains_key(&ip.id) {
                 continue;
