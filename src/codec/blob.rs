@@ -118,10 +118,9 @@ pub fn decode_bundle_inner(mut inner: Vec<u8>) -> Result<Vec<u8>, String> {
 /// The member of a bundle body that starts at `inner` and is `plain_len` bytes long.
 pub fn bundle_member(body: &[u8], inner: u32, plain_len: usize) -> Result<&[u8], String> {
     let start = inner as usize;
-    body.get(start..start.saturating_add(plain_len))
-        .ok_or_else(|| {
-            format!("bundle body holds {} bytes, the member ends at {}", body.len(), start.saturating_add(plain_len))
-        })
+    body.get(start..start.saturating_add(plain_len)).ok_or_else(|| {
+        format!("bundle body holds {} bytes, the member ends at {}", body.len(), start.saturating_add(plain_len))
+    })
 }
 
 /// Checks the framing header; returns the compression flag and where the payload ends.

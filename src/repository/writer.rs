@@ -37,8 +37,11 @@ const OPEN_DATA_PACKS: usize = 2;
 /// Data blobs shorter than this are gathered into bundles (format-spec §5.5): the default
 /// chunker's minimum chunk, so whole small files and the last chunks of larger ones.
 pub const BUNDLE_MEMBER_MAX: usize = 256 << 10;
-/// A bundle is sealed once its body reaches this many bytes.
+/// A bundle is sealed once its body reaches this many bytes,
 pub const BUNDLE_TARGET: usize = 1 << 20;
+/// or once it has this many members (or the session's blobs per pack, when fewer), so that a pack
+/// finished at its blob count holds at most that many blobs.
+pub const BUNDLE_MAX_MEMBERS: usize = 4096;
 
 /// Tunables of a writing session.
 #[derive(Clone, Debug)]
@@ -452,7 +455,8 @@ impl<'r> Writer<'r> {
                     let mut b = bundle.lock().unwrap_or_else(|p| p.into_inner());
                     b.members.push(BundleMember { id, plain_length: plain.len() as u32 });
                     b.body.extend_from_slice(plain);
-                    (b.body.len() >= BUNDLE_TARGET).then(|| std::mem::take(&mut *b))
+                    let most = BUNDLE_MAX_MEMBERS.min(self.opts.blobs_per_pack.max(1));
+                    (b.body.len() >= BUNDLE_TARGET || b.members.len() >= most).then(|| std::mem::take(&mut *b))
                 };
                 if let Some(b) = full {
                     self.store_bundle(b)?;
@@ -478,7 +482,7 @@ impl<'r> Writer<'r> {
         if self.opts.dry_run {
             return Ok(true);
         }
-        self.add_segment(kind, |pack| {
+        self.add_segment(kind, 1, |pack| {
             pack.add(&self.shared, &self.session.public, kind, id, &sealed, plain.len() as u32)
         })?;
         Ok(true)
@@ -525,7 +529,7 @@ impl<'r> Writer<'r> {
                 return Ok(());
             }
             let (id, plain) = (m.id, m.plain_length);
-            return self.add_segment(BlobKind::Data, |pack| {
+            return self.add_segment(BlobKind::Data, 1, |pack| {
                 pack.add(&self.shared, &self.session.public, BlobKind::Data, id, &sealed, plain)
             });
         }
@@ -556,15 +560,19 @@ impl<'r> Writer<'r> {
             return Ok(());
         }
         let members = b.members;
-        self.add_segment(BlobKind::Data, move |pack| {
+        let n = members.len();
+        self.add_segment(BlobKind::Data, n, move |pack| {
             pack.add_bundle(&self.shared, &self.session.public, members, &sealed)
         })
     }
 
     /// Adds one segment to an open pack of `kind` (a random one of the data packs) with `add`, and
     /// sends the pack on when it is full.
-    fn add_segment(&self, kind: BlobKind, add: impl FnOnce(&mut OpenPack) -> Result<()>) -> Result<()> {
-        let full = {
+    /// A segment of `n` blobs that would take a pack past its blob count goes to a new pack, the
+    /// old one being sent first.
+    fn add_segment(&self, kind: BlobKind, n: usize, add: impl FnOnce(&mut OpenPack) -> Result<()>) -> Result<()> {
+        let most = self.opts.blobs_per_pack.max(1);
+        let (before, full) = {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let (pack, limit) = match kind {
                 BlobKind::Data => {
@@ -573,14 +581,14 @@ impl<'r> Writer<'r> {
                 }
                 BlobKind::Tree => (&mut open.tree, self.pack_size / 4),
             };
+            let before = (!pack.layout.is_empty() && pack.layout.count() + n > most)
+                .then(|| std::mem::replace(pack, OpenPack::new(kind)));
             add(pack)?;
-            if pack.layout.len() >= limit as u64 || pack.layout.count() >= self.opts.blobs_per_pack.max(1) {
-                Some(std::mem::replace(pack, OpenPack::new(kind)))
-            } else {
-                None
-            }
+            let full = (pack.layout.len() >= limit as u64 || pack.layout.count() >= most)
+                .then(|| std::mem::replace(pack, OpenPack::new(kind)));
+            (before, full)
         };
-        if let Some(p) = full {
+        for p in [before, full].into_iter().flatten() {
             self.send(p)?;
         }
         Ok(())

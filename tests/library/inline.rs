@@ -1,7 +1,7 @@
 //! Small files inline in their tree node (format-spec §7.3, §9.1 format version 2): a round trip
 //! of many tiny files byte for byte, with the threshold's edges (empty, exactly T, T + 1 bytes);
 //! an unchanged backup that reads no file; a version 1 repository read and backed up into
-//! without inline content, and copied into from a version 2 one; a config of version 3 refused;
+//! without inline content, and copied into from a version 2 one; a config of version 4 refused;
 //! directory parts bounded by their inline bytes; hostile inline content (longer than the limit,
 //! or other than the size) refused by restore and check, naming the tree blob and the path.
 
@@ -145,19 +145,19 @@ fn a_version_1_repository_is_read_and_backed_up_into_without_inline_content() {
 }
 
 #[test]
-fn a_config_of_format_version_3_is_refused() {
+fn a_config_of_format_version_4_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");
     let repo = init(&dir, &tmp.path().join("cache"), 2);
     let Config::V1(mut c) = repo.config().clone();
-    c.format_version = 3;
+    c.format_version = 4;
     c.previous = Some(*blake3::hash(&std::fs::read(dir.join("config/0000000001")).unwrap()).as_bytes());
     let bytes = object::encode_config(repo.keys(), 2, &Config::V1(c)).unwrap();
     repo.backend().write_new(&Object::Config(2).path(), &bytes).unwrap();
     drop(repo);
     let e = Repository::open(local(&dir), b"pw", &opts(&tmp.path().join("cache2"))).err().expect("refused");
     assert!(
-        matches!(&e, Error::RepoInvalid { reason, .. } if reason.contains("format version 3 is not supported")),
+        matches!(&e, Error::RepoInvalid { reason, .. } if reason.contains("format version 4 is not supported")),
         "{e}"
     );
     assert_eq!(e.exit_code(), 10, "docs/cli-contract.md: a repository this version cannot read");
