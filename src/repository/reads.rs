@@ -12,8 +12,8 @@ use crate::layout::pack_path;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Bytes of bundle bodies kept after they were opened: about 16 bundles as writers make them.
-const BUNDLE_BODIES_BUDGET: usize = 16 << 20;
+/// Bytes of bundle bodies kept after they were opened: about 8 bundles as writers make them.
+const BUNDLE_BODIES_BUDGET: usize = 8 << 20;
 
 /// Where a bundle was opened: pack, offset, stored length and the session whose key opened it.
 type Place = (PackId, u64, u32, [u8; 32]);
