@@ -34,6 +34,11 @@ pub fn seal_blob(
     plain: &[u8],
     compression: Compression,
 ) -> Vec<u8> {
+    seal_framed(key, &crypto::aad(repo, object_kind(kind), &id.0), plain, compression)
+}
+
+/// Compresses `plain` (where it pays), frames it (format-spec §5.2) and seals it under `aad`.
+fn seal_framed(key: &Secret, aad: &[u8], plain: &[u8], compression: Compression) -> Vec<u8> {
     let compressed = compress::compress(plain, compression);
     let (flag, payload) = match &compressed {
         Some(c) => (COMPRESSION_ZSTD, &c[..]),
@@ -45,8 +50,7 @@ pub fn seal_blob(
     buf.push(flag);
     buf.extend_from_slice(&0u32.to_le_bytes());
     buf.extend_from_slice(payload);
-    let aad = crypto::aad(repo, object_kind(kind), &id.0);
-    crypto::seal_prepared(key, &aad, buf)
+    crypto::seal_prepared(key, aad, buf)
 }
 
 /// Opens and decodes a sealed blob, checking its plain length. The caller verifies the id.
@@ -74,19 +78,7 @@ pub const BUNDLE_NAME: [u8; 32] = [0; 32];
 /// Compresses (where it pays), frames and seals a bundle `body`: its members' plaintexts, back to
 /// back (format-spec §5.5).
 pub fn seal_bundle(key: &Secret, repo: &RepoId, body: &[u8], compression: Compression) -> Vec<u8> {
-    let compressed = compress::compress(body, compression);
-    let (flag, payload) = match &compressed {
-        Some(c) => (COMPRESSION_ZSTD, &c[..]),
-        None => (COMPRESSION_NONE, body),
-    };
-    let mut buf = Vec::with_capacity(NONCE_LEN + HEADER_LEN + payload.len() + crypto::TAG_LEN);
-    buf.extend_from_slice(&[0u8; NONCE_LEN]);
-    buf.push(BLOB_VERSION);
-    buf.push(flag);
-    buf.extend_from_slice(&0u32.to_le_bytes());
-    buf.extend_from_slice(payload);
-    let aad = crypto::aad(repo, ObjectKind::DataBundle, &BUNDLE_NAME);
-    crypto::seal_prepared(key, &aad, buf)
+    seal_framed(key, &crypto::aad(repo, ObjectKind::DataBundle, &BUNDLE_NAME), body, compression)
 }
 
 /// Opens a sealed bundle and returns its body (at most [`crate::index::MAX_BUNDLE_BODY`] bytes).
