@@ -118,7 +118,10 @@ fn a_sweep_deletes_a_condemned_pack_once_the_other_copy_verifies() {
     assert!(s.rescued.is_empty(), "{s:#?}");
     assert!(s.bad_copies.is_empty(), "{s:#?}");
     assert!(!s.delete.is_empty(), "{s:#?}");
-    assert!(s.verified_copies >= 2, "every kept blob of a condemned pack is read in its new pack: {s:#?}");
+    // The kept blobs that lay in condemned packs: at least the tree of `d/` (its pack also held the forgotten
+    // trees); `d/other.bin` too when its data pack also held forgotten blobs, which depends on the random pack
+    // each segment went to.
+    assert!(s.verified_copies >= 1, "every kept blob of a condemned pack is read in its new pack: {s:#?}");
     assert_eq!(report.unwrap().verified_copies, s.verified_copies);
     restore_matches(&fx.fresh("cache-after"), &kept, &part, &fx.tmp.path().join("restore"));
 }
