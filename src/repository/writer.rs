@@ -63,9 +63,6 @@ pub struct WriterOptions {
     /// An index file is written once the stored packs waiting for one name this many blobs
     /// (default [`BLOBS_PER_INDEX`]).
     pub blobs_per_index: usize,
-    /// Gather small data blobs into bundles (format-spec §5.5) where the repository's format
-    /// allows them and compression is on (default true).
-    pub bundle: bool,
 }
 
 impl Default for WriterOptions {
@@ -78,7 +75,6 @@ impl Default for WriterOptions {
             verify_dedup: false,
             blobs_per_pack: BLOBS_PER_PACK,
             blobs_per_index: BLOBS_PER_INDEX,
-            bundle: true,
         }
     }
 }
@@ -90,10 +86,6 @@ pub struct WriterStats {
     pub blobs_added: AtomicU64,
     /// Plain bytes of new blobs.
     pub bytes_added: AtomicU64,
-    /// New blobs stored as bundle members (counted in `blobs_added` too).
-    pub blobs_bundled: AtomicU64,
-    /// Bundles sealed.
-    pub bundles: AtomicU64,
     /// Sealed bytes of new blobs.
     pub bytes_added_stored: AtomicU64,
     /// Packs uploaded.
@@ -339,7 +331,7 @@ impl<'r> Writer<'r> {
                 }));
             }
         }
-        let bundle = (opts.bundle && repo.config().bundles_allowed() && opts.compression != Compression::Off)
+        let bundle = (repo.config().bundles_allowed() && opts.compression != Compression::Off)
             .then(|| Mutex::new(OpenBundle::default()));
         Ok(Writer {
             repo,
@@ -445,39 +437,25 @@ impl<'r> Writer<'r> {
         if !self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, id)) {
             return Ok(false);
         }
-        if kind == BlobKind::Data && plain.len() < BUNDLE_MEMBER_MAX && !crate::compress::looks_incompressible(plain) {
-            if let Some(bundle) = &self.bundle {
-                let st = &self.shared.stats;
-                st.blobs_added.fetch_add(1, Ordering::Relaxed);
-                st.blobs_bundled.fetch_add(1, Ordering::Relaxed);
-                st.bytes_added.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                let full = {
-                    let mut b = bundle.lock().unwrap_or_else(|p| p.into_inner());
-                    b.members.push(BundleMember { id, plain_length: plain.len() as u32 });
-                    b.body.extend_from_slice(plain);
-                    let most = BUNDLE_MAX_MEMBERS.min(self.opts.blobs_per_pack.max(1));
-                    (b.body.len() >= BUNDLE_TARGET || b.members.len() >= most).then(|| std::mem::take(&mut *b))
-                };
-                if let Some(b) = full {
-                    self.store_bundle(b)?;
-                }
-                return Ok(true);
-            }
-        }
-        let repo = self.repo;
-        let compression =
-            if kind == BlobKind::Tree { self.opts.compression.for_trees() } else { self.opts.compression };
-        let sealed = blob::seal_blob(self.session.key(), &repo.keys().repo_id, kind, &id, plain, compression);
-        if self.opts.verify {
-            let back = blob::open_blob(self.session.key(), &repo.keys().repo_id, kind, &id, &sealed, plain.len())
-                .map_err(|e| Error::corrupt_blob(kind, id, None, format!("verification before upload failed: {e}")))?;
-            if repo.keys().content_id(&back) != id {
-                return Err(Error::corrupt_blob(kind, id, None, "verification before upload failed: content changed"));
-            }
-        }
         let st = &self.shared.stats;
         st.blobs_added.fetch_add(1, Ordering::Relaxed);
         st.bytes_added.fetch_add(plain.len() as u64, Ordering::Relaxed);
+        if let Some(bundle) = self.bundle.as_ref().filter(|_| {
+            kind == BlobKind::Data && plain.len() < BUNDLE_MEMBER_MAX && !crate::compress::looks_incompressible(plain)
+        }) {
+            let full = {
+                let mut b = bundle.lock().unwrap_or_else(|p| p.into_inner());
+                b.members.push(BundleMember { id, plain_length: plain.len() as u32 });
+                b.body.extend_from_slice(plain);
+                let most = BUNDLE_MAX_MEMBERS.min(self.opts.blobs_per_pack.max(1));
+                (b.body.len() >= BUNDLE_TARGET || b.members.len() >= most).then(|| std::mem::take(&mut *b))
+            };
+            if let Some(b) = full {
+                self.store_bundle(b)?;
+            }
+            return Ok(true);
+        }
+        let sealed = self.seal_verified(kind, id, plain)?;
         st.bytes_added_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
         if self.opts.dry_run {
             return Ok(true);
@@ -488,47 +466,35 @@ impl<'r> Writer<'r> {
         Ok(true)
     }
 
+    /// Compresses (where it pays) and seals one blob; with verification, opens it again and
+    /// recomputes its id before it may join a pack (format-spec §5.4).
+    fn seal_verified(&self, kind: BlobKind, id: BlobId, plain: &[u8]) -> Result<Vec<u8>> {
+        let keys = self.repo.keys();
+        let compression =
+            if kind == BlobKind::Tree { self.opts.compression.for_trees() } else { self.opts.compression };
+        let sealed = blob::seal_blob(self.session.key(), &keys.repo_id, kind, &id, plain, compression);
+        if self.opts.verify {
+            let back = blob::open_blob(self.session.key(), &keys.repo_id, kind, &id, &sealed, plain.len())
+                .map_err(|e| Error::corrupt_blob(kind, id, None, format!("verification before upload failed: {e}")))?;
+            if keys.content_id(&back) != id {
+                return Err(Error::corrupt_blob(kind, id, None, "verification before upload failed: content changed"));
+            }
+        }
+        Ok(sealed)
+    }
+
     /// Seals a bundle and adds it to an open data pack; a bundle of one blob is stored as that
     /// blob alone.
     fn store_bundle(&self, b: OpenBundle) -> Result<()> {
         let repo = self.repo;
         let keys = repo.keys();
         if b.members.len() == 1 {
-            let m = &b.members[0];
-            let sealed = blob::seal_blob(
-                self.session.key(),
-                &keys.repo_id,
-                BlobKind::Data,
-                &m.id,
-                &b.body,
-                self.opts.compression,
-            );
-            if self.opts.verify {
-                let back =
-                    blob::open_blob(self.session.key(), &keys.repo_id, BlobKind::Data, &m.id, &sealed, b.body.len())
-                        .map_err(|e| {
-                            Error::corrupt_blob(
-                                BlobKind::Data,
-                                m.id,
-                                None,
-                                format!("verification before upload failed: {e}"),
-                            )
-                        })?;
-                if keys.content_id(&back) != m.id {
-                    return Err(Error::corrupt_blob(
-                        BlobKind::Data,
-                        m.id,
-                        None,
-                        "verification before upload failed: content changed",
-                    ));
-                }
-            }
-            self.shared.stats.blobs_bundled.fetch_sub(1, Ordering::Relaxed);
+            let (id, plain) = (b.members[0].id, b.members[0].plain_length);
+            let sealed = self.seal_verified(BlobKind::Data, id, &b.body)?;
             self.shared.stats.bytes_added_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
             if self.opts.dry_run {
                 return Ok(());
             }
-            let (id, plain) = (m.id, m.plain_length);
             return self.add_segment(BlobKind::Data, 1, |pack| {
                 pack.add(&self.shared, &self.session.public, BlobKind::Data, id, &sealed, plain)
             });
@@ -553,9 +519,7 @@ impl<'r> Writer<'r> {
                 return Err(fail(b.members[0].id, "the bundle's body changed length".into()));
             }
         }
-        let st = &self.shared.stats;
-        st.bundles.fetch_add(1, Ordering::Relaxed);
-        st.bytes_added_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        self.shared.stats.bytes_added_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
         if self.opts.dry_run {
             return Ok(());
         }
