@@ -4,6 +4,7 @@
 //! library options, calling the library and printing the typed result. The contract it keeps is
 //! `docs/cli-contract.md`.
 
+pub mod alloc;
 pub mod args;
 pub mod args_backup;
 pub mod args_drill;

@@ -44,6 +44,13 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Outcome> {
+    use crate::cli::alloc::{self, Policy};
+    alloc::set(match command {
+        Command::Backup(_) | Command::Dump(_) | Command::Check(_) | Command::Copy(_) | Command::Run(_) => {
+            Policy::Streaming
+        }
+        _ => Policy::Default,
+    });
     match command {
         Command::Init(a) => init::run(ctx, a),
         Command::Key(a) => key::run(ctx, a),
