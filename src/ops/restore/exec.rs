@@ -208,39 +208,85 @@ impl<'a> Exec<'a> {
         Ok(failed)
     }
 
-    /// Directories, special files and the files no pack read writes to (empty, or all holes).
+    /// Directories, special files and the files no pack read writes to (empty, all holes, or
+    /// inline). Directories first, in pre-order on this thread (a parent before what is in it);
+    /// then the rest in parallel: a million small files are a million creations.
     fn create(&mut self, b: &Batch<'_>) {
         let (target, replace) = (&self.target, self.opts.overwrite);
-        // Inline contents (format-spec §7.3) are written as their files are created.
-        let mut inline_bytes = 0u64;
         for (i, e) in b.plan.entries.iter().enumerate() {
-            let rel = &b.rels[i];
-            let r = match &e.node.kind {
-                NodeKind::Dir { .. } => target.make_dir(rel, replace),
-                NodeKind::File { .. } if e.link_to.is_some() || e.earlier.is_some() => Ok(()),
-                NodeKind::File { .. } if b.left[i].load(Ordering::Relaxed) > 0 => Ok(()),
-                NodeKind::File { content } => {
-                    let r = target.create_file(rel, e.node.size, content.inline(), replace);
-                    inline_bytes += content.inline().filter(|_| r.is_ok()).map_or(0, |b| b.len() as u64);
-                    r
+            if matches!(e.node.kind, NodeKind::Dir { .. }) {
+                if let Err(err) = target.make_dir(&b.rels[i], replace) {
+                    b.error(self, i, err.to_string());
                 }
-                NodeKind::Symlink { .. } | NodeKind::Socket => Ok(()),
-                _ if self.opts.no_special_files => {
-                    self.res.special_skipped += 1;
-                    Ok(())
-                }
-                NodeKind::Fifo => target.create_special(rel, libc::S_IFIFO, e.node.mode, 0, replace),
-                NodeKind::CharDevice { rdev } => target.create_special(rel, libc::S_IFCHR, e.node.mode, *rdev, replace),
-                NodeKind::BlockDevice { rdev } => {
-                    target.create_special(rel, libc::S_IFBLK, e.node.mode, *rdev, replace)
-                }
-            };
-            if let Err(err) = r {
-                b.error(self, i, err.to_string());
             }
         }
+        let inline_bytes = AtomicU64::new(0);
+        let special_skipped = AtomicU64::new(0);
+        let this = &*self;
+        this.pool.install(|| {
+            b.plan.entries.par_iter().enumerate().with_min_len(64).for_each(|(i, e)| {
+                let rel = &b.rels[i];
+                let r = match &e.node.kind {
+                    NodeKind::Dir { .. } => Ok(()),
+                    NodeKind::File { .. } if e.link_to.is_some() || e.earlier.is_some() => Ok(()),
+                    NodeKind::File { .. } if b.left[i].load(Ordering::Relaxed) > 0 => Ok(()),
+                    NodeKind::File { content } => {
+                        let inline = content.inline();
+                        let r = this.whole_file(b, i, inline);
+                        if r.is_ok() {
+                            inline_bytes.fetch_add(inline.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
+                        }
+                        r
+                    }
+                    NodeKind::Symlink { .. } | NodeKind::Socket => Ok(()),
+                    _ if this.opts.no_special_files => {
+                        special_skipped.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    NodeKind::Fifo => target.create_special(rel, libc::S_IFIFO, e.node.mode, 0, replace),
+                    NodeKind::CharDevice { rdev } => {
+                        target.create_special(rel, libc::S_IFCHR, e.node.mode, *rdev, replace)
+                    }
+                    NodeKind::BlockDevice { rdev } => {
+                        target.create_special(rel, libc::S_IFBLK, e.node.mode, *rdev, replace)
+                    }
+                };
+                if let Err(err) = r {
+                    b.error(this, i, err.to_string());
+                }
+            })
+        });
+        let inline_bytes = inline_bytes.into_inner();
+        self.res.special_skipped += special_skipped.into_inner();
         self.progress.bytes(inline_bytes);
         self.res.bytes += inline_bytes;
+    }
+
+    /// Creates file `i`, whose whole content is at hand (`inline`, format-spec §7.3, or none: empty
+    /// or all holes), and finishes it through the same handle: verified (`--verify`), then given
+    /// its metadata, as [`Self::placed`] finishes a file a pack read completed.
+    fn whole_file(&self, b: &Batch<'_>, i: usize, inline: Option<&[u8]>) -> std::io::Result<()> {
+        let (e, rel) = (&b.plan.entries[i], &b.rels[i]);
+        let f = self.target.create_file_handle(rel, inline.is_none().then_some(e.node.size), self.opts.overwrite)?;
+        if let Some(bytes) = inline {
+            write::write_inline(&f, bytes)?;
+        }
+        if self.opts.verify {
+            // Before the metadata: a file may lose its read permission.
+            let NodeKind::File { content } = &e.node.kind else { return Ok(()) };
+            let r = self.target.open_file(rel, false).map_err(|e| e.to_string());
+            if let Err(msg) = r.and_then(|f| verify_file(self.repo, &f, content, e.node.size)) {
+                return Err(std::io::Error::other(format!("verify failed: {msg}")));
+            }
+            b.verified.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(err) = self.target.apply_file(rel, &e.node, self.policy, &f) {
+            let m = PathMessage { path: self.target.display(rel), message: format!("metadata: {err}") };
+            b.errors.lock().unwrap_or_else(|p| p.into_inner()).push(m);
+        }
+        b.files.fetch_add(1, Ordering::Relaxed);
+        b.done[i].store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Content, pack by pack, in parallel: neighbouring blobs of a pack in one ranged read.

@@ -250,18 +250,6 @@ impl Target {
         }
     }
 
-    /// Creates the regular file `rel` of `size` bytes (a hole until written), mode 0600; with
-    /// `inline`, a file holding those bytes, its whole content (format-spec §7.3).
-    pub fn create_file(&self, rel: &Path, size: u64, inline: Option<&[u8]>, replace: bool) -> io::Result<()> {
-        self.create(rel, replace, &|dir, name| {
-            let f = fsmeta::create_file_at(dir, name)?;
-            match inline {
-                Some(bytes) => write_inline(&f, bytes),
-                None => f.set_len(size),
-            }
-        })
-    }
-
     /// Creates the regular file `rel` (mode 0600) and returns its handle for writing; with `size`,
     /// sizes it (a hole until written).
     pub fn create_file_handle(&self, rel: &Path, size: Option<u64>, replace: bool) -> io::Result<File> {
