@@ -204,21 +204,37 @@ pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Wri
         out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Error::io("<stdout>", e))?;
         return Ok(bytes.len() as u64);
     }
-    // The ids one chunk list at a time, eight blobs read in parallel.
-    let mut ids = chunk_ids_iter(repo, content);
+    // The ids one chunk list at a time, eight blobs read in parallel, on a thread of their own:
+    // the next eight are read while these are written (at most three windows in memory).
     let mut n = 0u64;
-    loop {
-        let window = ids.by_ref().take(8).collect::<Result<Vec<BlobId>>>()?;
-        if window.is_empty() {
-            break;
+    std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Vec<u8>>>>(1);
+        s.spawn(move || {
+            let mut ids = chunk_ids_iter(repo, content);
+            loop {
+                let window = match ids.by_ref().take(8).collect::<Result<Vec<BlobId>>>() {
+                    Ok(w) if w.is_empty() => return,
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let blobs = window.par_iter().map(|id| repo.read_blob(BlobKind::Data, id)).collect();
+                // The writer stopped (an error): nothing more to read.
+                if tx.send(blobs).is_err() {
+                    return;
+                }
+            }
+        });
+        for window in rx {
+            for b in window? {
+                out.write_all(&b).map_err(|e| Error::io("<stdout>", e))?;
+                n += b.len() as u64;
+            }
         }
-        let blobs: Vec<Result<Vec<u8>>> = window.par_iter().map(|id| repo.read_blob(BlobKind::Data, id)).collect();
-        for b in blobs {
-            let b = b?;
-            out.write_all(&b).map_err(|e| Error::io("<stdout>", e))?;
-            n += b.len() as u64;
-        }
-    }
+        Ok(())
+    })?;
     out.flush().map_err(|e| Error::io("<stdout>", e))?;
     Ok(n)
 }
