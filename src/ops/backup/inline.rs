@@ -47,12 +47,16 @@ impl Ctx<'_> {
             return None;
         }
         let mut buf = Vec::with_capacity(st.size as usize + 1);
-        if let Err(e) = f.take(max + 1).read_to_end(&mut buf) {
+        if let Err(e) = crate::fsmeta::Blocking(f).take(max + 1).read_to_end(&mut buf) {
             return Some((buf.len() as u64, Some(format!("read failed: {e}"))));
         }
         let n = buf.len() as u64;
         if n > max {
-            return Some(self.read_chunks(std::io::Cursor::new(buf).chain(f), Some(st.size), msgs));
+            return Some(self.read_chunks(
+                std::io::Cursor::new(buf).chain(crate::fsmeta::Blocking(f)),
+                Some(st.size),
+                msgs,
+            ));
         }
         self.progress.bytes(n);
         self.bytes_read.fetch_add(n, Ordering::Relaxed);

@@ -273,7 +273,7 @@ impl Ctx<'_> {
         }
         let (size, error) = match self.read_inline(&f, st, &mtx) {
             Some(read) => read,
-            None => self.read_chunks(&f, Some(st.size), &mtx),
+            None => self.read_chunks(fsmeta::Blocking(&f), Some(st.size), &mtx),
         };
         if error.is_none() {
             if let Ok(after) = f.metadata().map(|m| Stat::from(&m)) {
@@ -290,8 +290,13 @@ impl Ctx<'_> {
     /// that object (device and inode): a local user may have swapped the entry for a symlink or
     /// another file since the `lstat`. On failure the path goes on the error list and nothing of
     /// it is stored (README "Security model").
-    fn open_checked(&self, path: &Path, st: &Stat, open: impl FnOnce() -> std::io::Result<File>) -> Option<File> {
-        let f = match open() {
+    fn open_checked(
+        &self,
+        path: &Path,
+        st: &Stat,
+        open: impl FnOnce() -> std::io::Result<(File, Stat)>,
+    ) -> Option<File> {
+        let (f, now) = match open() {
             Ok(f) => f,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
                 self.error(path, format!("replaced by a symlink after it was examined; not stored: {e}"));
@@ -302,16 +307,11 @@ impl Ctx<'_> {
                 return None;
             }
         };
-        match fsmeta::fstat(&f) {
-            Ok(now) if fsmeta::same_object(&now, st) => Some(f),
-            Ok(_) => {
-                self.error(path, "replaced by another file after it was examined; not stored");
-                None
-            }
-            Err(e) => {
-                self.error(path, format!("cannot stat the open file: {e}"));
-                None
-            }
+        if fsmeta::same_object(&now, st) {
+            Some(f)
+        } else {
+            self.error(path, "replaced by another file after it was examined; not stored");
+            None
         }
     }
 
@@ -363,8 +363,11 @@ impl Ctx<'_> {
                     let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
                     return self.send(Event::EnterDir(node)) && self.send(Event::LeaveDir);
                 }
-                let Some(handle) = self.open_checked(path, &st, || fsmeta::open_dir_for_read(Some(dir), oname, false))
-                else {
+                let open = || {
+                    let d = fsmeta::open_dir_for_read(Some(dir), oname, false)?;
+                    fsmeta::fstat(&d).map(|st| (d, st))
+                };
+                let Some(handle) = self.open_checked(path, &st, open) else {
                     return true;
                 };
                 let mut node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);

@@ -2,7 +2,7 @@
 //! not name, and every handle is checked against the stat the walk decided by (README "Security
 //! model": a local user who swaps an entry for a symlink between the stat and the open).
 
-use super::{file_type, t, Stat};
+use super::{t, Stat};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -86,23 +86,39 @@ pub fn open_dir_for_read(
     open_at(dir, name, libc::O_DIRECTORY | nofollow)
 }
 
-/// Opens the regular file `name` of `dir` for reading: never through a symlink (`O_NOFOLLOW`),
-/// and without blocking when the name now holds a FIFO or a device (`O_NONBLOCK`, cleared again
-/// once the handle is known to be a regular file). The handle must still be compared with the
-/// stat the caller decided by ([`same_object`]): a rename can put another file under the name.
-pub fn open_file_for_read(dir: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
+/// Opens the regular file `name` of `dir` for reading, and returns the handle with its `fstat`:
+/// never through a symlink (`O_NOFOLLOW`), and without blocking when the name now holds a FIFO or
+/// a device (`O_NONBLOCK`). The flag stays: it has no effect on regular files, and reading through
+/// [`Blocking`] clears it should a file system answer `EAGAIN` after all (two system calls a file
+/// fewer, for a million small files). The stat must still be compared with the one the caller
+/// decided by ([`same_object`]): a rename can put another file under the name.
+pub fn open_file_for_read(dir: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<(std::fs::File, Stat)> {
     let f = open_at(Some(dir), name, libc::O_NOFOLLOW | libc::O_NONBLOCK)?;
-    if file_type(fstat(&f)?.mode) == libc::S_IFREG {
-        // SAFETY: `f` is an open descriptor; F_SETFL with flags read by F_GETFL.
-        unsafe {
-            let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-            if fl >= 0 {
-                libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+    let st = fstat(&f)?;
+    Ok((f, st))
+}
+
+/// Reads a handle [`open_file_for_read`] opened: on `EAGAIN` (a file system that honours
+/// `O_NONBLOCK` on a regular file) it clears the flag once and reads again.
+pub struct Blocking<'a>(pub &'a std::fs::File);
+
+impl io::Read for Blocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let mut r = (&mut &*self.0).read(buf);
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            let fd = self.0.as_raw_fd();
+            // SAFETY: `fd` is open; F_SETFL with the flags F_GETFL read.
+            unsafe {
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
+            r = (&mut &*self.0).read(buf);
         }
+        r
     }
-    Ok(f)
 }
 
 /// `readlinkat(dir, name)`: the target of the symlink `name` of `dir`.
@@ -184,4 +200,31 @@ pub fn read_xattrs_fd(f: &std::fs::File) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> 
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+
+    #[test]
+    fn blocking_reads_clear_a_nonblocking_flag_that_a_file_system_honours() {
+        // A pipe stands in for a file system that answers EAGAIN on an O_NONBLOCK handle.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) }, 0);
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        let (r, mut w) = unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            w.write_all(b"late bytes").unwrap();
+        });
+        let mut plain = [0u8; 16];
+        assert_eq!((&r).read(&mut plain).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let mut got = Vec::new();
+        Blocking(&r).read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, b"late bytes");
+    }
 }
