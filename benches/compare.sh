@@ -29,6 +29,9 @@ DO_INSTALL=${CAIRN_BENCH_INSTALL:-1}
 KEEP=${CAIRN_BENCH_KEEP:-0}
 STREAM_EDITS=${CAIRN_BENCH_STREAM_EDITS:-64}
 TMPFS_BASE=${CAIRN_BENCH_TMPFS:-/dev/shm}
+# How cairn opens its repositories: `secret` (a generated key file secret, format-spec §4.1, the credential README.md
+# recommends for unattended hosts, and what bupstash's key file is) or `password` (argon2id, like restic's scrypt).
+CAIRN_CREDENTIAL=${CAIRN_BENCH_CREDENTIAL:-secret}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}
 
 # MS_DIRS x MS_FILES: the many-small tree (benches/gen-many-small.sh); GROW_MB: the real-file corpus backed up
@@ -46,6 +49,8 @@ MS_DIRS=${CAIRN_BENCH_MS_DIRS:-$MS_DIRS}
 MS_FILES=${CAIRN_BENCH_MS_FILES:-$MS_FILES}
 GROW_MB=${CAIRN_BENCH_GROW_MB:-$GROW_MB}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "CAIRN_BENCH_ROUNDS must be a positive integer" >&2; exit 2; }
+[[ $CAIRN_CREDENTIAL == secret || $CAIRN_CREDENTIAL == password ]] ||
+  { echo "CAIRN_BENCH_CREDENTIAL must be secret or password" >&2; exit 2; }
 [[ $CORPUS_MB =~ ^[1-9][0-9]*$ && $DUMP_MB =~ ^[1-9][0-9]*$ ]] || { echo "corpus/dump MB must be positive integers" >&2; exit 2; }
 [[ $MS_DIRS =~ ^[1-9][0-9]*$ && $MS_FILES =~ ^[1-9][0-9]*$ && $GROW_MB =~ ^[1-9][0-9]*$ ]] ||
   { echo "CAIRN_BENCH_MS_DIRS, CAIRN_BENCH_MS_FILES and CAIRN_BENCH_GROW_MB must be positive integers" >&2; exit 2; }
@@ -780,6 +785,10 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
   local CAIRN=${CAIRN:-}
   # cairn-base runs the same steps as cairn with the older binary
   if [[ $t == cairn-base ]]; then CAIRN=$CAIRN_BASE; t=cairn; fi
+  # cairn's credential: the secret file init writes beside the repository (wiped with it every round), or the
+  # password in CAIRN_PASSWORD
+  local SECRET=${R%/repo}/cairn.secret CRED=() NEWCRED=()
+  if [[ $CAIRN_CREDENTIAL == secret ]]; then CRED=(--password-file "$SECRET"); NEWCRED=(--new-secret-file "$SECRET"); fi
   # The many-small workload runs the same adapters on its own repository: ms_init is init, ms_backup1/2 back up
   # the tree, ms_grow backs up the new-data corpus, ms_check is the structure check, ms_restore restores the tree.
   local src=$CORPUS
@@ -793,14 +802,14 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
   case "$t:$s" in
     # init too gets the per-round cache: cairn pins each location's repository id in its cache
     # (format-spec §9.2), and every round re-creates a repository at the same path.
-    cairn:init)            CMD=("$CAIRN" -r "$R" --cache-dir "$C" init) ;;
-    cairn:backup[123]|cairn:grow) CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup "$src") ;;
-    cairn:restore)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" restore latest --target "$TARGET") ;;
-    cairn:check)           CMD=("$CAIRN" -r "$R" --cache-dir "$C" check --read-data) ;;
-    cairn:check_structure) CMD=("$CAIRN" -r "$R" --cache-dir "$C" check) ;;
-    cairn:stream1)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP ;;
-    cairn:stream2)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP2 ;;
-    cairn:stream_restore)  CMD=("$CAIRN" -r "$R" --cache-dir "$C" dump latest dump.sql); STDOUT_TO=$TARGET_FILE ;;
+    cairn:init)            CMD=("$CAIRN" -r "$R" --cache-dir "$C" init "${NEWCRED[@]}") ;;
+    cairn:backup[123]|cairn:grow) CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup "$src") ;;
+    cairn:restore)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" restore latest --target "$TARGET") ;;
+    cairn:check)           CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" check --read-data) ;;
+    cairn:check_structure) CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" check) ;;
+    cairn:stream1)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP ;;
+    cairn:stream2)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP2 ;;
+    cairn:stream_restore)  CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" dump latest dump.sql); STDOUT_TO=$TARGET_FILE ;;
 
     restic:init)           CMD=(restic -r "$R" --cache-dir "$C" init --repository-version 2) ;;
     restic:backup[123]|restic:grow) CMD=(restic -r "$R" --cache-dir "$C" backup "$src") ;;
@@ -961,7 +970,7 @@ run_step() {  # tool step
   [[ -n ${WANT[many-small]:-} ]] &&
     echo "many-small: $TREE: $T_FILES files ($MS_DIRS x $MS_FILES), $T_BYTES bytes; new data: $GROW: $G_BYTES bytes"
   echo "restore target: $SHM_RUN ($(stat -f -c %T "$SHM_RUN"))"
-  echo "rounds: $ROUNDS; tools: ${ACTIVE[*]}"
+  echo "rounds: $ROUNDS; tools: ${ACTIVE[*]}; cairn credential: $CAIRN_CREDENTIAL"
   for t in "${ACTIVE[@]}"; do echo "  $t: ${VERSION[$t]}"; done
 } | tee "$RUNDIR/meta.txt" >&2
 
