@@ -51,9 +51,9 @@ impl SecretFile {
         let written = (|| -> std::io::Result<()> {
             // Exactly 0600, whatever the umask left of it.
             file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            let mut line = secret.to_text();
-            line.push('\n');
-            file.write_all(line.as_bytes())?;
+            // Two writes: appending the newline to the zeroized text could leave a copy of it behind.
+            file.write_all(secret.to_text().as_bytes())?;
+            file.write_all(b"\n")?;
             file.sync_all()?;
             let dir = match path.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d,
