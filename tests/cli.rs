@@ -66,6 +66,8 @@ mod rewrite;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/secret_keys.rs"]
+mod secret_keys;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/serve_web.rs"]

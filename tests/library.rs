@@ -59,6 +59,8 @@ mod restore_batches;
 mod revocation;
 #[path = "library/rewrite.rs"]
 mod rewrite;
+#[path = "library/secret_keys.rs"]
+mod secret_keys;
 #[path = "support/servers.rs"]
 mod servers;
 #[path = "library/session_bounds.rs"]

@@ -15,7 +15,7 @@ use cairn::crypto::{self, KdfParams, Secret};
 use cairn::cert::KeyCert;
 use cairn::id::{BlobId, BlobKind, IndexId, KeyId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
-use cairn::keyfile::{KeyFile, KeyFileV1, KeyKind};
+use cairn::keyfile::{KeyFile, KeyFileSecretV1, KeyFileV1, KeyKind, KeySecret};
 use cairn::lease::{Lease, PruneMark};
 use cairn::codec::packer::PackBuilder;
 use cairn::pack::PackHeader;
@@ -208,6 +208,17 @@ fn main() {
         sealed: vec![0; 40],
     });
     write("keyfile", "file", &pc!(&kf));
+    let secret_kf = KeyFile::SecretV1(KeyFileSecretV1 {
+        kind: KeyKind::WriteOnly,
+        repo_id: keys.repo_id,
+        created: t(1_700_000_000),
+        host: "h".into(),
+        user: "u".into(),
+        salt: [2; 32],
+        sealed: vec![0; 40],
+    });
+    write("keyfile", "secret_file", &pc!(&secret_kf));
+    write("keyfile", "secret_text", format!("{}\n", *KeySecret::from_bytes([0x5a; 32]).to_text()).as_bytes());
     write("keyfile", "full", &pc!(&keys));
     write("keyfile", "write_only", &pc!(&keys.write_only()));
 

@@ -163,6 +163,10 @@ pub struct InitArgs {
     /// from it moves blobs without cutting files again
     #[arg(long, value_name = "URL")]
     pub copy_chunker_from: Option<String>,
+    /// Make the first key a generated 256-bit secret written to this new file (mode 0600; never overwritten) instead
+    /// of asking for a password: for unattended hosts, and no argon2id on every open
+    #[arg(long, value_name = "FILE")]
+    pub new_secret_file: Option<PathBuf>,
     /// The source's password.
     #[command(flatten)]
     pub from: FromRepoArgs,
@@ -184,11 +188,15 @@ pub struct FromRepoArgs {
 pub enum KeyCommand {
     /// List the key files
     List,
-    /// Add a password (a new key file)
+    /// Add a password or a generated secret (a new key file)
     Add {
         /// Read the new password from this file (else CAIRN_NEW_PASSWORD, else a prompt)
         #[arg(long, value_name = "FILE")]
         new_password_file: Option<PathBuf>,
+        /// Generate a 256-bit secret instead of a password and write it to this new file (mode 0600; never
+        /// overwritten): it opens the repository without argon2id
+        #[arg(long, value_name = "FILE", conflicts_with = "new_password_file")]
+        new_secret_file: Option<PathBuf>,
         /// The new key can add backups but cannot read what other runs wrote
         #[arg(long)]
         write_only: bool,
@@ -206,6 +214,10 @@ pub enum KeyCommand {
         /// Read the new password from this file (else CAIRN_NEW_PASSWORD, else a prompt)
         #[arg(long, value_name = "FILE")]
         new_password_file: Option<PathBuf>,
+        /// Replace the key in use by a generated 256-bit secret written to this new file (mode 0600; never
+        /// overwritten) instead of a new password
+        #[arg(long, value_name = "FILE", conflicts_with = "new_password_file")]
+        new_secret_file: Option<PathBuf>,
     },
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod open;
 pub mod output;
 pub mod profile;
+pub mod secret_file;
 pub mod secrets;
 pub mod serve;
 pub mod values;

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::id::RepoId;
-pub use crate::keyfile::KdfParams;
+pub use crate::keyfile::{KdfParams, KeySecret};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,9 @@ pub mod context {
     pub const WAIT_SIG: &str = "cairn 2026-12 v1 prune wait signature";
     /// Signed-message prefix of maintenance-lock links (format-spec §3.7, §10.4).
     pub const LOCK_SIG: &str = "cairn 2026-12 v1 maintenance lock signature";
+    /// The key-encryption key of a key file opened with a generated secret, from the secret and
+    /// the key file's salt (format-spec §4.1).
+    pub const KEY_FILE_SECRET: &str = "cairn 2026-12 v1 key file secret";
     /// A key's signing secret from its key-encryption key (format-spec §4.3).
     pub const KEY_SIGN: &str = "cairn 2026-12 v1 key signing secret";
     /// Signed-message prefix of key certificates (format-spec §4.3).
@@ -288,6 +291,32 @@ pub fn open(key: &Secret, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// A new random secret for a key file opened with a generated secret (format-spec §4.1).
+pub fn generate_key_secret() -> KeySecret {
+    KeySecret::from_bytes(random_32())
+}
+
+/// Derives the key-encryption key of a key file opened with a generated secret (format-spec
+/// §4.1): `BLAKE3-derive(KEY_FILE_SECRET, secret ‖ salt)`. No memory-hard work: the secret has 256
+/// bits of entropy, so there is nothing to slow a guesser down for (§12).
+pub fn derive_secret_kek(secret: &KeySecret, salt: &[u8; 32]) -> Secret {
+    let mut input = Zeroizing::new([0u8; 64]);
+    input[..32].copy_from_slice(secret.as_bytes());
+    input[32..].copy_from_slice(salt);
+    Secret(blake3::derive_key(context::KEY_FILE_SECRET, &input[..]))
+}
+
+thread_local! {
+    /// argon2id derivations [`derive_kek`] ran on this thread.
+    static ARGON2ID_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many argon2id derivations [`derive_kek`] has run on the calling thread, so a test can show
+/// that an open with a generated secret runs none (opening tries key files on the calling thread).
+pub fn argon2id_runs_on_this_thread() -> u64 {
+    ARGON2ID_RUNS.with(|c| c.get())
+}
+
 /// Derives the key-encryption key from a password with argon2id.
 pub fn derive_kek(password: &[u8], salt: &[u8; 32], params: KdfParams) -> Result<Secret> {
     let min = KdfParams::MINIMUM;
@@ -301,6 +330,7 @@ pub fn derive_kek(password: &[u8], salt: &[u8; 32], params: KdfParams) -> Result
     let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
         .map_err(|e| Error::Usage(format!("argon2 parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+    ARGON2ID_RUNS.with(|c| c.set(c.get() + 1));
     let mut out = Secret([0u8; 32]);
     a.hash_password_into(password, salt, &mut out.0).map_err(|e| Error::Internal(format!("argon2: {e}")))?;
     Ok(out)

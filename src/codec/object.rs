@@ -7,11 +7,11 @@
 
 use crate::codec::envelope::{self, MacError};
 use crate::config::{self, Config, CONFIG_MAGIC, CONFIG_SIGNED_MAGIC};
-use crate::crypto::{self, context, KdfParams, MasterKeys, ObjectKind, Secret, Session};
+use crate::crypto::{self, context, KdfParams, KeySecret, MasterKeys, ObjectKind, Secret, Session};
 use crate::error::{Error, Result};
 use crate::id::{IndexId, KeyId, RepoId, SnapshotId};
 use crate::index::{self, IndexFile, INDEX_MAGIC, INDEX_VERSION};
-use crate::keyfile::{KeyFile, KeyFileV1, KeyKind, KEY_MAGIC};
+use crate::keyfile::{KeyFile, KeyFileSecretV1, KeyFileV1, KeyKind, KEY_MAGIC};
 use crate::layout::Object;
 use crate::lease::{
     Lease, MaintenanceLock, PruneMark, PruneWait, LEASE_MAGIC, LOCK_MAGIC, PRUNE_MAGIC, SIGNED_LOCK_MAGIC,
@@ -104,7 +104,22 @@ pub fn decode_index_with(repo: &RepoId, seal_key: &Secret, id: &IndexId, bytes: 
     index::decode_plain(&plain)
 }
 
-// Key files (format-spec §4): the material sealed under an argon2id key-encryption key.
+// Key files (format-spec §4): the material sealed under a key-encryption key derived from a
+// password (argon2id) or a generated secret (BLAKE3).
+
+/// What a new key file is opened with (format-spec §4.1).
+#[derive(Clone, Copy, Debug)]
+pub enum NewCredential<'a> {
+    /// A password, its KEK derived with argon2id under `kdf` (`KeyFile::V1`).
+    Password {
+        /// The password, as given.
+        password: &'a [u8],
+        /// argon2id parameters.
+        kdf: KdfParams,
+    },
+    /// A generated secret, its KEK derived with BLAKE3 (`KeyFile::SecretV1`).
+    Secret(&'a KeySecret),
+}
 
 /// Seals `keys` under `password` into a new key file.
 pub fn create_keyfile(
@@ -115,44 +130,58 @@ pub fn create_keyfile(
     host: &str,
     user: &str,
 ) -> Result<Vec<u8>> {
-    create_keyfile_signing(keys, id, password, kdf, host, user).map(|(kf, _)| kf)
+    create_keyfile_signing(keys, id, NewCredential::Password { password, kdf }, host, user).map(|(kf, _)| kf)
 }
 
-/// [`create_keyfile`], also returning the new key's signing secret (format-spec §4.3), which only
-/// this moment (the password at hand) allows a full key to certify.
+/// Seals `keys` into a new key file for `credential`, also returning the new key's signing secret
+/// (format-spec §4.3), which only this moment (the credential at hand) allows a full key to
+/// certify.
 pub fn create_keyfile_signing(
     keys: &MasterKeys,
     id: &KeyId,
-    password: &[u8],
-    kdf: KdfParams,
+    credential: NewCredential<'_>,
     host: &str,
     user: &str,
 ) -> Result<(Vec<u8>, Secret)> {
     let salt = crypto::random_32();
-    let kek = crypto::derive_kek(password, &salt, kdf)?;
-    let kf = KeyFile::V1(KeyFileV1 {
-        kind: if keys.can_read() { KeyKind::Full } else { KeyKind::WriteOnly },
-        repo_id: keys.repo_id,
-        created: Time::now(),
-        host: host.into(),
-        user: user.into(),
-        kdf,
-        salt,
-        sealed: envelope::seal(&[], &kek, &keys.repo_id, ObjectKind::KeyFile, &id.0, keys),
-    });
+    let kind = if keys.can_read() { KeyKind::Full } else { KeyKind::WriteOnly };
+    let (created, host, user) = (Time::now(), host.to_string(), user.to_string());
+    let (kf, kek) = match credential {
+        NewCredential::Password { password, kdf } => {
+            let kek = crypto::derive_kek(password, &salt, kdf)?;
+            let sealed = envelope::seal(&[], &kek, &keys.repo_id, ObjectKind::KeyFile, &id.0, keys);
+            let kf = KeyFile::V1(KeyFileV1 { kind, repo_id: keys.repo_id, created, host, user, kdf, salt, sealed });
+            (kf, kek)
+        }
+        NewCredential::Secret(secret) => {
+            let kek = crypto::derive_secret_kek(secret, &salt);
+            let sealed = envelope::seal(&[], &kek, &keys.repo_id, ObjectKind::KeyFile, &id.0, keys);
+            let kf =
+                KeyFile::SecretV1(KeyFileSecretV1 { kind, repo_id: keys.repo_id, created, host, user, salt, sealed });
+            (kf, kek)
+        }
+    };
     let mut out = KEY_MAGIC.to_vec();
     out.extend_from_slice(&postcard::to_allocvec(&kf).expect("key file encodes"));
     Ok((out, crate::codec::attribution::key_sign_secret(&kek)))
 }
 
-/// Opens a key file with a password: `Ok(None)` when the password does not fit.
-pub fn open_keyfile(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<MasterKeys>> {
-    open_keyfile_signing(kf, id, password).map(|o| o.map(|(keys, _)| keys))
+/// Opens a key file with a credential (format-spec §4.1): `Ok(None)` when it does not fit. A
+/// password key file takes the credential as given, through argon2id; a secret key file only a
+/// credential of the secret's text form ([`KeySecret::parse`]), through BLAKE3.
+pub fn open_keyfile(kf: &KeyFile, id: &KeyId, credential: &[u8]) -> Result<Option<MasterKeys>> {
+    open_keyfile_signing(kf, id, credential).map(|o| o.map(|(keys, _)| keys))
 }
 
 /// [`open_keyfile`], also returning the key's signing secret (format-spec §4.3).
-pub fn open_keyfile_signing(kf: &KeyFile, id: &KeyId, password: &[u8]) -> Result<Option<(MasterKeys, Secret)>> {
-    let kek = crypto::derive_kek(password, kf.salt(), kf.kdf())?;
+pub fn open_keyfile_signing(kf: &KeyFile, id: &KeyId, credential: &[u8]) -> Result<Option<(MasterKeys, Secret)>> {
+    let kek = match kf {
+        KeyFile::V1(k) => crypto::derive_kek(credential, &k.salt, k.kdf)?,
+        KeyFile::SecretV1(k) => match KeySecret::parse(credential) {
+            Some(secret) => crypto::derive_secret_kek(&secret, &k.salt),
+            None => return Ok(None),
+        },
+    };
     let Some(plain) = envelope::open(&kek, &kf.repo_id(), ObjectKind::KeyFile, &id.0, kf.sealed()) else {
         return Ok(None);
     };

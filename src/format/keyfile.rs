@@ -1,10 +1,12 @@
-//! Key files (format-spec §4): one per password or capability, the key material sealed under an
-//! argon2id key-encryption key. The types and the outer decoding; sealing and opening the
+//! Key files (format-spec §4): one per password or generated secret, the key material sealed
+//! under a key-encryption key derived from it (argon2id for a password, BLAKE3 for a 256-bit
+//! secret). The types, the outer decoding and the secret's text form; sealing and opening the
 //! material is [`crate::codec::object`]'s. No I/O.
 
 use crate::id::RepoId;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// First bytes of a key file.
 pub const KEY_MAGIC: &[u8; 8] = b"CAIRNKEY";
@@ -38,14 +40,17 @@ pub enum KeyKind {
     WriteOnly,
 }
 
-/// A key file (format-spec §4.1).
+/// A key file (format-spec §4.1). The variant says what opens it: a password (argon2id) or a
+/// generated secret (BLAKE3 key derivation).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyFile {
-    /// Version 1.
+    /// Version 1, opened with a password (variant index 0).
     V1(KeyFileV1),
+    /// Version 1, opened with a generated 256-bit [`KeySecret`] (variant index 1).
+    SecretV1(KeyFileSecretV1),
 }
 
-/// Version 1 of a key file.
+/// Version 1 of a key file opened with a password (format-spec §4.1, `KeyFileV1`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyFileV1 {
     /// What the key grants.
@@ -66,60 +71,158 @@ pub struct KeyFileV1 {
     pub sealed: Vec<u8>,
 }
 
-impl KeyFile {
-    /// The version 1 fields; a newer version adds a match arm to each accessor below.
-    pub fn v1(&self) -> &KeyFileV1 {
+/// Version 1 of a key file opened with a generated secret (format-spec §4.1, `KeyFileSecretV1`):
+/// the fields of [`KeyFileV1`] without `kdf`, the KEK derived from the secret and `salt` with
+/// BLAKE3.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFileSecretV1 {
+    /// What the key grants.
+    pub kind: KeyKind,
+    /// The repository.
+    pub repo_id: RepoId,
+    /// When it was made.
+    pub created: Time,
+    /// Host it was made on.
+    pub host: String,
+    /// User who made it.
+    pub user: String,
+    /// Salt of the KEK derivation, random per key file.
+    pub salt: [u8; 32],
+    /// `seal(KEK, aad(KeyFile, key id), postcard(MasterKeys))`.
+    pub sealed: Vec<u8>,
+}
+
+/// What a key file is opened with (not stored: it follows from the [`KeyFile`] variant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Credential {
+    /// A password, through argon2id ([`KeyFile::V1`]).
+    Password,
+    /// A generated secret ([`KeySecret`], [`KeyFile::SecretV1`]).
+    Secret,
+}
+
+impl Credential {
+    /// `password` or `secret`, as listings write it.
+    pub fn name(self) -> &'static str {
         match self {
-            KeyFile::V1(k) => k,
+            Credential::Password => "password",
+            Credential::Secret => "secret",
+        }
+    }
+}
+
+/// `$e` over the variant's fields, for the fields both variants have.
+macro_rules! common {
+    ($self:expr, $k:ident => $e:expr) => {
+        match $self {
+            KeyFile::V1($k) => $e,
+            KeyFile::SecretV1($k) => $e,
+        }
+    };
+}
+
+impl KeyFile {
+    /// What opens it.
+    pub fn credential(&self) -> Credential {
+        match self {
+            KeyFile::V1(_) => Credential::Password,
+            KeyFile::SecretV1(_) => Credential::Secret,
         }
     }
     /// What the key grants.
     pub fn kind(&self) -> KeyKind {
-        match self {
-            KeyFile::V1(k) => k.kind,
-        }
+        common!(self, k => k.kind)
     }
     /// The repository.
     pub fn repo_id(&self) -> RepoId {
-        match self {
-            KeyFile::V1(k) => k.repo_id,
-        }
+        common!(self, k => k.repo_id)
     }
     /// When it was made.
     pub fn created(&self) -> Time {
-        match self {
-            KeyFile::V1(k) => k.created,
-        }
+        common!(self, k => k.created)
     }
     /// Host it was made on.
     pub fn host(&self) -> &str {
-        match self {
-            KeyFile::V1(k) => &k.host,
-        }
+        common!(self, k => &k.host)
     }
     /// User who made it.
     pub fn user(&self) -> &str {
+        common!(self, k => &k.user)
+    }
+    /// argon2id parameters; `None` for a key file opened with a generated secret.
+    pub fn kdf(&self) -> Option<KdfParams> {
         match self {
-            KeyFile::V1(k) => &k.user,
+            KeyFile::V1(k) => Some(k.kdf),
+            KeyFile::SecretV1(_) => None,
         }
     }
-    /// argon2id parameters.
-    pub fn kdf(&self) -> KdfParams {
-        match self {
-            KeyFile::V1(k) => k.kdf,
-        }
-    }
-    /// argon2id salt.
+    /// Salt of the KEK derivation.
     pub fn salt(&self) -> &[u8; 32] {
-        match self {
-            KeyFile::V1(k) => &k.salt,
-        }
+        common!(self, k => &k.salt)
     }
     /// The sealed key material.
     pub fn sealed(&self) -> &[u8] {
-        match self {
-            KeyFile::V1(k) => &k.sealed,
+        common!(self, k => &k.sealed)
+    }
+}
+
+/// What the text form of a [`KeySecret`] starts with (format-spec §4.1).
+pub const SECRET_PREFIX: &str = "cairn-secret-v1-";
+
+/// A generated 256-bit secret that opens [`KeyFile::SecretV1`] key files (format-spec §4.1). Its
+/// text form is [`SECRET_PREFIX`] followed by 64 lowercase hex digits. Zeroized on drop; `Debug`
+/// does not show it.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct KeySecret([u8; 32]);
+
+impl std::fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySecret(..)")
+    }
+}
+
+impl KeySecret {
+    /// The secret of these 32 bytes (drawn at random by whoever makes a key).
+    pub fn from_bytes(bytes: [u8; 32]) -> KeySecret {
+        KeySecret(bytes)
+    }
+
+    /// Its 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The secret a credential holds, when the credential, with surrounding ASCII whitespace
+    /// trimmed, is exactly [`SECRET_PREFIX`] followed by 64 lowercase hex digits; `None` for
+    /// anything else (a password).
+    pub fn parse(credential: &[u8]) -> Option<KeySecret> {
+        let hex = credential.trim_ascii().strip_prefix(SECRET_PREFIX.as_bytes())?;
+        if hex.len() != 64 {
+            return None;
         }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = KeySecret([0; 32]);
+        for (i, pair) in hex.chunks_exact(2).enumerate() {
+            out.0[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(out)
+    }
+
+    /// The text form: `cairn-secret-v1-` and 64 lowercase hex digits, no newline.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = Zeroizing::new(String::with_capacity(SECRET_PREFIX.len() + 64));
+        s.push_str(SECRET_PREFIX);
+        for b in self.0 {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        s
     }
 }
 
@@ -129,4 +232,60 @@ pub fn decode(bytes: &[u8]) -> Result<KeyFile, String> {
         return Err("not a key file (magic missing)".into());
     }
     postcard::from_bytes(&bytes[8..]).map_err(|e| format!("decode: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210";
+
+    fn text() -> String {
+        format!("{SECRET_PREFIX}{HEX}")
+    }
+
+    #[test]
+    fn the_secret_text_round_trips_and_is_trimmed_of_ascii_whitespace() {
+        let s = KeySecret::parse(text().as_bytes()).expect("the text form parses");
+        assert_eq!(s.as_bytes()[..4], [0x00, 0x11, 0x22, 0x33]);
+        assert_eq!(s.as_bytes()[31], 0x10);
+        assert_eq!(*s.to_text(), text());
+        for padded in [format!("{}\n", text()), format!("  {}\r\n", text()), format!("\t{} ", text())] {
+            assert_eq!(KeySecret::parse(padded.as_bytes()), Some(s.clone()), "{padded:?}");
+        }
+        let random = KeySecret::from_bytes([0xa7; 32]);
+        assert_eq!(KeySecret::parse(random.to_text().as_bytes()), Some(random));
+        assert_eq!(format!("{s:?}"), "KeySecret(..)", "Debug never shows the secret");
+    }
+
+    #[test]
+    fn anything_but_the_exact_form_is_no_secret() {
+        let t = text();
+        let refused = [
+            // Case: the prefix and the digits are lowercase.
+            t.to_uppercase(),
+            format!("{SECRET_PREFIX}{}", HEX.to_uppercase()),
+            format!("Cairn-secret-v1-{HEX}"),
+            // Length: 63 and 65 digits, nothing at all.
+            t[..t.len() - 1].to_string(),
+            format!("{t}0"),
+            SECRET_PREFIX.to_string(),
+            String::new(),
+            // Prefix: another version, missing, or spelled otherwise.
+            format!("cairn-secret-v2-{HEX}"),
+            HEX.to_string(),
+            format!("cairn-secret-v1{HEX}0"),
+            format!("xcairn-secret-v1-{HEX}"),
+            // Not hex; whitespace inside; more than whitespace around.
+            format!("{SECRET_PREFIX}{}g", &HEX[..63]),
+            format!("{SECRET_PREFIX}{} {}", &HEX[..32], &HEX[32..]),
+            format!("{t} x"),
+            "correct horse battery staple".to_string(),
+        ];
+        for r in refused {
+            assert_eq!(KeySecret::parse(r.as_bytes()), None, "{r:?}");
+        }
+        // Non-ASCII whitespace is not trimmed.
+        assert_eq!(KeySecret::parse(format!("\u{a0}{t}").as_bytes()), None);
+    }
 }

@@ -1,11 +1,13 @@
-//! Passwords of a repository as the `key` commands see them: adding one, changing the one in use,
-//! and describing a key file without opening it. Goes through [`Repository`]'s key functions and
+//! Passwords and generated secrets of a repository as the `key` commands see them: adding one,
+//! replacing the one in use, and describing a key file without opening it. Goes through [`Repository`]'s key functions and
 //! the key file codec; prints nothing.
 
+use crate::codec::object::NewCredential;
 use crate::crypto::KdfParams;
 use crate::error::{Error, Result};
 use crate::id::{KeyId, RepoId};
-use crate::keyfile::{self, KeyKind};
+pub use crate::keyfile::KeySecret;
+use crate::keyfile::{self, Credential, KeyKind};
 use crate::layout::{Object, StoredId};
 use crate::repository::{KeyInfo, Repository};
 use crate::time::Time;
@@ -26,9 +28,11 @@ pub struct KeyFileInfo {
     pub host: String,
     /// By whom.
     pub user: String,
-    /// argon2id parameters.
-    pub kdf: KdfParams,
-    /// argon2id salt, hex.
+    /// What opens it: a password or a generated secret (format-spec §4.1).
+    pub credential: Credential,
+    /// argon2id parameters; `None` for a key file opened with a generated secret.
+    pub kdf: Option<KdfParams>,
+    /// Salt of the KEK derivation, hex.
     pub salt: String,
     /// Length of the sealed key material.
     pub sealed_len: usize,
@@ -43,6 +47,13 @@ pub struct PasswordChange {
     pub removed: KeyId,
 }
 
+/// A new random secret for a key file opened with a generated secret (format-spec §4.1): what
+/// [`Repository::add_secret_for_hosts`], [`Repository::change_to_secret`] and
+/// [`Repository::init_with_secret`] take. Its text form ([`KeySecret::to_text`]) is the credential.
+pub fn new_secret() -> KeySecret {
+    crate::crypto::generate_key_secret()
+}
+
 impl KeyInfo {
     /// `full` or `write-only`, as listings write the kind.
     pub fn kind_name(&self) -> &'static str {
@@ -50,6 +61,11 @@ impl KeyInfo {
             KeyKind::Full => "full",
             KeyKind::WriteOnly => "write-only",
         }
+    }
+
+    /// `password`, `secret`, or `-` when the key file is gone, as listings write the credential.
+    pub fn credential_name(&self) -> &'static str {
+        self.credential.map_or("-", Credential::name)
     }
 }
 
@@ -64,6 +80,7 @@ impl Repository {
             created: kf.created(),
             host: kf.host().to_string(),
             user: kf.user().to_string(),
+            credential: kf.credential(),
             kdf: kf.kdf(),
             salt: hex::encode(kf.salt()),
             sealed_len: kf.sealed().len(),
@@ -79,10 +96,20 @@ impl Repository {
     /// its certificate lists them, and backups for other hosts are refused. Only a full key can
     /// write a certificate, so a write-only key asking for hosts is refused.
     pub fn add_password_for_hosts(&self, password: &[u8], write_only: bool, hosts: &[String]) -> Result<KeyId> {
+        self.add_credential(NewCredential::Password { password, kdf: KdfParams::MINIMUM }, write_only, hosts)
+    }
+
+    /// [`Repository::add_password_for_hosts`] for a key file opened with the generated `secret`
+    /// (format-spec §4.1) instead of a password.
+    pub fn add_secret_for_hosts(&self, secret: &KeySecret, write_only: bool, hosts: &[String]) -> Result<KeyId> {
+        self.add_credential(NewCredential::Secret(secret), write_only, hosts)
+    }
+
+    fn add_credential(&self, credential: NewCredential<'_>, write_only: bool, hosts: &[String]) -> Result<KeyId> {
         if !hosts.is_empty() && !self.keys().can_read() {
             return Err(Error::WriteOnlyKey { key: Some(self.key_id()) });
         }
-        let key = self.add_key_for_hosts(password, write_only, KdfParams::MINIMUM, hosts)?;
+        let key = self.add_key_with(credential, write_only, hosts)?;
         self.ledger_record(crate::ledger::Event::KeyAdd { key, write_only, hosts: hosts.to_vec() })?;
         Ok(key)
     }
@@ -92,6 +119,22 @@ impl Repository {
     /// both passwords working). A write-only key is refused: it cannot certify the new key, whose
     /// snapshots would be unattributed (format-spec §4.3); a full key must add a replacement.
     pub fn change_password(&self, password: &[u8]) -> Result<PasswordChange> {
+        self.replace_current_key(NewCredential::Password { password, kdf: KdfParams::MINIMUM })
+    }
+
+    /// The key file that the generated `secret` opens, if any (see
+    /// [`crate::repository::find_secret_key`]).
+    pub fn find_secret_key(&self, secret: &KeySecret) -> Result<Option<KeyId>> {
+        crate::repository::find_secret_key(self.backend().as_ref(), secret)
+    }
+
+    /// [`Repository::change_password`] with a key file opened with the generated `secret`
+    /// (format-spec §4.1) as the replacement.
+    pub fn change_to_secret(&self, secret: &KeySecret) -> Result<PasswordChange> {
+        self.replace_current_key(NewCredential::Secret(secret))
+    }
+
+    fn replace_current_key(&self, credential: NewCredential<'_>) -> Result<PasswordChange> {
         let old = self.key_id();
         if !self.keys().can_read() {
             return Err(Error::refused(format!(
@@ -105,7 +148,7 @@ impl Repository {
             Ok(Some(c)) => c.hosts().to_vec(),
             _ => Vec::new(),
         };
-        let new = self.add_key_for_hosts(password, false, KdfParams::MINIMUM, &hosts)?;
+        let new = self.add_key_with(credential, false, &hosts)?;
         self.remove_key(&old, true)?;
         self.ledger_record(crate::ledger::Event::KeyPasswd { old, new })?;
         Ok(PasswordChange { key_id: new, removed: old })

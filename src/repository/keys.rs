@@ -1,11 +1,12 @@
-//! Key files: listing, adding and removing (revoking) them (format-spec §4, §4.3).
+//! Key files: listing, adding (for a password or a generated secret) and removing (revoking)
+//! them (format-spec §4, §4.3).
 
 use super::Repository;
-use crate::codec::object;
+use crate::codec::object::{self, NewCredential};
 use crate::crypto::{self, KdfParams};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
-use crate::keyfile::{self, KeyKind};
+use crate::keyfile::{self, Credential, KeyKind};
 use crate::layout::{ObjectType, StoredId};
 use crate::repository::identity::{hostname, username};
 use crate::time::Time;
@@ -38,6 +39,9 @@ pub struct KeyInfo {
     pub id: KeyId,
     /// Full or write-only.
     pub kind: KeyKind,
+    /// What opens it: a password or a generated secret (format-spec §4.1); `None` for a revoked
+    /// key whose key file is gone.
+    pub credential: Option<Credential>,
     /// When it was made.
     pub created: Time,
     /// Where.
@@ -69,6 +73,7 @@ impl Repository {
             out.push(KeyInfo {
                 id,
                 kind: kf.kind(),
+                credential: Some(kf.credential()),
                 created: kf.created(),
                 host: kf.host().to_string(),
                 user: kf.user().to_string(),
@@ -96,6 +101,7 @@ impl Repository {
                 id: *id,
                 // Without key file nor certificate nothing else is known of it.
                 kind: cert.map_or(KeyKind::WriteOnly, |c| c.kind()),
+                credential: None,
                 created: r.revoked(),
                 host: String::new(),
                 user: String::new(),
@@ -129,12 +135,18 @@ impl Repository {
         kdf: KdfParams,
         hosts: &[String],
     ) -> Result<KeyId> {
+        self.add_key_with(NewCredential::Password { password, kdf }, write_only, hosts)
+    }
+
+    /// [`Self::add_key_for_hosts`] for a key file opened with `credential`: a password or a
+    /// generated secret (format-spec §4.1). The key file is written first, then the certificate.
+    pub fn add_key_with(&self, credential: NewCredential<'_>, write_only: bool, hosts: &[String]) -> Result<KeyId> {
         let keys = if write_only { self.shared.keys.write_only() } else { self.shared.keys.clone() };
         if !write_only && !self.shared.keys.can_read() {
             return Err(Error::WriteOnlyKey { key: Some(self.shared.key_id) });
         }
         let id = KeyId(crypto::random_32());
-        let (kf, sign_secret) = object::create_keyfile_signing(&keys, &id, password, kdf, &hostname(), &username())?;
+        let (kf, sign_secret) = object::create_keyfile_signing(&keys, &id, credential, &hostname(), &username())?;
         self.shared.backend.write_new(&id.path(), &kf)?;
         if self.shared.keys.can_read() {
             let kind = if write_only { KeyKind::WriteOnly } else { KeyKind::Full };

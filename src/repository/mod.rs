@@ -25,7 +25,7 @@ mod writer_lease;
 pub use attribution::{Certificates, Signer};
 pub use identity::{hostname, username};
 pub use keys::KeyInfo;
-pub use open::{config_objects, InitOptions, OpenOptions};
+pub use open::{config_objects, find_secret_key, InitOptions, OpenOptions};
 
 use crate::backend::DynBackend;
 use crate::cache::Cache;

@@ -6,7 +6,7 @@ use crate::backend::capped::{read_capped, CappedBackend};
 use crate::backend::{Backend, DynBackend};
 use crate::cache::Cache;
 use crate::chunker::{Chunker, ChunkerParams};
-use crate::codec::object;
+use crate::codec::object::{self, NewCredential};
 use crate::config::{self, Config, ConfigV1, FORMAT_VERSION, FORMAT_VERSIONS, WRITER_VERSION};
 use crate::crypto::{self, KdfParams, MasterKeys};
 use crate::error::{Error, Result};
@@ -87,23 +87,97 @@ fn pinned_key(root: &std::path::Path, location: &str) -> Option<KeyId> {
     KeyId::from_hex(v["key_id"].as_str()?)
 }
 
-/// The order key files are tried in with a password: the one that opened the repository last
-/// time (`pinned`) first, then by KDF cost (memory × passes) from the cheapest, so a planted key
-/// file of maximum cost delays an open only when no other key matches.
+/// The order key files are tried in with a credential (format-spec §4.1): when it has the text form
+/// of a generated secret (`secret`), the secret key files first (a BLAKE3 derivation each, so they
+/// cost nothing), then the argon2id key files with the credential as a password; otherwise only
+/// the argon2id key files (a password never opens a secret key file). Within each group the key
+/// file that opened the repository last time (`pinned`) comes first, then the argon2id ones by
+/// KDF cost (memory × passes) from the cheapest, so a planted key file of maximum cost delays an
+/// open only when no other key matches.
 pub(crate) fn key_try_order(
     mut keys: Vec<(KeyId, keyfile::KeyFile)>,
     pinned: Option<&KeyId>,
+    secret: bool,
 ) -> Vec<(KeyId, keyfile::KeyFile)> {
+    keys.retain(|(_, kf)| secret || kf.credential() == keyfile::Credential::Password);
     keys.sort_by_key(|(id, kf)| {
-        let k = kf.kdf();
-        (Some(id) != pinned, u64::from(k.m_kib) * u64::from(k.t), u64::from(k.p), *id.as_bytes())
+        let (group, cost, lanes) = match kf.kdf() {
+            None => (0, 0, 0),
+            Some(k) => (1, u64::from(k.m_kib) * u64::from(k.t), u64::from(k.p)),
+        };
+        (group, Some(id) != pinned, cost, lanes, *id.as_bytes())
     });
     keys
 }
 
+/// The key files under `keys/` that decode, with their ids. One over the size limit (format-spec
+/// §12.6) or that does not decode is skipped with a warning (§4.1 step 1).
+fn key_candidates(backend: &dyn Backend) -> Result<Vec<(KeyId, keyfile::KeyFile)>> {
+    let mut candidates = Vec::new();
+    for o in backend.list(ObjectType::Key.dir())? {
+        let Some(id) = KeyId::from_path(&o.path) else { continue };
+        let max = ObjectType::Key.max_size().unwrap_or(u64::MAX);
+        let bytes = match read_capped(backend, &o.path, max) {
+            Ok(b) => b,
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::warn!("{e}; skipped");
+                continue;
+            }
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        match keyfile::decode(&bytes) {
+            Ok(kf) => candidates.push((id, kf)),
+            Err(e) => tracing::warn!("key {id}: {e}"),
+        }
+    }
+    Ok(candidates)
+}
+
+/// The key file under `keys/` that `secret` opens, if any: what a caller that wrote a new secret
+/// key file and then saw an error asks before it throws the secret away (one whose key file is in
+/// the repository must be kept). Tries only secret key files, so it runs no argon2id.
+pub fn find_secret_key(backend: &dyn Backend, secret: &crypto::KeySecret) -> Result<Option<KeyId>> {
+    let text = secret.to_text();
+    for (id, kf) in key_candidates(backend)? {
+        if kf.credential() != keyfile::Credential::Secret {
+            continue;
+        }
+        match object::open_keyfile(&kf, &id, text.as_bytes()) {
+            Ok(Some(_)) => return Ok(Some(id)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("key {id}: {e}; skipped"),
+        }
+    }
+    Ok(None)
+}
+
 impl Repository {
-    /// Creates a repository on an empty backend and opens it.
+    /// Creates a repository on an empty backend and opens it; its first key file is a full key
+    /// for `password` (argon2id with `init.kdf`).
     pub fn init(backend: DynBackend, password: &[u8], init: &InitOptions, opts: &OpenOptions) -> Result<Repository> {
+        Self::init_with(backend, NewCredential::Password { password, kdf: init.kdf }, init, opts)
+    }
+
+    /// [`Self::init`] with the first key file opened with the generated `secret` (format-spec
+    /// §4.1, `KeyFile::SecretV1`) instead of a password.
+    pub fn init_with_secret(
+        backend: DynBackend,
+        secret: &crypto::KeySecret,
+        init: &InitOptions,
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
+        Self::init_with(backend, NewCredential::Secret(secret), init, opts)
+    }
+
+    /// [`Self::init`] with the first key file made for `credential`: a password or a generated
+    /// secret (format-spec §4.1; `init.kdf` applies to a password only).
+    pub fn init_with(
+        backend: DynBackend,
+        credential: NewCredential<'_>,
+        init: &InitOptions,
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
         let loc = backend.location();
         if !backend.list(ObjectType::Config.dir())?.is_empty() || !backend.list(ObjectType::Key.dir())?.is_empty() {
             return Err(Error::refused(format!("{loc}: a repository already exists here")));
@@ -135,8 +209,7 @@ impl Repository {
         });
         // Key file first, config last: a repository without a config is not one yet.
         let key_id = KeyId(crypto::random_32());
-        let (kf, sign_secret) =
-            object::create_keyfile_signing(&keys, &key_id, password, init.kdf, &hostname(), &username())?;
+        let (kf, sign_secret) = object::create_keyfile_signing(&keys, &key_id, credential, &hostname(), &username())?;
         backend.write_new(&key_id.path(), &kf)?;
         super::keys::write_certificate(backend.as_ref(), &keys, &key_id, &sign_secret, keyfile::KeyKind::Full, &[])?;
         backend.write_new(&Object::Config(1).path(), &object::encode_config(&keys, 1, &cfg)?)?;
@@ -151,7 +224,9 @@ impl Repository {
         Ok(repo)
     }
 
-    /// Opens a repository with a password.
+    /// Opens a repository with a credential: a password, or the text form of a generated secret
+    /// (format-spec §4.1; [`key_try_order`] says which key files it is tried against, in which
+    /// order).
     pub fn open(backend: DynBackend, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
         let loc = backend.location();
         let configs = backend.list(ObjectType::Config.dir())?;
@@ -165,25 +240,10 @@ impl Repository {
         if key_objs.is_empty() {
             return Err(Error::RepoInvalid { location: loc, reason: "no key files".into() });
         }
-        let mut candidates = Vec::new();
-        for o in &key_objs {
-            let Some(id) = KeyId::from_path(&o.path) else { continue };
-            let max = ObjectType::Key.max_size().unwrap_or(u64::MAX);
-            let bytes = match read_capped(backend.as_ref(), &o.path, max) {
-                Ok(b) => b,
-                Err(e @ Error::Corrupt { .. }) => {
-                    tracing::warn!("{e}; skipped");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match keyfile::decode(&bytes) {
-                Ok(kf) => candidates.push((id, kf)),
-                Err(e) => tracing::warn!("key {id}: {e}"),
-            }
-        }
+        let candidates = key_candidates(backend.as_ref())?;
         let pinned = opts.root().and_then(|root| pinned_key(&root, &loc));
-        for (id, kf) in key_try_order(candidates, pinned.as_ref()) {
+        let secret = crypto::KeySecret::parse(password).is_some();
+        for (id, kf) in key_try_order(candidates, pinned.as_ref(), secret) {
             // A key file that cannot even be tried (hostile KDF parameters, bad material) must not
             // stop the others from opening: anyone who can write `keys/` could plant one.
             match object::open_keyfile_signing(&kf, &id, password) {
@@ -436,7 +496,7 @@ pub fn config_objects(backend: &dyn Backend) -> Result<Vec<(u64, String)>> {
 mod tests {
     use super::*;
     use crate::id::RepoId;
-    use crate::keyfile::{KeyFile, KeyFileV1, KeyKind};
+    use crate::keyfile::{KeyFile, KeyFileSecretV1, KeyFileV1, KeyKind};
 
     fn kf(m_kib: u32, t: u32) -> KeyFile {
         KeyFile::V1(KeyFileV1 {
@@ -451,6 +511,18 @@ mod tests {
         })
     }
 
+    fn secret_kf() -> KeyFile {
+        KeyFile::SecretV1(KeyFileSecretV1 {
+            kind: KeyKind::Full,
+            repo_id: RepoId([0; 32]),
+            created: Time { secs: 0, nanos: 0 },
+            host: String::new(),
+            user: String::new(),
+            salt: [0; 32],
+            sealed: Vec::new(),
+        })
+    }
+
     /// A planted key file of maximum KDF cost is tried last, and the key that opened the repository last time first.
     #[test]
     fn key_files_are_tried_pinned_first_then_cheapest_first() {
@@ -458,10 +530,27 @@ mod tests {
         let max = KdfParams::MAXIMUM;
         let keys = vec![(planted, kf(max.m_kib, max.t)), (other, kf(128 * 1024, 3)), (real, kf(64 * 1024, 3))];
         let order = |pinned: Option<&KeyId>| -> Vec<KeyId> {
-            key_try_order(keys.clone(), pinned).into_iter().map(|(id, _)| id).collect()
+            key_try_order(keys.clone(), pinned, false).into_iter().map(|(id, _)| id).collect()
         };
         assert_eq!(order(None), [real, other, planted]);
         assert_eq!(order(Some(&other)), [other, real, planted]);
         assert_eq!(order(Some(&KeyId([9; 32]))), [real, other, planted]);
+    }
+
+    /// A credential of the secret's form tries the secret key files first (pinned first among
+    /// them), then the argon2id ones as before; any other credential never tries a secret key file.
+    #[test]
+    fn a_secret_tries_secret_key_files_first_and_a_password_never_does() {
+        let (pw_a, pw_b, sec_a, sec_b) = (KeyId([1; 32]), KeyId([2; 32]), KeyId([3; 32]), KeyId([4; 32]));
+        let keys =
+            vec![(pw_b, kf(128 * 1024, 3)), (sec_b, secret_kf()), (pw_a, kf(64 * 1024, 3)), (sec_a, secret_kf())];
+        let order = |pinned: Option<&KeyId>, secret: bool| -> Vec<KeyId> {
+            key_try_order(keys.clone(), pinned, secret).into_iter().map(|(id, _)| id).collect()
+        };
+        assert_eq!(order(None, true), [sec_a, sec_b, pw_a, pw_b]);
+        assert_eq!(order(Some(&sec_b), true), [sec_b, sec_a, pw_a, pw_b]);
+        assert_eq!(order(Some(&pw_b), true), [sec_a, sec_b, pw_b, pw_a], "secret key files cost nothing: first");
+        assert_eq!(order(None, false), [pw_a, pw_b]);
+        assert_eq!(order(Some(&sec_a), false), [pw_a, pw_b], "a password never tries a secret key file");
     }
 }

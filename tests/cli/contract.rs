@@ -119,8 +119,8 @@ fn every_json_document_has_the_keys_and_types_the_contract_lists() {
     conforms(
         "key list",
         &keys,
-        &json!([{"id": "hex", "kind": "str", "created": "time", "host": "str", "user": "str", "current": "bool",
-                 "certificate": "str", "hosts": ["str"]}]),
+        &json!([{"id": "hex", "kind": "str", "credential": "str", "created": "time", "host": "str", "user": "str",
+                 "current": "bool", "certificate": "str", "hosts": ["str"]}]),
     );
     let mut add = repo.command(&["key", "add", "--json"]);
     add.env("CAIRN_NEW_PASSWORD", "second password");

@@ -250,6 +250,8 @@ mod spec {
     pub const PRUNE_MAC: &str = "cairn 2026-11 v1 prune mac";
     pub const GEAR: &str = "cairn 2026-11 v1 gear table";
     pub const FINGERPRINT: &str = "cairn 2026-11 v1 key fingerprint";
+    pub const KEY_FILE_SECRET: &str = "cairn 2026-12 v1 key file secret";
+    pub const KEY_SIGN: &str = "cairn 2026-12 v1 key signing secret";
 
     /// §2.2: a postcard reader over a byte slice. Panics (fails the test) on malformed input.
     pub struct Rd<'a> {
@@ -1296,7 +1298,8 @@ fn vector_key_files() {
         let password = text(&format!("/key_files/{i}/password"));
         assert_eq!(&bytes[..8], b"CAIRNKEY");
         let kf = keyfile::decode(&bytes).unwrap();
-        assert_eq!(kf.kdf(), KdfParams::MINIMUM);
+        assert_eq!(kf.kdf(), Some(KdfParams::MINIMUM));
+        let kdf = kf.kdf().unwrap();
         assert_eq!(kf.repo_id(), keys.repo_id);
         let opened =
             object::open_keyfile(&kf, &id, password.as_bytes()).unwrap().expect("the password opens the key file");
@@ -1304,7 +1307,7 @@ fn vector_key_files() {
         assert_eq!(kf.kind() == keyfile::KeyKind::Full, want.can_read());
         // By hand: argon2id KEK, then the AEAD with kind 6 and the key id.
         let mut kek = [0u8; 32];
-        let params = argon2::Params::new(kf.kdf().m_kib, kf.kdf().t, kf.kdf().p, Some(32)).unwrap();
+        let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32)).unwrap();
         argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
             .hash_password_into(password.as_bytes(), kf.salt(), &mut kek)
             .unwrap();
@@ -1315,6 +1318,71 @@ fn vector_key_files() {
             assert!(object::open_keyfile(&kf, &KeyId([0; 32]), password.as_bytes()).unwrap().is_none());
         }
     }
+}
+
+/// The secret key file vector (format-spec §4.1, `KeyFile::SecretV1`), opened by hand from the spec alone: the
+/// secret's text form parsed, the KEK derived with BLAKE3, the key file decoded with the independent postcard reader,
+/// the material opened with the AEAD of §3.4, and the signing public key of §4.3 derived from the KEK. Then the
+/// library agrees, and refuses what the spec says does not open it.
+#[test]
+fn vector_secret_key_file() {
+    let keys = vkeys();
+    let id = KeyId(hx32("/secret_key_file/id"));
+    let bytes = hx("/secret_key_file/bytes");
+    let secret_text = text("/secret_key_file/secret_text");
+    assert_eq!(text("/secret_key_file/kind"), "full");
+
+    // §4.1: the text form is "cairn-secret-v1-" and 64 lowercase hex digits of the secret.
+    let digits = secret_text.strip_prefix("cairn-secret-v1-").expect("the secret's prefix");
+    assert_eq!(digits.len(), 64);
+    assert!(digits.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+    let secret: [u8; 32] = hex::decode(digits).unwrap().try_into().unwrap();
+    assert_eq!(secret, hx32("/secret_key_file/secret"));
+    let salt = hx32("/secret_key_file/salt");
+
+    // §4.1: KEK = BLAKE3-derive("cairn 2026-12 v1 key file secret", secret ‖ salt).
+    let mut ikm = secret.to_vec();
+    ikm.extend_from_slice(&salt);
+    let kek = blake3::derive_key(spec::KEY_FILE_SECRET, &ikm);
+    assert_eq!(kek, hx32("/secret_key_file/kek"));
+
+    // §4.1: "CAIRNKEY" ‖ postcard(KeyFile), variant 1 = SecretV1: kind, repo_id, created, host, user, salt, sealed.
+    assert_eq!(&bytes[..8], b"CAIRNKEY");
+    let mut r = spec::Rd::new(&bytes[8..]);
+    assert_eq!(r.variant(), 1, "KeyFile::SecretV1");
+    assert_eq!(r.variant(), 0, "KeyKind::Full");
+    assert_eq!(r.a32(), keys.repo_id.0);
+    assert_eq!(r.time(), Time { secs: 1_793_491_200, nanos: 123_456_789 });
+    assert_eq!(r.string(), "host.example");
+    assert_eq!(r.string(), "alice");
+    assert_eq!(r.a32(), salt);
+    let sealed = r.bytes();
+    r.end();
+    assert_eq!(sealed.len(), 225 + 40, "a full key's material, sealed");
+    let plain = spec::open(&kek, &spec::aad(&keys.repo_id.0, 6, &id.0), &sealed).expect("the KEK opens the material");
+    assert_eq!(spec::master_keys(&plain), keys);
+    // §4.3: the key's signing secret comes from the KEK, as for a password key file.
+    let sign = x25519_dalek::StaticSecret::from(blake3::derive_key(spec::KEY_SIGN, &kek));
+    assert_eq!(x25519_dalek::PublicKey::from(&sign).to_bytes(), hx32("/secret_key_file/key_public"));
+
+    // The library reads the same, and opens it with the text form only.
+    let kf = keyfile::decode(&bytes).unwrap();
+    assert_eq!(kf.credential(), keyfile::Credential::Secret);
+    assert_eq!(kf.kdf(), None);
+    assert_eq!(kf.salt(), &salt);
+    for credential in [secret_text.to_string(), format!("{secret_text}\n"), format!("  {secret_text}\r\n")] {
+        let opened = object::open_keyfile(&kf, &id, credential.as_bytes()).unwrap();
+        assert_eq!(opened, Some(keys.clone()), "{credential:?}");
+    }
+    for wrong in [secret_text.to_uppercase(), digits.to_string(), format!("{}0", &secret_text[..secret_text.len() - 1])]
+    {
+        assert!(object::open_keyfile(&kf, &id, wrong.as_bytes()).unwrap().is_none(), "{wrong:?}");
+    }
+    assert!(object::open_keyfile(&kf, &KeyId([0; 32]), secret_text.as_bytes()).unwrap().is_none(), "id bound");
+    let password = text("/key_files/0/password");
+    assert!(object::open_keyfile(&kf, &id, password.as_bytes()).unwrap().is_none(), "a password never opens it");
+    // Re-encoding the decoded key file gives the stored bytes back (canonical, §2.2).
+    assert_eq!(&postcard::to_allocvec(&kf).unwrap()[..], &bytes[8..]);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1721,6 +1789,50 @@ proptest! {
         prop_assert_eq!(object::decode_prune_mark(&keys.write_only(), &mpath, &mbytes).unwrap(), m.clone());
         prop_assert!(object::encode_prune_mark(&keys.write_only(), &mpath, &m).is_err(), "write-only keys cannot sign");
         prop_assert!(object::decode_prune_mark(&keys, &format!("{mpath}0"), &mbytes).is_err(), "the signature binds the path");
+    }
+
+    /// A key file opened with a generated secret (format-spec §4.1, `KeyFile::SecretV1`) round trips through the
+    /// library and the independent reader, opens with the secret's text form and with nothing else.
+    #[test]
+    fn secret_key_file_round_trip(secret in any::<[u8; 32]>(), other in any::<[u8; 32]>(), id in any::<[u8; 32]>(),
+                                  host in ".{0,12}", user in ".{0,12}", write_only in any::<bool>()) {
+        use cairn::codec::object::NewCredential;
+        use cairn::keyfile::KeySecret;
+        let keys = if write_only { vkeys().write_only() } else { vkeys() };
+        let (secret, id) = (KeySecret::from_bytes(secret), KeyId(id));
+        let text = secret.to_text();
+        prop_assert_eq!(KeySecret::parse(text.as_bytes()), Some(secret.clone()));
+        let (bytes, sign) = object::create_keyfile_signing(&keys, &id, NewCredential::Secret(&secret), &host, &user).unwrap();
+        let kf = keyfile::decode(&bytes).unwrap();
+        prop_assert_eq!(kf.credential(), keyfile::Credential::Secret);
+        prop_assert_eq!(&postcard::to_allocvec(&kf).unwrap()[..], &bytes[8..]);
+        // The independent reader: variant 1, then the fields of §4.1 in order.
+        let mut r = spec::Rd::new(&bytes[8..]);
+        prop_assert_eq!(r.variant(), 1);
+        prop_assert_eq!(r.variant(), u32::from(write_only));
+        prop_assert_eq!(r.a32(), keys.repo_id.0);
+        prop_assert_eq!(r.time(), kf.created());
+        prop_assert_eq!(r.string(), host);
+        prop_assert_eq!(r.string(), user);
+        let salt = r.a32();
+        let sealed = r.bytes();
+        r.end();
+        let mut ikm = secret.as_bytes().to_vec();
+        ikm.extend_from_slice(&salt);
+        let kek = blake3::derive_key(spec::KEY_FILE_SECRET, &ikm);
+        let plain = spec::open(&kek, &spec::aad(&keys.repo_id.0, 6, &id.0), &sealed).expect("opens by hand");
+        prop_assert_eq!(spec::master_keys(&plain), keys.clone());
+        prop_assert_eq!(sign.0, blake3::derive_key(spec::KEY_SIGN, &kek));
+        // The library opens it with the text form and the same signing secret; another secret and the bare
+        // digits do not.
+        let (opened, sign2) = object::open_keyfile_signing(&kf, &id, text.as_bytes()).unwrap().expect("opens");
+        prop_assert_eq!(opened, keys);
+        prop_assert_eq!(sign2.0, sign.0);
+        if other != *secret.as_bytes() {
+            let other = KeySecret::from_bytes(other).to_text();
+            prop_assert!(object::open_keyfile(&kf, &id, other.as_bytes()).unwrap().is_none());
+        }
+        prop_assert!(object::open_keyfile(&kf, &id, &text.as_bytes()[16..]).unwrap().is_none());
     }
 
     /// Random bytes, bare or behind the right magic, never decode as an authenticated object and never

@@ -1,7 +1,9 @@
-//! `cairn key list|add|remove|passwd`: the key files (passwords) of a repository.
+//! `cairn key list|add|remove|passwd`: the key files (passwords and generated secrets) of a
+//! repository.
 
 use crate::cli::args::KeyCommand;
 use crate::cli::output::Text;
+use crate::cli::secret_file::{self, SecretFile};
 use crate::cli::{open, Ctx, Outcome};
 use cairn::id::KeyId;
 
@@ -20,6 +22,10 @@ struct Removed {
 }
 
 pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
+    // A secret file that is there already is refused before the password is asked for.
+    if let KeyCommand::Add { new_secret_file: Some(f), .. } | KeyCommand::Passwd { new_secret_file: Some(f), .. } = &k {
+        secret_file::refuse_existing(f)?;
+    }
     // Every subcommand but `list` writes a key file or removes one.
     let repo = open::open(&ctx.g, &ctx.out, !matches!(k, KeyCommand::List))?;
     let out = &ctx.out;
@@ -29,8 +35,8 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
             out.result(&keys, Text::Data, |w| {
                 writeln!(
                     w,
-                    " {:<8}  {:<10}  {:<20}  {:<12}  {:<16}  CERTIFICATE",
-                    "ID", "KIND", "CREATED", "USER", "HOST"
+                    " {:<8}  {:<10}  {:<10}  {:<20}  {:<12}  {:<16}  CERTIFICATE",
+                    "ID", "KIND", "CREDENTIAL", "CREATED", "USER", "HOST"
                 )?;
                 for k in &keys {
                     let mut cert = if k.hosts.is_empty() {
@@ -47,10 +53,11 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
                     }
                     writeln!(
                         w,
-                        "{}{:<8}  {:<10}  {:<20}  {:<12}  {:<16}  {}",
+                        "{}{:<8}  {:<10}  {:<10}  {:<20}  {:<12}  {:<16}  {}",
                         if k.current { "*" } else { " " },
                         k.id.short(),
                         k.kind_name(),
+                        k.credential_name(),
                         k.created.to_rfc3339().chars().take(19).collect::<String>(),
                         k.user,
                         k.host,
@@ -60,12 +67,34 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
                 Ok(())
             })?;
         }
-        KeyCommand::Add { new_password_file, write_only, hosts } => {
-            let pw = open::new_password(new_password_file.as_deref())?;
-            let id = repo.add_password_for_hosts(&pw, write_only, &hosts)?;
+        KeyCommand::Add { new_password_file, new_secret_file, write_only, hosts } => {
+            let (id, secret) = match new_secret_file {
+                Some(f) => {
+                    // The secret is on disk, synced, before its key file is written.
+                    let file = SecretFile::create(&f)?;
+                    match repo.add_secret_for_hosts(file.secret(), write_only, &hosts) {
+                        Ok(id) => (id, Some(file)),
+                        Err(e) => {
+                            let found = repo.find_secret_key(file.secret());
+                            return Err(file.abandon(found, e.into()));
+                        }
+                    }
+                }
+                None => {
+                    let pw = open::new_password(new_password_file.as_deref())?;
+                    (repo.add_password_for_hosts(&pw, write_only, &hosts)?, None)
+                }
+            };
             let certified = repo.keys().can_read();
             out.result(&Added { key_id: id, write_only, hosts: hosts.clone() }, Text::Normal, |w| {
                 writeln!(w, "added key {}", id.short())?;
+                if let Some(file) = &secret {
+                    writeln!(
+                        w,
+                        "its secret is in {} (mode 0600): keep it like a password file",
+                        file.path().display()
+                    )?;
+                }
                 if !hosts.is_empty() {
                     writeln!(w, "it may write snapshots only for host(s) {}", hosts.join(", "))?;
                 }
@@ -82,7 +111,27 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
                 writeln!(w, "revoked and removed key {}", id.short())
             })?;
         }
-        KeyCommand::Passwd { new_password_file } => {
+        KeyCommand::Passwd { new_password_file, new_secret_file: Some(f) } => {
+            debug_assert!(new_password_file.is_none(), "clap refuses both");
+            let file = SecretFile::create(&f)?;
+            let c = match repo.change_to_secret(file.secret()) {
+                Ok(c) => c,
+                Err(e) => {
+                    let found = repo.find_secret_key(file.secret());
+                    return Err(file.abandon(found, e.into()));
+                }
+            };
+            out.result(&c, Text::Normal, |w| {
+                writeln!(
+                    w,
+                    "key {} replaces {}; its secret is in {} (mode 0600): keep it like a password file",
+                    c.key_id.short(),
+                    c.removed.short(),
+                    file.path().display()
+                )
+            })?;
+        }
+        KeyCommand::Passwd { new_password_file, new_secret_file: None } => {
             let pw = open::new_password(new_password_file.as_deref())?;
             let c = repo.change_password(&pw)?;
             out.result(&c, Text::Normal, |w| {

@@ -8,13 +8,14 @@ use crate::repository::ReadRepository;
 use std::collections::HashMap;
 
 /// Key files and config objects (format-spec §4, §9). A key file can only be opened with its own
-/// password, so for every key file but the one in use this checks what a reader without the
-/// password can: it decodes canonically, names this repository, has argon2id parameters within
-/// the bounds, sealed key material of the length its kind has, and is no copy of another key file
-/// (a copy cannot open: the seal binds the key id). A flipped bit inside another key file's salt or
-/// sealed material is found only by opening it with its password. Every config object must verify
-/// with this repository's keys and chain to its predecessor, and none in the MAC framing may sit
-/// above a signed one (format-spec §9.2).
+/// password or secret, so for every key file but the one in use this checks what a reader without
+/// them can: it decodes canonically, names this repository, has argon2id parameters within the
+/// bounds (a key file opened with a generated secret has none), sealed key material of the length
+/// its kind has, and is no copy of another key file (a copy cannot open: the seal binds the key
+/// id). A flipped bit inside another key file's salt or sealed material is found only by opening it
+/// with its password or secret. Every config object must verify with this repository's keys and
+/// chain to its predecessor, and none in the MAC framing may sit above a signed one (format-spec
+/// §9.2).
 pub(super) fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>) -> Result<()> {
     use crate::crypto::{KdfParams, SEAL_OVERHEAD};
     use crate::keyfile::{self, KeyKind};
@@ -47,14 +48,10 @@ pub(super) fn keys_and_config(repo: &ReadRepository, findings: &mut Vec<Finding>
             Some("not in canonical form (trailing or re-encoded bytes)".to_string())
         } else if k.repo_id() != repo.keys().repo_id {
             Some(format!("names repository {}, not this one ({})", k.repo_id(), repo.keys().repo_id))
-        } else if k.kdf().m_kib < min.m_kib
-            || k.kdf().t < min.t
-            || k.kdf().p < min.p
-            || k.kdf().m_kib > max.m_kib
-            || k.kdf().t > max.t
-            || k.kdf().p > max.p
-        {
-            Some(format!("argon2id parameters {:?} are out of bounds; no password can open it", k.kdf()))
+        } else if let Some(kdf) = k.kdf().filter(|p| {
+            p.m_kib < min.m_kib || p.t < min.t || p.p < min.p || p.m_kib > max.m_kib || p.t > max.t || p.p > max.p
+        }) {
+            Some(format!("argon2id parameters {kdf:?} are out of bounds; no password can open it"))
         } else if k.sealed().len() != plain_len + SEAL_OVERHEAD {
             Some(format!(
                 "its sealed key material has {} bytes, a {:?} key has {}",

@@ -58,7 +58,8 @@ pub fn gather(repo: &ReadRepository, opts: GatherOptions, select: &dyn Fn(&Liste
                 created: kf.created(),
                 host: kf.host().to_string(),
                 user: kf.user().to_string(),
-                kdf: Some(kf.kdf()),
+                credential: Some(kf.credential()),
+                kdf: kf.kdf(),
             },
             Err(_) => KeyFacts {
                 id,
@@ -66,6 +67,7 @@ pub fn gather(repo: &ReadRepository, opts: GatherOptions, select: &dyn Fn(&Liste
                 created: Time::default(),
                 host: String::new(),
                 user: String::new(),
+                credential: None,
                 kdf: None,
             },
         });

@@ -8,7 +8,7 @@
 
 use crate::forget::GroupBy;
 use crate::id::{KeyId, PackId};
-use crate::keyfile::{KdfParams, KeyKind};
+use crate::keyfile::{Credential, KdfParams, KeyKind};
 use crate::ledger::Event;
 use crate::ops::ledger::{LogEntry, VerifyReport};
 use crate::retention::PolicyFile;
@@ -59,7 +59,10 @@ pub struct KeyFacts {
     pub host: String,
     /// By whom.
     pub user: String,
-    /// Its argon2id parameters; `None` when the key file does not decode.
+    /// What opens it (format-spec §4.1); `None` when the key file does not decode.
+    pub credential: Option<Credential>,
+    /// Its argon2id parameters; `None` when the key file does not decode or is opened with a
+    /// generated secret.
     pub kdf: Option<KdfParams>,
 }
 

@@ -4,7 +4,7 @@
 use super::timeline::{drill_of, gaps, pass_word, Group};
 use super::{in_period, trusted, ReportInput, Section};
 use crate::id::SnapshotId;
-use crate::keyfile::{KdfParams, KeyKind};
+use crate::keyfile::{Credential, KdfParams, KeyKind};
 use crate::ledger::{self, Event};
 use crate::retention::{CalendarDuration, Count, Item, Period, Policy};
 use crate::time::Time;
@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The algorithms every repository uses (format-spec §3, §4): fixed, not configurable.
 pub const ALGORITHMS: &str = "content and metadata: XChaCha20-Poly1305 (256-bit keys); ids and MACs: keyed BLAKE3; \
-key agreement: X25519; signatures: XEdDSA; passwords: argon2id";
+key agreement: X25519; signatures: XEdDSA; passwords: argon2id; generated 256-bit key secrets: BLAKE3 key derivation";
 
 /// The sections, in report order.
 pub const NAMES: [&str; 5] = ["encryption", "retention", "completion", "accessibility", "integrity"];
@@ -51,7 +51,8 @@ fn ms_text(ms: u64) -> String {
 }
 
 /// Encryption: the algorithms, every key's KDF parameters (FAIL below the minimum of format-spec
-/// §4.1, or a key file that does not decode), the write-only keys, and key changes in the period.
+/// §4.1, or a key file that does not decode; a key file opened with a generated 256-bit secret has
+/// no KDF to judge and passes), the write-only keys, and key changes in the period.
 pub(super) fn encryption(input: &ReportInput) -> Section {
     let min = KdfParams::MINIMUM;
     let mut reasons = Vec::new();
@@ -63,7 +64,11 @@ pub(super) fn encryption(input: &ReportInput) -> Section {
             KeyKind::WriteOnly => "write-only",
         };
         let weak = k.kdf.is_some_and(|p| p.m_kib < min.m_kib || p.t < min.t || p.p < min.p);
-        let kdf = k.kdf.as_ref().map_or("does not decode".to_string(), kdf_text);
+        let kdf = match (k.credential, &k.kdf) {
+            (_, Some(p)) => kdf_text(p),
+            (Some(Credential::Secret), None) => "generated 256-bit secret (BLAKE3 key derivation)".to_string(),
+            _ => "does not decode".to_string(),
+        };
         evidence.push(format!(
             "key {} {kind}, made {} by {}@{}: {kdf}{}",
             k.id.short(),
@@ -77,11 +82,11 @@ pub(super) fn encryption(input: &ReportInput) -> Section {
                 "key {}: {kdf} is below the minimum m={} KiB t={} p={} (format-spec §4.1); replace it: `cairn key add`, then `cairn key remove {}`",
                 k.id, min.m_kib, min.t, min.p, k.id.short()
             ));
-        } else if k.kdf.is_none() {
+        } else if k.credential.is_none() {
             reasons.push(format!("key {}: its key file does not decode; its parameters cannot be judged", k.id));
         }
-        keys.push(json!({"id": k.id, "kind": k.kind, "created": k.created, "host": k.host, "user": k.user,
-            "kdf": k.kdf, "weak": weak}));
+        keys.push(json!({"id": k.id, "kind": k.kind, "credential": k.credential, "created": k.created,
+            "host": k.host, "user": k.user, "kdf": k.kdf, "weak": weak}));
     }
     let write_only = input.keys.iter().filter(|k| k.kind == KeyKind::WriteOnly).count();
     evidence.push(format!("{} key(s), {write_only} write-only", input.keys.len()));

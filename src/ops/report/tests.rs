@@ -79,6 +79,7 @@ fn input(days: u8) -> ReportInput {
             created: t(NOW - 40 * DAY),
             host: "h".into(),
             user: "u".into(),
+            credential: Some(Credential::Password),
             kdf: Some(KdfParams::MINIMUM),
         }],
         full_keys: [KeyId([1; 32])].into_iter().collect(),
@@ -183,7 +184,13 @@ fn a_weak_or_unreadable_key_fails_encryption() {
     assert_eq!(r.failed(), vec!["encryption"]);
     assert!(r.section("encryption").unwrap().reasons[0].contains("t=2"));
     i.keys[0].kdf = None;
+    i.keys[0].credential = None;
     assert!(build(&i).section("encryption").unwrap().reasons[0].contains("does not decode"));
+    // A key file opened with a generated secret has no KDF to judge: it passes, and says what it is.
+    i.keys[0].credential = Some(Credential::Secret);
+    let r = build(&i);
+    assert_eq!(r.failed(), Vec::<&str>::new(), "{}", render::text(&r));
+    assert!(r.section("encryption").unwrap().evidence.iter().any(|l| l.contains("generated 256-bit secret")));
     // Key changes of the period are evidence.
     let mut i = input(3);
     let add = Event::KeyAdd { key: KeyId([9; 32]), write_only: true, hosts: vec!["web-1".into()] };
