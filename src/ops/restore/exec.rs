@@ -271,21 +271,27 @@ impl<'a> Exec<'a> {
         if let Some(bytes) = inline {
             write::write_inline(&f, bytes)?;
         }
+        self.finish_file(b, i, &f).map_err(std::io::Error::other)
+    }
+
+    /// Finishes file `idx`, whose content is all written through `file`: verified (`--verify`),
+    /// then given its metadata through that handle, counted and marked done.
+    fn finish_file(&self, b: &Batch<'_>, idx: usize, file: &std::fs::File) -> std::result::Result<(), String> {
+        let (e, rel) = (&b.plan.entries[idx], &b.rels[idx]);
         if self.opts.verify {
             // Before the metadata: a file may lose its read permission.
             let NodeKind::File { content } = &e.node.kind else { return Ok(()) };
             let r = self.target.open_file(rel, false).map_err(|e| e.to_string());
-            if let Err(msg) = r.and_then(|f| verify_file(self.repo, &f, content, e.node.size)) {
-                return Err(std::io::Error::other(format!("verify failed: {msg}")));
-            }
+            r.and_then(|f| verify_file(self.repo, &f, content, e.node.size))
+                .map_err(|m| format!("verify failed: {m}"))?;
             b.verified.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err(err) = self.target.apply_file(rel, &e.node, self.policy, &f) {
+        if let Err(err) = self.target.apply_file(rel, &e.node, self.policy, file) {
             let m = PathMessage { path: self.target.display(rel), message: format!("metadata: {err}") };
             b.errors.lock().unwrap_or_else(|p| p.into_inner()).push(m);
         }
         b.files.fetch_add(1, Ordering::Relaxed);
-        b.done[i].store(true, Ordering::Release);
+        b.done[idx].store(true, Ordering::Release);
         Ok(())
     }
 
@@ -392,24 +398,9 @@ impl<'a> Exec<'a> {
             b.open.fetch_sub(1, Ordering::Relaxed);
         }
         let (Some(file), false) = (file, b.failed[idx].load(Ordering::Acquire)) else { return };
-        let e = &b.plan.entries[idx];
-        let rel = &b.rels[idx];
-        if self.opts.verify {
-            // Before the metadata: a file may lose its read permission.
-            let NodeKind::File { content } = &e.node.kind else { return };
-            let r = self.target.open_file(rel, false).map_err(|e| e.to_string());
-            if let Err(msg) = r.and_then(|f| verify_file(self.repo, &f, content, e.node.size)) {
-                b.error(self, idx, format!("verify failed: {msg}"));
-                return;
-            }
-            b.verified.fetch_add(1, Ordering::Relaxed);
+        if let Err(m) = self.finish_file(b, idx, &file) {
+            b.error(self, idx, m);
         }
-        if let Err(err) = self.target.apply_file(rel, &e.node, self.policy, &file) {
-            let m = PathMessage { path: self.target.display(rel), message: format!("metadata: {err}") };
-            b.errors.lock().unwrap_or_else(|p| p.into_inner()).push(m);
-        }
-        b.files.fetch_add(1, Ordering::Relaxed);
-        b.done[idx].store(true, Ordering::Release);
     }
 
     /// Hardlinks: only regular files form hardlink groups (format-spec §7.1); a link to anything
