@@ -68,6 +68,24 @@ impl SecretFile {
         Ok(SecretFile { path: path.to_path_buf(), secret })
     }
 
+    /// Creates the file at `path` ([`Self::create`]), then runs `add` with its secret (writing the
+    /// key file); when `add` fails, asks `find` which key file opens with the secret and
+    /// [`Self::abandon`]s the file accordingly.
+    pub fn create_then<T>(
+        path: &Path,
+        add: impl FnOnce(&KeySecret) -> cairn::Result<T>,
+        find: impl FnOnce(&KeySecret) -> cairn::Result<Option<KeyId>>,
+    ) -> anyhow::Result<(T, SecretFile)> {
+        let file = SecretFile::create(path)?;
+        match add(file.secret()) {
+            Ok(made) => Ok((made, file)),
+            Err(e) => {
+                let found = find(file.secret());
+                Err(file.abandon(found, e.into()))
+            }
+        }
+    }
+
     /// The secret.
     pub fn secret(&self) -> &KeySecret {
         &self.secret

@@ -198,30 +198,22 @@ impl KeySecret {
     /// anything else (a password).
     pub fn parse(credential: &[u8]) -> Option<KeySecret> {
         let hex = credential.trim_ascii().strip_prefix(SECRET_PREFIX.as_bytes())?;
-        if hex.len() != 64 {
+        // Lower case only: the `hex` crate takes both.
+        if hex.len() != 64 || hex.iter().any(u8::is_ascii_uppercase) {
             return None;
         }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
         let mut out = KeySecret([0; 32]);
-        for (i, pair) in hex.chunks_exact(2).enumerate() {
-            out.0[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        }
+        hex::decode_to_slice(hex, &mut out.0).ok()?;
         Some(out)
     }
 
     /// The text form: `cairn-secret-v1-` and 64 lowercase hex digits, no newline.
     pub fn to_text(&self) -> Zeroizing<String> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = Zeroizing::new([0u8; 64]);
+        hex::encode_to_slice(self.0.as_slice(), &mut digits[..]).expect("64 digits for 32 bytes");
         let mut s = Zeroizing::new(String::with_capacity(SECRET_PREFIX.len() + 64));
         s.push_str(SECRET_PREFIX);
-        for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
-        }
+        s.push_str(std::str::from_utf8(&digits[..]).expect("hex digits are ASCII"));
         s
     }
 }

@@ -50,9 +50,7 @@ pub struct PasswordChange {
 /// A new random secret for a key file opened with a generated secret (format-spec §4.1): what
 /// [`Repository::add_secret_for_hosts`], [`Repository::change_to_secret`] and
 /// [`Repository::init_with_secret`] take. Its text form ([`KeySecret::to_text`]) is the credential.
-pub fn new_secret() -> KeySecret {
-    crate::crypto::generate_key_secret()
-}
+pub use crate::crypto::generate_key_secret as new_secret;
 
 impl KeyInfo {
     /// `full` or `write-only`, as listings write the kind.

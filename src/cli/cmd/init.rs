@@ -55,14 +55,12 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> anyhow::Result<Outcome> {
         FirstKey::Password(pw) => (Repository::init(backend, &pw, &init, &opts)?, None),
         FirstKey::Secret(f) => {
             // The secret is on disk, synced, before its key file is written.
-            let file = SecretFile::create(f)?;
-            match Repository::init_with_secret(backend.clone(), file.secret(), &init, &opts) {
-                Ok(repo) => (repo, Some(file)),
-                Err(e) => {
-                    let found = cairn::repository::find_secret_key(backend.as_ref(), file.secret());
-                    return Err(file.abandon(found, e.into()));
-                }
-            }
+            let (repo, file) = SecretFile::create_then(
+                f,
+                |secret| Repository::init_with_secret(backend.clone(), secret, &init, &opts),
+                |secret| cairn::repository::find_secret_key(backend.as_ref(), secret),
+            )?;
+            (repo, Some(file))
         }
     };
     let doc = Created { repository_id: repo.keys().repo_id, key_id: repo.key_id() };

@@ -71,14 +71,12 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
             let (id, secret) = match new_secret_file {
                 Some(f) => {
                     // The secret is on disk, synced, before its key file is written.
-                    let file = SecretFile::create(&f)?;
-                    match repo.add_secret_for_hosts(file.secret(), write_only, &hosts) {
-                        Ok(id) => (id, Some(file)),
-                        Err(e) => {
-                            let found = repo.find_secret_key(file.secret());
-                            return Err(file.abandon(found, e.into()));
-                        }
-                    }
+                    let (id, file) = SecretFile::create_then(
+                        &f,
+                        |secret| repo.add_secret_for_hosts(secret, write_only, &hosts),
+                        |secret| repo.find_secret_key(secret),
+                    )?;
+                    (id, Some(file))
                 }
                 None => {
                     let pw = open::new_password(new_password_file.as_deref())?;
@@ -113,14 +111,11 @@ pub fn run(ctx: &Ctx, k: KeyCommand) -> anyhow::Result<Outcome> {
         }
         KeyCommand::Passwd { new_password_file, new_secret_file: Some(f) } => {
             debug_assert!(new_password_file.is_none(), "clap refuses both");
-            let file = SecretFile::create(&f)?;
-            let c = match repo.change_to_secret(file.secret()) {
-                Ok(c) => c,
-                Err(e) => {
-                    let found = repo.find_secret_key(file.secret());
-                    return Err(file.abandon(found, e.into()));
-                }
-            };
+            let (c, file) = SecretFile::create_then(
+                &f,
+                |secret| repo.change_to_secret(secret),
+                |secret| repo.find_secret_key(secret),
+            )?;
             out.result(&c, Text::Normal, |w| {
                 writeln!(
                     w,
