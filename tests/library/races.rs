@@ -66,3 +66,41 @@ fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
         assert!(data != SECRET && data != OTHER, "{p:?} holds content the walk never examined");
     }
 }
+
+/// A file swapped for a FIFO between the `lstat` and the open: the walk opens it without blocking (`O_NONBLOCK`
+/// stays on the handle), the handle's own `fstat` shows another object — by its type, since the FIFO may well get
+/// the deleted file's inode number — and the entry is reported and not stored; the backup neither hangs on the FIFO
+/// nor stores what it read from it.
+#[test]
+fn a_file_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let src = t.join("src");
+    write(&src.join("a-fifo"), b"public a");
+    write(&src.join("z-kept"), b"public z");
+    let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+
+    let s = src.clone();
+    let hook = move |p: &std::path::Path| {
+        if p.strip_prefix(&s).ok().and_then(|r| r.to_str()) == Some("a-fifo") {
+            std::fs::remove_file(p).unwrap();
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: `c` is a valid C string.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        }
+    };
+    let opts = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &opts, &NoProgress).unwrap();
+
+    let reported: Vec<PathBuf> = r.errors.iter().map(|e| PathBuf::from(&e.path)).collect();
+    assert_eq!(reported, [src.join("a-fifo")], "{:?}", r.errors);
+    assert!(r.errors[0].message.contains("not stored"), "{:?}", r.errors);
+
+    let target = t.join("restored");
+    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
+    let o = RestoreOptions { target: target.clone(), ..Default::default() };
+    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
+    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let names: Vec<_> = files(&target.join(src.strip_prefix("/").unwrap())).keys().cloned().collect();
+    assert_eq!(names, [PathBuf::from("z-kept")]);
+}

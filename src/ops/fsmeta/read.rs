@@ -48,9 +48,10 @@ pub fn fstat(f: &std::fs::File) -> io::Result<Stat> {
     f.metadata().map(|m| Stat::from(&m))
 }
 
-/// True when `a` and `b` describe the same object (device and inode).
+/// True when `a` and `b` describe the same object: device, inode and file type (a file deleted
+/// and replaced by a FIFO can get its inode number again).
 pub fn same_object(a: &Stat, b: &Stat) -> bool {
-    a.dev == b.dev && a.ino == b.ino
+    a.dev == b.dev && a.ino == b.ino && super::file_type(a.mode) == super::file_type(b.mode)
 }
 
 /// `openat(dir, name, flags | O_NOATIME)`, again without `O_NOATIME` where the kernel refuses it
