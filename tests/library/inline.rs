@@ -225,3 +225,53 @@ fn hostile_inline_content_is_refused_naming_the_tree_blob_and_the_path() {
         assert!(f.object.contains(&dir.to_string()), "{f:?}");
     }
 }
+
+/// A small file that grows past the threshold between the walk's `lstat` and its read is chunked with everything
+/// read (the bytes read to tell it apart included), an empty one that grows is stored inline, one that shrinks keeps
+/// what it holds; each is reported as changed while read and restores byte for byte as it was when read.
+#[test]
+fn files_that_change_size_between_the_stat_and_the_read_are_stored_as_read() {
+    use cairn::backup::WalkHook;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, t) = (tmp.path().join("src"), tmp.path());
+    write(&src.join("grows"), &bytes(1, 10));
+    write(&src.join("empty-grows"), b"");
+    write(&src.join("shrinks"), &bytes(3, T));
+    write(&src.join("kept"), &bytes(4, 20));
+    let (grown, filled, shrunk) = (bytes(5, 3 * T + 7), bytes(6, 99), bytes(7, 5));
+    let expect: BTreeMap<&str, Vec<u8>> =
+        [("grows", grown.clone()), ("empty-grows", filled.clone()), ("shrinks", shrunk.clone())].into();
+    let s = src.clone();
+    let hook = move |p: &Path| {
+        if let Some(new) = p.strip_prefix(&s).ok().and_then(|r| r.to_str()).and_then(|r| expect.get(r)) {
+            std::fs::write(p, new).unwrap();
+        }
+    };
+    let repo = init(&t.join("repo"), &t.join("cache"), 3);
+    let o = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &o, &NoProgress).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let mut warned: Vec<PathBuf> = r.warnings.iter().map(|w| PathBuf::from(&w.path)).collect();
+    warned.sort();
+    assert_eq!(warned, [src.join("empty-grows"), src.join("grows"), src.join("shrinks")], "{:?}", r.warnings);
+    assert!(r.warnings.iter().all(|w| w.message.contains("changed while it was read")), "{:?}", r.warnings);
+
+    let id = r.snapshot_id.unwrap();
+    let c = contents(&repo, &id);
+    assert!(matches!(&c[&src.join("grows")], Content::Chunks(ids) if !ids.is_empty()), "{:?}", c);
+    assert_eq!(c[&src.join("empty-grows")], Content::Inline(filled.clone()));
+    assert_eq!(c[&src.join("shrinks")], Content::Inline(shrunk.clone()));
+    assert_eq!(c[&src.join("kept")], Content::Inline(bytes(4, 20)));
+
+    let target = t.join("restored");
+    let root = repo.load_snapshot(&id).unwrap().root();
+    let ro = RestoreOptions { target: target.clone(), ..Default::default() };
+    let rr = restore(&repo, &root, None, &ro, &NoRestoreProgress).unwrap();
+    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let got = files(&target.join(src.strip_prefix("/").unwrap()));
+    assert_eq!(got[Path::new("grows")], grown);
+    assert_eq!(got[Path::new("empty-grows")], filled);
+    assert_eq!(got[Path::new("shrinks")], shrunk);
+    assert_eq!(got[Path::new("kept")], bytes(4, 20));
+}

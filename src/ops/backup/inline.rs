@@ -3,14 +3,22 @@
 //! of a data blob; an unchanged one is taken back from the files cache without reading it.
 
 use super::walk::Ctx;
-use super::FileMsg;
 use crate::cache::FileEntry;
-use crate::fsmeta::Stat;
+use crate::fsmeta::{Blocking, Stat};
 use crate::tree::{self, Content};
-use crossbeam_channel::Sender;
 use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::Ordering;
+
+/// What reading a small file whole gave.
+pub(super) enum Whole {
+    /// The file held no more than the threshold: its bytes (`None` when it was empty), how many
+    /// were read, and the error that stopped the read.
+    Read { inline: Option<Vec<u8>>, size: u64, error: Option<String> },
+    /// It held more (it grew since the `lstat`): these bytes were read, the rest is to be
+    /// chunked with them like any other file's.
+    Grown(Vec<u8>),
+}
 
 impl Ctx<'_> {
     /// The largest file this backup stores inline: none in a repository of format version 1
@@ -26,43 +34,42 @@ impl Ctx<'_> {
     /// The content of a files cache entry, when this backup may use it: an entry with inline
     /// bytes only where inline content is allowed and the bytes are within the threshold.
     pub(super) fn cached_content(&self, entry: &FileEntry) -> Option<Content> {
+        if !self.usable(entry) {
+            return None;
+        }
+        Some(match &entry.inline {
+            None => Content::Chunks(entry.content.clone()),
+            Some(b) => Content::Inline(b.clone()),
+        })
+    }
+
+    /// True when the files cache entry `entry` can stand for its file in this backup
+    /// ([`Ctx::cached_content`] gives its content).
+    pub(super) fn usable(&self, entry: &FileEntry) -> bool {
         match &entry.inline {
-            None => Some(Content::Chunks(entry.content.clone())),
-            Some(b) if self.inline_max().is_some_and(|m| b.len() as u64 <= m) && b.len() as u64 == entry.size => {
-                Some(Content::Inline(b.clone()))
-            }
-            Some(_) => None,
+            None => true,
+            Some(b) => self.inline_max().is_some_and(|m| b.len() as u64 <= m) && b.len() as u64 == entry.size,
         }
     }
 
-    /// Reads the file `f` (examined as `st`) for an inline content when its size allows one:
-    /// `None` when it does not (an empty file is `Chunks` with no ids, §7.3). Otherwise the file
-    /// is read up to one byte beyond the threshold; when it held no more, its bytes go on `msgs`
-    /// as [`FileMsg::Inline`] (none when it turned out empty), else (it grew since the `lstat`)
-    /// what was read is chunked with the rest like any other file. Returns the bytes
-    /// read and the error that stopped the read, as [`Ctx::read_chunks`] does.
-    pub(super) fn read_inline(&self, f: &File, st: &Stat, msgs: &Sender<FileMsg>) -> Option<(u64, Option<String>)> {
-        let max = self.inline_max()?;
-        if st.size == 0 || st.size > max {
+    /// Reads the file `f` (examined as `st`) whole when its size allows an inline content, or
+    /// when it is empty: `None` when it does not (then it is chunked; an empty file is `Chunks`
+    /// with no ids, §7.3). The file is read up to one byte beyond the threshold, so one that grew
+    /// since the `lstat` is told apart.
+    pub(super) fn read_whole(&self, f: &File, st: &Stat) -> Option<Whole> {
+        let max = self.inline_max().unwrap_or(0);
+        if st.size > max {
             return None;
         }
         let mut buf = Vec::with_capacity(st.size as usize + 1);
-        if let Err(e) = crate::fsmeta::Blocking(f).take(max + 1).read_to_end(&mut buf) {
-            return Some((buf.len() as u64, Some(format!("read failed: {e}"))));
-        }
+        let read = Blocking(f).take(max + 1).read_to_end(&mut buf);
         let n = buf.len() as u64;
-        if n > max {
-            return Some(self.read_chunks(
-                std::io::Cursor::new(buf).chain(crate::fsmeta::Blocking(f)),
-                Some(st.size),
-                msgs,
-            ));
+        if read.is_ok() && n > max {
+            return Some(Whole::Grown(buf));
         }
         self.progress.bytes(n);
         self.bytes_read.fetch_add(n, Ordering::Relaxed);
-        if n > 0 && !self.feed(msgs, FileMsg::Inline(buf)) {
-            return Some((n, Some("backup stopped".into())));
-        }
-        Some((n, None))
+        let error = read.err().map(|e| format!("read failed: {e}"));
+        Some(Whole::Read { inline: (n > 0 && error.is_none()).then_some(buf), size: n, error })
     }
 }

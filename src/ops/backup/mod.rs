@@ -219,12 +219,17 @@ pub(super) struct ChunkJob {
 
 pub(super) enum FileMsg {
     Chunk(Receiver<Result<BlobId>>),
-    /// The whole content of a file stored inline in its node (format-spec §7.3).
-    Inline(Vec<u8>),
-    Done {
-        size: u64,
-        error: Option<String>,
-    },
+    Done { size: u64, error: Option<String> },
+}
+
+/// How a file's content reaches the builder.
+pub(super) enum Body {
+    /// On the file's own channel, as the walker reads it.
+    Channel(Receiver<FileMsg>),
+    /// Read whole before the event was made (at most the inline threshold, format-spec §7.3):
+    /// its bytes (`None` when it was empty), how many were read, and the error that stopped
+    /// the read.
+    Whole { inline: Option<Vec<u8>>, size: u64, error: Option<String> },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -261,7 +266,7 @@ pub(super) enum Event {
         node: Node,
         path: Vec<u8>,
         status: FileStatus,
-        msgs: Receiver<FileMsg>,
+        body: Body,
         cache: Option<FileEntry>,
     },
     HardlinkRef {

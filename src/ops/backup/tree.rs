@@ -3,7 +3,7 @@
 //! and indirect chunk lists, §7.3).
 
 use super::streams::Shared;
-use super::{Event, FileMsg, FileStatus, PathMessage};
+use super::{Body, Event, FileMsg, FileStatus, PathMessage};
 use crate::cache::FileEntry;
 use crate::error::{Error, Result};
 use crate::filescache::{DirFile, DirFiles};
@@ -159,22 +159,26 @@ impl Builder<'_> {
                     });
                 }
             },
-            Event::File { mut node, path, status, msgs, cache } => {
-                let mut ids = Vec::new();
-                let mut inline = None;
-                let mut outcome = None;
-                for m in msgs {
-                    match m {
-                        FileMsg::Inline(b) => inline = Some(b),
-                        FileMsg::Chunk(rx) => {
-                            let id = rx.recv().map_err(|_| Error::Internal("a worker stopped".into()))??;
-                            ids.push(id);
+            Event::File { mut node, path, status, body, cache } => {
+                let (ids, inline, size, error) = match body {
+                    Body::Whole { inline, size, error } => (Vec::new(), inline, size, error),
+                    Body::Channel(msgs) => {
+                        let mut ids = Vec::new();
+                        let mut outcome = None;
+                        for m in msgs {
+                            match m {
+                                FileMsg::Chunk(rx) => {
+                                    let id = rx.recv().map_err(|_| Error::Internal("a worker stopped".into()))??;
+                                    ids.push(id);
+                                }
+                                FileMsg::Done { size, error } => outcome = Some((size, error)),
+                            }
                         }
-                        FileMsg::Done { size, error } => outcome = Some((size, error)),
+                        let Some((size, error)) = outcome else {
+                            return Err(Error::Interrupted);
+                        };
+                        (ids, None, size, error)
                     }
-                }
-                let Some((size, error)) = outcome else {
-                    return Err(Error::Interrupted);
                 };
                 // A file read anew changes its directory's record.
                 if let Some(r) = self.record() {

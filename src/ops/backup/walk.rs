@@ -1,9 +1,10 @@
 //! The walker: reads the source tree in order, skips what the options exclude, takes unchanged
 //! files from the files cache, chunks the rest and sends events to the tree builder.
 
+use super::inline::Whole;
 use super::streams::Outcome;
 use super::{
-    cancelled, BackupOptions, ChunkJob, Event, FileMsg, FileStatus, Jobs, PathMessage, Progress, EVENT_BATCH,
+    cancelled, BackupOptions, Body, ChunkJob, Event, FileMsg, FileStatus, Jobs, PathMessage, Progress, EVENT_BATCH,
     JOB_BATCH_BYTES,
 };
 use crate::cache::FileEntry;
@@ -263,27 +264,45 @@ impl Ctx<'_> {
         let tick: i128 = if st.mtime.nanos == 0 && st.ctime.nanos == 0 { 2_000_000_000 } else { 50_000_000 };
         let since = self.start.as_nanos() - tick;
         let racy = st.mtime.as_nanos() >= since || st.ctime.as_nanos() >= since;
+        let cache = (!racy).then_some(entry);
+        // A small file is read whole first and goes to the builder with its bytes; a larger one
+        // (or one that grew past the threshold since the `lstat`) is chunked as it is read.
+        let prefix = match self.read_whole(&f, st) {
+            None => Vec::new(),
+            Some(Whole::Grown(prefix)) => prefix,
+            Some(Whole::Read { inline, size, error }) => {
+                if error.is_none() {
+                    self.check_unchanged(path, &f, st, size);
+                }
+                let body = Body::Whole { inline, size, error };
+                return self.send(Event::File { node, path: pbytes, status, body, cache });
+            }
+        };
         // The channel's slots are allocated up front: size it for the chunks this file can have
         // (a 1 KiB file needs 2, not 256), so many small files do not churn the allocator.
         let min_chunk = u64::from(self.repo.chunker().params().min_size.max(1));
         let slots = (st.size / min_chunk + 2).min(256) as usize;
         let (mtx, mrx) = bounded(slots);
-        if !self.send(Event::File { node, path: pbytes, status, msgs: mrx, cache: (!racy).then_some(entry) }) {
+        if !self.send(Event::File { node, path: pbytes, status, body: Body::Channel(mrx), cache }) {
             return false;
         }
-        let (size, error) = match self.read_inline(&f, st, &mtx) {
-            Some(read) => read,
-            None => self.read_chunks(fsmeta::Blocking(&f), Some(st.size), &mtx),
-        };
+        let reader = std::io::Cursor::new(prefix).chain(fsmeta::Blocking(&f));
+        let (size, error) = self.read_chunks(reader, Some(st.size), &mtx);
         if error.is_none() {
-            if let Ok(after) = f.metadata().map(|m| Stat::from(&m)) {
-                if after.size != st.size || after.mtime != st.mtime || after.ctime != st.ctime || size != st.size {
-                    self.warning(path, "file changed while it was read; the snapshot has what was read");
-                }
-            }
+            self.check_unchanged(path, &f, st, size);
         }
         let _ = self.feed(&mtx, FileMsg::Done { size, error });
         true
+    }
+
+    /// Warns when the file `f` at `path`, examined as `st` and read to `size` bytes, shows
+    /// another size or other times now, or was not `st.size` long.
+    fn check_unchanged(&self, path: &Path, f: &File, st: &Stat, size: u64) {
+        if let Ok(after) = f.metadata().map(|m| Stat::from(&m)) {
+            if after.size != st.size || after.mtime != st.mtime || after.ctime != st.ctime || size != st.size {
+                self.warning(path, "file changed while it was read; the snapshot has what was read");
+            }
+        }
     }
 
     /// Opens what the walk examined as `st` at `path`, with `open`, and checks that the handle is

@@ -8,7 +8,25 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 fn cname(name: &std::ffi::OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+    CString::new(name.as_bytes()).map_err(|_| nul_in_name())
+}
+
+fn nul_in_name() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL")
+}
+
+/// Calls `f` with `name` as a C string: built on the stack when it is short (most names; the walk
+/// makes one per entry), else allocated.
+fn with_cname<T>(name: &std::ffi::OsStr, f: impl FnOnce(&std::ffi::CStr) -> io::Result<T>) -> io::Result<T> {
+    let b = name.as_bytes();
+    let mut buf = [0u8; 256];
+    if b.len() < buf.len() {
+        buf[..b.len()].copy_from_slice(b);
+        let c = std::ffi::CStr::from_bytes_with_nul(&buf[..=b.len()]).map_err(|_| nul_in_name())?;
+        f(c)
+    } else {
+        f(&cname(name)?)
+    }
 }
 
 /// A `stat` buffer as [`Stat`].
@@ -33,14 +51,15 @@ fn from_raw(s: &libc::stat) -> Stat {
 /// itself, never what it points to.
 pub fn lstat_at(dir: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<Stat> {
     use std::os::fd::AsRawFd;
-    let c = cname(name)?;
-    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
-    let mut s: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `dir` is an open descriptor, `c` a valid C string, `s` a writable stat buffer.
-    if unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut s, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(from_raw(&s))
+    with_cname(name, |c| {
+        // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+        let mut s: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `dir` is an open descriptor, `c` a valid C string, `s` a writable stat buffer.
+        if unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut s, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(from_raw(&s))
+    })
 }
 
 /// `fstat(2)` of an open handle.
@@ -59,20 +78,21 @@ pub fn same_object(a: &Stat, b: &Stat) -> bool {
 /// backup records. `dir` `None` resolves `name` from the current directory (absolute paths).
 fn open_at(dir: Option<&std::fs::File>, name: &std::ffi::OsStr, flags: libc::c_int) -> io::Result<std::fs::File> {
     use std::os::fd::{AsRawFd, FromRawFd};
-    let c = cname(name)?;
     let base = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
     let flags = flags | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: `base` is AT_FDCWD or an open descriptor, `c` a valid C string.
-    let mut fd = unsafe { libc::openat(base, c.as_ptr(), flags | libc::O_NOATIME) };
-    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
-        // SAFETY: as above.
-        fd = unsafe { libc::openat(base, c.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    with_cname(name, |c| {
+        // SAFETY: `base` is AT_FDCWD or an open descriptor, `c` a valid C string.
+        let mut fd = unsafe { libc::openat(base, c.as_ptr(), flags | libc::O_NOATIME) };
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+            // SAFETY: as above.
+            fd = unsafe { libc::openat(base, c.as_ptr(), flags) };
+        }
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    })
 }
 
 /// Opens the directory `name` of `dir` (or the path `name` when `dir` is `None`) as a handle to
@@ -208,6 +228,31 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::os::fd::FromRawFd;
+
+    /// Names on the stack and names too long for it reach the kernel alike; a NUL is refused
+    /// either way, before any system call.
+    #[test]
+    fn names_of_every_length_reach_the_kernel_and_a_nul_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(tmp.path()).unwrap();
+        for len in [1usize, 200, 254, 255] {
+            let name = "n".repeat(len);
+            std::fs::write(tmp.path().join(&name), b"x").unwrap();
+            let st = lstat_at(&dir, std::ffi::OsStr::new(&name)).unwrap();
+            assert_eq!(st.size, 1, "{len}");
+            assert!(open_file_for_read(&dir, std::ffi::OsStr::new(&name)).is_ok(), "{len}");
+        }
+        // 256 bytes and more: past the stack buffer, and past what ext4 and tmpfs allow in a name.
+        let long = "n".repeat(300);
+        let e = lstat_at(&dir, std::ffi::OsStr::new(&long)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
+        for name in ["a\0b", "\0", "x\0"] {
+            let e = lstat_at(&dir, std::ffi::OsStr::new(name)).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{name:?}");
+            let e = open_file_for_read(&dir, std::ffi::OsStr::new(name)).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{name:?}");
+        }
+    }
 
     #[test]
     fn blocking_reads_clear_a_nonblocking_flag_that_a_file_system_honours() {
