@@ -40,7 +40,12 @@ pub struct DirFile {
 impl DirFiles {
     /// The file named `name`.
     pub fn find(&self, name: &[u8]) -> Option<&DirFile> {
-        self.files.binary_search_by(|f| f.name.as_slice().cmp(name)).ok().map(|i| &self.files[i])
+        self.find_index(name).map(|i| &self.files[i])
+    }
+
+    /// The index of the file named `name` in [`DirFiles::files`].
+    pub fn find_index(&self, name: &[u8]) -> Option<usize> {
+        self.files.binary_search_by(|f| f.name.as_slice().cmp(name)).ok()
     }
 }
 

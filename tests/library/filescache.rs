@@ -102,9 +102,22 @@ fn same_size_and_mtime_but_a_new_ctime_inode_or_xattr_is_read_again() {
         std::fs::set_permissions(src.join("xattr"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
     std::thread::sleep(Duration::from_millis(150));
+    let first_rec = repo.cache().dir_files_get(src.as_os_str().as_bytes()).unwrap().unwrap();
     let second = backup_of(&repo, &src);
     let s = &second.summary;
     assert_eq!((s.files_changed, s.files_unchanged), (3, 1), "{s:?}");
+    // The record is written again with every file: the unchanged one as it was (its first session), the three
+    // read again as now; so a third backup reads nothing.
+    let rec = repo.cache().dir_files_get(src.as_os_str().as_bytes()).unwrap().unwrap();
+    let names: Vec<&[u8]> = rec.files.iter().map(|f| f.name.as_slice()).collect();
+    assert_eq!(names, [&b"content"[..], b"inode", b"same", b"xattr"]);
+    assert_eq!(rec.find(b"same"), first_rec.find(b"same"), "kept as recorded");
+    for name in [&b"content"[..], b"inode", b"xattr"] {
+        let (now, then) = (rec.find(name).unwrap(), first_rec.find(name).unwrap());
+        assert_ne!(now.session, then.session, "{name:?} recorded by the second backup");
+    }
+    let third = backup_of(&repo, &src);
+    assert_eq!((third.summary.files_unchanged, third.summary.files_changed), (4, 0), "{:?}", third.summary);
     let target = tmp.path().join("restore");
     restore_matches(&repo, &second.snapshot_id.unwrap(), &src, &target);
     if xattrs {

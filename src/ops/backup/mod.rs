@@ -20,6 +20,7 @@ pub use sources::absolute;
 use crate::cache::FileEntry;
 use crate::compress::Compression;
 use crate::error::Result;
+use crate::filescache::DirFiles;
 use crate::filter::Patterns;
 use crate::id::BlobId;
 use crate::id::SnapshotId;
@@ -222,6 +223,15 @@ pub(super) enum FileMsg {
     Done { size: u64, error: Option<String> },
 }
 
+/// Where the files cache entry of a file taken from it is ([`Event::Cached`]).
+pub(super) enum Cached {
+    /// At this index of the directory's record the walker read ([`Event::Record`]): the
+    /// builder copies it only when the record is written again.
+    Record(usize),
+    /// This entry, from the per-path cache of an earlier version.
+    Entry(FileEntry),
+}
+
 /// How a file's content reaches the builder.
 pub(super) enum Body {
     /// On the file's own channel, as the walker reads it.
@@ -247,20 +257,21 @@ pub(super) enum Event {
     },
     LeaveDir,
     Node(Node),
-    /// A file taken from the files cache: `entry` as recorded, by `session`; `restamped` when
-    /// its blobs were looked up one by one this session (its record must be written again).
+    /// A file taken from the files cache: its entry `from` there, to be recorded by `session`;
+    /// `restamped` when its blobs were looked up one by one this session (its record must be
+    /// written again).
     Cached {
         node: Node,
-        entry: FileEntry,
+        from: Cached,
         session: u64,
         restamped: bool,
     },
-    /// The walker reads the current directory's files against the record of `dir` (absolute
-    /// path), which held `prev` files (`None`: no record was read); the builder writes the
-    /// directory's new record when it leaves it, if that differs.
+    /// The walker reads the current directory's files against `old`, the record of `dir`
+    /// (absolute path; `None`: no record was read); the builder writes the directory's new
+    /// record when it leaves it, if that differs.
     Record {
         dir: Vec<u8>,
-        prev: Option<usize>,
+        old: Option<Arc<DirFiles>>,
     },
     File {
         node: Node,

@@ -5,10 +5,41 @@
 //! §10.3; no read-back verification of dedup).
 
 use super::walk::{Ctx, DirLookup};
+use super::Cached;
 use crate::cache::FileEntry;
+use crate::filescache::DirFile;
 use crate::id::BlobKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+/// What the files cache holds of a file ([`Ctx::previous`]).
+pub(super) enum Previous<'l> {
+    /// The entry at this index of the directory's record.
+    Record(usize, &'l DirFile),
+    /// An entry of the per-path cache of an earlier version (session 0: never trusted).
+    ByPath(FileEntry),
+    None,
+}
+
+impl Previous<'_> {
+    /// The entry and the session that recorded it.
+    pub(super) fn entry(&self) -> Option<(&FileEntry, u64)> {
+        match self {
+            Previous::Record(_, f) => Some((&f.entry, f.session)),
+            Previous::ByPath(e) => Some((e, 0)),
+            Previous::None => None,
+        }
+    }
+
+    /// Where the builder finds the entry of a file it stands for.
+    pub(super) fn into_cached(self) -> Option<Cached> {
+        match self {
+            Previous::Record(i, _) => Some(Cached::Record(i)),
+            Previous::ByPath(e) => Some(Cached::Entry(e)),
+            Previous::None => None,
+        }
+    }
+}
 
 impl Ctx<'_> {
     /// Reads the record of the directory at `path` (nothing with `force`).
@@ -19,7 +50,7 @@ impl Ctx<'_> {
         match self.repo.cache().dir_files_get(path.as_os_str().as_bytes()) {
             Ok(files) => {
                 let by_path = files.is_none() && self.path_entries;
-                DirLookup { files, by_path }
+                DirLookup { files: files.map(std::sync::Arc::new), by_path }
             }
             Err(e) => {
                 self.warning(path, e);
@@ -28,25 +59,30 @@ impl Ctx<'_> {
         }
     }
 
-    /// The files cache's entry of the file `name` at `path` and the session that recorded it:
-    /// from the directory's record (`look`), else by path (a file the user named, or a directory
-    /// recorded by an earlier version). Session 0 is never trusted.
-    pub(super) fn previous(&self, look: Option<&DirLookup>, name: &[u8], path: &[u8]) -> Option<(FileEntry, u64)> {
+    /// The files cache's entry of the file `name` at `path`: from the directory's record
+    /// (`look`, borrowed with its index), else by path (a file the user named, or a directory
+    /// recorded by an earlier version).
+    pub(super) fn previous<'l>(&self, look: Option<&'l DirLookup>, name: &[u8], path: &[u8]) -> Previous<'l> {
         let by_path = match look {
             Some(l) => match &l.files {
-                Some(files) => return files.find(name).map(|f| (f.entry.clone(), f.session)),
+                Some(files) => {
+                    return match files.find_index(name) {
+                        Some(i) => Previous::Record(i, &files.files[i]),
+                        None => Previous::None,
+                    }
+                }
                 None => l.by_path,
             },
             None => true,
         };
         if !by_path {
-            return None;
+            return Previous::None;
         }
         match self.repo.cache().file_get(path) {
-            Ok(e) => e.map(|e| (e, 0)),
+            Ok(e) => e.map_or(Previous::None, Previous::ByPath),
             Err(e) => {
                 self.warning(Path::new(std::ffi::OsStr::from_bytes(path)), e);
-                None
+                Previous::None
             }
         }
     }

@@ -3,7 +3,7 @@
 //! and indirect chunk lists, §7.3).
 
 use super::streams::Shared;
-use super::{Body, Event, FileMsg, FileStatus, PathMessage};
+use super::{Body, Cached, Event, FileMsg, FileStatus, PathMessage};
 use crate::cache::FileEntry;
 use crate::error::{Error, Result};
 use crate::filescache::{DirFile, DirFiles};
@@ -29,11 +29,35 @@ pub(super) struct Frame {
 /// A directory's new files cache record, built as its files arrive.
 pub(super) struct Record {
     dir: Vec<u8>,
-    /// Files in the record the walker read (`None`: none read).
-    prev: Option<usize>,
-    files: Vec<DirFile>,
+    /// The record the walker read (`None`: none read).
+    old: Option<Arc<DirFiles>>,
+    files: Vec<Kept>,
     /// An entry differs from the record read.
     changed: bool,
+}
+
+/// One file of a [`Record`] being built.
+enum Kept {
+    /// The entry at this index of the record read, recorded by this session: copied only when
+    /// the record is written again (most directories of an unchanged backup are not).
+    Old(usize, u64),
+    New(DirFile),
+}
+
+impl Record {
+    /// The files of the new record, in walk order.
+    fn into_files(self) -> Vec<DirFile> {
+        let old = self.old;
+        self.files
+            .into_iter()
+            .filter_map(|k| match k {
+                Kept::New(f) => Some(f),
+                Kept::Old(i, session) => {
+                    old.as_ref().and_then(|o| o.files.get(i)).map(|f| DirFile { session, ..f.clone() })
+                }
+            })
+            .collect()
+    }
 }
 
 pub(super) struct Builder<'a> {
@@ -73,12 +97,13 @@ impl Builder<'_> {
 
     /// Queues a directory's new record when it differs from the one read (never on a dry run).
     pub(super) fn finish_record(&mut self, record: Option<Record>, dry_run: bool) -> Result<()> {
-        let Some(r) = record else { return Ok(()) };
-        if dry_run || (!r.changed && r.prev == Some(r.files.len())) {
+        let Some(mut r) = record else { return Ok(()) };
+        if dry_run || (!r.changed && r.old.as_ref().map(|o| o.files.len()) == Some(r.files.len())) {
             return Ok(());
         }
         self.dir_records.1 += r.files.len() + 1;
-        self.dir_records.0.push((r.dir, DirFiles { files: r.files }));
+        let dir = std::mem::take(&mut r.dir);
+        self.dir_records.0.push((dir, DirFiles { files: r.into_files() }));
         self.flush_cache(false)
     }
 
@@ -89,9 +114,10 @@ impl Builder<'_> {
     pub(super) fn event(&mut self, e: Event, dry_run: bool) -> Result<()> {
         match e {
             Event::EnterDir(n) => self.stack.push(Frame { node: Some(n), children: Vec::new(), record: None }),
-            Event::Record { dir, prev } => {
+            Event::Record { dir, old } => {
                 if let Some(f) = self.stack.last_mut() {
-                    f.record = Some(Record { dir, prev, files: Vec::new(), changed: false });
+                    let files = Vec::with_capacity(old.as_ref().map_or(0, |o| o.files.len()));
+                    f.record = Some(Record { dir, old, files, changed: false });
                 }
             }
             Event::LeaveDir => {
@@ -131,9 +157,12 @@ impl Builder<'_> {
                 self.summary.other += 1;
                 self.push(n);
             }
-            Event::Cached { node, entry, session, restamped } => {
+            Event::Cached { node, from, session, restamped } => {
                 if let Some(r) = self.record() {
-                    r.files.push(DirFile { name: node.name.clone(), entry, session });
+                    r.files.push(match from {
+                        Cached::Record(i) => Kept::Old(i, session),
+                        Cached::Entry(entry) => Kept::New(DirFile { name: node.name.clone(), entry, session }),
+                    });
                     r.changed |= restamped;
                 }
                 self.summary.files_unchanged += 1;
@@ -200,7 +229,7 @@ impl Builder<'_> {
                         c.inline = inline.clone();
                         let session = self.session;
                         match self.record() {
-                            Some(r) => r.files.push(DirFile { name: node.name.clone(), entry: c, session }),
+                            Some(r) => r.files.push(Kept::New(DirFile { name: node.name.clone(), entry: c, session })),
                             None => {
                                 self.file_cache.push((path, c));
                                 self.flush_cache(false)?;

@@ -23,12 +23,13 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What the walker knows of one directory's files before it examines them.
 pub(super) struct DirLookup {
-    /// The directory's record, if one was read.
-    pub(super) files: Option<DirFiles>,
+    /// The directory's record, if one was read (shared with the builder, which keeps the
+    /// entries that stand unchanged by their index).
+    pub(super) files: Option<Arc<DirFiles>>,
     /// No record, but the cache has per-path entries of an earlier version: look each file up.
     pub(super) by_path: bool,
 }
@@ -199,7 +200,6 @@ impl Ctx<'_> {
     }
 
     pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat, look: Option<&DirLookup>) -> bool {
-        let pbytes = path.as_os_str().as_bytes().to_vec();
         // Extended attributes are read below, unless the files cache already has them.
         let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
         if st.nlink > 1 {
@@ -235,19 +235,21 @@ impl Ctx<'_> {
         };
         let mut status = FileStatus::New;
         if !self.opts.force {
-            if let Some((c, session)) = self.previous(look, name, &pbytes) {
+            let prev = self.previous(look, name, path.as_os_str().as_bytes());
+            if let Some((c, session)) = prev.entry() {
                 let same = c.size == entry.size
                     && c.mtime == entry.mtime
                     && c.ctime == entry.ctime
                     && c.inode == entry.inode
                     && c.dev == entry.dev;
                 if same {
-                    if let (Some(content), (trusted, true)) = (self.cached_content(&c), self.blobs_stored(&c, session))
-                    {
+                    if let (Some(content), (trusted, true)) = (self.cached_content(c), self.blobs_stored(c, session)) {
                         node.kind = NodeKind::File { content };
                         node.xattrs = c.xattrs.clone();
                         let session = if trusted { session } else { self.session };
-                        return self.send(Event::Cached { node, entry: c, session, restamped: !trusted });
+                        if let Some(from) = prev.into_cached() {
+                            return self.send(Event::Cached { node, from, session, restamped: !trusted });
+                        }
                     }
                 }
                 status = FileStatus::Changed;
@@ -275,7 +277,8 @@ impl Ctx<'_> {
                     self.check_unchanged(path, &f, st, size);
                 }
                 let body = Body::Whole { inline, size, error };
-                return self.send(Event::File { node, path: pbytes, status, body, cache });
+                let path = path.as_os_str().as_bytes().to_vec();
+                return self.send(Event::File { node, path, status, body, cache });
             }
         };
         // The channel's slots are allocated up front: size it for the chunks this file can have
@@ -283,6 +286,7 @@ impl Ctx<'_> {
         let min_chunk = u64::from(self.repo.chunker().params().min_size.max(1));
         let slots = (st.size / min_chunk + 2).min(256) as usize;
         let (mtx, mrx) = bounded(slots);
+        let pbytes = path.as_os_str().as_bytes().to_vec();
         if !self.send(Event::File { node, path: pbytes, status, body: Body::Channel(mrx), cache }) {
             return false;
         }
@@ -436,8 +440,8 @@ impl Ctx<'_> {
             Ok(mut names) => {
                 names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
                 let look = self.dir_lookup(path);
-                let prev = look.files.as_ref().map(|f| f.files.len());
-                if !self.send(Event::Record { dir: path.as_os_str().as_bytes().to_vec(), prev }) {
+                let old = look.files.clone();
+                if !self.send(Event::Record { dir: path.as_os_str().as_bytes().to_vec(), old }) {
                     return false;
                 }
                 for n in names {
