@@ -3,22 +3,13 @@
 //! of a data blob; an unchanged one is taken back from the files cache without reading it.
 
 use super::walk::Ctx;
+use super::Whole;
 use crate::cache::FileEntry;
 use crate::fsmeta::{Blocking, Stat};
 use crate::tree::{self, Content};
 use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::Ordering;
-
-/// What reading a small file whole gave.
-pub(super) enum Whole {
-    /// The file held no more than the threshold: its bytes (`None` when it was empty), how many
-    /// were read, and the error that stopped the read.
-    Read { inline: Option<Vec<u8>>, size: u64, error: Option<String> },
-    /// It held more (it grew since the `lstat`): these bytes were read, the rest is to be
-    /// chunked with them like any other file's.
-    Grown(Vec<u8>),
-}
 
 impl Ctx<'_> {
     /// The largest file this backup stores inline: none in a repository of format version 1

@@ -232,6 +232,16 @@ pub(super) enum Cached {
     Entry(FileEntry),
 }
 
+/// What reading a small file whole gave.
+pub(super) enum Whole {
+    /// The file held no more than the threshold: its bytes (`None` when it was empty), how many
+    /// were read, and the error that stopped the read.
+    Read { inline: Option<Vec<u8>>, size: u64, error: Option<String> },
+    /// It held more (it grew since the `lstat`): these bytes were read, the rest is to be
+    /// chunked with them like any other file's.
+    Grown(Vec<u8>),
+}
+
 /// How a file's content reaches the builder.
 pub(super) enum Body {
     /// On the file's own channel, as the walker reads it.
