@@ -40,12 +40,23 @@ pub struct DirFile {
 impl DirFiles {
     /// The file named `name`.
     pub fn find(&self, name: &[u8]) -> Option<&DirFile> {
-        self.find_index(name).map(|i| &self.files[i])
+        self.files.binary_search_by(|f| f.name.as_slice().cmp(name)).ok().map(|i| &self.files[i])
     }
 
-    /// The index of the file named `name` in [`DirFiles::files`].
-    pub fn find_index(&self, name: &[u8]) -> Option<usize> {
-        self.files.binary_search_by(|f| f.name.as_slice().cmp(name)).ok()
+    /// The index of the file named `name` in [`DirFiles::files`], searched forward from index
+    /// `from` (a caller that looks names up in increasing order passes the second value it got
+    /// last time: one pass over the record in all); and where the next search for a greater
+    /// name may start. A name before `from` is not found.
+    pub fn find_from(&self, name: &[u8], from: usize) -> (Option<usize>, usize) {
+        let mut i = from.min(self.files.len());
+        while let Some(f) = self.files.get(i) {
+            match f.name.as_slice().cmp(name) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Equal => return (Some(i), i + 1),
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        (None, i)
     }
 }
 
@@ -104,5 +115,36 @@ impl Cache {
             false
         })?;
         Ok(any)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(names: &[&str]) -> DirFiles {
+        let entry =
+            FileEntry { size: 0, mtime: 0, ctime: 0, inode: 0, dev: 0, content: vec![], xattrs: vec![], inline: None };
+        let files = names.iter().map(|n| DirFile { name: n.as_bytes().to_vec(), entry: entry.clone(), session: 1 });
+        DirFiles { files: files.collect() }
+    }
+
+    /// Names looked up in increasing order from the cursor each search returns are found exactly where a binary
+    /// search finds them, names missing from the record are not, and the cursor never passes a name still to come.
+    #[test]
+    fn a_forward_search_from_the_last_cursor_finds_what_a_binary_search_finds() {
+        let r = record(&["a", "b", "d", "f", "g", "z"]);
+        let mut cursor = 0;
+        for name in ["0", "a", "c", "d", "e", "f", "h", "z", "zz"] {
+            let (found, next) = r.find_from(name.as_bytes(), cursor);
+            assert_eq!(found.map(|i| &r.files[i]), r.find(name.as_bytes()), "{name}");
+            assert!(next >= cursor && next <= r.files.len(), "{name}");
+            cursor = next;
+        }
+        assert_eq!(cursor, r.files.len());
+        // Out of order (a caller's mistake): not found, nothing panics.
+        assert_eq!(r.find_from(b"a", 3), (None, 3));
+        assert_eq!(r.find_from(b"a", 100).0, None);
+        assert_eq!(record(&[]).find_from(b"a", 0), (None, 0));
     }
 }

@@ -45,16 +45,16 @@ impl Ctx<'_> {
     /// Reads the record of the directory at `path` (nothing with `force`).
     pub(super) fn dir_lookup(&self, path: &Path) -> DirLookup {
         if self.opts.force {
-            return DirLookup { files: None, by_path: false };
+            return DirLookup { files: None, by_path: false, cursor: Default::default() };
         }
         match self.repo.cache().dir_files_get(path.as_os_str().as_bytes()) {
             Ok(files) => {
                 let by_path = files.is_none() && self.path_entries;
-                DirLookup { files: files.map(std::sync::Arc::new), by_path }
+                DirLookup { files: files.map(std::sync::Arc::new), by_path, cursor: Default::default() }
             }
             Err(e) => {
                 self.warning(path, e);
-                DirLookup { files: None, by_path: false }
+                DirLookup { files: None, by_path: false, cursor: Default::default() }
             }
         }
     }
@@ -66,10 +66,12 @@ impl Ctx<'_> {
         let by_path = match look {
             Some(l) => match &l.files {
                 Some(files) => {
-                    return match files.find_index(name) {
+                    let (found, next) = files.find_from(name, l.cursor.get());
+                    l.cursor.set(next);
+                    return match found {
                         Some(i) => Previous::Record(i, &files.files[i]),
                         None => Previous::None,
-                    }
+                    };
                 }
                 None => l.by_path,
             },

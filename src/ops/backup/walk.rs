@@ -31,6 +31,9 @@ pub(super) struct DirLookup {
     pub(super) files: Option<Arc<DirFiles>>,
     /// No record, but the cache has per-path entries of an earlier version: look each file up.
     pub(super) by_path: bool,
+    /// Where in the record the next file's search starts: the walk visits names in the
+    /// record's order, so each search picks up where the last one stopped.
+    pub(super) cursor: std::cell::Cell<usize>,
 }
 
 pub(super) struct Ctx<'a> {
