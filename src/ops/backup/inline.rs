@@ -3,7 +3,7 @@
 //! of a data blob; an unchanged one is taken back from the files cache without reading it.
 
 use super::walk::Ctx;
-use super::Whole;
+use super::{Whole, WholeRead};
 use crate::cache::FileEntry;
 use crate::fsmeta::{Blocking, Stat};
 use crate::tree::{self, Content};
@@ -25,21 +25,12 @@ impl Ctx<'_> {
     /// The content of a files cache entry, when this backup may use it: an entry with inline
     /// bytes only where inline content is allowed and the bytes are within the threshold.
     pub(super) fn cached_content(&self, entry: &FileEntry) -> Option<Content> {
-        if !self.usable(entry) {
-            return None;
-        }
-        Some(match &entry.inline {
-            None => Content::Chunks(entry.content.clone()),
-            Some(b) => Content::Inline(b.clone()),
-        })
-    }
-
-    /// True when the files cache entry `entry` can stand for its file in this backup
-    /// ([`Ctx::cached_content`] gives its content).
-    pub(super) fn usable(&self, entry: &FileEntry) -> bool {
         match &entry.inline {
-            None => true,
-            Some(b) => self.inline_max().is_some_and(|m| b.len() as u64 <= m) && b.len() as u64 == entry.size,
+            None => Some(Content::Chunks(entry.content.clone())),
+            Some(b) if self.inline_max().is_some_and(|m| b.len() as u64 <= m) && b.len() as u64 == entry.size => {
+                Some(Content::Inline(b.clone()))
+            }
+            Some(_) => None,
         }
     }
 
@@ -61,6 +52,6 @@ impl Ctx<'_> {
         self.progress.bytes(n);
         self.bytes_read.fetch_add(n, Ordering::Relaxed);
         let error = read.err().map(|e| format!("read failed: {e}"));
-        Some(Whole::Read { inline: (n > 0 && error.is_none()).then_some(buf), size: n, error })
+        Some(Whole::Read(WholeRead { inline: (n > 0 && error.is_none()).then_some(buf), size: n, error }))
     }
 }

@@ -232,11 +232,18 @@ pub(super) enum Cached {
     Entry(FileEntry),
 }
 
+/// A small file read whole: its bytes (`None` when it was empty or the read failed), how many
+/// were read, and the error that stopped the read.
+pub(super) struct WholeRead {
+    pub(super) inline: Option<Vec<u8>>,
+    pub(super) size: u64,
+    pub(super) error: Option<String>,
+}
+
 /// What reading a small file whole gave.
 pub(super) enum Whole {
-    /// The file held no more than the threshold: its bytes (`None` when it was empty), how many
-    /// were read, and the error that stopped the read.
-    Read { inline: Option<Vec<u8>>, size: u64, error: Option<String> },
+    /// The file held no more than the threshold.
+    Read(WholeRead),
     /// It held more (it grew since the `lstat`): these bytes were read, the rest is to be
     /// chunked with them like any other file's.
     Grown(Vec<u8>),
@@ -246,10 +253,8 @@ pub(super) enum Whole {
 pub(super) enum Body {
     /// On the file's own channel, as the walker reads it.
     Channel(Receiver<FileMsg>),
-    /// Read whole before the event was made (at most the inline threshold, format-spec §7.3):
-    /// its bytes (`None` when it was empty), how many were read, and the error that stopped
-    /// the read.
-    Whole { inline: Option<Vec<u8>>, size: u64, error: Option<String> },
+    /// Read whole before the event was made (at most the inline threshold, format-spec §7.3).
+    Whole(WholeRead),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

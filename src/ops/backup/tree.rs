@@ -190,7 +190,7 @@ impl Builder<'_> {
             },
             Event::File { mut node, path, status, body, cache } => {
                 let (ids, inline, size, error) = match body {
-                    Body::Whole { inline, size, error } => (Vec::new(), inline, size, error),
+                    Body::Whole(w) => (Vec::new(), w.inline, w.size, w.error),
                     Body::Channel(msgs) => {
                         let mut ids = Vec::new();
                         let mut outcome = None;

@@ -274,11 +274,11 @@ impl Ctx<'_> {
         let prefix = match self.read_whole(&f, st) {
             None => Vec::new(),
             Some(Whole::Grown(prefix)) => prefix,
-            Some(Whole::Read { inline, size, error }) => {
-                if error.is_none() {
-                    self.check_unchanged(path, &f, st, size);
+            Some(Whole::Read(read)) => {
+                if read.error.is_none() {
+                    self.check_unchanged(path, &f, st, read.size);
                 }
-                let body = Body::Whole { inline, size, error };
+                let body = Body::Whole(read);
                 let path = path.as_os_str().as_bytes().to_vec();
                 return self.send(Event::File { node, path, status, body, cache });
             }
