@@ -51,9 +51,14 @@ fn fixture() -> Fx {
     // in bundles (format-spec §5.5, version 3) they would be a few segments, and whether a repack writes one pack
     // or two would depend on the random pack choice, so the crash test could not count the writes of a run
     // (tests/library/bundles.rs repacks bundles).
+    // B's copies get an mtime of their own: written within one tick of the file system's clock, the two `s/`
+    // directories would have identical nodes (a tree holds no inode), so B would use A's `s/` tree blob and A's
+    // tree pack would not be wholly unused (seen once in CI).
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
     for i in 0..16u64 {
         write(&src_a.join(format!("s/{i}")), &bytes(100 + i, 4096));
         write(&src_b.join(format!("s/{i}")), &bytes(100 + i, 4096));
+        std::fs::File::options().write(true).open(src_b.join(format!("s/{i}"))).unwrap().set_modified(old).unwrap();
         write(&src_a.join(format!("u/{i}")), &bytes(200 + i, 4096));
     }
     let io = cairn::repository::InitOptions { format_version: 2, ..Default::default() };
