@@ -75,7 +75,58 @@ pub fn router(state: Shared) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
+        .layer(axum::middleware::from_fn(close_if_body_unread))
         .with_state(state)
+}
+
+/// Answers with `Connection: close` when the request's body was not read to its end (a token refused,
+/// a route that takes no body, a handler that stopped early). hyper then cannot reuse the connection, as
+/// the rest of the body would be read as the next request; without the header it closes the connection
+/// after the response, and a client that kept it for its next request finds it gone (docs/api.md).
+async fn close_if_body_unread(req: Request, next: Next) -> Response {
+    use http_body::Body as _;
+    let read = Arc::new(std::sync::atomic::AtomicBool::new(req.body().is_end_stream()));
+    let req = req.map(|body| axum::body::Body::new(Watched { inner: body, read: read.clone() }));
+    let mut resp = next.run(req).await;
+    if !read.load(std::sync::atomic::Ordering::Acquire) {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// A request body that notes when it has been read to its end (or was empty).
+struct Watched {
+    inner: axum::body::Body,
+    read: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for Watched {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.read.store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        if end {
+            self.read.store(true, std::sync::atomic::Ordering::Release);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// `cairn serve routes`: the table as JSON.
