@@ -25,12 +25,22 @@ impl Ctx<'_> {
     /// The content of a files cache entry, when this backup may use it: an entry with inline
     /// bytes only where inline content is allowed and the bytes are within the threshold.
     pub(super) fn cached_content(&self, entry: &FileEntry) -> Option<Content> {
-        match &entry.inline {
-            None => Some(Content::Chunks(entry.content.clone())),
-            Some(b) if self.inline_max().is_some_and(|m| b.len() as u64 <= m) && b.len() as u64 == entry.size => {
-                Some(Content::Inline(b.clone()))
-            }
-            Some(_) => None,
+        if !self.inline_usable(entry.inline.as_ref().map(Vec::len), entry.size) {
+            return None;
+        }
+        Some(match &entry.inline {
+            None => Content::Chunks(entry.content.clone()),
+            Some(b) => Content::Inline(b.clone()),
+        })
+    }
+
+    /// Whether a files cache entry of `size` bytes, with inline bytes of `inline_len` (`None`:
+    /// chunks), is usable by this backup: inline bytes only where inline content is allowed and
+    /// they are within the threshold and the whole file.
+    pub(super) fn inline_usable(&self, inline_len: Option<usize>, size: u64) -> bool {
+        match inline_len {
+            None => true,
+            Some(n) => self.inline_max().is_some_and(|m| n as u64 <= m) && n as u64 == size,
         }
     }
 

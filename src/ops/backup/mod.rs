@@ -20,7 +20,7 @@ pub use sources::absolute;
 use crate::cache::FileEntry;
 use crate::compress::Compression;
 use crate::error::Result;
-use crate::filescache::DirFiles;
+use crate::filescache::RecordView;
 use crate::filter::Patterns;
 use crate::id::BlobId;
 use crate::id::SnapshotId;
@@ -286,7 +286,7 @@ pub(super) enum Event {
     /// record when it leaves it, if that differs.
     Record {
         dir: Vec<u8>,
-        old: Option<Arc<DirFiles>>,
+        old: Option<Arc<RecordView>>,
     },
     File {
         node: Node,

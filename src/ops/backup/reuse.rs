@@ -7,35 +7,48 @@
 use super::walk::{Ctx, DirLookup};
 use super::Cached;
 use crate::cache::FileEntry;
-use crate::filescache::DirFile;
+use crate::filescache::{FileAt, RecordView};
 use crate::id::BlobKind;
+use crate::tree::{Node, NodeKind};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// What the files cache holds of a file ([`Ctx::previous`]).
 pub(super) enum Previous<'l> {
-    /// The entry at this index of the directory's record.
-    Record(usize, &'l DirFile),
+    /// The entry at this index of the directory's record (its compared fields read, the rest
+    /// decoded only where used).
+    Record(usize, &'l RecordView, &'l FileAt),
     /// An entry of the per-path cache of an earlier version (session 0: never trusted).
     ByPath(FileEntry),
     None,
 }
 
-impl Previous<'_> {
-    /// The entry and the session that recorded it.
-    pub(super) fn entry(&self) -> Option<(&FileEntry, u64)> {
-        match self {
-            Previous::Record(_, f) => Some((&f.entry, f.session)),
-            Previous::ByPath(e) => Some((e, 0)),
-            Previous::None => None,
-        }
-    }
+/// What a backup compares of a file with the files cache: size, mtime and ctime (ns), inode,
+/// device.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Seen {
+    pub(super) size: u64,
+    pub(super) mtime: i128,
+    pub(super) ctime: i128,
+    pub(super) inode: u64,
+    pub(super) dev: u64,
+}
 
-    /// Where the builder finds the entry of a file it stands for.
-    pub(super) fn into_cached(self) -> Option<Cached> {
+impl Seen {
+    pub(super) fn of_entry(e: &FileEntry) -> Seen {
+        Seen { size: e.size, mtime: e.mtime, ctime: e.ctime, inode: e.inode, dev: e.dev }
+    }
+    fn of_record(f: &FileAt) -> Seen {
+        Seen { size: f.size, mtime: f.mtime, ctime: f.ctime, inode: f.inode, dev: f.dev }
+    }
+}
+
+impl Previous<'_> {
+    /// What the cache saw of the file, and the session that recorded it.
+    pub(super) fn seen(&self) -> Option<(Seen, u64)> {
         match self {
-            Previous::Record(i, _) => Some(Cached::Record(i)),
-            Previous::ByPath(e) => Some(Cached::Entry(e)),
+            Previous::Record(_, _, f) => Some((Seen::of_record(f), f.session)),
+            Previous::ByPath(e) => Some((Seen::of_entry(e), 0)),
             Previous::None => None,
         }
     }
@@ -47,7 +60,7 @@ impl Ctx<'_> {
         if self.opts.force {
             return DirLookup { files: None, by_path: false, cursor: Default::default() };
         }
-        match self.repo.cache().dir_files_get(path.as_os_str().as_bytes()) {
+        match self.repo.cache().dir_record(path.as_os_str().as_bytes()) {
             Ok(files) => {
                 let by_path = files.is_none() && self.path_entries;
                 DirLookup { files: files.map(std::sync::Arc::new), by_path, cursor: Default::default() }
@@ -68,8 +81,8 @@ impl Ctx<'_> {
                 Some(files) => {
                     let (found, next) = files.find_from(name, l.cursor.get());
                     l.cursor.set(next);
-                    return match found {
-                        Some(i) => Previous::Record(i, &files.files[i]),
+                    return match found.and_then(|i| files.at(i).map(|f| (i, f))) {
+                        Some((i, f)) => Previous::Record(i, files, f),
                         None => Previous::None,
                     };
                 }
@@ -98,5 +111,43 @@ impl Ctx<'_> {
         }
         let known = entry.content.iter().all(|id| self.writer.is_known(BlobKind::Data, id).unwrap_or(false));
         (false, known)
+    }
+
+    /// Whether the unchanged file `prev` (recorded by `session`) may be taken from the files
+    /// cache: its content usable by this backup and its blobs stored. Then where the builder
+    /// finds its entry, the session to record it with, and whether it was restamped (its blobs
+    /// looked up one by one). An entry of the directory's record is left for the builder to
+    /// decode ([`Cached::Record`]: the walker compares and moves on); one by path fills `node`.
+    pub(super) fn reuse(&self, node: &mut Node, prev: Previous<'_>, session: u64) -> Option<(Cached, u64, bool)> {
+        let (trusted, from) = match prev {
+            Previous::Record(i, record, f) => {
+                if !self.inline_usable(f.inline_len, f.size) {
+                    return None;
+                }
+                let trusted = if self.trusted.contains(&session) {
+                    true
+                } else {
+                    let entry = record.file(i)?.entry;
+                    let (_, known) = self.blobs_stored(&entry, session);
+                    if !known {
+                        return None;
+                    }
+                    false
+                };
+                (trusted, Cached::Record(i))
+            }
+            Previous::ByPath(entry) => {
+                let content = self.cached_content(&entry)?;
+                let (trusted, known) = self.blobs_stored(&entry, session);
+                if !known {
+                    return None;
+                }
+                node.kind = NodeKind::File { content };
+                node.xattrs = entry.xattrs.clone();
+                (trusted, Cached::Entry(entry))
+            }
+            Previous::None => return None,
+        };
+        Some((from, if trusted { session } else { self.session }, !trusted))
     }
 }

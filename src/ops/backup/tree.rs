@@ -6,7 +6,7 @@ use super::streams::Shared;
 use super::{Body, Cached, Event, FileMsg, FileStatus, PathMessage};
 use crate::cache::FileEntry;
 use crate::error::{Error, Result};
-use crate::filescache::{DirFile, DirFiles};
+use crate::filescache::{DirFile, DirFiles, RecordView};
 use crate::repository::Repository;
 use crate::snapshot::SourceRecord;
 use crate::snapshot::Summary;
@@ -30,7 +30,7 @@ pub(super) struct Frame {
 pub(super) struct Record {
     dir: Vec<u8>,
     /// The record the walker read (`None`: none read).
-    old: Option<Arc<DirFiles>>,
+    old: Option<Arc<RecordView>>,
     files: Vec<Kept>,
     /// An entry differs from the record read.
     changed: bool,
@@ -52,9 +52,7 @@ impl Record {
             .into_iter()
             .filter_map(|k| match k {
                 Kept::New(f) => Some(f),
-                Kept::Old(i, session) => {
-                    old.as_ref().and_then(|o| o.files.get(i)).map(|f| DirFile { session, ..f.clone() })
-                }
+                Kept::Old(i, session) => old.as_ref().and_then(|o| o.file(i)).map(|f| DirFile { session, ..f }),
             })
             .collect()
     }
@@ -98,7 +96,7 @@ impl Builder<'_> {
     /// Queues a directory's new record when it differs from the one read (never on a dry run).
     pub(super) fn finish_record(&mut self, record: Option<Record>, dry_run: bool) -> Result<()> {
         let Some(mut r) = record else { return Ok(()) };
-        if dry_run || (!r.changed && r.old.as_ref().map(|o| o.files.len()) == Some(r.files.len())) {
+        if dry_run || (!r.changed && r.old.as_ref().map(|o| o.len()) == Some(r.files.len())) {
             return Ok(());
         }
         self.dir_records.1 += r.files.len() + 1;
@@ -116,7 +114,7 @@ impl Builder<'_> {
             Event::EnterDir(n) => self.stack.push(Frame { node: Some(n), children: Vec::new(), record: None }),
             Event::Record { dir, old } => {
                 if let Some(f) = self.stack.last_mut() {
-                    let files = Vec::with_capacity(old.as_ref().map_or(0, |o| o.files.len()));
+                    let files = Vec::with_capacity(old.as_ref().map_or(0, |o| o.len()));
                     f.record = Some(Record { dir, old, files, changed: false });
                 }
             }
@@ -157,12 +155,31 @@ impl Builder<'_> {
                 self.summary.other += 1;
                 self.push(n);
             }
-            Event::Cached { node, from, session, restamped } => {
+            Event::Cached { mut node, from, session, restamped } => {
+                let record = self.record();
+                let kept = match from {
+                    Cached::Record(i) => {
+                        // The walker compared the entry; its content and attributes are decoded here.
+                        let found = record.as_ref().and_then(|r| r.old.as_ref()).and_then(|o| o.file(i));
+                        let Some(f) = found else {
+                            let dir = record.map(|r| String::from_utf8_lossy(&r.dir).into_owned()).unwrap_or_default();
+                            return Err(Error::Internal(format!(
+                                "the files cache record of {dir:?} did not give back its entry {i}"
+                            )));
+                        };
+                        node.kind = NodeKind::File {
+                            content: match f.entry.inline {
+                                Some(b) => Content::Inline(b),
+                                None => Content::Chunks(f.entry.content),
+                            },
+                        };
+                        node.xattrs = f.entry.xattrs;
+                        Kept::Old(i, session)
+                    }
+                    Cached::Entry(entry) => Kept::New(DirFile { name: node.name.clone(), entry, session }),
+                };
                 if let Some(r) = self.record() {
-                    r.files.push(match from {
-                        Cached::Record(i) => Kept::Old(i, session),
-                        Cached::Entry(entry) => Kept::New(DirFile { name: node.name.clone(), entry, session }),
-                    });
+                    r.files.push(kept);
                     r.changed |= restamped;
                 }
                 self.summary.files_unchanged += 1;

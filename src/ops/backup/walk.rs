@@ -1,13 +1,14 @@
 //! The walker: reads the source tree in order, skips what the options exclude, takes unchanged
 //! files from the files cache, chunks the rest and sends events to the tree builder.
 
+use super::reuse::Seen;
 use super::streams::Outcome;
 use super::{
     cancelled, BackupOptions, Body, ChunkJob, Event, FileMsg, FileStatus, Jobs, PathMessage, Progress, Whole,
     EVENT_BATCH, JOB_BATCH_BYTES,
 };
 use crate::cache::FileEntry;
-use crate::filescache::DirFiles;
+use crate::filescache::RecordView;
 use crate::fsmeta::{self, Stat};
 use crate::id::BlobId;
 use crate::repository::{identity, Repository};
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 pub(super) struct DirLookup {
     /// The directory's record, if one was read (shared with the builder, which keeps the
     /// entries that stand unchanged by their index).
-    pub(super) files: Option<Arc<DirFiles>>,
+    pub(super) files: Option<Arc<RecordView>>,
     /// No record, but the cache has per-path entries of an earlier version: look each file up.
     pub(super) by_path: bool,
     /// Where in the record the next file's search starts: the walk visits names in the
@@ -238,20 +239,10 @@ impl Ctx<'_> {
         let mut status = FileStatus::New;
         if !self.opts.force {
             let prev = self.previous(look, name, path.as_os_str().as_bytes());
-            if let Some((c, session)) = prev.entry() {
-                let same = c.size == entry.size
-                    && c.mtime == entry.mtime
-                    && c.ctime == entry.ctime
-                    && c.inode == entry.inode
-                    && c.dev == entry.dev;
-                if same {
-                    if let (Some(content), (trusted, true)) = (self.cached_content(c), self.blobs_stored(c, session)) {
-                        node.kind = NodeKind::File { content };
-                        node.xattrs = c.xattrs.clone();
-                        let session = if trusted { session } else { self.session };
-                        if let Some(from) = prev.into_cached() {
-                            return self.send(Event::Cached { node, from, session, restamped: !trusted });
-                        }
+            if let Some((seen, session)) = prev.seen() {
+                if seen == Seen::of_entry(&entry) {
+                    if let Some((from, session, restamped)) = self.reuse(&mut node, prev, session) {
+                        return self.send(Event::Cached { node, from, session, restamped });
                     }
                 }
                 status = FileStatus::Changed;
