@@ -26,8 +26,9 @@ use crate::id::BlobId;
 use crate::id::SnapshotId;
 use crate::snapshot::Summary;
 use crate::time::Time;
-use crate::tree::Node;
+use crate::tree::{Node, NodeKind};
 use crossbeam_channel::{Receiver, Sender};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -223,13 +224,41 @@ pub(super) enum FileMsg {
     Done { size: u64, error: Option<String> },
 }
 
-/// Where the files cache entry of a file taken from it is ([`Event::Cached`]).
-pub(super) enum Cached {
-    /// At this index of the directory's record the walker read ([`Event::Record`]): the
-    /// builder copies it only when the record is written again.
-    Record(usize),
-    /// This entry, from the per-path cache of an earlier version.
-    Entry(FileEntry),
+/// The owner and group names of ids, each looked up once ([`identity`](crate::repository::identity)).
+#[derive(Default)]
+pub(super) struct Owners {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+}
+
+impl Owners {
+    /// The names of `uid` and `gid`; empty where there is none.
+    pub(super) fn names(&mut self, uid: u32, gid: u32) -> (String, String) {
+        use crate::repository::identity;
+        let u = self.users.entry(uid).or_insert_with(|| identity::user_name(uid).unwrap_or_default()).clone();
+        let g = self.groups.entry(gid).or_insert_with(|| identity::group_name(gid).unwrap_or_default()).clone();
+        (u, g)
+    }
+}
+
+/// The node of an entry named `name` examined as `st`, of `kind`, owned by `names`: no
+/// hardlink group and no extended attributes yet.
+pub(super) fn make_node(name: Vec<u8>, st: &crate::fsmeta::Stat, kind: NodeKind, names: (String, String)) -> Node {
+    Node {
+        name,
+        kind,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        user: names.0,
+        group: names.1,
+        mtime: st.mtime,
+        atime: st.atime,
+        ctime: st.ctime,
+        size: st.size,
+        hardlink: 0,
+        xattrs: Vec::new(),
+    }
 }
 
 /// A small file read whole: its bytes (`None` when it was empty or the read failed), how many
@@ -272,12 +301,23 @@ pub(super) enum Event {
     },
     LeaveDir,
     Node(Node),
-    /// A file taken from the files cache: its entry `from` there, to be recorded by `session`;
-    /// `restamped` when its blobs were looked up one by one this session (its record must be
-    /// written again).
+    /// A file taken from the per-path files cache of an earlier version: its node, complete, and
+    /// its entry there, to be recorded by `session`; `restamped` when its blobs were looked up
+    /// one by one this session (its directory's record must be written again).
     Cached {
         node: Node,
-        from: Cached,
+        entry: FileEntry,
+        session: u64,
+        restamped: bool,
+    },
+    /// A file of the current directory's record found unchanged (examined as `st`): the builder
+    /// makes its node from `st` and the record's entry `index` (name, content, extended
+    /// attributes), in hardlink group `hardlink` (0: none), recorded by `session`; `restamped`
+    /// as for [`Event::Cached`]. The walker only compares: nothing of the entry is copied there.
+    Unchanged {
+        st: crate::fsmeta::Stat,
+        index: usize,
+        hardlink: u64,
         session: u64,
         restamped: bool,
     },

@@ -5,6 +5,7 @@ use super::sources::{resolve, trie, walk};
 use super::streams::{self, Env, Shared, Spec};
 use super::tree::{Builder, Frame};
 use super::walk::Ctx;
+use super::Owners;
 use super::{
     cancelled, BackupOptions, BackupResult, BackupSource, Event, Jobs, PathMessage, Progress,
     DEFAULT_COMMAND_CONCURRENCY, EVENT_BATCH,
@@ -108,7 +109,7 @@ pub fn backup(
         warnings: Mutex::new(Vec::new()),
         bytes_read: &bytes_read,
         start: started,
-        names: Mutex::new((HashMap::new(), HashMap::new())),
+        names: Mutex::new(Owners::default()),
         hardlinks: Mutex::new(HashMap::new()),
         session,
         trusted,
@@ -127,6 +128,7 @@ pub fn backup(
         shared: &shared,
         cancel: opts.cancel.clone(),
         records: Vec::new(),
+        owners: Owners::default(),
     };
     struct WalkOutcome {
         errors: Vec<PathMessage>,

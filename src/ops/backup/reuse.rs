@@ -5,11 +5,12 @@
 //! §10.3; no read-back verification of dedup).
 
 use super::walk::{Ctx, DirLookup};
-use super::Cached;
+use super::Event;
 use crate::cache::FileEntry;
 use crate::filescache::{FileAt, RecordView};
+use crate::fsmeta::Stat;
 use crate::id::BlobKind;
-use crate::tree::{Node, NodeKind};
+use crate::tree::NodeKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -113,28 +114,33 @@ impl Ctx<'_> {
         (false, known)
     }
 
-    /// Whether the unchanged file `prev` (recorded by `session`) may be taken from the files
-    /// cache: its content usable by this backup and its blobs stored. Then where the builder
-    /// finds its entry, the session to record it with, and whether it was restamped (its blobs
-    /// looked up one by one). An entry of the directory's record is left for the builder to
-    /// decode ([`Cached::Record`]: the walker compares and moves on); one by path fills `node`.
-    pub(super) fn reuse(&self, node: &mut Node, prev: Previous<'_>, session: u64) -> Option<(Cached, u64, bool)> {
-        let (trusted, from) = match prev {
-            Previous::Record(i, record, f) => {
+    /// The event of the unchanged file `name` (at `path`, examined as `st`, in hardlink group
+    /// `hardlink`) when it may be taken from the files cache: its content usable by this backup
+    /// and its blobs stored (`prev` recorded by `session`). An entry of the directory's record
+    /// becomes [`Event::Unchanged`]: the walker compared it and moves on, the builder decodes it.
+    /// The session to record it with is `session` when its blobs needed no lookup, else this
+    /// backup's (restamped).
+    pub(super) fn reuse(
+        &self,
+        name: &[u8],
+        st: &Stat,
+        path: &Path,
+        hardlink: u64,
+        prev: Previous<'_>,
+        session: u64,
+    ) -> Option<Event> {
+        let restamp = |trusted: bool| if trusted { (session, false) } else { (self.session, true) };
+        match prev {
+            Previous::Record(index, record, f) => {
                 if !self.inline_usable(f.inline_len, f.size) {
                     return None;
                 }
-                let trusted = if self.trusted.contains(&session) {
-                    true
-                } else {
-                    let entry = record.file(i)?.entry;
-                    let (_, known) = self.blobs_stored(&entry, session);
-                    if !known {
-                        return None;
-                    }
-                    false
-                };
-                (trusted, Cached::Record(i))
+                let trusted = self.trusted.contains(&session);
+                if !trusted && !self.blobs_stored(&record.file(index)?.entry, session).1 {
+                    return None;
+                }
+                let (session, restamped) = restamp(trusted);
+                Some(Event::Unchanged { st: st.clone(), index, hardlink, session, restamped })
             }
             Previous::ByPath(entry) => {
                 let content = self.cached_content(&entry)?;
@@ -142,12 +148,13 @@ impl Ctx<'_> {
                 if !known {
                     return None;
                 }
-                node.kind = NodeKind::File { content };
+                let mut node = self.node(name, st, NodeKind::File { content }, path, false);
+                node.hardlink = hardlink;
                 node.xattrs = entry.xattrs.clone();
-                (trusted, Cached::Entry(entry))
+                let (session, restamped) = restamp(trusted);
+                Some(Event::Cached { node, entry, session, restamped })
             }
-            Previous::None => return None,
-        };
-        Some((from, if trusted { session } else { self.session }, !trusted))
+            Previous::None => None,
+        }
     }
 }

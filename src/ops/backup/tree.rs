@@ -3,7 +3,7 @@
 //! and indirect chunk lists, §7.3).
 
 use super::streams::Shared;
-use super::{Body, Cached, Event, FileMsg, FileStatus, PathMessage};
+use super::{make_node, Body, Event, FileMsg, FileStatus, Owners, PathMessage};
 use crate::cache::FileEntry;
 use crate::error::{Error, Result};
 use crate::filescache::{DirFile, DirFiles, RecordView};
@@ -76,6 +76,8 @@ pub(super) struct Builder<'a> {
     pub(super) cancel: Option<Arc<AtomicBool>>,
     /// The records of the streams read, with their place among the sources.
     pub(super) records: Vec<(usize, SourceRecord)>,
+    /// Owner and group names of the nodes the builder makes ([`Event::Unchanged`]).
+    pub(super) owners: Owners,
 }
 
 impl Builder<'_> {
@@ -103,6 +105,18 @@ impl Builder<'_> {
         let dir = std::mem::take(&mut r.dir);
         self.dir_records.0.push((dir, DirFiles { files: r.into_files() }));
         self.flush_cache(false)
+    }
+
+    /// Counts an unchanged file and adds its node.
+    fn unchanged(&mut self, node: Node) {
+        self.summary.files_unchanged += 1;
+        self.summary.bytes_processed += node.size;
+        if node.hardlink != 0 {
+            if let NodeKind::File { content } = &node.kind {
+                self.groups.insert(node.hardlink, content.clone());
+            }
+        }
+        self.push(node);
     }
 
     fn record(&mut self) -> Option<&mut Record> {
@@ -155,41 +169,33 @@ impl Builder<'_> {
                 self.summary.other += 1;
                 self.push(n);
             }
-            Event::Cached { mut node, from, session, restamped } => {
-                let record = self.record();
-                let kept = match from {
-                    Cached::Record(i) => {
-                        // The walker compared the entry; its content and attributes are decoded here.
-                        let found = record.as_ref().and_then(|r| r.old.as_ref()).and_then(|o| o.file(i));
-                        let Some(f) = found else {
-                            let dir = record.map(|r| String::from_utf8_lossy(&r.dir).into_owned()).unwrap_or_default();
-                            return Err(Error::Internal(format!(
-                                "the files cache record of {dir:?} did not give back its entry {i}"
-                            )));
-                        };
-                        node.kind = NodeKind::File {
-                            content: match f.entry.inline {
-                                Some(b) => Content::Inline(b),
-                                None => Content::Chunks(f.entry.content),
-                            },
-                        };
-                        node.xattrs = f.entry.xattrs;
-                        Kept::Old(i, session)
-                    }
-                    Cached::Entry(entry) => Kept::New(DirFile { name: node.name.clone(), entry, session }),
-                };
+            Event::Cached { node, entry, session, restamped } => {
                 if let Some(r) = self.record() {
-                    r.files.push(kept);
+                    r.files.push(Kept::New(DirFile { name: node.name.clone(), entry, session }));
                     r.changed |= restamped;
                 }
-                self.summary.files_unchanged += 1;
-                self.summary.bytes_processed += node.size;
-                if node.hardlink != 0 {
-                    if let NodeKind::File { content } = &node.kind {
-                        self.groups.insert(node.hardlink, content.clone());
-                    }
-                }
-                self.push(node);
+                self.unchanged(node);
+            }
+            Event::Unchanged { st, index, hardlink, session, restamped } => {
+                // The walker compared the entry; it is decoded here, off the walk.
+                let names = self.owners.names(st.uid, st.gid);
+                let Some(r) = self.record() else {
+                    return Err(Error::Internal("an unchanged file outside a directory's record".into()));
+                };
+                let Some(f) = r.old.as_ref().and_then(|o| o.file(index)) else {
+                    let dir = String::from_utf8_lossy(&r.dir).into_owned();
+                    return Err(Error::Internal(format!("the files cache record of {dir:?} lost its entry {index}")));
+                };
+                r.files.push(Kept::Old(index, session));
+                r.changed |= restamped;
+                let content = match f.entry.inline {
+                    Some(b) => Content::Inline(b),
+                    None => Content::Chunks(f.entry.content),
+                };
+                let mut node = make_node(f.name, &st, NodeKind::File { content }, names);
+                node.hardlink = hardlink;
+                node.xattrs = f.entry.xattrs;
+                self.unchanged(node);
             }
             Event::HardlinkRef { mut node, group, path } => match self.groups.get(&group) {
                 Some(c) => {

@@ -4,8 +4,8 @@
 use super::reuse::Seen;
 use super::streams::Outcome;
 use super::{
-    cancelled, BackupOptions, Body, ChunkJob, Event, FileMsg, FileStatus, Jobs, PathMessage, Progress, Whole,
-    EVENT_BATCH, JOB_BATCH_BYTES,
+    cancelled, make_node, BackupOptions, Body, ChunkJob, Event, FileMsg, FileStatus, Jobs, Owners, PathMessage,
+    Progress, Whole, EVENT_BATCH, JOB_BATCH_BYTES,
 };
 use crate::cache::FileEntry;
 use crate::filescache::RecordView;
@@ -56,7 +56,7 @@ pub(super) struct Ctx<'a> {
     pub(super) warnings: Mutex<Vec<PathMessage>>,
     pub(super) bytes_read: &'a AtomicU64,
     pub(super) start: Time,
-    pub(super) names: Mutex<(HashMap<u32, String>, HashMap<u32, String>)>,
+    pub(super) names: Mutex<Owners>,
     pub(super) hardlinks: Mutex<HashMap<(u64, u64), u64>>,
     /// This backup's session in the files cache (never 0).
     pub(super) session: u64,
@@ -147,28 +147,12 @@ impl Ctx<'_> {
     }
 
     pub(super) fn node(&self, name: &[u8], st: &Stat, kind: NodeKind, path: &Path, xattrs: bool) -> Node {
-        let (user, group) = {
-            let mut g = self.names.lock().unwrap_or_else(|p| p.into_inner());
-            let u = g.0.entry(st.uid).or_insert_with(|| identity::user_name(st.uid).unwrap_or_default()).clone();
-            let gr = g.1.entry(st.gid).or_insert_with(|| identity::group_name(st.gid).unwrap_or_default()).clone();
-            (u, gr)
-        };
-        let xattrs = if xattrs { self.xattrs(path) } else { Vec::new() };
-        Node {
-            name: name.to_vec(),
-            kind,
-            mode: st.mode & 0o7777,
-            uid: st.uid,
-            gid: st.gid,
-            user,
-            group,
-            mtime: st.mtime,
-            atime: st.atime,
-            ctime: st.ctime,
-            size: st.size,
-            hardlink: 0,
-            xattrs,
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner()).names(st.uid, st.gid);
+        let mut node = make_node(name.to_vec(), st, kind, names);
+        if xattrs {
+            node.xattrs = self.xattrs(path);
         }
+        node
     }
 
     /// Reads `reader` into chunks, handing them to the workers, and reports on `msgs`.
@@ -203,16 +187,16 @@ impl Ctx<'_> {
     }
 
     pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat, look: Option<&DirLookup>) -> bool {
-        // Extended attributes are read below, unless the files cache already has them.
-        let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
+        let mut hardlink = 0;
         if st.nlink > 1 {
             let mut h = self.hardlinks.lock().unwrap_or_else(|p| p.into_inner());
             let next = h.len() as u64 + 1;
             match h.get(&(st.dev, st.ino)) {
                 Some(&g) => {
-                    node.hardlink = g;
                     drop(h);
-                    node.xattrs = self.xattrs(path);
+                    // Extended attributes are read here: a later name has no files cache entry.
+                    let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, true);
+                    node.hardlink = g;
                     return self.send(Event::HardlinkRef {
                         node,
                         group: g,
@@ -221,7 +205,7 @@ impl Ctx<'_> {
                 }
                 None => {
                     h.insert((st.dev, st.ino), next);
-                    node.hardlink = next;
+                    hardlink = next;
                 }
             }
         }
@@ -241,13 +225,16 @@ impl Ctx<'_> {
             let prev = self.previous(look, name, path.as_os_str().as_bytes());
             if let Some((seen, session)) = prev.seen() {
                 if seen == Seen::of_entry(&entry) {
-                    if let Some((from, session, restamped)) = self.reuse(&mut node, prev, session) {
-                        return self.send(Event::Cached { node, from, session, restamped });
+                    if let Some(e) = self.reuse(name, st, path, hardlink, prev, session) {
+                        return self.send(e);
                     }
                 }
                 status = FileStatus::Changed;
             }
         }
+        // Extended attributes are read below, from the open file.
+        let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
+        node.hardlink = hardlink;
         let Some(f) = self.open_checked(path, st, || fsmeta::open_file_for_read(dir, OsStr::from_bytes(name))) else {
             return true;
         };
