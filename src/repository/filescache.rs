@@ -154,9 +154,11 @@ impl RecordView {
             let (h, after) = postcard::take_from_bytes::<DirFileHead>(rest).ok()?;
             let start = bytes.len() - rest.len();
             let end = bytes.len() - after.len();
-            let name_at = h.name.as_ptr() as usize - base;
+            // The name is borrowed from `bytes` (postcard reads byte strings in place).
+            let name_at = (h.name.as_ptr() as usize).checked_sub(base)?;
+            let name = (name_at, name_at.checked_add(h.name.len()).filter(|&e| e <= end)?);
             files.push(FileAt {
-                name: (name_at, name_at + h.name.len()),
+                name,
                 at: (start, end),
                 size: h.entry.size,
                 mtime: h.entry.mtime,
