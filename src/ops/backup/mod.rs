@@ -224,6 +224,26 @@ pub(super) enum FileMsg {
     Done { size: u64, error: Option<String> },
 }
 
+/// What a backup compares of a file with the files cache: size, mtime and ctime (ns), inode,
+/// device.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Seen {
+    pub(super) size: u64,
+    pub(super) mtime: i128,
+    pub(super) ctime: i128,
+    pub(super) inode: u64,
+    pub(super) dev: u64,
+}
+
+impl Seen {
+    pub(super) fn of_entry(e: &FileEntry) -> Seen {
+        Seen { size: e.size, mtime: e.mtime, ctime: e.ctime, inode: e.inode, dev: e.dev }
+    }
+    pub(super) fn of_record(f: &crate::filescache::FileAt) -> Seen {
+        Seen { size: f.size, mtime: f.mtime, ctime: f.ctime, inode: f.inode, dev: f.dev }
+    }
+}
+
 /// The owner and group names of ids, each looked up once ([`identity`](crate::repository::identity)).
 #[derive(Default)]
 pub(super) struct Owners {

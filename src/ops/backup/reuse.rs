@@ -5,7 +5,7 @@
 //! §10.3; no read-back verification of dedup).
 
 use super::walk::{Ctx, DirLookup};
-use super::Event;
+use super::{Event, Seen};
 use crate::cache::FileEntry;
 use crate::filescache::{FileAt, RecordView};
 use crate::fsmeta::Stat;
@@ -22,26 +22,6 @@ pub(super) enum Previous<'l> {
     /// An entry of the per-path cache of an earlier version (session 0: never trusted).
     ByPath(FileEntry),
     None,
-}
-
-/// What a backup compares of a file with the files cache: size, mtime and ctime (ns), inode,
-/// device.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct Seen {
-    pub(super) size: u64,
-    pub(super) mtime: i128,
-    pub(super) ctime: i128,
-    pub(super) inode: u64,
-    pub(super) dev: u64,
-}
-
-impl Seen {
-    pub(super) fn of_entry(e: &FileEntry) -> Seen {
-        Seen { size: e.size, mtime: e.mtime, ctime: e.ctime, inode: e.inode, dev: e.dev }
-    }
-    fn of_record(f: &FileAt) -> Seen {
-        Seen { size: f.size, mtime: f.mtime, ctime: f.ctime, inode: f.inode, dev: f.dev }
-    }
 }
 
 impl Previous<'_> {

@@ -1,11 +1,10 @@
 //! The walker: reads the source tree in order, skips what the options exclude, takes unchanged
 //! files from the files cache, chunks the rest and sends events to the tree builder.
 
-use super::reuse::Seen;
 use super::streams::Outcome;
 use super::{
     cancelled, make_node, BackupOptions, Body, ChunkJob, Event, FileMsg, FileStatus, Jobs, Owners, PathMessage,
-    Progress, Whole, EVENT_BATCH, JOB_BATCH_BYTES,
+    Progress, Seen, Whole, EVENT_BATCH, JOB_BATCH_BYTES,
 };
 use crate::cache::FileEntry;
 use crate::filescache::RecordView;
