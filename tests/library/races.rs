@@ -104,3 +104,69 @@ fn a_file_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking() {
     let names: Vec<_> = files(&target.join(src.strip_prefix("/").unwrap())).keys().cloned().collect();
     assert_eq!(names, [PathBuf::from("z-kept")]);
 }
+
+/// The files cache against a local user (the walker only compares an unchanged file with its directory's record and
+/// the builder makes its node from that record): a file the record holds unchanged and swapped for a symlink to a
+/// root-only file right after its `lstat` keeps the content the record names, its own; one swapped before the walk
+/// reaches it is a symlink in the snapshot. Nothing of the root-only file is stored either way.
+#[test]
+fn files_the_records_hold_unchanged_and_swapped_for_symlinks_store_nothing_of_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let secret = t.join("secret/key");
+    write(&secret, SECRET);
+    let src = t.join("src");
+    write(&src.join("a-swapped-after-stat"), b"public a");
+    write(&src.join("b-swapped-before"), &[b'b'; 3000]);
+    write(&src.join("c-kept"), b"public c");
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+    let sources = || vec![BackupSource::Paths(vec![src.clone()])];
+    let first = backup(&repo, sources(), &BackupOptions::default(), &NoProgress).unwrap();
+    assert_eq!(first.summary.files_new, 3, "{:?}", first.summary);
+
+    std::fs::remove_file(src.join("b-swapped-before")).unwrap();
+    std::os::unix::fs::symlink(&secret, src.join("b-swapped-before")).unwrap();
+    let (s, key) = (src.clone(), secret.clone());
+    let hook = move |p: &std::path::Path| {
+        if p == s.join("a-swapped-after-stat") {
+            std::fs::remove_file(p).unwrap();
+            std::os::unix::fs::symlink(&key, p).unwrap();
+        }
+    };
+    let opts = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
+    let r = backup(&repo, sources(), &opts, &NoProgress).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!((r.summary.files_unchanged, r.summary.files_new), (2, 0), "{:?}", r.summary);
+
+    let target = t.join("restored");
+    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
+    let o = RestoreOptions { target: target.clone(), ..Default::default() };
+    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
+    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let out = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(out.join("a-swapped-after-stat")).unwrap(), b"public a", "the recorded content");
+    let b = out.join("b-swapped-before");
+    assert!(std::fs::symlink_metadata(&b).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&b).unwrap(), secret);
+    assert_eq!(std::fs::read(out.join("c-kept")).unwrap(), b"public c");
+    // Read what was restored without following links: the secret is nowhere in it.
+    for e in walkdir(&target) {
+        if std::fs::symlink_metadata(&e).unwrap().file_type().is_file() {
+            assert_ne!(std::fs::read(&e).unwrap(), SECRET, "{e:?}");
+        }
+    }
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
