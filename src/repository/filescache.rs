@@ -201,7 +201,7 @@ impl RecordView {
     }
 
     /// Every file decoded whole (`None` if one does not decode).
-    pub fn to_owned(&self) -> Option<DirFiles> {
+    pub fn decode_all(&self) -> Option<DirFiles> {
         (0..self.files.len()).map(|i| self.file(i)).collect::<Option<Vec<_>>>().map(|files| DirFiles { files })
     }
 
@@ -370,7 +370,7 @@ mod tests {
                 prop_assert_eq!(v.file(i), Some(f.clone()));
                 prop_assert_eq!(v.find_from(&f.name, 0).0, Some(i));
             }
-            prop_assert_eq!(v.to_owned(), Some(owned));
+            prop_assert_eq!(v.decode_all(), Some(owned));
         }
 
         /// A record's bytes cut short or with one byte changed: the view parses exactly when postcard decodes them,
@@ -388,7 +388,7 @@ mod tests {
             flipped[at.index(bytes.len())] ^= xor;
             for b in [short, flipped] {
                 let want = postcard::from_bytes::<DirFiles>(&b).ok();
-                prop_assert_eq!(RecordView::parse(b).map(|v| v.to_owned()), want.map(Some));
+                prop_assert_eq!(RecordView::parse(b).map(|v| v.decode_all()), want.map(Some));
             }
         }
 
@@ -398,7 +398,7 @@ mod tests {
         fn any_bytes_parse_as_postcard_decodes_them(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let want = postcard::from_bytes::<DirFiles>(&bytes).ok();
             let v = RecordView::parse(bytes);
-            prop_assert_eq!(v.as_ref().map(|v| v.to_owned()), want.map(Some));
+            prop_assert_eq!(v.as_ref().map(|v| v.decode_all()), want.map(Some));
         }
     }
 }
