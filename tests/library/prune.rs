@@ -257,20 +257,34 @@ fn a_short_or_failing_listing_during_prune_deletes_nothing() {
     let dir = fx.base.join("repo");
     // Make a due mark first.
     run(&fx.repo(&dir, "c1"), &eager(), false).unwrap();
-    let state: Vec<PathBuf> = files(&dir).into_keys().filter(|p| !p.starts_with("prune")).collect();
+    // The repository apart from prune's own lock and marks and the ledger, which a prune that ran
+    // (even one that found nothing to do) appends its record to.
+    let objects = |dir: &Path| -> Vec<PathBuf> {
+        files(dir).into_keys().filter(|p| !p.starts_with("prune") && !p.starts_with("ledger")).collect()
+    };
+    let ledger = |dir: &Path| files(dir).into_keys().filter(|p| p.starts_with("ledger")).count();
+    let state = objects(&dir);
     for plan in [
         FaultPlan { short_list: Some(1), ..Default::default() },
         FaultPlan { short_list: Some(3), only_prefix: Some("data/".into()), ..Default::default() },
     ] {
+        let records = ledger(&dir);
         let (repo, _) = fx.faulty(&dir, plan.clone(), &format!("c-{}", rand_name()));
         let r = run(&repo, &PruneOptions { max_delete_share: 0.5, ..eager() }, false);
-        let now: Vec<PathBuf> = files(&dir).into_keys().filter(|p| !p.starts_with("prune")).collect();
-        assert_eq!(now, state, "prune under {plan:?} changed the repository ({r:?})");
-        // Either prune stops and says so, or the short listing hid the mark itself and there was nothing to do;
-        // deleting is never among the outcomes (asserted above).
+        assert_eq!(objects(&dir), state, "prune under {plan:?} changed the repository ({r:?})");
+        // Either prune stops and says so (and records nothing), or the short listing hid the mark
+        // itself and there was nothing to do (and the ledger says it ran); deleting is never among
+        // the outcomes (asserted above). Which one happens depends on the order of the listing.
         match r {
-            Err(e) => assert!(e.to_string().to_lowercase().contains("nothing was"), "{e}"),
-            Ok((p, _)) => assert!(p.sweep.is_none(), "a sweep planned from a short listing: {p:#?}"),
+            Err(e) => {
+                assert!(e.to_string().to_lowercase().contains("nothing was"), "{e}");
+                assert_eq!(ledger(&dir), records, "a prune that stopped wrote a ledger record");
+            }
+            Ok((p, rep)) => {
+                assert!(p.sweep.is_none(), "a sweep planned from a short listing: {p:#?}");
+                assert_eq!(rep.map(|r| r.deleted_packs), Some(0));
+                assert_eq!(ledger(&dir), records + 1, "a prune that ran records one ledger entry");
+            }
         }
     }
     // A failing listing anywhere in prune stops it (opening needs listings too: count from after the open).
