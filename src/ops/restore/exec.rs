@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The longest ranged read of a pack reader: with four readers this bounds the bytes in flight
-/// (32 MiB reads made a full restore peak at 255 MB).
-const MAX_READ_SPAN: u64 = 8 << 20;
+/// (32 MiB reads made a full restore peak at 255 MB; 8 MiB at 147 MiB, 4 MiB at 131 MiB with
+/// the same wall time: benches/README.md, session 11).
+const MAX_READ_SPAN: u64 = 4 << 20;
 
 /// Files kept open at once between writes of their content (a file is reopened when its handle
 /// was closed); a small file is written and closed at once.
