@@ -200,3 +200,44 @@ fn a_batch_never_holds_more_than_its_budget() {
     // What the batched plan allocates stays well below what the whole plan does.
     assert!(batched.peak * 3 < one.peak, "batched {batched:?}, whole {one:?}");
 }
+
+#[test]
+fn dump_writes_a_file_of_thousands_of_chunks_in_order() {
+    // Tiny chunks: thousands of blobs read on the pool and finishing in any order; the output is
+    // the file byte for byte, and a failing writer stops the dump with its error.
+    let tmp = tempfile::tempdir().unwrap();
+    let params = cairn::chunker::ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024, ..Default::default() };
+    let io = cairn::repository::InitOptions { chunker: params, ..Default::default() };
+    let repo = cairn::repository::Repository::init(
+        super::fixtures::local(&tmp.path().join("r")),
+        b"pw",
+        &io,
+        &super::fixtures::opts(&tmp.path().join("c")),
+    )
+    .and_then(|r| r.readable())
+    .unwrap();
+    let src = tmp.path().join("src");
+    let data = super::fixtures::bytes(42, 1 << 20);
+    write(&src.join("big"), &data);
+    let snap = snapshot_of(&repo, &src);
+    let root = repo.load_snapshot(&snap).unwrap().root();
+    let path = cairn::backup::absolute(&src.join("big")).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(cairn::restore::dump(&repo, &root, &path, &mut out).unwrap(), data.len() as u64);
+    assert!(out == data, "the dumped file differs from the original");
+    struct Fails(usize);
+    impl std::io::Write for Fails {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0 < b.len() {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0 -= b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let e = cairn::restore::dump(&repo, &root, &path, &mut Fails(100_000)).unwrap_err();
+    assert!(e.to_string().contains("disk full"), "{e}");
+}

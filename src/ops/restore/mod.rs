@@ -28,7 +28,6 @@ use crate::ops::PathMessage;
 use crate::repository::ReadRepository;
 use crate::tree::{Limits, NodeKind};
 use crate::trees::chunk_ids_iter;
-use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -194,6 +193,9 @@ pub fn restore(
     restore_with(repo, root, sub, opts, &Limits::expanding(), progress)
 }
 
+/// Blobs `dump` reads ahead of the one it writes.
+const DUMP_IN_FLIGHT: usize = 16;
+
 /// Writes the content of the file at `path` to `out`, reading ahead in parallel.
 pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Write) -> Result<u64> {
     let node = browse::find(repo, root, path)?.ok_or_else(|| Error::Usage("dump needs a file path, not /".into()))?;
@@ -204,34 +206,39 @@ pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Wri
         out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Error::io("<stdout>", e))?;
         return Ok(bytes.len() as u64);
     }
-    // The ids one chunk list at a time, eight blobs read in parallel, on a thread of their own:
-    // the next eight are read while these are written (at most three windows in memory).
+    // The ids one chunk list at a time, on a thread of their own that hands each blob's read to
+    // the thread pool and queues a receiver for it in file order; the writer takes them in that
+    // order. Reads finish out of order but no read waits for its neighbours (a window read all
+    // at once waited for its slowest blob). At most DUMP_IN_FLIGHT + 2 blobs are in memory.
     let mut n = 0u64;
     std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Vec<u8>>>>(1);
+        type Pending = crossbeam_channel::Receiver<Result<Vec<u8>>>;
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Pending>>(DUMP_IN_FLIGHT);
         s.spawn(move || {
-            let mut ids = chunk_ids_iter(repo, content);
-            loop {
-                let window = match ids.by_ref().take(8).collect::<Result<Vec<BlobId>>>() {
-                    Ok(w) if w.is_empty() => return,
-                    Ok(w) => w,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
+            rayon::in_place_scope(|pool| {
+                for id in chunk_ids_iter(repo, content) {
+                    let id = match id {
+                        Ok(id) => id,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let (done, pending) = crossbeam_channel::bounded(1);
+                    // The writer stopped (an error): nothing more to read.
+                    if tx.send(Ok(pending)).is_err() {
                         return;
                     }
-                };
-                let blobs = window.par_iter().map(|id| repo.read_blob(BlobKind::Data, id)).collect();
-                // The writer stopped (an error): nothing more to read.
-                if tx.send(blobs).is_err() {
-                    return;
+                    pool.spawn(move |_| {
+                        let _ = done.send(repo.read_blob(BlobKind::Data, &id));
+                    });
                 }
-            }
+            })
         });
-        for window in rx {
-            for b in window? {
-                out.write_all(&b).map_err(|e| Error::io("<stdout>", e))?;
-                n += b.len() as u64;
-            }
+        for pending in rx {
+            let b = pending?.recv().map_err(|_| Error::Internal("a dump read ended without a result".into()))??;
+            out.write_all(&b).map_err(|e| Error::io("<stdout>", e))?;
+            n += b.len() as u64;
         }
         Ok(())
     })?;
