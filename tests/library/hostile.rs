@@ -364,3 +364,29 @@ fn repair_of_a_bombed_file_with_lost_chunks_streams_its_ids_and_lists_a_bounded_
     assert!(item.what.contains(&want), "{}", item.what);
     assert!(used.peak < 24 << 20 && (used.largest as i64) < 24 << 20, "repair allocated {used:?}");
 }
+
+#[test]
+fn dump_of_a_file_naming_a_chunk_never_stored_writes_what_comes_before_and_stops_there() {
+    // A write-only key may name any id in a file's chunk list. dump reads ahead on the pool: the
+    // chunks before the missing one come out whole and in order, then the dump stops with an
+    // error naming the blob; the reads in flight after it are not written.
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = BlobId([0x5a; 32]);
+    let chunks: Vec<Vec<u8>> = (0..200u32).map(|i| format!("chunk {i:03} ").repeat(60).into_bytes()).collect();
+    let (repo, sid) = write_only_snapshot(&tmp.path().join("r"), &tmp.path().join("c"), |w| {
+        let mut ids = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            if i == 150 {
+                ids.push(missing);
+            }
+            ids.push(w.store(BlobKind::Data, c)?.0);
+        }
+        let size = chunks.iter().map(|c| c.len() as u64).sum();
+        let f = Node { size, ..node("f", NodeKind::File { content: Content::Chunks(ids) }) };
+        write_dir(w, vec![f])
+    });
+    let mut out = Vec::new();
+    let e = cairn::restore::dump(&repo, &root(&repo, &sid), Path::new("/f"), &mut out).unwrap_err();
+    assert!(e.to_string().contains(&missing.to_string()[..8]), "{e}");
+    assert!(out == chunks[..150].concat(), "dump wrote {} bytes, not the 150 chunks before the missing one", out.len());
+}

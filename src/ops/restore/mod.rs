@@ -209,7 +209,8 @@ pub fn dump(repo: &ReadRepository, root: &BlobId, path: &Path, out: &mut dyn Wri
     // The ids one chunk list at a time, on a thread of their own that hands each blob's read to
     // the thread pool and queues a receiver for it in file order; the writer takes them in that
     // order. Reads finish out of order but no read waits for its neighbours (a window read all
-    // at once waited for its slowest blob). At most DUMP_IN_FLIGHT + 2 blobs are in memory.
+    // at once waited for its slowest blob). At most DUMP_IN_FLIGHT + 1 blobs are in memory: the
+    // queued reads and the one being written (a read is started only once its receiver is queued).
     let mut n = 0u64;
     std::thread::scope(|s| -> Result<()> {
         type Pending = crossbeam_channel::Receiver<Result<Vec<u8>>>;
