@@ -63,7 +63,7 @@ struct Run {
 pub(super) struct Files<'r> {
     repo: &'r ReadRepository,
     /// The content id of an all-zero chunk, per length.
-    zero_ids: HashMap<u32, BlobId>,
+    zero_ids: ZeroIds,
     /// Per chunk list placed: its run, or why it cannot be restored.
     lists: HashMap<BlobId, Rc<std::result::Result<Run, String>>>,
     /// Per pack and blob: where the blob is in the plan's list for the pack.
@@ -78,10 +78,66 @@ pub(super) struct Files<'r> {
 /// All-zero bytes to hash a hole of any length in pieces.
 static ZEROS: [u8; 65536] = [0; 65536];
 
+/// Bytes of zeros between two saved hasher states of [`ZeroIds`].
+const ZERO_STEP: usize = 8 << 10;
+
+/// The content ids of all-zero chunks, per length. Chunk lengths are nearly all distinct (a
+/// content-defined cut, or a small file's size), so hashing `len` zeros for each new length would
+/// hash as many zeros as the snapshot has bytes. Instead the keyed hasher's state is saved every
+/// [`ZERO_STEP`] zeros (as far as the longest length asked, at most the 16 MiB a chunk can have,
+/// format-spec §3.6), and a length costs a clone and at most one step of zeros.
+struct ZeroIds {
+    /// `steps[k]`: the state after `k * ZERO_STEP` zeros.
+    steps: Vec<blake3::Hasher>,
+    ids: HashMap<u32, BlobId>,
+}
+
+impl ZeroIds {
+    /// At most 2,048 saved states (16 MiB of zeros; about 4 MiB of states). A longer length
+    /// (only an index can claim one) hashes the zeros past the last state.
+    const MAX_STEPS: usize = (16 << 20) / ZERO_STEP;
+
+    fn new(key: &[u8; 32]) -> Self {
+        ZeroIds { steps: vec![blake3::Hasher::new_keyed(key)], ids: HashMap::new() }
+    }
+
+    /// The keyed BLAKE3 of `len` zero bytes: the content id of an all-zero chunk of that length.
+    fn id(&mut self, len: u32) -> BlobId {
+        if let Some(id) = self.ids.get(&len) {
+            return *id;
+        }
+        let len_bytes = len as usize;
+        let k = (len_bytes / ZERO_STEP).min(Self::MAX_STEPS);
+        while self.steps.len() <= k {
+            let mut h = self.steps[self.steps.len() - 1].clone();
+            h.update(&ZEROS[..ZERO_STEP]);
+            self.steps.push(h);
+        }
+        let mut h = self.steps[k].clone();
+        let mut left = len_bytes - k * ZERO_STEP;
+        while left > 0 {
+            let n = left.min(ZEROS.len());
+            h.update(&ZEROS[..n]);
+            left -= n;
+        }
+        let id = BlobId(*h.finalize().as_bytes());
+        self.ids.insert(len, id);
+        id
+    }
+}
+
 impl<'r> Files<'r> {
     /// A placer for `repo`, refused past `max` chunk placements, counting into `budget`.
     pub fn new(repo: &'r ReadRepository, max: u64, budget: Budget) -> Self {
-        Files { repo, zero_ids: HashMap::new(), lists: HashMap::new(), at: HashMap::new(), placed: 0, max, budget }
+        Files {
+            repo,
+            zero_ids: ZeroIds::new(&repo.keys().id_key.0),
+            lists: HashMap::new(),
+            at: HashMap::new(),
+            placed: 0,
+            max,
+            budget,
+        }
     }
 
     /// Starts a new batch: forgets the chunk lists placed and the blobs of the batch's packs.
@@ -89,21 +145,6 @@ impl<'r> Files<'r> {
         self.lists = HashMap::new();
         self.at = HashMap::new();
         self.budget.held = 0;
-    }
-
-    /// The content id of `len` zero bytes, computed once per length in 64 KiB pieces.
-    fn zero_id(&mut self, len: u32) -> BlobId {
-        let key = &self.repo.keys().id_key.0;
-        *self.zero_ids.entry(len).or_insert_with(|| {
-            let mut h = blake3::Hasher::new_keyed(key);
-            let mut left = len as usize;
-            while left > 0 {
-                let n = left.min(ZEROS.len());
-                h.update(&ZEROS[..n]);
-                left -= n;
-            }
-            BlobId(*h.finalize().as_bytes())
-        })
     }
 
     /// Places `ids` one after the other.
@@ -114,7 +155,7 @@ impl<'r> Files<'r> {
                 return Ok(Err(format!("data blob {id} is not in any index")));
             };
             let len = loc.plain_length;
-            if *id == self.zero_id(len) {
+            if *id == self.zero_ids.id(len) {
                 r.holes += len as u64;
             } else {
                 r.chunks.push((*id, loc, r.len));
@@ -221,5 +262,39 @@ impl<'r> Files<'r> {
         }
         p.entries.push(PlanEntry { path, node, link_to: None, earlier: None });
         Ok(Some(idx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn direct(key: &[u8; 32], len: usize) -> BlobId {
+        BlobId(*blake3::keyed_hash(key, &vec![0u8; len]).as_bytes())
+    }
+
+    #[test]
+    fn zero_ids_from_saved_states_are_the_hash_of_that_many_zeros() {
+        let key = [7u8; 32];
+        let mut z = ZeroIds::new(&key);
+        let s = ZERO_STEP;
+        // Longest first, then shorter ones inside the saved steps, then on and across step bounds.
+        let lens = [5 * s + 17, 0, 1, s - 1, s, s + 1, 3 * s, 2 * s + 1000, 9 * s, 65536, 1 << 20, 4095];
+        for len in lens {
+            assert_eq!(z.id(len as u32), direct(&key, len), "{len} zeros");
+        }
+        assert_eq!(z.steps.len(), (1 << 20) / s + 1, "states as far as the longest length");
+        assert_ne!(ZeroIds::new(&[8u8; 32]).id(4096), z.id(4096), "keyed");
+    }
+
+    #[test]
+    fn zero_ids_past_the_last_saved_state_hash_the_rest() {
+        // A length past 64 MiB cannot name a blob (format-spec §5.2), but an index could claim one:
+        // the states stop at 64 MiB and the rest is hashed.
+        let key = [1u8; 32];
+        let mut z = ZeroIds::new(&key);
+        let len = (64 << 20) + 3;
+        assert_eq!(z.id(len as u32), direct(&key, len));
+        assert_eq!(z.steps.len(), ZeroIds::MAX_STEPS + 1);
     }
 }
