@@ -1,6 +1,7 @@
 //! A local user racing a backup (README "Security model", docs/cli-contract.md "backup"): an entry swapped for a
 //! symlink or for another file between the walk's `lstat` and its open is reported on the backup's error list and
-//! nothing of the other object is stored. The swap happens at the exact moment through the walk's test-only hook
+//! nothing of the other object is stored; a new file, examined through its open handle, is stored as that handle
+//! reads it. The swap happens at the exact moment through the walk's test-only hook
 //! (`BackupOptions::test_before_open`).
 
 use crate::fixtures::{files, init_local, write};
@@ -11,6 +12,32 @@ use std::sync::Arc;
 
 const SECRET: &[u8] = b"root-only secret: must never reach a snapshot";
 const OTHER: &[u8] = b"another file renamed into place";
+
+/// A first backup of `src` without a hook, so that every directory has a files cache record and the next backup
+/// examines entries by `lstat` before opening them; then each of `changed` gets other content of another size, so
+/// that the next backup reads it again.
+fn recorded(repo: &cairn::repository::ReadRepository, src: &std::path::Path, changed: &[&str]) {
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let first =
+        backup(repo, vec![BackupSource::Paths(vec![src.to_path_buf()])], &BackupOptions::default(), &NoProgress)
+            .unwrap();
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    for name in changed {
+        write(&src.join(name), format!("{name}, changed since the first backup").as_bytes());
+    }
+}
+
+/// Regular files below `dir`, read without following symlinks (a FIFO or a symlink is never opened).
+fn regular_files(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in walkdir(dir) {
+        if std::fs::symlink_metadata(&e).unwrap().file_type().is_file() {
+            let data = std::fs::read(&e).unwrap();
+            out.push((e, data));
+        }
+    }
+    out
+}
 
 #[test]
 fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
@@ -25,6 +52,8 @@ fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
     write(&src.join("c-renamed"), b"public c");
     write(&src.join("z-kept"), b"public z");
     let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+    // The directory has a record: its files are examined by `lstat`, then opened.
+    recorded(&repo, &src, &["a-file", "c-renamed"]);
 
     let (s, tt) = (src.clone(), t.to_path_buf());
     let hook = move |p: &std::path::Path| {
@@ -67,6 +96,92 @@ fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
     }
 }
 
+/// In a directory the files cache has no record of, a regular file is examined through its handle: opened first
+/// (never through a symlink, never blocking), then `fstat`ed. A swap after the open changes nothing (the handle is the
+/// file the walk examined and reads); an entry swapped after the directory was listed and before the walk reached it
+/// is stored as what the walk finds there: a symlink as a symlink (its target is never opened), a FIFO as a FIFO
+/// (never read, the backup does not block), another file as that file. Nothing of the root-only file is stored.
+#[test]
+fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it_as_what_it_became() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let secret = t.join("secret/key");
+    write(&secret, SECRET);
+    write(&t.join("other"), OTHER);
+    let src = t.join("src");
+    write(&src.join("a-file"), b"public a");
+    write(&src.join("b-dir/inner"), b"public inner");
+    write(&src.join("c-renamed"), b"public c");
+    write(&src.join("d-later-symlink"), b"public d");
+    write(&src.join("e-later-fifo"), b"public e");
+    write(&src.join("f-later-renamed"), b"public f");
+    write(&src.join("z-kept"), b"public z");
+    let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+
+    let (s, tt, key) = (src.clone(), t.to_path_buf(), secret.clone());
+    let hook = move |p: &std::path::Path| {
+        let Ok(rel) = p.strip_prefix(&s) else { return };
+        match rel.to_str() {
+            // After a-file's open: it becomes a symlink to the root-only file, and the entries the walk has listed
+            // but not reached are swapped for a symlink, a FIFO and another file.
+            Some("a-file") => {
+                std::fs::remove_file(p).unwrap();
+                std::os::unix::fs::symlink(&key, p).unwrap();
+                let d = s.join("d-later-symlink");
+                std::fs::remove_file(&d).unwrap();
+                std::os::unix::fs::symlink(&key, &d).unwrap();
+                let e = s.join("e-later-fifo");
+                std::fs::remove_file(&e).unwrap();
+                let c = std::ffi::CString::new(e.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: `c` is a valid C string.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+                std::fs::rename(tt.join("other"), s.join("f-later-renamed")).unwrap();
+            }
+            // Directories are still examined by `lstat` first: this one is refused, as in a recorded directory.
+            Some("b-dir") => {
+                std::fs::rename(p, tt.join("moved")).unwrap();
+                std::os::unix::fs::symlink(tt.join("secret"), p).unwrap();
+            }
+            // After c-renamed's open another file is renamed over it: the handle still reads the old one.
+            Some("c-renamed") => {
+                write(&tt.join("renamed-over"), b"renamed over after the open");
+                std::fs::rename(tt.join("renamed-over"), p).unwrap();
+            }
+            _ => {}
+        }
+    };
+    let opts = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &opts, &NoProgress).unwrap();
+    let reported: Vec<PathBuf> = r.errors.iter().map(|e| PathBuf::from(&e.path)).collect();
+    assert_eq!(reported, [src.join("b-dir")], "{:?}", r.errors);
+
+    let target = t.join("restored");
+    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
+    let o = RestoreOptions { target: target.clone(), ..Default::default() };
+    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
+    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let out = target.join(src.strip_prefix("/").unwrap());
+    let mut got: Vec<(String, Vec<u8>)> = regular_files(&out)
+        .into_iter()
+        .map(|(p, d)| (p.strip_prefix(&out).unwrap().display().to_string(), d))
+        .collect();
+    got.sort();
+    let want: Vec<(String, Vec<u8>)> =
+        [("a-file", &b"public a"[..]), ("c-renamed", b"public c"), ("f-later-renamed", OTHER), ("z-kept", b"public z")]
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_vec()))
+            .collect();
+    assert_eq!(got, want, "files as the walk examined them through their handles");
+    let d = out.join("d-later-symlink");
+    assert!(std::fs::symlink_metadata(&d).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&d).unwrap(), secret);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(out.join("e-later-fifo")).unwrap().file_type().is_fifo());
+    for (p, data) in regular_files(&target) {
+        assert_ne!(data, SECRET, "{p:?}");
+    }
+}
+
 /// A file swapped for a FIFO between the `lstat` and the open: the walk opens it without blocking (`O_NONBLOCK`
 /// stays on the handle), the handle's own `fstat` shows another object — by its type, since the FIFO may well get
 /// the deleted file's inode number — and the entry is reported and not stored; the backup neither hangs on the FIFO
@@ -79,6 +194,7 @@ fn a_file_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking() {
     write(&src.join("a-fifo"), b"public a");
     write(&src.join("z-kept"), b"public z");
     let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+    recorded(&repo, &src, &["a-fifo"]);
 
     let s = src.clone();
     let hook = move |p: &std::path::Path| {

@@ -102,8 +102,10 @@ pub struct BackupOptions {
     /// in a repository of format version 1 (§9.1). Files cache entries of larger inline files are
     /// not reused (the file is read again).
     pub inline_max: Option<usize>,
-    /// Test-only: called with each entry's path after the walk has examined it (`lstat`) and
-    /// before it opens it, so a test can swap the entry at that moment.
+    /// Test-only: called with each entry's path after the walk has examined it and before it
+    /// reads it, so a test can swap or change the entry at that moment: after the `lstat` and
+    /// before the open, or, for a file examined through its open handle (a directory the files
+    /// cache has no record of), after the open.
     #[doc(hidden)]
     pub test_before_open: Option<WalkHook>,
     /// Test-only: the writer's blobs per pack and blobs per index file

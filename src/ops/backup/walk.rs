@@ -185,7 +185,18 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn file(&self, dir: &File, path: &Path, name: &[u8], st: &Stat, look: Option<&DirLookup>) -> bool {
+    /// Stores the regular file `name` of `dir` (at `path`), examined as `st`: from the files
+    /// cache when unchanged, else read, through `opened` when the walk examined it through its
+    /// handle ([`Self::new_file`]), else through a handle opened and checked to be that object.
+    pub(super) fn file(
+        &self,
+        dir: &File,
+        path: &Path,
+        name: &[u8],
+        st: &Stat,
+        look: Option<&DirLookup>,
+        opened: Option<File>,
+    ) -> bool {
         let mut hardlink = 0;
         if st.nlink > 1 {
             let mut h = self.hardlinks.lock().unwrap_or_else(|p| p.into_inner());
@@ -234,8 +245,12 @@ impl Ctx<'_> {
         // Extended attributes are read below, from the open file.
         let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
         node.hardlink = hardlink;
-        let Some(f) = self.open_checked(path, st, || fsmeta::open_file_for_read(dir, OsStr::from_bytes(name))) else {
-            return true;
+        let f = match opened {
+            Some(f) => f,
+            None => match self.open_checked(path, st, || fsmeta::open_file_for_read(dir, OsStr::from_bytes(name))) {
+                Some(f) => f,
+                None => return true,
+            },
         };
         node.xattrs = self.xattrs_of(path, &f);
         let entry = FileEntry { xattrs: node.xattrs.clone(), ..entry };
@@ -344,17 +359,68 @@ impl Ctx<'_> {
         if self.opts.excludes_path(path) {
             return true;
         }
-        let oname = OsStr::from_bytes(name);
-        let st = match fsmeta::lstat_at(dir, oname) {
-            Ok(s) => s,
-            Err(e) => {
-                self.error(path, format!("cannot stat: {e}"));
-                return true;
-            }
-        };
+        let Some(st) = self.lstat(dir, path, name) else { return true };
         if let Some(hook) = &self.opts.test_before_open {
             (hook.0)(path);
         }
+        self.examined(dir, path, name, &st, parent_dev, look)
+    }
+
+    /// `lstat` of the entry `name` of `dir` (at `path`); on failure the path goes on the error
+    /// list.
+    fn lstat(&self, dir: &File, path: &Path, name: &[u8]) -> Option<Stat> {
+        match fsmeta::lstat_at(dir, OsStr::from_bytes(name)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(path, format!("cannot stat: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A regular file (by its directory entry's type) of a directory the files cache has no
+    /// record of: nothing of it can be reused, so it is examined through its handle, opened
+    /// first (never through a symlink, never blocking: [`fsmeta::open_file_for_read`]) and
+    /// `fstat`ed: one lookup of the name instead of two (`lstat`, then `open`), and no window
+    /// between examining and opening for a local user to swap the entry in. When the handle is
+    /// not a regular file, or the open fails, the entry is examined again by `lstat` as whatever
+    /// it is now, as [`Self::entry`] does; false when the backup must stop.
+    fn new_file(&self, dir: &File, path: &Path, name: &[u8], parent_dev: Option<u64>, look: &DirLookup) -> bool {
+        if cancelled(self.opts) {
+            return false;
+        }
+        if self.opts.excludes_path(path) {
+            return true;
+        }
+        match fsmeta::open_file_for_read(dir, OsStr::from_bytes(name)) {
+            Ok((f, st)) if fsmeta::file_type(st.mode) == libc::S_IFREG => {
+                if let Some(hook) = &self.opts.test_before_open {
+                    (hook.0)(path);
+                }
+                if self.opts.skips_file(st.size) {
+                    return true;
+                }
+                self.file(dir, path, name, &st, Some(look), Some(f))
+            }
+            _ => match self.lstat(dir, path, name) {
+                Some(st) => self.examined(dir, path, name, &st, parent_dev, Some(look)),
+                None => true,
+            },
+        }
+    }
+
+    /// Stores the entry `name` of `dir` (at `path`), examined as `st`; false when the backup must
+    /// stop.
+    fn examined(
+        &self,
+        dir: &File,
+        path: &Path,
+        name: &[u8],
+        st: &Stat,
+        parent_dev: Option<u64>,
+        look: Option<&DirLookup>,
+    ) -> bool {
+        let oname = OsStr::from_bytes(name);
         match fsmeta::file_type(st.mode) {
             libc::S_IFDIR => {
                 if self.opts.skips_dir(path) {
@@ -362,17 +428,17 @@ impl Ctx<'_> {
                 }
                 if self.opts.stays_out(parent_dev, st.dev) {
                     // Recorded, not entered: nothing is read through it.
-                    let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
+                    let node = self.node(name, st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
                     return self.send(Event::EnterDir(node)) && self.send(Event::LeaveDir);
                 }
                 let open = || {
                     let d = fsmeta::open_dir_for_read(Some(dir), oname, false)?;
                     fsmeta::fstat(&d).map(|st| (d, st))
                 };
-                let Some(handle) = self.open_checked(path, &st, open) else {
+                let Some(handle) = self.open_checked(path, st, open) else {
                     return true;
                 };
-                let mut node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);
+                let mut node = self.node(name, st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);
                 node.xattrs = self.xattrs_of(path, &handle);
                 if !self.send(Event::EnterDir(node)) {
                     return false;
@@ -386,11 +452,11 @@ impl Ctx<'_> {
                 if self.opts.skips_file(st.size) {
                     return true;
                 }
-                self.file(dir, path, name, &st, look)
+                self.file(dir, path, name, st, look, None)
             }
             libc::S_IFLNK => match fsmeta::read_link_at(dir, oname) {
                 Ok(target) => {
-                    let n = self.node(name, &st, NodeKind::Symlink { target }, path, true);
+                    let n = self.node(name, st, NodeKind::Symlink { target }, path, true);
                     self.send(Event::Node(n))
                 }
                 Err(e) => {
@@ -405,7 +471,7 @@ impl Ctx<'_> {
                     libc::S_IFBLK => NodeKind::BlockDevice { rdev: st.rdev },
                     _ => NodeKind::Socket,
                 };
-                let mut n = self.node(name, &st, kind, path, true);
+                let mut n = self.node(name, st, kind, path, true);
                 n.size = 0;
                 self.send(Event::Node(n))
             }
@@ -417,14 +483,22 @@ impl Ctx<'_> {
     pub(super) fn children(&self, handle: &File, path: &Path, dev: u64) -> bool {
         match fsmeta::list_dir(handle) {
             Ok(mut names) => {
-                names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                names.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
                 let look = self.dir_lookup(path);
                 let old = look.files.clone();
                 if !self.send(Event::Record { dir: path.as_os_str().as_bytes().to_vec(), old }) {
                     return false;
                 }
-                for n in names {
-                    if !self.entry(handle, &path.join(&n), n.as_bytes(), Some(dev), Some(&look)) {
+                // Nothing here to compare with: regular files are examined through their handles.
+                let fresh = look.files.is_none() && !look.by_path;
+                for (n, t) in names {
+                    let p = path.join(&n);
+                    let go = if fresh && t == libc::DT_REG {
+                        self.new_file(handle, &p, n.as_bytes(), Some(dev), &look)
+                    } else {
+                        self.entry(handle, &p, n.as_bytes(), Some(dev), Some(&look))
+                    };
+                    if !go {
                         return false;
                     }
                 }

@@ -165,8 +165,10 @@ pub fn read_link_at(dir: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<V
     }
 }
 
-/// The names in the open directory `dir` (without `.` and `..`), in directory order.
-pub fn list_dir(dir: &std::fs::File) -> io::Result<Vec<std::ffi::OsString>> {
+/// The names in the open directory `dir` (without `.` and `..`), in directory order, each with
+/// the type the directory entry gives (`d_type`: `DT_REG`, `DT_DIR`, ..., or `DT_UNKNOWN` where
+/// the file system does not say). A hint only: the entry can change before it is examined.
+pub fn list_dir(dir: &std::fs::File) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStringExt;
     // SAFETY: `dir` is open; the duplicate is handed to fdopendir, which owns it from then on.
@@ -197,7 +199,9 @@ pub fn list_dir(dir: &std::fs::File) -> io::Result<Vec<std::ffi::OsString>> {
         // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
         let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
         if name != b"." && name != b".." {
-            names.push(std::ffi::OsString::from_vec(name.to_vec()));
+            // SAFETY: as above.
+            let t = unsafe { (*ent).d_type };
+            names.push((std::ffi::OsString::from_vec(name.to_vec()), t));
         }
     };
     // SAFETY: `d` came from fdopendir and is closed exactly once.
