@@ -9,6 +9,7 @@ use crate::cache::Location;
 use crate::error::Result;
 use crate::id::{BlobId, BlobKind, PackId};
 use crate::ops::PathMessage;
+use crate::repository::blobmap::Lookups;
 use crate::repository::ReadRepository;
 use crate::tree::{Content, Expansion, Node, NodeKind};
 use crate::trees::chunk_list;
@@ -62,6 +63,9 @@ struct Run {
 /// Places files' contents: each chunk list once per batch, holes without a buffer.
 pub(super) struct Files<'r> {
     repo: &'r ReadRepository,
+    /// The blob map, through one database iterator for every chunk the plan places (one made per
+    /// lookup cost the planner most of its time), made at the first lookup.
+    lookups: Option<Lookups<'r>>,
     /// The content id of an all-zero chunk, per length.
     zero_ids: ZeroIds,
     /// Per chunk list placed: its run, or why it cannot be restored.
@@ -131,6 +135,7 @@ impl<'r> Files<'r> {
     pub fn new(repo: &'r ReadRepository, max: u64, budget: Budget) -> Self {
         Files {
             repo,
+            lookups: None,
             zero_ids: ZeroIds::new(&repo.keys().id_key.0),
             lists: HashMap::new(),
             at: HashMap::new(),
@@ -149,9 +154,19 @@ impl<'r> Files<'r> {
 
     /// Places `ids` one after the other.
     fn run(&mut self, ids: &[BlobId]) -> Result<std::result::Result<Run, String>> {
+        let mut lookups = match self.lookups.take() {
+            Some(l) => l,
+            None => self.repo.lookups()?,
+        };
+        let r = self.run_with(ids, &mut lookups);
+        self.lookups = Some(lookups);
+        r
+    }
+
+    fn run_with(&mut self, ids: &[BlobId], lookups: &mut Lookups<'r>) -> Result<std::result::Result<Run, String>> {
         let mut r = Run::default();
         for id in ids {
-            let Some(loc) = self.repo.locate(BlobKind::Data, id)?.into_iter().next() else {
+            let Some(loc) = lookups.lookup(BlobKind::Data, id)?.into_iter().next() else {
                 return Ok(Err(format!("data blob {id} is not in any index")));
             };
             let len = loc.plain_length;
