@@ -13,6 +13,23 @@ use std::sync::Arc;
 const SECRET: &[u8] = b"root-only secret: must never reach a snapshot";
 const OTHER: &[u8] = b"another file renamed into place";
 
+/// Restores the snapshot backup `r` made to `t/restored`, which it returns; the restore reports no error.
+fn restored(repo: &cairn::repository::ReadRepository, r: &cairn::backup::BackupResult, t: &std::path::Path) -> PathBuf {
+    let target = t.join("restored");
+    let snap = repo.load_snapshot(r.snapshot_id.as_ref().unwrap()).unwrap();
+    let o = RestoreOptions { target: target.clone(), ..Default::default() };
+    let rr = restore(repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
+    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    target
+}
+
+/// Makes a FIFO at `p`.
+fn mkfifo(p: &std::path::Path) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
 /// A first backup of `src` without a hook, so that every directory has a files cache record and the next backup
 /// examines entries by `lstat` before opening them; then each of `changed` gets other content of another size, so
 /// that the next backup reads it again.
@@ -83,11 +100,7 @@ fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
     assert!(r.errors.iter().all(|e| e.message.contains("not stored")), "{:?}", r.errors);
     assert_eq!(r.summary.errors, 3);
 
-    let target = t.join("restored");
-    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
-    let o = RestoreOptions { target: target.clone(), ..Default::default() };
-    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
-    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let target = restored(&repo, &r, t);
     let restored = files(&target.join(src.strip_prefix("/").unwrap()));
     let names: Vec<_> = restored.keys().cloned().collect();
     assert_eq!(names, [PathBuf::from("z-kept")], "only the untouched file is stored");
@@ -132,9 +145,7 @@ fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it
                 std::os::unix::fs::symlink(&key, &d).unwrap();
                 let e = s.join("e-later-fifo");
                 std::fs::remove_file(&e).unwrap();
-                let c = std::ffi::CString::new(e.as_os_str().as_encoded_bytes()).unwrap();
-                // SAFETY: `c` is a valid C string.
-                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+                mkfifo(&e);
                 std::fs::rename(tt.join("other"), s.join("f-later-renamed")).unwrap();
             }
             // Directories are still examined by `lstat` first: this one is refused, as in a recorded directory.
@@ -155,11 +166,7 @@ fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it
     let reported: Vec<PathBuf> = r.errors.iter().map(|e| PathBuf::from(&e.path)).collect();
     assert_eq!(reported, [src.join("b-dir")], "{:?}", r.errors);
 
-    let target = t.join("restored");
-    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
-    let o = RestoreOptions { target: target.clone(), ..Default::default() };
-    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
-    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let target = restored(&repo, &r, t);
     let out = target.join(src.strip_prefix("/").unwrap());
     let mut got: Vec<(String, Vec<u8>)> = regular_files(&out)
         .into_iter()
@@ -200,9 +207,7 @@ fn a_file_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking() {
     let hook = move |p: &std::path::Path| {
         if p.strip_prefix(&s).ok().and_then(|r| r.to_str()) == Some("a-fifo") {
             std::fs::remove_file(p).unwrap();
-            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: `c` is a valid C string.
-            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+            mkfifo(p);
         }
     };
     let opts = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
@@ -212,11 +217,7 @@ fn a_file_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking() {
     assert_eq!(reported, [src.join("a-fifo")], "{:?}", r.errors);
     assert!(r.errors[0].message.contains("not stored"), "{:?}", r.errors);
 
-    let target = t.join("restored");
-    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
-    let o = RestoreOptions { target: target.clone(), ..Default::default() };
-    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
-    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let target = restored(&repo, &r, t);
     let names: Vec<_> = files(&target.join(src.strip_prefix("/").unwrap())).keys().cloned().collect();
     assert_eq!(names, [PathBuf::from("z-kept")]);
 }
@@ -255,11 +256,7 @@ fn files_the_records_hold_unchanged_and_swapped_for_symlinks_store_nothing_of_th
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!((r.summary.files_unchanged, r.summary.files_new), (2, 0), "{:?}", r.summary);
 
-    let target = t.join("restored");
-    let snap = repo.load_snapshot(&r.snapshot_id.unwrap()).unwrap();
-    let o = RestoreOptions { target: target.clone(), ..Default::default() };
-    let rr = restore(&repo, &snap.root(), None, &o, &NoRestoreProgress).unwrap();
-    assert!(rr.errors.is_empty(), "{:?}", rr.errors);
+    let target = restored(&repo, &r, t);
     let out = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(out.join("a-swapped-after-stat")).unwrap(), b"public a", "the recorded content");
     let b = out.join("b-swapped-before");
