@@ -88,45 +88,54 @@ const ZERO_STEP: usize = 8 << 10;
 /// The content ids of all-zero chunks, per length. Chunk lengths are nearly all distinct (a
 /// content-defined cut, or a small file's size), so hashing `len` zeros for each new length would
 /// hash as many zeros as the snapshot has bytes. Instead the keyed hasher's state is saved every
-/// [`ZERO_STEP`] zeros (as far as the longest length asked, at most the 16 MiB a chunk can have,
-/// format-spec §3.6), and a length costs a clone and at most one step of zeros.
+/// [`ZERO_STEP`] zeros (as far as the longest length asked), and a length costs a clone and at
+/// most one step of zeros. No chunk is longer than 16 MiB (format-spec §3.6): a longer plain
+/// length (only a hostile index can claim one) is not taken for a hole, and the blob is read and
+/// verified like any other, so it costs no hashing here and no more than 2,048 saved states.
 struct ZeroIds {
     /// `steps[k]`: the state after `k * ZERO_STEP` zeros.
     steps: Vec<blake3::Hasher>,
+    /// The ids computed, per length; cleared when it holds [`Self::MAX_IDS`] (a restore of
+    /// millions of chunks has about as many lengths).
     ids: HashMap<u32, BlobId>,
 }
 
 impl ZeroIds {
-    /// At most 2,048 saved states (16 MiB of zeros; about 4 MiB of states). A longer length
-    /// (only an index can claim one) hashes the zeros past the last state.
-    const MAX_STEPS: usize = (16 << 20) / ZERO_STEP;
+    /// The longest all-zero chunk recognised: the longest chunk there is (at most 2,048 saved
+    /// states, about 4 MiB).
+    const MAX_LEN: usize = 16 << 20;
+    /// At most this many ids kept (about 2.5 MiB); one more costs at most one step of zeros.
+    const MAX_IDS: usize = 65_536;
 
     fn new(key: &[u8; 32]) -> Self {
         ZeroIds { steps: vec![blake3::Hasher::new_keyed(key)], ids: HashMap::new() }
     }
 
-    /// The keyed BLAKE3 of `len` zero bytes: the content id of an all-zero chunk of that length.
-    fn id(&mut self, len: u32) -> BlobId {
-        if let Some(id) = self.ids.get(&len) {
-            return *id;
-        }
+    /// The keyed BLAKE3 of `len` zero bytes, the content id of an all-zero chunk of that length;
+    /// `None` past the longest chunk there is.
+    fn id(&mut self, len: u32) -> Option<BlobId> {
         let len_bytes = len as usize;
-        let k = (len_bytes / ZERO_STEP).min(Self::MAX_STEPS);
+        if len_bytes > Self::MAX_LEN {
+            return None;
+        }
+        if let Some(id) = self.ids.get(&len) {
+            return Some(*id);
+        }
+        let k = len_bytes / ZERO_STEP;
         while self.steps.len() <= k {
             let mut h = self.steps[self.steps.len() - 1].clone();
             h.update(&ZEROS[..ZERO_STEP]);
             self.steps.push(h);
         }
         let mut h = self.steps[k].clone();
-        let mut left = len_bytes - k * ZERO_STEP;
-        while left > 0 {
-            let n = left.min(ZEROS.len());
-            h.update(&ZEROS[..n]);
-            left -= n;
-        }
+        // Less than one step: ZEROS holds more than that.
+        h.update(&ZEROS[..len_bytes - k * ZERO_STEP]);
         let id = BlobId(*h.finalize().as_bytes());
+        if self.ids.len() >= Self::MAX_IDS {
+            self.ids.clear();
+        }
         self.ids.insert(len, id);
-        id
+        Some(id)
     }
 }
 
@@ -170,7 +179,7 @@ impl<'r> Files<'r> {
                 return Ok(Err(format!("data blob {id} is not in any index")));
             };
             let len = loc.plain_length;
-            if *id == self.zero_ids.id(len) {
+            if self.zero_ids.id(len) == Some(*id) {
                 r.holes += len as u64;
             } else {
                 r.chunks.push((*id, loc, r.len));
@@ -296,20 +305,26 @@ mod tests {
         // Longest first, then shorter ones inside the saved steps, then on and across step bounds.
         let lens = [5 * s + 17, 0, 1, s - 1, s, s + 1, 3 * s, 2 * s + 1000, 9 * s, 65536, 1 << 20, 4095];
         for len in lens {
-            assert_eq!(z.id(len as u32), direct(&key, len), "{len} zeros");
+            assert_eq!(z.id(len as u32), Some(direct(&key, len)), "{len} zeros");
         }
         assert_eq!(z.steps.len(), (1 << 20) / s + 1, "states as far as the longest length");
         assert_ne!(ZeroIds::new(&[8u8; 32]).id(4096), z.id(4096), "keyed");
     }
 
     #[test]
-    fn zero_ids_past_the_last_saved_state_hash_the_rest() {
-        // A length past 64 MiB cannot name a blob (format-spec §5.2), but an index could claim one:
-        // the states stop at 64 MiB and the rest is hashed.
+    fn zero_ids_stop_at_the_longest_chunk_and_keep_a_bounded_map() {
+        // No chunk is longer than 16 MiB (format-spec §3.6), but an index could claim a longer
+        // plain length: it is not a hole, and costs no hashing.
         let key = [1u8; 32];
         let mut z = ZeroIds::new(&key);
-        let len = (64 << 20) + 3;
-        assert_eq!(z.id(len as u32), direct(&key, len));
-        assert_eq!(z.steps.len(), ZeroIds::MAX_STEPS + 1);
+        assert_eq!(z.id(ZeroIds::MAX_LEN as u32), Some(direct(&key, ZeroIds::MAX_LEN)));
+        assert_eq!(z.steps.len(), ZeroIds::MAX_LEN / ZERO_STEP + 1);
+        assert_eq!(z.id(ZeroIds::MAX_LEN as u32 + 1), None);
+        assert_eq!(z.id(u32::MAX), None);
+        for len in 0..ZeroIds::MAX_IDS as u32 + 10 {
+            z.id(len);
+        }
+        assert!(z.ids.len() <= ZeroIds::MAX_IDS, "{}", z.ids.len());
+        assert_eq!(z.id(12_345), Some(direct(&key, 12_345)), "an id computed again after the map was cleared");
     }
 }
