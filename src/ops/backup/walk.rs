@@ -356,7 +356,9 @@ impl Ctx<'_> {
 
     /// Walks the entry `name` of the open directory `dir` (at `path`); false when the backup
     /// must stop. Nothing below a path the user named is resolved through a symlink: entries are
-    /// examined and opened relative to their parent's handle.
+    /// examined and opened relative to their parent's handle. `by_handle`: the entry is a
+    /// regular file by its directory entry's type, in a directory the files cache has no record
+    /// of, so it is examined through its handle first ([`Self::by_handle`]).
     pub(super) fn entry(
         &self,
         dir: &File,
@@ -364,6 +366,7 @@ impl Ctx<'_> {
         name: &[u8],
         parent_dev: Option<u64>,
         look: Option<&DirLookup>,
+        by_handle: bool,
     ) -> bool {
         if cancelled(self.opts) {
             return false;
@@ -371,68 +374,22 @@ impl Ctx<'_> {
         if self.opts.excludes_path(path) {
             return true;
         }
-        let Some(st) = self.lstat(dir, path, name) else { return true };
+        if by_handle {
+            if let Some(go) = self.by_handle(dir, path, name, look) {
+                return go;
+            }
+        }
+        let oname = OsStr::from_bytes(name);
+        let st = match fsmeta::lstat_at(dir, oname) {
+            Ok(s) => s,
+            Err(e) => {
+                self.error(path, format!("cannot stat: {e}"));
+                return true;
+            }
+        };
         if let Some(hook) = &self.opts.test_before_open {
             (hook.0)(path);
         }
-        self.examined(dir, path, name, &st, parent_dev, look)
-    }
-
-    /// `lstat` of the entry `name` of `dir` (at `path`); on failure the path goes on the error
-    /// list.
-    fn lstat(&self, dir: &File, path: &Path, name: &[u8]) -> Option<Stat> {
-        match fsmeta::lstat_at(dir, OsStr::from_bytes(name)) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                self.error(path, format!("cannot stat: {e}"));
-                None
-            }
-        }
-    }
-
-    /// A regular file (by its directory entry's type) of a directory the files cache has no
-    /// record of: nothing of it can be reused, so it is examined through its handle, opened
-    /// first (never through a symlink, never blocking: [`fsmeta::open_file_for_read`]) and
-    /// `fstat`ed: one lookup of the name instead of two (`lstat`, then `open`), and no window
-    /// between examining and opening for a local user to swap the entry in. When the handle is
-    /// not a regular file, or the open fails, the entry is examined again by `lstat` as whatever
-    /// it is now, as [`Self::entry`] does; false when the backup must stop.
-    fn new_file(&self, dir: &File, path: &Path, name: &[u8], parent_dev: Option<u64>, look: &DirLookup) -> bool {
-        if cancelled(self.opts) {
-            return false;
-        }
-        if self.opts.excludes_path(path) {
-            return true;
-        }
-        match fsmeta::open_file_for_read(dir, OsStr::from_bytes(name)) {
-            Ok((f, st)) if fsmeta::file_type(st.mode) == libc::S_IFREG => {
-                if let Some(hook) = &self.opts.test_before_open {
-                    (hook.0)(path);
-                }
-                if self.opts.skips_file(st.size) {
-                    return true;
-                }
-                self.file(dir, path, name, &st, Some(look), Some(f))
-            }
-            _ => match self.lstat(dir, path, name) {
-                Some(st) => self.examined(dir, path, name, &st, parent_dev, Some(look)),
-                None => true,
-            },
-        }
-    }
-
-    /// Stores the entry `name` of `dir` (at `path`), examined as `st`; false when the backup must
-    /// stop.
-    fn examined(
-        &self,
-        dir: &File,
-        path: &Path,
-        name: &[u8],
-        st: &Stat,
-        parent_dev: Option<u64>,
-        look: Option<&DirLookup>,
-    ) -> bool {
-        let oname = OsStr::from_bytes(name);
         match fsmeta::file_type(st.mode) {
             libc::S_IFDIR => {
                 if self.opts.skips_dir(path) {
@@ -440,17 +397,17 @@ impl Ctx<'_> {
                 }
                 if self.opts.stays_out(parent_dev, st.dev) {
                     // Recorded, not entered: nothing is read through it.
-                    let node = self.node(name, st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
+                    let node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, true);
                     return self.send(Event::EnterDir(node)) && self.send(Event::LeaveDir);
                 }
                 let open = || {
                     let d = fsmeta::open_dir_for_read(Some(dir), oname, false)?;
                     fsmeta::fstat(&d).map(|st| (d, st))
                 };
-                let Some(handle) = self.open_checked(path, st, open) else {
+                let Some(handle) = self.open_checked(path, &st, open) else {
                     return true;
                 };
-                let mut node = self.node(name, st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);
+                let mut node = self.node(name, &st, NodeKind::Dir { tree: BlobId([0; 32]) }, path, false);
                 node.xattrs = self.xattrs_of(path, &handle);
                 if !self.send(Event::EnterDir(node)) {
                     return false;
@@ -464,11 +421,11 @@ impl Ctx<'_> {
                 if self.opts.skips_file(st.size) {
                     return true;
                 }
-                self.file(dir, path, name, st, look, None)
+                self.file(dir, path, name, &st, look, None)
             }
             libc::S_IFLNK => match fsmeta::read_link_at(dir, oname) {
                 Ok(target) => {
-                    let n = self.node(name, st, NodeKind::Symlink { target }, path, true);
+                    let n = self.node(name, &st, NodeKind::Symlink { target }, path, true);
                     self.send(Event::Node(n))
                 }
                 Err(e) => {
@@ -483,11 +440,31 @@ impl Ctx<'_> {
                     libc::S_IFBLK => NodeKind::BlockDevice { rdev: st.rdev },
                     _ => NodeKind::Socket,
                 };
-                let mut n = self.node(name, st, kind, path, true);
+                let mut n = self.node(name, &st, kind, path, true);
                 n.size = 0;
                 self.send(Event::Node(n))
             }
         }
+    }
+
+    /// Stores the entry `name` of `dir` (at `path`) as the regular file a handle opened first
+    /// shows (never through a symlink, never blocking: [`fsmeta::open_file_for_read`]) and its
+    /// `fstat`: nothing of a file in a directory without a record can be reused, so the `lstat`
+    /// only cost a second lookup of the name, and no window is left between examining and
+    /// opening for a local user to swap the entry in. `None` when the open fails or the handle
+    /// is not a regular file: the caller examines the entry by `lstat` as whatever it is now.
+    fn by_handle(&self, dir: &File, path: &Path, name: &[u8], look: Option<&DirLookup>) -> Option<bool> {
+        let (f, st) = fsmeta::open_file_for_read(dir, OsStr::from_bytes(name)).ok()?;
+        if fsmeta::file_type(st.mode) != libc::S_IFREG {
+            return None;
+        }
+        if let Some(hook) = &self.opts.test_before_open {
+            (hook.0)(path);
+        }
+        if self.opts.skips_file(st.size) {
+            return Some(true);
+        }
+        Some(self.file(dir, path, name, &st, look, Some(f)))
     }
 
     /// Walks every entry of the open directory `handle` (at `path`, on device `dev`) in name
@@ -505,12 +482,7 @@ impl Ctx<'_> {
                 let fresh = look.files.is_none() && !look.by_path;
                 for (n, t) in names {
                     let p = path.join(&n);
-                    let go = if fresh && t == libc::DT_REG {
-                        self.new_file(handle, &p, n.as_bytes(), Some(dev), &look)
-                    } else {
-                        self.entry(handle, &p, n.as_bytes(), Some(dev), Some(&look))
-                    };
-                    if !go {
+                    if !self.entry(handle, &p, n.as_bytes(), Some(dev), Some(&look), fresh && t == libc::DT_REG) {
                         return false;
                     }
                 }
@@ -539,7 +511,7 @@ impl Ctx<'_> {
                     continue;
                 };
                 let parent_dev = fsmeta::fstat(dir).ok().map(|s| s.dev);
-                if !self.entry(dir, &path, name, parent_dev, None) {
+                if !self.entry(dir, &path, name, parent_dev, None, false) {
                     return false;
                 }
                 continue;

@@ -64,8 +64,8 @@ struct Run {
 pub(super) struct Files<'r> {
     repo: &'r ReadRepository,
     /// The blob map, through one database iterator for every chunk the plan places (one made per
-    /// lookup cost the planner most of its time), made at the first lookup.
-    lookups: Option<Lookups<'r>>,
+    /// lookup cost the planner most of its time).
+    lookups: Lookups<'r>,
     /// The content id of an all-zero chunk, per length.
     zero_ids: ZeroIds,
     /// Per chunk list placed: its run, or why it cannot be restored.
@@ -79,11 +79,11 @@ pub(super) struct Files<'r> {
     pub budget: Budget,
 }
 
-/// All-zero bytes to hash a hole of any length in pieces.
-static ZEROS: [u8; 65536] = [0; 65536];
-
 /// Bytes of zeros between two saved hasher states of [`ZeroIds`].
 const ZERO_STEP: usize = 8 << 10;
+
+/// One step of zeros: what [`ZeroIds`] hashes from a saved state.
+static ZEROS: [u8; ZERO_STEP] = [0; ZERO_STEP];
 
 /// The content ids of all-zero chunks, per length. Chunk lengths are nearly all distinct (a
 /// content-defined cut, or a small file's size), so hashing `len` zeros for each new length would
@@ -124,11 +124,11 @@ impl ZeroIds {
         let k = len_bytes / ZERO_STEP;
         while self.steps.len() <= k {
             let mut h = self.steps[self.steps.len() - 1].clone();
-            h.update(&ZEROS[..ZERO_STEP]);
+            h.update(&ZEROS);
             self.steps.push(h);
         }
         let mut h = self.steps[k].clone();
-        // Less than one step: ZEROS holds more than that.
+        // Less than one step.
         h.update(&ZEROS[..len_bytes - k * ZERO_STEP]);
         let id = BlobId(*h.finalize().as_bytes());
         if self.ids.len() >= Self::MAX_IDS {
@@ -141,17 +141,17 @@ impl ZeroIds {
 
 impl<'r> Files<'r> {
     /// A placer for `repo`, refused past `max` chunk placements, counting into `budget`.
-    pub fn new(repo: &'r ReadRepository, max: u64, budget: Budget) -> Self {
-        Files {
+    pub fn new(repo: &'r ReadRepository, max: u64, budget: Budget) -> Result<Self> {
+        Ok(Files {
             repo,
-            lookups: None,
+            lookups: repo.lookups()?,
             zero_ids: ZeroIds::new(&repo.keys().id_key.0),
             lists: HashMap::new(),
             at: HashMap::new(),
             placed: 0,
             max,
             budget,
-        }
+        })
     }
 
     /// Starts a new batch: forgets the chunk lists placed and the blobs of the batch's packs.
@@ -163,19 +163,9 @@ impl<'r> Files<'r> {
 
     /// Places `ids` one after the other.
     fn run(&mut self, ids: &[BlobId]) -> Result<std::result::Result<Run, String>> {
-        let mut lookups = match self.lookups.take() {
-            Some(l) => l,
-            None => self.repo.lookups()?,
-        };
-        let r = self.run_with(ids, &mut lookups);
-        self.lookups = Some(lookups);
-        r
-    }
-
-    fn run_with(&mut self, ids: &[BlobId], lookups: &mut Lookups<'r>) -> Result<std::result::Result<Run, String>> {
         let mut r = Run::default();
         for id in ids {
-            let Some(loc) = lookups.lookup(BlobKind::Data, id)?.into_iter().next() else {
+            let Some(loc) = self.lookups.lookup(BlobKind::Data, id)?.into_iter().next() else {
                 return Ok(Err(format!("data blob {id} is not in any index")));
             };
             let len = loc.plain_length;

@@ -41,7 +41,7 @@ pub fn plan_with(
 ) -> Result<RestorePlan> {
     let start = Start::find(repo, root, sub)?;
     let mut never = |_: RestorePlan| -> Result<()> { unreachable_flush() };
-    let mut p = Planner::new(repo, start.tree(root), limits, u64::MAX, &mut never);
+    let mut p = Planner::new(repo, start.tree(root), limits, u64::MAX, &mut never)?;
     start.walk(repo, opts, limits, &mut p)?;
     Ok(p.plan)
 }
@@ -67,7 +67,7 @@ pub fn plan_batches(
     run: &mut dyn FnMut(RestorePlan) -> Result<()>,
 ) -> Result<()> {
     let start = Start::find(repo, root, sub)?;
-    let mut p = Planner::new(repo, start.tree(root), limits, budget.max(1), run);
+    let mut p = Planner::new(repo, start.tree(root), limits, budget.max(1), run)?;
     start.walk(repo, opts, limits, &mut p)?;
     p.flush()
 }
@@ -116,10 +116,10 @@ impl<'r, 'f> Planner<'r, 'f> {
         limits: &Limits,
         budget: u64,
         run: &'f mut dyn FnMut(RestorePlan) -> Result<()>,
-    ) -> Self {
+    ) -> Result<Self> {
         let b = Budget { x: limits.expansion, root, held: 0, read: 0 };
-        Planner {
-            files: Files::new(repo, limits.max_entries, b),
+        Ok(Planner {
+            files: Files::new(repo, limits.max_entries, b)?,
             plan: RestorePlan::default(),
             members: HardlinkGroups::default(),
             groups: HashMap::new(),
@@ -128,7 +128,7 @@ impl<'r, 'f> Planner<'r, 'f> {
             dirs_held: 0,
             budget,
             run,
-        }
+        })
     }
 
     /// Hands the current batch to `run` and starts the next one.
