@@ -69,3 +69,5 @@ mod session_bounds;
 mod sources;
 #[path = "library/storage.rs"]
 mod storage;
+#[path = "library/verification.rs"]
+mod verification;

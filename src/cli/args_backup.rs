@@ -6,6 +6,7 @@ use super::values::{size, time};
 use cairn::compress::Compression;
 use cairn::select::SnapshotSpec;
 use cairn::tree::Time;
+use cairn::writer::Verification;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -75,11 +76,27 @@ pub struct BackupArgs {
     /// Path in the snapshot of the --stdin stream (or of the one --command CMD), e.g. db/dump.sql
     #[arg(long, value_name = "PATH")]
     pub stdin_filename: Option<String>,
-    /// Do not verify blobs before upload (faster; not recommended)
-    #[arg(long)]
+    /// What is checked of each blob before upload: full (open every sealed blob again and
+    /// recompute its id), compression (decompress every compressed payload and compare it with
+    /// the plaintext; open trees and one blob in 64 again in full) or off [default: full]
+    #[arg(long, value_name = "MODE")]
+    pub verify: Option<Verification>,
+    /// Check nothing before upload (faster; not recommended): --verify off
+    #[arg(long, conflicts_with = "verify")]
     pub no_verify: bool,
     /// Read back the stored copy of each blob this backup dedups against (once per run) and
     /// store it anew if none verifies; needs a full key
     #[arg(long)]
     pub verify_dedup: bool,
+}
+
+impl BackupArgs {
+    /// What `--verify` or `--no-verify` asks for (default: full).
+    pub fn verification(&self) -> Verification {
+        match (self.verify, self.no_verify) {
+            (Some(v), _) => v,
+            (None, true) => Verification::Off,
+            (None, false) => Verification::default(),
+        }
+    }
 }

@@ -39,9 +39,25 @@ pub fn seal_blob(
 
 /// Compresses `plain` (where it pays), frames it (format-spec §5.2) and seals it under `aad`.
 fn seal_framed(key: &Secret, aad: &[u8], plain: &[u8], compression: Compression) -> Vec<u8> {
-    let compressed = compress::compress(plain, compression);
-    let (flag, payload) = match &compressed {
-        Some(c) => (COMPRESSION_ZSTD, &c[..]),
+    seal_payload(key, aad, plain, compress::compress(plain, compression).as_deref())
+}
+
+/// The writer's check of its compressor before a payload is sealed (format-spec §5.4): refuses a
+/// compressed payload that does not decompress to exactly `plain`. A payload stored raw (`None`)
+/// is `plain` itself.
+pub fn check_compressed(compressed: Option<&[u8]>, plain: &[u8]) -> Result<(), String> {
+    match compressed {
+        Some(c) if !compress::decompresses_to(c, plain) => {
+            Err("the compressed payload does not decompress to the plaintext".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Frames `plain`, or its `compressed` form, and seals it under `aad`.
+fn seal_payload(key: &Secret, aad: &[u8], plain: &[u8], compressed: Option<&[u8]>) -> Vec<u8> {
+    let (flag, payload) = match compressed {
+        Some(c) => (COMPRESSION_ZSTD, c),
         None => (COMPRESSION_NONE, plain),
     };
     let mut buf = Vec::with_capacity(NONCE_LEN + HEADER_LEN + payload.len() + crypto::TAG_LEN);
@@ -51,6 +67,19 @@ fn seal_framed(key: &Secret, aad: &[u8], plain: &[u8], compression: Compression)
     buf.extend_from_slice(&0u32.to_le_bytes());
     buf.extend_from_slice(payload);
     crypto::seal_prepared(key, aad, buf)
+}
+
+/// [`seal_blob`] of a payload already compressed (`Some`, by [`compress::compress`]) or to be
+/// stored raw (`None`): what a writer seals after [`check_compressed`].
+pub fn seal_blob_payload(
+    key: &Secret,
+    repo: &RepoId,
+    kind: BlobKind,
+    id: &BlobId,
+    plain: &[u8],
+    compressed: Option<&[u8]>,
+) -> Vec<u8> {
+    seal_payload(key, &crypto::aad(repo, object_kind(kind), &id.0), plain, compressed)
 }
 
 /// Opens and decodes a sealed blob, checking its plain length. The caller verifies the id.
@@ -79,6 +108,11 @@ pub const BUNDLE_NAME: [u8; 32] = [0; 32];
 /// back (format-spec §5.5).
 pub fn seal_bundle(key: &Secret, repo: &RepoId, body: &[u8], compression: Compression) -> Vec<u8> {
     seal_framed(key, &crypto::aad(repo, ObjectKind::DataBundle, &BUNDLE_NAME), body, compression)
+}
+
+/// [`seal_bundle`] of a body already compressed or to be stored raw, as [`seal_blob_payload`].
+pub fn seal_bundle_payload(key: &Secret, repo: &RepoId, body: &[u8], compressed: Option<&[u8]>) -> Vec<u8> {
+    seal_payload(key, &crypto::aad(repo, ObjectKind::DataBundle, &BUNDLE_NAME), body, compressed)
 }
 
 /// Opens a sealed bundle and returns its body (at most [`crate::index::MAX_BUNDLE_BODY`] bytes).
@@ -159,6 +193,35 @@ mod tests {
             assert_eq!(open_blob(&key, &repo, BlobKind::Data, &id, &s, plain.len()).unwrap(), plain);
             assert!(open_blob(&key, &repo, BlobKind::Tree, &id, &s, plain.len()).is_err());
         }
+    }
+
+    #[test]
+    fn a_payload_seals_as_the_plain_seal_does_and_the_check_refuses_one_that_gives_back_other_bytes() {
+        let key = Secret([3; 32]);
+        let repo = RepoId([4; 32]);
+        let id = BlobId([5; 32]);
+        let text: Vec<u8> = b"check my compressor ".iter().cycle().take(100_000).copied().collect();
+        let mut random = vec![0u8; 100_000];
+        getrandom::getrandom(&mut random).unwrap();
+        for plain in [text.clone(), random, b"abc".to_vec(), vec![]] {
+            let c = compress::compress(&plain, Compression::default());
+            assert!(check_compressed(c.as_deref(), &plain).is_ok());
+            let s = seal_blob_payload(&key, &repo, BlobKind::Data, &id, &plain, c.as_deref());
+            assert_eq!(s.len(), seal_blob(&key, &repo, BlobKind::Data, &id, &plain, Compression::default()).len());
+            assert_eq!(open_blob(&key, &repo, BlobKind::Data, &id, &s, plain.len()).unwrap(), plain);
+            let b = seal_bundle_payload(&key, &repo, &plain, c.as_deref());
+            assert_eq!(open_bundle(&key, &repo, &b).unwrap(), plain);
+        }
+        // What a faulty compressor could hand over: a payload for other bytes.
+        let good = compress::compress(&text, Compression::default()).unwrap();
+        let mut other = text.clone();
+        other[50_000] = b'#';
+        let wrong = compress::compress(&other, Compression::default()).unwrap();
+        assert!(check_compressed(Some(&good), &text).is_ok());
+        assert!(check_compressed(None, &text).is_ok(), "stored raw: the payload is the plaintext");
+        let e = check_compressed(Some(&wrong), &text).unwrap_err();
+        assert!(e.contains("does not decompress to the plaintext"), "{e}");
+        assert!(check_compressed(Some(&good[..good.len() - 1]), &text).is_err());
     }
 
     #[test]

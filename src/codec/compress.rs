@@ -60,6 +60,8 @@ impl std::str::FromStr for Compression {
 const SAMPLE: usize = 8 * 1024;
 
 thread_local! {
+    /// One decompression context per thread: making one per blob cost several percent of a backup.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     static COMPRESSORS: RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -116,10 +118,6 @@ pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
     if plain_len > MAX_PLAIN_LEN {
         return Err(format!("plain length {plain_len} exceeds the maximum"));
     }
-    thread_local! {
-        static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-    }
-    // One decompression context per thread: making one per blob cost several percent of a backup.
     let out = DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
@@ -132,6 +130,24 @@ pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
         return Err(format!("decompressed {} bytes, expected {}", out.len(), plain_len));
     }
     Ok(out)
+}
+
+/// True when `compressed` decompresses to exactly `plain`: the writer's check of its compressor
+/// before a payload is sealed (format-spec §5.4). A payload that fails to decompress, or yields
+/// more, fewer or other bytes, is `false`.
+pub fn decompresses_to(compressed: &[u8], plain: &[u8]) -> bool {
+    if plain.len() > MAX_PLAIN_LEN {
+        return false;
+    }
+    let mut out = Vec::with_capacity(plain.len());
+    let n = DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new().ok()?);
+        }
+        d.as_mut()?.decompress_to_buffer(compressed, &mut out).ok()
+    });
+    n == Some(plain.len()) && out == plain
 }
 
 /// Decompresses one zstd frame that records its content size, refusing a frame without one or
@@ -169,6 +185,38 @@ mod tests {
         let mut streamed = Vec::new();
         zstd::stream::copy_encode(&text[..], &mut streamed, 3).unwrap();
         assert!(decompress_frame(&streamed, 1 << 20).is_err(), "a frame without its content size is refused");
+    }
+
+    #[test]
+    fn the_compressor_check_accepts_only_a_payload_that_gives_back_the_plaintext() {
+        let text: Vec<u8> = b"the quick brown fox ".iter().cycle().take(200_000).copied().collect();
+        let c = compress(&text, Compression::default()).unwrap();
+        assert!(decompresses_to(&c, &text));
+        assert!(!decompresses_to(&c, &text[..text.len() - 1]), "more bytes than the plaintext");
+        let mut longer = text.clone();
+        longer.push(b'x');
+        assert!(!decompresses_to(&c, &longer), "fewer bytes than the plaintext");
+        let mut other = text.clone();
+        other[123_456] ^= 1;
+        assert!(!decompresses_to(&c, &other), "one byte differs");
+        assert!(!decompresses_to(&c[..c.len() / 2], &text), "a truncated payload");
+        // Altered payloads that zstd decodes without complaint, to other bytes of the right length:
+        // without a checksum in the frame, only the comparison tells them from the plaintext.
+        let varied: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 & 0x3f).collect();
+        let c = compress(&varied, Compression::default()).unwrap();
+        let mut silent = 0;
+        for at in (0..c.len()).step_by(7) {
+            let mut bad = c.clone();
+            bad[at] ^= 0x40;
+            if let Ok(out) = decompress(&bad, varied.len()) {
+                if out != varied {
+                    silent += 1;
+                    assert!(!decompresses_to(&bad, &varied), "byte {at} altered");
+                }
+            }
+        }
+        assert!(silent > 0, "some alteration decodes silently to other bytes");
+        assert!(!decompresses_to(&[], b"x"));
     }
 
     #[test]

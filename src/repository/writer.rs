@@ -48,8 +48,8 @@ pub const BUNDLE_MAX_MEMBERS: usize = 4096;
 pub struct WriterOptions {
     /// Compression.
     pub compression: Compression,
-    /// Verify every blob (unseal, decompress, recompute id) before its pack is written.
-    pub verify: bool,
+    /// What is checked of each sealed blob before it joins a pack (format-spec §5.4).
+    pub verify: Verification,
     /// Concurrent uploads (at least; the backend may ask for more, see `Backend::upload_concurrency`).
     pub uploaders: usize,
     /// Dry run: count, store nothing.
@@ -63,21 +63,56 @@ pub struct WriterOptions {
     /// An index file is written once the stored packs waiting for one name this many blobs
     /// (default [`BLOBS_PER_INDEX`]).
     pub blobs_per_index: usize,
+    /// Tests only: every compressed payload has one byte changed before it is checked and sealed,
+    /// as a faulty compressor would hand it over (what verification before upload is for).
+    #[doc(hidden)]
+    pub test_faulty_compressor: bool,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             compression: Compression::default(),
-            verify: true,
+            verify: Verification::default(),
             uploaders: 2,
             dry_run: false,
             verify_dedup: false,
             blobs_per_pack: BLOBS_PER_PACK,
             blobs_per_index: BLOBS_PER_INDEX,
+            test_faulty_compressor: false,
         }
     }
 }
+
+/// What a writer checks of a sealed blob or bundle before it may join a pack (format-spec §5.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verification {
+    /// Every sealed segment is opened again (AEAD, framing, decompression) and every id
+    /// recomputed from what it gives back.
+    #[default]
+    Full,
+    /// Every compressed payload is decompressed and compared with the plaintext before it is
+    /// sealed; tree blobs, and one data segment in [`OPEN_AGAIN_EVERY`], are opened again in full.
+    Compression,
+    /// Nothing is checked.
+    Off,
+}
+
+impl std::str::FromStr for Verification {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "full" => Ok(Verification::Full),
+            "compression" => Ok(Verification::Compression),
+            "off" | "none" => Ok(Verification::Off),
+            v => Err(format!("verification must be full, compression or off, not {v:?}")),
+        }
+    }
+}
+
+/// Under [`Verification::Compression`], one sealed data segment in this many (the session's
+/// first among them) is also opened again in full.
+pub const OPEN_AGAIN_EVERY: u64 = 64;
 
 /// Counters of what a session stored.
 #[derive(Debug, Default)]
@@ -132,6 +167,8 @@ pub struct Writer<'r> {
     uploaders: Vec<JoinHandle<()>>,
     lease: Option<LeaseKeeper>,
     pack_size: usize,
+    /// Data segments sealed so far (which of them [`Verification::Compression`] opens again).
+    sealed_segments: AtomicU64,
 }
 
 struct OpenPacks {
@@ -350,6 +387,7 @@ impl<'r> Writer<'r> {
             lease,
             pack_size,
             opts,
+            sealed_segments: AtomicU64::new(0),
         })
     }
 
@@ -466,21 +504,48 @@ impl<'r> Writer<'r> {
         Ok(true)
     }
 
-    /// Compresses (where it pays) and seals one blob; with verification, opens it again and
-    /// recomputes its id before it may join a pack (format-spec §5.4).
+    /// Compresses (where it pays) and seals one blob, checked as the session's [`Verification`]
+    /// says before it may join a pack (format-spec §5.4).
     fn seal_verified(&self, kind: BlobKind, id: BlobId, plain: &[u8]) -> Result<Vec<u8>> {
         let keys = self.repo.keys();
         let compression =
             if kind == BlobKind::Tree { self.opts.compression.for_trees() } else { self.opts.compression };
-        let sealed = blob::seal_blob(self.session.key(), &keys.repo_id, kind, &id, plain, compression);
-        if self.opts.verify {
-            let back = blob::open_blob(self.session.key(), &keys.repo_id, kind, &id, &sealed, plain.len())
-                .map_err(|e| Error::corrupt_blob(kind, id, None, format!("verification before upload failed: {e}")))?;
+        let fail = |e: String| Error::corrupt_blob(kind, id, None, format!("verification before upload failed: {e}"));
+        let (key, repo_id) = (self.session.key(), &keys.repo_id);
+        let compressed = self.compress(plain, compression);
+        if self.opts.verify == Verification::Compression {
+            blob::check_compressed(compressed.as_deref(), plain).map_err(fail)?;
+        }
+        let sealed = blob::seal_blob_payload(key, repo_id, kind, &id, plain, compressed.as_deref());
+        if self.open_again(kind) {
+            let back = blob::open_blob(key, repo_id, kind, &id, &sealed, plain.len()).map_err(fail)?;
             if keys.content_id(&back) != id {
-                return Err(Error::corrupt_blob(kind, id, None, "verification before upload failed: content changed"));
+                return Err(fail("content changed".into()));
             }
         }
         Ok(sealed)
+    }
+
+    /// `plain` compressed where it pays (`None`: stored raw); garbled as a faulty compressor
+    /// would under [`WriterOptions::test_faulty_compressor`].
+    fn compress(&self, plain: &[u8], compression: Compression) -> Option<Vec<u8>> {
+        let mut compressed = crate::compress::compress(plain, compression);
+        if let Some(c) = compressed.as_mut().filter(|_| self.opts.test_faulty_compressor) {
+            let at = c.len() / 2;
+            c[at] ^= 0x55;
+        }
+        compressed
+    }
+
+    /// True when the sealed segment of `kind` about to join a pack is to be opened again in full.
+    fn open_again(&self, kind: BlobKind) -> bool {
+        match self.opts.verify {
+            Verification::Full => true,
+            Verification::Off => false,
+            Verification::Compression => {
+                kind == BlobKind::Tree || self.sealed_segments.fetch_add(1, Ordering::Relaxed) % OPEN_AGAIN_EVERY == 0
+            }
+        }
     }
 
     /// Seals a bundle and adds it to an open data pack; a bundle of one blob is stored as that
@@ -499,12 +564,16 @@ impl<'r> Writer<'r> {
                 pack.add(&self.shared, &self.session.public, BlobKind::Data, id, &sealed, plain)
             });
         }
-        let sealed = blob::seal_bundle(self.session.key(), &keys.repo_id, &b.body, self.opts.compression);
-        if self.opts.verify {
+        let fail = |id: BlobId, e: String| {
+            Error::corrupt_blob(BlobKind::Data, id, None, format!("verification before upload failed: {e}"))
+        };
+        let compressed = self.compress(&b.body, self.opts.compression);
+        if self.opts.verify == Verification::Compression {
+            blob::check_compressed(compressed.as_deref(), &b.body).map_err(|e| fail(b.members[0].id, e))?;
+        }
+        let sealed = blob::seal_bundle_payload(self.session.key(), &keys.repo_id, &b.body, compressed.as_deref());
+        if self.open_again(BlobKind::Data) {
             // What a reader does with every member: open the bundle, slice, recompute the id.
-            let fail = |id: BlobId, e: String| {
-                Error::corrupt_blob(BlobKind::Data, id, None, format!("verification before upload failed: {e}"))
-            };
             let back =
                 blob::open_bundle(self.session.key(), &keys.repo_id, &sealed).map_err(|e| fail(b.members[0].id, e))?;
             let mut at = 0u32;

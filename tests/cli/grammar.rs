@@ -208,3 +208,29 @@ fn completions_and_man_pages_cover_every_command() {
     let backup = std::fs::read_to_string(dir.join("cairn-backup.1")).unwrap();
     assert!(backup.contains("exclude\\-larger\\-than"), "the page lists the flags");
 }
+
+#[test]
+fn every_verification_mode_stores_what_restores_and_a_mode_is_read_one_way() {
+    let text: Vec<u8> = b"verify me before upload ".iter().cycle().take(700_000).copied().collect();
+    let mut noise = vec![0u8; 300_000];
+    getrandom::getrandom(&mut noise).unwrap();
+    // A new repository for each mode, so that each stores every blob itself.
+    for flags in [&["--verify", "full"][..], &["--verify", "compression"], &["--verify", "off"], &["--no-verify"], &[]]
+    {
+        let repo = Repo::new();
+        let src = repo.mkdir("src");
+        write_file(&src.join("large.txt"), &text);
+        write_file(&src.join("small.txt"), &text[..20_000]);
+        write_file(&src.join("noise.bin"), &noise);
+        let v = repo.backup(&[&src], flags);
+        assert!(v["blobs_added"].as_u64().unwrap() >= 3, "{flags:?}: {v}");
+        let target = repo.path("restored");
+        repo.restore(v["snapshot_id"].as_str().unwrap(), &target);
+        assert_same_contents(&src, &restored_path(&target, &src));
+        repo.ok(&["check", "--read-data"]);
+    }
+    let repo = Repo::new();
+    let src = repo.mkdir("src");
+    repo.expect_usage_error(&["backup", s(&src), "--verify", "sometimes"], &["--verify", "sometimes"]);
+    repo.expect_usage_error(&["backup", s(&src), "--verify", "full", "--no-verify"], &["--no-verify"]);
+}

@@ -182,7 +182,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         dry_run: a.dry_run,
         force: a.force,
         parent,
-        no_verify: a.no_verify,
+        verify: a.verification(),
         verify_dedup: a.verify_dedup,
         threads: 0,
         command_concurrency: a.command_concurrency.map_or(0, usize::from),

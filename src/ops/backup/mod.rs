@@ -86,8 +86,8 @@ pub struct BackupOptions {
     pub force: bool,
     /// Parent snapshot (default: the newest of the same host and paths, if readable).
     pub parent: Option<SnapshotId>,
-    /// Skip blob verification before upload.
-    pub no_verify: bool,
+    /// What is checked of each sealed blob before upload (format-spec §5.4).
+    pub verify: crate::writer::Verification,
     /// Read back once the stored copy of each blob the backup dedups against, and store the blob
     /// anew when no copy verifies (needs a full key; format-spec §12).
     pub verify_dedup: bool,

@@ -52,7 +52,7 @@ pub fn backup(
     };
     let wopts = WriterOptions {
         compression: opts.compression.unwrap_or_else(|| repo.default_compression()),
-        verify: !opts.no_verify,
+        verify: opts.verify,
         uploaders: 2,
         dry_run: opts.dry_run,
         verify_dedup: opts.verify_dedup,
