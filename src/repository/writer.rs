@@ -543,7 +543,8 @@ impl<'r> Writer<'r> {
             Verification::Full => true,
             Verification::Off => false,
             Verification::Compression => {
-                kind == BlobKind::Tree || self.sealed_segments.fetch_add(1, Ordering::Relaxed) % OPEN_AGAIN_EVERY == 0
+                kind == BlobKind::Tree
+                    || self.sealed_segments.fetch_add(1, Ordering::Relaxed).is_multiple_of(OPEN_AGAIN_EVERY)
             }
         }
     }

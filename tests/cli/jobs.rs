@@ -451,3 +451,25 @@ fn run_writes_the_jobs_metrics_labelled_with_the_job() {
         "the backup step's counters carry the job label: {written}"
     );
 }
+
+#[test]
+fn a_repository_table_chooses_its_jobs_verification() {
+    let r = Repo::new();
+    let src = r.mkdir("src");
+    write_file(&src.join("f.txt"), &b"verify me ".repeat(50_000));
+    let text = format!(
+        "{}verify = \"compression\"\n\n[job.web]\nrepository = \"main\"\npaths = [{:?}]\n",
+        repo_table(&r),
+        s(&src)
+    );
+    let cfg = profile(&r, "verify.toml", &text);
+    let plan = r.ok(&["--config", s(&cfg), "run", "web", "--dry-run"]);
+    assert!(plan.contains("--verify compression"), "{plan}");
+    let (code, reports) = run_json(&r, &cfg, &["web"]);
+    assert_eq!((code, reports[0]["outcome"].as_str()), (0, Some("ok")), "{reports:?}");
+    let restored = r.path("restored");
+    r.restore("latest", &restored);
+    assert_same_contents(&src, &restored_path(&restored, &src));
+    let cfg = profile(&r, "bad.toml", &text.replace("\"compression\"", "\"sometimes\""));
+    r.expect_usage_error(&["--config", s(&cfg), "run", "web"], &["verify", "sometimes"]);
+}

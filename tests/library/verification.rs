@@ -29,7 +29,7 @@ fn a_faulty_compressor_is_caught_before_anything_is_stored_under_full_and_compre
         let root = tmp.path().join("repo");
         let repo = init_local(&root, b"pw", &tmp.path().join("cache"));
         let packs_before = stored_packs(&root);
-        let mut w = Writer::new(&repo, faulty(verify), "backup").unwrap();
+        let w = Writer::new(&repo, faulty(verify), "backup").unwrap();
 
         // A large blob is sealed as it is stored: the store itself fails, naming the blob.
         let large = text(1, 600_000);

@@ -177,6 +177,9 @@ fn backup_argv(job: &Job, repo: &RepoProfile) -> anyhow::Result<Vec<OsString>> {
     if let Some(c) = &repo.compression {
         flag("--compression", c);
     }
+    if let Some(c) = &repo.verify {
+        flag("--verify", c);
+    }
     for f in &e.exclude_files {
         v.extend(["--exclude-file".into(), f.into()]);
     }

@@ -69,6 +69,8 @@ pub struct RepoProfile {
     pub no_cache: bool,
     /// `compression` for the jobs' backups, as `backup --compression` takes it (checked).
     pub compression: Option<String>,
+    /// `verify` for the jobs' backups, as `backup --verify` takes it (checked).
+    pub verify: Option<String>,
     /// `options` as `-o KEY=VALUE` words, in key order.
     pub options: Vec<String>,
     /// `options_file`.
@@ -312,12 +314,20 @@ fn repository(
         },
         None => None,
     };
+    let verify = match r.verify {
+        Some(v) => match v.get_ref().parse::<cairn::writer::Verification>() {
+            Ok(_) => Some(v.into_inner()),
+            Err(e) => return at.err(v.span(), format!("{} = {:?}: {e}", key("verify"), v.get_ref())),
+        },
+        None => None,
+    };
     Ok(RepoProfile {
         url: r.url.into_inner(),
         password,
         cache_dir: r.cache_dir.map(|p| at.abs(p, &key("cache_dir"))).transpose()?,
         no_cache: r.no_cache,
         compression,
+        verify,
         options: r.options.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         options_file: r.options_file.map(|p| at.abs(p, &key("options_file"))).transpose()?,
     })

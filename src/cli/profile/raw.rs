@@ -30,6 +30,7 @@ pub struct RepositoryToml {
     #[serde(default)]
     pub no_cache: bool,
     pub compression: Option<Spanned<String>>,
+    pub verify: Option<Spanned<String>>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     pub options_file: Option<Spanned<String>>,

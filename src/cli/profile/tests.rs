@@ -152,3 +152,13 @@ fn the_drill_table_is_parsed_and_checked() {
         assert!(e.message.contains(words), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_repository_sets_its_jobs_verification_and_a_bad_one_names_key_and_line() {
+    let p = parse("[repository.main]\nurl = \"/r\"\nverify = \"compression\"\n").unwrap();
+    assert_eq!(p.repositories["main"].verify.as_deref(), Some("compression"));
+    assert_eq!(parse("[repository.main]\nurl = \"/r\"\n").unwrap().repositories["main"].verify, None);
+    let e = err("[repository.main]\nurl = \"/r\"\nverify = \"sometimes\"\n");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.message.contains("verify") && e.message.contains("sometimes"), "{e}");
+}
