@@ -141,15 +141,39 @@ impl Printer {
     }
 }
 
+/// The bar shows the path of a file at most this often: formatting and setting it for every file
+/// cost the walker's thread a string and a lock per file, for a line redrawn a few times a second.
+const PATH_EVERY: Duration = Duration::from_millis(100);
+
 /// The backup's progress: the bar, per-file lines with `-vv`, errors and warnings on stderr.
 pub struct BackupProgress {
     /// The bar, when one is drawn.
-    pub bar: Option<ProgressBar>,
+    bar: Option<ProgressBar>,
     /// The printer's settings.
-    pub out: Printer,
+    out: Printer,
+    start: std::time::Instant,
+    /// When the bar's path was last set, in milliseconds after `start` (`u64::MAX`: never).
+    path_shown: std::sync::atomic::AtomicU64,
 }
 
 impl BackupProgress {
+    /// The progress of a backup drawn on `bar` (if any) and printed as `out` says.
+    pub fn new(bar: Option<ProgressBar>, out: Printer) -> BackupProgress {
+        let never = std::sync::atomic::AtomicU64::new(u64::MAX);
+        BackupProgress { bar, out, start: std::time::Instant::now(), path_shown: never }
+    }
+
+    /// True when the bar's path is due to be set again (at most once per [`PATH_EVERY`]).
+    fn path_due(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.path_shown.load(Relaxed);
+        if last != u64::MAX && now.saturating_sub(last) < PATH_EVERY.as_millis() as u64 {
+            return false;
+        }
+        self.path_shown.compare_exchange(last, now, Relaxed, Relaxed).is_ok()
+    }
+
     fn say(&self, line: String, always: bool) {
         if !always && self.out.quiet() {
             return;
@@ -163,7 +187,7 @@ impl BackupProgress {
 
 impl cairn::backup::Progress for BackupProgress {
     fn file(&self, path: &Path, _size: u64) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = self.bar.as_ref().filter(|_| self.path_due()) {
             b.set_message(path.display().to_string());
         }
         if self.out.verbose() > 1 {
@@ -225,5 +249,27 @@ impl SourceView {
                 bytes: r.bytes(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn::backup::Progress;
+
+    #[test]
+    fn the_bar_shows_a_path_at_most_once_a_tenth_of_a_second() {
+        let out = Printer { json: false, quiet: false, verbose: 0, record: None };
+        let p = BackupProgress::new(Some(ProgressBar::hidden()), out);
+        let bar = p.bar.clone().unwrap();
+        p.file(Path::new("/first"), 1);
+        assert_eq!(bar.message(), "/first", "the first file is shown at once");
+        for i in 0..1000 {
+            p.file(Path::new(&format!("/next-{i}")), 1);
+        }
+        assert_eq!(bar.message(), "/first", "files within the tenth of a second are not");
+        std::thread::sleep(PATH_EVERY + Duration::from_millis(20));
+        p.file(Path::new("/later"), 1);
+        assert_eq!(bar.message(), "/later");
     }
 }

@@ -213,7 +213,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Outcome> {
         Stream::Stdin(path) => BackupSource::Stream { path, reader: Box::new(std::io::stdin()) },
         Stream::Command(path, command) => BackupSource::Command { path, command },
     }));
-    let progress = BackupProgress { bar: bar.clone(), out: ctx.out.clone() };
+    let progress = BackupProgress::new(bar.clone(), ctx.out.clone());
     let result = backup::backup(&repo, sources, &opts, &progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
