@@ -166,7 +166,7 @@ impl BackupProgress {
     /// True when the bar's path is due to be set again (at most once per [`PATH_EVERY`]).
     fn path_due(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let now = self.start.elapsed().as_millis() as u64;
         let last = self.path_shown.load(Relaxed);
         if last != u64::MAX && now.saturating_sub(last) < PATH_EVERY.as_millis() as u64 {
             return false;

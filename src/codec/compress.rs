@@ -118,14 +118,7 @@ pub fn decompress(data: &[u8], plain_len: usize) -> Result<Vec<u8>, String> {
     if plain_len > MAX_PLAIN_LEN {
         return Err(format!("plain length {plain_len} exceeds the maximum"));
     }
-    let out = DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?);
-        }
-        let d = d.as_mut().expect("just set");
-        d.decompress(data, plain_len).map_err(|e| format!("zstd: {e}"))
-    })?;
+    let out = with_decompressor(|d| d.decompress(data, plain_len)).map_err(|e| format!("zstd: {e}"))?;
     if out.len() != plain_len {
         return Err(format!("decompressed {} bytes, expected {}", out.len(), plain_len));
     }
@@ -140,14 +133,21 @@ pub fn decompresses_to(compressed: &[u8], plain: &[u8]) -> bool {
         return false;
     }
     let mut out = Vec::with_capacity(plain.len());
-    let n = DECOMPRESSOR.with(|d| {
+    let n = with_decompressor(|d| d.decompress_to_buffer(compressed, &mut out));
+    n.ok() == Some(plain.len()) && out == plain
+}
+
+/// Runs `f` with this thread's decompression context, made on first use.
+fn with_decompressor<T>(
+    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new().ok()?);
+        match &mut *d {
+            Some(d) => f(d),
+            None => f(d.insert(zstd::bulk::Decompressor::new()?)),
         }
-        d.as_mut()?.decompress_to_buffer(compressed, &mut out).ok()
-    });
-    n == Some(plain.len()) && out == plain
+    })
 }
 
 /// Decompresses one zstd frame that records its content size, refusing a frame without one or
