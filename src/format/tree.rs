@@ -174,7 +174,7 @@ pub enum Content {
     },
     /// The file's bytes themselves, at most [`MAX_INLINE`] of them and exactly the node's
     /// `size` (format-spec §7.3); only in repositories of format version 2.
-    Inline(Vec<u8>),
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Content {
@@ -214,6 +214,7 @@ pub enum NodeKind {
     /// A symbolic link.
     Symlink {
         /// The target, as bytes.
+        #[serde(with = "serde_bytes")]
         target: Vec<u8>,
     },
     /// A named pipe.
@@ -236,6 +237,7 @@ pub enum NodeKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     /// The name, as bytes (need not be UTF-8).
+    #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
     /// Kind and kind-specific data.
     pub kind: NodeKind,
@@ -411,6 +413,99 @@ mod tests {
         n.kind = NodeKind::File { content: Content::Chunks(vec![]) };
         n.mode = 0o6740;
         assert_eq!(n.mode_string(), "-rwsr-S---");
+    }
+
+    /// The node as it was declared before its byte strings (name, symlink target, inline content)
+    /// went through `serde_bytes`: plain `Vec<u8>`s, sequences of `u8`.
+    #[derive(Serialize)]
+    struct PlainNode {
+        name: Vec<u8>,
+        kind: PlainKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        user: String,
+        group: String,
+        mtime: Time,
+        atime: Time,
+        ctime: Time,
+        size: u64,
+        hardlink: u64,
+        xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    }
+
+    #[derive(Serialize)]
+    #[allow(dead_code)]
+    enum PlainKind {
+        File { content: PlainContent },
+        Dir { tree: BlobId },
+        Symlink { target: Vec<u8> },
+    }
+
+    #[derive(Serialize)]
+    #[allow(dead_code)]
+    enum PlainContent {
+        Chunks(Vec<BlobId>),
+        Indirect { lists: Vec<BlobId>, count: u64 },
+        Inline(Vec<u8>),
+    }
+
+    /// Byte strings written whole keep the bytes of §2.2 (a length, then the bytes): trees written
+    /// before and after encode alike, and the old bytes decode to the same nodes.
+    #[test]
+    fn byte_strings_encode_as_the_sequences_of_bytes_they_were() {
+        let t = Time { secs: -7, nanos: 9 };
+        let inline: Vec<u8> = (0..=255u8).chain([0, 0, 0xff]).collect();
+        let cases = [
+            (b"\xffname\x01".to_vec(), PlainKind::Symlink { target: b"../\xfe\x00t".to_vec() }),
+            (b"f".to_vec(), PlainKind::File { content: PlainContent::Inline(inline.clone()) }),
+            (vec![b'x'; 300], PlainKind::File { content: PlainContent::Inline(vec![]) }),
+        ];
+        for (name, kind) in cases {
+            let now = match &kind {
+                PlainKind::Symlink { target } => NodeKind::Symlink { target: target.clone() },
+                PlainKind::File { content: PlainContent::Inline(b) } => {
+                    NodeKind::File { content: Content::Inline(b.clone()) }
+                }
+                _ => unreachable!(),
+            };
+            let xattrs = vec![(b"user.a".to_vec(), vec![0, 1, 2])];
+            let plain = PlainNode {
+                name: name.clone(),
+                kind,
+                mode: 0o644,
+                uid: 1,
+                gid: 2,
+                user: "u".into(),
+                group: "g".into(),
+                mtime: t,
+                atime: t,
+                ctime: t,
+                size: 3,
+                hardlink: 0,
+                xattrs: xattrs.clone(),
+            };
+            let node = Node {
+                name,
+                kind: now,
+                mode: 0o644,
+                uid: 1,
+                gid: 2,
+                user: "u".into(),
+                group: "g".into(),
+                mtime: t,
+                atime: t,
+                ctime: t,
+                size: 3,
+                hardlink: 0,
+                xattrs,
+            };
+            let old = postcard::to_allocvec(&plain).unwrap();
+            assert_eq!(postcard::to_allocvec(&node).unwrap(), old);
+            assert_eq!(postcard::from_bytes::<Node>(&old).unwrap(), node);
+            // JSON keeps byte strings as arrays of numbers.
+            assert_eq!(serde_json::to_string(&node).unwrap(), serde_json::to_string(&plain).unwrap());
+        }
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub struct FileEntry {
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// The file's bytes when its content is inline in its tree node (format-spec §7.3); its
     /// `content` is then empty.
+    #[serde(with = "serde_bytes")]
     pub inline: Option<Vec<u8>>,
 }
 

@@ -29,6 +29,7 @@ pub struct DirFiles {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirFile {
     /// The file's name in its directory.
+    #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
     /// What the backup saw.
     pub entry: FileEntry,
@@ -348,7 +349,52 @@ mod tests {
             })
     }
 
+    /// [`DirFile`] as it was declared before its name and inline bytes went through `serde_bytes`: a plain
+    /// `Vec<u8>` is a sequence of `u8`, one call per byte, and postcard writes it as the same length and bytes.
+    #[derive(Serialize, Deserialize)]
+    struct PlainFile {
+        name: Vec<u8>,
+        entry: PlainEntry,
+        session: u64,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct PlainEntry {
+        size: u64,
+        mtime: i128,
+        ctime: i128,
+        inode: u64,
+        dev: u64,
+        content: Vec<crate::id::BlobId>,
+        xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+        inline: Option<Vec<u8>>,
+    }
+
     proptest! {
+        /// Byte strings read and written whole (`serde_bytes`) keep the stored bytes: a record written by the
+        /// declaration before encodes and decodes as one written now, so caches already on disk stay readable.
+        #[test]
+        fn byte_strings_encode_as_the_sequences_of_bytes_they_were(f in arb_file()) {
+            let e = f.entry.clone();
+            let plain = PlainFile {
+                name: f.name.clone(),
+                entry: PlainEntry {
+                    size: e.size,
+                    mtime: e.mtime,
+                    ctime: e.ctime,
+                    inode: e.inode,
+                    dev: e.dev,
+                    content: e.content,
+                    xattrs: e.xattrs,
+                    inline: e.inline,
+                },
+                session: f.session,
+            };
+            let old = postcard::to_allocvec(&plain).unwrap();
+            prop_assert_eq!(&postcard::to_allocvec(&f).unwrap(), &old);
+            prop_assert_eq!(postcard::from_bytes::<DirFile>(&old).unwrap(), f);
+        }
+
         /// The view of an encoded record gives back every file's compared fields and name as they were, and each
         /// file decoded whole is the file.
         #[test]
