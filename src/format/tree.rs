@@ -262,6 +262,7 @@ pub struct Node {
     /// Hardlink group within the snapshot; 0 when the file has a single name.
     pub hardlink: u64,
     /// Extended attributes, sorted by name.
+    #[serde(with = "xattr_pairs")]
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -387,6 +388,25 @@ impl TreeBlob {
     }
 }
 
+/// Extended attributes as stored (format-spec §2.2, §7.1): a sequence of pairs of byte strings, each
+/// string read and written whole (a length and a copy) rather than one serde call per byte. The
+/// bytes are those of a plain `Vec<(Vec<u8>, Vec<u8>)>`.
+pub mod xattr_pairs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    /// Writes the pairs.
+    pub fn serialize<S: Serializer>(pairs: &[(Vec<u8>, Vec<u8>)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(pairs.iter().map(|(k, v)| (Bytes::new(k), Bytes::new(v))))
+    }
+
+    /// Reads the pairs.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Vec<u8>, Vec<u8>)>, D::Error> {
+        let pairs = Vec::<(ByteBuf, ByteBuf)>::deserialize(d)?;
+        Ok(pairs.into_iter().map(|(k, v)| (k.into_vec(), v.into_vec())).collect())
+    }
+}
+
 /// Sorts nodes into canonical order (by name bytes) and their xattrs by name.
 pub fn canonicalize(nodes: &mut [Node]) {
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -469,7 +489,11 @@ mod tests {
                 }
                 _ => unreachable!(),
             };
-            let xattrs = vec![(b"user.a".to_vec(), vec![0, 1, 2])];
+            let xattrs = vec![
+                (b"security.selinux".to_vec(), b"system_u:object_r:etc_t:s0\0".to_vec()),
+                (b"user.a".to_vec(), vec![]),
+                (vec![0xff; 200], vec![0, 1, 2]),
+            ];
             let plain = PlainNode {
                 name: name.clone(),
                 kind,

@@ -77,6 +77,7 @@ pub struct FileEntry {
     /// The file's data blob ids.
     pub content: Vec<BlobId>,
     /// Its extended attributes: a change to them moves ctime, so a hit need not read them again.
+    #[serde(with = "crate::tree::xattr_pairs")]
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// The file's bytes when its content is inline in its tree node (format-spec §7.3); its
     /// `content` is then empty.
