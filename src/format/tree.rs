@@ -494,34 +494,27 @@ mod tests {
                 (b"user.a".to_vec(), vec![]),
                 (vec![0xff; 200], vec![0, 1, 2]),
             ];
-            let plain = PlainNode {
-                name: name.clone(),
-                kind,
-                mode: 0o644,
-                uid: 1,
-                gid: 2,
-                user: "u".into(),
-                group: "g".into(),
-                mtime: t,
-                atime: t,
-                ctime: t,
-                size: 3,
-                hardlink: 0,
-                xattrs: xattrs.clone(),
-            };
             let node = Node {
-                name,
+                name: name.clone(),
                 kind: now,
-                mode: 0o644,
-                uid: 1,
-                gid: 2,
-                user: "u".into(),
-                group: "g".into(),
                 mtime: t,
-                atime: t,
-                ctime: t,
                 size: 3,
-                hardlink: 0,
+                xattrs: xattrs.clone(),
+                ..Node::bare(b"-", NodeKind::Fifo)
+            };
+            let plain = PlainNode {
+                name,
+                kind,
+                mode: node.mode,
+                uid: node.uid,
+                gid: node.gid,
+                user: node.user.clone(),
+                group: node.group.clone(),
+                mtime: node.mtime,
+                atime: node.atime,
+                ctime: node.ctime,
+                size: node.size,
+                hardlink: node.hardlink,
                 xattrs,
             };
             let old = postcard::to_allocvec(&plain).unwrap();
