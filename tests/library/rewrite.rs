@@ -40,10 +40,12 @@ struct Fx {
     snaps: Vec<SnapshotId>,
 }
 
-/// The erased file's bytes: the first 3 MiB of `shared` (so its first chunks are the kept files'),
-/// then 3 MiB of its own.
+/// The erased file's bytes: the first 4 MiB and 64 KiB of the kept files' (so its first chunk is
+/// theirs), then 3 MiB of its own. The shared part is longer than the largest chunk (4 MiB): the
+/// first chunk ends inside it whatever the repository's chunk key. With 3 MiB, a key that put the
+/// first cut past 3 MiB left nothing shared and failed the fixture's check.
 fn erased_content() -> Vec<u8> {
-    let mut v = bytes(1, 3 << 20);
+    let mut v = bytes(1, (4 << 20) + (64 << 10));
     v.extend(bytes(9, 3 << 20));
     v
 }
@@ -172,7 +174,7 @@ fn after_rewrite_forget_and_two_prunes_no_pack_holds_a_chunk_only_the_erased_fil
     for (s, old) in report.snapshots.iter().zip(&fx.snaps) {
         assert_eq!(s.snapshot, *old);
         assert!(s.new.is_some() && s.forgotten && !s.already_replaced && !s.emptied);
-        assert_eq!((s.entries, s.files, s.bytes), (1, 1, 6 << 20));
+        assert_eq!((s.entries, s.files, s.bytes), (1, 1, erased_content().len() as u64));
         assert_eq!(s.removed.len(), 1);
         assert_eq!(s.removed[0].path, erased_path.to_string_lossy());
         assert!(s.sources_dropped.is_empty());
@@ -254,7 +256,7 @@ fn a_rewritten_snapshot_keeps_its_other_sources_unchanged_subtrees_and_identity_
     let dry =
         rewrite(&repo, std::slice::from_ref(&old), &all, &RewriteOptions { dry_run: true, ..fx.opts(true) }).unwrap();
     assert!(dry.dry_run && dry.ledger_entry.is_none());
-    assert_eq!((dry.snapshots.len(), dry.files, dry.bytes), (1, 1, 6 << 20));
+    assert_eq!((dry.snapshots.len(), dry.files, dry.bytes), (1, 1, erased_content().len() as u64));
     assert!(dry.snapshots[0].new.is_none() && !dry.snapshots[0].forgotten);
     assert_eq!(files(&dir).into_keys().collect::<Vec<_>>(), state, "a dry run changed the repository");
 
