@@ -114,6 +114,8 @@ fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
 /// file the walk examined and reads); an entry swapped after the directory was listed and before the walk reached it
 /// is stored as what the walk finds there: a symlink as a symlink (its target is never opened), a FIFO as a FIFO
 /// (never read, the backup does not block), another file as that file. Nothing of the root-only file is stored.
+/// The read-ahead helpers open at most `READ_AHEAD` entries beyond the one whose hook runs, so fillers put the
+/// swapped entries out of their reach (the next test races them inside it).
 #[test]
 fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it_as_what_it_became() {
     let tmp = tempfile::tempdir().unwrap();
@@ -129,6 +131,9 @@ fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it
     write(&src.join("e-later-fifo"), b"public e");
     write(&src.join("f-later-renamed"), b"public f");
     write(&src.join("z-kept"), b"public z");
+    for i in 0..cairn::backup::READ_AHEAD {
+        write(&src.join(format!("c-filler-{i:03}")), b"public filler");
+    }
     let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
 
     let (s, tt, key) = (src.clone(), t.to_path_buf(), secret.clone());
@@ -173,6 +178,9 @@ fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it
         .map(|(p, d)| (p.strip_prefix(&out).unwrap().display().to_string(), d))
         .collect();
     got.sort();
+    let fillers = got.iter().filter(|(n, d)| n.starts_with("c-filler-") && d == b"public filler").count();
+    assert_eq!(fillers, cairn::backup::READ_AHEAD);
+    got.retain(|(n, _)| !n.starts_with("c-filler-"));
     let want: Vec<(String, Vec<u8>)> =
         [("a-file", &b"public a"[..]), ("c-renamed", b"public c"), ("f-later-renamed", OTHER), ("z-kept", b"public z")]
             .iter()
@@ -186,6 +194,132 @@ fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it
     assert!(std::fs::symlink_metadata(out.join("e-later-fifo")).unwrap().file_type().is_fifo());
     for (p, data) in regular_files(&target) {
         assert_ne!(data, SECRET, "{p:?}");
+    }
+}
+
+/// The read-ahead helpers race a local user inside their window: when the first file of a new directory is opened,
+/// every later entry is swapped for a symlink to a root-only file, a FIFO, or another file, while the helpers may
+/// have opened it already or not. Whichever came first, each entry is stored as the object one handle showed: the
+/// original file with its own bytes, or the symlink as a symlink (never followed), or the FIFO as a FIFO (never
+/// read; the backup does not block), or the other file; nothing is reported as an error, and nothing of the
+/// root-only file is stored.
+#[test]
+fn entries_swapped_while_the_read_ahead_opens_them_are_stored_as_one_object_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let secret = t.join("secret/key");
+    write(&secret, SECRET);
+    let src = t.join("src");
+    write(&src.join("a-first"), b"public first");
+    let n = 3 * cairn::backup::READ_AHEAD;
+    let original = |i: usize| format!("public {i:03}").into_bytes();
+    let other = |i: usize| format!("other {i:03}, renamed into place").into_bytes();
+    for i in 0..n {
+        write(&src.join(format!("e-{i:03}")), &original(i));
+    }
+    let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+
+    let (s, tt, key) = (src.clone(), t.to_path_buf(), secret.clone());
+    let hook = move |p: &std::path::Path| {
+        if p != s.join("a-first") {
+            return;
+        }
+        for i in 0..n {
+            let e = s.join(format!("e-{i:03}"));
+            match i % 3 {
+                0 => {
+                    let tmp = tt.join(format!("link-{i:03}"));
+                    std::os::unix::fs::symlink(&key, &tmp).unwrap();
+                    std::fs::rename(&tmp, &e).unwrap();
+                }
+                1 => {
+                    let tmp = tt.join(format!("fifo-{i:03}"));
+                    mkfifo(&tmp);
+                    std::fs::rename(&tmp, &e).unwrap();
+                }
+                _ => {
+                    let tmp = tt.join(format!("other-{i:03}"));
+                    write(&tmp, &other(i));
+                    std::fs::rename(&tmp, &e).unwrap();
+                }
+            }
+        }
+    };
+    let opts =
+        BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), threads: 2, ..BackupOptions::default() };
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &opts, &NoProgress).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    let target = restored(&repo, &r, t);
+    let out = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(out.join("a-first")).unwrap(), b"public first");
+    let (mut kept, mut swapped) = (0, 0);
+    for i in 0..n {
+        let e = out.join(format!("e-{i:03}"));
+        let ft = std::fs::symlink_metadata(&e).unwrap().file_type();
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_file() && std::fs::read(&e).unwrap() == original(i) {
+            kept += 1;
+            continue;
+        }
+        swapped += 1;
+        match i % 3 {
+            0 => {
+                assert!(ft.is_symlink(), "e-{i:03}: {ft:?}");
+                assert_eq!(std::fs::read_link(&e).unwrap(), secret);
+            }
+            1 => assert!(ft.is_fifo(), "e-{i:03}: {ft:?}"),
+            _ => assert_eq!(std::fs::read(&e).unwrap(), other(i), "e-{i:03}"),
+        }
+    }
+    assert_eq!(kept + swapped, n);
+    // The entries beyond the window were not opened before the swap.
+    assert!(swapped >= n - cairn::backup::READ_AHEAD - 1, "kept {kept}, swapped {swapped}");
+    for (p, data) in regular_files(&target) {
+        assert_ne!(data, SECRET, "{p:?}");
+    }
+}
+
+/// The files of a directory the files cache has no record of are opened ahead of the walk by several helpers at
+/// once: the hook of the first file waits until the hook of another runs, which only a second opener can do while
+/// the first is held (one opener at a time would wait out the timeout and the test fails).
+#[test]
+fn new_files_are_opened_ahead_of_the_walk_by_several_helpers_at_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let src = t.join("src");
+    // Enough files for the read-ahead window to hold more than one batch.
+    let n = cairn::backup::READ_AHEAD + 8;
+    for i in 0..n {
+        write(&src.join(format!("f-{i:03}")), format!("public {i}").as_bytes());
+    }
+    let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+    let (s, other_ran, overlapped) = (src.clone(), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (o, ov) = (other_ran.clone(), overlapped.clone());
+    let hook = move |p: &std::path::Path| {
+        if p == s.join("f-000") {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < until {
+                if o.load(Ordering::SeqCst) {
+                    ov.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        } else if p.parent() == Some(&s) {
+            o.store(true, Ordering::SeqCst);
+        }
+    };
+    let opts =
+        BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), threads: 2, ..BackupOptions::default() };
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &opts, &NoProgress).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(overlapped.load(Ordering::SeqCst), "another file was opened while the first one's open was held");
+    let target = restored(&repo, &r, t);
+    let got = files(&target.join(src.strip_prefix("/").unwrap()));
+    for i in 0..n {
+        assert_eq!(got[&PathBuf::from(format!("f-{i:03}"))], format!("public {i}").into_bytes());
     }
 }
 

@@ -3,12 +3,8 @@
 //! of a data blob; an unchanged one is taken back from the files cache without reading it.
 
 use super::walk::Ctx;
-use super::{Whole, WholeRead};
 use crate::cache::FileEntry;
-use crate::fsmeta::{Blocking, Stat};
 use crate::tree::{self, Content};
-use std::fs::File;
-use std::io::Read;
 use std::sync::atomic::Ordering;
 
 impl Ctx<'_> {
@@ -44,24 +40,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Reads the file `f` (examined as `st`) whole when its size allows an inline content, or
-    /// when it is empty: `None` when it does not (then it is chunked; an empty file is `Chunks`
-    /// with no ids, §7.3). The file is read up to one byte beyond the threshold, so one that grew
-    /// since the `lstat` is told apart.
-    pub(super) fn read_whole(&self, f: &File, st: &Stat) -> Option<Whole> {
-        let max = self.inline_max().unwrap_or(0);
-        if st.size > max {
-            return None;
-        }
-        let mut buf = Vec::with_capacity(st.size as usize + 1);
-        let read = Blocking(f).take(max + 1).read_to_end(&mut buf);
-        let n = buf.len() as u64;
-        if read.is_ok() && n > max {
-            return Some(Whole::Grown(buf));
-        }
+    /// Counts `n` bytes a small file gave as read (progress and the summary).
+    pub(super) fn count_read(&self, n: u64) {
         self.progress.bytes(n);
         self.bytes_read.fetch_add(n, Ordering::Relaxed);
-        let error = read.err().map(|e| format!("read failed: {e}"));
-        Some(Whole::Read(WholeRead { inline: (n > 0 && error.is_none()).then_some(buf), size: n, error }))
     }
 }

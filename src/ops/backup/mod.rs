@@ -1,10 +1,12 @@
 //! The backup operation: walk → read → chunk → id → dedup → compress → seal → pack → upload,
 //! then trees, index and snapshot, in the write order of format-spec §11. Bounded queues keep
-//! memory flat: a walker thread reads and chunks in walk order ([`walk`]), workers seal chunks,
+//! memory flat: a walker thread reads and chunks in walk order ([`walk`]; helpers open and read
+//! the files of new directories a bounded window ahead of it, [`ahead`]), workers seal chunks,
 //! and the calling thread builds trees from the walker's events as their chunk ids arrive
 //! ([`tree`], storing them with [`crate::trees::write`]); [`pipeline`] wires them together,
 //! [`sources`] says what is read. Prints nothing.
 
+mod ahead;
 mod inline;
 mod pipeline;
 mod reuse;
@@ -14,6 +16,7 @@ mod tree;
 mod walk;
 
 pub use crate::ops::PathMessage;
+pub use ahead::READ_AHEAD;
 pub use pipeline::backup;
 pub use sources::absolute;
 
@@ -298,6 +301,38 @@ pub(super) enum Whole {
     /// It held more (it grew since the `lstat`): these bytes were read, the rest is to be
     /// chunked with them like any other file's.
     Grown(Vec<u8>),
+}
+
+/// What [`read_small`] gave: the file read whole, or the bytes read of one that grew past the
+/// threshold (`None`: too large to be read whole), and the handle's `fstat` after a whole read
+/// without error (what the walker compares with its first `fstat`).
+pub(super) struct Small {
+    pub(super) whole: Option<Whole>,
+    pub(super) after: Option<crate::fsmeta::Stat>,
+}
+
+/// Reads the file `f` (examined as `st`) whole when its size allows an inline content of at most
+/// `inline_max` bytes (`None`: no inline content), or when it is empty: `whole` is `None` when it
+/// does not (then it is chunked; an empty file is `Chunks` with no ids, §7.3). The file is read up
+/// to one byte beyond the threshold, so one that grew since it was examined is told apart. Counts
+/// nothing: the walker does (`Ctx::count_read`).
+pub(super) fn read_small(f: &std::fs::File, st: &crate::fsmeta::Stat, inline_max: Option<u64>) -> Small {
+    let max = inline_max.unwrap_or(0);
+    if st.size > max {
+        return Small { whole: None, after: None };
+    }
+    let mut buf = Vec::with_capacity(st.size as usize + 1);
+    let read = crate::fsmeta::Blocking(f).take(max + 1).read_to_end(&mut buf);
+    let n = buf.len() as u64;
+    if read.is_ok() && n > max {
+        return Small { whole: Some(Whole::Grown(buf)), after: None };
+    }
+    let error = read.err().map(|e| format!("read failed: {e}"));
+    let after = if error.is_none() { crate::fsmeta::fstat(f).ok() } else { None };
+    Small {
+        whole: Some(Whole::Read(WholeRead { inline: (n > 0 && error.is_none()).then_some(buf), size: n, error })),
+        after,
+    }
 }
 
 /// How a file's content reaches the builder.

@@ -94,6 +94,8 @@ pub fn backup(
     let queue = Mutex::new(queue);
     let trie = trie(&plan, outcomes);
     let has_fs = !plan.fs.is_empty();
+    // The read-ahead helpers' queue: each holds at most `READ_AHEAD` files per directory level.
+    let (ahead_tx, ahead_rx) = crossbeam_channel::unbounded();
     let env =
         Env { repo, writer: &writer, opts, progress, jobs: jobs_tx.clone(), bytes_read: &bytes_read, shared: &shared };
     let ctx = Ctx {
@@ -114,7 +116,9 @@ pub fn backup(
         session,
         trusted,
         path_entries,
+        ahead: has_fs.then(|| (ahead_tx, ahead_rx.clone())),
     };
+    let inline_max = ctx.inline_max();
     let mut builder = Builder {
         writer: &writer,
         repo,
@@ -146,6 +150,13 @@ pub fn backup(
             });
         }
         drop(jobs_rx);
+        if has_fs {
+            for _ in 0..threads {
+                let rx = ahead_rx.clone();
+                s.spawn(move || super::ahead::helper(rx, opts, inline_max));
+            }
+        }
+        drop(ahead_rx);
         let queue = &queue;
         for _ in 0..runners {
             let env = env.clone();
@@ -158,7 +169,8 @@ pub fn backup(
             walk(&ctx, trie, has_fs);
             // Dropping the senders ends the builder's loop and the workers.
             ctx.flush();
-            let Ctx { jobs, events, errors, warnings, .. } = ctx;
+            let Ctx { jobs, events, errors, warnings, ahead, .. } = ctx;
+            drop(ahead);
             drop(jobs);
             drop(events);
             WalkOutcome {

@@ -1,6 +1,8 @@
 //! The walker: reads the source tree in order, skips what the options exclude, takes unchanged
 //! files from the files cache, chunks the rest and sends events to the tree builder.
 
+use super::ahead::{self, Opened, ReadAhead, Window};
+use super::read_small;
 use super::streams::Outcome;
 use super::{
     cancelled, make_node, BackupOptions, Body, ChunkJob, Event, FileMsg, FileStatus, Jobs, Owners, PathMessage,
@@ -64,6 +66,8 @@ pub(super) struct Ctx<'a> {
     pub(super) trusted: HashSet<u64>,
     /// The cache holds per-path entries of an earlier version.
     pub(super) path_entries: bool,
+    /// The read-ahead helpers' queue ([`ahead`]); `None`: the walker opens every file itself.
+    pub(super) ahead: Option<ahead::Queue>,
 }
 
 impl Ctx<'_> {
@@ -199,7 +203,8 @@ impl Ctx<'_> {
 
     /// Stores the regular file `name` of `dir` (at `path`), examined as `st`: from the files
     /// cache when unchanged, else read, through `opened` when the walk examined it through its
-    /// handle ([`Self::new_file`]), else through a handle opened and checked to be that object.
+    /// handle ([`Self::by_handle`]; with what a helper read of it ahead, if it did), else through
+    /// a handle opened and checked to be that object.
     pub(super) fn file(
         &self,
         dir: &File,
@@ -207,7 +212,7 @@ impl Ctx<'_> {
         name: &[u8],
         st: &Stat,
         look: Option<&DirLookup>,
-        opened: Option<File>,
+        opened: Option<(File, Option<ReadAhead>)>,
     ) -> bool {
         let mut hardlink = 0;
         if st.nlink > 1 {
@@ -257,14 +262,18 @@ impl Ctx<'_> {
         // Extended attributes are read below, from the open file.
         let mut node = self.node(name, st, NodeKind::File { content: Content::Chunks(vec![]) }, path, false);
         node.hardlink = hardlink;
-        let f = match opened {
-            Some(f) => f,
+        let (f, ahead) = match opened {
+            Some((f, ahead)) => (f, ahead),
             None => match self.open_checked(path, st, || fsmeta::open_file_for_read(dir, OsStr::from_bytes(name))) {
-                Some(f) => f,
+                Some(f) => (f, None),
                 None => return true,
             },
         };
-        node.xattrs = self.xattrs_of(path, &f);
+        let (xattrs, small) = match ahead {
+            Some(a) => (a.xattrs, Some(a.small)),
+            None => (fsmeta::read_xattrs_fd(&f), None),
+        };
+        node.xattrs = self.xattrs_or_warn(path, xattrs);
         let entry = FileEntry { xattrs: node.xattrs.clone(), ..entry };
         // Racily clean files are not trusted to the files cache: a change within the same timestamp
         // tick as the last one would not move mtime or ctime. The tick is taken as 2 s where the
@@ -275,12 +284,14 @@ impl Ctx<'_> {
         let cache = (!racy).then_some(entry);
         // A small file is read whole first and goes to the builder with its bytes; a larger one
         // (or one that grew past the threshold since the `lstat`) is chunked as it is read.
-        let prefix = match self.read_whole(&f, st) {
+        let small = small.unwrap_or_else(|| read_small(&f, st, self.inline_max()));
+        let prefix = match small.whole {
             None => Vec::new(),
             Some(Whole::Grown(prefix)) => prefix,
             Some(Whole::Read(read)) => {
+                self.count_read(read.size);
                 if read.error.is_none() {
-                    self.check_unchanged(path, &f, st, read.size);
+                    self.warn_if_changed(path, small.after.as_ref(), st, read.size);
                 }
                 let body = Body::Whole(read);
                 let path = path.as_os_str().as_bytes().to_vec();
@@ -308,7 +319,13 @@ impl Ctx<'_> {
     /// Warns when the file `f` at `path`, examined as `st` and read to `size` bytes, shows
     /// another size or other times now, or was not `st.size` long.
     fn check_unchanged(&self, path: &Path, f: &File, st: &Stat, size: u64) {
-        if let Ok(after) = f.metadata().map(|m| Stat::from(&m)) {
+        self.warn_if_changed(path, fsmeta::fstat(f).ok().as_ref(), st, size);
+    }
+
+    /// Warns when the file at `path`, examined as `st` and read to `size` bytes, showed another
+    /// size or other times after the read (`after`; `None`: not known), or was not `st.size` long.
+    fn warn_if_changed(&self, path: &Path, after: Option<&Stat>, st: &Stat, size: u64) {
+        if let Some(after) = after {
             if after.size != st.size || after.mtime != st.mtime || after.ctime != st.ctime || size != st.size {
                 self.warning(path, "file changed while it was read; the snapshot has what was read");
             }
@@ -345,7 +362,12 @@ impl Ctx<'_> {
     }
 
     fn xattrs_of(&self, path: &Path, f: &File) -> Vec<(Vec<u8>, Vec<u8>)> {
-        match fsmeta::read_xattrs_fd(f) {
+        self.xattrs_or_warn(path, fsmeta::read_xattrs_fd(f))
+    }
+
+    /// The extended attributes `read` gave, or none and a warning naming `path`.
+    fn xattrs_or_warn(&self, path: &Path, read: std::io::Result<Vec<(Vec<u8>, Vec<u8>)>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match read {
             Ok(x) => x,
             Err(e) => {
                 self.warning(path, format!("extended attributes not read: {e}"));
@@ -358,7 +380,9 @@ impl Ctx<'_> {
     /// must stop. Nothing below a path the user named is resolved through a symlink: entries are
     /// examined and opened relative to their parent's handle. `by_handle`: the entry is a
     /// regular file by its directory entry's type, in a directory the files cache has no record
-    /// of, so it is examined through its handle first ([`Self::by_handle`]).
+    /// of, so it is examined through its handle first ([`Self::by_handle`]), opened by a
+    /// read-ahead helper when `ahead` is its answer.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn entry(
         &self,
         dir: &File,
@@ -367,6 +391,7 @@ impl Ctx<'_> {
         parent_dev: Option<u64>,
         look: Option<&DirLookup>,
         by_handle: bool,
+        ahead: Option<Opened>,
     ) -> bool {
         if cancelled(self.opts) {
             return false;
@@ -375,7 +400,7 @@ impl Ctx<'_> {
             return true;
         }
         if by_handle {
-            if let Some(go) = self.by_handle(dir, path, name, look) {
+            if let Some(go) = self.by_handle(dir, path, name, look, ahead) {
                 return go;
             }
         }
@@ -453,18 +478,33 @@ impl Ctx<'_> {
     /// only cost a second lookup of the name, and no window is left between examining and
     /// opening for a local user to swap the entry in. `None` when the open fails or the handle
     /// is not a regular file: the caller examines the entry by `lstat` as whatever it is now.
-    fn by_handle(&self, dir: &File, path: &Path, name: &[u8], look: Option<&DirLookup>) -> Option<bool> {
-        let (f, st) = fsmeta::open_file_for_read(dir, OsStr::from_bytes(name)).ok()?;
+    /// `ahead`: a read-ahead helper's answer for the entry ([`ahead`]), which opened it the same
+    /// way (and may have read it); without one, or with the helpers gone, it is opened here.
+    fn by_handle(
+        &self,
+        dir: &File,
+        path: &Path,
+        name: &[u8],
+        look: Option<&DirLookup>,
+        ahead: Option<Opened>,
+    ) -> Option<bool> {
+        let Opened { opened, hooked, read } = match ahead {
+            Some(o) => o,
+            None => {
+                Opened { opened: fsmeta::open_file_for_read(dir, OsStr::from_bytes(name)), hooked: false, read: None }
+            }
+        };
+        let (f, st) = opened.ok()?;
         if fsmeta::file_type(st.mode) != libc::S_IFREG {
             return None;
         }
-        if let Some(hook) = &self.opts.test_before_open {
+        if let (Some(hook), false) = (&self.opts.test_before_open, hooked) {
             (hook.0)(path);
         }
         if self.opts.skips_file(st.size) {
             return Some(true);
         }
-        Some(self.file(dir, path, name, &st, look, Some(f)))
+        Some(self.file(dir, path, name, &st, look, Some((f, read))))
     }
 
     /// Walks every entry of the open directory `handle` (at `path`, on device `dev`) in name
@@ -478,11 +518,21 @@ impl Ctx<'_> {
                 if !self.send(Event::Record { dir: path.as_os_str().as_bytes().to_vec(), old }) {
                     return false;
                 }
-                // Nothing here to compare with: regular files are examined through their handles.
+                // Nothing here to compare with: regular files are examined through their handles,
+                // opened (and the small ones read) by the read-ahead helpers.
                 let fresh = look.files.is_none() && !look.by_path;
-                for (n, t) in names {
-                    let p = path.join(&n);
-                    if !self.entry(handle, &p, n.as_bytes(), Some(dev), Some(&look), fresh && t == libc::DT_REG) {
+                let mut window = match (&self.ahead, fresh) {
+                    (Some(q), true) => Window::new(handle, q.clone(), self.opts, self.inline_max()),
+                    _ => None,
+                };
+                let wanted = |p: &Path| !self.opts.excludes_path(p);
+                for (i, (n, t)) in names.iter().enumerate() {
+                    let (p, ahead) = match window.as_mut().and_then(|w| w.take(&names, path, i, wanted)) {
+                        Some((p, opened)) => (p, Some(opened)),
+                        None => (path.join(n), None),
+                    };
+                    let by_handle = fresh && *t == libc::DT_REG;
+                    if !self.entry(handle, &p, n.as_bytes(), Some(dev), Some(&look), by_handle, ahead) {
                         return false;
                     }
                 }
@@ -511,7 +561,7 @@ impl Ctx<'_> {
                     continue;
                 };
                 let parent_dev = fsmeta::fstat(dir).ok().map(|s| s.dev);
-                if !self.entry(dir, &path, name, parent_dev, None, false) {
+                if !self.entry(dir, &path, name, parent_dev, None, false, None) {
                     return false;
                 }
                 continue;
