@@ -1,7 +1,8 @@
-//! Local-disk backend. Reads, stats, listings and deletes go through OpenDAL's `fs` service;
-//! creation is our own, because OpenDAL's fs (0.59) neither refuses to overwrite atomically nor
-//! fsyncs the directory: temp file → fsync → `renameat2(RENAME_NOREPLACE)` (or `link()`) → fsync
-//! of the directory (format-spec §1.2).
+//! Local-disk backend. Stats, listings and deletes go through OpenDAL's `fs` service; reads (one
+//! open and read each, no hop to a blocking thread) and creation are our own, creation because
+//! OpenDAL's fs (0.59) neither refuses to overwrite atomically nor fsyncs the directory: temp file
+//! → fsync → `renameat2(RENAME_NOREPLACE)` (or `link()`) → fsync of the directory (format-spec
+//! §1.2).
 
 use super::opendal::OpendalBackend;
 use super::staged::{Staged, StagedFile};
@@ -50,6 +51,15 @@ impl LocalBackend {
 
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
+    }
+
+    /// Opens the object at `path` for reading; a missing one is "not found".
+    fn open_for_read(&self, path: &str) -> Result<File> {
+        match File::open(self.full(path)) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(super::not_found("read", path)),
+            Err(e) => Err(backend_err("read", path, e)),
+        }
     }
 
     /// The folder `path` goes in, created (and its parent fsynced) when missing.
@@ -143,30 +153,41 @@ impl Backend for LocalBackend {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
+        use std::io::Read;
         check_path(path)?;
-        match self.reader()? {
-            Some(r) => r.read(path),
-            None => Err(super::not_found("read", path)),
-        }
+        let mut f = self.open_for_read(path)?;
+        let size = f.metadata().map_err(|e| backend_err("read", path, e))?.len();
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        f.read_to_end(&mut buf).map_err(|e| backend_err("read", path, e))?;
+        Ok(buf)
     }
 
+    /// Read here (open, seek, read, close) rather than through OpenDAL's `fs` service, where each
+    /// read took a hop to a blocking thread and back and a copy of its bytes: a restore reads
+    /// thousands of tree blobs one after another and paid that each time.
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
         check_path(path)?;
-        match self.reader()? {
-            Some(r) => r.read_range(path, offset, len),
-            None => Err(super::not_found("read", path)),
+        offset.checked_add(len).ok_or_else(|| backend_err("read", path, "range overflows"))?;
+        let cap = usize::try_from(len).map_err(|_| backend_err("read", path, "range too large"))?;
+        let mut f = self.open_for_read(path)?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| backend_err("read", path, e))?;
+        // Capacity for what the object can hold: a hostile index entry's length is not allocated
+        // beyond the file's end.
+        let size = f.metadata().map_err(|e| backend_err("read", path, e))?.len();
+        let mut buf = Vec::with_capacity(cap.min(size.saturating_sub(offset) as usize));
+        f.take(len).read_to_end(&mut buf).map_err(|e| backend_err("read", path, e))?;
+        if buf.len() as u64 != len {
+            return Err(backend_err("read", path, format!("short read: {} of {len} bytes at {offset}", buf.len())));
         }
+        Ok(buf)
     }
 
     /// One open: the size from the open file, then a read of at most `max + 1` bytes.
     fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
         use std::io::Read;
         check_path(path)?;
-        let f = match File::open(self.full(path)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(super::not_found("read", path)),
-            Err(e) => return Err(backend_err("read", path, e)),
-        };
+        let f = self.open_for_read(path)?;
         let size = f.metadata().map_err(|e| backend_err("read", path, e))?.len();
         if size > max {
             return Ok(Err(size));
