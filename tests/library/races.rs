@@ -44,6 +44,23 @@ fn recorded(repo: &cairn::repository::ReadRepository, src: &std::path::Path, cha
     }
 }
 
+/// A scratch directory holding the root-only file at `secret/key`: it, the file's path, and the path of the
+/// source directory the test makes (`src`).
+fn with_secret() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("secret/key");
+    write(&secret, SECRET);
+    let src = tmp.path().join("src");
+    (tmp, secret, src)
+}
+
+/// No regular file below `target` (read without following symlinks) holds the root-only file's bytes.
+fn no_secret_in(target: &std::path::Path) {
+    for (p, data) in regular_files(target) {
+        assert_ne!(data, SECRET, "{p:?}");
+    }
+}
+
 /// Regular files below `dir`, read without following symlinks (a FIFO or a symlink is never opened).
 fn regular_files(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -118,12 +135,9 @@ fn a_backup_stores_nothing_through_an_entry_swapped_after_its_stat() {
 /// swapped entries out of their reach (the next test races them inside it).
 #[test]
 fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it_as_what_it_became() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, secret, src) = with_secret();
     let t = tmp.path();
-    let secret = t.join("secret/key");
-    write(&secret, SECRET);
     write(&t.join("other"), OTHER);
-    let src = t.join("src");
     write(&src.join("a-file"), b"public a");
     write(&src.join("b-dir/inner"), b"public inner");
     write(&src.join("c-renamed"), b"public c");
@@ -192,9 +206,7 @@ fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it
     assert_eq!(std::fs::read_link(&d).unwrap(), secret);
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::symlink_metadata(out.join("e-later-fifo")).unwrap().file_type().is_fifo());
-    for (p, data) in regular_files(&target) {
-        assert_ne!(data, SECRET, "{p:?}");
-    }
+    no_secret_in(&target);
 }
 
 /// The read-ahead helpers race a local user inside their window: when the first file of a new directory is opened,
@@ -205,11 +217,8 @@ fn a_new_file_is_examined_through_its_open_handle_and_an_entry_swapped_before_it
 /// root-only file is stored.
 #[test]
 fn entries_swapped_while_the_read_ahead_opens_them_are_stored_as_one_object_each() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, secret, src) = with_secret();
     let t = tmp.path();
-    let secret = t.join("secret/key");
-    write(&secret, SECRET);
-    let src = t.join("src");
     write(&src.join("a-first"), b"public first");
     let n = 3 * cairn::backup::READ_AHEAD;
     let original = |i: usize| format!("public {i:03}").into_bytes();
@@ -275,9 +284,7 @@ fn entries_swapped_while_the_read_ahead_opens_them_are_stored_as_one_object_each
     assert_eq!(kept + swapped, n);
     // The entries beyond the window were not opened before the swap.
     assert!(swapped >= n - cairn::backup::READ_AHEAD - 1, "kept {kept}, swapped {swapped}");
-    for (p, data) in regular_files(&target) {
-        assert_ne!(data, SECRET, "{p:?}");
-    }
+    no_secret_in(&target);
 }
 
 /// The files of a directory the files cache has no record of are opened ahead of the walk by several helpers at
@@ -362,11 +369,8 @@ fn a_file_swapped_for_a_fifo_after_its_stat_is_refused_without_blocking() {
 /// reaches it is a symlink in the snapshot. Nothing of the root-only file is stored either way.
 #[test]
 fn files_the_records_hold_unchanged_and_swapped_for_symlinks_store_nothing_of_the_target() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, secret, src) = with_secret();
     let t = tmp.path();
-    let secret = t.join("secret/key");
-    write(&secret, SECRET);
-    let src = t.join("src");
     write(&src.join("a-swapped-after-stat"), b"public a");
     write(&src.join("b-swapped-before"), &[b'b'; 3000]);
     write(&src.join("c-kept"), b"public c");
