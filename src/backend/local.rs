@@ -55,11 +55,7 @@ impl LocalBackend {
 
     /// Opens the object at `path` for reading; a missing one is "not found".
     fn open_for_read(&self, path: &str) -> Result<File> {
-        match File::open(self.full(path)) {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(super::not_found("read", path)),
-            Err(e) => Err(backend_err("read", path, e)),
-        }
+        File::open(self.full(path)).map_err(|e| read_err(path, e))
     }
 
     /// The folder `path` goes in, created (and its parent fsynced) when missing.
@@ -147,19 +143,23 @@ fn rename_noreplace(tmp: &Path, dst: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// A read of `path` that failed with `e`: "not found" when the file is missing.
+fn read_err(path: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        super::not_found("read", path)
+    } else {
+        backend_err("read", path, e)
+    }
+}
+
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        use std::io::Read;
         check_path(path)?;
-        let mut f = self.open_for_read(path)?;
-        let size = f.metadata().map_err(|e| backend_err("read", path, e))?.len();
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        f.read_to_end(&mut buf).map_err(|e| backend_err("read", path, e))?;
-        Ok(buf)
+        fs::read(self.full(path)).map_err(|e| read_err(path, e))
     }
 
     /// Read here (open, seek, read, close) rather than through OpenDAL's `fs` service, where each

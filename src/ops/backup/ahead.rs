@@ -38,10 +38,9 @@ pub(super) struct Request {
 
 /// What a helper found at one entry.
 pub(super) struct Opened {
-    /// The handle [`fsmeta::open_file_for_read`] opened and its `fstat`.
+    /// The handle [`fsmeta::open_file_for_read`] opened and its `fstat`; when it is a regular
+    /// file, the test hook has run.
     pub(super) opened: io::Result<(File, Stat)>,
-    /// The test hook ran (the handle is a regular file).
-    pub(super) hooked: bool,
     /// Read ahead: for a regular file of one link that the options do not skip by size.
     pub(super) read: Option<ReadAhead>,
 }
@@ -74,20 +73,18 @@ fn answer(r: Request, opts: &BackupOptions, inline_max: Option<u64>) {
 
 fn open(dir: &File, name: &OsString, path: &Path, opts: &BackupOptions, inline_max: Option<u64>) -> Opened {
     let opened = fsmeta::open_file_for_read(dir, name);
-    let mut hooked = false;
     let read = match &opened {
         Ok((f, st)) if fsmeta::file_type(st.mode) == libc::S_IFREG => {
             if let Some(hook) = &opts.test_before_open {
                 (hook.0)(path);
             }
-            hooked = true;
             // A later name of a hard link is not read at all; the walker reads the first itself.
             (!opts.skips_file(st.size) && st.nlink <= 1)
                 .then(|| ReadAhead { xattrs: fsmeta::read_xattrs_fd(f), small: read_small(f, st, inline_max) })
         }
         _ => None,
     };
-    Opened { opened, hooked, read }
+    Opened { opened, read }
 }
 
 /// A batch asked for: its entries' indexes and paths, and the receiver of their answers.
@@ -233,11 +230,8 @@ mod tests {
                     assert!(r.entries.len() <= BATCH);
                     let mut seen = s.lock().unwrap();
                     seen.extend(r.entries.iter().map(|(n, _)| n.to_str().unwrap()[1..].parse::<usize>().unwrap()));
-                    let answers = r.entries.iter().map(|_| Opened {
-                        opened: Err(io::ErrorKind::NotFound.into()),
-                        hooked: false,
-                        read: None,
-                    });
+                    let answers =
+                        r.entries.iter().map(|_| Opened { opened: Err(io::ErrorKind::NotFound.into()), read: None });
                     let _ = r.reply.send(answers.collect());
                 }
             });

@@ -94,7 +94,7 @@ pub fn backup(
     let queue = Mutex::new(queue);
     let trie = trie(&plan, outcomes);
     let has_fs = !plan.fs.is_empty();
-    // The read-ahead helpers' queue: each holds at most `READ_AHEAD` files per directory level.
+    // The read-ahead helpers' queue (at most `READ_AHEAD` files asked for at a time).
     let (ahead_tx, ahead_rx) = crossbeam_channel::unbounded();
     let env =
         Env { repo, writer: &writer, opts, progress, jobs: jobs_tx.clone(), bytes_read: &bytes_read, shared: &shared };

@@ -488,11 +488,11 @@ impl Ctx<'_> {
         look: Option<&DirLookup>,
         ahead: Option<Opened>,
     ) -> Option<bool> {
-        let Opened { opened, hooked, read } = match ahead {
+        // A helper's answer comes with the hook already run (for a regular file).
+        let hooked = ahead.is_some();
+        let Opened { opened, read } = match ahead {
             Some(o) => o,
-            None => {
-                Opened { opened: fsmeta::open_file_for_read(dir, OsStr::from_bytes(name)), hooked: false, read: None }
-            }
+            None => Opened { opened: fsmeta::open_file_for_read(dir, OsStr::from_bytes(name)), read: None },
         };
         let (f, st) = opened.ok()?;
         if fsmeta::file_type(st.mode) != libc::S_IFREG {
