@@ -14,7 +14,7 @@ use crate::repository::ReadRepository;
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind, Time};
 use crate::trees::{rebuild, write_dir, Control, DirFault, IdsOnly, Listing, Rebuilder, Rebuilt, TreeSink, Walker};
-use crate::writer::{write_index_file, Writer, WriterOptions, PACKS_PER_INDEX};
+use crate::writer::{write_index_file, IndexPart, Writer, WriterOptions, BLOBS_PER_INDEX};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -116,7 +116,7 @@ pub fn repair_index(repo: &ReadRepository, opts: &RepairOptions) -> Result<Repai
     }
     // The packs were found in storage and read back whole. With nothing to rebuild, one empty
     // index file still records the damaged ones as superseded (their packs are indexed elsewhere).
-    let mut chunks: Vec<Vec<IndexPack>> = rebuilt.chunks(PACKS_PER_INDEX).map(<[IndexPack]>::to_vec).collect();
+    let mut chunks = IndexPart::split(rebuilt, BLOBS_PER_INDEX);
     if chunks.is_empty() {
         chunks.push(Vec::new());
     }

@@ -24,10 +24,11 @@ use std::thread::JoinHandle;
 
 /// Packs per index file.
 pub const PACKS_PER_INDEX: usize = 64;
-/// Blob entries per index file a session writes: once the stored packs waiting for their index
-/// name this many blobs, the index file is written, whatever the pack count (format-spec §11
-/// step 4). Bounds the session's pending entries, and the copies of them that writing and
-/// ingesting an index file makes, to a few megabytes whatever the number of small blobs.
+/// Blob entries per index file: once the packs gathered for an index file name this many blobs,
+/// the file is written, whatever the pack count (format-spec §6.3, §11 step 4), by a session,
+/// a prune sweep and `repair index` alike ([`IndexPart`]). Bounds the entries a writer holds,
+/// and what every reader holds to ingest one file (its decoding and the cache's write batch),
+/// to a few megabytes whatever the number of small blobs.
 pub const BLOBS_PER_INDEX: usize = 1 << 15;
 /// Blobs per pack: a pack is finished at this many blobs even below its size (format-spec §5.4),
 /// so its header entries, held until it is finished, stay bounded for the smallest blobs.
@@ -135,8 +136,8 @@ struct Shared {
     backend: crate::backend::DynBackend,
     keys: crate::crypto::MasterKeys,
     cache: Arc<crate::cache::Cache>,
-    /// Stored packs waiting for their index file, and the blobs they name.
-    pending: Mutex<(Vec<IndexPack>, usize)>,
+    /// Stored packs waiting for their index file.
+    pending: Mutex<IndexPart>,
     /// Held while an index file is written: one at a time, so the uploaders never hold two
     /// index files' encodings and cache writes at once.
     indexing: Mutex<()>,
@@ -252,6 +253,46 @@ fn random_index(n: usize) -> usize {
     b[0] as usize % n
 }
 
+/// The packs gathered for the next index file, by the rule every writer of index files follows
+/// (format-spec §6.3): the file is full at [`PACKS_PER_INDEX`] packs, or at the pack that takes
+/// the blobs it names to `max_blobs` or more ([`BLOBS_PER_INDEX`] but in tests).
+#[derive(Debug, Default)]
+pub struct IndexPart {
+    packs: Vec<IndexPack>,
+    blobs: usize,
+}
+
+impl IndexPart {
+    /// Adds `pack`; when that fills the part, gives back its packs (to be written as one index
+    /// file) and starts an empty part.
+    pub fn push(&mut self, pack: IndexPack, max_blobs: usize) -> Option<Vec<IndexPack>> {
+        self.blobs += pack.blobs.len();
+        self.packs.push(pack);
+        (self.packs.len() >= PACKS_PER_INDEX || self.blobs >= max_blobs).then(|| self.take())
+    }
+
+    /// The packs gathered so far (the last, partial file), leaving the part empty.
+    pub fn take(&mut self) -> Vec<IndexPack> {
+        self.blobs = 0;
+        std::mem::take(&mut self.packs)
+    }
+
+    /// True when no pack is gathered.
+    pub fn is_empty(&self) -> bool {
+        self.packs.is_empty()
+    }
+
+    /// Splits `packs` into index files by the rule, in order.
+    pub fn split(packs: Vec<IndexPack>, max_blobs: usize) -> Vec<Vec<IndexPack>> {
+        let mut part = IndexPart::default();
+        let mut out: Vec<Vec<IndexPack>> = packs.into_iter().filter_map(|p| part.push(p, max_blobs)).collect();
+        if !part.is_empty() {
+            out.push(part.take());
+        }
+        out
+    }
+}
+
 impl Shared {
     fn fail(&self, e: Error) {
         let mut g = self.error.lock().unwrap_or_else(|p| p.into_inner());
@@ -271,18 +312,9 @@ impl Shared {
             Err(e) => return Err(e),
         }
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
-        let batch = {
-            let mut g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            g.1 += p.index.blobs.len();
-            g.0.push(p.index);
-            if g.0.len() >= PACKS_PER_INDEX || g.1 >= self.blobs_per_index {
-                std::mem::take(&mut *g).0
-            } else {
-                Vec::new()
-            }
-        };
-        if !batch.is_empty() {
-            self.write_index(batch)?;
+        let full = self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(p.index, self.blobs_per_index);
+        if let Some(packs) = full {
+            self.write_index(packs)?;
         }
         Ok(())
     }
@@ -344,7 +376,7 @@ impl<'r> Writer<'r> {
             backend: repo.backend().clone(),
             keys: repo.keys().clone(),
             cache: repo.cache_arc(),
-            pending: Mutex::new((Vec::new(), 0)),
+            pending: Mutex::new(IndexPart::default()),
             indexing: Mutex::new(()),
             seen: Mutex::new(HashSet::new()),
             error: Mutex::new(None),
@@ -662,7 +694,7 @@ impl<'r> Writer<'r> {
             let _ = h.join();
         }
         self.check_failed()?;
-        let rest = std::mem::take(&mut *self.shared.pending.lock().unwrap_or_else(|p| p.into_inner())).0;
+        let rest = self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
         if !rest.is_empty() {
             self.shared.write_index(rest)?;
         }

@@ -1,12 +1,13 @@
 //! What a writing session holds in memory while it stores many small blobs (issue 11): packs are
 //! finished at a blob count as well as a size, index files are written once the stored packs name
-//! enough blobs (format-spec §5.4, §11 step 4), and the session forgets a new blob once an index
-//! file it wrote names it, deduplicating against the cache's blob map from then on.
+//! enough blobs (format-spec §5.4, §6.2, §11 step 4), by prune's sweep and `repair index` as by a
+//! session, and the session forgets a new blob once an index file it wrote names it,
+//! deduplicating against the cache's blob map from then on.
 
 use super::fixtures::{bytes, init_local};
 use cairn::id::{BlobKind, IndexId};
 use cairn::layout::StoredId;
-use cairn::writer::{Writer, WriterOptions};
+use cairn::writer::{Writer, WriterOptions, BLOBS_PER_INDEX};
 
 #[test]
 fn a_session_writes_bounded_index_files_and_forgets_the_blobs_they_name() {
@@ -40,4 +41,82 @@ fn a_session_writes_bounded_index_files_and_forgets_the_blobs_they_name() {
     assert_eq!(named, 50);
     assert!(files >= 50 / 11, "{files} index files for 50 blobs");
     assert!(files >= 2);
+}
+
+/// Every index file in storage, as (blobs each of its packs names, in order).
+fn index_files(repo: &cairn::repository::ReadRepository) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    for o in repo.backend().list("index/").unwrap() {
+        let Some(id) = IndexId::from_path(&o.path) else { continue };
+        out.push(repo.read_index(&id).unwrap().packs().iter().map(|p| p.blobs.len()).collect());
+    }
+    out
+}
+
+/// Asserts the rule of format-spec §6.2 for every index file: at most 64 packs, and the packs
+/// before its last name fewer than `BLOBS_PER_INDEX` blobs (the file ends at the pack that
+/// reaches them); returns the blobs they name in all.
+fn assert_bounded(files: &[Vec<usize>], what: &str) -> usize {
+    for f in files {
+        let before_last: usize = f.iter().rev().skip(1).sum();
+        assert!(f.len() <= 64, "{what}: an index file of {} packs", f.len());
+        assert!(before_last < BLOBS_PER_INDEX, "{what}: an index file of {f:?} blobs per pack");
+    }
+    files.iter().flatten().sum()
+}
+
+#[test]
+fn a_prune_sweep_and_repair_index_write_bounded_index_files_too() {
+    use super::fixtures::{commit_root, eager_prune};
+    use cairn::repair::{repair_index, RepairOptions};
+    use cairn::time::Time;
+    use cairn::tree::{Content, Node, NodeKind};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = init_local(&tmp.path().join("repo"), b"pw", &tmp.path().join("cache"));
+    // More blobs than one index file may name, in packs of 1000 (40 packs: fewer than the 64
+    // that alone would end a file), all referenced by one snapshot.
+    let n = BLOBS_PER_INDEX + 7000;
+    let w = Writer::new(&repo, WriterOptions { blobs_per_pack: 1000, ..WriterOptions::default() }, "backup").unwrap();
+    let mut dirs = Vec::new();
+    for d in 0..n.div_ceil(1000) {
+        let files = (d * 1000..((d + 1) * 1000).min(n))
+            .map(|i| {
+                let (id, _) = w.store(BlobKind::Data, &bytes(i as u64, 40)).unwrap();
+                Node {
+                    size: 40,
+                    ..Node::bare(format!("f{i}").as_bytes(), NodeKind::File { content: Content::Chunks(vec![id]) })
+                }
+            })
+            .collect();
+        let tree = cairn::trees::write_dir(&w, files).unwrap();
+        dirs.push(Node { mode: 0o755, ..Node::bare(format!("d{d}").as_bytes(), NodeKind::Dir { tree }) });
+    }
+    let root = cairn::trees::write_dir(&w, dirs).unwrap();
+    commit_root(w, root, Time::now(), "cairn");
+    // Garbage for prune to sweep: a snapshot of one more blob, forgotten.
+    let gone = super::fixtures::plant(&repo, "web-2", Time::now(), &bytes(u64::MAX, 5000), 0o644);
+    repo.remove_snapshot(&gone).unwrap();
+    assert!(index_files(&repo).len() >= 2, "the session wrote its index in parts");
+
+    let mut o = eager_prune();
+    o.break_lock = true;
+    let mut swept = false;
+    for _ in 0..4 {
+        let (plan, _) = cairn::prune::run(&repo, &o, false).unwrap();
+        swept |= plan.sweep.is_some();
+    }
+    assert!(swept, "prune swept");
+    let after_prune = index_files(&repo);
+    assert!(assert_bounded(&after_prune, "after the sweep") >= n);
+    assert!(after_prune.len() >= 2, "the sweep wrote {} index file(s)", after_prune.len());
+
+    // Every index file lost: repair rebuilds them from the packs, bounded the same way.
+    for o in repo.backend().list("index/").unwrap() {
+        repo.backend().delete(&o.path).unwrap();
+    }
+    repair_index(&repo, &RepairOptions { dry_run: false, min_age_secs: 0 }).unwrap();
+    let repaired = index_files(&repo);
+    assert!(assert_bounded(&repaired, "after repair index") >= n);
+    assert!(repaired.len() >= 2, "repair wrote {} index file(s)", repaired.len());
 }

@@ -8,7 +8,6 @@ use crate::cache::Location;
 use crate::codec::object;
 use crate::error::{Error, Result};
 use crate::id::{BlobKind, IndexId, PackId};
-use crate::index::IndexPack;
 use crate::layout::{pack_path, Object, StoredId};
 use crate::lease::PruneMark;
 use crate::repository::ReadRepository;
@@ -98,16 +97,17 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
 
 /// Writes the new index files of a sweep (format-spec §10.6 sweep step 4): every kept pack's
 /// entry, read again from the old files one at a time (the first file that lists it, as the
-/// plan read them) and checked against the digest the plan recorded, [`PACKS_PER_INDEX`] packs a
-/// file, each superseding every old file; with no pack left, one empty file still records what
-/// it supersedes. An entry that changed or vanished since the plan stops the sweep before any
+/// plan read them) and checked against the digest the plan recorded, bounded by [`IndexPart`] like
+/// a session's (a file of a 10-million-blob repository made every reader hold ~1.5 million entries
+/// at once), each superseding every old file; with no pack left, one empty file still records
+/// what it supersedes. An entry that changed or vanished since the plan stops the sweep before any
 /// old file or pack is deleted (the files written so far are what a crash would leave, P5).
 ///
-/// [`PACKS_PER_INDEX`]: crate::writer::PACKS_PER_INDEX
+/// [`IndexPart`]: crate::writer::IndexPart
 fn write_new_index(repo: &ReadRepository, s: &SweepPlan) -> Result<()> {
     let b = repo.backend();
     let mut done: HashSet<PackId> = HashSet::new();
-    let mut part: Vec<IndexPack> = Vec::new();
+    let mut part = crate::writer::IndexPart::default();
     let mut files = 0;
     let changed = |id: &IndexId, what: String| {
         Error::refused(format!(
@@ -124,15 +124,8 @@ fn write_new_index(repo: &ReadRepository, s: &SweepPlan) -> Result<()> {
             if super::entry_digest(&ip) != *digest {
                 return Err(changed(id, format!("its entry for pack {} differs", ip.id)));
             }
-            part.push(ip);
-            if part.len() == crate::writer::PACKS_PER_INDEX {
-                crate::writer::write_index_file(
-                    b,
-                    repo.keys(),
-                    repo.cache(),
-                    s.old_index.clone(),
-                    std::mem::take(&mut part),
-                )?;
+            if let Some(full) = part.push(ip, crate::writer::BLOBS_PER_INDEX) {
+                crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), full)?;
                 files += 1;
             }
         }
@@ -143,7 +136,7 @@ fn write_new_index(repo: &ReadRepository, s: &SweepPlan) -> Result<()> {
         )));
     }
     if !part.is_empty() || files == 0 {
-        crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), part)?;
+        crate::writer::write_index_file(b, repo.keys(), repo.cache(), s.old_index.clone(), part.take())?;
     }
     Ok(())
 }
