@@ -7,9 +7,12 @@
 #   backup   a 1 GB incremental backup of new pseudo-random data (a file written untimed before each run), with
 #            the cache just rebuilt (so it measures the backup, not the sync of what the generator added)
 #   snapshots, check (structure), prune --dry-run
-# Before growing, `backup` is measured on the empty repository too (the throughput baseline). After each size the
-# incremental snapshots are forgotten and pruned (`--grace 0s`, twice: mark, then sweep) so the disk holds only the
-# grown blobs; that prune is not part of the curve.
+#   prune-mark, prune-sweep  (first binary only) the incremental snapshots forgotten, then pruned for real
+#            (`--grace 0s --force`, twice: the mark, then the sweep, which replaces every index file), so the disk
+#            holds only the grown blobs
+#   resync   each binary's first sync after that sweep: `ls` as for rebuild, with a copy of its cache taken before
+#            the sweep (every index file it ingested is gone: it forgets its blob map and ingests the new files)
+# Before growing, `backup` is measured on the empty repository too (the throughput baseline).
 #
 # Usage: benches/scale.sh
 #   CAIRN_SCALE_BINS   "name=path ..." binaries to compare (default: "cur=$CARGO_TARGET_DIR/debug/cairn")
@@ -52,7 +55,7 @@ measure() { # N NAME STEP ARGS...: one timed run of binary NAME, one line of res
   bin="$(bin_of "$name")"
   load=$(cut -d' ' -f1 /proc/loadavg)
   local rc=0
-  CAIRN_CACHE_DIR="$DIR/cache-$name" nice -n 5 /usr/bin/time -v "$bin" "$@" >"$DIR/out.$name.$step" 2>"$t" || rc=$?
+  CAIRN_CACHE_DIR="${MEASURE_CACHE:-$DIR/cache-$name}" nice -n 5 /usr/bin/time -v "$bin" "$@" >"$DIR/out.$name.$step" 2>"$t" || rc=$?
   local wall user sys rss
   wall=$(awk '/Elapsed \(wall clock\)/ {n=split($NF,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$t")
   user=$(awk -F': ' '/User time/ {print $2}' "$t")
@@ -97,15 +100,25 @@ measure_all() { # N
   done
 }
 
-cleanup_incr() { # forget and prune the incremental backups (not measured)
-  local first="${NAMES[0]}" bin ids
+prune_steps() { # N: forget the incremental backups; prune them (measured, first binary); each binary's resync
+  local n="$1" first="${NAMES[0]}" bin ids name
   bin="$(bin_of "$first")"
   ids=$(CAIRN_CACHE_DIR="$DIR/cache-$first" "$bin" snapshots --tag scale-incr --json \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("snapshots", d) if isinstance(d, dict) else d; print(" ".join(s["id"] for s in d))')
   [ -n "$ids" ] || return 0
   # shellcheck disable=SC2086
   CAIRN_CACHE_DIR="$DIR/cache-$first" "$bin" forget $ids >/dev/null
-  for _ in 1 2; do CAIRN_CACHE_DIR="$DIR/cache-$first" "$bin" prune --grace 0s --force >/dev/null 2>&1; done
+  measure "$n" "$first" prune-mark prune --grace 0s --force
+  for name in "${NAMES[@]}"; do
+    rm -rf "$DIR/stale-$name"
+    cp -a "$DIR/cache-$name" "$DIR/stale-$name"
+  done
+  measure "$n" "$first" prune-sweep prune --grace 0s --force
+  for name in $(order); do # (no grown snapshot to list before the first size)
+    [ "$n" = 0 ] || MEASURE_CACHE="$DIR/stale-$name" measure "$n" "$name" resync ls --tag scale latest:/b00000/d00000000
+    rm -rf "$DIR/stale-$name"
+  done
+  ROUND=$((ROUND + 1))
 }
 
 echo "scale: $DIR; generator $GEN; binaries $BINS; steps $STEPS; $(nproc) cores; $(df -h --output=avail / | tail -1) free"
@@ -113,14 +126,14 @@ echo "scale: $DIR; generator $GEN; binaries $BINS; steps $STEPS; $(nproc) cores;
 have=$(cut -d' ' -f2 "$DIR/grow.state" 2>/dev/null | head -1 || echo 0)
 if [ "${have:-0}" = 0 ]; then
   backup_step 0
-  cleanup_incr
+  prune_steps 0
 fi
 for n in $STEPS; do
   s=$(date +%s)
   nice -n 5 "$GEN" --repo "$REPO" --cache "$DIR/gen-cache" --state "$DIR/grow.state" --blobs "$n" --seed "$SEED"
   echo "grew to $n blobs in $(($(date +%s) - s)) s; repository $(du -sh "$REPO" | cut -f1); load $(cut -d' ' -f1-3 /proc/loadavg)"
   measure_all "$n"
-  cleanup_incr
+  prune_steps "$n"
 done
 column -t -s $'\t' "$RES"
-[ "${CAIRN_SCALE_KEEP:-0}" = 1 ] || rm -rf "$REPO" "$DIR"/cache-* "$DIR/gen-cache" "$DIR/grow.state"
+[ "${CAIRN_SCALE_KEEP:-0}" = 1 ] || rm -rf "$REPO" "$DIR"/cache-* "$DIR"/stale-* "$DIR/gen-cache" "$DIR/grow.state"

@@ -100,6 +100,8 @@ pub struct Cache {
     dir: PathBuf,
     temporary: bool,
     note: Option<String>,
+    /// Set while [`Cache::bulk`] runs: batches skip the write-ahead log.
+    bulk: std::sync::atomic::AtomicBool,
 }
 
 /// Key prefix of the blob map (`blobmap`).
@@ -129,7 +131,7 @@ impl Cache {
             None => Err("lock held by another cairn process".to_string()),
         };
         match opened {
-            Ok(store) => Ok(Cache { store, _lock: lock, dir, temporary: false, note: None }),
+            Ok(store) => Ok(Cache { store, _lock: lock, dir, temporary: false, note: None, bulk: Default::default() }),
             Err(msg) if msg.to_lowercase().contains("lock") => {
                 let mut c = Self::temporary(Some(&root.join("tmp")))?;
                 c.note = Some(format!(
@@ -159,7 +161,7 @@ impl Cache {
         // Not `create_dir_all`: a directory someone else created under this name is not used.
         std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| Error::io(&dir, e))?;
         let store = Self::open_at(&dir.join("db")).map_err(|m| Error::Cache { path: dir.clone(), message: m })?;
-        Ok(Cache { store, _lock: None, dir, temporary: true, note: None })
+        Ok(Cache { store, _lock: None, dir, temporary: true, note: None, bulk: Default::default() })
     }
 
     /// [`Cache::temporary`] with a note that there is no cache directory to use.
@@ -260,7 +262,9 @@ impl Cache {
                 // Each record: a type byte and two length varints beside the key and value.
                 let mut b = rocksdb::WriteBatch::with_capacity_bytes(bytes + bytes / 16 + 64);
                 fill(&mut |k, v| b.put(k, v));
-                db.write(b).map_err(|e| self.err(e))
+                let mut o = rocksdb::WriteOptions::default();
+                o.disable_wal(self.bulk.load(std::sync::atomic::Ordering::SeqCst));
+                db.write_opt(b, &o).map_err(|e| self.err(e))
             }
             Store::Mem(m) => {
                 let mut m = m.write().unwrap_or_else(|p| p.into_inner());
@@ -306,7 +310,47 @@ impl Cache {
         }
     }
 
+    /// Runs `f`, a bulk write of the blob map (a sync of many index files: a new cache, or every
+    /// client's first sync after a prune replaced the index files), with RocksDB's automatic
+    /// compactions off, then compacts the blob map once. Millions of random keys written through
+    /// small memtables otherwise set off compaction after compaction, each merging the new files
+    /// into everything written before: at 10 million blobs two thirds of a rebuild's CPU
+    /// (benches/README.md, "Session 16"). Interrupted, the files are compacted by the next open.
+    ///
+    /// Its batches skip the write-ahead log, a third of what a rebuild wrote: each batch (an index
+    /// file's entries and its mark) lies whole in one memtable, and memtables reach disk whole, in
+    /// order, so a crash keeps the files ingested up to some point and forgets the rest, marks
+    /// with their entries (the next sync ingests those again). The memtable is written out before
+    /// this returns, so no later logged write can outlive them.
+    pub(super) fn bulk<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        #[cfg(feature = "cache")]
+        if let Store::Rocks(db) = &self.store {
+            use std::sync::atomic::Ordering::SeqCst;
+            let auto = |on: &str| db.set_options(&[("disable_auto_compactions", on)]).map_err(|e| self.err(e));
+            auto("true")?;
+            self.bulk.store(true, SeqCst);
+            let out = f();
+            self.bulk.store(false, SeqCst);
+            db.flush().map_err(|e| self.err(e))?;
+            auto("false")?;
+            let out = out?;
+            db.compact_range(Some(&[BLOB][..]), Some(&[BLOB + 1][..]));
+            return Ok(out);
+        }
+        f()
+    }
+
+    /// Deletes every key that starts with `prefix`. In RocksDB one range deletion: the keys are
+    /// not read, so forgetting a blob map of 10 million entries (every client's first sync after a
+    /// prune replaced the index files) holds nothing (it collected the keys and wrote one delete
+    /// of each in one batch: 2.4 GB at 10 million, benches/README.md "Session 16").
     pub(super) fn delete_prefix(&self, prefix: &[u8]) -> Result<()> {
+        #[cfg(feature = "cache")]
+        if let (Store::Rocks(db), Some(end)) = (&self.store, prefix_end(prefix)) {
+            let mut b = rocksdb::WriteBatch::default();
+            b.delete_range(prefix, &end[..]);
+            return db.write(b).map_err(|e| self.err(e));
+        }
         let mut keys = Vec::new();
         self.scan(prefix, |k, _| {
             keys.push(k.to_vec());
@@ -376,6 +420,19 @@ impl Cache {
 
 /// Takes cairn's exclusive lock on the cache directory `dir` (the file `lock`, 0600, not followed
 /// if it is a symlink) without waiting: `None` when another process holds it.
+/// The first key after every key that starts with `prefix`; `None` when there is none (the prefix
+/// is empty or all `0xff`).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 fn lock_dir(dir: &Path) -> Result<Option<std::fs::File>> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("lock");
@@ -440,5 +497,34 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.join("lock")).unwrap();
         assert!(Cache::open(&other, &repo).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"b"), Some(b"c".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff]), None);
+        assert_eq!(prefix_end(&[]), None);
+    }
+
+    /// A prefix deleted (in RocksDB by one range deletion, flushed or not) takes every key under
+    /// it, and nothing either side; the database stays writable under it.
+    #[test]
+    fn delete_prefix_takes_exactly_the_keys_under_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        for flushed in [false, true] {
+            let c = Cache::open(&tmp.path().join(format!("{flushed}")), &RepoId([3; 32])).unwrap();
+            let keys: [&[u8]; 6] = [b"a\xff\xff", b"b", b"b\x00", b"b\xff\xff\xff", b"c", b"ba"];
+            c.put_batch(keys.iter().map(|k| (k.to_vec(), b"v".to_vec())).collect()).unwrap();
+            #[cfg(feature = "cache")]
+            if flushed {
+                c.flush();
+            }
+            c.delete_prefix(b"b").unwrap();
+            let left: Vec<&[u8]> = keys.iter().copied().filter(|k| c.get(k).unwrap().is_some()).collect();
+            assert_eq!(left, [&b"a\xff\xff"[..], b"c"], "flushed: {flushed}");
+            c.put_batch(vec![(b"bb".to_vec(), b"w".to_vec())]).unwrap();
+            assert_eq!(c.get(b"bb").unwrap(), Some(b"w".to_vec()), "a key written after the deletion is kept");
+        }
     }
 }

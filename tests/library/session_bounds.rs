@@ -2,10 +2,11 @@
 //! finished at a blob count as well as a size, index files are written once the stored packs name
 //! enough blobs (format-spec §5.4, §6.2, §11 step 4), by prune's sweep and `repair index` as by a
 //! session, and the session forgets a new blob once an index file it wrote names it,
-//! deduplicating against the cache's blob map from then on.
+//! deduplicating against the cache's blob map from then on. And what a reader's cache does with
+//! many index files: a bulk sync, and a resync after a sweep replaced them all.
 
 use super::fixtures::{bytes, init_local};
-use cairn::id::{BlobKind, IndexId};
+use cairn::id::{BlobId, BlobKind, IndexId};
 use cairn::layout::StoredId;
 use cairn::writer::{Writer, WriterOptions, BLOBS_PER_INDEX};
 
@@ -119,4 +120,51 @@ fn a_prune_sweep_and_repair_index_write_bounded_index_files_too() {
     let repaired = index_files(&repo);
     assert!(assert_bounded(&repaired, "after repair index") >= n);
     assert!(repaired.len() >= 2, "repair wrote {} index file(s)", repaired.len());
+}
+
+/// A sync of many index files writes the blob map in bulk (compactions held, no write-ahead log,
+/// one compaction at the end: format-spec §6.2's map, built faster); a cache from before a sweep
+/// replaced the index files forgets its whole map in one range deletion and builds it again.
+/// Either way every kept blob is found, and the blob of a pack the sweep deleted is not.
+#[test]
+fn a_bulk_sync_and_a_resync_after_a_sweep_find_exactly_the_indexed_blobs() {
+    use super::fixtures::{eager_prune, opts, plant};
+    use cairn::repository::Repository;
+    use cairn::time::Time;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let repo = init_local(&dir, b"pw", &tmp.path().join("c0"));
+    // One session, so at least one index file, per snapshot: more than the 16 of a bulk sync.
+    let contents: Vec<Vec<u8>> = (0..20).map(|i| bytes(1000 + i, 3000)).collect();
+    let snaps: Vec<_> = contents.iter().map(|c| plant(&repo, "web-1", Time::now(), c, 0o644)).collect();
+    let ids: Vec<BlobId> = contents.iter().map(|c| repo.keys().content_id(c)).collect();
+    assert!(repo.backend().list("index/").unwrap().len() >= 16);
+
+    let open = |cache: &str| {
+        Repository::open(super::fixtures::local(&dir), b"pw", &opts(&tmp.path().join(cache)))
+            .and_then(|r| r.readable())
+            .unwrap()
+    };
+    let fresh = open("c1");
+    fresh.sync_index().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(fresh.cache().lookup(BlobKind::Data, id).unwrap().len(), 1, "blob {i} after the bulk sync");
+    }
+    drop(fresh);
+
+    // The first snapshot forgotten and pruned (through another cache): its pack is deleted and
+    // every index file replaced.
+    repo.remove_snapshot(&snaps[0]).unwrap();
+    let mut o = eager_prune();
+    o.break_lock = true;
+    for _ in 0..4 {
+        cairn::prune::run(&repo, &o, false).unwrap();
+    }
+    let stale = open("c1");
+    stale.sync_index().unwrap();
+    assert!(stale.cache().lookup(BlobKind::Data, &ids[0]).unwrap().is_empty(), "the swept blob is forgotten");
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        assert_eq!(stale.cache().lookup(BlobKind::Data, id).unwrap().len(), 1, "blob {i} after the resync");
+    }
 }
