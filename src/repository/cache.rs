@@ -418,8 +418,6 @@ impl Cache {
     }
 }
 
-/// Takes cairn's exclusive lock on the cache directory `dir` (the file `lock`, 0600, not followed
-/// if it is a symlink) without waiting: `None` when another process holds it.
 /// The first key after every key that starts with `prefix`; `None` when there is none (the prefix
 /// is empty or all `0xff`).
 fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -433,6 +431,8 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Takes cairn's exclusive lock on the cache directory `dir` (the file `lock`, 0600, not followed
+/// if it is a symlink) without waiting: `None` when another process holds it.
 fn lock_dir(dir: &Path) -> Result<Option<std::fs::File>> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("lock");

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 /// Packs per index file.
 pub const PACKS_PER_INDEX: usize = 64;
 /// Blob entries per index file: once the packs gathered for an index file name this many blobs,
-/// the file is written, whatever the pack count (format-spec §6.3, §11 step 4), by a session,
+/// the file is written, whatever the pack count (format-spec §6.2, §11 step 4), by a session,
 /// a prune sweep and `repair index` alike ([`IndexPart`]). Bounds the entries a writer holds,
 /// and what every reader holds to ingest one file (its decoding and the cache's write batch),
 /// to a few megabytes whatever the number of small blobs.
@@ -254,7 +254,7 @@ fn random_index(n: usize) -> usize {
 }
 
 /// The packs gathered for the next index file, by the rule every writer of index files follows
-/// (format-spec §6.3): the file is full at [`PACKS_PER_INDEX`] packs, or at the pack that takes
+/// (format-spec §6.2): the file is full at [`PACKS_PER_INDEX`] packs, or at the pack that takes
 /// the blobs it names to `max_blobs` or more ([`BLOBS_PER_INDEX`] but in tests).
 #[derive(Debug, Default)]
 pub struct IndexPart {
