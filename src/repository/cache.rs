@@ -104,6 +104,10 @@ pub struct Cache {
     bulk: std::sync::atomic::AtomicBool,
 }
 
+/// Index files from which a writer of the blob map uses [`Cache::bulk`] (a sync, a prune's
+/// sweep): about half a million blobs and more.
+pub const BULK_FILES: usize = 16;
+
 /// Key prefix of the blob map (`blobmap`).
 pub(super) const BLOB: u8 = b'b';
 const FILE: u8 = b'f';
@@ -311,7 +315,8 @@ impl Cache {
     }
 
     /// Runs `f`, a bulk write of the blob map (a sync of many index files: a new cache, or every
-    /// client's first sync after a prune replaced the index files), with RocksDB's automatic
+    /// client's first sync after a prune replaced the index files; a sweep writing the files that
+    /// replace them), with RocksDB's automatic
     /// compactions off, then compacts the blob map once. Millions of random keys written through
     /// small memtables otherwise set off compaction after compaction, each merging the new files
     /// into everything written before: at 10 million blobs two thirds of a rebuild's CPU
@@ -322,7 +327,7 @@ impl Cache {
     /// order, so a crash keeps the files ingested up to some point and forgets the rest, marks
     /// with their entries (the next sync ingests those again). The memtable is written out before
     /// this returns, so no later logged write can outlive them.
-    pub(super) fn bulk<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub fn bulk<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         #[cfg(feature = "cache")]
         if let Store::Rocks(db) = &self.store {
             use std::sync::atomic::Ordering::SeqCst;

@@ -10,10 +10,6 @@ use crate::layout::{Object, ObjectType, StoredId};
 use rayon::prelude::*;
 use std::collections::HashSet;
 
-/// Index files from which a sync writes the blob map in bulk ([`crate::cache::Cache`]'s compactions
-/// held until the end): about half a million blobs and more.
-const BULK_FILES: usize = 16;
-
 impl Repository {
     /// Brings the cache's blob map up to date with the index files in storage. An index file
     /// that vanishes between the listing and its read was superseded by prune, which writes the
@@ -56,7 +52,7 @@ impl Repository {
     /// then reported missing by name, and everything else stays readable. Storage and cache
     /// failures stop the sync.
     fn ingest(&self, ids: &[IndexId]) -> Result<bool> {
-        if ids.len() >= BULK_FILES {
+        if ids.len() >= crate::cache::BULK_FILES {
             return self.shared.cache.bulk(|| self.ingest_files(ids));
         }
         self.ingest_files(ids)

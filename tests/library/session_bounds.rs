@@ -161,6 +161,12 @@ fn a_bulk_sync_and_a_resync_after_a_sweep_find_exactly_the_indexed_blobs() {
     for _ in 0..4 {
         cairn::prune::run(&repo, &o, false).unwrap();
     }
+    // The pruning host's cache took the new files' entries in bulk during the sweep (20 old files).
+    repo.sync_index().unwrap();
+    assert!(repo.cache().lookup(BlobKind::Data, &ids[0]).unwrap().is_empty(), "swept, in the pruning cache");
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        assert_eq!(repo.cache().lookup(BlobKind::Data, id).unwrap().len(), 1, "blob {i} in the pruning cache");
+    }
     let stale = open("c1");
     stale.sync_index().unwrap();
     assert!(stale.cache().lookup(BlobKind::Data, &ids[0]).unwrap().is_empty(), "the swept blob is forgotten");

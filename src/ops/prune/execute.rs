@@ -30,7 +30,13 @@ pub fn execute(repo: &ReadRepository, opts: &PruneOptions, plan: &PrunePlan, loc
         lock.ensure()?;
         // New index files first (P3): every surviving pack, superseding every old file.
         b.sync()?;
-        write_new_index(repo, s)?;
+        // Every kept entry goes into this host's cache again, under the new files' names: in bulk
+        // when they are many (at 10 million blobs, compaction was 61 % of a sweep's CPU).
+        if s.old_index.len() >= crate::cache::BULK_FILES {
+            repo.cache().bulk(|| write_new_index(repo, s))?;
+        } else {
+            write_new_index(repo, s)?;
+        }
         lock.ensure()?;
         for id in &s.old_index {
             cancelled(opts)?;
