@@ -316,20 +316,21 @@ impl Cache {
 
     /// Runs `f`, a bulk write of the blob map (a sync of many index files: a new cache, or every
     /// client's first sync after a prune replaced the index files; a sweep writing the files that
-    /// replace them), with RocksDB's automatic
-    /// compactions off, then compacts the blob map once. Millions of random keys written through
-    /// small memtables otherwise set off compaction after compaction, each merging the new files
-    /// into everything written before: at 10 million blobs two thirds of a rebuild's CPU
-    /// (benches/README.md, "Session 16"). Interrupted, the files are compacted by the next open.
+    /// replace them), with RocksDB's automatic compactions off, then compacts the blob map once.
+    /// Millions of random keys written through small memtables otherwise set off compaction after
+    /// compaction, each merging the new files into everything written before: at 10 million blobs
+    /// two thirds of a rebuild's CPU (benches/README.md, "Session 16"). Interrupted, the files are compacted by the next open.
     ///
     /// Its batches skip the write-ahead log, a third of what a rebuild wrote: each batch (an index
     /// file's entries and its mark) lies whole in one memtable, and memtables reach disk whole, in
     /// order, so a crash keeps the files ingested up to some point and forgets the rest, marks
     /// with their entries (the next sync ingests those again). The memtable is written out before
     /// this returns, so no later logged write can outlive them.
-    pub fn bulk<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    ///
+    /// `files` is how many index files `f` writes the entries of: below [`BULK_FILES`], `f` just runs.
+    pub fn bulk<T>(&self, files: usize, f: impl FnOnce() -> Result<T>) -> Result<T> {
         #[cfg(feature = "cache")]
-        if let Store::Rocks(db) = &self.store {
+        if let (Store::Rocks(db), true) = (&self.store, files >= BULK_FILES) {
             use std::sync::atomic::Ordering::SeqCst;
             let auto = |on: &str| db.set_options(&[("disable_auto_compactions", on)]).map_err(|e| self.err(e));
             auto("true")?;

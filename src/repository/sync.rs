@@ -52,10 +52,7 @@ impl Repository {
     /// then reported missing by name, and everything else stays readable. Storage and cache
     /// failures stop the sync.
     fn ingest(&self, ids: &[IndexId]) -> Result<bool> {
-        if ids.len() >= crate::cache::BULK_FILES {
-            return self.shared.cache.bulk(|| self.ingest_files(ids));
-        }
-        self.ingest_files(ids)
+        self.shared.cache.bulk(ids.len(), || self.ingest_files(ids))
     }
 
     /// [`Repository::ingest`] without the bulk mode.

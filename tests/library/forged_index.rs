@@ -221,3 +221,39 @@ fn check_compares_every_index_files_entry_with_the_pack_header() {
     assert_eq!(m[0].object, pack_path(BlobKind::Tree, &p.id));
     assert!(m[0].message.contains(&file.to_hex()) && m[0].message.contains(&claimed.to_hex()), "{}", m[0].message);
 }
+
+/// A write-only key floods the index with more forged files than a bulk sync's threshold (each claiming every
+/// data blob in a pack of garbage) and adds files that do not authenticate. A fresh cache syncs them in bulk
+/// (compactions held, no write-ahead log): every blob keeps its real location beside the forged ones, the
+/// snapshot restores byte for byte, and the damaged files are not marked ingested, so the next sync reads them
+/// again.
+#[test]
+fn a_bulk_sync_of_a_flood_of_forged_and_damaged_index_files_keeps_every_real_location() {
+    use cairn::cache::BULK_FILES;
+    use cairn::id::IndexId;
+    use cairn::layout::StoredId;
+    let fx = fixture();
+    let repo = &fx.repo;
+    let wo = repo.keys().write_only();
+    let (claims, _) = indexed_blobs(repo, BlobKind::Data);
+    for _ in 0..BULK_FILES {
+        forge_pack(repo.backend(), &wo, BlobKind::Data, &claims, None);
+    }
+    let damaged: Vec<IndexId> = (0..2u64)
+        .map(|i| {
+            let id = IndexId(cairn::crypto::random_32());
+            repo.backend().write_new(&id.path(), &bytes(900 + i, 500)).unwrap();
+            id
+        })
+        .collect();
+
+    let fresh = fx.fresh("bulk");
+    fresh.sync_index().unwrap();
+    for (id, _) in &claims {
+        assert_eq!(fresh.cache().lookup(BlobKind::Data, id).unwrap().len(), 1 + BULK_FILES, "blob {id}");
+    }
+    let ingested = fresh.cache().ingested().unwrap();
+    assert!(ingested.len() > BULK_FILES);
+    assert!(damaged.iter().all(|d| !ingested.contains(d)), "a damaged file is read again next sync");
+    restore_matches(&fresh, &fx.snap, &fx.src, &fx.tmp.path().join("restored-bulk"));
+}
