@@ -4,8 +4,13 @@
 
 pub use crate::config::{ChunkerParams, ALGORITHM_FASTCDC2020_KEYED_GEAR};
 use crate::crypto::{context, Secret};
+use bytes::Bytes;
 use fastcdc::v2020::{cut_gear, select_masks, Normalization};
 use std::io::{self, Read};
+
+/// The bytes of history the gear hash depends on: a byte's term leaves the 64-bit hash 64 bytes
+/// later.
+const GEAR_WINDOW: usize = 64;
 
 /// A keyed FastCDC chunker.
 #[derive(Clone)]
@@ -55,8 +60,10 @@ impl Chunker {
         &self.params
     }
 
-    /// Length of the chunk that starts `data`. `data` must hold at least `max_size` bytes
-    /// unless it is the end of the stream.
+    /// Length of the chunk that starts `data`. A length shorter than `data` is a cut whatever
+    /// bytes follow (a cut depends only on the bytes before it, and one at `max_size` on nothing
+    /// else); `data.len()` itself is the chunk's end only at the end of the stream, and otherwise
+    /// means that `data` holds no cut yet.
     pub fn next_cut(&self, data: &[u8]) -> usize {
         if data.is_empty() {
             return 0;
@@ -76,6 +83,40 @@ impl Chunker {
         len.clamp(1, data.len())
     }
 
+    /// [`Chunker::next_cut`] of `data` when [`Chunker::next_cut`] of its first `scanned` bytes
+    /// found no cut (returned `scanned`): the same length, without searching those bytes again.
+    ///
+    /// The gear hash at a position depends only on the [`GEAR_WINDOW`] bytes up to it (each byte's
+    /// term is shifted left once per later byte, and out of the 64 bits after 64), so the search
+    /// can start cold [`GEAR_WINDOW`] bytes before `scanned` (at an even offset, keeping the
+    /// two-byte steps and the positions where the masks change) and agree with the full search
+    /// from there on. A hit inside those first bytes comes from the cold hash (the full search
+    /// found none there): then `data` is searched in full.
+    pub fn next_cut_resumed(&self, data: &[u8], scanned: usize) -> usize {
+        let (min, avg, max) =
+            (self.params.min_size as usize, self.params.avg_size as usize, self.params.max_size as usize);
+        let from = scanned.saturating_sub(GEAR_WINDOW) & !1;
+        if from < min || from >= max || scanned >= data.len() {
+            return self.next_cut(data);
+        }
+        let (_, len) = cut_gear(
+            &data[from..],
+            0,
+            avg.saturating_sub(from),
+            max - from,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear[..],
+            &self.gear_ls[..],
+        );
+        if len < GEAR_WINDOW {
+            return self.next_cut(data);
+        }
+        (from + len).clamp(1, data.len())
+    }
+
     /// All cut points of an in-memory buffer, as chunk lengths.
     pub fn cuts(&self, data: &[u8]) -> Vec<usize> {
         let mut out = Vec::new();
@@ -88,7 +129,9 @@ impl Chunker {
         out
     }
 
-    /// Chunks a reader, yielding owned chunks; memory stays within about 1.5 × `max_size`.
+    /// Chunks a reader. Chunks are handed out as slices of the buffer they were read into (no
+    /// copy); the stream reads into buffers of about 1.5 × `max_size`, and a buffer lives as long
+    /// as a chunk cut from it.
     pub fn stream<R: Read>(&self, reader: R) -> ChunkStream<'_, R> {
         self.stream_with_hint(reader, None)
     }
@@ -97,7 +140,16 @@ impl Chunker {
     /// buffer is sized for it, so a 1 KiB file does not cost a `1.5 × max_size` allocation. A
     /// wrong hint costs only speed; the stream grows its buffer as needed.
     pub fn stream_with_hint<R: Read>(&self, reader: R, size_hint: Option<u64>) -> ChunkStream<'_, R> {
-        ChunkStream { chunker: self, reader, buf: Vec::new(), start: 0, eof: false, bytes_read: 0, size_hint }
+        ChunkStream {
+            chunker: self,
+            reader,
+            buf: Bytes::new(),
+            start: 0,
+            scanned: 0,
+            eof: false,
+            bytes_read: 0,
+            size_hint,
+        }
     }
 }
 
@@ -105,8 +157,11 @@ impl Chunker {
 pub struct ChunkStream<'a, R> {
     chunker: &'a Chunker,
     reader: R,
-    buf: Vec<u8>,
+    /// What was read and not handed out yet starts at `start`.
+    buf: Bytes,
     start: usize,
+    /// The bytes from `start` that hold no cut (searched before the buffer ran out).
+    scanned: usize,
     eof: bool,
     bytes_read: u64,
     size_hint: Option<u64>,
@@ -118,43 +173,32 @@ impl<R: Read> ChunkStream<'_, R> {
         self.bytes_read
     }
 
-    /// Reads until at least `max_size` bytes are buffered past `start`, or to the end. The
-    /// buffer is grown (and zeroed) once per fill, not once per `read`: a pipe hands out 64 KiB
-    /// per call, and zeroing megabytes for each of those made stream sources crawl. With a size
-    /// hint the first allocation fits the source (plus one byte to see the end).
-    fn fill(&mut self) -> io::Result<()> {
+    /// Reads into a new buffer that starts with the bytes not handed out yet (the tail after the
+    /// last cut: less than a chunk, so each byte is copied about once in the buffer's chunks).
+    /// Its size is about 1.5 × `max_size`; with a size hint it fits the rest of the source and
+    /// one byte to see its end, and past the hint (the source grew) it grows geometrically. The
+    /// buffer is not zeroed: the reader fills what it reads (`read_to_end` of a `take`).
+    fn refill(&mut self) -> io::Result<()> {
         const STEP: usize = 64 * 1024;
         let max = self.chunker.params.max_size as usize;
-        if self.start > 0 && self.buf.len() - self.start < max {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        if self.eof || self.buf.len() - self.start >= max {
-            return Ok(());
-        }
-        // Here `start` is 0 and fewer than `max` bytes are buffered.
-        let mut filled = self.buf.len();
-        // One and a half chunks of the largest size: each byte is moved about twice by the
-        // `drain` above (once with `2 × max`), for a quarter less resident memory per stream.
-        let mut want = (max + max / 2).max(filled + 4 * STEP);
+        let rest = &self.buf[self.start..];
+        let mut want = (max + max / 2).max(rest.len() + STEP);
         if let Some(hint) = self.size_hint {
-            let rest = usize::try_from(hint.saturating_sub(self.bytes_read)).unwrap_or(usize::MAX);
-            // Exactly the rest and one byte to see the end: a small file must not cost a zeroed
-            // 64 KiB buffer (a million of them spent seconds in memset). A source that grew
-            // past its hint is grown below.
-            want = want.min(filled.saturating_add(rest).saturating_add(1).max(filled + 1));
+            let left = usize::try_from(hint.saturating_sub(self.bytes_read)).unwrap_or(usize::MAX);
+            want = if left > 0 {
+                want.min(rest.len().saturating_add(left).saturating_add(1))
+            } else {
+                (rest.len() * 2).clamp(rest.len() + STEP, want)
+            };
         }
-        self.buf.resize(want, 0);
+        let mut next = vec![0u8; want];
+        next[..rest.len()].copy_from_slice(rest);
+        let mut filled = rest.len();
         let result = loop {
-            if filled - self.start >= max {
+            if filled == want {
                 break Ok(());
             }
-            if filled == self.buf.len() {
-                // The hint was short (the source grew): grow geometrically, never past 1.5 × max.
-                let grown = (self.buf.len() * 2).clamp(filled + STEP, (max + max / 2).max(filled + STEP));
-                self.buf.resize(grown, 0);
-            }
-            match self.reader.read(&mut self.buf[filled..]) {
+            match self.reader.read(&mut next[filled..]) {
                 Ok(0) => {
                     self.eof = true;
                     break Ok(());
@@ -167,30 +211,36 @@ impl<R: Read> ChunkStream<'_, R> {
                 Err(e) => break Err(e),
             }
         };
-        self.buf.truncate(filled);
+        next.truncate(filled);
+        self.buf = Bytes::from(next);
+        self.start = 0;
         result
     }
 }
 
 impl<R: Read> Iterator for ChunkStream<'_, R> {
-    type Item = io::Result<Vec<u8>>;
+    type Item = io::Result<Bytes>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Err(e) = self.fill() {
-            return Some(Err(e));
+        loop {
+            let avail = self.buf.len() - self.start;
+            if avail > 0 {
+                let n = self.chunker.next_cut_resumed(&self.buf[self.start..], self.scanned);
+                if n < avail || self.eof {
+                    let chunk = self.buf.slice(self.start..self.start + n);
+                    self.start += n;
+                    self.scanned = 0;
+                    return Some(Ok(chunk));
+                }
+                self.scanned = avail;
+            } else if self.eof {
+                return None;
+            }
+            // No cut in what is buffered yet (or nothing is): read on.
+            if let Err(e) = self.refill() {
+                return Some(Err(e));
+            }
         }
-        let avail = &self.buf[self.start..];
-        if avail.is_empty() {
-            return None;
-        }
-        let n = self.chunker.next_cut(avail);
-        if self.eof && self.start == 0 && n == avail.len() {
-            // The whole rest of the source in one chunk (a small file): hand over the buffer.
-            return Some(Ok(std::mem::take(&mut self.buf)));
-        }
-        let chunk = avail[..n].to_vec();
-        self.start += n;
-        Some(Ok(chunk))
     }
 }
 
@@ -214,15 +264,14 @@ mod tests {
     fn size_hints_never_change_the_chunks() {
         let c = Chunker::new(ChunkerParams::default(), &Secret([7; 32])).unwrap();
         let data = pseudo_random(9 * 1024 * 1024 + 123, 3);
-        let plain: Vec<Vec<u8>> = c.stream(&data[..]).map(|r| r.unwrap()).collect();
+        let plain: Vec<Bytes> = c.stream(&data[..]).map(|r| r.unwrap()).collect();
         for hint in [0u64, 1, 1000, 64 * 1024, 5 << 20, data.len() as u64, 1 << 40] {
-            let hinted: Vec<Vec<u8>> = c.stream_with_hint(&data[..], Some(hint)).map(|r| r.unwrap()).collect();
+            let hinted: Vec<Bytes> = c.stream_with_hint(&data[..], Some(hint)).map(|r| r.unwrap()).collect();
             assert_eq!(hinted, plain, "hint {hint}");
         }
         let small = b"a small file";
-        let chunks: Vec<Vec<u8>> =
-            c.stream_with_hint(&small[..], Some(small.len() as u64)).map(|r| r.unwrap()).collect();
-        assert_eq!(chunks, vec![small.to_vec()]);
+        let chunks: Vec<Bytes> = c.stream_with_hint(&small[..], Some(small.len() as u64)).map(|r| r.unwrap()).collect();
+        assert_eq!(chunks, vec![Bytes::from_static(small)]);
     }
 
     #[test]
@@ -274,16 +323,39 @@ mod tests {
         }
     }
 
+    /// Counts the reader's calls.
+    struct Counting<'a> {
+        data: &'a [u8],
+        reads: usize,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            let n = self.data.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
     #[test]
-    fn a_stream_buffers_at_most_one_and_a_half_maximum_chunks() {
+    fn a_stream_buffers_at_most_one_and_a_half_maximum_chunks_and_hands_out_slices_of_them() {
         let c = Chunker::new(ChunkerParams::default(), &Secret([6; 32])).unwrap();
         let max = ChunkerParams::default().max_size as usize;
         let data = pseudo_random(12 * 1024 * 1024 + 5, 4);
         let mut stream = c.stream(Trickle { data: &data, step: 65536 });
         let mut lens = Vec::new();
+        let mut at = 0;
         while let Some(chunk) = stream.next() {
-            lens.push(chunk.unwrap().len());
-            assert!(stream.buf.capacity() <= max + max / 2, "buffer of {} bytes", stream.buf.capacity());
+            let chunk = chunk.unwrap();
+            assert_eq!(chunk[..], data[at..at + chunk.len()]);
+            at += chunk.len();
+            lens.push(chunk.len());
+            assert!(stream.buf.len() <= max + max / 2, "buffer of {} bytes", stream.buf.len());
+            // Not a copy: the chunk lies in the stream's buffer.
+            let buf = stream.buf.as_ptr_range();
+            assert!(buf.contains(&chunk.as_ptr()) && chunk.as_ptr_range().end <= buf.end);
         }
         assert_eq!(lens, c.cuts(&data));
     }
@@ -292,15 +364,87 @@ mod tests {
     fn a_small_file_is_read_into_a_buffer_of_its_size_and_handed_over_whole() {
         let c = Chunker::new(ChunkerParams::default(), &Secret([6; 32])).unwrap();
         let data = pseudo_random(70, 5);
-        let mut stream = c.stream_with_hint(&data[..], Some(70));
-        stream.fill().unwrap();
-        // 64 KiB (zeroed) for any hinted file before.
-        assert_eq!(stream.buf.capacity(), 71);
+        let mut reader = Counting { data: &data, reads: 0 };
+        let mut stream = c.stream_with_hint(&mut reader, Some(70));
         let chunk = stream.next().unwrap().unwrap();
         assert_eq!(chunk, data);
-        assert_eq!(chunk.capacity(), 71, "the buffer itself, not a copy");
+        assert_eq!(chunk.as_ptr(), stream.buf.as_ptr(), "the buffer itself, not a copy");
         assert!(stream.next().is_none());
         assert_eq!(stream.bytes_read(), 70);
+        drop(stream);
+        // One read of 70 bytes into a buffer of 71, one that finds the end.
+        assert_eq!(reader.reads, 2);
+    }
+
+    #[test]
+    fn a_source_far_longer_than_its_hint_is_read_in_growing_buffers() {
+        let c = Chunker::new(ChunkerParams::default(), &Secret([6; 32])).unwrap();
+        let data = pseudo_random(10 * 1024 * 1024, 6);
+        let mut reader = Counting { data: &data, reads: 0 };
+        let lens: Vec<usize> = c.stream_with_hint(&mut reader, Some(100)).map(|r| r.unwrap().len()).collect();
+        assert_eq!(lens, c.cuts(&data));
+        assert!(reader.reads < 200, "{} reads for 10 MiB", reader.reads);
+    }
+
+    proptest::proptest! {
+        /// A search resumed where an earlier one of a prefix found no cut finds the cut the full
+        /// search finds, at every such prefix (cold-hash hits near the resume point included).
+        #[test]
+        fn a_resumed_search_cuts_where_the_full_search_does(
+            seed in 0u64..10_000,
+            len in 1usize..40_000,
+            min in 1u32..6,
+            normalization in 0u8..4,
+        ) {
+            let params = ChunkerParams {
+                min_size: min * 128,
+                avg_size: min * 1024,
+                max_size: min * 4096,
+                normalization,
+                ..ChunkerParams::default()
+            };
+            let c = Chunker::new(params, &Secret([seed as u8; 32])).unwrap();
+            let data = pseudo_random(len, seed);
+            let full = c.next_cut(&data);
+            for scanned in 1..=len.min(params.max_size as usize) {
+                if c.next_cut(&data[..scanned]) == scanned {
+                    proptest::prop_assert_eq!(c.next_cut_resumed(&data, scanned), full, "resumed at {}", scanned);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the reads hand out and whatever the hint says, a stream cuts where the
+        /// in-memory chunker does.
+        #[test]
+        fn streams_cut_where_memory_does(
+            seed in 0u64..1000,
+            len in 0usize..200_000,
+            step in 1usize..70_000,
+            hint in proptest::option::of(0u64..300_000),
+            min in 1u32..8,
+        ) {
+            let params = ChunkerParams {
+                min_size: min * 256,
+                avg_size: min * 1024,
+                max_size: min * 4096,
+                ..ChunkerParams::default()
+            };
+            let c = Chunker::new(params, &Secret([9; 32])).unwrap();
+            let data = pseudo_random(len, seed);
+            let mut stream = c.stream_with_hint(Trickle { data: &data, step }, hint);
+            let mut joined = Vec::with_capacity(len);
+            let mut lens = Vec::new();
+            for chunk in stream.by_ref() {
+                let chunk = chunk.unwrap();
+                joined.extend_from_slice(&chunk);
+                lens.push(chunk.len());
+            }
+            proptest::prop_assert_eq!(stream.bytes_read(), len as u64);
+            proptest::prop_assert_eq!(lens, c.cuts(&data));
+            proptest::prop_assert!(joined == data);
+        }
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub(super) const JOB_BATCH_BYTES: usize = 256 << 10;
 pub(super) type Jobs = Vec<ChunkJob>;
 
 pub(super) struct ChunkJob {
-    data: Vec<u8>,
+    data: bytes::Bytes,
     reply: Sender<Result<BlobId>>,
 }
 
