@@ -174,10 +174,12 @@ impl<R: Read> ChunkStream<'_, R> {
     }
 
     /// Reads into a new buffer that starts with the bytes not handed out yet (the tail after the
-    /// last cut: less than a chunk, so each byte is copied about once in the buffer's chunks).
-    /// Its size is about 1.5 × `max_size`; with a size hint it fits the rest of the source and
-    /// one byte to see its end, and past the hint (the source grew) it grows geometrically. The
-    /// buffer is not zeroed: the reader fills what it reads (`read_to_end` of a `take`).
+    /// last cut: less than a chunk, where before every byte was copied once into its chunk and
+    /// the tail moved forward). Its size is about 1.5 × `max_size`; with a size hint it fits the
+    /// rest of the source and one byte to see its end, and past the hint (the source grew) it
+    /// grows geometrically. It is filled before it is cut (a pipe hands out 64 KiB per `read`),
+    /// in reads as large as the room left: `read_to_end` into unzeroed room, measured the same,
+    /// made ten reads of doubling sizes per buffer of standard input.
     fn refill(&mut self) -> io::Result<()> {
         const STEP: usize = 64 * 1024;
         let max = self.chunker.params.max_size as usize;
