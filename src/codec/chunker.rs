@@ -4,7 +4,7 @@
 
 pub use crate::config::{ChunkerParams, ALGORITHM_FASTCDC2020_KEYED_GEAR};
 use crate::crypto::{context, Secret};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use fastcdc::v2020::{cut_gear, select_masks, Normalization};
 use std::io::{self, Read};
 
@@ -140,16 +140,7 @@ impl Chunker {
     /// buffer is sized for it, so a 1 KiB file does not cost a `1.5 × max_size` allocation. A
     /// wrong hint costs only speed; the stream grows its buffer as needed.
     pub fn stream_with_hint<R: Read>(&self, reader: R, size_hint: Option<u64>) -> ChunkStream<'_, R> {
-        ChunkStream {
-            chunker: self,
-            reader,
-            buf: Bytes::new(),
-            start: 0,
-            scanned: 0,
-            eof: false,
-            bytes_read: 0,
-            size_hint,
-        }
+        ChunkStream { chunker: self, reader, buf: BytesMut::new(), scanned: 0, eof: false, bytes_read: 0, size_hint }
     }
 }
 
@@ -157,15 +148,19 @@ impl Chunker {
 pub struct ChunkStream<'a, R> {
     chunker: &'a Chunker,
     reader: R,
-    /// What was read and not handed out yet starts at `start`.
-    buf: Bytes,
-    start: usize,
-    /// The bytes from `start` that hold no cut (searched before the buffer ran out).
+    /// What was read and not handed out yet, at the end of the buffer that earlier chunks of it
+    /// were split from; its spare capacity is the room left in that buffer.
+    buf: BytesMut,
+    /// The bytes at the start of `buf` that hold no cut (searched before).
     scanned: usize,
     eof: bool,
     bytes_read: u64,
     size_hint: Option<u64>,
 }
+
+/// The most a stream asks of its reader at once: it looks for a cut after each read, so chunks go
+/// out as soon as they are read, not in bursts of a whole buffer.
+const READ_STEP: usize = 256 * 1024;
 
 impl<R: Read> ChunkStream<'_, R> {
     /// Bytes read from the reader so far.
@@ -173,50 +168,40 @@ impl<R: Read> ChunkStream<'_, R> {
         self.bytes_read
     }
 
-    /// Reads into a new buffer that starts with the bytes not handed out yet (the tail after the
-    /// last cut: less than a chunk, where before every byte was copied once into its chunk and
-    /// the tail moved forward). Its size is about 1.5 × `max_size`; with a size hint it fits the
-    /// rest of the source and one byte to see its end, and past the hint (the source grew) it
-    /// grows geometrically. It is filled before it is cut (a pipe hands out 64 KiB per `read`),
-    /// in reads as large as the room left: `read_to_end` into unzeroed room, measured the same,
-    /// made ten reads of doubling sizes per buffer of standard input.
-    fn refill(&mut self) -> io::Result<()> {
+    /// Reads once (at most [`READ_STEP`] bytes) into the room left in the buffer. When there is
+    /// none, the bytes not handed out yet (the tail after the last cut: less than a chunk) move
+    /// to a new buffer of about 1.5 × `max_size`, or to the start of the old one when no chunk
+    /// of it is alive; with a size hint the buffer fits the rest of the source and one byte to
+    /// see its end, and past the hint (the source grew) it grows geometrically.
+    fn read_more(&mut self) -> io::Result<()> {
         const STEP: usize = 64 * 1024;
-        let max = self.chunker.params.max_size as usize;
-        let rest = &self.buf[self.start..];
-        let mut want = (max + max / 2).max(rest.len() + STEP);
-        if let Some(hint) = self.size_hint {
-            let left = usize::try_from(hint.saturating_sub(self.bytes_read)).unwrap_or(usize::MAX);
-            want = if left > 0 {
-                want.min(rest.len().saturating_add(left).saturating_add(1))
-            } else {
-                (rest.len() * 2).clamp(rest.len() + STEP, want)
-            };
-        }
-        let mut next = vec![0u8; want];
-        next[..rest.len()].copy_from_slice(rest);
-        let mut filled = rest.len();
-        let result = loop {
-            if filled == want {
-                break Ok(());
+        let len = self.buf.len();
+        if self.buf.capacity() == len {
+            let max = self.chunker.params.max_size as usize;
+            let mut want = (max + max / 2).max(len + STEP);
+            if let Some(hint) = self.size_hint {
+                let left = usize::try_from(hint.saturating_sub(self.bytes_read)).unwrap_or(usize::MAX);
+                want = if left > 0 {
+                    want.min(len.saturating_add(left).saturating_add(1))
+                } else {
+                    (len * 2).clamp(len + STEP, want)
+                };
             }
-            match self.reader.read(&mut next[filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break Ok(());
-                }
-                Ok(n) => {
-                    filled += n;
-                    self.bytes_read += n as u64;
-                }
+            self.buf.reserve(want - len);
+        }
+        let room = (self.buf.capacity() - len).min(READ_STEP);
+        self.buf.resize(len + room, 0);
+        let result = loop {
+            match self.reader.read(&mut self.buf[len..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
+                r => break r,
             }
         };
-        next.truncate(filled);
-        self.buf = Bytes::from(next);
-        self.start = 0;
-        result
+        let n = *result.as_ref().unwrap_or(&0);
+        self.buf.truncate(len + n);
+        self.bytes_read += n as u64;
+        self.eof |= n == 0 && result.is_ok();
+        result.map(|_| ())
     }
 }
 
@@ -225,21 +210,18 @@ impl<R: Read> Iterator for ChunkStream<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let avail = self.buf.len() - self.start;
-            if avail > 0 {
-                let n = self.chunker.next_cut_resumed(&self.buf[self.start..], self.scanned);
-                if n < avail || self.eof {
-                    let chunk = self.buf.slice(self.start..self.start + n);
-                    self.start += n;
+            if !self.buf.is_empty() {
+                let n = self.chunker.next_cut_resumed(&self.buf, self.scanned);
+                if n < self.buf.len() || self.eof {
                     self.scanned = 0;
-                    return Some(Ok(chunk));
+                    return Some(Ok(self.buf.split_to(n).freeze()));
                 }
-                self.scanned = avail;
+                self.scanned = self.buf.len();
             } else if self.eof {
                 return None;
             }
             // No cut in what is buffered yet (or nothing is): read on.
-            if let Err(e) = self.refill() {
+            if let Err(e) = self.read_more() {
                 return Some(Err(e));
             }
         }
@@ -354,10 +336,9 @@ mod tests {
             assert_eq!(chunk[..], data[at..at + chunk.len()]);
             at += chunk.len();
             lens.push(chunk.len());
-            assert!(stream.buf.len() <= max + max / 2, "buffer of {} bytes", stream.buf.len());
-            // Not a copy: the chunk lies in the stream's buffer.
-            let buf = stream.buf.as_ptr_range();
-            assert!(buf.contains(&chunk.as_ptr()) && chunk.as_ptr_range().end <= buf.end);
+            assert!(stream.buf.capacity() <= max + max / 2, "buffer of {} bytes", stream.buf.capacity());
+            // Not a copy: the chunk was split off the stream's buffer, right before what is left.
+            assert_eq!(chunk.as_ptr_range().end, stream.buf.as_ptr());
         }
         assert_eq!(lens, c.cuts(&data));
     }
@@ -370,7 +351,7 @@ mod tests {
         let mut stream = c.stream_with_hint(&mut reader, Some(70));
         let chunk = stream.next().unwrap().unwrap();
         assert_eq!(chunk, data);
-        assert_eq!(chunk.as_ptr(), stream.buf.as_ptr(), "the buffer itself, not a copy");
+        assert_eq!(chunk.as_ptr_range().end, stream.buf.as_ptr(), "the buffer itself, not a copy");
         assert!(stream.next().is_none());
         assert_eq!(stream.bytes_read(), 70);
         drop(stream);
