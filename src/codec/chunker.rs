@@ -369,6 +369,12 @@ mod tests {
         assert!(reader.reads < 200, "{} reads for 10 MiB", reader.reads);
     }
 
+    /// Chunker sizes small enough for many chunks in a few hundred KiB: `min_size`, average
+    /// `k` KiB, maximum `4k` KiB.
+    fn small_params(min_size: u32, k: u32, normalization: u8) -> ChunkerParams {
+        ChunkerParams { min_size, avg_size: k * 1024, max_size: k * 4096, normalization, ..ChunkerParams::default() }
+    }
+
     proptest::proptest! {
         /// A search resumed where an earlier one of a prefix found no cut finds the cut the full
         /// search finds, at every such prefix (cold-hash hits near the resume point included).
@@ -379,13 +385,7 @@ mod tests {
             min in 1u32..6,
             normalization in 0u8..4,
         ) {
-            let params = ChunkerParams {
-                min_size: min * 128,
-                avg_size: min * 1024,
-                max_size: min * 4096,
-                normalization,
-                ..ChunkerParams::default()
-            };
+            let params = small_params(min * 128, min, normalization);
             let c = Chunker::new(params, &Secret([seed as u8; 32])).unwrap();
             let data = pseudo_random(len, seed);
             let full = c.next_cut(&data);
@@ -395,9 +395,7 @@ mod tests {
                 }
             }
         }
-    }
 
-    proptest::proptest! {
         /// Whatever the reads hand out and whatever the hint says, a stream cuts where the
         /// in-memory chunker does.
         #[test]
@@ -408,12 +406,7 @@ mod tests {
             hint in proptest::option::of(0u64..300_000),
             min in 1u32..8,
         ) {
-            let params = ChunkerParams {
-                min_size: min * 256,
-                avg_size: min * 1024,
-                max_size: min * 4096,
-                ..ChunkerParams::default()
-            };
+            let params = small_params(min * 256, min, 1);
             let c = Chunker::new(params, &Secret([9; 32])).unwrap();
             let data = pseudo_random(len, seed);
             let mut stream = c.stream_with_hint(Trickle { data: &data, step }, hint);

@@ -157,7 +157,8 @@ fn crash_at_every_write(fx: &Fixture) -> (u64, usize) {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    assert!(exercised >= writes - 1, "only {exercised} of about {writes} crash points were reached");
+    // The probe's count may be up to two above a later run's (see above).
+    assert!(exercised + 2 >= writes, "only {exercised} of about {writes} crash points were reached");
     eprintln!("backup crash points exercised: {exercised}");
     (writes, index_files)
 }
