@@ -170,9 +170,9 @@ impl<R: Read> ChunkStream<'_, R> {
 
     /// Reads once (at most [`READ_STEP`] bytes) into the room left in the buffer. When there is
     /// none, the bytes not handed out yet (the tail after the last cut: less than a chunk) move
-    /// to a new buffer of about 1.5 × `max_size`, or to the start of the old one when no chunk
-    /// of it is alive; with a size hint the buffer fits the rest of the source and one byte to
-    /// see its end, and past the hint (the source grew) it grows geometrically.
+    /// to a new buffer of about 1.5 × `max_size`; with a size hint the buffer fits the rest of
+    /// the source and one byte to see its end, and past the hint (the source grew) it grows
+    /// geometrically.
     fn read_more(&mut self) -> io::Result<()> {
         const STEP: usize = 64 * 1024;
         let len = self.buf.len();
@@ -187,7 +187,11 @@ impl<R: Read> ChunkStream<'_, R> {
                     (len * 2).clamp(len + STEP, want)
                 };
             }
-            self.buf.reserve(want - len);
+            // A new buffer, never `reserve`: on a buffer no chunk holds any more, `BytesMut`
+            // may double it rather than move the tail to its start.
+            let mut next = BytesMut::with_capacity(want);
+            next.extend_from_slice(&self.buf);
+            self.buf = next;
         }
         let room = (self.buf.capacity() - len).min(READ_STEP);
         self.buf.resize(len + room, 0);
