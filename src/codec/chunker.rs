@@ -68,19 +68,14 @@ impl Chunker {
         if data.is_empty() {
             return 0;
         }
-        let (_, len) = cut_gear(
-            data,
-            self.params.min_size as usize,
-            self.params.avg_size as usize,
-            self.params.max_size as usize,
-            self.mask_s,
-            self.mask_l,
-            self.mask_s << 1,
-            self.mask_l << 1,
-            &self.gear[..],
-            &self.gear_ls[..],
-        );
-        len.clamp(1, data.len())
+        let p = &self.params;
+        self.cut(data, p.min_size as usize, p.avg_size as usize, p.max_size as usize).clamp(1, data.len())
+    }
+
+    /// FastCDC's cut of `data` with these sizes and this chunker's table and masks.
+    fn cut(&self, data: &[u8], min: usize, avg: usize, max: usize) -> usize {
+        let (mask_s, mask_l) = (self.mask_s, self.mask_l);
+        cut_gear(data, min, avg, max, mask_s, mask_l, mask_s << 1, mask_l << 1, &self.gear[..], &self.gear_ls[..]).1
     }
 
     /// [`Chunker::next_cut`] of `data` when [`Chunker::next_cut`] of its first `scanned` bytes
@@ -99,18 +94,7 @@ impl Chunker {
         if from < min || from >= max || scanned >= data.len() {
             return self.next_cut(data);
         }
-        let (_, len) = cut_gear(
-            &data[from..],
-            0,
-            avg.saturating_sub(from),
-            max - from,
-            self.mask_s,
-            self.mask_l,
-            self.mask_s << 1,
-            self.mask_l << 1,
-            &self.gear[..],
-            &self.gear_ls[..],
-        );
+        let len = self.cut(&data[from..], 0, avg.saturating_sub(from), max - from);
         if len < GEAR_WINDOW {
             return self.next_cut(data);
         }
