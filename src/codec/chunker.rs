@@ -348,13 +348,23 @@ mod tests {
     }
 
     #[test]
-    fn a_source_far_longer_than_its_hint_is_read_in_growing_buffers() {
+    fn a_source_far_longer_or_shorter_than_its_hint_is_read_in_bounded_buffers() {
         let c = Chunker::new(ChunkerParams::default(), &Secret([6; 32])).unwrap();
         let data = pseudo_random(10 * 1024 * 1024, 6);
-        let mut reader = Counting { data: &data, reads: 0 };
-        let lens: Vec<usize> = c.stream_with_hint(&mut reader, Some(100)).map(|r| r.unwrap().len()).collect();
-        assert_eq!(lens, c.cuts(&data));
-        assert!(reader.reads < 200, "{} reads for 10 MiB", reader.reads);
+        let max = ChunkerParams::default().max_size as usize;
+        // A size a local user lies about (format-spec §3.6 cut points, and a bounded buffer, either way).
+        for hint in [100, 1 << 40] {
+            let mut reader = Counting { data: &data, reads: 0 };
+            let mut stream = c.stream_with_hint(&mut reader, Some(hint));
+            let mut lens = Vec::new();
+            while let Some(chunk) = stream.next() {
+                lens.push(chunk.unwrap().len());
+                assert!(stream.buf.capacity() <= max + max / 2, "hint {hint}: buffer of {}", stream.buf.capacity());
+            }
+            drop(stream);
+            assert_eq!(lens, c.cuts(&data), "hint {hint}");
+            assert!(reader.reads < 200, "hint {hint}: {} reads for 10 MiB", reader.reads);
+        }
     }
 
     /// Chunker sizes small enough for many chunks in a few hundred KiB: `min_size`, average

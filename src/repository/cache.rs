@@ -319,7 +319,8 @@ impl Cache {
     /// replace them), with RocksDB's automatic compactions off, then compacts the blob map once.
     /// Millions of random keys written through small memtables otherwise set off compaction after
     /// compaction, each merging the new files into everything written before: at 10 million blobs
-    /// two thirds of a rebuild's CPU (benches/README.md, "Session 16"). Interrupted, the files are compacted by the next open.
+    /// two thirds of a rebuild's CPU (benches/README.md, "Session 16"). Interrupted, the files are
+    /// compacted by the next open.
     ///
     /// Its batches skip the write-ahead log, a third of what a rebuild wrote: each batch (an index
     /// file's entries and its mark) lies whole in one memtable, and memtables reach disk whole, in

@@ -421,3 +421,51 @@ fn walkdir(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A local user resizes files between the walk's `lstat` and its read, so the size the chunker is told (it sizes
+/// its buffer by it) is a lie: one file of a few bytes becomes 9 MiB (read as a small file first, then chunked
+/// past what it was said to hold), one of 9 MiB is cut to 5 MiB. Each is stored as read, byte for byte, with a
+/// warning naming it, and the rest of the tree is untouched.
+#[test]
+fn files_resized_after_their_stat_are_stored_exactly_as_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let src = t.join("src");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..9 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    write(&src.join("a-grows"), b"small");
+    write(&src.join("b-shrinks"), b"small too");
+    write(&src.join("z-kept"), b"public z");
+    let repo = init_local(&t.join("repo"), b"pw", &t.join("cache"));
+    recorded(&repo, &src, &["a-grows"]);
+    // 9 MiB when the walk examines it.
+    let other: Vec<u8> = big.iter().rev().copied().collect();
+    write(&src.join("b-shrinks"), &other);
+
+    let (s, grown, cut) = (src.clone(), big.clone(), other[..5 << 20].to_vec());
+    let hook = move |p: &std::path::Path| match p.strip_prefix(&s).ok().and_then(|r| r.to_str()) {
+        Some("a-grows") => std::fs::write(p, &grown).unwrap(),
+        Some("b-shrinks") => std::fs::write(p, &cut).unwrap(),
+        _ => {}
+    };
+    let opts = BackupOptions { test_before_open: Some(WalkHook(Arc::new(hook))), ..BackupOptions::default() };
+    let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &opts, &NoProgress).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    for name in ["a-grows", "b-shrinks"] {
+        assert!(r.warnings.iter().any(|w| PathBuf::from(&w.path) == src.join(name)), "{name}: {:?}", r.warnings);
+    }
+
+    let target = restored(&repo, &r, t);
+    let got = files(&target.join(src.strip_prefix("/").unwrap()));
+    assert_eq!(got.len(), 3);
+    assert!(got[&PathBuf::from("a-grows")] == big, "the grown file, as read");
+    assert!(got[&PathBuf::from("b-shrinks")] == other[..5 << 20], "the cut file, as read");
+    assert_eq!(got[&PathBuf::from("z-kept")], b"public z");
+}
