@@ -7,6 +7,7 @@
 #   CAIRN_BENCH_SCALE=small CAIRN_BENCH_ROUNDS=1 benches/compare.sh
 #   CAIRN_BIN=/path/to/cairn CAIRN_BENCH_TOOLS="cairn restic" benches/compare.sh
 #   CAIRN_BASE_BIN=/path/to/older/cairn CAIRN_BENCH_TOOLS="cairn cairn-base" benches/compare.sh   # before/after
+#   CAIRN_BASE_BIN=/path/to/cairn CAIRN_BASE_BACKUP_ARGS="--verify off" ...   # one option's price, same binary
 #
 # Everything the script writes lives under $CAIRN_BENCH_DIR (default /var/tmp/cairn-bench) and under one
 # private directory on a tmpfs (/dev/shm/cairn-bench.PID, or a tmpfs it mounts under the work dir).
@@ -767,7 +768,8 @@ for t in $TOOLS; do
     cairn-base)
       # An older cairn binary (CAIRN_BASE_BIN), run on the same data in the same rounds: a before/after comparison.
       if [[ -n ${CAIRN_BASE_BIN:-} && -x ${CAIRN_BASE_BIN} ]]; then
-        CAIRN_BASE=$CAIRN_BASE_BIN; VERSION[cairn-base]="base: $CAIRN_BASE_BIN"; ACTIVE+=(cairn-base)
+        CAIRN_BASE=$CAIRN_BASE_BIN; VERSION[cairn-base]="base: $CAIRN_BASE_BIN${CAIRN_BASE_BACKUP_ARGS:+ (backup $CAIRN_BASE_BACKUP_ARGS)}"
+        ACTIVE+=(cairn-base)
       else
         note "SKIP cairn-base: set CAIRN_BASE_BIN to an executable cairn binary"
       fi
@@ -783,8 +785,9 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
   local t=$1 s=$2 R=$SCRATCH/$1/repo C=$SCRATCH/$1/cache
   STDIN_FROM=-; STDOUT_TO=$LOGS/r$ROUND.$s.$t.out
   local CAIRN=${CAIRN:-}
-  # cairn-base runs the same steps as cairn with the older binary
-  if [[ $t == cairn-base ]]; then CAIRN=$CAIRN_BASE; t=cairn; fi
+  # cairn-base runs the same steps as cairn with the older binary, its backups with CAIRN_BASE_BACKUP_ARGS (words)
+  local XB=()
+  if [[ $t == cairn-base ]]; then CAIRN=$CAIRN_BASE; t=cairn; read -ra XB <<<"${CAIRN_BASE_BACKUP_ARGS:-}"; fi
   # cairn's credential: the secret file init writes beside the repository (wiped with it every round), or the
   # password in CAIRN_PASSWORD
   local SECRET=${R%/repo}/cairn.secret CRED=() NEWCRED=()
@@ -803,12 +806,12 @@ cmd_for() {  # TOOL STEP -> sets CMD array, STDIN_FROM (file or -), STDOUT_TO (f
     # init too gets the per-round cache: cairn pins each location's repository id in its cache
     # (format-spec §9.2), and every round re-creates a repository at the same path.
     cairn:init)            CMD=("$CAIRN" -r "$R" --cache-dir "$C" init "${NEWCRED[@]}") ;;
-    cairn:backup[123]|cairn:grow) CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup "$src") ;;
+    cairn:backup[123]|cairn:grow) CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup "${XB[@]}" "$src") ;;
     cairn:restore)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" restore latest --target "$TARGET") ;;
     cairn:check)           CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" check --read-data) ;;
     cairn:check_structure) CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" check) ;;
-    cairn:stream1)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP ;;
-    cairn:stream2)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP2 ;;
+    cairn:stream1)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup "${XB[@]}" --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP ;;
+    cairn:stream2)         CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" backup "${XB[@]}" --stdin --stdin-filename dump.sql); STDIN_FROM=$DUMP2 ;;
     cairn:stream_restore)  CMD=("$CAIRN" -r "$R" --cache-dir "$C" "${CRED[@]}" dump latest dump.sql); STDOUT_TO=$TARGET_FILE ;;
 
     restic:init)           CMD=(restic -r "$R" --cache-dir "$C" init --repository-version 2) ;;
