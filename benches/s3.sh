@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Backup throughput to a local S3 server (s3s-fs on loopback) against backup to local disk, same corpus, same
 # release binary, fresh repository and cache each round. Prints both wall times (median of the rounds) and the
-# ratio S3/local throughput (= local time / S3 time; 100 % means S3 costs nothing extra).
+# ratio S3/local throughput (= local time / S3 time; 100 % means S3 costs nothing extra). Then it restores the
+# last round's snapshot from each repository once (to a tmpfs when /dev/shm is one) and prints the same ratio for
+# the restore; CAIRN_BENCH_RESTORE=0 skips it.
 #
 #   benches/s3.sh [CORPUS_DIR...]     default: /var/tmp/cairn-bench/corpus-200mb (made by benches/compare.sh)
 #   env CAIRN_BENCH_ROUNDS (default 3), CAIRN_BIN (default: build --release), CAIRN_BENCH_WORK (default
@@ -48,4 +50,25 @@ done
 L=$(median < "$WORK/local.t"); S=$(median < "$WORK/s3.t")
 awk -v l="$L" -v s="$S" -v mb="$size_mb" 'BEGIN {
   printf "backup local: %.2f s (%.0f MB/s)\nbackup s3:    %.2f s (%.0f MB/s)\nS3/local throughput: %.0f %%\n",
+         l, mb / l, s, mb / s, 100 * l / s }'
+[ "${CAIRN_BENCH_RESTORE:-1}" = 1 ] || exit 0
+
+# restore REPO_URL: the latest snapshot into a fresh target with the cache the backup left; prints wall seconds.
+restore() {
+  local target="$TARGET_BASE/restore"; rm -rf "$target"
+  local t0 t1; t0=$(date +%s.%N)
+  "$CAIRN_BIN" -q -r "$1" --cache-dir "$WORK/cache" -o "s3.endpoint=$S3_ENDPOINT" restore latest --target "$target" \
+    >/dev/null
+  t1=$(date +%s.%N)
+  rm -rf "$target"
+  echo "$t0 $t1" | awk '{printf "%.2f\n", $2 - $1}'
+}
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then TARGET_BASE=$(mktemp -d /dev/shm/cairn-s3-restore.XXXXXX)
+else TARGET_BASE="$WORK"; fi
+trap 'kill "$(cat "$WORK/s3/server.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$WORK" "$TARGET_BASE"' EXIT
+# Each restore starts with an empty cache, as one on a new machine does.
+rl=$(rm -rf "$WORK/cache"; restore "$WORK/local-repo")
+rs=$(rm -rf "$WORK/cache"; restore "s3://$S3_BUCKET/round-$ROUNDS")
+awk -v l="$rl" -v s="$rs" -v mb="$size_mb" 'BEGIN {
+  printf "restore local: %.2f s (%.0f MB/s)\nrestore s3:    %.2f s (%.0f MB/s)\nS3/local restore throughput: %.0f %%\n",
          l, mb / l, s, mb / s, 100 * l / s }'
