@@ -91,6 +91,8 @@ struct Shared {
     /// Bundle bodies opened lately ([`reads`]): the members of one bundle are read one after
     /// another, and each would otherwise decompress the whole bundle again.
     bundles: Mutex<reads::BundleBodies>,
+    /// Windows of tree packs read lately ([`reads`]): a walk reads many small trees from few packs.
+    tree_windows: Mutex<reads::TreeWindows>,
     /// The certificates under `certs/`, once read (format-spec §4.3).
     certs: Mutex<Option<Arc<Certificates>>>,
     /// Set once the cache has been brought up to date with the index files in this process.

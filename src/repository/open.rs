@@ -302,6 +302,7 @@ impl Repository {
                 chunker,
                 sessions: Mutex::new(HashMap::new()),
                 bundles: Mutex::new(Default::default()),
+                tree_windows: Mutex::new(Default::default()),
                 certs: Mutex::new(None),
                 index_synced: std::sync::atomic::AtomicBool::new(false),
                 sync_lock: Mutex::new(()),

@@ -9,46 +9,69 @@ use crate::crypto::Session;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobKind, PackId};
 use crate::layout::pack_path;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Bytes of bundle bodies kept after they were opened: about 8 bundles as writers make them.
 const BUNDLE_BODIES_BUDGET: usize = 8 << 20;
 
+/// Tree packs are read in windows of this many bytes, aligned to it: a walk reads many small trees
+/// that sit together in few packs, and a remote backend pays a round trip for every read.
+const TREE_WINDOW: u64 = 1 << 20;
+
+/// Bytes of tree-pack windows kept.
+const TREE_WINDOWS_BUDGET: usize = 8 << 20;
+
 /// Where a bundle was opened: pack, offset, stored length and the session whose key opened it.
 type Place = (PackId, u64, u32, [u8; 32]);
 
-/// The bodies of the bundles opened last, by [`Place`], newest last,
-/// at most [`BUNDLE_BODIES_BUDGET`] bytes together. A body is only ever sliced: every member taken
-/// from it is verified against its id.
-#[derive(Default)]
-pub(super) struct BundleBodies {
-    bodies: VecDeque<(Place, Arc<Vec<u8>>)>,
+/// Byte buffers read or opened lately, by key, newest last, at most `BUDGET` bytes together (one
+/// larger than that is not kept). A buffer is only ever sliced: every blob taken from it is
+/// verified against its id.
+pub(super) struct Recent<K, const BUDGET: usize> {
+    entries: VecDeque<(K, Arc<Vec<u8>>)>,
     bytes: usize,
 }
 
-impl BundleBodies {
-    fn get(&mut self, place: &Place) -> Option<Arc<Vec<u8>>> {
-        let i = self.bodies.iter().position(|(p, _)| p == place)?;
-        let e = self.bodies.remove(i)?;
-        let body = e.1.clone();
-        self.bodies.push_back(e);
-        Some(body)
+impl<K, const BUDGET: usize> Default for Recent<K, BUDGET> {
+    fn default() -> Self {
+        Recent { entries: VecDeque::new(), bytes: 0 }
+    }
+}
+
+impl<K: PartialEq, const BUDGET: usize> Recent<K, BUDGET> {
+    fn get(&mut self, key: &K) -> Option<Arc<Vec<u8>>> {
+        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        let e = self.entries.remove(i)?;
+        let buf = e.1.clone();
+        self.entries.push_back(e);
+        Some(buf)
     }
 
-    fn put(&mut self, place: Place, body: Arc<Vec<u8>>) {
-        if body.len() > BUNDLE_BODIES_BUDGET {
+    fn put(&mut self, key: K, buf: Arc<Vec<u8>>) {
+        if buf.len() > BUDGET {
             return;
         }
-        self.bytes += body.len();
-        self.bodies.push_back((place, body));
-        while self.bytes > BUNDLE_BODIES_BUDGET {
-            match self.bodies.pop_front() {
+        self.bytes += buf.len();
+        self.entries.push_back((key, buf));
+        while self.bytes > BUDGET {
+            match self.entries.pop_front() {
                 Some((_, b)) => self.bytes -= b.len(),
                 None => break,
             }
         }
     }
+}
+
+/// The bodies of the bundles opened last, by [`Place`].
+pub(super) type BundleBodies = Recent<Place, BUNDLE_BODIES_BUDGET>;
+
+/// The windows of tree packs read last, by pack and window start, and the sizes of the packs
+/// they came from.
+#[derive(Default)]
+pub(super) struct TreeWindows {
+    windows: Recent<(PackId, u64), TREE_WINDOWS_BUDGET>,
+    sizes: HashMap<PackId, u64>,
 }
 
 impl Repository {
@@ -122,11 +145,54 @@ impl ReadRepository {
         Ok(plain)
     }
 
+    /// The sealed bytes of the tree at `loc` out of the [`TREE_WINDOW`]-aligned window of its pack
+    /// that holds it, read whole the first time (the pack's size from one `stat`, kept). `None`
+    /// when the tree is large, the window cannot be read, or it does not hold the tree's bytes (a
+    /// wrong index entry): the caller then reads the tree's own range, and fails as it always did.
+    fn tree_from_window(&self, loc: &Location, path: &str) -> Option<Vec<u8>> {
+        let (offset, len) = (loc.offset, u64::from(loc.length));
+        let start = offset - offset % TREE_WINDOW;
+        if len > TREE_WINDOW / 4 || offset.saturating_add(len) > start.saturating_add(TREE_WINDOW) {
+            return None;
+        }
+        let windows = || self.shared.tree_windows.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (loc.pack, start);
+        let cached = windows().windows.get(&key);
+        let window = match cached {
+            Some(w) => w,
+            None => {
+                let known = windows().sizes.get(&loc.pack).copied();
+                let size = match known {
+                    Some(n) => n,
+                    None => {
+                        let n = self.shared.backend.stat(path).ok()??.size;
+                        windows().sizes.insert(loc.pack, n);
+                        n
+                    }
+                };
+                let end = size.min(start.saturating_add(TREE_WINDOW));
+                if end <= start || offset.saturating_add(len) > end {
+                    return None;
+                }
+                let w = Arc::new(self.shared.backend.read_range(path, start, end - start).ok()?);
+                windows().windows.put(key, w.clone());
+                w
+            }
+        };
+        let at = (offset - start) as usize;
+        window.get(at..at + len as usize).map(<[u8]>::to_vec)
+    }
+
     /// Reads the blob at one location (a ranged read of its pack), opens it and verifies its id.
     /// Any key can write an index entry (format-spec §12): this is how a full key tells a real copy
     /// from a forged entry.
     pub fn read_blob_at(&self, loc: &Location, id: &BlobId) -> Result<Vec<u8>> {
-        let sealed = self.shared.backend.read_range(&pack_path(loc.kind, &loc.pack), loc.offset, loc.length as u64)?;
+        let path = pack_path(loc.kind, &loc.pack);
+        let windowed = if loc.kind == BlobKind::Tree { self.tree_from_window(loc, &path) } else { None };
+        let sealed = match windowed {
+            Some(s) => s,
+            None => self.shared.backend.read_range(&path, loc.offset, loc.length as u64)?,
+        };
         if sealed.len() != loc.length as usize {
             return Err(Error::corrupt_blob(
                 loc.kind,

@@ -190,3 +190,31 @@ fn metadata_operations_read_nothing_under_data() {
         }
     }
 }
+
+/// A walk of a snapshot with hundreds of directories reads their trees in a few windows of the tree pack, not with a
+/// ranged read per tree: on a remote backend every read is a round trip (benches/README.md, "S3 after sessions
+/// 10–17": a restore from S3 spent 25 ms on each of 1,656 trees).
+#[test]
+fn a_walk_reads_the_tree_pack_in_windows_not_once_per_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..300 {
+        write(&src.join(format!("d{i:03}/e/f.txt")), format!("file {i}\n").as_bytes());
+    }
+    let dir = tmp.path().join("repo");
+    let repo = init_local(&dir, b"windows", &tmp.path().join("cache0"));
+    snapshot_of(&repo, &src);
+    let (r, counting) = open_faulty(&dir, FaultPlan::default(), repo.keys(), repo.key_id(), &tmp.path().join("cache1"));
+    let r = r.unwrap();
+    let (_, snap) = r.list_snapshots().unwrap().pop().unwrap();
+    let mut files = 0;
+    cairn::browse::walk(&r, &snap.root(), Path::new("/"), &cairn::tree::Limits::expanding(), &mut |_, _| {
+        files += 1;
+        Ok(true)
+    })
+    .unwrap();
+    assert!(files >= 900, "the walk saw {files} entries");
+    let read = counting.counts().read_paths.lock().unwrap().clone();
+    let trees = read.iter().filter(|p| p.starts_with("tree/")).count();
+    assert!((1..=3).contains(&trees), "{trees} reads under tree/ for more than 600 trees");
+}
