@@ -1,5 +1,6 @@
-//! Reading blobs: locating a blob through the cache, opening it (alone, or out of its bundle's
-//! body, format-spec §5.5) with its session key and verifying its id. Trees are read in
+//! Reading blobs: locating a blob through the cache, reading its bytes (a tree's out of a window
+//! of its pack kept for the trees beside it), opening it (alone, or out of its bundle's body,
+//! format-spec §5.5) with its session key and verifying its id. Trees are decoded in
 //! [`super::trees`].
 
 use super::{ReadRepository, Repository};
