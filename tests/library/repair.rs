@@ -3,7 +3,7 @@
 //! damaged part of a split directory (format-spec §7.2) costs only the entries of that part; everything else of the
 //! snapshot restores byte for byte from the repaired snapshot.
 
-use super::fixtures::{init_local, snapshot_of, write};
+use super::fixtures::{init_local, open_local, snapshot_of, write};
 use cairn::check::{check, CheckOptions};
 use cairn::id::{BlobId, BlobKind, SnapshotId};
 use cairn::layout::pack_path;
@@ -54,6 +54,9 @@ fn one_lost_tree_blob_costs_only_what_it_listed() {
     };
     damage_tree_blob(&repo, &dir, &big_second);
 
+    // Repair runs as its own command: a new handle, which reads the damaged packs (the handle above keeps windows
+    // of the tree packs it read before the damage).
+    let repo = open_local(&dir, repo.keys(), repo.key_id(), &base.join("cache"));
     let report = repair_snapshots(&repo, &RepairSnapshotsOptions::default()).unwrap();
     assert_eq!(report.damaged.len(), 1, "{report:#?}");
     let d = &report.damaged[0];
