@@ -53,7 +53,7 @@ awk -v l="$L" -v s="$S" -v mb="$size_mb" 'BEGIN {
          l, mb / l, s, mb / s, 100 * l / s }'
 [ "${CAIRN_BENCH_RESTORE:-1}" = 1 ] || exit 0
 
-# restore REPO_URL: the latest snapshot into a fresh target with the cache the backup left; prints wall seconds.
+# restore REPO_URL: the latest snapshot into a fresh target, with whatever cache is in $WORK/cache; prints wall seconds.
 restore() {
   local target="$TARGET_BASE/restore"; rm -rf "$target"
   local t0 t1; t0=$(date +%s.%N)
