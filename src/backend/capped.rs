@@ -3,7 +3,7 @@
 //! type's [`ObjectType::max_size`] is refused as corrupt before it is read, so a planted huge
 //! object cannot exhaust memory. Packs are read by range and have no limit here.
 
-use super::{Backend, DynBackend, Guarantees, ObjectInfo, Staged};
+use super::{Backend, DynBackend, Guarantees, ObjectInfo, Spill, Staged};
 use crate::error::{Damaged, Error, Result};
 use crate::layout::{Object, ObjectType};
 
@@ -61,8 +61,8 @@ impl Backend for CappedBackend {
         self.inner.write_new(path, data)
     }
 
-    fn stage(&self, kind_dir: &str, capacity: usize) -> Result<Staged> {
-        self.inner.stage(kind_dir, capacity)
+    fn stage(&self, kind_dir: &str, capacity: usize, spill: Spill<'_>) -> Result<Staged> {
+        self.inner.stage(kind_dir, capacity, spill)
     }
 
     fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {

@@ -5,7 +5,7 @@
 //! §1.2).
 
 use super::opendal::OpendalBackend;
-use super::staged::{Staged, StagedFile};
+use super::staged::{Spill, Staged, StagedFile};
 use super::{backend_err, check_path, exists, Backend, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::layout::{ObjectType, LEDGER_DIR};
@@ -83,7 +83,9 @@ impl LocalBackend {
         if !deferred {
             staged.file().sync_all().map_err(|e| backend_err("write", path, e))?;
         }
-        let tmp = staged.persist();
+        let Some(tmp) = staged.persist() else {
+            return Err(Error::Internal(format!("{path}: a staged file without a name cannot be placed")));
+        };
         let res = (|| -> std::io::Result<bool> {
             let placed = rename_noreplace(&tmp, &dst)?;
             if placed {
@@ -210,7 +212,8 @@ impl Backend for LocalBackend {
 
     /// A temporary file in the pack type's folder: the pack's bytes never sit whole in memory,
     /// and the rename that names it stays within one file system.
-    fn stage(&self, kind_dir: &str, _capacity: usize) -> Result<Staged> {
+    /// Beside the packs, whatever `spill` offers: placing the file is a rename.
+    fn stage(&self, kind_dir: &str, _capacity: usize, _spill: Spill<'_>) -> Result<Staged> {
         if ![ObjectType::DataPack, ObjectType::TreePack].iter().any(|t| t.dir() == kind_dir) {
             return Err(Error::Usage(format!("not a pack folder: {kind_dir:?}")));
         }
@@ -224,11 +227,11 @@ impl Backend for LocalBackend {
     fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {
         check_path(path)?;
         match staged {
-            Staged::File(f) => {
+            Staged::File(f) if f.is_named() => {
                 self.object_dir(path)?;
                 self.place(path, f)
             }
-            Staged::Memory(v) => self.write_new(path, &v),
+            other => self.write_new(path, &other.into_bytes()?),
         }
     }
 

@@ -17,7 +17,7 @@ pub mod staged;
 pub mod url;
 
 pub use options::Options;
-pub use staged::Staged;
+pub use staged::{Spill, Staged};
 pub use url::RepoUrl;
 
 /// What a backend promises about concurrent writers and listings (format-spec §1.4). Prune and
@@ -77,12 +77,13 @@ pub trait Backend: Send + Sync {
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()>;
     /// An empty object to append a pack's bytes to before its name is known (format-spec §5.3),
     /// stored later by [`Backend::write_staged`]; `kind_dir` is the pack type's folder (`data/`,
-    /// `tree/`) and `capacity` the expected size. By default it is held in memory; a backend that
-    /// can stage elsewhere (the local backend: a temporary file beside the packs) keeps it out of
-    /// memory.
-    fn stage(&self, kind_dir: &str, capacity: usize) -> Result<Staged> {
+    /// `tree/`), `capacity` the expected size, and `spill` where the writer offers to keep it
+    /// when the backend cannot stage beside its objects. By default it goes where `spill` says
+    /// (an unnamed file in the writer's cache directory, so an open pack costs no memory); the
+    /// local backend stages in a temporary file beside the packs, which it then renames.
+    fn stage(&self, kind_dir: &str, capacity: usize, spill: Spill<'_>) -> Result<Staged> {
         let _ = kind_dir;
-        Ok(Staged::memory(capacity))
+        Staged::spill(spill, capacity)
     }
     /// Stores a staged object under `path` as [`Backend::write_new`] does (create-if-not-exists,
     /// an "exists" error when the name is taken). By default its bytes go through `write_new`.
@@ -111,8 +112,7 @@ pub trait Backend: Send + Sync {
         Guarantees { conditional_create: false, atomic_write: false, consistent_list: false }
     }
     /// How many pack uploads a writer should keep in flight: more hides a network round trip,
-    /// fewer saves memory (where packs are staged in memory, see [`Backend::stage`], each
-    /// in-flight pack is a buffer of the pack size).
+    /// fewer saves memory (a remote service is sent each pack from a buffer of its size).
     fn upload_concurrency(&self) -> usize {
         2
     }

@@ -2,10 +2,10 @@
 //! and the remote services [`super::remote`] configures. Each call runs on a private tokio
 //! runtime; call it from plain threads only. Errors name the backend's location, never a secret.
 
-use super::{backend_err, check_path, not_found, Backend, Guarantees, ObjectInfo};
+use super::{backend_err, check_path, not_found, Backend, Guarantees, ObjectInfo, Staged};
 use crate::error::{Error, Result};
 use crate::time::Time;
-use opendal::{ErrorKind, Operator};
+use opendal::{Buffer, ErrorKind, Operator};
 use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Mutex;
@@ -157,6 +157,50 @@ impl OpendalBackend {
         })
     }
 
+    /// Stores `body` under `path` if the name is free.
+    ///
+    /// Remote services with conditional create send one `If-None-Match: *` (or `O_EXCL`) write.
+    /// OpenDAL's retry layer may resend it after a timeout or a dropped connection, and if the
+    /// first attempt landed, the resend is refused as "exists". So an "exists" answer is checked:
+    /// when the stored object holds exactly `body`, the create is complete and this returns
+    /// `Ok`; otherwise it is the "exists" error. (Names are random or content hashes, so equal
+    /// bytes under the same name mean this write, or — for packs — the same pack.)
+    ///
+    /// Services without conditional create (WebDAV, memory, the `fs` reader) stat and then write
+    /// under a process-wide lock: that never overwrites an object this process can see, but two
+    /// processes can race between the stat and the write (format-spec §1.3, §1.4).
+    fn create(&self, path: &str, body: Buffer) -> Result<()> {
+        check_path(path)?;
+        let len = body.len();
+        if self.remote && self.guarantees.conditional_create {
+            let mut w = self.op.write_with(path, body.clone()).if_not_exists(true);
+            if self.chunk > 0 && len > self.chunk {
+                w = w.chunk(self.chunk).concurrent(2);
+            }
+            match self.rt.block_on(w.into_future()) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::ConditionNotMatch => match self.read(path) {
+                    Ok(stored) if stored[..] == body.to_bytes()[..] => {
+                        tracing::debug!("{path}: already stored with the same bytes (a retried create)");
+                        Ok(())
+                    }
+                    _ => Err(super::exists(path)),
+                },
+                Err(e) => Err(self.map_err("write", path, e)),
+            }
+        } else {
+            let _g = self.create_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if self.stat(path)?.is_some() {
+                return Err(super::exists(path));
+            }
+            let mut w = self.op.write_with(path, body);
+            if self.chunk > 0 && len > self.chunk {
+                w = w.chunk(self.chunk);
+            }
+            self.rt.block_on(w.into_future()).map(|_| ()).map_err(|e| self.map_err("write", path, e))
+        }
+    }
+
     fn info(path: String, m: &opendal::Metadata) -> ObjectInfo {
         ObjectInfo {
             path,
@@ -197,45 +241,17 @@ impl Backend for OpendalBackend {
         Ok(v)
     }
 
-    /// Remote services with conditional create send one `If-None-Match: *` (or `O_EXCL`) write.
-    /// OpenDAL's retry layer may resend it after a timeout or a dropped connection, and if the
-    /// first attempt landed, the resend is refused as "exists". So an "exists" answer is checked:
-    /// when the stored object holds exactly `data`, the create is complete and this returns
-    /// `Ok`; otherwise it is the "exists" error. (Names are random or content hashes, so equal
-    /// bytes under the same name mean this write, or — for packs — the same pack.)
-    ///
-    /// Services without conditional create (WebDAV, memory, the `fs` reader) stat and then write
-    /// under a process-wide lock: that never overwrites an object this process can see, but two
-    /// processes can race between the stat and the write (format-spec §1.3, §1.4).
+    /// See [`OpendalBackend::create`].
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.create(path, Buffer::from(data.to_vec()))
+    }
+
+    /// A staged pack is read back once, and its bytes become the request body without another
+    /// copy: an upload in flight holds one pack in memory, and an open pack none (it is staged
+    /// in a file, see [`Backend::stage`]).
+    fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {
         check_path(path)?;
-        if self.remote && self.guarantees.conditional_create {
-            let mut w = self.op.write_with(path, data.to_vec()).if_not_exists(true);
-            if self.chunk > 0 && data.len() > self.chunk {
-                w = w.chunk(self.chunk).concurrent(2);
-            }
-            match self.rt.block_on(w.into_future()) {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::ConditionNotMatch => match self.read(path) {
-                    Ok(stored) if stored == data => {
-                        tracing::debug!("{path}: already stored with the same bytes (a retried create)");
-                        Ok(())
-                    }
-                    _ => Err(super::exists(path)),
-                },
-                Err(e) => Err(self.map_err("write", path, e)),
-            }
-        } else {
-            let _g = self.create_lock.lock().unwrap_or_else(|p| p.into_inner());
-            if self.stat(path)?.is_some() {
-                return Err(super::exists(path));
-            }
-            let mut w = self.op.write_with(path, data.to_vec());
-            if self.chunk > 0 && data.len() > self.chunk {
-                w = w.chunk(self.chunk);
-            }
-            self.rt.block_on(w.into_future()).map(|_| ()).map_err(|e| self.map_err("write", path, e))
-        }
+        self.create(path, Buffer::from(staged.into_bytes()?))
     }
 
     fn stat(&self, path: &str) -> Result<Option<ObjectInfo>> {

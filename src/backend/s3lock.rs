@@ -8,7 +8,7 @@
 //! backend unchanged: packs, indexes and snapshots are never locked.
 
 use super::remote::{backoff, S3Settings, Tuning};
-use super::{backend_err, Backend, DynBackend, Guarantees, ObjectInfo, Options, RepoUrl, Staged};
+use super::{backend_err, Backend, DynBackend, Guarantees, ObjectInfo, Options, RepoUrl, Spill, Staged};
 use crate::error::{Error, Result};
 use crate::layout::LEDGER_DIR;
 use crate::time::Time;
@@ -415,8 +415,8 @@ impl Backend for LedgerLock {
             self.inner.write_new(path, data)
         }
     }
-    fn stage(&self, kind_dir: &str, capacity: usize) -> Result<Staged> {
-        self.inner.stage(kind_dir, capacity)
+    fn stage(&self, kind_dir: &str, capacity: usize, spill: Spill<'_>) -> Result<Staged> {
+        self.inner.stage(kind_dir, capacity, spill)
     }
     fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {
         if path.starts_with(LEDGER_DIR) {

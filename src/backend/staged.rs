@@ -1,7 +1,9 @@
 //! Objects written in pieces before their name is known: a pack is named by the hash of its
 //! bytes (format-spec §5.3), so a writer appends its blobs to a staged object as they are sealed
 //! and stores it under its name once the last byte is written ([`super::Backend::stage`],
-//! [`super::Backend::write_staged`]). Staging in a file keeps a pack out of memory.
+//! [`super::Backend::write_staged`]). Staging in a file keeps a pack out of memory: beside the
+//! packs on local disk, or, for a remote service, in an unnamed file in a local directory the
+//! writer offers (its cache directory).
 
 use super::backend_err;
 use crate::error::Result;
@@ -16,6 +18,16 @@ pub enum Staged {
     Memory(Vec<u8>),
     /// Appended to a private temporary file (see [`StagedFile`]).
     File(StagedFile),
+}
+
+/// Where an object is staged when its backend cannot stage beside its objects: a private local
+/// directory, or memory.
+#[derive(Clone, Copy, Debug)]
+pub enum Spill<'a> {
+    /// In an unnamed private file in this directory ([`StagedFile::unnamed`]).
+    Dir(&'a Path),
+    /// In memory.
+    Memory,
 }
 
 impl Staged {
@@ -48,6 +60,16 @@ impl Staged {
         self.len() == 0
     }
 
+    /// An empty object staged where `spill` says, with room for `capacity` bytes in memory.
+    pub fn spill(spill: Spill<'_>, capacity: usize) -> Result<Self> {
+        match spill {
+            Spill::Dir(dir) => StagedFile::unnamed(dir)
+                .map(Staged::File)
+                .map_err(|e| backend_err("create", &StagedFile::unnamed_label(dir), e)),
+            Spill::Memory => Ok(Staged::memory(capacity)),
+        }
+    }
+
     /// Every byte written, read back into memory (for a backend that can only store a buffer).
     pub fn into_bytes(self) -> Result<Vec<u8>> {
         match self {
@@ -67,11 +89,14 @@ impl Staged {
 
 /// A temporary file a staged object is appended to: created new (never through an existing name
 /// or symbolic link), readable by its owner only, and deleted when dropped unless
-/// [`StagedFile::persist`] took it. A crash can leave one behind under its temporary name, which
-/// listings skip.
+/// [`StagedFile::persist`] took it. A crash can leave a named one behind under its temporary
+/// name, which listings skip; an unnamed one ([`StagedFile::unnamed`]) leaves nothing.
 pub struct StagedFile {
     file: File,
+    /// The name to delete on drop; `None` once persisted, or for an unnamed file.
     path: Option<PathBuf>,
+    /// What messages call it.
+    label: String,
     len: u64,
     /// An append failed and the file could not be cut back to `len`: its bytes no longer match
     /// what its writer recorded, so every later append fails and it is never stored.
@@ -89,11 +114,41 @@ impl StagedFile {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)?;
-        Ok(StagedFile { file, path: Some(path), len: 0, broken: false })
+        Ok(StagedFile { file, label: path.display().to_string(), path: Some(path), len: 0, broken: false })
+    }
+
+    /// Creates a file in `dir` that has no name (`O_TMPFILE`), so that nothing is left behind
+    /// whatever happens to the process; where the filesystem cannot, a [`StagedFile::create`]d
+    /// one whose name is removed at once. Only its open descriptor reaches it.
+    pub fn unnamed(dir: &Path) -> std::io::Result<Self> {
+        let label = Self::unnamed_label(dir);
+        let opened = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(dir);
+        match opened {
+            Ok(file) => Ok(StagedFile { file, path: None, label, len: 0, broken: false }),
+            // No O_TMPFILE in this kernel (EISDIR) or filesystem (EOPNOTSUPP).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EOPNOTSUPP | libc::EINVAL)) => {
+                let mut f = Self::create(dir)?;
+                let path = f.path.take().expect("a new staged file has its path");
+                std::fs::remove_file(&path)?;
+                f.label = label;
+                Ok(f)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How messages name an unnamed file in `dir`.
+    fn unnamed_label(dir: &Path) -> String {
+        format!("{} (a staging file)", dir.display())
     }
 
     fn shown(&self) -> String {
-        self.path.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+        self.label.clone()
     }
 
     /// Appends `data`, all of it or nothing: a failed write (a full disk stops `write_all` part
@@ -118,10 +173,15 @@ impl StagedFile {
         &self.file
     }
 
+    /// True when the file has a name (made by [`StagedFile::create`], not yet persisted).
+    pub fn is_named(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// Gives up ownership of the temporary name (the caller renames or deletes it); the file is no
-    /// longer deleted on drop.
-    pub fn persist(mut self) -> PathBuf {
-        self.path.take().expect("a staged file has its path until persisted")
+    /// longer deleted on drop. `None` for a file without a name ([`StagedFile::is_named`]).
+    pub fn persist(mut self) -> Option<PathBuf> {
+        self.path.take()
     }
 }
 
@@ -166,7 +226,7 @@ mod tests {
         assert_eq!(s.into_bytes().unwrap(), b"abcdef");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "dropped without persist: deleted");
         let Staged::File(f) = Staged::File(StagedFile::create(dir.path()).unwrap()) else { unreachable!() };
-        let p = f.persist();
+        let p = f.persist().unwrap();
         assert!(p.exists(), "persisted: kept for the caller");
     }
 }

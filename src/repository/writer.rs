@@ -178,8 +178,9 @@ struct OpenPacks {
 }
 
 /// A pack being filled: its blobs go to a staged object as they are added (a temporary file
-/// beside the packs on local disk, see [`crate::backend::Backend::stage`]), so a full pack is
-/// not held in memory; only its header entries and running hash are.
+/// beside the packs on local disk, an unnamed one in the cache directory for a remote service,
+/// see [`crate::backend::Backend::stage`]), so a full pack is not held in memory; only its
+/// header entries and running hash are.
 struct OpenPack {
     layout: PackLayout,
     staged: Option<Staged>,
@@ -232,7 +233,9 @@ impl OpenPack {
             Some(s) => s,
             None => {
                 let capacity = if kind == BlobKind::Data { sh.pack_size + (4 << 20) } else { 0 };
-                self.staged.insert(sh.backend.stage(ObjectType::pack(kind).dir(), capacity)?)
+                // A backend that cannot stage beside its packs stages in the cache directory.
+                let spill = crate::backend::Spill::Dir(sh.cache.dir());
+                self.staged.insert(sh.backend.stage(ObjectType::pack(kind).dir(), capacity, spill)?)
             }
         };
         staged.write(sealed)

@@ -385,31 +385,39 @@ fn pack_uploads_run_concurrently_as_the_backend_asks() {
 }
 
 /// Every backend stores a staged object (a pack written as its blobs are sealed) under the name it gets at the end,
-/// with create-if-not-exists, and leaves nothing else behind; the local backend stages in a file, not in memory.
+/// with create-if-not-exists, and leaves nothing else behind. The local backend stages in a file beside its packs;
+/// every other backend stages in an unnamed file in the directory the writer offers, or in memory when it offers none.
 #[test]
 fn staged_objects_are_stored_under_their_final_name_once() {
+    use backend::{Spill, Staged};
     let (backends, tmp) = every_backend("staged");
+    let spill = tmp.path().join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    let entries = || std::fs::read_dir(&spill).unwrap().count();
     for (name, b) in backends {
-        let mut s = b.stage("data/", 1 << 20).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut s = b.stage("data/", 1 << 20, Spill::Dir(&spill)).unwrap_or_else(|e| panic!("{name}: {e}"));
         s.write(&bytes(2, 3000)).unwrap();
         s.write(&bytes(3, 1000)).unwrap();
         assert_eq!(s.len(), 4000, "{name}");
-        assert_eq!(matches!(s, backend::Staged::File(_)), name == "local", "{name}: only local disk stages in files");
+        assert!(matches!(s, Staged::File(_)), "{name}: staged in a file, not in memory");
+        assert_eq!(entries(), 0, "{name}: the staging file has no name in the offered directory");
         let path = "data/ab/staged";
         b.write_staged(path, s).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(b.read(path).unwrap(), [bytes(2, 3000), bytes(3, 1000)].concat(), "{name}");
-        let mut again = b.stage("data/", 0).unwrap();
+        let mut again = b.stage("data/", 0, Spill::Memory).unwrap();
+        assert_eq!(matches!(again, Staged::File(_)), name == "local", "{name}: in memory when no directory is offered");
         again.write(b"other bytes").unwrap();
         let e = b.write_staged(path, again).unwrap_err();
         assert!(e.is_exists(), "{name}: {e}");
         assert_eq!(b.read(path).unwrap().len(), 4000, "{name}: never overwritten");
-        let dropped = b.stage("data/", 0).unwrap();
+        let dropped = b.stage("data/", 0, Spill::Dir(&spill)).unwrap();
         drop(dropped);
         let listed: Vec<String> = b.list("data/").unwrap().into_iter().map(|o| o.path).collect();
         assert_eq!(listed, vec![path.to_string()], "{name}");
-        assert!(b.stage("keys/", 0).is_err() || name != "local", "{name}: only pack folders stage");
+        assert!(b.stage("keys/", 0, Spill::Memory).is_err() || name != "local", "{name}: only pack folders stage");
     }
     assert_eq!(temp_files(&tmp.path().join("local")), Vec::<String>::new(), "no temporary file is left");
+    assert_eq!(entries(), 0, "nothing is left in the offered directory");
 }
 
 /// The `.tmp-` files under `dir`, recursively.
@@ -450,8 +458,8 @@ impl cairn::backend::Backend for CountingPacks {
         }
         self.inner.write_new(path, data)
     }
-    fn stage(&self, kind_dir: &str, capacity: usize) -> cairn::Result<backend::Staged> {
-        self.inner.stage(kind_dir, capacity)
+    fn stage(&self, kind_dir: &str, capacity: usize, spill: backend::Spill<'_>) -> cairn::Result<backend::Staged> {
+        self.inner.stage(kind_dir, capacity, spill)
     }
     fn write_staged(&self, path: &str, staged: backend::Staged) -> cairn::Result<()> {
         let n = self
@@ -476,8 +484,9 @@ impl cairn::backend::Backend for CountingPacks {
     }
 }
 
-/// On local disk a backup writes each pack to a temporary file as its blobs are sealed and names it when full
-/// (never a whole pack in memory, benches/README.md "Stream backups and memory"); the packs are the ones the index
+/// A backup writes each pack to a file as its blobs are sealed and stores it when full (never a whole open pack in
+/// memory, benches/README.md "Stream backups and memory"): on local disk a temporary file beside the packs, named when
+/// full; for a remote service an unnamed file in the cache directory, sent when full. The packs are the ones the index
 /// describes (check reads every blob), and a backup that fails part way leaves no temporary file behind.
 #[test]
 fn a_backup_streams_its_packs_to_files_and_cleans_up_after_a_failure() {
@@ -491,31 +500,61 @@ fn a_backup_streams_its_packs_to_files_and_cleans_up_after_a_failure() {
     for i in 0..4 {
         std::fs::write(src.join(format!("f{i}")), bytes(70 + i, 2 << 20)).unwrap();
     }
-    for fail_staged in [None, Some(1)] {
-        let dir = tmp.path().join(format!("repo-{fail_staged:?}"));
-        let b = Arc::new(CountingPacks {
-            inner: Arc::new(LocalBackend::new(&dir).unwrap()),
-            pack_writes: Default::default(),
-            staged_files: Default::default(),
-            fail_staged,
-        });
-        let init = InitOptions { pack_size: 1 << 20, ..InitOptions::default() };
-        let oo = OpenOptions { cache_root: Some(dir.with_extension("cache")), no_cache: false, upgrade_config: false };
-        let repo = Repository::init(b.clone(), b"pw", &init, &oo).and_then(|r| r.readable()).unwrap();
-        let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress);
-        assert_eq!(b.pack_writes.load(std::sync::atomic::Ordering::SeqCst), 0, "no pack is written from a buffer");
-        if fail_staged.is_some() {
-            let Err(e) = r else { panic!("the failed pack fails the backup") };
-            assert!(e.to_string().contains("injected fault"), "{e}");
-        } else {
-            let r = r.unwrap();
-            assert!(r.snapshot_id.is_some());
-            let packs = b.list("data/").unwrap().len() + b.list("tree/").unwrap().len();
-            assert!(packs >= 4, "8 MiB of data in 1 MiB packs: {packs}");
-            assert_eq!(b.staged_files.load(std::sync::atomic::Ordering::SeqCst), packs, "each pack staged in a file");
-            let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
-            assert_eq!(report.errors(), 0, "{:#?}", report.findings);
+    for remote in [false, true] {
+        for fail_staged in [None, Some(1)] {
+            let dir = tmp.path().join(format!("repo-{remote}-{fail_staged:?}"));
+            let inner: DynBackend = if remote {
+                // The remote services' code path (OpenDAL's memory service; tests/servers.rs runs the real ones).
+                backend::open_url(&format!("memory://{}", servers::unique("stream-packs"))).unwrap()
+            } else {
+                Arc::new(LocalBackend::new(&dir).unwrap())
+            };
+            let b = Arc::new(CountingPacks {
+                inner,
+                pack_writes: Default::default(),
+                staged_files: Default::default(),
+                fail_staged,
+            });
+            let init = InitOptions { pack_size: 1 << 20, ..InitOptions::default() };
+            let cache = dir.with_extension("cache");
+            let oo = OpenOptions { cache_root: Some(cache.clone()), no_cache: false, upgrade_config: false };
+            let repo = Repository::init(b.clone(), b"pw", &init, &oo).and_then(|r| r.readable()).unwrap();
+            let before = files_under(&cache);
+            let r = backup(&repo, vec![BackupSource::Paths(vec![src.clone()])], &BackupOptions::default(), &NoProgress);
+            assert_eq!(b.pack_writes.load(std::sync::atomic::Ordering::SeqCst), 0, "no pack is written from a buffer");
+            if fail_staged.is_some() {
+                let Err(e) = r else { panic!("the failed pack fails the backup") };
+                assert!(e.to_string().contains("injected fault"), "{e}");
+            } else {
+                let r = r.unwrap();
+                assert!(r.snapshot_id.is_some());
+                let packs = b.list("data/").unwrap().len() + b.list("tree/").unwrap().len();
+                assert!(packs >= 4, "8 MiB of data in 1 MiB packs: {packs}");
+                let staged = b.staged_files.load(std::sync::atomic::Ordering::SeqCst);
+                assert_eq!(staged, packs, "remote {remote}: each pack staged in a file");
+                let report = check(&repo, &CheckOptions { read_data: ReadData::All }).unwrap();
+                assert_eq!(report.errors(), 0, "{:#?}", report.findings);
+            }
+            if !remote {
+                assert_eq!(temp_files(&dir), Vec::<String>::new(), "no temporary file is left");
+            }
+            let new: Vec<_> =
+                files_under(&cache).into_iter().filter(|f| !before.contains(f) && !f.contains("/db/")).collect();
+            assert_eq!(new, Vec::<String>::new(), "remote {remote}: no staging file is left in the cache directory");
         }
-        assert_eq!(temp_files(&dir), Vec::<String>::new(), "no temporary file is left");
     }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }
