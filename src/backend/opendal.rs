@@ -230,10 +230,11 @@ impl Backend for OpendalBackend {
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         check_path(path)?;
         let end = offset.checked_add(len).ok_or_else(|| backend_err("read", path, "range overflows"))?;
-        let v = self
-            .rt
-            .block_on(self.op.read_with(path).range(offset..end).into_future())
-            .map(|b| b.to_vec())
+        // Into one buffer of the right size as the response arrives: the response's pieces are
+        // dropped as they are copied, rather than gathered whole and then copied whole.
+        let mut v = Vec::with_capacity(len.min(MAX_PRESIZE) as usize);
+        self.rt
+            .block_on(async { self.op.reader_with(path).await?.read_into(&mut v, offset..end).await })
             .map_err(|e| self.map_err("read", path, e))?;
         if v.len() as u64 != len {
             return Err(backend_err("read", path, format!("short read: {} of {len} bytes at {offset}", v.len())));
@@ -314,6 +315,9 @@ impl Backend for OpendalBackend {
         }
     }
 }
+
+/// The most a ranged read reserves before its bytes arrive (a pack's ranged reads are a few MiB).
+const MAX_PRESIZE: u64 = 64 << 20;
 
 /// The first retry's delay; each later one doubles, up to [`MAX_DELAY`].
 pub const MIN_DELAY: Duration = Duration::from_millis(200);

@@ -44,7 +44,7 @@ pub const KEYS: &[OptionKey] = &[
         key: "chunk_size",
         schemes: &["s3", "gcs", "azblob"],
         secret: false,
-        help: "MiB per multipart part; larger objects are uploaded in parts (default 8, 0 = one PUT)",
+        help: "MiB per multipart part; larger objects are uploaded in parts (default 64, 0 = one PUT)",
     },
     OptionKey { key: "s3.endpoint", schemes: &["s3"], secret: false, help: "S3 endpoint URL (default AWS)" },
     OptionKey { key: "s3.region", schemes: &["s3"], secret: false, help: "region (default AWS_REGION or us-east-1)" },
