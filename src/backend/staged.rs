@@ -132,14 +132,21 @@ impl StagedFile {
             Ok(file) => Ok(StagedFile { file, path: None, label, len: 0, broken: false }),
             // No O_TMPFILE in this kernel (EISDIR) or filesystem (EOPNOTSUPP).
             Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EOPNOTSUPP | libc::EINVAL)) => {
-                let mut f = Self::create(dir)?;
-                let path = f.path.take().expect("a new staged file has its path");
-                std::fs::remove_file(&path)?;
-                f.label = label;
-                Ok(f)
+                Self::named_then_unlinked(dir, label)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// [`StagedFile::unnamed`] without `O_TMPFILE`: created under a random name, which is removed
+    /// at once (a crash in between leaves an empty `.tmp-` file, which listings skip).
+    fn named_then_unlinked(dir: &Path, label: String) -> std::io::Result<Self> {
+        let mut f = Self::create(dir)?;
+        if let Some(path) = f.path.take() {
+            std::fs::remove_file(&path)?;
+        }
+        f.label = label;
+        Ok(f)
     }
 
     /// How messages name an unnamed file in `dir`.
@@ -209,6 +216,26 @@ mod tests {
         assert!(f.broken);
         let e = f.append(b"third").unwrap_err();
         assert!(e.to_string().contains("could not be undone"), "{e}");
+    }
+
+    #[test]
+    fn an_unnamed_staging_file_leaves_no_name_with_or_without_o_tmpfile() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let made = [
+            StagedFile::unnamed(dir.path()).unwrap(),
+            StagedFile::named_then_unlinked(dir.path(), "x".into()).unwrap(),
+        ];
+        for f in made {
+            assert!(!f.is_named());
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no name in the directory");
+            assert_eq!(f.file().metadata().unwrap().mode() & 0o777, 0o600);
+            assert_eq!(f.file().metadata().unwrap().nlink(), 0, "no link to it anywhere");
+            let mut s = Staged::File(f);
+            s.write(b"pack ").unwrap();
+            s.write(b"bytes").unwrap();
+            assert_eq!(s.into_bytes().unwrap(), b"pack bytes");
+        }
     }
 
     #[test]
