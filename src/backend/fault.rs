@@ -23,6 +23,9 @@ pub struct FaultPlan {
     pub short_list: Option<usize>,
     /// Acknowledge the Nth write without storing it (a lost acknowledged write).
     pub lose_write: Option<u64>,
+    /// Return the Nth read (whole or ranged, counted over the paths `only_prefix` matches) with
+    /// every byte flipped: damage in transit, or a read that does not come back as stored.
+    pub garble_read: Option<u64>,
     /// Only count and break objects whose path starts with this (e.g. `data/`); others pass.
     pub only_prefix: Option<String>,
     /// Called with the prefix before every listing, to interleave another actor at an exact
@@ -53,6 +56,8 @@ pub struct FaultCounts {
     pub reads: AtomicU64,
     /// Paths read, in order (for tests that must prove a prefix is never read).
     pub read_paths: Mutex<Vec<String>>,
+    /// Reads seen that match `only_prefix` (what `garble_read` counts).
+    pub matched_reads: AtomicU64,
 }
 
 /// The fault-injecting wrapper.
@@ -90,6 +95,19 @@ impl FaultBackend {
         Ok(())
     }
 
+    /// `bytes` read from `path`, garbled when this is the read `garble_read` names.
+    fn delivered(&self, path: &str, bytes: Result<Vec<u8>>) -> Result<Vec<u8>> {
+        if !self.matches(path) {
+            return bytes;
+        }
+        let n = self.counts.matched_reads.fetch_add(1, Ordering::SeqCst);
+        let mut bytes = bytes?;
+        if self.plan.garble_read == Some(n) {
+            bytes.iter_mut().for_each(|b| *b = !*b);
+        }
+        Ok(bytes)
+    }
+
     fn inject(&self, op: &'static str, path: &str) -> crate::Error {
         if self.plan.crash {
             self.crashed.store(true, Ordering::SeqCst);
@@ -107,14 +125,14 @@ impl Backend for FaultBackend {
         self.dead("read", path)?;
         self.counts.reads.fetch_add(1, Ordering::SeqCst);
         self.counts.read_paths.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_string());
-        self.inner.read(path)
+        self.delivered(path, self.inner.read(path))
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.dead("read", path)?;
         self.counts.reads.fetch_add(1, Ordering::SeqCst);
         self.counts.read_paths.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_string());
-        self.inner.read_range(path, offset, len)
+        self.delivered(path, self.inner.read_range(path, offset, len))
     }
 
     fn write_new(&self, path: &str, data: &[u8]) -> Result<()> {

@@ -49,6 +49,14 @@ impl<K: PartialEq, const BUDGET: usize> Recent<K, BUDGET> {
         Some(buf)
     }
 
+    fn remove(&mut self, key: &K) {
+        if let Some(i) = self.entries.iter().position(|(k, _)| k == key) {
+            if let Some((_, b)) = self.entries.remove(i) {
+                self.bytes -= b.len();
+            }
+        }
+    }
+
     fn put(&mut self, key: K, buf: Arc<Vec<u8>>) {
         if buf.len() > BUDGET {
             return;
@@ -184,16 +192,34 @@ impl ReadRepository {
         window.get(at..at + len as usize).map(<[u8]>::to_vec)
     }
 
+    /// Forgets the window that holds the tree at `loc`: the next tree from it is read again.
+    fn drop_window(&self, loc: &Location) {
+        let start = loc.offset - loc.offset % TREE_WINDOW;
+        self.shared.tree_windows.lock().unwrap_or_else(|p| p.into_inner()).windows.remove(&(loc.pack, start));
+    }
+
     /// Reads the blob at one location (a ranged read of its pack), opens it and verifies its id.
     /// Any key can write an index entry (format-spec §12): this is how a full key tells a real copy
     /// from a forged entry.
+    ///
+    /// A tree is first taken from a window of its pack ([`Self::tree_from_window`]). When it
+    /// does not open from there, the window is dropped (it may have been damaged on its way) and
+    /// the tree is read by its own range, as any other blob: what fails then fails as it would
+    /// have without windows.
     pub fn read_blob_at(&self, loc: &Location, id: &BlobId) -> Result<Vec<u8>> {
         let path = pack_path(loc.kind, &loc.pack);
-        let windowed = if loc.kind == BlobKind::Tree { self.tree_from_window(loc, &path) } else { None };
-        let sealed = match windowed {
-            Some(s) => s,
-            None => self.shared.backend.read_range(&path, loc.offset, loc.length as u64)?,
-        };
+        if loc.kind == BlobKind::Tree {
+            if let Some(sealed) = self.tree_from_window(loc, &path) {
+                match self.open_blob_at(loc, id, &sealed) {
+                    Ok(plain) => return Ok(plain),
+                    Err(e) => {
+                        tracing::debug!("{path}: tree {id} does not open from its window ({e}); reading it alone");
+                        self.drop_window(loc);
+                    }
+                }
+            }
+        }
+        let sealed = self.shared.backend.read_range(&path, loc.offset, loc.length as u64)?;
         if sealed.len() != loc.length as usize {
             return Err(Error::corrupt_blob(
                 loc.kind,
