@@ -6,7 +6,7 @@
 //! writer offers (its cache directory).
 
 use super::backend_err;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -43,7 +43,7 @@ impl Staged {
                 v.extend_from_slice(data);
                 Ok(())
             }
-            Staged::File(f) => f.append(data).map_err(|e| backend_err("write", &f.shown(), e)),
+            Staged::File(f) => f.append(data).map_err(|e| f.error("write", e)),
         }
     }
 
@@ -63,9 +63,9 @@ impl Staged {
     /// An empty object staged where `spill` says, with room for `capacity` bytes in memory.
     pub fn spill(spill: Spill<'_>, capacity: usize) -> Result<Self> {
         match spill {
-            Spill::Dir(dir) => StagedFile::unnamed(dir)
-                .map(Staged::File)
-                .map_err(|e| backend_err("create", &StagedFile::unnamed_label(dir), e)),
+            Spill::Dir(dir) => {
+                StagedFile::unnamed(dir).map(Staged::File).map_err(|e| Error::io(StagedFile::unnamed_label(dir), e))
+            }
             Spill::Memory => Ok(Staged::memory(capacity)),
         }
     }
@@ -76,11 +76,8 @@ impl Staged {
             Staged::Memory(v) => Ok(v),
             Staged::File(mut f) => {
                 let mut v = Vec::with_capacity(f.len as usize);
-                let shown = f.shown();
-                f.file
-                    .rewind()
-                    .and_then(|_| (&f.file).read_to_end(&mut v))
-                    .map_err(|e| backend_err("read", &shown, e))?;
+                let read = f.file.rewind().and_then(|_| (&f.file).read_to_end(&mut v));
+                read.map_err(|e| f.error("read", e))?;
                 Ok(v)
             }
         }
@@ -97,6 +94,9 @@ pub struct StagedFile {
     path: Option<PathBuf>,
     /// What messages call it.
     label: String,
+    /// Made in a local directory a writer offered ([`StagedFile::unnamed`]), not in the
+    /// repository: its failures are local I/O errors, not storage errors.
+    local: bool,
     len: u64,
     /// An append failed and the file could not be cut back to `len`: its bytes no longer match
     /// what its writer recorded, so every later append fails and it is never stored.
@@ -114,7 +114,14 @@ impl StagedFile {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)?;
-        Ok(StagedFile { file, label: path.display().to_string(), path: Some(path), len: 0, broken: false })
+        Ok(StagedFile {
+            file,
+            label: path.display().to_string(),
+            path: Some(path),
+            len: 0,
+            broken: false,
+            local: false,
+        })
     }
 
     /// Creates a file in `dir` that has no name (`O_TMPFILE`), so that nothing is left behind
@@ -129,7 +136,7 @@ impl StagedFile {
             .custom_flags(libc::O_TMPFILE | libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(dir);
         match opened {
-            Ok(file) => Ok(StagedFile { file, path: None, label, len: 0, broken: false }),
+            Ok(file) => Ok(StagedFile { file, path: None, label, len: 0, broken: false, local: true }),
             // No O_TMPFILE in this kernel (EISDIR) or filesystem (EOPNOTSUPP).
             Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EOPNOTSUPP | libc::EINVAL)) => {
                 Self::named_then_unlinked(dir, label)
@@ -146,6 +153,7 @@ impl StagedFile {
             std::fs::remove_file(&path)?;
         }
         f.label = label;
+        f.local = true;
         Ok(f)
     }
 
@@ -154,8 +162,14 @@ impl StagedFile {
         format!("{} (a staging file)", dir.display())
     }
 
-    fn shown(&self) -> String {
-        self.label.clone()
+    /// `e` from operation `op`, naming this file: a storage error for a file in the repository,
+    /// a local I/O error for one in a directory a writer offered.
+    fn error(&self, op: &'static str, e: std::io::Error) -> Error {
+        if self.local {
+            Error::io(&self.label, e)
+        } else {
+            backend_err(op, &self.label, e)
+        }
     }
 
     /// Appends `data`, all of it or nothing: a failed write (a full disk stops `write_all` part
@@ -236,6 +250,12 @@ mod tests {
             s.write(b"bytes").unwrap();
             assert_eq!(s.into_bytes().unwrap(), b"pack bytes");
         }
+        // A full disk under the cache directory is a local I/O error that names the file, not a storage error.
+        let mut f = StagedFile::unnamed(dir.path()).unwrap();
+        f.file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let e = Staged::File(f).write(b"blob").unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Io, "{e}");
+        assert!(e.to_string().contains("(a staging file)"), "{e}");
     }
 
     #[test]
