@@ -185,10 +185,18 @@ pub(crate) fn listing(repo: &ReadRepository, kind: BlobKind) -> Result<HashMap<P
 /// when asked, the ids of blobs that failed to open.
 type PackCheck = (Vec<Finding>, Vec<(BlobId, usize)>, u64, u64);
 
-fn read_pack(repo: &ReadRepository, p: &IndexPack, claims: &[(IndexId, IndexPack)], verify_blobs: bool) -> PackCheck {
+/// `size` is the pack's size in the storage listing: it is read as one range of that length, so a
+/// remote backend fills one buffer of the right size as the bytes arrive.
+fn read_pack(
+    repo: &ReadRepository,
+    p: &IndexPack,
+    size: u64,
+    claims: &[(IndexId, IndexPack)],
+    verify_blobs: bool,
+) -> PackCheck {
     let path = pack_path(p.kind, &p.id);
     let err = |code, msg: String| Walk::error(code, path.clone(), msg);
-    let bytes = match repo.backend().read(&path) {
+    let bytes = match repo.backend().read_range(&path, 0, size) {
         Ok(b) => b,
         Err(e) => {
             return (vec![err("pack-unreadable", e.to_string())], p.blobs.iter().map(|b| (b.id, 0)).collect(), 0, 0)
@@ -391,7 +399,8 @@ pub fn check(repo: &ReadRepository, opts: &CheckOptions) -> Result<CheckReport> 
         .par_iter()
         .map(|p| {
             let c = claims.get(&p.id).map(Vec::as_slice).unwrap_or_default();
-            (read_pack(repo, p, c, p.kind == BlobKind::Data), p.kind)
+            let size = listed_all.get(&p.id).copied().unwrap_or_default();
+            (read_pack(repo, p, size, c, p.kind == BlobKind::Data), p.kind)
         })
         .collect();
     let mut bad_blobs: HashMap<BlobId, usize> = HashMap::new();
