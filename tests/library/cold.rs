@@ -191,30 +191,48 @@ fn metadata_operations_read_nothing_under_data() {
     }
 }
 
+/// A repository with one snapshot of `dirs` directories (`d<i>/<sub>f.txt`, a small file each), the handle that
+/// wrote it, and a second handle through the fault layer with `plan` and a fresh cache.
+struct ManyDirs {
+    _tmp: tempfile::TempDir,
+    repo: ReadRepository,
+    faulty: ReadRepository,
+    counting: std::sync::Arc<cairn::backend::fault::FaultBackend>,
+}
+
+fn many_dirs(dirs: usize, sub: &str, plan: FaultPlan) -> ManyDirs {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..dirs {
+        write(&src.join(format!("d{i:03}/{sub}f.txt")), format!("file {i}\n").as_bytes());
+    }
+    let dir = tmp.path().join("repo");
+    let repo = init_local(&dir, b"windows", &tmp.path().join("cache0"));
+    snapshot_of(&repo, &src);
+    let (faulty, counting) = open_faulty(&dir, plan, repo.keys(), repo.key_id(), &tmp.path().join("cache1"));
+    ManyDirs { repo, faulty: faulty.unwrap(), counting, _tmp: tmp }
+}
+
+/// The entries a walk of the latest snapshot through `r` sees.
+fn entries(r: &ReadRepository) -> cairn::Result<usize> {
+    let (_, snap) = r.list_snapshots()?.pop().expect("a snapshot");
+    let mut n = 0;
+    cairn::browse::walk(r, &snap.root(), Path::new("/"), &cairn::tree::Limits::expanding(), &mut |_, _| {
+        n += 1;
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
 /// A walk of a snapshot with hundreds of directories reads their trees in a few windows of the tree pack, not with a
 /// ranged read per tree: on a remote backend every read is a round trip (benches/README.md, "S3 after sessions
 /// 10–17": a restore from S3 spent 25 ms on each of 1,656 trees).
 #[test]
 fn a_walk_reads_the_tree_pack_in_windows_not_once_per_tree() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    for i in 0..300 {
-        write(&src.join(format!("d{i:03}/e/f.txt")), format!("file {i}\n").as_bytes());
-    }
-    let dir = tmp.path().join("repo");
-    let repo = init_local(&dir, b"windows", &tmp.path().join("cache0"));
-    snapshot_of(&repo, &src);
-    let (r, counting) = open_faulty(&dir, FaultPlan::default(), repo.keys(), repo.key_id(), &tmp.path().join("cache1"));
-    let r = r.unwrap();
-    let (_, snap) = r.list_snapshots().unwrap().pop().unwrap();
-    let mut files = 0;
-    cairn::browse::walk(&r, &snap.root(), Path::new("/"), &cairn::tree::Limits::expanding(), &mut |_, _| {
-        files += 1;
-        Ok(true)
-    })
-    .unwrap();
+    let m = many_dirs(300, "e/", FaultPlan::default());
+    let files = entries(&m.faulty).unwrap();
     assert!(files >= 900, "the walk saw {files} entries");
-    let read = counting.counts().read_paths.lock().unwrap().clone();
+    let read = m.counting.counts().read_paths.lock().unwrap().clone();
     let trees = read.iter().filter(|p| p.starts_with("tree/")).count();
     assert!((1..=3).contains(&trees), "{trees} reads under tree/ for more than 600 trees");
 }
@@ -224,29 +242,11 @@ fn a_walk_reads_the_tree_pack_in_windows_not_once_per_tree() {
 /// would fail for as long as the repository handle lives.
 #[test]
 fn a_window_that_arrives_damaged_is_dropped_and_the_walk_completes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    for i in 0..50 {
-        write(&src.join(format!("d{i:02}/f.txt")), format!("file {i}\n").as_bytes());
-    }
-    let dir = tmp.path().join("repo");
-    let repo = init_local(&dir, b"windows", &tmp.path().join("cache0"));
-    snapshot_of(&repo, &src);
     let plan = FaultPlan { garble_read: Some(0), only_prefix: Some("tree/".into()), ..Default::default() };
-    let (r, counting) = open_faulty(&dir, plan, repo.keys(), repo.key_id(), &tmp.path().join("cache1"));
-    let r = r.unwrap();
-    let (_, snap) = r.list_snapshots().unwrap().pop().unwrap();
-    let entries = |r: &ReadRepository| {
-        let mut n = 0;
-        cairn::browse::walk(r, &snap.root(), Path::new("/"), &cairn::tree::Limits::expanding(), &mut |_, _| {
-            n += 1;
-            Ok(true)
-        })
-        .map(|_| n)
-    };
-    let seen = entries(&r).unwrap();
+    let m = many_dirs(50, "", plan);
+    let seen = entries(&m.faulty).unwrap();
     assert!(seen >= 100, "{seen} entries");
-    assert_eq!(seen, entries(&repo).unwrap(), "every entry is seen, as through an undamaged handle");
-    let trees = counting.counts().matched_reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(seen, entries(&m.repo).unwrap(), "every entry is seen, as through an undamaged handle");
+    let trees = m.counting.counts().matched_reads.load(std::sync::atomic::Ordering::SeqCst);
     assert!((3..=6).contains(&trees), "the damaged window, the tree alone, the window again: {trees} reads");
 }

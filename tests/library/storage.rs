@@ -427,16 +427,7 @@ fn staged_objects_are_stored_under_their_final_name_once() {
 
 /// The `.tmp-` files under `dir`, recursively.
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(temp_files(&p));
-        } else if p.file_name().unwrap().to_string_lossy().starts_with(".tmp-") {
-            out.push(p.display().to_string());
-        }
-    }
-    out
+    files_under(dir).into_iter().filter(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with(".tmp-"))).collect()
 }
 
 /// A local backend that records how packs reach it, and can fail the Nth staged write.
