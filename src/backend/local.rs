@@ -210,9 +210,8 @@ impl Backend for LocalBackend {
         self.place(path, staged)
     }
 
-    /// A temporary file in the pack type's folder: the pack's bytes never sit whole in memory,
-    /// and the rename that names it stays within one file system.
-    /// Beside the packs, whatever `spill` offers: placing the file is a rename.
+    /// A temporary file in the pack type's folder, whatever `spill` offers: the pack's bytes
+    /// never sit whole in memory, and the rename that names it stays within one file system.
     fn stage(&self, kind_dir: &str, _capacity: usize, _spill: Spill<'_>) -> Result<Staged> {
         if ![ObjectType::DataPack, ObjectType::TreePack].iter().any(|t| t.dir() == kind_dir) {
             return Err(Error::Usage(format!("not a pack folder: {kind_dir:?}")));

@@ -146,7 +146,7 @@ impl StagedFile {
     }
 
     /// [`StagedFile::unnamed`] without `O_TMPFILE`: created under a random name, which is removed
-    /// at once (a crash in between leaves an empty `.tmp-` file, which listings skip).
+    /// at once (only a crash in between leaves one, empty, under its `.tmp-` name).
     fn named_then_unlinked(dir: &Path, label: String) -> std::io::Result<Self> {
         let mut f = Self::create(dir)?;
         if let Some(path) = f.path.take() {
