@@ -258,6 +258,23 @@ mod tests {
         assert!(e.to_string().contains("(a staging file)"), "{e}");
     }
 
+    /// Another local user who could swap the offered directory for a symbolic link (to a place of
+    /// theirs, or to one they want written) gets nothing: the link is not followed.
+    #[test]
+    fn an_unnamed_staging_file_is_not_made_through_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let link = dir.path().join("cache");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let e = StagedFile::unnamed(&link).err().expect("a symbolic link is refused");
+        // `O_NOFOLLOW` with `O_TMPFILE` (which implies `O_DIRECTORY`): ENOTDIR, or ELOOP on some kernels.
+        assert!(matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)), "{e}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing is made where the link points");
+        let e = Staged::spill(Spill::Dir(&link), 0).err().expect("refused through the writer's path too");
+        assert_eq!(e.kind(), crate::error::ErrorKind::Io, "{e}");
+    }
+
     #[test]
     fn a_staged_file_is_private_new_and_removed_unless_persisted() {
         use std::os::unix::fs::PermissionsExt;

@@ -202,24 +202,30 @@ impl ReadRepository {
     /// Any key can write an index entry (format-spec §12): this is how a full key tells a real copy
     /// from a forged entry.
     ///
-    /// A tree is first taken from a window of its pack ([`Self::tree_from_window`]). When it
-    /// does not open from there, the window is dropped (it may have been damaged on its way) and
-    /// the tree is read by its own range, as any other blob: what fails then fails as it would
-    /// have without windows.
+    /// A tree is first taken from a window of its pack ([`Self::tree_from_window`]). When it does
+    /// not open from there, its own range is read as for any other blob. Only when those bytes
+    /// differ from the window's is the window dropped (it was damaged on its way); when they are
+    /// the same, the index entry is what is wrong (a forged one, format-spec §12), the window
+    /// stays for the trees beside it, and the error is the window's.
     pub fn read_blob_at(&self, loc: &Location, id: &BlobId) -> Result<Vec<u8>> {
         let path = pack_path(loc.kind, &loc.pack);
+        let mut from_window = None;
         if loc.kind == BlobKind::Tree {
             if let Some(sealed) = self.tree_from_window(loc, &path) {
                 match self.open_blob_at(loc, id, &sealed) {
                     Ok(plain) => return Ok(plain),
-                    Err(e) => {
-                        tracing::debug!("{path}: tree {id} does not open from its window ({e}); reading it alone");
-                        self.drop_window(loc);
-                    }
+                    Err(e) => from_window = Some((sealed, e)),
                 }
             }
         }
         let sealed = self.shared.backend.read_range(&path, loc.offset, loc.length as u64)?;
+        if let Some((windowed, e)) = from_window {
+            if windowed == sealed {
+                return Err(e);
+            }
+            tracing::debug!("{path}: tree {id} does not open from its window; the window is dropped");
+            self.drop_window(loc);
+        }
         if sealed.len() != loc.length as usize {
             return Err(Error::corrupt_blob(
                 loc.kind,

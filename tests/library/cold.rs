@@ -5,7 +5,7 @@
 //! under `data/` (and so do diff, find and stats; status reads nothing under `tree/` either), with a warm cache and with a fresh one (the index sync reads `index/` only). Proven through the
 //! counting layer of `src/backend/fault.rs`, which records every path read (whole or ranged).
 
-use super::fixtures::{bytes, copy_dir, files, init_local, open_faulty, open_local, snapshot_of, write};
+use super::fixtures::{bytes, copy_dir, files, init_local, open_faulty, open_local, snapshot_of, walk_entries, write};
 use cairn::backend::fault::FaultPlan;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, ReadData};
@@ -213,24 +213,13 @@ fn many_dirs(dirs: usize, sub: &str, plan: FaultPlan) -> ManyDirs {
     ManyDirs { repo, faulty: faulty.unwrap(), counting, _tmp: tmp }
 }
 
-/// The entries a walk of the latest snapshot through `r` sees.
-fn entries(r: &ReadRepository) -> cairn::Result<usize> {
-    let (_, snap) = r.list_snapshots()?.pop().expect("a snapshot");
-    let mut n = 0;
-    cairn::browse::walk(r, &snap.root(), Path::new("/"), &cairn::tree::Limits::expanding(), &mut |_, _| {
-        n += 1;
-        Ok(true)
-    })?;
-    Ok(n)
-}
-
 /// A walk of a snapshot with hundreds of directories reads their trees in a few windows of the tree pack, not with a
 /// ranged read per tree: on a remote backend every read is a round trip (benches/README.md, "S3 after sessions
 /// 10–17": a restore from S3 spent 25 ms on each of 1,656 trees).
 #[test]
 fn a_walk_reads_the_tree_pack_in_windows_not_once_per_tree() {
     let m = many_dirs(300, "e/", FaultPlan::default());
-    let files = entries(&m.faulty).unwrap();
+    let files = walk_entries(&m.faulty).unwrap();
     assert!(files >= 900, "the walk saw {files} entries");
     let read = m.counting.counts().read_paths.lock().unwrap().clone();
     let trees = read.iter().filter(|p| p.starts_with("tree/")).count();
@@ -244,9 +233,9 @@ fn a_walk_reads_the_tree_pack_in_windows_not_once_per_tree() {
 fn a_window_that_arrives_damaged_is_dropped_and_the_walk_completes() {
     let plan = FaultPlan { garble_read: Some(0), only_prefix: Some("tree/".into()), ..Default::default() };
     let m = many_dirs(50, "", plan);
-    let seen = entries(&m.faulty).unwrap();
+    let seen = walk_entries(&m.faulty).unwrap();
     assert!(seen >= 100, "{seen} entries");
-    assert_eq!(seen, entries(&m.repo).unwrap(), "every entry is seen, as through an undamaged handle");
+    assert_eq!(seen, walk_entries(&m.repo).unwrap(), "every entry is seen, as through an undamaged handle");
     let trees = m.counting.counts().matched_reads.load(std::sync::atomic::Ordering::SeqCst);
     assert!((3..=6).contains(&trees), "the damaged window, the tree alone, the window again: {trees} reads");
 }

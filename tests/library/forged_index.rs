@@ -4,9 +4,10 @@
 //! forged entries.
 
 use super::fixtures::{
-    bytes, files, forge_index, forge_pack, indexed_blobs, indexed_packs, init_local, open_local, restore_matches,
-    snapshot_of, write,
+    bytes, files, forge_index, forge_pack, indexed_blobs, indexed_packs, init_local, open_faulty, open_local,
+    restore_matches, snapshot_of, walk_entries, write,
 };
+use cairn::backend::fault::FaultPlan;
 use cairn::backup::{backup, BackupOptions, BackupSource, NoProgress};
 use cairn::check::{check, CheckOptions, ReadData};
 use cairn::id::{BlobKind, PackId, SnapshotId};
@@ -256,4 +257,35 @@ fn a_bulk_sync_of_a_flood_of_forged_and_damaged_index_files_keeps_every_real_loc
     assert!(ingested.len() > BULK_FILES);
     assert!(damaged.iter().all(|d| !ingested.contains(d)), "a damaged file is read again next sync");
     restore_matches(&fresh, &fx.snap, &fx.src, &fx.tmp.path().join("restored-bulk"));
+}
+
+/// A write-only key claims every tree in a forged tree pack that sorts first, so every tree's first location is
+/// garbage. A walk falls back to the real copies and sees what it saw before. Each forged location costs one read of
+/// its own range (which tells a forged entry from a window damaged on its way): the forged pack's window is kept, not
+/// read again for every tree, and the real tree pack is still read in a window or two.
+#[test]
+fn a_forged_first_location_for_every_tree_costs_one_read_each_and_no_window_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..50 {
+        write(&src.join(format!("d{i:02}/f.txt")), format!("file {i}\n").as_bytes());
+    }
+    let dir = tmp.path().join("repo");
+    let repo = init_local(&dir, b"forged", &tmp.path().join("cache0"));
+    snapshot_of(&repo, &src);
+    let before = walk_entries(&repo).unwrap();
+    let real: Vec<PackId> = indexed_packs(&repo, BlobKind::Tree).iter().map(|p| p.id).collect();
+    let (claims, low) = indexed_blobs(&repo, BlobKind::Tree);
+    let forged = forge_pack(repo.backend(), &repo.keys().write_only(), BlobKind::Tree, &claims, Some(low));
+
+    let (r, counting) = open_faulty(&dir, FaultPlan::default(), repo.keys(), repo.key_id(), &tmp.path().join("cache1"));
+    let r = r.unwrap();
+    assert_eq!(r.locate(BlobKind::Tree, &claims[0].0).unwrap()[0].pack, forged, "the forged copy is tried first");
+    assert_eq!(walk_entries(&r).unwrap(), before, "the walk sees every entry through the real copies");
+    let read = counting.counts().read_paths.lock().unwrap().clone();
+    let reads_of = |p: &PackId| read.iter().filter(|x| **x == pack_path(BlobKind::Tree, p)).count();
+    let trees = claims.len();
+    assert!(reads_of(&forged) <= trees + 2, "{} reads of the forged pack for {trees} trees", reads_of(&forged));
+    let real_reads: usize = real.iter().map(reads_of).sum();
+    assert!(real_reads <= 3, "{real_reads} reads of the real tree packs");
 }

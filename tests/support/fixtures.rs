@@ -313,3 +313,14 @@ pub fn as_v1(snap: &cairn::snapshot::Snapshot) -> cairn::snapshot::Snapshot {
         program: snap.program().into(),
     })
 }
+
+/// How many entries a walk of the latest snapshot through `r` sees.
+pub fn walk_entries(r: &ReadRepository) -> cairn::Result<usize> {
+    let (_, snap) = r.list_snapshots()?.pop().expect("a snapshot");
+    let mut n = 0;
+    cairn::browse::walk(r, &snap.root(), Path::new("/"), &cairn::tree::Limits::expanding(), &mut |_, _| {
+        n += 1;
+        Ok(true)
+    })?;
+    Ok(n)
+}
