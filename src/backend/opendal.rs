@@ -5,7 +5,7 @@
 use super::{backend_err, check_path, not_found, Backend, Guarantees, ObjectInfo, Staged};
 use crate::error::{Error, Result};
 use crate::time::Time;
-use opendal::{Buffer, ErrorKind, Operator};
+use opendal::{Buffer, BytesRange, ErrorKind, Operator};
 use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Mutex;
@@ -79,6 +79,38 @@ impl std::error::Error for ServiceError {
 }
 
 impl OpendalBackend {
+    /// Reads `range` of `path` into one buffer of `presize` bytes (at most [`MAX_PRESIZE`]) as
+    /// the response arrives: its pieces are dropped as they are copied, rather than gathered whole
+    /// and then copied whole. `None` when the server sends more than `limit` bytes: reading stops
+    /// at the first piece too many, so a hostile or broken server cannot grow the buffer past what
+    /// was asked for (format-spec §12.6).
+    fn read_bounded(
+        &self,
+        path: &str,
+        range: impl Into<BytesRange>,
+        limit: u64,
+        presize: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        use futures_util::TryStreamExt;
+        let range = range.into();
+        let mut v = Vec::with_capacity(presize.min(limit).min(MAX_PRESIZE) as usize);
+        self.rt
+            .block_on(async {
+                let mut s = self.op.reader_with(path).await?.into_stream(range).await?;
+                while let Some(piece) = s.try_next().await? {
+                    if (v.len() + piece.len()) as u64 > limit {
+                        return Ok(None);
+                    }
+                    for b in piece {
+                        v.extend_from_slice(&b);
+                    }
+                }
+                Ok(Some(()))
+            })
+            .map(|done| done.map(|()| v))
+            .map_err(|e| self.map_err("read", path, e))
+    }
+
     fn map_err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
         if e.kind() == ErrorKind::NotFound {
             return not_found(op, path);
@@ -230,16 +262,28 @@ impl Backend for OpendalBackend {
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         check_path(path)?;
         let end = offset.checked_add(len).ok_or_else(|| backend_err("read", path, "range overflows"))?;
-        // Into one buffer of the right size as the response arrives: the response's pieces are
-        // dropped as they are copied, rather than gathered whole and then copied whole.
-        let mut v = Vec::with_capacity(len.min(MAX_PRESIZE) as usize);
-        self.rt
-            .block_on(async { self.op.reader_with(path).await?.read_into(&mut v, offset..end).await })
-            .map_err(|e| self.map_err("read", path, e))?;
+        let v = self.read_bounded(path, offset..end, len, len)?.ok_or_else(|| {
+            backend_err("read", path, format!("the server sent more than the {len} bytes asked for at {offset}"))
+        })?;
         if v.len() as u64 != len {
             return Err(backend_err("read", path, format!("short read: {} of {len} bytes at {offset}", v.len())));
         }
         Ok(v)
+    }
+
+    /// The size first; then the object, cut off when the server sends more than `max` bytes after
+    /// all (a storage error: its size said otherwise).
+    fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
+        check_path(path)?;
+        let size = match self.stat(path)? {
+            Some(info) if info.size > max => return Ok(Err(info.size)),
+            Some(info) => info.size,
+            None => 0,
+        };
+        let v = self.read_bounded(path, .., max, size)?.ok_or_else(|| {
+            backend_err("read", path, format!("the server sent more than the {max} bytes this object may have"))
+        })?;
+        Ok(Ok(v))
     }
 
     /// See [`OpendalBackend::create`].

@@ -289,6 +289,88 @@ fn https_client_starts_with_the_ring_provider() {
     assert!(!e.contains("webdav.password") && !e.contains("=p"), "{e}");
 }
 
+/// An S3 endpoint that answers every `HEAD` with a 100-byte object and every `GET` with a 1 GiB body, whatever range
+/// was asked for
+/// (what a hostile or broken server, or whoever sits between a plain-HTTP endpoint and cairn, can send). It counts
+/// the body bytes it got out before the client hung up.
+fn oversending_s3() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering::SeqCst;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", l.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { return };
+            let sent = counter.clone();
+            std::thread::spawn(move || {
+                conn.set_write_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let mut first = String::new();
+                    if r.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut line = String::new();
+                    while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    if first.starts_with("HEAD") {
+                        let head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nETag: \"e\"\r\n\
+                                    Last-Modified: Mon, 07 Dec 2026 00:00:00 GMT\r\n\r\n";
+                        if w.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let head = "HTTP/1.1 206 Partial Content\r\nContent-Length: 1073741824\r\n\r\n";
+                    if w.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let piece = vec![b'x'; 64 << 10];
+                    for _ in 0..(1 << 14) {
+                        if w.write_all(&piece).is_err() {
+                            return;
+                        }
+                        sent.fetch_add(piece.len() as u64, SeqCst);
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    (endpoint, sent)
+}
+
+/// A server that sends more than the range asked for (or more than an object of its type may have, whatever size it
+/// gave) is cut off after the first piece too many: the read is a storage error naming the object, and memory does not grow with
+/// what the server sends. Before, the whole response was taken in before its length was checked.
+#[test]
+fn a_server_sending_more_than_asked_is_cut_off() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (endpoint, sent) = oversending_s3();
+    let b = open(
+        "s3://b/p",
+        vec![
+            format!("s3.endpoint={endpoint}"),
+            "s3.access_key_id=a".into(),
+            "s3.secret_access_key=b".into(),
+            "retries=0".into(),
+        ],
+    );
+    let pack = format!("data/ab/{}", "ab".repeat(32));
+    let e = b.read_range(&pack, 0, 100).expect_err("an oversized range was read").to_string();
+    assert!(e.contains(&pack) && e.contains("more than the 100 bytes asked for"), "{e}");
+    let e = b.read_at_most("keys/k", 1 << 20).expect_err("an oversized object was read").to_string();
+    assert!(e.contains("keys/k") && e.contains("more than the 1048576 bytes this object may have"), "{e}");
+    // Give the server's threads a moment to see the hang-ups, then count: far less than the 1 GiB it would send.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let n = sent.load(SeqCst);
+    assert!(n < 64 << 20, "the server got {n} bytes out before the client stopped reading");
+}
+
 /// A backend that makes every pack upload take a while and records how many run at once.
 struct SlowPacks {
     inner: DynBackend,
