@@ -27,6 +27,8 @@ pub struct OpendalBackend {
     /// Remote: errors other than "not found"/"exists" name the location (the local backend's
     /// errors already do through its paths).
     remote: bool,
+    /// The operator writes go through (see [`Remote::writer`]).
+    writer: Operator,
     /// The operator listings go through (without OpenDAL's retry layer; see
     /// [`super::remote::layered`]), and how often a failed listing is retried whole.
     lister: Operator,
@@ -35,6 +37,9 @@ pub struct OpendalBackend {
 
 /// The parts of a remote backend besides its main operator.
 pub struct Remote {
+    /// The operator for writes: the main one with a longer timeout per step (a whole request
+    /// body), see [`super::remote::layered`].
+    pub writer: Operator,
     /// The operator for listings: the service without the retry layer.
     pub lister: Operator,
     /// Whole-listing retries.
@@ -148,6 +153,7 @@ impl OpendalBackend {
             uploads,
             chunk,
             remote: true,
+            writer: r.writer,
             lister: r.lister,
             list_retries: r.list_retries,
         })
@@ -158,6 +164,7 @@ impl OpendalBackend {
         let b = opendal::services::Fs::default().root(&root.to_string_lossy());
         let op = Operator::new(b).map_err(|e| backend_err("open", &root.display().to_string(), e))?;
         Ok(OpendalBackend {
+            writer: op.clone(),
             lister: op.clone(),
             list_retries: 0,
             op,
@@ -175,6 +182,7 @@ impl OpendalBackend {
     pub fn memory(name: &str) -> Result<Self> {
         let op = Operator::new(opendal::services::Memory::default()).map_err(|e| backend_err("open", "memory", e))?;
         Ok(OpendalBackend {
+            writer: op.clone(),
             lister: op.clone(),
             list_retries: 0,
             op,
@@ -205,7 +213,7 @@ impl OpendalBackend {
         check_path(path)?;
         let len = body.len();
         if self.remote && self.guarantees.conditional_create {
-            let mut w = self.op.write_with(path, body.clone()).if_not_exists(true);
+            let mut w = self.writer.write_with(path, body.clone()).if_not_exists(true);
             if self.chunk > 0 && len > self.chunk {
                 w = w.chunk(self.chunk).concurrent(2);
             }
@@ -225,7 +233,7 @@ impl OpendalBackend {
             if self.stat(path)?.is_some() {
                 return Err(super::exists(path));
             }
-            let mut w = self.op.write_with(path, body);
+            let mut w = self.writer.write_with(path, body);
             if self.chunk > 0 && len > self.chunk {
                 w = w.chunk(self.chunk);
             }

@@ -24,7 +24,18 @@ pub struct OptionKey {
 pub const KEYS: &[OptionKey] = &[
     OptionKey { key: "retries", schemes: &[], secret: false, help: "retries of a failed idempotent call (default 5)" },
     OptionKey { key: "timeout", schemes: &[], secret: false, help: "seconds per metadata call (default 60)" },
-    OptionKey { key: "io_timeout", schemes: &[], secret: false, help: "seconds per read/write step (default 120)" },
+    OptionKey {
+        key: "io_timeout",
+        schemes: &[],
+        secret: false,
+        help: "seconds a read step, or an SFTP write, may take; over HTTP also how long sent bytes may stall (default 120)",
+    },
+    OptionKey {
+        key: "upload_timeout",
+        schemes: &[],
+        secret: false,
+        help: "seconds one HTTP request body may take in all while its bytes keep moving (default 1800)",
+    },
     OptionKey { key: "connections", schemes: &[], secret: false, help: "concurrent requests at most (default 16)" },
     OptionKey { key: "uploads", schemes: &[], secret: false, help: "packs uploaded at once (default 4)" },
     OptionKey {

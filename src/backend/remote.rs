@@ -75,8 +75,12 @@ pub struct Tuning {
     pub retries: usize,
     /// Timeout of a call without a body.
     pub timeout: Duration,
-    /// Timeout of each read/write step of a body.
+    /// Timeout of each read step of a body; over HTTP also how long sent bytes may make no
+    /// progress before the connection is dropped (`TCP_USER_TIMEOUT`).
     pub io_timeout: Duration,
+    /// Timeout of one write step: over HTTP a whole request body (`upload_timeout`), whose
+    /// stalls the connection's `io_timeout` catches; over SFTP `io_timeout`.
+    pub write_timeout: Duration,
     /// Requests in flight at most.
     pub connections: usize,
     /// Pack uploads a writer keeps in flight.
@@ -91,10 +95,20 @@ impl Tuning {
         // A default pack (16 MiB) goes up in one request: parts of 8 MiB made a corpus backup to
         // S3 12 % slower (benches/README.md, "Remote packs staged in files").
         let chunk_default = if matches!(scheme, "s3" | "gcs" | "azblob") { 64 } else { 0 };
+        let io_timeout = Duration::from_secs(o.get_u64("io_timeout")?.unwrap_or(120).max(1));
+        // A request body goes out at the link's pace: a 16 MiB pack takes 512 s at 256 kbit/s.
+        // Over HTTP a connection whose sent bytes stop moving for `io_timeout` is dropped by the
+        // kernel, so only a body that takes longer than `upload_timeout` in all is cut off; SFTP
+        // has no such watch, and its writes keep `io_timeout`.
+        let write_timeout = match scheme {
+            "sftp" => io_timeout,
+            _ => Duration::from_secs(o.get_u64("upload_timeout")?.unwrap_or(1800).max(1)),
+        };
         let t = Tuning {
             retries: o.get_u64("retries")?.unwrap_or(5) as usize,
             timeout: Duration::from_secs(o.get_u64("timeout")?.unwrap_or(60).max(1)),
-            io_timeout: Duration::from_secs(o.get_u64("io_timeout")?.unwrap_or(120).max(1)),
+            io_timeout,
+            write_timeout,
             connections: o.get_u64("connections")?.unwrap_or(16).clamp(1, 1024) as usize,
             uploads: o.get_u64("uploads")?.unwrap_or(4).clamp(1, 64) as usize,
             chunk_size: (o.get_u64("chunk_size")?.unwrap_or(chunk_default).min(4096) as usize) << 20,
@@ -295,36 +309,66 @@ pub fn build_operator(url: &RepoUrl, o: &Options) -> Result<Operator> {
 /// [`OpendalBackend`]'s compare-on-exists (a retry that finds the name taken reads the object
 /// back and accepts it only when it holds exactly the bytes being written).
 ///
-/// Returns two operators over one service: the retrying one, and one without the retry layer for
-/// listings. OpenDAL retries a listing page by page, and a retried page can end the listing: with
-/// the WebDAV service a PROPFIND that failed and was retried gave an empty listing and no error
-/// (found by `https_client_starts_with_the_ring_provider`). A short listing is the one storage
-/// answer that cannot be told from the truth, so [`OpendalBackend`] retries listings whole.
-pub fn layered(op: Operator, t: &Tuning) -> (Operator, Operator) {
-    let base = op
-        .layer(ConcurrentLimitLayer::new(t.connections))
-        .layer(TimeoutLayer::new().with_timeout(t.timeout).with_io_timeout(t.io_timeout));
-    let retrying = base
-        .clone()
-        .layer(
-            RetryLayer::new()
-                .with_max_times(t.retries)
-                .with_jitter()
-                .with_factor(2.0)
-                .with_min_delay(MIN_DELAY)
-                .with_max_delay(MAX_DELAY)
-                .with_notify(|ev: opendal::layers::RetryEvent<'_>| {
-                    tracing::warn!(
-                        "storage {} failed, retry {} in {:.1}s: {}",
-                        ev.op,
-                        ev.attempt,
-                        ev.retry_after.as_secs_f64(),
-                        ev.err
-                    );
-                }),
-        )
-        .layer(LoggingLayer::new(Tracer));
-    (retrying, base.layer(LoggingLayer::new(Tracer)))
+/// Returns three operators over one service: the retrying one; one for writes, the same but with
+/// [`Tuning::write_timeout`] for each step; and one without the retry layer for listings.
+/// OpenDAL retries a listing page by page, and a retried page can end the listing: with the
+/// WebDAV service a PROPFIND that failed and was retried gave an empty listing and no error (found
+/// by `https_client_starts_with_the_ring_provider`). A short listing is the one storage answer
+/// that cannot be told from the truth, so [`OpendalBackend`] retries listings whole.
+pub fn layered(op: Operator, t: &Tuning) -> Layered {
+    let limited = op.layer(ConcurrentLimitLayer::new(t.connections));
+    let timed = |io: Duration| limited.clone().layer(TimeoutLayer::new().with_timeout(t.timeout).with_io_timeout(io));
+    let base = timed(t.io_timeout);
+    Layered {
+        op: retrying(base.clone(), t),
+        writer: retrying(timed(t.write_timeout), t),
+        lister: base.layer(LoggingLayer::new(Tracer)),
+    }
+}
+
+/// The operators [`layered`] returns.
+pub struct Layered {
+    /// Reads and metadata calls, retried.
+    pub op: Operator,
+    /// Writes, retried.
+    pub writer: Operator,
+    /// Listings (retried whole by the backend).
+    pub lister: Operator,
+}
+
+fn retrying(op: Operator, t: &Tuning) -> Operator {
+    op.layer(
+        RetryLayer::new()
+            .with_max_times(t.retries)
+            .with_jitter()
+            .with_factor(2.0)
+            .with_min_delay(MIN_DELAY)
+            .with_max_delay(MAX_DELAY)
+            .with_notify(|ev: opendal::layers::RetryEvent<'_>| {
+                tracing::warn!(
+                    "storage {} failed, retry {} in {:.1}s: {}",
+                    ev.op,
+                    ev.attempt,
+                    ev.retry_after.as_secs_f64(),
+                    ev.err
+                );
+            }),
+    )
+    .layer(LoggingLayer::new(Tracer))
+}
+
+/// Gives `op` an HTTP client of its own whose connections are dropped when bytes they sent stay
+/// unacknowledged, or unsent for want of window, for `io_timeout` (`TCP_USER_TIMEOUT`): a
+/// stalled upload ends at the same pace as a stalled read, while one that keeps moving may take
+/// as long as [`Tuning::write_timeout`]. Other settings are reqwest's defaults, as before.
+#[cfg(feature = "remote")]
+fn with_http_client(op: Operator, t: &Tuning) -> Result<Operator> {
+    let client = reqwest::Client::builder()
+        .tcp_user_timeout(t.io_timeout)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+    let transport = opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::new(client));
+    Ok(op.with_context(opendal::OperationContext::new().with_http_transport(transport)))
 }
 
 #[cfg(feature = "remote")]
@@ -353,7 +397,7 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     let scheme = url.scheme();
     let tuning = Tuning::from_options(o, scheme)?;
     install_transport();
-    let (op, lister) = layered(build_operator(url, o)?, &tuning);
+    let Layered { op, writer, lister } = layered(with_http_client(build_operator(url, o)?, &tuning)?, &tuning);
     let cap = op.info().capability();
     let mut g = service_table(scheme);
     g.conditional_create &= cap.write_with_if_not_exists;
@@ -365,7 +409,7 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     let chunk = if cap.write_can_multi { tuning.chunk_size } else { 0 };
     OpendalBackend::remote(
         op,
-        super::opendal::Remote { lister, list_retries: tuning.retries, location: url.to_string() },
+        super::opendal::Remote { writer, lister, list_retries: tuning.retries, location: url.to_string() },
         g,
         tuning.uploads,
         chunk,
@@ -397,6 +441,16 @@ mod tests {
             assert_eq!(b.location(), u.to_string());
             assert!(!b.location().contains("pw") && !b.location().contains("a2V5"));
         }
+    }
+
+    #[test]
+    fn uploads_over_http_get_upload_timeout_and_sftp_keeps_io_timeout() {
+        let t = Tuning::from_options(&opts(&[]), "s3").unwrap();
+        assert_eq!((t.io_timeout.as_secs(), t.write_timeout.as_secs()), (120, 1800));
+        let t = Tuning::from_options(&opts(&["io_timeout=9", "upload_timeout=99"]), "webdav").unwrap();
+        assert_eq!((t.io_timeout.as_secs(), t.write_timeout.as_secs()), (9, 99));
+        let t = Tuning::from_options(&opts(&["io_timeout=9", "upload_timeout=99"]), "sftp").unwrap();
+        assert_eq!((t.io_timeout.as_secs(), t.write_timeout.as_secs()), (9, 9));
     }
 
     #[test]

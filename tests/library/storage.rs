@@ -371,6 +371,101 @@ fn a_server_sending_more_than_asked_is_cut_off() {
     assert!(n < 64 << 20, "the server got {n} bytes out before the client stopped reading");
 }
 
+/// An S3 endpoint whose PUTs read the request body at `pace` bytes every 100 ms (0: never read it, nor answer),
+/// then answer 200; it counts the bodies it took in whole.
+fn slow_s3(pace: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering::SeqCst;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", l.local_addr().unwrap());
+    let stored = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = stored.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { return };
+            let stored = counter.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let (mut first, mut line, mut len) = (String::new(), String::new(), 0usize);
+                    if r.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        line.clear();
+                    }
+                    if pace == 0 {
+                        std::thread::sleep(std::time::Duration::from_secs(120));
+                        return;
+                    }
+                    let mut buf = vec![0u8; pace];
+                    let mut left = len;
+                    while left > 0 {
+                        let n = left.min(pace);
+                        if r.read_exact(&mut buf[..n]).is_err() {
+                            return;
+                        }
+                        left -= n;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    stored.fetch_add(1, SeqCst);
+                    let ok = "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\n\r\n";
+                    if w.write_all(ok.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, stored)
+}
+
+fn s3_at(endpoint: &str, more: &[&str]) -> DynBackend {
+    let mut flags =
+        vec![format!("s3.endpoint={endpoint}"), "s3.access_key_id=a".into(), "s3.secret_access_key=b".into()];
+    flags.extend(more.iter().map(|s| s.to_string()));
+    open("s3://b/p", flags)
+}
+
+/// An upload over a slow link takes as long as its bytes keep moving: `io_timeout` bounds a stall, not the whole
+/// request. Before, a pack that took longer than `io_timeout` (120 s: a 16 MiB pack on a link under about
+/// 1.1 Mbit/s per upload) failed every time it was tried.
+#[test]
+fn an_upload_slower_than_io_timeout_completes_while_its_bytes_move() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (endpoint, stored) = slow_s3(256 << 10);
+    // 3 MiB at 2.5 MiB/s: about 1.2 s of reading, so the PUT's answer comes after io_timeout (1 s).
+    let b = s3_at(&endpoint, &["io_timeout=1", "retries=0"]);
+    let pack = format!("data/ab/{}", "ab".repeat(32));
+    let t = std::time::Instant::now();
+    b.write_new(&pack, &bytes(7, 3 << 20)).unwrap_or_else(|e| panic!("a slow upload failed: {e}"));
+    assert!(t.elapsed() > std::time::Duration::from_secs(1), "the upload did not outlast io_timeout");
+    assert_eq!(stored.load(SeqCst), 1);
+    // `upload_timeout` still bounds the whole request.
+    let b = s3_at(&endpoint, &["io_timeout=1", "upload_timeout=1", "retries=0"]);
+    let e = b.write_new(&pack, &bytes(7, 3 << 20)).expect_err("an upload outlasted upload_timeout").to_string();
+    assert!(e.contains(&pack), "{e}");
+}
+
+/// A server that stops reading an upload (or a link that dies under it) ends the request after about `io_timeout`,
+/// not after `upload_timeout`: the connection's unsent bytes make no progress and the kernel drops it.
+#[test]
+fn a_stalled_upload_fails_after_io_timeout() {
+    let (endpoint, _) = slow_s3(0);
+    // upload_timeout 60 s (not the default 30 minutes) only so that a build without the watch fails this test soon.
+    let b = s3_at(&endpoint, &["io_timeout=1", "upload_timeout=60", "retries=0"]);
+    let pack = format!("data/ab/{}", "ab".repeat(32));
+    let t = std::time::Instant::now();
+    // More than the socket buffers hold, so bytes are left unsent.
+    let e = b.write_new(&pack, &bytes(7, 16 << 20)).expect_err("a stalled upload succeeded").to_string();
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}: {e}", t.elapsed());
+    assert!(e.contains(&pack), "{e}");
+}
+
 /// A backend that makes every pack upload take a while and records how many run at once.
 struct SlowPacks {
     inner: DynBackend,
