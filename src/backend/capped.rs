@@ -9,8 +9,8 @@ use crate::layout::{Object, ObjectType};
 
 /// Reads the whole object `path`, refusing it as corrupt when it is larger than `max` bytes,
 /// without reading more than `max + 1` of them ([`Backend::read_at_most`]: the local backend
-/// takes the size from the open file; the remote ones ask for it first and stop reading when the
-/// server sends more than it said).
+/// takes the size from the open file; the remote ones stop reading past `max` bytes, whatever
+/// size the server gives).
 pub fn read_capped(b: &dyn Backend, path: &str, max: u64) -> Result<Vec<u8>> {
     let too_big = |size: u64| {
         let what = match Object::parse(path) {

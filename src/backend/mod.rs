@@ -59,8 +59,8 @@ pub trait Backend: Send + Sync {
     /// more, having read at most `max + 1` bytes of it (`size` is its size, or at least `max + 1`).
     /// By default the size is asked for first ([`Backend::stat`], a second request), and the read
     /// checked again, as the object may change in between; a backend that can bound the read
-    /// itself does so. A remote backend stops at `max + 1` bytes whatever size the server gave,
-    /// and a server that sends more than it said is a storage error (format-spec §12.6).
+    /// itself does so: the local backend takes the size from the open file, a remote one reads in
+    /// one request and stops past `max` bytes, whatever size the server gives (format-spec §12.6).
     fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
         if let Some(info) = self.stat(path)? {
             if info.size > max {

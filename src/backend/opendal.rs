@@ -279,19 +279,17 @@ impl Backend for OpendalBackend {
         Ok(v)
     }
 
-    /// The size first; then the object, cut off when the server sends more than `max` bytes after
-    /// all (a storage error: its size said otherwise).
+    /// One request: the object is read as it arrives and cut off past `max` bytes. Only an
+    /// object found too big is asked for its size, for the message (at least `max + 1`).
     fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
         check_path(path)?;
-        let size = match self.stat(path)? {
-            Some(info) if info.size > max => return Ok(Err(info.size)),
-            Some(info) => info.size,
-            None => 0,
-        };
-        let v = self.read_bounded(path, .., max, size)?.ok_or_else(|| {
-            backend_err("read", path, format!("the server sent more than the {max} bytes this object may have"))
-        })?;
-        Ok(Ok(v))
+        match self.read_bounded(path, .., max, SMALL_PRESIZE)? {
+            Some(v) => Ok(Ok(v)),
+            None => {
+                let size = self.stat(path)?.map_or(0, |i| i.size);
+                Ok(Err(size.max(max.saturating_add(1))))
+            }
+        }
     }
 
     /// See [`OpendalBackend::create`].
@@ -370,6 +368,8 @@ impl Backend for OpendalBackend {
 
 /// The most a ranged read reserves before its bytes arrive (a pack's ranged reads are a few MiB).
 const MAX_PRESIZE: u64 = 64 << 20;
+/// What a whole-object read of unknown size reserves first (configs, keys, snapshots are a few KiB).
+const SMALL_PRESIZE: u64 = 64 << 10;
 
 /// The first retry's delay; each later one doubles, up to [`MAX_DELAY`].
 pub const MIN_DELAY: Duration = Duration::from_millis(200);
