@@ -141,6 +141,9 @@ impl Repository {
     /// certifies itself first, for any host.
     pub fn signer(&self) -> Result<Signer> {
         let key_id = self.shared.key_id;
+        // Loaded once per process, and what a session's attribution reads anyway: the key's own
+        // certificate then comes from it, without a read of its own.
+        self.certificates()?;
         let mut cert = self.key_certificate(&key_id);
         if let (Ok(None), Some(secret), true) = (&cert, &self.shared.sign_secret, self.shared.keys.can_read()) {
             let backend = self.shared.backend.as_ref();

@@ -135,6 +135,12 @@ impl Repository {
     /// The verified certificate of `key` (format-spec §4.3): `Ok(None)` when there is none;
     /// an error naming it when it does not verify.
     pub fn key_certificate(&self, key: &KeyId) -> Result<Option<crate::cert::KeyCert>> {
+        // Listed and verified already in this process ([`Repository::certificates`]): not read
+        // again. Anything else (not there then, or not verifying) is read now.
+        let cached = self.shared.certs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(Ok(cert)) = cached.as_ref().and_then(|c| c.certs.get(key)) {
+            return Ok(Some(cert.clone()));
+        }
         let path = crate::codec::attribution::cert_path(key);
         let bytes = match self.shared.backend.read(&path) {
             Ok(b) => b,

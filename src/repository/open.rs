@@ -3,7 +3,7 @@
 
 use super::Repository;
 use crate::backend::capped::{read_capped, CappedBackend};
-use crate::backend::{Backend, DynBackend};
+use crate::backend::{Backend, DynBackend, ObjectInfo};
 use crate::cache::Cache;
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::codec::object::{self, NewCredential};
@@ -110,11 +110,11 @@ pub(crate) fn key_try_order(
     keys
 }
 
-/// The key files under `keys/` that decode, with their ids. One over the size limit (format-spec
-/// §12.6) or that does not decode is skipped with a warning (§4.1 step 1).
-fn key_candidates(backend: &dyn Backend) -> Result<Vec<(KeyId, keyfile::KeyFile)>> {
+/// The key files of `listing` (of `keys/`) that decode, with their ids. One over the size limit
+/// (format-spec §12.6) or that does not decode is skipped with a warning (§4.1 step 1).
+fn key_candidates(backend: &dyn Backend, listing: Vec<ObjectInfo>) -> Result<Vec<(KeyId, keyfile::KeyFile)>> {
     let mut candidates = Vec::new();
-    for o in backend.list(ObjectType::Key.dir())? {
+    for o in listing {
         let Some(id) = KeyId::from_path(&o.path) else { continue };
         let max = ObjectType::Key.max_size().unwrap_or(u64::MAX);
         let bytes = match read_capped(backend, &o.path, max) {
@@ -139,7 +139,7 @@ fn key_candidates(backend: &dyn Backend) -> Result<Vec<(KeyId, keyfile::KeyFile)
 /// the repository must be kept). Tries only secret key files, so it runs no argon2id.
 pub fn find_secret_key(backend: &dyn Backend, secret: &crypto::KeySecret) -> Result<Option<KeyId>> {
     let text = secret.to_text();
-    for (id, kf) in key_candidates(backend)? {
+    for (id, kf) in key_candidates(backend, backend.list(ObjectType::Key.dir())?)? {
         if kf.credential() != keyfile::Credential::Secret {
             continue;
         }
@@ -240,7 +240,7 @@ impl Repository {
         if key_objs.is_empty() {
             return Err(Error::RepoInvalid { location: loc, reason: "no key files".into() });
         }
-        let candidates = key_candidates(backend.as_ref())?;
+        let candidates = key_candidates(backend.as_ref(), key_objs)?;
         let pinned = opts.root().and_then(|root| pinned_key(&root, &loc));
         let secret = crypto::KeySecret::parse(password).is_some();
         for (id, kf) in key_try_order(candidates, pinned.as_ref(), secret) {

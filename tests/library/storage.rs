@@ -740,3 +740,83 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// A backend that logs every call as `op prefix/` (the object's folder), in order.
+struct Logged {
+    inner: DynBackend,
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+impl Logged {
+    fn note(&self, op: &str, path: &str) {
+        let dir = path.split('/').next().unwrap_or("");
+        self.log.lock().unwrap().push(format!("{op} {dir}/"));
+    }
+    fn count(&self, what: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| *l == what).count()
+    }
+}
+
+impl cairn::backend::Backend for Logged {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn read(&self, path: &str) -> cairn::Result<Vec<u8>> {
+        self.note("read", path);
+        self.inner.read(path)
+    }
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> cairn::Result<Vec<u8>> {
+        self.note("read", path);
+        self.inner.read_range(path, offset, len)
+    }
+    fn read_at_most(&self, path: &str, max: u64) -> cairn::Result<Result<Vec<u8>, u64>> {
+        self.note("read", path);
+        self.inner.read_at_most(path, max)
+    }
+    fn write_new(&self, path: &str, data: &[u8]) -> cairn::Result<()> {
+        self.note("write", path);
+        self.inner.write_new(path, data)
+    }
+    fn stat(&self, path: &str) -> cairn::Result<Option<cairn::backend::ObjectInfo>> {
+        self.note("stat", path);
+        self.inner.stat(path)
+    }
+    fn list(&self, prefix: &str) -> cairn::Result<Vec<cairn::backend::ObjectInfo>> {
+        self.note("list", prefix);
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &str) -> cairn::Result<()> {
+        self.note("delete", path);
+        self.inner.delete(path)
+    }
+    fn sync(&self) -> cairn::Result<()> {
+        self.inner.sync()
+    }
+}
+
+/// What an unchanged backup asks of the storage, where each request is a round trip to a remote service: the key
+/// files are listed once and the key file read once, the key's certificate read once (it is not read again when
+/// the certificates are loaded), and nothing under `data/` or `tree/` is read.
+#[test]
+fn an_unchanged_backup_lists_and_reads_each_key_object_once() {
+    use super::fixtures::{init_local, local, opts, snapshot_of, write};
+    use cairn::repository::Repository;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, cache, src) = (tmp.path().join("repo"), tmp.path().join("cache"), tmp.path().join("src"));
+    write(&src.join("a"), &bytes(1, 5000));
+    write(&src.join("d/b"), &bytes(2, 70_000));
+    drop(init_local(&dir, b"pw", &cache));
+    let repo = Repository::open(local(&dir), b"pw", &opts(&cache)).unwrap();
+    snapshot_of(&repo, &src);
+    drop(repo);
+    let logged = Arc::new(Logged { inner: local(&dir), log: Default::default() });
+    let repo = Repository::open(logged.clone(), b"pw", &opts(&cache)).unwrap();
+    snapshot_of(&repo, &src);
+    let log = logged.log.lock().unwrap().clone();
+    assert_eq!(logged.count("list keys/"), 1, "{log:?}");
+    assert_eq!(logged.count("read keys/"), 1, "{log:?}");
+    assert_eq!(logged.count("read certs/"), 1, "{log:?}");
+    assert_eq!(logged.count("read data/") + logged.count("read tree/"), 0, "{log:?}");
+    assert_eq!(logged.count("write snapshots/"), 1, "{log:?}");
+    assert!(log.len() <= 25, "{} requests: {log:?}", log.len());
+}
