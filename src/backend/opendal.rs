@@ -283,7 +283,8 @@ impl Backend for OpendalBackend {
     /// object found too big is asked for its size, for the message (at least `max + 1`).
     fn read_at_most(&self, path: &str, max: u64) -> Result<std::result::Result<Vec<u8>, u64>> {
         check_path(path)?;
-        match self.read_bounded(path, .., max, SMALL_PRESIZE)? {
+        // Nothing reserved ahead: a small object arrives in one piece, which sizes the buffer.
+        match self.read_bounded(path, .., max, 0)? {
             Some(v) => Ok(Ok(v)),
             None => {
                 let size = self.stat(path)?.map_or(0, |i| i.size);
@@ -368,8 +369,6 @@ impl Backend for OpendalBackend {
 
 /// The most a ranged read reserves before its bytes arrive (a pack's ranged reads are a few MiB).
 const MAX_PRESIZE: u64 = 64 << 20;
-/// What a whole-object read of unknown size reserves first (configs, keys, snapshots are a few KiB).
-const SMALL_PRESIZE: u64 = 64 << 10;
 
 /// The first retry's delay; each later one doubles, up to [`MAX_DELAY`].
 pub const MIN_DELAY: Duration = Duration::from_millis(200);
