@@ -147,13 +147,10 @@ fn write_new_index(repo: &ReadRepository, s: &SweepPlan) -> Result<()> {
 pub(super) fn repack_one(repo: &ReadRepository, w: &Writer, r: &Repack) -> Result<u64> {
     let ip = &r.entry;
     let pack = Object::Pack(ip.kind, ip.id);
-    // No more than the index says is read, into one buffer of that size (a remote response is
-    // not gathered and then copied whole).
-    let size_err = |n: u64| Error::corrupt(pack.clone(), format!("{n} bytes, the index says {}", ip.size));
-    let bytes = repo.backend().read_at_most(&pack.path(), ip.size)?.map_err(size_err)?;
-    if bytes.len() as u64 != ip.size {
-        return Err(size_err(bytes.len() as u64));
-    }
+    // One range of the size the index gives (the plan compared it with the listing), read into
+    // one buffer of that size: a remote response is neither gathered and then copied whole nor
+    // taken past it. A shorter pack is a read error naming it.
+    let bytes = repo.backend().read_range(&pack.path(), 0, ip.size)?;
     let mut n = 0;
     for &i in &r.used {
         let bl = &ip.blobs[i];
