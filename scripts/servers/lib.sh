@@ -6,9 +6,14 @@ rnd() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 # A TCP port on 127.0.0.1 that nothing listens on (random, so that parallel users of one machine
 # do not collide on fixed ports).
 free_port() {
-  local p
+  # Below the kernel's ephemeral range when there is room (20000 up to its start, 32768 by default): a port there is
+  # never taken by an outgoing connection, or one in TIME_WAIT, between this check and the server's bind. A
+  # PostgreSQL start failed that way once.
+  local p lo=20000 span=40000 eph
+  eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 0)
+  if [ "${eph:-0}" -gt $((lo + 2000)) ]; then span=$((eph - lo)); fi
   for _ in $(seq 1 50); do
-    p=$(( 20000 + $(od -An -tu2 -N2 /dev/urandom | tr -d ' ') % 40000 ))
+    p=$(( lo + $(od -An -tu2 -N2 /dev/urandom | tr -d ' ') % span ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   log "no free port found"; return 1
