@@ -621,3 +621,24 @@ fn a_sweep_between_a_writers_index_sync_and_its_mark_read_cannot_make_it_referen
     assert_eq!(report.errors(), 0, "the backup references deleted packs: {:#?}", report.findings);
     restore_matches(&fresh, &id, &fx.src_b, &fx.base.join("restore-race"));
 }
+
+/// A pack whose stored size is not what its index entry says (damaged, or misdescribed by a forged index file) is
+/// left alone by the repack and reported, never read as far as the entry says and condemned: here a pack with bytes
+/// appended, pruned with `force` past the listing's disagreement.
+#[test]
+fn a_pack_longer_than_its_index_entry_is_skipped_by_the_repack_not_condemned() {
+    let fx = fixture();
+    let dir = fx.base.join("repo");
+    let repo = fx.repo(&dir, "c1");
+    let (plan, _) = run(&repo, &eager(), true).unwrap();
+    let r = &plan.mark.as_ref().expect("a mark").repack.first().expect("a pack to repack").pack;
+    let path = cairn::layout::pack_path(r.kind, &r.id);
+    let mut f = std::fs::File::options().append(true).open(dir.join(&path)).unwrap();
+    std::io::Write::write_all(&mut f, b"appended").unwrap();
+    drop(f);
+    let (_, report) = run(&repo, &PruneOptions { force: true, ..eager() }, false).unwrap();
+    let skipped = report.unwrap().repack_skipped;
+    let line = skipped.iter().find(|l| l.starts_with(&path)).unwrap_or_else(|| panic!("{path} repacked: {skipped:?}"));
+    assert!(line.contains(&format!("{} bytes, the index says {}", r.size + 8, r.size)), "{line}");
+    assert!(dir.join(&path).exists());
+}

@@ -147,10 +147,14 @@ fn write_new_index(repo: &ReadRepository, s: &SweepPlan) -> Result<()> {
 pub(super) fn repack_one(repo: &ReadRepository, w: &Writer, r: &Repack) -> Result<u64> {
     let ip = &r.entry;
     let pack = Object::Pack(ip.kind, ip.id);
-    // One range of the size the index gives (the plan compared it with the listing), read into
-    // one buffer of that size: a remote response is neither gathered and then copied whole nor
-    // taken past it. A shorter pack is a read error naming it.
-    let bytes = repo.backend().read_range(&pack.path(), 0, ip.size)?;
+    let path = pack.path();
+    // A pack whose stored size is not the one its index entry gives is damaged and left alone.
+    // Then one range of that size, into one buffer of that size: a remote response is neither
+    // gathered and then copied whole nor taken past it.
+    if let Some(info) = repo.backend().stat(&path)?.filter(|i| i.size != ip.size) {
+        return Err(Error::corrupt(pack, format!("{} bytes, the index says {}", info.size, ip.size)));
+    }
+    let bytes = repo.backend().read_range(&path, 0, ip.size)?;
     let mut n = 0;
     for &i in &r.used {
         let bl = &ip.blobs[i];
