@@ -388,6 +388,32 @@ fn a_full_key_from_before_certificates_certifies_itself_on_its_first_backup() {
     assert_eq!(fx.listed(&r.snapshot_id.unwrap()).attribution, Attribution::Unattributed);
 }
 
+/// A signing session loads every certificate first and takes its own key's from there (fewer round trips): files
+/// planted under `certs/` by anyone who can write there (garbage, an oversized one, a real certificate copied to
+/// another key's name) neither stop a session nor lend a key a certificate or host it does not have.
+#[test]
+fn certificates_planted_under_certs_neither_stop_a_signing_session_nor_certify_anyone() {
+    let fx = Fx::new();
+    let certs = fx.dir.join("certs");
+    let stolen = std::fs::read(fx.dir.join(attribution::cert_path(&fx.web1))).unwrap();
+    let ghost = KeyId([7; 32]);
+    write(&certs.join(hex::encode([5u8; 32])), b"not a certificate");
+    write(&certs.join(hex::encode([6u8; 32])), &vec![0u8; (1 << 20) + 1]);
+    write(&fx.dir.join(attribution::cert_path(&ghost)), &stolen);
+
+    let t = Time::now();
+    let by_admin = fx.plant(ADMIN, "db-1", t);
+    let l = fx.listed(&by_admin);
+    assert!(l.attribution.is_full_key() && l.eligible(), "{:?}", l.attribution);
+    let by_web1 = fx.plant(WEB1, "web-1", t);
+    let l = fx.listed(&by_web1);
+    assert_eq!(l.attribution.key_id(), Some(fx.web1));
+    assert!(l.eligible(), "{:?}", l.attribution);
+    // The bound key still may not claim another host, planted certificates or not.
+    assert!(!fx.listed(&fx.plant(WEB1, "db-1", t)).eligible());
+    assert!(fx.admin().key_certificate(&ghost).is_err(), "a certificate copied to another key's name does not verify");
+}
+
 /// Stores `snap` (its root replaced by an empty tree of this session) as a manifest written by `repo`'s key: signed
 /// by it when the key signs, unattributed when `repo` was opened with [`Repository::open_with_keys`].
 fn commit_as(repo: &Repository, snap: &cairn::snapshot::Snapshot) -> SnapshotId {
