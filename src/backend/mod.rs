@@ -14,6 +14,8 @@ pub mod remote;
 #[cfg(feature = "remote")]
 pub mod s3lock;
 pub mod staged;
+#[cfg(feature = "remote")]
+pub mod streamed;
 pub mod url;
 
 pub use options::Options;

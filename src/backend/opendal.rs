@@ -33,6 +33,9 @@ pub struct OpendalBackend {
     /// [`super::remote::layered`]), and how often a failed listing is retried whole.
     lister: Operator,
     list_retries: usize,
+    /// Packs staged in files go up as streamed, presigned PUTs (S3; see [`super::streamed`]).
+    #[cfg(feature = "remote")]
+    streaming: Option<super::streamed::Streaming>,
 }
 
 /// The parts of a remote backend besides its main operator.
@@ -46,6 +49,9 @@ pub struct Remote {
     pub list_retries: usize,
     /// The location for messages (no secrets).
     pub location: String,
+    /// Streamed uploads of staged packs, where the service takes them.
+    #[cfg(feature = "remote")]
+    pub streaming: Option<super::streamed::Streaming>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -156,6 +162,8 @@ impl OpendalBackend {
             writer: r.writer,
             lister: r.lister,
             list_retries: r.list_retries,
+            #[cfg(feature = "remote")]
+            streaming: r.streaming,
         })
     }
 
@@ -175,6 +183,8 @@ impl OpendalBackend {
             uploads: 2,
             chunk: 0,
             remote: false,
+            #[cfg(feature = "remote")]
+            streaming: None,
         })
     }
 
@@ -194,6 +204,8 @@ impl OpendalBackend {
             uploads: 2,
             chunk: 0,
             remote: false,
+            #[cfg(feature = "remote")]
+            streaming: None,
         })
     }
 
@@ -239,6 +251,50 @@ impl OpendalBackend {
             }
             self.rt.block_on(w.into_future()).map(|_| ()).map_err(|e| self.map_err("write", path, e))
         }
+    }
+
+    /// [`OpendalBackend::create`] of a staged file, streamed from it ([`super::streamed`]).
+    #[cfg(feature = "remote")]
+    fn create_streamed(&self, path: &str, file: std::sync::Arc<super::staged::StagedFile>) -> Result<()> {
+        use super::streamed::Put;
+        let Some(streaming) = &self.streaming else {
+            return Err(Error::Internal("a streamed upload without its settings".into()));
+        };
+        if self.guarantees.conditional_create {
+            match self.rt.block_on(streaming.put(&self.op, path, &file, true))? {
+                Put::Created => Ok(()),
+                // As in `create`: a retried create whose first attempt landed, or the same pack.
+                Put::Exists if self.stored_equals(path, &file)? => {
+                    tracing::debug!("{path}: already stored with the same bytes (a retried create)");
+                    Ok(())
+                }
+                Put::Exists => Err(super::exists(path)),
+            }
+        } else {
+            let _g = self.create_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if self.stat(path)?.is_some() {
+                return Err(super::exists(path));
+            }
+            self.rt.block_on(streaming.put(&self.op, path, &file, false)).map(|_| ())
+        }
+    }
+
+    /// True when the object at `path` holds exactly the bytes of `file`.
+    #[cfg(feature = "remote")]
+    fn stored_equals(&self, path: &str, file: &super::staged::StagedFile) -> Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let stored = match self.read_at_most(path, file.len()) {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return Ok(false),
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if stored.len() as u64 != file.len() {
+            return Ok(false);
+        }
+        let mut mine = vec![0u8; stored.len()];
+        file.file().read_exact_at(&mut mine, 0).map_err(|e| file.error("read", e))?;
+        Ok(mine == stored)
     }
 
     fn info(path: String, m: &opendal::Metadata) -> ObjectInfo {
@@ -298,12 +354,18 @@ impl Backend for OpendalBackend {
         self.create(path, Buffer::from(data.to_vec()))
     }
 
-    /// A staged pack is read back once, and its bytes become the request body without another
-    /// copy: an upload in flight holds one pack in memory, and an open pack none (it is staged
-    /// in a file, see [`Backend::stage`]).
+    /// A pack staged in a file goes up from the file as it is sent where the service allows
+    /// ([`super::streamed`]): an upload in flight holds a few pieces of it. Otherwise it is read
+    /// back once, and its bytes become the request body without another copy: an upload in
+    /// flight holds one pack in memory, and an open pack none (it is staged in a file, see
+    /// [`Backend::stage`]).
     fn write_staged(&self, path: &str, staged: Staged) -> Result<()> {
         check_path(path)?;
-        self.create(path, Buffer::from(staged.into_bytes()?))
+        match staged {
+            #[cfg(feature = "remote")]
+            Staged::File(f) if self.streaming.is_some() => self.create_streamed(path, std::sync::Arc::new(f)),
+            staged => self.create(path, Buffer::from(staged.into_bytes()?)),
+        }
     }
 
     fn stat(&self, path: &str) -> Result<Option<ObjectInfo>> {

@@ -57,6 +57,13 @@ pub const KEYS: &[OptionKey] = &[
         secret: false,
         help: "MiB per multipart part; larger objects are uploaded in parts (default 64, 0 = one PUT)",
     },
+    OptionKey {
+        key: "s3.presigned_uploads",
+        schemes: &["s3"],
+        secret: false,
+        help: "false: send each pack from memory in an ordinary signed PUT, not from its staging file in a \
+               presigned one (for S3-compatible servers without presigned URLs)",
+    },
     OptionKey { key: "s3.endpoint", schemes: &["s3"], secret: false, help: "S3 endpoint URL (default AWS)" },
     OptionKey { key: "s3.region", schemes: &["s3"], secret: false, help: "region (default AWS_REGION or us-east-1)" },
     OptionKey {

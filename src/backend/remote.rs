@@ -361,14 +361,16 @@ fn retrying(op: Operator, t: &Tuning) -> Operator {
 /// unacknowledged, or unsent for want of window, for `io_timeout` (`TCP_USER_TIMEOUT`): a
 /// stalled upload ends at the same pace as a stalled read, while one that keeps moving may take
 /// as long as [`Tuning::write_timeout`]. Other settings are reqwest's defaults, as before.
+/// Returns the client too, for the requests the backend sends itself ([`super::streamed`]).
 #[cfg(feature = "remote")]
-fn with_http_client(op: Operator, t: &Tuning) -> Result<Operator> {
+fn with_http_client(op: Operator, t: &Tuning) -> Result<(Operator, reqwest::Client)> {
     let client = reqwest::Client::builder()
         .tcp_user_timeout(t.io_timeout)
         .build()
         .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
-    let transport = opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::new(client));
-    Ok(op.with_context(opendal::OperationContext::new().with_http_transport(transport)))
+    let transport =
+        opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::new(client.clone()));
+    Ok((op.with_context(opendal::OperationContext::new().with_http_transport(transport)), client))
 }
 
 #[cfg(feature = "remote")]
@@ -397,8 +399,20 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     let scheme = url.scheme();
     let tuning = Tuning::from_options(o, scheme)?;
     install_transport();
-    let Layered { op, writer, lister } = layered(with_http_client(build_operator(url, o)?, &tuning)?, &tuning);
+    let (op, client) = with_http_client(build_operator(url, o)?, &tuning)?;
+    let Layered { op, writer, lister } = layered(op, &tuning);
     let cap = op.info().capability();
+    // Packs go up from their staging files as presigned PUTs: S3 only, the service whose presigned
+    // writes the tests run against a real server (GCS and Azure presign only with some credentials).
+    let streaming =
+        (scheme == "s3" && cap.presign_write && o.get_bool("s3.presigned_uploads")? != Some(false)).then(|| {
+            super::streamed::Streaming {
+                client,
+                retries: tuning.retries,
+                write_timeout: tuning.write_timeout,
+                location: url.to_string(),
+            }
+        });
     let mut g = service_table(scheme);
     g.conditional_create &= cap.write_with_if_not_exists;
     // The probe sees only what OpenDAL declares; a server that ignores `If-None-Match` cannot be
@@ -409,7 +423,7 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     let chunk = if cap.write_can_multi { tuning.chunk_size } else { 0 };
     OpendalBackend::remote(
         op,
-        super::opendal::Remote { writer, lister, list_retries: tuning.retries, location: url.to_string() },
+        super::opendal::Remote { writer, lister, list_retries: tuning.retries, location: url.to_string(), streaming },
         g,
         tuning.uploads,
         chunk,

@@ -174,7 +174,7 @@ pub fn bucket_url(endpoint: Option<&str>, region: &str, bucket: &str, virtual_ho
 }
 
 /// The `<Code>` and `<Message>` of an S3 error body, for messages.
-fn s3_error_text(body: &[u8]) -> String {
+pub(super) fn s3_error_text(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let tag = |t: &str| {
         let open = format!("<{t}>");

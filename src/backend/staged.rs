@@ -164,7 +164,7 @@ impl StagedFile {
 
     /// `e` from operation `op`, naming this file: a storage error for a file in the repository,
     /// a local I/O error for one in a directory a writer offered.
-    fn error(&self, op: &'static str, e: std::io::Error) -> Error {
+    pub(crate) fn error(&self, op: &'static str, e: std::io::Error) -> Error {
         if self.local {
             Error::io(&self.label, e)
         } else {
@@ -189,7 +189,17 @@ impl StagedFile {
         Ok(())
     }
 
-    /// The open file, to make it durable before it is named.
+    /// Bytes appended so far: what is stored (a failed append counts nothing).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when nothing was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The open file, to make it durable before it is named, or to read it back.
     pub fn file(&self) -> &File {
         &self.file
     }

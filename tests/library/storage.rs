@@ -458,6 +458,19 @@ fn an_upload_slower_than_io_timeout_completes_while_its_bytes_move() {
     let b = s3_at(&endpoint, &["io_timeout=1", "upload_timeout=1", "retries=0"]);
     let e = b.write_new(&pack, &bytes(7, 3 << 20)).expect_err("an upload outlasted upload_timeout").to_string();
     assert!(e.contains(&pack), "{e}");
+    // The same for a pack streamed from its staging file.
+    let (endpoint, stored) = slow_s3(256 << 10);
+    let spill = tempfile::tempdir().unwrap();
+    let b = s3_at(&endpoint, &["io_timeout=1", "retries=0"]);
+    let staged = staged_file(&b, spill.path(), &bytes(7, 3 << 20));
+    let t = std::time::Instant::now();
+    b.write_staged(&pack, staged).unwrap_or_else(|e| panic!("a slow streamed upload failed: {e}"));
+    assert!(t.elapsed() > std::time::Duration::from_secs(1), "the streamed upload did not outlast io_timeout");
+    assert_eq!(stored.load(SeqCst), 1);
+    let b = s3_at(&endpoint, &["io_timeout=1", "upload_timeout=1", "retries=0"]);
+    let staged = staged_file(&b, spill.path(), &bytes(7, 3 << 20));
+    let e = b.write_staged(&pack, staged).expect_err("a streamed upload outlasted upload_timeout").to_string();
+    assert!(e.contains(&pack), "{e}");
 }
 
 /// A server that stops reading an upload (or a link that dies under it) ends the request after about `io_timeout`,
@@ -473,6 +486,237 @@ fn a_stalled_upload_fails_after_io_timeout() {
     let e = b.write_new(&pack, &bytes(7, 16 << 20)).expect_err("a stalled upload succeeded").to_string();
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}: {e}", t.elapsed());
     assert!(e.contains(&pack), "{e}");
+    // A pack streamed from its staging file goes through the same client, with the same watch.
+    let spill = tempfile::tempdir().unwrap();
+    let staged = staged_file(&b, spill.path(), &bytes(7, 16 << 20));
+    let t = std::time::Instant::now();
+    let e = b.write_staged(&pack, staged).expect_err("a stalled streamed upload succeeded").to_string();
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "streamed: took {:?}: {e}", t.elapsed());
+    assert!(e.contains(&pack), "{e}");
+}
+
+/// What a scripted S3 endpoint does with one PUT.
+#[derive(Clone, Copy, Debug)]
+enum PutStep {
+    /// Take the body whole, keep it, answer 200.
+    Store,
+    /// Take half the body, then drop the connection.
+    CutOffHalfway,
+    /// Take the body whole, answer 503.
+    Refuse503,
+    /// Take the body whole, answer 412 (the name is taken), keep nothing.
+    Exists412,
+}
+
+/// What a scripted S3 endpoint saw and keeps: each PUT's request line and headers, and the body last stored.
+#[derive(Clone, Default)]
+struct Scripted {
+    puts: Arc<std::sync::Mutex<Vec<String>>>,
+    stored: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+}
+
+/// An S3 endpoint that answers each PUT as `script` says, in turn (`Store` once it runs out), and every GET or HEAD
+/// from the body last stored (404 before one is). It checks no signature.
+fn scripted_s3(script: Vec<PutStep>, stored: Option<Vec<u8>>) -> (String, Scripted) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", l.local_addr().unwrap());
+    let seen = Scripted { stored: Arc::new(std::sync::Mutex::new(stored)), ..Default::default() };
+    let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(script)));
+    let state = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { return };
+            let (state, script) = (state.clone(), script.clone());
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let (mut head, mut line, mut len) = (String::new(), String::new(), 0usize);
+                    if r.read_line(&mut head).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        head.push_str(&line);
+                        line.clear();
+                    }
+                    let head_only = head.starts_with("HEAD");
+                    let answer = |status: &str, body: &[u8]| {
+                        let mut a = format!("HTTP/1.1 {status}\r\nETag: \"e\"\r\nContent-Length: {}\r\n", body.len());
+                        a.push_str("Last-Modified: Mon, 07 Dec 2026 00:00:00 GMT\r\n\r\n");
+                        let body = if head_only { &[][..] } else { body };
+                        [a.into_bytes(), body.to_vec()].concat()
+                    };
+                    let reply = if head.starts_with("PUT") {
+                        state.puts.lock().unwrap().push(head.clone());
+                        let step = script.lock().unwrap().pop_front().unwrap_or(PutStep::Store);
+                        let mut body = vec![0u8; len];
+                        let whole = match step {
+                            PutStep::CutOffHalfway => len / 2,
+                            _ => len,
+                        };
+                        if r.read_exact(&mut body[..whole]).is_err() {
+                            return;
+                        }
+                        match step {
+                            PutStep::CutOffHalfway => return,
+                            PutStep::Refuse503 => {
+                                answer("503 Service Unavailable", b"<Error><Code>SlowDown</Code></Error>")
+                            }
+                            PutStep::Exists412 => {
+                                answer("412 Precondition Failed", b"<Error><Code>PreconditionFailed</Code></Error>")
+                            }
+                            PutStep::Store => {
+                                *state.stored.lock().unwrap() = Some(body);
+                                answer("200 OK", b"")
+                            }
+                        }
+                    } else {
+                        match state.stored.lock().unwrap().clone() {
+                            None => answer("404 Not Found", b"<Error><Code>NoSuchKey</Code></Error>"),
+                            Some(b) => answer("200 OK", &b),
+                        }
+                    };
+                    if w.write_all(&reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, seen)
+}
+
+/// `data` staged in a file under `spill`, as a writer stages a pack, in pieces.
+fn staged_file(b: &DynBackend, spill: &std::path::Path, data: &[u8]) -> backend::Staged {
+    let mut s = b.stage("data/", 0, backend::Spill::Dir(spill)).unwrap();
+    for piece in data.chunks(100_000) {
+        s.write(piece).unwrap();
+    }
+    assert!(matches!(s, backend::Staged::File(_)));
+    s
+}
+
+/// A pack staged in a file goes up to S3 as a presigned PUT whose body is read from the file, and a retried upload
+/// (after a connection cut off halfway and after a 503) sends the whole file again: what is stored is the file.
+/// `s3.presigned_uploads=false` sends it as before, from memory under an ordinary signed PUT.
+#[test]
+fn a_streamed_pack_upload_cut_off_midway_is_sent_again_whole() {
+    let want = bytes(9, (3 << 20) + 12_345);
+    let spill = tempfile::tempdir().unwrap();
+    let pack = format!("data/ab/{}", "ab".repeat(32));
+    let (endpoint, seen) = scripted_s3(vec![PutStep::CutOffHalfway, PutStep::Refuse503], None);
+    let b = s3_at(&endpoint, &["retries=3"]);
+    b.write_staged(&pack, staged_file(&b, spill.path(), &want)).unwrap_or_else(|e| panic!("not stored: {e}"));
+    assert!(seen.stored.lock().unwrap().as_deref() == Some(&want[..]), "the stored object is not the staged file");
+    let puts = seen.puts.lock().unwrap().clone();
+    assert_eq!(puts.len(), 3, "cut off, refused, stored: {puts:?}");
+    for p in &puts {
+        assert!(p.contains("X-Amz-Signature="), "not presigned: {p}");
+        assert!(!p.to_ascii_lowercase().contains("\nauthorization:"), "signed in a header too: {p}");
+        assert!(p.to_ascii_lowercase().contains("\nif-none-match: *"), "not create-if-not-exists: {p}");
+    }
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0, "nothing is left where it was staged");
+
+    // The option turns it off: one ordinary signed PUT, from memory.
+    let (endpoint, seen) = scripted_s3(vec![], None);
+    let b = s3_at(&endpoint, &["s3.presigned_uploads=false"]);
+    b.write_staged(&pack, staged_file(&b, spill.path(), &want)).unwrap();
+    assert!(seen.stored.lock().unwrap().as_deref() == Some(&want[..]));
+    let puts = seen.puts.lock().unwrap().clone();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(!puts[0].contains("X-Amz-Signature=") && puts[0].to_ascii_lowercase().contains("\nauthorization:"));
+}
+
+/// A streamed create refused because the name is taken (412) succeeds only when the stored object holds exactly the
+/// staged file's bytes (a retried create whose first attempt landed, or the same pack), as the buffered create does
+/// (format-spec §1.4); otherwise it is the "exists" error, and the stored object is left as it was.
+#[test]
+fn a_streamed_create_refused_as_existing_is_complete_only_over_the_same_bytes() {
+    let want = bytes(10, 1 << 20);
+    let spill = tempfile::tempdir().unwrap();
+    let pack = format!("data/ab/{}", "ab".repeat(32));
+    let (endpoint, seen) = scripted_s3(vec![PutStep::Exists412], Some(want.clone()));
+    let b = s3_at(&endpoint, &["retries=0"]);
+    b.write_staged(&pack, staged_file(&b, spill.path(), &want)).unwrap_or_else(|e| panic!("same bytes: {e}"));
+    let other = bytes(11, 1 << 20);
+    let (endpoint, seen2) = scripted_s3(vec![PutStep::Exists412], Some(other.clone()));
+    let b = s3_at(&endpoint, &["retries=0"]);
+    let e = b.write_staged(&pack, staged_file(&b, spill.path(), &want)).expect_err("other bytes were accepted");
+    assert!(e.is_exists(), "{e}");
+    assert!(seen2.stored.lock().unwrap().as_deref() == Some(&other[..]), "the stored object changed");
+    assert_eq!((seen.puts.lock().unwrap().len(), seen2.puts.lock().unwrap().len()), (1, 1), "a 412 is not retried");
+}
+
+/// The VmHWM of this process, in KiB.
+fn peak_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// What `a_staged_pack_goes_up_to_s3_from_its_file_not_from_memory` runs in its child: one 96 MiB pack, staged in a
+/// file in 1 MiB pieces, stored on the S3 server, with the growth of the process's peak printed.
+fn upload_in_a_child(mode: &str) {
+    let s = S3::from_env().unwrap();
+    let mut flags = [s.options(), s.credentials(&s.secret_key)].concat();
+    if mode == "buffered" {
+        flags.push("s3.presigned_uploads=false".into());
+    }
+    let b = open(&s.url("streamed-memory"), flags);
+    let spill = tempfile::tempdir().unwrap();
+    let mut staged = b.stage("data/", 0, backend::Spill::Dir(spill.path())).unwrap();
+    for i in 0..96 {
+        staged.write(&bytes(i, 1 << 20)).unwrap();
+    }
+    let pack = format!("data/cd/{}", "cd".repeat(32));
+    let before = peak_kib();
+    b.write_staged(&pack, staged).unwrap();
+    println!("peak growth KiB: {}", peak_kib() - before);
+    assert_eq!(b.stat(&pack).unwrap().unwrap().size, 96 << 20);
+    for i in [0, 47, 95] {
+        assert!(b.read_range(&pack, i << 20, 1 << 20).unwrap() == bytes(i, 1 << 20), "piece {i} differs");
+    }
+}
+
+/// A pack staged in a file goes up to S3 from the file as the connection takes it: the upload adds a few pieces to
+/// the process's peak, not the pack. Before, every pack was read back whole and sent from memory, so each upload in
+/// flight held one (4 × 16 MiB by default); `s3.presigned_uploads=false` still does, and is measured beside it so
+/// the test shows the difference it claims. Each upload runs in a child process of its own (this test binary,
+/// running only this test), so no other test's memory counts.
+#[test]
+fn a_staged_pack_goes_up_to_s3_from_its_file_not_from_memory() {
+    const CHILD: &str = "CAIRN_TEST_UPLOAD_CHILD";
+    if let Ok(mode) = std::env::var(CHILD) {
+        return upload_in_a_child(&mode);
+    }
+    if S3::from_env().is_none() {
+        return;
+    }
+    let growth = |mode: &str| -> u64 {
+        let name = "storage::a_staged_pack_goes_up_to_s3_from_its_file_not_from_memory";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(CHILD, mode)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let line = stdout
+            .lines()
+            .find_map(|l| l.split_once("peak growth KiB: ").map(|(_, n)| n))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        line.trim().parse().unwrap()
+    };
+    let (streamed, buffered) = (growth("streamed"), growth("buffered"));
+    assert!(streamed < 16 << 10, "a streamed 96 MiB upload raised the peak by {streamed} KiB");
+    assert!(
+        buffered > 64 << 10,
+        "the buffered upload raised the peak by only {buffered} KiB: the test measures nothing"
+    );
 }
 
 /// A backend that makes every pack upload take a while and records how many run at once.
@@ -601,6 +845,12 @@ fn staged_objects_are_stored_under_their_final_name_once() {
         let e = b.write_staged(path, again).unwrap_err();
         assert!(e.is_exists(), "{name}: {e}");
         assert_eq!(b.read(path).unwrap().len(), 4000, "{name}: never overwritten");
+        // Staged in a file (streamed where the service takes it), other bytes under a taken name are refused too.
+        let mut again = b.stage("data/", 0, Spill::Dir(&spill)).unwrap();
+        again.write(&bytes(4, 5000)).unwrap();
+        let e = b.write_staged(path, again).unwrap_err();
+        assert!(e.is_exists(), "{name}: {e}");
+        assert_eq!(b.read(path).unwrap(), [bytes(2, 3000), bytes(3, 1000)].concat(), "{name}: never overwritten");
         let dropped = b.stage("data/", 0, Spill::Dir(&spill)).unwrap();
         drop(dropped);
         let listed: Vec<String> = b.list("data/").unwrap().into_iter().map(|o| o.path).collect();
