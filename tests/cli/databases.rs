@@ -231,7 +231,9 @@ fn postgres_recipe_restores_a_consistent_dump_and_dedups_uncompressed() {
 
     // A small change (5 rows deleted 10 % into the table, 10 appended): the next uncompressed dump stores little. It
     // adds the few chunks around the changes and the header (which holds the dump's time): 2.2 to 4.9 MB of this
-    // 21.7 MB dump in 12 runs (the chunk boundaries depend on each repository's chunker key), so a third has room.
+    // 21.7 MB dump in 12 runs, and 7.6 MB once in CI. The chunk boundaries depend on each repository's chunker key,
+    // and each of the three changed places costs one or two chunks of up to 4 MiB, so the bytes vary widely from
+    // run to run; the number of new blobs does not (about 20 chunks in all; the stream's tree blobs besides).
     let small_change = |k: u64| {
         let at = PG_ROWS / 10 + 10 * k;
         format!(
@@ -242,10 +244,10 @@ fn postgres_recipe_restores_a_consistent_dump_and_dedups_uncompressed() {
     };
     psql(&db, &small_change(1));
     let second = repo.json(&["backup", "--command", &pg_dump, "--stdin-filename", "pg.dump"]);
-    let added = num(&second, "bytes_added");
+    let (added, blobs) = (num(&second, "bytes_added"), num(&second, "blobs_added"));
     assert!(
-        added * 3 < dump.len() as u64,
-        "after a small change the uncompressed dump added {added} of {} bytes: it does not deduplicate",
+        added * 2 < dump.len() as u64 && blobs <= 10,
+        "after a small change the uncompressed dump added {added} of {} bytes in {blobs} blobs: it does not deduplicate",
         dump.len()
     );
     // The compressed dump (pg_dump's default) does not: after the same kind of change most of it is new.
