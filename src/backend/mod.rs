@@ -11,6 +11,7 @@ pub mod local;
 pub mod opendal;
 pub mod options;
 pub mod remote;
+pub mod retry;
 #[cfg(feature = "remote")]
 pub mod s3lock;
 pub mod staged;

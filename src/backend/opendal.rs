@@ -2,6 +2,7 @@
 //! and the remote services [`super::remote`] configures. Each call runs on a private tokio
 //! runtime; call it from plain threads only. Errors name the backend's location, never a secret.
 
+use super::retry::backoff;
 use super::{backend_err, check_path, not_found, Backend, Guarantees, ObjectInfo, Staged};
 use crate::error::{Error, Result};
 use crate::time::Time;
@@ -9,7 +10,6 @@ use opendal::{Buffer, BytesRange, ErrorKind, Operator};
 use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// A backend over an OpenDAL operator.
 pub struct OpendalBackend {
@@ -431,20 +431,6 @@ impl Backend for OpendalBackend {
 
 /// The most a ranged read reserves before its bytes arrive (a pack's ranged reads are a few MiB).
 const MAX_PRESIZE: u64 = 64 << 20;
-
-/// The first retry's delay; each later one doubles, up to [`MAX_DELAY`].
-pub const MIN_DELAY: Duration = Duration::from_millis(200);
-/// The longest wait between two attempts.
-pub const MAX_DELAY: Duration = Duration::from_secs(20);
-
-/// The wait before retry `attempt` (1-based): exponential from [`MIN_DELAY`], capped, with jitter
-/// (a random 50–100 % of it), like the retry layer's.
-pub fn backoff(attempt: u32) -> Duration {
-    let full = MIN_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(MAX_DELAY);
-    let mut b = [0u8; 1];
-    let _ = getrandom::getrandom(&mut b);
-    full.mul_f64(0.5 + f64::from(b[0]) / 510.0)
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,8 @@
 //! message or log line.
 
 use super::opendal::OpendalBackend;
-pub use super::opendal::{backoff, MAX_DELAY, MIN_DELAY};
 use super::options::Options;
+pub use super::retry::{backoff, MAX_DELAY, MIN_DELAY};
 use super::url::RepoUrl;
 use super::Guarantees;
 use crate::error::{Error, Result};

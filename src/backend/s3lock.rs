@@ -8,6 +8,7 @@
 //! backend unchanged: packs, indexes and snapshots are never locked.
 
 use super::remote::{backoff, S3Settings, Tuning};
+use super::streamed::s3_error_text;
 use super::{backend_err, Backend, DynBackend, Guarantees, ObjectInfo, Options, RepoUrl, Spill, Staged};
 use crate::error::{Error, Result};
 use crate::layout::LEDGER_DIR;
@@ -170,22 +171,6 @@ pub fn bucket_url(endpoint: Option<&str>, region: &str, bucket: &str, virtual_ho
         ep.replacen("//", &format!("//{bucket}."), 1)
     } else {
         format!("{ep}/{bucket}")
-    }
-}
-
-/// The `<Code>` and `<Message>` of an S3 error body, for messages.
-pub(super) fn s3_error_text(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let tag = |t: &str| {
-        let open = format!("<{t}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{t}>"))? + start;
-        Some(text[start..end].to_string())
-    };
-    match (tag("Code"), tag("Message")) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c,
-        _ => text.chars().take(200).collect(),
     }
 }
 

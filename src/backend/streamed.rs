@@ -5,9 +5,9 @@
 //! is stored or how: the same bytes under the same name, created only if the name is free, an
 //! "exists" answer checked as format-spec §1.4 says, retried like OpenDAL's retry layer.
 
-use super::opendal::backoff;
+use super::backend_err;
+use super::retry::backoff;
 use super::staged::StagedFile;
-use super::{backend_err, s3lock::s3_error_text};
 use crate::error::{Error, Result};
 use opendal::Operator;
 use std::os::unix::fs::FileExt;
@@ -192,4 +192,20 @@ fn chain(e: &reqwest::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+/// The `<Code>` and `<Message>` of an S3 error body, for messages.
+pub fn s3_error_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{t}>"))? + start;
+        Some(text[start..end].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        _ => text.chars().take(200).collect(),
+    }
 }
