@@ -279,22 +279,33 @@ impl OpendalBackend {
         }
     }
 
-    /// True when the object at `path` holds exactly the bytes of `file`.
+    /// True when the object at `path` holds exactly the bytes of `file`, compared a range at a
+    /// time (a pack is not held whole for this either).
     #[cfg(feature = "remote")]
     fn stored_equals(&self, path: &str, file: &super::staged::StagedFile) -> Result<bool> {
         use std::os::unix::fs::FileExt;
-        let stored = match self.read_at_most(path, file.len()) {
-            Ok(Ok(b)) => b,
-            Ok(Err(_)) => return Ok(false),
-            Err(e) if e.is_not_found() => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if stored.len() as u64 != file.len() {
-            return Ok(false);
+        const RANGE: u64 = 4 << 20;
+        match self.stat(path)? {
+            Some(info) if info.size == file.len() => {}
+            _ => return Ok(false),
         }
-        let mut mine = vec![0u8; stored.len()];
-        file.file().read_exact_at(&mut mine, 0).map_err(|e| file.error("read", e))?;
-        Ok(mine == stored)
+        let mut mine = Vec::new();
+        let mut at = 0;
+        while at < file.len() {
+            let n = (file.len() - at).min(RANGE);
+            let stored = match self.read_range(path, at, n) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            mine.resize(n as usize, 0);
+            file.file().read_exact_at(&mut mine, at).map_err(|e| file.error("read", e))?;
+            if stored != mine {
+                return Ok(false);
+            }
+            at += n;
+        }
+        Ok(true)
     }
 
     fn info(path: String, m: &opendal::Metadata) -> ObjectInfo {

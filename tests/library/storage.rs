@@ -680,6 +680,13 @@ fn upload_in_a_child(mode: &str) {
     for i in [0, 47, 95] {
         assert!(b.read_range(&pack, i << 20, 1 << 20).unwrap() == bytes(i, 1 << 20), "piece {i} differs");
     }
+    // The same pack again (a retried create whose first attempt landed): refused as existing by the server, then
+    // found to hold the same bytes, range by range, so the create is complete.
+    let mut again = b.stage("data/", 0, backend::Spill::Dir(spill.path())).unwrap();
+    for i in 0..96 {
+        again.write(&bytes(i, 1 << 20)).unwrap();
+    }
+    b.write_staged(&pack, again).unwrap_or_else(|e| panic!("{mode}: the same bytes again: {e}"));
 }
 
 /// A pack staged in a file goes up to S3 from the file as the connection takes it: the upload adds a few pieces to
