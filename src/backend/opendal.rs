@@ -33,6 +33,8 @@ pub struct OpendalBackend {
     /// [`super::remote::layered`]), and how often a failed listing is retried whole.
     lister: Operator,
     list_retries: usize,
+    /// How long a failed create waits to learn whether its name is now taken.
+    probe_timeout: std::time::Duration,
     /// Packs staged in files go up as streamed, presigned PUTs (S3; see [`super::streamed`]).
     #[cfg(feature = "remote")]
     streaming: Option<super::streamed::Streaming>,
@@ -47,6 +49,8 @@ pub struct Remote {
     pub lister: Operator,
     /// Whole-listing retries.
     pub list_retries: usize,
+    /// How long a failed create waits to learn whether its name is now taken (`io_timeout`).
+    pub probe_timeout: std::time::Duration,
     /// The location for messages (no secrets).
     pub location: String,
     /// Streamed uploads of staged packs, where the service takes them.
@@ -162,6 +166,7 @@ impl OpendalBackend {
             writer: r.writer,
             lister: r.lister,
             list_retries: r.list_retries,
+            probe_timeout: r.probe_timeout,
             #[cfg(feature = "remote")]
             streaming: r.streaming,
         })
@@ -175,6 +180,7 @@ impl OpendalBackend {
             writer: op.clone(),
             lister: op.clone(),
             list_retries: 0,
+            probe_timeout: std::time::Duration::from_secs(60),
             op,
             rt: runtime()?,
             location: root.display().to_string(),
@@ -195,6 +201,7 @@ impl OpendalBackend {
             writer: op.clone(),
             lister: op.clone(),
             list_retries: 0,
+            probe_timeout: std::time::Duration::from_secs(60),
             op,
             rt: runtime()?,
             location: format!("memory://{name}"),
@@ -231,7 +238,10 @@ impl OpendalBackend {
             }
             match self.rt.block_on(w.into_future()) {
                 Ok(_) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::ConditionNotMatch => match self.read(path) {
+                // A server may answer "exists" before it has read the body and close the connection,
+                // which the client reports as a failed send (s3s-fs does): a failed create whose name
+                // is now taken is checked like a refused one.
+                Err(e) if e.kind() == ErrorKind::ConditionNotMatch || self.taken_now(path) => match self.read(path) {
                     Ok(stored) if stored[..] == body.to_bytes()[..] => {
                         tracing::debug!("{path}: already stored with the same bytes (a retried create)");
                         Ok(())
@@ -251,6 +261,14 @@ impl OpendalBackend {
             }
             self.rt.block_on(w.into_future()).map(|_| ()).map_err(|e| self.map_err("write", path, e))
         }
+    }
+
+    /// True when `path` exists, asked after a create failed; false when that is not known within
+    /// the probe's time (a stalled server must not hold a failure up for a whole `timeout`).
+    fn taken_now(&self, path: &str) -> bool {
+        self.rt.block_on(async {
+            matches!(tokio::time::timeout(self.probe_timeout, self.op.exists(path)).await, Ok(Ok(true)))
+        })
     }
 
     /// [`OpendalBackend::create`] of a staged file, streamed from it ([`super::streamed`]).

@@ -410,6 +410,7 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
                 client,
                 retries: tuning.retries,
                 write_timeout: tuning.write_timeout,
+                probe_timeout: tuning.io_timeout,
                 location: url.to_string(),
             }
         });
@@ -423,7 +424,14 @@ pub fn open(url: &RepoUrl, o: &Options) -> Result<OpendalBackend> {
     let chunk = if cap.write_can_multi { tuning.chunk_size } else { 0 };
     OpendalBackend::remote(
         op,
-        super::opendal::Remote { writer, lister, list_retries: tuning.retries, location: url.to_string(), streaming },
+        super::opendal::Remote {
+            writer,
+            lister,
+            list_retries: tuning.retries,
+            probe_timeout: tuning.io_timeout,
+            location: url.to_string(),
+            streaming,
+        },
         g,
         tuning.uploads,
         chunk,

@@ -35,6 +35,8 @@ pub struct Streaming {
     pub retries: usize,
     /// The most one attempt may take, body and answer (`upload_timeout`).
     pub write_timeout: Duration,
+    /// How long a failed attempt waits to learn whether its name is now taken (`io_timeout`).
+    pub probe_timeout: Duration,
     /// The location, for messages.
     pub location: String,
 }
@@ -65,6 +67,15 @@ impl Streaming {
         loop {
             match self.attempt(op, path, file, if_not_exists).await {
                 Ok(put) => return Ok(put),
+                // A server may answer 412 before it has read the body and close the connection, which
+                // the client reports as a failed send (s3s-fs does), and an attempt whose answer was
+                // lost may have landed: a name taken now is checked by the caller, not sent again.
+                Err(Failed::Again(_))
+                    if if_not_exists
+                        && matches!(tokio::time::timeout(self.probe_timeout, op.exists(path)).await, Ok(Ok(true))) =>
+                {
+                    return Ok(Put::Exists);
+                }
                 Err(Failed::Again(why)) if (attempt as usize) < self.retries => {
                     attempt += 1;
                     let wait = backoff(attempt);
@@ -96,7 +107,14 @@ impl Streaming {
             }
         };
         let len = file.len();
-        let mut req = self.client.request(signed.method().clone(), signed.uri().to_string());
+        let url = match reqwest::Url::parse(&signed.uri().to_string()) {
+            Ok(u) => u,
+            Err(e) => {
+                let why = format!("{}: the signed request has no usable URL: {e}", self.location);
+                return Err(Failed::Final(backend_err("write", path, why)));
+            }
+        };
+        let mut req = self.client.request(signed.method().clone(), url.clone());
         for (name, value) in signed.header() {
             // The client sets Host from the URL, as OpenDAL's requests do.
             if name != http::header::HOST {
@@ -109,9 +127,16 @@ impl Streaming {
         tracing::trace!(service = "s3", op = "write", path, len, "streamed from its staging file");
         let answer = tokio::time::timeout(self.write_timeout, async {
             let resp = req.send().await?;
+            // The client follows a 301, 302 or 303 with a GET and no body: an answer from anywhere
+            // but the URL the pack was sent to says nothing about the pack.
+            let moved = (resp.url() != &url).then(|| {
+                let mut to = resp.url().clone();
+                to.set_query(None);
+                to.to_string()
+            });
             let status = resp.status().as_u16();
             let text = if (200..300).contains(&status) { String::new() } else { error_body(resp).await };
-            Ok::<_, reqwest::Error>((status, text))
+            Ok::<_, reqwest::Error>((status, text, moved))
         })
         .await;
         // The staging file failing to read is this machine's fault: not worth sending again.
@@ -120,8 +145,13 @@ impl Streaming {
         }
         let (status, text) = match answer {
             Err(_) => return Err(Failed::Again(format!("no answer in {} s", self.write_timeout.as_secs()))),
-            Ok(Err(e)) => return Err(Failed::Again(chain(&e))),
-            Ok(Ok(a)) => a,
+            // The URL carries the presigned signature, a bearer credential for this write: never shown.
+            Ok(Err(e)) => return Err(Failed::Again(chain(&e.without_url()))),
+            Ok(Ok((_, _, Some(to)))) => {
+                let why = format!("{}: the service redirected the upload to {to}; it is not stored", self.location);
+                return Err(Failed::Final(backend_err("write", path, why)));
+            }
+            Ok(Ok((status, text, None))) => (status, text),
         };
         match status {
             200..=299 => Ok(Put::Created),

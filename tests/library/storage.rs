@@ -506,6 +506,11 @@ enum PutStep {
     Refuse503,
     /// Take the body whole, answer 412 (the name is taken), keep nothing.
     Exists412,
+    /// Take the body whole, answer 303 to `/landing`, a page that answers every GET with 200.
+    Redirect303,
+    /// Hang up before reading the body, answering nothing: what a client sees when a server answers 412 before it
+    /// reads the body and resets the connection (s3s-fs does, when the body is large).
+    HangUpUnread,
 }
 
 /// What a scripted S3 endpoint saw and keeps: each PUT's request line and headers, and the body last stored.
@@ -554,6 +559,9 @@ fn scripted_s3(script: Vec<PutStep>, stored: Option<Vec<u8>>) -> (String, Script
                         state.puts.lock().unwrap().push(head.clone());
                         let step = script.lock().unwrap().pop_front().unwrap_or(PutStep::Store);
                         let mut body = vec![0u8; len];
+                        if let PutStep::HangUpUnread = step {
+                            return;
+                        }
                         let whole = match step {
                             PutStep::CutOffHalfway => len / 2,
                             _ => len,
@@ -569,15 +577,32 @@ fn scripted_s3(script: Vec<PutStep>, stored: Option<Vec<u8>>) -> (String, Script
                             PutStep::Exists412 => {
                                 answer("412 Precondition Failed", b"<Error><Code>PreconditionFailed</Code></Error>")
                             }
+                            PutStep::HangUpUnread => unreachable!(),
+                            PutStep::Redirect303 => {
+                                let to = "HTTP/1.1 303 See Other\r\nLocation: /landing\r\nContent-Length: 0\r\n\r\n";
+                                to.as_bytes().to_vec()
+                            }
                             PutStep::Store => {
                                 *state.stored.lock().unwrap() = Some(body);
                                 answer("200 OK", b"")
                             }
                         }
+                    } else if head.starts_with("GET /landing") {
+                        answer("200 OK", b"welcome")
                     } else {
+                        let range = head.to_ascii_lowercase().lines().find_map(|l| {
+                            let (a, b) = l.strip_prefix("range: bytes=")?.trim().split_once('-')?;
+                            Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()))
+                        });
                         match state.stored.lock().unwrap().clone() {
                             None => answer("404 Not Found", b"<Error><Code>NoSuchKey</Code></Error>"),
-                            Some(b) => answer("200 OK", &b),
+                            Some(b) => match range {
+                                Some((from, to)) if from < b.len() => {
+                                    let to = to.map_or(b.len(), |t| (t + 1).min(b.len()));
+                                    answer("206 Partial Content", &b[from..to])
+                                }
+                                _ => answer("200 OK", &b),
+                            },
                         }
                     };
                     if w.write_all(&reply).is_err() {
@@ -649,6 +674,45 @@ fn a_streamed_create_refused_as_existing_is_complete_only_over_the_same_bytes() 
     assert!(e.is_exists(), "{e}");
     assert!(seen2.stored.lock().unwrap().as_deref() == Some(&other[..]), "the stored object changed");
     assert_eq!((seen.puts.lock().unwrap().len(), seen2.puts.lock().unwrap().len()), (1, 1), "a 412 is not retried");
+
+    // A create whose send fails (a server that answers 412 before it reads the body and resets the connection, as
+    // s3s-fs does; or an earlier attempt that landed, its answer lost) finds the name taken and checks it the same
+    // way, streamed or from memory, instead of failing or sending again.
+    let big = bytes(13, 16 << 20);
+    for (stored, ok) in [(big.clone(), true), (bytes(14, 16 << 20), false)] {
+        let (endpoint, seen) = scripted_s3(vec![PutStep::HangUpUnread; 10], Some(stored.clone()));
+        let b = s3_at(&endpoint, &["retries=1"]);
+        let streamed = b.write_staged(&pack, staged_file(&b, spill.path(), &big));
+        let buffered = b.write_new(&pack, &big);
+        for (how, r) in [("streamed", streamed), ("from memory", buffered)] {
+            match (r, ok) {
+                (Ok(()), true) => {}
+                (Err(e), false) if e.is_exists() => {}
+                (r, _) => panic!("{how}, the same bytes stored: {ok}: {r:?}"),
+            }
+        }
+        assert!(seen.stored.lock().unwrap().as_deref() == Some(&stored[..]), "the stored object changed");
+    }
+    // Where nothing is stored, the failure is the send's; its message never shows the presigned URL's signature (a
+    // credential for this write).
+    let (endpoint, _) = scripted_s3(vec![PutStep::HangUpUnread; 10], None);
+    let b = s3_at(&endpoint, &["retries=1"]);
+    let e = b.write_staged(&pack, staged_file(&b, spill.path(), &big)).expect_err("nothing was stored").to_string();
+    assert!(e.contains(&pack) && !e.contains("X-Amz-Signature") && !e.contains("X-Amz-Credential"), "{e}");
+}
+
+/// An upload answered with a redirect is not stored, whatever the page it points to answers: the HTTP client
+/// follows a 303 with a GET and no body, and a 200 from there must not count as the pack stored.
+#[test]
+fn a_streamed_upload_redirected_elsewhere_is_not_taken_for_stored() {
+    let spill = tempfile::tempdir().unwrap();
+    let pack = format!("data/ab/{}", "ab".repeat(32));
+    let (endpoint, seen) = scripted_s3(vec![PutStep::Redirect303], None);
+    let b = s3_at(&endpoint, &["retries=2"]);
+    let e = b.write_staged(&pack, staged_file(&b, spill.path(), &bytes(12, 1 << 20))).expect_err("taken for stored");
+    assert!(e.to_string().contains("redirected the upload"), "{e}");
+    assert!(seen.stored.lock().unwrap().is_none());
+    assert_eq!(seen.puts.lock().unwrap().len(), 1, "a redirect is not retried");
 }
 
 /// The VmHWM of this process, in KiB.
