@@ -360,17 +360,33 @@ fn retrying(op: Operator, t: &Tuning) -> Operator {
 /// Gives `op` an HTTP client of its own whose connections are dropped when bytes they sent stay
 /// unacknowledged, or unsent for want of window, for `io_timeout` (`TCP_USER_TIMEOUT`): a
 /// stalled upload ends at the same pace as a stalled read, while one that keeps moving may take
-/// as long as [`Tuning::write_timeout`]. Other settings are reqwest's defaults, as before.
+/// as long as [`Tuning::write_timeout`], and which follows only redirects that keep the body
+/// ([`body_keeping_redirects`]). Other settings are reqwest's defaults.
 /// Returns the client too, for the requests the backend sends itself ([`super::streamed`]).
 #[cfg(feature = "remote")]
 fn with_http_client(op: Operator, t: &Tuning) -> Result<(Operator, reqwest::Client)> {
     let client = reqwest::Client::builder()
         .tcp_user_timeout(t.io_timeout)
+        .redirect(reqwest::redirect::Policy::custom(body_keeping_redirects))
         .build()
         .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
     let transport =
         opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::new(client.clone()));
     Ok((op.with_context(opendal::OperationContext::new().with_http_transport(transport)), client))
+}
+
+/// The redirects the client follows: only those that keep the method and the body (307, 308), at
+/// most 10. A client follows a 301, 302 or 303 with a GET and no body, so a write answered with one
+/// would end in whatever the new address answers to a GET, and a 200 from there would be taken for
+/// the object stored (format-spec §1.4). The 3xx answer goes back to the caller, an error.
+#[cfg(feature = "remote")]
+fn body_keeping_redirects(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let status = attempt.status().as_u16();
+    if matches!(status, 307 | 308) && attempt.previous().len() < 10 {
+        attempt.follow()
+    } else {
+        attempt.stop()
+    }
 }
 
 #[cfg(feature = "remote")]

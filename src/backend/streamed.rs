@@ -158,6 +158,11 @@ impl Streaming {
             412 if if_not_exists => Ok(Put::Exists),
             // 409: S3's answer to two conditional writes of one name at once; the next says which won.
             408 | 409 | 429 | 500..=599 => Err(Failed::Again(format!("HTTP {status}: {text}"))),
+            300..=399 => {
+                let why =
+                    format!("{}: the service redirected the upload (HTTP {status}); it is not stored", self.location);
+                Err(Failed::Final(backend_err("write", path, why)))
+            }
             _ => {
                 let hint = if matches!(status, 401 | 403) { " (the service refused the credentials)" } else { "" };
                 let why = format!("{}: HTTP {status}: {text}{hint}", self.location);
