@@ -127,8 +127,9 @@ impl Streaming {
         tracing::trace!(service = "s3", op = "write", path, len, "streamed from its staging file");
         let answer = tokio::time::timeout(self.write_timeout, async {
             let resp = req.send().await?;
-            // The client follows a 301, 302 or 303 with a GET and no body: an answer from anywhere
-            // but the URL the pack was sent to says nothing about the pack.
+            // An answer from anywhere but the URL the pack was sent to says nothing about the pack.
+            // The client follows only 307 and 308 (`remote::body_keeping_redirects`), which a body
+            // read from a file cannot be sent again for; this holds whatever the client does.
             let moved = (resp.url() != &url).then(|| {
                 let mut to = resp.url().clone();
                 to.set_query(None);

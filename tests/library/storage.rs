@@ -380,10 +380,27 @@ fn a_server_sending_more_than_asked_is_cut_off() {
     assert!(n < 64 << 20, "the server got {n} bytes out before the client stopped reading");
 }
 
+/// The request line and headers of the next request on a fake server's connection, and its `Content-Length` (0
+/// without one); `None` when the client has hung up.
+fn request_head(r: &mut impl std::io::BufRead) -> Option<(String, usize)> {
+    let (mut head, mut line, mut len) = (String::new(), String::new(), 0usize);
+    if r.read_line(&mut head).unwrap_or(0) == 0 {
+        return None;
+    }
+    while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&line);
+        line.clear();
+    }
+    Some((head, len))
+}
+
 /// An S3 endpoint whose PUTs read the request body at `pace` bytes every 100 ms (0: never read it, nor answer),
 /// then answer 200; it counts the bodies it took in whole.
 fn slow_s3(pace: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Read, Write};
     use std::sync::atomic::Ordering::SeqCst;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", l.local_addr().unwrap());
@@ -397,16 +414,7 @@ fn slow_s3(pace: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>
                 let mut r = BufReader::new(conn.try_clone().unwrap());
                 let mut w = conn;
                 loop {
-                    let (mut first, mut line, mut len) = (String::new(), String::new(), 0usize);
-                    if r.read_line(&mut first).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    while r.read_line(&mut line).is_ok_and(|n| n > 2) {
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                        line.clear();
-                    }
+                    let Some((_, len)) = request_head(&mut r) else { return };
                     if pace == 0 {
                         std::thread::sleep(std::time::Duration::from_secs(120));
                         return;
@@ -523,7 +531,7 @@ struct Scripted {
 /// An S3 endpoint that answers each PUT as `script` says, in turn (`Store` once it runs out), and every GET or HEAD
 /// from the body last stored (404 before one is). It checks no signature.
 fn scripted_s3(script: Vec<PutStep>, stored: Option<Vec<u8>>) -> (String, Scripted) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", l.local_addr().unwrap());
     let seen = Scripted { stored: Arc::new(std::sync::Mutex::new(stored)), ..Default::default() };
@@ -537,17 +545,7 @@ fn scripted_s3(script: Vec<PutStep>, stored: Option<Vec<u8>>) -> (String, Script
                 let mut r = BufReader::new(conn.try_clone().unwrap());
                 let mut w = conn;
                 loop {
-                    let (mut head, mut line, mut len) = (String::new(), String::new(), 0usize);
-                    if r.read_line(&mut head).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    while r.read_line(&mut line).is_ok_and(|n| n > 2) {
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                        head.push_str(&line);
-                        line.clear();
-                    }
+                    let Some((head, len)) = request_head(&mut r) else { return };
                     let head_only = head.starts_with("HEAD");
                     let answer = |status: &str, body: &[u8]| {
                         let mut a = format!("HTTP/1.1 {status}\r\nETag: \"e\"\r\nContent-Length: {}\r\n", body.len());
