@@ -114,7 +114,7 @@ impl Streaming {
                 return Err(Failed::Final(backend_err("write", path, why)));
             }
         };
-        let mut req = self.client.request(signed.method().clone(), url.clone());
+        let mut req = self.client.request(signed.method().clone(), url);
         for (name, value) in signed.header() {
             // The client sets Host from the URL, as OpenDAL's requests do.
             if name != http::header::HOST {
@@ -127,17 +127,9 @@ impl Streaming {
         tracing::trace!(service = "s3", op = "write", path, len, "streamed from its staging file");
         let answer = tokio::time::timeout(self.write_timeout, async {
             let resp = req.send().await?;
-            // An answer from anywhere but the URL the pack was sent to says nothing about the pack.
-            // The client follows only 307 and 308 (`remote::body_keeping_redirects`), which a body
-            // read from a file cannot be sent again for; this holds whatever the client does.
-            let moved = (resp.url() != &url).then(|| {
-                let mut to = resp.url().clone();
-                to.set_query(None);
-                to.to_string()
-            });
             let status = resp.status().as_u16();
             let text = if (200..300).contains(&status) { String::new() } else { error_body(resp).await };
-            Ok::<_, reqwest::Error>((status, text, moved))
+            Ok::<_, reqwest::Error>((status, text))
         })
         .await;
         // The staging file failing to read is this machine's fault: not worth sending again.
@@ -148,17 +140,15 @@ impl Streaming {
             Err(_) => return Err(Failed::Again(format!("no answer in {} s", self.write_timeout.as_secs()))),
             // The URL carries the presigned signature, a bearer credential for this write: never shown.
             Ok(Err(e)) => return Err(Failed::Again(chain(&e.without_url()))),
-            Ok(Ok((_, _, Some(to)))) => {
-                let why = format!("{}: the service redirected the upload to {to}; it is not stored", self.location);
-                return Err(Failed::Final(backend_err("write", path, why)));
-            }
-            Ok(Ok((status, text, None))) => (status, text),
+            Ok(Ok(a)) => a,
         };
         match status {
             200..=299 => Ok(Put::Created),
             412 if if_not_exists => Ok(Put::Exists),
             // 409: S3's answer to two conditional writes of one name at once; the next says which won.
             408 | 409 | 429 | 500..=599 => Err(Failed::Again(format!("HTTP {status}: {text}"))),
+            // Not followed (`remote::body_keeping_redirects`; a body read from a file is not sent
+            // twice in one request): whatever the new address would say, the pack is not there.
             300..=399 => {
                 let why =
                     format!("{}: the service redirected the upload (HTTP {status}); it is not stored", self.location);
